@@ -1,0 +1,240 @@
+#!/usr/bin/env bash
+# Bring up the real servers mod8's production backends talk to, on loopback, on a
+# Debian/Ubuntu machine (as root). Idempotent: `up` twice is the same as `up` once.
+#
+#   scripts/services.sh up     install (apt, go) what is missing, start, wait, print exports
+#   scripts/services.sh down   stop what `up` started
+#   scripts/services.sh env    print the MOD8_* export lines only
+#
+# PostgreSQL, Redis and RabbitMQ come from Debian's packages. MongoDB is not in Debian's
+# archive, so the MongoDB-wire-compatible server is FerretDB v1.24 (built from its Go
+# module, SQLite handler), listening on 127.0.0.1:27017.
+set -euo pipefail
+
+STATE_DIR="${MOD8_STATE_DIR:-/var/tmp/mod8-services}"
+FERRETDB_VERSION="v1.24.0"
+PG_USER="mod8"
+PG_PASSWORD="mod8"
+PG_DB="mod8"
+
+POSTGRES_URL="postgres://${PG_USER}:${PG_PASSWORD}@127.0.0.1:5432/${PG_DB}"
+MONGODB_URL="mongodb://127.0.0.1:27017/"
+REDIS_URL="redis://127.0.0.1:6379/"
+AMQP_URL="amqp://guest:guest@127.0.0.1:5672/%2f"
+
+log() { printf '[services] %s\n' "$*" >&2; }
+die() { printf '[services] error: %s\n' "$*" >&2; exit 1; }
+
+as_root() {
+    if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+# Wait until "$@" succeeds, up to $1 seconds; the name is only for messages.
+wait_for() {
+    local name=$1 timeout=$2; shift 2
+    local start=$SECONDS
+    until "$@" >/dev/null 2>&1; do
+        if (( SECONDS - start >= timeout )); then
+            die "$name did not answer within ${timeout}s"
+        fi
+        sleep 1
+    done
+    log "$name answers (after $(( SECONDS - start ))s)"
+}
+
+tcp_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+print_env() {
+    cat <<ENV
+export MOD8_POSTGRES_URL=${POSTGRES_URL}
+export MOD8_MONGODB_URL=${MONGODB_URL}
+export MOD8_REDIS_URL=${REDIS_URL}
+export MOD8_AMQP_URL=${AMQP_URL}
+ENV
+}
+
+install_packages() {
+    local missing=()
+    command -v pg_ctlcluster >/dev/null || missing+=(postgresql postgresql-contrib)
+    command -v redis-server >/dev/null || missing+=(redis-server)
+    command -v redis-cli >/dev/null || missing+=(redis-tools)
+    command -v rabbitmq-server >/dev/null || missing+=(rabbitmq-server)
+    command -v curl >/dev/null || missing+=(curl)
+    command -v go >/dev/null || missing+=(golang-go)
+    if ((${#missing[@]})); then
+        log "installing with apt: ${missing[*]}"
+        as_root apt-get update -qq
+        as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+    fi
+}
+
+# --- PostgreSQL ---------------------------------------------------------------------
+pg_cluster() { pg_lsclusters --no-header | awk 'NR==1 {print $1, $2}'; }
+
+start_postgres() {
+    local cluster; cluster=$(pg_cluster)
+    [ -n "$cluster" ] || die "no PostgreSQL cluster found (pg_lsclusters is empty)"
+    # shellcheck disable=SC2086
+    set -- $cluster
+    if ! pg_lsclusters --no-header | awk -v v="$1" -v c="$2" '$1==v && $2==c {print $4}' | grep -q online; then
+        log "starting PostgreSQL $1/$2"
+        as_root pg_ctlcluster "$1" "$2" start
+    fi
+    wait_for "PostgreSQL" 60 pg_isready -h 127.0.0.1 -p 5432 -q
+    # Role and database for mod8; CREATEDB so each test run can make its own database.
+    as_root su postgres -c "psql -q -v ON_ERROR_STOP=1 -d postgres" <<SQL
+DO \$\$ BEGIN
+  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '${PG_USER}') THEN
+    CREATE ROLE ${PG_USER} LOGIN CREATEDB PASSWORD '${PG_PASSWORD}';
+  END IF;
+END \$\$;
+SQL
+    if ! as_root su postgres -c "psql -tAq -d postgres -c \"SELECT 1 FROM pg_database WHERE datname='${PG_DB}'\"" | grep -q 1; then
+        as_root su postgres -c "createdb -O ${PG_USER} ${PG_DB}"
+    fi
+    PGPASSWORD=$PG_PASSWORD psql -h 127.0.0.1 -U "$PG_USER" -d "$PG_DB" -tAc 'SELECT 1' >/dev/null \
+        || die "PostgreSQL answers but mod8 cannot log in"
+}
+
+stop_postgres() {
+    local cluster; cluster=$(pg_cluster)
+    [ -n "$cluster" ] || return 0
+    # shellcheck disable=SC2086
+    set -- $cluster
+    if pg_lsclusters --no-header | grep -q online; then
+        log "stopping PostgreSQL $1/$2"
+        as_root pg_ctlcluster "$1" "$2" stop || true
+    fi
+}
+
+# --- Redis --------------------------------------------------------------------------
+start_redis() {
+    if ! redis-cli -h 127.0.0.1 -p 6379 ping 2>/dev/null | grep -q PONG; then
+        log "starting Redis"
+        mkdir -p "$STATE_DIR/redis"
+        redis-server --bind 127.0.0.1 --port 6379 --daemonize yes \
+            --pidfile "$STATE_DIR/redis/redis.pid" --logfile "$STATE_DIR/redis/redis.log" \
+            --dir "$STATE_DIR/redis" --save '' --appendonly no
+    fi
+    wait_for "Redis" 30 sh -c 'redis-cli -h 127.0.0.1 -p 6379 ping | grep -q PONG'
+}
+
+stop_redis() {
+    if redis-cli -h 127.0.0.1 -p 6379 ping 2>/dev/null | grep -q PONG; then
+        log "stopping Redis"
+        redis-cli -h 127.0.0.1 -p 6379 shutdown nosave >/dev/null 2>&1 || true
+    fi
+}
+
+# --- RabbitMQ -----------------------------------------------------------------------
+start_rabbitmq() {
+    if ! rabbitmq-diagnostics -q ping >/dev/null 2>&1; then
+        # The management plugin gives the HTTP API the fault tests use to close connections.
+        as_root rabbitmq-plugins --offline enable rabbitmq_management >/dev/null 2>&1 || true
+        log "starting RabbitMQ"
+        as_root service rabbitmq-server start >/dev/null 2>&1 || true
+    fi
+    wait_for "RabbitMQ" 120 rabbitmq-diagnostics -q ping
+    wait_for "RabbitMQ AMQP port" 60 tcp_open 5672
+}
+
+stop_rabbitmq() {
+    if rabbitmq-diagnostics -q ping >/dev/null 2>&1; then
+        log "stopping RabbitMQ"
+        as_root service rabbitmq-server stop >/dev/null 2>&1 || as_root rabbitmqctl stop >/dev/null 2>&1 || true
+    fi
+}
+
+# --- FerretDB (MongoDB wire protocol) -----------------------------------------------
+ferretdb_bin() { echo "$STATE_DIR/bin/ferretdb-$FERRETDB_VERSION"; }
+
+build_ferretdb() {
+    local bin; bin=$(ferretdb_bin)
+    [ -x "$bin" ] && return 0
+    log "building FerretDB $FERRETDB_VERSION from its Go module (first run only)"
+    local work="$STATE_DIR/ferretdb-build"
+    rm -rf "$work" && mkdir -p "$work" "$STATE_DIR/bin"
+    (
+        cd "$work"
+        cat > go.mod <<GOMOD
+module mod8.local/ferretdb-build
+
+go 1.21
+
+require github.com/FerretDB/FerretDB $FERRETDB_VERSION
+GOMOD
+        cat > tools.go <<'GO'
+//go:build tools
+
+package tools
+
+import _ "github.com/FerretDB/FerretDB/cmd/ferretdb"
+GO
+        # `go install ...@version` fails here: the proxy does not serve FerretDB's version
+        # list (needed for the deprecation check), so resolve the pinned version in a module.
+        GOFLAGS=-mod=mod go mod download github.com/FerretDB/FerretDB
+        local src
+        src=$(GOFLAGS=-mod=mod go list -m -f '{{.Dir}}' github.com/FerretDB/FerretDB)
+        # The module zip lacks the generated build/version/version.txt, without which the
+        # binary panics at start; supply it from a writable copy.
+        cp -r "$src" ferretdb-src && chmod -R u+w ferretdb-src
+        echo "$FERRETDB_VERSION" > ferretdb-src/build/version/version.txt
+        go mod edit -replace "github.com/FerretDB/FerretDB=./ferretdb-src"
+        GOFLAGS=-mod=mod go mod tidy
+        go build -o "$bin.tmp" github.com/FerretDB/FerretDB/cmd/ferretdb
+        mv "$bin.tmp" "$bin"
+    )
+    rm -rf "$work"
+}
+
+ferretdb_ready() { curl -fsS http://127.0.0.1:27018/debug/readyz >/dev/null; }
+
+start_ferretdb() {
+    build_ferretdb
+    if ! tcp_open 27017; then
+        log "starting FerretDB $FERRETDB_VERSION (SQLite handler)"
+        mkdir -p "$STATE_DIR/ferretdb/data"
+        nohup "$(ferretdb_bin)" \
+            --handler=sqlite --sqlite-url="file:$STATE_DIR/ferretdb/data/" \
+            --listen-addr=127.0.0.1:27017 --debug-addr=127.0.0.1:27018 \
+            --state-dir="$STATE_DIR/ferretdb" --telemetry=disable --log-level=warn \
+            >"$STATE_DIR/ferretdb/ferretdb.log" 2>&1 &
+        echo $! > "$STATE_DIR/ferretdb/ferretdb.pid"
+    fi
+    wait_for "FerretDB" 60 tcp_open 27017
+    wait_for "FerretDB readiness" 60 ferretdb_ready
+}
+
+stop_ferretdb() {
+    local pidfile="$STATE_DIR/ferretdb/ferretdb.pid"
+    if [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null; then
+        log "stopping FerretDB"
+        kill "$(cat "$pidfile")" || true
+        for _ in $(seq 1 20); do kill -0 "$(cat "$pidfile")" 2>/dev/null || break; sleep 0.5; done
+    fi
+    rm -f "$pidfile"
+}
+
+case "${1:-}" in
+    up)
+        install_packages
+        start_postgres
+        start_redis
+        start_rabbitmq
+        start_ferretdb
+        print_env
+        ;;
+    down)
+        stop_ferretdb
+        stop_rabbitmq
+        stop_redis
+        stop_postgres
+        ;;
+    env)
+        print_env
+        ;;
+    *)
+        echo "usage: $0 up|down|env" >&2
+        exit 2
+        ;;
+esac
