@@ -1,2 +1,221 @@
 #![doc = include_str!("../README.md")]
 #![deny(missing_docs)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+mod cache;
+mod codec;
+mod config;
+mod error;
+mod layer;
+pub mod memo;
+mod memory;
+#[cfg(feature = "redis")]
+mod redis;
+mod stats;
+#[cfg(feature = "testing")]
+pub mod testing;
+mod tiered;
+
+pub use cache::{Cache, CacheBuilder};
+pub use codec::Codec;
+pub use config::{connect, CacheConfig};
+pub use error::{BoxError, CacheError, Result};
+pub use layer::{CacheLayer, Cached, WritePolicy};
+pub use memory::MemoryStore;
+#[cfg(feature = "redis")]
+pub use redis::{RedisConfig, RedisStore};
+pub use stats::CacheStats;
+pub use tiered::TieredStore;
+
+/// A stored value: encoded bytes, shared so an in-process hit never copies them.
+pub type Bytes = Arc<[u8]>;
+
+/// How one entry is stored: its time to live and the tags it can be invalidated by.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EntryOptions {
+    /// How long the entry lives; `None` keeps it until evicted or invalidated.
+    pub ttl: Option<Duration>,
+    /// Tags the entry belongs to; [`CacheStore::invalidate_tag`] removes every entry of a tag.
+    pub tags: Vec<String>,
+}
+
+impl EntryOptions {
+    /// Options with a time to live and no tags.
+    pub fn ttl(ttl: Duration) -> Self {
+        EntryOptions {
+            ttl: Some(ttl),
+            tags: Vec::new(),
+        }
+    }
+
+    /// Adds a tag (for example `user:123`), for "invalidate everything about user 123".
+    #[must_use]
+    pub fn tag(mut self, tag: impl Into<String>) -> Self {
+        self.tags.push(tag.into());
+        self
+    }
+
+    /// Sets or replaces the time to live.
+    #[must_use]
+    pub fn with_ttl(mut self, ttl: Option<Duration>) -> Self {
+        self.ttl = ttl;
+        self
+    }
+
+    /// Rejects a zero TTL and empty tags, the same way on every backend.
+    pub(crate) fn validate(&self) -> Result<()> {
+        if self.ttl == Some(Duration::ZERO) {
+            return Err(CacheError::Validation(
+                "ttl must be greater than zero".into(),
+            ));
+        }
+        if self.tags.iter().any(String::is_empty) {
+            return Err(CacheError::Validation("tags must not be empty".into()));
+        }
+        Ok(())
+    }
+}
+
+/// A byte-level cache backend: the object-safe core every tier implements.
+///
+/// Keys are non-empty strings; values are opaque bytes ([`Bytes`]); the typed, fail-open API
+/// most code wants is [`Cache`], built on top of any `CacheStore`. Backends in this crate:
+/// [`MemoryStore`] (in-process LRU, optionally bounded by age), [`RedisStore`] (feature
+/// `redis`) and [`TieredStore`] (an in-process L1 in front of any L2).
+///
+/// Patterns for [`invalidate_pattern`](Self::invalidate_pattern) are globs where `*` matches any
+/// run of characters and `?` one character; every other character is literal on every backend.
+#[async_trait]
+pub trait CacheStore: Send + Sync + 'static {
+    /// A short backend name for errors, logs and metrics (`"memory"`, `"redis"`, `"tiered"`).
+    fn backend(&self) -> &'static str;
+
+    /// The value stored under `key`, or `None` when absent or expired.
+    async fn get(&self, key: &str) -> Result<Option<Bytes>>;
+
+    /// The values of several keys, in order, in one round trip where the backend allows it.
+    async fn get_many(&self, keys: &[&str]) -> Result<Vec<Option<Bytes>>>;
+
+    /// Stores `value` under `key`, replacing any previous value and its tags.
+    async fn set(&self, key: &str, value: Bytes, options: &EntryOptions) -> Result<()>;
+
+    /// Stores several entries with the same options, batched where the backend allows it.
+    async fn set_many(&self, entries: &[(&str, Bytes)], options: &EntryOptions) -> Result<()>;
+
+    /// Removes `key`; returns whether it was present.
+    async fn delete(&self, key: &str) -> Result<bool>;
+
+    /// Removes every key matching the glob `pattern`; returns how many were removed.
+    async fn invalidate_pattern(&self, pattern: &str) -> Result<u64>;
+
+    /// Removes every entry stored with `tag`; returns the keys that were attached to it.
+    async fn invalidate_tag(&self, tag: &str) -> Result<Vec<String>>;
+
+    /// Removes every entry this store owns (for Redis: every key under its namespace).
+    async fn clear(&self) -> Result<()>;
+
+    /// Entries this store dropped on its own (capacity or age), since it was created.
+    fn evictions(&self) -> u64;
+}
+
+macro_rules! forward_store {
+    ($($ty:ty),*) => {$(
+        #[async_trait]
+        impl<S: CacheStore + ?Sized> CacheStore for $ty {
+            fn backend(&self) -> &'static str {
+                (**self).backend()
+            }
+            async fn get(&self, key: &str) -> Result<Option<Bytes>> {
+                (**self).get(key).await
+            }
+            async fn get_many(&self, keys: &[&str]) -> Result<Vec<Option<Bytes>>> {
+                (**self).get_many(keys).await
+            }
+            async fn set(&self, key: &str, value: Bytes, options: &EntryOptions) -> Result<()> {
+                (**self).set(key, value, options).await
+            }
+            async fn set_many(&self, entries: &[(&str, Bytes)], options: &EntryOptions) -> Result<()> {
+                (**self).set_many(entries, options).await
+            }
+            async fn delete(&self, key: &str) -> Result<bool> {
+                (**self).delete(key).await
+            }
+            async fn invalidate_pattern(&self, pattern: &str) -> Result<u64> {
+                (**self).invalidate_pattern(pattern).await
+            }
+            async fn invalidate_tag(&self, tag: &str) -> Result<Vec<String>> {
+                (**self).invalidate_tag(tag).await
+            }
+            async fn clear(&self) -> Result<()> {
+                (**self).clear().await
+            }
+            fn evictions(&self) -> u64 {
+                (**self).evictions()
+            }
+        }
+    )*};
+}
+forward_store!(Arc<S>, Box<S>);
+
+/// Rejects an empty key the same way on every backend.
+pub(crate) fn validate_key(key: &str) -> Result<()> {
+    if key.is_empty() {
+        return Err(CacheError::Validation(
+            "cache keys must not be empty".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Whether `text` matches the glob `pattern` (`*` any run, `?` one character, all else literal).
+pub(crate) fn glob_match(pattern: &str, text: &str) -> bool {
+    let p: Vec<char> = pattern.chars().collect();
+    let t: Vec<char> = text.chars().collect();
+    // Iterative matcher with backtracking to the last `*`: linear in practice, no recursion.
+    let (mut pi, mut ti) = (0usize, 0usize);
+    let mut star: Option<(usize, usize)> = None;
+    while ti < t.len() {
+        match p.get(pi) {
+            Some('*') => {
+                star = Some((pi, ti));
+                pi += 1;
+            }
+            Some(&c) if c == '?' || c == t[ti] => {
+                pi += 1;
+                ti += 1;
+            }
+            _ => match star {
+                Some((sp, st)) => {
+                    pi = sp + 1;
+                    ti = st + 1;
+                    star = Some((sp, st + 1));
+                }
+                None => return false,
+            },
+        }
+    }
+    p[pi..].iter().all(|&c| c == '*')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::glob_match;
+
+    #[test]
+    fn glob_matches_like_redis_for_star_and_question_mark() {
+        assert!(glob_match("user:*", "user:1"));
+        assert!(glob_match("user:*", "user:"));
+        assert!(!glob_match("user:*", "users:1"));
+        assert!(glob_match("*:profile", "user:1:profile"));
+        assert!(glob_match("u?er:*:p*", "user:1:profile"));
+        assert!(!glob_match("u?er", "uer"));
+        assert!(glob_match("*", ""));
+        assert!(glob_match("a*b*c", "axxbyyc"));
+        assert!(!glob_match("a*b*c", "axxbyy"));
+        assert!(glob_match("[x]", "[x]"));
+    }
+}

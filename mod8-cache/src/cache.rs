@@ -1,0 +1,587 @@
+//! The typed, fail-open front over any [`CacheStore`]: codec, stampede protection, stats.
+
+use std::any::Any;
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use serde::{de::DeserializeOwned, Serialize};
+use tokio::sync::watch;
+
+use crate::stats::Counters;
+use crate::{
+    validate_key, Bytes, CacheError, CacheStats, CacheStore, Codec, EntryOptions, MemoryStore,
+    Result, TieredStore,
+};
+
+/// What a loader produced, shared with every caller that waited on it.
+type Shared = Arc<dyn Any + Send + Sync>;
+type Flights = HashMap<String, watch::Receiver<Option<Shared>>>;
+
+/// How often a failing backend may log a warning.
+const WARN_INTERVAL: Duration = Duration::from_secs(10);
+
+/// A typed cache over any [`CacheStore`]; cheap to clone (clones share everything).
+///
+/// - `get` / `set` encode values with the configured [`Codec`] (JSON by default).
+/// - [`get_or_load`](Cache::get_or_load) runs the loader once per key however many callers miss
+///   at the same time; the others wait for its result. Misses on different keys never wait on
+///   each other and hits never wait on a loader.
+/// - It fails open: when the backend is down or slow a lookup is a miss, a write is skipped,
+///   a warning is logged (at most once per 10 s per cache) and the caller carries on. Only
+///   caller mistakes (an empty key, a zero TTL, a value the codec cannot encode) are errors.
+///   Invalidation is the exception: it reports backend failures, since a skipped
+///   invalidation means stale data and the caller may want to know.
+/// - A stored value that no longer decodes as the requested type is a miss and is
+///   overwritten by the next load.
+///
+/// ```
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// use mod8_cache::{Cache, EntryOptions, MemoryStore};
+/// use std::time::Duration;
+///
+/// let cache = Cache::new(MemoryStore::lru(10_000));
+/// let ttl = EntryOptions::ttl(Duration::from_secs(60)).tag("user:7");
+/// let name: String = cache
+///     .get_or_load("user:7:name", &ttl, || async { Ok::<_, std::io::Error>("Ada".to_string()) })
+///     .await?;
+/// assert_eq!(name, "Ada");
+/// assert_eq!(cache.get::<String>("user:7:name").await?, Some("Ada".to_string()));
+/// assert_eq!(cache.invalidate_tag("user:7").await?, 1);
+/// assert_eq!(cache.stats().loads, 1);
+/// # Ok::<(), Box<dyn std::error::Error>>(()) }).unwrap();
+/// ```
+#[derive(Clone)]
+pub struct Cache {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    name: String,
+    store: Arc<dyn CacheStore>,
+    /// The in-process tier, read synchronously before the (async) store.
+    local: Option<MemoryStore>,
+    /// Whether `local` is the whole store (then a local miss is final).
+    local_is_store: bool,
+    codec: Codec,
+    default_ttl: Option<Duration>,
+    counters: Counters,
+    flights: Mutex<Flights>,
+    warn: WarnLimiter,
+}
+
+impl std::fmt::Debug for Cache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cache")
+            .field("name", &self.inner.name)
+            .field("backend", &self.inner.store.backend())
+            .field("codec", &self.inner.codec)
+            .field("default_ttl", &self.inner.default_ttl)
+            .finish()
+    }
+}
+
+/// Builds a [`Cache`] over a store; see [`Cache::builder`].
+#[must_use]
+pub struct CacheBuilder {
+    store: Arc<dyn CacheStore>,
+    local: Option<MemoryStore>,
+    local_is_store: bool,
+    name: String,
+    codec: Codec,
+    default_ttl: Option<Duration>,
+}
+
+impl std::fmt::Debug for CacheBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CacheBuilder")
+            .field("backend", &self.store.backend())
+            .field("name", &self.name)
+            .field("codec", &self.codec)
+            .field("default_ttl", &self.default_ttl)
+            .finish()
+    }
+}
+
+impl CacheBuilder {
+    /// The name used in logs and metrics labels (default `"default"`).
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = name.into();
+        self
+    }
+
+    /// The value format (default [`Codec::Json`]).
+    pub fn codec(mut self, codec: Codec) -> Self {
+        self.codec = codec;
+        self
+    }
+
+    /// The TTL used when [`EntryOptions::ttl`] is `None` (default: none, entries live until
+    /// evicted or invalidated).
+    pub fn default_ttl(mut self, ttl: Option<Duration>) -> Self {
+        self.default_ttl = ttl.filter(|d| !d.is_zero());
+        self
+    }
+
+    /// The cache.
+    pub fn build(self) -> Cache {
+        Cache {
+            inner: Arc::new(Inner {
+                name: self.name,
+                store: self.store,
+                local: self.local,
+                local_is_store: self.local_is_store,
+                codec: self.codec,
+                default_ttl: self.default_ttl,
+                counters: Counters::default(),
+                flights: Mutex::new(HashMap::new()),
+                warn: WarnLimiter::new(),
+            }),
+        }
+    }
+}
+
+enum Role {
+    Lead(watch::Sender<Option<Shared>>, FlightGuard),
+    Wait(watch::Receiver<Option<Shared>>),
+}
+
+/// Removes a flight from the map when its leader finishes, fails or is cancelled.
+struct FlightGuard {
+    inner: Arc<Inner>,
+    key: String,
+    rx: watch::Receiver<Option<Shared>>,
+}
+
+impl Drop for FlightGuard {
+    fn drop(&mut self) {
+        let mut flights = lock(&self.inner.flights);
+        if flights
+            .get(&self.key)
+            .is_some_and(|rx| rx.same_channel(&self.rx))
+        {
+            flights.remove(&self.key);
+        }
+    }
+}
+
+fn lock(flights: &Mutex<Flights>) -> MutexGuard<'_, Flights> {
+    // The map only holds channel ends; a panic elsewhere cannot corrupt it.
+    flights.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Cache {
+    /// A cache over `store` with default settings.
+    pub fn new(store: impl CacheStore) -> Cache {
+        Cache::builder(store).build()
+    }
+
+    /// A builder over `store`. A [`MemoryStore`] or [`TieredStore`] gets a synchronous
+    /// in-process fast path for hits.
+    pub fn builder<S: CacheStore>(store: S) -> CacheBuilder {
+        let any: &dyn Any = &store;
+        let (local, local_is_store) = if let Some(m) = any.downcast_ref::<MemoryStore>() {
+            (Some(m.clone()), true)
+        } else if let Some(t) = any.downcast_ref::<TieredStore>() {
+            (Some(t.l1().clone()), false)
+        } else {
+            (None, false)
+        };
+        CacheBuilder {
+            store: Arc::new(store),
+            local,
+            local_is_store,
+            name: "default".into(),
+            codec: Codec::default(),
+            default_ttl: None,
+        }
+    }
+
+    /// An in-process cache of at most `capacity` entries.
+    pub fn in_process(capacity: usize) -> Cache {
+        Cache::new(MemoryStore::lru(capacity))
+    }
+
+    /// The name given to the builder.
+    pub fn name(&self) -> &str {
+        &self.inner.name
+    }
+
+    /// The store underneath (for batch or raw byte access).
+    pub fn store(&self) -> &Arc<dyn CacheStore> {
+        &self.inner.store
+    }
+
+    /// The backend's short name (`"memory"`, `"redis"`, `"tiered"`).
+    pub fn backend(&self) -> &'static str {
+        self.inner.store.backend()
+    }
+
+    /// A snapshot of the counters.
+    pub fn stats(&self) -> CacheStats {
+        self.inner.counters.snapshot(self.inner.store.evictions())
+    }
+
+    /// The counters in Prometheus text format, labelled with this cache's name.
+    pub fn metrics_text(&self) -> String {
+        self.stats().to_prometheus(&self.inner.name)
+    }
+
+    /// The value under `key` decoded as `T`, or `None` on a miss (absent, expired,
+    /// undecodable, or the backend failing).
+    pub async fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
+        validate_key(key)?;
+        Ok(self.lookup(key, true).await)
+    }
+
+    /// Several values in one round trip where the backend allows it; `None` for each miss.
+    pub async fn get_many<T: DeserializeOwned>(&self, keys: &[&str]) -> Result<Vec<Option<T>>> {
+        keys.iter().try_for_each(|k| validate_key(k))?;
+        let raw = match self.inner.store.get_many(keys).await {
+            Ok(raw) => raw,
+            Err(e) => {
+                self.backend_failed("get_many", &e);
+                vec![None; keys.len()]
+            }
+        };
+        Ok(raw.into_iter().map(|b| self.decode_counted(b)).collect())
+    }
+
+    /// Stores `value` under `key`. Backend failures are logged and skipped (fail-open); the
+    /// error cases are an invalid key or options and a value the codec cannot encode.
+    pub async fn set<T: Serialize + ?Sized>(
+        &self,
+        key: &str,
+        value: &T,
+        options: &EntryOptions,
+    ) -> Result<()> {
+        validate_key(key)?;
+        options.validate()?;
+        let bytes: Bytes = self.inner.codec.encode(value)?.into();
+        let options = self.effective(options);
+        if let Err(e) = self.inner.store.set(key, bytes, &options).await {
+            self.backend_failed("set", &e);
+        }
+        Ok(())
+    }
+
+    /// Stores several values with the same options, batched where the backend allows it.
+    pub async fn set_many<T: Serialize>(
+        &self,
+        entries: &[(&str, T)],
+        options: &EntryOptions,
+    ) -> Result<()> {
+        entries.iter().try_for_each(|(k, _)| validate_key(k))?;
+        options.validate()?;
+        let mut encoded = Vec::with_capacity(entries.len());
+        for (key, value) in entries {
+            encoded.push((*key, Bytes::from(self.inner.codec.encode(value)?)));
+        }
+        let options = self.effective(options);
+        if let Err(e) = self.inner.store.set_many(&encoded, &options).await {
+            self.backend_failed("set_many", &e);
+        }
+        Ok(())
+    }
+
+    /// The cached value of `key`, or the loader's result (stored with `options`) on a miss.
+    ///
+    /// Concurrent misses on one key run `loader` once; the other callers wait and receive the
+    /// same value or the same error (shared as `Arc<E>`, like moka's `try_get_with`). Loader
+    /// errors are never cached. If the leader is cancelled, a waiting caller takes over.
+    /// The cache failing never fails this call: the loader runs and its value is returned.
+    pub async fn get_or_load<T, E, F, Fut>(
+        &self,
+        key: &str,
+        options: &EntryOptions,
+        loader: F,
+    ) -> std::result::Result<T, Arc<E>>
+    where
+        T: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
+        E: Send + Sync + 'static,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = std::result::Result<T, E>>,
+    {
+        self.load_shared(key, options, |_| Some(options.clone()), loader)
+            .await
+    }
+
+    /// Like [`get_or_load`](Cache::get_or_load) for lookups that may find nothing: a `Some`
+    /// is stored with `options`; a `None` ("not found") is stored only when `negative_ttl` is
+    /// given (negative caching, asked for explicitly), for that long.
+    pub async fn get_or_load_optional<T, E, F, Fut>(
+        &self,
+        key: &str,
+        options: &EntryOptions,
+        negative_ttl: Option<Duration>,
+        loader: F,
+    ) -> std::result::Result<Option<T>, Arc<E>>
+    where
+        T: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
+        E: Send + Sync + 'static,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = std::result::Result<Option<T>, E>>,
+    {
+        let negative = negative_ttl.filter(|d| !d.is_zero()).map(EntryOptions::ttl);
+        self.load_shared(
+            key,
+            options,
+            |value: &Option<T>| match value {
+                Some(_) => Some(options.clone()),
+                None => negative.clone(),
+            },
+            loader,
+        )
+        .await
+    }
+
+    async fn load_shared<T, E, F, Fut>(
+        &self,
+        key: &str,
+        options: &EntryOptions,
+        store_with: impl Fn(&T) -> Option<EntryOptions>,
+        loader: F,
+    ) -> std::result::Result<T, Arc<E>>
+    where
+        T: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
+        E: Send + Sync + 'static,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = std::result::Result<T, E>>,
+    {
+        if let Err(e) = validate_key(key).and_then(|()| options.validate()) {
+            // A bad key is the caller's bug, but the caller still gets its value.
+            self.warn("get_or_load", &e);
+            return self.run_loader(loader).await;
+        }
+        if let Some(value) = self.lookup(key, true).await {
+            return Ok(value);
+        }
+        let (tx, guard) = loop {
+            match self.join_or_lead(key) {
+                Role::Lead(tx, guard) => break (tx, guard),
+                Role::Wait(mut rx) => {
+                    let shared = rx.wait_for(Option::is_some).await.map(|v| v.clone());
+                    match shared {
+                        Ok(Some(shared)) => {
+                            if let Some(result) =
+                                shared.downcast_ref::<std::result::Result<T, Arc<E>>>()
+                            {
+                                return result.clone();
+                            }
+                            // The leader loads another type under this key: do not mix them.
+                            return self.run_loader(loader).await;
+                        }
+                        // The leader went away without a result (cancelled): try again.
+                        Ok(None) | Err(_) => continue,
+                    }
+                }
+            }
+        };
+        // Someone may have stored the value between our lookup and taking the lead.
+        if let Some(value) = self.lookup::<T>(key, false).await {
+            let _ = tx.send(Some(Arc::new(Ok::<T, Arc<E>>(value.clone()))));
+            drop(guard);
+            return Ok(value);
+        }
+        let result = self.run_loader(loader).await;
+        if let Ok(value) = &result {
+            if let Some(options) = store_with(value) {
+                self.store_loaded(key, value, &options).await;
+            }
+        }
+        let _ = tx.send(Some(Arc::new(result.clone())));
+        drop(guard);
+        result
+    }
+
+    /// Removes `key` from every tier; returns whether it was present. Reports backend errors.
+    pub async fn delete(&self, key: &str) -> Result<bool> {
+        validate_key(key)?;
+        self.invalidation(self.inner.store.delete(key).await, "delete")
+    }
+
+    /// Removes every key matching the glob `pattern` (`*`, `?`); returns how many.
+    pub async fn invalidate_pattern(&self, pattern: &str) -> Result<u64> {
+        self.invalidation(
+            self.inner.store.invalidate_pattern(pattern).await,
+            "invalidate_pattern",
+        )
+    }
+
+    /// Removes every entry stored with `tag`; returns how many.
+    pub async fn invalidate_tag(&self, tag: &str) -> Result<u64> {
+        let keys =
+            self.invalidation(self.inner.store.invalidate_tag(tag).await, "invalidate_tag")?;
+        Ok(keys.len() as u64)
+    }
+
+    /// Removes every entry of this cache (for Redis: every key under its namespace).
+    pub async fn clear(&self) -> Result<()> {
+        self.invalidation(self.inner.store.clear().await, "clear")
+    }
+
+    fn invalidation<R>(&self, result: Result<R>, operation: &'static str) -> Result<R> {
+        if let Err(e) = &result {
+            if !matches!(e, CacheError::Validation(_)) {
+                Counters::bump(&self.inner.counters.backend_errors);
+                self.warn(operation, e);
+            }
+        }
+        result
+    }
+
+    fn effective(&self, options: &EntryOptions) -> EntryOptions {
+        let mut options = options.clone();
+        if options.ttl.is_none() {
+            options.ttl = self.inner.default_ttl;
+        }
+        options
+    }
+
+    fn join_or_lead(&self, key: &str) -> Role {
+        let mut flights = lock(&self.inner.flights);
+        if let Some(rx) = flights.get(key) {
+            return Role::Wait(rx.clone());
+        }
+        let (tx, rx) = watch::channel(None);
+        flights.insert(key.to_owned(), rx.clone());
+        drop(flights);
+        Role::Lead(
+            tx,
+            FlightGuard {
+                inner: self.inner.clone(),
+                key: key.to_owned(),
+                rx,
+            },
+        )
+    }
+
+    async fn run_loader<T, E, F, Fut>(&self, loader: F) -> std::result::Result<T, Arc<E>>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = std::result::Result<T, E>>,
+    {
+        Counters::bump(&self.inner.counters.loads);
+        let result = loader().await.map_err(Arc::new);
+        if result.is_err() {
+            Counters::bump(&self.inner.counters.load_errors);
+        }
+        result
+    }
+
+    async fn store_loaded<T: Serialize>(&self, key: &str, value: &T, options: &EntryOptions) {
+        let bytes = match self.inner.codec.encode(value) {
+            Ok(bytes) => Bytes::from(bytes),
+            Err(e) => {
+                self.warn("encode", &e);
+                return;
+            }
+        };
+        if let Err(e) = self
+            .inner
+            .store
+            .set(key, bytes, &self.effective(options))
+            .await
+        {
+            self.backend_failed("set", &e);
+        }
+    }
+
+    /// Local tier first (synchronously), then the store; counts a hit or miss when `count`.
+    async fn lookup<T: DeserializeOwned>(&self, key: &str, count: bool) -> Option<T> {
+        let local = self.inner.local.as_ref().and_then(|l| l.get_now(key));
+        let bytes = match local {
+            Some(bytes) => Some(bytes),
+            None if self.inner.local_is_store => None,
+            None => match self.inner.store.get(key).await {
+                Ok(bytes) => bytes,
+                Err(e) => {
+                    self.backend_failed("get", &e);
+                    None
+                }
+            },
+        };
+        if count {
+            self.decode_counted(bytes)
+        } else {
+            bytes.and_then(|b| self.inner.codec.decode(&b).ok())
+        }
+    }
+
+    fn decode_counted<T: DeserializeOwned>(&self, bytes: Option<Bytes>) -> Option<T> {
+        let counters = &self.inner.counters;
+        let Some(bytes) = bytes else {
+            Counters::bump(&counters.misses);
+            return None;
+        };
+        match self.inner.codec.decode(&bytes) {
+            Ok(value) => {
+                Counters::bump(&counters.hits);
+                Some(value)
+            }
+            Err(_) => {
+                Counters::bump(&counters.decode_errors);
+                Counters::bump(&counters.misses);
+                None
+            }
+        }
+    }
+
+    fn backend_failed(&self, operation: &'static str, error: &CacheError) {
+        Counters::bump(&self.inner.counters.backend_errors);
+        self.warn(operation, error);
+    }
+
+    fn warn(&self, operation: &'static str, error: &CacheError) {
+        if let Some(suppressed) = self.inner.warn.allow() {
+            tracing::warn!(
+                cache = %self.inner.name,
+                backend = self.inner.store.backend(),
+                operation,
+                error = %error,
+                suppressed,
+                "cache operation failed; failing open (treated as a miss)"
+            );
+        }
+    }
+}
+
+/// Lets one warning through per [`WARN_INTERVAL`], counting the ones it held back.
+struct WarnLimiter {
+    start: Instant,
+    /// Milliseconds since `start` of the last warning, plus one (0 = never warned).
+    last: AtomicU64,
+    suppressed: AtomicU64,
+}
+
+impl WarnLimiter {
+    fn new() -> Self {
+        WarnLimiter {
+            start: Instant::now(),
+            last: AtomicU64::new(0),
+            suppressed: AtomicU64::new(0),
+        }
+    }
+
+    /// `Some(suppressed since the last warning)` when a warning may be logged now.
+    fn allow(&self) -> Option<u64> {
+        let now = u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX) + 1;
+        let last = self.last.load(Relaxed);
+        let interval = WARN_INTERVAL.as_millis() as u64;
+        if last != 0 && now.saturating_sub(last) < interval {
+            self.suppressed.fetch_add(1, Relaxed);
+            return None;
+        }
+        if self
+            .last
+            .compare_exchange(last, now, Relaxed, Relaxed)
+            .is_err()
+        {
+            self.suppressed.fetch_add(1, Relaxed);
+            return None;
+        }
+        Some(self.suppressed.swap(0, Relaxed))
+    }
+}

@@ -1,0 +1,187 @@
+//! Building a [`Cache`] from configuration: in-process alone, or tiered over Redis.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::{Cache, CacheError, Codec, MemoryStore, Result};
+
+/// Everything needed to build the application's [`Cache`].
+///
+/// With `redis_url` unset the cache is in-process only (one process, lost on restart); with it
+/// set, an in-process L1 sits in front of Redis ([`TieredStore`](crate::TieredStore)).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct CacheConfig {
+    /// Redis URL (`MOD8_REDIS_URL`); `None` for in-process only.
+    pub redis_url: Option<String>,
+    /// The name in logs and metrics labels.
+    pub name: String,
+    /// L1 capacity in entries (`MOD8_CACHE_L1_CAPACITY`, default 10 000).
+    pub l1_capacity: usize,
+    /// L1 time to live in seconds, shorter than Redis's (`MOD8_CACHE_L1_TTL_SECS`, default 30).
+    pub l1_ttl_secs: Option<u64>,
+    /// TTL for entries stored without one, in seconds (`MOD8_CACHE_TTL_SECS`, default 300).
+    pub default_ttl_secs: Option<u64>,
+    /// Value format (`MOD8_CACHE_CODEC`: `json` or `msgpack`).
+    pub codec: Codec,
+    /// Redis key prefix (`MOD8_CACHE_PREFIX`, default `mod8:cache`).
+    pub prefix: String,
+    /// Redis schema version (`MOD8_CACHE_SCHEMA_VERSION`, default 1).
+    pub schema_version: u32,
+    /// Publish and apply invalidations across processes over Redis pub/sub (default true).
+    pub pubsub: bool,
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        CacheConfig {
+            redis_url: None,
+            name: "default".into(),
+            l1_capacity: 10_000,
+            l1_ttl_secs: Some(30),
+            default_ttl_secs: Some(300),
+            codec: Codec::Json,
+            prefix: "mod8:cache".into(),
+            schema_version: 1,
+            pubsub: true,
+        }
+    }
+}
+
+fn env(name: &str) -> Option<String> {
+    std::env::var(name)
+        .ok()
+        .map(|v| v.trim().to_owned())
+        .filter(|v| !v.is_empty())
+}
+
+fn env_parse<T: std::str::FromStr>(name: &str) -> Result<Option<T>> {
+    env(name)
+        .map(|v| {
+            v.parse()
+                .map_err(|_| CacheError::Validation(format!("{name}={v:?} is not valid")))
+        })
+        .transpose()
+}
+
+impl CacheConfig {
+    /// Defaults overridden by the `MOD8_REDIS_URL` and `MOD8_CACHE_*` variables.
+    pub fn from_env() -> Result<Self> {
+        let mut config = CacheConfig {
+            redis_url: env("MOD8_REDIS_URL"),
+            ..CacheConfig::default()
+        };
+        if let Some(n) = env_parse("MOD8_CACHE_L1_CAPACITY")? {
+            config.l1_capacity = n;
+        }
+        if let Some(n) = env_parse("MOD8_CACHE_L1_TTL_SECS")? {
+            config.l1_ttl_secs = Some(n);
+        }
+        if let Some(n) = env_parse("MOD8_CACHE_TTL_SECS")? {
+            config.default_ttl_secs = Some(n);
+        }
+        if let Some(codec) = env("MOD8_CACHE_CODEC") {
+            config.codec = codec.parse()?;
+        }
+        if let Some(prefix) = env("MOD8_CACHE_PREFIX") {
+            config.prefix = prefix;
+        }
+        if let Some(v) = env_parse("MOD8_CACHE_SCHEMA_VERSION")? {
+            config.schema_version = v;
+        }
+        Ok(config)
+    }
+
+    /// Sets (or clears) the Redis URL.
+    #[must_use]
+    pub fn with_redis_url(mut self, url: Option<String>) -> Self {
+        self.redis_url = url.filter(|u| !u.trim().is_empty());
+        self
+    }
+
+    /// Sets the name used in logs and metrics.
+    #[must_use]
+    pub fn with_name(mut self, name: impl Into<String>) -> Self {
+        self.name = name.into();
+        self
+    }
+
+    /// Builds the cache: tiered over Redis when a URL is set (connecting first), in-process
+    /// otherwise. A Redis URL with the `redis` feature off is [`CacheError::Unsupported`].
+    pub async fn build(&self) -> Result<Cache> {
+        let secs = |s: Option<u64>| s.filter(|s| *s > 0).map(Duration::from_secs);
+        let l1 = match secs(self.l1_ttl_secs) {
+            Some(ttl) => MemoryStore::ttl(self.l1_capacity, ttl),
+            None => MemoryStore::lru(self.l1_capacity),
+        };
+        let builder = match self.redis_url.as_deref().filter(|u| !is_memory_url(u)) {
+            None => Cache::builder(l1),
+            Some(url) => self.tiered(url, l1).await?,
+        };
+        Ok(builder
+            .name(self.name.clone())
+            .codec(self.codec)
+            .default_ttl(secs(self.default_ttl_secs))
+            .build())
+    }
+
+    #[cfg(feature = "redis")]
+    async fn tiered(&self, url: &str, l1: MemoryStore) -> Result<crate::CacheBuilder> {
+        check_scheme(url)?;
+        let redis = crate::RedisStore::connect(
+            crate::RedisConfig::new(url)
+                .with_prefix(self.prefix.clone())
+                .with_schema_version(self.schema_version),
+        )
+        .await?;
+        let l1_ttl = self.l1_ttl_secs.filter(|s| *s > 0).map(Duration::from_secs);
+        let tiered = crate::TieredStore::with_redis(l1, redis, l1_ttl, self.pubsub).await?;
+        Ok(Cache::builder(tiered))
+    }
+
+    #[cfg(not(feature = "redis"))]
+    async fn tiered(&self, url: &str, _l1: MemoryStore) -> Result<crate::CacheBuilder> {
+        check_scheme(url)?;
+        Err(CacheError::Unsupported {
+            operation: "redis (enable the `redis` feature of mod8-cache)",
+            backend: "memory",
+        })
+    }
+}
+
+fn is_memory_url(url: &str) -> bool {
+    let url = url.trim();
+    url.is_empty() || url.starts_with("memory:")
+}
+
+fn check_scheme(url: &str) -> Result<()> {
+    let scheme = url.split("://").next().unwrap_or_default();
+    match scheme {
+        "redis" | "rediss" | "redis-cluster" | "redis-sentinel" => Ok(()),
+        _ => Err(CacheError::Validation(format!(
+            "unsupported cache URL scheme in {url:?} (expected memory:// or redis://)"
+        ))),
+    }
+}
+
+/// Builds a cache from a URL, choosing the backend by scheme: `memory://` (or empty) for
+/// in-process only, `redis://`, `rediss://` or `redis-cluster://` for L1 + Redis, with the
+/// other settings at their defaults.
+///
+/// ```
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// let cache = mod8_cache::connect("memory://").await?;
+/// assert_eq!(cache.backend(), "memory");
+/// assert!(mod8_cache::connect("ftp://nope").await.is_err());
+/// # Ok::<(), mod8_cache::CacheError>(()) }).unwrap();
+/// ```
+pub async fn connect(url: &str) -> Result<Cache> {
+    if !is_memory_url(url) {
+        check_scheme(url)?;
+    }
+    CacheConfig::default()
+        .with_redis_url(Some(url.to_owned()))
+        .build()
+        .await
+}

@@ -1,0 +1,548 @@
+//! The Redis backend, through `fred`: standalone or cluster, namespaced keys, batched
+//! commands, SCAN-based pattern invalidation and tag sets.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use fred::prelude::{
+    ClientLike, Config, EventInterface, Expiration, KeysInterface, PubsubInterface,
+    ReconnectPolicy, SetsInterface, Value,
+};
+use fred::types::config::Options;
+use fred::types::ExpireOptions;
+use futures::TryStreamExt;
+use serde::{Deserialize, Serialize};
+
+use crate::{glob_match, validate_key, Bytes, CacheError, CacheStore, EntryOptions, Result};
+
+const BACKEND: &str = "redis";
+/// Keys deleted per pipelined batch during pattern, tag and namespace invalidation.
+const UNLINK_BATCH: usize = 500;
+
+/// How to reach Redis and how to lay out keys.
+///
+/// Every key is stored as `{prefix}:v{schema_version}:k:{key}` and every tag set as
+/// `{prefix}:v{schema_version}:t:{tag}`: bumping the schema version when a cached type changes
+/// shape makes old bytes unreachable instead of misread (they expire on their own).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RedisConfig {
+    /// `redis://`, `rediss://` (TLS is not compiled in), or `redis-cluster://host:port,...`
+    /// (fred's URL forms); `MOD8_REDIS_URL` in [`RedisConfig::from_env`].
+    pub url: String,
+    /// The namespace prefix (default `mod8:cache`).
+    pub prefix: String,
+    /// The schema version in the namespace (default 1).
+    pub schema_version: u32,
+    /// Per-command timeout; a slower answer is a miss (default 500 ms).
+    #[serde(with = "millis")]
+    pub command_timeout: Duration,
+    /// How long [`RedisStore::connect`] waits for the first connection (default 2 s).
+    #[serde(with = "millis")]
+    pub connect_timeout: Duration,
+}
+
+mod millis {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::Duration;
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(d.as_millis() as u64)
+    }
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        u64::deserialize(d).map(Duration::from_millis)
+    }
+}
+
+impl Default for RedisConfig {
+    fn default() -> Self {
+        RedisConfig {
+            url: "redis://127.0.0.1:6379/".into(),
+            prefix: "mod8:cache".into(),
+            schema_version: 1,
+            command_timeout: Duration::from_millis(500),
+            connect_timeout: Duration::from_secs(2),
+        }
+    }
+}
+
+impl RedisConfig {
+    /// Defaults with the given URL.
+    pub fn new(url: impl Into<String>) -> Self {
+        RedisConfig {
+            url: url.into(),
+            ..RedisConfig::default()
+        }
+    }
+
+    /// Defaults with the URL from `MOD8_REDIS_URL`, or `None` when it is unset or empty.
+    pub fn from_env() -> Option<Self> {
+        std::env::var("MOD8_REDIS_URL")
+            .ok()
+            .filter(|u| !u.trim().is_empty())
+            .map(|u| RedisConfig::new(u.trim()))
+    }
+
+    /// Sets the namespace prefix.
+    #[must_use]
+    pub fn with_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = prefix.into();
+        self
+    }
+
+    /// Sets the schema version.
+    #[must_use]
+    pub fn with_schema_version(mut self, version: u32) -> Self {
+        self.schema_version = version;
+        self
+    }
+
+    /// Sets the per-command timeout.
+    #[must_use]
+    pub fn with_command_timeout(mut self, timeout: Duration) -> Self {
+        self.command_timeout = timeout;
+        self
+    }
+
+    fn namespace(&self) -> String {
+        format!("{}:v{}:", self.prefix, self.schema_version)
+    }
+}
+
+/// A cache in Redis, shared by every process that uses the same namespace.
+///
+/// One multiplexed connection (fred pipelines concurrent commands on it); reconnection is
+/// automatic with exponential backoff. Commands fail fast while disconnected so the
+/// [`Cache`](crate::Cache) front can fail open. Cheap to clone.
+#[derive(Clone)]
+pub struct RedisStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    client: fred::clients::Client,
+    /// `client` with fail-fast and the command timeout, for single commands.
+    fast: fred::clients::WithOptions<fred::clients::Client>,
+    config: RedisConfig,
+    namespace: String,
+    clustered: bool,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        let client = self.client.clone();
+        if let Ok(handle) = tokio::runtime::Handle::try_current() {
+            handle.spawn(async move {
+                let _ = client.quit().await;
+            });
+        }
+    }
+}
+
+impl std::fmt::Debug for RedisStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisStore")
+            .field("namespace", &self.inner.namespace)
+            .field("clustered", &self.inner.clustered)
+            .finish()
+    }
+}
+
+pub(crate) fn is_transient(e: &fred::error::Error) -> bool {
+    use fred::error::ErrorKind as K;
+    matches!(
+        e.kind(),
+        K::IO | K::Timeout | K::Canceled | K::Backpressure | K::Cluster | K::Routing
+    )
+}
+
+fn map_err(e: fred::error::Error) -> CacheError {
+    if is_transient(&e) {
+        CacheError::Unavailable(format!("redis: {e}"))
+    } else {
+        CacheError::Backend {
+            backend: BACKEND,
+            source: Box::new(e),
+        }
+    }
+}
+
+/// Escapes Redis glob metacharacters except `*` and `?`, so every backend reads a pattern alike.
+fn escape_glob(pattern: &str, keep_wildcards: bool) -> String {
+    let mut out = String::with_capacity(pattern.len() + 8);
+    for c in pattern.chars() {
+        match c {
+            '[' | ']' | '\\' | '^' => {
+                out.push('\\');
+                out.push(c);
+            }
+            '*' | '?' if !keep_wildcards => {
+                out.push('\\');
+                out.push(c);
+            }
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+fn value_bytes(value: Value) -> Option<Bytes> {
+    match value {
+        Value::Bytes(b) => Some(Bytes::from(&b[..])),
+        Value::String(s) => Some(Bytes::from(s.as_bytes())),
+        Value::Null => None,
+        other => other.as_bytes().map(Bytes::from),
+    }
+}
+
+impl RedisStore {
+    /// Connects (waiting at most `config.connect_timeout`) and returns the store.
+    pub async fn connect(config: RedisConfig) -> Result<Self> {
+        let client = Self::build_client(&config)?;
+        match tokio::time::timeout(config.connect_timeout, client.init()).await {
+            Ok(Ok(_task)) => {}
+            Ok(Err(e)) => {
+                let _ = client.quit().await;
+                return Err(CacheError::Unavailable(format!(
+                    "cannot connect to redis: {e}"
+                )));
+            }
+            Err(_) => {
+                let _ = client.quit().await;
+                return Err(CacheError::Unavailable(format!(
+                    "no redis connection within {:?}",
+                    config.connect_timeout
+                )));
+            }
+        }
+        let clustered = client.is_clustered();
+        let fast = client.with_options(&Options {
+            fail_fast: true,
+            timeout: Some(config.command_timeout),
+            ..Options::default()
+        });
+        Ok(RedisStore {
+            inner: Arc::new(Inner {
+                namespace: config.namespace(),
+                client,
+                fast,
+                config,
+                clustered,
+            }),
+        })
+    }
+
+    fn build_client(config: &RedisConfig) -> Result<fred::clients::Client> {
+        let fred_config = Config::from_url(&config.url)
+            .map_err(|e| CacheError::Validation(format!("bad redis url: {e}")))?;
+        let timeout = config.command_timeout;
+        fred::types::Builder::from_config(fred_config)
+            .with_connection_config(|c| {
+                c.connection_timeout = Duration::from_secs(2);
+                c.internal_command_timeout = Duration::from_secs(2);
+                c.max_command_attempts = 2;
+            })
+            .with_performance_config(|p| {
+                p.default_command_timeout = timeout;
+            })
+            // Retry for ever, 50 ms doubling up to 2 s: Redis coming back must be picked up alone.
+            .set_policy(ReconnectPolicy::new_exponential(0, 50, 2_000, 2))
+            .build()
+            .map_err(|e| CacheError::Validation(format!("bad redis config: {e}")))
+    }
+
+    /// The configuration this store was built from.
+    pub fn config(&self) -> &RedisConfig {
+        &self.inner.config
+    }
+
+    /// The key prefix, `{prefix}:v{schema_version}:`.
+    pub fn namespace(&self) -> &str {
+        &self.inner.namespace
+    }
+
+    /// The fred client, for commands this crate does not wrap (and for tests).
+    pub fn client(&self) -> &fred::clients::Client {
+        &self.inner.client
+    }
+
+    /// Whether the connection is up right now.
+    pub fn is_connected(&self) -> bool {
+        self.inner.client.is_connected()
+    }
+
+    /// Notified each time the connection is (re-)established; [`TieredStore`](crate::TieredStore)
+    /// flushes its L1 on each, since invalidations may have been missed meanwhile.
+    pub fn reconnections(&self) -> tokio::sync::broadcast::Receiver<fred::types::config::Server> {
+        self.inner.client.reconnect_rx()
+    }
+
+    /// The Redis key that holds `key`'s value.
+    pub fn value_key(&self, key: &str) -> String {
+        format!("{}k:{key}", self.inner.namespace)
+    }
+
+    fn tag_key(&self, tag: &str) -> String {
+        format!("{}t:{tag}", self.inner.namespace)
+    }
+
+    /// The pub/sub channel tiers of this namespace use to drop each other's L1 copies.
+    pub fn invalidation_channel(&self) -> String {
+        format!("{}invalidate", self.inner.namespace)
+    }
+
+    /// Publishes `message` on `channel` (fail-fast).
+    pub(crate) async fn publish(&self, channel: &str, message: String) -> Result<()> {
+        let _: i64 = self
+            .inner
+            .fast
+            .publish(channel, message)
+            .await
+            .map_err(map_err)?;
+        Ok(())
+    }
+
+    /// A new connection subscribed to `channel`, for the tiered invalidation bus.
+    pub(crate) async fn subscriber(&self, channel: &str) -> Result<fred::clients::Client> {
+        let sub = Self::build_client(&self.inner.config)?;
+        match tokio::time::timeout(self.inner.config.connect_timeout, sub.init()).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => return Err(map_err(e)),
+            Err(_) => return Err(CacheError::Unavailable("redis subscriber timed out".into())),
+        }
+        sub.subscribe(channel).await.map_err(map_err)?;
+        Ok(sub)
+    }
+
+    /// Every Redis key under `pattern` (a raw, already escaped SCAN pattern).
+    async fn scan(&self, raw_pattern: String) -> Result<Vec<String>> {
+        let client = &self.inner.client;
+        let keys: Vec<fred::types::Key> = if self.inner.clustered {
+            client
+                .scan_cluster_buffered(raw_pattern, Some(1_000), None)
+                .try_collect()
+                .await
+        } else {
+            client
+                .scan_buffered(raw_pattern, Some(1_000), None)
+                .try_collect()
+                .await
+        }
+        .map_err(map_err)?;
+        Ok(keys.into_iter().filter_map(|k| k.into_string()).collect())
+    }
+
+    /// UNLINKs `keys` (full Redis keys) in pipelined single-key batches, which is valid on a
+    /// cluster too; returns which ones existed.
+    async fn unlink_all(&self, keys: &[String]) -> Result<Vec<bool>> {
+        let mut existed = Vec::with_capacity(keys.len());
+        for chunk in keys.chunks(UNLINK_BATCH) {
+            let pipeline = self.inner.client.pipeline();
+            for key in chunk {
+                let _: () = pipeline.unlink(key.as_str()).await.map_err(map_err)?;
+            }
+            let counts: Vec<i64> = pipeline.all().await.map_err(map_err)?;
+            existed.extend(counts.into_iter().map(|n| n > 0));
+        }
+        Ok(existed)
+    }
+
+    /// Queues SET (with PX) and the tag-set updates for one entry on `pipeline`.
+    async fn queue_set(
+        &self,
+        pipeline: &fred::clients::Pipeline<fred::clients::Client>,
+        key: &str,
+        value: &Bytes,
+        options: &EntryOptions,
+    ) -> Result<()> {
+        let expiration = options
+            .ttl
+            .map(|t| Expiration::PX(t.as_millis().clamp(1, i64::MAX as u128) as i64));
+        let _: () = pipeline
+            .set(self.value_key(key), value.to_vec(), expiration, None, false)
+            .await
+            .map_err(map_err)?;
+        for tag in &options.tags {
+            let tag_key = self.tag_key(tag);
+            let _: () = pipeline
+                .sadd(tag_key.as_str(), key)
+                .await
+                .map_err(map_err)?;
+            match options.ttl {
+                // The tag set lives as long as its longest-lived member: set an expiry when it
+                // has none, lengthen it otherwise.
+                Some(ttl) => {
+                    let ms = ttl.as_millis().clamp(1, i64::MAX as u128) as i64;
+                    let _: () = pipeline
+                        .pexpire(tag_key.as_str(), ms, Some(ExpireOptions::NX))
+                        .await
+                        .map_err(map_err)?;
+                    let _: () = pipeline
+                        .pexpire(tag_key.as_str(), ms, Some(ExpireOptions::GT))
+                        .await
+                        .map_err(map_err)?;
+                }
+                None => {
+                    let _: () = pipeline.persist(tag_key.as_str()).await.map_err(map_err)?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+#[deny(clippy::missing_trait_methods)]
+impl CacheStore for RedisStore {
+    fn backend(&self) -> &'static str {
+        BACKEND
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<Bytes>> {
+        validate_key(key)?;
+        let value: Value = self
+            .inner
+            .fast
+            .get(self.value_key(key))
+            .await
+            .map_err(map_err)?;
+        Ok(value_bytes(value))
+    }
+
+    async fn get_many(&self, keys: &[&str]) -> Result<Vec<Option<Bytes>>> {
+        keys.iter().try_for_each(|k| validate_key(k))?;
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let full: Vec<String> = keys.iter().map(|k| self.value_key(k)).collect();
+        let values: Vec<Value> = if self.inner.clustered {
+            // MGET across hash slots is refused by a cluster: pipeline single GETs instead.
+            let pipeline = self.inner.client.pipeline();
+            for key in &full {
+                let _: () = pipeline.get(key.as_str()).await.map_err(map_err)?;
+            }
+            pipeline.all().await.map_err(map_err)?
+        } else {
+            self.inner.fast.mget(full).await.map_err(map_err)?
+        };
+        Ok(values.into_iter().map(value_bytes).collect())
+    }
+
+    async fn set(&self, key: &str, value: Bytes, options: &EntryOptions) -> Result<()> {
+        validate_key(key)?;
+        options.validate()?;
+        if options.tags.is_empty() {
+            let expiration = options
+                .ttl
+                .map(|t| Expiration::PX(t.as_millis().clamp(1, i64::MAX as u128) as i64));
+            let _: () = self
+                .inner
+                .fast
+                .set(self.value_key(key), value.to_vec(), expiration, None, false)
+                .await
+                .map_err(map_err)?;
+            return Ok(());
+        }
+        let pipeline = self.inner.client.pipeline();
+        self.queue_set(&pipeline, key, &value, options).await?;
+        let _: Vec<Value> = pipeline.all().await.map_err(map_err)?;
+        Ok(())
+    }
+
+    async fn set_many(&self, entries: &[(&str, Bytes)], options: &EntryOptions) -> Result<()> {
+        entries.iter().try_for_each(|(k, _)| validate_key(k))?;
+        options.validate()?;
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let pipeline = self.inner.client.pipeline();
+        for (key, value) in entries {
+            self.queue_set(&pipeline, key, value, options).await?;
+        }
+        let _: Vec<Value> = pipeline.all().await.map_err(map_err)?;
+        Ok(())
+    }
+
+    async fn delete(&self, key: &str) -> Result<bool> {
+        validate_key(key)?;
+        let n: i64 = self
+            .inner
+            .fast
+            .unlink(self.value_key(key))
+            .await
+            .map_err(map_err)?;
+        Ok(n > 0)
+    }
+
+    async fn invalidate_pattern(&self, pattern: &str) -> Result<u64> {
+        if pattern.is_empty() {
+            return Err(CacheError::Validation("pattern must not be empty".into()));
+        }
+        let raw = format!(
+            "{}{}",
+            escape_glob(&self.value_key(""), false),
+            escape_glob(pattern, true)
+        );
+        let keys = self.scan(raw).await?;
+        // SCAN MATCH and our glob agree; the filter is a belt-and-braces check on the suffix.
+        let prefix_len = self.value_key("").len();
+        let keys: Vec<String> = keys
+            .into_iter()
+            .filter(|k| k.get(prefix_len..).is_some_and(|s| glob_match(pattern, s)))
+            .collect();
+        let existed = self.unlink_all(&keys).await?;
+        Ok(existed.into_iter().filter(|e| *e).count() as u64)
+    }
+
+    async fn invalidate_tag(&self, tag: &str) -> Result<Vec<String>> {
+        if tag.is_empty() {
+            return Err(CacheError::Validation("tags must not be empty".into()));
+        }
+        let tag_key = self.tag_key(tag);
+        let members: Vec<String> = self
+            .inner
+            .client
+            .smembers(tag_key.as_str())
+            .await
+            .map_err(map_err)?;
+        let full: Vec<String> = members.iter().map(|k| self.value_key(k)).collect();
+        let existed = self.unlink_all(&full).await?;
+        let _: i64 = self
+            .inner
+            .client
+            .unlink(tag_key.as_str())
+            .await
+            .map_err(map_err)?;
+        let mut removed: Vec<String> = members
+            .into_iter()
+            .zip(existed)
+            .filter_map(|(k, e)| e.then_some(k))
+            .collect();
+        removed.sort();
+        Ok(removed)
+    }
+
+    async fn clear(&self) -> Result<()> {
+        let raw = format!("{}*", escape_glob(&self.inner.namespace, false));
+        let keys = self.scan(raw).await?;
+        self.unlink_all(&keys).await?;
+        Ok(())
+    }
+
+    fn evictions(&self) -> u64 {
+        // Redis evicts under maxmemory server-wide; it cannot be attributed to one namespace.
+        0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::escape_glob;
+
+    #[test]
+    fn escape_keeps_only_star_and_question_mark_as_wildcards() {
+        assert_eq!(escape_glob("user:[1]*", true), "user:\\[1\\]*");
+        assert_eq!(escape_glob("a*b?", false), "a\\*b\\?");
+    }
+}

@@ -1,0 +1,553 @@
+//! The conformance suite every [`CacheStore`] must pass, written once (feature `testing`).
+//!
+//! Each `case_*` function panics on a failed expectation — that is how a test fails, so this
+//! module uses `expect` on purpose. [`conformance_tests!`](crate::conformance_tests) emits one
+//! named `#[tokio::test]` per case from a setup expression:
+//!
+//! ```ignore
+//! mod8_cache::conformance_tests!(async {
+//!     Some(mod8_cache::testing::Fixture::new(mod8_cache::MemoryStore::lru(3)).with_lru_capacity(3))
+//! });
+//! ```
+//!
+//! The setup returns `None` to skip (a server-backed backend whose URL is unset).
+
+use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::{Bytes, Cache, CacheError, CacheStore, EntryOptions};
+
+/// A backend under test: the raw store, a [`Cache`] over it, and what it supports.
+#[derive(Clone)]
+pub struct Fixture {
+    /// The store.
+    pub store: Arc<dyn CacheStore>,
+    /// A cache over the same store (with the in-process fast path where it applies).
+    pub cache: Cache,
+    /// What the store can be tested for.
+    pub capabilities: Capabilities,
+}
+
+impl std::fmt::Debug for Fixture {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Fixture")
+            .field("backend", &self.store.backend())
+            .field("capabilities", &self.capabilities)
+            .finish()
+    }
+}
+
+/// Differences between backends that the suite must know about.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Capabilities {
+    /// The store evicts least-recently-used entries beyond this many.
+    pub lru_capacity: Option<usize>,
+}
+
+impl Fixture {
+    /// A fixture over `store` with no capacity bound.
+    pub fn new<S: CacheStore + Clone>(store: S) -> Self {
+        Fixture {
+            cache: Cache::new(store.clone()),
+            store: Arc::new(store),
+            capabilities: Capabilities::default(),
+        }
+    }
+
+    /// Declares that the store is an LRU of `capacity` entries.
+    #[must_use]
+    pub fn with_lru_capacity(mut self, capacity: usize) -> Self {
+        self.capabilities.lru_capacity = Some(capacity);
+        self
+    }
+}
+
+fn bytes(s: &str) -> Bytes {
+    Bytes::from(s.as_bytes())
+}
+
+fn long() -> EntryOptions {
+    EntryOptions::ttl(Duration::from_secs(300))
+}
+
+async fn get_str(store: &dyn CacheStore, key: &str) -> Option<String> {
+    store
+        .get(key)
+        .await
+        .expect("get failed")
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+}
+
+/// A value set is read back unchanged; an absent key is `None`.
+pub async fn case_set_get_roundtrip(store: &dyn CacheStore) {
+    assert_eq!(get_str(store, "absent").await, None);
+    store.set("a", bytes("1"), &long()).await.expect("set");
+    assert_eq!(get_str(store, "a").await.as_deref(), Some("1"));
+    // Binary values survive untouched.
+    let raw: Bytes = Bytes::from(&[0u8, 255, 10, 13, 0][..]);
+    store.set("bin", raw.clone(), &long()).await.expect("set");
+    assert_eq!(store.get("bin").await.expect("get"), Some(raw));
+    // Keys with separators and unicode are opaque.
+    store
+        .set("user:é:1 2", bytes("x"), &long())
+        .await
+        .expect("set");
+    assert_eq!(get_str(store, "user:é:1 2").await.as_deref(), Some("x"));
+}
+
+/// A second set replaces the value; delete removes it and says whether it was there.
+pub async fn case_overwrite_and_delete(store: &dyn CacheStore) {
+    store.set("k", bytes("old"), &long()).await.expect("set");
+    store.set("k", bytes("new"), &long()).await.expect("set");
+    assert_eq!(get_str(store, "k").await.as_deref(), Some("new"));
+    assert!(store.delete("k").await.expect("delete"));
+    assert!(!store.delete("k").await.expect("delete"));
+    assert_eq!(get_str(store, "k").await, None);
+}
+
+/// An entry disappears after its TTL; one without TTL and one with a long TTL stay.
+pub async fn case_ttl_expiry(store: &dyn CacheStore) {
+    let short = EntryOptions::ttl(Duration::from_millis(300));
+    store.set("short", bytes("s"), &short).await.expect("set");
+    store.set("long", bytes("l"), &long()).await.expect("set");
+    store
+        .set("forever", bytes("f"), &EntryOptions::default())
+        .await
+        .expect("set");
+    assert_eq!(get_str(store, "short").await.as_deref(), Some("s"));
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert_eq!(
+        get_str(store, "short").await,
+        None,
+        "expired entry returned"
+    );
+    assert_eq!(get_str(store, "long").await.as_deref(), Some("l"));
+    assert_eq!(get_str(store, "forever").await.as_deref(), Some("f"));
+    // Servers are shared: leave nothing without a TTL behind.
+    assert!(store.delete("forever").await.expect("delete"));
+}
+
+/// Batched get and set agree with single ones, in order, with `None` for misses.
+pub async fn case_batch_get_set(store: &dyn CacheStore) {
+    let entries: Vec<(String, Bytes)> = (0..20)
+        .map(|i| (format!("batch:{i}"), bytes(&i.to_string())))
+        .collect();
+    let refs: Vec<(&str, Bytes)> = entries
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.clone()))
+        .collect();
+    store.set_many(&refs, &long()).await.expect("set_many");
+    let keys = ["batch:3", "nope", "batch:19", "batch:0"];
+    let got = store.get_many(&keys).await.expect("get_many");
+    assert_eq!(
+        got,
+        vec![Some(bytes("3")), None, Some(bytes("19")), Some(bytes("0"))]
+    );
+    assert_eq!(
+        store.get_many(&[]).await.expect("get_many"),
+        Vec::<Option<Bytes>>::new()
+    );
+    store.set_many(&[], &long()).await.expect("empty set_many");
+}
+
+/// Pattern invalidation removes exactly the matching keys; glob metacharacters other than
+/// `*` and `?` are literal.
+pub async fn case_pattern_invalidation(store: &dyn CacheStore) {
+    for key in [
+        "user:1:a",
+        "user:1:b",
+        "user:2:a",
+        "user:10:a",
+        "order:1",
+        "odd[1]",
+    ] {
+        store.set(key, bytes(key), &long()).await.expect("set");
+    }
+    assert_eq!(
+        store.invalidate_pattern("user:1:*").await.expect("pattern"),
+        2
+    );
+    assert_eq!(get_str(store, "user:1:a").await, None);
+    assert_eq!(get_str(store, "user:1:b").await, None);
+    assert!(get_str(store, "user:10:a").await.is_some());
+    assert!(get_str(store, "user:2:a").await.is_some());
+    assert_eq!(
+        store.invalidate_pattern("user:?:a").await.expect("pattern"),
+        1
+    );
+    assert!(get_str(store, "user:10:a").await.is_some());
+    assert_eq!(
+        store.invalidate_pattern("odd[1]").await.expect("pattern"),
+        1
+    );
+    assert_eq!(get_str(store, "odd[1]").await, None);
+    assert_eq!(
+        store
+            .invalidate_pattern("nothing:*")
+            .await
+            .expect("pattern"),
+        0
+    );
+    assert!(get_str(store, "order:1").await.is_some());
+}
+
+/// Tag invalidation removes every entry stored with the tag and nothing else.
+pub async fn case_tag_invalidation(store: &dyn CacheStore) {
+    let user7 = long().tag("user:7");
+    store
+        .set("profile:7", bytes("p"), &user7)
+        .await
+        .expect("set");
+    store
+        .set("recs:7", bytes("r"), &user7.clone().tag("recs"))
+        .await
+        .expect("set");
+    store
+        .set("recs:8", bytes("r8"), &long().tag("recs"))
+        .await
+        .expect("set");
+    store
+        .set("profile:8", bytes("p8"), &long())
+        .await
+        .expect("set");
+    let removed = store.invalidate_tag("user:7").await.expect("tag");
+    assert_eq!(removed, vec!["profile:7".to_string(), "recs:7".to_string()]);
+    assert_eq!(get_str(store, "profile:7").await, None);
+    assert_eq!(get_str(store, "recs:7").await, None);
+    assert!(get_str(store, "recs:8").await.is_some());
+    assert!(get_str(store, "profile:8").await.is_some());
+    assert_eq!(
+        store.invalidate_tag("recs").await.expect("tag"),
+        vec!["recs:8".to_string()]
+    );
+    assert!(store
+        .invalidate_tag("user:7")
+        .await
+        .expect("tag")
+        .is_empty());
+}
+
+/// `clear` empties the store.
+pub async fn case_clear(store: &dyn CacheStore) {
+    for i in 0..5 {
+        store
+            .set(&format!("c{i}"), bytes("v"), &long().tag("t"))
+            .await
+            .expect("set");
+    }
+    store.clear().await.expect("clear");
+    for i in 0..5 {
+        assert_eq!(get_str(store, &format!("c{i}")).await, None);
+    }
+    assert!(store.invalidate_tag("t").await.expect("tag").is_empty());
+}
+
+/// Bad input is a `Validation` error on every backend, never a panic.
+pub async fn case_rejects_bad_input(store: &dyn CacheStore) {
+    let is_validation = |r: Result<(), CacheError>| matches!(r, Err(CacheError::Validation(_)));
+    assert!(is_validation(store.get("").await.map(|_| ())));
+    assert!(is_validation(store.set("", bytes("v"), &long()).await));
+    assert!(is_validation(
+        store
+            .set("k", bytes("v"), &EntryOptions::ttl(Duration::ZERO))
+            .await
+    ));
+    assert!(is_validation(
+        store.set("k", bytes("v"), &long().tag("")).await
+    ));
+    assert!(is_validation(store.delete("").await.map(|_| ())));
+    assert!(is_validation(
+        store.invalidate_pattern("").await.map(|_| ())
+    ));
+    assert!(is_validation(store.invalidate_tag("").await.map(|_| ())));
+    assert!(is_validation(store.get_many(&["a", ""]).await.map(|_| ())));
+}
+
+/// With an LRU bound, the least recently *used* entry goes first (a read refreshes).
+pub async fn case_lru_eviction_order(store: &dyn CacheStore, capacity: usize) {
+    for i in 0..capacity {
+        store
+            .set(&format!("e{i}"), bytes("v"), &long())
+            .await
+            .expect("set");
+    }
+    // Touch e0 so e1 becomes the least recently used.
+    assert!(get_str(store, "e0").await.is_some());
+    let before = store.evictions();
+    store.set("extra", bytes("v"), &long()).await.expect("set");
+    assert_eq!(
+        get_str(store, "e1").await,
+        None,
+        "e1 should have been evicted"
+    );
+    assert!(
+        get_str(store, "e0").await.is_some(),
+        "recently read e0 was evicted"
+    );
+    assert!(get_str(store, "extra").await.is_some());
+    assert!(store.evictions() > before, "eviction not counted");
+}
+
+/// Typed values round-trip through the cache and count hits and misses.
+pub async fn case_cache_typed_roundtrip(cache: &Cache) {
+    #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+    struct User {
+        id: u64,
+        name: String,
+    }
+    let ada = User {
+        id: 1,
+        name: "Ada".into(),
+    };
+    let before = cache.stats();
+    assert_eq!(cache.get::<User>("typed:1").await.expect("get"), None);
+    cache.set("typed:1", &ada, &long()).await.expect("set");
+    assert_eq!(cache.get::<User>("typed:1").await.expect("get"), Some(ada));
+    let after = cache.stats();
+    assert_eq!(after.hits - before.hits, 1);
+    assert_eq!(after.misses - before.misses, 1);
+    assert!(after.hit_ratio() > 0.0);
+    // Asking for another type is a miss (the value does not decode), never an error.
+    assert_eq!(cache.get::<Vec<u8>>("typed:1").await.expect("get"), None);
+    assert!(cache.stats().decode_errors > after.decode_errors);
+}
+
+/// 100 concurrent misses on one key run the loader once; every caller gets the value.
+pub async fn case_stampede_single_load(cache: &Cache) {
+    let loads = Arc::new(AtomicUsize::new(0));
+    let gate = Arc::new(tokio::sync::Notify::new());
+    let before = cache.stats().loads;
+    let mut tasks = Vec::new();
+    for _ in 0..100 {
+        let (cache, loads, gate) = (cache.clone(), loads.clone(), gate.clone());
+        tasks.push(tokio::spawn(async move {
+            cache
+                .get_or_load("stampede", &long(), || async move {
+                    loads.fetch_add(1, SeqCst);
+                    // Hold the load open until the test releases it, so every caller misses.
+                    gate.notified().await;
+                    Ok::<_, std::io::Error>(4242u64)
+                })
+                .await
+        }));
+    }
+    // Wait (without a timing assumption) until the leader is inside its loader.
+    while loads.load(SeqCst) == 0 {
+        tokio::task::yield_now().await;
+    }
+    for _ in 0..20 {
+        tokio::task::yield_now().await;
+    }
+    gate.notify_one();
+    for task in tasks {
+        assert_eq!(task.await.expect("join").expect("load"), 4242);
+    }
+    assert_eq!(loads.load(SeqCst), 1, "loader ran more than once");
+    assert_eq!(cache.stats().loads - before, 1);
+}
+
+/// A miss on another key, and a hit on the same key, never wait for a running loader.
+pub async fn case_other_keys_and_hits_do_not_wait(cache: &Cache) {
+    let release = Arc::new(tokio::sync::Notify::new());
+    let started = Arc::new(tokio::sync::Notify::new());
+    let slow = {
+        let (cache, release, started) = (cache.clone(), release.clone(), started.clone());
+        tokio::spawn(async move {
+            cache
+                .get_or_load("slow", &long(), || async move {
+                    started.notify_one();
+                    release.notified().await;
+                    Ok::<_, std::io::Error>(1u32)
+                })
+                .await
+        })
+    };
+    started.notified().await;
+    // While "slow" is loading: another key loads, and a value present under "slow"'s
+    // neighbour is a hit. A hang here fails through the outer timeout.
+    let other = tokio::time::timeout(
+        Duration::from_secs(10),
+        cache.get_or_load("fast", &long(), || async { Ok::<_, std::io::Error>(2u32) }),
+    )
+    .await
+    .expect("a miss on another key waited for an unrelated loader")
+    .expect("load");
+    assert_eq!(other, 2);
+    let hit = tokio::time::timeout(
+        Duration::from_secs(10),
+        cache.get_or_load("fast", &long(), || async {
+            Err::<u32, _>(std::io::Error::other("must not load on a hit"))
+        }),
+    )
+    .await
+    .expect("a hit waited")
+    .expect("hit");
+    assert_eq!(hit, 2);
+    // A value written while the loader runs is served to readers of that key at once.
+    cache.set("slow", &7u32, &long()).await.expect("set");
+    let read = tokio::time::timeout(Duration::from_secs(10), cache.get::<u32>("slow"))
+        .await
+        .expect("a hit on a key being loaded waited for the loader")
+        .expect("get");
+    assert_eq!(read, Some(7));
+    release.notify_one();
+    slow.await.expect("join").expect("slow load");
+}
+
+/// Loader errors reach every waiter, are counted, and are not cached.
+pub async fn case_loader_errors_not_cached(cache: &Cache) {
+    let before = cache.stats();
+    let err = cache
+        .get_or_load("failing", &long(), || async {
+            Err::<u32, _>(std::io::Error::other("db down"))
+        })
+        .await
+        .expect_err("the error must reach the caller");
+    assert_eq!(err.to_string(), "db down");
+    let ok = cache
+        .get_or_load("failing", &long(), || async {
+            Ok::<_, std::io::Error>(5u32)
+        })
+        .await
+        .expect("second load");
+    assert_eq!(ok, 5);
+    let after = cache.stats();
+    assert_eq!(after.loads - before.loads, 2);
+    assert_eq!(after.load_errors - before.load_errors, 1);
+    // Not-found answers are cached only when asked for.
+    let calls = AtomicUsize::new(0);
+    for _ in 0..2 {
+        let got = cache
+            .get_or_load_optional::<u32, std::io::Error, _, _>("maybe", &long(), None, || async {
+                calls.fetch_add(1, SeqCst);
+                Ok(None)
+            })
+            .await
+            .expect("load");
+        assert_eq!(got, None);
+    }
+    assert_eq!(
+        calls.load(SeqCst),
+        2,
+        "None was cached without a negative TTL"
+    );
+    for _ in 0..2 {
+        let got = cache
+            .get_or_load_optional::<u32, std::io::Error, _, _>(
+                "maybe-neg",
+                &long(),
+                Some(Duration::from_secs(60)),
+                || async {
+                    calls.fetch_add(1, SeqCst);
+                    Ok(None)
+                },
+            )
+            .await
+            .expect("load");
+        assert_eq!(got, None);
+    }
+    assert_eq!(
+        calls.load(SeqCst),
+        3,
+        "None was not cached with a negative TTL"
+    );
+}
+
+/// A stored value that no longer decodes is a miss, reloaded and overwritten.
+pub async fn case_undecodable_value_is_overwritten(cache: &Cache) {
+    cache
+        .store()
+        .set("legacy", bytes("{not json"), &long())
+        .await
+        .expect("raw set");
+    let value = cache
+        .get_or_load("legacy", &long(), || async {
+            Ok::<_, std::io::Error>(99u64)
+        })
+        .await
+        .expect("load");
+    assert_eq!(value, 99);
+    assert_eq!(cache.get::<u64>("legacy").await.expect("get"), Some(99));
+}
+
+/// If the loading caller is cancelled, a waiting caller takes over and gets a value.
+pub async fn case_cancelled_loader_hands_over(cache: &Cache) {
+    let started = Arc::new(tokio::sync::Notify::new());
+    let leader = {
+        let (cache, started) = (cache.clone(), started.clone());
+        tokio::spawn(async move {
+            cache
+                .get_or_load("handover", &long(), || async move {
+                    started.notify_one();
+                    std::future::pending::<()>().await;
+                    Ok::<_, std::io::Error>(0u32)
+                })
+                .await
+        })
+    };
+    started.notified().await;
+    let waiter = {
+        let cache = cache.clone();
+        tokio::spawn(async move {
+            cache
+                .get_or_load("handover", &long(), || async {
+                    Ok::<_, std::io::Error>(8u32)
+                })
+                .await
+        })
+    };
+    for _ in 0..20 {
+        tokio::task::yield_now().await;
+    }
+    leader.abort();
+    let got = tokio::time::timeout(Duration::from_secs(10), waiter)
+        .await
+        .expect("the waiter never took over")
+        .expect("join")
+        .expect("load");
+    assert_eq!(got, 8);
+}
+
+/// Emits one `#[tokio::test]` per conformance case for the backend `$setup` builds
+/// (an `async` expression yielding `Option<Fixture>`; `None` skips).
+#[macro_export]
+macro_rules! conformance_tests {
+    ($setup:expr) => {
+        $crate::conformance_tests!(@store $setup;
+            case_set_get_roundtrip, case_overwrite_and_delete, case_ttl_expiry,
+            case_batch_get_set, case_pattern_invalidation, case_tag_invalidation, case_clear,
+            case_rejects_bad_input);
+        $crate::conformance_tests!(@cache $setup;
+            case_cache_typed_roundtrip, case_stampede_single_load,
+            case_other_keys_and_hits_do_not_wait, case_loader_errors_not_cached,
+            case_undecodable_value_is_overwritten, case_cancelled_loader_hands_over);
+        #[::tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn case_lru_eviction_order() {
+            if let Some(fixture) = $setup.await {
+                match fixture.capabilities.lru_capacity {
+                    Some(capacity) => {
+                        $crate::testing::case_lru_eviction_order(&*fixture.store, capacity).await
+                    }
+                    None => eprintln!("case_lru_eviction_order: not an LRU-bounded store"),
+                }
+            }
+        }
+    };
+    (@store $setup:expr; $($case:ident),*) => {$(
+        #[::tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $case() {
+            if let Some(fixture) = $setup.await {
+                $crate::testing::$case(&*fixture.store).await;
+            }
+        }
+    )*};
+    (@cache $setup:expr; $($case:ident),*) => {$(
+        #[::tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $case() {
+            if let Some(fixture) = $setup.await {
+                $crate::testing::$case(&fixture.cache).await;
+            }
+        }
+    )*};
+}

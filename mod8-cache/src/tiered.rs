@@ -1,0 +1,330 @@
+//! L1 in-process in front of any L2 (usually Redis), with separate TTLs, invalidation of both
+//! tiers, and (with Redis) a pub/sub bus so other processes drop their L1 copies.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use crate::{validate_key, Bytes, CacheStore, EntryOptions, MemoryStore, Result};
+
+const BACKEND: &str = "tiered";
+
+/// An in-process [`MemoryStore`] (L1) in front of a shared store (L2).
+///
+/// - Reads try L1, then L2; an L2 hit fills L1 with the L1 TTL.
+/// - Writes go to both; an entry's L1 TTL is the shorter of its own and the L1 TTL, so L1
+///   copies stay short-lived while L2 keeps the full TTL.
+/// - Invalidation (key, pattern, tag, clear) clears both tiers, and with
+///   [`TieredStore::with_redis`] is published so every other process drops its L1 copies.
+/// - With Redis, L1 is flushed whenever the connection is re-established, since
+///   invalidations published meanwhile were missed.
+///
+/// The bound on staleness across processes without the bus is the L1 TTL.
+#[derive(Clone)]
+pub struct TieredStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    l1: MemoryStore,
+    l2: Arc<dyn CacheStore>,
+    l1_ttl: Option<Duration>,
+    bus: Option<Bus>,
+}
+
+/// The publishing half of the invalidation bus; the listening task is aborted on drop.
+struct Bus {
+    #[cfg(feature = "redis")]
+    redis: crate::RedisStore,
+    channel: String,
+    origin: String,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for Bus {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+/// What goes over the invalidation channel.
+#[derive(Debug, Serialize, Deserialize)]
+struct Invalidation {
+    origin: String,
+    #[serde(flatten)]
+    what: What,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+enum What {
+    Keys { keys: Vec<String> },
+    Pattern { pattern: String },
+    Clear,
+}
+
+impl std::fmt::Debug for TieredStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TieredStore")
+            .field("l1", &self.inner.l1)
+            .field("l2", &self.inner.l2.backend())
+            .field("l1_ttl", &self.inner.l1_ttl)
+            .field("bus", &self.inner.bus.as_ref().map(|b| &b.channel))
+            .finish()
+    }
+}
+
+impl TieredStore {
+    /// `l1` in front of `l2`; L1 copies live at most `l1_ttl` (`None`: as long as the entry).
+    /// No cross-process bus: use [`TieredStore::with_redis`] for that.
+    pub fn new(l1: MemoryStore, l2: impl CacheStore, l1_ttl: Option<Duration>) -> Self {
+        TieredStore {
+            inner: Arc::new(Inner {
+                l1,
+                l2: Arc::new(l2),
+                l1_ttl: l1_ttl.filter(|d| !d.is_zero()),
+                bus: None,
+            }),
+        }
+    }
+
+    /// `l1` in front of Redis, flushing L1 on every reconnection and, when `pubsub` is true,
+    /// publishing invalidations on [`RedisStore::invalidation_channel`](crate::RedisStore::invalidation_channel)
+    /// and applying other processes' ones (one extra connection). Must run inside a Tokio runtime.
+    #[cfg(feature = "redis")]
+    pub async fn with_redis(
+        l1: MemoryStore,
+        redis: crate::RedisStore,
+        l1_ttl: Option<Duration>,
+        pubsub: bool,
+    ) -> Result<Self> {
+        use fred::prelude::EventInterface;
+
+        let channel = redis.invalidation_channel();
+        let origin = uuid::Uuid::new_v4().simple().to_string();
+        let mut tasks = Vec::new();
+
+        // Flush L1 on each reconnection of the data connection.
+        let mut reconnects = redis.reconnections();
+        let flush = l1.clone();
+        tasks.push(tokio::spawn(async move {
+            use tokio::sync::broadcast::error::RecvError;
+            while let Ok(_) | Err(RecvError::Lagged(_)) = reconnects.recv().await {
+                tracing::info!("redis reconnected: flushing the in-process tier");
+                flush.clear_now();
+            }
+        }));
+
+        if pubsub {
+            let sub = redis.subscriber(&channel).await?;
+            let mut messages = sub.message_rx();
+            let mut sub_reconnects = sub.reconnect_rx();
+            let (l1_msgs, own, chan) = (l1.clone(), origin.clone(), channel.clone());
+            tasks.push(tokio::spawn(async move {
+                use fred::prelude::PubsubInterface;
+                use tokio::sync::broadcast::error::RecvError;
+                loop {
+                    tokio::select! {
+                        message = messages.recv() => match message {
+                            Ok(message) => {
+                                let text = message.value.as_str().map(|s| s.to_string());
+                                let parsed = text.as_deref().and_then(|t| serde_json::from_str::<Invalidation>(t).ok());
+                                match parsed {
+                                    Some(inv) if inv.origin == own => {}
+                                    Some(inv) => apply(&l1_msgs, inv.what),
+                                    None => tracing::warn!(channel = %chan, "ignoring a malformed invalidation message"),
+                                }
+                            }
+                            // Missed messages: only a flush is safe.
+                            Err(RecvError::Lagged(_)) => l1_msgs.clear_now(),
+                            Err(RecvError::Closed) => break,
+                        },
+                        reconnect = sub_reconnects.recv() => match reconnect {
+                            Ok(_) | Err(RecvError::Lagged(_)) => {
+                                l1_msgs.clear_now();
+                                if let Err(e) = sub.subscribe(chan.as_str()).await {
+                                    tracing::warn!(error = %e, "could not resubscribe to the invalidation channel");
+                                }
+                            }
+                            Err(RecvError::Closed) => break,
+                        },
+                    }
+                }
+                let _ = fred::prelude::ClientLike::quit(&sub).await;
+            }));
+        }
+
+        Ok(TieredStore {
+            inner: Arc::new(Inner {
+                l1,
+                l2: Arc::new(redis.clone()),
+                l1_ttl: l1_ttl.filter(|d| !d.is_zero()),
+                bus: Some(Bus {
+                    redis,
+                    channel,
+                    origin,
+                    tasks,
+                }),
+            }),
+        })
+    }
+
+    /// The in-process tier.
+    pub fn l1(&self) -> &MemoryStore {
+        &self.inner.l1
+    }
+
+    /// The shared tier.
+    pub fn l2(&self) -> &Arc<dyn CacheStore> {
+        &self.inner.l2
+    }
+
+    fn l1_options(&self, options: &EntryOptions) -> EntryOptions {
+        let ttl = match (options.ttl, self.inner.l1_ttl) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        EntryOptions {
+            ttl,
+            tags: options.tags.clone(),
+        }
+    }
+
+    /// Publishes an invalidation for other processes; failures only delay them (bounded by
+    /// their L1 TTL and their own reconnect flush), so they are logged, not returned.
+    async fn publish(&self, what: What) {
+        #[cfg(feature = "redis")]
+        if let Some(bus) = &self.inner.bus {
+            let message = Invalidation {
+                origin: bus.origin.clone(),
+                what,
+            };
+            if let Ok(text) = serde_json::to_string(&message) {
+                if let Err(e) = bus.redis.publish(&bus.channel, text).await {
+                    tracing::warn!(error = %e, "could not publish a cache invalidation");
+                }
+            }
+        }
+        #[cfg(not(feature = "redis"))]
+        let _ = what;
+    }
+}
+
+fn apply(l1: &MemoryStore, what: What) {
+    match what {
+        What::Keys { keys } => {
+            l1.remove_now(keys.iter().map(String::as_str));
+        }
+        What::Pattern { pattern } => {
+            l1.remove_matching(&pattern);
+        }
+        What::Clear => l1.clear_now(),
+    }
+}
+
+#[async_trait]
+#[deny(clippy::missing_trait_methods)]
+impl CacheStore for TieredStore {
+    fn backend(&self) -> &'static str {
+        BACKEND
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<Bytes>> {
+        validate_key(key)?;
+        if let Some(hit) = self.inner.l1.get_now(key) {
+            return Ok(Some(hit));
+        }
+        let found = self.inner.l2.get(key).await?;
+        if let Some(bytes) = &found {
+            let options = self.l1_options(&EntryOptions::default());
+            self.inner.l1.set(key, bytes.clone(), &options).await?;
+        }
+        Ok(found)
+    }
+
+    async fn get_many(&self, keys: &[&str]) -> Result<Vec<Option<Bytes>>> {
+        let mut out = self.inner.l1.get_many(keys).await?;
+        let missing: Vec<usize> = (0..keys.len()).filter(|&i| out[i].is_none()).collect();
+        if missing.is_empty() {
+            return Ok(out);
+        }
+        let wanted: Vec<&str> = missing.iter().map(|&i| keys[i]).collect();
+        let found = self.inner.l2.get_many(&wanted).await?;
+        let fill = self.l1_options(&EntryOptions::default());
+        for (i, value) in missing.into_iter().zip(found) {
+            if let Some(bytes) = &value {
+                self.inner.l1.set(keys[i], bytes.clone(), &fill).await?;
+            }
+            out[i] = value;
+        }
+        Ok(out)
+    }
+
+    async fn set(&self, key: &str, value: Bytes, options: &EntryOptions) -> Result<()> {
+        validate_key(key)?;
+        options.validate()?;
+        // L1 first: with L2 down the value is still served here (fail-open); the L1 TTL and the
+        // reconnect flush bound how long the tiers can disagree.
+        self.inner
+            .l1
+            .set(key, value.clone(), &self.l1_options(options))
+            .await?;
+        self.inner.l2.set(key, value, options).await
+    }
+
+    async fn set_many(&self, entries: &[(&str, Bytes)], options: &EntryOptions) -> Result<()> {
+        self.inner
+            .l1
+            .set_many(entries, &self.l1_options(options))
+            .await?;
+        self.inner.l2.set_many(entries, options).await
+    }
+
+    async fn delete(&self, key: &str) -> Result<bool> {
+        validate_key(key)?;
+        let local = self.inner.l1.delete(key).await?;
+        let shared = self.inner.l2.delete(key).await;
+        self.publish(What::Keys {
+            keys: vec![key.to_owned()],
+        })
+        .await;
+        Ok(shared? || local)
+    }
+
+    async fn invalidate_pattern(&self, pattern: &str) -> Result<u64> {
+        let local = self.inner.l1.invalidate_pattern(pattern).await?;
+        let shared = self.inner.l2.invalidate_pattern(pattern).await;
+        self.publish(What::Pattern {
+            pattern: pattern.to_owned(),
+        })
+        .await;
+        Ok(shared?.max(local))
+    }
+
+    async fn invalidate_tag(&self, tag: &str) -> Result<Vec<String>> {
+        let local = self.inner.l1.invalidate_tag(tag).await?;
+        let shared = self.inner.l2.invalidate_tag(tag).await?;
+        // L1 copies filled from L2 carry no tags: drop the keys L2 reported too.
+        self.inner.l1.remove_now(shared.iter().map(String::as_str));
+        let keys: BTreeSet<String> = local.into_iter().chain(shared).collect();
+        let keys: Vec<String> = keys.into_iter().collect();
+        self.publish(What::Keys { keys: keys.clone() }).await;
+        Ok(keys)
+    }
+
+    async fn clear(&self) -> Result<()> {
+        self.inner.l1.clear_now();
+        let shared = self.inner.l2.clear().await;
+        self.publish(What::Clear).await;
+        shared
+    }
+
+    fn evictions(&self) -> u64 {
+        self.inner.l1.evictions() + self.inner.l2.evictions()
+    }
+}

@@ -1,0 +1,94 @@
+//! The conformance suite over the in-process backends and a tier made of two of them.
+#![allow(clippy::unwrap_used)] // tests may unwrap
+
+mod lru {
+    use mod8_cache::{testing::Fixture, MemoryStore};
+    mod8_cache::conformance_tests!(async {
+        Some(Fixture::new(MemoryStore::lru(64)).with_lru_capacity(64))
+    });
+}
+
+mod ttl_bounded {
+    use mod8_cache::{testing::Fixture, MemoryStore};
+    use std::time::Duration;
+    mod8_cache::conformance_tests!(async {
+        Some(Fixture::new(MemoryStore::ttl(64, Duration::from_secs(600))).with_lru_capacity(64))
+    });
+}
+
+mod tiered_over_memory {
+    use mod8_cache::{testing::Fixture, MemoryStore, TieredStore};
+    use std::time::Duration;
+    mod8_cache::conformance_tests!(async {
+        Some(Fixture::new(TieredStore::new(
+            MemoryStore::lru(16),
+            MemoryStore::lru(10_000),
+            Some(Duration::from_secs(30)),
+        )))
+    });
+}
+
+use mod8_cache::{CacheStore, EntryOptions, MemoryStore, TieredStore};
+use std::time::Duration;
+
+#[tokio::test]
+async fn ttl_store_bounds_age_below_the_entry_ttl() {
+    let store = MemoryStore::ttl(10, Duration::from_millis(200));
+    store
+        .set(
+            "k",
+            b"v".as_slice().into(),
+            &EntryOptions::ttl(Duration::from_secs(600)),
+        )
+        .await
+        .unwrap();
+    assert!(store.get("k").await.unwrap().is_some());
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(store.get("k").await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn tiered_fills_l1_from_l2_and_invalidates_both() {
+    let (l1, l2) = (MemoryStore::lru(10), MemoryStore::lru(10));
+    let tiered = TieredStore::new(l1.clone(), l2.clone(), Some(Duration::from_secs(5)));
+    l2.set(
+        "k",
+        b"v".as_slice().into(),
+        &EntryOptions::default().tag("t"),
+    )
+    .await
+    .unwrap();
+    assert!(l1.get_now("k").is_none());
+    assert!(tiered.get("k").await.unwrap().is_some());
+    assert!(l1.get_now("k").is_some(), "an L2 hit must fill L1");
+    // The L1 copy carries no tag, yet tag invalidation must drop it.
+    assert_eq!(
+        tiered.invalidate_tag("t").await.unwrap(),
+        vec!["k".to_string()]
+    );
+    assert!(l1.get_now("k").is_none());
+    assert!(l2.get_now("k").is_none());
+}
+
+#[tokio::test]
+async fn tiered_l1_copy_lives_at_most_the_l1_ttl() {
+    let (l1, l2) = (MemoryStore::lru(10), MemoryStore::lru(10));
+    let tiered = TieredStore::new(l1.clone(), l2.clone(), Some(Duration::from_millis(200)));
+    tiered
+        .set(
+            "k",
+            b"v".as_slice().into(),
+            &EntryOptions::ttl(Duration::from_secs(600)),
+        )
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        l1.get_now("k").is_none(),
+        "L1 kept the entry past its own TTL"
+    );
+    assert!(
+        l2.get_now("k").is_some(),
+        "L2 lost the entry before its TTL"
+    );
+}
