@@ -1,2 +1,135 @@
 #![doc = include_str!("../README.md")]
 #![deny(missing_docs)]
+
+use async_trait::async_trait;
+use bson::oid::ObjectId;
+use futures::stream::BoxStream;
+
+mod config;
+mod error;
+mod export;
+pub mod memory;
+pub mod model;
+#[cfg(feature = "mongodb")]
+pub mod mongodb;
+mod setup;
+#[cfg(feature = "testing")]
+pub mod testing;
+mod validate;
+
+pub use crate::config::{connect, DocStoreConfig, DocStoreConfigBuilder, DEFAULT_DATABASE};
+pub use crate::error::{Error, Result};
+pub use crate::export::export_ndjson;
+pub use crate::memory::MemoryDocStore;
+pub use crate::model::{
+    BulkFailure, BulkInsertResult, CategoryPurchases, CohortMetrics, Event, EventFilter,
+    EventMetadata, EventTypeCount, ExpertiseLevel, Geo, GeoPoint, MetricsUpdate, NearbyEvent,
+    ProfileDetails, ProfileMetrics, SessionInfo, Subscription, SubscriptionStatus, TimeWindow,
+    UserActivity, UserProfile, PURCHASE,
+};
+#[cfg(feature = "mongodb")]
+pub use crate::mongodb::MongoDocStore;
+pub use crate::setup::{LogEntry, SetupOptions, SetupOutcome, SetupReport, SetupStep};
+/// The id type of stored documents (BSON ObjectId).
+pub use bson::oid::ObjectId as DocumentId;
+
+/// User profiles: unique username, e-mail and user id; interests, metrics and subscriptions.
+#[async_trait]
+pub trait ProfileStore: Send + Sync {
+    /// Stores a new profile and returns its id. [`Error::Conflict`] when the username, e-mail
+    /// or user id is taken; [`Error::Validation`] naming the field for a bad document.
+    async fn insert_profile(&self, profile: UserProfile) -> Result<ObjectId>;
+
+    /// Stores many profiles, unordered: every valid, non-conflicting profile lands, and the
+    /// result lists the failures by input index.
+    async fn insert_profiles(&self, profiles: Vec<UserProfile>) -> Result<BulkInsertResult>;
+
+    /// The profile with `username`, if any.
+    async fn profile_by_username(&self, username: &str) -> Result<Option<UserProfile>>;
+
+    /// Profiles listing `interest`, by username, at most `limit`.
+    async fn find_profiles_by_interest(
+        &self,
+        interest: &str,
+        limit: usize,
+    ) -> Result<Vec<UserProfile>>;
+
+    /// Appends a subscription to the user's history. [`Error::NotFound`] for an unknown user.
+    async fn add_subscription(&self, username: &str, subscription: Subscription) -> Result<()>;
+
+    /// Sets the engagement score and adds to the view counters. [`Error::NotFound`] for an
+    /// unknown user.
+    async fn update_metrics(&self, username: &str, update: MetricsUpdate) -> Result<()>;
+}
+
+/// The event log (a time series) and the analytics over it.
+#[async_trait]
+pub trait EventStore: Send + Sync {
+    /// Logs one event and returns its id.
+    async fn log_event(&self, event: Event) -> Result<ObjectId>;
+
+    /// Logs many events in one unordered bulk write; failures are listed by input index.
+    async fn log_events(&self, events: Vec<Event>) -> Result<BulkInsertResult>;
+
+    /// Events per type in `window`, most frequent first (ties by type name).
+    async fn event_distribution(&self, window: TimeWindow) -> Result<Vec<EventTypeCount>>;
+
+    /// The `top` most active users in `window`: events, first and last seen; most events first
+    /// (ties by user id).
+    async fn user_activity(&self, window: TimeWindow, top: usize) -> Result<Vec<UserActivity>>;
+
+    /// [`PURCHASE`] events with a price in `window`, per category: count, revenue and average
+    /// price; highest revenue first (ties by category).
+    async fn purchase_analytics(&self, window: TimeWindow) -> Result<Vec<CategoryPurchases>>;
+
+    /// Events with a location within `max_distance_m` metres of `point`, nearest first, at most
+    /// `limit`.
+    async fn events_near(
+        &self,
+        point: GeoPoint,
+        max_distance_m: f64,
+        limit: usize,
+    ) -> Result<Vec<NearbyEvent>>;
+}
+
+/// Processing across collections: cohorts and exports that stream.
+#[async_trait]
+pub trait DataProcessing: Send + Sync {
+    /// Profiles grouped by sign-up month (UTC), with how many were active (had events) in
+    /// `activity` and their events per user; oldest month first.
+    async fn cohort_metrics(&self, activity: TimeWindow) -> Result<Vec<CohortMetrics>>;
+
+    /// The events passing `filter`, oldest first, as a stream of batches of at most
+    /// `batch_size` (at least 1). Only one batch is held at a time.
+    async fn export_events(
+        &self,
+        filter: EventFilter,
+        batch_size: usize,
+    ) -> Result<BoxStream<'static, Result<Vec<Event>>>>;
+}
+
+/// A whole document store: profiles, events, processing, expiring logs and the setup that
+/// creates collections, validators and indexes.
+///
+/// Backends: [`MemoryDocStore`] (always compiled, the embedded default) and `MongoDocStore`
+/// (feature `mongodb`). Pick one by URL with [`connect`].
+#[async_trait]
+pub trait DocStore: ProfileStore + EventStore + DataProcessing {
+    /// The backend name (`memory`, `mongodb`).
+    fn backend(&self) -> &'static str;
+
+    /// Creates (or brings up to date) collections, validators and indexes. Idempotent: a
+    /// second run reports every step [`SetupOutcome::Unchanged`]; a changed log retention is
+    /// applied to the existing TTL index.
+    ///
+    /// Steps the server does not support are reported as [`SetupOutcome::Unsupported`] with the
+    /// server's message, or returned as [`Error::Unsupported`] when
+    /// [`SetupOptions::strict`] is set.
+    async fn setup(&self, options: &SetupOptions) -> Result<SetupReport>;
+
+    /// Appends an entry to the expiring log.
+    async fn append_log(&self, entry: LogEntry) -> Result<ObjectId>;
+
+    /// The newest log entries still inside the retention, newest first, at most `limit`.
+    async fn recent_logs(&self, limit: usize) -> Result<Vec<LogEntry>>;
+}

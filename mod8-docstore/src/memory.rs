@@ -1,0 +1,476 @@
+//! The in-memory backend: the embedded default, with the same semantics as MongoDB (the same
+//! conformance suite passes on both) but no durability across restarts and no sharing between
+//! processes.
+//!
+//! One `tokio::sync::RwLock` guards plain Rust collections: events are kept as typed structs in
+//! one `Vec` (about 300 bytes per event beyond its strings), profiles in a `Vec` with hash
+//! indexes on the three unique keys. Analytics scan the events under the read lock.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bson::oid::ObjectId;
+use chrono::Utc;
+use futures::stream::{self, BoxStream, StreamExt};
+use tokio::sync::RwLock;
+
+use crate::model::{
+    BulkFailure, BulkInsertResult, CategoryPurchases, CohortMetrics, Event, EventFilter,
+    EventTypeCount, GeoPoint, MetricsUpdate, NearbyEvent, Subscription, TimeWindow, UserActivity,
+    UserProfile, PURCHASE,
+};
+use crate::setup::{self, LogEntry, SetupOptions, SetupOutcome, SetupReport};
+use crate::{validate, DataProcessing, DocStore, Error, EventStore, ProfileStore, Result};
+
+const BACKEND: &str = "memory";
+
+/// The in-memory document store. Cheap to clone: clones share the same data.
+///
+/// ```
+/// # tokio_test();
+/// # fn tokio_test() { tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// use mod8_docstore::{Event, EventStore, MemoryDocStore, TimeWindow};
+/// let store = MemoryDocStore::new();
+/// store.log_event(Event::new("u1", "click")).await?;
+/// let counts = store.event_distribution(TimeWindow::all()).await?;
+/// assert_eq!(counts[0].count, 1);
+/// # Ok::<(), mod8_docstore::Error>(()) }).unwrap() }
+/// ```
+#[derive(Clone, Default)]
+pub struct MemoryDocStore {
+    inner: Arc<RwLock<Inner>>,
+}
+
+impl std::fmt::Debug for MemoryDocStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemoryDocStore").finish_non_exhaustive()
+    }
+}
+
+#[derive(Default)]
+struct Inner {
+    profiles: Vec<UserProfile>,
+    by_username: HashMap<String, usize>,
+    by_email: HashMap<String, usize>,
+    by_user_id: HashMap<String, usize>,
+    events: Vec<Event>,
+    logs: VecDeque<LogEntry>,
+    /// The log retention applied by the last setup (`None` before the first setup).
+    applied_retention: Option<Duration>,
+}
+
+impl Inner {
+    fn retention(&self) -> Duration {
+        self.applied_retention
+            .unwrap_or_else(|| SetupOptions::default().log_retention)
+    }
+
+    fn insert_profile(&mut self, profile: UserProfile) -> Result<ObjectId> {
+        let mut profile = validate::profile(profile)?;
+        if self.by_username.contains_key(&profile.username) {
+            return Err(Error::conflict(format!(
+                "username {:?} is taken",
+                profile.username
+            )));
+        }
+        if self.by_email.contains_key(&profile.email) {
+            return Err(Error::conflict(format!(
+                "email {:?} is taken",
+                profile.email
+            )));
+        }
+        if self.by_user_id.contains_key(&profile.user_id) {
+            return Err(Error::conflict(format!(
+                "user_id {:?} already has a profile",
+                profile.user_id
+            )));
+        }
+        let id = *profile.id.get_or_insert_with(ObjectId::new);
+        if self.profiles.iter().any(|p| p.id == Some(id)) {
+            return Err(Error::conflict(format!("_id {id} exists")));
+        }
+        let at = self.profiles.len();
+        self.by_username.insert(profile.username.clone(), at);
+        self.by_email.insert(profile.email.clone(), at);
+        self.by_user_id.insert(profile.user_id.clone(), at);
+        self.profiles.push(profile);
+        Ok(id)
+    }
+
+    fn profile_mut(&mut self, username: &str) -> Result<&mut UserProfile> {
+        validate::check_name("username", username)?;
+        match self.by_username.get(username) {
+            Some(&i) => self
+                .profiles
+                .get_mut(i)
+                .ok_or_else(|| Error::not_found(format!("profile with username {username:?}"))),
+            None => Err(Error::not_found(format!(
+                "profile with username {username:?}"
+            ))),
+        }
+    }
+
+    fn insert_event(&mut self, event: Event) -> Result<ObjectId> {
+        let mut event = validate::event(event)?;
+        let id = *event.id.get_or_insert_with(ObjectId::new);
+        self.events.push(event);
+        Ok(id)
+    }
+
+    fn events_in(&self, window: TimeWindow) -> impl Iterator<Item = &Event> {
+        self.events
+            .iter()
+            .filter(move |e| window.contains(e.timestamp))
+    }
+}
+
+impl MemoryDocStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        MemoryDocStore::default()
+    }
+}
+
+#[async_trait]
+impl ProfileStore for MemoryDocStore {
+    async fn insert_profile(&self, profile: UserProfile) -> Result<ObjectId> {
+        self.inner.write().await.insert_profile(profile)
+    }
+
+    async fn insert_profiles(&self, profiles: Vec<UserProfile>) -> Result<BulkInsertResult> {
+        let mut inner = self.inner.write().await;
+        let mut result = BulkInsertResult::default();
+        for (index, profile) in profiles.into_iter().enumerate() {
+            match inner.insert_profile(profile) {
+                Ok(id) => result.inserted_ids.push(id),
+                Err(error) => result.failures.push(BulkFailure { index, error }),
+            }
+        }
+        Ok(result)
+    }
+
+    async fn profile_by_username(&self, username: &str) -> Result<Option<UserProfile>> {
+        validate::check_name("username", username)?;
+        let inner = self.inner.read().await;
+        Ok(inner
+            .by_username
+            .get(username)
+            .and_then(|&i| inner.profiles.get(i))
+            .cloned())
+    }
+
+    async fn find_profiles_by_interest(
+        &self,
+        interest: &str,
+        limit: usize,
+    ) -> Result<Vec<UserProfile>> {
+        validate::check_name("interest", interest)?;
+        let inner = self.inner.read().await;
+        let mut found: Vec<&UserProfile> = inner
+            .profiles
+            .iter()
+            .filter(|p| p.profile.interests.iter().any(|i| i == interest))
+            .collect();
+        found.sort_by(|a, b| a.username.cmp(&b.username));
+        Ok(found.into_iter().take(limit).cloned().collect())
+    }
+
+    async fn add_subscription(&self, username: &str, subscription: Subscription) -> Result<()> {
+        let subscription = validate::subscription(subscription)?;
+        let mut inner = self.inner.write().await;
+        inner
+            .profile_mut(username)?
+            .subscriptions
+            .push(subscription);
+        Ok(())
+    }
+
+    async fn update_metrics(&self, username: &str, update: MetricsUpdate) -> Result<()> {
+        validate::metrics_update(&update)?;
+        let mut inner = self.inner.write().await;
+        let metrics = &mut inner.profile_mut(username)?.metrics;
+        if let Some(score) = update.engagement_score {
+            metrics.engagement_score = score;
+        }
+        metrics.profile_views = metrics.profile_views.saturating_add(update.profile_views);
+        metrics.content_views = metrics.content_views.saturating_add(update.content_views);
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl EventStore for MemoryDocStore {
+    async fn log_event(&self, event: Event) -> Result<ObjectId> {
+        self.inner.write().await.insert_event(event)
+    }
+
+    async fn log_events(&self, events: Vec<Event>) -> Result<BulkInsertResult> {
+        // Validate outside the lock; only the pushes hold it.
+        let mut result = BulkInsertResult::default();
+        let mut valid = Vec::with_capacity(events.len());
+        for (index, event) in events.into_iter().enumerate() {
+            match validate::event(event) {
+                Ok(mut e) => {
+                    result
+                        .inserted_ids
+                        .push(*e.id.get_or_insert_with(ObjectId::new));
+                    valid.push(e);
+                }
+                Err(error) => result.failures.push(BulkFailure { index, error }),
+            }
+        }
+        self.inner.write().await.events.extend(valid);
+        Ok(result)
+    }
+
+    async fn event_distribution(&self, window: TimeWindow) -> Result<Vec<EventTypeCount>> {
+        let inner = self.inner.read().await;
+        let mut counts: HashMap<&str, u64> = HashMap::new();
+        for e in inner.events_in(window) {
+            *counts.entry(e.event_type.as_str()).or_default() += 1;
+        }
+        let mut out: Vec<EventTypeCount> = counts
+            .into_iter()
+            .map(|(t, count)| EventTypeCount {
+                event_type: t.to_owned(),
+                count,
+            })
+            .collect();
+        out.sort_by(|a, b| {
+            b.count
+                .cmp(&a.count)
+                .then_with(|| a.event_type.cmp(&b.event_type))
+        });
+        Ok(out)
+    }
+
+    async fn user_activity(&self, window: TimeWindow, top: usize) -> Result<Vec<UserActivity>> {
+        let inner = self.inner.read().await;
+        let mut users: HashMap<&str, UserActivity> = HashMap::new();
+        for e in inner.events_in(window) {
+            users
+                .entry(e.user_id.as_str())
+                .and_modify(|a| {
+                    a.events += 1;
+                    a.first_seen = a.first_seen.min(e.timestamp);
+                    a.last_seen = a.last_seen.max(e.timestamp);
+                })
+                .or_insert_with(|| UserActivity {
+                    user_id: e.user_id.clone(),
+                    events: 1,
+                    first_seen: e.timestamp,
+                    last_seen: e.timestamp,
+                });
+        }
+        let mut out: Vec<UserActivity> = users.into_values().collect();
+        out.sort_by(|a, b| {
+            b.events
+                .cmp(&a.events)
+                .then_with(|| a.user_id.cmp(&b.user_id))
+        });
+        out.truncate(top);
+        Ok(out)
+    }
+
+    async fn purchase_analytics(&self, window: TimeWindow) -> Result<Vec<CategoryPurchases>> {
+        let inner = self.inner.read().await;
+        let mut by_category: HashMap<Option<&str>, (u64, f64)> = HashMap::new();
+        for e in inner.events_in(window) {
+            if e.event_type != PURCHASE {
+                continue;
+            }
+            let Some(meta) = &e.metadata else { continue };
+            let Some(price) = meta.price else { continue };
+            let slot = by_category.entry(meta.category.as_deref()).or_default();
+            slot.0 += 1;
+            slot.1 += price;
+        }
+        Ok(crate::model::purchases_from_sums(
+            by_category
+                .into_iter()
+                .map(|(c, (n, sum))| (c.map(str::to_owned), n, sum)),
+        ))
+    }
+
+    async fn events_near(
+        &self,
+        point: GeoPoint,
+        max_distance_m: f64,
+        limit: usize,
+    ) -> Result<Vec<NearbyEvent>> {
+        validate::check_point("point", &point)?;
+        validate::distance(max_distance_m)?;
+        let inner = self.inner.read().await;
+        let mut near: Vec<(f64, &Event)> = inner
+            .events
+            .iter()
+            .filter_map(|e| {
+                let at = e.geo.as_ref()?.location.as_ref()?;
+                let d = point.distance_m(at);
+                (d <= max_distance_m).then_some((d, e))
+            })
+            .collect();
+        near.sort_by(|a, b| a.0.total_cmp(&b.0).then_with(|| a.1.id.cmp(&b.1.id)));
+        Ok(near
+            .into_iter()
+            .take(limit)
+            .map(|(distance_m, e)| NearbyEvent {
+                event: e.clone(),
+                distance_m,
+            })
+            .collect())
+    }
+}
+
+#[async_trait]
+impl DataProcessing for MemoryDocStore {
+    async fn cohort_metrics(&self, activity: TimeWindow) -> Result<Vec<CohortMetrics>> {
+        let inner = self.inner.read().await;
+        let mut events_per_user: HashMap<&str, u64> = HashMap::new();
+        for e in inner.events_in(activity) {
+            *events_per_user.entry(e.user_id.as_str()).or_default() += 1;
+        }
+        // month -> (users, active users, events)
+        let mut cohorts: std::collections::BTreeMap<String, (u64, u64, u64)> = Default::default();
+        for p in &inner.profiles {
+            let slot = cohorts
+                .entry(p.created_at.format("%Y-%m").to_string())
+                .or_default();
+            let n = events_per_user
+                .get(p.user_id.as_str())
+                .copied()
+                .unwrap_or(0);
+            slot.0 += 1;
+            slot.1 += u64::from(n > 0);
+            slot.2 += n;
+        }
+        Ok(cohorts
+            .into_iter()
+            .map(|(month, (users, active_users, events))| {
+                CohortMetrics::new(month, users, active_users, events)
+            })
+            .collect())
+    }
+
+    async fn export_events(
+        &self,
+        filter: EventFilter,
+        batch_size: usize,
+    ) -> Result<BoxStream<'static, Result<Vec<Event>>>> {
+        check_filter(&filter)?;
+        let batch_size = batch_size.max(1);
+        // Events are never removed, so positions stay valid; only the matching positions are
+        // held (4 bytes each), and each batch is cloned under a short read lock.
+        let positions: Vec<u32> = {
+            let inner = self.inner.read().await;
+            let mut positions: Vec<u32> = inner
+                .events
+                .iter()
+                .enumerate()
+                .filter(|(_, e)| filter.matches(e))
+                .filter_map(|(i, _)| u32::try_from(i).ok())
+                .collect();
+            positions.sort_by_key(|&i| inner.events.get(i as usize).map(|e| (e.timestamp, e.id)));
+            positions
+        };
+        let store = self.inner.clone();
+        let chunks: Vec<Vec<u32>> = positions.chunks(batch_size).map(<[u32]>::to_vec).collect();
+        Ok(stream::iter(chunks)
+            .then(move |chunk| {
+                let store = store.clone();
+                async move {
+                    let inner = store.read().await;
+                    Ok(chunk
+                        .iter()
+                        .filter_map(|&i| inner.events.get(i as usize).cloned())
+                        .collect())
+                }
+            })
+            .boxed())
+    }
+}
+
+pub(crate) fn check_filter(filter: &EventFilter) -> Result<()> {
+    if let Some(u) = &filter.user_id {
+        validate::check_name("user_id", u)?;
+    }
+    if let Some(t) = &filter.event_type {
+        validate::check_name("event_type", t)?;
+    }
+    Ok(())
+}
+
+#[async_trait]
+impl DocStore for MemoryDocStore {
+    fn backend(&self) -> &'static str {
+        BACKEND
+    }
+
+    async fn setup(&self, options: &SetupOptions) -> Result<SetupReport> {
+        let mut inner = self.inner.write().await;
+        let first = inner.applied_retention.is_none();
+        let fresh = if first {
+            SetupOutcome::Created
+        } else {
+            SetupOutcome::Unchanged
+        };
+        let mut report = SetupReport::default();
+        for c in [setup::EVENTS, setup::PROFILES] {
+            report.push(setup::collection_target(c), fresh.clone());
+            report.push(setup::validator_target(c), fresh.clone());
+        }
+        report.push(setup::collection_target(setup::LOGS), fresh.clone());
+        for (c, i) in [
+            (setup::PROFILES, setup::IDX_USERNAME),
+            (setup::PROFILES, setup::IDX_EMAIL),
+            (setup::PROFILES, setup::IDX_USER_ID),
+            (setup::PROFILES, setup::IDX_INTERESTS),
+            (setup::EVENTS, setup::IDX_USER_TIME),
+            (setup::EVENTS, setup::IDX_TIME),
+            (setup::EVENTS, setup::IDX_GEO),
+        ] {
+            report.push(setup::index_target(c, i), fresh.clone());
+        }
+        let ttl = match inner.applied_retention {
+            None => SetupOutcome::Created,
+            Some(r) if r == options.log_retention => SetupOutcome::Unchanged,
+            Some(_) => SetupOutcome::Updated,
+        };
+        report.push(setup::index_target(setup::LOGS, setup::IDX_LOG_TTL), ttl);
+        inner.applied_retention = Some(options.log_retention);
+        Ok(report)
+    }
+
+    async fn append_log(&self, entry: LogEntry) -> Result<ObjectId> {
+        validate::check_name("level", &entry.level)?;
+        let mut entry = entry;
+        entry.created_at = crate::model::truncate_to_millis(entry.created_at);
+        let id = *entry.id.get_or_insert_with(ObjectId::new);
+        let mut inner = self.inner.write().await;
+        let cutoff = Utc::now() - inner.retention();
+        // Entries arrive roughly in time order: expire from the front, like a TTL monitor.
+        while inner.logs.front().is_some_and(|l| l.created_at < cutoff) {
+            inner.logs.pop_front();
+        }
+        inner.logs.push_back(entry);
+        Ok(id)
+    }
+
+    async fn recent_logs(&self, limit: usize) -> Result<Vec<LogEntry>> {
+        let inner = self.inner.read().await;
+        let cutoff = Utc::now() - inner.retention();
+        let mut logs: Vec<&LogEntry> = inner
+            .logs
+            .iter()
+            .filter(|l| l.created_at >= cutoff)
+            .collect();
+        logs.sort_by(|a, b| {
+            b.created_at
+                .cmp(&a.created_at)
+                .then_with(|| b.id.cmp(&a.id))
+        });
+        Ok(logs.into_iter().take(limit).cloned().collect())
+    }
+}

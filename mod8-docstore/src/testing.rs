@@ -1,0 +1,699 @@
+//! The conformance suite every backend passes (feature `testing`).
+//!
+//! Each case is a plain `pub async fn case_x(store: &dyn DocStore, caps: &Capabilities)`; the
+//! [`conformance_tests!`](crate::conformance_tests) macro emits one named `#[tokio::test]` per
+//! case around a setup expression that yields an `Option<Fixture>` (`None` skips, for a server
+//! whose URL is unset). A case that needs a feature the backend declares unsupported in its
+//! [`Capabilities`] checks that the call fails with [`Error::Unsupported`] (and prints the
+//! server's message) instead of checking results.
+//!
+//! ```ignore
+//! mod8_docstore::conformance_tests!(async {
+//!     Some(mod8_docstore::testing::Fixture::new(
+//!         std::sync::Arc::new(mod8_docstore::MemoryDocStore::new()),
+//!         mod8_docstore::testing::Capabilities::all(),
+//!     ))
+//! });
+//! ```
+
+// This module is test code (the shared suite), where a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used)]
+
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, TimeZone, Utc};
+use futures::future::BoxFuture;
+use futures::{FutureExt, StreamExt};
+
+use crate::{
+    export_ndjson, DocStore, Error, Event, EventFilter, EventMetadata, Geo, GeoPoint, LogEntry,
+    MetricsUpdate, SetupOptions, SetupOutcome, Subscription, SubscriptionStatus, TimeWindow,
+    UserProfile,
+};
+
+/// What a backend (or the server behind it) supports beyond the core.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Capabilities {
+    /// `$jsonSchema` validators (and `collMod` to update them).
+    pub validators: bool,
+    /// TTL indexes (and `collMod` to change their retention).
+    pub ttl_indexes: bool,
+    /// `2dsphere` indexes and `$geoNear`.
+    pub geo: bool,
+    /// `$min` / `$max` accumulators (user activity).
+    pub min_max: bool,
+    /// `$lookup` and date operators (cohorts).
+    pub lookup: bool,
+}
+
+impl Capabilities {
+    /// Everything (the memory backend, MongoDB itself).
+    pub fn all() -> Self {
+        Capabilities {
+            validators: true,
+            ttl_indexes: true,
+            geo: true,
+            min_max: true,
+            lookup: true,
+        }
+    }
+
+    /// FerretDB 1.x (probed on v1.24 with its SQLite handler): none of the above.
+    pub fn ferretdb_1() -> Self {
+        Capabilities {
+            validators: false,
+            ttl_indexes: false,
+            geo: false,
+            min_max: false,
+            lookup: false,
+        }
+    }
+}
+
+/// A store under test, its capabilities and how to clean up after it.
+pub struct Fixture {
+    /// The store, already set up with [`SetupOptions::default`].
+    pub store: Arc<dyn DocStore>,
+    /// What it supports.
+    pub caps: Capabilities,
+    teardown: Option<BoxFuture<'static, ()>>,
+}
+
+impl Fixture {
+    /// A fixture without cleanup.
+    pub fn new(store: Arc<dyn DocStore>, caps: Capabilities) -> Self {
+        Fixture {
+            store,
+            caps,
+            teardown: None,
+        }
+    }
+
+    /// Runs `teardown` after the case (also when it fails), for example to drop a database.
+    pub fn with_teardown(mut self, teardown: BoxFuture<'static, ()>) -> Self {
+        self.teardown = Some(teardown);
+        self
+    }
+
+    /// Sets the store up, runs `case`, tears down, then re-raises a failure of the case.
+    pub async fn run<F>(self, case: F)
+    where
+        F: for<'a> FnOnce(&'a dyn DocStore, &'a Capabilities) -> BoxFuture<'a, ()>,
+    {
+        let outcome = AssertUnwindSafe(async {
+            self.store
+                .setup(&SetupOptions::default())
+                .await
+                .expect("setup failed");
+            case(&*self.store, &self.caps).await;
+        })
+        .catch_unwind()
+        .await;
+        if let Some(teardown) = self.teardown {
+            teardown.await;
+        }
+        if let Err(panic) = outcome {
+            std::panic::resume_unwind(panic);
+        }
+    }
+}
+
+/// Emits one `#[tokio::test]` per conformance case, each with a fresh fixture from `$setup`
+/// (an expression evaluating to a future of `Option<Fixture>`).
+#[macro_export]
+macro_rules! conformance_tests {
+    ($setup:expr) => {
+        $crate::conformance_tests!(@cases $setup;
+            case_profile_round_trip,
+            case_duplicate_profile_is_conflict,
+            case_bulk_profiles_partial_failure,
+            case_interests_subscriptions_metrics,
+            case_operator_input_is_rejected,
+            case_event_distribution,
+            case_bulk_events_partial_failure,
+            case_user_activity,
+            case_purchase_analytics,
+            case_events_near,
+            case_cohort_metrics,
+            case_export_in_batches_and_ndjson,
+            case_setup_is_idempotent,
+            case_setup_applies_changed_retention,
+            case_logs_expire,
+        );
+    };
+    (@cases $setup:expr; $($case:ident),* $(,)?) => {
+        $(
+            #[tokio::test]
+            async fn $case() {
+                let Some(fixture) = $setup.await else { return };
+                fixture
+                    .run(|store, caps| ::std::boxed::Box::pin($crate::testing::$case(store, caps)))
+                    .await;
+            }
+        )*
+    };
+}
+
+fn day(d: u32, h: u32) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 3, d, h, 0, 0)
+        .single()
+        .expect("valid date")
+}
+
+/// Asserts `result` is [`Error::Unsupported`] and prints the server's message.
+pub fn expect_unsupported<T: std::fmt::Debug>(what: &str, result: crate::Result<T>) {
+    match result {
+        Err(e @ Error::Unsupported { .. }) => {
+            eprintln!("{what}: unsupported as declared, server said: {e}");
+        }
+        other => panic!("{what}: expected Error::Unsupported, got {other:?}"),
+    }
+}
+
+fn profile(n: u32) -> UserProfile {
+    UserProfile::new(
+        format!("u{n}"),
+        format!("user{n}"),
+        format!("user{n}@example.com"),
+    )
+}
+
+/// Insert a profile, read it back by username; unknown usernames are `None`.
+pub async fn case_profile_round_trip(store: &dyn DocStore, _caps: &Capabilities) {
+    let p = profile(1)
+        .with_interests(["rust", "chess"])
+        .created_at(day(1, 9));
+    let id = store.insert_profile(p.clone()).await.unwrap();
+    let got = store.profile_by_username("user1").await.unwrap().unwrap();
+    assert_eq!(got.id, Some(id));
+    assert_eq!(got.user_id, "u1");
+    assert_eq!(got.email, "user1@example.com");
+    assert_eq!(got.created_at, day(1, 9));
+    assert_eq!(got.profile.interests, vec!["rust", "chess"]);
+    assert!(store.profile_by_username("nobody").await.unwrap().is_none());
+}
+
+/// A taken username, e-mail or user id is a typed conflict.
+pub async fn case_duplicate_profile_is_conflict(store: &dyn DocStore, _caps: &Capabilities) {
+    store.insert_profile(profile(1)).await.unwrap();
+    let same_name = UserProfile::new("u2", "user1", "other@example.com");
+    let same_email = UserProfile::new("u3", "other", "user1@example.com");
+    let same_user = UserProfile::new("u1", "third", "third@example.com");
+    for p in [same_name, same_email, same_user] {
+        let err = store.insert_profile(p.clone()).await.unwrap_err();
+        assert!(matches!(err, Error::Conflict { .. }), "{p:?}: {err:?}");
+    }
+}
+
+/// Unordered bulk insert: the good ones land, the bad ones are listed by index and reason.
+pub async fn case_bulk_profiles_partial_failure(store: &dyn DocStore, _caps: &Capabilities) {
+    store.insert_profile(profile(1)).await.unwrap();
+    let batch = vec![
+        profile(2),
+        UserProfile::new("u9", "user1", "dup@example.com"), // username taken
+        UserProfile::new("u3", "user3", "not-an-email"),    // invalid
+        profile(4),
+    ];
+    let r = store.insert_profiles(batch).await.unwrap();
+    assert_eq!(r.inserted_ids.len(), 2);
+    let indexes: Vec<usize> = r.failures.iter().map(|f| f.index).collect();
+    assert_eq!(indexes, vec![1, 2]);
+    assert!(matches!(r.failures[0].error, Error::Conflict { .. }));
+    assert_eq!(r.failures[1].error.field(), Some("email"));
+    for name in ["user2", "user4"] {
+        let p = store.profile_by_username(name).await.unwrap().unwrap();
+        assert!(r.inserted_ids.contains(&p.id.unwrap()));
+    }
+    assert!(store.profile_by_username("user3").await.unwrap().is_none());
+}
+
+/// Find by interest (sorted, limited), push subscriptions, update metrics.
+pub async fn case_interests_subscriptions_metrics(store: &dyn DocStore, _caps: &Capabilities) {
+    let profiles = vec![
+        profile(3).with_interests(["rust", "go"]),
+        profile(1).with_interests(["rust"]),
+        profile(2).with_interests(["python"]),
+    ];
+    assert!(store
+        .insert_profiles(profiles)
+        .await
+        .unwrap()
+        .failures
+        .is_empty());
+    let rust: Vec<String> = store
+        .find_profiles_by_interest("rust", 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|p| p.username)
+        .collect();
+    assert_eq!(rust, vec!["user1", "user3"]);
+    assert_eq!(
+        store
+            .find_profiles_by_interest("rust", 1)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    assert!(store
+        .find_profiles_by_interest("cobol", 10)
+        .await
+        .unwrap()
+        .is_empty());
+
+    for (plan, status) in [
+        ("trial", SubscriptionStatus::Trial),
+        ("pro", SubscriptionStatus::Active),
+    ] {
+        let sub = Subscription {
+            plan: plan.into(),
+            started_at: day(2, 10),
+            status,
+        };
+        store.add_subscription("user1", sub).await.unwrap();
+    }
+    let subs = store
+        .profile_by_username("user1")
+        .await
+        .unwrap()
+        .unwrap()
+        .subscriptions;
+    assert_eq!(subs.len(), 2);
+    assert_eq!(subs[1].plan, "pro");
+    assert_eq!(subs[1].status, SubscriptionStatus::Active);
+    assert_eq!(subs[1].started_at, day(2, 10));
+    let missing = Subscription {
+        plan: "pro".into(),
+        started_at: day(2, 10),
+        status: SubscriptionStatus::Active,
+    };
+    assert!(matches!(
+        store.add_subscription("ghost", missing).await,
+        Err(Error::NotFound { .. })
+    ));
+
+    let update = MetricsUpdate {
+        engagement_score: Some(0.75),
+        profile_views: 2,
+        content_views: 5,
+    };
+    store.update_metrics("user1", update.clone()).await.unwrap();
+    store
+        .update_metrics(
+            "user1",
+            MetricsUpdate {
+                profile_views: 1,
+                ..MetricsUpdate::default()
+            },
+        )
+        .await
+        .unwrap();
+    let m = store
+        .profile_by_username("user1")
+        .await
+        .unwrap()
+        .unwrap()
+        .metrics;
+    assert_eq!(m.engagement_score, 0.75);
+    assert_eq!((m.profile_views, m.content_views), (3, 5));
+    assert!(matches!(
+        store.update_metrics("ghost", update).await,
+        Err(Error::NotFound { .. })
+    ));
+}
+
+/// Keys and values that would become operators, and off-globe coordinates, are rejected.
+pub async fn case_operator_input_is_rejected(store: &dyn DocStore, _caps: &Capabilities) {
+    let mut meta = EventMetadata::default();
+    meta.extras
+        .insert("$where".into(), serde_json::json!("sleep(1000)"));
+    let err = store
+        .log_event(Event::new("u1", "click").with_metadata(meta))
+        .await
+        .unwrap_err();
+    assert_eq!(err.field(), Some("metadata.extras.$where"));
+
+    let mut meta = EventMetadata::default();
+    meta.extras
+        .insert("filter".into(), serde_json::json!({"user.name": 1}));
+    let err = store
+        .log_event(Event::new("u1", "click").with_metadata(meta))
+        .await
+        .unwrap_err();
+    assert_eq!(err.field(), Some("metadata.extras.filter.user.name"));
+
+    let err = store.profile_by_username("$ne").await.unwrap_err();
+    assert_eq!(err.field(), Some("username"));
+    let err = store
+        .find_profiles_by_interest("$gt", 10)
+        .await
+        .unwrap_err();
+    assert_eq!(err.field(), Some("interest"));
+
+    let off_globe = Geo {
+        location: Some(GeoPoint::new(200.0, 10.0)),
+        ..Geo::default()
+    };
+    let err = store
+        .log_event(Event::new("u1", "click").with_geo(off_globe))
+        .await
+        .unwrap_err();
+    assert_eq!(err.field(), Some("geo.location"));
+    let err = store
+        .events_near(GeoPoint::new(0.0, 95.0), 10.0, 5)
+        .await
+        .unwrap_err();
+    assert_eq!(err.field(), Some("point"));
+
+    let nothing = store
+        .export_events(EventFilter::default(), 10)
+        .await
+        .unwrap()
+        .collect::<Vec<_>>()
+        .await;
+    assert!(nothing.is_empty(), "rejected events must not be stored");
+}
+
+/// Counts per type, most frequent first, inside the window only.
+pub async fn case_event_distribution(store: &dyn DocStore, _caps: &Capabilities) {
+    let mut events = Vec::new();
+    for (t, n) in [("view", 5), ("click", 3), ("search", 3), ("purchase", 1)] {
+        for i in 0..n {
+            events.push(Event::new(format!("u{i}"), t).at(day(10, i)));
+        }
+    }
+    events.push(Event::new("u1", "view").at(day(20, 0))); // outside the window
+    assert!(store.log_events(events).await.unwrap().failures.is_empty());
+    let id = store.log_event(Event::new("u1", "logout")).await.unwrap(); // now
+    let d = store
+        .event_distribution(TimeWindow::between(day(10, 0), day(11, 0)))
+        .await
+        .unwrap();
+    let got: Vec<(&str, u64)> = d.iter().map(|c| (c.event_type.as_str(), c.count)).collect();
+    assert_eq!(
+        got,
+        vec![("view", 5), ("click", 3), ("search", 3), ("purchase", 1)]
+    );
+    let all = store.event_distribution(TimeWindow::all()).await.unwrap();
+    assert_eq!(all[0].event_type, "view");
+    assert_eq!(all[0].count, 6);
+    assert!(all.iter().any(|c| c.event_type == "logout" && c.count == 1));
+    // The defaulted timestamp is "now".
+    let recent = TimeWindow::since(Utc::now() - chrono::Duration::minutes(5));
+    let mut exported = store
+        .export_events(
+            EventFilter {
+                window: recent,
+                ..EventFilter::default()
+            },
+            10,
+        )
+        .await
+        .unwrap();
+    let batch = exported.next().await.unwrap().unwrap();
+    assert_eq!(batch.len(), 1);
+    assert_eq!(batch[0].id, Some(id));
+}
+
+/// Unordered bulk log: invalid events are listed, the rest land.
+pub async fn case_bulk_events_partial_failure(store: &dyn DocStore, _caps: &Capabilities) {
+    let r = store
+        .log_events(vec![
+            Event::new("u1", "view").at(day(1, 1)),
+            Event::new("", "view"),
+            Event::new("u2", "view").at(day(1, 2)),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(r.inserted_ids.len(), 2);
+    assert_eq!(r.failures.len(), 1);
+    assert_eq!(r.failures[0].index, 1);
+    assert_eq!(r.failures[0].error.field(), Some("user_id"));
+    let d = store.event_distribution(TimeWindow::all()).await.unwrap();
+    assert_eq!(d[0].count, 2);
+}
+
+/// Events per user with first and last seen, top N.
+pub async fn case_user_activity(store: &dyn DocStore, caps: &Capabilities) {
+    let events = vec![
+        Event::new("ann", "view").at(day(5, 1)),
+        Event::new("ann", "view").at(day(5, 9)),
+        Event::new("ann", "click").at(day(5, 4)),
+        Event::new("bob", "view").at(day(5, 2)),
+        Event::new("bob", "view").at(day(5, 3)),
+        Event::new("cid", "view").at(day(5, 5)),
+        Event::new("ann", "view").at(day(9, 0)), // outside
+    ];
+    store.log_events(events).await.unwrap();
+    let window = TimeWindow::between(day(5, 0), day(6, 0));
+    let result = store.user_activity(window, 2).await;
+    if !caps.min_max {
+        return expect_unsupported("user activity", result);
+    }
+    let a = result.unwrap();
+    assert_eq!(a.len(), 2);
+    assert_eq!(
+        (
+            a[0].user_id.as_str(),
+            a[0].events,
+            a[0].first_seen,
+            a[0].last_seen
+        ),
+        ("ann", 3, day(5, 1), day(5, 9))
+    );
+    assert_eq!((a[1].user_id.as_str(), a[1].events), ("bob", 2));
+}
+
+/// Priced purchases per category: count, revenue, average; highest revenue first.
+pub async fn case_purchase_analytics(store: &dyn DocStore, _caps: &Capabilities) {
+    let events = vec![
+        Event::purchase("u1", "p1", "books", 10.0).at(day(3, 1)),
+        Event::purchase("u2", "p2", "books", 20.0).at(day(3, 2)),
+        Event::purchase("u1", "p3", "games", 60.0).at(day(3, 3)),
+        Event::purchase("u3", "p4", "music", 5.5).at(day(3, 4)),
+        Event::purchase("u3", "p5", "music", 4.5).at(day(3, 5)),
+        Event::purchase("u1", "p6", "games", 99.0).at(day(8, 1)), // outside
+        Event::new("u1", "view").with_metadata(EventMetadata {
+            price: Some(1000.0),
+            category: Some("books".into()),
+            ..EventMetadata::default()
+        }),
+        Event::new("u1", "purchase").at(day(3, 6)), // no price: not counted
+    ];
+    store.log_events(events).await.unwrap();
+    let p = store
+        .purchase_analytics(TimeWindow::between(day(3, 0), day(4, 0)))
+        .await
+        .unwrap();
+    let got: Vec<(Option<&str>, u64, f64, f64)> = p
+        .iter()
+        .map(|c| {
+            (
+                c.category.as_deref(),
+                c.purchases,
+                c.revenue,
+                c.average_price,
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (Some("games"), 1, 60.0, 60.0),
+            (Some("books"), 2, 30.0, 15.0),
+            (Some("music"), 2, 10.0, 5.0),
+        ]
+    );
+}
+
+/// Events within a distance of a point, nearest first.
+pub async fn case_events_near(store: &dyn DocStore, caps: &Capabilities) {
+    let at = |city: &str, lon: f64, lat: f64| {
+        Event::new("u1", "checkin").with_geo(Geo {
+            country: Some("DE".into()),
+            city: Some(city.into()),
+            location: Some(GeoPoint::new(lon, lat)),
+        })
+    };
+    store
+        .log_events(vec![
+            at("Potsdam", 13.0645, 52.3906), // ~27 km from Berlin
+            at("Berlin", 13.4050, 52.5200),
+            at("Hamburg", 9.9937, 53.5511), // ~255 km
+            Event::new("u1", "view"),       // no location
+        ])
+        .await
+        .unwrap();
+    let berlin = GeoPoint::new(13.4049, 52.5201);
+    let result = store.events_near(berlin, 50_000.0, 10).await;
+    if !caps.geo {
+        return expect_unsupported("events near", result);
+    }
+    let near = result.unwrap();
+    let cities: Vec<&str> = near
+        .iter()
+        .map(|n| n.event.geo.as_ref().unwrap().city.as_deref().unwrap())
+        .collect();
+    assert_eq!(cities, vec!["Berlin", "Potsdam"]);
+    assert!(near[0].distance_m < 100.0);
+    assert!((20_000.0..35_000.0).contains(&near[1].distance_m));
+    assert_eq!(
+        store.events_near(berlin, 50_000.0, 1).await.unwrap().len(),
+        1
+    );
+}
+
+/// Cohorts by sign-up month: users, active users, events per user.
+pub async fn case_cohort_metrics(store: &dyn DocStore, caps: &Capabilities) {
+    let jan = Utc.with_ymd_and_hms(2026, 1, 15, 12, 0, 0).unwrap();
+    let feb = Utc.with_ymd_and_hms(2026, 2, 3, 12, 0, 0).unwrap();
+    store
+        .insert_profiles(vec![
+            profile(1).created_at(jan),
+            profile(2).created_at(jan),
+            profile(3).created_at(feb),
+        ])
+        .await
+        .unwrap();
+    store
+        .log_events(vec![
+            Event::new("u1", "view").at(day(1, 1)),
+            Event::new("u1", "view").at(day(1, 2)),
+            Event::new("u1", "view").at(day(1, 3)),
+            Event::new("u3", "view").at(day(1, 4)),
+            Event::new("u2", "view").at(day(20, 1)), // outside the activity window
+        ])
+        .await
+        .unwrap();
+    let result = store
+        .cohort_metrics(TimeWindow::between(day(1, 0), day(2, 0)))
+        .await;
+    if !caps.lookup {
+        return expect_unsupported("cohort metrics", result);
+    }
+    let c = result.unwrap();
+    let got: Vec<(&str, u64, u64, u64, f64)> = c
+        .iter()
+        .map(|c| {
+            (
+                c.month.as_str(),
+                c.users,
+                c.active_users,
+                c.events,
+                c.events_per_user,
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        vec![("2026-01", 2, 1, 3, 1.5), ("2026-02", 1, 1, 1, 1.0)]
+    );
+}
+
+/// A filtered export streams in batches, oldest first; NDJSON writes one line per event.
+pub async fn case_export_in_batches_and_ndjson(store: &dyn DocStore, _caps: &Capabilities) {
+    let mut events = Vec::new();
+    for i in (0..25).rev() {
+        events.push(Event::new("ann", "view").at(day(1, 0) + chrono::Duration::minutes(i)));
+        events.push(Event::new("bob", "view").at(day(1, 0) + chrono::Duration::minutes(i)));
+    }
+    store.log_events(events).await.unwrap();
+    let filter = EventFilter {
+        user_id: Some("ann".into()),
+        ..EventFilter::default()
+    };
+    let batches: Vec<Vec<Event>> = store
+        .export_events(filter.clone(), 10)
+        .await
+        .unwrap()
+        .map(|b| b.unwrap())
+        .collect()
+        .await;
+    let sizes: Vec<usize> = batches.iter().map(Vec::len).collect();
+    assert_eq!(sizes, vec![10, 10, 5]);
+    let all: Vec<&Event> = batches.iter().flatten().collect();
+    assert!(all.iter().all(|e| e.user_id == "ann"));
+    assert!(all.windows(2).all(|w| w[0].timestamp <= w[1].timestamp));
+    assert_eq!(all[0].timestamp, day(1, 0));
+
+    let mut out = Vec::new();
+    let n = export_ndjson(store, filter, &mut out).await.unwrap();
+    assert_eq!(n, 25);
+    let text = String::from_utf8(out).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 25);
+    let first: Event = serde_json::from_str(lines[0]).unwrap();
+    assert_eq!(first.timestamp, day(1, 0));
+    assert_eq!(first.user_id, "ann");
+}
+
+/// A second setup changes nothing; steps are unsupported only where declared.
+pub async fn case_setup_is_idempotent(store: &dyn DocStore, caps: &Capabilities) {
+    let report = store.setup(&SetupOptions::default()).await.unwrap();
+    assert!(
+        !report.changed(),
+        "second setup changed something: {report:?}"
+    );
+    assert_eq!(report.steps.len(), 13, "{report:?}");
+    for step in report.unsupported() {
+        let allowed = (step.target.ends_with("validator") && !caps.validators)
+            || (step.target.contains("ttl") && !caps.ttl_indexes)
+            || (step.target.contains("2dsphere") && !caps.geo);
+        assert!(allowed, "unexpectedly unsupported: {step:?}");
+        eprintln!(
+            "setup: {} unsupported as declared: {:?}",
+            step.target, step.outcome
+        );
+    }
+    let unique = report.outcome("user_profiles index username_unique");
+    assert_eq!(unique, Some(&SetupOutcome::Unchanged));
+}
+
+/// A changed log retention is applied to the existing TTL index.
+pub async fn case_setup_applies_changed_retention(store: &dyn DocStore, caps: &Capabilities) {
+    let options = SetupOptions::default().with_log_retention(Duration::from_secs(3600));
+    let report = store.setup(&options).await.unwrap();
+    let ttl = report.outcome("logs index created_at_ttl").cloned();
+    if caps.ttl_indexes {
+        assert_eq!(ttl, Some(SetupOutcome::Updated));
+        let again = store.setup(&options).await.unwrap();
+        assert!(!again.changed(), "{again:?}");
+        store.setup(&options.clone().strict()).await.unwrap();
+    } else {
+        assert!(
+            matches!(ttl, Some(SetupOutcome::Unsupported { .. })),
+            "{ttl:?}"
+        );
+        expect_unsupported("strict setup", store.setup(&options.strict()).await);
+    }
+}
+
+/// Logs older than the retention are not returned; newest first.
+pub async fn case_logs_expire(store: &dyn DocStore, _caps: &Capabilities) {
+    let retention = Duration::from_secs(3600);
+    store
+        .setup(&SetupOptions::default().with_log_retention(retention))
+        .await
+        .unwrap();
+    let mut old = LogEntry::new("info", "too old");
+    old.created_at = Utc::now() - chrono::Duration::hours(2);
+    store.append_log(old).await.unwrap();
+    for (i, msg) in ["first", "second", "third"].into_iter().enumerate() {
+        let mut e = LogEntry::new("info", msg);
+        e.created_at = Utc::now() - chrono::Duration::seconds(30 - i as i64);
+        store.append_log(e).await.unwrap();
+    }
+    let logs = store.recent_logs(10).await.unwrap();
+    let messages: Vec<&str> = logs.iter().map(|l| l.message.as_str()).collect();
+    assert_eq!(messages, vec!["third", "second", "first"]);
+    assert_eq!(store.recent_logs(1).await.unwrap().len(), 1);
+    assert!(store
+        .append_log(LogEntry::new("$bad", "x"))
+        .await
+        .unwrap_err()
+        .field()
+        .is_some());
+}

@@ -1,0 +1,215 @@
+//! Input checks shared by every backend: the same document is rejected the same way whether it
+//! goes to MongoDB or stays in memory, and nothing user-supplied can become a query operator.
+
+use crate::model::{truncate_to_millis, Event, GeoPoint, MetricsUpdate, Subscription, UserProfile};
+use crate::{Error, Result};
+
+/// Longest accepted identifier-like string (user id, username, event type, plan, interest).
+const MAX_NAME_LEN: usize = 256;
+
+/// A key that MongoDB would read as an operator (`$...`) or a path (`a.b`), or an empty key.
+fn check_key(path: &str, key: &str) -> Result<()> {
+    if key.is_empty() {
+        return Err(Error::validation(path, "empty field name"));
+    }
+    if key.starts_with('$') {
+        return Err(Error::validation(
+            format!("{path}.{key}"),
+            "field names must not start with '$'",
+        ));
+    }
+    if key.contains('.') {
+        return Err(Error::validation(
+            format!("{path}.{key}"),
+            "field names must not contain '.'",
+        ));
+    }
+    if key.contains('\0') {
+        return Err(Error::validation(path, "field names must not contain NUL"));
+    }
+    Ok(())
+}
+
+fn check_json(path: &str, value: &serde_json::Value) -> Result<()> {
+    match value {
+        serde_json::Value::Object(map) => {
+            for (k, v) in map {
+                check_key(path, k)?;
+                check_json(&format!("{path}.{k}"), v)?;
+            }
+            Ok(())
+        }
+        serde_json::Value::Array(items) => items.iter().try_for_each(|v| check_json(path, v)),
+        _ => Ok(()),
+    }
+}
+
+/// A required identifier-like string: not empty, not too long, not an operator or field path
+/// when used as a query value (`$where`, `$gt`).
+pub(crate) fn check_name(field: &str, value: &str) -> Result<()> {
+    if value.trim().is_empty() {
+        return Err(Error::validation(field, "is required"));
+    }
+    if value.len() > MAX_NAME_LEN {
+        return Err(Error::validation(
+            field,
+            format!("longer than {MAX_NAME_LEN} bytes"),
+        ));
+    }
+    if value.starts_with('$') {
+        return Err(Error::validation(field, "must not start with '$'"));
+    }
+    if value.contains('\0') {
+        return Err(Error::validation(field, "must not contain NUL"));
+    }
+    Ok(())
+}
+
+/// Coordinates inside [-180, 180] × [-90, 90].
+pub(crate) fn check_point(field: &str, p: &GeoPoint) -> Result<()> {
+    if !(p.longitude.is_finite() && (-180.0..=180.0).contains(&p.longitude)) {
+        return Err(Error::validation(
+            field,
+            format!("longitude {} outside [-180, 180]", p.longitude),
+        ));
+    }
+    if !(p.latitude.is_finite() && (-90.0..=90.0).contains(&p.latitude)) {
+        return Err(Error::validation(
+            field,
+            format!("latitude {} outside [-90, 90]", p.latitude),
+        ));
+    }
+    Ok(())
+}
+
+fn check_optional_text(field: &str, value: &Option<String>) -> Result<()> {
+    match value {
+        Some(v) if v.starts_with('$') => Err(Error::validation(field, "must not start with '$'")),
+        _ => Ok(()),
+    }
+}
+
+/// Checks an event and normalizes it for storage (millisecond timestamp).
+pub(crate) fn event(mut e: Event) -> Result<Event> {
+    check_name("user_id", &e.user_id)?;
+    check_name("event_type", &e.event_type)?;
+    if let Some(m) = &e.metadata {
+        check_optional_text("metadata.product", &m.product)?;
+        check_optional_text("metadata.category", &m.category)?;
+        if let Some(price) = m.price {
+            if !price.is_finite() || price < 0.0 {
+                return Err(Error::validation(
+                    "metadata.price",
+                    format!("{price} is not a finite, non-negative price"),
+                ));
+            }
+        }
+        for (k, v) in &m.extras {
+            check_key("metadata.extras", k)?;
+            check_json(&format!("metadata.extras.{k}"), v)?;
+        }
+    }
+    if let Some(g) = &e.geo {
+        check_optional_text("geo.country", &g.country)?;
+        check_optional_text("geo.city", &g.city)?;
+        if let Some(p) = &g.location {
+            check_point("geo.location", p)?;
+        }
+    }
+    e.timestamp = truncate_to_millis(e.timestamp);
+    Ok(e)
+}
+
+/// Checks a profile and normalizes it for storage.
+pub(crate) fn profile(mut p: UserProfile) -> Result<UserProfile> {
+    check_name("user_id", &p.user_id)?;
+    check_name("username", &p.username)?;
+    check_name("email", &p.email)?;
+    match p.email.split_once('@') {
+        Some((local, domain)) if !local.is_empty() && domain.contains('.') => {}
+        _ => return Err(Error::validation("email", "not an e-mail address")),
+    }
+    for interest in &p.profile.interests {
+        check_name("profile.interests", interest)?;
+    }
+    if p.profile.project_count < 0 {
+        return Err(Error::validation("profile.project_count", "negative"));
+    }
+    if !p.metrics.engagement_score.is_finite() {
+        return Err(Error::validation("metrics.engagement_score", "not finite"));
+    }
+    p.created_at = truncate_to_millis(p.created_at);
+    p.subscriptions = p
+        .subscriptions
+        .into_iter()
+        .map(subscription)
+        .collect::<Result<_>>()?;
+    Ok(p)
+}
+
+pub(crate) fn subscription(mut s: Subscription) -> Result<Subscription> {
+    check_name("subscriptions.plan", &s.plan)?;
+    s.started_at = truncate_to_millis(s.started_at);
+    Ok(s)
+}
+
+pub(crate) fn metrics_update(u: &MetricsUpdate) -> Result<()> {
+    if let Some(score) = u.engagement_score {
+        if !score.is_finite() {
+            return Err(Error::validation("metrics.engagement_score", "not finite"));
+        }
+    }
+    Ok(())
+}
+
+pub(crate) fn distance(max_distance_m: f64) -> Result<()> {
+    if !max_distance_m.is_finite() || max_distance_m < 0.0 {
+        return Err(Error::validation(
+            "max_distance_m",
+            "must be a finite, non-negative distance",
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{EventMetadata, Geo};
+
+    #[test]
+    fn operator_keys_in_extras_are_rejected_with_their_path() {
+        let mut m = EventMetadata::default();
+        m.extras
+            .insert("nested".into(), serde_json::json!({"ok": {"$where": "1"}}));
+        let err = event(Event::new("u", "click").with_metadata(m)).unwrap_err();
+        assert_eq!(err.field(), Some("metadata.extras.nested.ok.$where"));
+
+        let mut m = EventMetadata::default();
+        m.extras.insert("a.b".into(), serde_json::json!(1));
+        let err = event(Event::new("u", "click").with_metadata(m)).unwrap_err();
+        assert_eq!(err.field(), Some("metadata.extras.a.b"));
+    }
+
+    #[test]
+    fn coordinates_outside_the_globe_are_rejected() {
+        for (lon, lat) in [(180.1, 0.0), (0.0, -90.5), (f64::NAN, 0.0)] {
+            let geo = Geo {
+                location: Some(GeoPoint::new(lon, lat)),
+                ..Geo::default()
+            };
+            let err = event(Event::new("u", "click").with_geo(geo)).unwrap_err();
+            assert_eq!(err.field(), Some("geo.location"));
+        }
+        assert!(check_point("p", &GeoPoint::new(-180.0, 90.0)).is_ok());
+    }
+
+    #[test]
+    fn profile_needs_a_real_email_and_plain_names() {
+        let err = profile(UserProfile::new("1", "ada", "nope")).unwrap_err();
+        assert_eq!(err.field(), Some("email"));
+        let err = profile(UserProfile::new("1", "$ne", "a@b.io")).unwrap_err();
+        assert_eq!(err.field(), Some("username"));
+        assert!(profile(UserProfile::new("1", "ada", "ada@example.com")).is_ok());
+    }
+}
