@@ -1,0 +1,273 @@
+//! SVG charts with plotters: segment distribution, P(alive) and expected purchases by
+//! frequency and recency.
+//!
+//! Only SVG is written. plotters draws PNG text through a font engine (`ttf` needs system
+//! fontconfig/freetype, `ab_glyph` needs a bundled font file) and without one it panics on the
+//! first label, so `.png` paths are refused with [`Error::Unsupported`] instead.
+
+use std::path::{Path, PathBuf};
+
+use plotters::prelude::*;
+
+use crate::bgnbd::BgNbd;
+use crate::error::{Error, Result};
+use crate::insights::SegmentReport;
+use crate::rfm::{Rfm, RfmSummary};
+
+fn plot_error(e: impl std::fmt::Display) -> Error {
+    Error::Backend {
+        backend: "plotters",
+        source: e.to_string().into(),
+    }
+}
+
+fn check_svg(path: &Path) -> Result<()> {
+    match path.extension().and_then(|e| e.to_str()) {
+        Some(ext) if ext.eq_ignore_ascii_case("svg") => Ok(()),
+        other => Err(Error::Unsupported {
+            operation: format!("writing a .{} chart", other.unwrap_or("")),
+            backend: "plotters without a font engine (SVG only)".into(),
+        }),
+    }
+}
+
+/// A colour for `v` in [0, 1]: dark blue → teal → yellow (viridis-like, readable in print).
+fn colour(v: f64) -> RGBColor {
+    let stops = [
+        (68.0, 1.0, 84.0),
+        (33.0, 145.0, 140.0),
+        (253.0, 231.0, 37.0),
+    ];
+    let v = if v.is_finite() {
+        v.clamp(0.0, 1.0)
+    } else {
+        0.0
+    };
+    let (i, t) = if v < 0.5 {
+        (0, v * 2.0)
+    } else {
+        (1, (v - 0.5) * 2.0)
+    };
+    let (a, b) = (stops[i], stops[i + 1]);
+    let mix = |x: f64, y: f64| (x + (y - x) * t).round() as u8;
+    RGBColor(mix(a.0, b.0), mix(a.1, b.1), mix(a.2, b.2))
+}
+
+/// Bar chart of users per segment (labels carry the share) to `path` (`.svg`).
+///
+/// # Errors
+///
+/// [`Error::Unsupported`] for a non-SVG path; [`Error::Backend`] when drawing or writing fails.
+pub fn render_segment_distribution(path: &Path, report: &SegmentReport) -> Result<()> {
+    check_svg(path)?;
+    let root = SVGBackend::new(path, (800, 500)).into_drawing_area();
+    root.fill(&WHITE).map_err(plot_error)?;
+    let max = report
+        .segments
+        .iter()
+        .map(|s| s.users)
+        .max()
+        .unwrap_or(0)
+        .max(1) as f64;
+    let names: Vec<String> = report
+        .segments
+        .iter()
+        .map(|s| format!("{} ({:.1}%)", s.segment, 100.0 * s.share))
+        .collect();
+    let n = names.len().max(1) as f64;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(
+            format!("Users per segment ({} users)", report.total_users),
+            ("sans-serif", 24),
+        )
+        .margin(20)
+        .x_label_area_size(40)
+        .y_label_area_size(60)
+        .build_cartesian_2d(-0.5f64..n - 0.5, 0f64..max * 1.1)
+        .map_err(plot_error)?;
+    chart
+        .configure_mesh()
+        .disable_x_mesh()
+        .x_labels(names.len())
+        .x_label_formatter(&|x| {
+            let i = x.round();
+            if (x - i).abs() < 1e-6 && i >= 0.0 {
+                names.get(i as usize).cloned().unwrap_or_default()
+            } else {
+                String::new()
+            }
+        })
+        .y_desc("users")
+        .draw()
+        .map_err(plot_error)?;
+    chart
+        .draw_series(report.segments.iter().enumerate().map(|(i, s)| {
+            let x = i as f64;
+            Rectangle::new(
+                [(x - 0.35, 0.0), (x + 0.35, s.users as f64)],
+                colour(i as f64 / 3.0).filled(),
+            )
+        }))
+        .map_err(plot_error)?;
+    root.present().map_err(plot_error)?;
+    Ok(())
+}
+
+fn heatmap(
+    path: &Path,
+    title: &str,
+    max_frequency: u32,
+    max_t: f64,
+    value: impl Fn(u32, f64) -> Result<f64>,
+) -> Result<()> {
+    check_svg(path)?;
+    if !(max_t.is_finite() && max_t > 0.0) {
+        return Err(Error::validation(format!(
+            "chart needs a positive T, got {max_t}"
+        )));
+    }
+    let steps = 40usize;
+    let dr = max_t / steps as f64;
+    let mut cells = Vec::with_capacity((max_frequency as usize + 1) * steps);
+    let mut top = 0.0f64;
+    for f in 0..=max_frequency {
+        for k in 0..steps {
+            let recency = if f == 0 { 0.0 } else { (k as f64 + 0.5) * dr };
+            let v = value(f, recency)?;
+            top = top.max(v);
+            cells.push((f, k, v));
+        }
+    }
+    let top = if top > 0.0 { top } else { 1.0 };
+    let root = SVGBackend::new(path, (900, 650)).into_drawing_area();
+    root.fill(&WHITE).map_err(plot_error)?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(format!("{title} (max {top:.3})"), ("sans-serif", 22))
+        .margin(20)
+        .x_label_area_size(45)
+        .y_label_area_size(60)
+        .build_cartesian_2d(0f64..max_t, -0.5f64..max_frequency as f64 + 0.5)
+        .map_err(plot_error)?;
+    chart
+        .configure_mesh()
+        .disable_mesh()
+        .x_desc("recency: weeks from first to last purchase")
+        .y_desc("frequency: repeat purchases")
+        .draw()
+        .map_err(plot_error)?;
+    chart
+        .draw_series(cells.iter().map(|&(f, k, v)| {
+            let y = f as f64;
+            let x0 = k as f64 * dr;
+            Rectangle::new(
+                [(x0, y - 0.5), (x0 + dr, y + 0.5)],
+                colour(v / top).filled(),
+            )
+        }))
+        .map_err(plot_error)?;
+    root.present().map_err(plot_error)?;
+    Ok(())
+}
+
+/// P(alive) of a customer aged `t_weeks` for every frequency `0..=max_frequency` and recency
+/// in 40 steps over `(0, t_weeks)`, as a heat map (bright = likely alive).
+///
+/// # Errors
+///
+/// As [`render_segment_distribution`], plus [`Error::Validation`] for a non-positive `t_weeks`.
+pub fn render_probability_alive_matrix(
+    path: &Path,
+    model: &BgNbd,
+    max_frequency: u32,
+    t_weeks: f64,
+) -> Result<()> {
+    heatmap(
+        path,
+        &format!("P(alive) of a customer aged {t_weeks:.1} weeks"),
+        max_frequency,
+        t_weeks,
+        |f, recency| {
+            Ok(model.p_alive(&Rfm {
+                frequency: f,
+                recency,
+                t: t_weeks,
+                monetary_value: 0.0,
+            }))
+        },
+    )
+}
+
+/// Expected purchases in the next `horizon_weeks` of a customer aged `t_weeks`, by frequency
+/// and recency, as a heat map.
+///
+/// # Errors
+///
+/// As [`render_probability_alive_matrix`], plus [`Error::NotConverged`] from the model.
+pub fn render_expected_purchases_matrix(
+    path: &Path,
+    model: &BgNbd,
+    max_frequency: u32,
+    t_weeks: f64,
+    horizon_weeks: f64,
+) -> Result<()> {
+    heatmap(
+        path,
+        &format!(
+            "Expected purchases in the next {horizon_weeks:.0} weeks (age {t_weeks:.1} weeks)"
+        ),
+        max_frequency,
+        t_weeks,
+        |f, recency| {
+            model.expected_purchases(
+                &Rfm {
+                    frequency: f,
+                    recency,
+                    t: t_weeks,
+                    monetary_value: 0.0,
+                },
+                horizon_weeks,
+            )
+        },
+    )
+}
+
+/// The `mod8 clv plot --out DIR` set: `probability_alive.svg` and `expected_purchases.svg`
+/// (next 52 weeks) into `dir` (created if missing), with T = the oldest customer's age and
+/// frequencies up to the 99th percentile of the summary (at least 5). Returns the files written.
+///
+/// # Errors
+///
+/// [`Error::Backend`] (`"io"`) when the directory cannot be created; as the single charts.
+pub fn render_clv_charts(dir: &Path, model: &BgNbd, summary: &RfmSummary) -> Result<Vec<PathBuf>> {
+    std::fs::create_dir_all(dir).map_err(Error::io)?;
+    let t = summary
+        .customers
+        .iter()
+        .map(|c| c.rfm.t)
+        .fold(0.0, f64::max)
+        .max(1.0);
+    let mut freqs: Vec<u32> = summary.customers.iter().map(|c| c.rfm.frequency).collect();
+    freqs.sort_unstable();
+    let p99 = freqs
+        .get(freqs.len().saturating_sub(1) * 99 / 100)
+        .copied()
+        .unwrap_or(0);
+    let max_f = p99.max(5);
+    let alive = dir.join("probability_alive.svg");
+    render_probability_alive_matrix(&alive, model, max_f, t)?;
+    let expected = dir.join("expected_purchases.svg");
+    render_expected_purchases_matrix(&expected, model, max_f, t, 52.0)?;
+    Ok(vec![alive, expected])
+}
+
+/// [`render_segment_distribution`] into `dir/segments.svg`; returns the path.
+///
+/// # Errors
+///
+/// As [`render_clv_charts`].
+pub fn render_segment_chart(dir: &Path, report: &SegmentReport) -> Result<PathBuf> {
+    std::fs::create_dir_all(dir).map_err(Error::io)?;
+    let path = dir.join("segments.svg");
+    render_segment_distribution(&path, report)?;
+    Ok(path)
+}

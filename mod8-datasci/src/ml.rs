@@ -1,0 +1,148 @@
+//! One entry point for every prediction kind, with a confidence.
+
+use chrono::NaiveDate;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::profile::AnalyticsEngine;
+use crate::recommend::{Recommendation, RecommendationEngine};
+use crate::segment::{CustomerRecord, PredictionKind};
+
+/// The value of a prediction.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", content = "value", rename_all = "snake_case")]
+pub enum PredictionValue {
+    /// A probability in [0, 1] (churn).
+    Probability(f64),
+    /// A money amount (lifetime value).
+    Amount(f64),
+    /// A day, or `None` when there is no basis for one (next purchase).
+    Date(Option<NaiveDate>),
+    /// Products (recommendations).
+    Products(Vec<Recommendation>),
+}
+
+/// A prediction with its confidence.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Prediction {
+    /// What was predicted.
+    pub kind: PredictionKind,
+    /// The prediction.
+    pub value: PredictionValue,
+    /// Confidence in [0, 1]: how much data the prediction rests on. With n purchase days it
+    /// is n/(n+3) for the heuristic tier; a fitted model borrows strength from the whole base,
+    /// so there it is 0.5 + 0.5·n/(n+3). Next purchase needs two purchase days (0 otherwise);
+    /// recommendations use the top score times the data factor.
+    pub confidence: f64,
+    /// Which model answered (`"heuristic"`, `"bgnbd-gamma-gamma"`, `"item-cf"`).
+    pub model: &'static str,
+}
+
+/// Dispatches [`PredictionKind`]s to the analytics and recommendation engines.
+///
+/// ```
+/// use chrono::NaiveDate;
+/// use mod8_datasci::{AnalyticsEngine, CustomerRecord, MLModelManager, PredictionKind, PredictionValue};
+/// let today = NaiveDate::from_ymd_opt(2024, 6, 1).unwrap();
+/// let manager = MLModelManager::new(AnalyticsEngine::heuristic());
+/// let customer = CustomerRecord { user_id: "u".into(), last_active: Some(today), ..Default::default() };
+/// let churn = manager.predict(PredictionKind::Churn, &customer, today)?;
+/// assert!(matches!(churn.value, PredictionValue::Probability(p) if (0.0..=1.0).contains(&p)));
+/// // No recommendation engine configured: a typed error, not a guess.
+/// assert!(manager.predict(PredictionKind::Recommendation, &customer, today).is_err());
+/// # Ok::<(), mod8_datasci::Error>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct MLModelManager {
+    analytics: AnalyticsEngine,
+    recommendations: Option<RecommendationEngine>,
+    recommendation_limit: usize,
+}
+
+impl MLModelManager {
+    /// A manager over an analytics engine (choose its tier there).
+    pub fn new(analytics: AnalyticsEngine) -> Self {
+        MLModelManager {
+            analytics,
+            recommendations: None,
+            recommendation_limit: 10,
+        }
+    }
+
+    /// Adds a recommendation engine; `limit` products per recommendation prediction.
+    pub fn with_recommendations(mut self, engine: RecommendationEngine, limit: usize) -> Self {
+        self.recommendations = Some(engine);
+        self.recommendation_limit = limit;
+        self
+    }
+
+    /// The analytics engine.
+    pub fn analytics(&self) -> &AnalyticsEngine {
+        &self.analytics
+    }
+
+    /// Predicts `kind` for `customer` as of `as_of`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Unsupported`] for [`PredictionKind::Recommendation`] without a recommendation
+    /// engine; otherwise as [`AnalyticsEngine::profile`].
+    pub fn predict(
+        &self,
+        kind: PredictionKind,
+        customer: &CustomerRecord,
+        as_of: NaiveDate,
+    ) -> Result<Prediction> {
+        let user = customer.summary();
+        let model = self.analytics.model();
+        let n = user.purchases.count as f64;
+        let data = n / (n + 3.0);
+        let fitted = model.name() != "heuristic";
+        let confidence = if fitted { 0.5 + 0.5 * data } else { data };
+        let (value, confidence, name) = match kind {
+            PredictionKind::Churn => (
+                PredictionValue::Probability(model.churn_risk(&user, as_of)),
+                confidence,
+                model.name(),
+            ),
+            PredictionKind::LifetimeValue => (
+                PredictionValue::Amount(model.lifetime_value(&user, as_of)?),
+                confidence,
+                model.name(),
+            ),
+            PredictionKind::NextPurchase => {
+                let next = model.next_purchase(&user, as_of);
+                let c = if next.is_some() && (fitted || n >= 2.0) {
+                    confidence
+                } else {
+                    0.0
+                };
+                (PredictionValue::Date(next), c, model.name())
+            }
+            PredictionKind::Recommendation => {
+                let engine = self
+                    .recommendations
+                    .as_ref()
+                    .ok_or_else(|| Error::Unsupported {
+                        operation: "predict(Recommendation)".into(),
+                        backend: "an MLModelManager without a RecommendationEngine".into(),
+                    })?;
+                let segment = self.analytics.segment(&user, as_of);
+                let recs =
+                    engine.recommend(&customer.purchases, segment, self.recommendation_limit);
+                let top = recs.first().map_or(0.0, |r| r.score);
+                (
+                    PredictionValue::Products(recs),
+                    top * data.max(0.25),
+                    "item-cf",
+                )
+            }
+        };
+        Ok(Prediction {
+            kind,
+            value,
+            confidence: confidence.clamp(0.0, 1.0),
+            model: name,
+        })
+    }
+}
