@@ -1,0 +1,682 @@
+//! The RabbitMQ backend (AMQP 0-9-1 through `lapin`).
+//!
+//! One connection per [`AmqpBroker`], one confirm-mode channel shared by all publishes (so
+//! concurrent publishes pipeline their confirms), one channel per subscription, and a
+//! short-lived channel per declaration (a conflicting declaration closes only that channel,
+//! never the connection other work uses).
+//!
+//! Recovery is ours, not lapin's opt-in auto-recovery: when the connection or the publish
+//! channel is found dead, the next operation reconnects with growing pauses (bounded by
+//! [`AmqpOptions::reconnect_timeout`]), re-declares the topology and everything declared
+//! since, and carries on. A publish interrupted by a connection loss is sent again on the
+//! new connection until its confirm arrives or [`AmqpOptions::publish_timeout`] passes, so a
+//! publish either succeeds (perhaps delivering a duplicate, which consumers' de-duplication
+//! absorbs) or returns an error — it never silently drops. Subscriptions end with the
+//! connection; the consumer's supervisor subscribes again.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use futures::StreamExt;
+use lapin::options::{
+    BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicPublishOptions, BasicQosOptions,
+    ConfirmSelectOptions, ExchangeDeclareOptions, ExchangeDeleteOptions, QueueBindOptions,
+    QueueDeclareOptions, QueueDeleteOptions,
+};
+use lapin::protocol::{AMQPErrorKind, AMQPSoftError};
+use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
+use lapin::{BasicProperties, Channel, Confirmation, Connection, ConnectionProperties};
+use tokio::time::Instant;
+
+use crate::broker::{Acknowledge, Broker, Delivery, DeliveryStream, Headers, Publication};
+use crate::error::{Error, Result};
+use crate::topology::{BindingSpec, ExchangeKind, ExchangeSpec, QueueSpec, Topology};
+
+const BACKEND: &str = "amqp";
+
+/// Settings of the RabbitMQ backend.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AmqpOptions {
+    /// The connection name shown by RabbitMQ (`rabbitmqctl list_connections`). Default
+    /// `mod8-mq`.
+    pub connection_name: String,
+    /// How long a publish may take, confirm and reconnects included. Default 30 s.
+    pub publish_timeout: Duration,
+    /// How long one operation keeps trying to reconnect before it reports
+    /// [`Error::Unavailable`]. Default 30 s.
+    pub reconnect_timeout: Duration,
+}
+
+impl Default for AmqpOptions {
+    fn default() -> Self {
+        AmqpOptions {
+            connection_name: "mod8-mq".into(),
+            publish_timeout: Duration::from_secs(30),
+            reconnect_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// A RabbitMQ broker. Cheap to clone; clones share the connection.
+#[derive(Clone)]
+pub struct AmqpBroker {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for AmqpBroker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AmqpBroker")
+            .field("topology", &self.inner.topology)
+            .field("options", &self.inner.options)
+            .finish_non_exhaustive()
+    }
+}
+
+struct Inner {
+    url: String,
+    topology: Topology,
+    options: AmqpOptions,
+    /// The current connection and publish channel; replaced on reconnect.
+    live: Mutex<Option<Live>>,
+    /// Held while reconnecting so concurrent callers wait for one reconnect.
+    reconnecting: tokio::sync::Mutex<()>,
+    /// Declarations made after connect, replayed after a reconnect.
+    declared: Mutex<Vec<Declaration>>,
+    closed: std::sync::atomic::AtomicBool,
+}
+
+#[derive(Clone)]
+struct Live {
+    connection: Arc<Connection>,
+    publisher: Channel,
+}
+
+impl Live {
+    fn healthy(&self) -> bool {
+        self.connection.status().connected() && self.publisher.status().connected()
+    }
+}
+
+#[derive(Clone)]
+enum Declaration {
+    Exchange(ExchangeSpec),
+    Queue(QueueSpec),
+    Binding(BindingSpec),
+}
+
+fn unavailable(reason: impl Into<String>) -> Error {
+    Error::Unavailable {
+        backend: BACKEND,
+        reason: reason.into(),
+    }
+}
+
+/// Maps a lapin error in one place; `entity` names what the operation was about.
+fn map_err(error: lapin::Error, entity: &str) -> Error {
+    use lapin::ErrorKind as K;
+    match error.kind() {
+        K::ProtocolError(amqp) => {
+            let message = amqp.get_message().as_str().to_owned();
+            match amqp.kind() {
+                AMQPErrorKind::Soft(AMQPSoftError::PRECONDITIONFAILED) => Error::Conflict {
+                    entity: entity.to_owned(),
+                    argument: conflicting_argument(&message),
+                    message,
+                },
+                AMQPErrorKind::Soft(AMQPSoftError::NOTFOUND) => Error::NotFound {
+                    entity: entity.to_owned(),
+                },
+                AMQPErrorKind::Hard(_) => unavailable(message),
+                AMQPErrorKind::Soft(_) => Error::Backend {
+                    backend: BACKEND,
+                    source: Box::new(error),
+                },
+            }
+        }
+        K::IOError(_)
+        | K::RuntimeShutdownError(_)
+        | K::InvalidChannelState(..)
+        | K::InvalidConnectionState(_)
+        | K::InvalidChannel(_)
+        | K::MissingHeartbeatError
+        | K::ChannelsLimitReached => unavailable(error.to_string()),
+        _ => Error::Backend {
+            backend: BACKEND,
+            source: Box::new(error),
+        },
+    }
+}
+
+/// The argument RabbitMQ names in `inequivalent arg 'x-max-priority' for queue ...`.
+fn conflicting_argument(message: &str) -> String {
+    message
+        .split_once("inequivalent arg '")
+        .and_then(|(_, rest)| rest.split_once('\''))
+        .map(|(arg, _)| arg.to_owned())
+        .unwrap_or_else(|| "arguments".to_owned())
+}
+
+fn short(s: &str) -> Result<ShortString> {
+    ShortString::try_new(s).map_err(|_| Error::validation(format!("name too long: {s:.40}…")))
+}
+
+fn queue_arguments(spec: &QueueSpec) -> FieldTable {
+    let mut args = FieldTable::default();
+    if let Some(max) = spec.max_priority {
+        args.insert("x-max-priority".into(), AMQPValue::ShortShortUInt(max));
+    }
+    if let Some(ttl) = spec.message_ttl {
+        let ms = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
+        args.insert("x-message-ttl".into(), AMQPValue::LongLongInt(ms));
+    }
+    if let Some(dlx) = &spec.dead_letter_exchange {
+        args.insert(
+            "x-dead-letter-exchange".into(),
+            AMQPValue::LongString(LongString::from(dlx.as_str())),
+        );
+    }
+    if let Some(key) = &spec.dead_letter_routing_key {
+        args.insert(
+            "x-dead-letter-routing-key".into(),
+            AMQPValue::LongString(LongString::from(key.as_str())),
+        );
+    }
+    args
+}
+
+fn header_text(value: &AMQPValue) -> Option<String> {
+    match value {
+        AMQPValue::LongString(s) => Some(String::from_utf8_lossy(s.as_bytes()).into_owned()),
+        AMQPValue::ShortString(s) => Some(s.as_str().to_owned()),
+        AMQPValue::LongLongInt(n) => Some(n.to_string()),
+        AMQPValue::LongInt(n) => Some(n.to_string()),
+        AMQPValue::Boolean(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+async fn declare_on(channel: &Channel, declaration: &Declaration) -> Result<()> {
+    match declaration {
+        Declaration::Exchange(spec) => {
+            let kind = match spec.kind {
+                ExchangeKind::Direct => lapin::ExchangeKind::Direct,
+                ExchangeKind::Topic => lapin::ExchangeKind::Topic,
+                ExchangeKind::Fanout => lapin::ExchangeKind::Fanout,
+            };
+            channel
+                .exchange_declare(
+                    short(&spec.name)?,
+                    kind,
+                    ExchangeDeclareOptions {
+                        durable: true,
+                        ..Default::default()
+                    },
+                    FieldTable::default(),
+                )
+                .await
+                .map_err(|e| map_err(e, &format!("exchange '{}'", spec.name)))
+        }
+        Declaration::Queue(spec) => channel
+            .queue_declare(
+                short(&spec.name)?,
+                QueueDeclareOptions {
+                    durable: true,
+                    ..Default::default()
+                },
+                queue_arguments(spec),
+            )
+            .await
+            .map(|_| ())
+            .map_err(|e| map_err(e, &format!("queue '{}'", spec.name))),
+        Declaration::Binding(b) => channel
+            .queue_bind(
+                short(&b.queue)?,
+                short(&b.exchange)?,
+                short(&b.key)?,
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
+            .await
+            .map_err(|e| {
+                map_err(
+                    e,
+                    &format!("binding of queue '{}' to '{}'", b.queue, b.exchange),
+                )
+            }),
+    }
+}
+
+fn topology_declarations(topology: &Topology) -> Vec<Declaration> {
+    let mut all: Vec<Declaration> = Vec::new();
+    all.extend(topology.exchanges().into_iter().map(Declaration::Exchange));
+    all.extend(topology.queues().into_iter().map(Declaration::Queue));
+    all.extend(topology.bindings().into_iter().map(Declaration::Binding));
+    all
+}
+
+impl AmqpBroker {
+    /// Connects to `url` (`amqp://` or `amqps://`) and declares `topology`.
+    pub async fn connect(url: &str, topology: Topology) -> Result<Self> {
+        AmqpBroker::connect_with(url, topology, AmqpOptions::default()).await
+    }
+
+    /// Like [`AmqpBroker::connect`], with explicit timeouts.
+    pub async fn connect_with(url: &str, topology: Topology, options: AmqpOptions) -> Result<Self> {
+        let broker = AmqpBroker {
+            inner: Arc::new(Inner {
+                url: url.to_owned(),
+                topology,
+                options,
+                live: Mutex::new(None),
+                reconnecting: tokio::sync::Mutex::new(()),
+                declared: Mutex::new(Vec::new()),
+                closed: std::sync::atomic::AtomicBool::new(false),
+            }),
+        };
+        // The first connection is not retried: a wrong URL should fail fast.
+        let live = broker.open().await?;
+        broker.store(Some(live));
+        Ok(broker)
+    }
+
+    fn current(&self) -> Option<Live> {
+        self.inner
+            .live
+            .lock()
+            .map(|l| l.clone())
+            .unwrap_or_else(|p| p.into_inner().clone())
+    }
+
+    fn store(&self, live: Option<Live>) {
+        match self.inner.live.lock() {
+            Ok(mut l) => *l = live,
+            Err(p) => *p.into_inner() = live,
+        }
+    }
+
+    /// Opens a connection, declares everything, and opens the publish channel.
+    async fn open(&self) -> Result<Live> {
+        let properties = ConnectionProperties::default()
+            .with_connection_name(self.inner.options.connection_name.as_str().into());
+        let connection = Connection::connect(&self.inner.url, properties)
+            .await
+            .map_err(|e| match map_err(e, "connection") {
+                Error::Backend { source, .. } => unavailable(source.to_string()),
+                other => other,
+            })?;
+        let mut all = topology_declarations(&self.inner.topology);
+        all.extend(
+            self.inner
+                .declared
+                .lock()
+                .map(|d| d.clone())
+                .unwrap_or_default(),
+        );
+        let setup = connection
+            .create_channel()
+            .await
+            .map_err(|e| map_err(e, "channel"))?;
+        for declaration in &all {
+            declare_on(&setup, declaration).await?;
+        }
+        let _ = setup.close(200, "declared".into()).await;
+        let publisher = connection
+            .create_channel()
+            .await
+            .map_err(|e| map_err(e, "channel"))?;
+        publisher
+            .confirm_select(ConfirmSelectOptions::default())
+            .await
+            .map_err(|e| map_err(e, "channel"))?;
+        Ok(Live {
+            connection: Arc::new(connection),
+            publisher,
+        })
+    }
+
+    /// A healthy connection, reconnecting with growing pauses until `deadline`.
+    async fn live(&self, deadline: Instant) -> Result<Live> {
+        if self.inner.closed.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(unavailable("the broker was closed"));
+        }
+        if let Some(live) = self.current().filter(Live::healthy) {
+            return Ok(live);
+        }
+        let _guard = tokio::time::timeout_at(deadline, self.inner.reconnecting.lock())
+            .await
+            .map_err(|_| unavailable("timed out waiting for a reconnect"))?;
+        let mut pause = Duration::from_millis(50);
+        loop {
+            if self.inner.closed.load(std::sync::atomic::Ordering::SeqCst) {
+                return Err(unavailable("the broker was closed"));
+            }
+            // Someone else may have reconnected while we waited for the lock.
+            if let Some(live) = self.current().filter(Live::healthy) {
+                return Ok(live);
+            }
+            if let Some(old) = self.current() {
+                if old.connection.status().connected() {
+                    // Only the publish channel died (for example a publish to a missing
+                    // exchange): a new channel is enough.
+                    if let Ok(publisher) = old.connection.create_channel().await {
+                        if publisher
+                            .confirm_select(ConfirmSelectOptions::default())
+                            .await
+                            .is_ok()
+                        {
+                            let live = Live {
+                                connection: old.connection.clone(),
+                                publisher,
+                            };
+                            self.store(Some(live.clone()));
+                            return Ok(live);
+                        }
+                    }
+                }
+            }
+            match self.open().await {
+                Ok(live) => {
+                    tracing::info!("reconnected to RabbitMQ");
+                    self.store(Some(live.clone()));
+                    return Ok(live);
+                }
+                Err(e) if e.is_transient() => {
+                    tracing::warn!(error = %e, "reconnect to RabbitMQ failed; backing off");
+                    if Instant::now() + pause >= deadline {
+                        return Err(e);
+                    }
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_secs(2));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    fn reconnect_deadline(&self) -> Instant {
+        Instant::now() + self.inner.options.reconnect_timeout
+    }
+
+    /// Runs one declaration on a short-lived channel and remembers it for reconnects.
+    async fn declare(&self, declaration: Declaration) -> Result<()> {
+        let live = self.live(self.reconnect_deadline()).await?;
+        let channel = live
+            .connection
+            .create_channel()
+            .await
+            .map_err(|e| map_err(e, "channel"))?;
+        declare_on(&channel, &declaration).await?;
+        let _ = channel.close(200, "declared".into()).await;
+        if let Ok(mut d) = self.inner.declared.lock() {
+            d.push(declaration);
+        }
+        Ok(())
+    }
+
+    async fn publish_once(channel: &Channel, p: &Publication) -> Result<()> {
+        let mut properties = BasicProperties::default().with_delivery_mode(2);
+        if let Some(id) = &p.message_id {
+            properties = properties.with_message_id(short(id)?);
+        }
+        if let Some(ct) = &p.content_type {
+            properties = properties.with_content_type(short(ct)?);
+        }
+        if let Some(priority) = p.priority {
+            properties = properties.with_priority(priority);
+        }
+        if !p.headers.is_empty() {
+            let mut table = FieldTable::default();
+            for (k, v) in &p.headers {
+                table.insert(
+                    short(k)?,
+                    AMQPValue::LongString(LongString::from(v.as_str())),
+                );
+            }
+            properties = properties.with_headers(table);
+        }
+        let entity = format!("exchange '{}'", p.exchange);
+        let confirm = channel
+            .basic_publish(
+                short(&p.exchange)?,
+                short(&p.routing_key)?,
+                BasicPublishOptions {
+                    mandatory: p.mandatory,
+                    immediate: false,
+                },
+                &p.body,
+                properties,
+            )
+            .await
+            .map_err(|e| map_err(e, &entity))?
+            .await
+            .map_err(|e| map_err(e, &entity))?;
+        match confirm {
+            Confirmation::Ack(None) | Confirmation::NotRequested => Ok(()),
+            Confirmation::Ack(Some(returned)) => Err(Error::Unroutable {
+                exchange: p.exchange.clone(),
+                routing_key: p.routing_key.clone(),
+                reply: returned.reply_text.as_str().to_owned(),
+            }),
+            Confirmation::Nack(_) => Err(Error::Nacked {
+                exchange: p.exchange.clone(),
+                routing_key: p.routing_key.clone(),
+            }),
+        }
+    }
+
+    async fn temp_channel(&self) -> Result<Channel> {
+        let live = self.live(self.reconnect_deadline()).await?;
+        live.connection
+            .create_channel()
+            .await
+            .map_err(|e| map_err(e, "channel"))
+    }
+}
+
+struct AmqpAcker {
+    acker: lapin::Acker,
+    /// Keeps the subscription's channel open until the message is settled.
+    _channel: Channel,
+}
+
+#[async_trait]
+impl Acknowledge for AmqpAcker {
+    async fn ack(self: Box<Self>) -> Result<()> {
+        self.acker
+            .ack(BasicAckOptions::default())
+            .await
+            .map(|_| ())
+            .map_err(|e| map_err(e, "delivery"))
+    }
+
+    async fn requeue(self: Box<Self>) -> Result<()> {
+        self.acker
+            .nack(BasicNackOptions {
+                multiple: false,
+                requeue: true,
+            })
+            .await
+            .map(|_| ())
+            .map_err(|e| map_err(e, "delivery"))
+    }
+}
+
+#[async_trait]
+#[deny(clippy::missing_trait_methods)]
+impl Broker for AmqpBroker {
+    fn backend(&self) -> &'static str {
+        BACKEND
+    }
+
+    fn topology(&self) -> &Topology {
+        &self.inner.topology
+    }
+
+    async fn declare_exchange(&self, spec: &ExchangeSpec) -> Result<()> {
+        self.declare(Declaration::Exchange(spec.clone())).await
+    }
+
+    async fn declare_queue(&self, spec: &QueueSpec) -> Result<()> {
+        self.declare(Declaration::Queue(spec.clone())).await
+    }
+
+    async fn bind(&self, binding: &BindingSpec) -> Result<()> {
+        self.declare(Declaration::Binding(binding.clone())).await
+    }
+
+    async fn delete_queue(&self, name: &str) -> Result<()> {
+        let channel = self.temp_channel().await?;
+        channel
+            .queue_delete(short(name)?, QueueDeleteOptions::default())
+            .await
+            .map_err(|e| map_err(e, &format!("queue '{name}'")))?;
+        let _ = channel.close(200, "deleted".into()).await;
+        if let Ok(mut d) = self.inner.declared.lock() {
+            d.retain(|x| match x {
+                Declaration::Queue(q) => q.name != name,
+                Declaration::Binding(b) => b.queue != name,
+                Declaration::Exchange(_) => true,
+            });
+        }
+        Ok(())
+    }
+
+    async fn delete_exchange(&self, name: &str) -> Result<()> {
+        let channel = self.temp_channel().await?;
+        channel
+            .exchange_delete(short(name)?, ExchangeDeleteOptions::default())
+            .await
+            .map_err(|e| map_err(e, &format!("exchange '{name}'")))?;
+        let _ = channel.close(200, "deleted".into()).await;
+        if let Ok(mut d) = self.inner.declared.lock() {
+            d.retain(|x| match x {
+                Declaration::Exchange(e) => e.name != name,
+                Declaration::Binding(b) => b.exchange != name,
+                Declaration::Queue(_) => true,
+            });
+        }
+        Ok(())
+    }
+
+    async fn publish(&self, publication: Publication) -> Result<()> {
+        let timeout = self.inner.options.publish_timeout;
+        let deadline = Instant::now() + timeout;
+        loop {
+            let live = self.live(deadline).await?;
+            match tokio::time::timeout_at(
+                deadline,
+                AmqpBroker::publish_once(&live.publisher, &publication),
+            )
+            .await
+            {
+                Err(_) => return Err(Error::ConfirmTimeout { timeout }),
+                Ok(Err(Error::Unavailable { reason, .. })) => {
+                    // The connection or channel went away before the confirm: the broker may
+                    // or may not have the message, so send it again on a new connection
+                    // (at least once).
+                    tracing::debug!(%reason, "publish interrupted; retrying after reconnect");
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    if Instant::now() >= deadline {
+                        return Err(Error::ConfirmTimeout { timeout });
+                    }
+                }
+                Ok(result) => return result,
+            }
+        }
+    }
+
+    async fn publish_batch(&self, publications: Vec<Publication>) -> Vec<Result<()>> {
+        // Every publish shares the confirm-mode channel, so polling them together keeps all
+        // their confirms in flight at once.
+        futures::future::join_all(publications.into_iter().map(|p| self.publish(p))).await
+    }
+
+    async fn subscribe(&self, queue: &str, prefetch: u16) -> Result<DeliveryStream> {
+        let channel = self.temp_channel().await?;
+        channel
+            .basic_qos(prefetch.max(1), BasicQosOptions::default())
+            .await
+            .map_err(|e| map_err(e, "channel"))?;
+        let consumer = channel
+            .basic_consume(
+                short(queue)?,
+                "".into(),
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
+            .await
+            .map_err(|e| map_err(e, &format!("queue '{queue}'")))?;
+        let stream = consumer.map(move |item| {
+            let d = item.map_err(|e| map_err(e, "subscription"))?;
+            let mut headers = Headers::new();
+            if let Some(table) = d.properties.headers() {
+                for (k, v) in table.inner() {
+                    if let Some(text) = header_text(v) {
+                        headers.insert(k.as_str().to_owned(), text);
+                    }
+                }
+            }
+            Ok(Delivery::new(
+                d.data,
+                d.exchange.as_str().to_owned(),
+                d.routing_key.as_str().to_owned(),
+                d.properties
+                    .message_id()
+                    .as_ref()
+                    .map(|s| s.as_str().to_owned()),
+                *d.properties.priority(),
+                headers,
+                d.redelivered,
+                Box::new(AmqpAcker {
+                    acker: d.acker,
+                    _channel: channel.clone(),
+                }),
+            ))
+        });
+        Ok(stream.boxed())
+    }
+
+    async fn queue_depth(&self, queue: &str) -> Result<u64> {
+        let channel = self.temp_channel().await?;
+        let q = channel
+            .queue_declare(
+                short(queue)?,
+                QueueDeclareOptions {
+                    passive: true,
+                    ..Default::default()
+                },
+                FieldTable::default(),
+            )
+            .await
+            .map_err(|e| map_err(e, &format!("queue '{queue}'")))?;
+        let _ = channel.close(200, "inspected".into()).await;
+        Ok(u64::from(q.message_count()))
+    }
+
+    async fn close(&self) -> Result<()> {
+        self.inner
+            .closed
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        if let Some(live) = self.current() {
+            self.store(None);
+            live.connection
+                .close(200, "closing".into())
+                .await
+                .map_err(|e| map_err(e, "connection"))?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::conflicting_argument;
+
+    #[test]
+    fn names_the_conflicting_argument() {
+        let m = "PRECONDITION_FAILED - inequivalent arg 'x-max-priority' for queue 'q' in vhost '/': received '5' but current is '10'";
+        assert_eq!(conflicting_argument(m), "x-max-priority");
+        assert_eq!(conflicting_argument("other"), "arguments");
+    }
+}

@@ -1,0 +1,540 @@
+//! Consuming: a [`Handler`] decides [`Outcome::Ack`], [`Outcome::Retry`] or
+//! [`Outcome::Reject`]; a [`Consumer`] runs it with prefetch and concurrency, retries through
+//! delay queues, dead-letters with reason headers, resubscribes after connection loss, and
+//! shuts down gracefully. The same runner serves every [`Broker`].
+
+use std::collections::{HashSet, VecDeque};
+use std::future::Future;
+use std::marker::PhantomData;
+use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use futures::{FutureExt, StreamExt};
+use tokio::sync::{watch, Semaphore};
+use tokio::task::JoinSet;
+use uuid::Uuid;
+
+use crate::broker::{Delivery, DeliveryStream, DynBroker, Publication};
+use crate::error::{Error, Result};
+use crate::message::{Envelope, Payload, CONTENT_TYPE};
+use crate::topology::{HEADER_ATTEMPTS, HEADER_ORIGINAL_QUEUE, HEADER_REASON};
+
+/// What a handler decided about a message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Done; acknowledge it.
+    Ack,
+    /// A transient failure: deliver it again after the retry policy's delay, or dead-letter it
+    /// once its `max_retries` are used up.
+    Retry {
+        /// Why (kept in the dead-letter headers if retries run out).
+        reason: String,
+    },
+    /// A permanent failure: dead-letter it now.
+    Reject {
+        /// Why (the dead-letter `x-mod8-reason` header).
+        reason: String,
+    },
+}
+
+impl Outcome {
+    /// [`Outcome::Retry`] with a reason.
+    pub fn retry(reason: impl Into<String>) -> Self {
+        Outcome::Retry {
+            reason: reason.into(),
+        }
+    }
+
+    /// [`Outcome::Reject`] with a reason.
+    pub fn reject(reason: impl Into<String>) -> Self {
+        Outcome::Reject {
+            reason: reason.into(),
+        }
+    }
+
+    /// Retry for a transient error, reject for a permanent one (see [`Error::is_transient`]).
+    pub fn from_error(error: &Error) -> Self {
+        if error.is_transient() {
+            Outcome::retry(error.to_string())
+        } else {
+            Outcome::reject(error.to_string())
+        }
+    }
+}
+
+/// Processes messages of type `T`.
+#[async_trait]
+pub trait Handler<T: Payload>: Send + Sync + 'static {
+    /// Handles one message; the consumer acknowledges it after this returns.
+    async fn handle(&self, message: &Envelope<T>) -> Outcome;
+}
+
+#[async_trait]
+impl<T: Payload, H: Handler<T> + ?Sized> Handler<T> for Arc<H> {
+    async fn handle(&self, message: &Envelope<T>) -> Outcome {
+        (**self).handle(message).await
+    }
+}
+
+/// A [`Handler`] made from an async closure; see [`handler_fn`].
+pub struct FnHandler<F, T> {
+    f: F,
+    _t: PhantomData<fn(T)>,
+}
+
+/// A handler from a closure taking the envelope (cloned) and returning a future of
+/// [`Outcome`].
+pub fn handler_fn<T, F, Fut>(f: F) -> FnHandler<F, T>
+where
+    T: Payload + Clone,
+    F: Fn(Envelope<T>) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Outcome> + Send + 'static,
+{
+    FnHandler { f, _t: PhantomData }
+}
+
+#[async_trait]
+impl<T, F, Fut> Handler<T> for FnHandler<F, T>
+where
+    T: Payload + Clone,
+    F: Fn(Envelope<T>) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Outcome> + Send + 'static,
+{
+    async fn handle(&self, message: &Envelope<T>) -> Outcome {
+        (self.f)(message.clone()).await
+    }
+}
+
+/// Counters of one consumer, for tests and monitoring.
+#[derive(Debug, Default)]
+pub struct ConsumerStats {
+    acked: AtomicU64,
+    retried: AtomicU64,
+    dead_lettered: AtomicU64,
+    duplicates: AtomicU64,
+    resubscribed: AtomicU64,
+}
+
+impl ConsumerStats {
+    /// Messages handled and acknowledged.
+    pub fn acked(&self) -> u64 {
+        self.acked.load(Ordering::Relaxed)
+    }
+    /// Messages sent to a retry queue.
+    pub fn retried(&self) -> u64 {
+        self.retried.load(Ordering::Relaxed)
+    }
+    /// Messages sent to the dead-letter queue.
+    pub fn dead_lettered(&self) -> u64 {
+        self.dead_lettered.load(Ordering::Relaxed)
+    }
+    /// Messages skipped because their id was already processed.
+    pub fn duplicates(&self) -> u64 {
+        self.duplicates.load(Ordering::Relaxed)
+    }
+    /// Times the subscription was lost and made again.
+    pub fn resubscribed(&self) -> u64 {
+        self.resubscribed.load(Ordering::Relaxed)
+    }
+}
+
+/// Consumer settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConsumerOptions {
+    /// Unacknowledged deliveries the broker may hand over at once (QoS). Default 32.
+    pub prefetch: u16,
+    /// Messages handled at the same time. Default 8.
+    pub concurrency: usize,
+    /// Remember this many processed message ids and skip repeats (for idempotency).
+    /// Default `None` (off).
+    pub dedup_capacity: Option<usize>,
+}
+
+impl Default for ConsumerOptions {
+    fn default() -> Self {
+        ConsumerOptions {
+            prefetch: 32,
+            concurrency: 8,
+            dedup_capacity: None,
+        }
+    }
+}
+
+/// Runs a [`Handler`] over one queue. Build with [`Consumer::new`], start with
+/// [`Consumer::start`].
+pub struct Consumer<T: Payload> {
+    broker: DynBroker,
+    queue: String,
+    handler: Arc<dyn Handler<T>>,
+    options: ConsumerOptions,
+}
+
+impl<T: Payload> Consumer<T> {
+    /// A consumer of `queue` with default options.
+    pub fn new(broker: DynBroker, queue: impl Into<String>, handler: impl Handler<T>) -> Self {
+        Consumer {
+            broker,
+            queue: queue.into(),
+            handler: Arc::new(handler),
+            options: ConsumerOptions::default(),
+        }
+    }
+
+    /// Sets all options.
+    pub fn with_options(mut self, options: ConsumerOptions) -> Self {
+        self.options = options;
+        self
+    }
+
+    /// Sets the prefetch (QoS).
+    pub fn with_prefetch(mut self, prefetch: u16) -> Self {
+        self.options.prefetch = prefetch.max(1);
+        self
+    }
+
+    /// Sets how many messages are handled at once.
+    pub fn with_concurrency(mut self, concurrency: usize) -> Self {
+        self.options.concurrency = concurrency.max(1);
+        self
+    }
+
+    /// Skips messages whose id is among the last `capacity` processed ones.
+    pub fn with_dedup(mut self, capacity: usize) -> Self {
+        self.options.dedup_capacity = Some(capacity.max(1));
+        self
+    }
+
+    /// Subscribes (failing now if the queue cannot be consumed) and runs in the background
+    /// until [`ConsumerHandle::shutdown`].
+    pub async fn start(self) -> Result<ConsumerHandle> {
+        let stream = self
+            .broker
+            .subscribe(&self.queue, self.options.prefetch)
+            .await?;
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let stats = Arc::new(ConsumerStats::default());
+        let ctx = Arc::new(Context {
+            broker: self.broker,
+            queue: self.queue,
+            handler: self.handler,
+            stats: stats.clone(),
+            dedup: self
+                .options
+                .dedup_capacity
+                .map(|c| Mutex::new(Dedup::new(c))),
+            declared: Mutex::new(HashSet::new()),
+        });
+        let task = tokio::spawn(run(ctx, stream, self.options, stop_rx));
+        Ok(ConsumerHandle {
+            stop: stop_tx,
+            task,
+            stats,
+        })
+    }
+}
+
+/// A running consumer.
+#[derive(Debug)]
+pub struct ConsumerHandle {
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<Result<()>>,
+    stats: Arc<ConsumerStats>,
+}
+
+impl ConsumerHandle {
+    /// The consumer's counters.
+    pub fn stats(&self) -> &ConsumerStats {
+        &self.stats
+    }
+
+    /// Whether the consumer has stopped (after shutdown or a permanent error).
+    pub fn is_finished(&self) -> bool {
+        self.task.is_finished()
+    }
+
+    /// Stops taking new messages, lets the ones being handled finish and settles them, then
+    /// returns. Messages received but not started go back to the queue.
+    pub async fn shutdown(self) -> Result<()> {
+        let _ = self.stop.send(true);
+        match self.task.await {
+            Ok(result) => result,
+            Err(e) => Err(Error::Backend {
+                backend: "consumer",
+                source: Box::new(e),
+            }),
+        }
+    }
+}
+
+struct Dedup {
+    capacity: usize,
+    seen: HashSet<Uuid>,
+    order: VecDeque<Uuid>,
+}
+
+impl Dedup {
+    fn new(capacity: usize) -> Self {
+        Dedup {
+            capacity,
+            seen: HashSet::new(),
+            order: VecDeque::new(),
+        }
+    }
+
+    fn contains(&self, id: &Uuid) -> bool {
+        self.seen.contains(id)
+    }
+
+    fn insert(&mut self, id: Uuid) {
+        if self.seen.insert(id) {
+            self.order.push_back(id);
+            if self.order.len() > self.capacity {
+                if let Some(old) = self.order.pop_front() {
+                    self.seen.remove(&old);
+                }
+            }
+        }
+    }
+}
+
+struct Context<T: Payload> {
+    broker: DynBroker,
+    queue: String,
+    handler: Arc<dyn Handler<T>>,
+    stats: Arc<ConsumerStats>,
+    dedup: Option<Mutex<Dedup>>,
+    /// Retry queues already declared by this consumer.
+    declared: Mutex<HashSet<String>>,
+}
+
+async fn run<T: Payload>(
+    ctx: Arc<Context<T>>,
+    first: DeliveryStream,
+    options: ConsumerOptions,
+    mut stop: watch::Receiver<bool>,
+) -> Result<()> {
+    let slots = Arc::new(Semaphore::new(options.concurrency.max(1)));
+    let mut tasks = JoinSet::new();
+    let mut stream = Some(first);
+    let mut backoff = Duration::from_millis(50);
+    let mut outcome = Ok(());
+    'outer: loop {
+        let Some(current) = stream.as_mut() else {
+            // The subscription was lost: subscribe again, with growing pauses, until it works,
+            // the error is permanent, or we are told to stop.
+            tokio::select! {
+                _ = stop.changed() => break 'outer,
+                result = ctx.broker.subscribe(&ctx.queue, options.prefetch) => match result {
+                    Ok(s) => {
+                        ctx.stats.resubscribed.fetch_add(1, Ordering::Relaxed);
+                        backoff = Duration::from_millis(50);
+                        stream = Some(s);
+                    }
+                    Err(e) if e.is_transient() => {
+                        tracing::warn!(queue = %ctx.queue, error = %e, "resubscribe failed; backing off");
+                        tokio::select! {
+                            _ = stop.changed() => break 'outer,
+                            _ = tokio::time::sleep(backoff) => {}
+                        }
+                        backoff = (backoff * 2).min(Duration::from_secs(5));
+                    }
+                    Err(e) => {
+                        tracing::error!(queue = %ctx.queue, error = %e, "consumer stops: cannot subscribe");
+                        outcome = Err(e);
+                        break 'outer;
+                    }
+                },
+            }
+            continue;
+        };
+        // Wait for a free handler slot first, so prefetched messages stay with the broker's
+        // accounting rather than piling up here.
+        let permit = tokio::select! {
+            _ = stop.changed() => break 'outer,
+            permit = slots.clone().acquire_owned() => match permit {
+                Ok(p) => p,
+                Err(_) => break 'outer,
+            },
+        };
+        tokio::select! {
+            _ = stop.changed() => break 'outer,
+            item = current.next() => match item {
+                Some(Ok(delivery)) => {
+                    let ctx = ctx.clone();
+                    tasks.spawn(async move {
+                        process(&ctx, delivery).await;
+                        drop(permit);
+                    });
+                }
+                Some(Err(e)) => {
+                    tracing::warn!(queue = %ctx.queue, error = %e, "subscription failed; resubscribing");
+                    stream = None;
+                }
+                None => {
+                    tracing::warn!(queue = %ctx.queue, "subscription ended; resubscribing");
+                    stream = None;
+                }
+            },
+        }
+        while tasks.try_join_next().is_some() {}
+    }
+    // Graceful: finish and settle what is being handled while the subscription (and so its
+    // channel) is still open, then let it go; unstarted deliveries return to the queue.
+    while tasks.join_next().await.is_some() {}
+    drop(stream);
+    outcome
+}
+
+async fn process<T: Payload>(ctx: &Context<T>, delivery: Delivery) {
+    let mut envelope = match Envelope::<T>::from_bytes(&delivery.body) {
+        Ok(envelope) => envelope,
+        Err(e) => {
+            let body = delivery.body.clone();
+            let reason = e.to_string();
+            dead_letter(ctx, delivery, body, &reason, 1).await;
+            return;
+        }
+    };
+    if let Some(dedup) = &ctx.dedup {
+        let seen = dedup
+            .lock()
+            .map(|d| d.contains(&envelope.id))
+            .unwrap_or(false);
+        if seen {
+            ctx.stats.duplicates.fetch_add(1, Ordering::Relaxed);
+            settle(ctx, delivery.ack().await);
+            return;
+        }
+    }
+    let outcome = AssertUnwindSafe(ctx.handler.handle(&envelope))
+        .catch_unwind()
+        .await
+        .unwrap_or_else(|_| Outcome::retry("the handler panicked"));
+    match outcome {
+        Outcome::Ack => {
+            if let Some(dedup) = &ctx.dedup {
+                if let Ok(mut d) = dedup.lock() {
+                    d.insert(envelope.id);
+                }
+            }
+            ctx.stats.acked.fetch_add(1, Ordering::Relaxed);
+            settle(ctx, delivery.ack().await);
+        }
+        Outcome::Retry { reason } if envelope.retry_count < envelope.max_retries => {
+            let spec = ctx
+                .broker
+                .topology()
+                .retry_queue(&ctx.queue, envelope.retry_count);
+            envelope.retry_count += 1;
+            let body = match envelope.to_bytes() {
+                Ok(body) => body,
+                Err(e) => {
+                    let (body, reason) = (delivery.body.clone(), e.to_string());
+                    dead_letter(ctx, delivery, body, &reason, envelope.retry_count).await;
+                    return;
+                }
+            };
+            if let Err(e) = ensure_declared(ctx, &spec).await {
+                tracing::warn!(queue = %ctx.queue, error = %e, "cannot declare retry queue; requeueing");
+                settle(ctx, delivery.requeue().await);
+                return;
+            }
+            let mut publication = Publication::new("", spec.name.clone(), body)
+                .with_message_id(envelope.id.to_string())
+                .with_header("x-mod8-last-error", reason);
+            publication.content_type = Some(CONTENT_TYPE.into());
+            publication.priority = delivery.priority;
+            match ctx.broker.publish(publication).await {
+                Ok(()) => {
+                    ctx.stats.retried.fetch_add(1, Ordering::Relaxed);
+                    settle(ctx, delivery.ack().await);
+                }
+                Err(e) => {
+                    // Not confirmed by the broker: keep the original rather than lose it.
+                    tracing::warn!(queue = %ctx.queue, error = %e, "retry publish failed; requeueing");
+                    settle(ctx, delivery.requeue().await);
+                }
+            }
+        }
+        Outcome::Retry { reason } => {
+            let reason = format!("retries exhausted ({}): {reason}", envelope.max_retries);
+            let attempts = envelope.retry_count + 1;
+            let body = envelope
+                .to_bytes()
+                .unwrap_or_else(|_| delivery.body.clone());
+            dead_letter(ctx, delivery, body, &reason, attempts).await;
+        }
+        Outcome::Reject { reason } => {
+            let attempts = envelope.retry_count + 1;
+            let body = delivery.body.clone();
+            dead_letter(
+                ctx,
+                delivery,
+                body,
+                &format!("rejected: {reason}"),
+                attempts,
+            )
+            .await;
+        }
+    }
+}
+
+async fn ensure_declared<T: Payload>(
+    ctx: &Context<T>,
+    spec: &crate::topology::QueueSpec,
+) -> Result<()> {
+    let known = ctx
+        .declared
+        .lock()
+        .map(|d| d.contains(&spec.name))
+        .unwrap_or(false);
+    if !known {
+        ctx.broker.declare_queue(spec).await?;
+        if let Ok(mut d) = ctx.declared.lock() {
+            d.insert(spec.name.clone());
+        }
+    }
+    Ok(())
+}
+
+async fn dead_letter<T: Payload>(
+    ctx: &Context<T>,
+    delivery: Delivery,
+    body: Vec<u8>,
+    reason: &str,
+    attempts: u32,
+) {
+    let topology = ctx.broker.topology();
+    let mut publication = Publication::new(
+        topology.dead_letter_exchange.clone(),
+        topology.dead_letter_queue.clone(),
+        body,
+    )
+    .with_header(HEADER_REASON, reason)
+    .with_header(HEADER_ATTEMPTS, attempts.to_string())
+    .with_header(HEADER_ORIGINAL_QUEUE, ctx.queue.clone());
+    publication.message_id = delivery.message_id.clone();
+    publication.content_type = Some(CONTENT_TYPE.into());
+    tracing::info!(queue = %ctx.queue, reason, attempts, "dead-lettering a message");
+    match ctx.broker.publish(publication).await {
+        Ok(()) => {
+            ctx.stats.dead_lettered.fetch_add(1, Ordering::Relaxed);
+            settle(ctx, delivery.ack().await);
+        }
+        Err(e) => {
+            tracing::warn!(queue = %ctx.queue, error = %e, "dead-letter publish failed; requeueing");
+            settle(ctx, delivery.requeue().await);
+        }
+    }
+}
+
+fn settle<T: Payload>(ctx: &Context<T>, result: Result<()>) {
+    // A failed ack means the channel is gone; the broker redelivers the message, so this is
+    // worth a log line, not a failure.
+    if let Err(e) = result {
+        tracing::warn!(queue = %ctx.queue, error = %e, "could not settle a delivery");
+    }
+}

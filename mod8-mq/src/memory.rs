@@ -1,0 +1,572 @@
+//! The in-process broker: the embedded default when no RabbitMQ URL is configured.
+//!
+//! It keeps RabbitMQ's semantics for everything mod8 uses — direct, topic (`*`, `#`) and
+//! fanout routing, the default exchange, `x-max-priority`, `x-message-ttl` with
+//! dead-lettering (which is how retry delays work), mandatory publishing, prefetch, and
+//! redelivery of messages that were delivered but never acknowledged — so the same
+//! conformance suite passes on both backends.
+//!
+//! It is **single-process and not durable**: messages live in this process's memory, are
+//! lost when it exits, and cannot be shared with another process.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+
+use async_trait::async_trait;
+use futures::StreamExt;
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
+
+use crate::broker::{Acknowledge, Broker, Delivery, DeliveryStream, Headers, Publication};
+use crate::error::{Error, Result};
+use crate::topology::{BindingSpec, ExchangeKind, ExchangeSpec, QueueSpec, Topology};
+
+const BACKEND: &str = "memory";
+
+/// The in-process broker. Cheap to clone; clones share the same queues.
+#[derive(Clone)]
+pub struct MemoryBroker {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for MemoryBroker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemoryBroker")
+            .field("topology", &self.inner.topology)
+            .finish_non_exhaustive()
+    }
+}
+
+struct Inner {
+    topology: Topology,
+    state: Mutex<State>,
+}
+
+#[derive(Default)]
+struct State {
+    exchanges: HashMap<String, Exchange>,
+    queues: HashMap<String, Queue>,
+    next_seq: u64,
+    closed: bool,
+}
+
+struct Exchange {
+    kind: ExchangeKind,
+    bindings: Vec<(String, String)>,
+}
+
+struct Queue {
+    spec: QueueSpec,
+    /// Ready messages by priority; FIFO within one priority.
+    levels: BTreeMap<u8, VecDeque<Stored>>,
+    notify: Arc<Notify>,
+}
+
+#[derive(Clone)]
+struct Stored {
+    seq: u64,
+    body: Vec<u8>,
+    exchange: String,
+    routing_key: String,
+    message_id: Option<String>,
+    priority: Option<u8>,
+    headers: Headers,
+    redelivered: bool,
+}
+
+impl Queue {
+    fn len(&self) -> usize {
+        self.levels.values().map(VecDeque::len).sum()
+    }
+
+    fn level_of(&self, priority: Option<u8>) -> u8 {
+        match self.spec.max_priority {
+            Some(max) => priority.unwrap_or(0).min(max),
+            None => 0,
+        }
+    }
+
+    fn pop(&mut self) -> Option<Stored> {
+        self.levels
+            .values_mut()
+            .rev()
+            .find(|level| !level.is_empty())
+            .and_then(VecDeque::pop_front)
+    }
+
+    fn remove(&mut self, seq: u64) -> Option<Stored> {
+        for level in self.levels.values_mut() {
+            if let Some(pos) = level.iter().position(|m| m.seq == seq) {
+                return level.remove(pos);
+            }
+        }
+        None
+    }
+}
+
+/// Whether a topic `pattern` (`*` one word, `#` zero or more words) matches `key`.
+pub(crate) fn topic_matches(pattern: &str, key: &str) -> bool {
+    fn go(p: &[&str], k: &[&str]) -> bool {
+        match p.split_first() {
+            None => k.is_empty(),
+            Some((&"#", rest)) => (0..=k.len()).any(|i| go(rest, &k[i..])),
+            Some((&"*", rest)) => !k.is_empty() && go(rest, &k[1..]),
+            Some((word, rest)) => k.first() == Some(word) && go(rest, &k[1..]),
+        }
+    }
+    let p: Vec<&str> = pattern.split('.').collect();
+    let k: Vec<&str> = if key.is_empty() {
+        Vec::new()
+    } else {
+        key.split('.').collect()
+    };
+    go(&p, &k)
+}
+
+fn first_difference(old: &QueueSpec, new: &QueueSpec) -> Option<&'static str> {
+    if old.max_priority != new.max_priority {
+        Some("x-max-priority")
+    } else if old.message_ttl != new.message_ttl {
+        Some("x-message-ttl")
+    } else if old.dead_letter_exchange != new.dead_letter_exchange {
+        Some("x-dead-letter-exchange")
+    } else if old.dead_letter_routing_key != new.dead_letter_routing_key {
+        Some("x-dead-letter-routing-key")
+    } else {
+        None
+    }
+}
+
+impl MemoryBroker {
+    /// A broker with `topology` declared.
+    pub fn new(topology: Topology) -> Self {
+        let broker = MemoryBroker {
+            inner: Arc::new(Inner {
+                topology: topology.clone(),
+                state: Mutex::new(State::default()),
+            }),
+        };
+        {
+            let mut state = broker.inner.lock();
+            // A fresh state cannot conflict with the topology's own declarations.
+            for exchange in topology.exchanges() {
+                let _ = state.declare_exchange(&exchange);
+            }
+            for queue in topology.queues() {
+                let _ = state.declare_queue(&queue);
+            }
+            for binding in topology.bindings() {
+                let _ = state.bind(&binding);
+            }
+        }
+        broker
+    }
+}
+
+impl Default for MemoryBroker {
+    /// A broker with the default topology.
+    fn default() -> Self {
+        MemoryBroker::new(Topology::default())
+    }
+}
+
+impl Inner {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic while holding this lock cannot leave the maps half-updated in a way that
+        // breaks later operations, so a poisoned lock is still usable.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+fn closed() -> Error {
+    Error::Unavailable {
+        backend: BACKEND,
+        reason: "the in-process broker was closed".into(),
+    }
+}
+
+impl State {
+    fn declare_exchange(&mut self, spec: &ExchangeSpec) -> Result<()> {
+        if spec.name.is_empty() {
+            return Err(Error::validation("the default exchange cannot be declared"));
+        }
+        match self.exchanges.get(&spec.name) {
+            Some(existing) if existing.kind != spec.kind => Err(Error::Conflict {
+                entity: format!("exchange '{}'", spec.name),
+                argument: "type".into(),
+                message: format!(
+                    "declared as {:?}, already exists as {:?}",
+                    spec.kind, existing.kind
+                ),
+            }),
+            Some(_) => Ok(()),
+            None => {
+                self.exchanges.insert(
+                    spec.name.clone(),
+                    Exchange {
+                        kind: spec.kind,
+                        bindings: Vec::new(),
+                    },
+                );
+                Ok(())
+            }
+        }
+    }
+
+    fn declare_queue(&mut self, spec: &QueueSpec) -> Result<()> {
+        if spec.name.is_empty() {
+            return Err(Error::validation("a queue needs a name"));
+        }
+        match self.queues.get(&spec.name) {
+            Some(existing) => match first_difference(&existing.spec, spec) {
+                Some(argument) => Err(Error::Conflict {
+                    entity: format!("queue '{}'", spec.name),
+                    argument: argument.into(),
+                    message: format!("declared {spec:?}, already exists as {:?}", existing.spec),
+                }),
+                None => Ok(()),
+            },
+            None => {
+                self.queues.insert(
+                    spec.name.clone(),
+                    Queue {
+                        spec: spec.clone(),
+                        levels: BTreeMap::new(),
+                        notify: Arc::new(Notify::new()),
+                    },
+                );
+                Ok(())
+            }
+        }
+    }
+
+    fn bind(&mut self, binding: &BindingSpec) -> Result<()> {
+        if !self.queues.contains_key(&binding.queue) {
+            return Err(Error::NotFound {
+                entity: format!("queue '{}'", binding.queue),
+            });
+        }
+        let exchange =
+            self.exchanges
+                .get_mut(&binding.exchange)
+                .ok_or_else(|| Error::NotFound {
+                    entity: format!("exchange '{}'", binding.exchange),
+                })?;
+        let pair = (binding.queue.clone(), binding.key.clone());
+        if !exchange.bindings.contains(&pair) {
+            exchange.bindings.push(pair);
+        }
+        Ok(())
+    }
+
+    /// Queues a message published to `exchange` with `key` reaches.
+    fn route(&self, exchange: &str, key: &str) -> Result<Vec<String>> {
+        if exchange.is_empty() {
+            return Ok(if self.queues.contains_key(key) {
+                vec![key.to_owned()]
+            } else {
+                Vec::new()
+            });
+        }
+        let ex = self
+            .exchanges
+            .get(exchange)
+            .ok_or_else(|| Error::NotFound {
+                entity: format!("exchange '{exchange}'"),
+            })?;
+        let mut queues: Vec<String> = ex
+            .bindings
+            .iter()
+            .filter(|(_, pattern)| match ex.kind {
+                ExchangeKind::Direct => pattern == key,
+                ExchangeKind::Topic => topic_matches(pattern, key),
+                ExchangeKind::Fanout => true,
+            })
+            .map(|(queue, _)| queue.clone())
+            .collect();
+        queues.sort();
+        queues.dedup();
+        Ok(queues)
+    }
+
+    fn enqueue(&mut self, inner: &Arc<Inner>, queue: &str, mut message: Stored) {
+        self.next_seq += 1;
+        message.seq = self.next_seq;
+        let Some(q) = self.queues.get_mut(queue) else {
+            return;
+        };
+        let level = q.level_of(message.priority);
+        let seq = message.seq;
+        q.levels.entry(level).or_default().push_back(message);
+        q.notify.notify_waiters();
+        if let Some(ttl) = q.spec.message_ttl {
+            // Messages of one TTL queue expire in order; each one's timer dead-letters it.
+            let weak = Arc::downgrade(inner);
+            let queue = queue.to_owned();
+            tokio::spawn(async move {
+                tokio::time::sleep(ttl).await;
+                if let Some(inner) = weak.upgrade() {
+                    expire(&inner, &queue, seq);
+                }
+            });
+        }
+    }
+
+    fn deliver(&mut self, inner: &Arc<Inner>, message: Stored) -> Result<usize> {
+        let targets = self.route(&message.exchange, &message.routing_key)?;
+        for queue in &targets {
+            self.enqueue(inner, queue, message.clone());
+        }
+        Ok(targets.len())
+    }
+}
+
+fn expire(inner: &Arc<Inner>, queue: &str, seq: u64) {
+    let mut state = inner.lock();
+    let Some(q) = state.queues.get_mut(queue) else {
+        return;
+    };
+    let dlx = q.spec.dead_letter_exchange.clone();
+    let dlrk = q.spec.dead_letter_routing_key.clone();
+    let Some(mut message) = q.remove(seq) else {
+        return;
+    };
+    if let Some(dlx) = dlx {
+        if let Some(key) = dlrk {
+            message.routing_key = key;
+        }
+        message.exchange = dlx;
+        message.redelivered = false;
+        // Like RabbitMQ, a dead letter with nowhere to go is dropped.
+        let _ = state.deliver(inner, message);
+    }
+}
+
+struct MemoryAcker {
+    inner: Weak<Inner>,
+    queue: String,
+    message: Option<Stored>,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl MemoryAcker {
+    fn give_back(&mut self) {
+        let (Some(inner), Some(mut message)) = (self.inner.upgrade(), self.message.take()) else {
+            return;
+        };
+        let mut state = inner.lock();
+        if let Some(q) = state.queues.get_mut(&self.queue) {
+            message.redelivered = true;
+            let level = q.level_of(message.priority);
+            q.levels.entry(level).or_default().push_front(message);
+            q.notify.notify_waiters();
+        }
+    }
+}
+
+impl Drop for MemoryAcker {
+    fn drop(&mut self) {
+        // Dropped without a decision: like a closed AMQP channel, redeliver.
+        self.give_back();
+    }
+}
+
+#[async_trait]
+impl Acknowledge for MemoryAcker {
+    async fn ack(mut self: Box<Self>) -> Result<()> {
+        self.message = None;
+        Ok(())
+    }
+
+    async fn requeue(mut self: Box<Self>) -> Result<()> {
+        self.give_back();
+        Ok(())
+    }
+}
+
+#[async_trait]
+#[deny(clippy::missing_trait_methods)]
+impl Broker for MemoryBroker {
+    fn backend(&self) -> &'static str {
+        BACKEND
+    }
+
+    fn topology(&self) -> &Topology {
+        &self.inner.topology
+    }
+
+    async fn declare_exchange(&self, spec: &ExchangeSpec) -> Result<()> {
+        let mut state = self.inner.lock();
+        if state.closed {
+            return Err(closed());
+        }
+        state.declare_exchange(spec)
+    }
+
+    async fn declare_queue(&self, spec: &QueueSpec) -> Result<()> {
+        let mut state = self.inner.lock();
+        if state.closed {
+            return Err(closed());
+        }
+        state.declare_queue(spec)
+    }
+
+    async fn bind(&self, binding: &BindingSpec) -> Result<()> {
+        let mut state = self.inner.lock();
+        if state.closed {
+            return Err(closed());
+        }
+        state.bind(binding)
+    }
+
+    async fn delete_queue(&self, name: &str) -> Result<()> {
+        let mut state = self.inner.lock();
+        if let Some(q) = state.queues.remove(name) {
+            q.notify.notify_waiters();
+        }
+        for exchange in state.exchanges.values_mut() {
+            exchange.bindings.retain(|(queue, _)| queue != name);
+        }
+        Ok(())
+    }
+
+    async fn delete_exchange(&self, name: &str) -> Result<()> {
+        self.inner.lock().exchanges.remove(name);
+        Ok(())
+    }
+
+    async fn publish(&self, publication: Publication) -> Result<()> {
+        let mut state = self.inner.lock();
+        if state.closed {
+            return Err(closed());
+        }
+        let mandatory = publication.mandatory;
+        let message = Stored {
+            seq: 0,
+            body: publication.body,
+            exchange: publication.exchange,
+            routing_key: publication.routing_key,
+            message_id: publication.message_id,
+            priority: publication.priority,
+            headers: publication.headers,
+            redelivered: false,
+        };
+        let (exchange, key) = (message.exchange.clone(), message.routing_key.clone());
+        let routed = state.deliver(&self.inner, message)?;
+        if routed == 0 && mandatory {
+            return Err(Error::Unroutable {
+                exchange,
+                routing_key: key,
+                reply: "NO_ROUTE".into(),
+            });
+        }
+        Ok(())
+    }
+
+    async fn publish_batch(&self, publications: Vec<Publication>) -> Vec<Result<()>> {
+        let mut results = Vec::with_capacity(publications.len());
+        for publication in publications {
+            results.push(self.publish(publication).await);
+        }
+        results
+    }
+
+    async fn subscribe(&self, queue: &str, prefetch: u16) -> Result<DeliveryStream> {
+        {
+            let state = self.inner.lock();
+            if state.closed {
+                return Err(closed());
+            }
+            if !state.queues.contains_key(queue) {
+                return Err(Error::NotFound {
+                    entity: format!("queue '{queue}'"),
+                });
+            }
+        }
+        let window = Arc::new(Semaphore::new(usize::from(prefetch.max(1))));
+        let start = (Arc::downgrade(&self.inner), queue.to_owned(), window);
+        let stream = futures::stream::unfold(start, |(weak, queue, window)| async move {
+            let permit = window.clone().acquire_owned().await.ok()?;
+            loop {
+                let inner = weak.upgrade()?;
+                let notify = {
+                    let mut state = inner.lock();
+                    if state.closed {
+                        return None;
+                    }
+                    // A deleted queue ends the subscription, as RabbitMQ cancels consumers.
+                    let q = state.queues.get_mut(&queue)?;
+                    if let Some(message) = q.pop() {
+                        let delivery = Delivery::new(
+                            message.body.clone(),
+                            message.exchange.clone(),
+                            message.routing_key.clone(),
+                            message.message_id.clone(),
+                            message.priority,
+                            message.headers.clone(),
+                            message.redelivered,
+                            Box::new(MemoryAcker {
+                                inner: weak.clone(),
+                                queue: queue.clone(),
+                                message: Some(message),
+                                _permit: permit,
+                            }),
+                        );
+                        drop(state);
+                        return Some((Ok(delivery), (weak, queue, window)));
+                    }
+                    q.notify.clone()
+                };
+                let notified = notify.notified();
+                tokio::pin!(notified);
+                notified.as_mut().enable();
+                // Re-check after registering so a message queued in between is not missed.
+                let ready = {
+                    let state = inner.lock();
+                    state.closed || state.queues.get(&queue).is_none_or(|q| q.len() > 0)
+                };
+                drop(inner);
+                if !ready {
+                    notified.await;
+                }
+            }
+        });
+        Ok(stream.boxed())
+    }
+
+    async fn queue_depth(&self, queue: &str) -> Result<u64> {
+        let state = self.inner.lock();
+        state
+            .queues
+            .get(queue)
+            .map(|q| q.len() as u64)
+            .ok_or_else(|| Error::NotFound {
+                entity: format!("queue '{queue}'"),
+            })
+    }
+
+    async fn close(&self) -> Result<()> {
+        let mut state = self.inner.lock();
+        state.closed = true;
+        for q in state.queues.values() {
+            q.notify.notify_waiters();
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::topic_matches;
+
+    #[test]
+    fn topic_patterns() {
+        assert!(topic_matches("notification.#", "notification.email"));
+        assert!(topic_matches("notification.#", "notification"));
+        assert!(topic_matches("notification.*", "notification.sms"));
+        assert!(!topic_matches("notification.*", "notification.sms.urgent"));
+        assert!(topic_matches("#.urgent", "notification.sms.urgent"));
+        assert!(topic_matches("*.sms.*", "notification.sms.urgent"));
+        assert!(!topic_matches("notification.email", "notification.sms"));
+        assert!(topic_matches("#", ""));
+    }
+}

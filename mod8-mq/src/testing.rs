@@ -1,0 +1,655 @@
+//! The conformance suite every [`Broker`] must pass (behind the `testing` feature).
+//!
+//! Each `case_*` function takes a broker whose topology is private to the test (see
+//! [`test_topology`]) and panics when the broker misbehaves. [`conformance_tests!`] emits
+//! one `#[tokio::test]` per case from a setup expression:
+//!
+//! ```ignore
+//! mod8_mq::conformance_tests!(async {
+//!     Some(mod8_mq::testing::memory_broker())
+//! });
+//! ```
+//!
+//! [`conformance_tests!`]: crate::conformance_tests
+
+// A test suite reports failure by panicking, so unwrapping is its way of asserting.
+#![allow(clippy::unwrap_used)]
+
+use std::collections::HashSet;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::NaiveDate;
+use futures::StreamExt;
+use tokio::time::Instant;
+use uuid::Uuid;
+
+use crate::broker::{BrokerExt, DynBroker, Publication};
+use crate::consumer::{handler_fn, Consumer, Outcome};
+use crate::error::Error;
+use crate::memory::MemoryBroker;
+use crate::message::{Analytics, Envelope, Notification, NotificationChannel, UserData};
+use crate::producer::{publication, Producer, Route};
+use crate::topology::{
+    BindingSpec, QueueSpec, RetryPolicy, Topology, HEADER_ATTEMPTS, HEADER_ORIGINAL_QUEUE,
+    HEADER_REASON,
+};
+
+/// Retries the suite's topologies allow for (teardown deletes their retry queues).
+pub const MAX_TEST_RETRIES: u32 = 5;
+
+/// A topology with names unique to this run and short retry delays (100 ms doubling to
+/// 400 ms).
+pub fn test_topology() -> Topology {
+    let id = Uuid::new_v4().simple().to_string();
+    test_topology_with_prefix(&format!("mod8test_{}", &id[..12]))
+}
+
+/// Like [`test_topology`], with the given (unique) prefix.
+pub fn test_topology_with_prefix(prefix: &str) -> Topology {
+    Topology::with_prefix(prefix).with_retry(RetryPolicy {
+        base: Duration::from_millis(100),
+        cap: Duration::from_millis(400),
+    })
+}
+
+/// An in-process broker with a [`test_topology`].
+pub fn memory_broker() -> DynBroker {
+    Arc::new(MemoryBroker::new(test_topology()))
+}
+
+/// Runs `case` on `broker`, then deletes the broker's topology (also when the case panics)
+/// and re-raises the case's panic.
+pub async fn run_case<F>(broker: DynBroker, case: F)
+where
+    F: FnOnce(DynBroker) -> Pin<Box<dyn Future<Output = ()> + Send>>,
+{
+    let result = tokio::spawn(case(broker.clone())).await;
+    let topology = broker.topology().clone();
+    let cleanup = broker.delete_topology(&topology, MAX_TEST_RETRIES).await;
+    let _ = broker.close().await;
+    if let Err(e) = result {
+        if e.is_panic() {
+            std::panic::resume_unwind(e.into_panic());
+        }
+        panic!("case task failed: {e}");
+    }
+    if let Err(e) = cleanup {
+        panic!("teardown failed: {e}");
+    }
+}
+
+/// Emits one `#[tokio::test]` per conformance case. `$setup` is an expression of type
+/// `impl Future<Output = Option<DynBroker>>`; `None` skips (a server-backed suite without
+/// its URL).
+#[macro_export]
+macro_rules! conformance_tests {
+    ($setup:expr) => {
+        $crate::conformance_tests!(@cases $setup;
+            case_direct_routing,
+            case_topic_routing,
+            case_fanout_routing,
+            case_priority_order,
+            case_retry_with_growing_delay,
+            case_dead_letter_after_max_retries,
+            case_reject_goes_to_dead_letter,
+            case_malformed_messages_are_dead_lettered,
+            case_graceful_shutdown_loses_nothing,
+            case_unacked_is_redelivered,
+            case_declare_conflict_is_typed,
+            case_dedup_by_message_id,
+            case_pipelined_batch
+        );
+    };
+    (@cases $setup:expr; $($case:ident),*) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() {
+                let Some(broker) = $setup.await else { return };
+                $crate::testing::run_case(broker, |b| {
+                    ::std::boxed::Box::pin(async move { $crate::testing::$case(&b).await })
+                })
+                .await;
+            }
+        )*
+    };
+}
+
+/// Polls `check` every 20 ms until it is true; panics with `what` after 20 s. Only a bound
+/// on waiting, never an assertion about speed.
+pub async fn wait_until<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !check().await {
+        assert!(Instant::now() < deadline, "gave up waiting for: {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn wait_depth(broker: &DynBroker, queue: &str, expected: u64) {
+    wait_until(&format!("{expected} messages in {queue}"), || async {
+        broker.queue_depth(queue).await.ok() == Some(expected)
+    })
+    .await;
+}
+
+fn user(n: usize) -> UserData {
+    UserData {
+        username: format!("user{n}"),
+        email: format!("user{n}@example.com"),
+        registration_date: NaiveDate::from_ymd_opt(2026, 11, 22).unwrap_or_default(),
+    }
+}
+
+fn note(channel: NotificationChannel, subject: &str) -> Notification {
+    Notification {
+        recipient: "someone@example.com".into(),
+        subject: subject.into(),
+        content: "hello".into(),
+        channel,
+    }
+}
+
+/// Takes one message from `queue` through a raw subscription, acknowledges it and returns
+/// its headers and body.
+pub async fn take_one(
+    broker: &DynBroker,
+    queue: &str,
+) -> (std::collections::BTreeMap<String, String>, Vec<u8>) {
+    let mut stream = broker.subscribe(queue, 1).await.expect("subscribe");
+    let delivery = tokio::time::timeout(Duration::from_secs(20), stream.next())
+        .await
+        .expect("a message arrives")
+        .expect("the stream is open")
+        .expect("a delivery");
+    let out = (delivery.headers.clone(), delivery.body.clone());
+    delivery.ack().await.expect("ack");
+    out
+}
+
+/// Direct exchange: user data reaches `user_data_queue`; a key nobody binds is an
+/// [`Error::Unroutable`].
+pub async fn case_direct_routing(broker: &DynBroker) {
+    let t = broker.topology().clone();
+    let producer = Producer::new(broker.clone());
+    producer.publish_user_data(user(1), None).await.unwrap();
+    wait_depth(broker, &t.user_data_queue, 1).await;
+    let env = Envelope::new(user(2));
+    let err = producer
+        .send(
+            &env,
+            &Route::new(t.data_exchange.clone(), "nobody_binds_this"),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Unroutable { .. }), "got {err:?}");
+    assert_eq!(broker.queue_depth(&t.user_data_queue).await.unwrap(), 1);
+    // The connection survives an unroutable message.
+    producer.publish_user_data(user(3), None).await.unwrap();
+    wait_depth(broker, &t.user_data_queue, 2).await;
+}
+
+/// Topic exchange: `notification.#` gets everything, `*.sms` only SMS, `notification.email`
+/// only email.
+pub async fn case_topic_routing(broker: &DynBroker) {
+    let t = broker.topology().clone();
+    let sms_q = format!("{}.sms_only", t.notification_queue);
+    let email_q = format!("{}.email_only", t.notification_queue);
+    for (q, key) in [(&sms_q, "*.sms"), (&email_q, "notification.email")] {
+        broker
+            .declare_queue(&QueueSpec::named(q.as_str()))
+            .await
+            .unwrap();
+        broker
+            .bind(&BindingSpec {
+                queue: q.clone(),
+                exchange: t.notifications_exchange.clone(),
+                key: key.into(),
+            })
+            .await
+            .unwrap();
+    }
+    let producer = Producer::new(broker.clone());
+    producer
+        .publish_notification(note(NotificationChannel::Email, "e"), false, None)
+        .await
+        .unwrap();
+    producer
+        .publish_notification(note(NotificationChannel::Sms, "s1"), false, None)
+        .await
+        .unwrap();
+    producer
+        .publish_notification(note(NotificationChannel::Sms, "s2"), false, None)
+        .await
+        .unwrap();
+    wait_depth(broker, &t.notification_queue, 3).await;
+    wait_depth(broker, &sms_q, 2).await;
+    wait_depth(broker, &email_q, 1).await;
+    broker.delete_queue(&sms_q).await.unwrap();
+    broker.delete_queue(&email_q).await.unwrap();
+}
+
+/// Fanout exchange: every analytics subscriber queue gets a copy.
+pub async fn case_fanout_routing(broker: &DynBroker) {
+    let t = broker.topology().clone();
+    let extra = format!("{}.second_subscriber", t.analytics_queue);
+    broker.declare_analytics_subscriber(&extra).await.unwrap();
+    let producer = Producer::new(broker.clone());
+    for i in 0..3 {
+        producer
+            .publish_analytics(
+                Analytics {
+                    event_type: "page_view".into(),
+                    user_id: format!("u{i}"),
+                    properties: Default::default(),
+                },
+                None,
+            )
+            .await
+            .unwrap();
+    }
+    wait_depth(broker, &t.analytics_queue, 3).await;
+    wait_depth(broker, &extra, 3).await;
+    broker.delete_queue(&extra).await.unwrap();
+}
+
+/// Urgent (high-priority) messages waiting in a queue are delivered before normal ones.
+pub async fn case_priority_order(broker: &DynBroker) {
+    let t = broker.topology().clone();
+    let producer = Producer::new(broker.clone());
+    for i in 0..3 {
+        producer
+            .publish_notification(
+                note(NotificationChannel::Email, &format!("normal{i}")),
+                false,
+                None,
+            )
+            .await
+            .unwrap();
+    }
+    producer
+        .publish_notification(note(NotificationChannel::Sms, "urgent"), true, None)
+        .await
+        .unwrap();
+    wait_depth(broker, &t.notification_queue, 4).await;
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let s = seen.clone();
+    let consumer = Consumer::new(
+        broker.clone(),
+        t.notification_queue.clone(),
+        handler_fn(move |env: Envelope<Notification>| {
+            let s = s.clone();
+            async move {
+                s.lock().unwrap().push(env.payload.subject);
+                Outcome::Ack
+            }
+        }),
+    )
+    .with_prefetch(1)
+    .with_concurrency(1)
+    .start()
+    .await
+    .unwrap();
+    wait_until("4 handled", || async { seen.lock().unwrap().len() == 4 }).await;
+    consumer.shutdown().await.unwrap();
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(seen, vec!["urgent", "normal0", "normal1", "normal2"]);
+}
+
+/// `Retry` redelivers through the delay queues, each wait at least the policy's delay, and
+/// the envelope's retry count grows.
+pub async fn case_retry_with_growing_delay(broker: &DynBroker) {
+    let t = broker.topology().clone();
+    let attempts: Arc<Mutex<Vec<(u32, Instant)>>> = Arc::default();
+    let a = attempts.clone();
+    let consumer = Consumer::new(
+        broker.clone(),
+        t.user_data_queue.clone(),
+        handler_fn(move |env: Envelope<UserData>| {
+            let a = a.clone();
+            async move {
+                a.lock().unwrap().push((env.retry_count, Instant::now()));
+                if env.retry_count < 2 {
+                    Outcome::retry("not yet")
+                } else {
+                    Outcome::Ack
+                }
+            }
+        }),
+    )
+    .start()
+    .await
+    .unwrap();
+    Producer::new(broker.clone())
+        .publish_user_data(user(1), None)
+        .await
+        .unwrap();
+    wait_until("3 attempts", || async {
+        attempts.lock().unwrap().len() == 3
+    })
+    .await;
+    wait_until("acked", || async { consumer.stats().acked() == 1 }).await;
+    assert_eq!(consumer.stats().retried(), 2);
+    consumer.shutdown().await.unwrap();
+    let attempts = attempts.lock().unwrap().clone();
+    let counts: Vec<u32> = attempts.iter().map(|(c, _)| *c).collect();
+    assert_eq!(counts, vec![0, 1, 2]);
+    for n in 0..2 {
+        let gap = attempts[n + 1].1 - attempts[n].1;
+        let delay = t.retry.delay(n as u32);
+        assert!(
+            gap + Duration::from_millis(5) >= delay,
+            "retry {n} came after {gap:?}, before its delay {delay:?}"
+        );
+    }
+    assert_eq!(broker.dead_letter_count().await.unwrap(), 0);
+}
+
+/// A message that keeps failing ends in the dead-letter queue after `max_retries`, with
+/// headers saying why, after how many attempts, and from which queue.
+pub async fn case_dead_letter_after_max_retries(broker: &DynBroker) {
+    let t = broker.topology().clone();
+    let consumer = Consumer::new(
+        broker.clone(),
+        t.user_data_queue.clone(),
+        handler_fn(|_env: Envelope<UserData>| async { Outcome::retry("downstream is down") }),
+    )
+    .start()
+    .await
+    .unwrap();
+    let env = Envelope::new(user(1)).with_max_retries(2);
+    Producer::new(broker.clone())
+        .send(
+            &env,
+            &Route::new(t.data_exchange.clone(), t.user_data_key.clone()),
+        )
+        .await
+        .unwrap();
+    wait_depth(broker, &t.dead_letter_queue, 1).await;
+    consumer.shutdown().await.unwrap();
+    let (headers, body) = take_one(broker, &t.dead_letter_queue).await;
+    assert_eq!(headers.get(HEADER_ATTEMPTS).map(String::as_str), Some("3"));
+    assert_eq!(headers.get(HEADER_ORIGINAL_QUEUE), Some(&t.user_data_queue));
+    let reason = headers.get(HEADER_REASON).cloned().unwrap_or_default();
+    assert!(
+        reason.contains("retries exhausted") && reason.contains("downstream is down"),
+        "{reason}"
+    );
+    let back = Envelope::<UserData>::from_bytes(&body).unwrap();
+    assert_eq!(back.id, env.id);
+    assert_eq!(back.retry_count, 2);
+}
+
+/// `Reject` dead-letters at once, after one attempt.
+pub async fn case_reject_goes_to_dead_letter(broker: &DynBroker) {
+    let t = broker.topology().clone();
+    let calls = Arc::new(Mutex::new(0u32));
+    let c = calls.clone();
+    let consumer = Consumer::new(
+        broker.clone(),
+        t.analytics_queue.clone(),
+        handler_fn(move |_env: Envelope<Analytics>| {
+            let c = c.clone();
+            async move {
+                *c.lock().unwrap() += 1;
+                Outcome::reject("bad event")
+            }
+        }),
+    )
+    .start()
+    .await
+    .unwrap();
+    Producer::new(broker.clone())
+        .publish_analytics(
+            Analytics {
+                event_type: "x".into(),
+                user_id: "u".into(),
+                properties: Default::default(),
+            },
+            None,
+        )
+        .await
+        .unwrap();
+    wait_depth(broker, &t.dead_letter_queue, 1).await;
+    consumer.shutdown().await.unwrap();
+    assert_eq!(*calls.lock().unwrap(), 1);
+    let (headers, _) = take_one(broker, &t.dead_letter_queue).await;
+    assert_eq!(headers.get(HEADER_ATTEMPTS).map(String::as_str), Some("1"));
+    assert_eq!(
+        headers.get(HEADER_REASON).map(String::as_str),
+        Some("rejected: bad event")
+    );
+}
+
+/// Bytes that are not JSON, and an envelope of the wrong type, go to the dead-letter queue
+/// with a parse-error reason; the consumer keeps running and handles the next good message.
+pub async fn case_malformed_messages_are_dead_lettered(broker: &DynBroker) {
+    let t = broker.topology().clone();
+    let handled = Arc::new(Mutex::new(Vec::new()));
+    let h = handled.clone();
+    let consumer = Consumer::new(
+        broker.clone(),
+        t.user_data_queue.clone(),
+        handler_fn(move |env: Envelope<UserData>| {
+            let h = h.clone();
+            async move {
+                h.lock().unwrap().push(env.payload.username);
+                Outcome::Ack
+            }
+        }),
+    )
+    .with_concurrency(1)
+    .start()
+    .await
+    .unwrap();
+    broker
+        .publish(Publication::new(
+            "",
+            t.user_data_queue.clone(),
+            b"\xffnot json".to_vec(),
+        ))
+        .await
+        .unwrap();
+    let wrong = Envelope::new(note(NotificationChannel::Sms, "wrong type"));
+    broker
+        .publish(publication(&wrong, &Route::new("", t.user_data_queue.clone())).unwrap())
+        .await
+        .unwrap();
+    Producer::new(broker.clone())
+        .publish_user_data(user(7), None)
+        .await
+        .unwrap();
+    wait_until("the good message", || async {
+        handled.lock().unwrap().len() == 1
+    })
+    .await;
+    wait_depth(broker, &t.dead_letter_queue, 2).await;
+    assert!(!consumer.is_finished());
+    consumer.shutdown().await.unwrap();
+    assert_eq!(handled.lock().unwrap().clone(), vec!["user7".to_owned()]);
+    for _ in 0..2 {
+        let (headers, _) = take_one(broker, &t.dead_letter_queue).await;
+        let reason = headers.get(HEADER_REASON).cloned().unwrap_or_default();
+        assert!(reason.contains("parse error"), "{reason}");
+        assert_eq!(headers.get(HEADER_ORIGINAL_QUEUE), Some(&t.user_data_queue));
+    }
+}
+
+/// Shutting down while messages are being handled finishes and acknowledges them; nothing is
+/// lost: what was not handled is still in the queue for the next consumer.
+pub async fn case_graceful_shutdown_loses_nothing(broker: &DynBroker) {
+    let t = broker.topology().clone();
+    let producer = Producer::new(broker.clone());
+    let envelopes: Vec<_> = (0..200).map(|i| Envelope::new(user(i))).collect();
+    let all: HashSet<Uuid> = envelopes.iter().map(|e| e.id).collect();
+    for r in producer
+        .send_batch(&envelopes, &producer.user_data_route())
+        .await
+        .unwrap()
+    {
+        r.unwrap();
+    }
+    let handled: Arc<Mutex<HashSet<Uuid>>> = Arc::default();
+    let slow = |handled: Arc<Mutex<HashSet<Uuid>>>| {
+        handler_fn(move |env: Envelope<UserData>| {
+            let handled = handled.clone();
+            async move {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+                handled.lock().unwrap().insert(env.id);
+                Outcome::Ack
+            }
+        })
+    };
+    let first = Consumer::new(
+        broker.clone(),
+        t.user_data_queue.clone(),
+        slow(handled.clone()),
+    )
+    .with_prefetch(20)
+    .with_concurrency(4)
+    .start()
+    .await
+    .unwrap();
+    wait_until("some handled", || async {
+        handled.lock().unwrap().len() >= 40
+    })
+    .await;
+    first.shutdown().await.unwrap();
+    let after_first = handled.lock().unwrap().len();
+    assert!(after_first < 200, "shutdown came too late to test anything");
+    // Every handled message was acknowledged; the rest is back in the queue.
+    wait_depth(broker, &t.user_data_queue, (200 - after_first) as u64).await;
+    let second = Consumer::new(
+        broker.clone(),
+        t.user_data_queue.clone(),
+        slow(handled.clone()),
+    )
+    .with_concurrency(8)
+    .start()
+    .await
+    .unwrap();
+    wait_until("all handled", || async {
+        handled.lock().unwrap().len() == 200
+    })
+    .await;
+    second.shutdown().await.unwrap();
+    assert_eq!(*handled.lock().unwrap(), all);
+    assert_eq!(broker.queue_depth(&t.user_data_queue).await.unwrap(), 0);
+}
+
+/// A delivery that is dropped without an acknowledgement comes back, marked redelivered.
+pub async fn case_unacked_is_redelivered(broker: &DynBroker) {
+    let t = broker.topology().clone();
+    Producer::new(broker.clone())
+        .publish_user_data(user(1), None)
+        .await
+        .unwrap();
+    {
+        let mut stream = broker.subscribe(&t.user_data_queue, 1).await.unwrap();
+        let first = tokio::time::timeout(Duration::from_secs(20), stream.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        assert!(!first.redelivered);
+        drop(first);
+        drop(stream);
+    }
+    let mut stream = broker.subscribe(&t.user_data_queue, 1).await.unwrap();
+    let again = tokio::time::timeout(Duration::from_secs(20), stream.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert!(again.redelivered);
+    again.ack().await.unwrap();
+}
+
+/// Declaring an existing queue with other arguments is a typed conflict naming the queue and
+/// the argument, and the broker keeps working.
+pub async fn case_declare_conflict_is_typed(broker: &DynBroker) {
+    let t = broker.topology().clone();
+    let err = broker
+        .declare_queue(&QueueSpec::named(t.user_data_queue.clone()).with_max_priority(3))
+        .await
+        .unwrap_err();
+    match &err {
+        Error::Conflict {
+            entity, argument, ..
+        } => {
+            assert!(entity.contains(&t.user_data_queue), "{entity}");
+            assert_eq!(argument, "x-max-priority");
+        }
+        other => panic!("expected a conflict, got {other:?}"),
+    }
+    assert!(!err.is_transient());
+    // Re-declaring identically is fine, and publishing still works.
+    broker
+        .declare_queue(&t.work_queue(&t.user_data_queue))
+        .await
+        .unwrap();
+    Producer::new(broker.clone())
+        .publish_user_data(user(1), None)
+        .await
+        .unwrap();
+    wait_depth(broker, &t.user_data_queue, 1).await;
+}
+
+/// With de-duplication on, a message id seen before is acknowledged without handling.
+pub async fn case_dedup_by_message_id(broker: &DynBroker) {
+    let t = broker.topology().clone();
+    let calls = Arc::new(Mutex::new(0u32));
+    let c = calls.clone();
+    let consumer = Consumer::new(
+        broker.clone(),
+        t.user_data_queue.clone(),
+        handler_fn(move |_env: Envelope<UserData>| {
+            let c = c.clone();
+            async move {
+                *c.lock().unwrap() += 1;
+                Outcome::Ack
+            }
+        }),
+    )
+    .with_concurrency(1)
+    .with_dedup(100)
+    .start()
+    .await
+    .unwrap();
+    let producer = Producer::new(broker.clone());
+    let env = Envelope::new(user(1));
+    producer
+        .send(&env, &producer.user_data_route())
+        .await
+        .unwrap();
+    wait_until("first handled", || async { consumer.stats().acked() == 1 }).await;
+    producer
+        .send(&env, &producer.user_data_route())
+        .await
+        .unwrap();
+    wait_until("duplicate skipped", || async {
+        consumer.stats().duplicates() == 1
+    })
+    .await;
+    consumer.shutdown().await.unwrap();
+    assert_eq!(*calls.lock().unwrap(), 1);
+}
+
+/// A batch keeps many confirms in flight; every message is confirmed and queued.
+pub async fn case_pipelined_batch(broker: &DynBroker) {
+    let t = broker.topology().clone();
+    let producer = Producer::new(broker.clone());
+    let envelopes: Vec<_> = (0..500).map(|i| Envelope::new(user(i))).collect();
+    let results = producer
+        .send_batch(&envelopes, &producer.user_data_route())
+        .await
+        .unwrap();
+    assert_eq!(results.len(), 500);
+    assert!(results.iter().all(Result::is_ok));
+    wait_depth(broker, &t.user_data_queue, 500).await;
+}

@@ -1,0 +1,189 @@
+//! The conformance suite and the fault tests on a real RabbitMQ (`MOD8_AMQP_URL`).
+#![cfg(feature = "amqp")]
+
+use std::collections::HashSet;
+use std::process::Command;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::NaiveDate;
+use mod8_mq::testing::{test_topology_with_prefix, wait_until, MAX_TEST_RETRIES};
+use mod8_mq::{
+    handler_fn, AmqpBroker, AmqpOptions, Broker, BrokerExt, Consumer, DynBroker, Envelope, Outcome,
+    Producer, UserData,
+};
+
+async fn rabbitmq(suite: &str) -> Option<DynBroker> {
+    let url = mod8_testkit::service_url(mod8_testkit::AMQP, suite)?;
+    let topology = test_topology_with_prefix(&mod8_testkit::unique_name("mod8mq"));
+    let broker = AmqpBroker::connect(&url, topology)
+        .await
+        .expect("MOD8_AMQP_URL is set but RabbitMQ is not reachable");
+    Some(Arc::new(broker))
+}
+
+mod8_mq::conformance_tests!(rabbitmq("mq conformance on RabbitMQ"));
+
+/// Force-closes every RabbitMQ connection whose client name is `name`; returns how many.
+fn close_connections_named(name: &str) -> usize {
+    let out = Command::new("rabbitmqctl")
+        .args([
+            "list_connections",
+            "pid",
+            "client_properties",
+            "--quiet",
+            "--no-table-headers",
+        ])
+        .output()
+        .expect("rabbitmqctl runs (the fault test needs it, as root, next to the broker)");
+    assert!(out.status.success(), "rabbitmqctl failed: {out:?}");
+    let listing = String::from_utf8_lossy(&out.stdout);
+    let mut closed = 0;
+    for line in listing.lines().filter(|l| l.contains(name)) {
+        let pid = line.split('\t').next().expect("a pid column");
+        let status = Command::new("rabbitmqctl")
+            .args(["close_connection", pid, "mod8 fault test"])
+            .status()
+            .expect("rabbitmqctl runs");
+        assert!(status.success(), "could not close {pid}");
+        closed += 1;
+    }
+    closed
+}
+
+fn user(i: usize) -> UserData {
+    UserData {
+        username: format!("user{i}"),
+        email: format!("user{i}@example.com"),
+        registration_date: NaiveDate::from_ymd_opt(2026, 11, 22).expect("a valid date"),
+    }
+}
+
+/// 10,000 messages published and consumed while the connections are force-closed twice:
+/// every publish succeeds (after reconnecting) and every message id is processed at least
+/// once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fault_connections_closed_mid_stream_lose_nothing() {
+    let Some(url) = mod8_testkit::service_url(mod8_testkit::AMQP, "mq fault test on RabbitMQ")
+    else {
+        return;
+    };
+    let name = mod8_testkit::unique_name("mod8mq_fault");
+    let topology = test_topology_with_prefix(&name);
+    let options = AmqpOptions {
+        connection_name: name.clone(),
+        publish_timeout: Duration::from_secs(60),
+        ..Default::default()
+    };
+    let broker: DynBroker = Arc::new(
+        AmqpBroker::connect_with(&url, topology.clone(), options)
+            .await
+            .expect("RabbitMQ is set but not reachable"),
+    );
+    let seen: Arc<Mutex<HashSet<uuid::Uuid>>> = Arc::default();
+    let s = seen.clone();
+    let consumer = Consumer::new(
+        broker.clone(),
+        topology.user_data_queue.clone(),
+        handler_fn(move |env: Envelope<UserData>| {
+            let s = s.clone();
+            async move {
+                s.lock().unwrap().insert(env.id);
+                Outcome::Ack
+            }
+        }),
+    )
+    .with_prefetch(200)
+    .with_concurrency(16)
+    .start()
+    .await
+    .unwrap();
+
+    let envelopes: Vec<_> = (0..10_000).map(|i| Envelope::new(user(i))).collect();
+    let all: HashSet<_> = envelopes.iter().map(|e| e.id).collect();
+    let producer = Producer::new(broker.clone());
+    let publisher = {
+        let producer = producer.clone();
+        let envelopes = envelopes.clone();
+        tokio::spawn(async move {
+            let route = producer.user_data_route();
+            for chunk in envelopes.chunks(250) {
+                for result in producer.send_batch(chunk, &route).await.unwrap() {
+                    result.expect("a publish during the outage waits and succeeds");
+                }
+            }
+        })
+    };
+
+    let mut kills = 0;
+    for threshold in [2_000, 6_000] {
+        wait_until("consumption progresses", || async {
+            seen.lock().unwrap().len() >= threshold
+        })
+        .await;
+        kills += close_connections_named(&name);
+    }
+    assert!(
+        kills >= 1,
+        "no connection was closed; the test proved nothing"
+    );
+    publisher.await.unwrap();
+    wait_until("every message processed", || async {
+        seen.lock().unwrap().len() >= all.len()
+    })
+    .await;
+    assert!(consumer.stats().resubscribed() >= 1);
+    consumer.shutdown().await.unwrap();
+    let seen = seen.lock().unwrap().clone();
+    let missing = all.difference(&seen).count();
+    assert_eq!(missing, 0, "{missing} message ids were never processed");
+    broker
+        .delete_topology(&topology, MAX_TEST_RETRIES)
+        .await
+        .unwrap();
+    broker.close().await.unwrap();
+}
+
+/// A conflicting declaration on a real broker does not close the connection other work
+/// uses: a consumer started before keeps receiving.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conflict_leaves_running_consumer_alone() {
+    let Some(broker) = rabbitmq("mq conflict isolation on RabbitMQ").await else {
+        return;
+    };
+    let topology = broker.topology().clone();
+    let seen = Arc::new(Mutex::new(0usize));
+    let s = seen.clone();
+    let consumer = Consumer::new(
+        broker.clone(),
+        topology.user_data_queue.clone(),
+        handler_fn(move |_env: Envelope<UserData>| {
+            let s = s.clone();
+            async move {
+                *s.lock().unwrap() += 1;
+                Outcome::Ack
+            }
+        }),
+    )
+    .start()
+    .await
+    .unwrap();
+    let producer = Producer::new(broker.clone());
+    producer.publish_user_data(user(1), None).await.unwrap();
+    wait_until("first", || async { *seen.lock().unwrap() == 1 }).await;
+    let err = broker
+        .declare_queue(&mod8_mq::topology::QueueSpec::named(
+            topology.user_data_queue.clone(),
+        ))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, mod8_mq::Error::Conflict { .. }), "{err:?}");
+    producer.publish_user_data(user(2), None).await.unwrap();
+    wait_until("second", || async { *seen.lock().unwrap() == 2 }).await;
+    assert_eq!(consumer.stats().resubscribed(), 0);
+    consumer.shutdown().await.unwrap();
+    broker
+        .delete_topology(&topology, MAX_TEST_RETRIES)
+        .await
+        .unwrap();
+}
