@@ -7,9 +7,16 @@
 use mod8_docstore::{Event, EventStore, MemoryDocStore, TimeWindow};
 
 fn resident_bytes() -> usize {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
-    let kb: usize = line.split_whitespace().nth(1).unwrap().parse().unwrap();
+    let status = std::fs::read_to_string("/proc/self/status").expect("Linux /proc");
+    let line = status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .expect("VmRSS line");
+    let kb: usize = line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|v| v.parse().ok())
+        .expect("VmRSS in kB");
     kb * 1024
 }
 
