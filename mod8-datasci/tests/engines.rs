@@ -1,0 +1,155 @@
+//! The engines end to end on a synthetic base: profiles → report, both tiers, the model
+//! manager, recommendations and the charts.
+
+#![allow(clippy::unwrap_used)] // tests may unwrap
+
+use chrono::NaiveDate;
+use mod8_datasci::simulate::{synthetic_catalog, synthetic_customers};
+use mod8_datasci::{
+    AnalyticsEngine, BgNbd, ClvModel, GammaGamma, InsightsGenerator, MLModelManager,
+    PredictionKind, PredictionValue, RecommendationEngine, Segment,
+};
+
+fn as_of() -> NaiveDate {
+    NaiveDate::from_ymd_opt(2024, 6, 30).unwrap()
+}
+
+fn cdnow() -> ClvModel {
+    ClvModel::new(
+        BgNbd::new(0.2426, 4.4135, 0.7929, 2.4258).unwrap(),
+        GammaGamma::new(6.2488, 3.7446, 15.4477).unwrap(),
+    )
+    .unwrap()
+}
+
+#[test]
+fn synthetic_base_profiles_into_every_segment() {
+    let catalog = synthetic_catalog(200, 8, 1);
+    let customers = synthetic_customers(2_000, &catalog, as_of(), 2);
+    for engine in [
+        AnalyticsEngine::heuristic(),
+        AnalyticsEngine::probabilistic(cdnow()),
+    ] {
+        let profiles: Vec<_> = customers
+            .iter()
+            .map(|c| engine.profile_customer(c, as_of()).unwrap())
+            .collect();
+        for s in Segment::ALL {
+            assert!(
+                profiles.iter().any(|p| p.segment == s),
+                "{s} empty with {engine:?}"
+            );
+        }
+        for p in &profiles {
+            assert!((0.0..=1.0).contains(&p.churn_risk));
+            assert!((0.0..=100.0).contains(&p.engagement));
+            assert!(p.lifetime_value >= 0.0 && p.lifetime_value.is_finite());
+        }
+        let report = InsightsGenerator::default().report(&profiles);
+        assert_eq!(report.total_users, 2_000);
+        assert_eq!(
+            report.segments.iter().map(|s| s.users).sum::<usize>(),
+            2_000
+        );
+        assert!((report.segments.iter().map(|s| s.share).sum::<f64>() - 1.0).abs() < 1e-9);
+        assert!(report.segments.iter().all(|s| !s.insights.is_empty()));
+        let text = report.to_text();
+        for s in Segment::ALL {
+            assert!(text.contains(s.as_str()));
+        }
+    }
+}
+
+#[test]
+fn manager_dispatches_every_kind() {
+    let catalog = synthetic_catalog(100, 5, 3);
+    let customers = synthetic_customers(500, &catalog, as_of(), 4);
+    let recs =
+        RecommendationEngine::build(&catalog, &customers, as_of(), Default::default()).unwrap();
+    let manager =
+        MLModelManager::new(AnalyticsEngine::probabilistic(cdnow())).with_recommendations(recs, 5);
+    let loyal = customers.iter().max_by_key(|c| c.purchases.len()).unwrap();
+    for kind in [
+        PredictionKind::Churn,
+        PredictionKind::LifetimeValue,
+        PredictionKind::NextPurchase,
+        PredictionKind::Recommendation,
+    ] {
+        let p = manager.predict(kind, loyal, as_of()).unwrap();
+        assert_eq!(p.kind, kind);
+        assert!((0.0..=1.0).contains(&p.confidence), "{p:?}");
+        match (&p.value, kind) {
+            (PredictionValue::Probability(v), PredictionKind::Churn) => {
+                assert!((0.0..=1.0).contains(v))
+            }
+            (PredictionValue::Amount(v), PredictionKind::LifetimeValue) => assert!(*v > 0.0),
+            (PredictionValue::Date(_), PredictionKind::NextPurchase) => {}
+            (PredictionValue::Products(list), PredictionKind::Recommendation) => {
+                assert_eq!(list.len(), 5);
+                let bought: Vec<&str> = loyal
+                    .purchases
+                    .iter()
+                    .map(|p| p.product_id.as_str())
+                    .collect();
+                assert!(list
+                    .iter()
+                    .all(|r| !bought.contains(&r.product_id.as_str())));
+            }
+            other => panic!("mismatched prediction {other:?}"),
+        }
+    }
+    let json = serde_json::to_string(
+        &manager
+            .predict(PredictionKind::Churn, loyal, as_of())
+            .unwrap(),
+    )
+    .unwrap();
+    assert!(json.contains("\"kind\":\"churn\""), "{json}");
+}
+
+#[cfg(feature = "charts")]
+#[test]
+fn charts_are_written_as_svg() {
+    use mod8_datasci::charts;
+    use mod8_datasci::simulate::{simulate_transactions, SimulationParams};
+    use mod8_datasci::RfmSummary;
+
+    let dir = tempfile::tempdir().unwrap();
+    let params = SimulationParams {
+        bgnbd: cdnow().bgnbd,
+        gamma_gamma: cdnow().gamma_gamma,
+        customers: 500,
+        min_age_weeks: 0.0,
+        max_age_weeks: 0.0,
+        seed: 5,
+    };
+    let tx = simulate_transactions(
+        &params,
+        NaiveDate::from_ymd_opt(2024, 1, 1).unwrap(),
+        60,
+        as_of(),
+    );
+    let summary = RfmSummary::from_transactions(&tx, as_of()).unwrap();
+    let files = charts::render_clv_charts(dir.path(), &cdnow().bgnbd, &summary).unwrap();
+    assert_eq!(files.len(), 2);
+    for f in &files {
+        let svg = std::fs::read_to_string(f).unwrap();
+        assert!(
+            svg.starts_with("<svg") && svg.contains("<rect"),
+            "{}",
+            f.display()
+        );
+    }
+    let catalog = synthetic_catalog(50, 4, 1);
+    let customers = synthetic_customers(300, &catalog, as_of(), 1);
+    let engine = AnalyticsEngine::heuristic();
+    let profiles: Vec<_> = customers
+        .iter()
+        .map(|c| engine.profile_customer(c, as_of()).unwrap())
+        .collect();
+    let report = InsightsGenerator::default().report(&profiles);
+    let seg = charts::render_segment_chart(dir.path(), &report).unwrap();
+    assert!(std::fs::read_to_string(seg).unwrap().contains("active"));
+    let png = charts::render_segment_distribution(&dir.path().join("x.png"), &report);
+    assert!(matches!(png, Err(mod8_datasci::Error::Unsupported { .. })));
+}
