@@ -1,2 +1,31 @@
 #![doc = include_str!("../README.md")]
 #![deny(missing_docs)]
+
+mod config;
+mod error;
+mod model;
+#[cfg(feature = "postgres")]
+mod postgres;
+mod repository;
+mod session;
+mod sql;
+mod sqlite;
+#[cfg(feature = "testing")]
+pub mod testing;
+pub mod validate;
+
+pub use config::{connect, OrmConfig, DEFAULT_URL};
+pub use error::{OrmError, Result};
+pub use model::*;
+#[cfg(feature = "postgres")]
+pub use postgres::PostgresStore;
+pub use repository::{
+    AnalyticsRepository, Backend, Database, DynDatabase, LocationRepository, OrderRepository,
+    OutboxRepository, ProductRepository, Repositories, UnitOfWork, UserRepository,
+};
+pub use session::{Dialect, SqlBackend, SqlStore};
+pub use sql::migrate::{migrations, HISTORY_TABLE, POSTGRES_MIGRATIONS, SQLITE_MIGRATIONS};
+pub use sqlite::SqliteStore;
+
+/// The sqlx version this crate is built on, re-exported for hosts that reach the pool.
+pub use sqlx;

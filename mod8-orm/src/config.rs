@@ -1,0 +1,160 @@
+//! Connection settings and [`connect`].
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{OrmError, Result};
+use crate::repository::DynDatabase;
+
+/// The embedded default: an in-memory SQLite database.
+pub const DEFAULT_URL: &str = "sqlite::memory:";
+
+/// Where to connect and how to size the pool. Build it with [`OrmConfig::new`] or
+/// [`OrmConfig::from_env`] and the `with_*` methods.
+///
+/// ```
+/// use std::time::Duration;
+/// let config = mod8_orm::OrmConfig::new("sqlite::memory:")
+///     .with_max_connections(4)
+///     .with_acquire_timeout(Duration::from_secs(2))
+///     .with_migrations(true);
+/// assert_eq!(config.max_connections, 4);
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct OrmConfig {
+    /// `postgres://…` / `postgresql://…` or `sqlite:…` (`sqlite::memory:`, `sqlite://path.db`).
+    pub url: String,
+    /// Most connections in the pool (default 10; an in-memory SQLite database always uses 1).
+    pub max_connections: u32,
+    /// Connections kept open when idle (default 0).
+    pub min_connections: u32,
+    /// How long a call waits for a free connection before failing as unavailable (default 10 s).
+    pub acquire_timeout: Duration,
+    /// Idle connections are closed after this long (default 10 min; `None` keeps them).
+    pub idle_timeout: Option<Duration>,
+    /// How long SQLite waits on a locked database before failing (default 5 s).
+    pub sqlite_busy_timeout: Duration,
+    /// Apply the crate's migrations on connect (default true).
+    pub migrate: bool,
+}
+
+impl Default for OrmConfig {
+    fn default() -> Self {
+        OrmConfig {
+            url: DEFAULT_URL.to_owned(),
+            max_connections: 10,
+            min_connections: 0,
+            acquire_timeout: Duration::from_secs(10),
+            idle_timeout: Some(Duration::from_secs(600)),
+            sqlite_busy_timeout: Duration::from_secs(5),
+            migrate: true,
+        }
+    }
+}
+
+impl OrmConfig {
+    /// Defaults for `url`.
+    pub fn new(url: impl Into<String>) -> Self {
+        OrmConfig {
+            url: url.into(),
+            ..OrmConfig::default()
+        }
+    }
+
+    /// `MOD8_POSTGRES_URL` when set (else in-memory SQLite), with the pool size from
+    /// `MOD8_ORM_MAX_CONNECTIONS` when set.
+    pub fn from_env() -> Result<Self> {
+        let url = std::env::var("MOD8_POSTGRES_URL")
+            .ok()
+            .filter(|u| !u.trim().is_empty())
+            .unwrap_or_else(|| DEFAULT_URL.to_owned());
+        let mut config = OrmConfig::new(url.trim());
+        if let Ok(n) = std::env::var("MOD8_ORM_MAX_CONNECTIONS") {
+            config.max_connections = n.trim().parse().map_err(|_| {
+                OrmError::validation("MOD8_ORM_MAX_CONNECTIONS", format!("{n:?} is not a number"))
+            })?;
+        }
+        Ok(config)
+    }
+
+    /// Sets the most connections in the pool.
+    pub fn with_max_connections(mut self, n: u32) -> Self {
+        self.max_connections = n.max(1);
+        self
+    }
+
+    /// Sets the connections kept open when idle.
+    pub fn with_min_connections(mut self, n: u32) -> Self {
+        self.min_connections = n;
+        self
+    }
+
+    /// Sets how long a call waits for a free connection.
+    pub fn with_acquire_timeout(mut self, timeout: Duration) -> Self {
+        self.acquire_timeout = timeout;
+        self
+    }
+
+    /// Sets when idle connections are closed (`None`: never).
+    pub fn with_idle_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.idle_timeout = timeout;
+        self
+    }
+
+    /// Sets how long SQLite waits on a locked database.
+    pub fn with_sqlite_busy_timeout(mut self, timeout: Duration) -> Self {
+        self.sqlite_busy_timeout = timeout;
+        self
+    }
+
+    /// Whether to apply the crate's migrations on connect.
+    pub fn with_migrations(mut self, migrate: bool) -> Self {
+        self.migrate = migrate;
+        self
+    }
+
+    /// Connects to the backend the URL's scheme names.
+    pub async fn connect(&self) -> Result<DynDatabase> {
+        let url = self.url.trim();
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            #[cfg(feature = "postgres")]
+            {
+                return Ok(Arc::new(
+                    crate::postgres::PostgresStore::connect(self).await?,
+                ));
+            }
+            #[cfg(not(feature = "postgres"))]
+            {
+                return Err(OrmError::Unsupported {
+                    operation:
+                        "connecting to PostgreSQL (build mod8-orm with the `postgres` feature)",
+                    backend: "postgres",
+                });
+            }
+        }
+        if url.starts_with("sqlite:") {
+            return Ok(Arc::new(crate::sqlite::SqliteStore::connect(self).await?));
+        }
+        Err(OrmError::validation(
+            "url",
+            "expected a postgres://, postgresql:// or sqlite: URL",
+        ))
+    }
+}
+
+/// Connects to `url` with default pool settings, migrating on connect.
+///
+/// ```
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// let db = mod8_orm::connect("sqlite::memory:").await?;
+/// assert_eq!(db.backend(), mod8_orm::Backend::Sqlite);
+/// assert!(mod8_orm::connect("mysql://nope").await.is_err());
+/// # Ok::<(), mod8_orm::OrmError>(())
+/// # }).unwrap();
+/// ```
+pub async fn connect(url: &str) -> Result<DynDatabase> {
+    OrmConfig::new(url).connect().await
+}

@@ -1,0 +1,210 @@
+//! The repository traits. Every backend implements all of them, both on its connection pool
+//! and inside a [`UnitOfWork`], so the same calling code runs in or out of a transaction.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use crate::error::Result;
+use crate::model::*;
+
+/// Users: CRUD, lookups by location, eager loading, statistics and ranking.
+#[async_trait]
+pub trait UserRepository: Send + Sync {
+    /// The user with this id, or [`crate::OrmError::NotFound`].
+    async fn get_user(&self, id: Uuid) -> Result<User>;
+    /// The user with this e-mail address (compared case-insensitively), if any.
+    async fn find_user_by_email(&self, email: &str) -> Result<Option<User>>;
+    /// Validates and inserts a user; a taken e-mail or username is a
+    /// [`crate::OrmError::Conflict`] naming the field.
+    async fn create_user(&self, user: NewUser) -> Result<User>;
+    /// Validates and inserts many users in batches that respect the database's bind-parameter
+    /// limit, all in one transaction; returns how many were inserted.
+    async fn create_users(&self, users: Vec<NewUser>) -> Result<u64>;
+    /// Applies the changes and returns the updated user.
+    async fn update_user(&self, id: Uuid, update: UserUpdate) -> Result<User>;
+    /// Deletes the user (and their orders); [`crate::OrmError::NotFound`] when absent.
+    async fn delete_user(&self, id: Uuid) -> Result<()>;
+    /// One page of users, oldest first.
+    async fn list_users(&self, page: PageRequest) -> Result<Page<User>>;
+    /// Users living in the country with this name.
+    async fn users_in_country(&self, country_name: &str) -> Result<Vec<User>>;
+    /// Users living in a city with this name (in any country).
+    async fn users_in_city(&self, city_name: &str) -> Result<Vec<User>>;
+    /// One page of users with Address → City → Country, loaded in one statement.
+    async fn users_with_location(&self, page: PageRequest) -> Result<Vec<UserWithLocation>>;
+    /// Count, verified share and min / mean / max profile score.
+    async fn user_stats(&self) -> Result<UserStats>;
+    /// The `limit` most active users, ranked with a window function by orders, then recency.
+    async fn users_by_activity(&self, limit: u32) -> Result<Vec<UserActivityRank>>;
+    /// Creates an address and a user living there in one transaction: when any step fails
+    /// nothing is left behind. `user.address_id` is ignored.
+    async fn create_user_with_address(
+        &self,
+        address: NewAddress,
+        user: NewUser,
+    ) -> Result<(User, Address)>;
+}
+
+/// Countries, cities and addresses.
+#[async_trait]
+pub trait LocationRepository: Send + Sync {
+    /// Validates (the ISO code must be assigned) and inserts a country.
+    async fn create_country(&self, country: NewCountry) -> Result<Country>;
+    /// The country with this ISO code, or [`crate::OrmError::NotFound`].
+    async fn country_by_code(&self, iso_code: &str) -> Result<Country>;
+    /// Inserts a city into an existing country.
+    async fn create_city(&self, city: NewCity) -> Result<City>;
+    /// The city with this name in the country with this code, if any.
+    async fn find_city(&self, name: &str, country_code: &str) -> Result<Option<City>>;
+    /// Inserts an address in an existing city.
+    async fn create_address(&self, address: NewAddress) -> Result<Address>;
+    /// The addresses in a city, by street.
+    async fn addresses_in_city(&self, city_id: Uuid) -> Result<Vec<Address>>;
+    /// The address with its city and country (one statement).
+    async fn location(&self, address_id: Uuid) -> Result<Location>;
+    /// Every country with its cities: two statements (countries, then all their cities in one
+    /// batched query), stitched in Rust.
+    async fn countries_with_cities(&self) -> Result<Vec<CountryWithCities>>;
+    /// Users, cities, mean profile score and users per million inhabitants for each country.
+    async fn country_stats(&self) -> Result<Vec<CountryStats>>;
+}
+
+/// The product catalogue.
+#[async_trait]
+pub trait ProductRepository: Send + Sync {
+    /// Validates and inserts a product; a taken SKU is a conflict on `sku`.
+    async fn create_product(&self, product: NewProduct) -> Result<Product>;
+    /// The product with this id, or [`crate::OrmError::NotFound`].
+    async fn get_product(&self, id: Uuid) -> Result<Product>;
+    /// The whole catalogue, or one category of it, by name.
+    async fn products(&self, category: Option<&str>) -> Result<Vec<Product>>;
+    /// Adds `quantity` (positive) units to the stock and returns the product.
+    async fn restock(&self, id: Uuid, quantity: i64) -> Result<Product>;
+}
+
+/// Orders and purchase history.
+#[async_trait]
+pub trait OrderRepository: Send + Sync {
+    /// Places an order in one transaction: prices come from the catalogue, stock is reserved
+    /// atomically (a [`crate::OrmError::Conflict`] on `stock` when short) and nothing is
+    /// written unless every line succeeds.
+    async fn place_order(&self, order: NewOrder) -> Result<OrderWithItems>;
+    /// The order with its items, or [`crate::OrmError::NotFound`].
+    async fn get_order(&self, id: Uuid) -> Result<OrderWithItems>;
+    /// Changes an order's status; cancelling returns its items to stock.
+    async fn set_order_status(&self, id: Uuid, status: OrderStatus) -> Result<Order>;
+    /// A user's orders with their items, newest first (two statements, no N+1).
+    async fn orders_of_user(&self, user_id: Uuid) -> Result<Vec<OrderWithItems>>;
+    /// Every product a user bought, newest first (cancelled orders excluded).
+    async fn purchase_history(&self, user_id: Uuid) -> Result<Vec<Purchase>>;
+    /// The `limit` best-selling products by units sold.
+    async fn product_popularity(&self, limit: u32) -> Result<Vec<ProductPopularity>>;
+}
+
+/// Analytics over the whole data set.
+#[async_trait]
+pub trait AnalyticsRepository: Send + Sync {
+    /// How many users live in each country, most first.
+    async fn user_distribution(&self) -> Result<Vec<CountryDistribution>>;
+    /// Users grouped by registration month (UTC), with the share verified, the share active
+    /// since `active_since`, mean profile score and orders.
+    async fn registration_cohorts(&self, active_since: DateTime<Utc>) -> Result<Vec<Cohort>>;
+    /// Users who spent at least `min_spent_cents`, biggest spenders first.
+    async fn top_spenders(&self, min_spent_cents: i64, limit: u32) -> Result<Vec<HighValueUser>>;
+    /// Users with a profile score of at least `min_score`, highest first.
+    async fn top_profiles(&self, min_score: f64, limit: u32) -> Result<Vec<HighValueUser>>;
+}
+
+/// The transactional outbox: enqueue messages in the same unit of work as the data they
+/// describe, then claim and mark them sent from a relay.
+#[async_trait]
+pub trait OutboxRepository: Send + Sync {
+    /// Stores a message to be published later.
+    async fn enqueue(&self, topic: &str, payload: serde_json::Value) -> Result<OutboxMessage>;
+    /// Claims up to `limit` unsent messages, oldest first, for `lease` (other claimers skip
+    /// them until it expires) and counts the attempt.
+    async fn claim_pending(
+        &self,
+        limit: u32,
+        lease: std::time::Duration,
+    ) -> Result<Vec<OutboxMessage>>;
+    /// Marks messages as sent; returns how many were still unsent.
+    async fn mark_sent(&self, ids: &[Uuid]) -> Result<u64>;
+}
+
+/// All repositories of one backend.
+pub trait Repositories:
+    UserRepository
+    + LocationRepository
+    + ProductRepository
+    + OrderRepository
+    + AnalyticsRepository
+    + OutboxRepository
+{
+}
+
+impl<T> Repositories for T where
+    T: UserRepository
+        + LocationRepository
+        + ProductRepository
+        + OrderRepository
+        + AnalyticsRepository
+        + OutboxRepository
+        + ?Sized
+{
+}
+
+/// Several repository calls sharing one transaction.
+///
+/// Dropping a unit of work without [`UnitOfWork::commit`] rolls it back. A nested unit
+/// ([`UnitOfWork::begin_nested`]) is a savepoint: rolling it back undoes only its own work.
+#[async_trait]
+pub trait UnitOfWork: Repositories {
+    /// A savepoint inside this transaction, usable like the outer unit.
+    async fn begin_nested(&self) -> Result<Box<dyn UnitOfWork>>;
+    /// Commits (or, when nested, releases the savepoint).
+    async fn commit(self: Box<Self>) -> Result<()>;
+    /// Rolls back (or, when nested, rolls back to the savepoint).
+    async fn rollback(self: Box<Self>) -> Result<()>;
+}
+
+/// Which database a [`Database`] talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Backend {
+    /// PostgreSQL (the `postgres` feature).
+    Postgres,
+    /// SQLite, in memory or in a file.
+    Sqlite,
+}
+
+impl Backend {
+    /// `postgres` or `sqlite`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Postgres => "postgres",
+            Backend::Sqlite => "sqlite",
+        }
+    }
+}
+
+/// A connected database: every repository on its pool, plus transactions.
+#[async_trait]
+pub trait Database: Repositories + 'static {
+    /// Which backend this is.
+    fn backend(&self) -> Backend;
+    /// Starts a unit of work (a transaction).
+    async fn begin(&self) -> Result<Box<dyn UnitOfWork>>;
+    /// Statements issued through the repositories so far (on the pool and in every unit of
+    /// work started from it), for tests and metrics; transaction control statements (`BEGIN`,
+    /// `COMMIT`, savepoints) are not counted.
+    fn statements_executed(&self) -> u64;
+    /// Waits until all connections are closed.
+    async fn close(&self);
+}
+
+/// A shared, type-erased database handle, as returned by [`crate::connect`].
+pub type DynDatabase = Arc<dyn Database>;

@@ -1,0 +1,400 @@
+//! The store every backend shares: a pool, or a transaction borrowed from it, behind one
+//! connection handle that counts the statements the repositories issue.
+
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex as StdMutex};
+
+use futures::future::BoxFuture;
+use sqlx::pool::PoolConnection;
+use sqlx::{Pool, Transaction};
+use tokio::sync::{MappedMutexGuard, Mutex, MutexGuard};
+
+use crate::error::{OrmError, Result};
+use crate::repository::Backend;
+
+/// What differs between the SQL dialects beyond the driver types.
+#[derive(Debug)]
+pub struct Dialect {
+    /// Which backend.
+    pub backend: Backend,
+    /// The most bind parameters one statement may carry.
+    pub max_bind_params: usize,
+    /// Suffix that makes a row-claiming sub-select skip rows other transactions locked.
+    pub skip_locked: &'static str,
+    /// `YYYY-MM` of the timestamp column named by `{}` (UTC).
+    pub month_of: fn(&str) -> String,
+}
+
+mod sealed {
+    pub trait Sealed {}
+}
+
+/// A sqlx database this crate has a backend for (PostgreSQL, SQLite). Sealed.
+pub trait SqlBackend: sqlx::Database + sealed::Sealed {
+    /// The backend's dialect.
+    const DIALECT: Dialect;
+
+    /// Runs `sql` (one or more statements without parameters) on `conn`.
+    fn run_script<'c>(
+        conn: &'c mut Self::Connection,
+        sql: &'c str,
+    ) -> BoxFuture<'c, std::result::Result<(), sqlx::Error>>;
+}
+
+impl sealed::Sealed for sqlx::Sqlite {}
+#[cfg(feature = "postgres")]
+impl sealed::Sealed for sqlx::Postgres {}
+
+/// Shared by a top-level unit of work and the savepoints nested in it.
+struct TxShared<DB: sqlx::Database> {
+    tx: Mutex<Option<Transaction<'static, DB>>>,
+    /// Savepoints whose handles were dropped unfinished; rolled back on next use.
+    abandoned: StdMutex<Vec<String>>,
+    next_savepoint: AtomicU32,
+}
+
+enum Scope<DB: sqlx::Database> {
+    Pool,
+    Tx {
+        shared: Arc<TxShared<DB>>,
+        /// `None` for the outermost unit; otherwise this handle's savepoint.
+        savepoint: Option<String>,
+        /// Whether commit / rollback already ran (so drop must not roll back).
+        finished: bool,
+    },
+}
+
+/// The repositories of one backend, on a pool or inside a unit of work.
+///
+/// [`crate::PostgresStore`] and [`crate::SqliteStore`] are this type; it is cheap to clone and
+/// implements every repository trait plus [`crate::Database`] (on the pool) or
+/// [`crate::UnitOfWork`] (inside a transaction).
+pub struct SqlStore<DB: SqlBackend> {
+    pub(crate) pool: Pool<DB>,
+    scope: Scope<DB>,
+    counter: Arc<AtomicU64>,
+}
+
+impl<DB: SqlBackend> std::fmt::Debug for SqlStore<DB> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqlStore")
+            .field("backend", &DB::DIALECT.backend)
+            .field("in_transaction", &matches!(self.scope, Scope::Tx { .. }))
+            .finish()
+    }
+}
+
+impl<DB: SqlBackend> Clone for SqlStore<DB> {
+    /// Clones the pool handle. Cloning a unit of work is not offered (it has one owner); a
+    /// clone of one is a plain pool handle.
+    fn clone(&self) -> Self {
+        SqlStore {
+            pool: self.pool.clone(),
+            scope: Scope::Pool,
+            counter: self.counter.clone(),
+        }
+    }
+}
+
+/// A connection for one repository call: pooled, or the transaction's.
+pub(crate) enum Conn<'a, DB: sqlx::Database> {
+    Pool(PoolConnection<DB>, &'a AtomicU64),
+    Tx(
+        MappedMutexGuard<'a, Transaction<'static, DB>>,
+        &'a AtomicU64,
+    ),
+}
+
+impl<DB: sqlx::Database> Conn<'_, DB> {
+    /// The connection for the next statement; every call counts one statement.
+    pub(crate) fn exec(&mut self) -> &mut DB::Connection {
+        match self {
+            Conn::Pool(c, n) => {
+                n.fetch_add(1, Ordering::Relaxed);
+                c
+            }
+            Conn::Tx(t, n) => {
+                n.fetch_add(1, Ordering::Relaxed);
+                t
+            }
+        }
+    }
+
+    /// A transaction (or, inside a unit of work, a savepoint) for a multi-statement call.
+    pub(crate) async fn transaction(&mut self, backend: &'static str) -> Result<Tx<'_, DB>> {
+        let (conn, counter): (&mut DB::Connection, &AtomicU64) = match self {
+            Conn::Pool(c, n) => (&mut **c, *n),
+            Conn::Tx(t, n) => (&mut ***t, *n),
+        };
+        let tx = sqlx::Connection::begin(conn)
+            .await
+            .map_err(|e| OrmError::from_sqlx(backend, e))?;
+        Ok(Tx { tx, counter })
+    }
+}
+
+/// A transaction opened for one repository call.
+pub(crate) struct Tx<'c, DB: sqlx::Database> {
+    tx: Transaction<'c, DB>,
+    counter: &'c AtomicU64,
+}
+
+impl<DB: sqlx::Database> Tx<'_, DB> {
+    /// The connection for the next statement; every call counts one statement.
+    pub(crate) fn exec(&mut self) -> &mut DB::Connection {
+        self.counter.fetch_add(1, Ordering::Relaxed);
+        &mut self.tx
+    }
+
+    /// Commits (or releases the savepoint).
+    pub(crate) async fn commit(self, backend: &'static str) -> Result<()> {
+        self.tx
+            .commit()
+            .await
+            .map_err(|e| OrmError::from_sqlx(backend, e))
+    }
+}
+
+impl<DB: SqlBackend> SqlStore<DB> {
+    /// A store on `pool`.
+    pub(crate) fn from_pool(pool: Pool<DB>) -> Self {
+        SqlStore {
+            pool,
+            scope: Scope::Pool,
+            counter: Arc::new(AtomicU64::new(0)),
+        }
+    }
+
+    /// The backend's name, for errors.
+    pub(crate) fn backend_name(&self) -> &'static str {
+        DB::DIALECT.backend.name()
+    }
+
+    /// Maps a driver error.
+    pub(crate) fn err(&self, e: sqlx::Error) -> OrmError {
+        OrmError::from_sqlx(self.backend_name(), e)
+    }
+
+    /// The pool underneath (for host applications that run their own queries).
+    pub fn pool(&self) -> &Pool<DB> {
+        &self.pool
+    }
+
+    /// Statements issued through this store's repositories (shared with its units of work).
+    pub fn statements_executed(&self) -> u64 {
+        self.counter.load(Ordering::Relaxed)
+    }
+
+    /// A connection for one repository call.
+    pub(crate) async fn conn(&self) -> Result<Conn<'_, DB>> {
+        match &self.scope {
+            Scope::Pool => {
+                let c = self.pool.acquire().await.map_err(|e| self.err(e))?;
+                Ok(Conn::Pool(c, &self.counter))
+            }
+            Scope::Tx { shared, .. } => {
+                let mut guard = shared.tx.lock().await;
+                let abandoned: Vec<String> = match shared.abandoned.lock() {
+                    Ok(mut list) => std::mem::take(&mut *list),
+                    Err(poisoned) => std::mem::take(&mut *poisoned.into_inner()),
+                };
+                if let Some(tx) = guard.as_mut() {
+                    for name in abandoned.iter().rev() {
+                        let sql = format!("ROLLBACK TO SAVEPOINT {name}; RELEASE SAVEPOINT {name}");
+                        DB::run_script(&mut **tx, &sql)
+                            .await
+                            .map_err(|e| self.err(e))?;
+                    }
+                }
+                match MutexGuard::try_map(guard, |t| t.as_mut()) {
+                    Ok(tx) => Ok(Conn::Tx(tx, &self.counter)),
+                    Err(_) => Err(OrmError::validation(
+                        "unit_of_work",
+                        "the unit of work was already committed or rolled back",
+                    )),
+                }
+            }
+        }
+    }
+
+    /// Starts a top-level unit of work on the pool.
+    pub(crate) async fn begin_unit(&self) -> Result<Self> {
+        let tx = self.pool.begin().await.map_err(|e| self.err(e))?;
+        Ok(SqlStore {
+            pool: self.pool.clone(),
+            scope: Scope::Tx {
+                shared: Arc::new(TxShared {
+                    tx: Mutex::new(Some(tx)),
+                    abandoned: StdMutex::new(Vec::new()),
+                    next_savepoint: AtomicU32::new(1),
+                }),
+                savepoint: None,
+                finished: false,
+            },
+            counter: self.counter.clone(),
+        })
+    }
+
+    /// Starts a savepoint inside this unit of work (or a new unit on a pool handle).
+    pub(crate) async fn begin_nested_unit(&self) -> Result<Self> {
+        let Scope::Tx { shared, .. } = &self.scope else {
+            return self.begin_unit().await;
+        };
+        let name = format!(
+            "mod8_sp_{}",
+            shared.next_savepoint.fetch_add(1, Ordering::Relaxed)
+        );
+        {
+            let mut conn = self.conn().await?;
+            let Conn::Tx(tx, _) = &mut conn else {
+                // `conn()` on a transaction scope always yields the transaction.
+                return Err(OrmError::validation("unit_of_work", "not in a transaction"));
+            };
+            DB::run_script(&mut ***tx, &format!("SAVEPOINT {name}"))
+                .await
+                .map_err(|e| self.err(e))?;
+        }
+        Ok(SqlStore {
+            pool: self.pool.clone(),
+            scope: Scope::Tx {
+                shared: shared.clone(),
+                savepoint: Some(name),
+                finished: false,
+            },
+            counter: self.counter.clone(),
+        })
+    }
+
+    /// Commits the unit of work (or releases its savepoint).
+    pub(crate) async fn finish(mut self, commit: bool) -> Result<()> {
+        let Scope::Tx {
+            shared,
+            savepoint,
+            finished,
+        } = &mut self.scope
+        else {
+            return Ok(());
+        };
+        *finished = true;
+        let backend = DB::DIALECT.backend.name();
+        match savepoint {
+            None => {
+                let tx = shared.tx.lock().await.take();
+                let Some(tx) = tx else {
+                    return Err(OrmError::validation(
+                        "unit_of_work",
+                        "the unit of work was already committed or rolled back",
+                    ));
+                };
+                if !commit {
+                    return tx
+                        .rollback()
+                        .await
+                        .map_err(|e| OrmError::from_sqlx(backend, e));
+                }
+                // PostgreSQL answers COMMIT on an aborted transaction with a silent rollback;
+                // a probe statement tells the two apart so the caller learns nothing was saved.
+                let mut tx = tx;
+                if let Err(e) = DB::run_script(&mut tx, "SELECT 1").await {
+                    let aborted = matches!(
+                        &e,
+                        sqlx::Error::Database(db) if db.code().as_deref() == Some("25P02")
+                    );
+                    let _ = tx.rollback().await;
+                    return Err(if aborted {
+                        OrmError::TransactionAborted
+                    } else {
+                        OrmError::from_sqlx(backend, e)
+                    });
+                }
+                tx.commit()
+                    .await
+                    .map_err(|e| OrmError::from_sqlx(backend, e))
+            }
+            Some(name) => {
+                let sql = if commit {
+                    format!("RELEASE SAVEPOINT {name}")
+                } else {
+                    format!("ROLLBACK TO SAVEPOINT {name}; RELEASE SAVEPOINT {name}")
+                };
+                let mut guard = shared.tx.lock().await;
+                let Some(tx) = guard.as_mut() else {
+                    return Err(OrmError::validation(
+                        "unit_of_work",
+                        "the enclosing unit of work was already committed or rolled back",
+                    ));
+                };
+                DB::run_script(&mut **tx, &sql)
+                    .await
+                    .map_err(|e| OrmError::from_sqlx(backend, e))
+            }
+        }
+    }
+}
+
+impl<DB: SqlBackend> Drop for SqlStore<DB> {
+    fn drop(&mut self) {
+        // An unfinished savepoint is rolled back the next time the transaction is used; an
+        // unfinished top-level transaction is rolled back by sqlx when its last handle drops.
+        if let Scope::Tx {
+            shared,
+            savepoint: Some(name),
+            finished: false,
+        } = &self.scope
+        {
+            let mut list = match shared.abandoned.lock() {
+                Ok(list) => list,
+                Err(poisoned) => poisoned.into_inner(),
+            };
+            list.push(name.clone());
+        }
+    }
+}
+
+/// Placeholders `($s, $s+1, ...), (...)` for `rows` rows of `cols` columns starting at `$start`.
+pub(crate) fn values_placeholders(rows: usize, cols: usize, start: usize) -> String {
+    let mut sql = String::with_capacity(rows * cols * 6);
+    let mut n = start;
+    for r in 0..rows {
+        if r > 0 {
+            sql.push_str(", ");
+        }
+        sql.push('(');
+        for c in 0..cols {
+            if c > 0 {
+                sql.push_str(", ");
+            }
+            sql.push('$');
+            sql.push_str(&n.to_string());
+            n += 1;
+        }
+        sql.push(')');
+    }
+    sql
+}
+
+/// `$start, $start+1, ...` for an `IN (...)` list of `count` values.
+pub(crate) fn list_placeholders(count: usize, start: usize) -> String {
+    (start..start + count)
+        .map(|n| format!("${n}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// How many rows of `cols` columns fit in one statement under `max_params` (at least 1).
+pub(crate) fn rows_per_statement(cols: usize, max_params: usize) -> usize {
+    (max_params / cols.max(1)).max(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placeholders() {
+        assert_eq!(values_placeholders(2, 2, 3), "($3, $4), ($5, $6)");
+        assert_eq!(list_placeholders(3, 1), "$1, $2, $3");
+        assert_eq!(rows_per_statement(9, 65_535), 7_281);
+        assert_eq!(rows_per_statement(9, 32_766), 3_640);
+    }
+}

@@ -1,0 +1,164 @@
+//! The crate's migrations, their own history table, and the `Database` / `UnitOfWork` impls.
+//!
+//! sqlx's migrator records what it applied in `_sqlx_migrations`, a name every sqlx host
+//! application uses too. So that a host can keep its own migration history in the same
+//! database, this crate embeds its migrations with `sqlx::migrate!` but records them in
+//! `mod8_orm_migrations`, applying them in one transaction (under an advisory lock on
+//! PostgreSQL, so several processes starting together migrate once).
+
+use sqlx::migrate::Migrator;
+
+use crate::repository::Backend;
+
+/// The PostgreSQL migrations (`migrations/postgres`).
+pub static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("migrations/postgres");
+/// The SQLite migrations (`migrations/sqlite`).
+pub static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("migrations/sqlite");
+
+/// The table recording which of this crate's migrations were applied.
+pub const HISTORY_TABLE: &str = "mod8_orm_migrations";
+
+/// The embedded migrations for `backend`, for hosts that apply them with their own tooling.
+/// (Running them with `Migrator::run` records them in sqlx's shared `_sqlx_migrations`
+/// table; [`crate::connect`] records them in `mod8_orm_migrations` instead.)
+pub fn migrations(backend: Backend) -> &'static Migrator {
+    match backend {
+        Backend::Postgres => &POSTGRES_MIGRATIONS,
+        Backend::Sqlite => &SQLITE_MIGRATIONS,
+    }
+}
+
+/// Hex of a checksum, as stored in the history table.
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Implements migration, `Database` and `UnitOfWork` for `SqlStore<$db>`.
+macro_rules! impl_store {
+    ($db:ty, $migrator:expr, $lock:expr) => {
+        impl $crate::session::SqlStore<$db> {
+            /// Applies the crate's pending migrations (recorded in `mod8_orm_migrations`).
+            pub async fn migrate(&self) -> $crate::error::Result<()> {
+                use $crate::error::OrmError;
+                use $crate::session::SqlBackend;
+                let backend = <$db as SqlBackend>::DIALECT.backend.name();
+                let err = |e| OrmError::from_sqlx(backend, e);
+                let mut tx = self.pool.begin().await.map_err(err)?;
+                let lock: Option<&str> = $lock;
+                if let Some(lock) = lock {
+                    ::sqlx::query::<$db>(lock).execute(&mut *tx).await.map_err(err)?;
+                }
+                ::sqlx::query::<$db>(&format!(
+                    "CREATE TABLE IF NOT EXISTS {} (version BIGINT PRIMARY KEY, \
+                     description TEXT NOT NULL, checksum TEXT NOT NULL, applied_at TEXT NOT NULL)",
+                    $crate::sql::migrate::HISTORY_TABLE
+                ))
+                .execute(&mut *tx)
+                .await
+                .map_err(err)?;
+                let migrator: &::sqlx::migrate::Migrator = $migrator;
+                for m in migrator.iter() {
+                    if m.migration_type.is_down_migration() {
+                        continue;
+                    }
+                    let checksum = $crate::sql::migrate::hex(&m.checksum);
+                    let applied: Option<String> = ::sqlx::query_scalar::<$db, String>(&format!(
+                        "SELECT checksum FROM {} WHERE version = $1",
+                        $crate::sql::migrate::HISTORY_TABLE
+                    ))
+                    .bind(m.version)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(err)?;
+                    match applied {
+                        Some(existing) if existing == checksum => continue,
+                        Some(_) => {
+                            return Err(OrmError::Migration {
+                                backend,
+                                version: m.version,
+                                message: String::from(
+                                    "applied with a different checksum (the migration file changed)",
+                                ),
+                            })
+                        }
+                        None => {}
+                    }
+                    ::sqlx::Executor::execute(&mut *tx, &*m.sql).await.map_err(|e| {
+                        OrmError::Migration {
+                            backend,
+                            version: m.version,
+                            message: e.to_string(),
+                        }
+                    })?;
+                    ::sqlx::query::<$db>(&format!(
+                        "INSERT INTO {} (version, description, checksum, applied_at) \
+                         VALUES ($1, $2, $3, $4)",
+                        $crate::sql::migrate::HISTORY_TABLE
+                    ))
+                    .bind(m.version)
+                    .bind(m.description.as_ref())
+                    .bind(checksum)
+                    .bind($crate::sql::now().to_rfc3339())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(err)?;
+                }
+                tx.commit().await.map_err(err)
+            }
+        }
+
+        #[::async_trait::async_trait]
+        impl $crate::repository::Database for $crate::session::SqlStore<$db> {
+            fn backend(&self) -> $crate::repository::Backend {
+                <$db as $crate::session::SqlBackend>::DIALECT.backend
+            }
+
+            async fn begin(
+                &self,
+            ) -> $crate::error::Result<Box<dyn $crate::repository::UnitOfWork>> {
+                Ok(Box::new(self.begin_unit().await?))
+            }
+
+            fn statements_executed(&self) -> u64 {
+                $crate::session::SqlStore::<$db>::statements_executed(self)
+            }
+
+            async fn close(&self) {
+                self.pool.close().await
+            }
+        }
+
+        #[::async_trait::async_trait]
+        impl $crate::repository::UnitOfWork for $crate::session::SqlStore<$db> {
+            async fn begin_nested(
+                &self,
+            ) -> $crate::error::Result<Box<dyn $crate::repository::UnitOfWork>> {
+                Ok(Box::new(self.begin_nested_unit().await?))
+            }
+
+            async fn commit(self: Box<Self>) -> $crate::error::Result<()> {
+                (*self).finish(true).await
+            }
+
+            async fn rollback(self: Box<Self>) -> $crate::error::Result<()> {
+                (*self).finish(false).await
+            }
+        }
+    };
+}
+
+pub(crate) use impl_store;
+
+/// Implements every repository trait, migration, `Database` and `UnitOfWork` for a backend.
+macro_rules! impl_backend {
+    ($db:ty, $migrator:expr, $lock:expr) => {
+        $crate::sql::users::impl_user_repository!($db);
+        $crate::sql::locations::impl_location_repository!($db);
+        $crate::sql::orders::impl_order_repository!($db);
+        $crate::sql::analytics::impl_analytics_repository!($db);
+        $crate::sql::outbox::impl_outbox_repository!($db);
+        $crate::sql::migrate::impl_store!($db, $migrator, $lock);
+    };
+}
+
+pub(crate) use impl_backend;

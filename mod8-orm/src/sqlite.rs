@@ -1,0 +1,90 @@
+//! The embedded backend: SQLite, in memory or in a file.
+//!
+//! Files run in WAL mode with a busy timeout, so concurrent writers wait for each other
+//! instead of failing with "database is locked"; foreign keys are enforced. An in-memory
+//! database lives in one connection (every SQLite connection would otherwise open its own
+//! empty database), so its pool has exactly one connection: while a unit of work is open,
+//! pool calls wait for it (up to the acquire timeout). It does not survive the process and is
+//! not shared between processes; use a file for that.
+
+use std::str::FromStr;
+
+use futures::future::BoxFuture;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Executor, Sqlite};
+
+use crate::config::OrmConfig;
+use crate::error::{OrmError, Result};
+use crate::repository::Backend;
+use crate::session::{Dialect, SqlBackend, SqlStore};
+
+/// The repositories on SQLite.
+pub type SqliteStore = SqlStore<Sqlite>;
+
+impl SqlBackend for Sqlite {
+    const DIALECT: Dialect = Dialect {
+        backend: Backend::Sqlite,
+        // SQLITE_MAX_VARIABLE_NUMBER's default since SQLite 3.32.
+        max_bind_params: 32_766,
+        skip_locked: "",
+        month_of,
+    };
+
+    fn run_script<'c>(
+        conn: &'c mut Self::Connection,
+        sql: &'c str,
+    ) -> BoxFuture<'c, std::result::Result<(), sqlx::Error>> {
+        Box::pin(async move { conn.execute(sql).await.map(|_| ()) })
+    }
+}
+
+/// Timestamps are RFC 3339 text in UTC, so the month is their first seven characters.
+fn month_of(column: &str) -> String {
+    format!("substr({column}, 1, 7)")
+}
+
+/// Whether the URL names an in-memory database.
+fn is_memory(url: &str) -> bool {
+    url.contains(":memory:") || url.contains("mode=memory")
+}
+
+crate::sql::migrate::impl_backend!(Sqlite, &crate::sql::migrate::SQLITE_MIGRATIONS, None);
+
+impl SqliteStore {
+    /// Connects as `config` says (and migrates unless that was turned off).
+    pub async fn connect(config: &OrmConfig) -> Result<Self> {
+        let backend = Backend::Sqlite.name();
+        let memory = is_memory(&config.url);
+        let mut options = SqliteConnectOptions::from_str(&config.url)
+            .map_err(|e| OrmError::from_sqlx(backend, e))?
+            .foreign_keys(true)
+            .busy_timeout(config.sqlite_busy_timeout);
+        if !memory {
+            options = options
+                .create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Normal);
+        }
+        let pool = if memory {
+            SqlitePoolOptions::new()
+                .max_connections(1)
+                .min_connections(1)
+                .idle_timeout(None)
+                .max_lifetime(None)
+        } else {
+            SqlitePoolOptions::new()
+                .max_connections(config.max_connections)
+                .min_connections(config.min_connections)
+                .idle_timeout(config.idle_timeout)
+        }
+        .acquire_timeout(config.acquire_timeout)
+        .connect_with(options)
+        .await
+        .map_err(|e| OrmError::from_sqlx(backend, e))?;
+        let store = SqlStore::from_pool(pool);
+        if config.migrate {
+            store.migrate().await?;
+        }
+        Ok(store)
+    }
+}

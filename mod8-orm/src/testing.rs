@@ -1,0 +1,1393 @@
+//! The conformance suite over the repository traits (feature `testing`).
+//!
+//! Each `case_*` function takes a freshly migrated, empty [`Database`] and panics when the
+//! backend misbehaves. [`conformance_tests!`](crate::conformance_tests) emits one named
+//! `#[tokio::test]` per case for a backend, given an expression that yields
+//! `Option<TestDb>` (`None` skips, for example when a server URL is unset):
+//!
+//! ```text
+//! mod8_orm::conformance_tests!(mod8_orm::testing::TestDb::sqlite_memory());
+//! ```
+#![allow(clippy::unwrap_used, clippy::float_cmp)]
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use chrono::{TimeZone, Utc};
+use futures::future::BoxFuture;
+use futures::FutureExt;
+use serde_json::json;
+use uuid::Uuid;
+
+use crate::*;
+
+/// A database for one test, with what it takes to throw it away afterwards.
+pub struct TestDb {
+    /// The database under test.
+    pub db: DynDatabase,
+    url: String,
+    cleanup: Option<Box<dyn FnOnce() -> BoxFuture<'static, ()> + Send>>,
+}
+
+impl TestDb {
+    /// A fresh in-memory SQLite database.
+    pub async fn sqlite_memory() -> Option<TestDb> {
+        let url = String::from("sqlite::memory:");
+        let db = connect(&url).await.expect("in-memory SQLite");
+        Some(TestDb {
+            db,
+            url,
+            cleanup: None,
+        })
+    }
+
+    /// A fresh SQLite file in a temporary directory (removed afterwards).
+    pub async fn sqlite_file(dir: &std::path::Path) -> Option<TestDb> {
+        let path = dir.join(format!("{}.db", Uuid::new_v4().simple()));
+        let url = format!("sqlite://{}", path.display());
+        let db = connect(&url).await.expect("SQLite file");
+        Some(TestDb {
+            db,
+            url,
+            cleanup: None,
+        })
+    }
+
+    /// A fresh PostgreSQL database created on the server at `admin_url` (the role needs
+    /// `CREATEDB`), dropped again by [`TestDb::teardown`].
+    #[cfg(feature = "postgres")]
+    pub async fn postgres(admin_url: &str) -> Option<TestDb> {
+        use sqlx::Connection;
+        let name = format!("mod8_orm_{}", &Uuid::new_v4().simple().to_string()[..12]);
+        let mut admin = sqlx::PgConnection::connect(admin_url)
+            .await
+            .expect("MOD8_POSTGRES_URL is set but PostgreSQL is not reachable");
+        sqlx::Executor::execute(&mut admin, format!("CREATE DATABASE {name}").as_str())
+            .await
+            .expect("CREATE DATABASE (the role needs CREATEDB)");
+        admin.close().await.ok();
+        let url = replace_database(admin_url, &name);
+        let db = OrmConfig::new(&url)
+            .with_max_connections(4)
+            .connect()
+            .await
+            .expect("connect to the test database");
+        let admin_url = admin_url.to_owned();
+        let closing = db.clone();
+        Some(TestDb {
+            db,
+            url,
+            cleanup: Some(Box::new(move || {
+                async move {
+                    closing.close().await;
+                    if let Ok(mut admin) = sqlx::PgConnection::connect(&admin_url).await {
+                        let _ = sqlx::Executor::execute(
+                            &mut admin,
+                            format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str(),
+                        )
+                        .await;
+                        admin.close().await.ok();
+                    }
+                }
+                .boxed()
+            })),
+        })
+    }
+
+    /// Like [`TestDb::postgres`] with `MOD8_POSTGRES_URL`, or `None` (after one skip line) when
+    /// it is unset; panics when unset and `MOD8_REQUIRE_SERVICES=1`.
+    #[cfg(feature = "postgres")]
+    pub async fn postgres_from_env(suite: &str) -> Option<TestDb> {
+        let var = "MOD8_POSTGRES_URL";
+        match std::env::var(var) {
+            Ok(url) if !url.trim().is_empty() => TestDb::postgres(url.trim()).await,
+            _ if matches!(
+                std::env::var("MOD8_REQUIRE_SERVICES")
+                    .as_deref()
+                    .map(str::trim),
+                Ok("1" | "true" | "yes")
+            ) =>
+            {
+                panic!("{suite}: {var} is not set but MOD8_REQUIRE_SERVICES=1 requires it")
+            }
+            _ => {
+                use std::io::Write;
+                let _ = writeln!(std::io::stderr(), "skipping {suite}: {var} not set");
+                None
+            }
+        }
+    }
+
+    /// The URL of the database under test.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Runs a case, then cleans up whether it passed or panicked.
+    pub async fn run<F>(self, case: F)
+    where
+        F: for<'a> FnOnce(&'a dyn Database) -> BoxFuture<'a, ()>,
+    {
+        let outcome = std::panic::AssertUnwindSafe(case(&*self.db))
+            .catch_unwind()
+            .await;
+        self.teardown().await;
+        if let Err(panic) = outcome {
+            std::panic::resume_unwind(panic);
+        }
+    }
+
+    /// Closes the database and drops it when it was created for the test.
+    pub async fn teardown(self) {
+        match self.cleanup {
+            Some(cleanup) => cleanup().await,
+            None => self.db.close().await,
+        }
+    }
+}
+
+/// `url` with its database name replaced by `name`.
+#[cfg(feature = "postgres")]
+pub fn replace_database(url: &str, name: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (url, None),
+    };
+    let scheme_end = base.find("://").map(|i| i + 3).unwrap_or(0);
+    let path_start = base[scheme_end..]
+        .find('/')
+        .map(|i| scheme_end + i)
+        .unwrap_or(base.len());
+    let mut out = format!("{}/{name}", &base[..path_start]);
+    if let Some(q) = query {
+        out.push('?');
+        out.push_str(q);
+    }
+    out
+}
+
+/// Emits one `#[tokio::test]` per conformance case, each on a database from `$setup`
+/// (an expression of type `impl Future<Output = Option<TestDb>>`).
+#[macro_export]
+macro_rules! conformance_tests {
+    ($setup:expr) => {
+        $crate::conformance_tests!(@cases $setup;
+            case_user_crud,
+            case_validation_before_database,
+            case_conflicts_name_the_field,
+            case_missing_rows_are_not_found,
+            case_pagination,
+            case_users_by_location,
+            case_eager_location_is_one_statement,
+            case_user_stats,
+            case_activity_ranking,
+            case_user_with_address_is_atomic,
+            case_unit_of_work,
+            case_nested_unit_of_work,
+            case_countries_and_stats,
+            case_orders,
+            case_order_rolls_back_on_failure,
+            case_analytics,
+            case_injection_strings_stored_literally,
+            case_bulk_insert,
+            case_outbox,
+            case_timestamps_round_trip
+        );
+    };
+    (@cases $setup:expr; $($case:ident),* $(,)?) => {
+        $(
+            #[tokio::test]
+            async fn $case() {
+                let Some(test_db) = $setup.await else { return };
+                test_db
+                    .run(|db| ::std::boxed::Box::pin($crate::testing::$case(db)))
+                    .await;
+            }
+        )*
+    };
+}
+
+/// A small world: three countries, five cities, products.
+pub struct World {
+    /// Germany, France, Japan.
+    pub countries: Vec<Country>,
+    /// Berlin, Munich (DE), Paris, Lyon (FR), Tokyo (JP).
+    pub cities: Vec<City>,
+    /// Four products in two categories.
+    pub products: Vec<Product>,
+}
+
+impl World {
+    /// The city with this name.
+    pub fn city(&self, name: &str) -> &City {
+        self.cities.iter().find(|c| c.name == name).unwrap()
+    }
+}
+
+/// Seeds [`World`].
+pub async fn seed_world(db: &dyn Database) -> World {
+    let mut countries = Vec::new();
+    for (name, code, population, gdp) in [
+        ("Germany", "DE", 83_200_000_i64, 5_180_000_i64),
+        ("France", "FR", 68_000_000, 4_400_000),
+        ("Japan", "JP", 124_500_000, 3_380_000),
+    ] {
+        countries.push(
+            db.create_country(NewCountry {
+                name: name.into(),
+                iso_code: code.into(),
+                population,
+                gdp_per_capita_cents: gdp,
+            })
+            .await
+            .unwrap(),
+        );
+    }
+    let mut cities = Vec::new();
+    for (name, region, code) in [
+        ("Berlin", "Berlin", "DE"),
+        ("Munich", "Bavaria", "DE"),
+        ("Paris", "Ile-de-France", "FR"),
+        ("Lyon", "Auvergne-Rhone-Alpes", "FR"),
+        ("Tokyo", "Kanto", "JP"),
+    ] {
+        cities.push(
+            db.create_city(NewCity {
+                name: name.into(),
+                region: region.into(),
+                country_code: code.into(),
+            })
+            .await
+            .unwrap(),
+        );
+    }
+    let mut products = Vec::new();
+    for (sku, name, category, price, stock) in [
+        ("BK-001", "Rust in Action", "books", 3_999_i64, 10_i64),
+        ("BK-002", "Database Internals", "books", 4_599, 5),
+        ("GD-001", "Trowel", "garden", 1_250, 100),
+        ("GD-002", "Watering can", "garden", 2_100, 2),
+    ] {
+        products.push(
+            db.create_product(NewProduct {
+                sku: sku.into(),
+                name: name.into(),
+                category: category.into(),
+                price_cents: price,
+                stock,
+            })
+            .await
+            .unwrap(),
+        );
+    }
+    World {
+        countries,
+        cities,
+        products,
+    }
+}
+
+/// Creates a user living at a new address in `city`.
+pub async fn user_in(db: &dyn Database, city: &City, username: &str, score: f64) -> User {
+    let mut user = NewUser::new(format!("{username}@example.org"), username);
+    user.profile_score = score;
+    db.create_user_with_address(
+        NewAddress {
+            street: format!("{username} street 1"),
+            postal_code: "10115".into(),
+            city_id: city.id,
+        },
+        user,
+    )
+    .await
+    .unwrap()
+    .0
+}
+
+fn line(product: &Product, quantity: i64) -> OrderLine {
+    OrderLine {
+        product_id: product.id,
+        quantity,
+    }
+}
+
+fn order(user: &User, lines: Vec<OrderLine>) -> NewOrder {
+    NewOrder {
+        user_id: user.id,
+        lines,
+        created_at: None,
+    }
+}
+
+/// Create, read, update, delete.
+pub async fn case_user_crud(db: &dyn Database) {
+    let created = db
+        .create_user(NewUser::new("Ada@Example.org", "ada"))
+        .await
+        .unwrap();
+    assert_eq!(created.email, "ada@example.org");
+    assert_eq!(db.get_user(created.id).await.unwrap(), created);
+    assert_eq!(
+        db.find_user_by_email("ADA@example.org").await.unwrap(),
+        Some(created.clone())
+    );
+    assert_eq!(
+        db.find_user_by_email("bob@example.org").await.unwrap(),
+        None
+    );
+
+    let updated = db
+        .update_user(
+            created.id,
+            UserUpdate {
+                username: Some("ada_l".into()),
+                profile_score: Some(72.5),
+                is_verified: Some(true),
+                ..UserUpdate::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(updated.username, "ada_l");
+    assert_eq!(updated.email, created.email);
+    assert_eq!(updated.profile_score, 72.5);
+    assert!(updated.is_verified);
+    assert_eq!(db.get_user(created.id).await.unwrap(), updated);
+
+    db.delete_user(created.id).await.unwrap();
+    assert!(matches!(
+        db.get_user(created.id).await,
+        Err(OrmError::NotFound { entity: "user", .. })
+    ));
+    assert!(matches!(
+        db.delete_user(created.id).await,
+        Err(OrmError::NotFound { .. })
+    ));
+}
+
+/// Bad input is a typed validation error and no statement reaches the database.
+pub async fn case_validation_before_database(db: &dyn Database) {
+    let world = seed_world(db).await;
+    let before = db.statements_executed();
+    let expect_invalid = |r: Result<()>, field: &str| match r {
+        Err(OrmError::Validation { field: f, .. }) => assert_eq!(f, field),
+        other => panic!("expected a validation error on {field}, got {other:?}"),
+    };
+    for email in [
+        "",
+        "no-at-sign",
+        "a@b",
+        "two@@example.org",
+        "sp ace@example.org",
+    ] {
+        expect_invalid(
+            db.create_user(NewUser::new(email, "valid")).await.map(drop),
+            "email",
+        );
+    }
+    expect_invalid(
+        db.create_user(NewUser::new("ok@example.org", ""))
+            .await
+            .map(drop),
+        "username",
+    );
+    expect_invalid(
+        db.create_user(NewUser::new("ok@example.org", "x".repeat(51)))
+            .await
+            .map(drop),
+        "username",
+    );
+    expect_invalid(
+        db.create_country(NewCountry {
+            name: "Atlantis".into(),
+            iso_code: "XX".into(),
+            population: 1,
+            gdp_per_capita_cents: 1,
+        })
+        .await
+        .map(drop),
+        "country_code",
+    );
+    expect_invalid(db.country_by_code("ZZZ").await.map(drop), "country_code");
+    expect_invalid(
+        db.restock(world.products[0].id, -5).await.map(drop),
+        "quantity",
+    );
+    let someone = Uuid::new_v4();
+    expect_invalid(
+        db.place_order(NewOrder {
+            user_id: someone,
+            lines: vec![line(&world.products[0], -1)],
+            created_at: None,
+        })
+        .await
+        .map(drop),
+        "quantity",
+    );
+    expect_invalid(
+        db.place_order(NewOrder {
+            user_id: someone,
+            lines: vec![],
+            created_at: None,
+        })
+        .await
+        .map(drop),
+        "lines",
+    );
+    expect_invalid(
+        db.create_users(vec![
+            NewUser::new("fine@example.org", "fine"),
+            NewUser::new("broken", "broken"),
+        ])
+        .await
+        .map(drop),
+        "email",
+    );
+    expect_invalid(
+        db.list_users(PageRequest::first(0)).await.map(drop),
+        "limit",
+    );
+    assert_eq!(
+        db.statements_executed(),
+        before,
+        "validation must happen before any statement"
+    );
+    assert_eq!(db.user_stats().await.unwrap().count, 0);
+}
+
+/// Duplicate unique fields are conflicts naming the field.
+pub async fn case_conflicts_name_the_field(db: &dyn Database) {
+    let world = seed_world(db).await;
+    db.create_user(NewUser::new("ada@example.org", "ada"))
+        .await
+        .unwrap();
+    let conflict_field = |r: Result<User>| match r {
+        Err(OrmError::Conflict { field, .. }) => field,
+        other => panic!("expected a conflict, got {other:?}"),
+    };
+    assert_eq!(
+        conflict_field(
+            db.create_user(NewUser::new("ADA@example.org", "other"))
+                .await
+        ),
+        "email"
+    );
+    assert_eq!(
+        conflict_field(db.create_user(NewUser::new("new@example.org", "ada")).await),
+        "username"
+    );
+    let bob = db
+        .create_user(NewUser::new("bob@example.org", "bob"))
+        .await
+        .unwrap();
+    assert_eq!(
+        conflict_field(
+            db.update_user(
+                bob.id,
+                UserUpdate {
+                    email: Some("ada@example.org".into()),
+                    ..UserUpdate::default()
+                }
+            )
+            .await
+        ),
+        "email"
+    );
+    match db
+        .create_product(NewProduct {
+            sku: world.products[0].sku.clone(),
+            name: "dup".into(),
+            category: "books".into(),
+            price_cents: 1,
+            stock: 1,
+        })
+        .await
+    {
+        Err(OrmError::Conflict { field, .. }) => assert_eq!(field, "sku"),
+        other => panic!("expected a sku conflict, got {other:?}"),
+    }
+    match db
+        .create_country(NewCountry {
+            name: "Deutschland".into(),
+            iso_code: "de".into(),
+            population: 1,
+            gdp_per_capita_cents: 1,
+        })
+        .await
+    {
+        Err(OrmError::Conflict { field, .. }) => assert_eq!(field, "iso_code"),
+        other => panic!("expected an iso_code conflict, got {other:?}"),
+    }
+    let err = db
+        .create_user(NewUser::new("ada@example.org", "zed"))
+        .await
+        .unwrap_err();
+    assert!(!err.is_transient());
+    assert!(err.to_string().contains("email"), "{err}");
+}
+
+/// Missing rows, and references to missing rows, are `NotFound` naming the entity.
+pub async fn case_missing_rows_are_not_found(db: &dyn Database) {
+    let world = seed_world(db).await;
+    let missing = Uuid::new_v4();
+    let entity = |r: Result<()>| match r {
+        Err(OrmError::NotFound { entity, .. }) => entity,
+        other => panic!("expected not found, got {other:?}"),
+    };
+    assert_eq!(entity(db.get_user(missing).await.map(drop)), "user");
+    assert_eq!(entity(db.get_product(missing).await.map(drop)), "product");
+    assert_eq!(entity(db.get_order(missing).await.map(drop)), "order");
+    assert_eq!(entity(db.location(missing).await.map(drop)), "address");
+    assert_eq!(entity(db.country_by_code("IT").await.map(drop)), "country");
+    assert_eq!(
+        entity(
+            db.create_city(NewCity {
+                name: "Rome".into(),
+                region: "Lazio".into(),
+                country_code: "IT".into(),
+            })
+            .await
+            .map(drop)
+        ),
+        "country"
+    );
+    assert_eq!(
+        entity(
+            db.create_address(NewAddress {
+                street: "Nowhere 1".into(),
+                postal_code: "00000".into(),
+                city_id: missing,
+            })
+            .await
+            .map(drop)
+        ),
+        "city"
+    );
+    assert_eq!(
+        entity(
+            db.update_user(missing, UserUpdate::default())
+                .await
+                .map(drop)
+        ),
+        "user"
+    );
+    assert_eq!(entity(db.restock(missing, 1).await.map(drop)), "product");
+    let ada = db
+        .create_user(NewUser::new("ada@example.org", "ada"))
+        .await
+        .unwrap();
+    assert_eq!(
+        entity(
+            db.place_order(NewOrder {
+                user_id: ada.id,
+                lines: vec![OrderLine {
+                    product_id: missing,
+                    quantity: 1
+                }],
+                created_at: None,
+            })
+            .await
+            .map(drop)
+        ),
+        "product"
+    );
+    assert_eq!(
+        entity(
+            db.place_order(NewOrder {
+                user_id: missing,
+                lines: vec![line(&world.products[0], 1)],
+                created_at: None,
+            })
+            .await
+            .map(drop)
+        ),
+        "user"
+    );
+    // The failed order for a missing user reserved no stock.
+    assert_eq!(
+        db.get_product(world.products[0].id).await.unwrap().stock,
+        world.products[0].stock
+    );
+}
+
+/// Offset pagination in registration order.
+pub async fn case_pagination(db: &dyn Database) {
+    let start = Utc.with_ymd_and_hms(2024, 1, 1, 0, 0, 0).unwrap();
+    for i in 0..7 {
+        let mut u = NewUser::new(format!("u{i}@example.org"), format!("u{i}"));
+        u.created_at = Some(start + chrono::Duration::hours(i));
+        db.create_user(u).await.unwrap();
+    }
+    let first = db.list_users(PageRequest::first(3)).await.unwrap();
+    assert_eq!(first.total, 7);
+    assert!(first.has_more());
+    let names: Vec<_> = first.items.iter().map(|u| u.username.as_str()).collect();
+    assert_eq!(names, ["u0", "u1", "u2"]);
+    let second = db.list_users(first.request.next()).await.unwrap();
+    assert_eq!(second.items[0].username, "u3");
+    let third = db.list_users(second.request.next()).await.unwrap();
+    assert_eq!(third.items.len(), 1);
+    assert!(!third.has_more());
+}
+
+/// Users found by country name and by city name.
+pub async fn case_users_by_location(db: &dyn Database) {
+    let world = seed_world(db).await;
+    user_in(db, world.city("Berlin"), "berta", 50.0).await;
+    user_in(db, world.city("Munich"), "max", 60.0).await;
+    user_in(db, world.city("Paris"), "pierre", 70.0).await;
+    db.create_user(NewUser::new("nomad@example.org", "nomad"))
+        .await
+        .unwrap();
+    let german: Vec<_> = db
+        .users_in_country("Germany")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|u| u.username)
+        .collect();
+    assert_eq!(german, ["berta", "max"]);
+    let berlin: Vec<_> = db
+        .users_in_city("Berlin")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|u| u.username)
+        .collect();
+    assert_eq!(berlin, ["berta"]);
+    assert!(db.users_in_country("Japan").await.unwrap().is_empty());
+    assert!(db.users_in_city("Atlantis").await.unwrap().is_empty());
+}
+
+/// Listing users with Address → City → Country is one statement for any N; the naive loop
+/// is N + 1.
+pub async fn case_eager_location_is_one_statement(db: &dyn Database) {
+    let world = seed_world(db).await;
+    for n in [5_usize, 20] {
+        let have = db.user_stats().await.unwrap().count as usize;
+        for i in have..n {
+            let city = &world.cities[i % world.cities.len()];
+            user_in(db, city, &format!("user{i}"), (i % 100) as f64).await;
+        }
+        let before = db.statements_executed();
+        let eager = db
+            .users_with_location(PageRequest::first(n as u32))
+            .await
+            .unwrap();
+        assert_eq!(db.statements_executed() - before, 1, "eager load for {n}");
+        assert_eq!(eager.len(), n);
+
+        let before = db.statements_executed();
+        let users = db.list_users(PageRequest::first(n as u32)).await.unwrap();
+        let list_cost = db.statements_executed() - before;
+        let mut naive = Vec::new();
+        for u in &users.items {
+            let location = db.location(u.address_id.unwrap()).await.unwrap();
+            naive.push(UserWithLocation {
+                user: u.clone(),
+                location: Some(location),
+            });
+        }
+        assert_eq!(
+            db.statements_executed() - before - list_cost,
+            n as u64,
+            "one statement per user in the naive loop"
+        );
+        assert_eq!(naive, eager);
+    }
+    let eager = db.users_with_location(PageRequest::first(1)).await.unwrap();
+    let location = eager[0].location.as_ref().unwrap();
+    assert_eq!(location.city.country_id, location.country.id);
+    assert_eq!(location.address.city_id, location.city.id);
+    // A user without an address comes back without a location.
+    let nomad = db
+        .create_user(NewUser::new("nomad@example.org", "nomad"))
+        .await
+        .unwrap();
+    let all = db
+        .users_with_location(PageRequest::first(100))
+        .await
+        .unwrap();
+    let found = all.iter().find(|u| u.user.id == nomad.id).unwrap();
+    assert!(found.location.is_none());
+}
+
+/// Count, verified share and score range.
+pub async fn case_user_stats(db: &dyn Database) {
+    let empty = db.user_stats().await.unwrap();
+    assert_eq!(empty.count, 0);
+    assert_eq!(empty.avg_profile_score, None);
+    for (i, (score, verified)) in [(10.0, true), (20.0, false), (60.0, true), (90.0, true)]
+        .into_iter()
+        .enumerate()
+    {
+        let mut u = NewUser::new(format!("s{i}@example.org"), format!("s{i}"));
+        u.profile_score = score;
+        u.is_verified = verified;
+        db.create_user(u).await.unwrap();
+    }
+    let stats = db.user_stats().await.unwrap();
+    assert_eq!(stats.count, 4);
+    assert_eq!(stats.verified, 3);
+    assert!((stats.verified_share - 0.75).abs() < 1e-9);
+    assert_eq!(stats.min_profile_score, Some(10.0));
+    assert_eq!(stats.max_profile_score, Some(90.0));
+    assert!((stats.avg_profile_score.unwrap() - 45.0).abs() < 1e-9);
+}
+
+/// Ranking by orders, then recency, with ties sharing a rank.
+pub async fn case_activity_ranking(db: &dyn Database) {
+    let world = seed_world(db).await;
+    let t = Utc.with_ymd_and_hms(2024, 6, 1, 12, 0, 0).unwrap();
+    let mut users = Vec::new();
+    for (name, hours) in [("busy", 0), ("some", 1), ("idle", 2), ("idle2", 2)] {
+        let mut u = NewUser::new(format!("{name}@example.org"), name);
+        u.last_active_at = Some(t - chrono::Duration::hours(hours));
+        users.push(db.create_user(u).await.unwrap());
+    }
+    let trowel = &world.products[2];
+    for _ in 0..3 {
+        db.place_order(order(&users[0], vec![line(trowel, 1)]))
+            .await
+            .unwrap();
+    }
+    db.place_order(order(&users[1], vec![line(trowel, 1)]))
+        .await
+        .unwrap();
+    let ranked = db.users_by_activity(10).await.unwrap();
+    let view: Vec<_> = ranked
+        .iter()
+        .map(|r| (r.username.as_str(), r.orders, r.rank))
+        .collect();
+    assert_eq!(
+        view,
+        [
+            ("busy", 3, 1),
+            ("some", 1, 2),
+            ("idle", 0, 3),
+            ("idle2", 0, 3)
+        ]
+    );
+    assert_eq!(ranked[0].percent_rank, 0.0);
+    assert_eq!(db.users_by_activity(2).await.unwrap().len(), 2);
+}
+
+/// A user and their address are created together or not at all.
+pub async fn case_user_with_address_is_atomic(db: &dyn Database) {
+    let world = seed_world(db).await;
+    let berlin = world.city("Berlin");
+    let (user, address) = db
+        .create_user_with_address(
+            NewAddress {
+                street: "Unter den Linden 1".into(),
+                postal_code: "10117".into(),
+                city_id: berlin.id,
+            },
+            NewUser::new("ada@example.org", "ada"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(user.address_id, Some(address.id));
+    assert_eq!(db.location(address.id).await.unwrap().city, *berlin);
+
+    // The user insert fails (duplicate email) after the address insert succeeded.
+    let err = db
+        .create_user_with_address(
+            NewAddress {
+                street: "Alexanderplatz 2".into(),
+                postal_code: "10178".into(),
+                city_id: berlin.id,
+            },
+            NewUser::new("ada@example.org", "someone_else"),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, OrmError::Conflict { field: "email", .. }),
+        "{err:?}"
+    );
+    let streets: Vec<_> = db
+        .addresses_in_city(berlin.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|a| a.street)
+        .collect();
+    assert_eq!(streets, ["Unter den Linden 1"], "no orphan address is left");
+    assert_eq!(db.user_stats().await.unwrap().count, 1);
+
+    // An unknown city fails before a user exists.
+    let err = db
+        .create_user_with_address(
+            NewAddress {
+                street: "Nowhere 1".into(),
+                postal_code: "0".into(),
+                city_id: Uuid::new_v4(),
+            },
+            NewUser::new("new@example.org", "new"),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, OrmError::NotFound { entity: "city", .. }),
+        "{err:?}"
+    );
+    assert!(db
+        .find_user_by_email("new@example.org")
+        .await
+        .unwrap()
+        .is_none());
+}
+
+/// Registration as the app does it: address, user, outbox row and an order in one unit.
+async fn register(
+    uow: Box<dyn UnitOfWork>,
+    name: &str,
+    city: &City,
+    product: &Product,
+) -> (Box<dyn UnitOfWork>, User) {
+    let address = uow
+        .create_address(NewAddress {
+            street: format!("{name} 1"),
+            postal_code: "75001".into(),
+            city_id: city.id,
+        })
+        .await
+        .unwrap();
+    let mut user = NewUser::new(format!("{name}@example.org"), name);
+    user.address_id = Some(address.id);
+    let user = uow.create_user(user).await.unwrap();
+    uow.enqueue("user.registered", json!({ "user_id": user.id }))
+        .await
+        .unwrap();
+    uow.place_order(order(&user, vec![line(product, 2)]))
+        .await
+        .unwrap();
+    // Reads inside the unit see its own writes.
+    assert_eq!(uow.get_user(user.id).await.unwrap(), user);
+    (uow, user)
+}
+
+/// Several repository calls commit or roll back together; dropping rolls back.
+pub async fn case_unit_of_work(db: &dyn Database) {
+    let world = seed_world(db).await;
+    let paris = world.city("Paris");
+    let (uow, rolled) = register(
+        db.begin().await.unwrap(),
+        "rolled",
+        paris,
+        &world.products[0],
+    )
+    .await;
+    uow.rollback().await.unwrap();
+    assert!(db
+        .find_user_by_email("rolled@example.org")
+        .await
+        .unwrap()
+        .is_none());
+    assert!(db.addresses_in_city(paris.id).await.unwrap().is_empty());
+    assert!(db
+        .claim_pending(10, Duration::ZERO)
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(db.orders_of_user(rolled.id).await.unwrap().is_empty());
+    assert_eq!(
+        db.get_product(world.products[0].id).await.unwrap().stock,
+        10
+    );
+
+    let (uow, dropped) = register(
+        db.begin().await.unwrap(),
+        "dropped",
+        paris,
+        &world.products[0],
+    )
+    .await;
+    drop(uow);
+    assert!(matches!(
+        db.get_user(dropped.id).await,
+        Err(OrmError::NotFound { .. })
+    ));
+
+    let (uow, kept) = register(db.begin().await.unwrap(), "kept", paris, &world.products[0]).await;
+    uow.commit().await.unwrap();
+    assert_eq!(db.get_user(kept.id).await.unwrap().username, "kept");
+    assert_eq!(db.addresses_in_city(paris.id).await.unwrap().len(), 1);
+    let pending = db.claim_pending(10, Duration::ZERO).await.unwrap();
+    assert_eq!(pending.len(), 1);
+    assert_eq!(pending[0].payload, json!({ "user_id": kept.id }));
+    assert_eq!(db.orders_of_user(kept.id).await.unwrap().len(), 1);
+    assert_eq!(db.get_product(world.products[0].id).await.unwrap().stock, 8);
+}
+
+/// Savepoints: a nested unit rolls back alone; dropping it rolls it back too.
+pub async fn case_nested_unit_of_work(db: &dyn Database) {
+    let uow = db.begin().await.unwrap();
+    let a = uow
+        .create_user(NewUser::new("a@example.org", "a"))
+        .await
+        .unwrap();
+
+    let nested = uow.begin_nested().await.unwrap();
+    nested
+        .create_user(NewUser::new("b@example.org", "b"))
+        .await
+        .unwrap();
+    nested.rollback().await.unwrap();
+
+    let nested = uow.begin_nested().await.unwrap();
+    nested
+        .create_user(NewUser::new("c@example.org", "c"))
+        .await
+        .unwrap();
+    nested.commit().await.unwrap();
+
+    let nested = uow.begin_nested().await.unwrap();
+    nested
+        .create_user(NewUser::new("d@example.org", "d"))
+        .await
+        .unwrap();
+    drop(nested);
+
+    // An expected failure is contained in a nested unit, which leaves the outer one usable
+    // on every backend (PostgreSQL aborts a transaction at its first failed statement).
+    let nested = uow.begin_nested().await.unwrap();
+    let dup = nested
+        .create_user(NewUser::new("a@example.org", "dup"))
+        .await;
+    assert!(matches!(dup, Err(OrmError::Conflict { .. })), "{dup:?}");
+    nested.rollback().await.unwrap();
+    uow.create_user(NewUser::new("e@example.org", "e"))
+        .await
+        .unwrap();
+
+    uow.commit().await.unwrap();
+    let names: HashSet<String> = db
+        .list_users(PageRequest::first(100))
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .map(|u| u.username)
+        .collect();
+    assert!(names.contains("a") && names.contains("c"), "{names:?}");
+    assert!(!names.contains("b") && !names.contains("d"), "{names:?}");
+    assert!(names.contains("e"), "{names:?}");
+    assert_eq!(db.get_user(a.id).await.unwrap().username, "a");
+}
+
+/// Countries with their cities (batched) and per-country statistics.
+pub async fn case_countries_and_stats(db: &dyn Database) {
+    let world = seed_world(db).await;
+    let before = db.statements_executed();
+    let all = db.countries_with_cities().await.unwrap();
+    assert_eq!(
+        db.statements_executed() - before,
+        2,
+        "countries, then cities in one batch"
+    );
+    let view: Vec<(String, Vec<String>)> = all
+        .iter()
+        .map(|c| {
+            (
+                c.country.iso_code.clone(),
+                c.cities.iter().map(|ci| ci.name.clone()).collect(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        view,
+        [
+            (
+                "FR".to_string(),
+                vec!["Lyon".to_string(), "Paris".to_string()]
+            ),
+            (
+                "DE".to_string(),
+                vec!["Berlin".to_string(), "Munich".to_string()]
+            ),
+            ("JP".to_string(), vec!["Tokyo".to_string()]),
+        ]
+    );
+    assert_eq!(db.country_by_code("de").await.unwrap(), world.countries[0]);
+    assert_eq!(
+        db.find_city("Lyon", "FR").await.unwrap().as_ref(),
+        Some(world.city("Lyon"))
+    );
+    assert_eq!(db.find_city("Lyon", "DE").await.unwrap(), None);
+
+    user_in(db, world.city("Berlin"), "b1", 40.0).await;
+    user_in(db, world.city("Munich"), "m1", 80.0).await;
+    user_in(db, world.city("Paris"), "p1", 50.0).await;
+    let stats = db.country_stats().await.unwrap();
+    let de = &stats[0];
+    assert_eq!(de.country.iso_code, "DE");
+    assert_eq!((de.users, de.cities), (2, 2));
+    assert!((de.avg_profile_score.unwrap() - 60.0).abs() < 1e-9);
+    assert!((de.users_per_million.unwrap() - 2.0 / 83.2).abs() < 1e-9);
+    let jp = stats.iter().find(|s| s.country.iso_code == "JP").unwrap();
+    assert_eq!((jp.users, jp.cities), (0, 1));
+    assert_eq!(jp.avg_profile_score, None);
+    assert_eq!(jp.users_per_million, Some(0.0));
+}
+
+/// Orders: prices from the catalogue, stock reserved, history, cancellation.
+pub async fn case_orders(db: &dyn Database) {
+    let world = seed_world(db).await;
+    let ada = user_in(db, world.city("Berlin"), "ada", 50.0).await;
+    let [book, book2, trowel, can] = [0, 1, 2, 3].map(|i| world.products[i].clone());
+    let first = db
+        .place_order(NewOrder {
+            user_id: ada.id,
+            lines: vec![line(&book, 2), line(&trowel, 3)],
+            created_at: Some(Utc.with_ymd_and_hms(2024, 3, 1, 9, 0, 0).unwrap()),
+        })
+        .await
+        .unwrap();
+    assert_eq!(first.order.status, OrderStatus::Placed);
+    assert_eq!(first.order.total_cents, 2 * 3_999 + 3 * 1_250);
+    assert_eq!(first.items.len(), 2);
+    assert_eq!(db.get_product(book.id).await.unwrap().stock, 8);
+    assert_eq!(db.get_product(trowel.id).await.unwrap().stock, 97);
+    assert_eq!(db.get_order(first.order.id).await.unwrap(), first);
+
+    let second = db
+        .place_order(order(&ada, vec![line(&book2, 1)]))
+        .await
+        .unwrap();
+    let history = db.purchase_history(ada.id).await.unwrap();
+    let skus: Vec<_> = history.iter().map(|p| p.sku.as_str()).collect();
+    assert_eq!(skus, ["BK-002", "BK-001", "GD-001"]);
+    assert_eq!(history[1].unit_price_cents, 3_999);
+
+    let before = db.statements_executed();
+    let orders = db.orders_of_user(ada.id).await.unwrap();
+    assert_eq!(
+        db.statements_executed() - before,
+        2,
+        "orders, then all items in one batch"
+    );
+    assert_eq!(orders, vec![second.clone(), first.clone()]);
+
+    // Short stock is a conflict and nothing is written.
+    let err = db
+        .place_order(order(&ada, vec![line(&trowel, 1), line(&can, 3)]))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, OrmError::Conflict { field: "stock", .. }),
+        "{err:?}"
+    );
+    assert_eq!(db.get_product(trowel.id).await.unwrap().stock, 97);
+    assert_eq!(db.orders_of_user(ada.id).await.unwrap().len(), 2);
+    let dup = db
+        .place_order(order(&ada, vec![line(&trowel, 1), line(&trowel, 1)]))
+        .await;
+    assert!(matches!(
+        dup,
+        Err(OrmError::Validation { field: "lines", .. })
+    ));
+
+    // Cancelling returns stock and drops the order from history and popularity.
+    let paid = db
+        .set_order_status(second.order.id, OrderStatus::Paid)
+        .await
+        .unwrap();
+    assert_eq!(paid.status, OrderStatus::Paid);
+    let cancelled = db
+        .set_order_status(second.order.id, OrderStatus::Cancelled)
+        .await
+        .unwrap();
+    assert_eq!(cancelled.status, OrderStatus::Cancelled);
+    assert_eq!(db.get_product(book2.id).await.unwrap().stock, 5);
+    assert_eq!(db.purchase_history(ada.id).await.unwrap().len(), 2);
+    assert!(matches!(
+        db.set_order_status(second.order.id, OrderStatus::Paid)
+            .await,
+        Err(OrmError::Validation {
+            field: "status",
+            ..
+        })
+    ));
+    let restocked = db.restock(can.id, 8).await.unwrap();
+    assert_eq!(restocked.stock, 10);
+
+    let popular = db.product_popularity(10).await.unwrap();
+    assert_eq!(popular[0].sku, "GD-001");
+    assert_eq!(
+        (popular[0].units_sold, popular[0].orders, popular[0].buyers),
+        (3, 1, 1)
+    );
+    assert_eq!(popular[0].revenue_cents, 3 * 1_250);
+    let book2_pop = popular.iter().find(|p| p.sku == "BK-002").unwrap();
+    assert_eq!((book2_pop.units_sold, book2_pop.revenue_cents), (0, 0));
+    let garden = db.products(Some("garden")).await.unwrap();
+    assert_eq!(garden.len(), 2);
+    assert_eq!(db.products(None).await.unwrap().len(), 4);
+}
+
+/// A failure inside an order inside a unit of work rolls back only the order.
+pub async fn case_order_rolls_back_on_failure(db: &dyn Database) {
+    let world = seed_world(db).await;
+    let uow = db.begin().await.unwrap();
+    let ada = uow
+        .create_user(NewUser::new("ada@example.org", "ada"))
+        .await
+        .unwrap();
+    let can = &world.products[3];
+    let err = uow
+        .place_order(order(
+            &ada,
+            vec![line(&world.products[2], 5), line(can, 99)],
+        ))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, OrmError::Conflict { field: "stock", .. }));
+    uow.place_order(order(&ada, vec![line(can, 2)]))
+        .await
+        .unwrap();
+    uow.commit().await.unwrap();
+    assert_eq!(
+        db.get_product(world.products[2].id).await.unwrap().stock,
+        100
+    );
+    assert_eq!(db.get_product(can.id).await.unwrap().stock, 0);
+    assert_eq!(db.orders_of_user(ada.id).await.unwrap().len(), 1);
+}
+
+/// Distribution, cohorts and high-value users.
+pub async fn case_analytics(db: &dyn Database) {
+    let world = seed_world(db).await;
+    let jan = Utc.with_ymd_and_hms(2024, 1, 15, 10, 0, 0).unwrap();
+    let feb = Utc.with_ymd_and_hms(2024, 2, 3, 23, 59, 59).unwrap();
+    let recent = Utc.with_ymd_and_hms(2024, 6, 1, 0, 0, 0).unwrap();
+    let mut made = Vec::new();
+    for (name, city, created, active, verified, score) in [
+        ("a", "Berlin", jan, recent, true, 90.0),
+        ("b", "Munich", jan, jan, false, 30.0),
+        ("c", "Paris", feb, recent, true, 60.0),
+        ("d", "Tokyo", feb, feb, true, 20.0),
+        ("e", "Berlin", feb, feb, false, 10.0),
+    ] {
+        let address = db
+            .create_address(NewAddress {
+                street: format!("{name} road"),
+                postal_code: "1".into(),
+                city_id: world.city(city).id,
+            })
+            .await
+            .unwrap();
+        let mut u = NewUser::new(format!("{name}@example.org"), name);
+        u.address_id = Some(address.id);
+        u.created_at = Some(created);
+        u.last_active_at = Some(active);
+        u.is_verified = verified;
+        u.profile_score = score;
+        made.push(db.create_user(u).await.unwrap());
+    }
+    let dist = db.user_distribution().await.unwrap();
+    assert_eq!(dist[0].iso_code, "DE");
+    assert_eq!(dist[0].users, 3);
+    assert!((dist[0].share - 0.6).abs() < 1e-9);
+    assert_eq!(dist.iter().map(|d| d.users).sum::<u64>(), 5);
+
+    let [book, _, trowel, _] = [0, 1, 2, 3].map(|i| world.products[i].clone());
+    db.place_order(order(&made[2], vec![line(&book, 2)]))
+        .await
+        .unwrap();
+    db.place_order(order(&made[0], vec![line(&trowel, 1)]))
+        .await
+        .unwrap();
+    db.place_order(order(&made[0], vec![line(&trowel, 1)]))
+        .await
+        .unwrap();
+
+    let cohorts = db
+        .registration_cohorts(Utc.with_ymd_and_hms(2024, 5, 1, 0, 0, 0).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(cohorts.len(), 2);
+    assert_eq!(cohorts[0].month, "2024-01");
+    assert_eq!((cohorts[0].users, cohorts[0].orders), (2, 2));
+    assert!((cohorts[0].verified_share - 0.5).abs() < 1e-9);
+    assert!((cohorts[0].active_share - 0.5).abs() < 1e-9);
+    assert!((cohorts[0].avg_profile_score - 60.0).abs() < 1e-9);
+    assert_eq!(cohorts[1].month, "2024-02");
+    assert_eq!((cohorts[1].users, cohorts[1].orders), (3, 1));
+    assert!((cohorts[1].verified_share - 2.0 / 3.0).abs() < 1e-9);
+
+    let spenders = db.top_spenders(0, 10).await.unwrap();
+    let view: Vec<_> = spenders
+        .iter()
+        .map(|s| (s.username.as_str(), s.orders, s.total_spent_cents))
+        .collect();
+    assert_eq!(view, [("c", 1, 7_998), ("a", 2, 2_500)]);
+    assert_eq!(db.top_spenders(5_000, 10).await.unwrap().len(), 1);
+    let profiles = db.top_profiles(50.0, 10).await.unwrap();
+    let view: Vec<_> = profiles
+        .iter()
+        .map(|s| (s.username.as_str(), s.total_spent_cents))
+        .collect();
+    assert_eq!(view, [("a", 2_500), ("c", 7_998)]);
+}
+
+/// SQL is parameterised: hostile strings are stored and read back literally.
+pub async fn case_injection_strings_stored_literally(db: &dyn Database) {
+    let hostile = [
+        "Robert'); DROP TABLE users;--",
+        "' OR '1'='1",
+        "\"; DELETE FROM countries; --",
+        "$1 ? :name @p0 \\ %",
+    ];
+    let country = db
+        .create_country(NewCountry {
+            name: hostile[0].into(),
+            iso_code: "NZ".into(),
+            population: 5_000_000,
+            gdp_per_capita_cents: 1,
+        })
+        .await
+        .unwrap();
+    assert_eq!(country.name, hostile[0]);
+    for (i, name) in hostile.iter().enumerate() {
+        let city = db
+            .create_city(NewCity {
+                name: (*name).into(),
+                region: (*name).into(),
+                country_code: "NZ".into(),
+            })
+            .await
+            .unwrap();
+        assert_eq!(city.name, *name);
+        assert_eq!(db.find_city(name, "NZ").await.unwrap(), Some(city.clone()));
+        let (user, address) = db
+            .create_user_with_address(
+                NewAddress {
+                    street: (*name).into(),
+                    postal_code: "1".into(),
+                    city_id: city.id,
+                },
+                NewUser::new(format!("o'brien{i}@example.org"), format!("user{i}")),
+            )
+            .await
+            .unwrap();
+        assert_eq!(address.street, *name);
+        assert_eq!(user.email, format!("o'brien{i}@example.org"));
+        let in_city = db.users_in_city(name).await.unwrap();
+        assert_eq!(in_city, vec![user]);
+        let product = db
+            .create_product(NewProduct {
+                sku: format!("X-{i}"),
+                name: (*name).into(),
+                category: (*name).into(),
+                price_cents: 1,
+                stock: 1,
+            })
+            .await
+            .unwrap();
+        assert_eq!(db.products(Some(name)).await.unwrap(), vec![product]);
+    }
+    assert_eq!(
+        db.users_in_country(hostile[0]).await.unwrap().len(),
+        hostile.len()
+    );
+    assert!(db.users_in_country("' OR '1'='1").await.unwrap().is_empty());
+    assert_eq!(db.user_stats().await.unwrap().count, hostile.len() as u64);
+    assert_eq!(db.countries_with_cities().await.unwrap().len(), 1);
+}
+
+/// Bulk inserts span several statements and are all-or-nothing.
+pub async fn case_bulk_insert(db: &dyn Database) {
+    let n = 9_000;
+    let users: Vec<NewUser> = (0..n)
+        .map(|i| {
+            let mut u = NewUser::new(format!("bulk{i}@example.org"), format!("bulk{i}"));
+            u.profile_score = (i % 101) as f64;
+            u
+        })
+        .collect();
+    let before = db.statements_executed();
+    assert_eq!(db.create_users(users).await.unwrap(), n as u64);
+    assert!(
+        db.statements_executed() - before >= 2,
+        "split under the bind limit"
+    );
+    assert_eq!(db.user_stats().await.unwrap().count, n as u64);
+    assert_eq!(db.create_users(Vec::new()).await.unwrap(), 0);
+
+    // A duplicate in the last batch undoes the whole call.
+    let mut again: Vec<NewUser> = (0..n)
+        .map(|i| NewUser::new(format!("more{i}@example.org"), format!("more{i}")))
+        .collect();
+    again.push(NewUser::new("bulk0@example.org", "fresh"));
+    let err = db.create_users(again).await.unwrap_err();
+    assert!(
+        matches!(err, OrmError::Conflict { field: "email", .. }),
+        "{err:?}"
+    );
+    assert_eq!(db.user_stats().await.unwrap().count, n as u64);
+}
+
+/// Outbox: claim with a lease, retry after it expires, mark sent.
+pub async fn case_outbox(db: &dyn Database) {
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        let m = db
+            .enqueue("user.registered", json!({ "n": i, "name": "O'Brien" }))
+            .await
+            .unwrap();
+        assert_eq!((m.attempts, m.sent_at), (0, None));
+        ids.push(m.id);
+    }
+    let lease = Duration::from_secs(300);
+    let first = db.claim_pending(2, lease).await.unwrap();
+    assert_eq!(first.iter().map(|m| m.id).collect::<Vec<_>>(), ids[..2]);
+    assert!(first.iter().all(|m| m.attempts == 1));
+    assert_eq!(first[1].payload, json!({ "n": 1, "name": "O'Brien" }));
+    let second = db.claim_pending(10, lease).await.unwrap();
+    assert_eq!(second.iter().map(|m| m.id).collect::<Vec<_>>(), ids[2..]);
+    assert!(db.claim_pending(10, lease).await.unwrap().is_empty());
+    assert_eq!(db.mark_sent(&ids[..2]).await.unwrap(), 2);
+    assert_eq!(db.mark_sent(&ids[..2]).await.unwrap(), 0, "already sent");
+
+    // A zero lease expires at once, so an unsent message is claimed again.
+    let third = db.enqueue("order.placed", json!([1, 2, 3])).await.unwrap();
+    let retried = db.claim_pending(10, Duration::ZERO).await.unwrap();
+    assert_eq!(retried.iter().map(|m| m.id).collect::<Vec<_>>(), [third.id]);
+    let retried = db.claim_pending(10, Duration::ZERO).await.unwrap();
+    assert_eq!(retried[0].attempts, 2);
+    assert_eq!(db.mark_sent(&[ids[2], third.id]).await.unwrap(), 2);
+    assert!(db
+        .claim_pending(10, Duration::ZERO)
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+/// Timestamps round-trip exactly (microseconds, UTC) and money stays integral.
+pub async fn case_timestamps_round_trip(db: &dyn Database) {
+    let t = Utc.with_ymd_and_hms(2023, 12, 31, 23, 59, 58).unwrap()
+        + chrono::Duration::microseconds(123_456);
+    let mut u = NewUser::new("time@example.org", "time");
+    u.created_at = Some(t);
+    u.last_active_at = Some(t + chrono::Duration::nanoseconds(789));
+    let user = db.create_user(u).await.unwrap();
+    assert_eq!(user.created_at, t);
+    assert_eq!(user.last_active_at, t, "sub-microsecond part is dropped");
+    assert_eq!(db.get_user(user.id).await.unwrap().created_at, t);
+    let product = db
+        .create_product(NewProduct {
+            sku: "BIG".into(),
+            name: "Expensive".into(),
+            category: "luxury".into(),
+            price_cents: 9_007_199_254_740_993, // not representable as f64
+            stock: 1,
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        db.get_product(product.id).await.unwrap().price_cents,
+        9_007_199_254_740_993
+    );
+}

@@ -1,0 +1,290 @@
+//! Input checks shared by every backend; they run before the database is touched.
+
+use crate::error::{OrmError, Result};
+use crate::model::{NewAddress, NewCity, NewCountry, NewOrder, NewProduct, NewUser, UserUpdate};
+
+/// Longest accepted username, in characters.
+pub const MAX_USERNAME_CHARS: usize = 50;
+/// Longest accepted e-mail address, in bytes (RFC 5321's path limit).
+pub const MAX_EMAIL_BYTES: usize = 254;
+
+/// The 249 officially assigned ISO 3166-1 alpha-2 codes, sorted.
+const ISO_3166_ALPHA2: [&str; 249] = [
+    "AD", "AE", "AF", "AG", "AI", "AL", "AM", "AO", "AQ", "AR", "AS", "AT", "AU", "AW", "AX", "AZ",
+    "BA", "BB", "BD", "BE", "BF", "BG", "BH", "BI", "BJ", "BL", "BM", "BN", "BO", "BQ", "BR", "BS",
+    "BT", "BV", "BW", "BY", "BZ", "CA", "CC", "CD", "CF", "CG", "CH", "CI", "CK", "CL", "CM", "CN",
+    "CO", "CR", "CU", "CV", "CW", "CX", "CY", "CZ", "DE", "DJ", "DK", "DM", "DO", "DZ", "EC", "EE",
+    "EG", "EH", "ER", "ES", "ET", "FI", "FJ", "FK", "FM", "FO", "FR", "GA", "GB", "GD", "GE", "GF",
+    "GG", "GH", "GI", "GL", "GM", "GN", "GP", "GQ", "GR", "GS", "GT", "GU", "GW", "GY", "HK", "HM",
+    "HN", "HR", "HT", "HU", "ID", "IE", "IL", "IM", "IN", "IO", "IQ", "IR", "IS", "IT", "JE", "JM",
+    "JO", "JP", "KE", "KG", "KH", "KI", "KM", "KN", "KP", "KR", "KW", "KY", "KZ", "LA", "LB", "LC",
+    "LI", "LK", "LR", "LS", "LT", "LU", "LV", "LY", "MA", "MC", "MD", "ME", "MF", "MG", "MH", "MK",
+    "ML", "MM", "MN", "MO", "MP", "MQ", "MR", "MS", "MT", "MU", "MV", "MW", "MX", "MY", "MZ", "NA",
+    "NC", "NE", "NF", "NG", "NI", "NL", "NO", "NP", "NR", "NU", "NZ", "OM", "PA", "PE", "PF", "PG",
+    "PH", "PK", "PL", "PM", "PN", "PR", "PS", "PT", "PW", "PY", "QA", "RE", "RO", "RS", "RU", "RW",
+    "SA", "SB", "SC", "SD", "SE", "SG", "SH", "SI", "SJ", "SK", "SL", "SM", "SN", "SO", "SR", "SS",
+    "ST", "SV", "SX", "SY", "SZ", "TC", "TD", "TF", "TG", "TH", "TJ", "TK", "TL", "TM", "TN", "TO",
+    "TR", "TT", "TV", "TW", "TZ", "UA", "UG", "UM", "US", "UY", "UZ", "VA", "VC", "VE", "VG", "VI",
+    "VN", "VU", "WF", "WS", "YE", "YT", "ZA", "ZM", "ZW",
+];
+
+/// The e-mail address trimmed and lower-cased, or a validation error.
+///
+/// Deliberately modest: one `@`, a non-empty local part, a dotted domain of letters, digits,
+/// `-` and `.`, no whitespace or control characters, at most 254 bytes.
+pub fn email(raw: &str) -> Result<String> {
+    let email = raw.trim().to_lowercase();
+    let bad = |why: &str| Err(OrmError::validation("email", format!("{why}: {raw:?}")));
+    if email.is_empty() {
+        return bad("empty e-mail address");
+    }
+    if email.len() > MAX_EMAIL_BYTES {
+        return bad("longer than 254 bytes");
+    }
+    if email.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return bad("contains whitespace");
+    }
+    let Some((local, domain)) = email.split_once('@') else {
+        return bad("missing @");
+    };
+    if local.is_empty() || local.len() > 64 {
+        return bad("local part must be 1-64 bytes");
+    }
+    let labels_ok = domain.split('.').all(|label| {
+        !label.is_empty()
+            && !label.starts_with('-')
+            && !label.ends_with('-')
+            && label.chars().all(|c| c.is_alphanumeric() || c == '-')
+    });
+    if !domain.contains('.') || !labels_ok {
+        return bad("domain must be dotted labels of letters, digits and '-'");
+    }
+    Ok(email)
+}
+
+/// The username if it is 1–50 characters of letters, digits, `_`, `.` and `-`.
+pub fn username(raw: &str) -> Result<String> {
+    let count = raw.chars().count();
+    if count == 0 {
+        return Err(OrmError::validation("username", "must not be empty"));
+    }
+    if count > MAX_USERNAME_CHARS {
+        return Err(OrmError::validation(
+            "username",
+            format!("{count} characters, at most {MAX_USERNAME_CHARS} allowed"),
+        ));
+    }
+    if !raw
+        .chars()
+        .all(|c| c.is_alphanumeric() || matches!(c, '_' | '.' | '-'))
+    {
+        return Err(OrmError::validation(
+            "username",
+            format!("{raw:?}: only letters, digits, '_', '.' and '-' are allowed"),
+        ));
+    }
+    Ok(raw.to_owned())
+}
+
+/// The code upper-cased if it is an assigned ISO 3166-1 alpha-2 code.
+pub fn country_code(raw: &str) -> Result<String> {
+    let code = raw.trim().to_ascii_uppercase();
+    if ISO_3166_ALPHA2.binary_search(&code.as_str()).is_ok() {
+        Ok(code)
+    } else {
+        Err(OrmError::validation(
+            "country_code",
+            format!("{raw:?} is not an ISO 3166-1 alpha-2 country code"),
+        ))
+    }
+}
+
+/// A non-blank text of at most `max` characters, trimmed.
+pub fn text(field: &'static str, raw: &str, max: usize) -> Result<String> {
+    let value = raw.trim();
+    if value.is_empty() {
+        return Err(OrmError::validation(field, "must not be empty"));
+    }
+    if value.chars().count() > max {
+        return Err(OrmError::validation(
+            field,
+            format!("at most {max} characters allowed"),
+        ));
+    }
+    Ok(value.to_owned())
+}
+
+/// A number that must not be negative.
+pub fn non_negative(field: &'static str, value: i64) -> Result<i64> {
+    if value < 0 {
+        Err(OrmError::validation(field, format!("{value} is negative")))
+    } else {
+        Ok(value)
+    }
+}
+
+/// A quantity that must be positive.
+pub fn quantity(value: i64) -> Result<i64> {
+    if value <= 0 {
+        Err(OrmError::validation(
+            "quantity",
+            format!("{value} is not a positive quantity"),
+        ))
+    } else {
+        Ok(value)
+    }
+}
+
+/// A finite profile score between 0 and 100.
+pub fn profile_score(value: f64) -> Result<f64> {
+    if value.is_finite() && (0.0..=100.0).contains(&value) {
+        Ok(value)
+    } else {
+        Err(OrmError::validation(
+            "profile_score",
+            format!("{value} is not between 0 and 100"),
+        ))
+    }
+}
+
+/// Checks and normalises a new user.
+pub fn new_user(user: &NewUser) -> Result<NewUser> {
+    Ok(NewUser {
+        email: email(&user.email)?,
+        username: username(&user.username)?,
+        profile_score: profile_score(user.profile_score)?,
+        ..user.clone()
+    })
+}
+
+/// Checks and normalises a user update.
+pub fn user_update(update: &UserUpdate) -> Result<UserUpdate> {
+    Ok(UserUpdate {
+        email: update.email.as_deref().map(email).transpose()?,
+        username: update.username.as_deref().map(username).transpose()?,
+        profile_score: update.profile_score.map(profile_score).transpose()?,
+        ..update.clone()
+    })
+}
+
+/// Checks and normalises a new country.
+pub fn new_country(country: &NewCountry) -> Result<NewCountry> {
+    Ok(NewCountry {
+        name: text("name", &country.name, 100)?,
+        iso_code: country_code(&country.iso_code)?,
+        population: non_negative("population", country.population)?,
+        gdp_per_capita_cents: non_negative("gdp_per_capita_cents", country.gdp_per_capita_cents)?,
+    })
+}
+
+/// Checks and normalises a new city.
+pub fn new_city(city: &NewCity) -> Result<NewCity> {
+    let region = city.region.trim();
+    if region.chars().count() > 100 {
+        return Err(OrmError::validation(
+            "region",
+            "at most 100 characters allowed",
+        ));
+    }
+    Ok(NewCity {
+        name: text("name", &city.name, 100)?,
+        region: region.to_owned(),
+        country_code: country_code(&city.country_code)?,
+    })
+}
+
+/// Checks and normalises a new address.
+pub fn new_address(address: &NewAddress) -> Result<NewAddress> {
+    Ok(NewAddress {
+        street: text("street", &address.street, 200)?,
+        postal_code: text("postal_code", &address.postal_code, 20)?,
+        city_id: address.city_id,
+    })
+}
+
+/// Checks and normalises a new product.
+pub fn new_product(product: &NewProduct) -> Result<NewProduct> {
+    Ok(NewProduct {
+        sku: text("sku", &product.sku, 64)?,
+        name: text("name", &product.name, 200)?,
+        category: text("category", &product.category, 100)?,
+        price_cents: non_negative("price_cents", product.price_cents)?,
+        stock: non_negative("stock", product.stock)?,
+    })
+}
+
+/// Checks an order: at least one line, positive quantities, each product once.
+pub fn new_order(order: &NewOrder) -> Result<()> {
+    if order.lines.is_empty() {
+        return Err(OrmError::validation(
+            "lines",
+            "an order needs at least one line",
+        ));
+    }
+    let mut seen = std::collections::HashSet::new();
+    for line in &order.lines {
+        quantity(line.quantity)?;
+        if !seen.insert(line.product_id) {
+            return Err(OrmError::validation(
+                "lines",
+                format!("product {} appears twice", line.product_id),
+            ));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn iso_table_is_sorted_and_unique() {
+        assert!(ISO_3166_ALPHA2.windows(2).all(|w| w[0] < w[1]));
+    }
+
+    #[test]
+    fn emails() {
+        assert_eq!(email(" Ada@Example.ORG ").unwrap(), "ada@example.org");
+        for bad in [
+            "",
+            "ada",
+            "ada@",
+            "@x.org",
+            "ada@org",
+            "a da@x.org",
+            "ada@x..org",
+            "ada@-x.org",
+        ] {
+            assert!(
+                matches!(email(bad), Err(OrmError::Validation { field: "email", .. })),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn usernames() {
+        assert!(username("ada_l.o-ve").is_ok());
+        assert!(username("").is_err());
+        assert!(username(&"x".repeat(51)).is_err());
+        assert!(username(&"x".repeat(50)).is_ok());
+        assert!(username("robert'); DROP TABLE users;--").is_err());
+    }
+
+    #[test]
+    fn country_codes() {
+        assert_eq!(country_code("de").unwrap(), "DE");
+        assert!(country_code("XX").is_err());
+        assert!(country_code("DEU").is_err());
+    }
+
+    #[test]
+    fn quantities_and_scores() {
+        assert!(quantity(0).is_err());
+        assert!(quantity(-3).is_err());
+        assert!(profile_score(f64::NAN).is_err());
+        assert!(profile_score(101.0).is_err());
+        assert!(non_negative("stock", -1).is_err());
+    }
+}

@@ -1,0 +1,79 @@
+//! The conformance suite on PostgreSQL (`MOD8_POSTGRES_URL`), each case in its own database.
+#![cfg(feature = "postgres")]
+
+mod8_orm::conformance_tests!(mod8_orm::testing::TestDb::postgres_from_env(
+    "orm postgres conformance"
+));
+
+use mod8_orm::testing::TestDb;
+use mod8_orm::{Database, NewUser, OrmConfig, OrmError, PostgresStore};
+
+/// PostgreSQL aborts a transaction at its first failed statement: committing such a unit of
+/// work says so and saves nothing.
+#[tokio::test]
+async fn commit_after_a_failed_statement_reports_the_abort() {
+    let Some(test_db) = TestDb::postgres_from_env("orm postgres aborted unit of work").await else {
+        return;
+    };
+    test_db
+        .run(|db| {
+            Box::pin(async move {
+                let uow = db.begin().await.unwrap();
+                uow.create_user(NewUser::new("a@example.org", "a"))
+                    .await
+                    .unwrap();
+                let dup = uow.create_user(NewUser::new("a@example.org", "b")).await;
+                assert!(matches!(
+                    dup,
+                    Err(OrmError::Conflict { field: "email", .. })
+                ));
+                assert!(matches!(
+                    uow.commit().await,
+                    Err(OrmError::TransactionAborted)
+                ));
+                assert_eq!(db.user_stats().await.unwrap().count, 0);
+            })
+        })
+        .await;
+}
+
+/// Migrations are recorded in the crate's own table, not sqlx's, and re-running them is a
+/// no-op.
+#[tokio::test]
+async fn postgres_migrations_keep_their_own_history() {
+    let Some(url) = mod8_testkit::service_url(mod8_testkit::POSTGRES, "orm postgres migrations")
+    else {
+        return;
+    };
+    let Some(test_db) = TestDb::postgres(&url).await else {
+        return;
+    };
+    let url = test_db.url().to_owned();
+    test_db
+        .run(|_db| {
+            Box::pin(async move {
+                let store = PostgresStore::connect(&OrmConfig::new(&url)).await.unwrap();
+                store.migrate().await.unwrap();
+                let versions: Vec<i64> = mod8_orm::sqlx::query_scalar(&format!(
+                    "SELECT version FROM {} ORDER BY version",
+                    mod8_orm::HISTORY_TABLE
+                ))
+                .fetch_all(store.pool())
+                .await
+                .unwrap();
+                let embedded: Vec<i64> = mod8_orm::migrations(mod8_orm::Backend::Postgres)
+                    .iter()
+                    .map(|m| m.version)
+                    .collect();
+                assert_eq!(versions, embedded);
+                let sqlx_table: Option<String> =
+                    mod8_orm::sqlx::query_scalar("SELECT to_regclass('_sqlx_migrations')::text")
+                        .fetch_one(store.pool())
+                        .await
+                        .unwrap();
+                assert_eq!(sqlx_table, None);
+                store.close().await;
+            })
+        })
+        .await;
+}

@@ -1,0 +1,146 @@
+//! The conformance suite on SQLite: in memory (the embedded default) and in a WAL file.
+
+mod memory {
+    mod8_orm::conformance_tests!(mod8_orm::testing::TestDb::sqlite_memory());
+}
+
+mod file {
+    use std::sync::LazyLock;
+
+    static DIR: LazyLock<tempfile::TempDir> =
+        LazyLock::new(|| tempfile::tempdir().expect("temporary directory"));
+
+    mod8_orm::conformance_tests!(mod8_orm::testing::TestDb::sqlite_file(DIR.path()));
+}
+
+use mod8_orm::{NewUser, OrmConfig, UserRepository};
+
+/// Concurrent writers on one SQLite file wait for each other (WAL + busy timeout) instead of
+/// failing with "database is locked".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_writers_on_a_file_wait_instead_of_failing() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("shared.db").display());
+    let db = OrmConfig::new(&url)
+        .with_max_connections(8)
+        .connect()
+        .await
+        .unwrap();
+    let journal: String = {
+        let other = OrmConfig::new(&url)
+            .with_migrations(false)
+            .connect()
+            .await
+            .unwrap();
+        drop(other);
+        let store = mod8_orm::SqliteStore::connect(&OrmConfig::new(&url))
+            .await
+            .unwrap();
+        mod8_orm::sqlx::query_scalar("PRAGMA journal_mode")
+            .fetch_one(store.pool())
+            .await
+            .unwrap()
+    };
+    assert_eq!(journal, "wal");
+    let mut tasks = Vec::new();
+    for t in 0..8 {
+        let db = db.clone();
+        tasks.push(tokio::spawn(async move {
+            for i in 0..25 {
+                let uow = db.begin().await.unwrap();
+                uow.create_user(NewUser::new(
+                    format!("w{t}_{i}@example.org"),
+                    format!("w{t}_{i}"),
+                ))
+                .await
+                .unwrap();
+                uow.commit().await.unwrap();
+                db.create_user(NewUser::new(
+                    format!("p{t}_{i}@example.org"),
+                    format!("p{t}_{i}"),
+                ))
+                .await
+                .unwrap();
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    assert_eq!(db.user_stats().await.unwrap().count, 8 * 25 * 2);
+}
+
+/// Foreign keys are enforced on SQLite too.
+#[tokio::test]
+async fn sqlite_enforces_foreign_keys() {
+    let store = mod8_orm::SqliteStore::connect(&OrmConfig::new("sqlite::memory:"))
+        .await
+        .unwrap();
+    let on: i64 = mod8_orm::sqlx::query_scalar("PRAGMA foreign_keys")
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    assert_eq!(on, 1);
+    let mut user = NewUser::new("a@example.org", "a");
+    user.address_id = Some(uuid::Uuid::new_v4());
+    assert!(matches!(
+        store.create_user(user).await,
+        Err(mod8_orm::OrmError::NotFound {
+            entity: "address",
+            ..
+        })
+    ));
+}
+
+/// Migrations are recorded in the crate's own history table, leave sqlx's table to the host,
+/// and applying them twice is a no-op.
+#[tokio::test]
+async fn migrations_keep_their_own_history() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("m.db").display());
+    let store = mod8_orm::SqliteStore::connect(&OrmConfig::new(&url))
+        .await
+        .unwrap();
+    store.migrate().await.unwrap();
+    let versions: Vec<i64> = mod8_orm::sqlx::query_scalar(&format!(
+        "SELECT version FROM {} ORDER BY version",
+        mod8_orm::HISTORY_TABLE
+    ))
+    .fetch_all(store.pool())
+    .await
+    .unwrap();
+    let embedded: Vec<i64> = mod8_orm::migrations(mod8_orm::Backend::Sqlite)
+        .iter()
+        .map(|m| m.version)
+        .collect();
+    assert_eq!(versions, embedded);
+    let sqlx_table: Option<String> = mod8_orm::sqlx::query_scalar(
+        "SELECT name FROM sqlite_master WHERE name = '_sqlx_migrations'",
+    )
+    .fetch_optional(store.pool())
+    .await
+    .unwrap();
+    assert_eq!(sqlx_table, None);
+    // A host's own sqlx migrator can use `_sqlx_migrations` in the same database.
+    let host =
+        mod8_orm::sqlx::migrate::Migrator::new(std::path::Path::new("tests/host_migrations"))
+            .await
+            .unwrap();
+    host.run(store.pool()).await.unwrap();
+    store.migrate().await.unwrap();
+}
+
+/// Opting out of migrations leaves the database untouched.
+#[tokio::test]
+async fn migrations_can_be_turned_off() {
+    let store =
+        mod8_orm::SqliteStore::connect(&OrmConfig::new("sqlite::memory:").with_migrations(false))
+            .await
+            .unwrap();
+    let tables: i64 = mod8_orm::sqlx::query_scalar("SELECT COUNT(*) FROM sqlite_master")
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    assert_eq!(tables, 0);
+    assert!(store.user_stats().await.is_err());
+}
