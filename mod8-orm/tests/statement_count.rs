@@ -4,6 +4,7 @@
 //! is N + 1, on SQLite and (when `MOD8_POSTGRES_URL` is set) on PostgreSQL.
 //!
 //! One test per binary: the tracing subscriber is process-global.
+#![allow(clippy::unwrap_used)]
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
