@@ -8,6 +8,7 @@ use futures::stream::BoxStream;
 mod config;
 mod error;
 mod export;
+mod forward;
 pub mod memory;
 pub mod model;
 #[cfg(feature = "mongodb")]
@@ -30,8 +31,12 @@ pub use crate::model::{
 #[cfg(feature = "mongodb")]
 pub use crate::mongodb::MongoDocStore;
 pub use crate::setup::{LogEntry, SetupOptions, SetupOutcome, SetupReport, SetupStep};
+/// The BSON crate whose types ([`DocumentId`]) appear in this API.
+pub use bson;
 /// The id type of stored documents (BSON ObjectId).
 pub use bson::oid::ObjectId as DocumentId;
+/// The `chrono` crate whose `DateTime<Utc>` appears in this API.
+pub use chrono;
 
 /// User profiles: unique username, e-mail and user id; interests, metrics and subscriptions.
 #[async_trait]

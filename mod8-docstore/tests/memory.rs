@@ -25,3 +25,18 @@ async fn connect_picks_the_backend_by_scheme() {
         Ok(store) => panic!("postgres:// picked {}", store.backend()),
     }
 }
+
+/// The suite through the forwarding impls: `Box<Arc<dyn DocStore>>` is a store too.
+mod forwarded {
+    use std::sync::Arc;
+
+    use mod8_docstore::testing::{Capabilities, Fixture};
+    use mod8_docstore::{DocStore, MemoryDocStore};
+
+    async fn boxed_arc() -> Option<Fixture> {
+        let inner: Arc<dyn DocStore> = Arc::new(MemoryDocStore::new());
+        Some(Fixture::new(Arc::new(Box::new(inner)), Capabilities::all()))
+    }
+
+    mod8_docstore::conformance_tests!(boxed_arc());
+}

@@ -1,0 +1,119 @@
+//! The traits for `Arc<T>` and `Box<T>`, by forwarding, so shared and boxed stores (including
+//! `Arc<dyn DocStore>`) can be passed wherever a store is expected.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use bson::oid::ObjectId;
+use futures::stream::BoxStream;
+
+use crate::model::{
+    BulkInsertResult, CategoryPurchases, CohortMetrics, Event, EventFilter, EventTypeCount,
+    GeoPoint, MetricsUpdate, NearbyEvent, Subscription, TimeWindow, UserActivity, UserProfile,
+};
+use crate::setup::{LogEntry, SetupOptions, SetupReport};
+use crate::{DataProcessing, DocStore, EventStore, ProfileStore, Result};
+
+macro_rules! forward {
+    ($wrapper:ident) => {
+        #[async_trait]
+        impl<T: ProfileStore + ?Sized> ProfileStore for $wrapper<T> {
+            async fn insert_profile(&self, profile: UserProfile) -> Result<ObjectId> {
+                (**self).insert_profile(profile).await
+            }
+            async fn insert_profiles(
+                &self,
+                profiles: Vec<UserProfile>,
+            ) -> Result<BulkInsertResult> {
+                (**self).insert_profiles(profiles).await
+            }
+            async fn profile_by_username(&self, username: &str) -> Result<Option<UserProfile>> {
+                (**self).profile_by_username(username).await
+            }
+            async fn find_profiles_by_interest(
+                &self,
+                interest: &str,
+                limit: usize,
+            ) -> Result<Vec<UserProfile>> {
+                (**self).find_profiles_by_interest(interest, limit).await
+            }
+            async fn add_subscription(
+                &self,
+                username: &str,
+                subscription: Subscription,
+            ) -> Result<()> {
+                (**self).add_subscription(username, subscription).await
+            }
+            async fn update_metrics(&self, username: &str, update: MetricsUpdate) -> Result<()> {
+                (**self).update_metrics(username, update).await
+            }
+        }
+
+        #[async_trait]
+        impl<T: EventStore + ?Sized> EventStore for $wrapper<T> {
+            async fn log_event(&self, event: Event) -> Result<ObjectId> {
+                (**self).log_event(event).await
+            }
+            async fn log_events(&self, events: Vec<Event>) -> Result<BulkInsertResult> {
+                (**self).log_events(events).await
+            }
+            async fn event_distribution(&self, window: TimeWindow) -> Result<Vec<EventTypeCount>> {
+                (**self).event_distribution(window).await
+            }
+            async fn user_activity(
+                &self,
+                window: TimeWindow,
+                top: usize,
+            ) -> Result<Vec<UserActivity>> {
+                (**self).user_activity(window, top).await
+            }
+            async fn purchase_analytics(
+                &self,
+                window: TimeWindow,
+            ) -> Result<Vec<CategoryPurchases>> {
+                (**self).purchase_analytics(window).await
+            }
+            async fn events_near(
+                &self,
+                point: GeoPoint,
+                max_distance_m: f64,
+                limit: usize,
+            ) -> Result<Vec<NearbyEvent>> {
+                (**self).events_near(point, max_distance_m, limit).await
+            }
+        }
+
+        #[async_trait]
+        impl<T: DataProcessing + ?Sized> DataProcessing for $wrapper<T> {
+            async fn cohort_metrics(&self, activity: TimeWindow) -> Result<Vec<CohortMetrics>> {
+                (**self).cohort_metrics(activity).await
+            }
+            async fn export_events(
+                &self,
+                filter: EventFilter,
+                batch_size: usize,
+            ) -> Result<BoxStream<'static, Result<Vec<Event>>>> {
+                (**self).export_events(filter, batch_size).await
+            }
+        }
+
+        #[async_trait]
+        impl<T: DocStore + ?Sized> DocStore for $wrapper<T> {
+            fn backend(&self) -> &'static str {
+                (**self).backend()
+            }
+            async fn setup(&self, options: &SetupOptions) -> Result<SetupReport> {
+                (**self).setup(options).await
+            }
+            async fn append_log(&self, entry: LogEntry) -> Result<ObjectId> {
+                (**self).append_log(entry).await
+            }
+            async fn recent_logs(&self, limit: usize) -> Result<Vec<LogEntry>> {
+                (**self).recent_logs(limit).await
+            }
+        }
+    };
+}
+
+forward!(Arc);
+forward!(Box);
