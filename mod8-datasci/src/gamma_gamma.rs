@@ -149,10 +149,11 @@ impl GammaGamma {
                     .into(),
             });
         }
-        let groups: Vec<(f64, f64, f64)> = groups
+        let mut groups: Vec<SpendGroup> = groups
             .into_iter()
-            .map(|((x, m), n)| (x as f64, f64::from_bits(m), n))
+            .map(|((x, m), n)| SpendGroup::new(x as f64, f64::from_bits(m), n))
             .collect();
+        groups.sort_by(|a, b| a.x.total_cmp(&b.x).then(a.m.total_cmp(&b.m)));
         let n = used as f64;
         // Start near the method of moments: mean spend ≈ pγ/(q−1) with p = 1, q = 2.
         let mean = sum_m / n;
@@ -189,9 +190,33 @@ impl GammaGamma {
     }
 }
 
-/// Log-likelihood over grouped `(x, m, count)` and its gradient in (p, q, γ).
+/// Customers sharing (x, m), with the logarithms the likelihood needs precomputed.
+struct SpendGroup {
+    x: f64,
+    m: f64,
+    n: f64,
+    ln_m: f64,
+    ln_x: f64,
+}
+
+impl SpendGroup {
+    fn new(x: f64, m: f64, n: f64) -> Self {
+        SpendGroup {
+            x,
+            m,
+            n,
+            ln_m: m.ln(),
+            ln_x: x.ln(),
+        }
+    }
+}
+
+/// Log-likelihood over grouped customers and its gradient in (p, q, γ).
+///
+/// The Gamma-function terms depend on x only, so they are computed once per distinct x (a few
+/// dozen) rather than once per customer; per group only ln(xm + γ) is left.
 fn log_likelihood_and_gradient(
-    groups: &[(f64, f64, f64)],
+    groups: &[SpendGroup],
     p: f64,
     q: f64,
     gamma: f64,
@@ -199,20 +224,33 @@ fn log_likelihood_and_gradient(
 ) -> f64 {
     let (lg_q, dg_q, ln_gamma_v) = (ln_gamma(q), digamma(q), gamma.ln());
     let mut ll = 0.0;
-    for &(x, m, n) in groups {
+    // Cache of the per-x terms; groups are sorted by x (see `GammaGamma::fit`), so one slot
+    // suffices, and unsorted input stays correct, only slower.
+    let mut cached_x = f64::NAN;
+    let (mut lg_terms, mut dg_pxq, mut dg_px) = (0.0, 0.0, 0.0);
+    for &SpendGroup {
+        x,
+        m,
+        n,
+        ln_m,
+        ln_x,
+    } in groups
+    {
+        if x != cached_x {
+            let px = p * x;
+            lg_terms = ln_gamma(px + q) - ln_gamma(px);
+            dg_pxq = digamma(px + q);
+            dg_px = digamma(px);
+            cached_x = x;
+        }
         let px = p * x;
-        let ln_xm = (x * m + gamma).ln();
-        let (ln_m, ln_x) = (m.ln(), x.ln());
+        let xm_g = x * m + gamma;
+        let ln_xm = xm_g.ln();
         ll += n
-            * (ln_gamma(px + q) - ln_gamma(px) - lg_q
-                + q * ln_gamma_v
-                + (px - 1.0) * ln_m
-                + px * ln_x
-                - (px + q) * ln_xm);
-        let dg_pxq = digamma(px + q);
-        grad[0] += n * x * (dg_pxq - digamma(px) + ln_m + ln_x - ln_xm);
+            * (lg_terms - lg_q + q * ln_gamma_v + (px - 1.0) * ln_m + px * ln_x - (px + q) * ln_xm);
+        grad[0] += n * x * (dg_pxq - dg_px + ln_m + ln_x - ln_xm);
         grad[1] += n * (dg_pxq - dg_q + ln_gamma_v - ln_xm);
-        grad[2] += n * (q / gamma - (px + q) / (x * m + gamma));
+        grad[2] += n * (q / gamma - (px + q) / xm_g);
     }
     ll
 }
@@ -257,7 +295,11 @@ mod tests {
 
     #[test]
     fn gradient_matches_finite_differences() {
-        let groups = vec![(1.0, 10.0, 2.0), (3.0, 25.0, 1.0), (7.0, 4.5, 3.0)];
+        let groups = vec![
+            SpendGroup::new(1.0, 10.0, 2.0),
+            SpendGroup::new(3.0, 25.0, 1.0),
+            SpendGroup::new(7.0, 4.5, 3.0),
+        ];
         let p = [2.0, 3.0, 12.0];
         let mut g = [0.0; 3];
         log_likelihood_and_gradient(&groups, p[0], p[1], p[2], &mut g);

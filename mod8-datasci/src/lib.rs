@@ -31,7 +31,7 @@ pub use insights::{InsightsGenerator, SegmentReport, SegmentStats};
 pub use ml::{MLModelManager, Prediction, PredictionValue};
 pub use profile::{
     heuristic_churn, AnalyticsEngine, CustomerValueModel, EngagementWeights, HeuristicModel,
-    ProbabilisticModel, UserProfile,
+    ProbabilisticModel, UserProfile, ValueAssessment,
 };
 pub use recommend::{
     Product, Recommendation, RecommendationConfig, RecommendationEngine, RecommendationReason,

@@ -32,6 +32,31 @@ pub trait CustomerValueModel: Send + Sync {
 
     /// Expected day of the next purchase, `None` when the model has no basis for one.
     fn next_purchase(&self, user: &UserActivity, as_of: NaiveDate) -> Option<NaiveDate>;
+
+    /// All three at once. The default calls the three methods; a model overrides it to share
+    /// work between them, and must return the same numbers.
+    ///
+    /// # Errors
+    ///
+    /// As [`CustomerValueModel::lifetime_value`].
+    fn assess(&self, user: &UserActivity, as_of: NaiveDate) -> Result<ValueAssessment> {
+        Ok(ValueAssessment {
+            churn_risk: self.churn_risk(user, as_of),
+            lifetime_value: self.lifetime_value(user, as_of)?,
+            next_purchase: self.next_purchase(user, as_of),
+        })
+    }
+}
+
+/// What a [`CustomerValueModel`] says about one customer.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct ValueAssessment {
+    /// Probability in [0, 1] that the customer has churned.
+    pub churn_risk: f64,
+    /// Expected value over the model's horizon.
+    pub lifetime_value: f64,
+    /// Expected next purchase day.
+    pub next_purchase: Option<NaiveDate>,
 }
 
 impl<T: CustomerValueModel + ?Sized> CustomerValueModel for Arc<T> {
@@ -46,6 +71,9 @@ impl<T: CustomerValueModel + ?Sized> CustomerValueModel for Arc<T> {
     }
     fn next_purchase(&self, user: &UserActivity, as_of: NaiveDate) -> Option<NaiveDate> {
         (**self).next_purchase(user, as_of)
+    }
+    fn assess(&self, user: &UserActivity, as_of: NaiveDate) -> Result<ValueAssessment> {
+        (**self).assess(user, as_of)
     }
 }
 
@@ -79,6 +107,23 @@ impl Default for HeuristicModel {
     }
 }
 
+impl HeuristicModel {
+    fn value_given_churn(&self, user: &UserActivity, as_of: NaiveDate, churn_risk: f64) -> f64 {
+        let stats = &user.purchases;
+        let Some(first) = stats.first else {
+            return 0.0;
+        };
+        let window = (days_between(first, as_of) as f64).max(self.min_window_days);
+        let rate = stats.count as f64 / window;
+        let value = rate * self.horizon_days * stats.average_amount() * (1.0 - churn_risk);
+        if value.is_finite() {
+            value.max(0.0)
+        } else {
+            0.0
+        }
+    }
+}
+
 impl CustomerValueModel for HeuristicModel {
     fn name(&self) -> &'static str {
         "heuristic"
@@ -93,20 +138,15 @@ impl CustomerValueModel for HeuristicModel {
     }
 
     fn lifetime_value(&self, user: &UserActivity, as_of: NaiveDate) -> Result<f64> {
-        let stats = &user.purchases;
-        let Some(first) = stats.first else {
-            return Ok(0.0);
-        };
-        let window = (days_between(first, as_of) as f64).max(self.min_window_days);
-        let rate = stats.count as f64 / window;
-        let value = rate
-            * self.horizon_days
-            * stats.average_amount()
-            * (1.0 - self.churn_risk(user, as_of));
-        Ok(if value.is_finite() {
-            value.max(0.0)
-        } else {
-            0.0
+        Ok(self.value_given_churn(user, as_of, self.churn_risk(user, as_of)))
+    }
+
+    fn assess(&self, user: &UserActivity, as_of: NaiveDate) -> Result<ValueAssessment> {
+        let churn_risk = self.churn_risk(user, as_of);
+        Ok(ValueAssessment {
+            churn_risk,
+            lifetime_value: self.value_given_churn(user, as_of, churn_risk),
+            next_purchase: self.next_purchase(user, as_of),
         })
     }
 

@@ -110,6 +110,8 @@ pub struct RecommendationEngine {
     neighbours: Vec<Vec<(u32, f32)>>,
     /// Trending score per product, max 1.
     trending: Vec<f64>,
+    /// Products by trending score, best first (ties by catalogue order).
+    trending_order: Vec<u32>,
     /// Price percentile per product in [0, 1].
     price_rank: Vec<f64>,
     /// Category id per product.
@@ -199,6 +201,12 @@ impl RecommendationEngine {
                 *t /= max_trend;
             }
         }
+        let mut trending_order: Vec<u32> = (0..n as u32).collect();
+        trending_order.sort_by(|&a, &b| {
+            trending[b as usize]
+                .total_cmp(&trending[a as usize])
+                .then(a.cmp(&b))
+        });
         let mut by_price: Vec<u32> = (0..n as u32).collect();
         by_price.sort_by(|&a, &b| {
             catalog[a as usize]
@@ -218,6 +226,7 @@ impl RecommendationEngine {
             index,
             neighbours,
             trending,
+            trending_order,
             price_rank,
             category,
             categories: category_ids.len(),
@@ -248,16 +257,10 @@ impl RecommendationEngine {
 
     /// Trending products, best first, scores in [0, 1].
     pub fn trending(&self, limit: usize) -> Vec<Recommendation> {
-        let mut order: Vec<u32> = (0..self.products.len() as u32).collect();
-        order.sort_by(|&a, &b| {
-            self.trending[b as usize]
-                .total_cmp(&self.trending[a as usize])
-                .then(a.cmp(&b))
-        });
-        order
-            .into_iter()
+        self.trending_order
+            .iter()
             .take(limit)
-            .map(|i| Recommendation {
+            .map(|&i| Recommendation {
                 product_id: self.products[i as usize].id.clone(),
                 score: self.trending[i as usize],
                 reason: RecommendationReason::Trending,
@@ -293,12 +296,12 @@ impl RecommendationEngine {
             }
         }
         if !any {
-            return self
-                .trending(n)
-                .into_iter()
-                .filter(|r| r.score > 0.0)
-                .take(limit)
-                .collect();
+            let with_sales = self
+                .trending_order
+                .iter()
+                .take_while(|&&i| self.trending[i as usize] > 0.0)
+                .count();
+            return self.trending(limit.min(with_sales));
         }
         let max_cf = cf
             .iter()

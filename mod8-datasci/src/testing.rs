@@ -118,6 +118,37 @@ pub fn case_next_purchase_after_last(model: &dyn CustomerValueModel) {
     }
 }
 
+/// `assess` returns exactly what the three separate methods return.
+pub fn case_assess_matches_parts(model: &dyn CustomerValueModel) {
+    let as_of = day(300);
+    for u in [
+        UserActivity::default(),
+        buyer(1, 10, 10, 20.0),
+        buyer(7, 0, 290, 700.0),
+        buyer(3, 5, 60, 90.0),
+    ] {
+        let a = model.assess(&u, as_of).expect("assess");
+        assert_eq!(
+            a.churn_risk,
+            model.churn_risk(&u, as_of),
+            "{}",
+            model.name()
+        );
+        assert_eq!(
+            a.lifetime_value,
+            model.lifetime_value(&u, as_of).expect("ltv"),
+            "{}",
+            model.name()
+        );
+        assert_eq!(
+            a.next_purchase,
+            model.next_purchase(&u, as_of),
+            "{}",
+            model.name()
+        );
+    }
+}
+
 /// Emits one `#[test]` per conformance case, in a module named `$name`, for the model `$setup`.
 #[macro_export]
 macro_rules! conformance_tests {
@@ -126,7 +157,8 @@ macro_rules! conformance_tests {
             #[allow(unused_imports)]
             use super::*;
             $crate::conformance_tests!(@case $setup; case_outputs_in_range, case_no_purchases,
-                case_lapsed_buyer_is_riskier, case_value_scales_with_spend, case_next_purchase_after_last);
+                case_lapsed_buyer_is_riskier, case_value_scales_with_spend, case_next_purchase_after_last,
+                case_assess_matches_parts);
         }
     };
     (@case $setup:expr; $($case:ident),*) => {

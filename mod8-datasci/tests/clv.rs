@@ -156,3 +156,54 @@ fn csv_pipeline_and_holdout() {
         );
     }
 }
+
+/// The full CDNOW base (23,570 customers) as lifetimes summarised it, in weeks.
+fn cdnow_full() -> Vec<Rfm> {
+    include_str!("data/cdnow_full_summary.csv")
+        .lines()
+        .skip(1)
+        .map(|line| {
+            let f: Vec<&str> = line.split(',').collect();
+            let days = |s: &str| s.parse::<f64>().unwrap() / 7.0;
+            Rfm::new(
+                f[0].parse().unwrap(),
+                days(f[1]),
+                days(f[2]),
+                f[3].parse().unwrap(),
+            )
+            .unwrap()
+        })
+        .collect()
+}
+
+#[test]
+fn full_cdnow_fit_matches_lifetimes() {
+    let data = cdnow_full();
+    assert_eq!(data.len(), 23_570);
+    let fit = ClvFit::fit_points(&data).unwrap();
+    let bg = fit.bgnbd.params;
+    let reference = [
+        0.25162401142410373,
+        4.78894517032702,
+        0.7234330357287728,
+        2.1610869813722062,
+    ];
+    for (ours, theirs) in [bg.r, bg.alpha, bg.a, bg.b].into_iter().zip(reference) {
+        assert!(
+            rel(ours, theirs) < 1e-4,
+            "{bg:?} vs lifetimes {reference:?}"
+        );
+    }
+    assert!((fit.bgnbd.log_likelihood - -95368.44393316093).abs() < 1e-2);
+    assert_eq!(fit.gamma_gamma.customers, 9_450);
+    assert_eq!(fit.gamma_gamma.excluded_non_positive_spend, 1);
+    assert_eq!(fit.warnings().len(), 1);
+    let gg = fit.gamma_gamma.params;
+    let reference = [6.275358592842394, 3.6244502103901337, 14.983688961931101];
+    for (ours, theirs) in [gg.p, gg.q, gg.gamma].into_iter().zip(reference) {
+        assert!(
+            rel(ours, theirs) < 1e-4,
+            "{gg:?} vs lifetimes {reference:?}"
+        );
+    }
+}
