@@ -316,35 +316,38 @@ pub async fn case_cache_typed_roundtrip(cache: &Cache) {
 /// 100 concurrent misses on one key run the loader once; every caller gets the value.
 pub async fn case_stampede_single_load(cache: &Cache) {
     let loads = Arc::new(AtomicUsize::new(0));
-    let gate = Arc::new(tokio::sync::Notify::new());
-    let before = cache.stats().loads;
+    // A release flag rather than a one-shot notification: an extra load must fail the
+    // assertion below, not hang the test.
+    let (release, released) = tokio::sync::watch::channel(false);
+    let before = cache.stats();
     let mut tasks = Vec::new();
     for _ in 0..100 {
-        let (cache, loads, gate) = (cache.clone(), loads.clone(), gate.clone());
+        let (cache, loads, mut released) = (cache.clone(), loads.clone(), released.clone());
         tasks.push(tokio::spawn(async move {
             cache
                 .get_or_load("stampede", &long(), || async move {
                     loads.fetch_add(1, SeqCst);
                     // Hold the load open until the test releases it, so every caller misses.
-                    gate.notified().await;
+                    let _ = released.wait_for(|r| *r).await;
                     Ok::<_, std::io::Error>(4242u64)
                 })
                 .await
         }));
     }
-    // Wait (without a timing assumption) until the leader is inside its loader.
-    while loads.load(SeqCst) == 0 {
+    // Wait, without a timing assumption, until all 100 callers have missed: each joins the
+    // flight right after its miss, without yielding.
+    while cache.stats().misses < before.misses + 100 {
         tokio::task::yield_now().await;
     }
     for _ in 0..20 {
         tokio::task::yield_now().await;
     }
-    gate.notify_one();
+    release.send(true).expect("release");
     for task in tasks {
         assert_eq!(task.await.expect("join").expect("load"), 4242);
     }
     assert_eq!(loads.load(SeqCst), 1, "loader ran more than once");
-    assert_eq!(cache.stats().loads - before, 1);
+    assert_eq!(cache.stats().loads - before.loads, 1);
 }
 
 /// A miss on another key, and a hit on the same key, never wait for a running loader.

@@ -280,3 +280,119 @@ async fn connect_picks_the_backend_by_url() {
         "memory"
     );
 }
+
+/// A TCP proxy in front of the real Redis that the test can take down and bring back, to play
+/// "Redis is down" without touching the shared server.
+struct Proxy {
+    port: u16,
+    target: String,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Proxy {
+    async fn start(target: String) -> Proxy {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let mut proxy = Proxy {
+            port,
+            target,
+            task: None,
+        };
+        proxy.serve(listener);
+        proxy
+    }
+
+    fn serve(&mut self, listener: tokio::net::TcpListener) {
+        let target = self.target.clone();
+        self.task = Some(tokio::spawn(async move {
+            let mut conns = tokio::task::JoinSet::new();
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                let target = target.clone();
+                conns.spawn(async move {
+                    if let Ok(mut outbound) = tokio::net::TcpStream::connect(target).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+            }
+        }));
+    }
+
+    /// Closes the listener and every proxied connection (the JoinSet aborts on drop).
+    async fn down(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+            let _ = task.await;
+        }
+    }
+
+    async fn up(&mut self) {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", self.port))
+            .await
+            .unwrap();
+        self.serve(listener);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_down_fails_open_and_redis_back_is_picked_up_alone() {
+    let Some(url) = mod8_testkit::service_url(mod8_testkit::REDIS, "cache: redis down and back")
+    else {
+        return;
+    };
+    let target = url
+        .trim_start_matches("redis://")
+        .split('/')
+        .next()
+        .unwrap()
+        .rsplit('@')
+        .next()
+        .unwrap()
+        .to_string();
+    let mut proxy = Proxy::start(target).await;
+    let config = RedisConfig::new(format!("redis://127.0.0.1:{}/", proxy.port))
+        .with_prefix(mod8_testkit::unique_name("mod8test:cache"))
+        .with_command_timeout(Duration::from_millis(300));
+    let store = RedisStore::connect(config).await.unwrap();
+    let cache = Cache::new(store.clone());
+    let options = EntryOptions::ttl(Duration::from_secs(60));
+    cache.set("k", &1u32, &options).await.unwrap();
+    assert_eq!(cache.get::<u32>("k").await.unwrap(), Some(1));
+
+    proxy.down().await;
+    // Every call still answers, from the loader; none is an error.
+    for i in 0..20u32 {
+        let v = cache
+            .get_or_load(
+                "k",
+                &options,
+                || async move { Ok::<_, Infallible>(100 + i) },
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            v,
+            100 + i,
+            "expected the loader's value while Redis is down"
+        );
+        assert_eq!(cache.get::<u32>("k").await.unwrap(), None);
+    }
+    assert!(cache.stats().backend_errors > 0);
+
+    proxy.up().await;
+    let mut back = false;
+    for _ in 0..200 {
+        if let Ok(Some(_)) = store.get("k").await {
+            back = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(back, "the store did not reconnect when Redis came back");
+    assert_eq!(
+        cache.get::<u32>("k").await.unwrap(),
+        Some(1),
+        "value from before the outage"
+    );
+    store.clear().await.unwrap();
+    proxy.down().await;
+}
