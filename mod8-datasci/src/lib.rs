@@ -20,6 +20,9 @@ pub mod special;
 pub mod testing;
 mod transactions;
 
+/// Re-exported so callers can build inputs without depending on chrono themselves.
+pub use chrono::NaiveDate;
+
 pub use bgnbd::{BgNbd, BgNbdFit};
 pub use clv::{
     evaluate_holdout, write_predictions_csv, BgNbdReport, ClvFit, ClvModel, ClvOptions,

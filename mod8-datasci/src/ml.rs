@@ -22,6 +22,27 @@ pub enum PredictionValue {
     Products(Vec<Recommendation>),
 }
 
+impl std::fmt::Display for PredictionValue {
+    /// `0.123`, `123.45`, `2024-07-01` / `none`, or `p1 (0.92), p2 (0.80)`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PredictionValue::Probability(p) => write!(f, "{p:.3}"),
+            PredictionValue::Amount(a) => write!(f, "{a:.2}"),
+            PredictionValue::Date(Some(d)) => write!(f, "{d}"),
+            PredictionValue::Date(None) => f.write_str("none"),
+            PredictionValue::Products(list) => {
+                for (i, r) in list.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str(", ")?;
+                    }
+                    write!(f, "{} ({:.2})", r.product_id, r.score)?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
 /// A prediction with its confidence.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Prediction {
