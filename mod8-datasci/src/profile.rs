@@ -234,10 +234,36 @@ impl CustomerValueModel for ProbabilisticModel {
 
     fn next_purchase(&self, user: &UserActivity, as_of: NaiveDate) -> Option<NaiveDate> {
         let rfm = Self::rfm(user, as_of)?;
-        if self.model.bgnbd.p_alive(&rfm) < 0.5 {
+        self.next_purchase_of(&rfm, self.model.bgnbd.p_alive(&rfm), as_of)
+    }
+
+    fn assess(&self, user: &UserActivity, as_of: NaiveDate) -> Result<ValueAssessment> {
+        let Some(rfm) = Self::rfm(user, as_of) else {
+            return Ok(ValueAssessment {
+                churn_risk: HeuristicModel::default().churn_risk(user, as_of),
+                lifetime_value: 0.0,
+                next_purchase: None,
+            });
+        };
+        let p_alive = self.model.bgnbd.p_alive(&rfm);
+        Ok(ValueAssessment {
+            churn_risk: if rfm.frequency > 0 {
+                (1.0 - p_alive).clamp(0.0, 1.0)
+            } else {
+                HeuristicModel::default().churn_risk(user, as_of)
+            },
+            lifetime_value: self.model.clv(&rfm, &self.options)?,
+            next_purchase: self.next_purchase_of(&rfm, p_alive, as_of),
+        })
+    }
+}
+
+impl ProbabilisticModel {
+    fn next_purchase_of(&self, rfm: &Rfm, p_alive: f64, as_of: NaiveDate) -> Option<NaiveDate> {
+        if p_alive < 0.5 {
             return None;
         }
-        let weeks = 1.0 / self.model.bgnbd.expected_rate(&rfm);
+        let weeks = 1.0 / self.model.bgnbd.expected_rate(rfm);
         let days = (weeks * DAYS_PER_WEEK).round();
         if !(0.0..36_500.0).contains(&days) {
             return None;
