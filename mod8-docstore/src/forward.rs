@@ -8,8 +8,9 @@ use bson::oid::ObjectId;
 use futures::stream::BoxStream;
 
 use crate::model::{
-    BulkInsertResult, CategoryPurchases, CohortMetrics, Event, EventFilter, EventTypeCount,
-    GeoPoint, MetricsUpdate, NearbyEvent, Subscription, TimeWindow, UserActivity, UserProfile,
+    AnalyticsSnapshot, BulkInsertResult, CategoryPurchases, CohortMetrics, Event, EventFilter,
+    EventTypeCount, GeoPoint, MetricsUpdate, NearbyEvent, Subscription, TimeWindow, UserActivity,
+    UserProfile,
 };
 use crate::setup::{LogEntry, SetupOptions, SetupReport};
 use crate::{DataProcessing, DocStore, EventStore, ProfileStore, Result};
@@ -94,6 +95,16 @@ macro_rules! forward {
                 batch_size: usize,
             ) -> Result<BoxStream<'static, Result<Vec<Event>>>> {
                 (**self).export_events(filter, batch_size).await
+            }
+            async fn save_analytics(
+                &self,
+                name: &str,
+                result: serde_json::Value,
+            ) -> Result<ObjectId> {
+                (**self).save_analytics(name, result).await
+            }
+            async fn latest_analytics(&self, name: &str) -> Result<Option<AnalyticsSnapshot>> {
+                (**self).latest_analytics(name).await
             }
         }
 

@@ -23,10 +23,10 @@ pub use crate::error::{Error, Result};
 pub use crate::export::export_ndjson;
 pub use crate::memory::MemoryDocStore;
 pub use crate::model::{
-    BulkFailure, BulkInsertResult, CategoryPurchases, CohortMetrics, Event, EventFilter,
-    EventMetadata, EventTypeCount, ExpertiseLevel, Geo, GeoPoint, MetricsUpdate, NearbyEvent,
-    ProfileDetails, ProfileMetrics, SessionInfo, Subscription, SubscriptionStatus, TimeWindow,
-    UserActivity, UserProfile, PURCHASE,
+    AnalyticsSnapshot, BulkFailure, BulkInsertResult, CategoryPurchases, CohortMetrics, Event,
+    EventFilter, EventMetadata, EventTypeCount, ExpertiseLevel, Geo, GeoPoint, MetricsUpdate,
+    NearbyEvent, ProfileDetails, ProfileMetrics, SessionInfo, Subscription, SubscriptionStatus,
+    TimeWindow, UserActivity, UserProfile, PURCHASE,
 };
 #[cfg(feature = "mongodb")]
 pub use crate::mongodb::MongoDocStore;
@@ -111,6 +111,13 @@ pub trait DataProcessing: Send + Sync {
         filter: EventFilter,
         batch_size: usize,
     ) -> Result<BoxStream<'static, Result<Vec<Event>>>>;
+
+    /// Stores an aggregated result under `name` in the `analytics` collection and returns its
+    /// id. [`Error::Validation`] for a name or keys that would become operators.
+    async fn save_analytics(&self, name: &str, result: serde_json::Value) -> Result<ObjectId>;
+
+    /// The newest result stored under `name`, if any.
+    async fn latest_analytics(&self, name: &str) -> Result<Option<AnalyticsSnapshot>>;
 }
 
 /// A whole document store: profiles, events, processing, expiring logs and the setup that

@@ -17,9 +17,9 @@ use futures::stream::{self, BoxStream, StreamExt};
 use tokio::sync::RwLock;
 
 use crate::model::{
-    BulkFailure, BulkInsertResult, CategoryPurchases, CohortMetrics, Event, EventFilter,
-    EventTypeCount, GeoPoint, MetricsUpdate, NearbyEvent, Subscription, TimeWindow, UserActivity,
-    UserProfile, PURCHASE,
+    AnalyticsSnapshot, BulkFailure, BulkInsertResult, CategoryPurchases, CohortMetrics, Event,
+    EventFilter, EventTypeCount, GeoPoint, MetricsUpdate, NearbyEvent, Subscription, TimeWindow,
+    UserActivity, UserProfile, PURCHASE,
 };
 use crate::setup::{self, LogEntry, SetupOptions, SetupOutcome, SetupReport};
 use crate::{validate, DataProcessing, DocStore, Error, EventStore, ProfileStore, Result};
@@ -57,6 +57,7 @@ struct Inner {
     by_user_id: HashMap<String, usize>,
     events: Vec<Event>,
     logs: VecDeque<LogEntry>,
+    analytics: Vec<AnalyticsSnapshot>,
     /// The log retention applied by the last setup (`None` before the first setup).
     applied_retention: Option<Duration>,
 }
@@ -87,10 +88,13 @@ impl Inner {
                 profile.user_id
             )));
         }
-        let id = *profile.id.get_or_insert_with(ObjectId::new);
-        if self.profiles.iter().any(|p| p.id == Some(id)) {
-            return Err(Error::conflict(format!("_id {id} exists")));
+        // A fresh ObjectId is unique by construction; only a caller-chosen id needs a check.
+        if let Some(given) = profile.id {
+            if self.profiles.iter().any(|p| p.id == Some(given)) {
+                return Err(Error::conflict(format!("_id {given} exists")));
+            }
         }
+        let id = *profile.id.get_or_insert_with(ObjectId::new);
         let at = self.profiles.len();
         self.by_username.insert(profile.username.clone(), at);
         self.by_email.insert(profile.email.clone(), at);
@@ -390,6 +394,28 @@ impl DataProcessing for MemoryDocStore {
             })
             .boxed())
     }
+
+    async fn save_analytics(&self, name: &str, result: serde_json::Value) -> Result<ObjectId> {
+        let snapshot = validate::snapshot(name, result)?;
+        let id = snapshot.id.unwrap_or_else(ObjectId::new);
+        self.inner.write().await.analytics.push(snapshot);
+        Ok(id)
+    }
+
+    async fn latest_analytics(&self, name: &str) -> Result<Option<AnalyticsSnapshot>> {
+        validate::check_name("name", name)?;
+        let inner = self.inner.read().await;
+        Ok(inner
+            .analytics
+            .iter()
+            .filter(|a| a.name == name)
+            .max_by(|a, b| {
+                a.computed_at
+                    .cmp(&b.computed_at)
+                    .then_with(|| a.id.cmp(&b.id))
+            })
+            .cloned())
+    }
 }
 
 pub(crate) fn check_filter(filter: &EventFilter) -> Result<()> {
@@ -422,6 +448,7 @@ impl DocStore for MemoryDocStore {
             report.push(setup::validator_target(c), fresh.clone());
         }
         report.push(setup::collection_target(setup::LOGS), fresh.clone());
+        report.push(setup::collection_target(setup::ANALYTICS), fresh.clone());
         for (c, i) in [
             (setup::PROFILES, setup::IDX_USERNAME),
             (setup::PROFILES, setup::IDX_EMAIL),
@@ -439,6 +466,10 @@ impl DocStore for MemoryDocStore {
             Some(_) => SetupOutcome::Updated,
         };
         report.push(setup::index_target(setup::LOGS, setup::IDX_LOG_TTL), ttl);
+        report.push(
+            setup::index_target(setup::ANALYTICS, setup::IDX_ANALYTICS),
+            fresh,
+        );
         inner.applied_retention = Some(options.log_retention);
         Ok(report)
     }

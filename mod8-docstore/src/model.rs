@@ -456,6 +456,21 @@ pub struct CohortMetrics {
     pub events_per_user: f64,
 }
 
+/// A stored analytics result (the `analytics` collection): a named JSON document, newest wins.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AnalyticsSnapshot {
+    /// The store's id.
+    #[serde(rename = "_id", default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<ObjectId>,
+    /// What it is (`event_distribution/daily`, ...).
+    pub name: String,
+    /// When it was computed.
+    #[serde(with = "timestamp", default = "now")]
+    pub computed_at: DateTime<Utc>,
+    /// The result. Keys must not start with `$` or contain `.`.
+    pub result: serde_json::Value,
+}
+
 /// The outcome of a bulk insert: the rest lands even when some documents fail.
 #[derive(Debug, Default)]
 pub struct BulkInsertResult {

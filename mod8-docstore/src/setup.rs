@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 pub(crate) const EVENTS: &str = "events";
 pub(crate) const PROFILES: &str = "user_profiles";
 pub(crate) const LOGS: &str = "logs";
+pub(crate) const ANALYTICS: &str = "analytics";
 
 /// Index names, shared by every backend so reports read alike.
 pub(crate) const IDX_USERNAME: &str = "username_unique";
@@ -20,6 +21,7 @@ pub(crate) const IDX_USER_TIME: &str = "user_id_timestamp";
 pub(crate) const IDX_TIME: &str = "timestamp";
 pub(crate) const IDX_GEO: &str = "geo_location_2dsphere";
 pub(crate) const IDX_LOG_TTL: &str = "created_at_ttl";
+pub(crate) const IDX_ANALYTICS: &str = "name_computed_at";
 
 /// What [`crate::DocStore::setup`] should do.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -141,6 +141,7 @@ macro_rules! conformance_tests {
             case_setup_is_idempotent,
             case_setup_applies_changed_retention,
             case_logs_expire,
+            case_analytics_snapshots,
         );
     };
     (@cases $setup:expr; $($case:ident),* $(,)?) => {
@@ -637,7 +638,7 @@ pub async fn case_setup_is_idempotent(store: &dyn DocStore, caps: &Capabilities)
         !report.changed(),
         "second setup changed something: {report:?}"
     );
-    assert_eq!(report.steps.len(), 13, "{report:?}");
+    assert_eq!(report.steps.len(), 15, "{report:?}");
     for step in report.unsupported() {
         let allowed = (step.target.ends_with("validator") && !caps.validators)
             || (step.target.contains("ttl") && !caps.ttl_indexes)
@@ -696,4 +697,34 @@ pub async fn case_logs_expire(store: &dyn DocStore, _caps: &Capabilities) {
         .unwrap_err()
         .field()
         .is_some());
+}
+
+/// Aggregated results are stored by name; the newest is returned.
+pub async fn case_analytics_snapshots(store: &dyn DocStore, _caps: &Capabilities) {
+    assert!(store.latest_analytics("daily").await.unwrap().is_none());
+    store
+        .save_analytics("daily", serde_json::json!({"views": 1}))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let id = store
+        .save_analytics(
+            "daily",
+            serde_json::json!({"views": 2, "by_type": [{"t": "a"}]}),
+        )
+        .await
+        .unwrap();
+    store
+        .save_analytics("weekly", serde_json::json!({"views": 9}))
+        .await
+        .unwrap();
+    let latest = store.latest_analytics("daily").await.unwrap().unwrap();
+    assert_eq!(latest.id, Some(id));
+    assert_eq!(latest.result["views"], 2);
+    assert_eq!(latest.result["by_type"][0]["t"], "a");
+    let err = store
+        .save_analytics("daily", serde_json::json!({"$set": 1}))
+        .await
+        .unwrap_err();
+    assert_eq!(err.field(), Some("result.$set"));
 }

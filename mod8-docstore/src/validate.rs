@@ -147,6 +147,21 @@ pub(crate) fn profile(mut p: UserProfile) -> Result<UserProfile> {
     Ok(p)
 }
 
+/// Checks a snapshot to store in `analytics`.
+pub(crate) fn snapshot(
+    name: &str,
+    result: serde_json::Value,
+) -> Result<crate::model::AnalyticsSnapshot> {
+    check_name("name", name)?;
+    check_json("result", &result)?;
+    Ok(crate::model::AnalyticsSnapshot {
+        id: Some(bson::oid::ObjectId::new()),
+        name: name.to_owned(),
+        computed_at: crate::model::now(),
+        result,
+    })
+}
+
 pub(crate) fn subscription(mut s: Subscription) -> Result<Subscription> {
     check_name("subscriptions.plan", &s.plan)?;
     s.started_at = truncate_to_millis(s.started_at);

@@ -143,6 +143,12 @@ pub(crate) fn indexes(log_retention_secs: i64) -> Vec<IndexSpec> {
             doc! { "created_at": 1 },
             doc! { "expireAfterSeconds": log_retention_secs },
         ),
+        spec(
+            setup::ANALYTICS,
+            setup::IDX_ANALYTICS,
+            doc! { "name": 1, "computed_at": -1 },
+            doc! {},
+        ),
     ]
 }
 
@@ -472,7 +478,7 @@ mod tests {
     #[test]
     fn setup_commands() {
         let idx = indexes(3600);
-        assert_eq!(idx.len(), 8);
+        assert_eq!(idx.len(), 9);
         assert_eq!(
             create_index(&idx[0]),
             doc! { "createIndexes": "user_profiles", "indexes": [

@@ -29,9 +29,9 @@ use mongodb::{Client, Collection, Database};
 use self::commands::Grouped;
 use self::error_map::{map, BACKEND};
 use crate::model::{
-    purchases_from_sums, BulkFailure, BulkInsertResult, CategoryPurchases, CohortMetrics, Event,
-    EventFilter, EventTypeCount, GeoPoint, MetricsUpdate, NearbyEvent, Subscription, TimeWindow,
-    UserActivity, UserProfile,
+    purchases_from_sums, AnalyticsSnapshot, BulkFailure, BulkInsertResult, CategoryPurchases,
+    CohortMetrics, Event, EventFilter, EventTypeCount, GeoPoint, MetricsUpdate, NearbyEvent,
+    Subscription, TimeWindow, UserActivity, UserProfile,
 };
 use crate::setup::{self, LogEntry, SetupOptions, SetupOutcome, SetupReport};
 use crate::{validate, DataProcessing, DocStore, Error, EventStore, ProfileStore, Result};
@@ -43,6 +43,7 @@ pub struct MongoDocStore {
     events: Collection<Event>,
     profiles: Collection<UserProfile>,
     logs: Collection<LogEntry>,
+    analytics: Collection<AnalyticsSnapshot>,
     /// One accumulator per `$group` (FerretDB 1.x; see the module docs).
     split_groups: bool,
     log_retention: Arc<RwLock<Duration>>,
@@ -78,6 +79,7 @@ impl MongoDocStore {
             events: db.collection(setup::EVENTS),
             profiles: db.collection(setup::PROFILES),
             logs: db.collection(setup::LOGS),
+            analytics: db.collection(setup::ANALYTICS),
             db,
             split_groups,
             log_retention: Arc::new(RwLock::new(SetupOptions::default().log_retention)),
@@ -723,6 +725,25 @@ impl DataProcessing for MongoDocStore {
             .map(|chunk| chunk.into_iter().collect::<Result<Vec<Event>>>())
             .boxed())
     }
+
+    async fn save_analytics(&self, name: &str, result: serde_json::Value) -> Result<ObjectId> {
+        let snapshot = validate::snapshot(name, result)?;
+        let id = snapshot.id.unwrap_or_else(ObjectId::new);
+        self.analytics
+            .insert_one(&snapshot)
+            .await
+            .map_err(|e| map(e, "save analytics"))?;
+        Ok(id)
+    }
+
+    async fn latest_analytics(&self, name: &str) -> Result<Option<AnalyticsSnapshot>> {
+        validate::check_name("name", name)?;
+        self.analytics
+            .find_one(doc! { "name": name })
+            .sort(doc! { "computed_at": -1, "_id": -1 })
+            .await
+            .map_err(|e| map(e, "latest analytics"))
+    }
 }
 
 #[async_trait]
@@ -757,10 +778,17 @@ impl DocStore for MongoDocStore {
             self.setup_collection(name, Some(validator), &existing, options, &mut report)
                 .await?;
         }
-        self.setup_collection(setup::LOGS, None, &existing, options, &mut report)
-            .await?;
+        for name in [setup::LOGS, setup::ANALYTICS] {
+            self.setup_collection(name, None, &existing, options, &mut report)
+                .await?;
+        }
         let mut indexes_by_collection: HashMap<&str, HashMap<String, Document>> = HashMap::new();
-        for c in [setup::PROFILES, setup::EVENTS, setup::LOGS] {
+        for c in [
+            setup::PROFILES,
+            setup::EVENTS,
+            setup::LOGS,
+            setup::ANALYTICS,
+        ] {
             indexes_by_collection.insert(c, self.list_indexes(c).await?);
         }
         for index in commands::indexes(retention_secs) {
