@@ -1,2 +1,140 @@
-//! Criterion benchmarks (filled in below).
-fn main() {}
+//! Criterion benchmarks for mod8-orm, on SQLite (in memory) always and on PostgreSQL when
+//! `MOD8_POSTGRES_URL` is set (in a database created for the run and dropped afterwards).
+//!
+//! - `users_with_location/<backend>/<mode>/<n>`: the eager one-statement load against the naive
+//!   N + 1 loop, for 50 and 1,000 users;
+//! - `lookup/<backend>/get_user`: point lookup by primary key (compare with
+//!   `pgbench -S -M prepared -c 1` on the same server);
+//! - `bulk_insert/<backend>/users`: `create_users` with 100,000 users per iteration.
+#![allow(clippy::unwrap_used)]
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use mod8_orm::testing::{seed_world, TestDb};
+use mod8_orm::{Database, NewUser, PageRequest, User};
+use tokio::runtime::Runtime;
+
+const USERS: usize = 1_000;
+const BULK: usize = 100_000;
+
+fn runtime() -> Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// The databases to measure: SQLite always, PostgreSQL when its URL is set.
+fn backends(rt: &Runtime) -> Vec<(&'static str, TestDb)> {
+    let mut out = vec![("sqlite", rt.block_on(TestDb::sqlite_memory()).unwrap())];
+    if let Ok(url) = std::env::var("MOD8_POSTGRES_URL") {
+        if !url.trim().is_empty() {
+            out.push((
+                "postgres",
+                rt.block_on(TestDb::postgres(url.trim())).unwrap(),
+            ));
+        }
+    } else {
+        eprintln!("skipping PostgreSQL benchmarks: MOD8_POSTGRES_URL not set");
+    }
+    out
+}
+
+/// 1,000 users spread over the seeded cities, each with an address.
+async fn seed_users(db: &dyn Database) -> Vec<User> {
+    let world = seed_world(db).await;
+    let mut users = Vec::with_capacity(USERS);
+    for i in 0..USERS {
+        let city = &world.cities[i % world.cities.len()];
+        let address = db
+            .create_address(mod8_orm::NewAddress {
+                street: format!("Bench street {i}"),
+                postal_code: format!("{:05}", i),
+                city_id: city.id,
+            })
+            .await
+            .unwrap();
+        let mut u = NewUser::new(format!("bench{i}@example.org"), format!("bench{i}"));
+        u.address_id = Some(address.id);
+        u.profile_score = (i % 100) as f64;
+        users.push(db.create_user(u).await.unwrap());
+    }
+    users
+}
+
+fn benches(c: &mut Criterion) {
+    let rt = runtime();
+    let dbs = backends(&rt);
+    for (name, test_db) in &dbs {
+        let db: &dyn Database = &*test_db.db;
+        let users = rt.block_on(seed_users(db));
+
+        let mut group = c.benchmark_group(format!("users_with_location/{name}"));
+        for n in [50_usize, USERS] {
+            group.throughput(Throughput::Elements(n as u64));
+            let page = PageRequest::first(n as u32);
+            group.bench_with_input(BenchmarkId::new("eager", n), &n, |b, _| {
+                b.to_async(&rt)
+                    .iter(|| async { db.users_with_location(page).await.unwrap() })
+            });
+            group.bench_with_input(BenchmarkId::new("n_plus_one", n), &n, |b, _| {
+                b.to_async(&rt).iter(|| async {
+                    let list = db.list_users(page).await.unwrap();
+                    let mut out = Vec::with_capacity(list.items.len());
+                    for u in list.items {
+                        let location = db.location(u.address_id.unwrap()).await.unwrap();
+                        out.push((u, location));
+                    }
+                    out
+                })
+            });
+        }
+        group.finish();
+
+        let mut group = c.benchmark_group(format!("lookup/{name}"));
+        group.throughput(Throughput::Elements(1));
+        let next = AtomicUsize::new(0);
+        group.bench_function("get_user", |b| {
+            b.to_async(&rt).iter(|| async {
+                let i = next.fetch_add(7919, Ordering::Relaxed) % users.len();
+                db.get_user(users[i].id).await.unwrap()
+            })
+        });
+        group.finish();
+
+        let mut group = c.benchmark_group(format!("bulk_insert/{name}"));
+        group.sample_size(10);
+        group.throughput(Throughput::Elements(BULK as u64));
+        let round = AtomicUsize::new(0);
+        group.bench_function("users", |b| {
+            b.to_async(&rt).iter_custom(|iters| {
+                let round = &round;
+                async move {
+                    let mut total = Duration::ZERO;
+                    for _ in 0..iters {
+                        let r = round.fetch_add(1, Ordering::Relaxed);
+                        let batch: Vec<NewUser> = (0..BULK)
+                            .map(|i| {
+                                NewUser::new(format!("b{r}x{i}@example.org"), format!("b{r}x{i}"))
+                            })
+                            .collect();
+                        let start = Instant::now();
+                        let n = db.create_users(batch).await.unwrap();
+                        total += start.elapsed();
+                        assert_eq!(n, BULK as u64);
+                    }
+                    total
+                }
+            })
+        });
+        group.finish();
+    }
+    for (_, test_db) in dbs {
+        rt.block_on(test_db.teardown());
+    }
+}
+
+criterion_group!(orm, benches);
+criterion_main!(orm);

@@ -27,5 +27,11 @@ pub use session::{Dialect, SqlBackend, SqlStore};
 pub use sql::migrate::{migrations, HISTORY_TABLE, POSTGRES_MIGRATIONS, SQLITE_MIGRATIONS};
 pub use sqlite::SqliteStore;
 
+/// Re-exported: the public API uses its date and time types.
+pub use chrono;
+/// Re-exported: outbox payloads are JSON values.
+pub use serde_json;
 /// The sqlx version this crate is built on, re-exported for hosts that reach the pool.
 pub use sqlx;
+/// Re-exported: every id is a UUID.
+pub use uuid;

@@ -1,0 +1,209 @@
+//! The conformance suite over the repository traits (feature `testing`).
+//!
+//! Each `case_*` function takes a freshly migrated, empty [`Database`] and panics when the
+//! backend misbehaves. [`conformance_tests!`](crate::conformance_tests) emits one named
+//! `#[tokio::test]` per case for a backend, given an expression that yields
+//! `Option<TestDb>` (`None` skips, for example when a server URL is unset):
+//!
+//! ```text
+//! mod8_orm::conformance_tests!(mod8_orm::testing::TestDb::sqlite_memory());
+//! ```
+#![allow(clippy::unwrap_used, clippy::float_cmp)]
+
+use futures::future::BoxFuture;
+use futures::FutureExt;
+use uuid::Uuid;
+
+use crate::*;
+
+mod cases;
+mod fixtures;
+
+pub use cases::*;
+pub use fixtures::{seed_world, user_in, World};
+
+/// A database for one test, with what it takes to throw it away afterwards.
+pub struct TestDb {
+    /// The database under test.
+    pub db: DynDatabase,
+    url: String,
+    cleanup: Option<Box<dyn FnOnce() -> BoxFuture<'static, ()> + Send>>,
+}
+
+impl TestDb {
+    /// A fresh in-memory SQLite database.
+    pub async fn sqlite_memory() -> Option<TestDb> {
+        let url = String::from("sqlite::memory:");
+        let db = connect(&url).await.expect("in-memory SQLite");
+        Some(TestDb {
+            db,
+            url,
+            cleanup: None,
+        })
+    }
+
+    /// A fresh SQLite file in a temporary directory (removed afterwards).
+    pub async fn sqlite_file(dir: &std::path::Path) -> Option<TestDb> {
+        let path = dir.join(format!("{}.db", Uuid::new_v4().simple()));
+        let url = format!("sqlite://{}", path.display());
+        let db = connect(&url).await.expect("SQLite file");
+        Some(TestDb {
+            db,
+            url,
+            cleanup: None,
+        })
+    }
+
+    /// A fresh PostgreSQL database created on the server at `admin_url` (the role needs
+    /// `CREATEDB`), dropped again by [`TestDb::teardown`].
+    #[cfg(feature = "postgres")]
+    pub async fn postgres(admin_url: &str) -> Option<TestDb> {
+        use sqlx::Connection;
+        let name = format!("mod8_orm_{}", &Uuid::new_v4().simple().to_string()[..12]);
+        let mut admin = sqlx::PgConnection::connect(admin_url)
+            .await
+            .expect("MOD8_POSTGRES_URL is set but PostgreSQL is not reachable");
+        sqlx::Executor::execute(&mut admin, format!("CREATE DATABASE {name}").as_str())
+            .await
+            .expect("CREATE DATABASE (the role needs CREATEDB)");
+        admin.close().await.ok();
+        let url = replace_database(admin_url, &name);
+        let db = OrmConfig::new(&url)
+            .with_max_connections(4)
+            .connect()
+            .await
+            .expect("connect to the test database");
+        let admin_url = admin_url.to_owned();
+        let closing = db.clone();
+        Some(TestDb {
+            db,
+            url,
+            cleanup: Some(Box::new(move || {
+                async move {
+                    closing.close().await;
+                    if let Ok(mut admin) = sqlx::PgConnection::connect(&admin_url).await {
+                        let _ = sqlx::Executor::execute(
+                            &mut admin,
+                            format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str(),
+                        )
+                        .await;
+                        admin.close().await.ok();
+                    }
+                }
+                .boxed()
+            })),
+        })
+    }
+
+    /// Like [`TestDb::postgres`] with `MOD8_POSTGRES_URL`, or `None` (after one skip line) when
+    /// it is unset; panics when unset and `MOD8_REQUIRE_SERVICES=1`.
+    #[cfg(feature = "postgres")]
+    pub async fn postgres_from_env(suite: &str) -> Option<TestDb> {
+        let var = "MOD8_POSTGRES_URL";
+        match std::env::var(var) {
+            Ok(url) if !url.trim().is_empty() => TestDb::postgres(url.trim()).await,
+            _ if matches!(
+                std::env::var("MOD8_REQUIRE_SERVICES")
+                    .as_deref()
+                    .map(str::trim),
+                Ok("1" | "true" | "yes")
+            ) =>
+            {
+                panic!("{suite}: {var} is not set but MOD8_REQUIRE_SERVICES=1 requires it")
+            }
+            _ => {
+                use std::io::Write;
+                let _ = writeln!(std::io::stderr(), "skipping {suite}: {var} not set");
+                None
+            }
+        }
+    }
+
+    /// The URL of the database under test.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Runs a case, then cleans up whether it passed or panicked.
+    pub async fn run<F>(self, case: F)
+    where
+        F: for<'a> FnOnce(&'a dyn Database) -> BoxFuture<'a, ()>,
+    {
+        let outcome = std::panic::AssertUnwindSafe(case(&*self.db))
+            .catch_unwind()
+            .await;
+        self.teardown().await;
+        if let Err(panic) = outcome {
+            std::panic::resume_unwind(panic);
+        }
+    }
+
+    /// Closes the database and drops it when it was created for the test.
+    pub async fn teardown(self) {
+        match self.cleanup {
+            Some(cleanup) => cleanup().await,
+            None => self.db.close().await,
+        }
+    }
+}
+
+/// `url` with its database name replaced by `name`.
+#[cfg(feature = "postgres")]
+pub fn replace_database(url: &str, name: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (url, None),
+    };
+    let scheme_end = base.find("://").map(|i| i + 3).unwrap_or(0);
+    let path_start = base[scheme_end..]
+        .find('/')
+        .map(|i| scheme_end + i)
+        .unwrap_or(base.len());
+    let mut out = format!("{}/{name}", &base[..path_start]);
+    if let Some(q) = query {
+        out.push('?');
+        out.push_str(q);
+    }
+    out
+}
+
+/// Emits one `#[tokio::test]` per conformance case, each on a database from `$setup`
+/// (an expression of type `impl Future<Output = Option<TestDb>>`).
+#[macro_export]
+macro_rules! conformance_tests {
+    ($setup:expr) => {
+        $crate::conformance_tests!(@cases $setup;
+            case_user_crud,
+            case_validation_before_database,
+            case_conflicts_name_the_field,
+            case_missing_rows_are_not_found,
+            case_pagination,
+            case_users_by_location,
+            case_eager_location_is_one_statement,
+            case_user_stats,
+            case_activity_ranking,
+            case_user_with_address_is_atomic,
+            case_unit_of_work,
+            case_nested_unit_of_work,
+            case_countries_and_stats,
+            case_orders,
+            case_order_rolls_back_on_failure,
+            case_analytics,
+            case_injection_strings_stored_literally,
+            case_bulk_insert,
+            case_outbox,
+            case_timestamps_round_trip
+        );
+    };
+    (@cases $setup:expr; $($case:ident),* $(,)?) => {
+        $(
+            #[tokio::test]
+            async fn $case() {
+                let Some(test_db) = $setup.await else { return };
+                test_db
+                    .run(|db| ::std::boxed::Box::pin($crate::testing::$case(db)))
+                    .await;
+            }
+        )*
+    };
+}
