@@ -98,7 +98,7 @@ impl Live {
     }
 }
 
-#[derive(Clone)]
+#[derive(Clone, PartialEq)]
 enum Declaration {
     Exchange(ExchangeSpec),
     Queue(QueueSpec),
@@ -409,7 +409,9 @@ impl AmqpBroker {
         declare_on(&channel, &declaration).await?;
         let _ = channel.close(200, "declared".into()).await;
         if let Ok(mut d) = self.inner.declared.lock() {
-            d.push(declaration);
+            if !d.contains(&declaration) {
+                d.push(declaration);
+            }
         }
         Ok(())
     }

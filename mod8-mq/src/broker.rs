@@ -278,6 +278,17 @@ pub trait BrokerExt: Broker {
         self.queue_depth(&dlq).await
     }
 
+    /// Takes one message from `queue`, waiting up to `wait`; `None` when none arrived. Settle
+    /// it with [`Delivery::ack`] or [`Delivery::requeue`]. Meant for inspection (for example
+    /// reading the dead-letter queue), not for throughput.
+    async fn receive(&self, queue: &str, wait: std::time::Duration) -> Result<Option<Delivery>> {
+        let mut stream = self.subscribe(queue, 1).await?;
+        match tokio::time::timeout(wait, futures::StreamExt::next(&mut stream)).await {
+            Ok(Some(delivery)) => delivery.map(Some),
+            Ok(None) | Err(_) => Ok(None),
+        }
+    }
+
     /// Deletes everything `topology` declared, including retry queues for up to
     /// `max_retries` retries of each work queue (for tests and teardown).
     async fn delete_topology(&self, topology: &Topology, max_retries: u32) -> Result<()> {

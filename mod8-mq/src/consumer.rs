@@ -236,7 +236,8 @@ impl<T: Payload> Consumer<T> {
     }
 }
 
-/// A running consumer.
+/// A running consumer. Dropping the handle also stops the consumer gracefully, in the
+/// background; [`ConsumerHandle::shutdown`] waits for it and reports its result.
 #[derive(Debug)]
 pub struct ConsumerHandle {
     stop: watch::Sender<bool>,

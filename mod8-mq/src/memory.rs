@@ -298,11 +298,14 @@ impl State {
         let seq = message.seq;
         q.levels.entry(level).or_default().push_back(message);
         q.notify.notify_waiters();
-        if let Some(ttl) = q.spec.message_ttl {
+        if let (Some(ttl), Ok(runtime)) =
+            (q.spec.message_ttl, tokio::runtime::Handle::try_current())
+        {
             // Messages of one TTL queue expire in order; each one's timer dead-letters it.
+            // (Outside a Tokio runtime there is no timer, and messages stay until consumed.)
             let weak = Arc::downgrade(inner);
             let queue = queue.to_owned();
-            tokio::spawn(async move {
+            runtime.spawn(async move {
                 tokio::time::sleep(ttl).await;
                 if let Some(inner) = weak.upgrade() {
                     expire(&inner, &queue, seq);
