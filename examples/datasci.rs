@@ -45,7 +45,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let start = NaiveDate::from_ymd_opt(2023, 1, 1).ok_or("bad date")?;
     let calibration_end = NaiveDate::from_ymd_opt(2023, 9, 30).ok_or("bad date")?;
-    let transactions = simulate_transactions(&params, start, 84, today);
+    let transactions = simulate_transactions(&params, start, 84, today)?;
     let summary = RfmSummary::from_transactions(&transactions, calibration_end)?;
     let fit = ClvFit::fit(&summary)?;
     println!(

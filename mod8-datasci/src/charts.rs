@@ -121,6 +121,11 @@ fn heatmap(
     value: impl Fn(u32, f64) -> Result<f64>,
 ) -> Result<()> {
     check_svg(path)?;
+    if max_frequency > 1000 {
+        return Err(Error::validation(format!(
+            "chart frequency axis is limited to 1000, got {max_frequency}"
+        )));
+    }
     if !(max_t.is_finite() && max_t > 0.0) {
         return Err(Error::validation(format!(
             "chart needs a positive T, got {max_t}"
@@ -174,7 +179,8 @@ fn heatmap(
 ///
 /// # Errors
 ///
-/// As [`render_segment_distribution`], plus [`Error::Validation`] for a non-positive `t_weeks`.
+/// As [`render_segment_distribution`], plus [`Error::Validation`] for a non-positive `t_weeks`
+/// or `max_frequency` above 1000.
 pub fn render_probability_alive_matrix(
     path: &Path,
     model: &BgNbd,
@@ -252,7 +258,7 @@ pub fn render_clv_charts(dir: &Path, model: &BgNbd, summary: &RfmSummary) -> Res
         .get(freqs.len().saturating_sub(1) * 99 / 100)
         .copied()
         .unwrap_or(0);
-    let max_f = p99.max(5);
+    let max_f = p99.clamp(5, 1000);
     let alive = dir.join("probability_alive.svg");
     render_probability_alive_matrix(&alive, model, max_f, t)?;
     let expected = dir.join("expected_purchases.svg");

@@ -4,6 +4,7 @@
 use chrono::{Days, NaiveDate};
 
 use crate::bgnbd::BgNbd;
+use crate::error::{Error, Result};
 use crate::gamma_gamma::GammaGamma;
 use crate::recommend::Product;
 use crate::rfm::Rfm;
@@ -54,8 +55,12 @@ impl Rng {
         -self.uniform().ln() / rate
     }
 
-    /// Gamma(shape, rate) by Marsaglia & Tsang (boosted for shape < 1).
+    /// Gamma(shape, rate) by Marsaglia & Tsang (boosted for shape < 1); NaN unless both
+    /// parameters are finite and > 0.
     pub fn gamma(&mut self, shape: f64, rate: f64) -> f64 {
+        if !(shape.is_finite() && shape > 0.0 && rate.is_finite() && rate > 0.0) {
+            return f64::NAN;
+        }
         if shape < 1.0 {
             let u = self.uniform();
             return self.gamma(shape + 1.0, rate) * u.powf(1.0 / shape);
@@ -100,15 +105,36 @@ pub struct SimulationParams {
     pub seed: u64,
 }
 
+impl SimulationParams {
+    fn validate(&self) -> Result<()> {
+        let BgNbd { r, alpha, a, b } = self.bgnbd;
+        BgNbd::new(r, alpha, a, b)?;
+        let GammaGamma { p, q, gamma } = self.gamma_gamma;
+        GammaGamma::new(p, q, gamma)?;
+        let (lo, hi) = (self.min_age_weeks, self.max_age_weeks);
+        if !(lo.is_finite() && hi.is_finite() && 0.0 <= lo && lo <= hi) {
+            return Err(Error::validation(format!(
+                "customer ages need 0 ≤ min ≤ max, got {lo}..{hi}"
+            )));
+        }
+        Ok(())
+    }
+}
+
 /// Draws customers from the BG/NBD + Gamma-Gamma generative story in continuous time:
 /// λ ~ Gamma(r, α), p ~ Beta(a, b); purchases at rate λ from the first one at time 0; after
 /// each repeat purchase the customer leaves with probability p; ν ~ Gamma(q, γ) and each repeat
 /// purchase is worth Gamma(p_spend, ν).
-pub fn simulate_customers(params: &SimulationParams) -> Vec<Rfm> {
+///
+/// # Errors
+///
+/// [`Error::Validation`] for non-positive or non-finite parameters or bad ages.
+pub fn simulate_customers(params: &SimulationParams) -> Result<Vec<Rfm>> {
+    params.validate()?;
     let mut rng = Rng::new(params.seed);
     let BgNbd { r, alpha, a, b } = params.bgnbd;
     let gg = params.gamma_gamma;
-    (0..params.customers)
+    Ok((0..params.customers)
         .map(|_| {
             let t = params.min_age_weeks
                 + rng.uniform() * (params.max_age_weeks - params.min_age_weeks);
@@ -135,18 +161,24 @@ pub fn simulate_customers(params: &SimulationParams) -> Vec<Rfm> {
                 monetary_value: if x > 0 { spend / x as f64 } else { 0.0 },
             }
         })
-        .collect()
+        .collect())
 }
 
 /// Draws dated transactions (`c000001`, …) from the same story, first purchases spread over
 /// the `acquisition_days` days from `start` and history up to `end`; amounts are rounded to
-/// cents. Useful for end-to-end tests of the CSV → summary → fit pipeline.
+/// cents. Useful for end-to-end tests of the CSV → summary → fit pipeline. The age fields of
+/// `params` are not used (ages follow from the dates).
+///
+/// # Errors
+///
+/// [`Error::Validation`] for non-positive or non-finite parameters.
 pub fn simulate_transactions(
     params: &SimulationParams,
     start: NaiveDate,
     acquisition_days: u32,
     end: NaiveDate,
-) -> Vec<Transaction> {
+) -> Result<Vec<Transaction>> {
+    params.validate()?;
     let mut rng = Rng::new(params.seed);
     let BgNbd { r, alpha, a, b } = params.bgnbd;
     let gg = params.gamma_gamma;
@@ -184,7 +216,7 @@ pub fn simulate_transactions(
             }
         }
     }
-    out
+    Ok(out)
 }
 
 /// A synthetic catalogue of `n` products over `categories` categories with log-normal prices.
@@ -353,7 +385,7 @@ mod tests {
             max_age_weeks: 40.0,
             seed: 1,
         };
-        for c in simulate_customers(&params) {
+        for c in simulate_customers(&params).unwrap() {
             c.validate().unwrap();
         }
         let tx = simulate_transactions(
@@ -361,7 +393,17 @@ mod tests {
             NaiveDate::from_ymd_opt(2024, 1, 1).unwrap(),
             60,
             NaiveDate::from_ymd_opt(2024, 12, 31).unwrap(),
-        );
+        )
+        .unwrap();
         assert!(tx.len() > 1000);
+        let bad = SimulationParams {
+            bgnbd: BgNbd {
+                r: f64::NAN,
+                ..params.bgnbd
+            },
+            ..params
+        };
+        assert!(simulate_customers(&bad).is_err());
+        assert!(Rng::new(1).gamma(f64::NAN, 1.0).is_nan());
     }
 }

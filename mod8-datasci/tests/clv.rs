@@ -94,7 +94,8 @@ fn recovers_simulated_parameters() {
         min_age_weeks: 30.0,
         max_age_weeks: 52.0,
         seed: 42,
-    });
+    })
+    .unwrap();
     let fit = ClvFit::fit_points(&data).unwrap();
     let bg = fit.bgnbd.params;
     assert!(rel(bg.r, truth_bg.r) < 0.10, "{bg:?}");
@@ -122,7 +123,7 @@ fn csv_pipeline_and_holdout() {
     let start = NaiveDate::from_ymd_opt(2023, 1, 1).unwrap();
     let calibration_end = NaiveDate::from_ymd_opt(2023, 9, 30).unwrap();
     let holdout_end = NaiveDate::from_ymd_opt(2024, 6, 30).unwrap();
-    let tx = simulate_transactions(&params, start, 84, holdout_end);
+    let tx = simulate_transactions(&params, start, 84, holdout_end).unwrap();
 
     // Write the calibration part as CSV and run the `clv fit` pipeline on it.
     let mut csv = String::from("customer_id,date,amount\n");

@@ -128,7 +128,8 @@ fn charts_are_written_as_svg() {
         NaiveDate::from_ymd_opt(2024, 1, 1).unwrap(),
         60,
         as_of(),
-    );
+    )
+    .unwrap();
     let summary = RfmSummary::from_transactions(&tx, as_of()).unwrap();
     let files = charts::render_clv_charts(dir.path(), &cdnow().bgnbd, &summary).unwrap();
     assert_eq!(files.len(), 2);
