@@ -106,3 +106,34 @@ impl Error {
 
 /// `Result` with this crate's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_interrupted_io_is_transient() {
+        assert!(!Error::validation("x").is_transient());
+        assert!(!Error::NotConverged {
+            model: "BG/NBD",
+            reason: "r".into()
+        }
+        .is_transient());
+        assert!(Error::io(std::io::Error::from(std::io::ErrorKind::Interrupted)).is_transient());
+        assert!(!Error::io(std::io::Error::from(std::io::ErrorKind::NotFound)).is_transient());
+    }
+
+    #[test]
+    fn messages_name_row_and_field() {
+        let e = Error::InvalidRecord {
+            row: 7,
+            field: "amount".into(),
+            message: "amount is NaN".into(),
+        };
+        assert_eq!(e.to_string(), "row 7, field `amount`: amount is NaN");
+        assert_eq!(
+            Error::InfiniteMeanSpend { q: 0.5 }.to_string(),
+            "Gamma-Gamma q = 0.5 ≤ 1: the spend distribution has no finite mean"
+        );
+    }
+}
