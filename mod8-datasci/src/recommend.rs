@@ -303,63 +303,56 @@ impl RecommendationEngine {
                 .count();
             return self.trending(limit.min(with_sales));
         }
-        let max_cf = cf
+        // Only neighbours of owned products have a CF score; scan them for the maximum.
+        let max_cf = owned
             .iter()
-            .enumerate()
-            .filter(|(i, _)| !bought[*i])
-            .fold(0.0f64, |m, (_, v)| m.max(*v));
+            .flat_map(|&i| self.neighbours[i as usize].iter())
+            .filter(|(j, _)| !bought[*j as usize])
+            .fold(0.0f64, |m, &(j, _)| m.max(cf[j as usize]));
         let max_aff = affinity.iter().cloned().fold(0.0, f64::max);
-        let mut scored: Vec<(f64, u32, RecommendationReason)> = Vec::with_capacity(n);
+        let inv_cf = if max_cf > 0.0 { 1.0 / max_cf } else { 0.0 };
+        let inv_aff = if max_aff > 0.0 { 1.0 / max_aff } else { 0.0 };
+        // (CF, trending, affinity, price rank, 1 − price rank) weights per segment.
+        let (wc, wt, wa, wp, wq) = match segment {
+            Segment::Active => (0.8, 0.2, 0.0, 0.0, 0.0),
+            Segment::Vip => (0.5, 0.2, 0.0, 0.3, 0.0),
+            Segment::AtRisk => (0.6, 0.0, 0.2, 0.0, 0.2),
+            Segment::Dormant => (0.2, 0.4, 0.4, 0.0, 0.0),
+        };
+        // Top `limit` by (score desc, index asc), kept sorted best first.
+        let mut top: Vec<(f64, u32)> = Vec::with_capacity(limit.min(n) + 1);
         for i in 0..n {
             if bought[i] {
                 continue;
             }
-            let c = if max_cf > 0.0 { cf[i] / max_cf } else { 0.0 };
-            let t = self.trending[i];
-            let a = if max_aff > 0.0 {
-                affinity[self.category[i] as usize] / max_aff
-            } else {
-                0.0
-            };
             let p = self.price_rank[i];
-            let (score, reason) = match segment {
-                Segment::Active => (
-                    0.8 * c + 0.2 * t,
-                    if c > 0.0 {
-                        RecommendationReason::SimilarItems
-                    } else {
-                        RecommendationReason::Trending
-                    },
-                ),
-                Segment::Vip => (0.5 * c + 0.3 * p + 0.2 * t, RecommendationReason::Premium),
-                Segment::AtRisk => (
-                    0.6 * c + 0.2 * a + 0.2 * (1.0 - p),
-                    RecommendationReason::Retention,
-                ),
-                Segment::Dormant => (
-                    0.4 * t + 0.4 * a + 0.2 * c,
-                    RecommendationReason::ReEngagement,
-                ),
-            };
-            if score > 0.0 {
-                scored.push((score.clamp(0.0, 1.0), i as u32, reason));
+            let score = wc * cf[i] * inv_cf
+                + wt * self.trending[i]
+                + wa * affinity[self.category[i] as usize] * inv_aff
+                + wp * p
+                + wq * (1.0 - p);
+            if score <= 0.0 || limit == 0 {
+                continue;
             }
+            if top.len() == limit && top.last().is_some_and(|w| score <= w.0) {
+                continue;
+            }
+            // Ties keep catalogue order: an equal score never overtakes an earlier index.
+            let at = top.partition_point(|e| e.0 >= score);
+            top.insert(at, (score, i as u32));
+            top.truncate(limit);
         }
-        let by_score = |a: &(f64, u32, RecommendationReason),
-                        b: &(f64, u32, RecommendationReason)| {
-            b.0.total_cmp(&a.0).then(a.1.cmp(&b.1))
-        };
-        if scored.len() > limit && limit > 0 {
-            scored.select_nth_unstable_by(limit - 1, by_score);
-        }
-        scored.truncate(limit);
-        scored.sort_unstable_by(by_score);
-        scored
-            .into_iter()
-            .map(|(score, i, reason)| Recommendation {
+        top.into_iter()
+            .map(|(score, i)| Recommendation {
                 product_id: self.products[i as usize].id.clone(),
-                score,
-                reason,
+                score: score.clamp(0.0, 1.0),
+                reason: match segment {
+                    Segment::Active if cf[i as usize] > 0.0 => RecommendationReason::SimilarItems,
+                    Segment::Active => RecommendationReason::Trending,
+                    Segment::Vip => RecommendationReason::Premium,
+                    Segment::AtRisk => RecommendationReason::Retention,
+                    Segment::Dormant => RecommendationReason::ReEngagement,
+                },
             })
             .collect()
     }
@@ -459,6 +452,8 @@ mod tests {
         assert!(score(Segment::AtRisk, "d") > score(Segment::Active, "d") - 1e-12);
         assert_eq!(e.recommend(&history, Segment::AtRisk, 1)[0].product_id, "b");
         assert!(e.recommend(&history, Segment::Active, 0).is_empty());
+        assert_eq!(e.recommend(&history, Segment::Active, usize::MAX).len(), 3);
+        assert_eq!(e.recommend(&[], Segment::Active, usize::MAX).len(), 4);
     }
 
     #[test]
