@@ -37,6 +37,8 @@ pub use bson;
 pub use bson::oid::ObjectId as DocumentId;
 /// The `chrono` crate whose `DateTime<Utc>` appears in this API.
 pub use chrono;
+/// The `serde_json` crate whose `Value` appears in this API.
+pub use serde_json;
 
 /// User profiles: unique username, e-mail and user id; interests, metrics and subscriptions.
 #[async_trait]
