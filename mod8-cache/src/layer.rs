@@ -25,9 +25,12 @@ pub enum WritePolicy {
 /// [`CacheLayer::layer`] wraps a repository into a [`Cached`] that shares this state.
 ///
 /// A Rust trait cannot be implemented generically for "any trait", so the adapter for a
-/// repository trait is a short `impl MyRepo for Cached<R>` whose methods call
-/// [`Cached::read`], [`Cached::read_optional`] and [`Cached::write`]; callers keep using
-/// `dyn MyRepo` unchanged:
+/// repository trait is a short impl whose methods call [`Cached::read`],
+/// [`Cached::read_optional`] and [`Cached::write`]; callers keep using `dyn MyRepo`
+/// unchanged. When the trait is your own, implement it for `Cached<R>` directly (below); when
+/// it comes from another crate (say mod8-orm's `UserRepository`), the orphan rule asks for a
+/// newtype of your own, `struct CachedUsers(Cached<DynDatabase>)`, implementing the trait the
+/// same way (see `examples/caching.rs`).
 ///
 /// ```
 /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {

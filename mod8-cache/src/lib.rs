@@ -4,8 +4,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
-
 mod cache;
 mod codec;
 mod config;
@@ -20,6 +18,9 @@ mod stats;
 pub mod testing;
 mod tiered;
 
+/// Re-exported so a repository adapter (`impl MyRepo for Cached<R>`) or a custom
+/// [`CacheStore`] needs no direct dependency on `async-trait`.
+pub use async_trait::async_trait;
 pub use cache::{Cache, CacheBuilder};
 pub use codec::Codec;
 pub use config::{connect, CacheConfig};
@@ -113,6 +114,10 @@ pub trait CacheStore: Send + Sync + 'static {
     async fn invalidate_pattern(&self, pattern: &str) -> Result<u64>;
 
     /// Removes every entry stored with `tag`; returns the keys that were attached to it.
+    ///
+    /// A key stored with the tag and later re-stored without it may still be removed by
+    /// backends that keep tag membership apart from the value (Redis): over-invalidation is
+    /// safe for a cache, serving a stale entry is not.
     async fn invalidate_tag(&self, tag: &str) -> Result<Vec<String>>;
 
     /// Removes every entry this store owns (for Redis: every key under its namespace).

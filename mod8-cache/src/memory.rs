@@ -252,17 +252,7 @@ impl CacheStore for MemoryStore {
         if pattern.is_empty() {
             return Err(CacheError::Validation("pattern must not be empty".into()));
         }
-        let mut state = self.lock();
-        let keys: Vec<String> = state
-            .entries
-            .key_order()
-            .into_iter()
-            .filter(|k| glob_match(pattern, k))
-            .collect();
-        for key in &keys {
-            let _ = state.entries.cache_remove(key.as_str());
-        }
-        Ok(keys.len() as u64)
+        Ok(self.remove_matching(pattern))
     }
 
     async fn invalidate_tag(&self, tag: &str) -> Result<Vec<String>> {
