@@ -187,3 +187,47 @@ async fn conflict_leaves_running_consumer_alone() {
         .await
         .unwrap();
 }
+
+/// A publish to a missing exchange is `NotFound` (RabbitMQ closes the publish channel for
+/// it), and the broker opens a new publish channel for the next one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publish_errors_are_typed_and_do_not_stick() {
+    let Some(url) = mod8_testkit::service_url(mod8_testkit::AMQP, "mq publish errors on RabbitMQ")
+    else {
+        return;
+    };
+    let topology = test_topology_with_prefix(&mod8_testkit::unique_name("mod8mq_err"));
+
+    let broker: DynBroker = Arc::new(AmqpBroker::connect(&url, topology.clone()).await.unwrap());
+    let missing = mod8_testkit::unique_name("mod8mq_missing_exchange");
+    let err = broker
+        .publish(mod8_mq::Publication::new(missing, "key", b"{}".to_vec()))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, mod8_mq::Error::NotFound { .. }), "{err:?}");
+    let producer = Producer::new(broker.clone());
+    producer.publish_user_data(user(2), None).await.unwrap();
+    let mut names = Vec::new();
+    // Stop at the later publish (bounded by `receive`'s wait).
+    while let Some(d) = broker
+        .receive(&topology.user_data_queue, Duration::from_secs(5))
+        .await
+        .unwrap()
+    {
+        names.push(
+            Envelope::<UserData>::from_bytes(&d.body)
+                .unwrap()
+                .payload
+                .username,
+        );
+        d.ack().await.unwrap();
+        if names.iter().any(|n| n == "user2") {
+            break;
+        }
+    }
+    assert!(names.iter().any(|n| n == "user2"), "{names:?}");
+    broker
+        .delete_topology(&topology, MAX_TEST_RETRIES)
+        .await
+        .unwrap();
+}
