@@ -13,6 +13,16 @@
 //! publish either succeeds (perhaps delivering a duplicate, which consumers' de-duplication
 //! absorbs) or returns an error — it never silently drops. Subscriptions end with the
 //! connection; the consumer's supervisor subscribes again.
+//!
+//! A broker that closes the connection (restart, `rabbitmqctl close_connection`) is noticed at
+//! once. A silent network cut is noticed through AMQP heartbeats, after up to two heartbeat
+//! intervals: the server proposes the interval (60 s by default), and the URL can ask for a
+//! shorter one, for example `amqp://host/%2f?heartbeat=10`.
+//!
+//! lapin's own `enable_auto_recover` is not used: it replays topology and consumers inside
+//! the client, but in-flight publishes still fail and the caller must wait on each channel;
+//! one explicit reconnect path with a deadline keeps every operation's outcome (success or a
+//! typed error) easy to state.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
