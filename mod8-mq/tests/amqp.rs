@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::NaiveDate;
-use mod8_mq::testing::{test_topology_with_prefix, wait_until, MAX_TEST_RETRIES};
+use mod8_mq::testing::{run_case, test_topology_with_prefix, wait_until};
 use mod8_mq::{
     handler_fn, AmqpBroker, AmqpOptions, Broker, BrokerExt, Consumer, DynBroker, Envelope, Outcome,
     Producer, UserData,
@@ -80,68 +80,68 @@ async fn fault_connections_closed_mid_stream_lose_nothing() {
             .await
             .expect("RabbitMQ is set but not reachable"),
     );
-    let seen: Arc<Mutex<HashSet<uuid::Uuid>>> = Arc::default();
-    let s = seen.clone();
-    let consumer = Consumer::new(
-        broker.clone(),
-        topology.user_data_queue.clone(),
-        handler_fn(move |env: Envelope<UserData>| {
-            let s = s.clone();
-            async move {
-                s.lock().unwrap().insert(env.id);
-                Outcome::Ack
-            }
-        }),
-    )
-    .with_prefetch(200)
-    .with_concurrency(16)
-    .start()
-    .await
-    .unwrap();
+    run_case(broker, move |broker| {
+        Box::pin(async move {
+            let seen: Arc<Mutex<HashSet<uuid::Uuid>>> = Arc::default();
+            let s = seen.clone();
+            let consumer = Consumer::new(
+                broker.clone(),
+                topology.user_data_queue.clone(),
+                handler_fn(move |env: Envelope<UserData>| {
+                    let s = s.clone();
+                    async move {
+                        s.lock().unwrap().insert(env.id);
+                        Outcome::Ack
+                    }
+                }),
+            )
+            .with_prefetch(200)
+            .with_concurrency(16)
+            .start()
+            .await
+            .unwrap();
 
-    let envelopes: Vec<_> = (0..10_000).map(|i| Envelope::new(user(i))).collect();
-    let all: HashSet<_> = envelopes.iter().map(|e| e.id).collect();
-    let producer = Producer::new(broker.clone());
-    let publisher = {
-        let producer = producer.clone();
-        let envelopes = envelopes.clone();
-        tokio::spawn(async move {
-            let route = producer.user_data_route();
-            for chunk in envelopes.chunks(250) {
-                for result in producer.send_batch(chunk, &route).await.unwrap() {
-                    result.expect("a publish during the outage waits and succeeds");
-                }
-            }
-        })
-    };
+            let envelopes: Vec<_> = (0..10_000).map(|i| Envelope::new(user(i))).collect();
+            let all: HashSet<_> = envelopes.iter().map(|e| e.id).collect();
+            let producer = Producer::new(broker.clone());
+            let publisher = {
+                let producer = producer.clone();
+                let envelopes = envelopes.clone();
+                tokio::spawn(async move {
+                    let route = producer.user_data_route();
+                    for chunk in envelopes.chunks(250) {
+                        for result in producer.send_batch(chunk, &route).await.unwrap() {
+                            result.expect("a publish during the outage waits and succeeds");
+                        }
+                    }
+                })
+            };
 
-    let mut kills = 0;
-    for threshold in [2_000, 6_000] {
-        wait_until("consumption progresses", || async {
-            seen.lock().unwrap().len() >= threshold
+            let mut kills = 0;
+            for threshold in [2_000, 6_000] {
+                wait_until("consumption progresses", || async {
+                    seen.lock().unwrap().len() >= threshold
+                })
+                .await;
+                kills += close_connections_named(&name);
+            }
+            assert!(
+                kills >= 1,
+                "no connection was closed; the test proved nothing"
+            );
+            publisher.await.unwrap();
+            wait_until("every message processed", || async {
+                seen.lock().unwrap().len() >= all.len()
+            })
+            .await;
+            assert!(consumer.stats().resubscribed() >= 1);
+            consumer.shutdown().await.unwrap();
+            let seen = seen.lock().unwrap().clone();
+            let missing = all.difference(&seen).count();
+            assert_eq!(missing, 0, "{missing} message ids were never processed");
         })
-        .await;
-        kills += close_connections_named(&name);
-    }
-    assert!(
-        kills >= 1,
-        "no connection was closed; the test proved nothing"
-    );
-    publisher.await.unwrap();
-    wait_until("every message processed", || async {
-        seen.lock().unwrap().len() >= all.len()
     })
     .await;
-    assert!(consumer.stats().resubscribed() >= 1);
-    consumer.shutdown().await.unwrap();
-    let seen = seen.lock().unwrap().clone();
-    let missing = all.difference(&seen).count();
-    assert_eq!(missing, 0, "{missing} message ids were never processed");
-    broker
-        .delete_topology(&topology, MAX_TEST_RETRIES)
-        .await
-        .unwrap();
-    broker.close().await.unwrap();
 }
 
 /// A conflicting declaration on a real broker does not close the connection other work
@@ -151,41 +151,42 @@ async fn conflict_leaves_running_consumer_alone() {
     let Some(broker) = rabbitmq("mq conflict isolation on RabbitMQ").await else {
         return;
     };
-    let topology = broker.topology().clone();
-    let seen = Arc::new(Mutex::new(0usize));
-    let s = seen.clone();
-    let consumer = Consumer::new(
-        broker.clone(),
-        topology.user_data_queue.clone(),
-        handler_fn(move |_env: Envelope<UserData>| {
-            let s = s.clone();
-            async move {
-                *s.lock().unwrap() += 1;
-                Outcome::Ack
-            }
-        }),
-    )
-    .start()
-    .await
-    .unwrap();
-    let producer = Producer::new(broker.clone());
-    producer.publish_user_data(user(1), None).await.unwrap();
-    wait_until("first", || async { *seen.lock().unwrap() == 1 }).await;
-    let err = broker
-        .declare_queue(&mod8_mq::topology::QueueSpec::named(
-            topology.user_data_queue.clone(),
-        ))
-        .await
-        .unwrap_err();
-    assert!(matches!(err, mod8_mq::Error::Conflict { .. }), "{err:?}");
-    producer.publish_user_data(user(2), None).await.unwrap();
-    wait_until("second", || async { *seen.lock().unwrap() == 2 }).await;
-    assert_eq!(consumer.stats().resubscribed(), 0);
-    consumer.shutdown().await.unwrap();
-    broker
-        .delete_topology(&topology, MAX_TEST_RETRIES)
-        .await
-        .unwrap();
+    run_case(broker, |broker| {
+        Box::pin(async move {
+            let topology = broker.topology().clone();
+            let seen = Arc::new(Mutex::new(0usize));
+            let s = seen.clone();
+            let consumer = Consumer::new(
+                broker.clone(),
+                topology.user_data_queue.clone(),
+                handler_fn(move |_env: Envelope<UserData>| {
+                    let s = s.clone();
+                    async move {
+                        *s.lock().unwrap() += 1;
+                        Outcome::Ack
+                    }
+                }),
+            )
+            .start()
+            .await
+            .unwrap();
+            let producer = Producer::new(broker.clone());
+            producer.publish_user_data(user(1), None).await.unwrap();
+            wait_until("first", || async { *seen.lock().unwrap() == 1 }).await;
+            let err = broker
+                .declare_queue(&mod8_mq::topology::QueueSpec::named(
+                    topology.user_data_queue.clone(),
+                ))
+                .await
+                .unwrap_err();
+            assert!(matches!(err, mod8_mq::Error::Conflict { .. }), "{err:?}");
+            producer.publish_user_data(user(2), None).await.unwrap();
+            wait_until("second", || async { *seen.lock().unwrap() == 2 }).await;
+            assert_eq!(consumer.stats().resubscribed(), 0);
+            consumer.shutdown().await.unwrap();
+        })
+    })
+    .await;
 }
 
 /// A publish to a missing exchange is `NotFound` (RabbitMQ closes the publish channel for
@@ -199,35 +200,36 @@ async fn publish_errors_are_typed_and_do_not_stick() {
     let topology = test_topology_with_prefix(&mod8_testkit::unique_name("mod8mq_err"));
 
     let broker: DynBroker = Arc::new(AmqpBroker::connect(&url, topology.clone()).await.unwrap());
-    let missing = mod8_testkit::unique_name("mod8mq_missing_exchange");
-    let err = broker
-        .publish(mod8_mq::Publication::new(missing, "key", b"{}".to_vec()))
-        .await
-        .unwrap_err();
-    assert!(matches!(err, mod8_mq::Error::NotFound { .. }), "{err:?}");
-    let producer = Producer::new(broker.clone());
-    producer.publish_user_data(user(2), None).await.unwrap();
-    let mut names = Vec::new();
-    // Stop at the later publish (bounded by `receive`'s wait).
-    while let Some(d) = broker
-        .receive(&topology.user_data_queue, Duration::from_secs(5))
-        .await
-        .unwrap()
-    {
-        names.push(
-            Envelope::<UserData>::from_bytes(&d.body)
+    run_case(broker, move |broker| {
+        Box::pin(async move {
+            let missing = mod8_testkit::unique_name("mod8mq_missing_exchange");
+            let err = broker
+                .publish(mod8_mq::Publication::new(missing, "key", b"{}".to_vec()))
+                .await
+                .unwrap_err();
+            assert!(matches!(err, mod8_mq::Error::NotFound { .. }), "{err:?}");
+            let producer = Producer::new(broker.clone());
+            producer.publish_user_data(user(2), None).await.unwrap();
+            let mut names = Vec::new();
+            // Stop at the later publish (bounded by `receive`'s wait).
+            while let Some(d) = broker
+                .receive(&topology.user_data_queue, Duration::from_secs(5))
+                .await
                 .unwrap()
-                .payload
-                .username,
-        );
-        d.ack().await.unwrap();
-        if names.iter().any(|n| n == "user2") {
-            break;
-        }
-    }
-    assert!(names.iter().any(|n| n == "user2"), "{names:?}");
-    broker
-        .delete_topology(&topology, MAX_TEST_RETRIES)
-        .await
-        .unwrap();
+            {
+                names.push(
+                    Envelope::<UserData>::from_bytes(&d.body)
+                        .unwrap()
+                        .payload
+                        .username,
+                );
+                d.ack().await.unwrap();
+                if names.iter().any(|n| n == "user2") {
+                    break;
+                }
+            }
+            assert!(names.iter().any(|n| n == "user2"), "{names:?}");
+        })
+    })
+    .await;
 }
