@@ -1,57 +1,139 @@
-//! The `mod8` command.
-//!
-//! Until the flows land (issue "mod8-app: the three flows end to end"), it says what each
-//! subcommand will do and which backend each part of the data layer would use.
+//! The `mod8` command: the demo, the HTTP server, data seeding, the benchmark harness and the
+//! customer-lifetime-value tools. See `mod8 --help`.
 
-use clap::{Parser, Subcommand};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
 
 /// mod8: the data layer of a product that registers users, tracks what they do and
-/// personalises what they see.
+/// personalises what they see. Backends come from MOD8_POSTGRES_URL, MOD8_MONGODB_URL,
+/// MOD8_REDIS_URL and MOD8_AMQP_URL; each falls back to an embedded default when unset.
 #[derive(Parser)]
 #[command(name = "mod8", version, about)]
 struct Cli {
+    /// Log as JSON lines instead of human-readable text.
+    #[arg(long, global = true)]
+    json_logs: bool,
     #[command(subcommand)]
     command: Command,
 }
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the registration, analytics and personalisation flows end to end.
+    /// Run the registration, analytics and personalisation flows end to end and print a report.
     Demo,
+    /// Serve the HTTP API.
+    Serve {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        addr: SocketAddr,
+    },
+    /// Generate a realistic data set.
+    Seed {
+        /// How many users to create.
+        #[arg(long, default_value_t = 1000)]
+        users: usize,
+    },
+    /// Drive the flows at scale and print throughput and latency percentiles.
+    Bench(mod8_app::commands::bench::BenchArgs),
+    /// Customer lifetime value: fit, predict, plot (BG/NBD + Gamma-Gamma).
+    Clv {
+        #[command(subcommand)]
+        command: ClvCommand,
+    },
 }
 
-fn backend(var: &str, production: &str, embedded: &str) -> String {
-    match std::env::var(var) {
-        Ok(v) if !v.is_empty() => format!("{production} ({var})"),
-        _ => format!("{embedded} (set {var} for {production})"),
+#[derive(Subcommand)]
+enum ClvCommand {
+    /// Fit BG/NBD and Gamma-Gamma and print the parameters as JSON.
+    Fit(ClvArgs),
+    /// Per-customer P(alive), expected purchases and CLV as CSV on stdout.
+    Predict {
+        #[command(flatten)]
+        input: ClvArgs,
+        /// Number of periods in the CLV horizon.
+        #[arg(long, default_value_t = 12)]
+        periods: u32,
+        /// Length of one period in weeks (4.345 = a month).
+        #[arg(long, default_value_t = 4.345)]
+        period_weeks: f64,
+        /// Discount rate per period (0.01 = 1 %).
+        #[arg(long, default_value_t = 0.01)]
+        discount_rate: f64,
+    },
+    /// Write the charts (SVG) into a directory.
+    Plot {
+        #[command(flatten)]
+        input: ClvArgs,
+        /// Output directory (created if missing).
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+#[derive(Args)]
+struct ClvArgs {
+    /// CSV with a header row `customer_id,date,amount` and ISO dates.
+    #[arg(long)]
+    transactions: PathBuf,
+    /// Last day of the calibration period (YYYY-MM-DD).
+    #[arg(long)]
+    calibration_end: chrono::NaiveDate,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    mod8_app::telemetry::init(cli.json_logs);
+    let result = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime.block_on(run(cli.command)),
+        Err(e) => Err(e.into()),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("mod8: {e:#}");
+            ExitCode::FAILURE
+        }
     }
 }
 
-fn main() {
-    let cli = Cli::parse();
-    match cli.command {
-        Command::Demo => {
-            println!("mod8 demo: the flows are not built yet; the demo will run:");
-            println!("  1. registration: validate, store user + address + outbox row, publish UserData, cache profile");
-            println!("  2. real-time analytics: count events in the cache, fan out to analytics consumers");
-            println!("  3. personalisation: profile, predictions and recommendations, cached for an hour");
-            println!("backends:");
-            println!(
-                "  sql:      {}",
-                backend("MOD8_POSTGRES_URL", "PostgreSQL", "SQLite in memory")
-            );
-            println!(
-                "  docs:     {}",
-                backend("MOD8_MONGODB_URL", "MongoDB", "in-memory document store")
-            );
-            println!(
-                "  cache:    {}",
-                backend("MOD8_REDIS_URL", "Redis", "in-process cache")
-            );
-            println!(
-                "  messages: {}",
-                backend("MOD8_AMQP_URL", "RabbitMQ", "in-process broker")
-            );
+async fn run(command: Command) -> anyhow::Result<()> {
+    use mod8_app::commands;
+    match command {
+        Command::Demo => commands::demo::run().await,
+        Command::Serve { addr } => commands::serve(addr).await,
+        Command::Seed { users } => commands::seed::run(users).await,
+        Command::Bench(args) => commands::bench::run(args).await,
+        // CPU-bound and quick: runs on this task, nothing else is scheduled meanwhile.
+        Command::Clv { command } => run_clv(command),
+    }
+}
+
+fn run_clv(command: ClvCommand) -> anyhow::Result<()> {
+    use mod8_app::commands::clv;
+    match command {
+        ClvCommand::Fit(a) => clv::fit(&a.transactions, a.calibration_end),
+        ClvCommand::Predict {
+            input,
+            periods,
+            period_weeks,
+            discount_rate,
+        } => clv::predict(
+            &input.transactions,
+            input.calibration_end,
+            mod8_datasci::ClvOptions {
+                periods,
+                period_weeks,
+                discount_rate,
+            },
+        ),
+        ClvCommand::Plot { input, out } => {
+            clv::plot(&input.transactions, input.calibration_end, &out)
         }
     }
 }

@@ -1,0 +1,293 @@
+//! [`App`]: the five libraries wired together once, shared by the HTTP handlers, the demo and
+//! the benchmark harness. No globals: everything hangs off one `Arc<App>`.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::Context;
+use mod8_cache::Cache;
+use mod8_docstore::{DocStore, SetupOptions, SetupOutcome};
+use mod8_mq::consumers::{
+    AnalyticsConsumer, LoggingNotifier, NotificationConsumer, UserDataConsumer,
+};
+use mod8_mq::{
+    handler_fn, Analytics, BrokerExt, Consumer, ConsumerHandle, DynBroker, Envelope, Notification,
+    NotificationChannel, Outcome, Producer,
+};
+use mod8_orm::DynDatabase;
+use tokio::sync::{watch, Mutex, Notify, RwLock};
+use tokio::task::JoinHandle;
+
+use crate::config::AppConfig;
+use crate::flows::personalisation::ModelState;
+use crate::live::LiveDashboard;
+use crate::metrics::{Metrics, Snapshot};
+use crate::outbox::{run_relay, OutboxCounters};
+use crate::sinks::{DocEventSink, DocProfileSink};
+
+/// The running system: stores, cache, broker, engines state and metrics.
+pub struct App {
+    /// The configuration it was built from.
+    pub config: AppConfig,
+    /// Relational store (users, addresses, products, orders, outbox).
+    pub sql: DynDatabase,
+    /// Document store (profiles, events).
+    pub docs: Arc<dyn DocStore>,
+    /// Cache (in-process, or in-process L1 + Redis L2).
+    pub cache: Cache,
+    /// Message broker.
+    pub broker: DynBroker,
+    /// Typed publishing on [`App::broker`].
+    pub producer: Producer,
+    /// Prometheus metrics.
+    pub metrics: Metrics,
+    /// Live dashboard fed by the analytics fanout.
+    pub live: Arc<LiveDashboard>,
+    /// Outbox relay counters.
+    pub outbox: Arc<OutboxCounters>,
+    /// The notifier the notification consumer sends through (logs and counts).
+    pub notifier: LoggingNotifier,
+    pub(crate) outbox_wake: Arc<Notify>,
+    pub(crate) model: RwLock<Option<ModelState>>,
+    background: Mutex<Option<Background>>,
+}
+
+impl std::fmt::Debug for App {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("App")
+            .field("sql", &self.sql.backend())
+            .field("docs", &self.docs.backend())
+            .field("cache", &self.cache.backend())
+            .field("broker", &self.broker.backend())
+            .finish_non_exhaustive()
+    }
+}
+
+struct Background {
+    consumers: Vec<(&'static str, ConsumerHandle)>,
+    relay: JoinHandle<()>,
+    shutdown: watch::Sender<bool>,
+}
+
+impl App {
+    /// Connects every backend the configuration names and prepares them (migrations, document
+    /// collections and indexes, broker topology). Nothing runs in the background until
+    /// [`App::start`].
+    ///
+    /// # Errors
+    ///
+    /// A backend that cannot be reached or prepared, with which one in the message.
+    pub async fn build(config: AppConfig) -> anyhow::Result<Arc<Self>> {
+        for line in config.describe() {
+            tracing::info!("{line}");
+        }
+        let sql = config
+            .sql
+            .connect()
+            .await
+            .context("connecting the SQL store")?;
+        let docs = config
+            .docs
+            .connect()
+            .await
+            .context("connecting the document store")?;
+        let report = docs
+            .setup(&SetupOptions::default())
+            .await
+            .context("setting up document collections")?;
+        for step in &report.steps {
+            if let SetupOutcome::Unsupported { message } = &step.outcome {
+                tracing::warn!(step = %step.target, %message, "document store lacks a feature; continuing without it");
+            }
+        }
+        let cache = config.cache.build().await.context("building the cache")?;
+        let broker = config
+            .mq
+            .clone()
+            .connect()
+            .await
+            .context("connecting the broker")?;
+        broker
+            .declare_analytics_subscriber(&config.live_queue)
+            .await
+            .context("declaring the live dashboard queue")?;
+        let producer = mod8_mq::Producer::new(broker.clone());
+        Ok(Arc::new(Self {
+            live: Arc::new(LiveDashboard::new(
+                config.alert_threshold,
+                config.alert_window,
+            )),
+            config,
+            sql,
+            docs,
+            cache,
+            broker,
+            producer,
+            metrics: Metrics::new(),
+            outbox: Arc::new(OutboxCounters::default()),
+            notifier: LoggingNotifier::default(),
+            outbox_wake: Arc::new(Notify::new()),
+            model: RwLock::new(None),
+            background: Mutex::new(None),
+        }))
+    }
+
+    /// Starts the consumers (user data → profile document + welcome notification; notifications;
+    /// analytics → event log; live dashboard) and the outbox relay. A second call is a no-op.
+    ///
+    /// # Errors
+    ///
+    /// A consumer that cannot subscribe to its queue.
+    pub async fn start(self: &Arc<Self>) -> anyhow::Result<()> {
+        let mut background = self.background.lock().await;
+        if background.is_some() {
+            return Ok(());
+        }
+        let broker = self.broker.clone();
+        let profile_sink = DocProfileSink {
+            sql: self.sql.clone(),
+            docs: self.docs.clone(),
+            producer: self.producer.clone(),
+        };
+        let mut consumers = vec![
+            (
+                "user_data",
+                UserDataConsumer::new(profile_sink)
+                    .start(broker.clone())
+                    .await?,
+            ),
+            (
+                "notifications",
+                NotificationConsumer::new(self.notifier.clone())
+                    .start(broker.clone())
+                    .await?,
+            ),
+            (
+                "analytics",
+                AnalyticsConsumer::new(DocEventSink {
+                    docs: self.docs.clone(),
+                })
+                .start(broker.clone())
+                .await?,
+            ),
+        ];
+        let live = self.live.clone();
+        let producer = self.producer.clone();
+        let handler = handler_fn(move |message: Envelope<Analytics>| {
+            let live = live.clone();
+            let producer = producer.clone();
+            async move {
+                let event = &message.payload;
+                if !live.record(&event.user_id, &event.event_type, Instant::now()) {
+                    return Outcome::Ack;
+                }
+                let alert = Notification {
+                    recipient: "ops@mod8.local".into(),
+                    subject: format!("activity alert for user {}", event.user_id),
+                    content: format!("user {} crossed the live-activity threshold", event.user_id),
+                    channel: NotificationChannel::Email,
+                };
+                match producer
+                    .publish_notification(alert, true, message.correlation_id)
+                    .await
+                {
+                    Ok(_) => Outcome::Ack,
+                    Err(e) => Outcome::from_error(&e),
+                }
+            }
+        });
+        consumers.push((
+            "live_dashboard",
+            Consumer::new(broker, self.config.live_queue.clone(), handler)
+                .start()
+                .await?,
+        ));
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        let relay = tokio::spawn(run_relay(
+            self.sql.clone(),
+            self.producer.clone(),
+            self.outbox.clone(),
+            self.outbox_wake.clone(),
+            self.config.outbox_poll,
+            shutdown_rx,
+        ));
+        *background = Some(Background {
+            consumers,
+            relay,
+            shutdown,
+        });
+        Ok(())
+    }
+
+    /// Stops the background work: the relay makes a last pass, each consumer finishes and
+    /// acknowledges its in-flight messages, then the broker connection closes.
+    pub async fn shutdown(&self) {
+        if let Some(background) = self.background.lock().await.take() {
+            let _ = background.shutdown.send(true);
+            if let Err(e) = background.relay.await {
+                tracing::warn!(error = %e, "outbox relay ended abnormally");
+            }
+            for (name, consumer) in background.consumers {
+                if let Err(e) = consumer.shutdown().await {
+                    tracing::warn!(consumer = name, error = %e, "consumer shutdown failed");
+                }
+            }
+        }
+        if let Err(e) = self.broker.close().await {
+            tracing::warn!(error = %e, "closing the broker failed");
+        }
+        self.sql.close().await;
+    }
+
+    /// What `/metrics` reads from the dependencies now.
+    pub async fn metrics_snapshot(&self) -> Snapshot {
+        let stats = self.cache.stats();
+        let topology = self.broker.topology();
+        let queues = [
+            topology.user_data_queue.clone(),
+            topology.notification_queue.clone(),
+            topology.analytics_queue.clone(),
+            self.config.live_queue.clone(),
+        ];
+        let mut queue_depths = Vec::with_capacity(queues.len());
+        for queue in queues {
+            if let Ok(Ok(depth)) =
+                tokio::time::timeout(self.config.call_timeout, self.broker.queue_depth(&queue))
+                    .await
+            {
+                queue_depths.push((queue, depth));
+            }
+        }
+        let dead_letters =
+            match tokio::time::timeout(self.config.call_timeout, self.broker.dead_letter_count())
+                .await
+            {
+                Ok(Ok(n)) => n,
+                _ => 0,
+            };
+        Snapshot {
+            cache_hits: stats.hits,
+            cache_misses: stats.misses,
+            queue_depths,
+            dead_letters,
+            outbox_backlog: self.outbox.backlog(),
+        }
+    }
+
+    /// Processed-message counters of each running consumer: (name, acked, retried, dead-lettered).
+    pub async fn consumer_stats(&self) -> Vec<(&'static str, u64, u64, u64)> {
+        let background = self.background.lock().await;
+        background
+            .as_ref()
+            .map(|b| {
+                b.consumers
+                    .iter()
+                    .map(|(name, c)| {
+                        let s = c.stats();
+                        (*name, s.acked(), s.retried(), s.dead_lettered())
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}

@@ -1,0 +1,431 @@
+//! `mod8 demo`: the three flows for a handful of users on whatever backends the environment
+//! selects (embedded defaults when none), with a readable report. Exits non-zero when any
+//! step fails.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use mod8_mq::NotificationChannel;
+use mod8_orm::{NewOrder, OrderLine};
+
+use crate::flows::analytics::EventInput;
+use crate::flows::registration::{AddressInput, Registration};
+use crate::{App, AppConfig};
+
+/// The report of one run: each step with its outcome and time.
+#[derive(Debug, Default)]
+pub struct Report {
+    lines: Vec<String>,
+    failures: usize,
+}
+
+impl Report {
+    fn step(&mut self, name: &str, started: Instant, outcome: Result<String, String>) -> bool {
+        let ms = started.elapsed().as_secs_f64() * 1e3;
+        match outcome {
+            Ok(detail) => {
+                self.lines
+                    .push(format!("  ok   {name:<44} {ms:>8.1} ms  {detail}"));
+                true
+            }
+            Err(e) => {
+                self.failures += 1;
+                self.lines
+                    .push(format!("  FAIL {name:<44} {ms:>8.1} ms  {e}"));
+                false
+            }
+        }
+    }
+
+    fn section(&mut self, title: &str) {
+        self.lines.push(String::new());
+        self.lines.push(title.to_owned());
+    }
+
+    /// Steps that failed.
+    pub fn failures(&self) -> usize {
+        self.failures
+    }
+}
+
+impl std::fmt::Display for Report {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for line in &self.lines {
+            writeln!(f, "{line}")?;
+        }
+        Ok(())
+    }
+}
+
+/// `mod8 demo` on the environment's backends.
+///
+/// # Errors
+///
+/// A backend that cannot be reached, or any failed step (after the report is printed).
+pub async fn run() -> anyhow::Result<()> {
+    let config = AppConfig::from_env()?;
+    println!("mod8 demo");
+    for line in config.describe() {
+        println!("  {line}");
+    }
+    let app = App::build(config).await?;
+    app.start().await?;
+    let report = run_on(&app).await;
+    app.shutdown().await;
+    print!("{report}");
+    if report.failures() > 0 {
+        anyhow::bail!("{} demo step(s) failed", report.failures());
+    }
+    println!("\nall steps succeeded");
+    Ok(())
+}
+
+/// Runs the demo on an app whose background work is started; returns the report.
+pub async fn run_on(app: &Arc<App>) -> Report {
+    let mut report = Report::default();
+    let run = &uuid::Uuid::new_v4().simple().to_string()[..6];
+
+    report.section("setup");
+    let t = Instant::now();
+    let catalogue = match super::seed::catalogue(app).await {
+        Ok(c) => {
+            let detail = format!("{} cities, {} products", c.cities.len(), c.products.len());
+            report.step("catalogue (countries, cities, products)", t, Ok(detail));
+            c
+        }
+        Err(e) => {
+            report.step("catalogue", t, Err(format!("{e:#}")));
+            return report;
+        }
+    };
+
+    report.section("1. registration (SQL transaction + outbox → broker → profile document)");
+    let people = [
+        ("ada", "Berlin", "DE"),
+        ("grace", "Paris", "FR"),
+        ("linus", "Tokyo", "JP"),
+        ("margaret", "Toronto", "CA"),
+        ("barbara", "Madrid", "ES"),
+    ];
+    let mut users = Vec::new();
+    for (name, city, country) in people {
+        let username = format!("{name}_{run}");
+        let t = Instant::now();
+        let registration = Registration {
+            username: username.clone(),
+            email: format!("{username}@example.com"),
+            address: Some(AddressInput {
+                street: "1 Demo Street".into(),
+                postal_code: "10115".into(),
+                city: city.into(),
+                country_code: country.into(),
+            }),
+        };
+        match app.register(registration).await {
+            Ok(r) => {
+                let detail = format!(
+                    "id {} in {city}; {} initial recommendations",
+                    r.user.id,
+                    r.recommendations.recommendations.len()
+                );
+                report.step(&format!("register {username}"), t, Ok(detail));
+                users.push(r.user);
+            }
+            Err(e) => {
+                report.step(&format!("register {username}"), t, Err(e.to_string()));
+            }
+        }
+    }
+    if users.is_empty() {
+        report.step(
+            "registrations",
+            Instant::now(),
+            Err("no user could be registered".into()),
+        );
+        return report;
+    }
+    if let Some(first) = users.first() {
+        let t = Instant::now();
+        let dup = Registration {
+            username: first.username.clone(),
+            email: format!("other_{run}@example.com"),
+            address: None,
+        };
+        let outcome = match app.register(dup).await {
+            Err(crate::AppError::Conflict { field }) => Ok(format!("refused: conflict on {field}")),
+            Ok(_) => Err("a duplicate username was accepted".into()),
+            Err(e) => Err(format!("unexpected error: {e}")),
+        };
+        report.step("duplicate username is refused (409)", t, outcome);
+    }
+
+    let t = Instant::now();
+    let stored = wait_for(Duration::from_secs(20), || async {
+        let mut n = 0;
+        for u in &users {
+            if matches!(app.docs.profile_by_username(&u.username).await, Ok(Some(_))) {
+                n += 1;
+            }
+        }
+        (n == users.len()).then_some(n)
+    })
+    .await;
+    report.step(
+        "outbox relay → UserDataConsumer → profile docs",
+        t,
+        stored
+            .map(|n| {
+                format!(
+                    "{n} profiles stored; outbox backlog {}",
+                    app.outbox.backlog()
+                )
+            })
+            .ok_or_else(|| "profiles did not arrive within 20 s".to_owned()),
+    );
+    let t = Instant::now();
+    let welcomed = wait_for(Duration::from_secs(20), || async {
+        let n = app.notifier.sent(NotificationChannel::Email);
+        (n >= users.len() as u64).then_some(n)
+    })
+    .await;
+    report.step(
+        "welcome notifications sent",
+        t,
+        welcomed
+            .map(|n| format!("{n} emails through the notification consumer"))
+            .ok_or_else(|| "welcome notifications did not arrive within 20 s".to_owned()),
+    );
+
+    report.section("purchases (invalidate what depends on the user)");
+    let mut by_category: HashMap<&str, Vec<&mod8_orm::Product>> = HashMap::new();
+    for p in &catalogue.products {
+        by_category.entry(p.category.as_str()).or_default().push(p);
+    }
+    let baskets: [&[&str]; 4] = [
+        &["books", "courses"],
+        &["books", "courses", "merch"],
+        &["hardware", "hardware"],
+        &["books", "merch"],
+    ];
+    for (user, basket) in users.iter().zip(baskets) {
+        let t = Instant::now();
+        let lines: Vec<OrderLine> = basket
+            .iter()
+            .enumerate()
+            .filter_map(|(i, c)| {
+                by_category
+                    .get(c)
+                    .and_then(|ps| ps.get(i % ps.len()))
+                    .map(|p| OrderLine {
+                        product_id: p.id,
+                        quantity: 1,
+                    })
+            })
+            .collect();
+        let outcome = app
+            .place_order(NewOrder {
+                user_id: user.id,
+                lines,
+                created_at: None,
+            })
+            .await
+            .map(|o| {
+                format!(
+                    "{} items, total {:.2}",
+                    o.items.len(),
+                    o.order.total_cents as f64 / 100.0
+                )
+            })
+            .map_err(|e| e.to_string());
+        report.step(&format!("order for {}", user.username), t, outcome);
+    }
+    app.invalidate_model().await;
+
+    report.section(
+        "2. real-time analytics (cache counters → analytics fanout → event log + live dashboard)",
+    );
+    let t = Instant::now();
+    let mut accepted = 0;
+    let mut error = None;
+    for (i, user) in users.iter().enumerate() {
+        for event_type in [
+            "session",
+            "page_view",
+            "page_view",
+            "click",
+            "search",
+            "cart_add",
+        ]
+        .iter()
+        .take(3 + i)
+        {
+            let event = EventInput {
+                user_id: user.id,
+                event_type: (*event_type).to_owned(),
+                properties: HashMap::from([("page".to_owned(), serde_json::json!("/catalogue"))]),
+            };
+            match app.record_event(event).await {
+                Ok(_) => accepted += 1,
+                Err(e) => error = Some(e.to_string()),
+            }
+        }
+    }
+    report.step(
+        "record events",
+        t,
+        match error {
+            None => Ok(format!("{accepted} events accepted")),
+            Some(e) => Err(e),
+        },
+    );
+    let t = Instant::now();
+    let stored_events = wait_for(Duration::from_secs(20), || async {
+        let live = app.live.snapshot().total_events;
+        let logged = app
+            .docs
+            .event_distribution(mod8_docstore::TimeWindow::all())
+            .await
+            .map(|d| d.iter().map(|c| c.count).sum::<u64>())
+            .unwrap_or(0);
+        (live >= accepted && logged >= accepted).then_some((live, logged))
+    })
+    .await;
+    report.step(
+        "events in the event log and on the live dashboard",
+        t,
+        stored_events
+            .map(|(live, logged)| format!("{logged} logged, {live} on the dashboard"))
+            .ok_or_else(|| "events did not arrive within 20 s".to_owned()),
+    );
+    let snapshot = app.live.snapshot();
+    let top: Vec<String> = snapshot
+        .events_by_type
+        .iter()
+        .take(4)
+        .map(|(t, n)| format!("{t}={n}"))
+        .collect();
+    report
+        .lines
+        .push(format!("       live dashboard: {}", top.join(", ")));
+
+    report.section("3. personalisation (cold: SQL + documents → engines → cache; warm: cache)");
+    for user in &users {
+        let t = Instant::now();
+        let cold = app.recommendations(user.id).await;
+        let cold_ms = t.elapsed().as_secs_f64() * 1e3;
+        let outcome = match cold {
+            Ok(r) if !r.cached => {
+                let t2 = Instant::now();
+                match app.recommendations(user.id).await {
+                    Ok(warm) if warm.cached && warm.recommendations == r.recommendations => {
+                        let picks: Vec<String> = r
+                            .recommendations
+                            .iter()
+                            .take(3)
+                            .filter_map(|rec| {
+                                catalogue
+                                    .products
+                                    .iter()
+                                    .find(|p| p.id.to_string() == rec.product_id)
+                                    .map(|p| format!("{} ({:.2})", p.name, rec.score))
+                            })
+                            .collect();
+                        Ok(format!(
+                            "{:?}; cold {cold_ms:.1} ms, warm {:.2} ms (cached); top: {}",
+                            r.segment,
+                            t2.elapsed().as_secs_f64() * 1e3,
+                            picks.join(", ")
+                        ))
+                    }
+                    Ok(_) => Err("the second request was not served from the cache".to_owned()),
+                    Err(e) => Err(e.to_string()),
+                }
+            }
+            Ok(_) => Err("the first request after an order was served from the cache".to_owned()),
+            Err(e) => Err(e.to_string()),
+        };
+        report.step(
+            &format!("recommendations for {}", user.username),
+            t,
+            outcome,
+        );
+    }
+    if let Some(user) = users.first() {
+        let t = Instant::now();
+        let outcome = app
+            .profile(user.id)
+            .await
+            .map(|p| {
+                format!(
+                    "{:?}, engagement {:.0}, churn risk {:.2}, LTV {:.2}",
+                    p.profile.segment,
+                    p.profile.engagement,
+                    p.profile.churn_risk,
+                    p.profile.lifetime_value
+                )
+            })
+            .map_err(|e| e.to_string());
+        report.step(&format!("profile of {}", user.username), t, outcome);
+    }
+    let t = Instant::now();
+    match app.insights().await {
+        Ok(r) => {
+            report.step(
+                "insights report",
+                t,
+                Ok(format!(
+                    "{} users in {} segments",
+                    r.total_users,
+                    r.segments.len()
+                )),
+            );
+            for line in r.to_text().lines().take(12) {
+                report.lines.push(format!("       {line}"));
+            }
+        }
+        Err(e) => {
+            report.step("insights report", t, Err(e.to_string()));
+        }
+    }
+
+    report.section("metrics");
+    let stats = app.cache.stats();
+    let snapshot = app.metrics_snapshot().await;
+    let mut line = String::new();
+    let _ = write!(
+        line,
+        "  cache hits {} misses {} (hit ratio {:.2}); dead letters {}; outbox backlog {}",
+        stats.hits,
+        stats.misses,
+        stats.hit_ratio(),
+        snapshot.dead_letters,
+        snapshot.outbox_backlog
+    );
+    report.lines.push(line);
+    for (name, acked, retried, dead) in app.consumer_stats().await {
+        report.lines.push(format!(
+            "  consumer {name:<15} acked {acked:>4}  retried {retried:>3}  dead-lettered {dead:>3}"
+        ));
+    }
+    report
+}
+
+/// Polls `check` every 50 ms until it returns `Some`, or `timeout` passes.
+async fn wait_for<T, F, Fut>(timeout: Duration, mut check: F) -> Option<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = check().await {
+            return Some(v);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

@@ -1,0 +1,110 @@
+//! Configuration: one section per library, each read from the `MOD8_*` variables and falling
+//! back to its embedded default (SQLite in memory, in-memory documents, in-process cache,
+//! in-process broker).
+
+use std::time::Duration;
+
+use mod8_cache::CacheConfig;
+use mod8_docstore::DocStoreConfig;
+use mod8_mq::MqConfig;
+use mod8_orm::OrmConfig;
+
+/// Analytics queue the live-dashboard consumer reads (a second subscriber of the `analytics`
+/// fanout, beside the one that stores raw events).
+pub const LIVE_QUEUE: &str = "live_dashboard_queue";
+
+/// Everything [`crate::App::build`] needs.
+#[derive(Debug, Clone)]
+pub struct AppConfig {
+    /// Relational store (`MOD8_POSTGRES_URL`; SQLite in memory when unset).
+    pub sql: OrmConfig,
+    /// Document store (`MOD8_MONGODB_URL`; in memory when unset).
+    pub docs: DocStoreConfig,
+    /// Cache (`MOD8_REDIS_URL`; in-process only when unset).
+    pub cache: CacheConfig,
+    /// Broker (`MOD8_AMQP_URL`; in-process when unset).
+    pub mq: MqConfig,
+    /// Queue of the live-dashboard consumer.
+    pub live_queue: String,
+    /// How long personalised recommendations stay cached.
+    pub recommendations_ttl: Duration,
+    /// How long profiles and predictions stay cached.
+    pub profile_ttl: Duration,
+    /// Events by one user within [`AppConfig::alert_window`] that raise an alert.
+    pub alert_threshold: u64,
+    /// The sliding window of the alert threshold.
+    pub alert_window: Duration,
+    /// Longest any single call to a dependency may take.
+    pub call_timeout: Duration,
+    /// How often the outbox relay looks for unsent rows when nothing woke it.
+    pub outbox_poll: Duration,
+    /// How old the recommendation model may get before it is rebuilt.
+    pub model_refresh: Duration,
+}
+
+impl AppConfig {
+    /// From the `MOD8_*` variables; every part falls back to its embedded default.
+    ///
+    /// # Errors
+    ///
+    /// A variable that is set but not valid (for example a malformed cache setting).
+    pub fn from_env() -> anyhow::Result<Self> {
+        Ok(Self {
+            sql: OrmConfig::from_env()?,
+            docs: DocStoreConfig::from_env(),
+            cache: CacheConfig::from_env()?.with_name("app"),
+            mq: MqConfig::from_env(),
+            ..Self::embedded()
+        })
+    }
+
+    /// Every part on its embedded default, whatever the environment says.
+    pub fn embedded() -> Self {
+        Self {
+            sql: OrmConfig::new(mod8_orm::DEFAULT_URL),
+            docs: DocStoreConfig::default(),
+            cache: CacheConfig::default().with_name("app"),
+            mq: MqConfig::default(),
+            live_queue: LIVE_QUEUE.to_owned(),
+            recommendations_ttl: Duration::from_secs(3600),
+            profile_ttl: Duration::from_secs(600),
+            alert_threshold: 100,
+            alert_window: Duration::from_secs(60),
+            call_timeout: Duration::from_secs(5),
+            outbox_poll: Duration::from_millis(500),
+            model_refresh: Duration::from_secs(300),
+        }
+    }
+
+    /// One line per part saying which backend it uses, for the startup log and the demo.
+    pub fn describe(&self) -> Vec<String> {
+        let sql = if self.sql.url.starts_with("postgres") {
+            "PostgreSQL (MOD8_POSTGRES_URL)".to_owned()
+        } else {
+            format!(
+                "SQLite `{}` (embedded; set MOD8_POSTGRES_URL for PostgreSQL)",
+                self.sql.url
+            )
+        };
+        let docs = match &self.docs.url {
+            Some(url) if url.starts_with("mongodb") => {
+                "MongoDB wire protocol (MOD8_MONGODB_URL)".to_owned()
+            }
+            _ => "in-memory document store (embedded; set MOD8_MONGODB_URL for MongoDB)".to_owned(),
+        };
+        let cache = match &self.cache.redis_url {
+            Some(_) => "in-process L1 + Redis L2 (MOD8_REDIS_URL)".to_owned(),
+            None => "in-process cache (embedded; set MOD8_REDIS_URL for Redis)".to_owned(),
+        };
+        let mq = match &self.mq.url {
+            Some(url) if url.starts_with("amqp") => "RabbitMQ (MOD8_AMQP_URL)".to_owned(),
+            _ => "in-process broker (embedded; set MOD8_AMQP_URL for RabbitMQ)".to_owned(),
+        };
+        vec![
+            format!("sql:      {sql}"),
+            format!("docs:     {docs}"),
+            format!("cache:    {cache}"),
+            format!("messages: {mq}"),
+        ]
+    }
+}

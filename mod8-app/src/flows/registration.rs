@@ -1,0 +1,200 @@
+//! Flow 1, registration: validate → user (and address) plus an outbox row for the UserData
+//! event in one SQL transaction → cache the user → initial recommendations.
+
+use mod8_cache::EntryOptions;
+use mod8_mq::UserData;
+use mod8_orm::{NewAddress, NewUser, OrmError, UnitOfWork, User};
+use serde::{Deserialize, Serialize};
+
+use super::user_tag;
+use crate::error::{AppError, AppResult};
+use crate::flows::personalisation::Recommendations;
+use crate::outbox::USER_DATA_TOPIC;
+use crate::App;
+
+/// A registration request (`POST /api/users`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Registration {
+    /// Login name: 3–32 characters, letters, digits, `_`, `-`, `.`.
+    pub username: String,
+    /// Email address; stored lower-cased, unique.
+    pub email: String,
+    /// Where the user lives (optional); the city must exist in the country.
+    #[serde(default)]
+    pub address: Option<AddressInput>,
+}
+
+/// The address part of a [`Registration`].
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct AddressInput {
+    /// Street and number.
+    pub street: String,
+    /// Postal code.
+    pub postal_code: String,
+    /// City name, as known to the relational store.
+    pub city: String,
+    /// ISO 3166-1 alpha-2 country code.
+    pub country_code: String,
+}
+
+/// A completed registration (201).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Registered {
+    /// The stored user.
+    pub user: User,
+    /// Initial recommendations (trending products for a new user).
+    pub recommendations: Recommendations,
+}
+
+impl App {
+    /// Registers a user. The user, its address and the outbox row of its UserData event commit
+    /// together or not at all; the broker is not touched here (the outbox relay publishes
+    /// after commit), so a broker outage never fails or loses a registration.
+    ///
+    /// # Errors
+    ///
+    /// [`AppError::Validation`] naming the field (bad email or username, unknown city or
+    /// country), [`AppError::Conflict`] naming `email` or `username`, or the SQL store failing.
+    pub async fn register(&self, registration: Registration) -> AppResult<Registered> {
+        // Validate before touching the database (the repository validates again, harmlessly).
+        let email = mod8_orm::validate::email(&registration.email)?;
+        let username = mod8_orm::validate::username(&registration.username)?;
+        let uow = self.call("sql.begin", "sql", self.sql.begin()).await?;
+        let user = match self
+            .register_in(uow.as_ref(), &registration, email, username)
+            .await
+        {
+            Ok(user) => user,
+            Err(e) => {
+                if let Err(rollback) = uow.rollback().await {
+                    tracing::warn!(error = %rollback, "rollback after a failed registration failed");
+                }
+                return Err(e);
+            }
+        };
+        self.call("sql.commit", "sql", uow.commit()).await?;
+        self.outbox
+            .enqueued
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.outbox_wake.notify_one();
+
+        // The user exists from here on: nothing below may turn the registration into an error
+        // (a client retrying would then meet a 409 for its own account).
+        let options = EntryOptions::ttl(self.config.profile_ttl).tag(user_tag(user.id));
+        if let Err(e) = self.cache.set(&user_key(user.id), &user, &options).await {
+            tracing::warn!(user_id = %user.id, error = %e, "could not cache the new user");
+        }
+        let recommendations = match self.recommendations(user.id).await {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!(user_id = %user.id, error = %e, "initial recommendations failed; answering without them");
+                Recommendations {
+                    user_id: user.id,
+                    segment: mod8_datasci::Segment::Active,
+                    recommendations: Vec::new(),
+                    cached: false,
+                }
+            }
+        };
+        Ok(Registered {
+            user,
+            recommendations,
+        })
+    }
+
+    async fn register_in(
+        &self,
+        uow: &dyn UnitOfWork,
+        registration: &Registration,
+        email: String,
+        username: String,
+    ) -> AppResult<User> {
+        let address_id = match &registration.address {
+            None => None,
+            Some(a) => {
+                let code = mod8_orm::validate::country_code(&a.country_code)?;
+                match uow.country_by_code(&code).await {
+                    Ok(_) => {}
+                    Err(OrmError::NotFound { .. }) => {
+                        return Err(AppError::validation(
+                            "address.country_code",
+                            format!("unknown country {code}"),
+                        ))
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+                let city = uow.find_city(a.city.trim(), &code).await?.ok_or_else(|| {
+                    AppError::validation(
+                        "address.city",
+                        format!("unknown city {:?} in {code}", a.city.trim()),
+                    )
+                })?;
+                let address = uow
+                    .create_address(NewAddress {
+                        street: a.street.clone(),
+                        postal_code: a.postal_code.clone(),
+                        city_id: city.id,
+                    })
+                    .await?;
+                Some(address.id)
+            }
+        };
+        let mut new_user = NewUser::new(email, username);
+        new_user.address_id = address_id;
+        let user = uow.create_user(new_user).await?;
+        let event = UserData {
+            username: user.username.clone(),
+            email: user.email.clone(),
+            registration_date: user.created_at.date_naive(),
+        };
+        let payload = serde_json::to_value(&event)
+            .map_err(|e| AppError::Internal(anyhow::Error::new(e).context("outbox payload")))?;
+        uow.enqueue(USER_DATA_TOPIC, payload).await?;
+        Ok(user)
+    }
+
+    /// The user with `id`, from the cache or SQL.
+    ///
+    /// # Errors
+    ///
+    /// [`AppError::NotFound`] for an unknown id, or the SQL store failing.
+    pub async fn user(&self, id: uuid::Uuid) -> AppResult<User> {
+        let options = mod8_cache::EntryOptions::ttl(self.config.profile_ttl).tag(user_tag(id));
+        self.cache
+            .get_or_load(&user_key(id), &options, || {
+                self.call("sql.get_user", "sql", self.sql.get_user(id))
+            })
+            .await
+            .map_err(shared)
+    }
+}
+
+/// Cache key of a user row.
+pub fn user_key(id: uuid::Uuid) -> String {
+    format!("users:{id}")
+}
+
+/// An error shared by every waiter of one cache load, turned back into an owned error.
+pub(crate) fn shared(e: std::sync::Arc<AppError>) -> AppError {
+    match std::sync::Arc::try_unwrap(e) {
+        Ok(e) => e,
+        Err(e) => match e.as_ref() {
+            AppError::BadRequest(m) => AppError::BadRequest(m.clone()),
+            AppError::Validation { field, message } => AppError::validation(field, message),
+            AppError::NotFound(m) => AppError::NotFound(m.clone()),
+            AppError::Conflict { field } => AppError::Conflict {
+                field: field.clone(),
+            },
+            AppError::Unavailable {
+                dependency,
+                message,
+            } => AppError::Unavailable {
+                dependency,
+                message: message.clone(),
+            },
+            AppError::Internal(inner) => AppError::Internal(anyhow::anyhow!("{inner:#}")),
+        },
+    }
+}

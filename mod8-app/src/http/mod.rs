@@ -1,0 +1,164 @@
+//! The HTTP API (axum): routes, the JSON error body, request ids, latency metrics, limits and
+//! graceful shutdown.
+//!
+//! | route | what |
+//! |---|---|
+//! | `POST /api/users` | register; 201 with the user and initial recommendations |
+//! | `POST /api/events` | record an event; 202 |
+//! | `GET /api/users/{id}/recommendations` | personalised recommendations, `cached` says whether they came from cache |
+//! | `GET /api/users/{id}/profile` | segment, engagement, churn risk, lifetime value |
+//! | `GET /api/insights` | segment report |
+//! | `GET /metrics` | Prometheus text |
+//! | `GET /healthz` | each dependency's state; 503 when a required one is down |
+
+mod handlers;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::extract::{DefaultBodyLimit, FromRequest, MatchedPath, Request, State};
+use axum::http::{HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::json;
+use tower_http::timeout::TimeoutLayer;
+use tracing::Instrument;
+
+use crate::error::{AppError, InternalErrorCause};
+use crate::App;
+
+/// Largest request body accepted (bytes); larger ones get 413.
+pub const BODY_LIMIT: usize = 64 * 1024;
+/// Longest a request may take before it is answered 408.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+const REQUEST_ID: &str = "x-request-id";
+
+/// The router for the whole API, over one shared [`App`].
+pub fn router(app: Arc<App>) -> Router {
+    Router::new()
+        .route("/api/users", post(handlers::register))
+        .route("/api/events", post(handlers::record_event))
+        .route(
+            "/api/users/{id}/recommendations",
+            get(handlers::recommendations),
+        )
+        .route("/api/users/{id}/profile", get(handlers::profile))
+        .route("/api/insights", get(handlers::insights))
+        .route("/metrics", get(handlers::metrics))
+        .route("/healthz", get(handlers::healthz))
+        .fallback(|| async { AppError::NotFound("route".into()) })
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            REQUEST_TIMEOUT,
+        ))
+        .layer(middleware::from_fn_with_state(app.clone(), observe))
+        .with_state(app)
+}
+
+/// Serve the API on `addr` until SIGINT/SIGTERM, then drain in-flight requests.
+pub async fn serve(app: Arc<App>, addr: SocketAddr) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    tracing::info!(addr = %listener.local_addr()?, "serving the mod8 API");
+    axum::serve(listener, router(app))
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
+    Ok(())
+}
+
+/// Resolves on SIGINT (Ctrl-C) or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutdown signal received; draining");
+}
+
+/// Request id, latency metric, and the 500 body: an internal error's cause is logged under the
+/// request id and the client gets only the id.
+async fn observe(State(app): State<Arc<App>>, request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let request_id = request
+        .headers()
+        .get(REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 64)
+        .map(str::to_owned)
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let method = request.method().to_string();
+    let span = tracing::info_span!("request", %request_id, %method, %route);
+    let mut response = next.run(request).instrument(span).await;
+    if let Some(InternalErrorCause(cause)) =
+        response.extensions_mut().remove::<InternalErrorCause>()
+    {
+        tracing::error!(%request_id, %method, %route, error = %cause, "internal error");
+        let body = json!({ "error": {
+            "code": "internal",
+            "message": "internal error",
+            "request_id": request_id,
+        }});
+        response = (StatusCode::INTERNAL_SERVER_ERROR, Json(body)).into_response();
+    }
+    if let Ok(value) = HeaderValue::from_str(&request_id) {
+        response.headers_mut().insert(REQUEST_ID, value);
+    }
+    let status = response.status().as_u16();
+    app.metrics
+        .observe_request(&route, &method, status, started.elapsed());
+    tracing::debug!(%request_id, %method, %route, status, elapsed_ms = started.elapsed().as_secs_f64() * 1e3, "request");
+    response
+}
+
+/// `Json<T>` whose rejections become [`AppError`]: unreadable JSON is 400, JSON of the wrong
+/// shape 422, a body over [`BODY_LIMIT`] 413 — always with the error body.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ApiJson<T>(pub T);
+
+impl<T, S> FromRequest<S> for ApiJson<T>
+where
+    T: serde::de::DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = Response;
+
+    async fn from_request(req: Request<Body>, state: &S) -> Result<Self, Self::Rejection> {
+        use axum::extract::rejection::JsonRejection;
+        match Json::<T>::from_request(req, state).await {
+            Ok(Json(value)) => Ok(Self(value)),
+            Err(JsonRejection::JsonDataError(e)) => {
+                Err(AppError::validation("body", e.body_text()).into_response())
+            }
+            Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                let body = json!({ "error": {
+                    "code": "payload_too_large",
+                    "message": format!("request body is larger than {BODY_LIMIT} bytes"),
+                }});
+                Err((StatusCode::PAYLOAD_TOO_LARGE, Json(body)).into_response())
+            }
+            Err(rejection) => Err(AppError::BadRequest(rejection.body_text()).into_response()),
+        }
+    }
+}

@@ -1,0 +1,504 @@
+//! End-to-end tests of the three flows through the HTTP API: an in-process server on a random
+//! port, driven over real HTTP. Every case runs on the embedded defaults, and again on the
+//! real services when all four `MOD8_*_URL` variables are set (each run with its own
+//! database, collection database, cache prefix and queue names, all removed afterwards).
+// Test helpers outside #[test] functions may unwrap too.
+#![allow(clippy::unwrap_used)]
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use mod8_app::{App, AppConfig};
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+struct Server {
+    app: Arc<App>,
+    base: String,
+    http: reqwest::Client,
+}
+
+impl Server {
+    async fn start(config: AppConfig) -> Self {
+        let app = App::build(config).await.expect("app builds");
+        app.start().await.expect("consumers start");
+        mod8_app::commands::seed::catalogue(&app)
+            .await
+            .expect("catalogue");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr: SocketAddr = listener.local_addr().unwrap();
+        let router = mod8_app::http::router(app.clone());
+        tokio::spawn(async move { axum::serve(listener, router).await });
+        Self {
+            app,
+            base: format!("http://{addr}"),
+            http: reqwest::Client::new(),
+        }
+    }
+
+    async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
+        let r = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn get(&self, path: &str) -> (StatusCode, Value) {
+        let r = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .unwrap();
+        let status = r.status();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn register(&self, name: &str) -> Value {
+        let (status, body) = self
+            .post(
+                "/api/users",
+                json!({
+                    "username": name,
+                    "email": format!("{name}@example.com"),
+                    "address": {"street": "1 Test St", "postal_code": "10115", "city": "Berlin", "country_code": "DE"}
+                }),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        body
+    }
+}
+
+/// Places an order for `user` (HTTP has no order route; orders go through the library API,
+/// which invalidates what depends on the user).
+async fn buy(s: &Server, user: uuid::Uuid, products: &[uuid::Uuid]) {
+    s.app
+        .place_order(mod8_orm::NewOrder {
+            user_id: user,
+            lines: products
+                .iter()
+                .map(|p| mod8_orm::OrderLine {
+                    product_id: *p,
+                    quantity: 1,
+                })
+                .collect(),
+            created_at: None,
+        })
+        .await
+        .unwrap();
+}
+
+fn id_of(registered: &Value) -> uuid::Uuid {
+    registered["user"]["id"].as_str().unwrap().parse().unwrap()
+}
+
+fn error_of(body: &Value) -> (&str, Option<&str>) {
+    (
+        body["error"]["code"].as_str().unwrap_or("<no code>"),
+        body["error"]["field"].as_str(),
+    )
+}
+
+async fn eventually<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !check().await {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn name(prefix: &str) -> String {
+    mod8_testkit::unique_name(prefix)
+}
+
+// ---- the cases, each written once -------------------------------------------------------
+
+async fn registration_and_its_errors(s: &Server) {
+    // Somebody has bought something, so there is something trending to recommend.
+    let buyer = id_of(&s.register(&name("buyer")).await);
+    let books = s.app.sql.products(Some("books")).await.unwrap();
+    buy(s, buyer, &[books[0].id]).await;
+    s.app.invalidate_model().await;
+
+    let ada = name("ada");
+    let body = s.register(&ada).await;
+    assert_eq!(body["user"]["username"], ada.as_str());
+    assert!(body["user"]["address_id"].is_string());
+    let recs = body["recommendations"]["recommendations"]
+        .as_array()
+        .unwrap();
+    assert_eq!(
+        recs[0]["product_id"],
+        books[0].id.to_string().as_str(),
+        "a new user gets the trending product"
+    );
+    assert_eq!(body["recommendations"]["cached"], false);
+
+    // Duplicate username, duplicate email: 409 naming the field.
+    let (status, body) = s
+        .post(
+            "/api/users",
+            json!({"username": ada, "email": format!("x{ada}@example.com")}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert_eq!(error_of(&body), ("conflict", Some("username")));
+    let (status, body) = s
+        .post(
+            "/api/users",
+            json!({"username": name("other"), "email": format!("{ada}@example.com")}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert_eq!(error_of(&body), ("conflict", Some("email")));
+
+    // Invalid input: 422 naming the field; nothing stored.
+    let bad = name("bad");
+    let (status, body) = s
+        .post(
+            "/api/users",
+            json!({"username": bad, "email": "not-an-email"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(error_of(&body), ("validation", Some("email")));
+    let (status, body) = s
+        .post(
+            "/api/users",
+            json!({"username": "", "email": "e@example.com"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(error_of(&body), ("validation", Some("username")));
+
+    // Unknown city: the transaction is rolled back — the username stays free.
+    let ghost = name("ghost");
+    let (status, body) = s
+        .post(
+            "/api/users",
+            json!({"username": ghost, "email": format!("{ghost}@example.com"),
+                   "address": {"street": "x", "postal_code": "1", "city": "Atlantis", "country_code": "DE"}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(error_of(&body), ("validation", Some("address.city")));
+    assert!(s
+        .app
+        .sql
+        .find_user_by_email(&format!("{ghost}@example.com"))
+        .await
+        .unwrap()
+        .is_none());
+    s.register(&ghost).await;
+
+    // Unreadable bodies: 400; wrong shape: 422; too large: 413 — always the error body.
+    let r = s
+        .http
+        .post(format!("{}/api/users", s.base))
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(error_of(&r.json::<Value>().await.unwrap()).0, "bad_request");
+    let (status, body) = s.post("/api/users", json!({"username": 5})).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    let huge = "x".repeat(mod8_app::http::BODY_LIMIT + 1);
+    let (status, body) = s
+        .post("/api/users", json!({"username": huge, "email": "a@b.co"}))
+        .await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{body}");
+    assert_eq!(error_of(&body).0, "payload_too_large");
+}
+
+async fn registration_reaches_the_document_store(s: &Server) {
+    let grace = name("grace");
+    let body = s.register(&grace).await;
+    let id = body["user"]["id"].as_str().unwrap().to_owned();
+    // Outbox relay → broker → UserDataConsumer → profile document, then a welcome email.
+    eventually("the profile document", || async {
+        matches!(s.app.docs.profile_by_username(&grace).await, Ok(Some(p)) if p.user_id == id)
+    })
+    .await;
+    eventually("the outbox to drain", || async {
+        s.app.outbox.backlog() == 0
+    })
+    .await;
+}
+
+async fn events_flow_to_the_log_and_dashboard(s: &Server) {
+    let user = s.register(&name("linus")).await;
+    let id = user["user"]["id"].as_str().unwrap().to_owned();
+    for t in ["session", "page_view", "page_view", "click"] {
+        let (status, body) = s
+            .post(
+                "/api/events",
+                json!({"user_id": id, "event_type": t, "properties": {"page": "/home"}}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    }
+    let (_, body) = s
+        .post(
+            "/api/events",
+            json!({"user_id": id, "event_type": "search"}),
+        )
+        .await;
+    assert_eq!(body["counters"]["page_views"], 2);
+    assert_eq!(body["counters"]["searches"], 1);
+
+    // Stored by the analytics consumer.
+    eventually("5 events in the event log", || async {
+        let filter = mod8_docstore::EventFilter {
+            user_id: Some(id.clone()),
+            ..Default::default()
+        };
+        use futures::TryStreamExt;
+        let Ok(stream) = s.app.docs.export_events(filter, 100).await else {
+            return false;
+        };
+        let batches: Vec<Vec<_>> = stream.try_collect().await.unwrap_or_default();
+        batches.iter().map(Vec::len).sum::<usize>() == 5
+    })
+    .await;
+
+    // Bad input and unknown users.
+    let (status, body) = s
+        .post(
+            "/api/events",
+            json!({"user_id": id, "event_type": "Not Valid"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(error_of(&body), ("validation", Some("event_type")));
+    let (status, body) = s
+        .post(
+            "/api/events",
+            json!({"user_id": id, "event_type": "click", "properties": {"$where": 1}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(error_of(&body), ("validation", Some("properties")));
+    let (status, body) = s
+        .post(
+            "/api/events",
+            json!({"user_id": uuid::Uuid::new_v4(), "event_type": "click"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+}
+
+async fn personalisation_is_cached_and_invalidated(s: &Server) {
+    // Two customers bought books 0 and 1 together: they are co-purchased.
+    let books = s.app.sql.products(Some("books")).await.unwrap();
+    for n in ["alan", "edsger"] {
+        let other = id_of(&s.register(&name(n)).await);
+        buy(s, other, &[books[0].id, books[1].id]).await;
+    }
+    let user = s.register(&name("margaret")).await;
+    let id = id_of(&user);
+    // Registration cached the first answer.
+    let (status, first) = s.get(&format!("/api/users/{id}/recommendations")).await;
+    assert_eq!(status, StatusCode::OK, "{first}");
+    assert_eq!(first["cached"], true);
+
+    // Her purchase changes her data: the cached answer is dropped and recomputed (on the
+    // refreshed co-purchase model); book 1 comes first and book 0 is never recommended.
+    buy(s, id, &[books[0].id]).await;
+    s.app.invalidate_model().await;
+    let (_, cold) = s.get(&format!("/api/users/{id}/recommendations")).await;
+    assert_eq!(cold["cached"], false, "{cold}");
+    let recs = cold["recommendations"].as_array().unwrap();
+    assert_eq!(
+        recs[0]["product_id"],
+        books[1].id.to_string().as_str(),
+        "{cold}"
+    );
+    assert!(recs
+        .iter()
+        .all(|r| r["product_id"] != books[0].id.to_string().as_str()));
+    assert!(recs
+        .iter()
+        .all(|r| (0.0..=1.0).contains(&r["score"].as_f64().unwrap())));
+    let (_, warm) = s.get(&format!("/api/users/{id}/recommendations")).await;
+    assert_eq!(warm["cached"], true);
+    assert_eq!(warm["recommendations"], cold["recommendations"]);
+
+    let (status, profile) = s.get(&format!("/api/users/{id}/profile")).await;
+    assert_eq!(status, StatusCode::OK, "{profile}");
+    assert!(profile["profile"]["total_spend"].as_f64().unwrap() > 0.0);
+    assert_eq!(profile["predictions"].as_array().unwrap().len(), 3);
+
+    let (status, body) = s
+        .get(&format!(
+            "/api/users/{}/recommendations",
+            uuid::Uuid::new_v4()
+        ))
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    let (status, body) = s.get("/api/users/not-a-uuid/profile").await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(error_of(&body), ("validation", Some("id")));
+}
+
+async fn insights_metrics_and_health(s: &Server) {
+    s.register(&name("barbara")).await;
+    let (status, report) = s.get("/api/insights").await;
+    assert_eq!(status, StatusCode::OK, "{report}");
+    assert!(report["total_users"].as_u64().unwrap() >= 1);
+
+    let r = s
+        .http
+        .get(format!("{}/metrics", s.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let text = r.text().await.unwrap();
+    for family in [
+        "mod8_http_request_duration_seconds",
+        "mod8_query_duration_seconds",
+        "mod8_cache_hit_ratio",
+        "mod8_queue_depth",
+        "mod8_dead_letters",
+        "mod8_outbox_backlog",
+    ] {
+        assert!(text.contains(family), "{family} missing from /metrics");
+    }
+
+    let (status, health) = s.get("/healthz").await;
+    assert_eq!(status, StatusCode::OK, "{health}");
+    for dep in ["sql", "docs", "cache", "broker"] {
+        assert_eq!(
+            health["dependencies"][dep]["status"], "up",
+            "{dep}: {health}"
+        );
+    }
+    let (status, body) = s.get("/no/such/route").await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    assert_eq!(error_of(&body).0, "not_found");
+}
+
+// ---- backends ---------------------------------------------------------------------------
+
+/// Real services, each isolated for this run; `None` (after one skip line) when unset.
+async fn real_config() -> Option<AppConfig> {
+    let suite = "app http api on real services";
+    let pg = mod8_testkit::service_url(mod8_testkit::POSTGRES, suite)?;
+    let mongo = mod8_testkit::service_url(mod8_testkit::MONGODB, suite)?;
+    let redis = mod8_testkit::service_url(mod8_testkit::REDIS, suite)?;
+    let amqp = mod8_testkit::service_url(mod8_testkit::AMQP, suite)?;
+    let run = mod8_testkit::unique_name("mod8_app");
+    // A database of its own on PostgreSQL.
+    {
+        use mod8_orm::sqlx::{self, Connection};
+        let mut admin = sqlx::PgConnection::connect(&pg)
+            .await
+            .expect("PostgreSQL is set but unreachable");
+        sqlx::query(&format!("CREATE DATABASE {run}"))
+            .execute(&mut admin)
+            .await
+            .unwrap();
+    }
+    let (base, _) = pg.rsplit_once('/').unwrap();
+    let mut config = AppConfig::embedded();
+    config.sql = mod8_orm::OrmConfig::new(format!("{base}/{run}"));
+    config.docs = mod8_docstore::DocStoreConfig::builder()
+        .with_url(mongo)
+        .with_database(run.clone())
+        .build();
+    config.cache = mod8_cache::CacheConfig {
+        redis_url: Some(redis),
+        prefix: format!("{run}:cache"),
+        ..config.cache
+    };
+    config.mq = mod8_mq::MqConfig::default()
+        .with_url(amqp)
+        .with_topology(mod8_mq::Topology::with_prefix(&run));
+    config.live_queue = format!("{run}.live_dashboard_queue");
+    Some(config)
+}
+
+/// Removes what a real-services run created: its queues and exchanges, its document
+/// database's collections, its PostgreSQL database. (Cache keys expire by TTL under the run's
+/// own prefix.)
+async fn remove_real(config: &AppConfig) {
+    let broker = config.mq.clone().connect().await.unwrap();
+    let topology = broker.topology().clone();
+    let mut queues: Vec<String> = topology.queues().into_iter().map(|q| q.name).collect();
+    queues.push(config.live_queue.clone());
+    for queue in queues.clone() {
+        queues.extend(topology.retry_queue_names(&queue, 8));
+    }
+    for queue in queues {
+        let _ = broker.delete_queue(&queue).await;
+    }
+    for exchange in topology.exchanges() {
+        let _ = broker.delete_exchange(&exchange.name).await;
+    }
+    let _ = broker.close().await;
+    let docs = mod8_docstore::MongoDocStore::connect(
+        config.docs.url.as_deref().unwrap(),
+        config.docs.database.as_deref(),
+    )
+    .await
+    .unwrap();
+    docs.drop_database().await.unwrap();
+    let url = config.sql.url.clone();
+    let (base, db) = url.rsplit_once('/').unwrap();
+    use mod8_orm::sqlx::{self, Connection};
+    let mut admin = sqlx::PgConnection::connect(&format!("{base}/postgres"))
+        .await
+        .unwrap();
+    sqlx::query(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+}
+
+macro_rules! both_backends {
+    ($($case:ident),* $(,)?) => {
+        mod embedded {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    let server = super::Server::start(mod8_app::AppConfig::embedded()).await;
+                    super::$case(&server).await;
+                    server.app.shutdown().await;
+                }
+            )*
+        }
+        mod real_services {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    let Some(config) = super::real_config().await else { return };
+                    let server = super::Server::start(config.clone()).await;
+                    super::$case(&server).await;
+                    server.app.shutdown().await;
+                    super::remove_real(&config).await;
+                }
+            )*
+        }
+    };
+}
+
+both_backends!(
+    registration_and_its_errors,
+    registration_reaches_the_document_store,
+    events_flow_to_the_log_and_dashboard,
+    personalisation_is_cached_and_invalidated,
+    insights_metrics_and_health,
+);
