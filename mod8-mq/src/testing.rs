@@ -100,7 +100,8 @@ macro_rules! conformance_tests {
             case_unacked_is_redelivered,
             case_declare_conflict_is_typed,
             case_dedup_by_message_id,
-            case_pipelined_batch
+            case_pipelined_batch,
+            case_consumer_ends_when_its_queue_is_deleted
         );
     };
     (@cases $setup:expr; $($case:ident),*) => {
@@ -652,4 +653,24 @@ pub async fn case_pipelined_batch(broker: &DynBroker) {
     assert_eq!(results.len(), 500);
     assert!(results.iter().all(Result::is_ok));
     wait_depth(broker, &t.user_data_queue, 500).await;
+}
+
+/// A consumer never hangs: when its queue is deleted the subscription ends, subscribing
+/// again fails permanently, and the consumer stops with that error.
+pub async fn case_consumer_ends_when_its_queue_is_deleted(broker: &DynBroker) {
+    let t = broker.topology().clone();
+    let queue = format!("{}.doomed", t.user_data_queue);
+    broker.declare_queue(&t.work_queue(&queue)).await.unwrap();
+    let consumer = Consumer::new(
+        broker.clone(),
+        queue.clone(),
+        handler_fn(|_env: Envelope<UserData>| async { Outcome::Ack }),
+    )
+    .start()
+    .await
+    .unwrap();
+    broker.delete_queue(&queue).await.unwrap();
+    wait_until("the consumer stops", || async { consumer.is_finished() }).await;
+    let err = consumer.shutdown().await.unwrap_err();
+    assert!(matches!(err, Error::NotFound { .. }), "{err:?}");
 }
