@@ -1,7 +1,7 @@
 //! Consuming: a [`Handler`] decides [`Outcome::Ack`], [`Outcome::Retry`] or
 //! [`Outcome::Reject`]; a [`Consumer`] runs it with prefetch and concurrency, retries through
 //! delay queues, dead-letters with reason headers, resubscribes after connection loss, and
-//! shuts down gracefully. The same runner serves every [`Broker`].
+//! shuts down gracefully. The same runner serves every [`Broker`](crate::Broker).
 
 use std::collections::{HashSet, VecDeque};
 use std::future::Future;
