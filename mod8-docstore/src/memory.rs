@@ -130,6 +130,47 @@ impl Inner {
     }
 }
 
+/// Per-key accumulators for a few distinct keys (event types, categories): a linear search in
+/// a small vector beats hashing every event's key; past 32 keys it becomes a hash map.
+enum Tally<K, V> {
+    Few(Vec<(K, V)>),
+    Many(HashMap<K, V>),
+}
+
+impl<K: Eq + std::hash::Hash + Copy, V: Default> Tally<K, V> {
+    fn new() -> Self {
+        Tally::Few(Vec::new())
+    }
+
+    fn slot(&mut self, key: K) -> &mut V {
+        if let Tally::Few(items) = self {
+            if items.len() >= 32 && !items.iter().any(|(k, _)| *k == key) {
+                *self = Tally::Many(std::mem::take(items).into_iter().collect());
+            }
+        }
+        match self {
+            Tally::Few(items) => {
+                let at = match items.iter().position(|(k, _)| *k == key) {
+                    Some(at) => at,
+                    None => {
+                        items.push((key, V::default()));
+                        items.len() - 1
+                    }
+                };
+                &mut items[at].1
+            }
+            Tally::Many(map) => map.entry(key).or_default(),
+        }
+    }
+
+    fn into_vec(self) -> Vec<(K, V)> {
+        match self {
+            Tally::Few(items) => items,
+            Tally::Many(map) => map.into_iter().collect(),
+        }
+    }
+}
+
 impl MemoryDocStore {
     /// An empty store.
     pub fn new() -> Self {
@@ -231,11 +272,12 @@ impl EventStore for MemoryDocStore {
 
     async fn event_distribution(&self, window: TimeWindow) -> Result<Vec<EventTypeCount>> {
         let inner = self.inner.read().await;
-        let mut counts: HashMap<&str, u64> = HashMap::new();
+        let mut counts: Tally<&str, u64> = Tally::new();
         for e in inner.events_in(window) {
-            *counts.entry(e.event_type.as_str()).or_default() += 1;
+            *counts.slot(e.event_type.as_str()) += 1;
         }
         let mut out: Vec<EventTypeCount> = counts
+            .into_vec()
             .into_iter()
             .map(|(t, count)| EventTypeCount {
                 event_type: t.to_owned(),
@@ -280,19 +322,20 @@ impl EventStore for MemoryDocStore {
 
     async fn purchase_analytics(&self, window: TimeWindow) -> Result<Vec<CategoryPurchases>> {
         let inner = self.inner.read().await;
-        let mut by_category: HashMap<Option<&str>, (u64, f64)> = HashMap::new();
+        let mut by_category: Tally<Option<&str>, (u64, f64)> = Tally::new();
         for e in inner.events_in(window) {
             if e.event_type != PURCHASE {
                 continue;
             }
             let Some(meta) = &e.metadata else { continue };
             let Some(price) = meta.price else { continue };
-            let slot = by_category.entry(meta.category.as_deref()).or_default();
+            let slot = by_category.slot(meta.category.as_deref());
             slot.0 += 1;
             slot.1 += price;
         }
         Ok(crate::model::purchases_from_sums(
             by_category
+                .into_vec()
                 .into_iter()
                 .map(|(c, (n, sum))| (c.map(str::to_owned), n, sum)),
         ))
@@ -503,5 +546,30 @@ impl DocStore for MemoryDocStore {
                 .then_with(|| b.id.cmp(&a.id))
         });
         Ok(logs.into_iter().take(limit).cloned().collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tally_counts_the_same_past_the_small_vector() {
+        let keys: Vec<String> = (0..40).map(|i| format!("k{i}")).collect();
+        let mut tally: Tally<&str, u64> = Tally::new();
+        for round in 0..3 {
+            for (i, k) in keys.iter().enumerate() {
+                if round < 2 || i % 2 == 0 {
+                    *tally.slot(k.as_str()) += 1;
+                }
+            }
+        }
+        assert!(matches!(tally, Tally::Many(_)));
+        let mut counts = tally.into_vec();
+        counts.sort();
+        assert_eq!(counts.len(), 40);
+        assert_eq!(counts.iter().find(|(k, _)| *k == "k0").unwrap().1, 3);
+        assert_eq!(counts.iter().find(|(k, _)| *k == "k1").unwrap().1, 2);
+        assert_eq!(counts.iter().map(|(_, n)| n).sum::<u64>(), 40 * 2 + 20);
     }
 }
