@@ -1,0 +1,189 @@
+//! `mod8 clv fit|predict|plot` run as a command on a simulated customer base: the JSON shape of
+//! shared/DESIGN.md, the fitted parameters near the simulated ones, predictions as CSV, charts
+//! on disk, and bad input refused with the row and field named and a non-zero exit.
+#![allow(clippy::unwrap_used)]
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use chrono::NaiveDate;
+use mod8_datasci::simulate::{simulate_transactions, SimulationParams};
+use mod8_datasci::{BgNbd, GammaGamma};
+
+const END: &str = "2024-09-30";
+
+fn mod8(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_mod8"))
+        .args(args)
+        .output()
+        .expect("the mod8 binary runs")
+}
+
+fn write_base(dir: &Path) -> std::path::PathBuf {
+    let params = SimulationParams {
+        bgnbd: BgNbd::new(0.5, 5.0, 0.8, 2.5).unwrap(),
+        gamma_gamma: GammaGamma::new(6.0, 4.0, 15.0).unwrap(),
+        customers: 3_000,
+        min_age_weeks: 0.0,
+        max_age_weeks: 0.0,
+        seed: 7,
+    };
+    let start = NaiveDate::from_ymd_opt(2024, 1, 1).unwrap();
+    let end: NaiveDate = END.parse().unwrap();
+    let mut csv = String::from("customer_id,date,amount\n");
+    for t in simulate_transactions(&params, start, 60, end).unwrap() {
+        csv.push_str(&format!("{},{},{:.2}\n", t.customer_id, t.date, t.amount));
+    }
+    let path = dir.join("transactions.csv");
+    std::fs::write(&path, csv).unwrap();
+    path
+}
+
+#[test]
+fn fit_prints_the_documented_json_with_sensible_parameters() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write_base(dir.path());
+    let out = mod8(&[
+        "clv",
+        "fit",
+        "--transactions",
+        file.to_str().unwrap(),
+        "--calibration-end",
+        END,
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let mut keys: Vec<_> = json.as_object().unwrap().keys().cloned().collect();
+    keys.sort();
+    assert_eq!(keys, ["bgnbd", "customers", "gamma_gamma"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.starts_with(r#"{"customers":"#), "{text}");
+    assert!(json["customers"].as_u64().unwrap() > 2_000);
+    let b = &json["bgnbd"];
+    for k in ["r", "alpha", "a", "b", "log_likelihood"] {
+        assert!(b[k].as_f64().unwrap().is_finite(), "{k}");
+    }
+    // Recovered within a loose band of the simulated r = 0.5 and alpha = 5 (3,000 customers).
+    let r = b["r"].as_f64().unwrap();
+    let alpha = b["alpha"].as_f64().unwrap();
+    assert!((0.3..0.8).contains(&r), "r = {r}");
+    assert!((2.5..9.0).contains(&alpha), "alpha = {alpha}");
+    for k in ["p", "q", "gamma"] {
+        assert!(json["gamma_gamma"][k].as_f64().unwrap() > 0.0, "{k}");
+    }
+}
+
+#[test]
+fn predict_writes_one_csv_row_per_customer_and_plot_writes_charts() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write_base(dir.path());
+    let file = file.to_str().unwrap();
+    let out = mod8(&[
+        "clv",
+        "predict",
+        "--transactions",
+        file,
+        "--calibration-end",
+        END,
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    let mut lines = text.lines();
+    let header = lines.next().unwrap();
+    assert!(header.starts_with("customer_id,frequency,recency,T,monetary_value,p_alive"));
+    let rows: Vec<_> = lines.collect();
+    assert!(rows.len() > 2_000);
+    for row in &rows {
+        let p_alive: f64 = row.split(',').nth(5).unwrap().parse().unwrap();
+        assert!((0.0..=1.0).contains(&p_alive), "{row}");
+    }
+
+    let charts = dir.path().join("charts");
+    let out = mod8(&[
+        "clv",
+        "plot",
+        "--transactions",
+        file,
+        "--calibration-end",
+        END,
+        "--out",
+        charts.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let written: Vec<_> = std::fs::read_dir(&charts).unwrap().collect();
+    assert!(written.len() >= 2, "charts: {written:?}");
+    for entry in written {
+        let svg = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+        assert!(svg.contains("<svg"));
+    }
+}
+
+#[test]
+fn bad_input_names_row_and_field_and_exits_non_zero() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        (
+            "customer_id,date,amount\nc1,2024-01-05,NaN\n",
+            "row 2",
+            "amount",
+        ),
+        (
+            "customer_id,date,amount\nc1,2024-01-05,10\nc2,2024-02-30,5\n",
+            "row 3",
+            "date",
+        ),
+        (
+            "customer_id,date,amount\nc1,2024-01-05,-3\n",
+            "row 2",
+            "amount",
+        ),
+        (
+            "customer_id,date,amount\nc1,2025-01-05,3\n",
+            "row 2",
+            "date",
+        ),
+        ("customer_id,when,amount\nc1,2024-01-05,3\n", "", "when"),
+        ("", "", "empty"),
+    ];
+    for (i, (csv, row, field)) in cases.iter().enumerate() {
+        let path = dir.path().join(format!("bad{i}.csv"));
+        std::fs::write(&path, csv).unwrap();
+        let out = mod8(&[
+            "clv",
+            "fit",
+            "--transactions",
+            path.to_str().unwrap(),
+            "--calibration-end",
+            END,
+        ]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "case {i} succeeded");
+        assert!(out.stdout.is_empty(), "case {i} printed a result");
+        assert!(
+            stderr.contains(row) && stderr.contains(field),
+            "case {i}: {stderr}"
+        );
+    }
+    let out = mod8(&[
+        "clv",
+        "fit",
+        "--transactions",
+        "/no/such/file.csv",
+        "--calibration-end",
+        END,
+    ]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/no/such/file.csv"));
+}
