@@ -22,7 +22,7 @@ use crate::config::AppConfig;
 use crate::flows::personalisation::ModelState;
 use crate::live::LiveDashboard;
 use crate::metrics::{Metrics, Snapshot};
-use crate::outbox::{run_relay, OutboxCounters};
+use crate::outbox::{run_relay, OutboxCounters, Relay};
 use crate::sinks::{DocEventSink, DocProfileSink};
 
 /// The running system: stores, cache, broker, engines state and metrics.
@@ -204,11 +204,14 @@ impl App {
         ));
         let (shutdown, shutdown_rx) = watch::channel(false);
         let relay = tokio::spawn(run_relay(
-            self.sql.clone(),
-            self.producer.clone(),
-            self.outbox.clone(),
-            self.outbox_wake.clone(),
-            self.config.outbox_poll,
+            Relay {
+                sql: self.sql.clone(),
+                producer: self.producer.clone(),
+                counters: self.outbox.clone(),
+                wake: self.outbox_wake.clone(),
+                poll: self.config.outbox_poll,
+                lease: self.config.outbox_lease,
+            },
             shutdown_rx,
         ));
         *background = Some(Background {

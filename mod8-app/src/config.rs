@@ -38,6 +38,9 @@ pub struct AppConfig {
     pub call_timeout: Duration,
     /// How often the outbox relay looks for unsent rows when nothing woke it.
     pub outbox_poll: Duration,
+    /// How long a claimed outbox row is reserved for one relay before another pass (or
+    /// process) may claim it again; a failed publish is retried after this.
+    pub outbox_lease: Duration,
     /// How old the recommendation model may get before it is rebuilt.
     pub model_refresh: Duration,
 }
@@ -72,6 +75,7 @@ impl AppConfig {
             alert_window: Duration::from_secs(60),
             call_timeout: Duration::from_secs(5),
             outbox_poll: Duration::from_millis(500),
+            outbox_lease: Duration::from_secs(10),
             model_refresh: Duration::from_secs(300),
         }
     }

@@ -15,8 +15,6 @@ pub const USER_DATA_TOPIC: &str = "user_data";
 
 /// How many rows one pass claims.
 const BATCH: u32 = 100;
-/// How long a claimed row is reserved for this relay before another may claim it.
-const LEASE: Duration = Duration::from_secs(30);
 
 /// Counters of the relay, for metrics and the demo report.
 #[derive(Debug, Default)]
@@ -60,8 +58,9 @@ pub async fn relay_once(
     sql: &dyn Database,
     producer: &Producer,
     counters: &OutboxCounters,
+    lease: Duration,
 ) -> mod8_orm::Result<usize> {
-    let rows = sql.claim_pending(BATCH, LEASE).await?;
+    let rows = sql.claim_pending(BATCH, lease).await?;
     if rows.is_empty() {
         return Ok(0);
     }
@@ -104,20 +103,38 @@ pub async fn relay_once(
     Ok(rows.len())
 }
 
+/// What the relay runs on and how often.
+#[derive(Clone)]
+pub struct Relay {
+    /// Where the outbox lives.
+    pub sql: mod8_orm::DynDatabase,
+    /// Where rows are published.
+    pub producer: Producer,
+    /// Counters shared with the app.
+    pub counters: Arc<OutboxCounters>,
+    /// Notified when a registration committed a row.
+    pub wake: Arc<Notify>,
+    /// Pass interval when nothing woke the relay.
+    pub poll: Duration,
+    /// How long a claimed row is reserved for one pass.
+    pub lease: Duration,
+}
+
 /// Runs the relay until `shutdown` flips to `true`: a pass whenever `wake` is notified (a
 /// registration committed) or every `poll`, and again at once while passes come back full.
 /// Errors back off exponentially up to 30 s.
-pub async fn run_relay(
-    sql: mod8_orm::DynDatabase,
-    producer: Producer,
-    counters: Arc<OutboxCounters>,
-    wake: Arc<Notify>,
-    poll: Duration,
-    mut shutdown: watch::Receiver<bool>,
-) {
+pub async fn run_relay(relay: Relay, mut shutdown: watch::Receiver<bool>) {
+    let Relay {
+        sql,
+        producer,
+        counters,
+        wake,
+        poll,
+        lease,
+    } = relay;
     let mut backoff = Duration::from_millis(100);
     loop {
-        match relay_once(sql.as_ref(), &producer, &counters).await {
+        match relay_once(sql.as_ref(), &producer, &counters, lease).await {
             Ok(n) if n as u32 >= BATCH => continue,
             Ok(_) => backoff = Duration::from_millis(100),
             Err(e) => {
@@ -139,7 +156,7 @@ pub async fn run_relay(
         }
         if *shutdown.borrow() {
             // One last pass so rows committed just before shutdown are not left for the next start.
-            let _ = relay_once(sql.as_ref(), &producer, &counters).await;
+            let _ = relay_once(sql.as_ref(), &producer, &counters, lease).await;
             break;
         }
     }

@@ -1,0 +1,206 @@
+//! Shared by the app's integration tests: an in-process server on a random port, the
+//! real-services configuration (isolated per run) and its clean-up, and small helpers.
+// Not every test binary uses every helper.
+#![allow(dead_code, clippy::unwrap_used)]
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use mod8_app::{App, AppConfig};
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+pub struct Server {
+    pub app: Arc<App>,
+    pub base: String,
+    pub http: reqwest::Client,
+}
+
+impl Server {
+    pub async fn start(config: AppConfig) -> Self {
+        let app = App::build(config).await.expect("app builds");
+        app.start().await.expect("consumers start");
+        mod8_app::commands::seed::catalogue(&app)
+            .await
+            .expect("catalogue");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr: SocketAddr = listener.local_addr().unwrap();
+        let router = mod8_app::http::router(app.clone());
+        tokio::spawn(async move { axum::serve(listener, router).await });
+        Self {
+            app,
+            base: format!("http://{addr}"),
+            http: reqwest::Client::new(),
+        }
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
+        let r = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn get(&self, path: &str) -> (StatusCode, Value) {
+        let r = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .unwrap();
+        let status = r.status();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn register(&self, name: &str) -> Value {
+        let (status, body) = self
+            .post(
+                "/api/users",
+                json!({
+                    "username": name,
+                    "email": format!("{name}@example.com"),
+                    "address": {"street": "1 Test St", "postal_code": "10115", "city": "Berlin", "country_code": "DE"}
+                }),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        body
+    }
+}
+
+/// Places an order for `user` (HTTP has no order route; orders go through the library API,
+/// which invalidates what depends on the user).
+pub async fn buy(s: &Server, user: uuid::Uuid, products: &[uuid::Uuid]) {
+    s.app
+        .place_order(mod8_orm::NewOrder {
+            user_id: user,
+            lines: products
+                .iter()
+                .map(|p| mod8_orm::OrderLine {
+                    product_id: *p,
+                    quantity: 1,
+                })
+                .collect(),
+            created_at: None,
+        })
+        .await
+        .unwrap();
+}
+
+pub fn id_of(registered: &Value) -> uuid::Uuid {
+    registered["user"]["id"].as_str().unwrap().parse().unwrap()
+}
+
+pub fn error_of(body: &Value) -> (&str, Option<&str>) {
+    (
+        body["error"]["code"].as_str().unwrap_or("<no code>"),
+        body["error"]["field"].as_str(),
+    )
+}
+
+pub async fn eventually<F, Fut>(what: &str, check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    eventually_within(what, Duration::from_secs(30), check).await;
+}
+
+/// Polls `check` every 50 ms until it is true; fails the test after `timeout`.
+pub async fn eventually_within<F, Fut>(what: &str, timeout: Duration, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + timeout;
+    while !check().await {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+pub fn name(prefix: &str) -> String {
+    mod8_testkit::unique_name(prefix)
+}
+
+// ---- backends ---------------------------------------------------------------------------
+
+/// Real services, each isolated for this run; `None` (after one skip line) when unset.
+pub async fn real_config(suite: &str) -> Option<AppConfig> {
+    let pg = mod8_testkit::service_url(mod8_testkit::POSTGRES, suite)?;
+    let mongo = mod8_testkit::service_url(mod8_testkit::MONGODB, suite)?;
+    let redis = mod8_testkit::service_url(mod8_testkit::REDIS, suite)?;
+    let amqp = mod8_testkit::service_url(mod8_testkit::AMQP, suite)?;
+    let run = mod8_testkit::unique_name("mod8_app");
+    // A database of its own on PostgreSQL.
+    {
+        use mod8_orm::sqlx::{self, Connection};
+        let mut admin = sqlx::PgConnection::connect(&pg)
+            .await
+            .expect("PostgreSQL is set but unreachable");
+        sqlx::query(&format!("CREATE DATABASE {run}"))
+            .execute(&mut admin)
+            .await
+            .unwrap();
+    }
+    let (base, _) = pg.rsplit_once('/').unwrap();
+    let mut config = AppConfig::embedded();
+    config.sql = mod8_orm::OrmConfig::new(format!("{base}/{run}"));
+    config.docs = mod8_docstore::DocStoreConfig::builder()
+        .with_url(mongo)
+        .with_database(run.clone())
+        .build();
+    config.cache = mod8_cache::CacheConfig {
+        redis_url: Some(redis),
+        prefix: format!("{run}:cache"),
+        ..config.cache
+    };
+    config.mq = mod8_mq::MqConfig::default()
+        .with_url(amqp)
+        .with_topology(mod8_mq::Topology::with_prefix(&run));
+    config.live_queue = format!("{run}.live_dashboard_queue");
+    Some(config)
+}
+
+/// Removes what a real-services run created: its queues and exchanges, its document
+/// database's collections, its PostgreSQL database. (Cache keys expire by TTL under the run's
+/// own prefix.)
+pub async fn remove_real(config: &AppConfig) {
+    let broker = config.mq.clone().connect().await.unwrap();
+    let topology = broker.topology().clone();
+    let mut queues: Vec<String> = topology.queues().into_iter().map(|q| q.name).collect();
+    queues.push(config.live_queue.clone());
+    for queue in queues.clone() {
+        queues.extend(topology.retry_queue_names(&queue, 8));
+    }
+    for queue in queues {
+        let _ = broker.delete_queue(&queue).await;
+    }
+    for exchange in topology.exchanges() {
+        let _ = broker.delete_exchange(&exchange.name).await;
+    }
+    let _ = broker.close().await;
+    let docs = mod8_docstore::MongoDocStore::connect(
+        config.docs.url.as_deref().unwrap(),
+        config.docs.database.as_deref(),
+    )
+    .await
+    .unwrap();
+    docs.drop_database().await.unwrap();
+    let url = config.sql.url.clone();
+    let (base, db) = url.rsplit_once('/').unwrap();
+    use mod8_orm::sqlx::{self, Connection};
+    let mut admin = sqlx::PgConnection::connect(&format!("{base}/postgres"))
+        .await
+        .unwrap();
+    sqlx::query(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+}
