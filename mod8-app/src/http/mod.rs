@@ -162,3 +162,40 @@ where
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tower::ServiceExt;
+
+    #[tokio::test]
+    async fn an_internal_error_answers_500_with_only_the_request_id() {
+        let app = App::build(crate::AppConfig::embedded()).await.unwrap();
+        let router = Router::new()
+            .route(
+                "/boom",
+                get(|| async {
+                    AppError::Internal(anyhow::anyhow!("connection string with password=hunter2"))
+                }),
+            )
+            .layer(middleware::from_fn_with_state(app.clone(), observe))
+            .with_state(app.clone());
+        let request = axum::http::Request::builder()
+            .uri("/boom")
+            .header(REQUEST_ID, "req-42")
+            .body(Body::empty())
+            .unwrap();
+        let response = router.oneshot(request).await.unwrap();
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(response.headers()[REQUEST_ID], "req-42");
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 16)
+            .await
+            .unwrap();
+        let body: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(
+            body,
+            json!({"error": {"code": "internal", "message": "internal error", "request_id": "req-42"}})
+        );
+        app.shutdown().await;
+    }
+}
