@@ -7,7 +7,7 @@
 //! [`Capabilities`] checks that the call fails with [`Error::Unsupported`] (and prints the
 //! server's message) instead of checking results.
 //!
-//! ```ignore
+//! ```text
 //! mod8_docstore::conformance_tests!(async {
 //!     Some(mod8_docstore::testing::Fixture::new(
 //!         std::sync::Arc::new(mod8_docstore::MemoryDocStore::new()),
