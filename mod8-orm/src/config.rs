@@ -39,6 +39,11 @@ pub struct OrmConfig {
     pub sqlite_busy_timeout: Duration,
     /// Apply the crate's migrations on connect (default true).
     pub migrate: bool,
+    /// Ping a pooled PostgreSQL connection before handing it out (default false). The ping
+    /// is one more round trip per repository call, doubling the cost of a point lookup;
+    /// without it a connection the server dropped fails its next call with
+    /// [`OrmError::Unavailable`] (transient, so a retry gets a fresh connection).
+    pub test_before_acquire: bool,
 }
 
 impl Default for OrmConfig {
@@ -51,6 +56,7 @@ impl Default for OrmConfig {
             idle_timeout: Some(Duration::from_secs(600)),
             sqlite_busy_timeout: Duration::from_secs(5),
             migrate: true,
+            test_before_acquire: false,
         }
     }
 }
@@ -113,6 +119,12 @@ impl OrmConfig {
     /// Whether to apply the crate's migrations on connect.
     pub fn with_migrations(mut self, migrate: bool) -> Self {
         self.migrate = migrate;
+        self
+    }
+
+    /// Whether to ping pooled PostgreSQL connections before use.
+    pub fn with_test_before_acquire(mut self, test: bool) -> Self {
+        self.test_before_acquire = test;
         self
     }
 

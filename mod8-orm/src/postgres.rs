@@ -8,8 +8,12 @@ use sqlx::{Executor, Postgres};
 
 use crate::config::OrmConfig;
 use crate::error::{OrmError, Result};
+use crate::model::NewUser;
 use crate::repository::Backend;
 use crate::session::{Dialect, SqlBackend, SqlStore};
+use crate::sql::USER_COLS;
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
 
 /// The repositories on PostgreSQL.
 pub type PostgresStore = SqlStore<Postgres>;
@@ -21,7 +25,51 @@ impl SqlBackend for Postgres {
         max_bind_params: 65_535,
         skip_locked: " FOR UPDATE SKIP LOCKED",
         month_of,
+        anonymous_params: false,
     };
+
+    fn insert_users<'c>(
+        conn: &'c mut Self::Connection,
+        users: &'c [NewUser],
+    ) -> BoxFuture<'c, std::result::Result<(u64, u64), sqlx::Error>> {
+        Box::pin(async move {
+            // One array per column and UNNEST: eight parameters whatever the row count, far
+            // faster than multi-row VALUES. Chunks bound the size of one message.
+            const ROWS: usize = 20_000;
+            let sql = format!(
+                "INSERT INTO users ({USER_COLS}) SELECT * FROM UNNEST($1::uuid[], $2::text[], \
+                 $3::text[], $4::uuid[], $5::float8[], $6::bool[], $7::timestamptz[], \
+                 $8::timestamptz[])"
+            );
+            let (mut rows, mut statements) = (0, 0);
+            for chunk in users.chunks(ROWS) {
+                let ids: Vec<Uuid> = chunk.iter().map(|_| Uuid::new_v4()).collect();
+                let emails: Vec<&str> = chunk.iter().map(|u| u.email.as_str()).collect();
+                let names: Vec<&str> = chunk.iter().map(|u| u.username.as_str()).collect();
+                let addresses: Vec<Option<Uuid>> = chunk.iter().map(|u| u.address_id).collect();
+                let scores: Vec<f64> = chunk.iter().map(|u| u.profile_score).collect();
+                let verified: Vec<bool> = chunk.iter().map(|u| u.is_verified).collect();
+                let created: Vec<Option<DateTime<Utc>>> =
+                    chunk.iter().map(|u| u.created_at).collect();
+                let active: Vec<Option<DateTime<Utc>>> =
+                    chunk.iter().map(|u| u.last_active_at).collect();
+                rows += sqlx::query::<Postgres>(&sql)
+                    .bind(ids)
+                    .bind(emails)
+                    .bind(names)
+                    .bind(addresses)
+                    .bind(scores)
+                    .bind(verified)
+                    .bind(created)
+                    .bind(active)
+                    .execute(&mut *conn)
+                    .await?
+                    .rows_affected();
+                statements += 1;
+            }
+            Ok((rows, statements))
+        })
+    }
 
     fn run_script<'c>(
         conn: &'c mut Self::Connection,
@@ -53,6 +101,7 @@ impl PostgresStore {
             .min_connections(config.min_connections)
             .acquire_timeout(config.acquire_timeout)
             .idle_timeout(config.idle_timeout)
+            .test_before_acquire(config.test_before_acquire)
             .connect_with(options)
             .await
             .map_err(|e| OrmError::from_sqlx(backend, e))?;

@@ -23,6 +23,50 @@ pub struct Dialect {
     pub skip_locked: &'static str,
     /// `YYYY-MM` of the timestamp column named by `{}` (UTC).
     pub month_of: fn(&str) -> String,
+    /// Whether generated placeholder lists use anonymous `?` (SQLite: looking up a numbered
+    /// parameter's name scans every parameter, which makes binding thousands of `$n`
+    /// quadratic) instead of `$n` (PostgreSQL).
+    pub anonymous_params: bool,
+}
+
+impl Dialect {
+    /// Placeholder for parameter `n` in a statement whose placeholders are all generated.
+    pub(crate) fn param(&self, n: usize) -> String {
+        if self.anonymous_params {
+            String::from("?")
+        } else {
+            format!("${n}")
+        }
+    }
+
+    /// Placeholders `(p, p+1, ...), (...)` for `rows` rows of `cols` columns from `start`.
+    pub(crate) fn values(&self, rows: usize, cols: usize, start: usize) -> String {
+        let mut sql = String::with_capacity(rows * cols * 6);
+        let mut n = start;
+        for r in 0..rows {
+            if r > 0 {
+                sql.push_str(", ");
+            }
+            sql.push('(');
+            for c in 0..cols {
+                if c > 0 {
+                    sql.push_str(", ");
+                }
+                sql.push_str(&self.param(n));
+                n += 1;
+            }
+            sql.push(')');
+        }
+        sql
+    }
+
+    /// Placeholders for an `IN (...)` list of `count` values from `start`.
+    pub(crate) fn list(&self, count: usize, start: usize) -> String {
+        (start..start + count)
+            .map(|n| self.param(n))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
 }
 
 mod sealed {
@@ -33,6 +77,13 @@ mod sealed {
 pub trait SqlBackend: sqlx::Database + sealed::Sealed {
     /// The backend's dialect.
     const DIALECT: Dialect;
+
+    /// Inserts validated users (timestamps already defaulted) in as few statements as the
+    /// backend allows; returns (rows inserted, statements issued).
+    fn insert_users<'c>(
+        conn: &'c mut Self::Connection,
+        users: &'c [crate::model::NewUser],
+    ) -> BoxFuture<'c, std::result::Result<(u64, u64), sqlx::Error>>;
 
     /// Runs `sql` (one or more statements without parameters) on `conn`.
     fn run_script<'c>(
@@ -144,6 +195,11 @@ impl<DB: sqlx::Database> Tx<'_, DB> {
     pub(crate) fn exec(&mut self) -> &mut DB::Connection {
         self.counter.fetch_add(1, Ordering::Relaxed);
         &mut self.tx
+    }
+
+    /// Counts statements issued on a connection taken with one [`Tx::exec`] call.
+    pub(crate) fn count_more(&self, statements: u64) {
+        self.counter.fetch_add(statements, Ordering::Relaxed);
     }
 
     /// Commits (or releases the savepoint).
@@ -351,36 +407,6 @@ impl<DB: SqlBackend> Drop for SqlStore<DB> {
     }
 }
 
-/// Placeholders `($s, $s+1, ...), (...)` for `rows` rows of `cols` columns starting at `$start`.
-pub(crate) fn values_placeholders(rows: usize, cols: usize, start: usize) -> String {
-    let mut sql = String::with_capacity(rows * cols * 6);
-    let mut n = start;
-    for r in 0..rows {
-        if r > 0 {
-            sql.push_str(", ");
-        }
-        sql.push('(');
-        for c in 0..cols {
-            if c > 0 {
-                sql.push_str(", ");
-            }
-            sql.push('$');
-            sql.push_str(&n.to_string());
-            n += 1;
-        }
-        sql.push(')');
-    }
-    sql
-}
-
-/// `$start, $start+1, ...` for an `IN (...)` list of `count` values.
-pub(crate) fn list_placeholders(count: usize, start: usize) -> String {
-    (start..start + count)
-        .map(|n| format!("${n}"))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
 /// How many rows of `cols` columns fit in one statement under `max_params` (at least 1).
 pub(crate) fn rows_per_statement(cols: usize, max_params: usize) -> usize {
     (max_params / cols.max(1)).max(1)
@@ -392,8 +418,21 @@ mod tests {
 
     #[test]
     fn placeholders() {
-        assert_eq!(values_placeholders(2, 2, 3), "($3, $4), ($5, $6)");
-        assert_eq!(list_placeholders(3, 1), "$1, $2, $3");
+        let pg = Dialect {
+            backend: Backend::Postgres,
+            max_bind_params: 65_535,
+            skip_locked: "",
+            month_of: |c| c.to_owned(),
+            anonymous_params: false,
+        };
+        assert_eq!(pg.values(2, 2, 3), "($3, $4), ($5, $6)");
+        assert_eq!(pg.list(3, 1), "$1, $2, $3");
+        let lite = Dialect {
+            anonymous_params: true,
+            ..pg
+        };
+        assert_eq!(lite.values(1, 2, 1), "(?, ?)");
+        assert_eq!(lite.list(2, 5), "?, ?");
         assert_eq!(rows_per_statement(9, 65_535), 7_281);
         assert_eq!(rows_per_statement(9, 32_766), 3_640);
     }

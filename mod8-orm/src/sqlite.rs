@@ -15,8 +15,11 @@ use sqlx::{Executor, Sqlite};
 
 use crate::config::OrmConfig;
 use crate::error::{OrmError, Result};
+use crate::model::NewUser;
 use crate::repository::Backend;
-use crate::session::{Dialect, SqlBackend, SqlStore};
+use crate::session::{rows_per_statement, Dialect, SqlBackend, SqlStore};
+use crate::sql::USER_COLS;
+use uuid::Uuid;
 
 /// The repositories on SQLite.
 pub type SqliteStore = SqlStore<Sqlite>;
@@ -28,7 +31,41 @@ impl SqlBackend for Sqlite {
         max_bind_params: 32_766,
         skip_locked: "",
         month_of,
+        anonymous_params: true,
     };
+
+    fn insert_users<'c>(
+        conn: &'c mut Self::Connection,
+        users: &'c [NewUser],
+    ) -> BoxFuture<'c, std::result::Result<(u64, u64), sqlx::Error>> {
+        Box::pin(async move {
+            // Multi-row VALUES, as many rows per statement as the bind limit allows.
+            const COLS: usize = 8;
+            let per = rows_per_statement(COLS, Self::DIALECT.max_bind_params);
+            let (mut rows, mut statements) = (0, 0);
+            for chunk in users.chunks(per) {
+                let sql = format!(
+                    "INSERT INTO users ({USER_COLS}) VALUES {}",
+                    Self::DIALECT.values(chunk.len(), COLS, 1)
+                );
+                let mut q = sqlx::query::<Sqlite>(&sql);
+                for u in chunk {
+                    q = q
+                        .bind(Uuid::new_v4())
+                        .bind(&u.email)
+                        .bind(&u.username)
+                        .bind(u.address_id)
+                        .bind(u.profile_score)
+                        .bind(u.is_verified)
+                        .bind(u.created_at)
+                        .bind(u.last_active_at);
+                }
+                rows += q.execute(&mut *conn).await?.rows_affected();
+                statements += 1;
+            }
+            Ok((rows, statements))
+        })
+    }
 
     fn run_script<'c>(
         conn: &'c mut Self::Connection,

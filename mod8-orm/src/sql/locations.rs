@@ -6,7 +6,7 @@ macro_rules! impl_location_repository {
         const _: () = {
             use $crate::error::{OrmError, Result};
             use $crate::model::*;
-            use $crate::session::{list_placeholders, SqlBackend, SqlStore};
+            use $crate::session::{SqlBackend, SqlStore};
             use $crate::sql::{self, COUNTRY_COLS, LOCATION_COLS, PRODUCT_COLS};
             use $crate::validate;
             use ::uuid::Uuid;
@@ -131,7 +131,7 @@ macro_rules! impl_location_repository {
                         let sql = format!(
                             "SELECT id, name, region, country_id FROM cities \
                              WHERE country_id IN ({}) ORDER BY name, id",
-                            list_placeholders(chunk.len(), 1)
+                            <$db as SqlBackend>::DIALECT.list(chunk.len(), 1)
                         );
                         let mut q = ::sqlx::query_as::<$db, City>(&sql);
                         for c in chunk {

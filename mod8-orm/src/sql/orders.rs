@@ -8,7 +8,7 @@ macro_rules! impl_order_repository {
 
             use $crate::error::{OrmError, Result};
             use $crate::model::*;
-            use $crate::session::{list_placeholders, values_placeholders, SqlBackend, SqlStore};
+            use $crate::session::{SqlBackend, SqlStore};
             use $crate::sql::{self, ORDER_COLS, ORDER_ITEM_COLS, PRODUCT_COLS};
             use $crate::validate;
             use ::uuid::Uuid;
@@ -23,7 +23,7 @@ macro_rules! impl_order_repository {
                     let sql = format!(
                         "SELECT {ORDER_ITEM_COLS} FROM order_items WHERE order_id IN ({}) \
                          ORDER BY order_id, product_id",
-                        list_placeholders(chunk.len(), 1)
+                        <$db as SqlBackend>::DIALECT.list(chunk.len(), 1)
                     );
                     let mut q = ::sqlx::query_as::<$db, OrderItem>(&sql);
                     for o in chunk {
@@ -51,7 +51,7 @@ macro_rules! impl_order_repository {
                     // Prices and stock for every line, in one statement.
                     let sql = format!(
                         "SELECT {PRODUCT_COLS} FROM products WHERE id IN ({})",
-                        list_placeholders(order.lines.len(), 1)
+                        <$db as SqlBackend>::DIALECT.list(order.lines.len(), 1)
                     );
                     let mut q = ::sqlx::query_as::<$db, Product>(&sql);
                     for line in &order.lines {
@@ -129,7 +129,7 @@ macro_rules! impl_order_repository {
                     let sql = format!(
                         "INSERT INTO order_items ({ORDER_ITEM_COLS}) VALUES {} \
                          RETURNING {ORDER_ITEM_COLS}",
-                        values_placeholders(priced.len(), 4, 1)
+                        <$db as SqlBackend>::DIALECT.values(priced.len(), 4, 1)
                     );
                     let mut q = ::sqlx::query_as::<$db, OrderItem>(&sql);
                     for (line, price) in &priced {

@@ -7,7 +7,7 @@ macro_rules! impl_outbox_repository {
             use ::uuid::Uuid;
             use $crate::error::{OrmError, Result};
             use $crate::model::*;
-            use $crate::session::{list_placeholders, SqlBackend, SqlStore};
+            use $crate::session::{SqlBackend, SqlStore};
             use $crate::sql::{self, OUTBOX_COLS};
             use $crate::validate;
 
@@ -67,12 +67,14 @@ macro_rules! impl_outbox_repository {
                 async fn mark_sent(&self, ids: &[Uuid]) -> Result<u64> {
                     let mut conn = self.conn().await?;
                     let mut marked = 0;
-                    let per = <$db as SqlBackend>::DIALECT.max_bind_params - 1;
+                    let dialect = &<$db as SqlBackend>::DIALECT;
+                    let per = dialect.max_bind_params - 1;
                     for chunk in ids.chunks(per) {
                         let sql = format!(
-                            "UPDATE outbox SET sent_at = $1, locked_until = NULL \
+                            "UPDATE outbox SET sent_at = {}, locked_until = NULL \
                              WHERE sent_at IS NULL AND id IN ({})",
-                            list_placeholders(chunk.len(), 2)
+                            dialect.param(1),
+                            dialect.list(chunk.len(), 2)
                         );
                         let mut q = ::sqlx::query::<$db>(&sql).bind(sql::now());
                         for id in chunk {

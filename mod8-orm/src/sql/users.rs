@@ -6,7 +6,7 @@ macro_rules! impl_user_repository {
         const _: () = {
             use $crate::error::{OrmError, Result};
             use $crate::model::*;
-            use $crate::session::{rows_per_statement, values_placeholders, SqlBackend, SqlStore};
+            use $crate::session::{SqlBackend, SqlStore};
             use $crate::sql::{self, USER_COLS, USER_COLS_U};
             use $crate::validate;
             use ::uuid::Uuid;
@@ -79,37 +79,28 @@ macro_rules! impl_user_repository {
                     if users.is_empty() {
                         return Ok(0);
                     }
-                    const COLS: usize = 8;
-                    let per = rows_per_statement(COLS, <$db as SqlBackend>::DIALECT.max_bind_params);
-                    let backend = self.backend_name();
                     let now = sql::now();
+                    let users: Vec<NewUser> = users
+                        .into_iter()
+                        .map(|u| {
+                            let created = u.created_at.map(sql::stored).unwrap_or(now);
+                            NewUser {
+                                created_at: Some(created),
+                                last_active_at: Some(
+                                    u.last_active_at.map(sql::stored).unwrap_or(created),
+                                ),
+                                ..u
+                            }
+                        })
+                        .collect();
+                    let backend = self.backend_name();
                     let mut conn = self.conn().await?;
                     let mut tx = conn.transaction(backend).await?;
-                    let mut inserted = 0;
-                    for chunk in users.chunks(per) {
-                        let sql = format!(
-                            "INSERT INTO users ({USER_COLS}) VALUES {}",
-                            values_placeholders(chunk.len(), COLS, 1)
-                        );
-                        let mut q = ::sqlx::query::<$db>(&sql);
-                        for u in chunk {
-                            let created = u.created_at.map(sql::stored).unwrap_or(now);
-                            q = q
-                                .bind(Uuid::new_v4())
-                                .bind(&u.email)
-                                .bind(&u.username)
-                                .bind(u.address_id)
-                                .bind(u.profile_score)
-                                .bind(u.is_verified)
-                                .bind(created)
-                                .bind(u.last_active_at.map(sql::stored).unwrap_or(created));
-                        }
-                        inserted += q
-                            .execute(tx.exec())
+                    let (inserted, statements) =
+                        <$db as SqlBackend>::insert_users(tx.exec(), &users)
                             .await
-                            .map_err(|e| sql::name_missing(self.err(e), "address", "(bulk insert)"))?
-                            .rows_affected();
-                    }
+                            .map_err(|e| sql::name_missing(self.err(e), "address", "(bulk insert)"))?;
+                    tx.count_more(statements.saturating_sub(1));
                     tx.commit(backend).await?;
                     Ok(inserted)
                 }

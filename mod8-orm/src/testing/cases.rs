@@ -991,7 +991,7 @@ pub async fn case_injection_strings_stored_literally(db: &dyn Database) {
 
 /// Bulk inserts span several statements and are all-or-nothing.
 pub async fn case_bulk_insert(db: &dyn Database) {
-    let n = 9_000;
+    let n = 21_000; // more than one statement on both backends
     let users: Vec<NewUser> = (0..n)
         .map(|i| {
             let mut u = NewUser::new(format!("bulk{i}@example.org"), format!("bulk{i}"));
