@@ -210,6 +210,31 @@ fn redis_get(c: &mut Criterion) {
     let mut group = c.benchmark_group("redis_get");
     group.throughput(Throughput::Elements(1));
     let mut i = 0usize;
+    // The same sequential reads with the caller and fred's connection task on one thread
+    // (no cross-thread wake-up per command), closest to redis-benchmark's single loop.
+    {
+        let local = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let url = std::env::var("MOD8_REDIS_URL").unwrap();
+        let store = local
+            .block_on(mod8_cache::RedisStore::connect(
+                mod8_cache::RedisConfig::new(url).with_prefix(store.config().prefix.clone()),
+            ))
+            .unwrap();
+        let local_cache = Cache::new(store);
+        group.bench_function(
+            "sequential, one connection, current-thread runtime: Cache::get::<String>",
+            |b| {
+                b.to_async(&local).iter(|| {
+                    i = (i + 1) % KEYS;
+                    let (cache, key) = (local_cache.clone(), keys[i].clone());
+                    async move { black_box(cache.get::<String>(&key).await.unwrap()) }
+                })
+            },
+        );
+    }
     group.bench_function("sequential, one connection: Cache::get::<String>", |b| {
         b.to_async(&rt).iter(|| {
             i = (i + 1) % KEYS;
