@@ -32,27 +32,40 @@ struct Inner {
     l1: MemoryStore,
     l2: Arc<dyn CacheStore>,
     l1_ttl: Option<Duration>,
+    #[cfg(feature = "redis")]
     bus: Option<Bus>,
 }
 
 /// The publishing half of the invalidation bus; the listening task is aborted on drop.
+#[cfg(feature = "redis")]
 struct Bus {
-    #[cfg(feature = "redis")]
     redis: crate::RedisStore,
     channel: String,
     origin: String,
     tasks: Vec<tokio::task::JoinHandle<()>>,
+    /// The subscriber connection, closed with the bus.
+    subscriber: Option<fred::clients::Client>,
 }
 
+#[cfg(feature = "redis")]
 impl Drop for Bus {
     fn drop(&mut self) {
         for task in &self.tasks {
             task.abort();
         }
+        if let (Some(sub), Ok(handle)) = (
+            self.subscriber.take(),
+            tokio::runtime::Handle::try_current(),
+        ) {
+            handle.spawn(async move {
+                let _ = fred::prelude::ClientLike::quit(&sub).await;
+            });
+        }
     }
 }
 
 /// What goes over the invalidation channel.
+#[cfg(feature = "redis")]
 #[derive(Debug, Serialize, Deserialize)]
 struct Invalidation {
     origin: String,
@@ -74,7 +87,6 @@ impl std::fmt::Debug for TieredStore {
             .field("l1", &self.inner.l1)
             .field("l2", &self.inner.l2.backend())
             .field("l1_ttl", &self.inner.l1_ttl)
-            .field("bus", &self.inner.bus.as_ref().map(|b| &b.channel))
             .finish()
     }
 }
@@ -88,6 +100,7 @@ impl TieredStore {
                 l1,
                 l2: Arc::new(l2),
                 l1_ttl: l1_ttl.filter(|d| !d.is_zero()),
+                #[cfg(feature = "redis")]
                 bus: None,
             }),
         }
@@ -108,6 +121,12 @@ impl TieredStore {
         let channel = redis.invalidation_channel();
         let origin = uuid::Uuid::new_v4().simple().to_string();
         let mut tasks = Vec::new();
+        // Subscribe first: nothing is spawned if this fails.
+        let subscriber = if pubsub {
+            Some(redis.subscriber(&channel).await?)
+        } else {
+            None
+        };
 
         // Flush L1 on each reconnection of the data connection.
         let mut reconnects = redis.reconnections();
@@ -120,8 +139,7 @@ impl TieredStore {
             }
         }));
 
-        if pubsub {
-            let sub = redis.subscriber(&channel).await?;
+        if let Some(sub) = subscriber.clone() {
             let mut messages = sub.message_rx();
             let mut sub_reconnects = sub.reconnect_rx();
             let (l1_msgs, own, chan) = (l1.clone(), origin.clone(), channel.clone());
@@ -169,6 +187,7 @@ impl TieredStore {
                     channel,
                     origin,
                     tasks,
+                    subscriber,
                 }),
             }),
         })
@@ -215,6 +234,7 @@ impl TieredStore {
     }
 }
 
+#[cfg(feature = "redis")]
 fn apply(l1: &MemoryStore, what: What) {
     match what {
         What::Keys { keys } => {
