@@ -102,6 +102,44 @@ fn benches(c: &mut Criterion) {
                 db.get_user(users[i].id).await.unwrap()
             })
         });
+        if *name == "postgres" {
+            // Attribution: the same lookup through sqlx alone, on a pool and on one connection.
+            let pool = rt
+                .block_on(
+                    mod8_orm::sqlx::postgres::PgPoolOptions::new()
+                        .max_connections(4)
+                        .test_before_acquire(false)
+                        .connect(test_db.url()),
+                )
+                .unwrap();
+            let sql = "SELECT id, email, username, address_id, profile_score, is_verified, \
+                       created_at, last_active_at FROM users WHERE id = $1";
+            group.bench_function("sqlx_pool", |b| {
+                b.to_async(&rt).iter(|| async {
+                    let i = next.fetch_add(7919, Ordering::Relaxed) % users.len();
+                    mod8_orm::sqlx::query_as::<_, User>(sql)
+                        .bind(users[i].id)
+                        .fetch_optional(&pool)
+                        .await
+                        .unwrap()
+                })
+            });
+            let conn = std::sync::Arc::new(tokio::sync::Mutex::new(
+                rt.block_on(pool.acquire()).unwrap().detach(),
+            ));
+            group.bench_function("sqlx_connection", |b| {
+                b.to_async(&rt).iter(|| async {
+                    let i = next.fetch_add(7919, Ordering::Relaxed) % users.len();
+                    let mut conn = conn.lock().await;
+                    mod8_orm::sqlx::query_as::<_, User>(sql)
+                        .bind(users[i].id)
+                        .fetch_optional(&mut *conn)
+                        .await
+                        .unwrap()
+                })
+            });
+            rt.block_on(pool.close());
+        }
         group.finish();
 
         let mut group = c.benchmark_group(format!("bulk_insert/{name}"));
