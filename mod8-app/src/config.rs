@@ -13,6 +13,11 @@ use mod8_orm::OrmConfig;
 /// fanout, beside the one that stores raw events).
 pub const LIVE_QUEUE: &str = "live_dashboard_queue";
 
+/// In-process cache entries the app keeps by default: about four per active user (user row,
+/// engagement counters, predictions, recommendations), so 25,000 users' answers stay warm.
+/// `MOD8_CACHE_L1_CAPACITY` overrides it.
+pub const DEFAULT_L1_CAPACITY: usize = 100_000;
+
 /// Everything [`crate::App::build`] needs.
 #[derive(Debug, Clone)]
 pub struct AppConfig {
@@ -55,7 +60,13 @@ impl AppConfig {
         Ok(Self {
             sql: OrmConfig::from_env()?,
             docs: DocStoreConfig::from_env(),
-            cache: CacheConfig::from_env()?.with_name("app"),
+            cache: {
+                let mut cache = CacheConfig::from_env()?.with_name("app");
+                if std::env::var_os("MOD8_CACHE_L1_CAPACITY").is_none() {
+                    cache.l1_capacity = DEFAULT_L1_CAPACITY;
+                }
+                cache
+            },
             mq: MqConfig::from_env(),
             ..Self::embedded()
         })
@@ -66,7 +77,10 @@ impl AppConfig {
         Self {
             sql: OrmConfig::new(mod8_orm::DEFAULT_URL),
             docs: DocStoreConfig::default(),
-            cache: CacheConfig::default().with_name("app"),
+            cache: CacheConfig {
+                l1_capacity: DEFAULT_L1_CAPACITY,
+                ..CacheConfig::default().with_name("app")
+            },
             mq: MqConfig::default(),
             live_queue: LIVE_QUEUE.to_owned(),
             recommendations_ttl: Duration::from_secs(3600),

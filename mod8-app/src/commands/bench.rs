@@ -200,26 +200,18 @@ pub async fn bench(app: &Arc<App>, args: &BenchArgs) -> anyhow::Result<BenchRepo
             .invalidate_tag(&crate::flows::user_tag(*id))
             .await?;
     }
+    let personalise = |id| {
+        let app = app.clone();
+        async move { app.recommendations(id).await }
+    };
     let (cold, _) = measure(
         "personalisation cold",
         args.concurrency,
         users.clone(),
-        |id| {
-            let app = app.clone();
-            async move { app.recommendations(id).await }
-        },
+        personalise,
     )
     .await;
-    let (warm, _) = measure(
-        "personalisation warm",
-        args.concurrency,
-        users.clone(),
-        |id| {
-            let app = app.clone();
-            async move { app.recommendations(id).await }
-        },
-    )
-    .await;
+    let (warm, _) = measure("personalisation warm", args.concurrency, users, personalise).await;
     Ok(BenchReport {
         backends: app.config.describe(),
         users: args.users,

@@ -332,18 +332,21 @@ impl App {
             hit.cached = true;
             return Ok(hit);
         }
-        let record = self.customer_record(user_id).await?;
-        let predictions = self.predictions(&record).await?;
-        let profile = manager().analytics().profile_customer(&record, today())?;
-        let view = ProfileView {
-            user_id,
-            profile,
-            predictions,
-            cached: false,
-        };
         let options = EntryOptions::ttl(self.config.profile_ttl).tag(user_tag(user_id));
-        self.cache.set(&key, &view, &options).await?;
-        Ok(view)
+        self.cache
+            .get_or_load(&key, &options, || async {
+                let record = self.customer_record(user_id).await?;
+                let predictions = self.predictions(&record).await?;
+                let profile = manager().analytics().profile_customer(&record, today())?;
+                Ok::<_, AppError>(ProfileView {
+                    user_id,
+                    profile,
+                    predictions,
+                    cached: false,
+                })
+            })
+            .await
+            .map_err(shared)
     }
 
     /// The segment report over the most active users, cached for a minute.
