@@ -157,7 +157,20 @@ async fn main() {
         .await
         .unwrap();
     let bulk: Vec<NewUser> = (0..500)
-        .map(|i| NewUser::new(format!("reader{i}@example.org"), format!("reader{i}")))
+        .map(|i| {
+            let mut u = NewUser::new(format!("reader{i}@example.org"), format!("reader{i}"));
+            u.profile_score = ((i * 37) % 100) as f64;
+            u.is_verified = i % 3 != 0;
+            u.created_at = Some(
+                Utc.with_ymd_and_hms(2024, 1 + (i % 4) as u32, 1 + (i % 28) as u32, 8, 0, 0)
+                    .unwrap(),
+            );
+            u.last_active_at = Some(
+                Utc.with_ymd_and_hms(2024, 4 + (i % 3) as u32, 1, 8, 0, 0)
+                    .unwrap(),
+            );
+            u
+        })
         .collect();
     let inserted = db.create_users(bulk).await.unwrap();
     println!(
