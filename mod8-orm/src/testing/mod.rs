@@ -101,7 +101,15 @@ impl TestDb {
     pub async fn postgres_from_env(suite: &str) -> Option<TestDb> {
         let var = "MOD8_POSTGRES_URL";
         match std::env::var(var) {
-            Ok(url) if !url.trim().is_empty() => TestDb::postgres(url.trim()).await,
+            Ok(url) if !url.trim().is_empty() => {
+                use std::io::Write;
+                // Visible in CI output: which suites met a real server.
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "{suite}: using the real service at {var}"
+                );
+                TestDb::postgres(url.trim()).await
+            }
             _ if matches!(
                 std::env::var("MOD8_REQUIRE_SERVICES")
                     .as_deref()
