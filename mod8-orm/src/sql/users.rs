@@ -35,6 +35,24 @@ macro_rules! impl_user_repository {
                 .await
             }
 
+            /// Users whose address's city matches `filter` (joined as `a`, `ci`), by username.
+            async fn users_living(
+                store: &SqlStore<$db>,
+                filter: &str,
+                name: &str,
+            ) -> Result<Vec<User>> {
+                let mut conn = store.conn().await?;
+                ::sqlx::query_as::<$db, User>(&format!(
+                    "SELECT {USER_COLS_U} FROM users u \
+                     JOIN addresses a ON a.id = u.address_id \
+                     JOIN cities ci ON ci.id = a.city_id {filter} ORDER BY u.username"
+                ))
+                .bind(name)
+                .fetch_all(conn.exec())
+                .await
+                .map_err(|e| store.err(e))
+            }
+
             #[::async_trait::async_trait]
             impl $crate::repository::UserRepository for SqlStore<$db> {
                 async fn get_user(&self, id: Uuid) -> Result<User> {
@@ -169,32 +187,16 @@ macro_rules! impl_user_repository {
                 }
 
                 async fn users_in_country(&self, country_name: &str) -> Result<Vec<User>> {
-                    let mut conn = self.conn().await?;
-                    ::sqlx::query_as::<$db, User>(&format!(
-                        "SELECT {USER_COLS_U} FROM users u \
-                         JOIN addresses a ON a.id = u.address_id \
-                         JOIN cities ci ON ci.id = a.city_id \
-                         JOIN countries co ON co.id = ci.country_id \
-                         WHERE co.name = $1 ORDER BY u.username"
-                    ))
-                    .bind(country_name)
-                    .fetch_all(conn.exec())
+                    users_living(
+                        self,
+                        "JOIN countries co ON co.id = ci.country_id WHERE co.name = $1",
+                        country_name,
+                    )
                     .await
-                    .map_err(|e| self.err(e))
                 }
 
                 async fn users_in_city(&self, city_name: &str) -> Result<Vec<User>> {
-                    let mut conn = self.conn().await?;
-                    ::sqlx::query_as::<$db, User>(&format!(
-                        "SELECT {USER_COLS_U} FROM users u \
-                         JOIN addresses a ON a.id = u.address_id \
-                         JOIN cities ci ON ci.id = a.city_id \
-                         WHERE ci.name = $1 ORDER BY u.username"
-                    ))
-                    .bind(city_name)
-                    .fetch_all(conn.exec())
-                    .await
-                    .map_err(|e| self.err(e))
+                    users_living(self, "WHERE ci.name = $1", city_name).await
                 }
 
                 async fn users_with_location(
