@@ -46,7 +46,10 @@ pub fn service_url(var: &str, suite: &str) -> Option<String> {
     match std::env::var(var) {
         Ok(url) if !url.trim().is_empty() => {
             // Visible in CI output (not captured by libtest): which suites met a real server.
-            let _ = writeln!(std::io::stderr(), "{suite}: using the real service at {var}");
+            let _ = writeln!(
+                std::io::stderr(),
+                "{suite}: using the real service at {var}"
+            );
             Some(url.trim().to_owned())
         }
         _ if services_required() => {
