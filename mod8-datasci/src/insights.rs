@@ -100,7 +100,8 @@ impl InsightsGenerator {
                         members.iter().map(|p| f(p)).sum::<f64>() / users as f64
                     }
                 };
-                let revenue: f64 = members.iter().map(|p| p.total_spend).sum();
+                // `+ 0.0`: an empty f64 sum is -0.0, which would print as "-0.00".
+                let revenue: f64 = members.iter().map(|p| p.total_spend).sum::<f64>() + 0.0;
                 SegmentStats {
                     segment,
                     users,
@@ -327,5 +328,17 @@ mod tests {
         let r = InsightsGenerator::default().report(&[]);
         assert_eq!(r.total_users, 0);
         assert!(r.to_text().contains("No users"));
+    }
+
+    #[test]
+    fn empty_segments_report_positive_zero_revenue() {
+        let r = InsightsGenerator::default().report(&[p(Segment::Active, 10.0, 0.2, 5.0)]);
+        let vip = r
+            .segments
+            .iter()
+            .find(|s| s.segment == Segment::Vip)
+            .unwrap();
+        assert!(vip.revenue == 0.0 && vip.revenue.is_sign_positive());
+        assert!(!r.to_text().contains("-0.00"), "{}", r.to_text());
     }
 }

@@ -203,11 +203,12 @@ pub async fn run_on(app: &Arc<App>) -> Report {
     for p in &catalogue.products {
         by_category.entry(p.category.as_str()).or_default().push(p);
     }
-    let baskets: [&[&str]; 4] = [
+    let baskets: [&[&str]; 5] = [
         &["books", "courses"],
         &["books", "courses", "merch"],
         &["hardware", "hardware"],
         &["books", "merch"],
+        &["courses", "hardware"],
     ];
     for (user, basket) in users.iter().zip(baskets) {
         let t = Instant::now();
