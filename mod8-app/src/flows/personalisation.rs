@@ -257,11 +257,11 @@ impl App {
 
     /// Churn, lifetime value and next-purchase predictions for a user, cached with the
     /// profile TTL.
-    async fn predictions(&self, record: &CustomerRecord) -> AppResult<Vec<PredictionView>> {
-        let id: Uuid = record
-            .user_id
-            .parse()
-            .map_err(|e| AppError::Internal(anyhow::Error::new(e)))?;
+    async fn predictions(
+        &self,
+        id: Uuid,
+        record: &CustomerRecord,
+    ) -> AppResult<Vec<PredictionView>> {
         let options = EntryOptions::ttl(self.config.profile_ttl).tag(user_tag(id));
         let key = format!("predictions:{id}");
         self.cache
@@ -301,7 +301,7 @@ impl App {
         self.cache
             .get_or_load(&key, &options, || async {
                 let record = self.customer_record(user_id).await?;
-                let predictions = self.predictions(&record).await?;
+                let predictions = self.predictions(user_id, &record).await?;
                 let profile = manager().analytics().profile_customer(&record, today())?;
                 let recommendations = match self.recommendation_model().await? {
                     Some(engine) => {
@@ -336,7 +336,7 @@ impl App {
         self.cache
             .get_or_load(&key, &options, || async {
                 let record = self.customer_record(user_id).await?;
-                let predictions = self.predictions(&record).await?;
+                let predictions = self.predictions(user_id, &record).await?;
                 let profile = manager().analytics().profile_customer(&record, today())?;
                 Ok::<_, AppError>(ProfileView {
                     user_id,
