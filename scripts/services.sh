@@ -217,11 +217,15 @@ stop_ferretdb() {
 
 case "${1:-}" in
     up)
-        install_packages
-        start_postgres
-        start_redis
-        start_rabbitmq
-        start_ferretdb
+        # stdout carries only the exports (callers `eval` it); whatever the installers and
+        # service tools print (pg_ctlcluster's "Removed stale pid file.", apt) goes to stderr.
+        {
+            install_packages
+            start_postgres
+            start_redis
+            start_rabbitmq
+            start_ferretdb
+        } >&2
         print_env
         ;;
     down)
