@@ -8,9 +8,9 @@ use bson::oid::ObjectId;
 use futures::stream::BoxStream;
 
 use crate::model::{
-    AnalyticsSnapshot, BulkInsertResult, CategoryPurchases, CohortMetrics, Event, EventFilter,
-    EventTypeCount, GeoPoint, MetricsUpdate, NearbyEvent, Subscription, TimeWindow, UserActivity,
-    UserProfile,
+    ActivitySummary, AnalyticsSnapshot, BulkInsertResult, CategoryPurchases, CohortMetrics,
+    DayRange, Event, EventFilter, EventTypeCount, GeoPoint, MetricsUpdate, NearbyEvent,
+    Subscription, TimeWindow, UserActivity, UserProfile,
 };
 use crate::setup::{LogEntry, SetupOptions, SetupReport};
 use crate::{DataProcessing, DocStore, EventStore, ProfileStore, Result};
@@ -73,6 +73,13 @@ macro_rules! forward {
                 window: TimeWindow,
             ) -> Result<Vec<CategoryPurchases>> {
                 (**self).purchase_analytics(window).await
+            }
+            async fn activity_summary(
+                &self,
+                user_id: &str,
+                days: DayRange,
+            ) -> Result<ActivitySummary> {
+                (**self).activity_summary(user_id, days).await
             }
             async fn events_near(
                 &self,

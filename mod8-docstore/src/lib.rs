@@ -23,10 +23,11 @@ pub use crate::error::{Error, Result};
 pub use crate::export::export_ndjson;
 pub use crate::memory::MemoryDocStore;
 pub use crate::model::{
-    AnalyticsSnapshot, BulkFailure, BulkInsertResult, CategoryPurchases, CohortMetrics, Event,
-    EventFilter, EventMetadata, EventTypeCount, ExpertiseLevel, Geo, GeoPoint, MetricsUpdate,
-    NearbyEvent, ProfileDetails, ProfileMetrics, SessionInfo, Subscription, SubscriptionStatus,
-    TimeWindow, UserActivity, UserProfile, PURCHASE,
+    ActivitySummary, AnalyticsSnapshot, BulkFailure, BulkInsertResult, CategoryPurchases,
+    CohortMetrics, DayRange, Event, EventFilter, EventMetadata, EventTypeCount, ExpertiseLevel,
+    Geo, GeoPoint, MetricsUpdate, NearbyEvent, ProfileDetails, ProfileMetrics, SessionInfo,
+    Subscription, SubscriptionStatus, TimeWindow, UserActivity, UserProfile, MAX_ACTIVITY_DAYS,
+    PURCHASE,
 };
 #[cfg(feature = "mongodb")]
 pub use crate::mongodb::MongoDocStore;
@@ -88,6 +89,17 @@ pub trait EventStore: Send + Sync {
     /// [`PURCHASE`] events with a price in `window`, per category: count, revenue and average
     /// price; highest revenue first (ties by category).
     async fn purchase_analytics(&self, window: TimeWindow) -> Result<Vec<CategoryPurchases>>;
+
+    /// How many events of each type `user_id` logged on the UTC days of `days`, and the latest
+    /// of them — a point read that does not scan the log.
+    ///
+    /// The store keeps these counts as events are logged (on MongoDB one bucket document per
+    /// user and month, read by `_id`, so the cost does not grow with the log; an index on
+    /// `user_id` is not enough on servers without filter pushdown such as FerretDB 1.x). Events
+    /// logged through this crate are counted; documents written into the collection by other
+    /// means are not. [`Error::Validation`] for an empty `user_id`, `days.first > days.last`,
+    /// or a range longer than [`MAX_ACTIVITY_DAYS`].
+    async fn activity_summary(&self, user_id: &str, days: DayRange) -> Result<ActivitySummary>;
 
     /// Events with a location within `max_distance_m` metres of `point`, nearest first, at most
     /// `limit`.

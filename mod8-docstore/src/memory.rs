@@ -17,9 +17,9 @@ use futures::stream::{self, BoxStream, StreamExt};
 use tokio::sync::RwLock;
 
 use crate::model::{
-    AnalyticsSnapshot, BulkFailure, BulkInsertResult, CategoryPurchases, CohortMetrics, Event,
-    EventFilter, EventTypeCount, GeoPoint, MetricsUpdate, NearbyEvent, Subscription, TimeWindow,
-    UserActivity, UserProfile, PURCHASE,
+    ActivitySummary, AnalyticsSnapshot, BulkFailure, BulkInsertResult, CategoryPurchases,
+    CohortMetrics, DayRange, Event, EventFilter, EventTypeCount, GeoPoint, MetricsUpdate,
+    NearbyEvent, Subscription, TimeWindow, UserActivity, UserProfile, PURCHASE,
 };
 use crate::setup::{self, LogEntry, SetupOptions, SetupOutcome, SetupReport};
 use crate::{validate, DataProcessing, DocStore, Error, EventStore, ProfileStore, Result};
@@ -339,6 +339,24 @@ impl EventStore for MemoryDocStore {
                 .into_iter()
                 .map(|(c, (n, sum))| (c.map(str::to_owned), n, sum)),
         ))
+    }
+
+    async fn activity_summary(&self, user_id: &str, days: DayRange) -> Result<ActivitySummary> {
+        validate::activity_query(user_id, &days)?;
+        let inner = self.inner.read().await;
+        let mut summary = ActivitySummary {
+            user_id: user_id.to_owned(),
+            ..ActivitySummary::default()
+        };
+        for e in inner
+            .events
+            .iter()
+            .filter(|e| e.user_id == user_id && days.contains(e.timestamp.date_naive()))
+        {
+            *summary.counts.entry(e.event_type.clone()).or_default() += 1;
+            summary.last_event_at = summary.last_event_at.max(Some(e.timestamp));
+        }
+        Ok(summary)
     }
 
     async fn events_near(

@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 
 use bson::oid::ObjectId;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
 /// The event type counted by [`crate::EventStore::purchase_analytics`].
@@ -417,6 +417,69 @@ pub struct UserActivity {
     pub first_seen: DateTime<Utc>,
     /// Last event in the window.
     pub last_seen: DateTime<Utc>,
+}
+
+/// The longest [`DayRange`] [`crate::EventStore::activity_summary`] accepts, in days.
+pub const MAX_ACTIVITY_DAYS: i64 = 366;
+
+/// An inclusive range of UTC calendar days, for [`crate::EventStore::activity_summary`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct DayRange {
+    /// First day counted.
+    pub first: NaiveDate,
+    /// Last day counted (inclusive).
+    pub last: NaiveDate,
+}
+
+impl DayRange {
+    /// `[first, last]`, both inclusive.
+    pub fn new(first: NaiveDate, last: NaiveDate) -> Self {
+        DayRange { first, last }
+    }
+
+    /// The `days` days ending with `last` (inclusive): `ending(today, 90)` is the last 90
+    /// days including today. `days == 0` is treated as 1.
+    pub fn ending(last: NaiveDate, days: u32) -> Self {
+        let back = chrono::Days::new(u64::from(days.max(1) - 1));
+        DayRange {
+            first: last.checked_sub_days(back).unwrap_or(NaiveDate::MIN),
+            last,
+        }
+    }
+
+    /// Whether `day` lies in the range.
+    pub fn contains(&self, day: NaiveDate) -> bool {
+        self.first <= day && day <= self.last
+    }
+
+    /// Days in the range (0 when `first > last`).
+    pub fn len_days(&self) -> i64 {
+        (self.last - self.first).num_days() + 1
+    }
+}
+
+/// How many events of each type one user logged over a [`DayRange`], in
+/// [`crate::EventStore::activity_summary`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ActivitySummary {
+    /// The user.
+    pub user_id: String,
+    /// Events per event type (types with no events are absent).
+    pub counts: BTreeMap<String, u64>,
+    /// The latest event counted; `None` when there were none.
+    pub last_event_at: Option<DateTime<Utc>>,
+}
+
+impl ActivitySummary {
+    /// Events of `event_type` (0 when none).
+    pub fn count(&self, event_type: &str) -> u64 {
+        self.counts.get(event_type).copied().unwrap_or(0)
+    }
+
+    /// Events of every type.
+    pub fn total(&self) -> u64 {
+        self.counts.values().sum()
+    }
 }
 
 /// Purchases in one category, in [`crate::EventStore::purchase_analytics`].

@@ -23,14 +23,14 @@ use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::{DateTime, TimeZone, Utc};
+use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 use futures::future::BoxFuture;
 use futures::{FutureExt, StreamExt};
 
 use crate::{
-    export_ndjson, DocStore, Error, Event, EventFilter, EventMetadata, Geo, GeoPoint, LogEntry,
-    MetricsUpdate, SetupOptions, SetupOutcome, Subscription, SubscriptionStatus, TimeWindow,
-    UserProfile,
+    export_ndjson, DayRange, DocStore, Error, Event, EventFilter, EventMetadata, Geo, GeoPoint,
+    LogEntry, MetricsUpdate, SetupOptions, SetupOutcome, Subscription, SubscriptionStatus,
+    TimeWindow, UserProfile,
 };
 
 /// What a backend (or the server behind it) supports beyond the core.
@@ -134,6 +134,7 @@ macro_rules! conformance_tests {
             case_event_distribution,
             case_bulk_events_partial_failure,
             case_user_activity,
+            case_activity_summary,
             case_purchase_analytics,
             case_events_near,
             case_cohort_metrics,
@@ -466,6 +467,77 @@ pub async fn case_user_activity(store: &dyn DocStore, caps: &Capabilities) {
         ("ann", 3, day(5, 1), day(5, 9))
     );
     assert_eq!((a[1].user_id.as_str(), a[1].events), ("bob", 2));
+}
+
+/// Per-user counts by type over a day range, from single and bulk logs, across a month
+/// boundary; types with dots; other users and other days not counted; bad ranges refused.
+pub async fn case_activity_summary(store: &dyn DocStore, _caps: &Capabilities) {
+    let at = |m: u32, d: u32, h: u32| {
+        Utc.with_ymd_and_hms(2026, m, d, h, 0, 0)
+            .single()
+            .expect("valid date")
+    };
+    let date = |m: u32, d: u32| NaiveDate::from_ymd_opt(2026, m, d).expect("valid date");
+    let r = store
+        .log_events(vec![
+            Event::new("ann", "view").at(at(3, 30, 1)),
+            Event::new("ann", "view").at(at(3, 31, 23)),
+            Event::new("ann", "cart.add").at(at(4, 1, 2)),
+            Event::new("", "view").at(at(4, 1, 2)), // invalid: not counted
+            Event::new("bob", "view").at(at(4, 1, 3)),
+            Event::new("ann", "view").at(at(4, 20, 0)), // after the range
+            Event::new("ann", "view").at(at(3, 1, 0)),  // before the range
+        ])
+        .await
+        .unwrap();
+    assert_eq!(r.failures.len(), 1);
+    store
+        .log_event(Event::new("ann", "click").at(at(4, 2, 8)))
+        .await
+        .unwrap();
+
+    let range = DayRange::new(date(3, 30), date(4, 10));
+    let ann = store.activity_summary("ann", range).await.unwrap();
+    assert_eq!(ann.user_id, "ann");
+    assert_eq!(
+        ann.counts,
+        [("cart.add", 1), ("click", 1), ("view", 2)]
+            .into_iter()
+            .map(|(t, n)| (t.to_owned(), n))
+            .collect()
+    );
+    assert_eq!(ann.total(), 4);
+    assert_eq!(ann.last_event_at, Some(at(4, 2, 8)));
+    // One day, inclusive at both ends.
+    let day = store
+        .activity_summary("ann", DayRange::new(date(3, 31), date(3, 31)))
+        .await
+        .unwrap();
+    assert_eq!((day.count("view"), day.total()), (1, 1));
+    assert_eq!(day.last_event_at, Some(at(3, 31, 23)));
+    // Other users and unknown users.
+    let bob = store.activity_summary("bob", range).await.unwrap();
+    assert_eq!((bob.count("view"), bob.total()), (1, 1));
+    let nobody = store.activity_summary("nobody", range).await.unwrap();
+    assert_eq!(nobody.total(), 0);
+    assert_eq!(nobody.last_event_at, None);
+    // Bad queries name what is wrong.
+    let reversed = store
+        .activity_summary("ann", DayRange::new(date(4, 10), date(3, 30)))
+        .await;
+    assert_eq!(reversed.unwrap_err().field(), Some("days"));
+    let long = store
+        .activity_summary(
+            "ann",
+            DayRange::new(
+                date(1, 1),
+                date(12, 31).succ_opt().unwrap().succ_opt().unwrap(),
+            ),
+        )
+        .await;
+    assert_eq!(long.unwrap_err().field(), Some("days"));
+    let empty = store.activity_summary("", range).await;
+    assert_eq!(empty.unwrap_err().field(), Some("user_id"));
 }
 
 /// Priced purchases per category: count, revenue, average; highest revenue first.

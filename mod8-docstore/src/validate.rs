@@ -1,7 +1,10 @@
 //! Input checks shared by every backend: the same document is rejected the same way whether it
 //! goes to MongoDB or stays in memory, and nothing user-supplied can become a query operator.
 
-use crate::model::{truncate_to_millis, Event, GeoPoint, MetricsUpdate, Subscription, UserProfile};
+use crate::model::{
+    truncate_to_millis, DayRange, Event, GeoPoint, MetricsUpdate, Subscription, UserProfile,
+    MAX_ACTIVITY_DAYS,
+};
 use crate::{Error, Result};
 
 /// Longest accepted identifier-like string (user id, username, event type, plan, interest).
@@ -173,6 +176,27 @@ pub(crate) fn metrics_update(u: &MetricsUpdate) -> Result<()> {
         if !score.is_finite() {
             return Err(Error::validation("metrics.engagement_score", "not finite"));
         }
+    }
+    Ok(())
+}
+
+/// A user id and a day range [`crate::EventStore::activity_summary`] accepts.
+pub(crate) fn activity_query(user_id: &str, days: &DayRange) -> Result<()> {
+    check_name("user_id", user_id)?;
+    if days.first > days.last {
+        return Err(Error::validation(
+            "days",
+            format!("first day {} is after last day {}", days.first, days.last),
+        ));
+    }
+    if days.len_days() > MAX_ACTIVITY_DAYS {
+        return Err(Error::validation(
+            "days",
+            format!(
+                "{} days is longer than the {MAX_ACTIVITY_DAYS} allowed",
+                days.len_days()
+            ),
+        ));
     }
     Ok(())
 }

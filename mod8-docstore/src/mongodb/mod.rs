@@ -11,6 +11,7 @@
 //! back as zeros). On FerretDB (detected from `buildInfo` at connect) each multi-accumulator
 //! `$group` therefore runs as one pipeline per accumulator, merged by `_id` on the client.
 
+mod activity;
 mod commands;
 mod error_map;
 
@@ -29,9 +30,9 @@ use mongodb::{Client, Collection, Database};
 use self::commands::Grouped;
 use self::error_map::{map, BACKEND};
 use crate::model::{
-    purchases_from_sums, AnalyticsSnapshot, BulkFailure, BulkInsertResult, CategoryPurchases,
-    CohortMetrics, Event, EventFilter, EventTypeCount, GeoPoint, MetricsUpdate, NearbyEvent,
-    Subscription, TimeWindow, UserActivity, UserProfile,
+    purchases_from_sums, ActivitySummary, AnalyticsSnapshot, BulkFailure, BulkInsertResult,
+    CategoryPurchases, CohortMetrics, DayRange, Event, EventFilter, EventTypeCount, GeoPoint,
+    MetricsUpdate, NearbyEvent, Subscription, TimeWindow, UserActivity, UserProfile,
 };
 use crate::setup::{self, LogEntry, SetupOptions, SetupOutcome, SetupReport};
 use crate::{validate, DataProcessing, DocStore, Error, EventStore, ProfileStore, Result};
@@ -44,6 +45,7 @@ pub struct MongoDocStore {
     profiles: Collection<UserProfile>,
     logs: Collection<LogEntry>,
     analytics: Collection<AnalyticsSnapshot>,
+    activity: Collection<Document>,
     /// One accumulator per `$group` (FerretDB 1.x; see the module docs).
     split_groups: bool,
     log_retention: Arc<RwLock<Duration>>,
@@ -80,6 +82,7 @@ impl MongoDocStore {
             profiles: db.collection(setup::PROFILES),
             logs: db.collection(setup::LOGS),
             analytics: db.collection(setup::ANALYTICS),
+            activity: db.collection(activity::ACTIVITY),
             db,
             split_groups,
             log_retention: Arc::new(RwLock::new(SetupOptions::default().log_retention)),
@@ -106,6 +109,28 @@ impl MongoDocStore {
             Ok(r) => *r,
             Err(poisoned) => *poisoned.into_inner(),
         }
+    }
+
+    /// Upserts the activity buckets (see `activity`) of events already in the log.
+    async fn count_activity<'a>(&self, events: impl IntoIterator<Item = &'a Event>) -> Result<()> {
+        const OPERATION: &str = "count activity";
+        let updates = activity::bucket_updates(events);
+        for chunk in updates.chunks(500) {
+            let reply = self
+                .command(
+                    doc! { "update": activity::ACTIVITY, "updates": chunk, "ordered": false },
+                    OPERATION,
+                )
+                .await?;
+            if let Ok(errors) = reply.get_array("writeErrors") {
+                if let Some(Bson::Document(first)) = errors.first() {
+                    let code = first.get_i32("code").unwrap_or_default();
+                    let message = first.get_str("errmsg").unwrap_or("write error");
+                    return Err(error_map::classify_write(code, message, OPERATION));
+                }
+            }
+        }
+        Ok(())
     }
 
     async fn command(&self, cmd: Document, operation: &str) -> Result<Document> {
@@ -542,6 +567,7 @@ impl EventStore for MongoDocStore {
             .insert_one(&event)
             .await
             .map_err(|e| map(e, "log event"))?;
+        self.count_activity(std::slice::from_ref(&event)).await?;
         Ok(id)
     }
 
@@ -563,6 +589,20 @@ impl EventStore for MongoDocStore {
                 Err(error) => result.failures.push(BulkFailure { index, error }),
             }
         }
+        // Which of the valid events land is known only after the insert; count those (kept
+        // without their payloads, which the counts do not need).
+        let logged: Vec<Event> = docs
+            .iter()
+            .map(|e| Event {
+                id: e.id,
+                user_id: e.user_id.clone(),
+                event_type: e.event_type.clone(),
+                timestamp: e.timestamp,
+                metadata: None,
+                geo: None,
+                session_info: None,
+            })
+            .collect();
         insert_unordered(
             &self.events,
             docs,
@@ -572,6 +612,12 @@ impl EventStore for MongoDocStore {
             "log events",
         )
         .await?;
+        let inserted: HashSet<ObjectId> = result.inserted_ids.iter().copied().collect();
+        let logged: Vec<&Event> = logged
+            .iter()
+            .filter(|e| e.id.is_some_and(|id| inserted.contains(&id)))
+            .collect();
+        self.count_activity(logged).await?;
         Ok(result)
     }
 
@@ -647,6 +693,25 @@ impl EventStore for MongoDocStore {
                 as_f64(d.get("revenue")),
             )
         })))
+    }
+
+    async fn activity_summary(&self, user_id: &str, days: DayRange) -> Result<ActivitySummary> {
+        validate::activity_query(user_id, &days)?;
+        let mut summary = ActivitySummary {
+            user_id: user_id.to_owned(),
+            ..ActivitySummary::default()
+        };
+        for id in activity::bucket_ids(user_id, &days) {
+            let bucket = self
+                .activity
+                .find_one(doc! { "_id": id })
+                .await
+                .map_err(|e| map(e, "read activity"))?;
+            if let Some(bucket) = bucket {
+                activity::add_bucket(&mut summary, &bucket, &days);
+            }
+        }
+        Ok(summary)
     }
 
     async fn events_near(
