@@ -97,7 +97,8 @@ pub trait EventStore: Send + Sync {
     /// user and month, read by `_id`, so the cost does not grow with the log; an index on
     /// `user_id` is not enough on servers without filter pushdown such as FerretDB 1.x). Events
     /// logged through this crate are counted; documents written into the collection by other
-    /// means are not. [`Error::Validation`] for an empty `user_id`, `days.first > days.last`,
+    /// means are not. Concurrent logs are all counted (FerretDB 1.x applies `$inc` without
+    /// isolation, so there the store serialises updates per bucket — within one process). [`Error::Validation`] for an empty `user_id`, `days.first > days.last`,
     /// or a range longer than [`MAX_ACTIVITY_DAYS`].
     async fn activity_summary(&self, user_id: &str, days: DayRange) -> Result<ActivitySummary>;
 

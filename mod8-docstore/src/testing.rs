@@ -135,6 +135,7 @@ macro_rules! conformance_tests {
             case_bulk_events_partial_failure,
             case_user_activity,
             case_activity_summary,
+            case_activity_summary_concurrent,
             case_purchase_analytics,
             case_events_near,
             case_cohort_metrics,
@@ -538,6 +539,23 @@ pub async fn case_activity_summary(store: &dyn DocStore, _caps: &Capabilities) {
     assert_eq!(long.unwrap_err().field(), Some("days"));
     let empty = store.activity_summary("", range).await;
     assert_eq!(empty.unwrap_err().field(), Some("user_id"));
+}
+
+/// Concurrent logs for one user (one bucket) are all counted.
+pub async fn case_activity_summary_concurrent(store: &dyn DocStore, _caps: &Capabilities) {
+    let logs = (0..40).map(|i| {
+        let t = if i % 2 == 0 { "view" } else { "click" };
+        store.log_event(Event::new("ann", t))
+    });
+    for r in futures::future::join_all(logs).await {
+        r.unwrap();
+    }
+    let today = Utc::now().date_naive();
+    let s = store
+        .activity_summary("ann", DayRange::ending(today, 2))
+        .await
+        .unwrap();
+    assert_eq!((s.count("view"), s.count("click")), (20, 20), "{s:?}");
 }
 
 /// Priced purchases per category: count, revenue, average; highest revenue first.

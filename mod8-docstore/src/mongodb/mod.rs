@@ -37,6 +37,9 @@ use crate::model::{
 use crate::setup::{self, LogEntry, SetupOptions, SetupOutcome, SetupReport};
 use crate::{validate, DataProcessing, DocStore, Error, EventStore, ProfileStore, Result};
 
+/// Striped locks serialising activity bucket updates on FerretDB (see `bucket_locks`).
+const BUCKET_LOCKS: usize = 64;
+
 /// The MongoDB document store. Cheap to clone (the driver's client is a handle to a pool).
 #[derive(Clone, Debug)]
 pub struct MongoDocStore {
@@ -46,6 +49,10 @@ pub struct MongoDocStore {
     logs: Collection<LogEntry>,
     analytics: Collection<AnalyticsSnapshot>,
     activity: Collection<Document>,
+    /// On FerretDB 1.x, which applies `$inc` as an unguarded read-modify-write (concurrent
+    /// increments of one document are lost), activity bucket updates are serialised per bucket
+    /// through these striped locks; `None` on MongoDB, where `$inc` is atomic.
+    bucket_locks: Option<Arc<[tokio::sync::Mutex<()>]>>,
     /// One accumulator per `$group` (FerretDB 1.x; see the module docs).
     split_groups: bool,
     log_retention: Arc<RwLock<Duration>>,
@@ -83,6 +90,11 @@ impl MongoDocStore {
             logs: db.collection(setup::LOGS),
             analytics: db.collection(setup::ANALYTICS),
             activity: db.collection(activity::ACTIVITY),
+            bucket_locks: split_groups.then(|| {
+                (0..BUCKET_LOCKS)
+                    .map(|_| tokio::sync::Mutex::new(()))
+                    .collect()
+            }),
             db,
             split_groups,
             log_retention: Arc::new(RwLock::new(SetupOptions::default().log_retention)),
@@ -113,21 +125,44 @@ impl MongoDocStore {
 
     /// Upserts the activity buckets (see `activity`) of events already in the log.
     async fn count_activity<'a>(&self, events: impl IntoIterator<Item = &'a Event>) -> Result<()> {
-        const OPERATION: &str = "count activity";
         let updates = activity::bucket_updates(events);
-        for chunk in updates.chunks(500) {
-            let reply = self
-                .command(
-                    doc! { "update": activity::ACTIVITY, "updates": chunk, "ordered": false },
-                    OPERATION,
-                )
-                .await?;
-            if let Ok(errors) = reply.get_array("writeErrors") {
-                if let Some(Bson::Document(first)) = errors.first() {
-                    let code = first.get_i32("code").unwrap_or_default();
-                    let message = first.get_str("errmsg").unwrap_or("write error");
-                    return Err(error_map::classify_write(code, message, OPERATION));
+        match &self.bucket_locks {
+            None => {
+                for chunk in updates.chunks(500) {
+                    self.send_bucket_updates(chunk).await?;
                 }
+            }
+            Some(locks) => {
+                for update in &updates {
+                    let id = update
+                        .get_document("q")
+                        .and_then(|q| q.get_str("_id"))
+                        .unwrap_or_default();
+                    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+                    std::hash::Hash::hash(id, &mut hasher);
+                    let stripe = std::hash::Hasher::finish(&hasher) as usize % locks.len();
+                    let _serialised = locks[stripe].lock().await;
+                    self.send_bucket_updates(std::slice::from_ref(update))
+                        .await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn send_bucket_updates(&self, updates: &[Document]) -> Result<()> {
+        const OPERATION: &str = "count activity";
+        let reply = self
+            .command(
+                doc! { "update": activity::ACTIVITY, "updates": updates, "ordered": false },
+                OPERATION,
+            )
+            .await?;
+        if let Ok(errors) = reply.get_array("writeErrors") {
+            if let Some(Bson::Document(first)) = errors.first() {
+                let code = first.get_i32("code").unwrap_or_default();
+                let message = first.get_str("errmsg").unwrap_or("write error");
+                return Err(error_map::classify_write(code, message, OPERATION));
             }
         }
         Ok(())
