@@ -162,6 +162,16 @@ async fn events_flow_to_the_log_and_dashboard(s: &Server) {
         batches.iter().map(Vec::len).sum::<usize>() == 5
     })
     .await;
+    // ...and counted in the per-user summary personalisation reads.
+    let today = chrono::Utc::now().date_naive();
+    let summary = s
+        .app
+        .docs
+        .activity_summary(&id, mod8_docstore::DayRange::ending(today, 2))
+        .await
+        .unwrap();
+    assert_eq!(summary.total(), 5, "{summary:?}");
+    assert_eq!(summary.count("page_view"), 2, "{summary:?}");
 
     // Bad input and unknown users.
     let (status, body) = s

@@ -89,6 +89,12 @@ pub fn validate_event(event: &EventInput) -> AppResult<()> {
 
 /// Adds one event to the counters it belongs to.
 pub fn count_event(counters: &mut ActivityCounts, event_type: &str) {
+    count_events(counters, event_type, 1);
+}
+
+/// Adds `n` events of `event_type` to the counter it feeds (saturating; unknown types are
+/// ignored), as [`count_event`].
+pub fn count_events(counters: &mut ActivityCounts, event_type: &str, n: u64) {
     let slot = match event_type {
         "session" | "login" => &mut counters.sessions,
         "page_view" | "view" => &mut counters.page_views,
@@ -98,7 +104,7 @@ pub fn count_event(counters: &mut ActivityCounts, event_type: &str) {
         "review" => &mut counters.reviews,
         _ => return,
     };
-    *slot = slot.saturating_add(1);
+    *slot = slot.saturating_add(u32::try_from(n).unwrap_or(u32::MAX));
 }
 
 /// Cache key of a user's engagement counters.

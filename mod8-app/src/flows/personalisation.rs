@@ -8,19 +8,18 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{NaiveDate, Utc};
-use futures::TryStreamExt;
 use mod8_cache::EntryOptions;
 use mod8_datasci::{
     ActivityCounts, AnalyticsEngine, CustomerRecord, InsightsGenerator, MLModelManager, Prediction,
     PredictionKind, PredictionValue, Purchase, Recommendation, RecommendationConfig,
     RecommendationEngine, SegmentReport, UserProfile,
 };
-use mod8_docstore::{EventFilter, TimeWindow};
+use mod8_docstore::DayRange;
 use mod8_orm::PageRequest;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::analytics::{count_event, counters_key};
+use super::analytics::{count_events, counters_key};
 use super::registration::shared;
 use super::user_tag;
 use crate::error::{AppError, AppResult};
@@ -28,8 +27,8 @@ use crate::App;
 
 /// How many recommendations a response carries.
 pub const RECOMMENDATIONS: usize = 10;
-/// Most events read per user for a profile (newest 90 days).
-const MAX_EVENTS: usize = 5_000;
+/// Days of activity a profile counts (today included).
+const ACTIVITY_DAYS: u32 = 90;
 /// Purchase histories (biggest spenders first) the co-occurrence model is built from (the
 /// repository's page limit).
 const MODEL_CUSTOMERS: u32 = 1_000;
@@ -141,42 +140,32 @@ impl App {
                 self.sql.purchase_history(user_id),
             )
             .await?;
-        let filter = EventFilter {
-            user_id: Some(user_id.to_string()),
-            event_type: None,
-            window: TimeWindow::since(Utc::now() - chrono::Duration::days(90)),
-        };
-        let docs = self.docs.clone();
-        let events = self
-            .call("docs.user_events", "docs", async move {
-                let mut stream = docs.export_events(filter, 500).await?;
-                let mut counts = ActivityCounts::default();
-                let mut last = None;
-                let mut seen = 0;
-                while let Some(batch) = stream.try_next().await? {
-                    for event in batch {
-                        count_event(&mut counts, &event.event_type);
-                        last = last.max(Some(event.timestamp));
-                        seen += 1;
-                    }
-                    if seen >= MAX_EVENTS {
-                        break;
-                    }
-                }
-                Ok::<_, mod8_docstore::Error>((counts, last))
-            })
+        // Per-user counts the document store keeps as events are logged: a few reads by
+        // `_id`, not a scan of the log (which is what a `user_id` filter costs on servers
+        // without filter pushdown, such as FerretDB 1.x).
+        let days = DayRange::ending(today(), ACTIVITY_DAYS);
+        let summary = self
+            .call(
+                "docs.activity_summary",
+                "docs",
+                self.docs.activity_summary(&user_id.to_string(), days),
+            )
             .await?;
+        let mut logged = ActivityCounts::default();
+        for (event_type, n) in &summary.counts {
+            count_events(&mut logged, event_type, *n);
+        }
         let live: ActivityCounts = self
             .cache
             .get(&counters_key(user_id))
             .await?
             .unwrap_or_default();
-        let last_active = events
-            .1
+        let last_active = summary
+            .last_event_at
             .map_or(user.last_active_at, |t| t.max(user.last_active_at));
         Ok(CustomerRecord {
             user_id: user_id.to_string(),
-            activity: elementwise_max(events.0, live),
+            activity: elementwise_max(logged, live),
             last_active: Some(last_active.date_naive()),
             purchases: purchases_of(&history),
         })
