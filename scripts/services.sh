@@ -6,7 +6,8 @@
 #   scripts/services.sh down   stop what `up` started
 #   scripts/services.sh env    print the MOD8_* export lines only
 #
-# PostgreSQL, Redis and RabbitMQ come from Debian's packages. MongoDB is not in Debian's
+# PostgreSQL, Redis and RabbitMQ come from Debian's packages. Beside the standalone Redis on
+# 6379, a 3-primary Redis Cluster (no replicas, no persistence) listens on 7000-7002. MongoDB is not in Debian's
 # archive, so the MongoDB-wire-compatible server is FerretDB v1.24 (built from its Go
 # module, SQLite handler), listening on 127.0.0.1:27017.
 set -euo pipefail
@@ -20,6 +21,9 @@ PG_DB="mod8"
 POSTGRES_URL="postgres://${PG_USER}:${PG_PASSWORD}@127.0.0.1:5432/${PG_DB}"
 MONGODB_URL="mongodb://127.0.0.1:27017/"
 REDIS_URL="redis://127.0.0.1:6379/"
+CLUSTER_PORTS=(7000 7001 7002)
+# fred's cluster URL form: one seed node in the authority, the others as `node` parameters.
+REDIS_CLUSTER_URL="redis-cluster://127.0.0.1:7000?node=127.0.0.1:7001&node=127.0.0.1:7002"
 AMQP_URL="amqp://guest:guest@127.0.0.1:5672/%2f"
 
 log() { printf '[services] %s\n' "$*" >&2; }
@@ -51,6 +55,11 @@ export MOD8_MONGODB_URL=${MONGODB_URL}
 export MOD8_REDIS_URL=${REDIS_URL}
 export MOD8_AMQP_URL=${AMQP_URL}
 ENV
+    # Only when it answers: `docker compose` (see README) starts no cluster, and a set but
+    # unreachable URL fails the suites.
+    if redis_cluster_ok; then
+        echo "export MOD8_REDIS_CLUSTER_URL='${REDIS_CLUSTER_URL}'"
+    fi
 }
 
 install_packages() {
@@ -124,6 +133,78 @@ stop_redis() {
         log "stopping Redis"
         redis-cli -h 127.0.0.1 -p 6379 shutdown nosave >/dev/null 2>&1 || true
     fi
+}
+
+# --- Redis Cluster ------------------------------------------------------------------
+cluster_cli() { local port=$1; shift; timeout 5 redis-cli -h 127.0.0.1 -p "$port" "$@"; }
+cluster_node_up() { cluster_cli "$1" ping 2>/dev/null | grep -q PONG; }
+redis_cluster_ok() {
+    command -v redis-cli >/dev/null || return 1
+    local port
+    for port in "${CLUSTER_PORTS[@]}"; do
+        cluster_cli "$port" cluster info 2>/dev/null | grep -q '^cluster_state:ok' || return 1
+    done
+}
+cluster_slots_assigned() {
+    cluster_cli "$1" cluster info 2>/dev/null | tr -d '\r' | awk -F: '$1=="cluster_slots_assigned" {print $2}'
+}
+
+create_redis_cluster() {
+    local port hosts=()
+    for port in "${CLUSTER_PORTS[@]}"; do hosts+=("127.0.0.1:$port"); done
+    log "creating the Redis Cluster on ${hosts[*]}"
+    redis-cli --cluster create "${hosts[@]}" --cluster-replicas 0 --cluster-yes
+}
+
+start_redis_cluster() {
+    local port dir
+    for port in "${CLUSTER_PORTS[@]}"; do
+        if ! cluster_node_up "$port"; then
+            dir="$STATE_DIR/redis-cluster/$port"
+            log "starting Redis Cluster node $port"
+            mkdir -p "$dir"
+            redis-server --bind 127.0.0.1 --port "$port" --daemonize yes \
+                --cluster-enabled yes --cluster-config-file "$dir/nodes.conf" \
+                --cluster-node-timeout 5000 \
+                --pidfile "$dir/redis.pid" --logfile "$dir/redis.log" \
+                --dir "$dir" --save '' --appendonly no
+        fi
+    done
+    for port in "${CLUSTER_PORTS[@]}"; do
+        wait_for "Redis Cluster node $port" 30 cluster_node_up "$port"
+    done
+    redis_cluster_ok && return 0
+    local unassigned=1
+    for port in "${CLUSTER_PORTS[@]}"; do
+        [ "$(cluster_slots_assigned "$port")" = 0 ] || unassigned=0
+    done
+    if ((unassigned)); then
+        create_redis_cluster
+    else
+        # Nodes restarted with their nodes.conf rejoin on their own; give them a moment, and
+        # start over (the cluster holds only cache data) if the topology cannot recover.
+        local start=$SECONDS
+        until redis_cluster_ok || (( SECONDS - start >= 20 )); do sleep 1; done
+        if ! redis_cluster_ok; then
+            log "the Redis Cluster did not recover its topology; resetting and creating it again"
+            for port in "${CLUSTER_PORTS[@]}"; do
+                cluster_cli "$port" flushall >/dev/null || true
+                cluster_cli "$port" cluster reset hard >/dev/null
+            done
+            create_redis_cluster
+        fi
+    fi
+    wait_for "Redis Cluster (cluster_state:ok)" 60 redis_cluster_ok
+}
+
+stop_redis_cluster() {
+    local port
+    for port in "${CLUSTER_PORTS[@]}"; do
+        if cluster_node_up "$port"; then
+            log "stopping Redis Cluster node $port"
+            cluster_cli "$port" shutdown nosave >/dev/null 2>&1 || true
+        fi
+    done
 }
 
 # --- RabbitMQ -----------------------------------------------------------------------
@@ -223,6 +304,7 @@ case "${1:-}" in
             install_packages
             start_postgres
             start_redis
+            start_redis_cluster
             start_rabbitmq
             start_ferretdb
         } >&2
@@ -231,6 +313,7 @@ case "${1:-}" in
     down)
         stop_ferretdb
         stop_rabbitmq
+        stop_redis_cluster
         stop_redis
         stop_postgres
         ;;
