@@ -28,8 +28,11 @@ const UNLINK_BATCH: usize = 500;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct RedisConfig {
-    /// `redis://`, `rediss://` (TLS is not compiled in), or `redis-cluster://host:port,...`
-    /// (fred's URL forms); `MOD8_REDIS_URL` in [`RedisConfig::from_env`].
+    /// `redis://host:port/db`, or for a Redis Cluster
+    /// `redis-cluster://host:port?node=host:port&node=host:port` (one seed node in the
+    /// authority, others as `node` parameters; fred reads the rest of the topology from the
+    /// cluster). These are fred's URL forms; `rediss://` needs TLS, which is not compiled in.
+    /// `MOD8_REDIS_URL` in [`RedisConfig::from_env`].
     pub url: String,
     /// The namespace prefix (default `mod8:cache`).
     pub prefix: String,
@@ -265,6 +268,12 @@ impl RedisStore {
     /// The fred client, for commands this crate does not wrap (and for tests).
     pub fn client(&self) -> &fred::clients::Client {
         &self.inner.client
+    }
+
+    /// Whether this store talks to a Redis Cluster (a `redis-cluster://` URL): multi-key
+    /// commands are then split per key and SCAN runs on every primary.
+    pub fn is_clustered(&self) -> bool {
+        self.inner.clustered
     }
 
     /// Whether the connection is up right now.

@@ -24,6 +24,11 @@ pub const POSTGRES: &str = "MOD8_POSTGRES_URL";
 pub const MONGODB: &str = "MOD8_MONGODB_URL";
 /// Redis URL variable.
 pub const REDIS: &str = "MOD8_REDIS_URL";
+/// Redis Cluster URL variable, in fred's form:
+/// `redis-cluster://host:port?node=host:port&node=host:port` (one seed node in the authority,
+/// any others as `node` parameters). `scripts/services.sh up` starts a 3-primary cluster on
+/// 127.0.0.1:7000-7002 and exports it.
+pub const REDIS_CLUSTER: &str = "MOD8_REDIS_CLUSTER_URL";
 /// RabbitMQ (AMQP 0-9-1) URL variable.
 pub const AMQP: &str = "MOD8_AMQP_URL";
 /// When `1` (or `true`), a missing service URL fails the test instead of skipping it.

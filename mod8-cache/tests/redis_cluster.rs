@@ -1,0 +1,212 @@
+//! The Redis backend against a real Redis Cluster (`MOD8_REDIS_CLUSTER_URL`): the conformance
+//! suite for the cluster alone and for L1 + cluster, plus the multi-key operations whose keys
+//! land in different hash slots on different primaries (batched reads and writes, SCAN on every
+//! primary for pattern invalidation and clear, tag sets whose members live elsewhere).
+#![cfg(feature = "redis")]
+#![allow(clippy::unwrap_used)] // tests may unwrap
+
+use std::collections::BTreeSet;
+use std::convert::Infallible;
+use std::time::Duration;
+
+use fred::prelude::{ClusterInterface, KeysInterface};
+use mod8_cache::{
+    Bytes, CacheStore, EntryOptions, MemoryStore, RedisConfig, RedisStore, TieredStore,
+};
+
+/// A store on the cluster in a namespace of its own, or `None` (skip) when no cluster is
+/// configured.
+async fn cluster(suite: &str) -> Option<RedisStore> {
+    let url = mod8_testkit::service_url(mod8_testkit::REDIS_CLUSTER, suite)?;
+    let config = RedisConfig::new(url).with_prefix(mod8_testkit::unique_name("mod8test:cache"));
+    let store = RedisStore::connect(config)
+        .await
+        .expect("MOD8_REDIS_CLUSTER_URL is set but the cluster is not reachable");
+    assert!(
+        store.is_clustered(),
+        "MOD8_REDIS_CLUSTER_URL did not give a cluster client"
+    );
+    Some(store)
+}
+
+mod cluster_alone {
+    use mod8_cache::testing::Fixture;
+    mod8_cache::conformance_tests!(async {
+        super::cluster("cache conformance (redis cluster)")
+            .await
+            .map(Fixture::new)
+    });
+}
+
+mod tiered_over_cluster {
+    use mod8_cache::{testing::Fixture, MemoryStore, TieredStore};
+    use std::time::Duration;
+    mod8_cache::conformance_tests!(async {
+        let redis = super::cluster("cache conformance (memory + redis cluster)").await?;
+        let tiered = TieredStore::with_redis(
+            MemoryStore::lru(1_000),
+            redis,
+            Some(Duration::from_secs(30)),
+            true,
+        )
+        .await
+        .expect("tiered store over the cluster");
+        Some(Fixture::new(tiered))
+    });
+}
+
+/// The primaries (as `host:port`) that own the Redis keys behind `keys`.
+async fn owners(store: &RedisStore, keys: &[String]) -> BTreeSet<String> {
+    let client = store.client();
+    client.sync_cluster().await.unwrap();
+    let routing = client
+        .cached_cluster_state()
+        .expect("cluster routing table");
+    keys.iter()
+        .map(|k| {
+            let slot =
+                fred::types::cluster::ClusterRouting::hash_key(store.value_key(k).as_bytes());
+            routing
+                .get_server(slot)
+                .expect("every slot is served")
+                .to_string()
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn multi_key_operations_span_every_primary() {
+    let Some(store) = cluster("cache cluster: keys across slots and primaries").await else {
+        return;
+    };
+    let keys: Vec<String> = (0..60).map(|i| format!("spread:{i}")).collect();
+    let primaries = owners(&store, &keys).await;
+    assert_eq!(
+        primaries.len(),
+        3,
+        "the test keys must land on all three primaries: {primaries:?}"
+    );
+
+    // A plain MGET over these keys is refused by the cluster (fred does not split it): the
+    // reason the backend pipelines per-key GETs on a cluster.
+    let raw: Vec<String> = keys.iter().map(|k| store.value_key(k)).collect();
+    let mget: Result<Vec<Option<String>>, _> = store.client().mget(raw).await;
+    let err = mget.expect_err("MGET across slots must be refused by the cluster");
+    assert!(err.to_string().contains("CROSSSLOT"), "{err}");
+
+    // Batched set and get across slots.
+    let options = EntryOptions::ttl(Duration::from_secs(120)).tag("spread");
+    let entries: Vec<(&str, Bytes)> = keys
+        .iter()
+        .map(|k| (k.as_str(), Bytes::from(k.as_bytes())))
+        .collect();
+    store.set_many(&entries, &options).await.unwrap();
+    let refs: Vec<&str> = keys.iter().map(String::as_str).chain(["absent"]).collect();
+    let got = store.get_many(&refs).await.unwrap();
+    assert_eq!(got.len(), keys.len() + 1);
+    for (key, value) in keys.iter().zip(&got) {
+        assert_eq!(value.as_deref(), Some(key.as_bytes()), "{key}");
+    }
+    assert_eq!(got[keys.len()], None);
+
+    // Pattern invalidation: SCAN must visit every primary, UNLINK must route per key.
+    assert_eq!(store.invalidate_pattern("spread:*").await.unwrap(), 60);
+    assert!(store
+        .get_many(&refs)
+        .await
+        .unwrap()
+        .iter()
+        .all(Option::is_none));
+
+    // Tag invalidation: the tag set lives in one slot, its members in many.
+    store.set_many(&entries, &options).await.unwrap();
+    let mut removed = store.invalidate_tag("spread").await.unwrap();
+    removed.sort();
+    let mut expected = keys.clone();
+    expected.sort();
+    assert_eq!(removed, expected);
+    assert!(store
+        .get_many(&refs)
+        .await
+        .unwrap()
+        .iter()
+        .all(Option::is_none));
+
+    // Clear: every primary's share of the namespace goes, tag sets included.
+    store.set_many(&entries, &options).await.unwrap();
+    store.clear().await.unwrap();
+    assert!(store
+        .get_many(&refs)
+        .await
+        .unwrap()
+        .iter()
+        .all(Option::is_none));
+    assert!(store.invalidate_tag("spread").await.unwrap().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalidation_in_one_process_drops_l1_copies_in_another_over_the_cluster() {
+    let Some(a) = cluster("cache cluster: pub/sub invalidation").await else {
+        return;
+    };
+    let b = RedisStore::connect(a.config().clone()).await.unwrap();
+    let l1_b = MemoryStore::lru(100);
+    let ttl = Some(Duration::from_secs(60));
+    let tier_a = TieredStore::with_redis(MemoryStore::lru(100), a.clone(), ttl, true)
+        .await
+        .unwrap();
+    let tier_b = TieredStore::with_redis(l1_b.clone(), b, ttl, true)
+        .await
+        .unwrap();
+    let options = EntryOptions::ttl(Duration::from_secs(60)).tag("user:1");
+    for (key, how) in [("k1", "key"), ("k2", "pattern"), ("k3", "tag")] {
+        tier_a
+            .set(key, b"v1".as_slice().into(), &options)
+            .await
+            .unwrap();
+        assert!(tier_b.get(key).await.unwrap().is_some());
+        assert!(l1_b.get_now(key).is_some(), "B's L1 was not filled");
+        match how {
+            "key" => assert!(tier_a.delete(key).await.unwrap()),
+            "pattern" => assert_eq!(tier_a.invalidate_pattern("k2*").await.unwrap(), 1),
+            _ => assert!(tier_a
+                .invalidate_tag("user:1")
+                .await
+                .unwrap()
+                .contains(&key.to_string())),
+        }
+        let mut dropped = false;
+        for _ in 0..250 {
+            if l1_b.get_now(key).is_none() {
+                dropped = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(dropped, "B kept {key} after a {how} invalidation in A");
+        assert!(tier_b.get(key).await.unwrap().is_none());
+    }
+    a.clear().await.unwrap();
+}
+
+#[tokio::test]
+async fn connect_accepts_a_cluster_url() {
+    let Some(url) =
+        mod8_testkit::service_url(mod8_testkit::REDIS_CLUSTER, "cache cluster: connect(url)")
+    else {
+        return;
+    };
+    let cache = mod8_cache::connect(&url).await.unwrap();
+    assert_eq!(cache.backend(), "tiered");
+    let key = mod8_testkit::unique_name("connect");
+    let v: u32 = cache
+        .get_or_load(
+            &key,
+            &EntryOptions::ttl(Duration::from_secs(30)),
+            || async { Ok::<_, Infallible>(3) },
+        )
+        .await
+        .unwrap();
+    assert_eq!(v, 3);
+    assert!(cache.delete(&key).await.unwrap());
+}
