@@ -2,7 +2,8 @@
 //! `ExpiringLruCache` (per-entry expiry) behind one short-held mutex.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::num::NonZeroU64;
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
@@ -46,21 +47,51 @@ struct Inner {
 }
 
 struct State {
-    entries: ExpiringLruCache<String, Entry>,
+    /// Keys as `Box<str>`, not `String`: 8 bytes less per entry (no spare capacity to track).
+    entries: ExpiringLruCache<Box<str>, Entry>,
     /// tag → keys stored with it; pruned of dead keys when it grows past the entry bound.
     tags: HashMap<String, HashSet<String>>,
     tagged_keys: usize,
 }
 
+/// One cached value, kept small (32 bytes) because the LRU list preallocates a slot of it (and
+/// its key) for every entry of the capacity: the budget is 100 bytes per entry beyond
+/// key and value (`examples/l1_overhead.rs` measures it).
 struct Entry {
     value: Bytes,
-    expires_at: Option<Instant>,
-    tags: Box<[String]>,
+    /// The deadline as nanoseconds after [`epoch`] (plus one, so zero never occurs): 8 bytes
+    /// where an `Option<Instant>` takes 16. `None`: no expiry.
+    expires_at: Option<NonZeroU64>,
+    /// The tags, boxed once more so an untagged entry pays one thin pointer (8 bytes), not a
+    /// fat `Box<[String]>` (16); only tagged entries allocate.
+    tags: Option<Box<Box<[String]>>>,
+}
+
+// Guard the budget above: a wider entry costs every slot of every L1.
+#[cfg(target_pointer_width = "64")]
+const _: () = assert!(std::mem::size_of::<Entry>() == 32);
+
+/// The process-wide origin of [`Entry::expires_at`]; `Expires::is_expired` has no access to
+/// the store, so the origin cannot be per store.
+fn epoch() -> Instant {
+    static EPOCH: OnceLock<Instant> = OnceLock::new();
+    *EPOCH.get_or_init(Instant::now)
+}
+
+/// Nanoseconds from [`epoch`] to now.
+fn now_nanos() -> u64 {
+    u64::try_from(epoch().elapsed().as_nanos()).unwrap_or(u64::MAX)
+}
+
+impl Entry {
+    fn tags(&self) -> &[String] {
+        self.tags.as_deref().map_or(&[], |tags| &tags[..])
+    }
 }
 
 impl Expires for Entry {
     fn is_expired(&self) -> bool {
-        self.expires_at.is_some_and(|at| at <= Instant::now())
+        self.expires_at.is_some_and(|at| at.get() <= now_nanos())
     }
 }
 
@@ -152,22 +183,27 @@ impl MemoryStore {
             .unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn expiry(&self, ttl: Option<Duration>) -> Option<Instant> {
+    fn expiry(&self, ttl: Option<Duration>) -> Option<NonZeroU64> {
         let ttl = match (ttl, self.inner.max_age) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         }?;
-        // A TTL too large for `Instant` means "never" in practice.
-        Instant::now().checked_add(ttl)
+        // A deadline past u64 nanoseconds (584 years) means "never" in practice.
+        let ttl = u64::try_from(ttl.as_nanos()).ok()?;
+        now_nanos()
+            .checked_add(ttl)?
+            .checked_add(1)
+            .and_then(NonZeroU64::new)
     }
 
     fn insert(&self, state: &mut State, key: &str, value: Bytes, options: &EntryOptions) {
         let entry = Entry {
             value,
             expires_at: self.expiry(options.ttl),
-            tags: options.tags.clone().into_boxed_slice(),
+            tags: (!options.tags.is_empty())
+                .then(|| Box::new(options.tags.clone().into_boxed_slice())),
         };
-        for tag in entry.tags.iter() {
+        for tag in entry.tags() {
             if state
                 .tags
                 .entry(tag.clone())
@@ -177,7 +213,7 @@ impl MemoryStore {
                 state.tagged_keys += 1;
             }
         }
-        state.entries.cache_set(key.to_owned(), entry);
+        state.entries.cache_set(key.into(), entry);
         if state.tagged_keys > self.inner.capacity.saturating_mul(2) + 64 {
             prune_tags(state);
         }
@@ -196,7 +232,7 @@ fn prune_tags(state: &mut State) {
         keys.retain(|k| {
             entries
                 .cache_peek(k.as_str())
-                .is_some_and(|e| !e.is_expired() && e.tags.contains(tag))
+                .is_some_and(|e| !e.is_expired() && e.tags().contains(tag))
         });
         *tagged_keys += keys.len();
         !keys.is_empty()
@@ -270,7 +306,7 @@ impl CacheStore for MemoryStore {
             let still_tagged = state
                 .entries
                 .cache_peek(key.as_str())
-                .is_some_and(|e| e.tags.iter().any(|t| t == tag));
+                .is_some_and(|e| e.tags().iter().any(|t| t == tag));
             if still_tagged {
                 if let Some(entry) = state.entries.cache_remove(key.as_str()) {
                     if !entry.is_expired() {
@@ -297,14 +333,14 @@ impl MemoryStore {
     /// Synchronous removal of every key matching the glob `pattern`; returns how many.
     pub fn remove_matching(&self, pattern: &str) -> u64 {
         let mut state = self.lock();
-        let keys: Vec<String> = state
+        let keys: Vec<Box<str>> = state
             .entries
             .key_order()
             .into_iter()
             .filter(|k| glob_match(pattern, k))
             .collect();
         for key in &keys {
-            let _ = state.entries.cache_remove(key.as_str());
+            let _ = state.entries.cache_remove(&**key);
         }
         keys.len() as u64
     }
