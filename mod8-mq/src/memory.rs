@@ -2,7 +2,8 @@
 //!
 //! It keeps RabbitMQ's semantics for everything mod8 uses — direct, topic (`*`, `#`) and
 //! fanout routing, the default exchange, `x-max-priority`, `x-message-ttl` with
-//! dead-lettering (which is how retry delays work), mandatory publishing, prefetch, and
+//! dead-lettering (which is how retry delays work), `x-max-length` with `reject-publish`
+//! (a full queue nacks the publish), mandatory publishing, prefetch, and
 //! redelivery of messages that were delivered but never acknowledged — so the same
 //! conformance suite passes on both backends.
 //!
@@ -131,6 +132,8 @@ fn first_difference(old: &QueueSpec, new: &QueueSpec) -> Option<&'static str> {
         Some("x-dead-letter-exchange")
     } else if old.dead_letter_routing_key != new.dead_letter_routing_key {
         Some("x-dead-letter-routing-key")
+    } else if old.max_length != new.max_length {
+        Some("x-max-length")
     } else {
         None
     }
@@ -288,12 +291,17 @@ impl State {
         Ok(queues)
     }
 
-    fn enqueue(&mut self, inner: &Arc<Inner>, queue: &str, mut message: Stored) {
+    /// Puts `message` in `queue`; false when the queue is full (`x-max-length` with
+    /// `reject-publish`) and refuses it.
+    fn enqueue(&mut self, inner: &Arc<Inner>, queue: &str, mut message: Stored) -> bool {
         self.next_seq += 1;
         message.seq = self.next_seq;
         let Some(q) = self.queues.get_mut(queue) else {
-            return;
+            return true;
         };
+        if q.spec.max_length.is_some_and(|max| q.len() >= max as usize) {
+            return false;
+        }
         let level = q.level_of(message.priority);
         let seq = message.seq;
         q.levels.entry(level).or_default().push_back(message);
@@ -312,15 +320,30 @@ impl State {
                 }
             });
         }
+        true
     }
 
-    fn deliver(&mut self, inner: &Arc<Inner>, message: Stored) -> Result<usize> {
+    /// Routes `message` to every matching queue.
+    fn deliver(&mut self, inner: &Arc<Inner>, message: Stored) -> Result<Routed> {
         let targets = self.route(&message.exchange, &message.routing_key)?;
+        let mut refused = false;
         for queue in &targets {
-            self.enqueue(inner, queue, message.clone());
+            refused |= !self.enqueue(inner, queue, message.clone());
         }
-        Ok(targets.len())
+        Ok(Routed {
+            queues: targets.len(),
+            refused,
+        })
     }
+}
+
+/// Where a published message went.
+struct Routed {
+    /// How many queues it matched.
+    queues: usize,
+    /// Whether a full queue (`reject-publish`) refused it; RabbitMQ then nacks the publish,
+    /// while the other matching queues keep their copy.
+    refused: bool,
 }
 
 fn expire(inner: &Arc<Inner>, queue: &str, seq: u64) {
@@ -339,7 +362,8 @@ fn expire(inner: &Arc<Inner>, queue: &str, seq: u64) {
         }
         message.exchange = dlx;
         message.redelivered = false;
-        // Like RabbitMQ, a dead letter with nowhere to go is dropped.
+        // Like RabbitMQ, a dead letter with nowhere to go, or refused by a full queue, is
+        // dropped.
         let _ = state.deliver(inner, message);
     }
 }
@@ -455,11 +479,17 @@ impl Broker for MemoryBroker {
         };
         let (exchange, key) = (message.exchange.clone(), message.routing_key.clone());
         let routed = state.deliver(&self.inner, message)?;
-        if routed == 0 && mandatory {
+        if routed.queues == 0 && mandatory {
             return Err(Error::Unroutable {
                 exchange,
                 routing_key: key,
                 reply: "NO_ROUTE".into(),
+            });
+        }
+        if routed.refused {
+            return Err(Error::Nacked {
+                exchange,
+                routing_key: key,
             });
         }
         Ok(())

@@ -101,7 +101,8 @@ macro_rules! conformance_tests {
             case_declare_conflict_is_typed,
             case_dedup_by_message_id,
             case_pipelined_batch,
-            case_consumer_ends_when_its_queue_is_deleted
+            case_consumer_ends_when_its_queue_is_deleted,
+            case_full_queue_nacks
         );
     };
     (@cases $setup:expr; $($case:ident),*) => {
@@ -673,4 +674,59 @@ pub async fn case_consumer_ends_when_its_queue_is_deleted(broker: &DynBroker) {
     wait_until("the consumer stops", || async { consumer.is_finished() }).await;
     let err = consumer.shutdown().await.unwrap_err();
     assert!(matches!(err, Error::NotFound { .. }), "{err:?}");
+}
+
+/// A queue bounded with [`QueueSpec::max_length`] (`x-overflow: reject-publish`) refuses a
+/// publish once full: the confirmed publish is [`Error::Nacked`] naming its exchange and key
+/// (transient), the queue keeps only what it had, and once a message is taken the next
+/// publish on the same broker is confirmed again.
+pub async fn case_full_queue_nacks(broker: &DynBroker) {
+    let t = broker.topology().clone();
+    let queue = format!("{}.bounded", t.user_data_queue);
+    let key = "bounded";
+    broker
+        .declare_queue(&QueueSpec::named(queue.as_str()).with_max_length(1))
+        .await
+        .unwrap();
+    broker
+        .bind(&BindingSpec {
+            queue: queue.clone(),
+            exchange: t.data_exchange.clone(),
+            key: key.into(),
+        })
+        .await
+        .unwrap();
+    let producer = Producer::new(broker.clone());
+    let route = Route::new(t.data_exchange.clone(), key);
+    let first = Envelope::new(user(1));
+    producer.send(&first, &route).await.unwrap();
+    let err = producer
+        .send(&Envelope::new(user(2)), &route)
+        .await
+        .unwrap_err();
+    match &err {
+        Error::Nacked {
+            exchange,
+            routing_key,
+        } => {
+            assert_eq!(exchange, &t.data_exchange);
+            assert_eq!(routing_key, key);
+        }
+        other => panic!("expected a nack, got {other:?}"),
+    }
+    assert!(err.is_transient());
+    wait_depth(broker, &queue, 1).await;
+    let (_, body) = take_one(broker, &queue).await;
+    assert_eq!(
+        Envelope::<UserData>::from_bytes(&body).unwrap().id,
+        first.id
+    );
+    let third = Envelope::new(user(3));
+    producer.send(&third, &route).await.unwrap();
+    let (_, body) = take_one(broker, &queue).await;
+    assert_eq!(
+        Envelope::<UserData>::from_bytes(&body).unwrap().id,
+        third.id
+    );
+    broker.delete_queue(&queue).await.unwrap();
 }

@@ -39,6 +39,12 @@ pub struct QueueSpec {
     pub dead_letter_exchange: Option<String>,
     /// `x-dead-letter-routing-key`: routing key for dead-lettered messages.
     pub dead_letter_routing_key: Option<String>,
+    /// `x-max-length` with `x-overflow: reject-publish`: at most this many ready messages;
+    /// a publish to a full queue is refused, which a confirmed publish reports as
+    /// [`Error::Nacked`](crate::Error::Nacked). (RabbitMQ's default overflow, `drop-head`,
+    /// would silently discard the oldest message, so it is never used.) `None`: unbounded.
+    #[serde(default)]
+    pub max_length: Option<u32>,
 }
 
 impl QueueSpec {
@@ -53,6 +59,13 @@ impl QueueSpec {
     /// Sets `x-max-priority`.
     pub fn with_max_priority(mut self, max: u8) -> Self {
         self.max_priority = Some(max);
+        self
+    }
+
+    /// Bounds the queue to `max` ready messages; publishes beyond are refused (see
+    /// [`QueueSpec::max_length`]).
+    pub fn with_max_length(mut self, max: u32) -> Self {
+        self.max_length = Some(max);
         self
     }
 }
@@ -247,6 +260,7 @@ impl Topology {
             message_ttl: Some(delay),
             dead_letter_exchange: Some(String::new()),
             dead_letter_routing_key: Some(queue.to_owned()),
+            max_length: None,
         }
     }
 

@@ -95,6 +95,18 @@ pub(super) fn queue_arguments(spec: &QueueSpec) -> FieldTable {
             AMQPValue::LongString(LongString::from(key.as_str())),
         );
     }
+    if let Some(max) = spec.max_length {
+        args.insert(
+            "x-max-length".into(),
+            AMQPValue::LongLongInt(i64::from(max)),
+        );
+        // Never `drop-head`: a full queue refuses (nacks) new messages instead of silently
+        // discarding old ones.
+        args.insert(
+            "x-overflow".into(),
+            AMQPValue::LongString(LongString::from("reject-publish")),
+        );
+    }
     args
 }
 
