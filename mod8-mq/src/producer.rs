@@ -26,15 +26,20 @@ pub struct Route {
     pub routing_key: String,
     /// Priority (`None`: normal).
     pub priority: Option<u8>,
+    /// Whether a message no queue receives is an [`Error::Unroutable`](crate::Error::Unroutable)
+    /// (AMQP `mandatory`). True by default, so nothing is dropped silently; set it to false
+    /// only where losing a message nobody subscribed to is intended.
+    pub mandatory: bool,
 }
 
 impl Route {
-    /// To `exchange` with `routing_key`, normal priority.
+    /// To `exchange` with `routing_key`, normal priority, mandatory.
     pub fn new(exchange: impl Into<String>, routing_key: impl Into<String>) -> Self {
         Route {
             exchange: exchange.into(),
             routing_key: routing_key.into(),
             priority: None,
+            mandatory: true,
         }
     }
 
@@ -43,10 +48,16 @@ impl Route {
         self.priority = Some(priority);
         self
     }
+
+    /// With the `mandatory` flag set as given (see [`Route::mandatory`]).
+    pub fn with_mandatory(mut self, mandatory: bool) -> Self {
+        self.mandatory = mandatory;
+        self
+    }
 }
 
 /// The publication carrying `envelope` along `route` (JSON body, message id, content type,
-/// mandatory).
+/// priority and `mandatory` from the route).
 pub fn publication<T: Payload>(envelope: &Envelope<T>, route: &Route) -> Result<Publication> {
     let mut p = Publication::new(
         route.exchange.clone(),
@@ -56,6 +67,7 @@ pub fn publication<T: Payload>(envelope: &Envelope<T>, route: &Route) -> Result<
     .with_message_id(envelope.id.to_string());
     p.content_type = Some(CONTENT_TYPE.into());
     p.priority = route.priority;
+    p.mandatory = route.mandatory;
     Ok(p)
 }
 

@@ -102,7 +102,8 @@ macro_rules! conformance_tests {
             case_dedup_by_message_id,
             case_pipelined_batch,
             case_consumer_ends_when_its_queue_is_deleted,
-            case_full_queue_nacks
+            case_full_queue_nacks,
+            case_unroutable_in_batch_is_per_message
         );
     };
     (@cases $setup:expr; $($case:ident),*) => {
@@ -729,4 +730,59 @@ pub async fn case_full_queue_nacks(broker: &DynBroker) {
         third.id
     );
     broker.delete_queue(&queue).await.unwrap();
+}
+
+/// Unroutable messages inside a pipelined batch: each result belongs to its own message —
+/// exactly the unroutable ones are [`Error::Unroutable`] with their exchange, key and
+/// `NO_ROUTE`, every other one is confirmed and queued. A route with `mandatory` off is
+/// confirmed even though no queue takes the message.
+pub async fn case_unroutable_in_batch_is_per_message(broker: &DynBroker) {
+    let t = broker.topology().clone();
+    let nowhere = "nobody_binds_this";
+    let publications: Vec<Publication> = (0..300)
+        .map(|i| {
+            let key = if i % 7 == 3 {
+                nowhere
+            } else {
+                t.user_data_key.as_str()
+            };
+            let envelope = Envelope::new(user(i));
+            publication(&envelope, &Route::new(t.data_exchange.clone(), key)).unwrap()
+        })
+        .collect();
+    let results = broker.publish_batch(publications).await;
+    assert_eq!(results.len(), 300);
+    let mut routed = 0;
+    for (i, result) in results.iter().enumerate() {
+        if i % 7 == 3 {
+            match result {
+                Err(Error::Unroutable {
+                    exchange,
+                    routing_key,
+                    reply,
+                }) => {
+                    assert_eq!(exchange, &t.data_exchange);
+                    assert_eq!(routing_key, nowhere);
+                    assert_eq!(reply, "NO_ROUTE");
+                }
+                other => panic!("message {i} is unroutable, got {other:?}"),
+            }
+        } else {
+            assert!(result.is_ok(), "message {i} is routable, got {result:?}");
+            routed += 1;
+        }
+    }
+    wait_depth(broker, &t.user_data_queue, routed).await;
+    let producer = Producer::new(broker.clone());
+    producer
+        .send(
+            &Envelope::new(user(1)),
+            &Route::new(t.data_exchange.clone(), nowhere).with_mandatory(false),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        broker.queue_depth(&t.user_data_queue).await.unwrap(),
+        routed
+    );
 }

@@ -3,7 +3,9 @@
 //! One connection per [`AmqpBroker`], one confirm-mode channel shared by all publishes (so
 //! concurrent publishes pipeline their confirms), one channel per subscription, and a
 //! short-lived channel per declaration (a conflicting declaration closes only that channel,
-//! never the connection other work uses).
+//! never the connection other work uses). A returned (unroutable) message is given to the
+//! publish it came from by its content, not by lapin's pairing with the next ack, which goes
+//! wrong when RabbitMQ acknowledges many pipelined publishes at once.
 //!
 //! Recovery is ours, not lapin's opt-in auto-recovery: when the connection or the publish
 //! channel is found dead, the next operation reconnects with growing pauses (bounded by
@@ -34,15 +36,17 @@ use lapin::options::{
     ConfirmSelectOptions, ExchangeDeleteOptions, QueueDeclareOptions, QueueDeleteOptions,
 };
 use lapin::types::{AMQPValue, FieldTable, LongString};
-use lapin::{BasicProperties, Channel, Confirmation, Connection, ConnectionProperties};
+use lapin::{BasicProperties, Channel, Connection, ConnectionProperties};
 use tokio::time::Instant;
 
 use crate::broker::{Acknowledge, Broker, Delivery, DeliveryStream, Headers, Publication};
 use crate::error::{Error, Result};
 use crate::topology::{BindingSpec, ExchangeSpec, QueueSpec, Topology};
 
+mod confirms;
 mod core;
 
+use self::confirms::{Confirms, Outcome};
 use self::core::{
     declare_on, header_text, map_err, short, topology_declarations, unavailable, Declaration,
 };
@@ -104,6 +108,8 @@ struct Inner {
 struct Live {
     connection: Arc<Connection>,
     publisher: Channel,
+    /// Routes the publish channel's confirms (and returned messages) to their publishes.
+    confirms: Confirms,
 }
 
 impl Live {
@@ -189,6 +195,7 @@ impl AmqpBroker {
         Ok(Live {
             connection: Arc::new(connection),
             publisher,
+            confirms: Confirms::start(),
         })
     }
 
@@ -225,6 +232,7 @@ impl AmqpBroker {
                             let live = Live {
                                 connection: old.connection.clone(),
                                 publisher,
+                                confirms: Confirms::start(),
                             };
                             self.store(Some(live.clone()));
                             return Ok(live);
@@ -273,7 +281,7 @@ impl AmqpBroker {
         Ok(())
     }
 
-    async fn publish_once(channel: &Channel, p: &Publication) -> Result<()> {
+    async fn publish_once(live: &Live, p: &Publication) -> Result<()> {
         let mut properties = BasicProperties::default().with_delivery_mode(2);
         if let Some(id) = &p.message_id {
             properties = properties.with_message_id(short(id)?);
@@ -295,7 +303,10 @@ impl AmqpBroker {
             properties = properties.with_headers(table);
         }
         let entity = format!("exchange '{}'", p.exchange);
-        let confirm = channel
+        // Registered before the frames go out, so a returned message finds its publish.
+        let registration = live.confirms.register(p);
+        let confirm = live
+            .publisher
             .basic_publish(
                 short(&p.exchange)?,
                 short(&p.routing_key)?,
@@ -307,17 +318,20 @@ impl AmqpBroker {
                 properties,
             )
             .await
-            .map_err(|e| map_err(e, &entity))?
-            .await
             .map_err(|e| map_err(e, &entity))?;
-        match confirm {
-            Confirmation::Ack(None) | Confirmation::NotRequested => Ok(()),
-            Confirmation::Ack(Some(returned)) => Err(Error::Unroutable {
+        let outcome = registration
+            .confirm(confirm)
+            .await
+            .map_err(|_| unavailable("the publish channel's confirm router stopped"))?
+            .map_err(|e| map_err(e, &entity))?;
+        match outcome {
+            Outcome::Confirmed => Ok(()),
+            Outcome::Returned(reply) => Err(Error::Unroutable {
                 exchange: p.exchange.clone(),
                 routing_key: p.routing_key.clone(),
-                reply: returned.reply_text.as_str().to_owned(),
+                reply,
             }),
-            Confirmation::Nack(_) => Err(Error::Nacked {
+            Outcome::Nacked => Err(Error::Nacked {
                 exchange: p.exchange.clone(),
                 routing_key: p.routing_key.clone(),
             }),
@@ -423,11 +437,8 @@ impl Broker for AmqpBroker {
         let deadline = Instant::now() + timeout;
         loop {
             let live = self.live(deadline).await?;
-            match tokio::time::timeout_at(
-                deadline,
-                AmqpBroker::publish_once(&live.publisher, &publication),
-            )
-            .await
+            match tokio::time::timeout_at(deadline, AmqpBroker::publish_once(&live, &publication))
+                .await
             {
                 Err(_) => return Err(Error::ConfirmTimeout { timeout }),
                 Ok(Err(Error::Unavailable { reason, .. })) => {
