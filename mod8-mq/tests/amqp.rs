@@ -9,9 +9,13 @@ use std::time::Duration;
 use chrono::NaiveDate;
 use mod8_mq::testing::{run_case, test_topology_with_prefix, wait_until};
 use mod8_mq::{
-    handler_fn, AmqpBroker, AmqpOptions, Broker, BrokerExt, Consumer, DynBroker, Envelope, Outcome,
-    Producer, UserData,
+    handler_fn, AmqpBroker, AmqpOptions, Broker, BrokerExt, Consumer, DynBroker, Envelope, Error,
+    Outcome, Producer, UserData,
 };
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
 
 async fn rabbitmq(suite: &str) -> Option<DynBroker> {
     let url = mod8_testkit::service_url(mod8_testkit::AMQP, suite)?;
@@ -229,6 +233,162 @@ async fn publish_errors_are_typed_and_do_not_stick() {
                 }
             }
             assert!(names.iter().any(|n| n == "user2"), "{names:?}");
+        })
+    })
+    .await;
+}
+
+/// A loopback TCP proxy to RabbitMQ that can hold back everything the broker sends (the
+/// client's frames still reach the broker) and cut every connection.
+struct SilenceableProxy {
+    port: u16,
+    silent: watch::Sender<bool>,
+    links: Arc<Mutex<Vec<JoinHandle<()>>>>,
+}
+
+impl SilenceableProxy {
+    async fn start(target: std::net::SocketAddr) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let (silent, _) = watch::channel(false);
+        let links: Arc<Mutex<Vec<JoinHandle<()>>>> = Arc::default();
+        let (silent2, links2) = (silent.clone(), links.clone());
+        tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let mut gate = silent2.subscribe();
+                let link = tokio::spawn(async move {
+                    let Ok(server) = TcpStream::connect(target).await else {
+                        return;
+                    };
+                    let (mut client_rx, mut client_tx) = client.into_split();
+                    let (mut server_rx, mut server_tx) = server.into_split();
+                    let upstream = tokio::io::copy(&mut client_rx, &mut server_tx);
+                    let downstream = async move {
+                        let mut buf = vec![0u8; 64 * 1024];
+                        loop {
+                            let n = server_rx.read(&mut buf).await?;
+                            if n == 0 {
+                                return Ok::<(), std::io::Error>(());
+                            }
+                            // Hold the bytes (already read) while silenced.
+                            if gate.wait_for(|silent| !*silent).await.is_err() {
+                                return Ok(());
+                            }
+                            client_tx.write_all(&buf[..n]).await?;
+                        }
+                    };
+                    // Either direction ending ends the link (both sockets close).
+                    tokio::select! {
+                        _ = upstream => {}
+                        _ = downstream => {}
+                    }
+                });
+                links2.lock().unwrap().push(link);
+            }
+        });
+        SilenceableProxy {
+            port,
+            silent,
+            links,
+        }
+    }
+
+    /// Stops forwarding broker → client bytes (held, not lost).
+    fn silence(&self) {
+        self.silent.send_replace(true);
+    }
+
+    /// Forwards again, held bytes first.
+    fn resume(&self) {
+        self.silent.send_replace(false);
+    }
+
+    /// Closes every open connection (new ones are accepted, not silenced).
+    fn cut(&self) {
+        self.resume();
+        for link in self.links.lock().unwrap().drain(..) {
+            link.abort();
+        }
+    }
+
+    /// `url` with its host:port replaced by this proxy's.
+    fn url(&self, url: &str) -> String {
+        let (scheme, rest) = url.split_once("://").unwrap();
+        let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
+        let userinfo = authority.rsplit_once('@').map_or("", |(u, _)| u);
+        let at = if userinfo.is_empty() { "" } else { "@" };
+        format!("{scheme}://{userinfo}{at}127.0.0.1:{}/{path}", self.port)
+    }
+}
+
+fn target_of(url: &str) -> std::net::SocketAddr {
+    let rest = url.split_once("://").unwrap().1;
+    let authority = rest.split('/').next().unwrap();
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    host_port.replace("localhost", "127.0.0.1").parse().unwrap()
+}
+
+/// A broker that takes the message but never confirms it: the publish is a
+/// `ConfirmTimeout` after the publish timeout (not sooner, not much later), transient, and
+/// not a loss (the message is queued). When the broker speaks again the late confirm is
+/// ignored and the same connection carries on; when the silent connection is cut instead,
+/// the next publish reconnects and succeeds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silent_broker_is_a_confirm_timeout() {
+    let Some(url) = mod8_testkit::service_url(mod8_testkit::AMQP, "mq confirm timeout on RabbitMQ")
+    else {
+        return;
+    };
+    let proxy = SilenceableProxy::start(target_of(&url)).await;
+    let topology = test_topology_with_prefix(&mod8_testkit::unique_name("mod8mq_silent"));
+    let timeout = Duration::from_millis(1500);
+    let options = AmqpOptions {
+        publish_timeout: timeout,
+        ..Default::default()
+    };
+    let broker: DynBroker = Arc::new(
+        AmqpBroker::connect_with(&proxy.url(&url), topology.clone(), options)
+            .await
+            .expect("RabbitMQ through the proxy"),
+    );
+    run_case(broker, move |broker| {
+        Box::pin(async move {
+            let queue = topology.user_data_queue.clone();
+            let producer = Producer::new(broker.clone());
+            producer.publish_user_data(user(1), None).await.unwrap();
+
+            proxy.silence();
+            let started = tokio::time::Instant::now();
+            let err = producer.publish_user_data(user(2), None).await.unwrap_err();
+            let waited = started.elapsed();
+            assert!(
+                matches!(err, Error::ConfirmTimeout { timeout: t } if t == timeout),
+                "{err:?}"
+            );
+            assert!(err.is_transient());
+            assert!(
+                waited >= timeout && waited < timeout + Duration::from_secs(5),
+                "gave up after {waited:?}"
+            );
+
+            proxy.resume();
+            producer.publish_user_data(user(3), None).await.unwrap();
+            // The unconfirmed message reached the broker all the same: a timeout means
+            // "unknown", never "dropped".
+            wait_until("3 messages queued", || async {
+                broker.queue_depth(&queue).await.ok() == Some(3)
+            })
+            .await;
+
+            proxy.silence();
+            let err = producer.publish_user_data(user(4), None).await.unwrap_err();
+            assert!(matches!(err, Error::ConfirmTimeout { .. }), "{err:?}");
+            proxy.cut();
+            producer.publish_user_data(user(5), None).await.unwrap();
+            wait_until("5 messages queued", || async {
+                broker.queue_depth(&queue).await.ok() == Some(5)
+            })
+            .await;
         })
     })
     .await;
