@@ -736,15 +736,15 @@ impl EventStore for MongoDocStore {
             user_id: user_id.to_owned(),
             ..ActivitySummary::default()
         };
-        for id in activity::bucket_ids(user_id, &days) {
-            let bucket = self
-                .activity
-                .find_one(doc! { "_id": id })
-                .await
-                .map_err(|e| map(e, "read activity"))?;
-            if let Some(bucket) = bucket {
-                activity::add_bucket(&mut summary, &bucket, &days);
-            }
+        // One read by `_id` per month, all in flight at once.
+        let reads = activity::bucket_ids(user_id, &days)
+            .into_iter()
+            .map(|id| async move { self.activity.find_one(doc! { "_id": id }).await });
+        let buckets = futures::future::try_join_all(reads)
+            .await
+            .map_err(|e| map(e, "read activity"))?;
+        for bucket in buckets.iter().flatten() {
+            activity::add_bucket(&mut summary, bucket, &days);
         }
         Ok(summary)
     }
