@@ -97,6 +97,25 @@ pub struct BenchReport {
     pub phases: Vec<Phase>,
     /// Cache hit ratio over the whole run.
     pub cache_hit_ratio: f64,
+    /// How the analytics consumer kept up: events it stored (acked or dead-lettered) and the
+    /// seconds from the first event accepted to the last stored. The cold phase starts only
+    /// once it has caught up, so the two do not compete.
+    pub events_stored: u64,
+    /// See [`BenchReport::events_stored`].
+    pub events_stored_secs: f64,
+}
+
+/// Most the benchmark waits for the analytics consumer to store the recorded events.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// Events the analytics consumer has finished with (acked or dead-lettered).
+async fn analytics_done(app: &App) -> u64 {
+    app.consumer_stats()
+        .await
+        .iter()
+        .filter(|(name, ..)| *name == "analytics")
+        .map(|(_, acked, _, dead)| acked + dead)
+        .sum()
 }
 
 async fn measure<I, F, Fut, T>(
@@ -188,11 +207,19 @@ pub async fn bench(app: &Arc<App>, args: &BenchArgs) -> anyhow::Result<BenchRepo
             });
         }
     }
+    let stored_before = analytics_done(app).await;
+    let events_started = Instant::now();
     let (recorded, _) = measure("event", args.concurrency, events, |e| {
         let app = app.clone();
         async move { app.record_event(e).await }
     })
     .await;
+    let expected = stored_before + recorded.ops as u64;
+    while analytics_done(app).await < expected && events_started.elapsed() < DRAIN_TIMEOUT {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let events_stored = analytics_done(app).await.saturating_sub(stored_before);
+    let events_stored_secs = events_started.elapsed().as_secs_f64();
 
     // Cold: drop what registration cached, so each request computes.
     for id in &users {
@@ -218,6 +245,8 @@ pub async fn bench(app: &Arc<App>, args: &BenchArgs) -> anyhow::Result<BenchRepo
         concurrency: args.concurrency,
         phases: vec![registered, recorded, cold, warm],
         cache_hit_ratio: app.cache.stats().hit_ratio(),
+        events_stored,
+        events_stored_secs,
     })
 }
 
@@ -250,7 +279,14 @@ impl std::fmt::Display for BenchReport {
                 p.latency.max_ms
             )?;
         }
-        writeln!(f, "\ncache hit ratio {:.3}", self.cache_hit_ratio)
+        writeln!(
+            f,
+            "\nanalytics consumer stored {} events {:.1} s after the first was accepted ({:.0}/s)",
+            self.events_stored,
+            self.events_stored_secs,
+            self.events_stored as f64 / self.events_stored_secs.max(1e-9)
+        )?;
+        writeln!(f, "cache hit ratio {:.3}", self.cache_hit_ratio)
     }
 }
 
@@ -286,5 +322,43 @@ mod tests {
             (50.0, 95.0, 99.0, 100.0)
         );
         assert_eq!(Latency::of(&mut []).p99_ms, 0.0);
+    }
+
+    /// Every phase runs every operation on the embedded backends, the consumer stores every
+    /// event before the cold phase, and the warm phase is served from the cache.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_small_run_completes_every_phase() {
+        let app = App::build(AppConfig::embedded()).await.unwrap();
+        app.start().await.unwrap();
+        let args = BenchArgs {
+            users: 12,
+            events_per_user: 3,
+            concurrency: 4,
+            json: None,
+        };
+        let report = bench(&app, &args).await;
+        app.shutdown().await;
+        let report = report.unwrap();
+        let ops: Vec<(&str, usize, usize)> = report
+            .phases
+            .iter()
+            .map(|p| (p.name, p.ops, p.errors))
+            .collect();
+        assert_eq!(
+            ops,
+            [
+                ("registration", 12, 0),
+                ("event", 36, 0),
+                ("personalisation cold", 12, 0),
+                ("personalisation warm", 12, 0),
+            ]
+        );
+        assert_eq!(report.events_stored, 36);
+        assert!(report.cache_hit_ratio > 0.0);
+        let text = report.to_string();
+        assert!(
+            text.contains("analytics consumer stored 36 events"),
+            "{text}"
+        );
     }
 }
