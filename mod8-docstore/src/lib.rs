@@ -98,7 +98,10 @@ pub trait EventStore: Send + Sync {
     /// `user_id` is not enough on servers without filter pushdown such as FerretDB 1.x). Events
     /// logged through this crate are counted; documents written into the collection by other
     /// means are not. Concurrent logs are all counted (FerretDB 1.x applies `$inc` without
-    /// isolation, so there the store serialises updates per bucket — within one process). [`Error::Validation`] for an empty `user_id`, `days.first > days.last`,
+    /// isolation, so there the store serialises updates per bucket — within one process).
+    /// The event is written first and counted just after, so a reader can see an event in the
+    /// log a moment before its count; if counting fails the log call returns the error with
+    /// the event already in the log. [`Error::Validation`] for an empty `user_id`, `days.first > days.last`,
     /// or a range longer than [`MAX_ACTIVITY_DAYS`].
     async fn activity_summary(&self, user_id: &str, days: DayRange) -> Result<ActivitySummary>;
 
