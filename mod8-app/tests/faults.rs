@@ -94,45 +94,47 @@ async fn broker_outage_delays_registrations_events_but_never_loses_them() {
     config.mq.publish_timeout = Some(Duration::from_secs(5));
     config.outbox_lease = Duration::from_secs(1);
     config.outbox_poll = Duration::from_millis(200);
-    let s = Server::start(config.clone()).await;
+    with_real(config, |config| async move {
+        let s = Server::start(config).await;
 
-    proxy.cut();
-    let mut names = Vec::new();
-    for _ in 0..5 {
-        let n = name("outage");
-        s.register(&n).await; // asserts 201
-        names.push(n);
-    }
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    assert!(
-        s.app.outbox.backlog() > 0,
-        "events cannot have been confirmed while cut"
-    );
-    for n in &names {
-        assert!(s.app.docs.profile_by_username(n).await.unwrap().is_none());
-    }
+        proxy.cut();
+        let mut names = Vec::new();
+        for _ in 0..5 {
+            let n = name("outage");
+            s.register(&n).await; // asserts 201
+            names.push(n);
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        assert!(
+            s.app.outbox.backlog() > 0,
+            "events cannot have been confirmed while cut"
+        );
+        for n in &names {
+            assert!(s.app.docs.profile_by_username(n).await.unwrap().is_none());
+        }
 
-    proxy.restore();
-    eventually_within(
-        "every registration's event to arrive",
-        Duration::from_secs(90),
-        || async {
-            let mut stored = 0;
-            for n in &names {
-                if matches!(s.app.docs.profile_by_username(n).await, Ok(Some(_))) {
-                    stored += 1;
+        proxy.restore();
+        eventually_within(
+            "every registration's event to arrive",
+            Duration::from_secs(90),
+            || async {
+                let mut stored = 0;
+                for n in &names {
+                    if matches!(s.app.docs.profile_by_username(n).await, Ok(Some(_))) {
+                        stored += 1;
+                    }
                 }
-            }
-            stored == names.len()
-        },
-    )
-    .await;
-    eventually("the outbox to drain", || async {
-        s.app.outbox.backlog() == 0
+                stored == names.len()
+            },
+        )
+        .await;
+        eventually("the outbox to drain", || async {
+            s.app.outbox.backlog() == 0
+        })
+        .await;
+        s.app.shutdown().await;
     })
     .await;
-    s.app.shutdown().await;
-    remove_real(&config).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -143,40 +145,42 @@ async fn redis_outage_still_serves_recommendations_and_health_says_so() {
     let redis = config.cache.redis_url.clone().unwrap();
     let proxy = Proxy::start(target_of(&redis)).await;
     config.cache.redis_url = Some(proxy.url(&redis));
-    let s = Server::start(config.clone()).await;
-    let (_, health) = s.get("/healthz").await;
-    assert_eq!(health["dependencies"]["cache"]["status"], "up", "{health}");
-
-    proxy.cut();
-    // A registration (which caches) and a cold personalisation both work without Redis.
-    let user = id_of(&s.register(&name("noredis")).await);
-    s.app
-        .cache
-        .invalidate_tag(&mod8_app::flows::user_tag(user))
-        .await
-        .ok();
-    let (status, body) = s.get(&format!("/api/users/{user}/recommendations")).await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-    let (status, health) = s.get("/healthz").await;
-    assert_eq!(
-        status,
-        StatusCode::OK,
-        "the cache is not required: {health}"
-    );
-    assert_eq!(
-        health["dependencies"]["cache"]["status"], "down",
-        "{health}"
-    );
-    assert_eq!(health["dependencies"]["sql"]["status"], "up", "{health}");
-
-    proxy.restore();
-    eventually("the cache to report up again", || async {
+    with_real(config, |config| async move {
+        let s = Server::start(config).await;
         let (_, health) = s.get("/healthz").await;
-        health["dependencies"]["cache"]["status"] == "up"
+        assert_eq!(health["dependencies"]["cache"]["status"], "up", "{health}");
+
+        proxy.cut();
+        // A registration (which caches) and a cold personalisation both work without Redis.
+        let user = id_of(&s.register(&name("noredis")).await);
+        s.app
+            .cache
+            .invalidate_tag(&mod8_app::flows::user_tag(user))
+            .await
+            .ok();
+        let (status, body) = s.get(&format!("/api/users/{user}/recommendations")).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let (status, health) = s.get("/healthz").await;
+        assert_eq!(
+            status,
+            StatusCode::OK,
+            "the cache is not required: {health}"
+        );
+        assert_eq!(
+            health["dependencies"]["cache"]["status"], "down",
+            "{health}"
+        );
+        assert_eq!(health["dependencies"]["sql"]["status"], "up", "{health}");
+
+        proxy.restore();
+        eventually("the cache to report up again", || async {
+            let (_, health) = s.get("/healthz").await;
+            health["dependencies"]["cache"]["status"] == "up"
+        })
+        .await;
+        s.app.shutdown().await;
     })
     .await;
-    s.app.shutdown().await;
-    remove_real(&config).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -196,19 +200,21 @@ async fn document_store_outage_registration_succeeds_and_profiles_catch_up() {
         base: Duration::from_millis(500),
         cap: Duration::from_secs(2),
     });
-    let s = Server::start(config.clone()).await;
+    with_real(config, |config| async move {
+        let s = Server::start(config).await;
 
-    proxy.cut();
-    let n = name("nodocs");
-    s.register(&n).await; // asserts 201: SQL and the outbox do not need the document store
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    proxy.restore();
-    eventually_within(
-        "the profile to be stored by a retry",
-        Duration::from_secs(60),
-        || async { matches!(s.app.docs.profile_by_username(&n).await, Ok(Some(_))) },
-    )
+        proxy.cut();
+        let n = name("nodocs");
+        s.register(&n).await; // asserts 201: SQL and the outbox do not need the document store
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        proxy.restore();
+        eventually_within(
+            "the profile to be stored by a retry",
+            Duration::from_secs(60),
+            || async { matches!(s.app.docs.profile_by_username(&n).await, Ok(Some(_))) },
+        )
+        .await;
+        s.app.shutdown().await;
+    })
     .await;
-    s.app.shutdown().await;
-    remove_real(&config).await;
 }

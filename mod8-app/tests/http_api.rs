@@ -308,10 +308,12 @@ macro_rules! both_backends {
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $case() {
                     let Some(config) = super::real_config("app http api on real services").await else { return };
-                    let server = super::Server::start(config.clone()).await;
-                    super::$case(&server).await;
-                    server.app.shutdown().await;
-                    super::remove_real(&config).await;
+                    super::with_real(config, |config| async move {
+                        let server = super::Server::start(config).await;
+                        super::$case(&server).await;
+                        server.app.shutdown().await;
+                    })
+                    .await;
                 }
             )*
         }

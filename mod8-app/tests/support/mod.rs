@@ -168,6 +168,23 @@ pub async fn real_config(suite: &str) -> Option<AppConfig> {
     Some(config)
 }
 
+/// Runs `body` on `config`, then [`remove_real`] whether it passed or panicked, then re-raises
+/// the panic: a failing test leaves no databases or queues behind.
+pub async fn with_real<F, Fut>(config: AppConfig, body: F)
+where
+    F: FnOnce(AppConfig) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    use futures::FutureExt;
+    let outcome = std::panic::AssertUnwindSafe(body(config.clone()))
+        .catch_unwind()
+        .await;
+    remove_real(&config).await;
+    if let Err(panic) = outcome {
+        std::panic::resume_unwind(panic);
+    }
+}
+
 /// Removes what a real-services run created: its queues and exchanges, its document
 /// database's collections, its PostgreSQL database. (Cache keys expire by TTL under the run's
 /// own prefix.)
