@@ -17,6 +17,8 @@ FERRETDB_VERSION="v1.24.0"
 PG_USER="mod8"
 PG_PASSWORD="mod8"
 PG_DB="mod8"
+# FerretDB keeps its data in this PostgreSQL database (one schema per MongoDB database).
+FERRETDB_PG_DB="ferretdb"
 
 POSTGRES_URL="postgres://${PG_USER}:${PG_PASSWORD}@127.0.0.1:5432/${PG_DB}"
 MONGODB_URL="mongodb://127.0.0.1:27017/"
@@ -98,9 +100,12 @@ DO \$\$ BEGIN
   END IF;
 END \$\$;
 SQL
-    if ! as_root su postgres -c "psql -tAq -d postgres -c \"SELECT 1 FROM pg_database WHERE datname='${PG_DB}'\"" | grep -q 1; then
-        as_root su postgres -c "createdb -O ${PG_USER} ${PG_DB}"
-    fi
+    local db
+    for db in "$PG_DB" "$FERRETDB_PG_DB"; do
+        if ! as_root su postgres -c "psql -tAq -d postgres -c \"SELECT 1 FROM pg_database WHERE datname='${db}'\"" | grep -q 1; then
+            as_root su postgres -c "createdb -O ${PG_USER} ${db}"
+        fi
+    done
     PGPASSWORD=$PG_PASSWORD psql -h 127.0.0.1 -U "$PG_USER" -d "$PG_DB" -tAc 'SELECT 1' >/dev/null \
         || die "PostgreSQL answers but mod8 cannot log in"
 }
@@ -270,13 +275,25 @@ GO
 
 ferretdb_ready() { curl -fsS http://127.0.0.1:27018/debug/readyz >/dev/null; }
 
+# FerretDB runs on its PostgreSQL backend, not SQLite: FerretDB 1.24's SQLite backend indexes
+# `_id` under a different expression than the one its queries use (`->"_id"` vs `->'$._id'`),
+# so even a lookup by `_id` scans the whole collection; on PostgreSQL both are `->'_id'`.
+ferretdb_pg_url() { echo "postgres://${PG_USER}:${PG_PASSWORD}@127.0.0.1:5432/${FERRETDB_PG_DB}"; }
+
 start_ferretdb() {
     build_ferretdb
+    local pidfile="$STATE_DIR/ferretdb/ferretdb.pid"
+    # A FerretDB started by an older version of this script on SQLite is replaced.
+    if tcp_open 27017 && [ -f "$pidfile" ] \
+        && ! tr '\0' ' ' < "/proc/$(cat "$pidfile")/cmdline" 2>/dev/null | grep -q -- '--handler=postgresql'; then
+        log "FerretDB runs on another backend; restarting it on PostgreSQL"
+        stop_ferretdb
+    fi
     if ! tcp_open 27017; then
-        log "starting FerretDB $FERRETDB_VERSION (SQLite handler)"
-        mkdir -p "$STATE_DIR/ferretdb/data"
+        log "starting FerretDB $FERRETDB_VERSION (PostgreSQL backend, database ${FERRETDB_PG_DB})"
+        mkdir -p "$STATE_DIR/ferretdb"
         nohup "$(ferretdb_bin)" \
-            --handler=sqlite --sqlite-url="file:$STATE_DIR/ferretdb/data/" \
+            --handler=postgresql --postgresql-url="$(ferretdb_pg_url)" \
             --listen-addr=127.0.0.1:27017 --debug-addr=127.0.0.1:27018 \
             --state-dir="$STATE_DIR/ferretdb" --telemetry=disable --log-level=warn \
             >"$STATE_DIR/ferretdb/ferretdb.log" 2>&1 &

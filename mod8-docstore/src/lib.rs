@@ -94,8 +94,8 @@ pub trait EventStore: Send + Sync {
     /// of them — a point read that does not scan the log.
     ///
     /// The store keeps these counts as events are logged (on MongoDB one bucket document per
-    /// user and month, read by `_id`, so the cost does not grow with the log; an index on
-    /// `user_id` is not enough on servers without filter pushdown such as FerretDB 1.x). Events
+    /// user and month, read by `_id`), so the cost does not grow with the log — unlike reading
+    /// the user's events, which on FerretDB 1.x (no index use for any filter) scans them all. Events
     /// logged through this crate are counted; documents written into the collection by other
     /// means are not. Concurrent logs are all counted (FerretDB 1.x applies `$inc` without
     /// isolation, so there the store serialises updates per bucket — within one process).

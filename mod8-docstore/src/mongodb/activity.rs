@@ -10,8 +10,10 @@
 //!
 //! Logging an event upserts its bucket (`$inc` of the day's count for its type, `$max` of the
 //! day's latest timestamp), so a summary over at most [`crate::MAX_ACTIVITY_DAYS`] days is a
-//! handful of reads by `_id` whatever the size of the log. Reads by `_id` are what every
-//! MongoDB-compatible server answers from an index (FerretDB 1.x pushes no other filter down).
+//! handful of reads by `_id` whatever the size of the log. On MongoDB those are index lookups.
+//! FerretDB 1.x uses no index even for `_id` (its PostgreSQL backend filters with `@>`, its
+//! SQLite backend indexes a different expression than it queries), so there each read scans the
+//! buckets — one per user and month, far fewer than the events a `user_id` query would scan.
 //! The `_id` ends with the fixed-width `|YYYY-MM`, so it is unambiguous for any user id.
 //!
 //! Event types become field names, so `%` and `.` are escaped (`%25`, `%2E`); validation has
