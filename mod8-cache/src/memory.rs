@@ -1,9 +1,11 @@
 //! The in-process backend: an LRU bounded by entries, optionally also by age, on `cached`'s
-//! `ExpiringLruCache` (per-entry expiry) behind one short-held mutex.
+//! `ExpiringLruCache` (per-entry expiry) behind one short-held (spinning, then parking) mutex.
 
 use std::collections::{HashMap, HashSet};
 use std::num::NonZeroU64;
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::sync::{Arc, OnceLock};
+
+use parking_lot::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
@@ -16,7 +18,7 @@ const BACKEND: &str = "memory";
 /// An in-process cache: thread-safe, bounded by entry count (least recently used goes first)
 /// and, when built with [`MemoryStore::ttl`], by age.
 ///
-/// Every operation holds a `std::sync::Mutex` for O(1) work only (pattern invalidation walks the
+/// Every operation holds a `parking_lot::Mutex` for O(1) work only (pattern invalidation walks the
 /// keys once), never across an `.await`, so it is safe to use from async code without blocking
 /// the runtime. Cloning is cheap and shares the same entries.
 ///
@@ -175,12 +177,12 @@ impl MemoryStore {
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
-        // A panic while holding the lock cannot leave the maps half-updated in a way that
-        // matters for a cache (worst case a stale tag index entry), so keep serving.
-        self.inner
-            .state
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
+        // parking_lot's mutex spins briefly before parking: the critical sections here are tens
+        // of nanoseconds, so a contended lookup waits that long instead of a park/unpark round
+        // trip through the kernel (which put the 2-thread p99 near 10 µs with std's mutex). It
+        // does not poison: a panic while holding it cannot leave the maps half-updated in a way
+        // that matters for a cache (worst case a stale tag index entry).
+        self.inner.state.lock()
     }
 
     fn expiry(&self, ttl: Option<Duration>) -> Option<NonZeroU64> {
