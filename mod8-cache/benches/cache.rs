@@ -242,6 +242,32 @@ fn redis_get(c: &mut Criterion) {
             async move { black_box(cache.get::<String>(&key).await.unwrap()) }
         })
     });
+    // Reference: the same GET straight through a fred client (no mod8 layer), separating fred's
+    // own per-command cost (its connection task and channels) from this crate's.
+    {
+        use fred::prelude::{Builder, ClientLike, Config, KeysInterface};
+        let url = std::env::var("MOD8_REDIS_URL").unwrap();
+        let client = rt.block_on(async {
+            let client = Builder::from_config(Config::from_url(&url).unwrap())
+                .build()
+                .unwrap();
+            client.init().await.unwrap();
+            let _: () = client
+                .set("mod8-bench-reference", value.clone(), None, None, false)
+                .await
+                .unwrap();
+            client
+        });
+        group.bench_function("reference: fred Client::get, no mod8 layer", |b| {
+            b.to_async(&rt).iter(|| {
+                let client = client.clone();
+                async move {
+                    let v: Option<String> = client.get("mod8-bench-reference").await.unwrap();
+                    black_box(v)
+                }
+            })
+        });
+    }
     for batch in [16usize, 64] {
         group.throughput(Throughput::Elements(batch as u64));
         group.bench_with_input(
