@@ -424,7 +424,9 @@ fn unsupported(
             message,
         });
     }
-    tracing::warn!(step = %target, %message, "setup step not supported by the server");
+    // Debug, not warn: the step is in the returned report, and the caller decides how loudly
+    // to say it (mod8-app warns once per step).
+    tracing::debug!(step = %target, %message, "setup step not supported by the server");
     report.push(target, SetupOutcome::Unsupported { message });
     Ok(())
 }
