@@ -9,7 +9,7 @@
 # PostgreSQL, Redis and RabbitMQ come from Debian's packages. Beside the standalone Redis on
 # 6379, a 3-primary Redis Cluster (no replicas, no persistence) listens on 7000-7002. MongoDB is not in Debian's
 # archive, so the MongoDB-wire-compatible server is FerretDB v1.24 (built from its Go
-# module, SQLite handler), listening on 127.0.0.1:27017.
+# module, PostgreSQL backend), listening on 127.0.0.1:27017.
 set -euo pipefail
 
 STATE_DIR="${MOD8_STATE_DIR:-/var/tmp/mod8-services}"

@@ -9,54 +9,10 @@
 
 mod support;
 
-use std::process::Command;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use mod8_testkit::rabbitmq::BrokerGuard;
 use support::*;
-
-fn rabbitmqctl(args: &[&str]) {
-    let out = Command::new("rabbitmqctl")
-        .args(args)
-        .output()
-        .expect("rabbitmqctl runs (this test needs it, as root, next to the broker)");
-    assert!(
-        out.status.success(),
-        "rabbitmqctl {args:?} failed: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// Starts the RabbitMQ application again when dropped, also while unwinding from a failure.
-struct BrokerUp {
-    stopped: AtomicBool,
-}
-
-impl BrokerUp {
-    fn stop(&self) {
-        self.stopped.store(true, Ordering::SeqCst);
-        rabbitmqctl(&["stop_app"]);
-    }
-
-    fn start(&self) {
-        rabbitmqctl(&["start_app"]);
-        rabbitmqctl(&["await_startup", "--timeout", "60"]);
-        self.stopped.store(false, Ordering::SeqCst);
-    }
-}
-
-impl Drop for BrokerUp {
-    fn drop(&mut self) {
-        if self.stopped.load(Ordering::SeqCst) {
-            eprintln!("broker-stopped test: starting the RabbitMQ application again (guard)");
-            let _ = Command::new("rabbitmqctl").arg("start_app").status();
-            let _ = Command::new("rabbitmqctl")
-                .args(["await_startup", "--timeout", "60"])
-                .status();
-        }
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn registrations_succeed_while_the_broker_is_stopped_and_their_events_arrive_after() {
@@ -68,9 +24,7 @@ async fn registrations_succeed_while_the_broker_is_stopped_and_their_events_arri
     config.outbox_poll = Duration::from_millis(200);
     with_real(config, |config| async move {
         let s = Server::start(config).await;
-        let broker = std::sync::Arc::new(BrokerUp {
-            stopped: AtomicBool::new(false),
-        });
+        let broker = std::sync::Arc::new(BrokerGuard::new());
         let b = broker.clone();
         tokio::task::spawn_blocking(move || b.stop()).await.unwrap();
 
@@ -96,15 +50,7 @@ async fn registrations_succeed_while_the_broker_is_stopped_and_their_events_arri
         eventually_within(
             "every registration's profile once the broker is back",
             Duration::from_secs(120),
-            || async {
-                let mut stored = 0;
-                for n in &names {
-                    if matches!(s.app.docs.profile_by_username(n).await, Ok(Some(_))) {
-                        stored += 1;
-                    }
-                }
-                stored == names.len()
-            },
+            || profiles_stored(&s, &names),
         )
         .await;
         eventually("the outbox to drain", || async {

@@ -117,15 +117,7 @@ async fn broker_outage_delays_registrations_events_but_never_loses_them() {
         eventually_within(
             "every registration's event to arrive",
             Duration::from_secs(90),
-            || async {
-                let mut stored = 0;
-                for n in &names {
-                    if matches!(s.app.docs.profile_by_username(n).await, Ok(Some(_))) {
-                        stored += 1;
-                    }
-                }
-                stored == names.len()
-            },
+            || profiles_stored(&s, &names),
         )
         .await;
         eventually("the outbox to drain", || async {

@@ -60,7 +60,7 @@ impl Capabilities {
         }
     }
 
-    /// FerretDB 1.x (probed on v1.24 with its SQLite handler): none of the above.
+    /// FerretDB 1.x (probed on v1.24, SQLite and PostgreSQL backends): none of the above.
     pub fn ferretdb_1() -> Self {
         Capabilities {
             validators: false,

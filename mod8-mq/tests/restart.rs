@@ -9,7 +9,6 @@
 #![allow(clippy::unwrap_used)]
 
 use std::collections::HashSet;
-use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -19,60 +18,9 @@ use mod8_mq::testing::{run_case, test_topology_with_prefix, wait_until};
 use mod8_mq::{
     handler_fn, AmqpBroker, AmqpOptions, Consumer, DynBroker, Envelope, Outcome, Producer, UserData,
 };
+use mod8_testkit::rabbitmq::BrokerGuard;
 use tokio::time::Instant;
 use uuid::Uuid;
-
-/// Runs `rabbitmqctl` with `args`; panics when it fails.
-fn rabbitmqctl(args: &[&str]) {
-    let out = Command::new("rabbitmqctl")
-        .args(args)
-        .output()
-        .expect("rabbitmqctl runs (this test needs it, as root, next to the broker)");
-    assert!(
-        out.status.success(),
-        "rabbitmqctl {args:?} failed: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// Starts the RabbitMQ application again when dropped (also while unwinding from a failed
-/// assertion) unless [`BrokerUp::started`] already did, and waits until it answers.
-struct BrokerUp {
-    stopped: AtomicBool,
-}
-
-impl BrokerUp {
-    fn stop(&self) {
-        self.stopped.store(true, Ordering::SeqCst);
-        rabbitmqctl(&["stop_app"]);
-    }
-
-    fn start(&self) {
-        rabbitmqctl(&["start_app"]);
-        rabbitmqctl(&["await_startup", "--timeout", "60"]);
-        self.stopped.store(false, Ordering::SeqCst);
-    }
-}
-
-impl Drop for BrokerUp {
-    fn drop(&mut self) {
-        if self.stopped.load(Ordering::SeqCst) {
-            eprintln!("restart test: starting the RabbitMQ application again (guard)");
-            let ok = Command::new("rabbitmqctl")
-                .arg("start_app")
-                .status()
-                .is_ok_and(|s| s.success())
-                && Command::new("rabbitmqctl")
-                    .args(["await_startup", "--timeout", "60"])
-                    .status()
-                    .is_ok_and(|s| s.success());
-            if !ok && !std::thread::panicking() {
-                panic!("could not start the RabbitMQ application again");
-            }
-        }
-    }
-}
 
 fn user(i: usize) -> UserData {
     UserData {
@@ -112,9 +60,7 @@ async fn broker_restart_mid_stream_loses_nothing() {
     run_case(broker, move |broker| {
         Box::pin(async move {
             // Dropped when this case ends, also by a panic: before `run_case` cleans up.
-            let guard = Arc::new(BrokerUp {
-                stopped: AtomicBool::new(false),
-            });
+            let guard = Arc::new(BrokerGuard::new());
             let seen: Arc<Mutex<HashSet<Uuid>>> = Arc::default();
             let s = seen.clone();
             let consumer = Consumer::new(

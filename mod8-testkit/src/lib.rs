@@ -18,6 +18,8 @@
 
 use std::io::Write;
 
+pub mod rabbitmq;
+
 /// PostgreSQL URL variable.
 pub const POSTGRES: &str = "MOD8_POSTGRES_URL";
 /// MongoDB (or wire-compatible server) URL variable.

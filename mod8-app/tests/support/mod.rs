@@ -168,6 +168,16 @@ pub async fn real_config(suite: &str) -> Option<AppConfig> {
     Some(config)
 }
 
+/// Whether every one of `usernames` has its profile document (registration's async leg done).
+pub async fn profiles_stored(s: &Server, usernames: &[String]) -> bool {
+    for n in usernames {
+        if !matches!(s.app.docs.profile_by_username(n).await, Ok(Some(_))) {
+            return false;
+        }
+    }
+    true
+}
+
 /// Runs `body` on `config`, then [`remove_real`] whether it passed or panicked, then re-raises
 /// the panic: a failing test leaves no databases or queues behind.
 pub async fn with_real<F, Fut>(config: AppConfig, body: F)
