@@ -80,7 +80,10 @@ install_packages() {
 }
 
 # --- PostgreSQL ---------------------------------------------------------------------
-pg_cluster() { pg_lsclusters --no-header | awk 'NR==1 {print $1, $2}'; }
+pg_cluster() {
+    command -v pg_lsclusters >/dev/null || return 0
+    pg_lsclusters --no-header | awk 'NR==1 {print $1, $2}'
+}
 
 start_postgres() {
     local cluster; cluster=$(pg_cluster)
@@ -134,6 +137,7 @@ start_redis() {
 }
 
 stop_redis() {
+    command -v redis-cli >/dev/null || return 0
     if redis-cli -h 127.0.0.1 -p 6379 ping 2>/dev/null | grep -q PONG; then
         log "stopping Redis"
         redis-cli -h 127.0.0.1 -p 6379 shutdown nosave >/dev/null 2>&1 || true
@@ -203,6 +207,7 @@ start_redis_cluster() {
 }
 
 stop_redis_cluster() {
+    command -v redis-cli >/dev/null || return 0
     local port
     for port in "${CLUSTER_PORTS[@]}"; do
         if cluster_node_up "$port"; then
@@ -221,10 +226,17 @@ start_rabbitmq() {
         as_root service rabbitmq-server start >/dev/null 2>&1 || true
     fi
     wait_for "RabbitMQ" 120 rabbitmq-diagnostics -q ping
+    # The node can answer `ping` with its application stopped (`rabbitmqctl stop_app`, as the
+    # fault tests do, or a test that died before restarting it): start the application too.
+    if ! rabbitmq-diagnostics -q check_running >/dev/null 2>&1; then
+        log "RabbitMQ node is up but its application is stopped; starting it"
+        as_root rabbitmqctl start_app >/dev/null
+    fi
     wait_for "RabbitMQ AMQP port" 60 tcp_open 5672
 }
 
 stop_rabbitmq() {
+    command -v rabbitmq-diagnostics >/dev/null || return 0
     if rabbitmq-diagnostics -q ping >/dev/null 2>&1; then
         log "stopping RabbitMQ"
         as_root service rabbitmq-server stop >/dev/null 2>&1 || as_root rabbitmqctl stop >/dev/null 2>&1 || true
@@ -234,9 +246,23 @@ stop_rabbitmq() {
 # --- FerretDB (MongoDB wire protocol) -----------------------------------------------
 ferretdb_bin() { echo "$STATE_DIR/bin/ferretdb-$FERRETDB_VERSION"; }
 
+# FerretDB v1.24's go.mod asks for Go 1.22. Go 1.21 and later fetch a newer toolchain through
+# the module proxy by themselves (GOTOOLCHAIN=auto); older ones (Debian bookworm's golang-go is
+# 1.19) cannot build it at all, so say so plainly instead of failing inside `go build`.
+check_go_version() {
+    local v major minor
+    v=$(go env GOVERSION 2>/dev/null || true)
+    v=${v#go}
+    major=${v%%.*}; minor=${v#*.}; minor=${minor%%.*}
+    if ! [[ "$major" =~ ^[0-9]+$ && "$minor" =~ ^[0-9]+$ ]] || (( major == 1 && minor < 21 )); then
+        die "building FerretDB needs Go >= 1.21 (found '${v:-none}'); install a newer Go (e.g. golang-1.22-go from bookworm-backports, or the go.dev tarball) and put it first on PATH"
+    fi
+}
+
 build_ferretdb() {
     local bin; bin=$(ferretdb_bin)
     [ -x "$bin" ] && return 0
+    check_go_version
     log "building FerretDB $FERRETDB_VERSION from its Go module (first run only)"
     local work="$STATE_DIR/ferretdb-build"
     rm -rf "$work" && mkdir -p "$work" "$STATE_DIR/bin"
