@@ -133,6 +133,9 @@ pub trait OutboxRepository: Send + Sync {
     ) -> Result<Vec<OutboxMessage>>;
     /// Marks messages as sent; returns how many were still unsent.
     async fn mark_sent(&self, ids: &[Uuid]) -> Result<u64>;
+    /// How many messages are still unsent (claimed under a lease or not): the relay's
+    /// backlog, for health checks and metrics.
+    async fn count_pending(&self) -> Result<u64>;
 }
 
 /// All repositories of one backend.

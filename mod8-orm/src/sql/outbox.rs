@@ -88,6 +88,18 @@ macro_rules! impl_outbox_repository {
                     }
                     Ok(marked)
                 }
+
+                async fn count_pending(&self) -> Result<u64> {
+                    let mut conn = self.conn().await?;
+                    // Served by the partial index `outbox_pending_idx`.
+                    let pending: i64 = ::sqlx::query_scalar::<$db, i64>(
+                        "SELECT COUNT(*) FROM outbox WHERE sent_at IS NULL",
+                    )
+                    .fetch_one(conn.exec())
+                    .await
+                    .map_err(|e| self.err(e))?;
+                    Ok(u64::try_from(pending).unwrap_or(0))
+                }
             }
         };
     };

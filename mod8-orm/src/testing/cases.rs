@@ -1021,8 +1021,9 @@ pub async fn case_bulk_insert(db: &dyn Database) {
     assert_eq!(db.user_stats().await.unwrap().count, n as u64);
 }
 
-/// Outbox: claim with a lease, retry after it expires, mark sent.
+/// Outbox: claim with a lease, retry after it expires, mark sent, count the backlog.
 pub async fn case_outbox(db: &dyn Database) {
+    assert_eq!(db.count_pending().await.unwrap(), 0);
     let mut ids = Vec::new();
     for i in 0..3 {
         let m = db
@@ -1032,6 +1033,7 @@ pub async fn case_outbox(db: &dyn Database) {
         assert_eq!((m.attempts, m.sent_at), (0, None));
         ids.push(m.id);
     }
+    assert_eq!(db.count_pending().await.unwrap(), 3);
     let lease = Duration::from_secs(300);
     let first = db.claim_pending(2, lease).await.unwrap();
     assert_eq!(first.iter().map(|m| m.id).collect::<Vec<_>>(), ids[..2]);
@@ -1040,8 +1042,14 @@ pub async fn case_outbox(db: &dyn Database) {
     let second = db.claim_pending(10, lease).await.unwrap();
     assert_eq!(second.iter().map(|m| m.id).collect::<Vec<_>>(), ids[2..]);
     assert!(db.claim_pending(10, lease).await.unwrap().is_empty());
+    assert_eq!(
+        db.count_pending().await.unwrap(),
+        3,
+        "claimed messages are still pending until sent"
+    );
     assert_eq!(db.mark_sent(&ids[..2]).await.unwrap(), 2);
     assert_eq!(db.mark_sent(&ids[..2]).await.unwrap(), 0, "already sent");
+    assert_eq!(db.count_pending().await.unwrap(), 1);
 
     // A zero lease expires at once, so an unsent message is claimed again.
     let third = db.enqueue("order.placed", json!([1, 2, 3])).await.unwrap();
@@ -1055,6 +1063,15 @@ pub async fn case_outbox(db: &dyn Database) {
         .await
         .unwrap()
         .is_empty());
+    assert_eq!(db.count_pending().await.unwrap(), 0);
+
+    // Inside a unit of work the count sees the unit's own uncommitted messages, and a
+    // rollback takes them back out.
+    let uow = db.begin().await.unwrap();
+    uow.enqueue("user.registered", json!({})).await.unwrap();
+    assert_eq!(uow.count_pending().await.unwrap(), 1);
+    uow.rollback().await.unwrap();
+    assert_eq!(db.count_pending().await.unwrap(), 0);
 }
 
 /// Timestamps round-trip exactly (microseconds, UTC) and money stays integral.
