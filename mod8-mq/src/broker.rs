@@ -73,6 +73,9 @@ impl Publication {
 }
 
 /// Settles one delivery with the broker. Implemented by each backend.
+///
+/// `Ok` only when the broker was told; when the delivery's channel or connection is gone the
+/// result is a transient error (the broker redelivers the message), never a quiet `Ok`.
 #[async_trait]
 pub trait Acknowledge: Send + Sync + 'static {
     /// The message is done; the broker forgets it.
@@ -140,7 +143,8 @@ impl Delivery {
         }
     }
 
-    /// Acknowledges the message.
+    /// Acknowledges the message. An error means the broker was not told (its channel is
+    /// gone, for example) and will deliver the message again.
     pub async fn ack(self) -> Result<()> {
         self.acker.ack().await
     }

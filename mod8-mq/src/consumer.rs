@@ -405,8 +405,9 @@ async fn process<T: Payload>(ctx: &Context<T>, delivery: Delivery) {
             .map(|d| d.contains(&envelope.id))
             .unwrap_or(false);
         if seen {
-            ctx.stats.duplicates.fetch_add(1, Ordering::Relaxed);
-            settle(ctx, delivery.ack().await);
+            if settle(ctx, delivery.ack().await) {
+                ctx.stats.duplicates.fetch_add(1, Ordering::Relaxed);
+            }
             return;
         }
     }
@@ -421,8 +422,9 @@ async fn process<T: Payload>(ctx: &Context<T>, delivery: Delivery) {
                     d.insert(envelope.id);
                 }
             }
-            ctx.stats.acked.fetch_add(1, Ordering::Relaxed);
-            settle(ctx, delivery.ack().await);
+            if settle(ctx, delivery.ack().await) {
+                ctx.stats.acked.fetch_add(1, Ordering::Relaxed);
+            }
         }
         Outcome::Retry { reason } if envelope.retry_count < envelope.max_retries => {
             let spec = ctx
@@ -450,8 +452,9 @@ async fn process<T: Payload>(ctx: &Context<T>, delivery: Delivery) {
             publication.priority = delivery.priority;
             match ctx.broker.publish(publication).await {
                 Ok(()) => {
-                    ctx.stats.retried.fetch_add(1, Ordering::Relaxed);
-                    settle(ctx, delivery.ack().await);
+                    if settle(ctx, delivery.ack().await) {
+                        ctx.stats.retried.fetch_add(1, Ordering::Relaxed);
+                    }
                 }
                 Err(e) => {
                     // Not confirmed by the broker: keep the original rather than lose it.
@@ -522,8 +525,9 @@ async fn dead_letter<T: Payload>(
     tracing::info!(queue = %ctx.queue, reason, attempts, "dead-lettering a message");
     match ctx.broker.publish(publication).await {
         Ok(()) => {
-            ctx.stats.dead_lettered.fetch_add(1, Ordering::Relaxed);
-            settle(ctx, delivery.ack().await);
+            if settle(ctx, delivery.ack().await) {
+                ctx.stats.dead_lettered.fetch_add(1, Ordering::Relaxed);
+            }
         }
         Err(e) => {
             tracing::warn!(queue = %ctx.queue, error = %e, "dead-letter publish failed; requeueing");
@@ -532,10 +536,15 @@ async fn dead_letter<T: Payload>(
     }
 }
 
-fn settle<T: Payload>(ctx: &Context<T>, result: Result<()>) {
-    // A failed ack means the channel is gone; the broker redelivers the message, so this is
-    // worth a log line, not a failure.
-    if let Err(e) = result {
-        tracing::warn!(queue = %ctx.queue, error = %e, "could not settle a delivery");
+/// Whether the broker was told. A failed ack means the channel is gone and the broker will
+/// redeliver the message, so it is worth a log line, not a failure — but the message must
+/// not be counted as settled.
+fn settle<T: Payload>(ctx: &Context<T>, result: Result<()>) -> bool {
+    match result {
+        Ok(()) => true,
+        Err(e) => {
+            tracing::warn!(queue = %ctx.queue, error = %e, "could not settle a delivery; the broker will redeliver it");
+            false
+        }
     }
 }

@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::NaiveDate;
+use futures::StreamExt;
 use mod8_mq::testing::{run_case, test_topology_with_prefix, wait_until};
 use mod8_mq::{
     handler_fn, AmqpBroker, AmqpOptions, Broker, BrokerExt, Consumer, DynBroker, Envelope, Error,
@@ -391,6 +392,128 @@ async fn silent_broker_is_a_confirm_timeout() {
                 broker.queue_depth(&queue).await.ok() == Some(5)
             })
             .await;
+        })
+    })
+    .await;
+}
+
+/// A broker (with its own topology) connected through `proxy`.
+async fn through_proxy(proxy: &SilenceableProxy, url: &str, prefix: &str) -> DynBroker {
+    let topology = test_topology_with_prefix(&mod8_testkit::unique_name(prefix));
+    Arc::new(
+        AmqpBroker::connect(&proxy.url(url), topology)
+            .await
+            .expect("RabbitMQ through the proxy"),
+    )
+}
+
+/// An ack on a delivery whose channel died is an error (transient), not a quiet success:
+/// lapin reports "not sent" as `Ok(false)`. The broker still has the message and
+/// redelivers it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ack_on_a_dead_channel_is_an_error() {
+    let Some(url) =
+        mod8_testkit::service_url(mod8_testkit::AMQP, "mq dead-channel ack on RabbitMQ")
+    else {
+        return;
+    };
+    let proxy = SilenceableProxy::start(target_of(&url)).await;
+    let broker = through_proxy(&proxy, &url, "mod8mq_deadack").await;
+    run_case(broker, move |broker| {
+        Box::pin(async move {
+            let queue = broker.topology().user_data_queue.clone();
+            Producer::new(broker.clone())
+                .publish_user_data(user(1), None)
+                .await
+                .unwrap();
+            let mut stream = broker.subscribe(&queue, 1).await.unwrap();
+            let delivery = tokio::time::timeout(Duration::from_secs(20), stream.next())
+                .await
+                .unwrap()
+                .unwrap()
+                .unwrap();
+            proxy.cut();
+            // The subscription ends with its channel; by then the delivery's acker is dead.
+            let ended = tokio::time::timeout(Duration::from_secs(20), async {
+                while let Some(Ok(_)) = stream.next().await {}
+            })
+            .await;
+            assert!(ended.is_ok(), "the subscription did not end after the cut");
+            let err = delivery.ack().await.unwrap_err();
+            assert!(err.is_transient(), "{err:?}");
+            let again = broker
+                .receive(&queue, Duration::from_secs(20))
+                .await
+                .unwrap()
+                .expect("the unacknowledged message is delivered again");
+            assert!(again.redelivered);
+            again.ack().await.unwrap();
+        })
+    })
+    .await;
+}
+
+/// A consumer whose ack is lost with its channel does not count the message as acked: the
+/// broker redelivers it, it is handled again, and only that second, settled ack counts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consumer_counts_only_settled_acks() {
+    let Some(url) = mod8_testkit::service_url(mod8_testkit::AMQP, "mq settled acks on RabbitMQ")
+    else {
+        return;
+    };
+    let proxy = SilenceableProxy::start(target_of(&url)).await;
+    let broker = through_proxy(&proxy, &url, "mod8mq_settled").await;
+    run_case(broker, move |broker| {
+        Box::pin(async move {
+            let queue = broker.topology().user_data_queue.clone();
+            let calls = Arc::new(Mutex::new(0u32));
+            let (release, released) = watch::channel(false);
+            let c = calls.clone();
+            let consumer = Consumer::new(
+                broker.clone(),
+                queue,
+                handler_fn(move |_env: Envelope<UserData>| {
+                    let c = c.clone();
+                    let mut released = released.clone();
+                    async move {
+                        let first = {
+                            let mut calls = c.lock().unwrap();
+                            *calls += 1;
+                            *calls == 1
+                        };
+                        if first {
+                            // Hold the first delivery until its channel is gone.
+                            let _ = released.wait_for(|r| *r).await;
+                        }
+                        Outcome::Ack
+                    }
+                }),
+            )
+            .start()
+            .await
+            .unwrap();
+            Producer::new(broker.clone())
+                .publish_user_data(user(1), None)
+                .await
+                .unwrap();
+            wait_until("first handling started", || async {
+                *calls.lock().unwrap() == 1
+            })
+            .await;
+            proxy.cut();
+            wait_until("resubscribed", || async {
+                consumer.stats().resubscribed() >= 1
+            })
+            .await;
+            release.send_replace(true);
+            wait_until("handled again and acked", || async {
+                *calls.lock().unwrap() == 2 && consumer.stats().acked() >= 1
+            })
+            .await;
+            // Give a wrongly counted first ack time to show.
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            assert_eq!(consumer.stats().acked(), 1);
+            consumer.shutdown().await.unwrap();
         })
     })
     .await;

@@ -353,14 +353,27 @@ struct AmqpAcker {
     _channel: Channel,
 }
 
+/// lapin answers `Ok(false)` when an ack, nack or reject was not sent because the delivery's
+/// channel is gone (closed or errored) or the acker was already used: the broker still holds
+/// the message and will redeliver it, so that is not a success.
+fn sent(sent: bool) -> Result<()> {
+    if sent {
+        Ok(())
+    } else {
+        Err(unavailable(
+            "the delivery's channel is closed; the broker will redeliver the message",
+        ))
+    }
+}
+
 #[async_trait]
 impl Acknowledge for AmqpAcker {
     async fn ack(self: Box<Self>) -> Result<()> {
         self.acker
             .ack(BasicAckOptions::default())
             .await
-            .map(|_| ())
             .map_err(|e| map_err(e, "delivery"))
+            .and_then(sent)
     }
 
     async fn requeue(self: Box<Self>) -> Result<()> {
@@ -370,8 +383,8 @@ impl Acknowledge for AmqpAcker {
                 requeue: true,
             })
             .await
-            .map(|_| ())
             .map_err(|e| map_err(e, "delivery"))
+            .and_then(sent)
     }
 }
 
