@@ -150,7 +150,8 @@ pub trait DocStore: ProfileStore + EventStore + DataProcessing {
 
     /// Creates (or brings up to date) collections, validators and indexes. Idempotent: a
     /// second run reports every step [`SetupOutcome::Unchanged`]; a changed log retention is
-    /// applied to the existing TTL index.
+    /// applied to the existing TTL index. [`Error::Validation`] naming `log_retention`, before
+    /// anything changes, for a retention that is not whole seconds from 1 to `i32::MAX`.
     ///
     /// Steps the server does not support are reported as [`SetupOutcome::Unsupported`] with the
     /// server's message, or returned as [`Error::Unsupported`] when

@@ -496,6 +496,8 @@ impl DocStore for MemoryDocStore {
     }
 
     async fn setup(&self, options: &SetupOptions) -> Result<SetupReport> {
+        validate::log_retention(options.log_retention)?;
+        let retention = options.log_retention;
         let mut inner = self.inner.write().await;
         let first = inner.applied_retention.is_none();
         let fresh = if first {
@@ -523,7 +525,7 @@ impl DocStore for MemoryDocStore {
         }
         let ttl = match inner.applied_retention {
             None => SetupOutcome::Created,
-            Some(r) if r == options.log_retention => SetupOutcome::Unchanged,
+            Some(r) if r == retention => SetupOutcome::Unchanged,
             Some(_) => SetupOutcome::Updated,
         };
         report.push(setup::index_target(setup::LOGS, setup::IDX_LOG_TTL), ttl);
@@ -531,7 +533,7 @@ impl DocStore for MemoryDocStore {
             setup::index_target(setup::ANALYTICS, setup::IDX_ANALYTICS),
             fresh,
         );
-        inner.applied_retention = Some(options.log_retention);
+        inner.applied_retention = Some(retention);
         Ok(report)
     }
 
@@ -541,7 +543,7 @@ impl DocStore for MemoryDocStore {
         entry.created_at = crate::model::truncate_to_millis(entry.created_at);
         let id = *entry.id.get_or_insert_with(ObjectId::new);
         let mut inner = self.inner.write().await;
-        let cutoff = Utc::now() - inner.retention();
+        let cutoff = setup::log_cutoff(Utc::now(), inner.retention());
         // Entries arrive roughly in time order: expire from the front, like a TTL monitor.
         while inner.logs.front().is_some_and(|l| l.created_at < cutoff) {
             inner.logs.pop_front();
@@ -552,7 +554,7 @@ impl DocStore for MemoryDocStore {
 
     async fn recent_logs(&self, limit: usize) -> Result<Vec<LogEntry>> {
         let inner = self.inner.read().await;
-        let cutoff = Utc::now() - inner.retention();
+        let cutoff = setup::log_cutoff(Utc::now(), inner.retention());
         let mut logs: Vec<&LogEntry> = inner
             .logs
             .iter()

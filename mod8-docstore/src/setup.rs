@@ -27,6 +27,10 @@ pub(crate) const IDX_ANALYTICS: &str = "name_computed_at";
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SetupOptions {
     /// How long log entries live (the TTL index on `logs.created_at`). Default 7 days.
+    ///
+    /// Whole seconds, from 1 second to `i32::MAX` seconds (about 68 years, the largest TTL
+    /// MongoDB accepts); setup refuses anything else with [`crate::Error::Validation`] naming
+    /// `log_retention`, on every backend.
     pub log_retention: Duration,
     /// Fail with [`crate::Error::Unsupported`] on the first step the server does not support,
     /// instead of reporting it and going on. Default false.
@@ -145,6 +149,16 @@ pub struct LogEntry {
     /// When it was written; the entry expires `log_retention` later.
     #[serde(with = "crate::model::timestamp", default = "crate::model::now")]
     pub created_at: DateTime<Utc>,
+}
+
+/// The oldest `created_at` still inside `retention` at `now`. Checked: setup keeps the
+/// retention within `i32::MAX` seconds, so the subtraction cannot leave chrono's range, but if
+/// it ever did every entry would count as recent rather than the call panicking.
+pub(crate) fn log_cutoff(now: DateTime<Utc>, retention: Duration) -> DateTime<Utc> {
+    chrono::Duration::from_std(retention)
+        .ok()
+        .and_then(|r| now.checked_sub_signed(r))
+        .unwrap_or(DateTime::<Utc>::MIN_UTC)
 }
 
 impl LogEntry {

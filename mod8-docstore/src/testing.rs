@@ -142,6 +142,7 @@ macro_rules! conformance_tests {
             case_export_in_batches_and_ndjson,
             case_setup_is_idempotent,
             case_setup_applies_changed_retention,
+            case_setup_rejects_bad_log_retention,
             case_logs_expire,
             case_analytics_snapshots,
         );
@@ -760,6 +761,52 @@ pub async fn case_setup_applies_changed_retention(store: &dyn DocStore, caps: &C
         );
         expect_unsupported("strict setup", store.setup(&options.strict()).await);
     }
+}
+
+/// A log retention that is not whole seconds in [1 s, `i32::MAX` s] is a validation error naming
+/// `log_retention` (never a panic, nor a TTL of 0 on one backend only) and changes nothing;
+/// the longest allowed retention is applied and logs still read.
+pub async fn case_setup_rejects_bad_log_retention(store: &dyn DocStore, caps: &Capabilities) {
+    for bad in [
+        Duration::ZERO,
+        Duration::from_millis(500),
+        Duration::from_millis(1500),
+        Duration::from_secs(i32::MAX as u64 + 1),
+        Duration::MAX,
+    ] {
+        let options = SetupOptions::default().with_log_retention(bad);
+        let err = store.setup(&options).await.unwrap_err();
+        assert_eq!(err.field(), Some("log_retention"), "{bad:?}: {err:?}");
+    }
+    // The fixture's 7-day retention still applies: a 2-day-old entry is listed.
+    let mut two_days = LogEntry::new("info", "two days old");
+    two_days.created_at = Utc::now() - chrono::Duration::days(2);
+    store.append_log(two_days).await.unwrap();
+    let logs = store.recent_logs(10).await.unwrap();
+    assert_eq!(logs.len(), 1, "{logs:?}");
+
+    let longest = SetupOptions::default().with_log_retention(Duration::from_secs(i32::MAX as u64));
+    let report = store.setup(&longest).await.unwrap();
+    let ttl = report.outcome("logs index created_at_ttl").cloned();
+    if caps.ttl_indexes {
+        assert_eq!(ttl, Some(SetupOutcome::Updated));
+    } else {
+        assert!(
+            matches!(ttl, Some(SetupOutcome::Unsupported { .. })),
+            "{ttl:?}"
+        );
+    }
+    let mut ten_years = LogEntry::new("info", "ten years old");
+    ten_years.created_at = Utc::now() - chrono::Duration::days(3650);
+    store.append_log(ten_years).await.unwrap();
+    let messages: Vec<String> = store
+        .recent_logs(10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|l| l.message)
+        .collect();
+    assert_eq!(messages, vec!["two days old", "ten years old"]);
 }
 
 /// Logs older than the retention are not returned; newest first.

@@ -1,6 +1,8 @@
 //! Input checks shared by every backend: the same document is rejected the same way whether it
 //! goes to MongoDB or stays in memory, and nothing user-supplied can become a query operator.
 
+use std::time::Duration;
+
 use crate::model::{
     truncate_to_millis, DayRange, Event, GeoPoint, MetricsUpdate, Subscription, UserProfile,
     MAX_ACTIVITY_DAYS,
@@ -201,6 +203,33 @@ pub(crate) fn activity_query(user_id: &str, days: &DayRange) -> Result<()> {
     Ok(())
 }
 
+/// A log retention both backends apply the same way, as the TTL index's `expireAfterSeconds`:
+/// whole seconds (the index's unit, so the in-memory store cannot keep entries a fraction of a
+/// second longer than MongoDB), at least 1 (0 would expire entries at once) and at most
+/// `i32::MAX` (the largest value MongoDB accepts; also keeps `now - retention` far from
+/// chrono's range limits).
+pub(crate) fn log_retention(retention: Duration) -> Result<i32> {
+    const FIELD: &str = "log_retention";
+    if retention.subsec_nanos() != 0 {
+        return Err(Error::validation(
+            FIELD,
+            format!("{retention:?} is not a whole number of seconds"),
+        ));
+    }
+    match i32::try_from(retention.as_secs()) {
+        Ok(secs) if secs >= 1 => Ok(secs),
+        Ok(_) => Err(Error::validation(FIELD, "must be at least 1 second")),
+        Err(_) => Err(Error::validation(
+            FIELD,
+            format!(
+                "{} seconds is longer than the {} allowed",
+                retention.as_secs(),
+                i32::MAX
+            ),
+        )),
+    }
+}
+
 pub(crate) fn distance(max_distance_m: f64) -> Result<()> {
     if !max_distance_m.is_finite() || max_distance_m < 0.0 {
         return Err(Error::validation(
@@ -241,6 +270,25 @@ mod tests {
             assert_eq!(err.field(), Some("geo.location"));
         }
         assert!(check_point("p", &GeoPoint::new(-180.0, 90.0)).is_ok());
+    }
+
+    #[test]
+    fn log_retention_is_whole_seconds_from_1_to_i32_max() {
+        assert_eq!(log_retention(Duration::from_secs(1)).unwrap(), 1);
+        assert_eq!(
+            log_retention(Duration::from_secs(i32::MAX as u64)).unwrap(),
+            i32::MAX
+        );
+        for bad in [
+            Duration::ZERO,
+            Duration::from_millis(500),
+            Duration::from_millis(1500),
+            Duration::from_secs(i32::MAX as u64 + 1),
+            Duration::MAX,
+        ] {
+            let err = log_retention(bad).unwrap_err();
+            assert_eq!(err.field(), Some("log_retention"), "{bad:?}");
+        }
     }
 
     #[test]

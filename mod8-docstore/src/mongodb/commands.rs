@@ -83,8 +83,9 @@ pub(crate) fn set_validator(name: &str, validator: Document) -> Document {
     }
 }
 
-/// The indexes setup creates, with `log_retention_secs` on the TTL index.
-pub(crate) fn indexes(log_retention_secs: i64) -> Vec<IndexSpec> {
+/// The indexes setup creates, with `log_retention_secs` on the TTL index (an `int`, the type
+/// MongoDB keeps `expireAfterSeconds` in; validated to be at least 1).
+pub(crate) fn indexes(log_retention_secs: i32) -> Vec<IndexSpec> {
     let spec = |collection, name, key: Document, extra: Document| {
         let mut spec = doc! { "key": key, "name": name };
         spec.extend(extra);
@@ -158,7 +159,7 @@ pub(crate) fn create_index(index: &IndexSpec) -> Document {
 }
 
 /// `collMod` changing a TTL index's retention in place.
-pub(crate) fn set_ttl(collection: &str, index: &str, seconds: i64) -> Document {
+pub(crate) fn set_ttl(collection: &str, index: &str, seconds: i32) -> Document {
     doc! { "collMod": collection, "index": { "name": index, "expireAfterSeconds": seconds } }
 }
 
@@ -494,12 +495,12 @@ mod tests {
         assert_eq!(
             create_index(&idx[7]),
             doc! { "createIndexes": "logs", "indexes": [
-                { "key": { "created_at": 1 }, "name": "created_at_ttl", "expireAfterSeconds": 3600_i64 },
+                { "key": { "created_at": 1 }, "name": "created_at_ttl", "expireAfterSeconds": 3600_i32 },
             ]}
         );
         assert_eq!(
             set_ttl("logs", "created_at_ttl", 60),
-            doc! { "collMod": "logs", "index": { "name": "created_at_ttl", "expireAfterSeconds": 60_i64 } }
+            doc! { "collMod": "logs", "index": { "name": "created_at_ttl", "expireAfterSeconds": 60_i32 } }
         );
         let create = create_collection("events", Some(events_validator()));
         assert_eq!(create.get_str("create").unwrap(), "events");

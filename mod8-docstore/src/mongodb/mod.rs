@@ -344,7 +344,7 @@ impl MongoDocStore {
                     .await?;
                     SetupOutcome::Updated
                 } else if want_ttl != have_ttl {
-                    let seconds = want_ttl.unwrap_or_default();
+                    let seconds = index.spec.get_i32("expireAfterSeconds").unwrap_or_default();
                     let cmd = commands::set_ttl(index.collection, index.name, seconds);
                     return match self.command(cmd, "collMod TTL index").await {
                         Ok(_) => {
@@ -855,7 +855,8 @@ impl DocStore for MongoDocStore {
     }
 
     async fn setup(&self, options: &SetupOptions) -> Result<SetupReport> {
-        let retention_secs = i64::try_from(options.log_retention.as_secs()).unwrap_or(i64::MAX);
+        // Before any server call: a bad retention changes nothing.
+        let retention_secs = validate::log_retention(options.log_retention)?;
         let existing: HashMap<String, Document> = self
             .db
             .list_collections()
@@ -926,7 +927,7 @@ impl DocStore for MongoDocStore {
         }
         // The TTL monitor deletes lazily (about once a minute), so expired entries are also
         // filtered out here; on servers without TTL indexes this filter is the only expiry.
-        let cutoff = Utc::now() - self.retention();
+        let cutoff = setup::log_cutoff(Utc::now(), self.retention());
         self.logs
             .find(doc! { "created_at": { "$gte": bson::DateTime::from_chrono(cutoff) } })
             .sort(doc! { "created_at": -1, "_id": -1 })
