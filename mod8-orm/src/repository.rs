@@ -163,7 +163,13 @@ impl<T> Repositories for T where
 /// Several repository calls sharing one transaction.
 ///
 /// Dropping a unit of work without [`UnitOfWork::commit`] rolls it back. A nested unit
-/// ([`UnitOfWork::begin_nested`]) is a savepoint: rolling it back undoes only its own work.
+/// ([`UnitOfWork::begin_nested`]) is a savepoint: rolling it back undoes only its own work,
+/// and so does dropping it (before the transaction is next used, the outer commit included).
+///
+/// Savepoints nest strictly, in the order they were opened: committing or rolling back one
+/// also ends every nested unit opened after it that is still open (their work is kept with a
+/// commit, undone with a rollback or drop), and those units then answer every call with a
+/// [`crate::OrmError::Validation`] on `unit_of_work`.
 #[async_trait]
 pub trait UnitOfWork: Repositories {
     /// A savepoint inside this transaction, usable like the outer unit.

@@ -99,9 +99,74 @@ impl sealed::Sealed for sqlx::Postgres {}
 /// Shared by a top-level unit of work and the savepoints nested in it.
 struct TxShared<DB: sqlx::Database> {
     tx: Mutex<Option<Transaction<'static, DB>>>,
-    /// Savepoints whose handles were dropped unfinished; rolled back on next use.
-    abandoned: StdMutex<Vec<String>>,
+    /// The open savepoints, outermost first. SQL savepoints nest strictly: ending one ends
+    /// every savepoint opened after it, and rolling one back undoes their work too.
+    savepoints: StdMutex<Vec<OpenSavepoint>>,
     next_savepoint: AtomicU32,
+}
+
+/// One entry of [`TxShared::savepoints`].
+struct OpenSavepoint {
+    name: String,
+    /// Its handle was dropped unfinished: it is rolled back before the transaction is used
+    /// again (a `Drop` cannot run SQL).
+    abandoned: bool,
+}
+
+impl<DB: sqlx::Database> TxShared<DB> {
+    /// The savepoint stack. A panic while it was locked cannot leave it half-updated (every
+    /// update is one push, flag or truncate), so a poisoned lock is still usable.
+    fn savepoints(&self) -> std::sync::MutexGuard<'_, Vec<OpenSavepoint>> {
+        match self.savepoints.lock() {
+            Ok(list) => list,
+            Err(poisoned) => poisoned.into_inner(),
+        }
+    }
+
+    /// Where `name` sits in the stack, if it is still open.
+    fn position(&self, name: &str) -> Option<usize> {
+        self.savepoints().iter().position(|s| s.name == name)
+    }
+
+    /// Rolls back the outermost abandoned savepoint, which undoes it and everything nested
+    /// after it; the handles of live savepoints above it then report that they ended. Call
+    /// with the transaction locked, before every use of it.
+    async fn settle(&self, tx: &mut Transaction<'static, DB>, backend: &'static str) -> Result<()>
+    where
+        DB: SqlBackend,
+    {
+        let lowest = {
+            let list = self.savepoints();
+            list.iter()
+                .position(|s| s.abandoned)
+                .map(|i| (i, list[i].name.clone()))
+        };
+        if let Some((index, name)) = lowest {
+            let sql = format!("ROLLBACK TO SAVEPOINT {name}; RELEASE SAVEPOINT {name}");
+            DB::run_script(&mut **tx, &sql)
+                .await
+                .map_err(|e| OrmError::from_sqlx(backend, e))?;
+            self.savepoints().truncate(index);
+        }
+        Ok(())
+    }
+}
+
+/// The error for a handle whose savepoint (or transaction) is gone.
+fn ended(what: &str) -> OrmError {
+    OrmError::validation(
+        "unit_of_work",
+        format!("the {what} was already committed or rolled back"),
+    )
+}
+
+/// The error for a nested handle whose savepoint ended with an enclosing one.
+fn ended_with_enclosing() -> OrmError {
+    OrmError::validation(
+        "unit_of_work",
+        "this nested unit of work ended with a savepoint it was opened inside \
+         (committed, rolled back or dropped); its work went with that one",
+    )
 }
 
 enum Scope<DB: sqlx::Database> {
@@ -248,26 +313,22 @@ impl<DB: SqlBackend> SqlStore<DB> {
                 let c = self.pool.acquire().await.map_err(|e| self.err(e))?;
                 Ok(Conn::Pool(c, &self.counter))
             }
-            Scope::Tx { shared, .. } => {
+            Scope::Tx {
+                shared, savepoint, ..
+            } => {
                 let mut guard = shared.tx.lock().await;
-                let abandoned: Vec<String> = match shared.abandoned.lock() {
-                    Ok(mut list) => std::mem::take(&mut *list),
-                    Err(poisoned) => std::mem::take(&mut *poisoned.into_inner()),
+                let Some(tx) = guard.as_mut() else {
+                    return Err(ended("unit of work"));
                 };
-                if let Some(tx) = guard.as_mut() {
-                    for name in abandoned.iter().rev() {
-                        let sql = format!("ROLLBACK TO SAVEPOINT {name}; RELEASE SAVEPOINT {name}");
-                        DB::run_script(&mut **tx, &sql)
-                            .await
-                            .map_err(|e| self.err(e))?;
+                shared.settle(tx, self.backend_name()).await?;
+                if let Some(name) = savepoint {
+                    if shared.position(name).is_none() {
+                        return Err(ended_with_enclosing());
                     }
                 }
                 match MutexGuard::try_map(guard, |t| t.as_mut()) {
                     Ok(tx) => Ok(Conn::Tx(tx, &self.counter)),
-                    Err(_) => Err(OrmError::validation(
-                        "unit_of_work",
-                        "the unit of work was already committed or rolled back",
-                    )),
+                    Err(_) => Err(ended("unit of work")),
                 }
             }
         }
@@ -281,7 +342,7 @@ impl<DB: SqlBackend> SqlStore<DB> {
             scope: Scope::Tx {
                 shared: Arc::new(TxShared {
                     tx: Mutex::new(Some(tx)),
-                    abandoned: StdMutex::new(Vec::new()),
+                    savepoints: StdMutex::new(Vec::new()),
                     next_savepoint: AtomicU32::new(1),
                 }),
                 savepoint: None,
@@ -309,6 +370,11 @@ impl<DB: SqlBackend> SqlStore<DB> {
             DB::run_script(&mut ***tx, &format!("SAVEPOINT {name}"))
                 .await
                 .map_err(|e| self.err(e))?;
+            // Still under the transaction lock, so the stack order is the SQL order.
+            shared.savepoints().push(OpenSavepoint {
+                name: name.clone(),
+                abandoned: false,
+            });
         }
         Ok(SqlStore {
             pool: self.pool.clone(),
@@ -333,15 +399,27 @@ impl<DB: SqlBackend> SqlStore<DB> {
         };
         *finished = true;
         let backend = DB::DIALECT.backend.name();
+        let mut guard = shared.tx.lock().await;
+        let Some(tx) = guard.as_mut() else {
+            return Err(ended(if savepoint.is_some() {
+                "enclosing unit of work"
+            } else {
+                "unit of work"
+            }));
+        };
+        // Dropped nested units are undone before anything is committed or released.
+        let settled = shared.settle(tx, backend).await;
         match savepoint {
             None => {
-                let tx = shared.tx.lock().await.take();
-                let Some(tx) = tx else {
-                    return Err(OrmError::validation(
-                        "unit_of_work",
-                        "the unit of work was already committed or rolled back",
-                    ));
+                let Some(mut tx) = guard.take() else {
+                    return Err(ended("unit of work"));
                 };
+                drop(guard);
+                shared.savepoints().clear();
+                if let Err(e) = settled {
+                    let _ = tx.rollback().await;
+                    return Err(e);
+                }
                 if !commit {
                     return tx
                         .rollback()
@@ -350,7 +428,6 @@ impl<DB: SqlBackend> SqlStore<DB> {
                 }
                 // PostgreSQL answers COMMIT on an aborted transaction with a silent rollback;
                 // a probe statement tells the two apart so the caller learns nothing was saved.
-                let mut tx = tx;
                 if let Err(e) = DB::run_script(&mut tx, "SELECT 1").await {
                     let aborted = matches!(
                         &e,
@@ -368,21 +445,21 @@ impl<DB: SqlBackend> SqlStore<DB> {
                     .map_err(|e| OrmError::from_sqlx(backend, e))
             }
             Some(name) => {
+                settled?;
+                let Some(index) = shared.position(name) else {
+                    return Err(ended_with_enclosing());
+                };
                 let sql = if commit {
                     format!("RELEASE SAVEPOINT {name}")
                 } else {
                     format!("ROLLBACK TO SAVEPOINT {name}; RELEASE SAVEPOINT {name}")
                 };
-                let mut guard = shared.tx.lock().await;
-                let Some(tx) = guard.as_mut() else {
-                    return Err(OrmError::validation(
-                        "unit_of_work",
-                        "the enclosing unit of work was already committed or rolled back",
-                    ));
-                };
                 DB::run_script(&mut **tx, &sql)
                     .await
-                    .map_err(|e| OrmError::from_sqlx(backend, e))
+                    .map_err(|e| OrmError::from_sqlx(backend, e))?;
+                // Savepoints opened after this one ended with it.
+                shared.savepoints().truncate(index);
+                Ok(())
             }
         }
     }
@@ -390,19 +467,18 @@ impl<DB: SqlBackend> SqlStore<DB> {
 
 impl<DB: SqlBackend> Drop for SqlStore<DB> {
     fn drop(&mut self) {
-        // An unfinished savepoint is rolled back the next time the transaction is used; an
-        // unfinished top-level transaction is rolled back by sqlx when its last handle drops.
+        // An unfinished savepoint is rolled back before the transaction is next used (by any
+        // handle, including the outer commit); an unfinished top-level transaction is rolled
+        // back by sqlx when its last handle drops.
         if let Scope::Tx {
             shared,
             savepoint: Some(name),
             finished: false,
         } = &self.scope
         {
-            let mut list = match shared.abandoned.lock() {
-                Ok(list) => list,
-                Err(poisoned) => poisoned.into_inner(),
-            };
-            list.push(name.clone());
+            if let Some(open) = shared.savepoints().iter_mut().find(|s| &s.name == name) {
+                open.abandoned = true;
+            }
         }
     }
 }

@@ -669,6 +669,100 @@ pub async fn case_nested_unit_of_work(db: &dyn Database) {
     assert_eq!(db.get_user(a.id).await.unwrap().username, "a");
 }
 
+/// A dropped nested unit is rolled back even when the next thing that happens is the outer
+/// commit, or the end of an enclosing savepoint.
+pub async fn case_dropped_nested_units_roll_back(db: &dyn Database) {
+    let usernames = || async {
+        db.list_users(PageRequest::first(100))
+            .await
+            .unwrap()
+            .items
+            .into_iter()
+            .map(|u| u.username)
+            .collect::<HashSet<String>>()
+    };
+
+    // Dropped, then straight to the outer commit.
+    let uow = db.begin().await.unwrap();
+    uow.create_user(NewUser::new("kept@example.org", "kept"))
+        .await
+        .unwrap();
+    let nested = uow.begin_nested().await.unwrap();
+    nested
+        .create_user(NewUser::new("dropped@example.org", "dropped"))
+        .await
+        .unwrap();
+    drop(nested);
+    uow.commit().await.unwrap();
+    assert_eq!(usernames().await, HashSet::from(["kept".to_owned()]));
+
+    // A dropped grandchild, then its parent savepoint rolled back or released: the outer
+    // unit stays usable (no stale savepoint name is rolled back later).
+    for release_parent in [false, true] {
+        let uow = db.begin().await.unwrap();
+        let parent = uow.begin_nested().await.unwrap();
+        let tag = if release_parent { "released" } else { "undone" };
+        parent
+            .create_user(NewUser::new(format!("{tag}@example.org"), tag))
+            .await
+            .unwrap();
+        let child = parent.begin_nested().await.unwrap();
+        child
+            .create_user(NewUser::new(
+                format!("child_{tag}@example.org"),
+                format!("child_{tag}"),
+            ))
+            .await
+            .unwrap();
+        drop(child);
+        if release_parent {
+            parent.commit().await.unwrap();
+        } else {
+            parent.rollback().await.unwrap();
+        }
+        uow.create_user(NewUser::new(
+            format!("after_{tag}@example.org"),
+            format!("after_{tag}"),
+        ))
+        .await
+        .unwrap();
+        uow.commit().await.unwrap();
+    }
+    let names = usernames().await;
+    let expected: HashSet<String> = ["kept", "released", "after_released", "after_undone"]
+        .into_iter()
+        .map(String::from)
+        .collect();
+    assert_eq!(names, expected);
+
+    // A unit nested inside a dropped sibling's savepoint cannot outlive it: its work is
+    // undone with the dropped one and it says so instead of committing into nothing.
+    let uow = db.begin().await.unwrap();
+    let first = uow.begin_nested().await.unwrap();
+    let second = uow.begin_nested().await.unwrap();
+    second
+        .create_user(NewUser::new("second@example.org", "second"))
+        .await
+        .unwrap();
+    drop(first);
+    assert!(matches!(
+        second.commit().await,
+        Err(OrmError::Validation {
+            field: "unit_of_work",
+            ..
+        })
+    ));
+    uow.create_user(NewUser::new("last@example.org", "last"))
+        .await
+        .unwrap();
+    uow.commit().await.unwrap();
+    let names = usernames().await;
+    assert!(
+        names.contains("last") && !names.contains("second"),
+        "{names:?}"
+    );
+}
+
 /// Countries with their cities (batched) and per-country statistics.
 pub async fn case_countries_and_stats(db: &dyn Database) {
     let world = seed_world(db).await;

@@ -193,6 +193,7 @@ macro_rules! conformance_tests {
             case_user_with_address_is_atomic,
             case_unit_of_work,
             case_nested_unit_of_work,
+            case_dropped_nested_units_roll_back,
             case_countries_and_stats,
             case_orders,
             case_order_rolls_back_on_failure,
