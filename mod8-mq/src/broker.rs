@@ -191,7 +191,8 @@ pub trait Broker: fmt::Debug + Send + Sync + 'static {
     async fn subscribe(&self, queue: &str, prefetch: u16) -> Result<DeliveryStream>;
     /// Messages ready in `queue` (not counting unacknowledged ones).
     async fn queue_depth(&self, queue: &str) -> Result<u64>;
-    /// Closes the broker connection; later calls fail with [`Error::Unavailable`](crate::Error::Unavailable).
+    /// Closes the broker connection; later calls fail with [`Error::Closed`](crate::Error::Closed)
+    /// (not transient), and consumers on it end with that error.
     async fn close(&self) -> Result<()>;
 }
 

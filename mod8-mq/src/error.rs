@@ -41,7 +41,15 @@ pub enum Error {
         /// The backend's name.
         backend: &'static str,
     },
-    /// The broker cannot be reached now (connection lost, reconnect still failing, shut down).
+    /// The broker was closed by its owner ([`Broker::close`](crate::Broker::close)); nothing
+    /// on this handle works again. Not transient: a consumer on a closed broker ends with it
+    /// (for its supervisor to act on) instead of resubscribing forever.
+    #[error("the {backend} broker was closed")]
+    Closed {
+        /// The backend's name.
+        backend: &'static str,
+    },
+    /// The broker cannot be reached now (connection lost, reconnect still failing).
     #[error("{backend} is unavailable: {reason}")]
     Unavailable {
         /// The backend's name.

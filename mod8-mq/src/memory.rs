@@ -181,10 +181,7 @@ impl Inner {
 }
 
 fn closed() -> Error {
-    Error::Unavailable {
-        backend: BACKEND,
-        reason: "the in-process broker was closed".into(),
-    }
+    Error::Closed { backend: BACKEND }
 }
 
 impl State {

@@ -677,6 +677,43 @@ pub async fn case_consumer_ends_when_its_queue_is_deleted(broker: &DynBroker) {
     assert!(matches!(err, Error::NotFound { .. }), "{err:?}");
 }
 
+/// A consumer whose broker handle is closed by its owner ends promptly with
+/// [`Error::Closed`] (not transient, so a supervisor can act on it) instead of resubscribing
+/// forever; publishing on the closed handle fails the same way.
+///
+/// Not part of [`conformance_tests!`](crate::conformance_tests): `closing` is the handle that
+/// gets closed, while `broker` (same topology) stays usable for teardown. On a backend whose
+/// handles share one connection (the in-process broker) pass a clone of `broker`.
+pub async fn case_consumer_ends_when_its_broker_is_closed(broker: &DynBroker, closing: DynBroker) {
+    let t = broker.topology().clone();
+    let handled = Arc::new(Mutex::new(0u32));
+    let h = handled.clone();
+    let consumer = Consumer::new(
+        closing.clone(),
+        t.user_data_queue.clone(),
+        handler_fn(move |_env: Envelope<UserData>| {
+            let h = h.clone();
+            async move {
+                *h.lock().unwrap() += 1;
+                Outcome::Ack
+            }
+        }),
+    )
+    .start()
+    .await
+    .unwrap();
+    let producer = Producer::new(closing.clone());
+    producer.publish_user_data(user(1), None).await.unwrap();
+    wait_until("first handled", || async { *handled.lock().unwrap() == 1 }).await;
+    closing.close().await.unwrap();
+    wait_until("the consumer stops", || async { consumer.is_finished() }).await;
+    let err = consumer.shutdown().await.unwrap_err();
+    assert!(matches!(err, Error::Closed { .. }), "{err:?}");
+    assert!(!err.is_transient());
+    let err = producer.publish_user_data(user(2), None).await.unwrap_err();
+    assert!(matches!(err, Error::Closed { .. }), "{err:?}");
+}
+
 /// A queue bounded with [`QueueSpec::max_length`] (`x-overflow: reject-publish`) refuses a
 /// publish once full: the confirmed publish is [`Error::Nacked`] naming its exchange and key
 /// (transient), the queue keeps only what it had, and once a message is taken the next

@@ -31,6 +31,27 @@ async fn rabbitmq(suite: &str) -> Option<DynBroker> {
 
 mod8_mq::conformance_tests!(rabbitmq("mq conformance on RabbitMQ"));
 
+/// Closing one broker handle (its own connection) ends the consumer running on it with
+/// `Error::Closed`; a second connection on the same topology tears down.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn case_consumer_ends_when_its_broker_is_closed() {
+    let Some(broker) = rabbitmq("mq closed broker on RabbitMQ").await else {
+        return;
+    };
+    let url = std::env::var(mod8_testkit::AMQP).unwrap();
+    let closing: DynBroker = Arc::new(
+        AmqpBroker::connect(&url, broker.topology().clone())
+            .await
+            .unwrap(),
+    );
+    run_case(broker, move |b| {
+        Box::pin(async move {
+            mod8_mq::testing::case_consumer_ends_when_its_broker_is_closed(&b, closing).await
+        })
+    })
+    .await;
+}
+
 /// Force-closes every RabbitMQ connection whose client name is `name`; returns how many.
 fn close_connections_named(name: &str) -> usize {
     let out = Command::new("rabbitmqctl")

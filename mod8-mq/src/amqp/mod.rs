@@ -202,7 +202,7 @@ impl AmqpBroker {
     /// A healthy connection, reconnecting with growing pauses until `deadline`.
     async fn live(&self, deadline: Instant) -> Result<Live> {
         if self.inner.closed.load(std::sync::atomic::Ordering::SeqCst) {
-            return Err(unavailable("the broker was closed"));
+            return Err(Error::Closed { backend: BACKEND });
         }
         if let Some(live) = self.current().filter(Live::healthy) {
             return Ok(live);
@@ -213,7 +213,7 @@ impl AmqpBroker {
         let mut pause = Duration::from_millis(50);
         loop {
             if self.inner.closed.load(std::sync::atomic::Ordering::SeqCst) {
-                return Err(unavailable("the broker was closed"));
+                return Err(Error::Closed { backend: BACKEND });
             }
             // Someone else may have reconnected while we waited for the lock.
             if let Some(live) = self.current().filter(Live::healthy) {
