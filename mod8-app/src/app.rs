@@ -265,12 +265,12 @@ impl App {
             match tokio::time::timeout(self.config.call_timeout, self.broker.dead_letter_count())
                 .await
             {
-                Ok(Ok(n)) => n,
-                _ => 0,
+                Ok(Ok(n)) => Some(n),
+                _ => None,
             };
         Snapshot {
-            cache_hits: stats.hits,
-            cache_misses: stats.misses,
+            cache_name: self.cache.name().to_owned(),
+            cache: stats,
             queue_depths,
             dead_letters,
             outbox_backlog: self.outbox.backlog(),

@@ -1,17 +1,29 @@
-//! Prometheus metrics for `GET /metrics`.
+//! Prometheus metrics for `GET /metrics`, rendered as one OpenMetrics text exposition.
 //!
 //! Latencies are histograms recorded as requests and queries happen; everything owned by a
 //! dependency (cache statistics, queue depths, dead letters, outbox backlog) is read from that
-//! dependency when the endpoint is scraped, so the numbers are never stale copies.
+//! dependency when the endpoint is scraped, so the numbers are never stale copies. Both go
+//! through one registry and one encoder, so the text has each family once and ends with a
+//! single `# EOF`.
 
 use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
-use prometheus_client::encoding::EncodeLabelSet;
+use mod8_cache::CacheStats;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{
+    DescriptorEncoder, EncodeGaugeValue, EncodeLabelSet, EncodeMetric,
+};
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
 use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
+
+/// The content type of [`Metrics::render`]'s output (OpenMetrics 1.0 text, which Prometheus
+/// negotiates for and parses, `# EOF` included).
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 /// Labels of the HTTP request latency histogram.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -31,34 +43,33 @@ pub struct NameLabel {
     pub name: String,
 }
 
-type FloatGauge = Gauge<f64, AtomicU64>;
+/// Label of the cache's counters: which cache.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CacheLabel {
+    cache: String,
+}
 
 /// What the scrape reads from the dependencies at scrape time.
 #[derive(Clone, Debug, Default)]
 pub struct Snapshot {
-    /// Cache hits so far.
-    pub cache_hits: u64,
-    /// Cache misses so far.
-    pub cache_misses: u64,
-    /// Messages waiting per queue.
+    /// The cache's name (the `cache` label of its counters).
+    pub cache_name: String,
+    /// The cache's counters since start.
+    pub cache: CacheStats,
+    /// Messages waiting per queue (queues whose depth could not be read are left out).
     pub queue_depths: Vec<(String, u64)>,
-    /// Messages parked in the dead-letter queue.
-    pub dead_letters: u64,
+    /// Messages parked in the dead-letter queue; `None` when the broker did not answer.
+    pub dead_letters: Option<u64>,
     /// Outbox rows not yet confirmed by the broker.
     pub outbox_backlog: u64,
 }
 
-/// The app's metrics registry.
+/// The app's metrics: what it records itself (latencies, counts of its own decisions); the
+/// dependencies' figures come in a [`Snapshot`] at render time.
 pub struct Metrics {
-    registry: Registry,
     requests: Family<RequestLabels, Histogram>,
     queries: Family<NameLabel, Histogram>,
-    cache_hits: FloatGauge,
-    cache_misses: FloatGauge,
-    cache_hit_ratio: FloatGauge,
-    queue_depth: Family<NameLabel, FloatGauge>,
-    dead_letters: FloatGauge,
-    outbox_backlog: FloatGauge,
+    invalidation_failures: Counter<u64, AtomicU64>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -79,67 +90,16 @@ impl Default for Metrics {
 }
 
 impl Metrics {
-    /// A registry with every mod8 metric registered.
+    /// Empty latency histograms and counters.
     pub fn new() -> Self {
-        let mut registry = Registry::with_prefix("mod8");
-        let requests = Family::<RequestLabels, Histogram>::new_with_constructor(
-            latency_histogram as fn() -> Histogram,
-        );
-        let queries = Family::<NameLabel, Histogram>::new_with_constructor(
-            latency_histogram as fn() -> Histogram,
-        );
-        let cache_hits = FloatGauge::default();
-        let cache_misses = FloatGauge::default();
-        let cache_hit_ratio = FloatGauge::default();
-        let queue_depth = Family::<NameLabel, FloatGauge>::default();
-        let dead_letters = FloatGauge::default();
-        let outbox_backlog = FloatGauge::default();
-        registry.register(
-            "http_request_duration_seconds",
-            "HTTP request latency by route, method and status",
-            requests.clone(),
-        );
-        registry.register(
-            "query_duration_seconds",
-            "Data-layer operation latency by operation",
-            queries.clone(),
-        );
-        registry.register("cache_hits", "Cache hits since start", cache_hits.clone());
-        registry.register(
-            "cache_misses",
-            "Cache misses since start",
-            cache_misses.clone(),
-        );
-        registry.register(
-            "cache_hit_ratio",
-            "hits / (hits + misses)",
-            cache_hit_ratio.clone(),
-        );
-        registry.register(
-            "queue_depth",
-            "Messages waiting per queue",
-            queue_depth.clone(),
-        );
-        registry.register(
-            "dead_letters",
-            "Messages in the dead-letter queue",
-            dead_letters.clone(),
-        );
-        registry.register(
-            "outbox_backlog",
-            "Outbox rows not yet confirmed by the broker",
-            outbox_backlog.clone(),
-        );
         Self {
-            registry,
-            requests,
-            queries,
-            cache_hits,
-            cache_misses,
-            cache_hit_ratio,
-            queue_depth,
-            dead_letters,
-            outbox_backlog,
+            requests: Family::<RequestLabels, Histogram>::new_with_constructor(
+                latency_histogram as fn() -> Histogram,
+            ),
+            queries: Family::<NameLabel, Histogram>::new_with_constructor(
+                latency_histogram as fn() -> Histogram,
+            ),
+            invalidation_failures: Counter::default(),
         }
     }
 
@@ -163,30 +123,173 @@ impl Metrics {
             .observe(elapsed.as_secs_f64());
     }
 
-    /// Render the Prometheus text exposition after setting the scrape-time gauges.
+    /// Count one cache invalidation that failed after a committed write (the request still
+    /// succeeded; the stale entries expire by TTL).
+    pub fn cache_invalidation_failed(&self) {
+        self.invalidation_failures.inc();
+    }
+
+    /// Cache invalidations that failed so far.
+    pub fn cache_invalidation_failures(&self) -> u64 {
+        self.invalidation_failures.get()
+    }
+
+    /// The OpenMetrics text exposition ([`CONTENT_TYPE`]): the recorded metrics and the
+    /// dependencies' figures in `snapshot`, each family once, ending with `# EOF`.
     pub fn render(&self, snapshot: &Snapshot) -> String {
-        self.cache_hits.set(snapshot.cache_hits as f64);
-        self.cache_misses.set(snapshot.cache_misses as f64);
-        let lookups = snapshot.cache_hits + snapshot.cache_misses;
-        let ratio = if lookups == 0 {
-            0.0
-        } else {
-            snapshot.cache_hits as f64 / lookups as f64
-        };
-        self.cache_hit_ratio.set(ratio);
-        for (queue, depth) in &snapshot.queue_depths {
-            self.queue_depth
-                .get_or_create(&NameLabel {
-                    name: queue.clone(),
-                })
-                .set(*depth as f64);
-        }
-        self.dead_letters.set(snapshot.dead_letters as f64);
-        self.outbox_backlog.set(snapshot.outbox_backlog as f64);
+        // A registry per scrape: the families are shared handles (cheap clones), and the
+        // snapshot is this scrape's alone, so concurrent scrapes never see each other's.
+        let mut registry = Registry::with_prefix("mod8");
+        registry.register(
+            "http_request_duration_seconds",
+            "HTTP request latency by route, method and status",
+            self.requests.clone(),
+        );
+        registry.register(
+            "query_duration_seconds",
+            "Data-layer operation latency by operation",
+            self.queries.clone(),
+        );
+        registry.register(
+            "cache_invalidation_failures",
+            "Cache invalidations that failed after a committed write (served anyway)",
+            self.invalidation_failures.clone(),
+        );
+        registry.register_collector(Box::new(ScrapeCollector(snapshot.clone())));
         let mut out = String::new();
-        // Encoding into a String cannot fail: fmt::Write for String is infallible.
-        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        // Encoding into a String cannot fail: fmt::Write for String is infallible, and the
+        // collector only writes.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &registry);
         out
+    }
+}
+
+/// Encodes one scrape's [`Snapshot`].
+#[derive(Debug)]
+struct ScrapeCollector(Snapshot);
+
+fn counter<L: EncodeLabelSet>(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    labels: &L,
+    value: u64,
+) -> std::fmt::Result {
+    let metric = ConstCounter::new(value);
+    let mut family = encoder.encode_descriptor(name, help, None, metric.metric_type())?;
+    metric.encode(family.encode_family(labels)?)
+}
+
+/// A gauge family with one sample per label set.
+fn gauge<L: EncodeLabelSet, V: EncodeGaugeValue + Copy + std::fmt::Debug>(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    samples: &[(L, V)],
+) -> std::fmt::Result {
+    let mut family = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
+    for (labels, value) in samples {
+        ConstGauge::new(*value).encode(family.encode_family(labels)?)?;
+    }
+    Ok(())
+}
+
+/// A gauge without labels.
+fn plain_gauge(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    value: u64,
+) -> std::fmt::Result {
+    let metric = ConstGauge::new(value);
+    metric.encode(encoder.encode_descriptor(name, help, None, metric.metric_type())?)
+}
+
+impl Collector for ScrapeCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> std::fmt::Result {
+        let s = &self.0;
+        let cache = CacheLabel {
+            cache: s.cache_name.clone(),
+        };
+        let counters = [
+            (
+                "cache_hits",
+                "Cache lookups answered from the cache",
+                s.cache.hits,
+            ),
+            (
+                "cache_misses",
+                "Cache lookups not answered from the cache",
+                s.cache.misses,
+            ),
+            (
+                "cache_loads",
+                "Cache loader runs (one per stampede)",
+                s.cache.loads,
+            ),
+            (
+                "cache_load_errors",
+                "Cache loader runs that failed",
+                s.cache.load_errors,
+            ),
+            (
+                "cache_evictions",
+                "Entries the cache dropped for capacity or age",
+                s.cache.evictions,
+            ),
+            (
+                "cache_backend_errors",
+                "Cache backend operations that failed (served as misses or skipped)",
+                s.cache.backend_errors,
+            ),
+            (
+                "cache_decode_errors",
+                "Cached values that no longer decoded (served as misses)",
+                s.cache.decode_errors,
+            ),
+        ];
+        for (name, help, value) in counters {
+            counter(&mut encoder, name, help, &cache, value)?;
+        }
+        gauge(
+            &mut encoder,
+            "cache_hit_ratio",
+            "Cache hits / (hits + misses) since start",
+            &[(cache, s.cache.hit_ratio())],
+        )?;
+        let depths: Vec<_> = s
+            .queue_depths
+            .iter()
+            .map(|(queue, depth)| {
+                (
+                    NameLabel {
+                        name: queue.clone(),
+                    },
+                    *depth,
+                )
+            })
+            .collect();
+        gauge(
+            &mut encoder,
+            "queue_depth",
+            "Messages waiting per queue",
+            &depths,
+        )?;
+        if let Some(dead) = s.dead_letters {
+            plain_gauge(
+                &mut encoder,
+                "dead_letters",
+                "Messages in the dead-letter queue",
+                dead,
+            )?;
+        }
+        plain_gauge(
+            &mut encoder,
+            "outbox_backlog",
+            "Outbox rows not yet confirmed by the broker",
+            s.outbox_backlog,
+        )?;
+        Ok(())
     }
 }
 
@@ -195,24 +298,53 @@ mod tests {
     use super::*;
 
     #[test]
-    fn renders_every_family_with_scrape_values() {
+    fn renders_every_family_once_with_scrape_values() {
         let metrics = Metrics::new();
         metrics.observe_request("/api/users", "POST", 201, Duration::from_millis(3));
         metrics.observe_query("sql.create_user", Duration::from_micros(800));
+        metrics.cache_invalidation_failed();
         let text = metrics.render(&Snapshot {
-            cache_hits: 3,
-            cache_misses: 1,
+            cache_name: "app".into(),
+            cache: CacheStats {
+                hits: 3,
+                misses: 1,
+                ..CacheStats::default()
+            },
             queue_depths: vec![("user_data_queue".into(), 7)],
-            dead_letters: 2,
+            dead_letters: Some(2),
             outbox_backlog: 5,
         });
         assert!(text.contains(
-            "mod8_http_request_duration_seconds_count{route=\"/api/users\",method=\"POST\",status=\"201\"} 1"
-        ));
-        assert!(text.contains("mod8_query_duration_seconds_count{name=\"sql.create_user\"} 1"));
-        assert!(text.contains("mod8_cache_hit_ratio 0.75"));
-        assert!(text.contains("mod8_queue_depth{name=\"user_data_queue\"} 7"));
-        assert!(text.contains("mod8_dead_letters 2"));
-        assert!(text.contains("mod8_outbox_backlog 5"));
+            "mod8_http_request_duration_seconds_count{route=\"/api/users\",method=\"POST\",status=\"201\"} 1\n"
+        ), "{text}");
+        assert!(text.contains("mod8_query_duration_seconds_count{name=\"sql.create_user\"} 1\n"));
+        assert!(text.contains("# TYPE mod8_cache_hits counter\n"), "{text}");
+        assert!(
+            text.contains("mod8_cache_hits_total{cache=\"app\"} 3\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("mod8_cache_hit_ratio{cache=\"app\"} 0.75\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("mod8_queue_depth{name=\"user_data_queue\"} 7\n"),
+            "{text}"
+        );
+        assert!(text.contains("mod8_dead_letters 2\n"), "{text}");
+        assert!(text.contains("mod8_outbox_backlog 5\n"), "{text}");
+        assert!(
+            text.contains("mod8_cache_invalidation_failures_total 1\n"),
+            "{text}"
+        );
+        assert!(text.ends_with("# EOF\n"), "{text}");
+        assert_eq!(text.matches("# EOF").count(), 1);
+        assert_eq!(text.matches("# TYPE mod8_cache_hit_ratio ").count(), 1);
+    }
+
+    #[test]
+    fn an_unread_dead_letter_count_is_left_out_not_reported_as_zero() {
+        let text = Metrics::new().render(&Snapshot::default());
+        assert!(!text.contains("mod8_dead_letters"), "{text}");
     }
 }

@@ -266,17 +266,39 @@ async fn insights_metrics_and_health(s: &Server) {
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
+    let content_type = r.headers()["content-type"].to_str().unwrap().to_owned();
+    assert!(
+        content_type.starts_with("application/openmetrics-text; version=1.0.0"),
+        "{content_type}"
+    );
     let text = r.text().await.unwrap();
-    for family in [
-        "mod8_http_request_duration_seconds",
-        "mod8_query_duration_seconds",
-        "mod8_cache_hit_ratio",
-        "mod8_queue_depth",
-        "mod8_dead_letters",
-        "mod8_outbox_backlog",
+    let families = parse_openmetrics(&text);
+    for (family, kind) in [
+        ("mod8_http_request_duration_seconds", "histogram"),
+        ("mod8_query_duration_seconds", "histogram"),
+        ("mod8_cache_hits", "counter"),
+        ("mod8_cache_misses", "counter"),
+        ("mod8_cache_hit_ratio", "gauge"),
+        ("mod8_queue_depth", "gauge"),
+        ("mod8_dead_letters", "gauge"),
+        ("mod8_outbox_backlog", "gauge"),
     ] {
-        assert!(text.contains(family), "{family} missing from /metrics");
+        assert_eq!(
+            families.get(family).map(|f| f.kind.as_str()),
+            Some(kind),
+            "{family} missing from /metrics or of the wrong type:\n{text}"
+        );
+        assert!(
+            !families[family].samples.is_empty(),
+            "{family} has no samples:\n{text}"
+        );
     }
+    // The registration above was a cache lookup at least once, and was timed.
+    assert!(families["mod8_cache_misses"].samples[0].1 >= 1.0, "{text}");
+    assert!(families["mod8_http_request_duration_seconds"]
+        .samples
+        .iter()
+        .any(|(name, v)| name.ends_with("_count") && *v >= 1.0));
 
     let (status, health) = s.get("/healthz").await;
     assert_eq!(status, StatusCode::OK, "{health}");
@@ -289,6 +311,119 @@ async fn insights_metrics_and_health(s: &Server) {
     let (status, body) = s.get("/no/such/route").await;
     assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
     assert_eq!(error_of(&body).0, "not_found");
+}
+
+/// One metric family of an OpenMetrics exposition: its type and its samples (sample name with
+/// suffix, value).
+#[derive(Debug)]
+struct Family {
+    kind: String,
+    samples: Vec<(String, f64)>,
+}
+
+/// Parses an OpenMetrics text exposition strictly enough to catch what Prometheus rejects:
+/// every family declared once (`# TYPE`), before its samples, which are contiguous; every
+/// sample `name{labels} value` with a numeric value and a name of the family being declared
+/// (plus a suffix its type allows); a single `# EOF`, on the last line.
+fn parse_openmetrics(text: &str) -> std::collections::HashMap<String, Family> {
+    let mut families = std::collections::HashMap::<String, Family>::new();
+    let mut current: Option<String> = None;
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(
+        lines.last(),
+        Some(&"# EOF"),
+        "# EOF must end the text:\n{text}"
+    );
+    assert_eq!(
+        lines.iter().filter(|l| **l == "# EOF").count(),
+        1,
+        "one # EOF only:\n{text}"
+    );
+    for line in &lines[..lines.len() - 1] {
+        assert!(!line.is_empty(), "blank line in the exposition:\n{text}");
+        if let Some(comment) = line.strip_prefix("# ") {
+            let mut parts = comment.splitn(3, ' ');
+            let (keyword, name) = (parts.next().unwrap(), parts.next().unwrap_or(""));
+            match keyword {
+                "TYPE" => {
+                    let kind = parts.next().unwrap_or("").to_owned();
+                    assert!(
+                        families
+                            .insert(
+                                name.to_owned(),
+                                Family {
+                                    kind,
+                                    samples: Vec::new()
+                                }
+                            )
+                            .is_none(),
+                        "family {name} declared twice:\n{text}"
+                    );
+                    current = Some(name.to_owned());
+                }
+                "HELP" | "UNIT" => assert!(
+                    !families.contains_key(name) || current.as_deref() == Some(name),
+                    "{keyword} for {name} outside its family:\n{text}"
+                ),
+                other => panic!("unknown comment {other:?} in {line:?}"),
+            }
+            continue;
+        }
+        // name{labels} value — label values are quoted and may hold spaces and braces.
+        let (name, rest) = match line.find(['{', ' ']) {
+            Some(i) => line.split_at(i),
+            None => panic!("sample without a value: {line:?}"),
+        };
+        let rest = if let Some(labels) = rest.strip_prefix('{') {
+            let mut in_quotes = false;
+            let mut escaped = false;
+            let mut end = None;
+            for (i, c) in labels.char_indices() {
+                match (c, in_quotes, escaped) {
+                    (_, true, true) => escaped = false,
+                    ('\\', true, false) => escaped = true,
+                    ('"', _, false) => in_quotes = !in_quotes,
+                    ('}', false, _) => {
+                        end = Some(i);
+                        break;
+                    }
+                    _ => {}
+                }
+            }
+            let end = end.unwrap_or_else(|| panic!("unclosed labels in {line:?}"));
+            &labels[end + 1..]
+        } else {
+            rest
+        };
+        let value = rest
+            .strip_prefix(' ')
+            .unwrap_or_else(|| panic!("no space before the value in {line:?}"));
+        let value: f64 = value
+            .split(' ')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap_or_else(|_| panic!("value of {line:?} is not a number"));
+        let family_name = current
+            .as_deref()
+            .unwrap_or_else(|| panic!("sample {line:?} before any # TYPE"));
+        let family = families.get_mut(family_name).unwrap();
+        let suffixes: &[&str] = match family.kind.as_str() {
+            "counter" => &["_total", "_created"],
+            "histogram" => &["_bucket", "_count", "_sum", "_created"],
+            "info" => &["_info"],
+            _ => &[""],
+        };
+        assert!(
+            suffixes
+                .iter()
+                .any(|s| name.strip_suffix(s) == Some(family_name) || (s.is_empty() && name == family_name)),
+            "sample {name} does not belong to the family {family_name} ({}) being declared:\n{text}",
+            family.kind
+        );
+        family.samples.push((name.to_owned(), value));
+    }
+    families
 }
 
 macro_rules! both_backends {

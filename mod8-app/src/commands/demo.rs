@@ -401,7 +401,9 @@ pub async fn run_on(app: &Arc<App>) -> Report {
         stats.hits,
         stats.misses,
         stats.hit_ratio(),
-        snapshot.dead_letters,
+        snapshot
+            .dead_letters
+            .map_or_else(|| "unknown".to_owned(), |n| n.to_string()),
         snapshot.outbox_backlog
     );
     report.lines.push(line);

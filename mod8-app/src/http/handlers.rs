@@ -57,17 +57,8 @@ pub(super) async fn insights(State(app): State<Arc<App>>) -> AppResult<Response>
 
 pub(super) async fn metrics(State(app): State<Arc<App>>) -> Response {
     let snapshot = app.metrics_snapshot().await;
-    let mut text = app.metrics.render(&snapshot);
-    // The cache's own counters (loads, load errors, evictions, ...) under its name.
-    text.push_str(&app.cache.metrics_text());
-    (
-        [(
-            header::CONTENT_TYPE,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-        )],
-        text,
-    )
-        .into_response()
+    let text = app.metrics.render(&snapshot);
+    ([(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)], text).into_response()
 }
 
 /// One dependency's state in `/healthz`.
