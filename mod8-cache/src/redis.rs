@@ -6,12 +6,11 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use fred::prelude::{
-    ClientLike, Config, EventInterface, Expiration, KeysInterface, PubsubInterface,
-    ReconnectPolicy, SetsInterface, Value,
+    ClientLike, ClusterInterface, Config, EventInterface, Expiration, KeysInterface,
+    PubsubInterface, ReconnectPolicy, SetsInterface, Value,
 };
 use fred::types::config::Options;
 use fred::types::ExpireOptions;
-use futures::TryStreamExt;
 use serde::{Deserialize, Serialize};
 
 use crate::{glob_match, validate_key, Bytes, CacheError, CacheStore, EntryOptions, Result};
@@ -123,9 +122,17 @@ pub struct RedisStore {
     inner: Arc<Inner>,
 }
 
+/// A pipeline whose every command fails fast and carries the command timeout.
+type FastPipeline = fred::clients::WithOptions<fred::clients::Pipeline<fred::clients::Client>>;
+
 struct Inner {
     client: fred::clients::Client,
-    /// `client` with fail-fast and the command timeout, for single commands.
+    /// Fail-fast with the command timeout: every command this store sends goes through these
+    /// options (`fast` for single commands, [`RedisStore::pipeline`] for batches, per-node
+    /// SCAN pages), so while Redis is down each one errors at once and the cache fails open
+    /// instead of queueing until the reconnection.
+    options: Options,
+    /// `client` with `options`, for single commands.
     fast: fred::clients::WithOptions<fred::clients::Client>,
     config: RedisConfig,
     namespace: String,
@@ -220,15 +227,17 @@ impl RedisStore {
             }
         }
         let clustered = client.is_clustered();
-        let fast = client.with_options(&Options {
+        let options = Options {
             fail_fast: true,
             timeout: Some(config.command_timeout),
             ..Options::default()
-        });
+        };
+        let fast = client.with_options(&options);
         Ok(RedisStore {
             inner: Arc::new(Inner {
                 namespace: config.namespace(),
                 client,
+                options,
                 fast,
                 config,
                 clustered,
@@ -320,26 +329,69 @@ impl RedisStore {
             Ok(Err(e)) => return Err(map_err(e)),
             Err(_) => return Err(CacheError::Unavailable("redis subscriber timed out".into())),
         }
-        sub.subscribe(channel).await.map_err(map_err)?;
-        Ok(sub)
+        // Bounded like every other command: a connection lost right after `init` must not
+        // hold up building the tiered store.
+        match tokio::time::timeout(self.inner.config.command_timeout, sub.subscribe(channel)).await
+        {
+            Ok(Ok(())) => Ok(sub),
+            Ok(Err(e)) => {
+                let _ = sub.quit().await;
+                Err(map_err(e))
+            }
+            Err(_) => {
+                let _ = sub.quit().await;
+                Err(CacheError::Unavailable("redis subscribe timed out".into()))
+            }
+        }
     }
 
-    /// Every Redis key under `pattern` (a raw, already escaped SCAN pattern).
+    /// A pipeline on the fail-fast options (a plain `client.pipeline()` would wait for the
+    /// reconnection while Redis is down).
+    fn pipeline(&self) -> FastPipeline {
+        self.inner
+            .client
+            .pipeline()
+            .with_options(&self.inner.options)
+    }
+
+    /// Every Redis key under `pattern` (a raw, already escaped SCAN pattern), on every primary
+    /// of a cluster.
+    ///
+    /// Paged by hand: fred's SCAN streams take no per-command options, so they neither fail
+    /// fast nor time out; each page here is one fail-fast command with the command timeout.
     async fn scan(&self, raw_pattern: String) -> Result<Vec<String>> {
-        let client = &self.inner.client;
-        let keys: Vec<fred::types::Key> = if self.inner.clustered {
-            client
-                .scan_cluster_buffered(raw_pattern, Some(1_000), None)
-                .try_collect()
-                .await
+        let nodes: Vec<Option<fred::types::config::Server>> = if self.inner.clustered {
+            let routing = self.inner.client.cached_cluster_state().ok_or_else(|| {
+                CacheError::Unavailable("redis cluster: no routing table yet".into())
+            })?;
+            routing
+                .unique_primary_nodes()
+                .into_iter()
+                .map(Some)
+                .collect()
         } else {
-            client
-                .scan_buffered(raw_pattern, Some(1_000), None)
-                .try_collect()
-                .await
+            vec![None]
+        };
+        let mut keys = Vec::new();
+        for node in nodes {
+            let client = self.inner.client.with_options(&Options {
+                cluster_node: node,
+                ..self.inner.options.clone()
+            });
+            let mut cursor = String::from("0");
+            loop {
+                let (next, page): (String, Vec<String>) = client
+                    .scan_page(cursor, raw_pattern.as_str(), Some(1_000), None)
+                    .await
+                    .map_err(map_err)?;
+                keys.extend(page);
+                if next == "0" {
+                    break;
+                }
+                cursor = next;
+            }
         }
-        .map_err(map_err)?;
-        Ok(keys.into_iter().filter_map(|k| k.into_string()).collect())
+        Ok(keys)
     }
 
     /// UNLINKs `keys` (full Redis keys) in pipelined single-key batches, which is valid on a
@@ -347,7 +399,7 @@ impl RedisStore {
     async fn unlink_all(&self, keys: &[String]) -> Result<Vec<bool>> {
         let mut existed = Vec::with_capacity(keys.len());
         for chunk in keys.chunks(UNLINK_BATCH) {
-            let pipeline = self.inner.client.pipeline();
+            let pipeline = self.pipeline();
             for key in chunk {
                 let _: () = pipeline.unlink(key.as_str()).await.map_err(map_err)?;
             }
@@ -360,7 +412,7 @@ impl RedisStore {
     /// Queues SET (with PX) and the tag-set updates for one entry on `pipeline`.
     async fn queue_set(
         &self,
-        pipeline: &fred::clients::Pipeline<fred::clients::Client>,
+        pipeline: &FastPipeline,
         key: &str,
         value: &Bytes,
         options: &EntryOptions,
@@ -427,7 +479,7 @@ impl CacheStore for RedisStore {
         let full: Vec<String> = keys.iter().map(|k| self.value_key(k)).collect();
         let values: Vec<Value> = if self.inner.clustered {
             // MGET across hash slots is refused by a cluster: pipeline single GETs instead.
-            let pipeline = self.inner.client.pipeline();
+            let pipeline = self.pipeline();
             for key in &full {
                 let _: () = pipeline.get(key.as_str()).await.map_err(map_err)?;
             }
@@ -453,7 +505,7 @@ impl CacheStore for RedisStore {
                 .map_err(map_err)?;
             return Ok(());
         }
-        let pipeline = self.inner.client.pipeline();
+        let pipeline = self.pipeline();
         self.queue_set(&pipeline, key, &value, options).await?;
         let _: Vec<Value> = pipeline.all().await.map_err(map_err)?;
         Ok(())
@@ -465,7 +517,7 @@ impl CacheStore for RedisStore {
         if entries.is_empty() {
             return Ok(());
         }
-        let pipeline = self.inner.client.pipeline();
+        let pipeline = self.pipeline();
         for (key, value) in entries {
             self.queue_set(&pipeline, key, value, options).await?;
         }
@@ -511,7 +563,7 @@ impl CacheStore for RedisStore {
         let tag_key = self.tag_key(tag);
         let members: Vec<String> = self
             .inner
-            .client
+            .fast
             .smembers(tag_key.as_str())
             .await
             .map_err(map_err)?;
@@ -519,7 +571,7 @@ impl CacheStore for RedisStore {
         let existed = self.unlink_all(&full).await?;
         let _: i64 = self
             .inner
-            .client
+            .fast
             .unlink(tag_key.as_str())
             .await
             .map_err(map_err)?;

@@ -333,22 +333,125 @@ impl Proxy {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn redis_down_fails_open_and_redis_back_is_picked_up_alone() {
-    let Some(url) = mod8_testkit::service_url(mod8_testkit::REDIS, "cache: redis down and back")
-    else {
-        return;
-    };
-    let target = url
-        .trim_start_matches("redis://")
+/// `host:port` of a `redis://` URL, for the proxy to forward to.
+fn proxy_target(url: &str) -> String {
+    url.trim_start_matches("redis://")
         .split('/')
         .next()
         .unwrap()
         .rsplit('@')
         .next()
         .unwrap()
-        .to_string();
-    let mut proxy = Proxy::start(target).await;
+        .to_string()
+}
+
+async fn wait_until_disconnected(store: &RedisStore) {
+    for _ in 0..200 {
+        if !store.is_connected() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("the store still reports a connection after the proxy went down");
+}
+
+/// Runs `op`, asserting it fails with a transient error well before the command timeout.
+async fn fails_fast<T: std::fmt::Debug>(
+    what: &str,
+    op: impl std::future::Future<Output = mod8_cache::Result<T>>,
+) {
+    let start = std::time::Instant::now();
+    let outcome = tokio::time::timeout(Duration::from_secs(10), op)
+        .await
+        .unwrap_or_else(|_| panic!("{what} hung while Redis was down"));
+    let took = start.elapsed();
+    let err = outcome.expect_err(&format!("{what} succeeded while Redis was down"));
+    assert!(err.is_transient(), "{what}: {err}");
+    assert!(
+        took < Duration::from_millis(500),
+        "{what} took {took:?} while Redis was down: it waited instead of failing fast"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_operation_fails_fast_while_redis_is_down_tagged_writes_included() {
+    let Some(url) =
+        mod8_testkit::service_url(mod8_testkit::REDIS, "cache: fail fast while redis is down")
+    else {
+        return;
+    };
+    let mut proxy = Proxy::start(proxy_target(&url)).await;
+    // A long command timeout, so a path that waits for it instead of failing fast shows.
+    let config = RedisConfig::new(format!("redis://127.0.0.1:{}/", proxy.port))
+        .with_prefix(mod8_testkit::unique_name("mod8test:cache"))
+        .with_command_timeout(Duration::from_secs(3));
+    let store = RedisStore::connect(config).await.unwrap();
+    let cache = Cache::new(store.clone());
+    let tagged = EntryOptions::ttl(Duration::from_secs(60)).tag("user:1");
+    cache.set("k", &1u32, &tagged).await.unwrap();
+    assert_eq!(cache.get::<u32>("k").await.unwrap(), Some(1));
+
+    proxy.down().await;
+    wait_until_disconnected(&store).await;
+
+    // Requests through the cache: each answered by its loader, none waiting for Redis,
+    // though every one of them tries a tagged write.
+    let start = std::time::Instant::now();
+    for i in 0..5u32 {
+        let v = cache
+            .get_or_load(&format!("k{i}"), &tagged, || async move {
+                Ok::<_, Infallible>(i)
+            })
+            .await
+            .unwrap();
+        assert_eq!(v, i);
+        cache.set(&format!("s{i}"), &i, &tagged).await.unwrap();
+    }
+    let took = start.elapsed();
+    assert!(
+        took < Duration::from_secs(1),
+        "5 tagged get_or_load + set took {took:?} while Redis was down"
+    );
+
+    // Every store operation: a transient error, at once.
+    let value: mod8_cache::Bytes = b"v".as_slice().into();
+    fails_fast("get", store.get("k")).await;
+    fails_fast("get_many", store.get_many(&["k", "k0"])).await;
+    fails_fast(
+        "set (untagged)",
+        store.set("k", value.clone(), &EntryOptions::default()),
+    )
+    .await;
+    fails_fast("set (tagged)", store.set("k", value.clone(), &tagged)).await;
+    fails_fast(
+        "set_many (tagged)",
+        store.set_many(&[("a", value.clone()), ("b", value.clone())], &tagged),
+    )
+    .await;
+    fails_fast("delete", store.delete("k")).await;
+    fails_fast("invalidate_pattern", store.invalidate_pattern("k*")).await;
+    fails_fast("invalidate_tag", store.invalidate_tag("user:1")).await;
+    fails_fast("clear", store.clear()).await;
+
+    proxy.up().await;
+    wait_until_recovered(&store).await;
+    // The value from before the outage is still tagged: invalidating the tag removes it.
+    assert!(store
+        .invalidate_tag("user:1")
+        .await
+        .unwrap()
+        .contains(&"k".to_string()));
+    store.clear().await.unwrap();
+    proxy.down().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_down_fails_open_and_redis_back_is_picked_up_alone() {
+    let Some(url) = mod8_testkit::service_url(mod8_testkit::REDIS, "cache: redis down and back")
+    else {
+        return;
+    };
+    let mut proxy = Proxy::start(proxy_target(&url)).await;
     let config = RedisConfig::new(format!("redis://127.0.0.1:{}/", proxy.port))
         .with_prefix(mod8_testkit::unique_name("mod8test:cache"))
         .with_command_timeout(Duration::from_millis(300));
