@@ -173,23 +173,38 @@ macro_rules! impl_order_repository {
                     let backend = self.backend_name();
                     let mut conn = self.conn().await?;
                     let mut tx = conn.transaction(backend).await?;
-                    let current = ::sqlx::query_as::<$db, Order>(&format!(
-                        "SELECT {ORDER_COLS} FROM orders WHERE id = $1"
+                    // The status changes first, conditionally: the UPDATE locks the row, so of
+                    // concurrent cancels exactly one changes it (the others re-check the
+                    // condition after it commits and match nothing) and only that one
+                    // restocks. A plain read first would let two both see it open.
+                    let changed = ::sqlx::query_as::<$db, Order>(&format!(
+                        "UPDATE orders SET status = $1 \
+                         WHERE id = $2 AND status <> 'cancelled' AND status <> $1 \
+                         RETURNING {ORDER_COLS}"
                     ))
+                    .bind(status.as_str())
                     .bind(id)
                     .fetch_optional(tx.exec())
                     .await
-                    .map_err(|e| self.err(e))?
-                    .ok_or_else(|| OrmError::not_found("order", id))?;
-                    if current.status == status {
-                        return Ok(current);
-                    }
-                    if current.status == OrderStatus::Cancelled {
+                    .map_err(|e| self.err(e))?;
+                    let Some(updated) = changed else {
+                        // Nothing changed: say why.
+                        let current = ::sqlx::query_as::<$db, Order>(&format!(
+                            "SELECT {ORDER_COLS} FROM orders WHERE id = $1"
+                        ))
+                        .bind(id)
+                        .fetch_optional(tx.exec())
+                        .await
+                        .map_err(|e| self.err(e))?
+                        .ok_or_else(|| OrmError::not_found("order", id))?;
+                        if current.status == status {
+                            return Ok(current);
+                        }
                         return Err(OrmError::validation(
                             "status",
                             "a cancelled order cannot be reopened",
                         ));
-                    }
+                    };
                     if status == OrderStatus::Cancelled {
                         ::sqlx::query::<$db>(
                             "UPDATE products SET stock = stock + \
@@ -202,14 +217,6 @@ macro_rules! impl_order_repository {
                         .await
                         .map_err(|e| self.err(e))?;
                     }
-                    let updated = ::sqlx::query_as::<$db, Order>(&format!(
-                        "UPDATE orders SET status = $1 WHERE id = $2 RETURNING {ORDER_COLS}"
-                    ))
-                    .bind(status.as_str())
-                    .bind(id)
-                    .fetch_one(tx.exec())
-                    .await
-                    .map_err(|e| self.err(e))?;
                     tx.commit(backend).await?;
                     Ok(updated)
                 }

@@ -913,6 +913,31 @@ pub async fn case_orders(db: &dyn Database) {
     assert_eq!(db.products(None).await.unwrap().len(), 4);
 }
 
+/// Concurrent cancels of one order return its stock once: only the call that changes the
+/// status restocks, the others see it already cancelled.
+pub async fn case_concurrent_cancels_restock_once(db: &dyn Database) {
+    let world = seed_world(db).await;
+    let ada = user_in(db, world.city("Berlin"), "ada", 50.0).await;
+    let book = &world.products[0];
+    let trowel = &world.products[2];
+    for round in 0..5 {
+        let placed = db
+            .place_order(order(&ada, vec![line(book, 3), line(trowel, 7)]))
+            .await
+            .unwrap();
+        let cancels = (0..8).map(|_| db.set_order_status(placed.order.id, OrderStatus::Cancelled));
+        for result in futures::future::join_all(cancels).await {
+            assert_eq!(result.unwrap().status, OrderStatus::Cancelled);
+        }
+        assert_eq!(
+            db.get_product(book.id).await.unwrap().stock,
+            10,
+            "round {round}"
+        );
+        assert_eq!(db.get_product(trowel.id).await.unwrap().stock, 100);
+    }
+}
+
 /// A failure inside an order inside a unit of work rolls back only the order.
 pub async fn case_order_rolls_back_on_failure(db: &dyn Database) {
     let world = seed_world(db).await;

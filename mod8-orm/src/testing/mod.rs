@@ -196,6 +196,7 @@ macro_rules! conformance_tests {
             case_dropped_nested_units_roll_back,
             case_countries_and_stats,
             case_orders,
+            case_concurrent_cancels_restock_once,
             case_order_rolls_back_on_failure,
             case_analytics,
             case_injection_strings_stored_literally,
