@@ -433,7 +433,14 @@ impl AnalyticsEngine {
     ///
     /// When the value model cannot compute the lifetime value.
     pub fn profile(&self, user: &UserActivity, as_of: NaiveDate) -> Result<UserProfile> {
-        let churn_risk = self.model.churn_risk(user, as_of);
+        // One pass through the model: `assess` shares the work between churn, value and next
+        // purchase (the probabilistic tier computes its summary and P(alive) once, not three
+        // times), and models promise it returns what the three separate calls would.
+        let ValueAssessment {
+            churn_risk,
+            lifetime_value,
+            next_purchase,
+        } = self.model.assess(user, as_of)?;
         let days_inactive = user.days_inactive(as_of);
         let total_spend = user.purchases.total_amount;
         Ok(UserProfile {
@@ -442,8 +449,8 @@ impl AnalyticsEngine {
                 .classify(days_inactive, churn_risk, total_spend),
             engagement: self.weights.score(user),
             churn_risk,
-            lifetime_value: self.model.lifetime_value(user, as_of)?,
-            next_purchase: self.model.next_purchase(user, as_of),
+            lifetime_value,
+            next_purchase,
             total_spend,
             purchase_count: user.purchases.count,
             days_inactive,
@@ -535,6 +542,60 @@ mod tests {
         assert!((w.score(&u) - 100.0 * (1.0 - (-1.0f64).exp())).abs() < 1e-12);
         u.activity.page_views = u32::MAX;
         assert!(w.score(&u) <= 100.0);
+    }
+
+    /// Counts how the engine calls its model.
+    #[derive(Default)]
+    struct CountingModel {
+        separate: std::sync::atomic::AtomicUsize,
+        assessed: std::sync::atomic::AtomicUsize,
+    }
+
+    impl CustomerValueModel for CountingModel {
+        fn name(&self) -> &'static str {
+            "counting"
+        }
+        fn churn_risk(&self, _: &UserActivity, _: NaiveDate) -> f64 {
+            self.separate
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            0.25
+        }
+        fn lifetime_value(&self, _: &UserActivity, _: NaiveDate) -> Result<f64> {
+            self.separate
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            Ok(10.0)
+        }
+        fn next_purchase(&self, _: &UserActivity, _: NaiveDate) -> Option<NaiveDate> {
+            self.separate
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            None
+        }
+        fn assess(&self, _: &UserActivity, as_of: NaiveDate) -> Result<ValueAssessment> {
+            self.assessed
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            Ok(ValueAssessment {
+                churn_risk: 0.25,
+                lifetime_value: 10.0,
+                next_purchase: Some(as_of),
+            })
+        }
+    }
+
+    #[test]
+    fn profile_asks_the_model_once() {
+        let model = Arc::new(CountingModel::default());
+        let engine = AnalyticsEngine::with_model(model.clone());
+        let p = engine.profile(&UserActivity::default(), d(6, 1)).unwrap();
+        assert_eq!((p.churn_risk, p.lifetime_value), (0.25, 10.0));
+        assert_eq!(p.next_purchase, Some(d(6, 1)));
+        let load =
+            |c: &std::sync::atomic::AtomicUsize| c.load(std::sync::atomic::Ordering::Relaxed);
+        assert_eq!(load(&model.assessed), 1);
+        assert_eq!(
+            load(&model.separate),
+            0,
+            "profile bypassed the one-pass assess"
+        );
     }
 
     #[test]
