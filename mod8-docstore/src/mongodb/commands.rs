@@ -473,7 +473,100 @@ mod tests {
                 "as": "activity",
             }}
         );
+        assert_eq!(
+            p[2],
+            doc! { "$project": {
+                "month": 1,
+                "events": { "$ifNull": [{ "$arrayElemAt": ["$activity.n", 0] }, 0] },
+            }}
+        );
+        assert_eq!(
+            p[3],
+            doc! { "$group": {
+                "_id": "$month",
+                "users": { "$sum": 1 },
+                "active_users": { "$sum": { "$cond": [{ "$gt": ["$events", 0] }, 1, 0] } },
+                "events": { "$sum": "$events" },
+            }}
+        );
         assert_eq!(p[4], doc! { "$sort": { "_id": 1 } });
+        assert_eq!(p.len(), 5);
+    }
+
+    #[test]
+    fn cohort_pipeline_bounded_window_and_split_per_accumulator() {
+        let window = TimeWindow::between(t(1), t(2));
+        let split = cohort_metrics(window).pipelines(true);
+        // The same three prefix stages, then one accumulator each; no $sort (done on the
+        // client after merging).
+        let prefix = vec![
+            doc! { "$project": { "_id": 0, "user_id": 1, "month": { "$dateToString": {
+            "format": "%Y-%m", "date": "$created_at", "timezone": "UTC" } } } },
+            doc! { "$lookup": {
+                "from": "events",
+                "let": { "uid": "$user_id" },
+                "pipeline": [
+                    { "$match": { "$expr": { "$and": [
+                        { "$eq": ["$user_id", "$$uid"] },
+                        { "$gte": ["$timestamp", BsonDateTime::from_chrono(t(1))] },
+                        { "$lt": ["$timestamp", BsonDateTime::from_chrono(t(2))] },
+                    ] } } },
+                    { "$count": "n" },
+                ],
+                "as": "activity",
+            }},
+            doc! { "$project": {
+                "month": 1,
+                "events": { "$ifNull": [{ "$arrayElemAt": ["$activity.n", 0] }, 0] },
+            }},
+        ];
+        let with = |group: Document| {
+            let mut p = prefix.clone();
+            p.push(doc! { "$group": group });
+            p
+        };
+        assert_eq!(
+            split,
+            vec![
+                with(doc! { "_id": "$month", "users": { "$sum": 1 } }),
+                with(doc! { "_id": "$month", "active_users": {
+                    "$sum": { "$cond": [{ "$gt": ["$events", 0] }, 1, 0] },
+                }}),
+                with(doc! { "_id": "$month", "events": { "$sum": "$events" } }),
+            ]
+        );
+    }
+
+    #[test]
+    fn export_filter_combines_window_user_and_type() {
+        assert_eq!(export_filter(&EventFilter::default()), doc! {});
+        let filter = EventFilter {
+            user_id: Some("ann".into()),
+            event_type: Some("view".into()),
+            window: TimeWindow::between(t(1), t(2)),
+        };
+        assert_eq!(
+            export_filter(&filter),
+            doc! {
+                "timestamp": {
+                    "$gte": BsonDateTime::from_chrono(t(1)),
+                    "$lt": BsonDateTime::from_chrono(t(2)),
+                },
+                "user_id": "ann",
+                "event_type": "view",
+            }
+        );
+        let only_end = EventFilter {
+            window: TimeWindow {
+                start: None,
+                end: Some(t(2)),
+            },
+            ..EventFilter::default()
+        };
+        assert_eq!(
+            export_filter(&only_end),
+            doc! { "timestamp": { "$lt": BsonDateTime::from_chrono(t(2)) } }
+        );
     }
 
     #[test]
@@ -502,27 +595,88 @@ mod tests {
             set_ttl("logs", "created_at_ttl", 60),
             doc! { "collMod": "logs", "index": { "name": "created_at_ttl", "expireAfterSeconds": 60_i32 } }
         );
-        let create = create_collection("events", Some(events_validator()));
-        assert_eq!(create.get_str("create").unwrap(), "events");
         assert_eq!(
-            create
-                .get_document("validator")
-                .unwrap()
-                .get_document("$jsonSchema")
-                .unwrap()
-                .get_array("required")
-                .unwrap(),
-            &vec![
-                Bson::from("user_id"),
-                "event_type".into(),
-                "timestamp".into()
-            ]
+            drop_index("events", "user_id_timestamp"),
+            doc! { "dropIndexes": "events", "index": "user_id_timestamp" }
+        );
+        assert_eq!(create_collection("logs", None), doc! { "create": "logs" });
+    }
+
+    /// The events validator as a literal, so any change to it shows up here.
+    fn events_schema() -> Document {
+        doc! { "$jsonSchema": {
+            "bsonType": "object",
+            "required": ["user_id", "event_type", "timestamp"],
+            "properties": {
+                "user_id": { "bsonType": "string", "minLength": 1 },
+                "event_type": { "bsonType": "string", "minLength": 1 },
+                "timestamp": { "bsonType": "date" },
+                "metadata": { "bsonType": "object", "properties": {
+                    "price": { "bsonType": ["double", "int", "long", "decimal"], "minimum": 0 },
+                }},
+                "geo": { "bsonType": "object", "properties": {
+                    "location": {
+                        "bsonType": "object",
+                        "required": ["type", "coordinates"],
+                        "properties": {
+                            "type": { "enum": ["Point"] },
+                            "coordinates": { "bsonType": "array", "minItems": 2, "maxItems": 2 },
+                        },
+                    },
+                }},
+            },
+        }}
+    }
+
+    #[test]
+    fn create_events_with_its_validator() {
+        assert_eq!(
+            create_collection("events", Some(events_validator())),
+            doc! {
+                "create": "events",
+                "validator": events_schema(),
+                "validationLevel": "strict",
+                "validationAction": "error",
+            }
+        );
+    }
+
+    #[test]
+    fn coll_mod_replaces_the_validators() {
+        assert_eq!(
+            set_validator("events", events_validator()),
+            doc! {
+                "collMod": "events",
+                "validator": events_schema(),
+                "validationLevel": "strict",
+                "validationAction": "error",
+            }
         );
         assert_eq!(
-            set_validator("user_profiles", profiles_validator())
-                .get_str("collMod")
-                .unwrap(),
-            "user_profiles"
+            set_validator("user_profiles", profiles_validator()),
+            doc! {
+                "collMod": "user_profiles",
+                "validator": { "$jsonSchema": {
+                    "bsonType": "object",
+                    "required": ["user_id", "username", "email", "created_at"],
+                    "properties": {
+                        "user_id": { "bsonType": "string", "minLength": 1 },
+                        "username": { "bsonType": "string", "minLength": 1 },
+                        "email": { "bsonType": "string", "pattern": "^[^@]+@[^@]+\\.[^@]+$" },
+                        "created_at": { "bsonType": "date" },
+                        "profile": { "bsonType": "object", "properties": {
+                            "interests": { "bsonType": "array", "items": { "bsonType": "string" } },
+                            "project_count": { "bsonType": ["int", "long"], "minimum": 0 },
+                        }},
+                        "subscriptions": { "bsonType": "array", "items": {
+                            "bsonType": "object",
+                            "required": ["plan", "started_at", "status"],
+                        }},
+                    },
+                }},
+                "validationLevel": "strict",
+                "validationAction": "error",
+            }
         );
     }
 }
