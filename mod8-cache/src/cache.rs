@@ -549,7 +549,7 @@ impl Cache {
 }
 
 /// Lets one warning through per [`WARN_INTERVAL`], counting the ones it held back.
-struct WarnLimiter {
+pub(crate) struct WarnLimiter {
     start: Instant,
     /// Milliseconds since `start` of the last warning, plus one (0 = never warned).
     last: AtomicU64,
@@ -557,7 +557,7 @@ struct WarnLimiter {
 }
 
 impl WarnLimiter {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         WarnLimiter {
             start: Instant::now(),
             last: AtomicU64::new(0),
@@ -566,7 +566,7 @@ impl WarnLimiter {
     }
 
     /// `Some(suppressed since the last warning)` when a warning may be logged now.
-    fn allow(&self) -> Option<u64> {
+    pub(crate) fn allow(&self) -> Option<u64> {
         let now = u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX) + 1;
         let last = self.last.load(Relaxed);
         let interval = WARN_INTERVAL.as_millis() as u64;

@@ -8,7 +8,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-use crate::{validate_key, Bytes, CacheStore, EntryOptions, MemoryStore, Result};
+use crate::cache::WarnLimiter;
+use crate::{validate_key, Bytes, CacheError, CacheStore, EntryOptions, MemoryStore, Result};
 
 const BACKEND: &str = "tiered";
 
@@ -32,6 +33,8 @@ struct Inner {
     l1: MemoryStore,
     l2: Arc<dyn CacheStore>,
     l1_ttl: Option<Duration>,
+    /// Rate-limits the warnings for L2 failures this store absorbs itself.
+    warn: WarnLimiter,
     #[cfg(feature = "redis")]
     bus: Option<Bus>,
 }
@@ -100,6 +103,7 @@ impl TieredStore {
                 l1,
                 l2: Arc::new(l2),
                 l1_ttl: l1_ttl.filter(|d| !d.is_zero()),
+                warn: WarnLimiter::new(),
                 #[cfg(feature = "redis")]
                 bus: None,
             }),
@@ -182,6 +186,7 @@ impl TieredStore {
                 l1,
                 l2: Arc::new(redis.clone()),
                 l1_ttl: l1_ttl.filter(|d| !d.is_zero()),
+                warn: WarnLimiter::new(),
                 bus: Some(Bus {
                     redis,
                     channel,
@@ -274,7 +279,23 @@ impl CacheStore for TieredStore {
             return Ok(out);
         }
         let wanted: Vec<&str> = missing.iter().map(|&i| keys[i]).collect();
-        let found = self.inner.l2.get_many(&wanted).await?;
+        let found = match self.inner.l2.get_many(&wanted).await {
+            Ok(found) => found,
+            Err(e @ CacheError::Validation(_)) => return Err(e),
+            Err(e) => {
+                // The L1 hits are good answers: an L2 failure only turns the rest into misses
+                // (fail-open, as `Cache` does for a whole failed batch).
+                if let Some(suppressed) = self.inner.warn.allow() {
+                    tracing::warn!(
+                        backend = self.inner.l2.backend(),
+                        error = %e,
+                        suppressed,
+                        "shared tier failed in get_many; serving the in-process hits only"
+                    );
+                }
+                return Ok(out);
+            }
+        };
         let fill = self.l1_options(&EntryOptions::default());
         for (i, value) in missing.into_iter().zip(found) {
             if let Some(bytes) = &value {

@@ -92,3 +92,79 @@ async fn tiered_l1_copy_lives_at_most_the_l1_ttl() {
         "L2 lost the entry before its TTL"
     );
 }
+
+/// A shared tier that is down: every call fails like an unreachable Redis.
+#[derive(Clone)]
+struct DownStore;
+
+#[mod8_cache::async_trait]
+impl CacheStore for DownStore {
+    fn backend(&self) -> &'static str {
+        "down"
+    }
+    async fn get(&self, _: &str) -> mod8_cache::Result<Option<mod8_cache::Bytes>> {
+        Err(down())
+    }
+    async fn get_many(&self, _: &[&str]) -> mod8_cache::Result<Vec<Option<mod8_cache::Bytes>>> {
+        Err(down())
+    }
+    async fn set(&self, _: &str, _: mod8_cache::Bytes, _: &EntryOptions) -> mod8_cache::Result<()> {
+        Err(down())
+    }
+    async fn set_many(
+        &self,
+        _: &[(&str, mod8_cache::Bytes)],
+        _: &EntryOptions,
+    ) -> mod8_cache::Result<()> {
+        Err(down())
+    }
+    async fn delete(&self, _: &str) -> mod8_cache::Result<bool> {
+        Err(down())
+    }
+    async fn invalidate_pattern(&self, _: &str) -> mod8_cache::Result<u64> {
+        Err(down())
+    }
+    async fn invalidate_tag(&self, _: &str) -> mod8_cache::Result<Vec<String>> {
+        Err(down())
+    }
+    async fn clear(&self) -> mod8_cache::Result<()> {
+        Err(down())
+    }
+    fn evictions(&self) -> u64 {
+        0
+    }
+}
+
+fn down() -> mod8_cache::CacheError {
+    mod8_cache::CacheError::Unavailable("l2 is down".into())
+}
+
+#[tokio::test]
+async fn tiered_get_many_keeps_l1_hits_when_l2_fails() {
+    let l1 = MemoryStore::lru(10);
+    let tiered = TieredStore::new(l1.clone(), DownStore, Some(Duration::from_secs(5)));
+    l1.set("a", b"1".as_slice().into(), &EntryOptions::default())
+        .await
+        .unwrap();
+    l1.set("c", b"3".as_slice().into(), &EntryOptions::default())
+        .await
+        .unwrap();
+    let got = tiered
+        .get_many(&["a", "b", "c"])
+        .await
+        .expect("an L2 failure must not lose the L1 hits");
+    assert_eq!(
+        got,
+        vec![
+            Some(b"1".as_slice().into()),
+            None,
+            Some(b"3".as_slice().into())
+        ]
+    );
+    // Through the typed front as well: the hits count, the rest are misses.
+    let cache = mod8_cache::Cache::new(tiered.clone());
+    let typed: Vec<Option<u8>> = cache.get_many(&["a", "b", "c"]).await.unwrap();
+    assert_eq!(typed, vec![Some(1), None, Some(3)]);
+    // Bad input is still refused, not swallowed.
+    assert!(tiered.get_many(&["a", ""]).await.is_err());
+}
