@@ -178,7 +178,14 @@ impl App {
             let producer = producer.clone();
             async move {
                 let event = &message.payload;
-                if !live.record(&event.user_id, &event.event_type, Instant::now()) {
+                // Counted once per message id; `true` until an alert for this crossing is
+                // published, so a redelivery after a failed publish raises it again.
+                if !live.record(
+                    message.id,
+                    &event.user_id,
+                    &event.event_type,
+                    Instant::now(),
+                ) {
                     return Outcome::Ack;
                 }
                 let alert = Notification {
@@ -191,8 +198,15 @@ impl App {
                     .publish_notification(alert, true, message.correlation_id)
                     .await
                 {
-                    Ok(_) => Outcome::Ack,
-                    Err(e) => Outcome::from_error(&e),
+                    Ok(_) => {
+                        live.alert_published(&event.user_id);
+                        Outcome::Ack
+                    }
+                    Err(e) => {
+                        tracing::warn!(user_id = %event.user_id, error = %e, "activity alert not published; the event will be redelivered");
+                        live.alert_failed(&event.user_id);
+                        Outcome::from_error(&e)
+                    }
                 }
             }
         });

@@ -35,9 +35,10 @@ pub struct AppConfig {
     pub recommendations_ttl: Duration,
     /// How long profiles and predictions stay cached.
     pub profile_ttl: Duration,
-    /// Events by one user within [`AppConfig::alert_window`] that raise an alert.
+    /// Events by one user within [`AppConfig::alert_window`] that raise an alert
+    /// (`MOD8_ALERT_THRESHOLD`, default 100).
     pub alert_threshold: u64,
-    /// The sliding window of the alert threshold.
+    /// The sliding window of the alert threshold (`MOD8_ALERT_WINDOW_SECS`, default 60 s).
     pub alert_window: Duration,
     /// Longest any single call to a dependency may take.
     pub call_timeout: Duration,
@@ -57,7 +58,7 @@ impl AppConfig {
     ///
     /// A variable that is set but not valid (for example a malformed cache setting).
     pub fn from_env() -> anyhow::Result<Self> {
-        Ok(Self {
+        Self {
             sql: OrmConfig::from_env()?,
             docs: DocStoreConfig::from_env(),
             cache: {
@@ -69,7 +70,38 @@ impl AppConfig {
             },
             mq: MqConfig::from_env(),
             ..Self::embedded()
-        })
+        }
+        .with_alert_settings(
+            std::env::var("MOD8_ALERT_THRESHOLD").ok().as_deref(),
+            std::env::var("MOD8_ALERT_WINDOW_SECS").ok().as_deref(),
+        )
+    }
+
+    /// Applies `MOD8_ALERT_THRESHOLD` / `MOD8_ALERT_WINDOW_SECS` values (unset keeps the
+    /// default); separate from [`AppConfig::from_env`] so it is testable without touching the
+    /// process environment.
+    fn with_alert_settings(
+        mut self,
+        threshold: Option<&str>,
+        window_secs: Option<&str>,
+    ) -> anyhow::Result<Self> {
+        if let Some(raw) = threshold {
+            self.alert_threshold = match raw.trim().parse::<u64>() {
+                Ok(n) if n > 0 => n,
+                _ => anyhow::bail!(
+                    "MOD8_ALERT_THRESHOLD={raw:?}: expected a whole number of events above 0"
+                ),
+            };
+        }
+        if let Some(raw) = window_secs {
+            self.alert_window = match raw.trim().parse::<u64>() {
+                Ok(n) if n > 0 => Duration::from_secs(n),
+                _ => anyhow::bail!(
+                    "MOD8_ALERT_WINDOW_SECS={raw:?}: expected a whole number of seconds above 0"
+                ),
+            };
+        }
+        Ok(self)
     }
 
     /// Every part on its embedded default, whatever the environment says.
@@ -124,5 +156,31 @@ impl AppConfig {
             format!("cache:    {cache}"),
             format!("messages: {mq}"),
         ]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn alert_settings_come_from_their_variables() {
+        let config = AppConfig::embedded()
+            .with_alert_settings(Some("3"), Some(" 15 "))
+            .unwrap();
+        assert_eq!(config.alert_threshold, 3);
+        assert_eq!(config.alert_window, Duration::from_secs(15));
+        let defaults = AppConfig::embedded()
+            .with_alert_settings(None, None)
+            .unwrap();
+        assert_eq!(defaults.alert_threshold, 100);
+        assert_eq!(defaults.alert_window, Duration::from_secs(60));
+        for (threshold, window) in [(Some("0"), None), (Some("many"), None), (None, Some("-1"))] {
+            let err = AppConfig::embedded()
+                .with_alert_settings(threshold, window)
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("MOD8_ALERT_"), "{err}");
+        }
     }
 }

@@ -1,21 +1,26 @@
 //! The live dashboard: event counts by type and per-user rates over a sliding window, fed by
-//! a second subscriber of the `analytics` fanout, raising an alert when a user crosses the
+//! a second subscriber of the `analytics` fanout, raising an alert when a user reaches the
 //! configured threshold.
+//!
+//! Messages can be delivered more than once (a handler that fails is retried), so each event
+//! is counted once per message id, and an alert is only considered sent once its publish
+//! succeeded: a redelivery after a failed publish raises it again instead of losing it.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
+use uuid::Uuid;
 
 /// What the live dashboard shows.
 #[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
 pub struct DashboardSnapshot {
     /// Events seen per type since start, most frequent first.
     pub events_by_type: Vec<(String, u64)>,
-    /// Events seen since start.
+    /// Events seen since start (each message once, however often it was delivered).
     pub total_events: u64,
-    /// Alerts raised since start.
+    /// Alerts published since start.
     pub alerts: u64,
 }
 
@@ -32,8 +37,34 @@ struct State {
     by_type: HashMap<String, u64>,
     total: u64,
     alerts: u64,
-    recent: HashMap<String, VecDeque<Instant>>,
+    users: HashMap<String, UserWindow>,
+    records_since_sweep: u32,
 }
+
+/// Where a user's alert for the current crossing stands.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+enum Alert {
+    /// Below the threshold, or at it with no alert attempted yet.
+    #[default]
+    None,
+    /// A handler is publishing it; others must not publish a second one.
+    Publishing,
+    /// Published; no other alert until the user drops below the threshold again.
+    Sent,
+}
+
+#[derive(Debug, Default)]
+struct UserWindow {
+    /// Events within the window, oldest first, with their message ids.
+    recent: VecDeque<(Instant, Uuid)>,
+    /// The ids in `recent`, to recognise a redelivered message.
+    ids: HashSet<Uuid>,
+    alert: Alert,
+}
+
+/// Records between sweeps of users whose window has emptied (so the map does not keep every
+/// user ever seen).
+const SWEEP_EVERY: u32 = 4096;
 
 impl LiveDashboard {
     /// A dashboard alerting when one user has `threshold` events within `window`.
@@ -45,27 +76,77 @@ impl LiveDashboard {
         }
     }
 
-    /// Counts one event; returns `true` exactly when this event takes its user to the threshold
-    /// (one alert per crossing, not one per event above it).
-    pub fn record(&self, user_id: &str, event_type: &str, now: Instant) -> bool {
-        let Ok(mut s) = self.state.lock() else {
+    /// Counts the event of message `message_id` (a redelivered message is not counted again)
+    /// and says whether an alert is due: the user has at least the threshold of events within
+    /// the window and no alert for this crossing was sent or is being published. When it
+    /// returns `true` the caller publishes the alert and reports the outcome with
+    /// [`LiveDashboard::alert_published`] or [`LiveDashboard::alert_failed`].
+    pub fn record(&self, message_id: Uuid, user_id: &str, event_type: &str, now: Instant) -> bool {
+        let Ok(mut guard) = self.state.lock() else {
             return false;
         };
-        *s.by_type.entry(event_type.to_owned()).or_default() += 1;
-        s.total += 1;
-        let recent = s.recent.entry(user_id.to_owned()).or_default();
-        while recent
-            .front()
-            .is_some_and(|t| now.duration_since(*t) > self.window)
-        {
-            recent.pop_front();
+        let s = &mut *guard;
+        let user = s.users.entry(user_id.to_owned()).or_default();
+        while let Some(&(at, id)) = user.recent.front() {
+            if now.saturating_duration_since(at) <= self.window {
+                break;
+            }
+            user.recent.pop_front();
+            user.ids.remove(&id);
         }
-        recent.push_back(now);
-        let crossed = recent.len() as u64 == self.threshold;
-        if crossed {
-            s.alerts += 1;
+        if user.ids.insert(message_id) {
+            user.recent.push_back((now, message_id));
+            *s.by_type.entry(event_type.to_owned()).or_default() += 1;
+            s.total += 1;
         }
-        crossed
+        let due = if (user.recent.len() as u64) < self.threshold {
+            // Below the threshold again: the next crossing alerts anew.
+            user.alert = Alert::None;
+            false
+        } else if user.alert == Alert::None {
+            user.alert = Alert::Publishing;
+            true
+        } else {
+            false
+        };
+        s.records_since_sweep += 1;
+        if s.records_since_sweep >= SWEEP_EVERY {
+            s.records_since_sweep = 0;
+            let window = self.window;
+            s.users.retain(|_, u| {
+                u.alert == Alert::Publishing
+                    || u.recent
+                        .back()
+                        .is_some_and(|(at, _)| now.saturating_duration_since(*at) <= window)
+            });
+        }
+        due
+    }
+
+    /// The alert [`LiveDashboard::record`] asked for was published.
+    pub fn alert_published(&self, user_id: &str) {
+        let Ok(mut s) = self.state.lock() else {
+            return;
+        };
+        s.alerts += 1;
+        if let Some(user) = s.users.get_mut(user_id) {
+            if user.alert == Alert::Publishing {
+                user.alert = Alert::Sent;
+            }
+        }
+    }
+
+    /// The alert [`LiveDashboard::record`] asked for could not be published; the message will
+    /// be redelivered, and its [`LiveDashboard::record`] asks for the alert again.
+    pub fn alert_failed(&self, user_id: &str) {
+        let Ok(mut s) = self.state.lock() else {
+            return;
+        };
+        if let Some(user) = s.users.get_mut(user_id) {
+            if user.alert == Alert::Publishing {
+                user.alert = Alert::None;
+            }
+        }
     }
 
     /// The counters now.
@@ -87,24 +168,64 @@ impl LiveDashboard {
 mod tests {
     use super::*;
 
+    fn record(live: &LiveDashboard, user: &str, kind: &str, at: Instant) -> bool {
+        live.record(Uuid::new_v4(), user, kind, at)
+    }
+
     #[test]
     fn alerts_once_per_crossing_within_the_window() {
         let live = LiveDashboard::new(3, Duration::from_secs(10));
         let t0 = Instant::now();
-        assert!(!live.record("u1", "view", t0));
-        assert!(!live.record("u1", "view", t0 + Duration::from_secs(1)));
-        assert!(live.record("u1", "click", t0 + Duration::from_secs(2)));
+        let s = Duration::from_secs;
+        assert!(!record(&live, "u1", "view", t0));
+        assert!(!record(&live, "u1", "view", t0 + s(1)));
+        assert!(record(&live, "u1", "click", t0 + s(2)));
+        live.alert_published("u1");
         assert!(
-            !live.record("u1", "view", t0 + Duration::from_secs(3)),
+            !record(&live, "u1", "view", t0 + s(3)),
             "no second alert above the threshold"
         );
         // Another user is counted separately.
-        assert!(!live.record("u2", "view", t0));
-        // Far later the window has emptied: the count starts again.
-        assert!(!live.record("u1", "view", t0 + Duration::from_secs(60)));
+        assert!(!record(&live, "u2", "view", t0));
+        // Far later the window has emptied: the count starts again, and a new crossing
+        // alerts again.
+        assert!(!record(&live, "u1", "view", t0 + s(60)));
+        assert!(!record(&live, "u1", "view", t0 + s(61)));
+        assert!(record(&live, "u1", "view", t0 + s(62)));
+        live.alert_published("u1");
         let snap = live.snapshot();
-        assert_eq!(snap.total_events, 6);
+        assert_eq!(snap.total_events, 8);
+        assert_eq!(snap.alerts, 2);
+        assert_eq!(snap.events_by_type[0], ("view".to_owned(), 7));
+    }
+
+    #[test]
+    fn a_redelivery_after_a_failed_alert_publish_raises_the_alert_again() {
+        let live = LiveDashboard::new(3, Duration::from_secs(10));
+        let t0 = Instant::now();
+        assert!(!record(&live, "u1", "view", t0));
+        assert!(!record(&live, "u1", "view", t0));
+        let third = Uuid::new_v4();
+        assert!(live.record(third, "u1", "view", t0));
+        // The publish failed; the message comes back. It is not counted twice (the count
+        // would pass the threshold without meeting it) and the alert is due again.
+        live.alert_failed("u1");
+        assert!(live.record(third, "u1", "view", t0 + Duration::from_millis(100)));
+        live.alert_published("u1");
+        let snap = live.snapshot();
+        assert_eq!(snap.total_events, 3, "a redelivered message counts once");
         assert_eq!(snap.alerts, 1);
-        assert_eq!(snap.events_by_type[0], ("view".to_owned(), 5));
+    }
+
+    #[test]
+    fn an_alert_being_published_is_not_raised_twice() {
+        let live = LiveDashboard::new(2, Duration::from_secs(10));
+        let t0 = Instant::now();
+        assert!(!record(&live, "u1", "view", t0));
+        assert!(record(&live, "u1", "view", t0));
+        // Another event handled while the first alert is still being published.
+        assert!(!record(&live, "u1", "view", t0));
+        live.alert_published("u1");
+        assert_eq!(live.snapshot().alerts, 1);
     }
 }

@@ -313,6 +313,82 @@ async fn insights_metrics_and_health(s: &Server) {
     assert_eq!(error_of(&body).0, "not_found");
 }
 
+/// The live dashboard's alert, end to end: the threshold-th event of a user within the window
+/// publishes an alert notification, which the notification consumer sends; events above the
+/// threshold do not alert again.
+async fn an_activity_alert_is_published_and_sent(s: &Server) {
+    use mod8_mq::NotificationChannel::Email;
+    assert_eq!(s.app.config.alert_threshold, 3);
+    let id = id_of(&s.register(&name("alerted")).await);
+    eventually("the welcome email", || async {
+        s.app.notifier.sent(Email) == 1
+    })
+    .await;
+    let event = json!({"user_id": id, "event_type": "page_view"});
+    for _ in 0..2 {
+        let (status, body) = s.post("/api/events", event.clone()).await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    }
+    eventually("2 events on the dashboard", || async {
+        s.app.live.snapshot().total_events == 2
+    })
+    .await;
+    assert_eq!(s.app.live.snapshot().alerts, 0);
+    assert_eq!(
+        s.app.notifier.sent(Email),
+        1,
+        "no alert below the threshold"
+    );
+
+    let (status, body) = s.post("/api/events", event.clone()).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    eventually("the alert email to be sent", || async {
+        s.app.notifier.sent(Email) == 2
+    })
+    .await;
+    assert_eq!(s.app.live.snapshot().alerts, 1);
+
+    let (status, body) = s.post("/api/events", event).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    eventually("4 events on the dashboard", || async {
+        s.app.live.snapshot().total_events == 4
+    })
+    .await;
+    // Give a wrongly raised second alert the time to travel through the notification queue.
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert_eq!(s.app.live.snapshot().alerts, 1, "one alert per crossing");
+    assert_eq!(s.app.notifier.sent(Email), 2, "one alert per crossing");
+}
+
+mod alerts {
+    fn with_threshold_3(mut config: mod8_app::AppConfig) -> mod8_app::AppConfig {
+        config.alert_threshold = 3;
+        config.alert_window = std::time::Duration::from_secs(60);
+        config
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn embedded() {
+        let config = with_threshold_3(mod8_app::AppConfig::embedded());
+        let server = super::Server::start(config).await;
+        super::an_activity_alert_is_published_and_sent(&server).await;
+        server.app.shutdown().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn real_services() {
+        let Some(config) = super::real_config("app alert on real services").await else {
+            return;
+        };
+        super::with_real(with_threshold_3(config), |config| async move {
+            let server = super::Server::start(config).await;
+            super::an_activity_alert_is_published_and_sent(&server).await;
+            server.app.shutdown().await;
+        })
+        .await;
+    }
+}
+
 /// One metric family of an OpenMetrics exposition: its type and its samples (sample name with
 /// suffix, value).
 #[derive(Debug)]
