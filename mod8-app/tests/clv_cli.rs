@@ -20,9 +20,26 @@ fn mod8(args: &[&str]) -> Output {
 }
 
 fn write_base(dir: &Path) -> std::path::PathBuf {
+    write_simulated(
+        dir,
+        "transactions.csv",
+        BgNbd::new(0.5, 5.0, 0.8, 2.5).unwrap(),
+        GammaGamma::new(6.0, 4.0, 15.0).unwrap(),
+        |amount| amount,
+    )
+}
+
+/// A simulated base of 3,000 customers up to [`END`], amounts passed through `amount`.
+fn write_simulated(
+    dir: &Path,
+    name: &str,
+    bgnbd: BgNbd,
+    gamma_gamma: GammaGamma,
+    amount: impl Fn(f64) -> f64,
+) -> std::path::PathBuf {
     let params = SimulationParams {
-        bgnbd: BgNbd::new(0.5, 5.0, 0.8, 2.5).unwrap(),
-        gamma_gamma: GammaGamma::new(6.0, 4.0, 15.0).unwrap(),
+        bgnbd,
+        gamma_gamma,
         customers: 3_000,
         min_age_weeks: 0.0,
         max_age_weeks: 0.0,
@@ -32,11 +49,29 @@ fn write_base(dir: &Path) -> std::path::PathBuf {
     let end: NaiveDate = END.parse().unwrap();
     let mut csv = String::from("customer_id,date,amount\n");
     for t in simulate_transactions(&params, start, 60, end).unwrap() {
-        csv.push_str(&format!("{},{},{:.2}\n", t.customer_id, t.date, t.amount));
+        csv.push_str(&format!(
+            "{},{},{:.2}\n",
+            t.customer_id,
+            t.date,
+            amount(t.amount)
+        ));
     }
-    let path = dir.join("transactions.csv");
+    let path = dir.join(name);
     std::fs::write(&path, csv).unwrap();
     path
+}
+
+fn clv(command: &str, file: &Path, extra: &[&str]) -> Output {
+    let mut args = vec![
+        "clv",
+        command,
+        "--transactions",
+        file.to_str().unwrap(),
+        "--calibration-end",
+        END,
+    ];
+    args.extend_from_slice(extra);
+    mod8(&args)
 }
 
 #[test]
@@ -186,4 +221,38 @@ fn bad_input_names_row_and_field_and_exits_non_zero() {
     ]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("/no/such/file.csv"));
+}
+
+#[test]
+fn fits_that_do_not_converge_are_reported_not_printed() {
+    let dir = tempfile::tempdir().unwrap();
+    // Every purchase costs 10.00: no spread in spend between customers, Gamma-Gamma's q runs
+    // off to its bound.
+    let same_spend = write_simulated(
+        dir.path(),
+        "same_spend.csv",
+        BgNbd::new(0.5, 5.0, 0.8, 2.5).unwrap(),
+        GammaGamma::new(6.0, 4.0, 15.0).unwrap(),
+        |_| 10.0,
+    );
+    // Nobody ever drops out (dropout probability ~ Beta(1, 1e9)): BG/NBD's a runs off to 0.
+    let no_dropout = write_simulated(
+        dir.path(),
+        "no_dropout.csv",
+        BgNbd::new(0.5, 5.0, 1.0, 1e9).unwrap(),
+        GammaGamma::new(6.0, 4.0, 15.0).unwrap(),
+        |amount| amount,
+    );
+    for (file, model) in [(&same_spend, "Gamma-Gamma"), (&no_dropout, "BG/NBD")] {
+        for command in ["fit", "predict"] {
+            let out = clv(command, file, &[]);
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert!(!out.status.success(), "{command} {model}: succeeded");
+            assert!(out.stdout.is_empty(), "{command} {model}: printed a result");
+            assert!(
+                stderr.contains(&format!("{model} fit did not converge")),
+                "{command} {model}: {stderr}"
+            );
+        }
+    }
 }

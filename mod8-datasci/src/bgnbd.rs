@@ -236,11 +236,19 @@ impl BgNbd {
                 -ll / n
             },
             &x0,
-            Options::default(),
+            Options {
+                // Flat means: a factor of 20 in a parameter (or two together) changes the total
+                // log-likelihood by less than 0.001 — the data do not determine it, and at such
+                // points (b ~ 1e7) rounding in ln Γ alone moves the likelihood by more than
+                // 1e-10 relative, which hid the degenerate BG/NBD fits of customers who never
+                // drop out.
+                flat_tolerance: 1e-3 / n,
+                ..Options::default()
+            },
         )
         .map_err(|f| Error::NotConverged {
             model: "BG/NBD",
-            reason: f.to_string(),
+            reason: f.describe(&["r", "alpha", "a", "b"]),
         })?;
         let params = BgNbd {
             r: minimum.x[0].exp(),
@@ -522,6 +530,28 @@ mod tests {
         let got = m.p_alive_after(&h, t).unwrap();
         assert!(close(got, expected, 1e-6), "{got} vs {expected}");
         assert!(got < m.p_alive(&h));
+    }
+
+    #[test]
+    fn no_visible_dropout_does_not_converge() {
+        // Every customer bought right up to the end of the period (recency = T): nothing
+        // suggests anyone left, so the likelihood improves ever more slowly as the dropout
+        // probability a/(a+b) goes to 0. The gradient vanishes well inside the box (this used
+        // to come back as a "fit" with a ≈ 1e-6, b ≈ 5e4).
+        let data: Vec<Rfm> = (0..500u32)
+            .map(|i| {
+                let t = 20.0 + (i % 30) as f64;
+                rfm(1 + i % 7, t, t)
+            })
+            .collect();
+        match BgNbd::fit(&data) {
+            Err(Error::NotConverged { model, reason }) => {
+                assert_eq!(model, "BG/NBD");
+                assert!(reason.contains("parameter a "), "{reason}");
+                assert!(reason.contains("no interior optimum"), "{reason}");
+            }
+            other => panic!("expected NotConverged, got {other:?}"),
+        }
     }
 
     #[test]

@@ -169,11 +169,19 @@ impl GammaGamma {
                 -ll / n
             },
             &x0,
-            Options::default(),
+            Options {
+                // Flat means: a factor of 20 in a parameter (or two together) changes the total
+                // log-likelihood by less than 0.001 — the data do not determine it, and at such
+                // points (b ~ 1e7) rounding in ln Γ alone moves the likelihood by more than
+                // 1e-10 relative, which hid the degenerate BG/NBD fits of customers who never
+                // drop out.
+                flat_tolerance: 1e-3 / n,
+                ..Options::default()
+            },
         )
         .map_err(|f| Error::NotConverged {
             model: "Gamma-Gamma",
-            reason: f.to_string(),
+            reason: f.describe(&["p", "q", "gamma"]),
         })?;
         Ok(GammaGammaFit {
             params: GammaGamma {
@@ -323,6 +331,27 @@ mod tests {
             g.expected_average_spend(3, 20.0),
             Err(Error::InfiniteMeanSpend { .. })
         ));
+    }
+
+    #[test]
+    fn identical_spend_does_not_converge() {
+        // Every repeat customer averages exactly 25: no spread between customers, so the
+        // likelihood improves without end as q and γ grow (ν concentrating on one value).
+        let data: Vec<Rfm> = (0..300u32)
+            .map(|i| Rfm {
+                frequency: 1 + i % 6,
+                recency: 10.0 + (i % 20) as f64,
+                t: 40.0,
+                monetary_value: 25.0,
+            })
+            .collect();
+        match GammaGamma::fit(&data) {
+            Err(Error::NotConverged { model, reason }) => {
+                assert_eq!(model, "Gamma-Gamma");
+                assert!(reason.contains("parameter"), "{reason}");
+            }
+            other => panic!("expected NotConverged, got {other:?}"),
+        }
     }
 
     #[test]

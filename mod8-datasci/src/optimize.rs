@@ -17,6 +17,41 @@ pub(crate) enum Failure {
     AtBound { index: usize },
     /// The line search could not make progress although the gradient is not small.
     Stalled { gradient_norm: f64 },
+    /// The gradient vanished, but moving the parameters in `indices` (one, or two together)
+    /// much further towards 0 or ∞ is at least as good: the likelihood flattens out towards a
+    /// degenerate model.
+    Degenerate { indices: Vec<usize> },
+}
+
+impl Failure {
+    /// The failure in words, with parameters called by `names` (log-parameter `i` is
+    /// `names[i]`; `#i` when the slice is short).
+    pub(crate) fn describe(&self, names: &[&str]) -> String {
+        let name = |index: usize| {
+            names
+                .get(index)
+                .map_or_else(|| format!("#{index}"), |n| (*n).to_owned())
+        };
+        match self {
+            Failure::AtBound { index } => format!(
+                "parameter {} ran to its bound (the likelihood keeps improving towards a degenerate model)",
+                name(*index)
+            ),
+            Failure::Degenerate { indices } => {
+                let names: Vec<String> = indices.iter().map(|i| name(*i)).collect();
+                format!(
+                    "{} {} off towards 0 or ∞ (the likelihood is flat or still improving there, so there is no interior optimum)",
+                    if names.len() == 1 { "parameter" } else { "parameters" },
+                    if names.len() == 1 {
+                        format!("{} runs", names.join(""))
+                    } else {
+                        format!("{} run", names.join(" and "))
+                    }
+                )
+            }
+            other => other.to_string(),
+        }
+    }
 }
 
 impl std::fmt::Display for Failure {
@@ -38,6 +73,10 @@ impl std::fmt::Display for Failure {
                 f,
                 "line search stalled with gradient norm {gradient_norm:.3e}"
             ),
+            Failure::Degenerate { indices } => write!(
+                f,
+                "parameters {indices:?} run off towards 0 or ∞ (the likelihood is flat or still improving there, so there is no interior optimum)"
+            ),
         }
     }
 }
@@ -58,6 +97,10 @@ pub(crate) struct Options {
     pub gradient_tolerance: f64,
     /// Box on every coordinate: `[-bound, bound]`.
     pub bound: f64,
+    /// A probe a factor of 20 away from the optimum (see [`finish`]) that is worse by no more
+    /// than this (in objective units) means the objective is flat there. 0: only rounding
+    /// (1e-10 relative) counts as flat.
+    pub flat_tolerance: f64,
 }
 
 impl Default for Options {
@@ -66,6 +109,7 @@ impl Default for Options {
             max_iterations: 500,
             gradient_tolerance: 1e-7,
             bound: 18.0,
+            flat_tolerance: 0.0,
         }
     }
 }
@@ -116,7 +160,7 @@ where
     for iteration in 0..options.max_iterations {
         let gnorm = inf_norm(&g);
         if gnorm < options.gradient_tolerance {
-            return finish(x, fx, iteration, options);
+            return finish(x, fx, iteration, options, &mut eval);
         }
         for i in 0..n {
             dir[i] = -(0..n).map(|j| h[i * n + j] * g[j]).sum::<f64>();
@@ -168,7 +212,7 @@ where
                 }
                 // Objective flat to machine precision: done if the gradient is small too.
                 if decrease <= 1e-15 * fx.abs().max(1.0) && inf_norm(&g) < 1e-4 {
-                    return finish(x, fx, iteration + 1, options);
+                    return finish(x, fx, iteration + 1, options, &mut eval);
                 }
                 break;
             }
@@ -178,7 +222,7 @@ where
             if fresh_h {
                 let gradient_norm = inf_norm(&g);
                 if gradient_norm < 1e-4 || near_bound(&x, options).is_some() {
-                    return finish(x, fx, iteration, options);
+                    return finish(x, fx, iteration, options, &mut eval);
                 }
                 return Err(Failure::Stalled { gradient_norm });
             }
@@ -192,14 +236,62 @@ where
     })
 }
 
+/// How far (in log-parameter units, a factor e³ ≈ 20) [`finish`] probes each coordinate,
+/// less where the box is closer.
+const PROBE_STEP: f64 = 3.0;
+
 fn finish(
     x: Vec<f64>,
     value: f64,
     iterations: usize,
     options: Options,
+    eval: &mut dyn FnMut(&[f64], &mut [f64]) -> f64,
 ) -> Result<Minimum, Failure> {
     if let Some(index) = near_bound(&x, options) {
         return Err(Failure::AtBound { index });
+    }
+    // A small gradient is not enough: a likelihood that keeps improving ever more slowly as
+    // parameters run off to 0 or ∞ has a vanishing gradient long before the box (BG/NBD with
+    // no visible dropout: a → 0 with b → ∞, or a and b → ∞ together, a point mass of dropout
+    // probability). A true optimum is strictly better than the points a factor of 20 away along
+    // every coordinate and every pair of coordinates; if one of them is as good, report a
+    // degenerate model instead of returning it as a fit. (2n² evaluations, a few per cent of a
+    // fit.)
+    let tolerance = (1e-10 * value.abs().max(1.0)).max(options.flat_tolerance);
+    let n = x.len();
+    let mut probe = x.clone();
+    let mut scratch = vec![0.0; n];
+    let mut directions: Vec<Vec<(usize, f64)>> = Vec::new();
+    for i in 0..n {
+        for si in [1.0, -1.0] {
+            directions.push(vec![(i, si)]);
+            for j in i + 1..n {
+                for sj in [1.0, -1.0] {
+                    directions.push(vec![(i, si), (j, sj)]);
+                }
+            }
+        }
+    }
+    for direction in directions {
+        // One step length for every coordinate of the direction, shortened to stay in the box,
+        // so a pair keeps its ratio (a and b growing together near b's bound).
+        let step = direction
+            .iter()
+            .map(|&(i, sign)| options.bound - sign * x[i])
+            .fold(PROBE_STEP, f64::min);
+        if step < 0.5 {
+            continue;
+        }
+        for &(i, sign) in &direction {
+            probe[i] = x[i] + sign * step;
+        }
+        let probed = eval(&probe, &mut scratch);
+        probe.copy_from_slice(&x);
+        if probed <= value + tolerance {
+            return Err(Failure::Degenerate {
+                indices: direction.iter().map(|&(i, _)| i).collect(),
+            });
+        }
     }
     Ok(Minimum {
         x,
@@ -271,6 +363,51 @@ mod tests {
             Options::default(),
         );
         assert!(matches!(r, Err(Failure::AtBound { index: 0 })), "{r:?}");
+    }
+
+    #[test]
+    fn vanishing_gradient_towards_infinity_is_degenerate() {
+        // f = exp(−x) in x: the gradient falls below the tolerance near x ≈ 16 (inside the
+        // box), but the infimum is at x → ∞, so there is no optimum to return.
+        let r = minimize(
+            |x, g| {
+                g[0] = -(-x[0]).exp();
+                (-x[0]).exp()
+            },
+            &[0.0],
+            Options::default(),
+        );
+        assert_eq!(r.unwrap_err(), Failure::Degenerate { indices: vec![0] });
+        assert_eq!(
+            Failure::Degenerate { indices: vec![0] }.describe(&["a"]),
+            "parameter a runs off towards 0 or ∞ (the likelihood is flat or still improving there, so there is no interior optimum)"
+        );
+    }
+
+    #[test]
+    fn flat_valley_towards_infinity_is_degenerate() {
+        // f = (x − y)² + exp(−(x + y)): the minimum of the first term is the line x = y, along
+        // which f keeps falling towards x = y → ∞; no single coordinate improves on its own.
+        let r = minimize(
+            |x, g| {
+                let (d, e) = (x[0] - x[1], (-(x[0] + x[1])).exp());
+                g[0] = 2.0 * d - e;
+                g[1] = -2.0 * d - e;
+                d * d + e
+            },
+            &[0.0, 0.0],
+            Options::default(),
+        );
+        assert_eq!(
+            r.unwrap_err(),
+            Failure::Degenerate {
+                indices: vec![0, 1]
+            }
+        );
+        assert_eq!(
+            Failure::Degenerate { indices: vec![2, 3] }.describe(&["r", "alpha", "a", "b"]),
+            "parameters a and b run off towards 0 or ∞ (the likelihood is flat or still improving there, so there is no interior optimum)"
+        );
     }
 
     #[test]

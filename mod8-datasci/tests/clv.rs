@@ -5,7 +5,7 @@
 
 use chrono::NaiveDate;
 use mod8_datasci::simulate::{simulate_customers, simulate_transactions, SimulationParams};
-use mod8_datasci::{BgNbd, ClvFit, GammaGamma, Rfm};
+use mod8_datasci::{BgNbd, ClvFit, Error, GammaGamma, Rfm};
 
 fn cdnow() -> Vec<Rfm> {
     let text = include_str!("data/cdnow_summary.csv");
@@ -207,4 +207,76 @@ fn full_cdnow_fit_matches_lifetimes() {
             "{gg:?} vs lifetimes {reference:?}"
         );
     }
+}
+
+fn simulated(bgnbd: BgNbd, gamma_gamma: GammaGamma, seed: u64) -> Vec<Rfm> {
+    simulate_customers(&SimulationParams {
+        bgnbd,
+        gamma_gamma,
+        customers: 2_000,
+        min_age_weeks: 20.0,
+        max_age_weeks: 52.0,
+        seed,
+    })
+    .unwrap()
+}
+
+fn assert_not_converged<T: std::fmt::Debug>(
+    result: mod8_datasci::Result<T>,
+    model: &str,
+    reason: &str,
+) {
+    match result {
+        Err(Error::NotConverged {
+            model: m,
+            reason: r,
+        }) => {
+            assert_eq!(m, model);
+            assert!(r.contains(reason), "{r}");
+            let message = Error::NotConverged {
+                model: m,
+                reason: r,
+            }
+            .to_string();
+            assert!(message.contains("fit did not converge"), "{message}");
+        }
+        other => panic!("expected {model} NotConverged ({reason}), got {other:?}"),
+    }
+}
+
+#[test]
+fn customers_who_never_drop_out_give_no_bgnbd_fit() {
+    // Simulated with p ~ Beta(a, 1e9): nobody drops out, so the dropout distribution is not
+    // identified. Depending on the sample the fit runs off with a → 0 (b → ∞), or with a and b
+    // growing together (a point mass at a tiny dropout probability); both are refused.
+    let spend = GammaGamma::new(6.0, 4.0, 15.0).unwrap();
+    for (a, seed, reason) in [
+        (1.0, 1, "parameter a runs off"),
+        (2.0, 2, "parameter a runs off"),
+        (0.5, 1, "parameters a and b run off"),
+    ] {
+        let data = simulated(BgNbd::new(0.5, 5.0, a, 1e9).unwrap(), spend, seed);
+        assert_not_converged(BgNbd::fit(&data), "BG/NBD", reason);
+        assert_not_converged(ClvFit::fit_points(&data), "BG/NBD", reason);
+    }
+}
+
+#[test]
+fn identical_spend_gives_no_gamma_gamma_fit() {
+    let mut data = simulated(
+        BgNbd::new(0.5, 5.0, 0.8, 2.5).unwrap(),
+        GammaGamma::new(6.0, 4.0, 15.0).unwrap(),
+        5,
+    );
+    for d in data.iter_mut().filter(|d| d.frequency > 0) {
+        d.monetary_value = 25.0;
+    }
+    // BG/NBD is unaffected; Gamma-Gamma's q runs to the box.
+    assert!(BgNbd::fit(&data).is_ok());
+    assert_not_converged(
+        GammaGamma::fit(&data),
+        "Gamma-Gamma",
+        "parameter q ran to its bound",
+    );
+    assert_not_converged(ClvFit::fit_points(&data), "Gamma-Gamma", "parameter q");
 }
