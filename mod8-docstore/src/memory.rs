@@ -6,7 +6,7 @@
 //! one `Vec` (about 300 bytes per event beyond its strings), profiles in a `Vec` with hash
 //! indexes on the three unique keys. Analytics scan the events under the read lock.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -56,6 +56,9 @@ struct Inner {
     by_email: HashMap<String, usize>,
     by_user_id: HashMap<String, usize>,
     events: Vec<Event>,
+    /// Every event's `_id`, so a caller-chosen id that is taken is a conflict, as it is on
+    /// MongoDB's `_id` index (about 16-30 bytes per event).
+    event_ids: HashSet<ObjectId>,
     logs: VecDeque<LogEntry>,
     analytics: Vec<AnalyticsSnapshot>,
     /// The log retention applied by the last setup (`None` before the first setup).
@@ -116,9 +119,11 @@ impl Inner {
         }
     }
 
-    fn insert_event(&mut self, event: Event) -> Result<ObjectId> {
-        let mut event = validate::event(event)?;
-        let id = *event.id.get_or_insert_with(ObjectId::new);
+    /// Stores a validated event whose id is set; [`Error::Conflict`] if the id is taken.
+    fn push_event(&mut self, event: Event, id: ObjectId) -> Result<ObjectId> {
+        if !self.event_ids.insert(id) {
+            return Err(Error::conflict(format!("event _id {id} exists")));
+        }
         self.events.push(event);
         Ok(id)
     }
@@ -248,25 +253,36 @@ impl ProfileStore for MemoryDocStore {
 #[async_trait]
 impl EventStore for MemoryDocStore {
     async fn log_event(&self, event: Event) -> Result<ObjectId> {
-        self.inner.write().await.insert_event(event)
+        let mut event = validate::event(event)?;
+        let id = *event.id.get_or_insert_with(ObjectId::new);
+        self.inner.write().await.push_event(event, id)
     }
 
     async fn log_events(&self, events: Vec<Event>) -> Result<BulkInsertResult> {
-        // Validate outside the lock; only the pushes hold it.
+        // Validate and assign ids outside the lock; only the id checks and pushes hold it.
         let mut result = BulkInsertResult::default();
         let mut valid = Vec::with_capacity(events.len());
         for (index, event) in events.into_iter().enumerate() {
             match validate::event(event) {
                 Ok(mut e) => {
-                    result
-                        .inserted_ids
-                        .push(*e.id.get_or_insert_with(ObjectId::new));
-                    valid.push(e);
+                    let id = *e.id.get_or_insert_with(ObjectId::new);
+                    valid.push((index, id, e));
                 }
                 Err(error) => result.failures.push(BulkFailure { index, error }),
             }
         }
-        self.inner.write().await.events.extend(valid);
+        let mut inner = self.inner.write().await;
+        inner.events.reserve(valid.len());
+        inner.event_ids.reserve(valid.len());
+        for (index, id, e) in valid {
+            // Unordered, like MongoDB's bulk insert: a taken id fails alone.
+            match inner.push_event(e, id) {
+                Ok(id) => result.inserted_ids.push(id),
+                Err(error) => result.failures.push(BulkFailure { index, error }),
+            }
+        }
+        drop(inner);
+        result.failures.sort_by_key(|f| f.index);
         Ok(result)
     }
 

@@ -28,9 +28,9 @@ use futures::future::BoxFuture;
 use futures::{FutureExt, StreamExt};
 
 use crate::{
-    export_ndjson, DayRange, DocStore, Error, Event, EventFilter, EventMetadata, Geo, GeoPoint,
-    LogEntry, MetricsUpdate, SetupOptions, SetupOutcome, Subscription, SubscriptionStatus,
-    TimeWindow, UserProfile,
+    export_ndjson, DayRange, DocStore, DocumentId, Error, Event, EventFilter, EventMetadata, Geo,
+    GeoPoint, LogEntry, MetricsUpdate, SetupOptions, SetupOutcome, Subscription,
+    SubscriptionStatus, TimeWindow, UserProfile,
 };
 
 /// What a backend (or the server behind it) supports beyond the core.
@@ -133,6 +133,7 @@ macro_rules! conformance_tests {
             case_operator_input_is_rejected,
             case_event_distribution,
             case_bulk_events_partial_failure,
+            case_duplicate_event_id_is_conflict,
             case_user_activity,
             case_activity_summary,
             case_activity_summary_concurrent,
@@ -438,6 +439,66 @@ pub async fn case_bulk_events_partial_failure(store: &dyn DocStore, _caps: &Capa
     assert_eq!(r.failures[0].error.field(), Some("user_id"));
     let d = store.event_distribution(TimeWindow::all()).await.unwrap();
     assert_eq!(d[0].count, 2);
+}
+
+/// A caller-chosen event `_id` that is taken is a conflict, alone and in a bulk log (where the
+/// other events still land); the stored event is left as it was.
+pub async fn case_duplicate_event_id_is_conflict(store: &dyn DocStore, _caps: &Capabilities) {
+    let with_id = |user: &str, kind: &str, id: DocumentId| {
+        let mut e = Event::new(user, kind).at(day(2, 1));
+        e.id = Some(id);
+        e
+    };
+    let id = store
+        .log_event(Event::new("ann", "view").at(day(2, 1)))
+        .await
+        .unwrap();
+    let err = store
+        .log_event(with_id("bob", "click", id))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Conflict { .. }), "{err:?}");
+
+    let chosen = DocumentId::new();
+    let r = store
+        .log_events(vec![
+            Event::new("ann", "view").at(day(2, 2)),
+            with_id("bob", "click", id),      // taken before
+            with_id("cid", "search", chosen), // new
+            with_id("dan", "share", chosen),  // taken earlier in this batch
+        ])
+        .await
+        .unwrap();
+    assert_eq!(r.inserted_ids.len(), 2, "{r:?}");
+    assert_eq!(r.inserted_ids[1], chosen);
+    let failed: Vec<usize> = r.failures.iter().map(|f| f.index).collect();
+    assert_eq!(failed, vec![1, 3]);
+    for f in &r.failures {
+        assert!(matches!(f.error, Error::Conflict { .. }), "{f:?}");
+    }
+
+    let d = store.event_distribution(TimeWindow::all()).await.unwrap();
+    let got: Vec<(&str, u64)> = d.iter().map(|c| (c.event_type.as_str(), c.count)).collect();
+    assert_eq!(got, vec![("view", 2), ("search", 1)]);
+    let first = store
+        .export_events(EventFilter::default(), 10)
+        .await
+        .unwrap()
+        .next()
+        .await
+        .unwrap()
+        .unwrap();
+    let original = first.iter().find(|e| e.id == Some(id)).unwrap();
+    assert_eq!(
+        (original.user_id.as_str(), original.event_type.as_str()),
+        ("ann", "view")
+    );
+    // Rejected events are not counted in activity either.
+    let days = DayRange::new(day(2, 0).date_naive(), day(2, 0).date_naive());
+    for user in ["bob", "dan"] {
+        let s = store.activity_summary(user, days).await.unwrap();
+        assert_eq!(s.total(), 0, "{user}: {s:?}");
+    }
 }
 
 /// Events per user with first and last seen, top N.

@@ -627,17 +627,23 @@ impl EventStore for MongoDocStore {
             }
         }
         // Which of the valid events land is known only after the insert; count those (kept
-        // without their payloads, which the counts do not need).
-        let logged: Vec<Event> = docs
+        // without their payloads, which the counts do not need). By input position, not by
+        // id: two events in one batch may carry the same caller-chosen id, and only the first
+        // lands.
+        let logged: Vec<(usize, Event)> = docs
             .iter()
-            .map(|e| Event {
-                id: e.id,
-                user_id: e.user_id.clone(),
-                event_type: e.event_type.clone(),
-                timestamp: e.timestamp,
-                metadata: None,
-                geo: None,
-                session_info: None,
+            .zip(&positions)
+            .map(|(e, &index)| {
+                let event = Event {
+                    id: e.id,
+                    user_id: e.user_id.clone(),
+                    event_type: e.event_type.clone(),
+                    timestamp: e.timestamp,
+                    metadata: None,
+                    geo: None,
+                    session_info: None,
+                };
+                (index, event)
             })
             .collect();
         insert_unordered(
@@ -649,10 +655,11 @@ impl EventStore for MongoDocStore {
             "log events",
         )
         .await?;
-        let inserted: HashSet<ObjectId> = result.inserted_ids.iter().copied().collect();
+        let failed: HashSet<usize> = result.failures.iter().map(|f| f.index).collect();
         let logged: Vec<&Event> = logged
             .iter()
-            .filter(|e| e.id.is_some_and(|id| inserted.contains(&id)))
+            .filter(|(index, _)| !failed.contains(index))
+            .map(|(_, e)| e)
             .collect();
         self.count_activity(logged).await?;
         Ok(result)
