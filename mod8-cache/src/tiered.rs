@@ -39,10 +39,13 @@ struct Inner {
     bus: Option<Bus>,
 }
 
-/// The publishing half of the invalidation bus; the listening task is aborted on drop.
+/// The Redis side of a tier: the reconnect-flush task, and with pub/sub the publishing half
+/// of the invalidation bus and its listener. The tasks are aborted on drop.
 #[cfg(feature = "redis")]
 struct Bus {
     redis: crate::RedisStore,
+    /// Whether invalidations are published (`pubsub` in [`TieredStore::with_redis`]).
+    publishes: bool,
     channel: String,
     origin: String,
     tasks: Vec<tokio::task::JoinHandle<()>>,
@@ -189,6 +192,7 @@ impl TieredStore {
                 warn: WarnLimiter::new(),
                 bus: Some(Bus {
                     redis,
+                    publishes: pubsub,
                     channel,
                     origin,
                     tasks,
@@ -223,7 +227,7 @@ impl TieredStore {
     /// their L1 TTL and their own reconnect flush), so they are logged, not returned.
     async fn publish(&self, what: What) {
         #[cfg(feature = "redis")]
-        if let Some(bus) = &self.inner.bus {
+        if let Some(bus) = self.inner.bus.as_ref().filter(|b| b.publishes) {
             let message = Invalidation {
                 origin: bus.origin.clone(),
                 what,

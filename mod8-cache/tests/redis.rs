@@ -246,6 +246,55 @@ async fn invalidation_in_one_process_drops_l1_copies_in_another() {
     a.clear().await.unwrap();
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tier_without_pubsub_publishes_nothing() {
+    let Some(store) = redis("cache: pubsub = false publishes nothing").await else {
+        return;
+    };
+    let url = std::env::var(mod8_testkit::REDIS).unwrap();
+    let listener =
+        fred::types::Builder::from_config(fred::types::config::Config::from_url(&url).unwrap())
+            .build()
+            .unwrap();
+    listener.init().await.unwrap();
+    let mut messages = fred::prelude::EventInterface::message_rx(&listener);
+    fred::prelude::PubsubInterface::subscribe(&listener, store.invalidation_channel())
+        .await
+        .unwrap();
+
+    let ttl = Some(Duration::from_secs(60));
+    let quiet = TieredStore::with_redis(MemoryStore::lru(10), store.clone(), ttl, false)
+        .await
+        .unwrap();
+    let options = EntryOptions::ttl(Duration::from_secs(60)).tag("t");
+    quiet
+        .set("k", b"v".as_slice().into(), &options)
+        .await
+        .unwrap();
+    quiet.delete("k").await.unwrap();
+    quiet.invalidate_pattern("k*").await.unwrap();
+    quiet.invalidate_tag("t").await.unwrap();
+    quiet.clear().await.unwrap();
+
+    // A tier with pub/sub on the same connection publishes after the quiet one: its message
+    // must be the first the listener sees (one connection keeps publish order).
+    let loud = TieredStore::with_redis(MemoryStore::lru(10), store.clone(), ttl, true)
+        .await
+        .unwrap();
+    loud.delete("marker").await.unwrap();
+    let first = tokio::time::timeout(Duration::from_secs(5), messages.recv())
+        .await
+        .expect("the tier with pub/sub published nothing")
+        .unwrap();
+    let text = first.value.as_str().unwrap().to_string();
+    assert!(
+        text.contains("marker"),
+        "a tier built with pubsub = false published {text}"
+    );
+    store.clear().await.unwrap();
+    let _ = listener.quit().await;
+}
+
 #[tokio::test]
 async fn cache_fails_open_when_redis_is_unreachable() {
     // Nothing listens on port 1: connecting fails fast and clearly.
