@@ -152,6 +152,12 @@ async fn redis_outage_still_serves_recommendations_and_health_says_so() {
             .ok();
         let (status, body) = s.get(&format!("/api/users/{user}/recommendations")).await;
         assert_eq!(status, StatusCode::OK, "{body}");
+        // A committed order is not failed by the cache: the invalidation that follows it fails
+        // (counted in /metrics), the order stands.
+        let books = s.app.sql.products(Some("books")).await.unwrap();
+        let before = s.app.metrics.cache_invalidation_failures();
+        buy(&s, user, &[books[0].id]).await; // asserts the order succeeded
+        assert_eq!(s.app.metrics.cache_invalidation_failures(), before + 1);
         let (status, health) = s.get("/healthz").await;
         assert_eq!(
             status,

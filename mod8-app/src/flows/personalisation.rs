@@ -371,7 +371,9 @@ impl App {
     ///
     /// # Errors
     ///
-    /// As the order repository: validation, unknown product or user, insufficient stock.
+    /// As the order repository: validation, unknown product or user, insufficient stock. The
+    /// cache never fails it: the order is committed, so an invalidation that fails (cache
+    /// backend down) is logged and counted, and the stale answers expire by their TTL.
     pub async fn place_order(
         &self,
         order: mod8_orm::NewOrder,
@@ -380,7 +382,16 @@ impl App {
         let placed = self
             .call("sql.place_order", "sql", self.sql.place_order(order))
             .await?;
-        self.cache.invalidate_tag(&user_tag(user_id)).await?;
+        self.invalidate_user(user_id).await;
         Ok(placed)
+    }
+
+    /// Drops what is cached about a user after a committed write. Never an error: the write
+    /// has happened, so a failing cache is logged and counted (`/metrics`) instead.
+    pub(crate) async fn invalidate_user(&self, user_id: Uuid) {
+        if let Err(e) = self.cache.invalidate_tag(&user_tag(user_id)).await {
+            self.metrics.cache_invalidation_failed();
+            tracing::warn!(%user_id, error = %e, "could not invalidate the user's cached answers; they expire by TTL");
+        }
     }
 }
