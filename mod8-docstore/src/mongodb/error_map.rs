@@ -1,6 +1,7 @@
 //! The one place where driver and server errors become [`crate::Error`]s, including the
 //! recognition of "this server does not support that" replies.
 
+use bson::{Bson, Document};
 use mongodb::error::{ErrorKind, WriteFailure};
 
 use crate::Error;
@@ -34,10 +35,14 @@ pub(crate) fn map(err: mongodb::error::Error, operation: &str) -> Error {
     let transient = err.contains_label("RetryableWriteError")
         || err.contains_label("TransientTransactionError");
     match &*err.kind {
-        ErrorKind::Command(c) => classify(c.code, &c.message, operation, err.clone()),
-        ErrorKind::Write(WriteFailure::WriteError(w)) => {
-            classify(w.code, &w.message, operation, err.clone())
-        }
+        ErrorKind::Command(c) => classify(c.code, &c.message, None, operation, err.clone()),
+        ErrorKind::Write(WriteFailure::WriteError(w)) => classify(
+            w.code,
+            &w.message,
+            w.details.as_ref(),
+            operation,
+            err.clone(),
+        ),
         ErrorKind::Io(_)
         | ErrorKind::ServerSelection { .. }
         | ErrorKind::ConnectionPoolCleared { .. }
@@ -53,20 +58,18 @@ pub(crate) fn map(err: mongodb::error::Error, operation: &str) -> Error {
     }
 }
 
-/// Classifies one server reply; also used per document for bulk-write errors.
+/// Classifies one server reply; `err_info` is the write error's `errInfo`, if any.
 pub(crate) fn classify(
     code: i32,
     message: &str,
+    err_info: Option<&Document>,
     operation: &str,
     source: mongodb::error::Error,
 ) -> Error {
     if code == DUPLICATE_KEY {
         Error::conflict(message)
     } else if code == VALIDATION_FAILURE {
-        Error::validation(
-            "document",
-            format!("rejected by the server's validator: {message}"),
-        )
+        validator_rejection(message, err_info)
     } else if is_unsupported(code, message) {
         Error::Unsupported {
             operation: operation.to_owned(),
@@ -78,15 +81,18 @@ pub(crate) fn classify(
     }
 }
 
-/// Classifies one failed document of a bulk write (no driver error of its own).
-pub(crate) fn classify_write(code: i32, message: &str, operation: &str) -> Error {
+/// Classifies one failed document of a bulk write (no driver error of its own); `err_info` is
+/// its `errInfo`, if any.
+pub(crate) fn classify_write(
+    code: i32,
+    message: &str,
+    err_info: Option<&Document>,
+    operation: &str,
+) -> Error {
     if code == DUPLICATE_KEY {
         Error::conflict(message)
     } else if code == VALIDATION_FAILURE {
-        Error::validation(
-            "document",
-            format!("rejected by the server's validator: {message}"),
-        )
+        validator_rejection(message, err_info)
     } else {
         Error::Backend {
             backend: BACKEND,
@@ -95,9 +101,178 @@ pub(crate) fn classify_write(code: i32, message: &str, operation: &str) -> Error
     }
 }
 
+/// A document the server's `$jsonSchema` validator rejected, as a validation error naming the
+/// property the server blames.
+fn validator_rejection(message: &str, err_info: Option<&Document>) -> Error {
+    Error::validation(
+        rejected_field(err_info),
+        format!("rejected by the server's validator: {message}"),
+    )
+}
+
+/// The property a validator rejection is about, as a dotted path (`metadata.price`), read from
+/// the `errInfo.details.schemaRulesNotSatisfied` MongoDB 5+ sends with code 121; `document`
+/// when there is none (older servers, other MongoDB-compatible servers) or it names no
+/// property (a rule on the whole document).
+pub(crate) fn rejected_field(err_info: Option<&Document>) -> String {
+    err_info
+        .and_then(|info| info.get_document("details").ok())
+        .and_then(|details| details.get_array("schemaRulesNotSatisfied").ok())
+        .and_then(|rules| field_in_rules(rules, ""))
+        .unwrap_or_else(|| "document".to_owned())
+}
+
+/// The first property named by `rules` (each `{ operatorName, ... }`), below `path`.
+/// `properties` rules list `propertiesNotSatisfied: [{ propertyName, details: [rules] }]`,
+/// `required` lists `missingProperties`, `additionalProperties` the extra names; `items` and
+/// the combinators (`allOf`, `anyOf`, ...) nest their rules under `details`.
+fn field_in_rules(rules: &[Bson], path: &str) -> Option<String> {
+    let join = |name: &str| {
+        if path.is_empty() {
+            name.to_owned()
+        } else {
+            format!("{path}.{name}")
+        }
+    };
+    for rule in rules.iter().filter_map(Bson::as_document) {
+        let property = rule
+            .get_array("propertiesNotSatisfied")
+            .ok()
+            .and_then(|props| props.iter().filter_map(Bson::as_document).next());
+        if let Some(property) = property {
+            if let Ok(name) = property.get_str("propertyName") {
+                let here = join(name);
+                let deeper = property
+                    .get_array("details")
+                    .ok()
+                    .and_then(|details| field_in_rules(details, &here));
+                return Some(deeper.unwrap_or(here));
+            }
+        }
+        for names in ["missingProperties", "additionalProperties"] {
+            let first = rule
+                .get_array(names)
+                .ok()
+                .and_then(|a| a.first())
+                .and_then(Bson::as_str);
+            if let Some(name) = first {
+                return Some(join(name));
+            }
+        }
+        if let Some(found) = rule
+            .get_array("details")
+            .ok()
+            .and_then(|details| field_in_rules(details, path))
+        {
+            return Some(found);
+        }
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use bson::doc;
+
+    /// `errInfo` as MongoDB 5+ shapes it for a `$jsonSchema` failure.
+    fn err_info(rules: Vec<Document>) -> Document {
+        doc! {
+            "failingDocumentId": 1,
+            "details": { "operatorName": "$jsonSchema", "schemaRulesNotSatisfied": rules },
+        }
+    }
+
+    #[test]
+    fn validator_rejection_names_the_property_the_server_blames() {
+        // A nested property: metadata.price below its minimum.
+        let nested = err_info(vec![doc! {
+            "operatorName": "properties",
+            "propertiesNotSatisfied": [{
+                "propertyName": "metadata",
+                "details": [{
+                    "operatorName": "properties",
+                    "propertiesNotSatisfied": [{
+                        "propertyName": "price",
+                        "details": [{
+                            "operatorName": "minimum",
+                            "specifiedAs": { "minimum": 0 },
+                            "reason": "comparison failed",
+                            "consideredValue": -2.0,
+                        }],
+                    }],
+                }],
+            }],
+        }]);
+        let err = classify_write(
+            121,
+            "Document failed validation",
+            Some(&nested),
+            "log events",
+        );
+        assert_eq!(err.field(), Some("metadata.price"));
+        assert!(
+            err.to_string().contains("Document failed validation"),
+            "{err}"
+        );
+
+        // A missing required field at the top level.
+        let missing = err_info(vec![doc! {
+            "operatorName": "required",
+            "specifiedAs": { "required": ["user_id", "event_type", "timestamp"] },
+            "missingProperties": ["event_type"],
+        }]);
+        assert_eq!(rejected_field(Some(&missing)), "event_type");
+
+        // A required field missing in an array item: subscriptions.status (the item index is
+        // not part of the path, as in this crate's own validation errors).
+        let item = err_info(vec![doc! {
+            "operatorName": "properties",
+            "propertiesNotSatisfied": [{
+                "propertyName": "subscriptions",
+                "details": [{
+                    "operatorName": "items",
+                    "reason": "At least one item did not match the sub-schema",
+                    "itemIndex": 0,
+                    "details": [{
+                        "operatorName": "required",
+                        "specifiedAs": { "required": ["plan", "started_at", "status"] },
+                        "missingProperties": ["status"],
+                    }],
+                }],
+            }],
+        }]);
+        assert_eq!(rejected_field(Some(&item)), "subscriptions.status");
+
+        // A property that fails on its own type names itself.
+        let own = err_info(vec![doc! {
+            "operatorName": "properties",
+            "propertiesNotSatisfied": [{
+                "propertyName": "timestamp",
+                "details": [{ "operatorName": "bsonType", "specifiedAs": { "bsonType": "date" } }],
+            }],
+        }]);
+        assert_eq!(rejected_field(Some(&own)), "timestamp");
+    }
+
+    #[test]
+    fn validator_rejection_without_details_names_the_document() {
+        // Servers before 5.0 (and other MongoDB-wire servers) send no errInfo.
+        let err = classify_write(121, "Document failed validation", None, "insert profile");
+        assert_eq!(err.field(), Some("document"));
+        // A rule on the whole document (bsonType) names no property.
+        let whole = err_info(vec![doc! {
+            "operatorName": "bsonType",
+            "specifiedAs": { "bsonType": "object" },
+        }]);
+        assert_eq!(rejected_field(Some(&whole)), "document");
+        assert_eq!(rejected_field(Some(&doc! {})), "document");
+        // Other codes are unaffected.
+        assert!(matches!(
+            classify_write(11000, "E11000 duplicate key", Some(&whole), "insert"),
+            Error::Conflict { .. }
+        ));
+    }
 
     #[test]
     fn ferretdb_replies_are_recognised_as_unsupported() {

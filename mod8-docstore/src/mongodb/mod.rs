@@ -162,7 +162,8 @@ impl MongoDocStore {
             if let Some(Bson::Document(first)) = errors.first() {
                 let code = first.get_i32("code").unwrap_or_default();
                 let message = first.get_str("errmsg").unwrap_or("write error");
-                return Err(error_map::classify_write(code, message, OPERATION));
+                let info = first.get_document("errInfo").ok();
+                return Err(error_map::classify_write(code, message, info, OPERATION));
             }
         }
         Ok(())
@@ -469,7 +470,12 @@ where
                     failed.insert(w.index);
                     result.failures.push(BulkFailure {
                         index: positions.get(w.index).copied().unwrap_or(w.index),
-                        error: error_map::classify_write(w.code, &w.message, operation),
+                        error: error_map::classify_write(
+                            w.code,
+                            &w.message,
+                            w.details.as_ref(),
+                            operation,
+                        ),
                     });
                 }
                 failed
