@@ -26,6 +26,7 @@ impl SqlBackend for Postgres {
         skip_locked: " FOR UPDATE SKIP LOCKED",
         month_of,
         anonymous_params: false,
+        begin: "BEGIN",
     };
 
     fn insert_users<'c>(

@@ -27,6 +27,12 @@ pub struct Dialect {
     /// parameter's name scans every parameter, which makes binding thousands of `$n`
     /// quadratic) instead of `$n` (PostgreSQL).
     pub anonymous_params: bool,
+    /// The statement that starts a top-level transaction. SQLite's plain `BEGIN` is
+    /// deferred: a transaction that reads first takes the write lock only at its first write,
+    /// and when another writer committed in between the upgrade fails with SQLITE_BUSY at
+    /// once (the busy timeout does not apply). `BEGIN IMMEDIATE` takes the write lock up
+    /// front, where the busy timeout makes writers queue instead.
+    pub begin: &'static str,
 }
 
 impl Dialect {
@@ -221,7 +227,7 @@ pub(crate) enum Conn<'a, DB: sqlx::Database> {
     ),
 }
 
-impl<DB: sqlx::Database> Conn<'_, DB> {
+impl<DB: SqlBackend> Conn<'_, DB> {
     /// The connection for the next statement; every call counts one statement.
     pub(crate) fn exec(&mut self) -> &mut DB::Connection {
         match self {
@@ -238,13 +244,15 @@ impl<DB: sqlx::Database> Conn<'_, DB> {
 
     /// A transaction (or, inside a unit of work, a savepoint) for a multi-statement call.
     pub(crate) async fn transaction(&mut self, backend: &'static str) -> Result<Tx<'_, DB>> {
-        let (conn, counter): (&mut DB::Connection, &AtomicU64) = match self {
-            Conn::Pool(c, n) => (&mut **c, *n),
-            Conn::Tx(t, n) => (&mut ***t, *n),
+        let (tx, counter) = match self {
+            Conn::Pool(c, n) => (
+                sqlx::Connection::begin_with(&mut **c, DB::DIALECT.begin).await,
+                *n,
+            ),
+            // Inside a unit of work: a savepoint.
+            Conn::Tx(t, n) => (sqlx::Connection::begin(&mut ***t).await, *n),
         };
-        let tx = sqlx::Connection::begin(conn)
-            .await
-            .map_err(|e| OrmError::from_sqlx(backend, e))?;
+        let tx = tx.map_err(|e| OrmError::from_sqlx(backend, e))?;
         Ok(Tx { tx, counter })
     }
 }
@@ -336,7 +344,11 @@ impl<DB: SqlBackend> SqlStore<DB> {
 
     /// Starts a top-level unit of work on the pool.
     pub(crate) async fn begin_unit(&self) -> Result<Self> {
-        let tx = self.pool.begin().await.map_err(|e| self.err(e))?;
+        let tx = self
+            .pool
+            .begin_with(DB::DIALECT.begin)
+            .await
+            .map_err(|e| self.err(e))?;
         Ok(SqlStore {
             pool: self.pool.clone(),
             scope: Scope::Tx {
@@ -500,6 +512,7 @@ mod tests {
             skip_locked: "",
             month_of: |c| c.to_owned(),
             anonymous_params: false,
+            begin: "BEGIN",
         };
         assert_eq!(pg.values(2, 2, 3), "($3, $4), ($5, $6)");
         assert_eq!(pg.list(3, 1), "$1, $2, $3");

@@ -32,6 +32,7 @@ impl SqlBackend for Sqlite {
         skip_locked: "",
         month_of,
         anonymous_params: true,
+        begin: "BEGIN IMMEDIATE",
     };
 
     fn insert_users<'c>(

@@ -70,6 +70,91 @@ async fn concurrent_writers_on_a_file_wait_instead_of_failing() {
     assert_eq!(db.user_stats().await.unwrap().count, 8 * 25 * 2);
 }
 
+/// Transactions that read before they write (placing an order, a unit of work that looks
+/// something up first) do not fail with SQLITE_BUSY under concurrency: SQLite transactions
+/// start with `BEGIN IMMEDIATE`, so they queue for the write lock up front (where the busy
+/// timeout applies) instead of failing when upgrading a read snapshot that went stale.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_orders_on_a_file_all_succeed() {
+    use mod8_orm::{NewOrder, NewProduct, OrderLine};
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("orders.db").display());
+    let db = OrmConfig::new(&url)
+        .with_max_connections(8)
+        .connect()
+        .await
+        .unwrap();
+    let mut products = Vec::new();
+    for sku in ["A", "B", "C"] {
+        let p = db
+            .create_product(NewProduct {
+                sku: sku.into(),
+                name: format!("product {sku}"),
+                category: "test".into(),
+                price_cents: 100,
+                stock: 10_000,
+            })
+            .await
+            .unwrap();
+        products.push(p.id);
+    }
+    const TASKS: usize = 8;
+    const ROUNDS: usize = 10;
+    let mut tasks = Vec::new();
+    for t in 0..TASKS {
+        let db = db.clone();
+        let products = products.clone();
+        tasks.push(tokio::spawn(async move {
+            let user = db
+                .create_user(NewUser::new(
+                    format!("buyer{t}@example.org"),
+                    format!("buyer{t}"),
+                ))
+                .await
+                .unwrap();
+            for round in 0..ROUNDS {
+                let mut lines: Vec<OrderLine> = products
+                    .iter()
+                    .map(|&product_id| OrderLine {
+                        product_id,
+                        quantity: 1,
+                    })
+                    .collect();
+                lines.rotate_left((t + round) % products.len());
+                db.place_order(NewOrder {
+                    user_id: user.id,
+                    lines: lines.clone(),
+                    created_at: None,
+                })
+                .await
+                .unwrap();
+                // A unit of work that reads, then writes.
+                let uow = db.begin().await.unwrap();
+                uow.get_product(products[0]).await.unwrap();
+                let placed = uow
+                    .place_order(NewOrder {
+                        user_id: user.id,
+                        lines,
+                        created_at: None,
+                    })
+                    .await
+                    .unwrap();
+                uow.commit().await.unwrap();
+                db.set_order_status(placed.order.id, mod8_orm::OrderStatus::Paid)
+                    .await
+                    .unwrap();
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    for id in products {
+        let stock = db.get_product(id).await.unwrap().stock;
+        assert_eq!(stock, 10_000 - (TASKS * ROUNDS * 2) as i64);
+    }
+}
+
 /// Foreign keys are enforced on SQLite too.
 #[tokio::test]
 async fn sqlite_enforces_foreign_keys() {

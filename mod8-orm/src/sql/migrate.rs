@@ -43,7 +43,11 @@ macro_rules! impl_store {
                 use $crate::session::SqlBackend;
                 let backend = <$db as SqlBackend>::DIALECT.backend.name();
                 let err = |e| OrmError::from_sqlx(backend, e);
-                let mut tx = self.pool.begin().await.map_err(err)?;
+                let mut tx = self
+                    .pool
+                    .begin_with(<$db as SqlBackend>::DIALECT.begin)
+                    .await
+                    .map_err(err)?;
                 let lock: Option<&str> = $lock;
                 if let Some(lock) = lock {
                     ::sqlx::query::<$db>(lock).execute(&mut *tx).await.map_err(err)?;
