@@ -105,7 +105,10 @@ macro_rules! impl_order_repository {
                     .map_err(|e| sql::name_missing(self.err(e), "user", order.user_id))?;
 
                     // Reserve stock; the condition guards against concurrent orders that
-                    // passed the check above.
+                    // passed the check above. Rows are locked in product-id order whatever the
+                    // caller's line order, so two orders for the same products cannot each
+                    // hold one row the other waits for (a deadlock on PostgreSQL).
+                    priced.sort_by_key(|(line, _)| line.product_id);
                     for (line, _) in &priced {
                         let reserved = ::sqlx::query::<$db>(
                             "UPDATE products SET stock = stock - $1 WHERE id = $2 AND stock >= $1",

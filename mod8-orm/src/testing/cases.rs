@@ -938,6 +938,33 @@ pub async fn case_concurrent_cancels_restock_once(db: &dyn Database) {
     }
 }
 
+/// Concurrent orders for the same products, their lines in opposite orders, all succeed:
+/// stock is reserved in one global order (by product id), so they cannot deadlock.
+pub async fn case_concurrent_orders_in_opposite_line_order(db: &dyn Database) {
+    let world = seed_world(db).await;
+    let ada = user_in(db, world.city("Berlin"), "ada", 50.0).await;
+    let products = &world.products;
+    for p in products {
+        db.restock(p.id, 1_000).await.unwrap();
+    }
+    let orders = (0..24).map(|i| {
+        let mut lines: Vec<OrderLine> = products.iter().map(|p| line(p, 1)).collect();
+        if i % 2 == 1 {
+            lines.reverse();
+        }
+        db.place_order(order(&ada, lines))
+    });
+    for result in futures::future::join_all(orders).await {
+        assert_eq!(result.unwrap().items.len(), products.len());
+    }
+    for p in products {
+        assert_eq!(
+            db.get_product(p.id).await.unwrap().stock,
+            p.stock + 1_000 - 24
+        );
+    }
+}
+
 /// A failure inside an order inside a unit of work rolls back only the order.
 pub async fn case_order_rolls_back_on_failure(db: &dyn Database) {
     let world = seed_world(db).await;

@@ -197,6 +197,7 @@ macro_rules! conformance_tests {
             case_countries_and_stats,
             case_orders,
             case_concurrent_cancels_restock_once,
+            case_concurrent_orders_in_opposite_line_order,
             case_order_rolls_back_on_failure,
             case_analytics,
             case_injection_strings_stored_literally,
