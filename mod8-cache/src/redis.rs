@@ -10,7 +10,6 @@ use fred::prelude::{
     PubsubInterface, ReconnectPolicy, SetsInterface, Value,
 };
 use fred::types::config::Options;
-use fred::types::ExpireOptions;
 use serde::{Deserialize, Serialize};
 
 use crate::{glob_match, validate_key, Bytes, CacheError, CacheStore, EntryOptions, Result};
@@ -18,6 +17,37 @@ use crate::{glob_match, validate_key, Bytes, CacheError, CacheStore, EntryOption
 const BACKEND: &str = "redis";
 /// Keys deleted per pipelined batch during pattern, tag and namespace invalidation.
 const UNLINK_BATCH: usize = 500;
+
+/// Adds a member to a tag set and sets the set's lifetime, atomically: the set lives as long
+/// as its longest-lived member, and for ever once any member has no TTL (a tag set that
+/// expired with a short-lived member would let invalidation miss the persistent ones).
+/// Separate SADD / PERSIST / PEXPIRE commands could not tell a set made persistent for such a
+/// member from one that has no expiry yet. One key, so one hash slot on a cluster; plain
+/// commands that Redis 2.6 and later run in scripts.
+///
+/// KEYS[1] the tag set; ARGV[1] the member; ARGV[2] its TTL in milliseconds, 0 for none.
+const TAG_ADD_SCRIPT: &str = r"
+local existed = redis.call('EXISTS', KEYS[1])
+redis.call('SADD', KEYS[1], ARGV[1])
+local ttl = tonumber(ARGV[2])
+if ttl == 0 then
+  redis.call('PERSIST', KEYS[1])
+elseif existed == 0 then
+  redis.call('PEXPIRE', KEYS[1], ttl)
+else
+  local current = redis.call('PTTL', KEYS[1])
+  if current >= 0 and current < ttl then
+    redis.call('PEXPIRE', KEYS[1], ttl)
+  end
+end
+return 1
+";
+
+/// `EVAL` as a custom command (fred's Lua interface is not available on pipelines), routed
+/// on a cluster by its first key, the argument after the script and the key count.
+fn eval_command() -> fred::types::CustomCommand {
+    fred::types::CustomCommand::new_static("EVAL", fred::types::ClusterHash::Offset(2), false)
+}
 
 /// How to reach Redis and how to lay out keys.
 ///
@@ -424,30 +454,22 @@ impl RedisStore {
             .set(self.value_key(key), value.to_vec(), expiration, None, false)
             .await
             .map_err(map_err)?;
+        // 0 = no TTL in the script.
+        let ttl_ms = options
+            .ttl
+            .map_or(0, |t| t.as_millis().clamp(1, i64::MAX as u128) as i64);
         for tag in &options.tags {
-            let tag_key = self.tag_key(tag);
+            let args: Vec<Value> = vec![
+                TAG_ADD_SCRIPT.into(),
+                1.into(),
+                self.tag_key(tag).into(),
+                key.into(),
+                ttl_ms.into(),
+            ];
             let _: () = pipeline
-                .sadd(tag_key.as_str(), key)
+                .custom(eval_command(), args)
                 .await
                 .map_err(map_err)?;
-            match options.ttl {
-                // The tag set lives as long as its longest-lived member: set an expiry when it
-                // has none, lengthen it otherwise.
-                Some(ttl) => {
-                    let ms = ttl.as_millis().clamp(1, i64::MAX as u128) as i64;
-                    let _: () = pipeline
-                        .pexpire(tag_key.as_str(), ms, Some(ExpireOptions::NX))
-                        .await
-                        .map_err(map_err)?;
-                    let _: () = pipeline
-                        .pexpire(tag_key.as_str(), ms, Some(ExpireOptions::GT))
-                        .await
-                        .map_err(map_err)?;
-                }
-                None => {
-                    let _: () = pipeline.persist(tag_key.as_str()).await.map_err(map_err)?;
-                }
-            }
         }
         Ok(())
     }

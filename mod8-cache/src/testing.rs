@@ -228,6 +228,39 @@ pub async fn case_tag_invalidation(store: &dyn CacheStore) {
         .is_empty());
 }
 
+/// A tag keeps its members without a TTL after its short-lived members expired: invalidating
+/// the tag still removes them (a tag set must not expire with its shortest-lived member).
+pub async fn case_tag_outlives_its_short_lived_members(store: &dyn CacheStore) {
+    store
+        .set("keep", bytes("k"), &EntryOptions::default().tag("mixed"))
+        .await
+        .expect("set");
+    store
+        .set(
+            "brief",
+            bytes("b"),
+            &EntryOptions::ttl(Duration::from_millis(300)).tag("mixed"),
+        )
+        .await
+        .expect("set");
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(
+        get_str(store, "brief").await,
+        None,
+        "expired entry returned"
+    );
+    let removed = store.invalidate_tag("mixed").await.expect("tag");
+    assert!(
+        removed.contains(&"keep".to_string()),
+        "the tag lost its member without TTL when a short-lived one expired: {removed:?}"
+    );
+    assert_eq!(
+        get_str(store, "keep").await,
+        None,
+        "an entry without TTL survived the invalidation of its tag"
+    );
+}
+
 /// `clear` empties the store.
 pub async fn case_clear(store: &dyn CacheStore) {
     for i in 0..5 {
@@ -519,8 +552,8 @@ macro_rules! conformance_tests {
     ($setup:expr) => {
         $crate::conformance_tests!(@store $setup;
             case_set_get_roundtrip, case_overwrite_and_delete, case_ttl_expiry,
-            case_batch_get_set, case_pattern_invalidation, case_tag_invalidation, case_clear,
-            case_rejects_bad_input);
+            case_batch_get_set, case_pattern_invalidation, case_tag_invalidation,
+            case_tag_outlives_its_short_lived_members, case_clear, case_rejects_bad_input);
         $crate::conformance_tests!(@cache $setup;
             case_cache_typed_roundtrip, case_stampede_single_load,
             case_other_keys_and_hits_do_not_wait, case_loader_errors_not_cached,

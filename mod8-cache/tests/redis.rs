@@ -295,6 +295,60 @@ async fn a_tier_without_pubsub_publishes_nothing() {
     let _ = listener.quit().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tag_set_lives_as_long_as_its_longest_lived_member() {
+    let Some(store) = redis("cache: tag set lifetime").await else {
+        return;
+    };
+    let tag_set = format!("{}t:t", store.namespace());
+    let pttl = || async {
+        let ms: i64 = fred::prelude::KeysInterface::pttl(store.client(), tag_set.as_str())
+            .await
+            .unwrap();
+        ms
+    };
+    let set = |key: &'static str, ttl: Option<u64>| {
+        let store = store.clone();
+        async move {
+            let options = EntryOptions::default()
+                .with_ttl(ttl.map(Duration::from_secs))
+                .tag("t");
+            store
+                .set(key, b"v".as_slice().into(), &options)
+                .await
+                .unwrap();
+        }
+    };
+    set("a", Some(60)).await;
+    assert!(
+        (59_000..=60_000).contains(&pttl().await),
+        "a new set takes its member's TTL"
+    );
+    set("b", Some(1)).await;
+    assert!(
+        pttl().await > 59_000,
+        "a shorter-lived member shortened the set"
+    );
+    set("c", Some(120)).await;
+    assert!(
+        pttl().await > 119_000,
+        "a longer-lived member did not extend the set"
+    );
+    set("d", None).await;
+    assert_eq!(
+        pttl().await,
+        -1,
+        "a member without TTL must make the set persistent"
+    );
+    set("e", Some(1)).await;
+    assert_eq!(
+        pttl().await,
+        -1,
+        "a member with a TTL gave a persistent set an expiry"
+    );
+    store.clear().await.unwrap();
+}
+
 #[tokio::test]
 async fn cache_fails_open_when_redis_is_unreachable() {
     // Nothing listens on port 1: connecting fails fast and clearly.
