@@ -256,3 +256,36 @@ fn fits_that_do_not_converge_are_reported_not_printed() {
         }
     }
 }
+
+#[test]
+fn predict_refuses_a_spend_model_without_finite_mean() {
+    let dir = tempfile::tempdir().unwrap();
+    // Spend scales ν ~ Gamma(q = 0.9, γ): heavy-tailed, no finite mean; the fit finds q < 1.
+    let file = write_simulated(
+        dir.path(),
+        "heavy.csv",
+        BgNbd::new(0.5, 5.0, 0.8, 2.5).unwrap(),
+        GammaGamma::new(2.0, 0.9, 15.0).unwrap(),
+        |amount| amount,
+    );
+    // `fit` reports the parameters as fitted, with a warning on stderr.
+    let out = clv("fit", &file, &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let q = json["gamma_gamma"]["q"].as_f64().unwrap();
+    assert!(q < 1.0, "q = {q}");
+    assert!(
+        stderr.contains("warning: Gamma-Gamma q = ") && stderr.contains("no finite mean"),
+        "{stderr}"
+    );
+    // `predict` needs a mean spend: it refuses instead of printing infinite values.
+    let out = clv("predict", &file, &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "predict succeeded");
+    assert!(out.stdout.is_empty(), "predict printed rows");
+    assert!(
+        stderr.contains("≤ 1: the spend distribution has no finite mean"),
+        "{stderr}"
+    );
+}

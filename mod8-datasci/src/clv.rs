@@ -549,6 +549,53 @@ mod tests {
         ));
     }
 
+    fn gamma_gamma_fit(params: GammaGamma, excluded_non_positive_spend: usize) -> GammaGammaFit {
+        GammaGammaFit {
+            params,
+            log_likelihood: -100.0,
+            customers: 50,
+            excluded_no_repeat: 10,
+            excluded_non_positive_spend,
+            iterations: 12,
+        }
+    }
+
+    #[test]
+    fn warnings_report_q_at_most_one_and_exclusions() {
+        let bgnbd = BgNbdFit {
+            params: BgNbd::new(0.5, 5.0, 0.8, 2.5).unwrap(),
+            log_likelihood: -200.0,
+            customers: 60,
+            distinct_histories: 60,
+            iterations: 20,
+        };
+        let heavy = ClvFit {
+            customers: 60,
+            bgnbd,
+            gamma_gamma: gamma_gamma_fit(GammaGamma::new(2.0, 0.9, 15.0).unwrap(), 3),
+        };
+        assert_eq!(
+            heavy.warnings(),
+            [
+                "3 customer(s) with a non-positive average repeat spend were excluded from the Gamma-Gamma fit",
+                "Gamma-Gamma q = 0.9000 ≤ 1: the fitted spend distribution has no finite mean, so it cannot be used for lifetime value",
+            ]
+        );
+        assert!(matches!(
+            heavy.model(),
+            Err(Error::InfiniteMeanSpend { q }) if q == 0.9
+        ));
+        // The report still shows the fit as it is.
+        assert_eq!(heavy.report().gamma_gamma.q, 0.9);
+
+        let fine = ClvFit {
+            gamma_gamma: gamma_gamma_fit(GammaGamma::new(2.0, 1.5, 15.0).unwrap(), 0),
+            ..heavy
+        };
+        assert!(fine.warnings().is_empty());
+        assert!(fine.model().is_ok());
+    }
+
     #[test]
     fn predictions_csv_has_header_and_rows() {
         let m = cdnow();

@@ -280,3 +280,24 @@ fn identical_spend_gives_no_gamma_gamma_fit() {
     );
     assert_not_converged(ClvFit::fit_points(&data), "Gamma-Gamma", "parameter q");
 }
+
+#[test]
+fn heavy_tailed_spend_is_fitted_but_reported_and_refused() {
+    // ν ~ Gamma(q = 0.9, γ): the population mean spend is infinite. The fit finds q < 1,
+    // warns about it, and refuses to value customers with it.
+    let data = simulated(
+        BgNbd::new(0.5, 5.0, 0.8, 2.5).unwrap(),
+        GammaGamma::new(2.0, 0.9, 15.0).unwrap(),
+        5,
+    );
+    let fit = ClvFit::fit_points(&data).unwrap();
+    let q = fit.gamma_gamma.params.q;
+    assert!(q < 1.0 && rel(q, 0.9) < 0.15, "q = {q}");
+    let warnings = fit.warnings();
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(
+        warnings[0].starts_with(&format!("Gamma-Gamma q = {q:.4} ≤ 1")),
+        "{warnings:?}"
+    );
+    assert!(matches!(fit.model(), Err(Error::InfiniteMeanSpend { .. })));
+}
