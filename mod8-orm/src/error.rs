@@ -133,10 +133,10 @@ impl OrmError {
             },
             sqlx::Error::Database(db) => match db.kind() {
                 sqlx::error::ErrorKind::UniqueViolation => {
-                    let field = conflict_field(db.constraint(), db.message());
+                    let (field, entity) = unique_violation(db.constraint(), db.message());
                     OrmError::Conflict {
                         field,
-                        message: format!("a row with this {field} already exists"),
+                        message: format!("a {entity} with this {field} already exists"),
                     }
                 }
                 sqlx::error::ErrorKind::ForeignKeyViolation => OrmError::NotFound {
@@ -160,25 +160,46 @@ impl OrmError {
     }
 }
 
-/// The field a unique violation is about, from PostgreSQL's constraint name
-/// (`users_email_key`) or SQLite's message (`UNIQUE constraint failed: users.email`).
-fn conflict_field(constraint: Option<&str>, message: &str) -> &'static str {
-    let text = constraint.unwrap_or(message);
-    // Most specific names first: SQLite's message for cities names `cities.country_id`.
-    const NEEDLES: [(&str, &str); 6] = [
-        ("email", "email"),
-        ("username", "username"),
-        ("sku", "sku"),
-        ("iso_code", "iso_code"),
-        ("cities", "city"),
-        ("id", "id"),
-    ];
-    for (needle, field) in NEEDLES {
-        if text.contains(needle) {
-            return field;
+/// Every unique constraint of the schema: PostgreSQL's constraint (or unique index) name,
+/// the columns SQLite names in its message, and the field and entity the caller knows.
+const UNIQUE_CONSTRAINTS: [(&str, &str, &str, &str); 6] = [
+    ("users_email_key", "users.email", "email", "user"),
+    ("users_username_key", "users.username", "username", "user"),
+    ("products_sku_key", "products.sku", "sku", "product"),
+    (
+        "countries_iso_code_key",
+        "countries.iso_code",
+        "iso_code",
+        "country",
+    ),
+    ("countries_name_idx", "countries.name", "name", "country"),
+    (
+        "cities_name_per_country",
+        "cities.country_id, cities.name",
+        "name",
+        "city",
+    ),
+];
+
+/// The field and entity a unique violation is about, from PostgreSQL's constraint name
+/// (`users_email_key`) or SQLite's message (`UNIQUE constraint failed: users.email`). Names
+/// are matched exactly (a substring test read `countries_name_idx` as a conflict on `id`).
+fn unique_violation(constraint: Option<&str>, message: &str) -> (&'static str, &'static str) {
+    let sqlite_columns = message
+        .strip_prefix("UNIQUE constraint failed: ")
+        .map(str::trim);
+    for (name, columns, field, entity) in UNIQUE_CONSTRAINTS {
+        if constraint == Some(name) || sqlite_columns == Some(columns) {
+            return (field, entity);
         }
     }
-    "unique key"
+    // Primary keys: `<table>_pkey` on PostgreSQL, `<table>.id` on SQLite.
+    let primary_key = constraint.is_some_and(|c| c.ends_with("_pkey"))
+        || sqlite_columns.is_some_and(|c| !c.contains(',') && c.ends_with(".id"));
+    if primary_key {
+        return ("id", "row");
+    }
+    ("unique key", "row")
 }
 
 #[cfg(test)]
@@ -186,17 +207,37 @@ mod tests {
     use super::*;
 
     #[test]
-    fn conflict_field_reads_both_dialects() {
-        assert_eq!(conflict_field(Some("users_email_key"), ""), "email");
+    fn unique_violations_read_both_dialects() {
+        let field = |c: Option<&str>, m: &str| unique_violation(c, m).0;
+        assert_eq!(field(Some("users_email_key"), ""), "email");
         assert_eq!(
-            conflict_field(None, "UNIQUE constraint failed: users.username"),
+            field(None, "UNIQUE constraint failed: users.username"),
             "username"
         );
+        assert_eq!(field(None, "UNIQUE constraint failed: products.sku"), "sku");
+        // `countries_name_idx` contains "id"; it is the country's name.
         assert_eq!(
-            conflict_field(None, "UNIQUE constraint failed: products.sku"),
-            "sku"
+            unique_violation(Some("countries_name_idx"), ""),
+            ("name", "country")
         );
-        assert_eq!(conflict_field(Some("whatever"), ""), "unique key");
+        assert_eq!(
+            unique_violation(None, "UNIQUE constraint failed: countries.name"),
+            ("name", "country")
+        );
+        assert_eq!(
+            unique_violation(
+                None,
+                "UNIQUE constraint failed: cities.country_id, cities.name"
+            ),
+            ("name", "city")
+        );
+        assert_eq!(field(Some("users_pkey"), ""), "id");
+        assert_eq!(field(None, "UNIQUE constraint failed: users.id"), "id");
+        assert_eq!(field(Some("whatever_id_idx"), ""), "unique key");
+        assert_eq!(
+            field(None, "UNIQUE constraint failed: t.email_id"),
+            "unique key"
+        );
     }
 
     #[test]

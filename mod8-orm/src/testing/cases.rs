@@ -210,6 +210,45 @@ pub async fn case_conflicts_name_the_field(db: &dyn Database) {
         Err(OrmError::Conflict { field, .. }) => assert_eq!(field, "iso_code"),
         other => panic!("expected an iso_code conflict, got {other:?}"),
     }
+    // Country names are unique too (an index whose name contains "id" must not be read as
+    // a conflict on `id`).
+    match db
+        .create_country(NewCountry {
+            name: "Germany".into(),
+            iso_code: "AT".into(),
+            population: 1,
+            gdp_per_capita_cents: 1,
+        })
+        .await
+    {
+        Err(OrmError::Conflict { field, message }) => {
+            assert_eq!(field, "name");
+            assert!(message.contains("country"), "{message}");
+        }
+        other => panic!("expected a name conflict, got {other:?}"),
+    }
+    match db
+        .create_city(NewCity {
+            name: "Berlin".into(),
+            region: "Elsewhere".into(),
+            country_code: "DE".into(),
+        })
+        .await
+    {
+        Err(OrmError::Conflict { field, message }) => {
+            assert_eq!(field, "name");
+            assert!(message.contains("city"), "{message}");
+        }
+        other => panic!("expected a city name conflict, got {other:?}"),
+    }
+    // The same city name in another country is fine.
+    db.create_city(NewCity {
+        name: "Berlin".into(),
+        region: "New Hampshire".into(),
+        country_code: "FR".into(),
+    })
+    .await
+    .unwrap();
     let err = db
         .create_user(NewUser::new("ada@example.org", "zed"))
         .await
