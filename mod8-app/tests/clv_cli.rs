@@ -157,12 +157,63 @@ fn predict_writes_one_csv_row_per_customer_and_plot_writes_charts() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let written: Vec<_> = std::fs::read_dir(&charts).unwrap().collect();
-    assert!(written.len() >= 2, "charts: {written:?}");
-    for entry in written {
-        let svg = std::fs::read_to_string(entry.unwrap().path()).unwrap();
-        assert!(svg.contains("<svg"));
+    assert_charts(&charts, &out);
+}
+
+/// `plot` wrote exactly the three charts, listed them on stdout, and each is an SVG document.
+fn assert_charts(dir: &Path, out: &Output) {
+    let mut written: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    written.sort();
+    assert_eq!(
+        written,
+        [
+            "expected_purchases.svg",
+            "probability_alive.svg",
+            "segments.svg"
+        ]
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    for name in &written {
+        assert!(stdout.contains(name.as_str()), "{stdout}");
+        let svg = std::fs::read_to_string(dir.join(name)).unwrap();
+        assert!(svg.trim_start().starts_with("<svg"), "{name}");
+        assert!(svg.trim_end().ends_with("</svg>"), "{name}");
+        assert!(!svg.contains("NaN"), "{name}");
     }
+    let segments = std::fs::read_to_string(dir.join("segments.svg")).unwrap();
+    assert!(segments.contains("Users per segment ("), "{segments}");
+}
+
+#[test]
+fn plot_needs_no_spend_model() {
+    let dir = tempfile::tempdir().unwrap();
+    // All purchases free: Gamma-Gamma has nobody to fit, so `fit` fails, but the charts only
+    // need BG/NBD.
+    let free = write_simulated(
+        dir.path(),
+        "free.csv",
+        BgNbd::new(0.5, 5.0, 0.8, 2.5).unwrap(),
+        GammaGamma::new(6.0, 4.0, 15.0).unwrap(),
+        |_| 0.0,
+    );
+    let out = clv("fit", &free, &[]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("Gamma-Gamma"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let charts = dir.path().join("charts");
+    let out = clv("plot", &free, &["--out", charts.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_charts(&charts, &out);
 }
 
 #[test]
@@ -255,6 +306,15 @@ fn fits_that_do_not_converge_are_reported_not_printed() {
             );
         }
     }
+    // The charts need BG/NBD only, so the file whose spend cannot be fitted still plots.
+    let charts = dir.path().join("charts");
+    let out = clv("plot", &same_spend, &["--out", charts.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_charts(&charts, &out);
 }
 
 #[test]

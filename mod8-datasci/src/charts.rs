@@ -9,10 +9,15 @@ use std::path::{Path, PathBuf};
 
 use plotters::prelude::*;
 
+use chrono::NaiveDate;
+
 use crate::bgnbd::BgNbd;
 use crate::error::{Error, Result};
-use crate::insights::SegmentReport;
+use crate::insights::{InsightsGenerator, SegmentReport};
+use crate::profile::AnalyticsEngine;
 use crate::rfm::{Rfm, RfmSummary};
+use crate::segment::UserActivity;
+use crate::transactions::{activity_by_customer, Transaction};
 
 fn plot_error(e: impl std::fmt::Display) -> Error {
     Error::Backend {
@@ -264,6 +269,35 @@ pub fn render_clv_charts(dir: &Path, model: &BgNbd, summary: &RfmSummary) -> Res
     let expected = dir.join("expected_purchases.svg");
     render_expected_purchases_matrix(&expected, model, max_f, t, 52.0)?;
     Ok(vec![alive, expected])
+}
+
+/// Everything `mod8 clv plot --out DIR` draws for a transaction history, into `dir`:
+/// `probability_alive.svg` and `expected_purchases.svg` ([`render_clv_charts`], from a BG/NBD
+/// fit on the transactions up to `calibration_end`) and `segments.svg` (the heuristic
+/// segmentation of every customer as of `calibration_end`). Returns the files written.
+///
+/// Only BG/NBD is fitted: none of the charts needs a spend model, so a history whose spend
+/// cannot be fitted (all amounts zero, every amount the same) still plots.
+///
+/// # Errors
+///
+/// As [`RfmSummary::from_transactions`], [`BgNbd::fit`] and [`render_clv_charts`].
+pub fn render_transaction_charts(
+    dir: &Path,
+    transactions: &[Transaction],
+    calibration_end: NaiveDate,
+) -> Result<Vec<PathBuf>> {
+    let summary = RfmSummary::from_transactions(transactions, calibration_end)?;
+    let fit = BgNbd::fit(&summary.points())?;
+    let mut written = render_clv_charts(dir, &fit.params, &summary)?;
+    let users: Vec<UserActivity> = activity_by_customer(transactions, calibration_end)
+        .into_iter()
+        .map(|(_, user)| user)
+        .collect();
+    let profiles = AnalyticsEngine::heuristic().profile_all(&users, calibration_end)?;
+    let report = InsightsGenerator::default().report(&profiles);
+    written.push(render_segment_chart(dir, &report)?);
+    Ok(written)
 }
 
 /// [`render_segment_distribution`] into `dir/segments.svg`; returns the path.

@@ -304,16 +304,9 @@ impl ClvFit {
 
     /// The JSON-shaped report.
     pub fn report(&self) -> FitReport {
-        let p = self.bgnbd.params;
         FitReport {
             customers: self.customers,
-            bgnbd: BgNbdReport {
-                r: p.r,
-                alpha: p.alpha,
-                a: p.a,
-                b: p.b,
-                log_likelihood: self.bgnbd.log_likelihood,
-            },
+            bgnbd: BgNbdReport::from(&self.bgnbd),
             gamma_gamma: self.gamma_gamma.params,
         }
     }
@@ -348,6 +341,19 @@ impl ClvFit {
     }
 }
 
+impl From<&BgNbdFit> for BgNbdReport {
+    fn from(fit: &BgNbdFit) -> Self {
+        let p = fit.params;
+        BgNbdReport {
+            r: p.r,
+            alpha: p.alpha,
+            a: p.a,
+            b: p.b,
+            log_likelihood: fit.log_likelihood,
+        }
+    }
+}
+
 impl FitReport {
     /// Compact JSON in the documented shape.
     pub fn to_json(&self) -> String {
@@ -371,8 +377,10 @@ pub struct HoldoutBucket {
     pub predicted_mean: f64,
 }
 
-/// Calibration/holdout comparison: fit on transactions up to `calibration_end`, predict the
-/// purchases of each calibrated customer in `(calibration_end, holdout_end]`, compare.
+/// Calibration/holdout comparison: fit BG/NBD on transactions up to `calibration_end`, predict
+/// the purchases of each calibrated customer in `(calibration_end, holdout_end]`, compare.
+/// Purchase counts need no spend model, so Gamma-Gamma is not fitted (data whose spend cannot
+/// be modelled, such as all-zero amounts, is still evaluated).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HoldoutEvaluation {
     /// Last calibration day.
@@ -381,8 +389,10 @@ pub struct HoldoutEvaluation {
     pub holdout_end: NaiveDate,
     /// Holdout length in weeks.
     pub holdout_weeks: f64,
-    /// The fit on the calibration period.
-    pub fit: FitReport,
+    /// Customers in the calibration period.
+    pub customers: usize,
+    /// The BG/NBD fit on the calibration period.
+    pub bgnbd: BgNbdReport,
     /// Per calibration frequency 0, 1, …, and a last "and above" bucket.
     pub buckets: Vec<HoldoutBucket>,
     /// Total actual holdout purchases.
@@ -398,8 +408,8 @@ pub struct HoldoutEvaluation {
 ///
 /// # Errors
 ///
-/// [`Error::Validation`] when `holdout_end ≤ calibration_end`; otherwise as [`ClvFit::fit`] and
-/// [`BgNbd::expected_purchases`].
+/// [`Error::Validation`] when `holdout_end ≤ calibration_end`; otherwise as
+/// [`RfmSummary::from_transactions`], [`BgNbd::fit`] and [`BgNbd::expected_purchases`].
 pub fn evaluate_holdout(
     transactions: &[Transaction],
     calibration_end: NaiveDate,
@@ -412,7 +422,8 @@ pub fn evaluate_holdout(
         )));
     }
     let summary = RfmSummary::from_transactions(transactions, calibration_end)?;
-    let fit = ClvFit::fit(&summary)?;
+    // BG/NBD alone: a Gamma-Gamma failure must not block a purchase-count evaluation.
+    let fit = BgNbd::fit(&summary.points())?;
     let actual = holdout_purchases(transactions, calibration_end, holdout_end);
     let holdout_weeks = (holdout_end - calibration_end).num_days() as f64 / DAYS_PER_WEEK;
     let nb = last_bucket as usize + 1;
@@ -421,7 +432,7 @@ pub fn evaluate_holdout(
     let mut predicted_sum = vec![0.0; nb];
     let mut abs_err = 0.0;
     for c in &summary.customers {
-        let predicted = fit.bgnbd.params.expected_purchases(&c.rfm, holdout_weeks)?;
+        let predicted = fit.params.expected_purchases(&c.rfm, holdout_weeks)?;
         let observed = actual.get(&c.customer_id).copied().unwrap_or(0) as f64;
         let k = (c.rfm.frequency as usize).min(nb - 1);
         counts[k] += 1;
@@ -450,7 +461,8 @@ pub fn evaluate_holdout(
         calibration_end,
         holdout_end,
         holdout_weeks,
-        fit: fit.report(),
+        customers: summary.len(),
+        bgnbd: BgNbdReport::from(&fit),
         buckets,
         actual_total: actual_sum.iter().sum(),
         predicted_total: predicted_sum.iter().sum(),

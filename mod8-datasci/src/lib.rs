@@ -44,4 +44,6 @@ pub use segment::{
     ActivityCounts, CustomerRecord, PredictionKind, Purchase, PurchaseStats, Segment,
     SegmentThresholds, UserActivity,
 };
-pub use transactions::{read_transactions, read_transactions_file, Transaction};
+pub use transactions::{
+    activity_by_customer, read_transactions, read_transactions_file, Transaction,
+};

@@ -1,5 +1,6 @@
 //! Transaction records and the `customer_id,date,amount` CSV reader.
 
+use std::collections::HashMap;
 use std::io::Read;
 use std::path::Path;
 
@@ -7,6 +8,7 @@ use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::segment::{Purchase, PurchaseStats, UserActivity};
 
 /// One purchase transaction: who, when (a calendar day), how much.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -172,6 +174,59 @@ pub fn read_transactions<R: Read>(
         });
     }
     Ok(out)
+}
+
+/// Per-customer purchase aggregates as of `as_of` (later transactions are left out), sorted by
+/// customer id, for profiling a transaction file with [`crate::AnalyticsEngine`]: the last
+/// purchase day is also the last active day; activity counts are zero (a transaction file has
+/// none).
+///
+/// ```
+/// use mod8_datasci::{activity_by_customer, NaiveDate, Transaction};
+/// let d = |day| NaiveDate::from_ymd_opt(2024, 1, day).unwrap();
+/// let tx = [
+///     Transaction::new("b", d(3), 5.0)?,
+///     Transaction::new("a", d(1), 10.0)?,
+///     Transaction::new("a", d(1), 2.0)?, // same day: one purchase day
+///     Transaction::new("a", d(9), 4.0)?,
+///     Transaction::new("a", d(20), 7.0)?, // after as_of
+/// ];
+/// let users = activity_by_customer(&tx, d(10));
+/// assert_eq!(users.len(), 2);
+/// let (id, a) = &users[0];
+/// assert_eq!((id.as_str(), a.purchases.count, a.purchases.total_amount), ("a", 2, 16.0));
+/// assert_eq!(a.last_active, Some(d(9)));
+/// # Ok::<(), mod8_datasci::Error>(())
+/// ```
+pub fn activity_by_customer(
+    transactions: &[Transaction],
+    as_of: NaiveDate,
+) -> Vec<(String, UserActivity)> {
+    let mut by_customer: HashMap<&str, Vec<Purchase>> = HashMap::new();
+    for t in transactions.iter().filter(|t| t.date <= as_of) {
+        by_customer
+            .entry(t.customer_id.as_str())
+            .or_default()
+            .push(Purchase {
+                product_id: String::new(),
+                amount: t.amount,
+                date: t.date,
+            });
+    }
+    let mut out: Vec<(String, UserActivity)> = by_customer
+        .into_iter()
+        .map(|(id, purchases)| {
+            let purchases = PurchaseStats::from_purchases(&purchases);
+            let activity = UserActivity {
+                last_active: purchases.last,
+                purchases,
+                ..UserActivity::default()
+            };
+            (id.to_owned(), activity)
+        })
+        .collect();
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out
 }
 
 /// [`read_transactions`] on a file.

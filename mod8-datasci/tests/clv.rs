@@ -301,3 +301,77 @@ fn heavy_tailed_spend_is_fitted_but_reported_and_refused() {
     );
     assert!(matches!(fit.model(), Err(Error::InfiniteMeanSpend { .. })));
 }
+
+/// A well-formed SVG document (plotters writes one element per line; checked loosely).
+fn assert_svg(path: &std::path::Path) -> String {
+    let svg = std::fs::read_to_string(path).unwrap();
+    assert!(svg.trim_start().starts_with("<svg"), "{}", path.display());
+    assert!(svg.trim_end().ends_with("</svg>"), "{}", path.display());
+    assert!(!svg.contains("NaN"), "{}", path.display());
+    svg
+}
+
+#[test]
+fn purchase_counts_and_charts_need_no_spend_model() {
+    let params = SimulationParams {
+        bgnbd: BgNbd::new(0.5, 5.0, 0.8, 2.5).unwrap(),
+        gamma_gamma: GammaGamma::new(6.0, 4.0, 15.0).unwrap(),
+        customers: 3_000,
+        min_age_weeks: 0.0,
+        max_age_weeks: 0.0,
+        seed: 7,
+    };
+    let start = NaiveDate::from_ymd_opt(2023, 1, 1).unwrap();
+    let calibration_end = NaiveDate::from_ymd_opt(2023, 9, 30).unwrap();
+    let holdout_end = NaiveDate::from_ymd_opt(2024, 6, 30).unwrap();
+    let tx = simulate_transactions(&params, start, 84, holdout_end).unwrap();
+    // The same purchases, all free: nothing for Gamma-Gamma to fit.
+    let free: Vec<_> = tx
+        .iter()
+        .map(|t| mod8_datasci::Transaction {
+            amount: 0.0,
+            ..t.clone()
+        })
+        .collect();
+    let summary = mod8_datasci::RfmSummary::from_transactions(&free, calibration_end).unwrap();
+    assert!(matches!(
+        ClvFit::fit(&summary),
+        Err(Error::EmptyInput { .. })
+    ));
+
+    // The holdout evaluation only counts purchases: same result as with the real amounts.
+    let paid = mod8_datasci::evaluate_holdout(&tx, calibration_end, holdout_end, 7).unwrap();
+    let unpaid = mod8_datasci::evaluate_holdout(&free, calibration_end, holdout_end, 7).unwrap();
+    assert_eq!(paid, unpaid);
+    assert_eq!(unpaid.customers, summary.len());
+
+    // The charts too: the two BG/NBD matrices and the segment distribution.
+    let dir = tempfile::tempdir().unwrap();
+    let calibration: Vec<_> = free
+        .into_iter()
+        .filter(|t| t.date <= calibration_end)
+        .collect();
+    let written =
+        mod8_datasci::charts::render_transaction_charts(dir.path(), &calibration, calibration_end)
+            .unwrap();
+    let names: Vec<_> = written
+        .iter()
+        .map(|p| p.file_name().unwrap().to_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "probability_alive.svg",
+            "expected_purchases.svg",
+            "segments.svg"
+        ]
+    );
+    for path in &written {
+        assert_svg(path);
+    }
+    let segments = assert_svg(&written[2]);
+    assert!(
+        segments.contains(&format!("Users per segment ({} users)", summary.len())),
+        "segments chart does not count every customer"
+    );
+}

@@ -59,15 +59,24 @@ pub fn predict(
     Ok(())
 }
 
-/// Fit, then write the probability-alive and expected-purchases charts (SVG) into `out`.
+/// Write the probability-alive and expected-purchases charts (from a BG/NBD fit) and the
+/// segment distribution (heuristic segments as of the calibration end) as SVG into `out`.
+///
+/// Only BG/NBD is fitted: the charts need no spend model, so a file whose spend cannot be
+/// modelled (all amounts zero, all the same) still plots.
 ///
 /// # Errors
 ///
-/// As [`fit`], plus a directory or chart that cannot be written.
+/// Unreadable file, bad rows, a BG/NBD fit that did not converge, or a directory or chart that
+/// cannot be written.
 pub fn plot(transactions: &Path, calibration_end: NaiveDate, out: &Path) -> anyhow::Result<()> {
-    let (summary, fit) = fit_file(transactions, calibration_end)?;
+    let file = File::open(transactions)
+        .with_context(|| format!("cannot open {}", transactions.display()))?;
+    let tx = mod8_datasci::read_transactions(BufReader::new(file), Some(calibration_end))
+        .with_context(|| format!("{}", transactions.display()))?;
     std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
-    let written = mod8_datasci::charts::render_clv_charts(out, &fit.bgnbd.params, &summary)?;
+    let written = mod8_datasci::charts::render_transaction_charts(out, &tx, calibration_end)
+        .with_context(|| format!("{}", transactions.display()))?;
     for path in written {
         println!("{}", path.display());
     }
