@@ -240,8 +240,23 @@ fn bad_input_names_row_and_field_and_exits_non_zero() {
             "row 2",
             "date",
         ),
-        ("customer_id,when,amount\nc1,2024-01-05,3\n", "", "when"),
-        ("", "", "empty"),
+        (
+            "customer_id,date,amount\nc1,2024-01-05,10\nc1,2024-01-06,inf\n",
+            "row 3, field `amount`",
+            "infinite",
+        ),
+        (
+            "customer_id,date,amount\nc1,2024-01-05,-inf\n",
+            "row 2, field `amount`",
+            "infinite",
+        ),
+        (
+            "customer_id,when,amount\nc1,2024-01-05,3\n",
+            "row 1, field `when`",
+            "unknown column",
+        ),
+        ("customer_id,date,amount\n", "empty input", "no data rows"),
+        ("", "empty", "no header"),
     ];
     for (i, (csv, row, field)) in cases.iter().enumerate() {
         let path = dir.path().join(format!("bad{i}.csv"));
