@@ -11,6 +11,7 @@
 use std::sync::Arc;
 
 use mod8_docstore::chrono::{Duration, TimeZone, Utc};
+use mod8_docstore::futures::StreamExt;
 use mod8_docstore::{
     DocStore, Error, Event, EventFilter, EventMetadata, ExpertiseLevel, Geo, GeoPoint, LogEntry,
     MemoryDocStore, MetricsUpdate, MongoDocStore, SessionInfo, SetupOptions, Subscription,
@@ -307,6 +308,21 @@ async fn main() -> Result<(), Error> {
         user_id: Some("1007".into()),
         ..EventFilter::default()
     };
+    // The export as a stream of typed batches, oldest first; only one batch is held at a time.
+    let mut batches = store.export_events(filter.clone(), 10).await?;
+    let (mut sizes, mut first, mut last) = (Vec::new(), None, None);
+    while let Some(batch) = batches.next().await {
+        let batch = batch?;
+        sizes.push(batch.len());
+        first = first.or_else(|| batch.first().map(|e| e.timestamp));
+        last = batch.last().map(|e| e.timestamp).or(last);
+    }
+    println!("\n== export of user 1007 in batches of at most 10");
+    println!("   batch sizes {sizes:?}");
+    if let (Some(first), Some(last)) = (first, last) {
+        println!("   from {first} to {last}");
+    }
+
     let mut ndjson = Vec::new();
     let n = mod8_docstore::export_ndjson(&*store, filter, &mut ndjson).await?;
     println!("\n== NDJSON export of user 1007: {n} lines, first:");

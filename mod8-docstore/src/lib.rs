@@ -38,6 +38,9 @@ pub use bson;
 pub use bson::oid::ObjectId as DocumentId;
 /// The `chrono` crate whose `DateTime<Utc>` appears in this API.
 pub use chrono;
+/// The `futures` crate whose `BoxStream` appears in this API
+/// ([`DataProcessing::export_events`]); its `StreamExt` reads the batches.
+pub use futures;
 /// The `serde_json` crate whose `Value` appears in this API.
 pub use serde_json;
 
@@ -154,8 +157,8 @@ pub trait DocStore: ProfileStore + EventStore + DataProcessing {
     /// anything changes, for a retention that is not whole seconds from 1 to `i32::MAX`.
     ///
     /// Steps the server does not support are reported as [`SetupOutcome::Unsupported`] with the
-    /// server's message, or returned as [`Error::Unsupported`] when
-    /// [`SetupOptions::strict`] is set.
+    /// server's message, or returned as [`Error::Unsupported`] when the
+    /// [`strict`](field@SetupOptions::strict) field is set (see [`SetupOptions::strict()`]).
     async fn setup(&self, options: &SetupOptions) -> Result<SetupReport>;
 
     /// Appends an entry to the expiring log.
