@@ -9,7 +9,7 @@ macro_rules! impl_order_repository {
             use $crate::error::{OrmError, Result};
             use $crate::model::*;
             use $crate::session::{SqlBackend, SqlStore};
-            use $crate::sql::{self, ORDER_COLS, ORDER_ITEM_COLS, PRODUCT_COLS};
+            use $crate::sql::{self, ORDER_COLS, ORDER_ITEM_COLS};
             use $crate::validate;
             use ::uuid::Uuid;
 
@@ -34,6 +34,34 @@ macro_rules! impl_order_repository {
                 Ok(sql::group_by_parent(items, |i| i.order_id))
             }
 
+            impl SqlStore<$db> {
+                /// Why `line` could not be reserved: the product is missing, or short (a
+                /// conflict naming it and what is left).
+                async fn unreserved(
+                    &self,
+                    tx: &mut $crate::session::Tx<'_, $db>,
+                    line: &OrderLine,
+                ) -> OrmError {
+                    let found = ::sqlx::query_as::<$db, (String, i64)>(
+                        "SELECT sku, stock FROM products WHERE id = $1",
+                    )
+                    .bind(line.product_id)
+                    .fetch_optional(tx.exec())
+                    .await;
+                    match found {
+                        Ok(None) => OrmError::not_found("product", line.product_id),
+                        Ok(Some((sku, stock))) => OrmError::Conflict {
+                            field: "stock",
+                            message: format!(
+                                "{sku} (product {}) has {stock} in stock, {} ordered",
+                                line.product_id, line.quantity
+                            ),
+                        },
+                        Err(e) => self.err(e),
+                    }
+                }
+            }
+
             #[::async_trait::async_trait]
             impl $crate::repository::OrderRepository for SqlStore<$db> {
                 async fn place_order(&self, order: NewOrder) -> Result<OrderWithItems> {
@@ -48,46 +76,36 @@ macro_rules! impl_order_repository {
                     let mut conn = self.conn().await?;
                     let mut tx = conn.transaction(backend).await?;
 
-                    // Prices and stock for every line, in one statement.
-                    let sql = format!(
-                        "SELECT {PRODUCT_COLS} FROM products WHERE id IN ({})",
-                        <$db as SqlBackend>::DIALECT.list(order.lines.len(), 1)
-                    );
-                    let mut q = ::sqlx::query_as::<$db, Product>(&sql);
-                    for line in &order.lines {
-                        q = q.bind(line.product_id);
-                    }
-                    let products: HashMap<Uuid, Product> = q
-                        .fetch_all(tx.exec())
-                        .await
-                        .map_err(|e| self.err(e))?
-                        .into_iter()
-                        .map(|p| (p.id, p))
-                        .collect();
+                    // Reserve stock line by line. The guarded UPDATE is the stock check (a
+                    // read-then-write check would race concurrent orders), and it returns the
+                    // catalogue price. Rows are locked in product-id order whatever the
+                    // caller's line order, so two orders for the same products cannot each
+                    // hold one row the other waits for (a deadlock on PostgreSQL). A failing
+                    // line leaves earlier reservations to the transaction's rollback.
+                    let mut lines: Vec<&OrderLine> = order.lines.iter().collect();
+                    lines.sort_by_key(|line| line.product_id);
                     let mut total: i64 = 0;
-                    let mut priced = Vec::with_capacity(order.lines.len());
-                    for line in &order.lines {
-                        let product = products
-                            .get(&line.product_id)
-                            .ok_or_else(|| OrmError::not_found("product", line.product_id))?;
-                        if product.stock < line.quantity {
-                            return Err(OrmError::Conflict {
-                                field: "stock",
-                                message: format!(
-                                    "{} has {} in stock, {} ordered",
-                                    product.sku, product.stock, line.quantity
-                                ),
-                            });
-                        }
-                        let amount = product
-                            .price_cents
+                    let mut priced = Vec::with_capacity(lines.len());
+                    for line in lines {
+                        let price = ::sqlx::query_scalar::<$db, i64>(
+                            "UPDATE products SET stock = stock - $1 \
+                             WHERE id = $2 AND stock >= $1 RETURNING price_cents",
+                        )
+                        .bind(line.quantity)
+                        .bind(line.product_id)
+                        .fetch_optional(tx.exec())
+                        .await
+                        .map_err(|e| self.err(e))?;
+                        let Some(price) = price else {
+                            return Err(self.unreserved(&mut tx, line).await);
+                        };
+                        total = price
                             .checked_mul(line.quantity)
-                            .and_then(|a| total.checked_add(a))
+                            .and_then(|amount| total.checked_add(amount))
                             .ok_or_else(|| {
                                 OrmError::validation("quantity", "order total overflows")
                             })?;
-                        total = amount;
-                        priced.push((line, product.price_cents));
+                        priced.push((line, price));
                     }
 
                     let created = order.created_at.map(sql::stored).unwrap_or_else(sql::now);
@@ -103,31 +121,6 @@ macro_rules! impl_order_repository {
                     .fetch_one(tx.exec())
                     .await
                     .map_err(|e| sql::name_missing(self.err(e), "user", order.user_id))?;
-
-                    // Reserve stock; the condition guards against concurrent orders that
-                    // passed the check above. Rows are locked in product-id order whatever the
-                    // caller's line order, so two orders for the same products cannot each
-                    // hold one row the other waits for (a deadlock on PostgreSQL).
-                    priced.sort_by_key(|(line, _)| line.product_id);
-                    for (line, _) in &priced {
-                        let reserved = ::sqlx::query::<$db>(
-                            "UPDATE products SET stock = stock - $1 WHERE id = $2 AND stock >= $1",
-                        )
-                        .bind(line.quantity)
-                        .bind(line.product_id)
-                        .execute(tx.exec())
-                        .await
-                        .map_err(|e| self.err(e))?;
-                        if reserved.rows_affected() == 0 {
-                            return Err(OrmError::Conflict {
-                                field: "stock",
-                                message: format!(
-                                    "product {} sold out while ordering",
-                                    line.product_id
-                                ),
-                            });
-                        }
-                    }
 
                     let sql = format!(
                         "INSERT INTO order_items ({ORDER_ITEM_COLS}) VALUES {} \

@@ -1004,7 +1004,8 @@ pub async fn case_concurrent_orders_in_opposite_line_order(db: &dyn Database) {
     }
 }
 
-/// A failure inside an order inside a unit of work rolls back only the order.
+/// A failure inside an order inside a unit of work rolls back only the order, including the
+/// stock its earlier lines had already reserved.
 pub async fn case_order_rolls_back_on_failure(db: &dyn Database) {
     let world = seed_world(db).await;
     let uow = db.begin().await.unwrap();
@@ -1012,24 +1013,39 @@ pub async fn case_order_rolls_back_on_failure(db: &dyn Database) {
         .create_user(NewUser::new("ada@example.org", "ada"))
         .await
         .unwrap();
-    let can = &world.products[3];
-    let err = uow
-        .place_order(order(
-            &ada,
-            vec![line(&world.products[2], 5), line(can, 99)],
-        ))
-        .await
-        .unwrap_err();
-    assert!(matches!(err, OrmError::Conflict { field: "stock", .. }));
-    uow.place_order(order(&ada, vec![line(can, 2)]))
+    // Stock is reserved line by line in product-id order, so with the short product last
+    // every other line is reserved before the shortage shows.
+    let mut by_id = world.products.clone();
+    by_id.sort_by_key(|p| p.id);
+    let (short, reserved) = by_id.split_last().unwrap();
+    let mut lines: Vec<OrderLine> = reserved.iter().map(|p| line(p, 1)).collect();
+    lines.insert(0, line(short, short.stock + 1));
+    let before = db.statements_executed();
+    let err = uow.place_order(order(&ada, lines)).await.unwrap_err();
+    match &err {
+        OrmError::Conflict {
+            field: "stock",
+            message,
+        } => assert!(message.contains(&short.sku), "{message}"),
+        other => panic!("expected a stock conflict, got {other:?}"),
+    }
+    assert!(
+        db.statements_executed() - before > reserved.len() as u64,
+        "the earlier lines were reserved (one UPDATE each) before the short one failed"
+    );
+    uow.place_order(order(&ada, vec![line(short, short.stock)]))
         .await
         .unwrap();
     uow.commit().await.unwrap();
-    assert_eq!(
-        db.get_product(world.products[2].id).await.unwrap().stock,
-        100
-    );
-    assert_eq!(db.get_product(can.id).await.unwrap().stock, 0);
+    for p in reserved {
+        assert_eq!(
+            db.get_product(p.id).await.unwrap().stock,
+            p.stock,
+            "{} was reserved by the failed order and must be back",
+            p.sku
+        );
+    }
+    assert_eq!(db.get_product(short.id).await.unwrap().stock, 0);
     assert_eq!(db.orders_of_user(ada.id).await.unwrap().len(), 1);
 }
 
