@@ -268,6 +268,8 @@ struct SilenceableProxy {
     port: u16,
     silent: watch::Sender<bool>,
     links: Arc<Mutex<Vec<JoinHandle<()>>>>,
+    /// While set, new connections are accepted and held open but never answered.
+    mute_new: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl SilenceableProxy {
@@ -277,8 +279,15 @@ impl SilenceableProxy {
         let (silent, _) = watch::channel(false);
         let links: Arc<Mutex<Vec<JoinHandle<()>>>> = Arc::default();
         let (silent2, links2) = (silent.clone(), links.clone());
+        let mute_new = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let mute_new2 = mute_new.clone();
         tokio::spawn(async move {
+            let mut held = Vec::new();
             while let Ok((client, _)) = listener.accept().await {
+                if mute_new2.load(std::sync::atomic::Ordering::SeqCst) {
+                    held.push(client);
+                    continue;
+                }
                 let mut gate = silent2.subscribe();
                 let link = tokio::spawn(async move {
                     let Ok(server) = TcpStream::connect(target).await else {
@@ -314,7 +323,22 @@ impl SilenceableProxy {
             port,
             silent,
             links,
+            mute_new,
         }
+    }
+
+    /// Cuts every open connection and, until [`SilenceableProxy::answer_new`], accepts new
+    /// ones without ever answering (a host that takes TCP but does not speak AMQP).
+    fn cut_and_mute_new(&self) {
+        self.mute_new
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        self.cut();
+    }
+
+    /// New connections reach the broker again.
+    fn answer_new(&self) {
+        self.mute_new
+            .store(false, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// Stops forwarding broker → client bytes (held, not lost).
@@ -535,6 +559,94 @@ async fn consumer_counts_only_settled_acks() {
             tokio::time::sleep(Duration::from_millis(300)).await;
             assert_eq!(consumer.stats().acked(), 1);
             consumer.shutdown().await.unwrap();
+        })
+    })
+    .await;
+}
+
+/// A loopback port that accepts TCP connections and never sends a byte.
+async fn silent_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            held.push(socket);
+        }
+    });
+    port
+}
+
+/// Connecting to a host that accepts TCP but never speaks AMQP gives up after the reconnect
+/// timeout with a typed, transient error instead of hanging.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connect_to_a_silent_host_is_bounded() {
+    let port = silent_port().await;
+    let options = AmqpOptions {
+        reconnect_timeout: Duration::from_millis(500),
+        ..Default::default()
+    };
+    let url = format!("amqp://guest:guest@127.0.0.1:{port}/%2f");
+    // 10x the timeout: a bound on hanging, not a timing assertion.
+    let result = tokio::time::timeout(
+        Duration::from_secs(5),
+        AmqpBroker::connect_with(
+            &url,
+            test_topology_with_prefix("mod8mq_silent_host"),
+            options,
+        ),
+    )
+    .await
+    .expect("connect_with returns although the host never answers");
+    let err = result.unwrap_err();
+    assert!(matches!(err, Error::Unavailable { .. }), "{err:?}");
+    assert!(err.is_transient());
+}
+
+/// A publish whose connection is lost while the broker's host keeps accepting TCP but never
+/// answers (so every reconnect attempt hangs) returns a typed, transient error within about
+/// the publish timeout; once the host answers again the broker reconnects and publishes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publish_while_reconnect_hangs_is_bounded_by_publish_timeout() {
+    let Some(url) =
+        mod8_testkit::service_url(mod8_testkit::AMQP, "mq silent reconnect on RabbitMQ")
+    else {
+        return;
+    };
+    let proxy = SilenceableProxy::start(target_of(&url)).await;
+    let topology = test_topology_with_prefix(&mod8_testkit::unique_name("mod8mq_hang"));
+    let timeout = Duration::from_secs(1);
+    let options = AmqpOptions {
+        publish_timeout: timeout,
+        ..Default::default()
+    };
+    let broker: DynBroker = Arc::new(
+        AmqpBroker::connect_with(&proxy.url(&url), topology.clone(), options)
+            .await
+            .expect("RabbitMQ through the proxy"),
+    );
+    run_case(broker, move |broker| {
+        Box::pin(async move {
+            let producer = Producer::new(broker.clone());
+            producer.publish_user_data(user(1), None).await.unwrap();
+            proxy.cut_and_mute_new();
+            // Let the client notice the cut, so the publish has to reconnect.
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            let result =
+                tokio::time::timeout(timeout * 10, producer.publish_user_data(user(2), None))
+                    .await
+                    .expect("the publish returns although every reconnect hangs");
+            let err = result.unwrap_err();
+            assert!(
+                matches!(
+                    err,
+                    Error::Unavailable { .. } | Error::ConfirmTimeout { .. }
+                ),
+                "{err:?}"
+            );
+            assert!(err.is_transient());
+            proxy.answer_new();
+            producer.publish_user_data(user(3), None).await.unwrap();
         })
     })
     .await;

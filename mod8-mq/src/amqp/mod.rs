@@ -137,8 +137,11 @@ impl AmqpBroker {
                 closed: std::sync::atomic::AtomicBool::new(false),
             }),
         };
-        // The first connection is not retried: a wrong URL should fail fast.
-        let live = broker.open().await?;
+        // The first connection is not retried: a wrong URL should fail fast. It is bounded
+        // all the same, since a host that takes the TCP connection but never speaks AMQP
+        // would otherwise hold the caller forever.
+        let deadline = broker.reconnect_deadline();
+        let live = broker.open_before(deadline).await?;
         broker.store(Some(live));
         Ok(broker)
     }
@@ -199,7 +202,21 @@ impl AmqpBroker {
         })
     }
 
-    /// A healthy connection, reconnecting with growing pauses until `deadline`.
+    /// [`AmqpBroker::open`], given up at `deadline`: connecting and declaring have no timeout
+    /// of their own (a peer that accepts TCP but never answers would hold them forever).
+    /// Dropping a half-open connection closes it.
+    async fn open_before(&self, deadline: Instant) -> Result<Live> {
+        tokio::time::timeout_at(deadline, self.open())
+            .await
+            .unwrap_or_else(|_| {
+                Err(unavailable(
+                    "RabbitMQ did not complete the connection in time",
+                ))
+            })
+    }
+
+    /// A healthy connection, reconnecting with growing pauses until `deadline` (every step,
+    /// including a connection attempt that gets no answer, ends by then).
     async fn live(&self, deadline: Instant) -> Result<Live> {
         if self.inner.closed.load(std::sync::atomic::Ordering::SeqCst) {
             return Err(Error::Closed { backend: BACKEND });
@@ -223,12 +240,18 @@ impl AmqpBroker {
                 if old.connection.status().connected() {
                     // Only the publish channel died (for example a publish to a missing
                     // exchange): a new channel is enough.
-                    if let Ok(publisher) = old.connection.create_channel().await {
-                        if publisher
+                    let channel = tokio::time::timeout_at(deadline, async {
+                        let publisher = old.connection.create_channel().await?;
+                        publisher
                             .confirm_select(ConfirmSelectOptions::default())
-                            .await
-                            .is_ok()
-                        {
+                            .await?;
+                        Ok::<_, lapin::Error>(publisher)
+                    })
+                    .await;
+                    match channel {
+                        Err(_) => return Err(unavailable("no new publish channel in time")),
+                        Ok(Err(_)) => {}
+                        Ok(Ok(publisher)) => {
                             let live = Live {
                                 connection: old.connection.clone(),
                                 publisher,
@@ -240,7 +263,7 @@ impl AmqpBroker {
                     }
                 }
             }
-            match self.open().await {
+            match self.open_before(deadline).await {
                 Ok(live) => {
                     tracing::info!("reconnected to RabbitMQ");
                     self.store(Some(live.clone()));
@@ -448,8 +471,19 @@ impl Broker for AmqpBroker {
     async fn publish(&self, publication: Publication) -> Result<()> {
         let timeout = self.inner.options.publish_timeout;
         let deadline = Instant::now() + timeout;
+        // Whether the message may have reached the broker already: from then on, running
+        // out of time means "unknown" (a confirm timeout), not "never sent".
+        let mut sent = false;
         loop {
-            let live = self.live(deadline).await?;
+            let live = match self.live(deadline).await {
+                Ok(live) => live,
+                Err(e) if sent && e.is_transient() => {
+                    tracing::debug!(error = %e, "no connection to resend on before the deadline");
+                    return Err(Error::ConfirmTimeout { timeout });
+                }
+                Err(e) => return Err(e),
+            };
+            sent = true;
             match tokio::time::timeout_at(deadline, AmqpBroker::publish_once(&live, &publication))
                 .await
             {
