@@ -7,7 +7,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use fred::prelude::{
     ClientLike, ClusterInterface, Config, EventInterface, Expiration, KeysInterface,
-    PubsubInterface, ReconnectPolicy, SetsInterface, Value,
+    PubsubInterface, ReconnectPolicy, Value,
 };
 use fred::types::config::Options;
 use serde::{Deserialize, Serialize};
@@ -41,6 +41,17 @@ else
   end
 end
 return 1
+";
+
+/// Takes a tag set's members and deletes the set in one step, so a member added meanwhile
+/// lands in a new set instead of being deleted unseen with the old one (SMEMBERS then UNLINK
+/// lost those, leaving their entries reachable by no tag). One key, so one hash slot.
+///
+/// KEYS[1] the tag set; returns its members.
+const TAG_TAKE_SCRIPT: &str = r"
+local members = redis.call('SMEMBERS', KEYS[1])
+redis.call('UNLINK', KEYS[1])
+return members
 ";
 
 /// `EVAL` as a custom command (fred's Lua interface is not available on pipelines), routed
@@ -439,6 +450,37 @@ impl RedisStore {
         Ok(existed)
     }
 
+    /// Puts `members` back into the tag set after a failed invalidation, so that the entries
+    /// it could not delete stay reachable by the tag and a retry removes them. Their TTLs are
+    /// unknown here, so the set is made persistent (over-keeping a set is harmless).
+    async fn restore_tag(&self, tag_key: &str, members: &[String]) {
+        if members.is_empty() {
+            return;
+        }
+        let pipeline = self.pipeline();
+        for member in members {
+            let args: Vec<Value> = vec![
+                TAG_ADD_SCRIPT.into(),
+                1.into(),
+                tag_key.into(),
+                member.as_str().into(),
+                0.into(),
+            ];
+            if let Err(e) = pipeline.custom::<(), _>(eval_command(), args).await {
+                tracing::warn!(tag_set = tag_key, error = %e, "could not restore a tag set");
+                return;
+            }
+        }
+        if let Err(e) = pipeline.all::<Value>().await {
+            tracing::warn!(
+                tag_set = tag_key,
+                error = %e,
+                "could not restore a tag set after a failed invalidation: its remaining entries \
+                 live until their TTL"
+            );
+        }
+    }
+
     /// Queues SET (with PX) and the tag-set updates for one entry on `pipeline`.
     async fn queue_set(
         &self,
@@ -583,20 +625,21 @@ impl CacheStore for RedisStore {
             return Err(CacheError::Validation("tags must not be empty".into()));
         }
         let tag_key = self.tag_key(tag);
+        let take: Vec<Value> = vec![TAG_TAKE_SCRIPT.into(), 1.into(), tag_key.as_str().into()];
         let members: Vec<String> = self
             .inner
             .fast
-            .smembers(tag_key.as_str())
+            .custom(eval_command(), take)
             .await
             .map_err(map_err)?;
         let full: Vec<String> = members.iter().map(|k| self.value_key(k)).collect();
-        let existed = self.unlink_all(&full).await?;
-        let _: i64 = self
-            .inner
-            .fast
-            .unlink(tag_key.as_str())
-            .await
-            .map_err(map_err)?;
+        let existed = match self.unlink_all(&full).await {
+            Ok(existed) => existed,
+            Err(e) => {
+                self.restore_tag(&tag_key, &members).await;
+                return Err(e);
+            }
+        };
         let mut removed: Vec<String> = members
             .into_iter()
             .zip(existed)

@@ -261,6 +261,44 @@ pub async fn case_tag_outlives_its_short_lived_members(store: &dyn CacheStore) {
     );
 }
 
+/// Entries tagged while the same tag is being invalidated are never orphaned: each one is
+/// either removed by an invalidation or still reachable through the tag afterwards.
+pub async fn case_tag_invalidation_keeps_concurrent_additions(store: &dyn CacheStore) {
+    const WRITES: usize = 300;
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let writer = async {
+        for i in 0..WRITES {
+            store
+                .set(&format!("race:{i}"), bytes("v"), &long().tag("race"))
+                .await
+                .expect("set");
+        }
+        done.store(true, SeqCst);
+    };
+    let invalidator = async {
+        while !done.load(SeqCst) {
+            store.invalidate_tag("race").await.expect("tag");
+            tokio::task::yield_now().await;
+        }
+    };
+    tokio::join!(writer, invalidator);
+    store.invalidate_tag("race").await.expect("tag");
+    let keys: Vec<String> = (0..WRITES).map(|i| format!("race:{i}")).collect();
+    let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
+    let left = store.get_many(&refs).await.expect("get_many");
+    let orphans: Vec<&str> = refs
+        .iter()
+        .zip(&left)
+        .filter_map(|(k, v)| v.as_ref().map(|_| *k))
+        .collect();
+    assert!(
+        orphans.is_empty(),
+        "{} entries lost their tag to a concurrent invalidation: {:?}",
+        orphans.len(),
+        &orphans[..orphans.len().min(5)]
+    );
+}
+
 /// `clear` empties the store.
 pub async fn case_clear(store: &dyn CacheStore) {
     for i in 0..5 {
@@ -553,7 +591,9 @@ macro_rules! conformance_tests {
         $crate::conformance_tests!(@store $setup;
             case_set_get_roundtrip, case_overwrite_and_delete, case_ttl_expiry,
             case_batch_get_set, case_pattern_invalidation, case_tag_invalidation,
-            case_tag_outlives_its_short_lived_members, case_clear, case_rejects_bad_input);
+            case_tag_outlives_its_short_lived_members,
+            case_tag_invalidation_keeps_concurrent_additions, case_clear,
+            case_rejects_bad_input);
         $crate::conformance_tests!(@cache $setup;
             case_cache_typed_roundtrip, case_stampede_single_load,
             case_other_keys_and_hits_do_not_wait, case_loader_errors_not_cached,
