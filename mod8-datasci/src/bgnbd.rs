@@ -136,6 +136,8 @@ impl BgNbd {
         }
         let x = rfm.frequency as f64;
         let c = self.a + self.b + x - 1.0;
+        // With a, b > 0 the only reachable pole is c = 0 (x = 0, a + b = 1). The ±1e-6 windows
+        // are wide enough: see expected_purchases_near_removable_singularities_match_mpmath.
         let singular = (self.a - 1.0).abs() < 1e-6 || (c <= 0.5 && (c - c.round()).abs() < 1e-6);
         let value = if singular {
             let lo = BgNbd {
@@ -509,6 +511,54 @@ mod tests {
             .expected_purchases(&h, 10.0)
             .unwrap();
         assert!(at.is_finite() && close(at, near, 1e-3), "{at} vs {near}");
+    }
+
+    #[test]
+    fn expected_purchases_near_removable_singularities_match_mpmath() {
+        // References: lifetimes' original (un-transformed) formula evaluated by mpmath 1.3 at
+        // 60 digits; at the singularity itself, mpmath's limit. Outside the ±1e-6 windows the
+        // direct evaluation keeps full precision near the c = a+b+x−1 = 0 pole (error ≤ 1e-14
+        // at 1.5e-6..1e-3 away, so the window need not be wider); near a = 1 the bracket
+        // cancels and loses up to ~1e-9 relative at 1e-6..1e-5 away, about what averaging
+        // a ± 1e-5 gives inside the window, so widening it would not help either.
+        let new_customer = rfm(0, 0.0, 30.0);
+        let c_pole = |d: f64| BgNbd::new(0.5, 5.0, 0.4, 0.6 + d).unwrap();
+        for (t, d, expected, tol) in [
+            (10.0, 0.0, 0.13231749614740317692, 1e-9),
+            (10.0, 1.5e-6, 0.13231751082263908565, 1e-13),
+            (10.0, -1.5e-6, 0.13231748147212481372, 1e-13),
+            (10.0, 1e-3, 0.13232727022718918909, 1e-13),
+            (10.0, -1e-3, 0.13230770319913755998, 1e-13),
+            (52.0, 0.0, 0.55648422476757320387, 1e-9),
+            (52.0, 1.5e-6, 0.55648443597463471259, 1e-13),
+            (52.0, -1.5e-6, 0.55648401355995427756, 1e-13),
+            (52.0, 1e-3, 0.55662490590859121525, 1e-13),
+            (52.0, -1e-3, 0.55634329588796045307, 1e-13),
+        ] {
+            let v = c_pole(d).expected_purchases(&new_customer, t).unwrap();
+            assert!(
+                close(v, expected, tol),
+                "c = {d}, t = {t}: {v} vs {expected}"
+            );
+        }
+        let repeat = rfm(3, 20.0, 30.0);
+        let a_one = |d: f64| BgNbd::new(0.5, 5.0, 1.0 + d, 2.0).unwrap();
+        for (t, d, expected) in [
+            (10.0, 0.0, 0.50038643268329172222),
+            (10.0, 1.5e-6, 0.50038603560726410986),
+            (10.0, -1e-5, 0.50038907987145770968),
+            (10.0, 1e-3, 0.5001218424599135826),
+            (52.0, 0.0, 1.93978923482092807),
+            (52.0, 1.5e-6, 1.9397870137416532534),
+            (52.0, -1e-5, 1.9398040421178062294),
+            (52.0, 1e-3, 1.9383093979653224047),
+        ] {
+            let v = a_one(d).expected_purchases(&repeat, t).unwrap();
+            assert!(
+                close(v, expected, 1e-9),
+                "a = 1 + {d}, t = {t}: {v} vs {expected}"
+            );
+        }
     }
 
     #[test]
