@@ -68,11 +68,30 @@ async fn open() -> (mod8_orm::DynDatabase, Option<(String, String)>) {
         .await
         .unwrap();
     admin.close().await.unwrap();
-    let (base, _) = config.url.rsplit_once('/').unwrap();
-    let url = format!("{base}/{name}");
+    let url = with_database(&config.url, &name);
     println!("backend: PostgreSQL, database {name} (dropped at the end)");
     let db = OrmConfig::new(&url).connect().await.unwrap();
     (db, Some((config.url, name)))
+}
+
+/// `url` naming database `name` instead, keeping credentials, host and `?parameters`
+/// (`postgres://u:p@db:5432/app?sslmode=require` -> `postgres://u:p@db:5432/<name>?sslmode=require`).
+fn with_database(url: &str, name: &str) -> String {
+    let (base, params) = match url.split_once('?') {
+        Some((base, params)) => (base, Some(params)),
+        None => (url, None),
+    };
+    // The path starts at the first '/' after the authority (`scheme://user:pass@host:port`).
+    let authority = base.find("://").map_or(0, |i| i + 3);
+    let path = base[authority..]
+        .find('/')
+        .map_or(base.len(), |i| authority + i);
+    let mut out = format!("{}/{name}", &base[..path]);
+    if let Some(params) = params {
+        out.push('?');
+        out.push_str(params);
+    }
+    out
 }
 
 fn euros(cents: i64) -> String {
@@ -359,6 +378,15 @@ async fn main() {
     );
     let kb = db.restock(products[3].id, 10).await.unwrap();
     println!("restock: {} now {} in stock", kb.name, kb.stock);
+    let book = db.get_product(products[0].id).await.unwrap();
+    println!(
+        "get_product: {} {:?} ({}), {} EUR, {} in stock",
+        book.sku,
+        book.name,
+        book.category,
+        euros(book.price_cents),
+        book.stock
+    );
     let order = db
         .place_order(NewOrder {
             user_id: ada.id,
@@ -504,6 +532,7 @@ async fn main() {
         "committed newbie; rolled back ghost -> find ghost: {:?}",
         db.find_user_by_email("ghost@example.org").await.unwrap()
     );
+    println!("count_pending: {}", db.count_pending().await.unwrap());
     let claimed = db.claim_pending(10, Duration::from_secs(30)).await.unwrap();
     for m in &claimed {
         println!(
@@ -513,6 +542,50 @@ async fn main() {
     }
     let ids: Vec<_> = claimed.iter().map(|m| m.id).collect();
     println!("mark_sent: {}", db.mark_sent(&ids).await.unwrap());
+    println!("count_pending: {}", db.count_pending().await.unwrap());
+
+    println!("\n== nested units of work (savepoints)");
+    let uow = db.begin().await.unwrap();
+    uow.create_user(NewUser::new("nina@example.org", "nina"))
+        .await
+        .unwrap();
+    // A nested unit that commits: its work joins the outer unit's.
+    let nested = uow.begin_nested().await.unwrap();
+    nested
+        .create_user(NewUser::new("otto@example.org", "otto"))
+        .await
+        .unwrap();
+    nested.commit().await.unwrap();
+    // A failure contained in a nested unit: rolled back alone, the outer unit carries on
+    // (on PostgreSQL a failed statement outside a savepoint would abort the whole unit).
+    let nested = uow.begin_nested().await.unwrap();
+    let dup = nested
+        .create_user(NewUser::new("nina@example.org", "nina2"))
+        .await;
+    println!("  duplicate inside a savepoint: {}", dup.unwrap_err());
+    nested.rollback().await.unwrap();
+    // A nested unit dropped without commit is rolled back.
+    let nested = uow.begin_nested().await.unwrap();
+    nested
+        .create_user(NewUser::new("paul@example.org", "paul"))
+        .await
+        .unwrap();
+    drop(nested);
+    uow.commit().await.unwrap();
+    for name in ["nina", "otto", "paul"] {
+        let found = db
+            .find_user_by_email(&format!("{name}@example.org"))
+            .await
+            .unwrap();
+        println!(
+            "  {name:<5} {}",
+            if found.is_some() {
+                "committed"
+            } else {
+                "rolled back"
+            }
+        );
+    }
 
     println!("\n== bad input");
     for (what, result) in [
