@@ -7,13 +7,13 @@ use std::collections::{HashSet, VecDeque};
 use std::future::Future;
 use std::marker::PhantomData;
 use std::panic::AssertUnwindSafe;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use futures::{FutureExt, StreamExt};
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::{mpsc, watch, Semaphore};
 use tokio::task::JoinSet;
 use uuid::Uuid;
 
@@ -215,6 +215,7 @@ impl<T: Payload> Consumer<T> {
             .subscribe(&self.queue, self.options.prefetch)
             .await?;
         let (stop_tx, stop_rx) = watch::channel(false);
+        let (fatal_tx, fatal_rx) = mpsc::unbounded_channel();
         let stats = Arc::new(ConsumerStats::default());
         let ctx = Arc::new(Context {
             broker: self.broker,
@@ -226,8 +227,11 @@ impl<T: Payload> Consumer<T> {
                 .dedup_capacity
                 .map(|c| Mutex::new(Dedup::new(c))),
             declared: Mutex::new(HashSet::new()),
+            setbacks: AtomicU32::new(0),
+            stop: stop_rx.clone(),
+            fatal: fatal_tx,
         });
-        let task = tokio::spawn(run(ctx, stream, self.options, stop_rx));
+        let task = tokio::spawn(run(ctx, stream, self.options, stop_rx, fatal_rx));
         Ok(ConsumerHandle {
             stop: stop_tx,
             task,
@@ -309,6 +313,33 @@ struct Context<T: Payload> {
     dedup: Option<Mutex<Dedup>>,
     /// Retry queues already declared by this consumer.
     declared: Mutex<HashSet<String>>,
+    /// Messages in a row that could not be passed on (retry queue or dead-letter queue);
+    /// sets the pause before such a message is given back.
+    setbacks: AtomicU32,
+    /// Set when the consumer is told to stop (cuts those pauses short).
+    stop: watch::Receiver<bool>,
+    /// A permanent error that must end the consumer.
+    fatal: mpsc::UnboundedSender<Error>,
+}
+
+/// Longest pause before a message that could not be passed on is given back.
+const MAX_SETBACK_PAUSE: Duration = Duration::from_secs(5);
+
+impl<T: Payload> Context<T> {
+    /// The pause before giving back the next message that could not be passed on: 100 ms,
+    /// doubling with each such message in a row, at most [`MAX_SETBACK_PAUSE`].
+    fn setback_pause(&self) -> Duration {
+        let n = self.setbacks.fetch_add(1, Ordering::Relaxed);
+        let factor = 1u32.checked_shl(n.min(31)).unwrap_or(u32::MAX);
+        Duration::from_millis(100)
+            .saturating_mul(factor)
+            .min(MAX_SETBACK_PAUSE)
+    }
+
+    /// A message was passed on: the cause of earlier setbacks is gone.
+    fn passed_on(&self) {
+        self.setbacks.store(0, Ordering::Relaxed);
+    }
 }
 
 async fn run<T: Payload>(
@@ -316,6 +347,7 @@ async fn run<T: Payload>(
     first: DeliveryStream,
     options: ConsumerOptions,
     mut stop: watch::Receiver<bool>,
+    mut fatal: mpsc::UnboundedReceiver<Error>,
 ) -> Result<()> {
     let slots = Arc::new(Semaphore::new(options.concurrency.max(1)));
     let mut tasks = JoinSet::new();
@@ -328,6 +360,10 @@ async fn run<T: Payload>(
             // the error is permanent, or we are told to stop.
             tokio::select! {
                 _ = stop.changed() => break 'outer,
+                Some(e) = fatal.recv() => {
+                    outcome = Err(e);
+                    break 'outer;
+                }
                 result = ctx.broker.subscribe(&ctx.queue, options.prefetch) => match result {
                     Ok(s) => {
                         ctx.stats.resubscribed.fetch_add(1, Ordering::Relaxed);
@@ -355,6 +391,10 @@ async fn run<T: Payload>(
         // accounting rather than piling up here.
         let permit = tokio::select! {
             _ = stop.changed() => break 'outer,
+            Some(e) = fatal.recv() => {
+                outcome = Err(e);
+                break 'outer;
+            }
             permit = slots.clone().acquire_owned() => match permit {
                 Ok(p) => p,
                 Err(_) => break 'outer,
@@ -362,6 +402,10 @@ async fn run<T: Payload>(
         };
         tokio::select! {
             _ = stop.changed() => break 'outer,
+            Some(e) = fatal.recv() => {
+                outcome = Err(e);
+                break 'outer;
+            }
             item = current.next() => match item {
                 Some(Ok(delivery)) => {
                     let ctx = ctx.clone();
@@ -386,7 +430,11 @@ async fn run<T: Payload>(
     // channel) is still open, then let it go; unstarted deliveries return to the queue.
     while tasks.join_next().await.is_some() {}
     drop(stream);
-    outcome
+    // A permanent error met while finishing is still the consumer's result.
+    match fatal.try_recv() {
+        Ok(e) if outcome.is_ok() => Err(e),
+        _ => outcome,
+    }
 }
 
 async fn process<T: Payload>(ctx: &Context<T>, delivery: Delivery) {
@@ -441,8 +489,7 @@ async fn process<T: Payload>(ctx: &Context<T>, delivery: Delivery) {
                 }
             };
             if let Err(e) = ensure_declared(ctx, &spec).await {
-                tracing::warn!(queue = %ctx.queue, error = %e, "cannot declare retry queue; requeueing");
-                settle(ctx, delivery.requeue().await);
+                give_back(ctx, delivery, e, "declaring the retry queue").await;
                 return;
             }
             let mut publication = Publication::new("", spec.name.clone(), body)
@@ -452,15 +499,13 @@ async fn process<T: Payload>(ctx: &Context<T>, delivery: Delivery) {
             publication.priority = delivery.priority;
             match ctx.broker.publish(publication).await {
                 Ok(()) => {
+                    ctx.passed_on();
                     if settle(ctx, delivery.ack().await) {
                         ctx.stats.retried.fetch_add(1, Ordering::Relaxed);
                     }
                 }
-                Err(e) => {
-                    // Not confirmed by the broker: keep the original rather than lose it.
-                    tracing::warn!(queue = %ctx.queue, error = %e, "retry publish failed; requeueing");
-                    settle(ctx, delivery.requeue().await);
-                }
+                // Not confirmed by the broker: keep the original rather than lose it.
+                Err(e) => give_back(ctx, delivery, e, "publishing to the retry queue").await,
             }
         }
         Outcome::Retry { reason } => {
@@ -525,14 +570,37 @@ async fn dead_letter<T: Payload>(
     tracing::info!(queue = %ctx.queue, reason, attempts, "dead-lettering a message");
     match ctx.broker.publish(publication).await {
         Ok(()) => {
+            ctx.passed_on();
             if settle(ctx, delivery.ack().await) {
                 ctx.stats.dead_lettered.fetch_add(1, Ordering::Relaxed);
             }
         }
-        Err(e) => {
-            tracing::warn!(queue = %ctx.queue, error = %e, "dead-letter publish failed; requeueing");
-            settle(ctx, delivery.requeue().await);
+        Err(e) => give_back(ctx, delivery, e, "publishing to the dead-letter queue").await,
+    }
+}
+
+/// A message could not be passed on (to its retry queue or the dead-letter queue), so it
+/// goes back to its queue rather than being lost. Given back at once it would come straight
+/// back and spin through the consumer while the cause lasts, so a transient cause gets a
+/// growing pause first (cut short by shutdown); a permanent one (a missing exchange, a
+/// conflicting declaration) will not go away by itself, so the consumer stops with it for
+/// its supervisor to act on.
+async fn give_back<T: Payload>(ctx: &Context<T>, delivery: Delivery, error: Error, step: &str) {
+    if error.is_transient() {
+        let pause = ctx.setback_pause();
+        tracing::warn!(queue = %ctx.queue, error = %error, ?pause, "{step} failed; requeueing after a pause");
+        let mut stop = ctx.stop.clone();
+        tokio::select! {
+            _ = tokio::time::sleep(pause) => {}
+            _ = stop.wait_for(|stopping| *stopping) => {}
         }
+        settle(ctx, delivery.requeue().await);
+    } else {
+        tracing::error!(queue = %ctx.queue, error = %error, "{step} failed permanently; requeueing and stopping the consumer");
+        // Stop taking messages first, so this one is not handed straight back to us. (The
+        // receiver is gone only when the consumer has already ended.)
+        let _ = ctx.fatal.send(error);
+        settle(ctx, delivery.requeue().await);
     }
 }
 

@@ -103,7 +103,8 @@ macro_rules! conformance_tests {
             case_pipelined_batch,
             case_consumer_ends_when_its_queue_is_deleted,
             case_full_queue_nacks,
-            case_unroutable_in_batch_is_per_message
+            case_unroutable_in_batch_is_per_message,
+            case_dead_letter_failure_stops_the_consumer
         );
     };
     (@cases $setup:expr; $($case:ident),*) => {
@@ -712,6 +713,47 @@ pub async fn case_consumer_ends_when_its_broker_is_closed(broker: &DynBroker, cl
     assert!(!err.is_transient());
     let err = producer.publish_user_data(user(2), None).await.unwrap_err();
     assert!(matches!(err, Error::Closed { .. }), "{err:?}");
+}
+
+/// When dead-lettering fails for a permanent reason (here the dead-letter exchange is
+/// gone), the message is not lost and does not spin through the consumer: it goes back to
+/// its queue and the consumer stops with the (non-transient) error.
+pub async fn case_dead_letter_failure_stops_the_consumer(broker: &DynBroker) {
+    let t = broker.topology().clone();
+    broker
+        .delete_exchange(&t.dead_letter_exchange)
+        .await
+        .unwrap();
+    let calls = Arc::new(Mutex::new(0u32));
+    let c = calls.clone();
+    let consumer = Consumer::new(
+        broker.clone(),
+        t.user_data_queue.clone(),
+        handler_fn(move |_env: Envelope<UserData>| {
+            let c = c.clone();
+            async move {
+                *c.lock().unwrap() += 1;
+                Outcome::reject("poison")
+            }
+        }),
+    )
+    .start()
+    .await
+    .unwrap();
+    Producer::new(broker.clone())
+        .publish_user_data(user(1), None)
+        .await
+        .unwrap();
+    wait_until("the consumer stops", || async { consumer.is_finished() }).await;
+    let err = consumer.shutdown().await.unwrap_err();
+    assert!(!err.is_transient(), "{err:?}");
+    let calls = *calls.lock().unwrap();
+    assert!(
+        (1..=2).contains(&calls),
+        "handled {calls} times: the message spun through the consumer"
+    );
+    // Back in its queue, not lost.
+    wait_depth(broker, &t.user_data_queue, 1).await;
 }
 
 /// A queue bounded with [`QueueSpec::max_length`] (`x-overflow: reject-publish`) refuses a

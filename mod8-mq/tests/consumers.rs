@@ -6,7 +6,15 @@ use mod8_mq::consumers::{
 };
 use mod8_mq::testing::{memory_broker, take_one, wait_until};
 use mod8_mq::topology::HEADER_REASON;
-use mod8_mq::{BrokerExt, NotificationChannel, Producer, UserData};
+use std::time::Duration;
+
+use mod8_mq::broker::DeliveryStream;
+use mod8_mq::topology::{BindingSpec, ExchangeSpec, QueueSpec};
+use mod8_mq::{
+    handler_fn, BrokerExt, Consumer, Envelope, NotificationChannel, Outcome, Producer, Publication,
+    UserData,
+};
+use tokio::time::Instant;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn signup_and_purchase_flow_through_the_three_consumers() {
@@ -99,4 +107,133 @@ async fn invalid_user_data_is_rejected_to_the_dead_letter_queue() {
         .await
         .unwrap_err();
     assert!(matches!(err, mod8_mq::Error::Validation(_)));
+}
+
+/// The in-process broker, except that the first `failures` publishes to the dead-letter
+/// exchange fail as if the broker were briefly unreachable.
+#[derive(Debug)]
+struct FlakyDeadLetters {
+    inner: mod8_mq::DynBroker,
+    failures: std::sync::atomic::AtomicU32,
+}
+
+#[async_trait::async_trait]
+#[deny(clippy::missing_trait_methods)]
+impl mod8_mq::Broker for FlakyDeadLetters {
+    fn backend(&self) -> &'static str {
+        "flaky"
+    }
+    fn topology(&self) -> &mod8_mq::Topology {
+        self.inner.topology()
+    }
+    async fn declare_exchange(&self, spec: &ExchangeSpec) -> mod8_mq::Result<()> {
+        self.inner.declare_exchange(spec).await
+    }
+    async fn declare_queue(&self, spec: &QueueSpec) -> mod8_mq::Result<()> {
+        self.inner.declare_queue(spec).await
+    }
+    async fn bind(&self, binding: &BindingSpec) -> mod8_mq::Result<()> {
+        self.inner.bind(binding).await
+    }
+    async fn delete_queue(&self, name: &str) -> mod8_mq::Result<()> {
+        self.inner.delete_queue(name).await
+    }
+    async fn delete_exchange(&self, name: &str) -> mod8_mq::Result<()> {
+        self.inner.delete_exchange(name).await
+    }
+    async fn publish(&self, publication: Publication) -> mod8_mq::Result<()> {
+        use std::sync::atomic::Ordering;
+        let to_dlx = publication.exchange == self.topology().dead_letter_exchange;
+        if to_dlx
+            && self
+                .failures
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                .is_ok()
+        {
+            return Err(mod8_mq::Error::Unavailable {
+                backend: "flaky",
+                reason: "injected".into(),
+            });
+        }
+        self.inner.publish(publication).await
+    }
+    async fn publish_batch(&self, publications: Vec<Publication>) -> Vec<mod8_mq::Result<()>> {
+        let mut results = Vec::new();
+        for p in publications {
+            results.push(self.publish(p).await);
+        }
+        results
+    }
+    async fn subscribe(&self, queue: &str, prefetch: u16) -> mod8_mq::Result<DeliveryStream> {
+        self.inner.subscribe(queue, prefetch).await
+    }
+    async fn queue_depth(&self, queue: &str) -> mod8_mq::Result<u64> {
+        self.inner.queue_depth(queue).await
+    }
+    async fn close(&self) -> mod8_mq::Result<()> {
+        self.inner.close().await
+    }
+}
+
+/// A dead-letter publish that fails for a transient reason gives the message back only after
+/// a growing pause, instead of requeueing it at once and spinning it through the handler;
+/// once the broker takes dead letters again the message lands in the dead-letter queue.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transient_dead_letter_failures_back_off() {
+    let broker: mod8_mq::DynBroker = std::sync::Arc::new(FlakyDeadLetters {
+        inner: memory_broker(),
+        failures: std::sync::atomic::AtomicU32::new(3),
+    });
+    let calls: std::sync::Arc<std::sync::Mutex<Vec<Instant>>> = Default::default();
+    let c = calls.clone();
+    let consumer = Consumer::new(
+        broker.clone(),
+        broker.topology().user_data_queue.clone(),
+        handler_fn(move |_env: Envelope<UserData>| {
+            let c = c.clone();
+            async move {
+                c.lock().unwrap().push(Instant::now());
+                Outcome::reject("poison")
+            }
+        }),
+    )
+    .start()
+    .await
+    .unwrap();
+    Producer::new(broker.clone())
+        .publish_user_data(
+            UserData {
+                username: "ada".into(),
+                email: "ada@example.com".into(),
+                registration_date: chrono::NaiveDate::from_ymd_opt(2026, 11, 22).unwrap(),
+            },
+            None,
+        )
+        .await
+        .unwrap();
+    wait_until("dead-lettered", || async {
+        broker.dead_letter_count().await.unwrap() == 1
+    })
+    .await;
+    assert_eq!(consumer.stats().dead_lettered(), 1);
+    assert!(
+        !consumer.is_finished(),
+        "a transient failure must not stop the consumer"
+    );
+    consumer.shutdown().await.unwrap();
+    let calls = calls.lock().unwrap().clone();
+    assert_eq!(
+        calls.len(),
+        4,
+        "three failed dead-letterings, then one that worked"
+    );
+    for (n, pair) in calls.windows(2).enumerate() {
+        let gap = pair[1] - pair[0];
+        // 100 ms, 200 ms, 400 ms (a little slack for timer granularity).
+        let pause = Duration::from_millis(100 << n);
+        assert!(
+            gap + Duration::from_millis(10) >= pause,
+            "handled again after {gap:?}, before its pause {pause:?}"
+        );
+    }
 }
