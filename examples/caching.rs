@@ -24,11 +24,66 @@ use mod8_orm::{
     UserRepository, UserStats, UserUpdate, UserWithLocation,
 };
 
-/// mod8-orm's `UserRepository` with a cache in front: cached reads of `get_user`,
-/// invalidation on update and delete, everything else passed through. Callers see a plain
-/// `UserRepository`. A newtype, because the trait (mod8-orm) and `Cached` (mod8-cache) both
-/// come from other crates (the orphan rule).
+/// mod8-orm's `UserRepository` with a cache in front: cached reads of `get_user` (a missing
+/// user cached briefly too, through the layer's negative TTL), invalidation on update and
+/// delete, everything else passed through. Callers see a plain `UserRepository`. A newtype,
+/// because the trait (mod8-orm) and `Cached` (mod8-cache) both come from other crates (the
+/// orphan rule).
 struct CachedUsers(Cached<DynDatabase>);
+
+/// An owned error for each caller from a loader error shared with the callers that waited on
+/// the same load (`Arc<OrmError>`). Handing the error back only to the holder of the last
+/// reference, and sending every other waiter to the database, would undo the one-load-per-key
+/// protection exactly when the database is failing. Variants holding plain data are copied;
+/// the driver errors inside `Unavailable` and `Backend` cannot be cloned, so the copy keeps
+/// the variant (and so `is_transient`) and the driver's message.
+fn owned_error(shared: Arc<OrmError>) -> OrmError {
+    let shared = match Arc::try_unwrap(shared) {
+        Ok(error) => return error,
+        Err(shared) => shared,
+    };
+    let message = |source: &mod8_orm::sqlx::Error| source.to_string();
+    match &*shared {
+        OrmError::Validation { field, message } => OrmError::Validation {
+            field,
+            message: message.clone(),
+        },
+        OrmError::NotFound { entity, key } => OrmError::NotFound {
+            entity,
+            key: key.clone(),
+        },
+        OrmError::Conflict { field, message } => OrmError::Conflict {
+            field,
+            message: message.clone(),
+        },
+        OrmError::Unsupported { operation, backend } => {
+            OrmError::Unsupported { operation, backend }
+        }
+        OrmError::TransactionAborted => OrmError::TransactionAborted,
+        OrmError::Migration {
+            backend,
+            version,
+            message,
+        } => OrmError::Migration {
+            backend,
+            version: *version,
+            message: message.clone(),
+        },
+        OrmError::Unavailable { backend, source } => OrmError::Unavailable {
+            backend,
+            source: mod8_orm::sqlx::Error::Io(std::io::Error::other(message(source))),
+        },
+        OrmError::Backend { backend, source } => OrmError::Backend {
+            backend,
+            source: mod8_orm::sqlx::Error::Protocol(message(source)),
+        },
+        // `OrmError` is non-exhaustive: a future variant keeps at least its message.
+        other => OrmError::Backend {
+            backend: "cache",
+            source: mod8_orm::sqlx::Error::Protocol(other.to_string()),
+        },
+    }
+}
 
 impl std::ops::Deref for CachedUsers {
     type Target = Cached<DynDatabase>;
@@ -37,17 +92,27 @@ impl std::ops::Deref for CachedUsers {
     }
 }
 
+// Every method written out, so a method added to the trait later is a compile error here
+// rather than a silent default that bypasses the cache (STYLE.md, decorators).
 #[async_trait]
+#[deny(clippy::missing_trait_methods)]
 impl UserRepository for CachedUsers {
     async fn get_user(&self, id: Uuid) -> mod8_orm::Result<User> {
-        match self.read(&self.key(id), |db| db.get_user(id)).await {
-            Ok(user) => Ok(user),
-            // The error is shared with the callers that waited on this load; only the caller
-            // holding the last reference gets it back, the others ask the database themselves.
-            Err(shared) => match Arc::try_unwrap(shared) {
-                Ok(error) => Err(error),
-                Err(_) => self.inner().get_user(id).await,
-            },
+        // "No such user" is an answer, not a failure: loaded as `None`, it reaches every waiter
+        // like a value and is cached for the layer's negative TTL.
+        let loaded = self
+            .read_optional(&self.key(id), |db| async move {
+                match db.get_user(id).await {
+                    Ok(user) => Ok(Some(user)),
+                    Err(OrmError::NotFound { .. }) => Ok(None),
+                    Err(e) => Err(e),
+                }
+            })
+            .await;
+        match loaded {
+            Ok(Some(user)) => Ok(user),
+            Ok(None) => Err(OrmError::not_found("user", id)),
+            Err(shared) => Err(owned_error(shared)),
         }
     }
     async fn find_user_by_email(&self, email: &str) -> mod8_orm::Result<Option<User>> {
@@ -163,7 +228,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         db.backend(),
         cache.backend()
     );
-    let layer = CacheLayer::new(cache.clone(), "user").ttl(Duration::from_secs(300));
+    let layer = CacheLayer::new(cache.clone(), "user")
+        .ttl(Duration::from_secs(300))
+        .negative_ttl(Duration::from_secs(5));
     let users: Arc<dyn UserRepository> = Arc::new(CachedUsers(layer.layer(db.clone())));
 
     let n = 2_000u32;
@@ -210,9 +277,21 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     assert_eq!(users.get_user(id).await?.profile_score, 88.0);
     println!("   update_user invalidated the cached copy: the next read saw the new score");
 
-    // A miss is still an error to the caller, and errors are not cached.
-    let missing = users.get_user(Uuid::new_v4()).await;
-    assert!(matches!(missing, Err(OrmError::NotFound { .. })));
+    // A missing user is still NotFound to every caller; 100 concurrent reads of one ask the
+    // database once, and for the negative TTL later reads do not ask it again.
+    let ghost = Uuid::new_v4();
+    let before = cache.stats().loads;
+    let tasks: Vec<_> = (0..100)
+        .map(|_| {
+            let users = users.clone();
+            tokio::spawn(async move { users.get_user(ghost).await })
+        })
+        .collect();
+    for task in tasks {
+        assert!(matches!(task.await?, Err(OrmError::NotFound { .. })));
+    }
+    assert_eq!(cache.stats().loads - before, 1);
+    println!("   100 concurrent reads of a missing user: every one NotFound, 1 load");
 
     // Stampede: 100 concurrent reads of one cold user, one database query.
     cache.delete(&layer.layer(()).key(ids[1])).await?;
@@ -278,4 +357,38 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         db.delete_user(id).await?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_shared_error_is_rebuilt_for_every_waiter() {
+        let shared = Arc::new(OrmError::Conflict {
+            field: "email",
+            message: "taken".into(),
+        });
+        let waiter = shared.clone();
+        let rebuilt = owned_error(shared);
+        assert!(matches!(
+            &rebuilt,
+            OrmError::Conflict { field: "email", message } if message == "taken"
+        ));
+        // The last holder gets the original back.
+        assert!(matches!(owned_error(waiter), OrmError::Conflict { .. }));
+
+        let shared = Arc::new(OrmError::Unavailable {
+            backend: "postgres",
+            source: mod8_orm::sqlx::Error::PoolTimedOut,
+        });
+        let _waiter = shared.clone();
+        let rebuilt = owned_error(shared.clone());
+        assert!(
+            rebuilt.is_transient(),
+            "a copied Unavailable must stay transient"
+        );
+        let original = mod8_orm::sqlx::Error::PoolTimedOut.to_string();
+        assert!(rebuilt.to_string().contains(&original), "{rebuilt}");
+    }
 }
