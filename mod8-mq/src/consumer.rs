@@ -3,7 +3,7 @@
 //! delay queues, dead-letters with reason headers, resubscribes after connection loss, and
 //! shuts down gracefully. The same runner serves every [`Broker`](crate::Broker).
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::HashSet;
 use std::future::Future;
 use std::marker::PhantomData;
 use std::panic::AssertUnwindSafe;
@@ -15,12 +15,14 @@ use async_trait::async_trait;
 use futures::{FutureExt, StreamExt};
 use tokio::sync::{mpsc, watch, Semaphore};
 use tokio::task::JoinSet;
-use uuid::Uuid;
 
+use self::dedup::{Claim, Dedup};
 use crate::broker::{Delivery, DeliveryStream, DynBroker, Publication};
 use crate::error::{Error, Result};
 use crate::message::{Envelope, Payload, CONTENT_TYPE};
 use crate::topology::{HEADER_ATTEMPTS, HEADER_ORIGINAL_QUEUE, HEADER_REASON};
+
+mod dedup;
 
 /// What a handler decided about a message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -201,7 +203,9 @@ impl<T: Payload> Consumer<T> {
         self
     }
 
-    /// Skips messages whose id is among the last `capacity` processed ones.
+    /// Skips messages whose id is among the last `capacity` processed ones. A copy that
+    /// arrives while another copy of the same id is being handled waits for that one: it is
+    /// skipped if that one was acknowledged, handled otherwise.
     pub fn with_dedup(mut self, capacity: usize) -> Self {
         self.options.dedup_capacity = Some(capacity.max(1));
         self
@@ -222,10 +226,7 @@ impl<T: Payload> Consumer<T> {
             queue: self.queue,
             handler: self.handler,
             stats: stats.clone(),
-            dedup: self
-                .options
-                .dedup_capacity
-                .map(|c| Mutex::new(Dedup::new(c))),
+            dedup: self.options.dedup_capacity.map(Dedup::new),
             declared: Mutex::new(HashSet::new()),
             setbacks: AtomicU32::new(0),
             stop: stop_rx.clone(),
@@ -274,43 +275,12 @@ impl ConsumerHandle {
     }
 }
 
-struct Dedup {
-    capacity: usize,
-    seen: HashSet<Uuid>,
-    order: VecDeque<Uuid>,
-}
-
-impl Dedup {
-    fn new(capacity: usize) -> Self {
-        Dedup {
-            capacity,
-            seen: HashSet::new(),
-            order: VecDeque::new(),
-        }
-    }
-
-    fn contains(&self, id: &Uuid) -> bool {
-        self.seen.contains(id)
-    }
-
-    fn insert(&mut self, id: Uuid) {
-        if self.seen.insert(id) {
-            self.order.push_back(id);
-            if self.order.len() > self.capacity {
-                if let Some(old) = self.order.pop_front() {
-                    self.seen.remove(&old);
-                }
-            }
-        }
-    }
-}
-
 struct Context<T: Payload> {
     broker: DynBroker,
     queue: String,
     handler: Arc<dyn Handler<T>>,
     stats: Arc<ConsumerStats>,
-    dedup: Option<Mutex<Dedup>>,
+    dedup: Option<Dedup>,
     /// Retry queues already declared by this consumer.
     declared: Mutex<HashSet<String>>,
     /// Messages in a row that could not be passed on (retry queue or dead-letter queue);
@@ -447,16 +417,18 @@ async fn process<T: Payload>(ctx: &Context<T>, delivery: Delivery) {
             return;
         }
     };
+    // Claimed before handling, not only recorded after the ack: with concurrency above one,
+    // two copies in flight at once would otherwise both be handled.
+    let mut claim = None;
     if let Some(dedup) = &ctx.dedup {
-        let seen = dedup
-            .lock()
-            .map(|d| d.contains(&envelope.id))
-            .unwrap_or(false);
-        if seen {
-            if settle(ctx, delivery.ack().await) {
-                ctx.stats.duplicates.fetch_add(1, Ordering::Relaxed);
+        match dedup.claim(envelope.id).await {
+            Claim::Duplicate => {
+                if settle(ctx, delivery.ack().await) {
+                    ctx.stats.duplicates.fetch_add(1, Ordering::Relaxed);
+                }
+                return;
             }
-            return;
+            Claim::Handle(in_flight) => claim = Some(in_flight),
         }
     }
     let outcome = AssertUnwindSafe(ctx.handler.handle(&envelope))
@@ -465,10 +437,9 @@ async fn process<T: Payload>(ctx: &Context<T>, delivery: Delivery) {
         .unwrap_or_else(|_| Outcome::retry("the handler panicked"));
     match outcome {
         Outcome::Ack => {
-            if let Some(dedup) = &ctx.dedup {
-                if let Ok(mut d) = dedup.lock() {
-                    d.insert(envelope.id);
-                }
+            // Processed even if the ack below is lost: the redelivered copy is a duplicate.
+            if let Some(in_flight) = claim.take() {
+                in_flight.processed();
             }
             if settle(ctx, delivery.ack().await) {
                 ctx.stats.acked.fetch_add(1, Ordering::Relaxed);

@@ -104,7 +104,8 @@ macro_rules! conformance_tests {
             case_consumer_ends_when_its_queue_is_deleted,
             case_full_queue_nacks,
             case_unroutable_in_batch_is_per_message,
-            case_dead_letter_failure_stops_the_consumer
+            case_dead_letter_failure_stops_the_consumer,
+            case_dedup_copies_in_flight_at_once
         );
     };
     (@cases $setup:expr; $($case:ident),*) => {
@@ -642,6 +643,48 @@ pub async fn case_dedup_by_message_id(broker: &DynBroker) {
     .await;
     consumer.shutdown().await.unwrap();
     assert_eq!(*calls.lock().unwrap(), 1);
+}
+
+/// With de-duplication on and several messages handled at once, two copies of one message
+/// delivered together are not both handled: the second waits for the first and is skipped.
+pub async fn case_dedup_copies_in_flight_at_once(broker: &DynBroker) {
+    let t = broker.topology().clone();
+    let producer = Producer::new(broker.clone());
+    let env = Envelope::new(user(1));
+    for _ in 0..2 {
+        producer
+            .send(&env, &producer.user_data_route())
+            .await
+            .unwrap();
+    }
+    wait_depth(broker, &t.user_data_queue, 2).await;
+    let calls = Arc::new(Mutex::new(0u32));
+    let c = calls.clone();
+    let consumer = Consumer::new(
+        broker.clone(),
+        t.user_data_queue.clone(),
+        handler_fn(move |_env: Envelope<UserData>| {
+            let c = c.clone();
+            async move {
+                *c.lock().unwrap() += 1;
+                // Slow, so the second copy arrives while the first is being handled.
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                Outcome::Ack
+            }
+        }),
+    )
+    .with_concurrency(4)
+    .with_dedup(100)
+    .start()
+    .await
+    .unwrap();
+    wait_until("both copies settled", || async {
+        consumer.stats().acked() + consumer.stats().duplicates() == 2
+    })
+    .await;
+    consumer.shutdown().await.unwrap();
+    assert_eq!(*calls.lock().unwrap(), 1, "both copies were handled");
+    assert_eq!(broker.queue_depth(&t.user_data_queue).await.unwrap(), 0);
 }
 
 /// A batch keeps many confirms in flight; every message is confirmed and queued.
