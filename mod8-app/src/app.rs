@@ -282,12 +282,19 @@ impl App {
                 Ok(Ok(n)) => Some(n),
                 _ => None,
             };
+        // Every process's unsent rows, not just this one's: the table is the truth.
+        let outbox_backlog =
+            match tokio::time::timeout(self.config.call_timeout, self.sql.count_pending()).await {
+                Ok(Ok(n)) => Some(n),
+                _ => None,
+            };
         Snapshot {
             cache_name: self.cache.name().to_owned(),
             cache: stats,
             queue_depths,
             dead_letters,
-            outbox_backlog: self.outbox.backlog(),
+            outbox_backlog,
+            outbox_unpublishable: self.outbox.unpublishable(),
         }
     }
 

@@ -60,8 +60,10 @@ pub struct Snapshot {
     pub queue_depths: Vec<(String, u64)>,
     /// Messages parked in the dead-letter queue; `None` when the broker did not answer.
     pub dead_letters: Option<u64>,
-    /// Outbox rows not yet confirmed by the broker.
-    pub outbox_backlog: u64,
+    /// Unsent rows in the outbox table (every process's); `None` when SQL did not answer.
+    pub outbox_backlog: Option<u64>,
+    /// Outbox rows this process found unpublishable and skips.
+    pub outbox_unpublishable: u64,
 }
 
 /// The app's metrics: what it records itself (latencies, counts of its own decisions); the
@@ -283,11 +285,19 @@ impl Collector for ScrapeCollector {
                 dead,
             )?;
         }
+        if let Some(backlog) = s.outbox_backlog {
+            plain_gauge(
+                &mut encoder,
+                "outbox_backlog",
+                "Unsent outbox rows (waiting for the relay or the broker)",
+                backlog,
+            )?;
+        }
         plain_gauge(
             &mut encoder,
-            "outbox_backlog",
-            "Outbox rows not yet confirmed by the broker",
-            s.outbox_backlog,
+            "outbox_unpublishable",
+            "Outbox rows that can never be published (unknown topic or payload), skipped",
+            s.outbox_unpublishable,
         )?;
         Ok(())
     }
@@ -312,7 +322,8 @@ mod tests {
             },
             queue_depths: vec![("user_data_queue".into(), 7)],
             dead_letters: Some(2),
-            outbox_backlog: 5,
+            outbox_backlog: Some(5),
+            outbox_unpublishable: 1,
         });
         assert!(text.contains(
             "mod8_http_request_duration_seconds_count{route=\"/api/users\",method=\"POST\",status=\"201\"} 1\n"
@@ -333,6 +344,7 @@ mod tests {
         );
         assert!(text.contains("mod8_dead_letters 2\n"), "{text}");
         assert!(text.contains("mod8_outbox_backlog 5\n"), "{text}");
+        assert!(text.contains("mod8_outbox_unpublishable 1\n"), "{text}");
         assert!(
             text.contains("mod8_cache_invalidation_failures_total 1\n"),
             "{text}"
@@ -343,8 +355,9 @@ mod tests {
     }
 
     #[test]
-    fn an_unread_dead_letter_count_is_left_out_not_reported_as_zero() {
+    fn unread_figures_are_left_out_not_reported_as_zero() {
         let text = Metrics::new().render(&Snapshot::default());
         assert!(!text.contains("mod8_dead_letters"), "{text}");
+        assert!(!text.contains("mod8_outbox_backlog"), "{text}");
     }
 }

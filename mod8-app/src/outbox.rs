@@ -2,13 +2,15 @@
 //! marks them sent only after the broker confirmed them. A broker outage delays events (rows
 //! stay pending and are claimed again when their lease runs out) but never loses them.
 
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use mod8_mq::{Envelope, Producer, UserData};
 use mod8_orm::{Database, OutboxMessage};
 use tokio::sync::{watch, Notify};
+use uuid::Uuid;
 
 /// Outbox topic of the `UserData` event written at registration.
 pub const USER_DATA_TOPIC: &str = "user_data";
@@ -25,6 +27,9 @@ pub struct OutboxCounters {
     pub sent: AtomicU64,
     /// Publish attempts that failed (the rows stay pending).
     pub failures: AtomicU64,
+    /// Rows that can never be published (unknown topic, payload that is not `UserData`),
+    /// logged once at error level and then skipped whenever a claim returns them again.
+    unpublishable: Mutex<HashSet<Uuid>>,
 }
 
 impl OutboxCounters {
@@ -33,6 +38,21 @@ impl OutboxCounters {
         self.enqueued
             .load(Ordering::Relaxed)
             .saturating_sub(self.sent.load(Ordering::Relaxed))
+    }
+
+    /// Distinct rows found unpublishable so far (they stay unsent in the outbox table, for
+    /// an operator to fix or remove).
+    pub fn unpublishable(&self) -> u64 {
+        self.unpublishable.lock().map_or(0, |s| s.len() as u64)
+    }
+
+    /// Remembers `id` as unpublishable; `true` the first time.
+    fn newly_unpublishable(&self, id: Uuid) -> bool {
+        self.unpublishable.lock().is_ok_and(|mut s| s.insert(id))
+    }
+
+    fn is_unpublishable(&self, id: Uuid) -> bool {
+        self.unpublishable.lock().is_ok_and(|s| s.contains(&id))
     }
 }
 
@@ -47,8 +67,27 @@ fn envelope(row: &OutboxMessage) -> Result<Envelope<UserData>, serde_json::Error
     Ok(envelope)
 }
 
+/// What one [`relay_once`] pass did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Pass {
+    /// Rows claimed (a full batch means more may be waiting).
+    pub claimed: usize,
+    /// Rows published, confirmed and marked sent.
+    pub sent: u64,
+    /// Rows whose publish failed or was not confirmed (they stay pending).
+    pub failed: usize,
+    /// Rows skipped as unpublishable.
+    pub unpublishable: usize,
+}
+
+impl Pass {
+    /// Every publish of the pass failed: the broker is likely down, so the relay backs off.
+    pub fn all_failed(&self) -> bool {
+        self.failed > 0 && self.sent == 0
+    }
+}
+
 /// One pass: claim pending rows, publish them with confirms, mark the confirmed ones sent.
-/// Returns how many rows were claimed (a full batch means more may be waiting).
 ///
 /// # Errors
 ///
@@ -59,31 +98,51 @@ pub async fn relay_once(
     producer: &Producer,
     counters: &OutboxCounters,
     lease: Duration,
-) -> mod8_orm::Result<usize> {
+) -> mod8_orm::Result<Pass> {
     let rows = sql.claim_pending(BATCH, lease).await?;
+    let mut pass = Pass {
+        claimed: rows.len(),
+        ..Pass::default()
+    };
     if rows.is_empty() {
-        return Ok(0);
+        return Ok(pass);
     }
     let mut envelopes = Vec::with_capacity(rows.len());
     for row in &rows {
-        if row.topic != USER_DATA_TOPIC {
-            tracing::error!(id = %row.id, topic = %row.topic, "outbox row with an unknown topic left pending");
+        if counters.is_unpublishable(row.id) {
+            // Logged and counted when first found; the claim returns it again each lease.
+            pass.unpublishable += 1;
             continue;
         }
-        match envelope(row) {
+        let parsed = if row.topic == USER_DATA_TOPIC {
+            envelope(row).map_err(|e| format!("payload is not UserData: {e}"))
+        } else {
+            Err(format!("unknown topic {:?}", row.topic))
+        };
+        match parsed {
             Ok(e) => envelopes.push(e),
-            Err(e) => {
-                tracing::error!(id = %row.id, error = %e, "outbox row whose payload is not UserData left pending");
+            Err(reason) => {
+                pass.unpublishable += 1;
+                if counters.newly_unpublishable(row.id) {
+                    tracing::error!(id = %row.id, topic = %row.topic, payload = %row.payload, %reason,
+                        "outbox row can never be published; skipped from now on (it stays unsent in the table)");
+                }
             }
         }
+    }
+    if envelopes.is_empty() {
+        return Ok(pass);
     }
     let route = producer.user_data_route();
     let results = match producer.send_batch(&envelopes, &route).await {
         Ok(results) => results,
         Err(e) => {
-            counters.failures.fetch_add(1, Ordering::Relaxed);
-            tracing::warn!(error = %e, rows = rows.len(), "outbox publish failed; rows stay pending");
-            return Ok(rows.len());
+            counters
+                .failures
+                .fetch_add(envelopes.len() as u64, Ordering::Relaxed);
+            tracing::warn!(error = %e, rows = envelopes.len(), "outbox publish failed; rows stay pending");
+            pass.failed = envelopes.len();
+            return Ok(pass);
         }
     };
     let mut confirmed = Vec::with_capacity(envelopes.len());
@@ -92,6 +151,7 @@ pub async fn relay_once(
             Ok(()) => confirmed.push(envelope.id),
             Err(e) => {
                 counters.failures.fetch_add(1, Ordering::Relaxed);
+                pass.failed += 1;
                 tracing::warn!(id = %envelope.id, error = %e, "outbox publish not confirmed; row stays pending");
             }
         }
@@ -99,8 +159,9 @@ pub async fn relay_once(
     if !confirmed.is_empty() {
         let marked = sql.mark_sent(&confirmed).await?;
         counters.sent.fetch_add(marked, Ordering::Relaxed);
+        pass.sent = marked;
     }
-    Ok(rows.len())
+    Ok(pass)
 }
 
 /// What the relay runs on and how often.
@@ -120,9 +181,22 @@ pub struct Relay {
     pub lease: Duration,
 }
 
-/// Runs the relay until `shutdown` flips to `true`: a pass whenever `wake` is notified (a
-/// registration committed) or every `poll`, and again at once while passes come back full.
-/// Errors back off exponentially up to 30 s.
+/// First delay after a failed pass; it doubles per failed pass up to [`MAX_BACKOFF`].
+const FIRST_BACKOFF: Duration = Duration::from_millis(100);
+/// Longest delay between passes while the database or the broker keeps failing (also the
+/// longest an event waits after the broker comes back).
+pub const MAX_BACKOFF: Duration = Duration::from_secs(10);
+
+/// Whether the relay should stop: shutdown was asked for, or the sender is gone (the app was
+/// dropped without [`crate::App::shutdown`]).
+fn stopping(shutdown: &watch::Receiver<bool>) -> bool {
+    *shutdown.borrow() || shutdown.has_changed().is_err()
+}
+
+/// Runs the relay until `shutdown` flips to `true` or its sender is dropped: a pass whenever
+/// `wake` is notified (a registration committed) or every `poll`, and again at once while
+/// passes come back full. A pass whose every publish failed, or a database error, backs off
+/// exponentially (100 ms doubling up to [`MAX_BACKOFF`]) instead of retrying at once.
 pub async fn run_relay(relay: Relay, mut shutdown: watch::Receiver<bool>) {
     let Relay {
         sql,
@@ -132,32 +206,167 @@ pub async fn run_relay(relay: Relay, mut shutdown: watch::Receiver<bool>) {
         poll,
         lease,
     } = relay;
-    let mut backoff = Duration::from_millis(100);
+    let mut backoff: Option<Duration> = None;
     loop {
-        match relay_once(sql.as_ref(), &producer, &counters, lease).await {
-            Ok(n) if n as u32 >= BATCH => continue,
-            Ok(_) => backoff = Duration::from_millis(100),
+        let failed = match relay_once(sql.as_ref(), &producer, &counters, lease).await {
+            Ok(pass) if pass.all_failed() => true,
+            Ok(pass) if pass.claimed as u32 >= BATCH => continue,
+            Ok(_) => false,
             Err(e) => {
                 tracing::warn!(error = %e, "outbox relay pass failed; backing off");
-                backoff = (backoff * 2).min(Duration::from_secs(30));
-                tokio::select! {
-                    () = tokio::time::sleep(backoff) => continue,
-                    _ = shutdown.changed() => {}
-                }
+                true
             }
+        };
+        if failed {
+            let delay = backoff.map_or(FIRST_BACKOFF, |b| (b * 2).min(MAX_BACKOFF));
+            backoff = Some(delay);
+            // Not cut short by `wake`: under load registrations would wake it at once.
+            tokio::select! {
+                () = tokio::time::sleep(delay) => {}
+                _ = shutdown.changed() => {}
+            }
+            if stopping(&shutdown) {
+                break;
+            }
+            continue;
         }
-        if *shutdown.borrow() {
+        backoff = None;
+        if stopping(&shutdown) {
             break;
         }
         tokio::select! {
             () = wake.notified() => {}
             () = tokio::time::sleep(poll) => {}
+            // An error means the sender was dropped; `stopping` below sees it.
             _ = shutdown.changed() => {}
         }
-        if *shutdown.borrow() {
+        if stopping(&shutdown) {
             // One last pass so rows committed just before shutdown are not left for the next start.
             let _ = relay_once(sql.as_ref(), &producer, &counters, lease).await;
             break;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{App, AppConfig};
+
+    fn user_data(n: usize) -> serde_json::Value {
+        serde_json::json!({
+            "username": format!("user{n}"),
+            "email": format!("user{n}@example.com"),
+            "registration_date": "2024-05-01",
+        })
+    }
+
+    fn relay(app: &App, counters: Arc<OutboxCounters>, lease: Duration) -> Relay {
+        Relay {
+            sql: app.sql.clone(),
+            producer: app.producer.clone(),
+            counters,
+            wake: Arc::new(Notify::new()),
+            poll: Duration::from_millis(10),
+            lease,
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_relay_stops_when_the_app_is_dropped_without_shutdown() {
+        let app = App::build(AppConfig::embedded()).await.unwrap();
+        let (shutdown, rx) = watch::channel(false);
+        let task = tokio::spawn(run_relay(
+            relay(&app, Arc::default(), Duration::from_secs(10)),
+            rx,
+        ));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        drop(shutdown); // what dropping the app without shutdown() does to the relay
+        tokio::time::timeout(Duration::from_secs(2), task)
+            .await
+            .expect("the relay stops once its shutdown sender is gone")
+            .unwrap();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_failing_broker_is_retried_with_backoff() {
+        let app = App::build(AppConfig::embedded()).await.unwrap();
+        for n in 0..BATCH as usize {
+            app.sql
+                .enqueue(USER_DATA_TOPIC, user_data(n))
+                .await
+                .unwrap();
+        }
+        app.broker.close().await.unwrap(); // every publish now fails
+        let counters = Arc::new(OutboxCounters::default());
+        let (shutdown, rx) = watch::channel(false);
+        // A 1 ms lease makes every failed row claimable again at once: without a backoff
+        // the relay would claim and fail full batches in a tight loop.
+        let task = tokio::spawn(run_relay(
+            relay(&app, counters.clone(), Duration::from_millis(1)),
+            rx,
+        ));
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        shutdown.send(true).unwrap();
+        task.await.unwrap();
+        let passes = counters.failures.load(Ordering::Relaxed) / u64::from(BATCH);
+        // 0, 0.1, 0.3, 0.7 s (+ the last pass at shutdown).
+        assert!(
+            (2..=6).contains(&passes),
+            "{passes} failed passes in 1 s; expected a backoff"
+        );
+        assert_eq!(app.sql.count_pending().await.unwrap(), u64::from(BATCH));
+    }
+
+    #[tokio::test]
+    async fn the_backlog_metric_counts_every_unsent_row_not_just_this_process() {
+        let app = App::build(AppConfig::embedded()).await.unwrap();
+        // Rows another process enqueued (this one's counters never saw them).
+        for n in 0..2 {
+            app.sql
+                .enqueue(USER_DATA_TOPIC, user_data(n))
+                .await
+                .unwrap();
+        }
+        assert_eq!(app.outbox.backlog(), 0);
+        assert_eq!(app.metrics_snapshot().await.outbox_backlog, Some(2));
+    }
+
+    #[tokio::test]
+    async fn unpublishable_rows_are_logged_once_then_skipped() {
+        let app = App::build(AppConfig::embedded()).await.unwrap();
+        let counters = OutboxCounters::default();
+        app.sql.enqueue("order_placed", user_data(1)).await.unwrap();
+        app.sql
+            .enqueue(USER_DATA_TOPIC, serde_json::json!({"unexpected": true}))
+            .await
+            .unwrap();
+        app.sql
+            .enqueue(USER_DATA_TOPIC, user_data(2))
+            .await
+            .unwrap();
+        let lease = Duration::from_millis(1);
+        let first = relay_once(app.sql.as_ref(), &app.producer, &counters, lease)
+            .await
+            .unwrap();
+        assert_eq!(
+            first,
+            Pass {
+                claimed: 3,
+                sent: 1,
+                failed: 0,
+                unpublishable: 2
+            }
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        // Claimed again once the lease ran out, skipped without another publish attempt.
+        let second = relay_once(app.sql.as_ref(), &app.producer, &counters, lease)
+            .await
+            .unwrap();
+        assert_eq!(second.unpublishable, 2);
+        assert_eq!(second.failed + second.sent as usize, 0);
+        assert!(!second.all_failed());
+        assert_eq!(counters.unpublishable(), 2, "each row counted once");
+        app.shutdown().await;
     }
 }

@@ -404,7 +404,9 @@ pub async fn run_on(app: &Arc<App>) -> Report {
         snapshot
             .dead_letters
             .map_or_else(|| "unknown".to_owned(), |n| n.to_string()),
-        snapshot.outbox_backlog
+        snapshot
+            .outbox_backlog
+            .map_or_else(|| "unknown".to_owned(), |n| n.to_string())
     );
     report.lines.push(line);
     for (name, acked, retried, dead) in app.consumer_stats().await {
