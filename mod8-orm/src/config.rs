@@ -79,17 +79,28 @@ impl OrmConfig {
             .unwrap_or_else(|| DEFAULT_URL.to_owned());
         let mut config = OrmConfig::new(url.trim());
         if let Ok(n) = std::env::var("MOD8_ORM_MAX_CONNECTIONS") {
-            config.max_connections = n.trim().parse().map_err(|_| {
-                OrmError::validation("MOD8_ORM_MAX_CONNECTIONS", format!("{n:?} is not a number"))
-            })?;
+            config.max_connections = max_connections_var(&n)?;
         }
         Ok(config)
     }
 
-    /// Sets the most connections in the pool.
+    /// Sets the most connections in the pool (at least 1: [`OrmConfig::connect`] rejects 0
+    /// with a validation error on `max_connections`).
     pub fn with_max_connections(mut self, n: u32) -> Self {
-        self.max_connections = n.max(1);
+        self.max_connections = n;
         self
+    }
+
+    /// Checks the settings before anything is connected: a pool of zero connections could
+    /// never serve a call (every call would wait out the acquire timeout).
+    pub fn validate(&self) -> Result<()> {
+        if self.max_connections == 0 {
+            return Err(OrmError::validation(
+                "max_connections",
+                "the pool needs at least 1 connection",
+            ));
+        }
+        Ok(())
     }
 
     /// Sets the connections kept open when idle.
@@ -128,8 +139,9 @@ impl OrmConfig {
         self
     }
 
-    /// Connects to the backend the URL's scheme names.
+    /// Connects to the backend the URL's scheme names (after [`OrmConfig::validate`]).
     pub async fn connect(&self) -> Result<DynDatabase> {
+        self.validate()?;
         let url = self.url.trim();
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             #[cfg(feature = "postgres")]
@@ -157,6 +169,22 @@ impl OrmConfig {
     }
 }
 
+/// `MOD8_ORM_MAX_CONNECTIONS`: a number of at least 1.
+fn max_connections_var(value: &str) -> Result<u32> {
+    const VAR: &str = "MOD8_ORM_MAX_CONNECTIONS";
+    match value.trim().parse::<u32>() {
+        Ok(0) => Err(OrmError::validation(
+            VAR,
+            "0: the pool needs at least 1 connection",
+        )),
+        Ok(n) => Ok(n),
+        Err(_) => Err(OrmError::validation(
+            VAR,
+            format!("{value:?} is not a number"),
+        )),
+    }
+}
+
 /// Connects to `url` with default pool settings, migrating on connect.
 ///
 /// ```
@@ -169,4 +197,57 @@ impl OrmConfig {
 /// ```
 pub async fn connect(url: &str) -> Result<DynDatabase> {
     OrmConfig::new(url).connect().await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn max_connections_from_the_environment() {
+        assert_eq!(max_connections_var(" 12 ").unwrap(), 12);
+        for bad in ["0", "-1", "many", ""] {
+            assert!(
+                matches!(
+                    max_connections_var(bad),
+                    Err(OrmError::Validation {
+                        field: "MOD8_ORM_MAX_CONNECTIONS",
+                        ..
+                    })
+                ),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_pool_of_zero_connections_is_rejected() {
+        let config = OrmConfig::new("sqlite::memory:").with_max_connections(0);
+        assert!(matches!(
+            config.validate(),
+            Err(OrmError::Validation {
+                field: "max_connections",
+                ..
+            })
+        ));
+        assert!(matches!(
+            config.connect().await,
+            Err(OrmError::Validation {
+                field: "max_connections",
+                ..
+            })
+        ));
+        assert!(matches!(
+            crate::SqliteStore::connect(&config).await,
+            Err(OrmError::Validation {
+                field: "max_connections",
+                ..
+            })
+        ));
+        assert!(OrmConfig::new("sqlite::memory:")
+            .with_max_connections(1)
+            .connect()
+            .await
+            .is_ok());
+    }
 }

@@ -102,7 +102,7 @@ pub struct User {
     pub last_active_at: DateTime<Utc>,
 }
 
-/// Input for [`crate::UserRepository::create`].
+/// Input for [`crate::UserRepository::create_user`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NewUser {
     /// E-mail address (validated, stored trimmed and lower case).
@@ -136,7 +136,7 @@ impl NewUser {
     }
 }
 
-/// Changes for [`crate::UserRepository::update`]; `None` fields stay as they are.
+/// Changes for [`crate::UserRepository::update_user`]; `None` fields stay as they are.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct UserUpdate {
     /// New e-mail address.
@@ -197,10 +197,11 @@ impl PageRequest {
         PageRequest { offset: 0, limit }
     }
 
-    /// The page after this one.
+    /// The page after this one. The offset saturates at `u64::MAX` rather than overflowing
+    /// (a repository then rejects it as too large).
     pub fn next(self) -> Self {
         PageRequest {
-            offset: self.offset + u64::from(self.limit),
+            offset: self.offset.saturating_add(u64::from(self.limit)),
             limit: self.limit,
         }
     }
@@ -526,4 +527,19 @@ pub struct OutboxMessage {
     pub sent_at: Option<DateTime<Utc>>,
     /// How many times it was claimed for sending.
     pub attempts: i64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn next_page_saturates() {
+        assert_eq!(PageRequest::first(10).next().next().offset, 20);
+        let last = PageRequest {
+            offset: u64::MAX - 3,
+            limit: 10,
+        };
+        assert_eq!(last.next().offset, u64::MAX);
+    }
 }

@@ -94,6 +94,7 @@ crate::sql::migrate::impl_backend!(
 impl PostgresStore {
     /// Connects as `config` says (and migrates unless that was turned off).
     pub async fn connect(config: &OrmConfig) -> Result<Self> {
+        config.validate()?;
         let backend = Backend::Postgres.name();
         let options =
             PgConnectOptions::from_str(&config.url).map_err(|e| OrmError::from_sqlx(backend, e))?;

@@ -1,11 +1,14 @@
 //! The embedded backend: SQLite, in memory or in a file.
 //!
 //! Files run in WAL mode with a busy timeout, so concurrent writers wait for each other
-//! instead of failing with "database is locked"; foreign keys are enforced. An in-memory
-//! database lives in one connection (every SQLite connection would otherwise open its own
-//! empty database), so its pool has exactly one connection: while a unit of work is open,
-//! pool calls wait for it (up to the acquire timeout). It does not survive the process and is
-//! not shared between processes; use a file for that.
+//! instead of failing with "database is locked"; transactions (units of work included) start
+//! with `BEGIN IMMEDIATE`, so they hold the write lock from the start (other writers wait,
+//! readers do not) and one that reads before it writes cannot fail upgrading a stale
+//! snapshot. Foreign keys are enforced. An in-memory database lives in one connection
+//! (every SQLite connection would otherwise open its own empty database), so its pool has
+//! exactly one connection: while a unit of work is open, pool calls wait for it (up to the
+//! acquire timeout). It does not survive the process and is not shared between processes;
+//! use a file for that.
 
 use std::str::FromStr;
 
@@ -91,6 +94,7 @@ crate::sql::migrate::impl_backend!(Sqlite, &crate::sql::migrate::SQLITE_MIGRATIO
 impl SqliteStore {
     /// Connects as `config` says (and migrates unless that was turned off).
     pub async fn connect(config: &OrmConfig) -> Result<Self> {
+        config.validate()?;
         let backend = Backend::Sqlite.name();
         let memory = is_memory(&config.url);
         let mut options = SqliteConnectOptions::from_str(&config.url)
