@@ -167,7 +167,8 @@ pub type DeliveryStream = BoxStream<'static, Result<Delivery>>;
 pub trait Broker: fmt::Debug + Send + Sync + 'static {
     /// The backend's name (`amqp`, `memory`).
     fn backend(&self) -> &'static str;
-    /// The topology this broker declared on connect.
+    /// The topology this broker declared on connect (retry delay queues included, see
+    /// [`Topology::retry_queues`]).
     fn topology(&self) -> &Topology;
     /// Declares an exchange; idempotent, a [`Error::Conflict`](crate::Error::Conflict) when it
     /// exists with another type.
@@ -250,12 +251,13 @@ forward_broker!(Box<B>);
 /// Conveniences for every [`Broker`].
 #[async_trait]
 pub trait BrokerExt: Broker {
-    /// Declares every exchange, queue and binding of `topology` (idempotent).
+    /// Declares every exchange, queue (retry delay queues included) and binding of
+    /// `topology` (idempotent).
     async fn declare_topology(&self, topology: &Topology) -> Result<()> {
         for exchange in topology.exchanges() {
             self.declare_exchange(&exchange).await?;
         }
-        for queue in topology.queues() {
+        for queue in topology.queues().into_iter().chain(topology.retry_queues()) {
             self.declare_queue(&queue).await?;
         }
         for binding in topology.bindings() {
@@ -294,9 +296,12 @@ pub trait BrokerExt: Broker {
         }
     }
 
-    /// Deletes everything `topology` declared, including retry queues for up to
-    /// `max_retries` retries of each work queue (for tests and teardown).
+    /// Deletes everything `topology` declared, including its retry queues and those for up
+    /// to `max_retries` retries of each queue (for tests and teardown).
     async fn delete_topology(&self, topology: &Topology, max_retries: u32) -> Result<()> {
+        for retry in topology.retry_queues() {
+            self.delete_queue(&retry.name).await?;
+        }
         for queue in topology.queues() {
             for retry in topology.retry_queue_names(&queue.name, max_retries) {
                 self.delete_queue(&retry).await?;

@@ -154,7 +154,7 @@ impl MemoryBroker {
             for exchange in topology.exchanges() {
                 let _ = state.declare_exchange(&exchange);
             }
-            for queue in topology.queues() {
+            for queue in topology.queues().into_iter().chain(topology.retry_queues()) {
                 let _ = state.declare_queue(&queue);
             }
             for binding in topology.bindings() {

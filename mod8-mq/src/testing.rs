@@ -105,7 +105,8 @@ macro_rules! conformance_tests {
             case_full_queue_nacks,
             case_unroutable_in_batch_is_per_message,
             case_dead_letter_failure_stops_the_consumer,
-            case_dedup_copies_in_flight_at_once
+            case_dedup_copies_in_flight_at_once,
+            case_retry_queues_declared_on_connect
         );
     };
     (@cases $setup:expr; $($case:ident),*) => {
@@ -685,6 +686,24 @@ pub async fn case_dedup_copies_in_flight_at_once(broker: &DynBroker) {
     consumer.shutdown().await.unwrap();
     assert_eq!(*calls.lock().unwrap(), 1, "both copies were handled");
     assert_eq!(broker.queue_depth(&t.user_data_queue).await.unwrap(), 0);
+}
+
+/// The retry delay queues of every work queue, for the topology's `max_retries`, exist as
+/// soon as the broker is connected (not only after a first retry).
+pub async fn case_retry_queues_declared_on_connect(broker: &DynBroker) {
+    let t = broker.topology().clone();
+    assert!(t.max_retries > 0);
+    for queue in [
+        &t.user_data_queue,
+        &t.notification_queue,
+        &t.analytics_queue,
+    ] {
+        for retry in 0..t.max_retries {
+            let name = t.retry_queue(queue, retry).name;
+            let depth = broker.queue_depth(&name).await;
+            assert!(matches!(depth, Ok(0)), "{name}: {depth:?}");
+        }
+    }
 }
 
 /// A batch keeps many confirms in flight; every message is confirmed and queued.

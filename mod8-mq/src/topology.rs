@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::message::DEFAULT_MAX_RETRIES;
+
 /// How an exchange routes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -141,6 +143,15 @@ pub struct Topology {
     pub max_priority: u8,
     /// Delays between retries.
     pub retry: RetryPolicy,
+    /// Retries whose delay queues are declared with the topology, for each work queue
+    /// (default [`DEFAULT_MAX_RETRIES`], the envelopes' default `max_retries`). A message
+    /// allowed more retries gets its further delay queues declared on first use.
+    #[serde(default = "default_max_retries")]
+    pub max_retries: u32,
+}
+
+fn default_max_retries() -> u32 {
+    DEFAULT_MAX_RETRIES
 }
 
 impl Default for Topology {
@@ -157,6 +168,7 @@ impl Default for Topology {
             dead_letter_queue: "dlq".into(),
             max_priority: 10,
             retry: RetryPolicy::default(),
+            max_retries: DEFAULT_MAX_RETRIES,
         }
     }
 }
@@ -179,7 +191,15 @@ impl Topology {
             dead_letter_queue: p(d.dead_letter_queue),
             max_priority: d.max_priority,
             retry: d.retry,
+            max_retries: d.max_retries,
         }
+    }
+
+    /// Sets how many retries get their delay queues declared with the topology (see
+    /// [`Topology::max_retries`]).
+    pub fn with_max_retries(mut self, max_retries: u32) -> Self {
+        self.max_retries = max_retries;
+        self
     }
 
     /// Sets the retry policy.
@@ -264,6 +284,26 @@ impl Topology {
         }
     }
 
+    /// The delay queues declared with the topology: one per distinct delay of the first
+    /// [`Topology::max_retries`] retries of each work queue, in declaration order.
+    pub fn retry_queues(&self) -> Vec<QueueSpec> {
+        let mut specs: Vec<QueueSpec> = Vec::new();
+        for queue in [
+            &self.user_data_queue,
+            &self.notification_queue,
+            &self.analytics_queue,
+        ] {
+            for retry in 0..self.max_retries {
+                let spec = self.retry_queue(queue, retry);
+                // Capped delays repeat: one queue serves them all.
+                if !specs.iter().any(|s| s.name == spec.name) {
+                    specs.push(spec);
+                }
+            }
+        }
+        specs
+    }
+
     /// Every queue name this topology can create for `queue`'s retries with up to
     /// `max_retries` retries (for teardown).
     pub fn retry_queue_names(&self, queue: &str, max_retries: u32) -> Vec<String> {
@@ -291,5 +331,37 @@ mod tests {
         assert_eq!(p.delay(3), Duration::from_millis(500));
         assert_eq!(p.delay(u32::MAX), Duration::from_millis(500));
         assert_eq!(RetryPolicy::default().delay(2), Duration::from_secs(4));
+    }
+
+    #[test]
+    fn retry_queues_cover_max_retries_of_each_work_queue() {
+        let t = Topology::default()
+            .with_retry(RetryPolicy {
+                base: Duration::from_secs(1),
+                cap: Duration::from_secs(2),
+            })
+            .with_max_retries(3);
+        let names: Vec<String> = t.retry_queues().into_iter().map(|q| q.name).collect();
+        // Delays 1 s, 2 s, 2 s (capped): two queues per work queue.
+        assert_eq!(
+            names,
+            [
+                "user_data_queue.retry.1000ms",
+                "user_data_queue.retry.2000ms",
+                "notification_queue.retry.1000ms",
+                "notification_queue.retry.2000ms",
+                "analytics_queue.retry.1000ms",
+                "analytics_queue.retry.2000ms",
+            ]
+        );
+        assert!(Topology::default()
+            .with_max_retries(0)
+            .retry_queues()
+            .is_empty());
+        // Configurations written before the field existed still load, with the default.
+        let mut json = serde_json::to_value(Topology::default()).unwrap();
+        json.as_object_mut().unwrap().remove("max_retries");
+        let back: Topology = serde_json::from_value(json).unwrap();
+        assert_eq!(back.max_retries, crate::message::DEFAULT_MAX_RETRIES);
     }
 }

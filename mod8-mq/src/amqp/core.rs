@@ -176,6 +176,7 @@ pub(super) fn topology_declarations(topology: &Topology) -> Vec<Declaration> {
     let mut all: Vec<Declaration> = Vec::new();
     all.extend(topology.exchanges().into_iter().map(Declaration::Exchange));
     all.extend(topology.queues().into_iter().map(Declaration::Queue));
+    all.extend(topology.retry_queues().into_iter().map(Declaration::Queue));
     all.extend(topology.bindings().into_iter().map(Declaration::Binding));
     all
 }
