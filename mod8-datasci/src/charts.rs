@@ -1,12 +1,15 @@
-//! SVG charts with plotters: segment distribution, P(alive) and expected purchases by
-//! frequency and recency.
+//! Charts with plotters: segment distribution, P(alive) and expected purchases by frequency
+//! and recency, as SVG, or PNG by the file extension.
 //!
-//! Only SVG is written. plotters draws PNG text through a font engine (`ttf` needs system
-//! fontconfig/freetype, `ab_glyph` needs a bundled font file) and without one it panics on the
-//! first label, so `.png` paths are refused with [`Error::Unsupported`] instead.
+//! PNG needs plotters to rasterise text itself. Its `ttf` font engine needs the system's
+//! fontconfig/freetype, so the `png` feature (default) uses the pure-Rust `ab_glyph` engine
+//! with DejaVu Sans from the `dejavu` crate, registered as plotters' `"sans-serif"` on first
+//! use. Without that feature `.png` paths are refused with [`Error::Unsupported`] (plotters'
+//! fallback engine cannot draw glyphs).
 
 use std::path::{Path, PathBuf};
 
+use plotters::coord::Shift;
 use plotters::prelude::*;
 
 use chrono::NaiveDate;
@@ -26,14 +29,68 @@ fn plot_error(e: impl std::fmt::Display) -> Error {
     }
 }
 
-fn check_svg(path: &Path) -> Result<()> {
-    match path.extension().and_then(|e| e.to_str()) {
-        Some(ext) if ext.eq_ignore_ascii_case("svg") => Ok(()),
-        other => Err(Error::Unsupported {
-            operation: format!("writing a .{} chart", other.unwrap_or("")),
-            backend: "plotters without a font engine (SVG only)".into(),
-        }),
+/// The image format of a chart file, by its extension.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Format {
+    Svg,
+    #[cfg(feature = "png")]
+    Png,
+}
+
+fn format_of(path: &Path) -> Result<Format> {
+    let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
+    if ext.eq_ignore_ascii_case("svg") {
+        return Ok(Format::Svg);
     }
+    #[cfg(feature = "png")]
+    if ext.eq_ignore_ascii_case("png") {
+        return Ok(Format::Png);
+    }
+    Err(Error::Unsupported {
+        operation: format!("writing a .{ext} chart"),
+        backend: if cfg!(feature = "png") {
+            "plotters (SVG and PNG)".into()
+        } else {
+            "plotters without the `png` feature (SVG only)".into()
+        },
+    })
+}
+
+/// With `ab_glyph`, plotters looks every font family up in its own table, for SVG text layout
+/// too, so the bundled font must be registered before anything is drawn.
+#[cfg(feature = "png")]
+fn register_fonts() -> Result<()> {
+    static REGISTERED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    let ok = *REGISTERED.get_or_init(|| {
+        plotters::style::register_font("sans-serif", FontStyle::Normal, dejavu::sans::regular())
+            .is_ok()
+    });
+    if ok {
+        Ok(())
+    } else {
+        Err(plot_error(
+            "the bundled DejaVu Sans font could not be loaded",
+        ))
+    }
+}
+
+#[cfg(not(feature = "png"))]
+fn register_fonts() -> Result<()> {
+    Ok(())
+}
+
+/// Runs `$draw(root)` on an SVG or PNG drawing area of `$size` for `$path`.
+macro_rules! render {
+    ($path:expr, $size:expr, $draw:expr) => {{
+        let path: &Path = $path;
+        let format = format_of(path)?;
+        register_fonts()?;
+        match format {
+            Format::Svg => $draw(SVGBackend::new(path, $size).into_drawing_area()),
+            #[cfg(feature = "png")]
+            Format::Png => $draw(BitMapBackend::new(path, $size).into_drawing_area()),
+        }
+    }};
 }
 
 /// A colour for `v` in [0, 1]: dark blue → teal → yellow (viridis-like, readable in print).
@@ -58,14 +115,26 @@ fn colour(v: f64) -> RGBColor {
     RGBColor(mix(a.0, b.0), mix(a.1, b.1), mix(a.2, b.2))
 }
 
-/// Bar chart of users per segment (labels carry the share) to `path` (`.svg`).
+/// Bar chart of users per segment (labels carry the share) to `path` (`.svg`, or `.png` with
+/// the `png` feature).
 ///
 /// # Errors
 ///
-/// [`Error::Unsupported`] for a non-SVG path; [`Error::Backend`] when drawing or writing fails.
+/// [`Error::Unsupported`] for another extension; [`Error::Backend`] when drawing or writing
+/// fails.
 pub fn render_segment_distribution(path: &Path, report: &SegmentReport) -> Result<()> {
-    check_svg(path)?;
-    let root = SVGBackend::new(path, (800, 500)).into_drawing_area();
+    render!(path, (800, 500), |root| draw_segment_distribution(
+        root, report
+    ))
+}
+
+fn draw_segment_distribution<DB: DrawingBackend>(
+    root: DrawingArea<DB, Shift>,
+    report: &SegmentReport,
+) -> Result<()>
+where
+    DB::ErrorType: 'static,
+{
     root.fill(&WHITE).map_err(plot_error)?;
     let max = report
         .segments
@@ -125,7 +194,7 @@ fn heatmap(
     max_t: f64,
     value: impl Fn(u32, f64) -> Result<f64>,
 ) -> Result<()> {
-    check_svg(path)?;
+    format_of(path)?;
     if max_frequency > 1000 {
         return Err(Error::validation(format!(
             "chart frequency axis is limited to 1000, got {max_frequency}"
@@ -149,7 +218,39 @@ fn heatmap(
         }
     }
     let top = if top > 0.0 { top } else { 1.0 };
-    let root = SVGBackend::new(path, (900, 650)).into_drawing_area();
+    let grid = Heatmap {
+        title,
+        top,
+        max_t,
+        max_frequency,
+        dr,
+        cells: &cells,
+    };
+    render!(path, (900, 650), |root| draw_heatmap(root, &grid))
+}
+
+/// A computed heat map, ready to draw.
+struct Heatmap<'a> {
+    title: &'a str,
+    top: f64,
+    max_t: f64,
+    max_frequency: u32,
+    dr: f64,
+    cells: &'a [(u32, usize, f64)],
+}
+
+fn draw_heatmap<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, grid: &Heatmap<'_>) -> Result<()>
+where
+    DB::ErrorType: 'static,
+{
+    let Heatmap {
+        title,
+        top,
+        max_t,
+        max_frequency,
+        dr,
+        cells,
+    } = *grid;
     root.fill(&WHITE).map_err(plot_error)?;
     let mut chart = ChartBuilder::on(&root)
         .caption(format!("{title} (max {top:.3})"), ("sans-serif", 22))

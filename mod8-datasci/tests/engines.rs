@@ -151,6 +151,60 @@ fn charts_are_written_as_svg() {
     let report = InsightsGenerator::default().report(&profiles);
     let seg = charts::render_segment_chart(dir.path(), &report).unwrap();
     assert!(std::fs::read_to_string(seg).unwrap().contains("active"));
-    let png = charts::render_segment_distribution(&dir.path().join("x.png"), &report);
-    assert!(matches!(png, Err(mod8_datasci::Error::Unsupported { .. })));
+    let jpg = charts::render_segment_distribution(&dir.path().join("x.jpg"), &report);
+    assert!(matches!(jpg, Err(mod8_datasci::Error::Unsupported { .. })));
+    let png = dir.path().join("x.png");
+    let result = charts::render_segment_distribution(&png, &report);
+    if cfg!(feature = "png") {
+        result.unwrap();
+        assert_png_with_text(&png, (800, 500));
+    } else {
+        assert!(matches!(
+            result,
+            Err(mod8_datasci::Error::Unsupported { .. })
+        ));
+    }
+}
+
+#[cfg(feature = "charts")]
+/// A PNG of `size` whose caption strip (the top 40 rows, white but for the title) has dark
+/// pixels: the title was rasterised, so the font engine works.
+fn assert_png_with_text(path: &std::path::Path, size: (u32, u32)) {
+    let bytes = std::fs::read(path).unwrap();
+    assert!(
+        bytes.starts_with(b"\x89PNG\r\n\x1a\n"),
+        "{}",
+        path.display()
+    );
+    let image = image::load_from_memory_with_format(&bytes, image::ImageFormat::Png)
+        .unwrap()
+        .to_rgb8();
+    assert_eq!(image.dimensions(), size);
+    let dark = (0..size.0)
+        .flat_map(|x| (0..40).map(move |y| (x, y)))
+        .filter(|&(x, y)| image.get_pixel(x, y).0.iter().all(|&c| c < 128))
+        .count();
+    assert!(
+        dark > 50,
+        "{}: no title text ({dark} dark pixels)",
+        path.display()
+    );
+}
+
+#[cfg(feature = "png")]
+#[test]
+fn model_charts_render_as_png() {
+    use mod8_datasci::charts;
+    let dir = tempfile::tempdir().unwrap();
+    let model = mod8_datasci::BgNbd::new(0.24, 4.4, 0.79, 2.4).unwrap();
+    let alive = dir.path().join("alive.png");
+    charts::render_probability_alive_matrix(&alive, &model, 10, 39.0).unwrap();
+    assert_png_with_text(&alive, (900, 650));
+    let expected = dir.path().join("expected.png");
+    charts::render_expected_purchases_matrix(&expected, &model, 10, 39.0, 52.0).unwrap();
+    assert_png_with_text(&expected, (900, 650));
+    // SVG keeps working with the font engine on (it lays text out with the same font).
+    let svg = dir.path().join("alive.svg");
+    charts::render_probability_alive_matrix(&svg, &model, 10, 39.0).unwrap();
+    assert!(std::fs::read_to_string(&svg).unwrap().contains("P(alive)"));
 }
