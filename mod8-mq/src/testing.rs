@@ -33,8 +33,8 @@ use crate::memory::MemoryBroker;
 use crate::message::{Analytics, Envelope, Notification, NotificationChannel, UserData};
 use crate::producer::{publication, Producer, Route};
 use crate::topology::{
-    BindingSpec, QueueSpec, RetryPolicy, Topology, HEADER_ATTEMPTS, HEADER_ORIGINAL_QUEUE,
-    HEADER_REASON,
+    BindingSpec, ExchangeKind, ExchangeSpec, QueueSpec, RetryPolicy, Topology, HEADER_ATTEMPTS,
+    HEADER_ORIGINAL_QUEUE, HEADER_REASON,
 };
 
 /// Retries the suite's topologies allow for (teardown deletes their retry queues).
@@ -106,7 +106,8 @@ macro_rules! conformance_tests {
             case_unroutable_in_batch_is_per_message,
             case_dead_letter_failure_stops_the_consumer,
             case_dedup_copies_in_flight_at_once,
-            case_retry_queues_declared_on_connect
+            case_retry_queues_declared_on_connect,
+            case_exchange_type_conflict_is_typed
         );
     };
     (@cases $setup:expr; $($case:ident),*) => {
@@ -604,6 +605,61 @@ pub async fn case_declare_conflict_is_typed(broker: &DynBroker) {
         .await
         .unwrap();
     wait_depth(broker, &t.user_data_queue, 1).await;
+}
+
+/// Redeclaring an existing exchange with another type is a typed, permanent conflict naming
+/// the exchange and the argument `type`; a consumer running on the same broker keeps
+/// receiving, and publishing still works.
+pub async fn case_exchange_type_conflict_is_typed(broker: &DynBroker) {
+    let t = broker.topology().clone();
+    let handled = Arc::new(Mutex::new(0u32));
+    let h = handled.clone();
+    let consumer = Consumer::new(
+        broker.clone(),
+        t.user_data_queue.clone(),
+        handler_fn(move |_env: Envelope<UserData>| {
+            let h = h.clone();
+            async move {
+                *h.lock().unwrap() += 1;
+                Outcome::Ack
+            }
+        }),
+    )
+    .start()
+    .await
+    .unwrap();
+    let producer = Producer::new(broker.clone());
+    producer.publish_user_data(user(1), None).await.unwrap();
+    wait_until("first handled", || async { *handled.lock().unwrap() == 1 }).await;
+    let err = broker
+        .declare_exchange(&ExchangeSpec {
+            name: t.data_exchange.clone(),
+            kind: ExchangeKind::Topic,
+        })
+        .await
+        .unwrap_err();
+    match &err {
+        Error::Conflict {
+            entity, argument, ..
+        } => {
+            assert!(entity.contains(&t.data_exchange), "{entity}");
+            assert_eq!(argument, "type");
+        }
+        other => panic!("expected a conflict, got {other:?}"),
+    }
+    assert!(!err.is_transient());
+    // Same type again is fine; the consumer and the publisher carry on.
+    broker
+        .declare_exchange(&ExchangeSpec {
+            name: t.data_exchange.clone(),
+            kind: ExchangeKind::Direct,
+        })
+        .await
+        .unwrap();
+    producer.publish_user_data(user(2), None).await.unwrap();
+    wait_until("second handled", || async { *handled.lock().unwrap() == 2 }).await;
+    assert_eq!(consumer.stats().resubscribed(), 0);
+    consumer.shutdown().await.unwrap();
 }
 
 /// With de-duplication on, a message id seen before is acknowledged without handling.
