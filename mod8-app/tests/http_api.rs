@@ -311,6 +311,21 @@ async fn insights_metrics_and_health(s: &Server) {
     let (status, body) = s.get("/no/such/route").await;
     assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
     assert_eq!(error_of(&body).0, "not_found");
+
+    // A known route with the wrong method: 405 with the error body, and `allow` still says
+    // which methods the route takes.
+    let r = s
+        .http
+        .delete(format!("{}/api/users", s.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::METHOD_NOT_ALLOWED);
+    let allow = r.headers()["allow"].to_str().unwrap().to_owned();
+    assert!(allow.contains("POST"), "{allow}");
+    assert_eq!(r.headers()["content-type"], "application/json");
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(error_of(&body).0, "method_not_allowed", "{body}");
 }
 
 /// The live dashboard's alert, end to end: the threshold-th event of a user within the window

@@ -19,12 +19,13 @@ use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, FromRequest, MatchedPath, Request, State};
-use axum::http::{HeaderValue, StatusCode};
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::json;
+use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::timeout::TimeoutLayer;
 use tracing::Instrument;
 
@@ -39,7 +40,7 @@ const REQUEST_ID: &str = "x-request-id";
 
 /// The router for the whole API, over one shared [`App`].
 pub fn router(app: Arc<App>) -> Router {
-    Router::new()
+    let routes = Router::new()
         .route("/api/users", post(handlers::register))
         .route("/api/events", post(handlers::record_event))
         .route(
@@ -50,14 +51,34 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/api/insights", get(handlers::insights))
         .route("/metrics", get(handlers::metrics))
         .route("/healthz", get(handlers::healthz))
-        .fallback(|| async { AppError::NotFound("route".into()) })
+        .fallback(|| async { AppError::NotFound("route".into()) });
+    with_edges(routes, app, REQUEST_TIMEOUT)
+}
+
+/// The layers around every route (first added = innermost): body limit, timeout (408), a
+/// panic caught and answered 500, and outermost [`observe`] — request id, metrics, and the
+/// error body for every error response, including those the inner layers produce.
+fn with_edges(routes: Router<Arc<App>>, app: Arc<App>, timeout: Duration) -> Router {
+    routes
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
-            REQUEST_TIMEOUT,
+            timeout,
         ))
+        .layer(CatchPanicLayer::custom(panic_response))
         .layer(middleware::from_fn_with_state(app.clone(), observe))
         .with_state(app)
+}
+
+/// A handler that panicked: an internal error whose cause (the panic message) is logged under
+/// the request id by [`observe`], never sent.
+fn panic_response(panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    let message = panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".to_owned());
+    AppError::Internal(anyhow::anyhow!("handler panicked: {message}")).into_response()
 }
 
 /// Serve the API on `addr` until SIGINT/SIGTERM, then drain in-flight requests.
@@ -122,6 +143,26 @@ async fn observe(State(app): State<Arc<App>>, request: Request, next: Next) -> R
         }});
         response = (StatusCode::INTERNAL_SERVER_ERROR, Json(body)).into_response();
     }
+    // Errors answered by axum or a layer rather than a handler come with an empty or plain
+    // body; give them the error body every other error has (headers such as `allow` stay).
+    if let Some((code, message)) = match response.status() {
+        StatusCode::METHOD_NOT_ALLOWED => Some((
+            "method_not_allowed",
+            format!("{method} is not allowed on this route"),
+        )),
+        StatusCode::REQUEST_TIMEOUT => Some((
+            "timeout",
+            "the request took too long and was abandoned".to_owned(),
+        )),
+        _ => None,
+    } {
+        if !is_json(&response) {
+            let (mut parts, _) = response.into_parts();
+            parts.headers.remove(header::CONTENT_LENGTH);
+            let body = Json(json!({ "error": { "code": code, "message": message } }));
+            response = (parts, body).into_response();
+        }
+    }
     if let Ok(value) = HeaderValue::from_str(&request_id) {
         response.headers_mut().insert(REQUEST_ID, value);
     }
@@ -130,6 +171,14 @@ async fn observe(State(app): State<Arc<App>>, request: Request, next: Next) -> R
         .observe_request(&route, &method, status, started.elapsed());
     tracing::debug!(%request_id, %method, %route, status, elapsed_ms = started.elapsed().as_secs_f64() * 1e3, "request");
     response
+}
+
+fn is_json(response: &Response) -> bool {
+    response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"))
 }
 
 /// `Json<T>` whose rejections become [`AppError`]: unreadable JSON is 400, JSON of the wrong
@@ -167,6 +216,60 @@ where
 mod tests {
     use super::*;
     use tower::ServiceExt;
+
+    async fn call(router: Router, uri: &str) -> (StatusCode, serde_json::Value) {
+        let request = axum::http::Request::builder()
+            .uri(uri)
+            .header(REQUEST_ID, "req-7")
+            .body(Body::empty())
+            .unwrap();
+        let response = router.oneshot(request).await.unwrap();
+        let status = response.status();
+        assert_eq!(response.headers()[REQUEST_ID], "req-7");
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 16)
+            .await
+            .unwrap();
+        (status, serde_json::from_slice(&bytes).unwrap())
+    }
+
+    #[tokio::test]
+    async fn a_panicking_handler_answers_500_with_only_the_request_id() {
+        let app = App::build(crate::AppConfig::embedded()).await.unwrap();
+        let routes = Router::new().route(
+            "/panic",
+            get(|| async {
+                if true {
+                    panic!("secret=hunter2");
+                }
+                "unreachable"
+            }),
+        );
+        let router = with_edges(routes, app.clone(), REQUEST_TIMEOUT);
+        let (status, body) = call(router, "/panic").await;
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(
+            body,
+            json!({"error": {"code": "internal", "message": "internal error", "request_id": "req-7"}})
+        );
+        app.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn a_request_over_the_timeout_answers_408_with_the_error_body() {
+        let app = App::build(crate::AppConfig::embedded()).await.unwrap();
+        let routes = Router::new().route(
+            "/slow",
+            get(|| async {
+                tokio::time::sleep(Duration::from_secs(5)).await;
+                "late"
+            }),
+        );
+        let router = with_edges(routes, app.clone(), Duration::from_millis(50));
+        let (status, body) = call(router, "/slow").await;
+        assert_eq!(status, StatusCode::REQUEST_TIMEOUT);
+        assert_eq!(body["error"]["code"], "timeout", "{body}");
+        app.shutdown().await;
+    }
 
     #[tokio::test]
     async fn an_internal_error_answers_500_with_only_the_request_id() {
