@@ -3,7 +3,7 @@
 use std::any::Any;
 use std::collections::HashMap;
 use std::future::Future;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed, Ordering::SeqCst};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -12,13 +12,22 @@ use tokio::sync::watch;
 
 use crate::stats::Counters;
 use crate::{
-    validate_key, Bytes, CacheError, CacheStats, CacheStore, Codec, EntryOptions, MemoryStore,
-    Result, TieredStore,
+    glob_match, validate_key, Bytes, CacheError, CacheStats, CacheStore, Codec, EntryOptions,
+    MemoryStore, Result, TieredStore,
 };
 
 /// What a loader produced, shared with every caller that waited on it.
 type Shared = Arc<dyn Any + Send + Sync>;
-type Flights = HashMap<String, watch::Receiver<Option<Shared>>>;
+type Flights = HashMap<String, Flight>;
+
+/// A load in progress for one key.
+struct Flight {
+    /// Where its result will be published.
+    rx: watch::Receiver<Option<Shared>>,
+    /// Set when the key is written or invalidated through this cache while the load runs:
+    /// the loaded value may predate that change, so the leader must not store it.
+    superseded: Arc<AtomicBool>,
+}
 
 /// How often a failing backend may log a warning.
 const WARN_INTERVAL: Duration = Duration::from_secs(10);
@@ -36,6 +45,10 @@ const WARN_INTERVAL: Duration = Duration::from_secs(10);
 ///   invalidation means stale data and the caller may want to know.
 /// - A stored value that no longer decodes as the requested type is a miss and is
 ///   overwritten by the next load.
+/// - A load that was running when its key was written or invalidated through this cache (or a
+///   clone of it) does not store its result, which may be older than that change; its callers
+///   still get it. Changes made elsewhere (another process, the store directly) cannot be
+///   seen here: TTLs bound those.
 ///
 /// ```
 /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
@@ -148,11 +161,19 @@ enum Role {
     Wait(watch::Receiver<Option<Shared>>),
 }
 
+impl FlightGuard {
+    /// Whether the key changed since this flight started.
+    fn superseded(&self) -> bool {
+        self.superseded.load(SeqCst)
+    }
+}
+
 /// Removes a flight from the map when its leader finishes, fails or is cancelled.
 struct FlightGuard {
     inner: Arc<Inner>,
     key: String,
     rx: watch::Receiver<Option<Shared>>,
+    superseded: Arc<AtomicBool>,
 }
 
 impl Drop for FlightGuard {
@@ -160,7 +181,7 @@ impl Drop for FlightGuard {
         let mut flights = lock(&self.inner.flights);
         if flights
             .get(&self.key)
-            .is_some_and(|rx| rx.same_channel(&self.rx))
+            .is_some_and(|f| f.rx.same_channel(&self.rx))
         {
             flights.remove(&self.key);
         }
@@ -261,6 +282,7 @@ impl Cache {
         options.validate()?;
         let bytes: Bytes = self.inner.codec.encode(value)?.into();
         let options = self.effective(options);
+        self.supersede(|k| k == key);
         if let Err(e) = self.inner.store.set(key, bytes, &options).await {
             self.backend_failed("set", &e);
         }
@@ -280,6 +302,7 @@ impl Cache {
             encoded.push((*key, Bytes::from(self.inner.codec.encode(value)?)));
         }
         let options = self.effective(options);
+        self.supersede(|k| encoded.iter().any(|(key, _)| *key == k));
         if let Err(e) = self.inner.store.set_many(&encoded, &options).await {
             self.backend_failed("set_many", &e);
         }
@@ -387,8 +410,21 @@ impl Cache {
         }
         let result = self.run_loader(loader).await;
         if let Ok(value) = &result {
-            if let Some(options) = store_with(value) {
-                self.store_loaded(key, value, &options).await;
+            match store_with(value) {
+                // The key changed while loading: storing would undo that change.
+                Some(_) if guard.superseded() => {}
+                Some(options) => {
+                    self.store_loaded(key, value, &options).await;
+                    // A change that raced with the store may have reached the backend before
+                    // it (the check above ran first): remove what was stored, since an
+                    // extra miss is safe and a stale entry is not.
+                    if guard.superseded() {
+                        if let Err(e) = self.inner.store.delete(key).await {
+                            self.backend_failed("delete", &e);
+                        }
+                    }
+                }
+                None => {}
             }
         }
         let _ = tx.send(Some(Arc::new(result.clone())));
@@ -399,11 +435,13 @@ impl Cache {
     /// Removes `key` from every tier; returns whether it was present. Reports backend errors.
     pub async fn delete(&self, key: &str) -> Result<bool> {
         validate_key(key)?;
+        self.supersede(|k| k == key);
         self.invalidation(self.inner.store.delete(key).await, "delete")
     }
 
     /// Removes every key matching the glob `pattern` (`*`, `?`); returns how many.
     pub async fn invalidate_pattern(&self, pattern: &str) -> Result<u64> {
+        self.supersede(|k| glob_match(pattern, k));
         self.invalidation(
             self.inner.store.invalidate_pattern(pattern).await,
             "invalidate_pattern",
@@ -412,6 +450,8 @@ impl Cache {
 
     /// Removes every entry stored with `tag`; returns how many.
     pub async fn invalidate_tag(&self, tag: &str) -> Result<u64> {
+        // Which keys a running load will tag is not known here: stop every one from storing.
+        self.supersede(|_| true);
         let keys =
             self.invalidation(self.inner.store.invalidate_tag(tag).await, "invalidate_tag")?;
         Ok(keys.len() as u64)
@@ -419,6 +459,7 @@ impl Cache {
 
     /// Removes every entry of this cache (for Redis: every key under its namespace).
     pub async fn clear(&self) -> Result<()> {
+        self.supersede(|_| true);
         self.invalidation(self.inner.store.clear().await, "clear")
     }
 
@@ -440,13 +481,31 @@ impl Cache {
         options
     }
 
+    /// Marks the loads running for the keys `matches` selects as superseded. Called before
+    /// the change reaches the store, so that a leader checking after its own store sees it.
+    fn supersede(&self, matches: impl Fn(&str) -> bool) {
+        let flights = lock(&self.inner.flights);
+        for (key, flight) in flights.iter() {
+            if matches(key) {
+                flight.superseded.store(true, SeqCst);
+            }
+        }
+    }
+
     fn join_or_lead(&self, key: &str) -> Role {
         let mut flights = lock(&self.inner.flights);
-        if let Some(rx) = flights.get(key) {
-            return Role::Wait(rx.clone());
+        if let Some(flight) = flights.get(key) {
+            return Role::Wait(flight.rx.clone());
         }
         let (tx, rx) = watch::channel(None);
-        flights.insert(key.to_owned(), rx.clone());
+        let superseded = Arc::new(AtomicBool::new(false));
+        flights.insert(
+            key.to_owned(),
+            Flight {
+                rx: rx.clone(),
+                superseded: superseded.clone(),
+            },
+        );
         drop(flights);
         Role::Lead(
             tx,
@@ -454,6 +513,7 @@ impl Cache {
                 inner: self.inner.clone(),
                 key: key.to_owned(),
                 rx,
+                superseded,
             },
         )
     }

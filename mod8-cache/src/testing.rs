@@ -545,6 +545,91 @@ pub async fn case_undecodable_value_is_overwritten(cache: &Cache) {
     assert_eq!(cache.get::<u64>("legacy").await.expect("get"), Some(99));
 }
 
+/// A load that was running when its key was deleted, re-written or invalidated does not store
+/// its (older) value afterwards: the write-back would undo the invalidation.
+pub async fn case_invalidation_during_a_load_is_not_undone(cache: &Cache) {
+    /// Starts a load of `key` returning `old` once released; returns when the loader runs.
+    async fn slow_load(
+        cache: &Cache,
+        key: &'static str,
+        options: EntryOptions,
+    ) -> (
+        Arc<tokio::sync::Notify>,
+        tokio::task::JoinHandle<Result<u32, Arc<std::io::Error>>>,
+    ) {
+        let (started, release) = (
+            Arc::new(tokio::sync::Notify::new()),
+            Arc::new(tokio::sync::Notify::new()),
+        );
+        let task = {
+            let (cache, started, release) = (cache.clone(), started.clone(), release.clone());
+            tokio::spawn(async move {
+                cache
+                    .get_or_load(key, &options, || async move {
+                        started.notify_one();
+                        release.notified().await;
+                        Ok::<_, std::io::Error>(1u32)
+                    })
+                    .await
+            })
+        };
+        started.notified().await;
+        (release, task)
+    }
+    async fn finish(
+        release: Arc<tokio::sync::Notify>,
+        task: tokio::task::JoinHandle<Result<u32, Arc<std::io::Error>>>,
+    ) {
+        release.notify_one();
+        // The leader's own caller still gets what it loaded.
+        assert_eq!(task.await.expect("join").expect("load"), 1);
+    }
+
+    let (release, task) = slow_load(cache, "gen:deleted", long()).await;
+    cache.delete("gen:deleted").await.expect("delete");
+    finish(release, task).await;
+    assert_eq!(
+        cache.get::<u32>("gen:deleted").await.expect("get"),
+        None,
+        "a load started before a delete stored its stale value after it"
+    );
+    let fresh = cache
+        .get_or_load("gen:deleted", &long(), || async {
+            Ok::<_, std::io::Error>(2u32)
+        })
+        .await
+        .expect("load");
+    assert_eq!(fresh, 2);
+
+    let (release, task) = slow_load(cache, "gen:written", long()).await;
+    cache.set("gen:written", &2u32, &long()).await.expect("set");
+    finish(release, task).await;
+    assert_eq!(
+        cache.get::<u32>("gen:written").await.expect("get"),
+        Some(2),
+        "a load started before a write overwrote the newer value"
+    );
+
+    let (release, task) = slow_load(cache, "gen:pattern", long()).await;
+    cache
+        .invalidate_pattern("gen:pat*")
+        .await
+        .expect("invalidate_pattern");
+    finish(release, task).await;
+    assert_eq!(cache.get::<u32>("gen:pattern").await.expect("get"), None);
+
+    let (release, task) = slow_load(cache, "gen:tagged", long().tag("gen")).await;
+    cache.invalidate_tag("gen").await.expect("invalidate_tag");
+    finish(release, task).await;
+    assert_eq!(cache.get::<u32>("gen:tagged").await.expect("get"), None);
+
+    // An unrelated invalidation does not stop a load from being stored.
+    let (release, task) = slow_load(cache, "gen:kept", long()).await;
+    cache.delete("gen:other").await.expect("delete");
+    finish(release, task).await;
+    assert_eq!(cache.get::<u32>("gen:kept").await.expect("get"), Some(1));
+}
+
 /// If the loading caller is cancelled, a waiting caller takes over and gets a value.
 pub async fn case_cancelled_loader_hands_over(cache: &Cache) {
     let started = Arc::new(tokio::sync::Notify::new());
@@ -597,7 +682,8 @@ macro_rules! conformance_tests {
         $crate::conformance_tests!(@cache $setup;
             case_cache_typed_roundtrip, case_stampede_single_load,
             case_other_keys_and_hits_do_not_wait, case_loader_errors_not_cached,
-            case_undecodable_value_is_overwritten, case_cancelled_loader_hands_over);
+            case_undecodable_value_is_overwritten, case_cancelled_loader_hands_over,
+            case_invalidation_during_a_load_is_not_undone);
         #[::tokio::test(flavor = "multi_thread", worker_threads = 2)]
         async fn case_lru_eviction_order() {
             if let Some(fixture) = $setup.await {

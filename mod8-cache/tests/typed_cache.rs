@@ -316,3 +316,57 @@ async fn decorator_write_through_and_negative_caching() {
     assert_eq!(cached.find(404).await.unwrap(), None);
     assert_eq!(cached.inner().reads.load(SeqCst), 2);
 }
+
+/// A repository whose next read takes its snapshot, then waits for the test to release it:
+/// a slow query that returns the row as it was when it ran.
+struct SlowUsers {
+    inner: InMemoryUsers,
+    hold: std::sync::atomic::AtomicBool,
+    started: tokio::sync::Notify,
+    release: tokio::sync::Notify,
+}
+
+#[async_trait]
+impl UserRepository for SlowUsers {
+    async fn find(&self, id: u64) -> Result<Option<User>, RepoError> {
+        let snapshot = self.inner.find(id).await;
+        if self.hold.swap(false, SeqCst) {
+            self.started.notify_one();
+            self.release.notified().await;
+        }
+        snapshot
+    }
+    async fn update_email(&self, id: u64, email: &str) -> Result<User, RepoError> {
+        self.inner.update_email(id, email).await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn decorator_write_during_a_slow_read_is_not_undone_by_its_write_back() {
+    for policy in [WritePolicy::Invalidate, WritePolicy::WriteThrough] {
+        let layer = CacheLayer::new(Cache::in_process(100), "user")
+            .ttl(Duration::from_secs(60))
+            .write_policy(policy);
+        let users = Arc::new(layer.layer(SlowUsers {
+            inner: repo(),
+            hold: true.into(),
+            started: tokio::sync::Notify::new(),
+            release: tokio::sync::Notify::new(),
+        }));
+        let reader = {
+            let users = users.clone();
+            tokio::spawn(async move { users.find(1).await })
+        };
+        users.inner().started.notified().await;
+        users.update_email(1, "new@x").await.unwrap();
+        users.inner().release.notify_one();
+        // The slow read answers with what it read...
+        assert_eq!(reader.await.unwrap().unwrap().unwrap().email, "a@x");
+        // ...but does not put it back in the cache over the write.
+        assert_eq!(
+            users.find(1).await.unwrap().unwrap().email,
+            "new@x",
+            "{policy:?}: the slow read's old row was cached after the write"
+        );
+    }
+}
