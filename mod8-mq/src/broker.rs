@@ -28,6 +28,10 @@ pub struct Publication {
     pub content_type: Option<String>,
     /// AMQP priority (0 lowest); honoured by queues with `x-max-priority`.
     pub priority: Option<u8>,
+    /// AMQP `correlation_id`: ties related messages together (the envelope's correlation id).
+    pub correlation_id: Option<String>,
+    /// AMQP `timestamp`: when the message was created, in seconds since the Unix epoch.
+    pub timestamp: Option<u64>,
     /// Extra headers.
     pub headers: Headers,
     /// When true, a message no queue receives is an [`Error::Unroutable`](crate::Error::Unroutable).
@@ -48,6 +52,8 @@ impl Publication {
             message_id: None,
             content_type: None,
             priority: None,
+            correlation_id: None,
+            timestamp: None,
             headers: Headers::new(),
             mandatory: true,
         }
@@ -62,6 +68,18 @@ impl Publication {
     /// Sets the message id.
     pub fn with_message_id(mut self, id: impl Into<String>) -> Self {
         self.message_id = Some(id.into());
+        self
+    }
+
+    /// Sets the correlation id.
+    pub fn with_correlation_id(mut self, id: impl Into<String>) -> Self {
+        self.correlation_id = Some(id.into());
+        self
+    }
+
+    /// Sets the creation time (seconds since the Unix epoch).
+    pub fn with_timestamp(mut self, seconds: u64) -> Self {
+        self.timestamp = Some(seconds);
         self
     }
 

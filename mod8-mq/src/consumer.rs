@@ -20,6 +20,7 @@ use self::dedup::{Claim, Dedup};
 use crate::broker::{Delivery, DeliveryStream, DynBroker, Publication};
 use crate::error::{Error, Result};
 use crate::message::{Envelope, Payload, CONTENT_TYPE};
+use crate::producer::envelope_properties;
 use crate::topology::{HEADER_ATTEMPTS, HEADER_ORIGINAL_QUEUE, HEADER_REASON};
 
 mod dedup;
@@ -413,7 +414,7 @@ async fn process<T: Payload>(ctx: &Context<T>, delivery: Delivery) {
         Err(e) => {
             let body = delivery.body.clone();
             let reason = e.to_string();
-            dead_letter(ctx, delivery, body, &reason, 1).await;
+            dead_letter(ctx, delivery, body, &reason, 1, None).await;
             return;
         }
     };
@@ -455,7 +456,15 @@ async fn process<T: Payload>(ctx: &Context<T>, delivery: Delivery) {
                 Ok(body) => body,
                 Err(e) => {
                     let (body, reason) = (delivery.body.clone(), e.to_string());
-                    dead_letter(ctx, delivery, body, &reason, envelope.retry_count).await;
+                    dead_letter(
+                        ctx,
+                        delivery,
+                        body,
+                        &reason,
+                        envelope.retry_count,
+                        Some(&envelope),
+                    )
+                    .await;
                     return;
                 }
             };
@@ -464,9 +473,8 @@ async fn process<T: Payload>(ctx: &Context<T>, delivery: Delivery) {
                 return;
             }
             let mut publication = Publication::new("", spec.name.clone(), body)
-                .with_message_id(envelope.id.to_string())
                 .with_header("x-mod8-last-error", reason);
-            publication.content_type = Some(CONTENT_TYPE.into());
+            envelope_properties(&mut publication, &envelope);
             publication.priority = delivery.priority;
             match ctx.broker.publish(publication).await {
                 Ok(()) => {
@@ -485,7 +493,7 @@ async fn process<T: Payload>(ctx: &Context<T>, delivery: Delivery) {
             let body = envelope
                 .to_bytes()
                 .unwrap_or_else(|_| delivery.body.clone());
-            dead_letter(ctx, delivery, body, &reason, attempts).await;
+            dead_letter(ctx, delivery, body, &reason, attempts, Some(&envelope)).await;
         }
         Outcome::Reject { reason } => {
             let attempts = envelope.retry_count + 1;
@@ -496,6 +504,7 @@ async fn process<T: Payload>(ctx: &Context<T>, delivery: Delivery) {
                 body,
                 &format!("rejected: {reason}"),
                 attempts,
+                Some(&envelope),
             )
             .await;
         }
@@ -526,6 +535,7 @@ async fn dead_letter<T: Payload>(
     body: Vec<u8>,
     reason: &str,
     attempts: u32,
+    envelope: Option<&Envelope<T>>,
 ) {
     let topology = ctx.broker.topology();
     let mut publication = Publication::new(
@@ -536,8 +546,14 @@ async fn dead_letter<T: Payload>(
     .with_header(HEADER_REASON, reason)
     .with_header(HEADER_ATTEMPTS, attempts.to_string())
     .with_header(HEADER_ORIGINAL_QUEUE, ctx.queue.clone());
-    publication.message_id = delivery.message_id.clone();
-    publication.content_type = Some(CONTENT_TYPE.into());
+    match envelope {
+        Some(envelope) => envelope_properties(&mut publication, envelope),
+        // Not a readable envelope: keep what the delivery said about itself.
+        None => {
+            publication.message_id = delivery.message_id.clone();
+            publication.content_type = Some(CONTENT_TYPE.into());
+        }
+    }
     tracing::info!(queue = %ctx.queue, reason, attempts, "dead-lettering a message");
     match ctx.broker.publish(publication).await {
         Ok(()) => {

@@ -56,16 +56,15 @@ impl Route {
     }
 }
 
-/// The publication carrying `envelope` along `route` (JSON body, message id, content type,
-/// priority and `mandatory` from the route).
+/// The publication carrying `envelope` along `route` (JSON body; message id, correlation id,
+/// timestamp and content type from the envelope; priority and `mandatory` from the route).
 pub fn publication<T: Payload>(envelope: &Envelope<T>, route: &Route) -> Result<Publication> {
     let mut p = Publication::new(
         route.exchange.clone(),
         route.routing_key.clone(),
         envelope.to_bytes()?,
-    )
-    .with_message_id(envelope.id.to_string());
-    p.content_type = Some(CONTENT_TYPE.into());
+    );
+    envelope_properties(&mut p, envelope);
     p.priority = route.priority;
     p.mandatory = route.mandatory;
     Ok(p)
@@ -160,6 +159,16 @@ impl Producer {
         self.send(&envelope, &self.analytics_route()).await?;
         Ok(envelope.id)
     }
+}
+
+/// Sets the AMQP properties that describe `envelope`: message id, correlation id, timestamp
+/// and content type.
+pub(crate) fn envelope_properties<T: Payload>(p: &mut Publication, envelope: &Envelope<T>) {
+    p.message_id = Some(envelope.id.to_string());
+    p.correlation_id = envelope.correlation_id.map(|id| id.to_string());
+    // AMQP timestamps are unsigned seconds; a date before 1970 has none.
+    p.timestamp = u64::try_from(envelope.timestamp.timestamp()).ok();
+    p.content_type = Some(CONTENT_TYPE.into());
 }
 
 fn with_correlation<T: Payload>(envelope: Envelope<T>, correlation: Option<Uuid>) -> Envelope<T> {

@@ -651,3 +651,56 @@ async fn publish_while_reconnect_hangs_is_bounded_by_publish_timeout() {
     })
     .await;
 }
+
+/// The envelope's correlation id and creation time travel as the AMQP `correlation_id` and
+/// `timestamp` properties, so tools that read only properties (tracing, the management UI)
+/// see them. Read with a plain lapin `basic.get`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn correlation_id_and_timestamp_are_amqp_properties() {
+    let Some(url) = mod8_testkit::service_url(mod8_testkit::AMQP, "mq AMQP properties on RabbitMQ")
+    else {
+        return;
+    };
+    let topology = test_topology_with_prefix(&mod8_testkit::unique_name("mod8mq_props"));
+    let broker: DynBroker = Arc::new(AmqpBroker::connect(&url, topology.clone()).await.unwrap());
+    run_case(broker, move |broker| {
+        Box::pin(async move {
+            let correlation = uuid::Uuid::new_v4();
+            let envelope = Envelope::new(user(1)).with_correlation_id(correlation);
+            let producer = Producer::new(broker.clone());
+            producer
+                .send(&envelope, &producer.user_data_route())
+                .await
+                .unwrap();
+
+            let connection =
+                lapin::Connection::connect(&url, lapin::ConnectionProperties::default())
+                    .await
+                    .unwrap();
+            let channel = connection.create_channel().await.unwrap();
+            let message = channel
+                .basic_get(
+                    topology.user_data_queue.as_str().into(),
+                    lapin::options::BasicGetOptions { no_ack: true },
+                )
+                .await
+                .unwrap()
+                .expect("the confirmed message is in the queue");
+            let properties = &message.delivery.properties;
+            assert_eq!(
+                properties.correlation_id().as_ref().map(|s| s.as_str()),
+                Some(correlation.to_string().as_str())
+            );
+            assert_eq!(
+                *properties.timestamp(),
+                Some(u64::try_from(envelope.timestamp.timestamp()).unwrap())
+            );
+            assert_eq!(
+                properties.message_id().as_ref().map(|s| s.as_str()),
+                Some(envelope.id.to_string().as_str())
+            );
+            connection.close(200, "done".into()).await.unwrap();
+        })
+    })
+    .await;
+}

@@ -315,6 +315,12 @@ impl AmqpBroker {
         if let Some(priority) = p.priority {
             properties = properties.with_priority(priority);
         }
+        if let Some(id) = &p.correlation_id {
+            properties = properties.with_correlation_id(short(id)?);
+        }
+        if let Some(seconds) = p.timestamp {
+            properties = properties.with_timestamp(seconds);
+        }
         if !p.headers.is_empty() {
             let mut table = FieldTable::default();
             for (k, v) in &p.headers {
