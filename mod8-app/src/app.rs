@@ -266,28 +266,33 @@ impl App {
             topology.analytics_queue.clone(),
             self.config.live_queue.clone(),
         ];
-        let mut queue_depths = Vec::with_capacity(queues.len());
-        for queue in queues {
-            if let Ok(Ok(depth)) =
-                tokio::time::timeout(self.config.call_timeout, self.broker.queue_depth(&queue))
-                    .await
-            {
-                queue_depths.push((queue, depth));
+        // Every read at once, each bounded by the call timeout: a broker that hangs costs one
+        // timeout, not one per queue, and cannot push the scrape past the request timeout.
+        let timeout = self.config.call_timeout;
+        let depths = futures::future::join_all(queues.into_iter().map(|queue| async move {
+            match tokio::time::timeout(timeout, self.broker.queue_depth(&queue)).await {
+                Ok(Ok(depth)) => Some((queue, depth)),
+                _ => None,
             }
-        }
-        let dead_letters =
+        }));
+        let dead_letters = async {
             match tokio::time::timeout(self.config.call_timeout, self.broker.dead_letter_count())
                 .await
             {
                 Ok(Ok(n)) => Some(n),
                 _ => None,
-            };
+            }
+        };
         // Every process's unsent rows, not just this one's: the table is the truth.
-        let outbox_backlog =
+        let outbox_backlog = async {
             match tokio::time::timeout(self.config.call_timeout, self.sql.count_pending()).await {
                 Ok(Ok(n)) => Some(n),
                 _ => None,
-            };
+            }
+        };
+        let (depths, dead_letters, outbox_backlog) =
+            tokio::join!(depths, dead_letters, outbox_backlog);
+        let queue_depths = depths.into_iter().flatten().collect();
         Snapshot {
             cache_name: self.cache.name().to_owned(),
             cache: stats,

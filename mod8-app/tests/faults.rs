@@ -5,7 +5,8 @@
 //! - broker down: registrations still succeed; their events arrive once it is back (outbox);
 //! - Redis down: recommendations are still served (computed) and `/healthz` reports the cache
 //!   down while staying 200 (the cache is not required);
-//! - document store down: registration succeeds and profile storage catches up by retry.
+//! - document store down: registration succeeds and profile storage catches up by retry;
+//! - PostgreSQL down: `/healthz` answers 503 with SQL down (it is required), 200 once it is back.
 #![allow(clippy::unwrap_used)]
 
 mod support;
@@ -174,6 +175,58 @@ async fn redis_outage_still_serves_recommendations_and_health_says_so() {
         eventually("the cache to report up again", || async {
             let (_, health) = s.get("/healthz").await;
             health["dependencies"]["cache"]["status"] == "up"
+        })
+        .await;
+        s.app.shutdown().await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sql_outage_makes_health_503_until_it_is_back() {
+    let Some(config) = real_config("app fault test: PostgreSQL outage").await else {
+        return;
+    };
+    let pg = config.sql.url.clone();
+    let proxy = Proxy::start(target_of(&pg)).await;
+    // The run's database is created and removed directly; only the app goes through the proxy.
+    with_real(config, |mut config| async move {
+        config.sql.url = proxy.url(&pg);
+        let s = Server::start(config).await;
+        let (status, health) = s.get("/healthz").await;
+        assert_eq!(status, StatusCode::OK, "{health}");
+        assert_eq!(health["status"], "ok", "{health}");
+
+        proxy.cut();
+        let started = std::time::Instant::now();
+        let (status, health) = s.get("/healthz").await;
+        assert_eq!(
+            status,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "SQL is required: {health}"
+        );
+        assert!(
+            started.elapsed() < mod8_app::http::REQUEST_TIMEOUT,
+            "answered within the request timeout"
+        );
+        assert_eq!(health["status"], "unavailable", "{health}");
+        assert_eq!(health["dependencies"]["sql"]["status"], "down", "{health}");
+        assert_eq!(health["dependencies"]["sql"]["required"], true, "{health}");
+        assert!(
+            health["dependencies"]["sql"]["error"].is_string(),
+            "{health}"
+        );
+        for dep in ["docs", "cache", "broker"] {
+            assert_eq!(
+                health["dependencies"][dep]["status"], "up",
+                "{dep}: {health}"
+            );
+        }
+
+        proxy.restore();
+        eventually("/healthz to answer 200 again", || async {
+            let (status, health) = s.get("/healthz").await;
+            status == StatusCode::OK && health["dependencies"]["sql"]["status"] == "up"
         })
         .await;
         s.app.shutdown().await;
