@@ -20,6 +20,9 @@ pub struct CacheConfig {
     /// L1 capacity in entries (`MOD8_CACHE_L1_CAPACITY`, default 10 000).
     pub l1_capacity: usize,
     /// L1 time to live in seconds, shorter than Redis's (`MOD8_CACHE_L1_TTL_SECS`, default 30).
+    /// In front of Redis, `None` or 0 still bounds L1 copies by
+    /// [`TieredStore::DEFAULT_L1_TTL`](crate::TieredStore::DEFAULT_L1_TTL); in-process only,
+    /// they leave entries without an age bound.
     pub l1_ttl_secs: Option<u64>,
     /// TTL for entries stored without one, in seconds (`MOD8_CACHE_TTL_SECS`, default 300).
     pub default_ttl_secs: Option<u64>,

@@ -18,6 +18,9 @@ const BACKEND: &str = "tiered";
 /// - Reads try L1, then L2; an L2 hit fills L1 with the L1 TTL.
 /// - Writes go to both; an entry's L1 TTL is the shorter of its own and the L1 TTL, so L1
 ///   copies stay short-lived while L2 keeps the full TTL.
+/// - The L1 TTL is always finite ([`TieredStore::DEFAULT_L1_TTL`] when none is given): an L2
+///   hit is copied into L1 without knowing how long L2 keeps the entry, so an unbounded copy
+///   could outlive the entry in L2, and any invalidation this process did not hear about.
 /// - Invalidation (key, pattern, tag, clear) clears both tiers, and with
 ///   [`TieredStore::with_redis`] is published so every other process drops its L1 copies.
 /// - With Redis, L1 is flushed whenever the connection is re-established, since
@@ -32,7 +35,8 @@ pub struct TieredStore {
 struct Inner {
     l1: MemoryStore,
     l2: Arc<dyn CacheStore>,
-    l1_ttl: Option<Duration>,
+    /// How long an L1 copy lives at most (never unbounded, see the type's docs).
+    l1_ttl: Duration,
     /// Rate-limits the warnings for L2 failures this store absorbs itself.
     warn: WarnLimiter,
     #[cfg(feature = "redis")]
@@ -97,15 +101,27 @@ impl std::fmt::Debug for TieredStore {
     }
 }
 
+/// The L1 TTL when none (or zero) is given.
+fn l1_ttl_or_default(l1_ttl: Option<Duration>) -> Duration {
+    l1_ttl
+        .filter(|d| !d.is_zero())
+        .unwrap_or(TieredStore::DEFAULT_L1_TTL)
+}
+
 impl TieredStore {
-    /// `l1` in front of `l2`; L1 copies live at most `l1_ttl` (`None`: as long as the entry).
-    /// No cross-process bus: use [`TieredStore::with_redis`] for that.
+    /// How long L1 copies live when no L1 TTL is given: 30 s, the same as
+    /// [`CacheConfig`](crate::CacheConfig)'s default.
+    pub const DEFAULT_L1_TTL: Duration = Duration::from_secs(30);
+
+    /// `l1` in front of `l2`; L1 copies live at most `l1_ttl` (`None` or zero:
+    /// [`TieredStore::DEFAULT_L1_TTL`]). No cross-process bus: use
+    /// [`TieredStore::with_redis`] for that.
     pub fn new(l1: MemoryStore, l2: impl CacheStore, l1_ttl: Option<Duration>) -> Self {
         TieredStore {
             inner: Arc::new(Inner {
                 l1,
                 l2: Arc::new(l2),
-                l1_ttl: l1_ttl.filter(|d| !d.is_zero()),
+                l1_ttl: l1_ttl_or_default(l1_ttl),
                 warn: WarnLimiter::new(),
                 #[cfg(feature = "redis")]
                 bus: None,
@@ -113,7 +129,9 @@ impl TieredStore {
         }
     }
 
-    /// `l1` in front of Redis, flushing L1 on every reconnection and, when `pubsub` is true,
+    /// `l1` in front of Redis, L1 copies living at most `l1_ttl` (`None` or zero:
+    /// [`TieredStore::DEFAULT_L1_TTL`]), flushing L1 on every reconnection and, when `pubsub`
+    /// is true,
     /// publishing invalidations on [`RedisStore::invalidation_channel`](crate::RedisStore::invalidation_channel)
     /// and applying other processes' ones (one extra connection). Must run inside a Tokio runtime.
     #[cfg(feature = "redis")]
@@ -188,7 +206,7 @@ impl TieredStore {
             inner: Arc::new(Inner {
                 l1,
                 l2: Arc::new(redis.clone()),
-                l1_ttl: l1_ttl.filter(|d| !d.is_zero()),
+                l1_ttl: l1_ttl_or_default(l1_ttl),
                 warn: WarnLimiter::new(),
                 bus: Some(Bus {
                     redis,
@@ -212,13 +230,15 @@ impl TieredStore {
         &self.inner.l2
     }
 
+    /// How long an L1 copy lives at most.
+    pub fn l1_ttl(&self) -> Duration {
+        self.inner.l1_ttl
+    }
+
     fn l1_options(&self, options: &EntryOptions) -> EntryOptions {
-        let ttl = match (options.ttl, self.inner.l1_ttl) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
+        let l1_ttl = self.inner.l1_ttl;
         EntryOptions {
-            ttl,
+            ttl: Some(options.ttl.map_or(l1_ttl, |ttl| ttl.min(l1_ttl))),
             tags: options.tags.clone(),
         }
     }

@@ -168,3 +168,35 @@ async fn tiered_get_many_keeps_l1_hits_when_l2_fails() {
     // Bad input is still refused, not swallowed.
     assert!(tiered.get_many(&["a", ""]).await.is_err());
 }
+
+#[tokio::test]
+async fn tiered_l1_copies_of_l2_hits_are_bounded_even_without_an_l1_ttl() {
+    // An L2 hit is copied into L1 without knowing L2's TTL: with no bound, the copy could
+    // outlive the entry in L2. `None` therefore means the default bound, not "for ever".
+    let tiered = TieredStore::new(MemoryStore::lru(10), MemoryStore::lru(10), None);
+    assert_eq!(tiered.l1_ttl(), TieredStore::DEFAULT_L1_TTL);
+    assert!(TieredStore::DEFAULT_L1_TTL <= Duration::from_secs(60));
+
+    // The bound applies to copies filled by get and get_many.
+    let (l1, l2) = (MemoryStore::lru(10), MemoryStore::lru(10));
+    let tiered = TieredStore::new(l1.clone(), l2.clone(), Some(Duration::from_millis(200)));
+    for key in ["one", "many"] {
+        l2.set(key, b"v".as_slice().into(), &EntryOptions::default())
+            .await
+            .unwrap();
+    }
+    assert!(tiered.get("one").await.unwrap().is_some());
+    assert!(tiered.get_many(&["many"]).await.unwrap()[0].is_some());
+    assert!(l1.get_now("one").is_some() && l1.get_now("many").is_some());
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        l1.get_now("one").is_none(),
+        "L1 kept a get fill past the L1 TTL"
+    );
+    assert!(
+        l1.get_now("many").is_none(),
+        "L1 kept a get_many fill past the L1 TTL"
+    );
+    // Leave no entry without TTL behind in L2 (memory here, but the habit holds).
+    l2.clear().await.unwrap();
+}
