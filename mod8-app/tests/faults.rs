@@ -153,6 +153,7 @@ async fn redis_outage_still_serves_recommendations_and_health_says_so() {
             .ok();
         let (status, body) = s.get(&format!("/api/users/{user}/recommendations")).await;
         assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body["cached"], false, "computed, not from a cache: {body}");
         // A committed order is not failed by the cache: the invalidation that follows it fails
         // (counted in /metrics), the order stands.
         let books = s.app.sql.products(Some("books")).await.unwrap();

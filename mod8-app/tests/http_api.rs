@@ -173,6 +173,26 @@ async fn events_flow_to_the_log_and_dashboard(s: &Server) {
     let summary = s.app.docs.activity_summary(&id, days).await.unwrap();
     assert_eq!(summary.count("page_view"), 2, "{summary:?}");
     assert_eq!(summary.count("session"), 1, "{summary:?}");
+    // ...and on the live dashboard (the second subscriber of the fanout), by type. The app is
+    // this test's own, so these are all the events it has seen.
+    eventually("5 events on the live dashboard", || async {
+        s.app.live.snapshot().total_events == 5
+    })
+    .await;
+    let dashboard = s.app.live.snapshot();
+    assert_eq!(
+        dashboard.events_by_type,
+        vec![
+            ("page_view".to_owned(), 2),
+            ("click".to_owned(), 1),
+            ("search".to_owned(), 1),
+            ("session".to_owned(), 1),
+        ]
+    );
+    assert_eq!(
+        dashboard.alerts, 0,
+        "5 events are far below the default threshold"
+    );
 
     // Bad input and unknown users.
     let (status, body) = s
