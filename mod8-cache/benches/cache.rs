@@ -245,24 +245,33 @@ fn redis_get(c: &mut Criterion) {
     // Reference: the same GET straight through a fred client (no mod8 layer), separating fred's
     // own per-command cost (its connection task and channels) from this crate's.
     {
-        use fred::prelude::{Builder, ClientLike, Config, KeysInterface};
+        use fred::prelude::{Builder, ClientLike, Config, Expiration, KeysInterface};
         let url = std::env::var("MOD8_REDIS_URL").unwrap();
+        let reference = store.value_key("fred-reference");
         let client = rt.block_on(async {
             let client = Builder::from_config(Config::from_url(&url).unwrap())
                 .build()
                 .unwrap();
             client.init().await.unwrap();
+            // Under this run's namespace with the same TTL as the other keys, so the
+            // `clear` at the end removes it and an interrupted run leaves nothing for ever.
             let _: () = client
-                .set("mod8-bench-reference", value.clone(), None, None, false)
+                .set(
+                    reference.as_str(),
+                    value.clone(),
+                    Some(Expiration::EX(600)),
+                    None,
+                    false,
+                )
                 .await
                 .unwrap();
             client
         });
         group.bench_function("reference: fred Client::get, no mod8 layer", |b| {
             b.to_async(&rt).iter(|| {
-                let client = client.clone();
+                let (client, reference) = (client.clone(), reference.as_str());
                 async move {
-                    let v: Option<String> = client.get("mod8-bench-reference").await.unwrap();
+                    let v: Option<String> = client.get(reference).await.unwrap();
                     black_box(v)
                 }
             })
