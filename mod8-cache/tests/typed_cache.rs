@@ -9,7 +9,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use mod8_cache::{
     Bytes, Cache, CacheConfig, CacheError, CacheLayer, CacheStore, Cached, Codec, EntryOptions,
-    MemoryStore, WritePolicy,
+    MemoryStore, TieredStore, WritePolicy,
 };
 
 /// A backend that is always down, as Redis is when unreachable.
@@ -187,6 +187,36 @@ async fn config_without_redis_builds_an_in_process_cache_with_the_default_ttl() 
     assert!(cache
         .metrics_text()
         .contains("mod8_cache_misses_total{cache=\"recs\"} 1"));
+}
+
+#[tokio::test]
+async fn tiered_get_many_keeps_l1_hits_when_l2_fails() {
+    let l1 = MemoryStore::lru(10);
+    let tiered = TieredStore::new(l1.clone(), Down, Some(Duration::from_secs(5)));
+    l1.set("a", b"1".as_slice().into(), &EntryOptions::default())
+        .await
+        .unwrap();
+    l1.set("c", b"3".as_slice().into(), &EntryOptions::default())
+        .await
+        .unwrap();
+    let got = tiered
+        .get_many(&["a", "b", "c"])
+        .await
+        .expect("an L2 failure must not lose the L1 hits");
+    assert_eq!(
+        got,
+        vec![
+            Some(b"1".as_slice().into()),
+            None,
+            Some(b"3".as_slice().into())
+        ]
+    );
+    // Through the typed front as well: the hits count, the rest are misses.
+    let cache = Cache::new(tiered.clone());
+    let typed: Vec<Option<u8>> = cache.get_many(&["a", "b", "c"]).await.unwrap();
+    assert_eq!(typed, vec![Some(1), None, Some(3)]);
+    // Bad input is still refused, not swallowed.
+    assert!(tiered.get_many(&["a", ""]).await.is_err());
 }
 
 // ---- the decorator over a repository trait ----
