@@ -421,11 +421,12 @@ impl RedisStore {
             });
             let mut cursor = String::from("0");
             loop {
-                let (next, page): (String, Vec<String>) = client
+                let (next, page): (String, Vec<fred::types::Key>) = client
                     .scan_page(cursor, raw_pattern.as_str(), Some(1_000), None)
                     .await
                     .map_err(map_err)?;
-                keys.extend(page);
+                // Keys this crate writes are UTF-8; anything else is not ours to delete.
+                keys.extend(page.into_iter().filter_map(|k| k.into_string()));
                 if next == "0" {
                     break;
                 }
