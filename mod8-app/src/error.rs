@@ -150,6 +150,12 @@ impl From<mod8_mq::Error> for AppError {
                 dependency: "broker",
                 message: reason,
             },
+            // Closed by its owner: the app is shutting down, so this request meets a
+            // dependency that is going away (503), not an internal fault (500).
+            e @ E::Closed { .. } => Self::Unavailable {
+                dependency: "broker",
+                message: e.to_string(),
+            },
             other if other.is_transient() => Self::Unavailable {
                 dependency: "broker",
                 message: other.to_string(),
@@ -207,6 +213,14 @@ mod tests {
             assert_eq!(error.status().as_u16(), status, "{error}");
             assert_eq!(error.code(), code);
         }
+    }
+
+    #[test]
+    fn a_closed_broker_is_unavailable_not_internal() {
+        let error = AppError::from(mod8_mq::Error::Closed {
+            backend: "rabbitmq",
+        });
+        assert_eq!(error.status().as_u16(), 503, "{error}");
     }
 
     #[test]
