@@ -27,7 +27,7 @@ use tokio::time::Instant;
 use uuid::Uuid;
 
 use crate::broker::{BrokerExt, DynBroker, Publication};
-use crate::consumer::{handler_fn, Consumer, Outcome};
+use crate::consumer::{handler_fn, Consumer, ConsumerHandle, Outcome};
 use crate::error::Error;
 use crate::memory::MemoryBroker;
 use crate::message::{Analytics, Envelope, Notification, NotificationChannel, UserData};
@@ -607,16 +607,17 @@ pub async fn case_declare_conflict_is_typed(broker: &DynBroker) {
     wait_depth(broker, &t.user_data_queue, 1).await;
 }
 
-/// Redeclaring an existing exchange with another type is a typed, permanent conflict naming
-/// the exchange and the argument `type`; a consumer running on the same broker keeps
-/// receiving, and publishing still works.
-pub async fn case_exchange_type_conflict_is_typed(broker: &DynBroker) {
-    let t = broker.topology().clone();
+/// A consumer of user-data messages on `queue` that acks everything and counts what it
+/// handled.
+async fn counting_user_data_consumer(
+    broker: DynBroker,
+    queue: String,
+) -> (ConsumerHandle, Arc<Mutex<u32>>) {
     let handled = Arc::new(Mutex::new(0u32));
     let h = handled.clone();
     let consumer = Consumer::new(
-        broker.clone(),
-        t.user_data_queue.clone(),
+        broker,
+        queue,
         handler_fn(move |_env: Envelope<UserData>| {
             let h = h.clone();
             async move {
@@ -628,6 +629,16 @@ pub async fn case_exchange_type_conflict_is_typed(broker: &DynBroker) {
     .start()
     .await
     .unwrap();
+    (consumer, handled)
+}
+
+/// Redeclaring an existing exchange with another type is a typed, permanent conflict naming
+/// the exchange and the argument `type`; a consumer running on the same broker keeps
+/// receiving, and publishing still works.
+pub async fn case_exchange_type_conflict_is_typed(broker: &DynBroker) {
+    let t = broker.topology().clone();
+    let (consumer, handled) =
+        counting_user_data_consumer(broker.clone(), t.user_data_queue.clone()).await;
     let producer = Producer::new(broker.clone());
     producer.publish_user_data(user(1), None).await.unwrap();
     wait_until("first handled", || async { *handled.lock().unwrap() == 1 }).await;
@@ -804,23 +815,8 @@ pub async fn case_consumer_ends_when_its_queue_is_deleted(broker: &DynBroker) {
 /// gets closed, while `broker` (same topology) stays usable for teardown. On a backend whose
 /// handles share one connection (the in-process broker) pass a clone of `broker`.
 pub async fn case_consumer_ends_when_its_broker_is_closed(broker: &DynBroker, closing: DynBroker) {
-    let t = broker.topology().clone();
-    let handled = Arc::new(Mutex::new(0u32));
-    let h = handled.clone();
-    let consumer = Consumer::new(
-        closing.clone(),
-        t.user_data_queue.clone(),
-        handler_fn(move |_env: Envelope<UserData>| {
-            let h = h.clone();
-            async move {
-                *h.lock().unwrap() += 1;
-                Outcome::Ack
-            }
-        }),
-    )
-    .start()
-    .await
-    .unwrap();
+    let queue = broker.topology().user_data_queue.clone();
+    let (consumer, handled) = counting_user_data_consumer(closing.clone(), queue).await;
     let producer = Producer::new(closing.clone());
     producer.publish_user_data(user(1), None).await.unwrap();
     wait_until("first handled", || async { *handled.lock().unwrap() == 1 }).await;

@@ -388,20 +388,15 @@ async fn silent_broker_is_a_confirm_timeout() {
         return;
     };
     let proxy = SilenceableProxy::start(target_of(&url)).await;
-    let topology = test_topology_with_prefix(&mod8_testkit::unique_name("mod8mq_silent"));
     let timeout = Duration::from_millis(1500);
     let options = AmqpOptions {
         publish_timeout: timeout,
         ..Default::default()
     };
-    let broker: DynBroker = Arc::new(
-        AmqpBroker::connect_with(&proxy.url(&url), topology.clone(), options)
-            .await
-            .expect("RabbitMQ through the proxy"),
-    );
+    let broker = through_proxy(&proxy, &url, "mod8mq_silent", options).await;
     run_case(broker, move |broker| {
         Box::pin(async move {
-            let queue = topology.user_data_queue.clone();
+            let queue = broker.topology().user_data_queue.clone();
             let producer = Producer::new(broker.clone());
             producer.publish_user_data(user(1), None).await.unwrap();
 
@@ -443,10 +438,15 @@ async fn silent_broker_is_a_confirm_timeout() {
 }
 
 /// A broker (with its own topology) connected through `proxy`.
-async fn through_proxy(proxy: &SilenceableProxy, url: &str, prefix: &str) -> DynBroker {
+async fn through_proxy(
+    proxy: &SilenceableProxy,
+    url: &str,
+    prefix: &str,
+    options: AmqpOptions,
+) -> DynBroker {
     let topology = test_topology_with_prefix(&mod8_testkit::unique_name(prefix));
     Arc::new(
-        AmqpBroker::connect(&proxy.url(url), topology)
+        AmqpBroker::connect_with(&proxy.url(url), topology, options)
             .await
             .expect("RabbitMQ through the proxy"),
     )
@@ -463,7 +463,7 @@ async fn ack_on_a_dead_channel_is_an_error() {
         return;
     };
     let proxy = SilenceableProxy::start(target_of(&url)).await;
-    let broker = through_proxy(&proxy, &url, "mod8mq_deadack").await;
+    let broker = through_proxy(&proxy, &url, "mod8mq_deadack", AmqpOptions::default()).await;
     run_case(broker, move |broker| {
         Box::pin(async move {
             let queue = broker.topology().user_data_queue.clone();
@@ -507,7 +507,7 @@ async fn consumer_counts_only_settled_acks() {
         return;
     };
     let proxy = SilenceableProxy::start(target_of(&url)).await;
-    let broker = through_proxy(&proxy, &url, "mod8mq_settled").await;
+    let broker = through_proxy(&proxy, &url, "mod8mq_settled", AmqpOptions::default()).await;
     run_case(broker, move |broker| {
         Box::pin(async move {
             let queue = broker.topology().user_data_queue.clone();
@@ -614,17 +614,12 @@ async fn publish_while_reconnect_hangs_is_bounded_by_publish_timeout() {
         return;
     };
     let proxy = SilenceableProxy::start(target_of(&url)).await;
-    let topology = test_topology_with_prefix(&mod8_testkit::unique_name("mod8mq_hang"));
     let timeout = Duration::from_secs(1);
     let options = AmqpOptions {
         publish_timeout: timeout,
         ..Default::default()
     };
-    let broker: DynBroker = Arc::new(
-        AmqpBroker::connect_with(&proxy.url(&url), topology.clone(), options)
-            .await
-            .expect("RabbitMQ through the proxy"),
-    );
+    let broker = through_proxy(&proxy, &url, "mod8mq_hang", options).await;
     run_case(broker, move |broker| {
         Box::pin(async move {
             let producer = Producer::new(broker.clone());
