@@ -838,6 +838,13 @@ pub async fn case_dead_letter_failure_stops_the_consumer(broker: &DynBroker) {
         .delete_exchange(&t.dead_letter_exchange)
         .await
         .unwrap();
+    // Published (and confirmed) before the consumer starts: on RabbitMQ the consumer's failed
+    // dead-letter publish closes the shared publish channel, which would fail a confirm
+    // still in flight.
+    Producer::new(broker.clone())
+        .publish_user_data(user(1), None)
+        .await
+        .unwrap();
     let calls = Arc::new(Mutex::new(0u32));
     let c = calls.clone();
     let consumer = Consumer::new(
@@ -854,10 +861,6 @@ pub async fn case_dead_letter_failure_stops_the_consumer(broker: &DynBroker) {
     .start()
     .await
     .unwrap();
-    Producer::new(broker.clone())
-        .publish_user_data(user(1), None)
-        .await
-        .unwrap();
     wait_until("the consumer stops", || async { consumer.is_finished() }).await;
     let err = consumer.shutdown().await.unwrap_err();
     assert!(!err.is_transient(), "{err:?}");

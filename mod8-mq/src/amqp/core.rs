@@ -37,9 +37,19 @@ pub(super) fn map_err(error: lapin::Error, entity: &str) -> Error {
                     argument: conflicting_argument(&message),
                     message,
                 },
-                AMQPErrorKind::Soft(AMQPSoftError::NOTFOUND) => Error::NotFound {
-                    entity: entity.to_owned(),
-                },
+                AMQPErrorKind::Soft(AMQPSoftError::NOTFOUND) => {
+                    match missing_entity(&message) {
+                        // The channel was closed over another operation's missing entity
+                        // (operations share the publish channel): this operation's own
+                        // target exists, it only lost its channel — transient.
+                        Some(missing) if entity.contains('\'') && !entity.contains(&missing) => {
+                            unavailable(message)
+                        }
+                        _ => Error::NotFound {
+                            entity: entity.to_owned(),
+                        },
+                    }
+                }
                 AMQPErrorKind::Hard(_) => unavailable(message),
                 AMQPErrorKind::Soft(_) => Error::Backend {
                     backend: BACKEND,
@@ -59,6 +69,13 @@ pub(super) fn map_err(error: lapin::Error, entity: &str) -> Error {
             source: Box::new(error),
         },
     }
+}
+
+/// The quoted name RabbitMQ gives in `NOT_FOUND - no exchange 'x' in vhost '/'`, as `'x'`.
+pub(super) fn missing_entity(message: &str) -> Option<String> {
+    let (_, rest) = message.split_once(" '")?;
+    let (name, _) = rest.split_once('\'')?;
+    Some(format!("'{name}'"))
 }
 
 /// The argument RabbitMQ names in `inequivalent arg 'x-max-priority' for queue ...`.
@@ -183,7 +200,16 @@ pub(super) fn topology_declarations(topology: &Topology) -> Vec<Declaration> {
 
 #[cfg(test)]
 mod tests {
-    use super::conflicting_argument;
+    use super::{conflicting_argument, missing_entity};
+
+    #[test]
+    fn names_the_missing_entity() {
+        assert_eq!(
+            missing_entity("NOT_FOUND - no exchange 'a.dead_letter' in vhost '/'").as_deref(),
+            Some("'a.dead_letter'")
+        );
+        assert_eq!(missing_entity("NOT_FOUND"), None);
+    }
 
     #[test]
     fn names_the_conflicting_argument() {
