@@ -5,6 +5,7 @@
 
 use std::collections::HashSet;
 use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -132,14 +133,17 @@ async fn fault_connections_closed_mid_stream_lose_nothing() {
             let envelopes: Vec<_> = (0..10_000).map(|i| Envelope::new(user(i))).collect();
             let all: HashSet<_> = envelopes.iter().map(|e| e.id).collect();
             let producer = Producer::new(broker.clone());
+            let published = Arc::new(AtomicUsize::new(0));
             let publisher = {
                 let producer = producer.clone();
                 let envelopes = envelopes.clone();
+                let published = published.clone();
                 tokio::spawn(async move {
                     let route = producer.user_data_route();
                     for chunk in envelopes.chunks(250) {
                         for result in producer.send_batch(chunk, &route).await.unwrap() {
                             result.expect("a publish during the outage waits and succeeds");
+                            published.fetch_add(1, Ordering::Relaxed);
                         }
                     }
                 })
@@ -147,10 +151,19 @@ async fn fault_connections_closed_mid_stream_lose_nothing() {
 
             let mut kills = 0;
             for threshold in [2_000, 6_000] {
-                wait_until("consumption progresses", || async {
-                    seen.lock().unwrap().len() >= threshold
-                })
-                .await;
+                // Says which side stalled if progress stops: the publisher (confirms) or the
+                // consumer (resubscribing).
+                let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+                while seen.lock().unwrap().len() < threshold {
+                    assert!(
+                        tokio::time::Instant::now() < deadline,
+                        "consumption stalled: {} confirmed, {} consumed, {} resubscribes",
+                        published.load(Ordering::Relaxed),
+                        seen.lock().unwrap().len(),
+                        consumer.stats().resubscribed()
+                    );
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
                 kills += close_connections_named(&name);
             }
             assert!(

@@ -76,6 +76,11 @@ impl Default for AmqpOptions {
     }
 }
 
+/// How long opening a channel, or setting up a subscription on it, may take on a connection
+/// that looked healthy: these are single round trips, so waiting longer means the connection
+/// died in between and the caller should go through reconnecting instead.
+const CHANNEL_SETUP_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// A RabbitMQ broker. Cheap to clone; clones share the connection.
 #[derive(Clone)]
 pub struct AmqpBroker {
@@ -369,9 +374,9 @@ impl AmqpBroker {
 
     async fn temp_channel(&self) -> Result<Channel> {
         let live = self.live(self.reconnect_deadline()).await?;
-        live.connection
-            .create_channel()
+        tokio::time::timeout(CHANNEL_SETUP_TIMEOUT, live.connection.create_channel())
             .await
+            .map_err(|_| unavailable("RabbitMQ did not open a channel in time"))?
             .map_err(|e| map_err(e, "channel"))
     }
 }
@@ -517,19 +522,26 @@ impl Broker for AmqpBroker {
 
     async fn subscribe(&self, queue: &str, prefetch: u16) -> Result<DeliveryStream> {
         let channel = self.temp_channel().await?;
-        channel
-            .basic_qos(prefetch.max(1), BasicQosOptions::default())
-            .await
-            .map_err(|e| map_err(e, "channel"))?;
-        let consumer = channel
-            .basic_consume(
-                short(queue)?,
-                "".into(),
-                BasicConsumeOptions::default(),
-                FieldTable::default(),
-            )
-            .await
-            .map_err(|e| map_err(e, &format!("queue '{queue}'")))?;
+        // Bounded like every other step: a connection that dies between these requests must
+        // not leave a resubscribing consumer waiting on an answer that never comes.
+        let (channel, consumer) = tokio::time::timeout(CHANNEL_SETUP_TIMEOUT, async {
+            channel
+                .basic_qos(prefetch.max(1), BasicQosOptions::default())
+                .await
+                .map_err(|e| map_err(e, "channel"))?;
+            let consumer = channel
+                .basic_consume(
+                    short(queue)?,
+                    "".into(),
+                    BasicConsumeOptions::default(),
+                    FieldTable::default(),
+                )
+                .await
+                .map_err(|e| map_err(e, &format!("queue '{queue}'")))?;
+            Ok::<_, Error>((channel, consumer))
+        })
+        .await
+        .map_err(|_| unavailable("RabbitMQ did not answer the subscription in time"))??;
         let stream = consumer.map(move |item| {
             let d = item.map_err(|e| map_err(e, "subscription"))?;
             let mut headers = Headers::new();
