@@ -219,6 +219,13 @@ stop_redis_cluster() {
 
 # --- RabbitMQ -----------------------------------------------------------------------
 start_rabbitmq() {
+    # One CLI call when all is well (each costs an Erlang VM start, ~1 s): node and
+    # application both running.
+    if rabbitmq-diagnostics -q check_running >/dev/null 2>&1; then
+        log "RabbitMQ answers"
+        wait_for "RabbitMQ AMQP port" 60 tcp_open 5672
+        return 0
+    fi
     if ! rabbitmq-diagnostics -q ping >/dev/null 2>&1; then
         # The management plugin gives the HTTP API the fault tests use to close connections.
         as_root rabbitmq-plugins --offline enable rabbitmq_management >/dev/null 2>&1 || true

@@ -137,9 +137,11 @@ async fn document_server_killed_registration_succeeds_and_profile_catches_up() {
     config.docs.url = Some(format!(
         "{url}{sep}serverSelectionTimeoutMS=1000&connectTimeoutMS=1000"
     ));
+    // Retries 1 s, 2 s and 4 s apart (plus a 1 s server selection each): about 11 s for the
+    // document server to come back, which `services.sh up` needs ~4 s of after the 2 s pause.
     config.mq = config.mq.with_retry(mod8_mq::RetryPolicy {
-        base: Duration::from_millis(500),
-        cap: Duration::from_secs(2),
+        base: Duration::from_secs(1),
+        cap: Duration::from_secs(4),
     });
     let state = std::env::var("MOD8_STATE_DIR").unwrap_or_else(|_| "/var/tmp/mod8-services".into());
     let pid = std::fs::read_to_string(format!("{state}/ferretdb/ferretdb.pid"))
