@@ -62,8 +62,14 @@ impl App {
         let email = mod8_orm::validate::email(&registration.email)?;
         let username = mod8_orm::validate::username(&registration.username)?;
         let uow = self.call("sql.begin", "sql", self.sql.begin()).await?;
+        // The transaction's statements run under the same call timeout as every other
+        // dependency call; a timeout rolls back like any other failure.
         let user = match self
-            .register_in(uow.as_ref(), &registration, email, username)
+            .call(
+                "sql.register",
+                "sql",
+                self.register_in(uow.as_ref(), &registration, email, username),
+            )
             .await
         {
             Ok(user) => user,
