@@ -27,10 +27,10 @@ use tokio::time::Instant;
 use uuid::Uuid;
 
 use crate::broker::{BrokerExt, DynBroker, Publication};
-use crate::consumer::{handler_fn, Consumer, ConsumerHandle, Outcome};
+use crate::consumer::{handler_fn, Consumer, ConsumerHandle, Handler, Outcome};
 use crate::error::Error;
 use crate::memory::MemoryBroker;
-use crate::message::{Analytics, Envelope, Notification, NotificationChannel, UserData};
+use crate::message::{Analytics, Envelope, Notification, NotificationChannel, Payload, UserData};
 use crate::producer::{publication, Producer, Route};
 use crate::topology::{
     BindingSpec, ExchangeKind, ExchangeSpec, QueueSpec, RetryPolicy, Topology, HEADER_ATTEMPTS,
@@ -395,22 +395,11 @@ pub async fn case_dead_letter_after_max_retries(broker: &DynBroker) {
 /// `Reject` dead-letters at once, after one attempt.
 pub async fn case_reject_goes_to_dead_letter(broker: &DynBroker) {
     let t = broker.topology().clone();
-    let calls = Arc::new(Mutex::new(0u32));
-    let c = calls.clone();
-    let consumer = Consumer::new(
-        broker.clone(),
-        t.analytics_queue.clone(),
-        handler_fn(move |_env: Envelope<Analytics>| {
-            let c = c.clone();
-            async move {
-                *c.lock().unwrap() += 1;
-                Outcome::reject("bad event")
-            }
-        }),
-    )
-    .start()
-    .await
-    .unwrap();
+    let (handler, calls) = counting_handler::<Analytics>(Outcome::reject("bad event"));
+    let consumer = Consumer::new(broker.clone(), t.analytics_queue.clone(), handler)
+        .start()
+        .await
+        .unwrap();
     Producer::new(broker.clone())
         .publish_analytics(
             Analytics {
@@ -607,28 +596,28 @@ pub async fn case_declare_conflict_is_typed(broker: &DynBroker) {
     wait_depth(broker, &t.user_data_queue, 1).await;
 }
 
+/// A handler that counts the messages it was given and answers each with `outcome`.
+fn counting_handler<T: Payload + Clone>(outcome: Outcome) -> (impl Handler<T>, Arc<Mutex<u32>>) {
+    let calls = Arc::new(Mutex::new(0u32));
+    let c = calls.clone();
+    let handler = handler_fn(move |_env: Envelope<T>| {
+        let (c, outcome) = (c.clone(), outcome.clone());
+        async move {
+            *c.lock().unwrap() += 1;
+            outcome
+        }
+    });
+    (handler, calls)
+}
+
 /// A consumer of user-data messages on `queue` that acks everything and counts what it
 /// handled.
 async fn counting_user_data_consumer(
     broker: DynBroker,
     queue: String,
 ) -> (ConsumerHandle, Arc<Mutex<u32>>) {
-    let handled = Arc::new(Mutex::new(0u32));
-    let h = handled.clone();
-    let consumer = Consumer::new(
-        broker,
-        queue,
-        handler_fn(move |_env: Envelope<UserData>| {
-            let h = h.clone();
-            async move {
-                *h.lock().unwrap() += 1;
-                Outcome::Ack
-            }
-        }),
-    )
-    .start()
-    .await
-    .unwrap();
+    let (handler, handled) = counting_handler::<UserData>(Outcome::Ack);
+    let consumer = Consumer::new(broker, queue, handler).start().await.unwrap();
     (consumer, handled)
 }
 
@@ -676,24 +665,13 @@ pub async fn case_exchange_type_conflict_is_typed(broker: &DynBroker) {
 /// With de-duplication on, a message id seen before is acknowledged without handling.
 pub async fn case_dedup_by_message_id(broker: &DynBroker) {
     let t = broker.topology().clone();
-    let calls = Arc::new(Mutex::new(0u32));
-    let c = calls.clone();
-    let consumer = Consumer::new(
-        broker.clone(),
-        t.user_data_queue.clone(),
-        handler_fn(move |_env: Envelope<UserData>| {
-            let c = c.clone();
-            async move {
-                *c.lock().unwrap() += 1;
-                Outcome::Ack
-            }
-        }),
-    )
-    .with_concurrency(1)
-    .with_dedup(100)
-    .start()
-    .await
-    .unwrap();
+    let (handler, calls) = counting_handler::<UserData>(Outcome::Ack);
+    let consumer = Consumer::new(broker.clone(), t.user_data_queue.clone(), handler)
+        .with_concurrency(1)
+        .with_dedup(100)
+        .start()
+        .await
+        .unwrap();
     let producer = Producer::new(broker.clone());
     let env = Envelope::new(user(1));
     producer
@@ -845,22 +823,11 @@ pub async fn case_dead_letter_failure_stops_the_consumer(broker: &DynBroker) {
         .publish_user_data(user(1), None)
         .await
         .unwrap();
-    let calls = Arc::new(Mutex::new(0u32));
-    let c = calls.clone();
-    let consumer = Consumer::new(
-        broker.clone(),
-        t.user_data_queue.clone(),
-        handler_fn(move |_env: Envelope<UserData>| {
-            let c = c.clone();
-            async move {
-                *c.lock().unwrap() += 1;
-                Outcome::reject("poison")
-            }
-        }),
-    )
-    .start()
-    .await
-    .unwrap();
+    let (handler, calls) = counting_handler::<UserData>(Outcome::reject("poison"));
+    let consumer = Consumer::new(broker.clone(), t.user_data_queue.clone(), handler)
+        .start()
+        .await
+        .unwrap();
     wait_until("the consumer stops", || async { consumer.is_finished() }).await;
     let err = consumer.shutdown().await.unwrap_err();
     assert!(!err.is_transient(), "{err:?}");
