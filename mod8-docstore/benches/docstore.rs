@@ -1,4 +1,4 @@
-//! Benchmarks for issue 4 (PERFORMANCE.md):
+//! Benchmarks (the targets are in BENCHMARKS.md at the repository root):
 //! - bulk insert of 100,000 events, in memory and into the MongoDB-wire server (when
 //!   `MOD8_MONGODB_URL` is set), beside the bare driver's `insert_many` of the same events as
 //!   the reference;
