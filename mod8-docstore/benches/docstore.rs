@@ -17,8 +17,8 @@ use criterion::{
     criterion_group, criterion_main, BenchmarkId, Criterion, SamplingMode, Throughput,
 };
 use mod8_docstore::{
-    DocStore, Event, EventMetadata, EventStore, Geo, GeoPoint, MemoryDocStore, MongoDocStore,
-    SessionInfo, SetupOptions, TimeWindow,
+    DocStore, DocStoreConfig, Event, EventMetadata, EventStore, Geo, GeoPoint, MemoryDocStore,
+    MongoDocStore, SessionInfo, SetupOptions, TimeWindow,
 };
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -134,7 +134,9 @@ fn bulk_insert(c: &mut Criterion) {
     if let Ok(url) = std::env::var("MOD8_MONGODB_URL") {
         let db_name = format!("mod8_bench_{}", std::process::id());
         let store = rt
-            .block_on(MongoDocStore::connect(&url, Some(&db_name)))
+            .block_on(MongoDocStore::connect(
+                &DocStoreConfig::new(url).with_database(db_name),
+            ))
             .unwrap();
         let server = if store.is_ferretdb() {
             "ferretdb"

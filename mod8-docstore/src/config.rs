@@ -1,4 +1,4 @@
-//! Choosing and building a backend: by URL scheme, from the environment, or with a builder.
+//! Choosing and building a backend: by URL scheme, from the environment, or with setters.
 
 use std::sync::Arc;
 
@@ -6,8 +6,14 @@ use serde::{Deserialize, Serialize};
 
 use crate::{DocStore, Error, MemoryDocStore, Result};
 
-/// The database used when the URL names none.
+/// A shared, type-erased document store, as [`DocStoreConfig::connect`] returns it.
+pub type DynDocStore = Arc<dyn DocStore>;
+
+/// The database used when neither the configuration nor the URL names one.
 pub const DEFAULT_DATABASE: &str = "mod8";
+
+/// The embedded default: the in-memory store.
+const MEMORY_URL: &str = "memory://";
 
 /// The environment variable naming the MongoDB server; unset means in memory.
 const URL_VAR: &str = "MOD8_MONGODB_URL";
@@ -18,101 +24,138 @@ const DATABASE_VAR: &str = "MOD8_MONGODB_DATABASE";
 ///
 /// ```
 /// use mod8_docstore::DocStoreConfig;
-/// let config = DocStoreConfig::builder().with_database("analytics").build();
-/// assert_eq!(config.url, None); // in memory
+/// let config = DocStoreConfig::default().with_database("analytics");
+/// assert_eq!(config.url, "memory://"); // the embedded default
+/// let config = DocStoreConfig::new("mongodb://127.0.0.1:27017/").with_database("analytics");
+/// assert_eq!(config.database.as_deref(), Some("analytics"));
 /// ```
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct DocStoreConfig {
-    /// `mongodb://...` / `mongodb+srv://...` for MongoDB, `memory://` or `None` for in memory.
-    pub url: Option<String>,
+    /// `mongodb://...` / `mongodb+srv://...` for MongoDB, `memory://` (the default) or an
+    /// empty string for in memory.
+    pub url: String,
     /// Database name; when `None`, the URL's path, else [`DEFAULT_DATABASE`].
     pub database: Option<String>,
 }
 
+impl Default for DocStoreConfig {
+    fn default() -> Self {
+        DocStoreConfig::new(MEMORY_URL)
+    }
+}
+
 impl DocStoreConfig {
-    /// A builder starting from the in-memory default.
-    pub fn builder() -> DocStoreConfigBuilder {
-        DocStoreConfigBuilder::default()
+    /// The store at `url` (`mongodb://...`, `mongodb+srv://...` or `memory://`), with the
+    /// database named by the URL's path, else [`DEFAULT_DATABASE`].
+    pub fn new(url: impl Into<String>) -> Self {
+        DocStoreConfig {
+            url: url.into(),
+            database: None,
+        }
     }
 
-    /// `MOD8_MONGODB_URL` (unset or empty: in memory) and `MOD8_MONGODB_DATABASE`.
-    pub fn from_env() -> Self {
+    /// `MOD8_MONGODB_URL` (unset or empty: in memory) and `MOD8_MONGODB_DATABASE` (unset or
+    /// empty: from the URL). [`Error::Validation`] naming the variable for a URL of an unknown
+    /// scheme or a database name MongoDB would refuse.
+    pub fn from_env() -> Result<Self> {
+        Self::from_vars(|name| std::env::var(name).ok())
+    }
+
+    /// [`DocStoreConfig::from_env`] reading the variables through `var`.
+    fn from_vars(var: impl Fn(&str) -> Option<String>) -> Result<Self> {
         let var = |name: &str| {
-            std::env::var(name)
-                .ok()
+            var(name)
                 .map(|v| v.trim().to_owned())
                 .filter(|v| !v.is_empty())
         };
-        DocStoreConfig {
-            url: var(URL_VAR),
-            database: var(DATABASE_VAR),
+        let mut config = DocStoreConfig::default();
+        if let Some(url) = var(URL_VAR) {
+            if backend_of(&url).is_none() {
+                return Err(Error::validation(URL_VAR, unknown_scheme(&url)));
+            }
+            config.url = url;
         }
+        if let Some(name) = var(DATABASE_VAR) {
+            check_database_name(&name)
+                .map_err(|message| Error::validation(DATABASE_VAR, message))?;
+            config.database = Some(name);
+        }
+        Ok(config)
     }
 
-    /// Connects to the configured backend.
-    pub async fn connect(&self) -> Result<Arc<dyn DocStore>> {
-        match self.url.as_deref().map(str::trim) {
-            None | Some("") | Some("memory://") | Some("memory:") => {
-                Ok(Arc::new(MemoryDocStore::new()))
-            }
-            Some(url) if url.starts_with("mongodb://") || url.starts_with("mongodb+srv://") => {
-                connect_mongodb(url, self.database.as_deref()).await
-            }
-            Some(url) => Err(Error::validation(
-                "url",
-                format!(
-                    "unknown scheme in {:?}: expected mongodb://, mongodb+srv:// or memory://",
-                    url.split("://").next().unwrap_or(url)
-                ),
-            )),
+    /// These settings with the database `name` instead of the URL's.
+    pub fn with_database(mut self, name: impl Into<String>) -> Self {
+        self.database = Some(name.into());
+        self
+    }
+
+    /// Connects to the backend named by the URL's scheme. [`Error::Validation`] naming `url`
+    /// for an unknown scheme; [`Error::Unsupported`] for `mongodb://` when the crate was built
+    /// without its `mongodb` feature.
+    pub async fn connect(&self) -> Result<DynDocStore> {
+        match backend_of(&self.url) {
+            Some(Backend::Memory) => Ok(Arc::new(MemoryDocStore::new())),
+            Some(Backend::Mongodb) => connect_mongodb(self).await,
+            None => Err(Error::validation("url", unknown_scheme(&self.url))),
         }
     }
+}
+
+/// The backends a URL can name.
+enum Backend {
+    Memory,
+    Mongodb,
+}
+
+fn backend_of(url: &str) -> Option<Backend> {
+    match url.trim() {
+        "" | "memory://" | "memory:" => Some(Backend::Memory),
+        url if url.starts_with("mongodb://") || url.starts_with("mongodb+srv://") => {
+            Some(Backend::Mongodb)
+        }
+        _ => None,
+    }
+}
+
+fn unknown_scheme(url: &str) -> String {
+    let url = url.trim();
+    format!(
+        "unknown scheme in {:?}: expected mongodb://, mongodb+srv:// or memory://",
+        url.split("://").next().unwrap_or(url)
+    )
+}
+
+/// The rules MongoDB applies to database names (on every platform).
+fn check_database_name(name: &str) -> std::result::Result<(), String> {
+    const FORBIDDEN: &[char] = &[
+        '/', '\\', '.', ' ', '"', '$', '*', '<', '>', ':', '|', '?', '\0',
+    ];
+    if name.len() > 63 {
+        return Err(format!("database name {name:?} is longer than 63 bytes"));
+    }
+    if let Some(c) = name.chars().find(|c| FORBIDDEN.contains(c)) {
+        return Err(format!("database name {name:?} contains {c:?}"));
+    }
+    Ok(())
 }
 
 #[cfg(feature = "mongodb")]
-async fn connect_mongodb(url: &str, database: Option<&str>) -> Result<Arc<dyn DocStore>> {
-    Ok(Arc::new(
-        crate::MongoDocStore::connect(url, database).await?,
-    ))
+async fn connect_mongodb(config: &DocStoreConfig) -> Result<DynDocStore> {
+    Ok(Arc::new(crate::MongoDocStore::connect(config).await?))
 }
 
 #[cfg(not(feature = "mongodb"))]
-async fn connect_mongodb(_url: &str, _database: Option<&str>) -> Result<Arc<dyn DocStore>> {
-    Err(Error::Unsupported {
-        operation: "connect to mongodb://".to_owned(),
-        backend: "mongodb",
-        message: "mod8-docstore was built without its `mongodb` feature".to_owned(),
-    })
-}
-
-/// Builds a [`DocStoreConfig`].
-#[derive(Debug, Clone, Default)]
-pub struct DocStoreConfigBuilder {
-    config: DocStoreConfig,
-}
-
-impl DocStoreConfigBuilder {
-    /// Use the server at `url` (`mongodb://...`, or `memory://`).
-    pub fn with_url(mut self, url: impl Into<String>) -> Self {
-        self.config.url = Some(url.into());
-        self
-    }
-
-    /// Use the database `name`.
-    pub fn with_database(mut self, name: impl Into<String>) -> Self {
-        self.config.database = Some(name.into());
-        self
-    }
-
-    /// The configuration.
-    pub fn build(self) -> DocStoreConfig {
-        self.config
-    }
+async fn connect_mongodb(_config: &DocStoreConfig) -> Result<DynDocStore> {
+    Err(Error::unsupported(
+        "connect to mongodb:// (mod8-docstore was built without its `mongodb` feature)",
+        "mongodb",
+    ))
 }
 
 /// Connects to the backend named by `url`'s scheme: `mongodb://` or `mongodb+srv://` for
 /// MongoDB (database from the URL path, else [`DEFAULT_DATABASE`]), `memory://` or an empty
-/// string for the in-memory store.
+/// string for the in-memory store. The same as `DocStoreConfig::new(url).connect()`.
 ///
 /// ```
 /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
@@ -121,10 +164,57 @@ impl DocStoreConfigBuilder {
 /// assert!(mod8_docstore::connect("ftp://x").await.is_err());
 /// # Ok::<(), mod8_docstore::Error>(()) }).unwrap();
 /// ```
-pub async fn connect(url: &str) -> Result<Arc<dyn DocStore>> {
-    DocStoreConfig::builder()
-        .with_url(url)
-        .build()
-        .connect()
-        .await
+pub async fn connect(url: &str) -> Result<DynDocStore> {
+    DocStoreConfig::new(url).connect().await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn database_names_mongodb_refuses_are_caught() {
+        assert!(check_database_name("mod8_docstore_0a1b").is_ok());
+        for bad in ["a.b", "a/b", "a b", "$x", &"x".repeat(64)] {
+            assert!(check_database_name(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn schemes_pick_backends() {
+        assert!(matches!(backend_of(""), Some(Backend::Memory)));
+        assert!(matches!(backend_of("memory://"), Some(Backend::Memory)));
+        assert!(matches!(
+            backend_of("mongodb+srv://x/"),
+            Some(Backend::Mongodb)
+        ));
+        assert!(backend_of("postgres://x").is_none());
+    }
+
+    #[test]
+    fn the_environment_is_read_and_checked() {
+        let vars = |url: &'static str, db: &'static str| {
+            move |name: &str| match name {
+                URL_VAR => Some(url.to_owned()),
+                DATABASE_VAR => Some(db.to_owned()),
+                _ => None,
+            }
+        };
+        // Unset (or blank) is the embedded default, not an error.
+        let config = DocStoreConfig::from_vars(|_| None).unwrap();
+        assert_eq!(config, DocStoreConfig::default());
+        assert_eq!(
+            DocStoreConfig::from_vars(vars(" ", "")).unwrap().url,
+            "memory://"
+        );
+        let config = DocStoreConfig::from_vars(vars(" mongodb://h:27017/ ", "m8")).unwrap();
+        assert_eq!(
+            config,
+            DocStoreConfig::new("mongodb://h:27017/").with_database("m8")
+        );
+        let err = DocStoreConfig::from_vars(vars("postgres://h/", "")).unwrap_err();
+        assert_eq!(err.field(), Some(URL_VAR));
+        let err = DocStoreConfig::from_vars(vars("", "a.b")).unwrap_err();
+        assert_eq!(err.field(), Some(DATABASE_VAR));
+    }
 }

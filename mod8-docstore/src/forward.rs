@@ -1,5 +1,5 @@
 //! The traits for `Arc<T>` and `Box<T>`, by forwarding, so shared and boxed stores (including
-//! `Arc<dyn DocStore>`) can be passed wherever a store is expected.
+//! a [`crate::DynDocStore`]) can be passed wherever a store is expected.
 
 use std::sync::Arc;
 
@@ -8,9 +8,9 @@ use bson::oid::ObjectId;
 use futures::stream::BoxStream;
 
 use crate::model::{
-    ActivitySummary, AnalyticsSnapshot, BulkInsertResult, CategoryPurchases, CohortMetrics,
-    DayRange, Event, EventFilter, EventTypeCount, GeoPoint, MetricsUpdate, NearbyEvent,
-    Subscription, TimeWindow, UserActivity, UserProfile,
+    ActivitySummary, ActivityWindow, AnalyticsSnapshot, BulkInsertResult, CategoryPurchases,
+    CohortMetrics, DayRange, Event, EventFilter, EventTypeCount, GeoPoint, MetricsUpdate,
+    NearbyEvent, ProfileDocument, Subscription, TimeWindow,
 };
 use crate::setup::{LogEntry, SetupOptions, SetupReport};
 use crate::{DataProcessing, DocStore, EventStore, ProfileStore, Result};
@@ -19,23 +19,23 @@ macro_rules! forward {
     ($wrapper:ident) => {
         #[async_trait]
         impl<T: ProfileStore + ?Sized> ProfileStore for $wrapper<T> {
-            async fn insert_profile(&self, profile: UserProfile) -> Result<ObjectId> {
+            async fn insert_profile(&self, profile: ProfileDocument) -> Result<ObjectId> {
                 (**self).insert_profile(profile).await
             }
             async fn insert_profiles(
                 &self,
-                profiles: Vec<UserProfile>,
+                profiles: Vec<ProfileDocument>,
             ) -> Result<BulkInsertResult> {
                 (**self).insert_profiles(profiles).await
             }
-            async fn profile_by_username(&self, username: &str) -> Result<Option<UserProfile>> {
+            async fn profile_by_username(&self, username: &str) -> Result<Option<ProfileDocument>> {
                 (**self).profile_by_username(username).await
             }
             async fn find_profiles_by_interest(
                 &self,
                 interest: &str,
                 limit: usize,
-            ) -> Result<Vec<UserProfile>> {
+            ) -> Result<Vec<ProfileDocument>> {
                 (**self).find_profiles_by_interest(interest, limit).await
             }
             async fn add_subscription(
@@ -65,7 +65,7 @@ macro_rules! forward {
                 &self,
                 window: TimeWindow,
                 top: usize,
-            ) -> Result<Vec<UserActivity>> {
+            ) -> Result<Vec<ActivityWindow>> {
                 (**self).user_activity(window, top).await
             }
             async fn purchase_analytics(

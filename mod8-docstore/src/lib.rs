@@ -1,5 +1,8 @@
 #![doc = include_str!("../README.md")]
 #![deny(missing_docs)]
+#![deny(rustdoc::broken_intra_doc_links)]
+#![warn(missing_debug_implementations, unreachable_pub)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 use async_trait::async_trait;
 use bson::oid::ObjectId;
@@ -9,29 +12,35 @@ mod config;
 mod error;
 mod export;
 mod forward;
-pub mod memory;
-pub mod model;
-#[cfg(feature = "mongodb")]
-pub mod mongodb;
+mod model;
 mod setup;
-#[cfg(feature = "testing")]
-pub mod testing;
 mod validate;
 
-pub use crate::config::{connect, DocStoreConfig, DocStoreConfigBuilder, DEFAULT_DATABASE};
-pub use crate::error::{Error, Result};
+pub mod memory;
+#[cfg(feature = "mongodb")]
+#[cfg_attr(docsrs, doc(cfg(feature = "mongodb")))]
+pub mod mongodb;
+#[cfg(feature = "testing")]
+#[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
+pub mod testing;
+
+pub use crate::config::{connect, DocStoreConfig, DynDocStore, DEFAULT_DATABASE};
+pub use crate::error::{BoxError, Error, Result};
 pub use crate::export::export_ndjson;
 pub use crate::memory::MemoryDocStore;
 pub use crate::model::{
-    ActivitySummary, AnalyticsSnapshot, BulkFailure, BulkInsertResult, CategoryPurchases,
-    CohortMetrics, DayRange, Event, EventFilter, EventMetadata, EventTypeCount, ExpertiseLevel,
-    Geo, GeoPoint, MetricsUpdate, NearbyEvent, ProfileDetails, ProfileMetrics, SessionInfo,
-    Subscription, SubscriptionStatus, TimeWindow, UserActivity, UserProfile, MAX_ACTIVITY_DAYS,
-    PURCHASE,
+    truncate_to_millis, ActivitySummary, ActivityWindow, AnalyticsSnapshot, BulkFailure,
+    BulkInsertResult, CategoryPurchases, CohortMetrics, DayRange, Event, EventFilter,
+    EventMetadata, EventTypeCount, ExpertiseLevel, Geo, GeoPoint, MetricsUpdate, NearbyEvent,
+    ProfileDetails, ProfileDocument, ProfileMetrics, SessionInfo, Subscription, SubscriptionStatus,
+    TimeWindow, MAX_ACTIVITY_DAYS, PURCHASE,
 };
 #[cfg(feature = "mongodb")]
+#[cfg_attr(docsrs, doc(cfg(feature = "mongodb")))]
 pub use crate::mongodb::MongoDocStore;
-pub use crate::setup::{LogEntry, SetupOptions, SetupOutcome, SetupReport, SetupStep};
+pub use crate::setup::{
+    LogEntry, OnUnsupported, SetupOptions, SetupOutcome, SetupReport, SetupStep,
+};
 /// The BSON crate whose types ([`DocumentId`]) appear in this API.
 pub use bson;
 /// The id type of stored documents (BSON ObjectId).
@@ -49,21 +58,21 @@ pub use serde_json;
 pub trait ProfileStore: Send + Sync {
     /// Stores a new profile and returns its id. [`Error::Conflict`] when the username, e-mail
     /// or user id is taken; [`Error::Validation`] naming the field for a bad document.
-    async fn insert_profile(&self, profile: UserProfile) -> Result<ObjectId>;
+    async fn insert_profile(&self, profile: ProfileDocument) -> Result<ObjectId>;
 
     /// Stores many profiles, unordered: every valid, non-conflicting profile lands, and the
     /// result lists the failures by input index.
-    async fn insert_profiles(&self, profiles: Vec<UserProfile>) -> Result<BulkInsertResult>;
+    async fn insert_profiles(&self, profiles: Vec<ProfileDocument>) -> Result<BulkInsertResult>;
 
     /// The profile with `username`, if any.
-    async fn profile_by_username(&self, username: &str) -> Result<Option<UserProfile>>;
+    async fn profile_by_username(&self, username: &str) -> Result<Option<ProfileDocument>>;
 
     /// Profiles listing `interest`, by username, at most `limit`.
     async fn find_profiles_by_interest(
         &self,
         interest: &str,
         limit: usize,
-    ) -> Result<Vec<UserProfile>>;
+    ) -> Result<Vec<ProfileDocument>>;
 
     /// Appends a subscription to the user's history. [`Error::NotFound`] for an unknown user.
     async fn add_subscription(&self, username: &str, subscription: Subscription) -> Result<()>;
@@ -87,25 +96,22 @@ pub trait EventStore: Send + Sync {
 
     /// The `top` most active users in `window`: events, first and last seen; most events first
     /// (ties by user id).
-    async fn user_activity(&self, window: TimeWindow, top: usize) -> Result<Vec<UserActivity>>;
+    async fn user_activity(&self, window: TimeWindow, top: usize) -> Result<Vec<ActivityWindow>>;
 
     /// [`PURCHASE`] events with a price in `window`, per category: count, revenue and average
     /// price; highest revenue first (ties by category).
     async fn purchase_analytics(&self, window: TimeWindow) -> Result<Vec<CategoryPurchases>>;
 
     /// How many events of each type `user_id` logged on the UTC days of `days`, and the latest
-    /// of them — a point read that does not scan the log.
+    /// of them.
     ///
-    /// The store keeps these counts as events are logged (on MongoDB one bucket document per
-    /// user and month, read by `_id`), so the cost does not grow with the log — unlike reading
-    /// the user's events, which on FerretDB 1.x (no index use for any filter) scans them all. Events
-    /// logged through this crate are counted; documents written into the collection by other
-    /// means are not. Concurrent logs are all counted (FerretDB 1.x applies `$inc` without
-    /// isolation, so there the store serialises updates per bucket — within one process).
-    /// The event is written first and counted just after, so a reader can see an event in the
-    /// log a moment before its count; if counting fails the log call returns the error with
-    /// the event already in the log. [`Error::Validation`] for an empty `user_id`, `days.first > days.last`,
-    /// or a range longer than [`MAX_ACTIVITY_DAYS`].
+    /// The store keeps these counts as events are logged, so the cost of this call does not
+    /// grow with the log. Events logged through this crate are counted; documents written into
+    /// the store by other means are not. Concurrent logs are all counted. The event is written
+    /// first and counted just after, so a reader can see an event in the log a moment before
+    /// its count; if counting fails the log call returns the error with the event already in
+    /// the log. [`Error::Validation`] for an empty `user_id`, `days.first > days.last`, or a
+    /// range longer than [`MAX_ACTIVITY_DAYS`].
     async fn activity_summary(&self, user_id: &str, days: DayRange) -> Result<ActivitySummary>;
 
     /// Events with a location within `max_distance_m` metres of `point`, nearest first, at most
@@ -145,7 +151,8 @@ pub trait DataProcessing: Send + Sync {
 /// creates collections, validators and indexes.
 ///
 /// Backends: [`MemoryDocStore`] (always compiled, the embedded default) and `MongoDocStore`
-/// (feature `mongodb`). Pick one by URL with [`connect`].
+/// (feature `mongodb`). Pick one by URL with [`connect`] or [`DocStoreConfig::connect`]; share
+/// one as a [`DynDocStore`].
 #[async_trait]
 pub trait DocStore: ProfileStore + EventStore + DataProcessing {
     /// The backend name (`memory`, `mongodb`).
@@ -157,8 +164,8 @@ pub trait DocStore: ProfileStore + EventStore + DataProcessing {
     /// anything changes, for a retention that is not whole seconds from 1 to `i32::MAX`.
     ///
     /// Steps the server does not support are reported as [`SetupOutcome::Unsupported`] with the
-    /// server's message, or returned as [`Error::Unsupported`] when the
-    /// [`strict`](field@SetupOptions::strict) field is set (see [`SetupOptions::strict()`]).
+    /// server's message, or returned as [`Error::Unsupported`] when
+    /// [`SetupOptions::on_unsupported`] is [`OnUnsupported::Fail`].
     async fn setup(&self, options: &SetupOptions) -> Result<SetupReport>;
 
     /// Appends an entry to the expiring log.

@@ -17,14 +17,17 @@ use futures::stream::{self, BoxStream, StreamExt};
 use tokio::sync::RwLock;
 
 use crate::model::{
-    ActivitySummary, AnalyticsSnapshot, BulkFailure, BulkInsertResult, CategoryPurchases,
-    CohortMetrics, DayRange, Event, EventFilter, EventTypeCount, GeoPoint, MetricsUpdate,
-    NearbyEvent, Subscription, TimeWindow, UserActivity, UserProfile, PURCHASE,
+    ActivitySummary, ActivityWindow, AnalyticsSnapshot, BulkFailure, BulkInsertResult,
+    CategoryPurchases, CohortMetrics, DayRange, Event, EventFilter, EventTypeCount, GeoPoint,
+    MetricsUpdate, NearbyEvent, ProfileDocument, Subscription, TimeWindow, PURCHASE,
 };
 use crate::setup::{self, LogEntry, SetupOptions, SetupOutcome, SetupReport};
 use crate::{validate, DataProcessing, DocStore, Error, EventStore, ProfileStore, Result};
 
 const BACKEND: &str = "memory";
+/// The entities named in conflicts and not-found errors, as the MongoDB backend names them.
+const PROFILE: &str = crate::model::PROFILE_ENTITY;
+const EVENT: &str = crate::model::EVENT_ENTITY;
 
 /// The in-memory document store. Cheap to clone: clones share the same data.
 ///
@@ -51,7 +54,7 @@ impl std::fmt::Debug for MemoryDocStore {
 
 #[derive(Default)]
 struct Inner {
-    profiles: Vec<UserProfile>,
+    profiles: Vec<ProfileDocument>,
     by_username: HashMap<String, usize>,
     by_email: HashMap<String, usize>,
     by_user_id: HashMap<String, usize>,
@@ -71,30 +74,37 @@ impl Inner {
             .unwrap_or_else(|| SetupOptions::default().log_retention)
     }
 
-    fn insert_profile(&mut self, profile: UserProfile) -> Result<ObjectId> {
+    fn insert_profile(&mut self, profile: ProfileDocument) -> Result<ObjectId> {
         let mut profile = validate::profile(profile)?;
         if self.by_username.contains_key(&profile.username) {
-            return Err(Error::conflict(format!(
-                "username {:?} is taken",
-                profile.username
-            )));
+            return Err(Error::conflict(
+                PROFILE,
+                "username",
+                format!("username {:?} is taken", profile.username),
+            ));
         }
         if self.by_email.contains_key(&profile.email) {
-            return Err(Error::conflict(format!(
-                "email {:?} is taken",
-                profile.email
-            )));
+            return Err(Error::conflict(
+                PROFILE,
+                "email",
+                format!("email {:?} is taken", profile.email),
+            ));
         }
         if self.by_user_id.contains_key(&profile.user_id) {
-            return Err(Error::conflict(format!(
-                "user_id {:?} already has a profile",
-                profile.user_id
-            )));
+            return Err(Error::conflict(
+                PROFILE,
+                "user_id",
+                format!("user_id {:?} already has a profile", profile.user_id),
+            ));
         }
         // A fresh ObjectId is unique by construction; only a caller-chosen id needs a check.
         if let Some(given) = profile.id {
             if self.profiles.iter().any(|p| p.id == Some(given)) {
-                return Err(Error::conflict(format!("_id {given} exists")));
+                return Err(Error::conflict(
+                    PROFILE,
+                    "_id",
+                    format!("_id {given} exists"),
+                ));
             }
         }
         let id = *profile.id.get_or_insert_with(ObjectId::new);
@@ -106,23 +116,22 @@ impl Inner {
         Ok(id)
     }
 
-    fn profile_mut(&mut self, username: &str) -> Result<&mut UserProfile> {
+    fn profile_mut(&mut self, username: &str) -> Result<&mut ProfileDocument> {
         validate::check_name("username", username)?;
-        match self.by_username.get(username) {
-            Some(&i) => self
-                .profiles
-                .get_mut(i)
-                .ok_or_else(|| Error::not_found(format!("profile with username {username:?}"))),
-            None => Err(Error::not_found(format!(
-                "profile with username {username:?}"
-            ))),
-        }
+        self.by_username
+            .get(username)
+            .and_then(|&i| self.profiles.get_mut(i))
+            .ok_or_else(|| Error::not_found(PROFILE, username))
     }
 
     /// Stores a validated event whose id is set; [`Error::Conflict`] if the id is taken.
     fn push_event(&mut self, event: Event, id: ObjectId) -> Result<ObjectId> {
         if !self.event_ids.insert(id) {
-            return Err(Error::conflict(format!("event _id {id} exists")));
+            return Err(Error::conflict(
+                EVENT,
+                "_id",
+                format!("event _id {id} exists"),
+            ));
         }
         self.events.push(event);
         Ok(id)
@@ -185,11 +194,11 @@ impl MemoryDocStore {
 
 #[async_trait]
 impl ProfileStore for MemoryDocStore {
-    async fn insert_profile(&self, profile: UserProfile) -> Result<ObjectId> {
+    async fn insert_profile(&self, profile: ProfileDocument) -> Result<ObjectId> {
         self.inner.write().await.insert_profile(profile)
     }
 
-    async fn insert_profiles(&self, profiles: Vec<UserProfile>) -> Result<BulkInsertResult> {
+    async fn insert_profiles(&self, profiles: Vec<ProfileDocument>) -> Result<BulkInsertResult> {
         let mut inner = self.inner.write().await;
         let mut result = BulkInsertResult::default();
         for (index, profile) in profiles.into_iter().enumerate() {
@@ -201,7 +210,7 @@ impl ProfileStore for MemoryDocStore {
         Ok(result)
     }
 
-    async fn profile_by_username(&self, username: &str) -> Result<Option<UserProfile>> {
+    async fn profile_by_username(&self, username: &str) -> Result<Option<ProfileDocument>> {
         validate::check_name("username", username)?;
         let inner = self.inner.read().await;
         Ok(inner
@@ -215,10 +224,10 @@ impl ProfileStore for MemoryDocStore {
         &self,
         interest: &str,
         limit: usize,
-    ) -> Result<Vec<UserProfile>> {
+    ) -> Result<Vec<ProfileDocument>> {
         validate::check_name("interest", interest)?;
         let inner = self.inner.read().await;
-        let mut found: Vec<&UserProfile> = inner
+        let mut found: Vec<&ProfileDocument> = inner
             .profiles
             .iter()
             .filter(|p| p.profile.interests.iter().any(|i| i == interest))
@@ -308,9 +317,9 @@ impl EventStore for MemoryDocStore {
         Ok(out)
     }
 
-    async fn user_activity(&self, window: TimeWindow, top: usize) -> Result<Vec<UserActivity>> {
+    async fn user_activity(&self, window: TimeWindow, top: usize) -> Result<Vec<ActivityWindow>> {
         let inner = self.inner.read().await;
-        let mut users: HashMap<&str, UserActivity> = HashMap::new();
+        let mut users: HashMap<&str, ActivityWindow> = HashMap::new();
         for e in inner.events_in(window) {
             users
                 .entry(e.user_id.as_str())
@@ -319,14 +328,14 @@ impl EventStore for MemoryDocStore {
                     a.first_seen = a.first_seen.min(e.timestamp);
                     a.last_seen = a.last_seen.max(e.timestamp);
                 })
-                .or_insert_with(|| UserActivity {
+                .or_insert_with(|| ActivityWindow {
                     user_id: e.user_id.clone(),
                     events: 1,
                     first_seen: e.timestamp,
                     last_seen: e.timestamp,
                 });
         }
-        let mut out: Vec<UserActivity> = users.into_values().collect();
+        let mut out: Vec<ActivityWindow> = users.into_values().collect();
         out.sort_by(|a, b| {
             b.events
                 .cmp(&a.events)
@@ -440,7 +449,7 @@ impl DataProcessing for MemoryDocStore {
         filter: EventFilter,
         batch_size: usize,
     ) -> Result<BoxStream<'static, Result<Vec<Event>>>> {
-        check_filter(&filter)?;
+        validate::event_filter(&filter)?;
         let batch_size = batch_size.max(1);
         // Events are never removed, so positions stay valid; only the matching positions are
         // held (4 bytes each), and each batch is cloned under a short read lock.
@@ -493,16 +502,6 @@ impl DataProcessing for MemoryDocStore {
             })
             .cloned())
     }
-}
-
-pub(crate) fn check_filter(filter: &EventFilter) -> Result<()> {
-    if let Some(u) = &filter.user_id {
-        validate::check_name("user_id", u)?;
-    }
-    if let Some(t) = &filter.event_type {
-        validate::check_name("event_type", t)?;
-    }
-    Ok(())
 }
 
 #[async_trait]

@@ -1,7 +1,7 @@
 //! The documents (events, user profiles) and the shapes of query results.
 //!
 //! Every document is a plain serde type. Timestamps are `chrono` values; they are stored as
-//! BSON dates in MongoDB and as RFC 3339 strings in JSON (see [`crate::model::timestamp`]), at
+//! BSON dates in MongoDB and as RFC 3339 strings in JSON (see the `timestamp` module), at
 //! millisecond precision (the precision BSON keeps), in every backend.
 
 use std::collections::BTreeMap;
@@ -12,6 +12,11 @@ use serde::{Deserialize, Serialize};
 
 /// The event type counted by [`crate::EventStore::purchase_analytics`].
 pub const PURCHASE: &str = "purchase";
+
+/// The entity [`crate::Error::NotFound`] and [`crate::Error::Conflict`] name for profiles.
+pub(crate) const PROFILE_ENTITY: &str = "user profile";
+/// The entity [`crate::Error::Conflict`] names for events.
+pub(crate) const EVENT_ENTITY: &str = "event";
 
 /// One thing a user did, at a point in time: the event log is a time series of these.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -195,7 +200,7 @@ impl Event {
 
 /// A user's flexible profile. `user_id`, `username` and `email` are each unique.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct UserProfile {
+pub struct ProfileDocument {
     /// The store's id, set on insert (or chosen by the caller).
     #[serde(rename = "_id", default, skip_serializing_if = "Option::is_none")]
     pub id: Option<ObjectId>,
@@ -219,14 +224,14 @@ pub struct UserProfile {
     pub subscriptions: Vec<Subscription>,
 }
 
-impl UserProfile {
+impl ProfileDocument {
     /// A profile for `user_id` with `username` and `email`, created now.
     pub fn new(
         user_id: impl Into<String>,
         username: impl Into<String>,
         email: impl Into<String>,
     ) -> Self {
-        UserProfile {
+        ProfileDocument {
             id: None,
             user_id: user_id.into(),
             username: username.into(),
@@ -408,7 +413,7 @@ pub struct EventTypeCount {
 
 /// One user's activity in a window, in [`crate::EventStore::user_activity`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct UserActivity {
+pub struct ActivityWindow {
     /// The user.
     pub user_id: String,
     /// Events in the window.
@@ -563,12 +568,12 @@ pub fn truncate_to_millis(t: DateTime<Utc>) -> DateTime<Utc> {
 
 /// Serde for timestamps: a BSON date for BSON serializers (which are not human-readable when
 /// the backend asks so), RFC 3339 for JSON and other human-readable formats.
-pub mod timestamp {
+pub(crate) mod timestamp {
     use chrono::{DateTime, Utc};
     use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
     /// Serialize `t` (see the module docs).
-    pub fn serialize<S: Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
+    pub(crate) fn serialize<S: Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
         if s.is_human_readable() {
             t.serialize(s)
         } else {
@@ -577,7 +582,7 @@ pub mod timestamp {
     }
 
     /// Deserialize a timestamp (see the module docs).
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<DateTime<Utc>, D::Error> {
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<DateTime<Utc>, D::Error> {
         if d.is_human_readable() {
             DateTime::<Utc>::deserialize(d)
         } else {

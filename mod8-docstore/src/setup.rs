@@ -32,16 +32,29 @@ pub struct SetupOptions {
     /// MongoDB accepts); setup refuses anything else with [`crate::Error::Validation`] naming
     /// `log_retention`, on every backend.
     pub log_retention: Duration,
-    /// Fail with [`crate::Error::Unsupported`] on the first step the server does not support,
-    /// instead of reporting it and going on. Default false.
-    pub strict: bool,
+    /// What to do with a step the server does not support. Default
+    /// [`OnUnsupported::Report`].
+    pub on_unsupported: OnUnsupported,
+}
+
+/// What setup does with a step the server does not support (a `$jsonSchema` validator, a
+/// TTL or `2dsphere` index on a server without them).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum OnUnsupported {
+    /// Report it as [`SetupOutcome::Unsupported`] and go on with the other steps.
+    #[default]
+    Report,
+    /// Fail with [`crate::Error::Unsupported`] on the first such step.
+    Fail,
 }
 
 impl Default for SetupOptions {
     fn default() -> Self {
         SetupOptions {
             log_retention: Duration::from_secs(7 * 24 * 3600),
-            strict: false,
+            on_unsupported: OnUnsupported::Report,
         }
     }
 }
@@ -53,9 +66,10 @@ impl SetupOptions {
         self
     }
 
-    /// These options, failing on the first unsupported step.
-    pub fn strict(mut self) -> Self {
-        self.strict = true;
+    /// These options doing `on_unsupported` with steps the server does not support
+    /// ([`OnUnsupported::Fail`]: fail on the first one).
+    pub fn with_on_unsupported(mut self, on_unsupported: OnUnsupported) -> Self {
+        self.on_unsupported = on_unsupported;
         self
     }
 }
@@ -123,15 +137,17 @@ impl SetupReport {
     }
 }
 
-/// Target names of the setup steps, identical for every backend.
+/// The target name of a collection's setup step, identical for every backend.
 pub(crate) fn collection_target(name: &str) -> String {
     format!("{name} collection")
 }
 
+/// The target name of a validator's setup step.
 pub(crate) fn validator_target(name: &str) -> String {
     format!("{name} validator")
 }
 
+/// The target name of an index's setup step.
 pub(crate) fn index_target(collection: &str, index: &str) -> String {
     format!("{collection} index {index}")
 }

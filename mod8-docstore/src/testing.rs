@@ -1,17 +1,17 @@
 //! The conformance suite every backend passes (feature `testing`).
 //!
-//! Each case is a plain `pub async fn case_x(store: &dyn DocStore, caps: &Capabilities)`; the
-//! [`conformance_tests!`](crate::conformance_tests) macro emits one named `#[tokio::test]` per
-//! case around a setup expression that yields an `Option<Fixture>` (`None` skips, for a server
-//! whose URL is unset). A case that needs a feature the backend declares unsupported in its
-//! [`Capabilities`] checks that the call fails with [`Error::Unsupported`] (and prints the
-//! server's message) instead of checking results.
+//! Each case is a plain `pub async fn case_x(store: &dyn DocStore, caps: &DocStoreCapabilities)`;
+//! the [`conformance_tests!`](crate::conformance_tests) macro emits one named `#[tokio::test]`
+//! per case around a setup expression that yields an `Option<DocStoreFixture>` (`None` skips,
+//! for a server whose URL is unset). A case that needs a feature the backend declares
+//! unsupported in its [`DocStoreCapabilities`] checks that the call fails with
+//! [`Error::Unsupported`] (and prints the server's message) instead of checking results.
 //!
 //! ```text
 //! mod8_docstore::conformance_tests!(async {
-//!     Some(mod8_docstore::testing::Fixture::new(
+//!     Some(mod8_docstore::testing::DocStoreFixture::new(
 //!         std::sync::Arc::new(mod8_docstore::MemoryDocStore::new()),
-//!         mod8_docstore::testing::Capabilities::all(),
+//!         mod8_docstore::testing::DocStoreCapabilities::all(),
 //!     ))
 //! });
 //! ```
@@ -20,7 +20,6 @@
 #![allow(clippy::unwrap_used)]
 
 use std::panic::AssertUnwindSafe;
-use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
@@ -28,14 +27,14 @@ use futures::future::BoxFuture;
 use futures::{FutureExt, StreamExt};
 
 use crate::{
-    export_ndjson, DayRange, DocStore, DocumentId, Error, Event, EventFilter, EventMetadata, Geo,
-    GeoPoint, LogEntry, MetricsUpdate, SetupOptions, SetupOutcome, Subscription,
-    SubscriptionStatus, TimeWindow, UserProfile,
+    export_ndjson, DayRange, DocStore, DocumentId, DynDocStore, Error, Event, EventFilter,
+    EventMetadata, Geo, GeoPoint, LogEntry, MetricsUpdate, OnUnsupported, ProfileDocument,
+    SetupOptions, SetupOutcome, Subscription, SubscriptionStatus, TimeWindow,
 };
 
 /// What a backend (or the server behind it) supports beyond the core.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Capabilities {
+pub struct DocStoreCapabilities {
     /// `$jsonSchema` validators (and `collMod` to update them).
     pub validators: bool,
     /// TTL indexes (and `collMod` to change their retention).
@@ -48,10 +47,10 @@ pub struct Capabilities {
     pub lookup: bool,
 }
 
-impl Capabilities {
+impl DocStoreCapabilities {
     /// Everything (the memory backend, MongoDB itself).
     pub fn all() -> Self {
-        Capabilities {
+        DocStoreCapabilities {
             validators: true,
             ttl_indexes: true,
             geo: true,
@@ -62,7 +61,7 @@ impl Capabilities {
 
     /// FerretDB 1.x (probed on v1.24, SQLite and PostgreSQL backends): none of the above.
     pub fn ferretdb_1() -> Self {
-        Capabilities {
+        DocStoreCapabilities {
             validators: false,
             ttl_indexes: false,
             geo: false,
@@ -73,18 +72,28 @@ impl Capabilities {
 }
 
 /// A store under test, its capabilities and how to clean up after it.
-pub struct Fixture {
+pub struct DocStoreFixture {
     /// The store, already set up with [`SetupOptions::default`].
-    pub store: Arc<dyn DocStore>,
+    pub store: DynDocStore,
     /// What it supports.
-    pub caps: Capabilities,
+    pub caps: DocStoreCapabilities,
     teardown: Option<BoxFuture<'static, ()>>,
 }
 
-impl Fixture {
+impl std::fmt::Debug for DocStoreFixture {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DocStoreFixture")
+            .field("backend", &self.store.backend())
+            .field("caps", &self.caps)
+            .field("teardown", &self.teardown.is_some())
+            .finish()
+    }
+}
+
+impl DocStoreFixture {
     /// A fixture without cleanup.
-    pub fn new(store: Arc<dyn DocStore>, caps: Capabilities) -> Self {
-        Fixture {
+    pub fn new(store: DynDocStore, caps: DocStoreCapabilities) -> Self {
+        DocStoreFixture {
             store,
             caps,
             teardown: None,
@@ -100,7 +109,7 @@ impl Fixture {
     /// Sets the store up, runs `case`, tears down, then re-raises a failure of the case.
     pub async fn run<F>(self, case: F)
     where
-        F: for<'a> FnOnce(&'a dyn DocStore, &'a Capabilities) -> BoxFuture<'a, ()>,
+        F: for<'a> FnOnce(&'a dyn DocStore, &'a DocStoreCapabilities) -> BoxFuture<'a, ()>,
     {
         let outcome = AssertUnwindSafe(async {
             self.store
@@ -121,7 +130,7 @@ impl Fixture {
 }
 
 /// Emits one `#[tokio::test]` per conformance case, each with a fresh fixture from `$setup`
-/// (an expression evaluating to a future of `Option<Fixture>`).
+/// (an expression evaluating to a future of `Option<DocStoreFixture>`).
 #[macro_export]
 macro_rules! conformance_tests {
     ($setup:expr) => {
@@ -177,8 +186,8 @@ pub fn expect_unsupported<T: std::fmt::Debug>(what: &str, result: crate::Result<
     }
 }
 
-fn profile(n: u32) -> UserProfile {
-    UserProfile::new(
+fn profile(n: u32) -> ProfileDocument {
+    ProfileDocument::new(
         format!("u{n}"),
         format!("user{n}"),
         format!("user{n}@example.com"),
@@ -186,7 +195,7 @@ fn profile(n: u32) -> UserProfile {
 }
 
 /// Insert a profile, read it back by username; unknown usernames are `None`.
-pub async fn case_profile_round_trip(store: &dyn DocStore, _caps: &Capabilities) {
+pub async fn case_profile_round_trip(store: &dyn DocStore, _caps: &DocStoreCapabilities) {
     let p = profile(1)
         .with_interests(["rust", "chess"])
         .created_at(day(1, 9));
@@ -200,25 +209,39 @@ pub async fn case_profile_round_trip(store: &dyn DocStore, _caps: &Capabilities)
     assert!(store.profile_by_username("nobody").await.unwrap().is_none());
 }
 
-/// A taken username, e-mail or user id is a typed conflict.
-pub async fn case_duplicate_profile_is_conflict(store: &dyn DocStore, _caps: &Capabilities) {
+/// A taken username, e-mail or user id is a typed conflict naming the key.
+pub async fn case_duplicate_profile_is_conflict(
+    store: &dyn DocStore,
+    _caps: &DocStoreCapabilities,
+) {
     store.insert_profile(profile(1)).await.unwrap();
-    let same_name = UserProfile::new("u2", "user1", "other@example.com");
-    let same_email = UserProfile::new("u3", "other", "user1@example.com");
-    let same_user = UserProfile::new("u1", "third", "third@example.com");
-    for p in [same_name, same_email, same_user] {
+    let same_name = ProfileDocument::new("u2", "user1", "other@example.com");
+    let same_email = ProfileDocument::new("u3", "other", "user1@example.com");
+    let same_user = ProfileDocument::new("u1", "third", "third@example.com");
+    for (p, key) in [
+        (same_name, "username"),
+        (same_email, "email"),
+        (same_user, "user_id"),
+    ] {
         let err = store.insert_profile(p.clone()).await.unwrap_err();
         assert!(matches!(err, Error::Conflict { .. }), "{p:?}: {err:?}");
+        assert!(
+            matches!(&err, Error::Conflict { entity: "user profile", field, .. } if field == key),
+            "{p:?}: {err:?}"
+        );
     }
 }
 
 /// Unordered bulk insert: the good ones land, the bad ones are listed by index and reason.
-pub async fn case_bulk_profiles_partial_failure(store: &dyn DocStore, _caps: &Capabilities) {
+pub async fn case_bulk_profiles_partial_failure(
+    store: &dyn DocStore,
+    _caps: &DocStoreCapabilities,
+) {
     store.insert_profile(profile(1)).await.unwrap();
     let batch = vec![
         profile(2),
-        UserProfile::new("u9", "user1", "dup@example.com"), // username taken
-        UserProfile::new("u3", "user3", "not-an-email"),    // invalid
+        ProfileDocument::new("u9", "user1", "dup@example.com"), // username taken
+        ProfileDocument::new("u3", "user3", "not-an-email"),    // invalid
         profile(4),
     ];
     let r = store.insert_profiles(batch).await.unwrap();
@@ -226,6 +249,11 @@ pub async fn case_bulk_profiles_partial_failure(store: &dyn DocStore, _caps: &Ca
     let indexes: Vec<usize> = r.failures.iter().map(|f| f.index).collect();
     assert_eq!(indexes, vec![1, 2]);
     assert!(matches!(r.failures[0].error, Error::Conflict { .. }));
+    assert!(
+        matches!(&r.failures[0].error, Error::Conflict { field, .. } if field == "username"),
+        "{:?}",
+        r.failures[0].error
+    );
     assert_eq!(r.failures[1].error.field(), Some("email"));
     for name in ["user2", "user4"] {
         let p = store.profile_by_username(name).await.unwrap().unwrap();
@@ -235,7 +263,10 @@ pub async fn case_bulk_profiles_partial_failure(store: &dyn DocStore, _caps: &Ca
 }
 
 /// Find by interest (sorted, limited), push subscriptions, update metrics.
-pub async fn case_interests_subscriptions_metrics(store: &dyn DocStore, _caps: &Capabilities) {
+pub async fn case_interests_subscriptions_metrics(
+    store: &dyn DocStore,
+    _caps: &DocStoreCapabilities,
+) {
     let profiles = vec![
         profile(3).with_interests(["rust", "go"]),
         profile(1).with_interests(["rust"]),
@@ -295,10 +326,12 @@ pub async fn case_interests_subscriptions_metrics(store: &dyn DocStore, _caps: &
         started_at: day(2, 10),
         status: SubscriptionStatus::Active,
     };
-    assert!(matches!(
-        store.add_subscription("ghost", missing).await,
-        Err(Error::NotFound { .. })
-    ));
+    let err = store.add_subscription("ghost", missing).await.unwrap_err();
+    assert!(matches!(err, Error::NotFound { .. }), "{err:?}");
+    assert!(
+        matches!(&err, Error::NotFound { entity: "user profile", key } if key == "ghost"),
+        "{err:?}"
+    );
 
     let update = MetricsUpdate {
         engagement_score: Some(0.75),
@@ -324,14 +357,16 @@ pub async fn case_interests_subscriptions_metrics(store: &dyn DocStore, _caps: &
         .metrics;
     assert_eq!(m.engagement_score, 0.75);
     assert_eq!((m.profile_views, m.content_views), (3, 5));
-    assert!(matches!(
-        store.update_metrics("ghost", update).await,
-        Err(Error::NotFound { .. })
-    ));
+    let err = store.update_metrics("ghost", update).await.unwrap_err();
+    assert!(matches!(err, Error::NotFound { .. }), "{err:?}");
+    assert!(
+        matches!(&err, Error::NotFound { entity: "user profile", key } if key == "ghost"),
+        "{err:?}"
+    );
 }
 
 /// Keys and values that would become operators, and off-globe coordinates, are rejected.
-pub async fn case_operator_input_is_rejected(store: &dyn DocStore, _caps: &Capabilities) {
+pub async fn case_operator_input_is_rejected(store: &dyn DocStore, _caps: &DocStoreCapabilities) {
     let mut meta = EventMetadata::default();
     meta.extras
         .insert("$where".into(), serde_json::json!("sleep(1000)"));
@@ -383,7 +418,7 @@ pub async fn case_operator_input_is_rejected(store: &dyn DocStore, _caps: &Capab
 }
 
 /// Counts per type, most frequent first, inside the window only.
-pub async fn case_event_distribution(store: &dyn DocStore, _caps: &Capabilities) {
+pub async fn case_event_distribution(store: &dyn DocStore, _caps: &DocStoreCapabilities) {
     let mut events = Vec::new();
     for (t, n) in [("view", 5), ("click", 3), ("search", 3), ("purchase", 1)] {
         for i in 0..n {
@@ -424,7 +459,7 @@ pub async fn case_event_distribution(store: &dyn DocStore, _caps: &Capabilities)
 }
 
 /// Unordered bulk log: invalid events are listed, the rest land.
-pub async fn case_bulk_events_partial_failure(store: &dyn DocStore, _caps: &Capabilities) {
+pub async fn case_bulk_events_partial_failure(store: &dyn DocStore, _caps: &DocStoreCapabilities) {
     let r = store
         .log_events(vec![
             Event::new("u1", "view").at(day(1, 1)),
@@ -443,7 +478,10 @@ pub async fn case_bulk_events_partial_failure(store: &dyn DocStore, _caps: &Capa
 
 /// A caller-chosen event `_id` that is taken is a conflict, alone and in a bulk log (where the
 /// other events still land); the stored event is left as it was.
-pub async fn case_duplicate_event_id_is_conflict(store: &dyn DocStore, _caps: &Capabilities) {
+pub async fn case_duplicate_event_id_is_conflict(
+    store: &dyn DocStore,
+    _caps: &DocStoreCapabilities,
+) {
     let with_id = |user: &str, kind: &str, id: DocumentId| {
         let mut e = Event::new(user, kind).at(day(2, 1));
         e.id = Some(id);
@@ -458,6 +496,10 @@ pub async fn case_duplicate_event_id_is_conflict(store: &dyn DocStore, _caps: &C
         .await
         .unwrap_err();
     assert!(matches!(err, Error::Conflict { .. }), "{err:?}");
+    assert!(
+        matches!(&err, Error::Conflict { entity: "event", field, .. } if field == "_id"),
+        "{err:?}"
+    );
 
     let chosen = DocumentId::new();
     let r = store
@@ -475,6 +517,10 @@ pub async fn case_duplicate_event_id_is_conflict(store: &dyn DocStore, _caps: &C
     assert_eq!(failed, vec![1, 3]);
     for f in &r.failures {
         assert!(matches!(f.error, Error::Conflict { .. }), "{f:?}");
+        assert!(
+            matches!(&f.error, Error::Conflict { entity: "event", field, .. } if field == "_id"),
+            "{f:?}"
+        );
     }
 
     let d = store.event_distribution(TimeWindow::all()).await.unwrap();
@@ -502,7 +548,7 @@ pub async fn case_duplicate_event_id_is_conflict(store: &dyn DocStore, _caps: &C
 }
 
 /// Events per user with first and last seen, top N.
-pub async fn case_user_activity(store: &dyn DocStore, caps: &Capabilities) {
+pub async fn case_user_activity(store: &dyn DocStore, caps: &DocStoreCapabilities) {
     let events = vec![
         Event::new("ann", "view").at(day(5, 1)),
         Event::new("ann", "view").at(day(5, 9)),
@@ -534,7 +580,7 @@ pub async fn case_user_activity(store: &dyn DocStore, caps: &Capabilities) {
 
 /// Per-user counts by type over a day range, from single and bulk logs, across a month
 /// boundary; types with dots; other users and other days not counted; bad ranges refused.
-pub async fn case_activity_summary(store: &dyn DocStore, _caps: &Capabilities) {
+pub async fn case_activity_summary(store: &dyn DocStore, _caps: &DocStoreCapabilities) {
     let at = |m: u32, d: u32, h: u32| {
         Utc.with_ymd_and_hms(2026, m, d, h, 0, 0)
             .single()
@@ -604,7 +650,7 @@ pub async fn case_activity_summary(store: &dyn DocStore, _caps: &Capabilities) {
 }
 
 /// Concurrent logs for one user (one bucket) are all counted.
-pub async fn case_activity_summary_concurrent(store: &dyn DocStore, _caps: &Capabilities) {
+pub async fn case_activity_summary_concurrent(store: &dyn DocStore, _caps: &DocStoreCapabilities) {
     let logs = (0..40).map(|i| {
         let t = if i % 2 == 0 { "view" } else { "click" };
         store.log_event(Event::new("ann", t))
@@ -621,7 +667,7 @@ pub async fn case_activity_summary_concurrent(store: &dyn DocStore, _caps: &Capa
 }
 
 /// Priced purchases per category: count, revenue, average; highest revenue first.
-pub async fn case_purchase_analytics(store: &dyn DocStore, _caps: &Capabilities) {
+pub async fn case_purchase_analytics(store: &dyn DocStore, _caps: &DocStoreCapabilities) {
     let events = vec![
         Event::purchase("u1", "p1", "books", 10.0).at(day(3, 1)),
         Event::purchase("u2", "p2", "books", 20.0).at(day(3, 2)),
@@ -663,7 +709,7 @@ pub async fn case_purchase_analytics(store: &dyn DocStore, _caps: &Capabilities)
 }
 
 /// Events within a distance of a point, nearest first.
-pub async fn case_events_near(store: &dyn DocStore, caps: &Capabilities) {
+pub async fn case_events_near(store: &dyn DocStore, caps: &DocStoreCapabilities) {
     let at = |city: &str, lon: f64, lat: f64| {
         Event::new("u1", "checkin").with_geo(Geo {
             country: Some("DE".into()),
@@ -700,7 +746,7 @@ pub async fn case_events_near(store: &dyn DocStore, caps: &Capabilities) {
 }
 
 /// Cohorts by sign-up month: users, active users, events per user.
-pub async fn case_cohort_metrics(store: &dyn DocStore, caps: &Capabilities) {
+pub async fn case_cohort_metrics(store: &dyn DocStore, caps: &DocStoreCapabilities) {
     let jan = Utc.with_ymd_and_hms(2026, 1, 15, 12, 0, 0).unwrap();
     let feb = Utc.with_ymd_and_hms(2026, 2, 3, 12, 0, 0).unwrap();
     store
@@ -747,7 +793,7 @@ pub async fn case_cohort_metrics(store: &dyn DocStore, caps: &Capabilities) {
 }
 
 /// A filtered export streams in batches, oldest first; NDJSON writes one line per event.
-pub async fn case_export_in_batches_and_ndjson(store: &dyn DocStore, _caps: &Capabilities) {
+pub async fn case_export_in_batches_and_ndjson(store: &dyn DocStore, _caps: &DocStoreCapabilities) {
     let mut events = Vec::new();
     for i in (0..25).rev() {
         events.push(Event::new("ann", "view").at(day(1, 0) + chrono::Duration::minutes(i)));
@@ -784,7 +830,7 @@ pub async fn case_export_in_batches_and_ndjson(store: &dyn DocStore, _caps: &Cap
 }
 
 /// A second setup changes nothing; steps are unsupported only where declared.
-pub async fn case_setup_is_idempotent(store: &dyn DocStore, caps: &Capabilities) {
+pub async fn case_setup_is_idempotent(store: &dyn DocStore, caps: &DocStoreCapabilities) {
     let report = store.setup(&SetupOptions::default()).await.unwrap();
     assert!(
         !report.changed(),
@@ -806,7 +852,10 @@ pub async fn case_setup_is_idempotent(store: &dyn DocStore, caps: &Capabilities)
 }
 
 /// A changed log retention is applied to the existing TTL index.
-pub async fn case_setup_applies_changed_retention(store: &dyn DocStore, caps: &Capabilities) {
+pub async fn case_setup_applies_changed_retention(
+    store: &dyn DocStore,
+    caps: &DocStoreCapabilities,
+) {
     let options = SetupOptions::default().with_log_retention(Duration::from_secs(3600));
     let report = store.setup(&options).await.unwrap();
     let ttl = report.outcome("logs index created_at_ttl").cloned();
@@ -814,20 +863,27 @@ pub async fn case_setup_applies_changed_retention(store: &dyn DocStore, caps: &C
         assert_eq!(ttl, Some(SetupOutcome::Updated));
         let again = store.setup(&options).await.unwrap();
         assert!(!again.changed(), "{again:?}");
-        store.setup(&options.clone().strict()).await.unwrap();
+        store
+            .setup(&options.clone().with_on_unsupported(OnUnsupported::Fail))
+            .await
+            .unwrap();
     } else {
         assert!(
             matches!(ttl, Some(SetupOutcome::Unsupported { .. })),
             "{ttl:?}"
         );
-        expect_unsupported("strict setup", store.setup(&options.strict()).await);
+        let strict = options.with_on_unsupported(OnUnsupported::Fail);
+        expect_unsupported("strict setup", store.setup(&strict).await);
     }
 }
 
 /// A log retention that is not whole seconds in [1 s, `i32::MAX` s] is a validation error naming
 /// `log_retention` (never a panic, nor a TTL of 0 on one backend only) and changes nothing;
 /// the longest allowed retention is applied and logs still read.
-pub async fn case_setup_rejects_bad_log_retention(store: &dyn DocStore, caps: &Capabilities) {
+pub async fn case_setup_rejects_bad_log_retention(
+    store: &dyn DocStore,
+    caps: &DocStoreCapabilities,
+) {
     for bad in [
         Duration::ZERO,
         Duration::from_millis(500),
@@ -871,7 +927,7 @@ pub async fn case_setup_rejects_bad_log_retention(store: &dyn DocStore, caps: &C
 }
 
 /// Logs older than the retention are not returned; newest first.
-pub async fn case_logs_expire(store: &dyn DocStore, _caps: &Capabilities) {
+pub async fn case_logs_expire(store: &dyn DocStore, _caps: &DocStoreCapabilities) {
     let retention = Duration::from_secs(3600);
     store
         .setup(&SetupOptions::default().with_log_retention(retention))
@@ -898,7 +954,7 @@ pub async fn case_logs_expire(store: &dyn DocStore, _caps: &Capabilities) {
 }
 
 /// Aggregated results are stored by name; the newest is returned.
-pub async fn case_analytics_snapshots(store: &dyn DocStore, _caps: &Capabilities) {
+pub async fn case_analytics_snapshots(store: &dyn DocStore, _caps: &DocStoreCapabilities) {
     assert!(store.latest_analytics("daily").await.unwrap().is_none());
     store
         .save_analytics("daily", serde_json::json!({"views": 1}))

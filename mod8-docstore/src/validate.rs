@@ -4,8 +4,8 @@
 use std::time::Duration;
 
 use crate::model::{
-    truncate_to_millis, DayRange, Event, GeoPoint, MetricsUpdate, Subscription, UserProfile,
-    MAX_ACTIVITY_DAYS,
+    truncate_to_millis, DayRange, Event, EventFilter, GeoPoint, MetricsUpdate, ProfileDocument,
+    Subscription, MAX_ACTIVITY_DAYS,
 };
 use crate::{Error, Result};
 
@@ -126,7 +126,7 @@ pub(crate) fn event(mut e: Event) -> Result<Event> {
 }
 
 /// Checks a profile and normalizes it for storage.
-pub(crate) fn profile(mut p: UserProfile) -> Result<UserProfile> {
+pub(crate) fn profile(mut p: ProfileDocument) -> Result<ProfileDocument> {
     check_name("user_id", &p.user_id)?;
     check_name("username", &p.username)?;
     check_name("email", &p.email)?;
@@ -167,12 +167,14 @@ pub(crate) fn snapshot(
     })
 }
 
+/// Checks a subscription and normalizes it for storage.
 pub(crate) fn subscription(mut s: Subscription) -> Result<Subscription> {
     check_name("subscriptions.plan", &s.plan)?;
     s.started_at = truncate_to_millis(s.started_at);
     Ok(s)
 }
 
+/// Checks a metrics update (a finite score).
 pub(crate) fn metrics_update(u: &MetricsUpdate) -> Result<()> {
     if let Some(score) = u.engagement_score {
         if !score.is_finite() {
@@ -230,6 +232,18 @@ pub(crate) fn log_retention(retention: Duration) -> Result<i32> {
     }
 }
 
+/// An export filter whose user id and event type cannot become operators.
+pub(crate) fn event_filter(filter: &EventFilter) -> Result<()> {
+    if let Some(u) = &filter.user_id {
+        check_name("user_id", u)?;
+    }
+    if let Some(t) = &filter.event_type {
+        check_name("event_type", t)?;
+    }
+    Ok(())
+}
+
+/// A distance for [`crate::EventStore::events_near`]: finite, not negative.
 pub(crate) fn distance(max_distance_m: f64) -> Result<()> {
     if !max_distance_m.is_finite() || max_distance_m < 0.0 {
         return Err(Error::validation(
@@ -293,10 +307,10 @@ mod tests {
 
     #[test]
     fn profile_needs_a_real_email_and_plain_names() {
-        let err = profile(UserProfile::new("1", "ada", "nope")).unwrap_err();
+        let err = profile(ProfileDocument::new("1", "ada", "nope")).unwrap_err();
         assert_eq!(err.field(), Some("email"));
-        let err = profile(UserProfile::new("1", "$ne", "a@b.io")).unwrap_err();
+        let err = profile(ProfileDocument::new("1", "$ne", "a@b.io")).unwrap_err();
         assert_eq!(err.field(), Some("username"));
-        assert!(profile(UserProfile::new("1", "ada", "ada@example.com")).is_ok());
+        assert!(profile(ProfileDocument::new("1", "ada", "ada@example.com")).is_ok());
     }
 }

@@ -2,13 +2,13 @@
 
 use std::sync::Arc;
 
-use mod8_docstore::testing::{Capabilities, Fixture};
+use mod8_docstore::testing::{DocStoreCapabilities, DocStoreFixture};
 use mod8_docstore::MemoryDocStore;
 
-async fn memory() -> Option<Fixture> {
-    Some(Fixture::new(
+async fn memory() -> Option<DocStoreFixture> {
+    Some(DocStoreFixture::new(
         Arc::new(MemoryDocStore::new()),
-        Capabilities::all(),
+        DocStoreCapabilities::all(),
     ))
 }
 
@@ -26,16 +26,20 @@ async fn connect_picks_the_backend_by_scheme() {
     }
 }
 
-/// The suite through the forwarding impls: `Box<Arc<dyn DocStore>>` is a store too.
+/// The suite through the forwarding impls: `Box<DynDocStore>` (`Box<Arc<dyn DocStore>>`) is a
+/// store too.
 mod forwarded {
     use std::sync::Arc;
 
-    use mod8_docstore::testing::{Capabilities, Fixture};
-    use mod8_docstore::{DocStore, MemoryDocStore};
+    use mod8_docstore::testing::{DocStoreCapabilities, DocStoreFixture};
+    use mod8_docstore::{DynDocStore, MemoryDocStore};
 
-    async fn boxed_arc() -> Option<Fixture> {
-        let inner: Arc<dyn DocStore> = Arc::new(MemoryDocStore::new());
-        Some(Fixture::new(Arc::new(Box::new(inner)), Capabilities::all()))
+    async fn boxed_arc() -> Option<DocStoreFixture> {
+        let inner: DynDocStore = Arc::new(MemoryDocStore::new());
+        Some(DocStoreFixture::new(
+            Arc::new(Box::new(inner)),
+            DocStoreCapabilities::all(),
+        ))
     }
 
     mod8_docstore::conformance_tests!(boxed_arc());

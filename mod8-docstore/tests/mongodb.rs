@@ -8,29 +8,33 @@
 use std::sync::Arc;
 
 use mod8_docstore::bson::{doc, Bson, Document};
-use mod8_docstore::testing::{expect_unsupported, Capabilities, Fixture};
-use mod8_docstore::{DocStore, Error, MongoDocStore, SetupOptions, SetupOutcome, UserProfile};
+use mod8_docstore::testing::{expect_unsupported, DocStoreCapabilities, DocStoreFixture};
+use mod8_docstore::{
+    DocStore, DocStoreConfig, Error, MongoDocStore, OnUnsupported, ProfileDocument, SetupOptions,
+    SetupOutcome,
+};
 
 /// A store in its own database (dropped by the fixture's teardown), and the fixture around it.
-async fn connect(suite: &str) -> Option<(MongoDocStore, Fixture)> {
+async fn connect(suite: &str) -> Option<(MongoDocStore, DocStoreFixture)> {
     let url = mod8_testkit::service_url(mod8_testkit::MONGODB, suite)?;
     let db = mod8_testkit::unique_name("mod8_docstore");
-    let store = MongoDocStore::connect(&url, Some(&db))
+    let store = MongoDocStore::connect(&DocStoreConfig::new(url).with_database(db))
         .await
         .expect("MOD8_MONGODB_URL is set but the server is not reachable");
     let caps = if store.is_ferretdb() {
-        Capabilities::ferretdb_1()
+        DocStoreCapabilities::ferretdb_1()
     } else {
-        Capabilities::all()
+        DocStoreCapabilities::all()
     };
     let dropper = store.clone();
-    let fixture = Fixture::new(Arc::new(store.clone()), caps).with_teardown(Box::pin(async move {
-        dropper.drop_database().await.expect("drop test database");
-    }));
+    let fixture =
+        DocStoreFixture::new(Arc::new(store.clone()), caps).with_teardown(Box::pin(async move {
+            dropper.drop_database().await.expect("drop test database");
+        }));
     Some((store, fixture))
 }
 
-async fn mongodb() -> Option<Fixture> {
+async fn mongodb() -> Option<DocStoreFixture> {
     Some(connect("docstore mongodb conformance").await?.1)
 }
 
@@ -83,7 +87,7 @@ async fn stored_index(store: &MongoDocStore, collection: &str, name: &str) -> Op
 /// A validator changed behind the store's back (an older version of the code, say) is put back
 /// by setup with `collMod` and reported `Updated`. A server without validators (FerretDB 1.x)
 /// refuses both the raw change and setup's `collMod`: the step is reported `Unsupported` with
-/// the server's message, and strict setup fails with `Error::Unsupported`.
+/// the server's message, and setup with `OnUnsupported::Fail` fails with `Error::Unsupported`.
 #[tokio::test]
 async fn setup_updates_a_changed_validator() {
     let Some((mongo, fixture)) = connect("docstore mongodb changed validator").await else {
@@ -141,7 +145,8 @@ async fn setup_updates_a_changed_validator() {
                         }
                         other => panic!("expected Unsupported, got {other:?}"),
                     }
-                    expect_unsupported("strict setup", store.setup(&options.strict()).await);
+                    let strict = options.with_on_unsupported(OnUnsupported::Fail);
+                    expect_unsupported("strict setup", store.setup(&strict).await);
                 }
             })
         })
@@ -217,11 +222,11 @@ async fn setup_recreates_a_drifted_index() {
                     .unwrap();
                 assert_eq!(unique.get_bool("unique"), Ok(true), "{unique:?}");
                 store
-                    .insert_profile(UserProfile::new("1", "ann", "ann@example.com"))
+                    .insert_profile(ProfileDocument::new("1", "ann", "ann@example.com"))
                     .await
                     .unwrap();
                 let dup = store
-                    .insert_profile(UserProfile::new("2", "ann", "ann2@example.com"))
+                    .insert_profile(ProfileDocument::new("2", "ann", "ann2@example.com"))
                     .await;
                 assert!(matches!(dup, Err(Error::Conflict { .. })), "{dup:?}");
 

@@ -4,9 +4,13 @@
 use bson::{Bson, Document};
 use mongodb::error::{ErrorKind, WriteFailure};
 
-use crate::Error;
+use crate::model::{EVENT_ENTITY, PROFILE_ENTITY};
+use crate::{setup, Error};
 
 pub(crate) const BACKEND: &str = "mongodb";
+
+/// The field of a conflict whose unique key the server did not name.
+pub(crate) const UNNAMED_KEY: &str = "unique key";
 
 /// Server error codes meaning "duplicate key".
 const DUPLICATE_KEY: i32 = 11000;
@@ -30,6 +34,26 @@ pub(crate) fn is_unsupported(code: i32, message: &str) -> bool {
     }
 }
 
+/// A driver error with the operation that raised it, kept as the source of
+/// [`Error::Unavailable`] so neither is lost (its own source is the driver's error).
+#[derive(Debug)]
+struct Failed {
+    operation: String,
+    source: mongodb::error::Error,
+}
+
+impl std::fmt::Display for Failed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.operation, self.source)
+    }
+}
+
+impl std::error::Error for Failed {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.source)
+    }
+}
+
 /// Converts a driver error raised by `operation` into the crate's error.
 pub(crate) fn map(err: mongodb::error::Error, operation: &str) -> Error {
     let transient = err.contains_label("RetryableWriteError")
@@ -46,16 +70,37 @@ pub(crate) fn map(err: mongodb::error::Error, operation: &str) -> Error {
         ErrorKind::Io(_)
         | ErrorKind::ServerSelection { .. }
         | ErrorKind::ConnectionPoolCleared { .. }
-        | ErrorKind::DnsResolve { .. } => Error::Unavailable {
-            backend: BACKEND,
-            message: format!("{operation}: {err}"),
-        },
-        _ if transient => Error::Unavailable {
-            backend: BACKEND,
-            message: format!("{operation}: {err}"),
-        },
+        | ErrorKind::DnsResolve { .. } => unavailable(err, operation),
+        _ if transient => unavailable(err, operation),
         _ => Error::backend(BACKEND, err),
     }
+}
+
+fn unavailable(source: mongodb::error::Error, operation: &str) -> Error {
+    Error::unavailable(
+        BACKEND,
+        Failed {
+            operation: operation.to_owned(),
+            source,
+        },
+    )
+}
+
+/// The server's message when `err` is its reply that it does not support what was asked
+/// (setup reports these steps with the message verbatim).
+pub(crate) fn unsupported_reply(err: &mongodb::error::Error) -> Option<&str> {
+    match &*err.kind {
+        ErrorKind::Command(c) if is_unsupported(c.code, &c.message) => Some(&c.message),
+        ErrorKind::Write(WriteFailure::WriteError(w)) if is_unsupported(w.code, &w.message) => {
+            Some(&w.message)
+        }
+        _ => None,
+    }
+}
+
+/// An [`Error::Unsupported`] for `operation`, with the server's `message` folded in.
+pub(crate) fn unsupported(operation: &str, message: &str) -> Error {
+    Error::unsupported(format!("{operation} (server: {message})"), BACKEND)
 }
 
 /// Classifies one server reply; `err_info` is the write error's `errInfo`, if any.
@@ -67,15 +112,11 @@ pub(crate) fn classify(
     source: mongodb::error::Error,
 ) -> Error {
     if code == DUPLICATE_KEY {
-        Error::conflict(message)
+        duplicate_key(message)
     } else if code == VALIDATION_FAILURE {
         validator_rejection(message, err_info)
     } else if is_unsupported(code, message) {
-        Error::Unsupported {
-            operation: operation.to_owned(),
-            backend: BACKEND,
-            message: message.to_owned(),
-        }
+        unsupported(operation, message)
     } else {
         Error::backend(BACKEND, source)
     }
@@ -90,14 +131,62 @@ pub(crate) fn classify_write(
     operation: &str,
 ) -> Error {
     if code == DUPLICATE_KEY {
-        Error::conflict(message)
+        duplicate_key(message)
     } else if code == VALIDATION_FAILURE {
         validator_rejection(message, err_info)
     } else {
-        Error::Backend {
-            backend: BACKEND,
-            source: format!("{operation}: server error {code}: {message}").into(),
-        }
+        Error::backend(
+            BACKEND,
+            format!("{operation}: server error {code}: {message}"),
+        )
+    }
+}
+
+/// A duplicate-key reply as an [`Error::Conflict`] naming the entity (from the collection) and
+/// the unique field (from the index) the server names: MongoDB's and FerretDB's replies read
+/// `E11000 duplicate key error collection: <db>.<collection> index: <index> dup key: {...}`.
+/// FerretDB 1.x names no index; then the field is `_id` for collections whose only unique key
+/// it is, and [`UNNAMED_KEY`] for profiles (see `ferretdb::name_profile_key`). What the
+/// reply does not name at all is `document` and [`UNNAMED_KEY`].
+pub(crate) fn duplicate_key(message: &str) -> Error {
+    let word_after = |label: &str| {
+        let at = message.find(label)? + label.len();
+        message[at..]
+            .split_whitespace()
+            .next()
+            .map(|w| w.trim_end_matches([',', ';']))
+    };
+    let collection =
+        word_after("collection: ").map(|c| c.rsplit_once('.').map_or(c, |(_, name)| name));
+    let entity = collection.map_or("document", entity_of);
+    let field = match (word_after("index: "), collection) {
+        (Some(index), _) => field_of_index(index),
+        (None, Some(c)) if c != setup::PROFILES && entity != "document" => "_id",
+        (None, _) => UNNAMED_KEY,
+    };
+    Error::conflict(entity, field, message)
+}
+
+/// The entity stored in `collection`.
+fn entity_of(collection: &str) -> &'static str {
+    match collection {
+        setup::PROFILES => PROFILE_ENTITY,
+        setup::EVENTS => EVENT_ENTITY,
+        setup::LOGS => "log entry",
+        setup::ANALYTICS => "analytics snapshot",
+        super::activity::ACTIVITY => "activity bucket",
+        _ => "document",
+    }
+}
+
+/// The field a unique index of this crate is on (the index name itself for any other index).
+fn field_of_index(index: &str) -> &str {
+    match index {
+        "_id_" => "_id",
+        setup::IDX_USERNAME => "username",
+        setup::IDX_EMAIL => "email",
+        setup::IDX_USER_ID => "user_id",
+        other => other,
     }
 }
 
@@ -272,6 +361,42 @@ mod tests {
             classify_write(11000, "E11000 duplicate key", Some(&whole), "insert"),
             Error::Conflict { .. }
         ));
+    }
+
+    #[test]
+    fn duplicate_keys_name_the_entity_and_the_field() {
+        let conflict = |message: &str| match duplicate_key(message) {
+            Error::Conflict { entity, field, .. } => (entity, field),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            conflict(
+                "E11000 duplicate key error collection: m8.user_profiles index: email_unique \
+                 dup key: { email: \"a@b.io\" }"
+            ),
+            ("user profile", "email".to_owned())
+        );
+        assert_eq!(
+            conflict("E11000 duplicate key error collection: m8.events index: _id_"),
+            ("event", "_id".to_owned())
+        );
+        assert_eq!(
+            conflict("E11000 duplicate key error collection: m8.other index: name_1 dup key"),
+            ("document", "name_1".to_owned())
+        );
+        assert_eq!(
+            conflict("E11000 duplicate key error"),
+            ("document", "unique key".to_owned())
+        );
+        // FerretDB 1.x names the collection only (verbatim reply of v1.24).
+        assert_eq!(
+            conflict("E11000 duplicate key error collection: m8.events"),
+            ("event", "_id".to_owned())
+        );
+        assert_eq!(
+            conflict("E11000 duplicate key error collection: m8.user_profiles"),
+            ("user profile", "unique key".to_owned())
+        );
     }
 
     #[test]
