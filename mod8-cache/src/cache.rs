@@ -1,33 +1,19 @@
 //! The typed, fail-open front over any [`CacheStore`]: codec, stampede protection, stats.
 
 use std::any::Any;
-use std::collections::HashMap;
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed, Ordering::SeqCst};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde::{de::DeserializeOwned, Serialize};
-use tokio::sync::watch;
 
+use crate::flight::{Flights, Role};
 use crate::stats::Counters;
 use crate::{
     glob_match, validate_key, Bytes, CacheError, CacheStats, CacheStore, Codec, EntryOptions,
     MemoryStore, Result, TieredStore,
 };
-
-/// What a loader produced, shared with every caller that waited on it.
-type Shared = Arc<dyn Any + Send + Sync>;
-type Flights = HashMap<String, Flight>;
-
-/// A load in progress for one key.
-struct Flight {
-    /// Where its result will be published.
-    rx: watch::Receiver<Option<Shared>>,
-    /// Set when the key is written or invalidated through this cache while the load runs:
-    /// the loaded value may predate that change, so the leader must not store it.
-    superseded: Arc<AtomicBool>,
-}
 
 /// How often a failing backend may log a warning.
 const WARN_INTERVAL: Duration = Duration::from_secs(10);
@@ -81,7 +67,7 @@ struct Inner {
     codec: Codec,
     default_ttl: Option<Duration>,
     counters: Counters,
-    flights: Mutex<Flights>,
+    flights: Flights,
     warn: WarnLimiter,
 }
 
@@ -149,48 +135,11 @@ impl CacheBuilder {
                 codec: self.codec,
                 default_ttl: self.default_ttl,
                 counters: Counters::default(),
-                flights: Mutex::new(HashMap::new()),
+                flights: Flights::default(),
                 warn: WarnLimiter::new(),
             }),
         }
     }
-}
-
-enum Role {
-    Lead(watch::Sender<Option<Shared>>, FlightGuard),
-    Wait(watch::Receiver<Option<Shared>>),
-}
-
-impl FlightGuard {
-    /// Whether the key changed since this flight started.
-    fn superseded(&self) -> bool {
-        self.superseded.load(SeqCst)
-    }
-}
-
-/// Removes a flight from the map when its leader finishes, fails or is cancelled.
-struct FlightGuard {
-    inner: Arc<Inner>,
-    key: String,
-    rx: watch::Receiver<Option<Shared>>,
-    superseded: Arc<AtomicBool>,
-}
-
-impl Drop for FlightGuard {
-    fn drop(&mut self) {
-        let mut flights = lock(&self.inner.flights);
-        if flights
-            .get(&self.key)
-            .is_some_and(|f| f.rx.same_channel(&self.rx))
-        {
-            flights.remove(&self.key);
-        }
-    }
-}
-
-fn lock(flights: &Mutex<Flights>) -> MutexGuard<'_, Flights> {
-    // The map only holds channel ends; a panic elsewhere cannot corrupt it.
-    flights.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl Cache {
@@ -381,44 +330,40 @@ impl Cache {
         if let Some(value) = self.lookup(key, true).await {
             return Ok(value);
         }
-        let (tx, guard) = loop {
-            match self.join_or_lead(key) {
-                Role::Lead(tx, guard) => break (tx, guard),
-                Role::Wait(mut rx) => {
-                    let shared = rx.wait_for(Option::is_some).await.map(|v| v.clone());
-                    match shared {
-                        Ok(Some(shared)) => {
-                            if let Some(result) =
-                                shared.downcast_ref::<std::result::Result<T, Arc<E>>>()
-                            {
-                                return result.clone();
-                            }
-                            // The leader loads another type under this key: do not mix them.
-                            return self.run_loader(loader).await;
+        let leader = loop {
+            match self.inner.flights.join_or_lead(key) {
+                Role::Lead(leader) => break leader,
+                Role::Wait(waiter) => match waiter.result().await {
+                    Some(shared) => {
+                        if let Some(result) =
+                            shared.downcast_ref::<std::result::Result<T, Arc<E>>>()
+                        {
+                            return result.clone();
                         }
-                        // The leader went away without a result (cancelled): try again.
-                        Ok(None) | Err(_) => continue,
+                        // The leader loads another type under this key: do not mix them.
+                        return self.run_loader(loader).await;
                     }
-                }
+                    // The leader went away without a result (cancelled): try again.
+                    None => continue,
+                },
             }
         };
         // Someone may have stored the value between our lookup and taking the lead.
         if let Some(value) = self.lookup::<T>(key, false).await {
-            let _ = tx.send(Some(Arc::new(Ok::<T, Arc<E>>(value.clone()))));
-            drop(guard);
+            leader.publish(Arc::new(Ok::<T, Arc<E>>(value.clone())));
             return Ok(value);
         }
         let result = self.run_loader(loader).await;
         if let Ok(value) = &result {
             match store_with(value) {
                 // The key changed while loading: storing would undo that change.
-                Some(_) if guard.superseded() => {}
+                Some(_) if leader.superseded() => {}
                 Some(options) => {
                     self.store_loaded(key, value, &options).await;
                     // A change that raced with the store may have reached the backend before
                     // it (the check above ran first): remove what was stored, since an
                     // extra miss is safe and a stale entry is not.
-                    if guard.superseded() {
+                    if leader.superseded() {
                         if let Err(e) = self.inner.store.delete(key).await {
                             self.backend_failed("delete", &e);
                         }
@@ -427,8 +372,7 @@ impl Cache {
                 None => {}
             }
         }
-        let _ = tx.send(Some(Arc::new(result.clone())));
-        drop(guard);
+        leader.publish(Arc::new(result.clone()));
         result
     }
 
@@ -481,41 +425,10 @@ impl Cache {
         options
     }
 
-    /// Marks the loads running for the keys `matches` selects as superseded. Called before
-    /// the change reaches the store, so that a leader checking after its own store sees it.
+    /// Marks the loads running for the keys `matches` selects as superseded (see
+    /// [`Flights::supersede`]).
     fn supersede(&self, matches: impl Fn(&str) -> bool) {
-        let flights = lock(&self.inner.flights);
-        for (key, flight) in flights.iter() {
-            if matches(key) {
-                flight.superseded.store(true, SeqCst);
-            }
-        }
-    }
-
-    fn join_or_lead(&self, key: &str) -> Role {
-        let mut flights = lock(&self.inner.flights);
-        if let Some(flight) = flights.get(key) {
-            return Role::Wait(flight.rx.clone());
-        }
-        let (tx, rx) = watch::channel(None);
-        let superseded = Arc::new(AtomicBool::new(false));
-        flights.insert(
-            key.to_owned(),
-            Flight {
-                rx: rx.clone(),
-                superseded: superseded.clone(),
-            },
-        );
-        drop(flights);
-        Role::Lead(
-            tx,
-            FlightGuard {
-                inner: self.inner.clone(),
-                key: key.to_owned(),
-                rx,
-                superseded,
-            },
-        )
+        self.inner.flights.supersede(matches);
     }
 
     async fn run_loader<T, E, F, Fut>(&self, loader: F) -> std::result::Result<T, Arc<E>>

@@ -8,6 +8,7 @@ mod cache;
 mod codec;
 mod config;
 mod error;
+mod flight;
 mod layer;
 pub mod memo;
 mod memory;
