@@ -11,7 +11,7 @@ use serde::{de::DeserializeOwned, Serialize};
 use crate::flight::{Flights, Role};
 use crate::stats::Counters;
 use crate::{
-    glob_match, validate_key, Bytes, CacheError, CacheStats, CacheStore, Codec, EntryOptions,
+    glob_match, validate_key, Bytes, CacheStats, CacheStore, Codec, EntryOptions, Error,
     MemoryStore, Result, TieredStore,
 };
 
@@ -409,7 +409,7 @@ impl Cache {
 
     fn invalidation<R>(&self, result: Result<R>, operation: &'static str) -> Result<R> {
         if let Err(e) = &result {
-            if !matches!(e, CacheError::Validation(_)) {
+            if !matches!(e, Error::Validation { .. }) {
                 Counters::bump(&self.inner.counters.backend_errors);
                 self.warn(operation, e);
             }
@@ -502,12 +502,12 @@ impl Cache {
         }
     }
 
-    fn backend_failed(&self, operation: &'static str, error: &CacheError) {
+    fn backend_failed(&self, operation: &'static str, error: &Error) {
         Counters::bump(&self.inner.counters.backend_errors);
         self.warn(operation, error);
     }
 
-    fn warn(&self, operation: &'static str, error: &CacheError) {
+    fn warn(&self, operation: &'static str, error: &Error) {
         if let Some(suppressed) = self.inner.warn.allow() {
             tracing::warn!(
                 cache = %self.inner.name,

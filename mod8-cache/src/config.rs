@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::{Cache, CacheError, Codec, MemoryStore, Result};
+use crate::{Cache, Codec, Error, MemoryStore, Result};
 
 /// Everything needed to build the application's [`Cache`].
 ///
@@ -63,7 +63,7 @@ fn env_parse<T: std::str::FromStr>(name: &str) -> Result<Option<T>> {
     env(name)
         .map(|v| {
             v.parse()
-                .map_err(|_| CacheError::Validation(format!("{name}={v:?} is not valid")))
+                .map_err(|_| Error::validation(name, format!("{v:?} is not valid")))
         })
         .transpose()
 }
@@ -85,7 +85,10 @@ impl CacheConfig {
             config.default_ttl_secs = Some(n);
         }
         if let Some(codec) = env("MOD8_CACHE_CODEC") {
-            config.codec = codec.parse()?;
+            config.codec = codec.parse().map_err(|e| match e {
+                Error::Validation { message, .. } => Error::validation("MOD8_CACHE_CODEC", message),
+                other => other,
+            })?;
         }
         if let Some(prefix) = env("MOD8_CACHE_PREFIX") {
             config.prefix = prefix;
@@ -111,7 +114,7 @@ impl CacheConfig {
     }
 
     /// Builds the cache: tiered over Redis when a URL is set (connecting first), in-process
-    /// otherwise. A Redis URL with the `redis` feature off is [`CacheError::Unsupported`].
+    /// otherwise. A Redis URL with the `redis` feature off is [`Error::Unsupported`].
     pub async fn build(&self) -> Result<Cache> {
         let secs = |s: Option<u64>| s.filter(|s| *s > 0).map(Duration::from_secs);
         let l1 = match secs(self.l1_ttl_secs) {
@@ -146,10 +149,10 @@ impl CacheConfig {
     #[cfg(not(feature = "redis"))]
     async fn tiered(&self, url: &str, _l1: MemoryStore) -> Result<crate::CacheBuilder> {
         check_scheme(url)?;
-        Err(CacheError::Unsupported {
-            operation: "redis (enable the `redis` feature of mod8-cache)",
-            backend: "memory",
-        })
+        Err(Error::unsupported(
+            "redis (enable the `redis` feature of mod8-cache)",
+            "memory",
+        ))
     }
 }
 
@@ -162,9 +165,10 @@ fn check_scheme(url: &str) -> Result<()> {
     let scheme = url.split("://").next().unwrap_or_default();
     match scheme {
         "redis" | "rediss" | "redis-cluster" | "redis-sentinel" => Ok(()),
-        _ => Err(CacheError::Validation(format!(
-            "unsupported cache URL scheme in {url:?} (expected memory:// or redis://)"
-        ))),
+        _ => Err(Error::validation(
+            "url",
+            format!("unsupported cache URL scheme in {url:?} (expected memory:// or redis://)"),
+        )),
     }
 }
 
@@ -177,7 +181,7 @@ fn check_scheme(url: &str) -> Result<()> {
 /// let cache = mod8_cache::connect("memory://").await?;
 /// assert_eq!(cache.backend(), "memory");
 /// assert!(mod8_cache::connect("ftp://nope").await.is_err());
-/// # Ok::<(), mod8_cache::CacheError>(()) }).unwrap();
+/// # Ok::<(), mod8_cache::Error>(()) }).unwrap();
 /// ```
 pub async fn connect(url: &str) -> Result<Cache> {
     if !is_memory_url(url) {

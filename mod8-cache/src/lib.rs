@@ -25,7 +25,7 @@ pub use async_trait::async_trait;
 pub use cache::{Cache, CacheBuilder};
 pub use codec::Codec;
 pub use config::{connect, CacheConfig};
-pub use error::{BoxError, CacheError, Result};
+pub use error::{BoxError, Error, Result};
 pub use layer::{CacheLayer, Cached, WritePolicy};
 pub use memory::MemoryStore;
 #[cfg(feature = "redis")]
@@ -71,12 +71,10 @@ impl EntryOptions {
     /// Rejects a zero TTL and empty tags, the same way on every backend.
     pub(crate) fn validate(&self) -> Result<()> {
         if self.ttl == Some(Duration::ZERO) {
-            return Err(CacheError::Validation(
-                "ttl must be greater than zero".into(),
-            ));
+            return Err(Error::validation("ttl", "must be greater than zero"));
         }
         if self.tags.iter().any(String::is_empty) {
-            return Err(CacheError::Validation("tags must not be empty".into()));
+            return Err(Error::validation("tag", "must not be empty"));
         }
         Ok(())
     }
@@ -170,9 +168,7 @@ forward_store!(Arc<S>, Box<S>);
 /// Rejects an empty key the same way on every backend.
 pub(crate) fn validate_key(key: &str) -> Result<()> {
     if key.is_empty() {
-        return Err(CacheError::Validation(
-            "cache keys must not be empty".into(),
-        ));
+        return Err(Error::validation("key", "must not be empty"));
     }
     Ok(())
 }

@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::{Bytes, Cache, CacheError, CacheStore, EntryOptions};
+use crate::{Bytes, Cache, CacheStore, EntryOptions, Error};
 
 /// A backend under test: the raw store, a [`Cache`] over it, and what it supports.
 #[derive(Clone)]
@@ -314,25 +314,37 @@ pub async fn case_clear(store: &dyn CacheStore) {
     assert!(store.invalidate_tag("t").await.expect("tag").is_empty());
 }
 
-/// Bad input is a `Validation` error on every backend, never a panic.
+/// Bad input is a `Validation` error naming what was wrong on every backend, never a panic.
 pub async fn case_rejects_bad_input(store: &dyn CacheStore) {
-    let is_validation = |r: Result<(), CacheError>| matches!(r, Err(CacheError::Validation(_)));
-    assert!(is_validation(store.get("").await.map(|_| ())));
-    assert!(is_validation(store.set("", bytes("v"), &long()).await));
+    let is_validation = |r: Result<(), Error>, what: &str| matches!(r, Err(Error::Validation { ref field, .. }) if field == what);
+    assert!(is_validation(store.get("").await.map(|_| ()), "key"));
+    assert!(is_validation(
+        store.set("", bytes("v"), &long()).await,
+        "key"
+    ));
     assert!(is_validation(
         store
             .set("k", bytes("v"), &EntryOptions::ttl(Duration::ZERO))
-            .await
+            .await,
+        "ttl"
     ));
     assert!(is_validation(
-        store.set("k", bytes("v"), &long().tag("")).await
+        store.set("k", bytes("v"), &long().tag("")).await,
+        "tag"
     ));
-    assert!(is_validation(store.delete("").await.map(|_| ())));
+    assert!(is_validation(store.delete("").await.map(|_| ()), "key"));
     assert!(is_validation(
-        store.invalidate_pattern("").await.map(|_| ())
+        store.invalidate_pattern("").await.map(|_| ()),
+        "pattern"
     ));
-    assert!(is_validation(store.invalidate_tag("").await.map(|_| ())));
-    assert!(is_validation(store.get_many(&["a", ""]).await.map(|_| ())));
+    assert!(is_validation(
+        store.invalidate_tag("").await.map(|_| ()),
+        "tag"
+    ));
+    assert!(is_validation(
+        store.get_many(&["a", ""]).await.map(|_| ()),
+        "key"
+    ));
 }
 
 /// With an LRU bound, the least recently *used* entry goes first (a read refreshes).

@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use crate::cache::WarnLimiter;
-use crate::{validate_key, Bytes, CacheError, CacheStore, EntryOptions, MemoryStore, Result};
+use crate::{validate_key, Bytes, CacheStore, EntryOptions, Error, MemoryStore, Result};
 
 const BACKEND: &str = "tiered";
 
@@ -305,7 +305,7 @@ impl CacheStore for TieredStore {
         let wanted: Vec<&str> = missing.iter().map(|&i| keys[i]).collect();
         let found = match self.inner.l2.get_many(&wanted).await {
             Ok(found) => found,
-            Err(e @ CacheError::Validation(_)) => return Err(e),
+            Err(e @ Error::Validation { .. }) => return Err(e),
             Err(e) => {
                 // The L1 hits are good answers: an L2 failure only turns the rest into misses
                 // (fail-open, as `Cache` does for a whole failed batch).

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use mod8_cache::{
-    Bytes, Cache, CacheConfig, CacheError, CacheLayer, CacheStore, Cached, Codec, EntryOptions,
+    Bytes, Cache, CacheConfig, CacheLayer, CacheStore, Cached, Codec, EntryOptions, Error,
     MemoryStore, TieredStore, WritePolicy,
 };
 
@@ -21,28 +21,28 @@ impl CacheStore for Down {
         "down"
     }
     async fn get(&self, _: &str) -> mod8_cache::Result<Option<Bytes>> {
-        Err(CacheError::Unavailable("down".into()))
+        Err(Error::unavailable("down", "down"))
     }
     async fn get_many(&self, _: &[&str]) -> mod8_cache::Result<Vec<Option<Bytes>>> {
-        Err(CacheError::Unavailable("down".into()))
+        Err(Error::unavailable("down", "down"))
     }
     async fn set(&self, _: &str, _: Bytes, _: &EntryOptions) -> mod8_cache::Result<()> {
-        Err(CacheError::Unavailable("down".into()))
+        Err(Error::unavailable("down", "down"))
     }
     async fn set_many(&self, _: &[(&str, Bytes)], _: &EntryOptions) -> mod8_cache::Result<()> {
-        Err(CacheError::Unavailable("down".into()))
+        Err(Error::unavailable("down", "down"))
     }
     async fn delete(&self, _: &str) -> mod8_cache::Result<bool> {
-        Err(CacheError::Unavailable("down".into()))
+        Err(Error::unavailable("down", "down"))
     }
     async fn invalidate_pattern(&self, _: &str) -> mod8_cache::Result<u64> {
-        Err(CacheError::Unavailable("down".into()))
+        Err(Error::unavailable("down", "down"))
     }
     async fn invalidate_tag(&self, _: &str) -> mod8_cache::Result<Vec<String>> {
-        Err(CacheError::Unavailable("down".into()))
+        Err(Error::unavailable("down", "down"))
     }
     async fn clear(&self) -> mod8_cache::Result<()> {
-        Err(CacheError::Unavailable("down".into()))
+        Err(Error::unavailable("down", "down"))
     }
     fn evictions(&self) -> u64 {
         0
@@ -110,13 +110,13 @@ async fn bad_input_is_a_validation_error_and_get_or_load_still_answers() {
     let cache = Cache::in_process(10);
     assert!(matches!(
         cache.get::<u32>("").await,
-        Err(CacheError::Validation(_))
+        Err(Error::Validation { field, .. }) if field == "key"
     ));
     assert!(matches!(
         cache
             .set("k", &1u32, &EntryOptions::ttl(Duration::ZERO))
             .await,
-        Err(CacheError::Validation(_))
+        Err(Error::Validation { field, .. }) if field == "ttl"
     ));
     let v = cache
         .get_or_load("", &EntryOptions::default(), || async {

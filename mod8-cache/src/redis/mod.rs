@@ -14,7 +14,7 @@ use fred::prelude::{
 };
 use fred::types::config::Options;
 
-use crate::{glob_match, validate_key, Bytes, CacheError, CacheStore, EntryOptions, Result};
+use crate::{glob_match, validate_key, Bytes, CacheStore, EntryOptions, Error, Result};
 use scripts::{eval_command, TAG_ADD_SCRIPT, TAG_TAKE_SCRIPT};
 
 pub use config::RedisConfig;
@@ -78,14 +78,11 @@ pub(crate) fn is_transient(e: &fred::error::Error) -> bool {
     )
 }
 
-fn map_err(e: fred::error::Error) -> CacheError {
+fn map_err(e: fred::error::Error) -> Error {
     if is_transient(&e) {
-        CacheError::Unavailable(format!("redis: {e}"))
+        Error::unavailable(BACKEND, e)
     } else {
-        CacheError::Backend {
-            backend: BACKEND,
-            source: Box::new(e),
-        }
+        Error::backend(BACKEND, e)
     }
 }
 
@@ -125,16 +122,14 @@ impl RedisStore {
             Ok(Ok(_task)) => {}
             Ok(Err(e)) => {
                 let _ = client.quit().await;
-                return Err(CacheError::Unavailable(format!(
-                    "cannot connect to redis: {e}"
-                )));
+                return Err(Error::unavailable(BACKEND, e));
             }
             Err(_) => {
                 let _ = client.quit().await;
-                return Err(CacheError::Unavailable(format!(
-                    "no redis connection within {:?}",
-                    config.connect_timeout
-                )));
+                return Err(Error::unavailable(
+                    BACKEND,
+                    format!("no connection within {:?}", config.connect_timeout),
+                ));
             }
         }
         let clustered = client.is_clustered();
@@ -158,7 +153,7 @@ impl RedisStore {
 
     fn build_client(config: &RedisConfig) -> Result<fred::clients::Client> {
         let fred_config = Config::from_url(&config.url)
-            .map_err(|e| CacheError::Validation(format!("bad redis url: {e}")))?;
+            .map_err(|e| Error::validation("url", format!("not a redis url: {e}")))?;
         let timeout = config.command_timeout;
         fred::types::Builder::from_config(fred_config)
             .with_connection_config(|c| {
@@ -172,7 +167,7 @@ impl RedisStore {
             // Retry for ever, 50 ms doubling up to 2 s: Redis coming back must be picked up alone.
             .set_policy(ReconnectPolicy::new_exponential(0, 50, 2_000, 2))
             .build()
-            .map_err(|e| CacheError::Validation(format!("bad redis config: {e}")))
+            .map_err(|e| Error::validation("url", format!("not a usable redis config: {e}")))
     }
 
     /// The configuration this store was built from.
@@ -238,7 +233,12 @@ impl RedisStore {
         match tokio::time::timeout(self.inner.config.connect_timeout, sub.init()).await {
             Ok(Ok(_)) => {}
             Ok(Err(e)) => return Err(map_err(e)),
-            Err(_) => return Err(CacheError::Unavailable("redis subscriber timed out".into())),
+            Err(_) => {
+                return Err(Error::unavailable(
+                    BACKEND,
+                    "subscriber connection timed out",
+                ))
+            }
         }
         // Bounded like every other command: a connection lost right after `init` must not
         // hold up building the tiered store.
@@ -251,7 +251,7 @@ impl RedisStore {
             }
             Err(_) => {
                 let _ = sub.quit().await;
-                Err(CacheError::Unavailable("redis subscribe timed out".into()))
+                Err(Error::unavailable(BACKEND, "subscribe timed out"))
             }
         }
     }
@@ -272,9 +272,11 @@ impl RedisStore {
     /// fast nor time out; each page here is one fail-fast command with the command timeout.
     async fn scan(&self, raw_pattern: String) -> Result<Vec<String>> {
         let nodes: Vec<Option<fred::types::config::Server>> = if self.inner.clustered {
-            let routing = self.inner.client.cached_cluster_state().ok_or_else(|| {
-                CacheError::Unavailable("redis cluster: no routing table yet".into())
-            })?;
+            let routing = self
+                .inner
+                .client
+                .cached_cluster_state()
+                .ok_or_else(|| Error::unavailable(BACKEND, "cluster: no routing table yet"))?;
             routing
                 .unique_primary_nodes()
                 .into_iter()
@@ -473,7 +475,7 @@ impl CacheStore for RedisStore {
 
     async fn invalidate_pattern(&self, pattern: &str) -> Result<u64> {
         if pattern.is_empty() {
-            return Err(CacheError::Validation("pattern must not be empty".into()));
+            return Err(Error::validation("pattern", "must not be empty"));
         }
         let raw = format!(
             "{}{}",
@@ -493,7 +495,7 @@ impl CacheStore for RedisStore {
 
     async fn invalidate_tag(&self, tag: &str) -> Result<Vec<String>> {
         if tag.is_empty() {
-            return Err(CacheError::Validation("tags must not be empty".into()));
+            return Err(Error::validation("tag", "must not be empty"));
         }
         let tag_key = self.tag_key(tag);
         let take: Vec<Value> = vec![TAG_TAKE_SCRIPT.into(), 1.into(), tag_key.as_str().into()];
