@@ -11,12 +11,34 @@ use serde::{de::DeserializeOwned, Serialize};
 use crate::flight::{Flights, Role};
 use crate::stats::Counters;
 use crate::{
-    glob_match, validate_key, Bytes, CacheStats, CacheStore, Codec, EntryOptions, Error,
-    MemoryStore, Result, TieredStore,
+    glob_match, validate_key, Bytes, CacheStats, CacheStore, Codec, DynCacheStore, EntryOptions,
+    Error, MemoryStore, Result, TieredStore,
 };
 
 /// How often a failing backend may log a warning.
 const WARN_INTERVAL: Duration = Duration::from_secs(10);
+
+/// What [`Cache::get_or_load_optional`] does with a "not found" (`None`) answer.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum NegativeCaching {
+    /// Not stored: the next lookup runs the loader again (the default).
+    #[default]
+    Off,
+    /// Stored for this long (negative caching); a zero duration is the same as
+    /// [`NegativeCaching::Off`].
+    Ttl(Duration),
+}
+
+impl NegativeCaching {
+    /// How long a "not found" answer is kept, if at all.
+    fn ttl(self) -> Option<Duration> {
+        match self {
+            NegativeCaching::Off => None,
+            NegativeCaching::Ttl(ttl) => Some(ttl).filter(|d| !d.is_zero()),
+        }
+    }
+}
 
 /// A typed cache over any [`CacheStore`]; cheap to clone (clones share everything).
 ///
@@ -42,7 +64,7 @@ const WARN_INTERVAL: Duration = Duration::from_secs(10);
 /// use std::time::Duration;
 ///
 /// let cache = Cache::new(MemoryStore::lru(10_000));
-/// let ttl = EntryOptions::ttl(Duration::from_secs(60)).tag("user:7");
+/// let ttl = EntryOptions::ttl(Duration::from_secs(60)).with_tag("user:7");
 /// let name: String = cache
 ///     .get_or_load("user:7:name", &ttl, || async { Ok::<_, std::io::Error>("Ada".to_string()) })
 ///     .await?;
@@ -59,7 +81,7 @@ pub struct Cache {
 
 struct Inner {
     name: String,
-    store: Arc<dyn CacheStore>,
+    store: DynCacheStore,
     /// The in-process tier, read synchronously before the (async) store.
     local: Option<MemoryStore>,
     /// Whether `local` is the whole store (then a local miss is final).
@@ -85,7 +107,7 @@ impl std::fmt::Debug for Cache {
 /// Builds a [`Cache`] over a store; see [`Cache::builder`].
 #[must_use]
 pub struct CacheBuilder {
-    store: Arc<dyn CacheStore>,
+    store: DynCacheStore,
     local: Option<MemoryStore>,
     local_is_store: bool,
     name: String,
@@ -106,20 +128,20 @@ impl std::fmt::Debug for CacheBuilder {
 
 impl CacheBuilder {
     /// The name used in logs and metrics labels (default `"default"`).
-    pub fn name(mut self, name: impl Into<String>) -> Self {
+    pub fn with_name(mut self, name: impl Into<String>) -> Self {
         self.name = name.into();
         self
     }
 
     /// The value format (default [`Codec::Json`]).
-    pub fn codec(mut self, codec: Codec) -> Self {
+    pub fn with_codec(mut self, codec: Codec) -> Self {
         self.codec = codec;
         self
     }
 
     /// The TTL used when [`EntryOptions::ttl`] is `None` (default: none, entries live until
-    /// evicted or invalidated).
-    pub fn default_ttl(mut self, ttl: Option<Duration>) -> Self {
+    /// evicted or invalidated); `None` or zero for none.
+    pub fn with_default_ttl(mut self, ttl: Option<Duration>) -> Self {
         self.default_ttl = ttl.filter(|d| !d.is_zero());
         self
     }
@@ -180,7 +202,7 @@ impl Cache {
     }
 
     /// The store underneath (for batch or raw byte access).
-    pub fn store(&self) -> &Arc<dyn CacheStore> {
+    pub fn store(&self) -> &DynCacheStore {
         &self.inner.store
     }
 
@@ -281,13 +303,13 @@ impl Cache {
     }
 
     /// Like [`get_or_load`](Cache::get_or_load) for lookups that may find nothing: a `Some`
-    /// is stored with `options`; a `None` ("not found") is stored only when `negative_ttl` is
-    /// given (negative caching, asked for explicitly), for that long.
+    /// is stored with `options`; a `None` ("not found") is stored only with
+    /// [`NegativeCaching::Ttl`] (negative caching, asked for explicitly), for that long.
     pub async fn get_or_load_optional<T, E, F, Fut>(
         &self,
         key: &str,
         options: &EntryOptions,
-        negative_ttl: Option<Duration>,
+        not_found: NegativeCaching,
         loader: F,
     ) -> std::result::Result<Option<T>, Arc<E>>
     where
@@ -296,7 +318,7 @@ impl Cache {
         F: FnOnce() -> Fut,
         Fut: Future<Output = std::result::Result<Option<T>, E>>,
     {
-        let negative = negative_ttl.filter(|d| !d.is_zero()).map(EntryOptions::ttl);
+        let negative = not_found.ttl().map(EntryOptions::ttl);
         self.load_shared(
             key,
             options,

@@ -22,7 +22,7 @@ mod tiered;
 /// Re-exported so a repository adapter (`impl MyRepo for Cached<R>`) or a custom
 /// [`CacheStore`] needs no direct dependency on `async-trait`.
 pub use async_trait::async_trait;
-pub use cache::{Cache, CacheBuilder};
+pub use cache::{Cache, CacheBuilder, NegativeCaching};
 pub use codec::Codec;
 pub use config::{connect, CacheConfig};
 pub use error::{BoxError, Error, Result};
@@ -31,7 +31,11 @@ pub use memory::MemoryStore;
 #[cfg(feature = "redis")]
 pub use redis::{RedisConfig, RedisStore};
 pub use stats::CacheStats;
-pub use tiered::TieredStore;
+pub use tiered::{TierOptions, TieredStore};
+
+/// A shared, type-erased [`CacheStore`]: what [`Cache::store`] and [`TieredStore::l2`] hand
+/// out, and what a custom tier can hold.
+pub type DynCacheStore = Arc<dyn CacheStore>;
 
 /// A stored value: encoded bytes, shared so an in-process hit never copies them.
 pub type Bytes = Arc<[u8]>;
@@ -56,7 +60,7 @@ impl EntryOptions {
 
     /// Adds a tag (for example `user:123`), for "invalidate everything about user 123".
     #[must_use]
-    pub fn tag(mut self, tag: impl Into<String>) -> Self {
+    pub fn with_tag(mut self, tag: impl Into<String>) -> Self {
         self.tags.push(tag.into());
         self
     }

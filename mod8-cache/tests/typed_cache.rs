@@ -9,7 +9,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use mod8_cache::{
     Bytes, Cache, CacheConfig, CacheLayer, CacheStore, Cached, Codec, EntryOptions, Error,
-    MemoryStore, TieredStore, WritePolicy,
+    MemoryStore, TierOptions, TieredStore, WritePolicy,
 };
 
 /// A backend that is always down, as Redis is when unreachable.
@@ -138,7 +138,7 @@ async fn messagepack_codec_round_trips_and_json_bytes_are_misses_for_it() {
     let store = MemoryStore::lru(10);
     let json = Cache::new(store.clone());
     let msgpack = Cache::builder(store.clone())
-        .codec(Codec::MessagePack)
+        .with_codec(Codec::MessagePack)
         .build();
     let p = Profile {
         id: 9,
@@ -171,7 +171,7 @@ async fn config_without_redis_builds_an_in_process_cache_with_the_default_ttl() 
     }
     .with_redis_url(None)
     .with_name("recs");
-    let cache = config.build().await.unwrap();
+    let cache = config.connect().await.unwrap();
     assert_eq!(cache.backend(), "memory");
     assert_eq!(cache.name(), "recs");
     cache
@@ -192,7 +192,11 @@ async fn config_without_redis_builds_an_in_process_cache_with_the_default_ttl() 
 #[tokio::test]
 async fn tiered_get_many_keeps_l1_hits_when_l2_fails() {
     let l1 = MemoryStore::lru(10);
-    let tiered = TieredStore::new(l1.clone(), Down, Some(Duration::from_secs(5)));
+    let tiered = TieredStore::new(
+        l1.clone(),
+        Down,
+        TierOptions::default().with_l1_ttl(Duration::from_secs(5)),
+    );
     l1.set("a", b"1".as_slice().into(), &EntryOptions::default())
         .await
         .unwrap();
@@ -293,7 +297,7 @@ fn repo() -> InMemoryUsers {
 
 #[tokio::test]
 async fn decorator_reads_aside_and_invalidates_on_write() {
-    let layer = CacheLayer::new(Cache::in_process(100), "user").ttl(Duration::from_secs(60));
+    let layer = CacheLayer::new(Cache::in_process(100), "user").with_ttl(Duration::from_secs(60));
     let cached = Arc::new(layer.layer(repo()));
     let users: Arc<dyn UserRepository> = cached.clone();
     assert_eq!(users.find(1).await.unwrap().unwrap().email, "a@x");
@@ -325,8 +329,8 @@ async fn decorator_reads_aside_and_invalidates_on_write() {
 #[tokio::test]
 async fn decorator_write_through_and_negative_caching() {
     let layer = CacheLayer::new(Cache::in_process(100), "user")
-        .write_policy(WritePolicy::WriteThrough)
-        .negative_ttl(Duration::from_secs(60));
+        .with_write_policy(WritePolicy::WriteThrough)
+        .with_negative_ttl(Duration::from_secs(60));
     let cached = layer.layer(repo());
     cached.update_email(1, "w@x").await.unwrap();
     assert_eq!(cached.find(1).await.unwrap().unwrap().email, "w@x");
@@ -375,8 +379,8 @@ impl UserRepository for SlowUsers {
 async fn decorator_write_during_a_slow_read_is_not_undone_by_its_write_back() {
     for policy in [WritePolicy::Invalidate, WritePolicy::WriteThrough] {
         let layer = CacheLayer::new(Cache::in_process(100), "user")
-            .ttl(Duration::from_secs(60))
-            .write_policy(policy);
+            .with_ttl(Duration::from_secs(60))
+            .with_write_policy(policy);
         let users = Arc::new(layer.layer(SlowUsers {
             inner: repo(),
             hold: true.into(),

@@ -16,7 +16,7 @@ pub struct RedisConfig {
     /// `redis-cluster://host:port?node=host:port&node=host:port` (one seed node in the
     /// authority, others as `node` parameters; fred reads the rest of the topology from the
     /// cluster). These are fred's URL forms; `rediss://` needs TLS, which is not compiled in.
-    /// `MOD8_REDIS_URL` in [`RedisConfig::from_env`].
+    /// [`CacheConfig::from_env`](crate::CacheConfig::from_env) reads it from `MOD8_REDIS_URL`.
     pub url: String,
     /// The namespace prefix (default `mod8:cache`).
     pub prefix: String,
@@ -62,14 +62,6 @@ impl RedisConfig {
             url: url.into(),
             ..RedisConfig::default()
         }
-    }
-
-    /// Defaults with the URL from `MOD8_REDIS_URL`, or `None` when it is unset or empty.
-    pub fn from_env() -> Option<Self> {
-        std::env::var("MOD8_REDIS_URL")
-            .ok()
-            .filter(|u| !u.trim().is_empty())
-            .map(|u| RedisConfig::new(u.trim()))
     }
 
     /// Sets the namespace prefix.
