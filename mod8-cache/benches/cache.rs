@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use futures::FutureExt;
-use mod8_cache::memo::{fibonacci_memo, fibonacci_naive};
+use mod8_cache::memo::cached;
 use mod8_cache::{Cache, CacheStore, EntryOptions, MemoryStore};
 
 const KEYS: usize = 1_000;
@@ -312,6 +312,26 @@ fn redis_get(c: &mut Criterion) {
     }
     group.finish();
     rt.block_on(async { store.clear().await.unwrap() });
+}
+
+/// Fibonacci by naive recursion: exponential time, the baseline of the memoisation benchmark.
+fn fibonacci_naive(n: u64) -> u64 {
+    if n < 2 {
+        n
+    } else {
+        fibonacci_naive(n - 1).wrapping_add(fibonacci_naive(n - 2))
+    }
+}
+
+/// Fibonacci with the same recursion, memoised by `#[cached]`: each `n` is computed once per
+/// process, so the first call is linear and every later call is a table lookup.
+#[cached]
+fn fibonacci_memo(n: u64) -> u64 {
+    if n < 2 {
+        n
+    } else {
+        fibonacci_memo(n - 1).wrapping_add(fibonacci_memo(n - 2))
+    }
 }
 
 fn fibonacci(c: &mut Criterion) {

@@ -216,11 +216,6 @@ impl Cache {
         self.inner.counters.snapshot(self.inner.store.evictions())
     }
 
-    /// The counters in Prometheus text format, labelled with this cache's name.
-    pub fn metrics_text(&self) -> String {
-        self.stats().to_prometheus(&self.inner.name)
-    }
-
     /// The value under `key` decoded as `T`, or `None` on a miss (absent, expired,
     /// undecodable, or the backend failing).
     pub async fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {

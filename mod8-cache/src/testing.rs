@@ -6,7 +6,7 @@
 //!
 //! ```ignore
 //! mod8_cache::conformance_tests!(async {
-//!     Some(mod8_cache::testing::Fixture::new(mod8_cache::MemoryStore::lru(3)).with_lru_capacity(3))
+//!     Some(mod8_cache::testing::CacheFixture::new(mod8_cache::MemoryStore::lru(3)).with_lru_capacity(3))
 //! });
 //! ```
 //!
@@ -20,18 +20,18 @@ use crate::{Bytes, Cache, CacheStore, DynCacheStore, EntryOptions, Error, Negati
 
 /// A backend under test: the raw store, a [`Cache`] over it, and what it supports.
 #[derive(Clone)]
-pub struct Fixture {
+pub struct CacheFixture {
     /// The store.
     pub store: DynCacheStore,
     /// A cache over the same store (with the in-process fast path where it applies).
     pub cache: Cache,
     /// What the store can be tested for.
-    pub capabilities: Capabilities,
+    pub capabilities: CacheCapabilities,
 }
 
-impl std::fmt::Debug for Fixture {
+impl std::fmt::Debug for CacheFixture {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Fixture")
+        f.debug_struct("CacheFixture")
             .field("backend", &self.store.backend())
             .field("capabilities", &self.capabilities)
             .finish()
@@ -40,18 +40,18 @@ impl std::fmt::Debug for Fixture {
 
 /// Differences between backends that the suite must know about.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Capabilities {
+pub struct CacheCapabilities {
     /// The store evicts least-recently-used entries beyond this many.
     pub lru_capacity: Option<usize>,
 }
 
-impl Fixture {
+impl CacheFixture {
     /// A fixture over `store` with no capacity bound.
     pub fn new<S: CacheStore + Clone>(store: S) -> Self {
-        Fixture {
+        CacheFixture {
             cache: Cache::new(store.clone()),
             store: Arc::new(store),
-            capabilities: Capabilities::default(),
+            capabilities: CacheCapabilities::default(),
         }
     }
 
@@ -690,7 +690,7 @@ pub async fn case_cancelled_loader_hands_over(cache: &Cache) {
 }
 
 /// Emits one `#[tokio::test]` per conformance case for the backend `$setup` builds
-/// (an `async` expression yielding `Option<Fixture>`; `None` skips).
+/// (an `async` expression yielding `Option<CacheFixture>`; `None` skips).
 #[macro_export]
 macro_rules! conformance_tests {
     ($setup:expr) => {

@@ -2,25 +2,27 @@
 #![allow(clippy::unwrap_used)] // tests may unwrap
 
 mod lru {
-    use mod8_cache::{testing::Fixture, MemoryStore};
+    use mod8_cache::{testing::CacheFixture, MemoryStore};
     mod8_cache::conformance_tests!(async {
-        Some(Fixture::new(MemoryStore::lru(64)).with_lru_capacity(64))
+        Some(CacheFixture::new(MemoryStore::lru(64)).with_lru_capacity(64))
     });
 }
 
 mod ttl_bounded {
-    use mod8_cache::{testing::Fixture, MemoryStore};
+    use mod8_cache::{testing::CacheFixture, MemoryStore};
     use std::time::Duration;
     mod8_cache::conformance_tests!(async {
-        Some(Fixture::new(MemoryStore::ttl(64, Duration::from_secs(600))).with_lru_capacity(64))
+        Some(
+            CacheFixture::new(MemoryStore::ttl(64, Duration::from_secs(600))).with_lru_capacity(64),
+        )
     });
 }
 
 mod tiered_over_memory {
-    use mod8_cache::{testing::Fixture, MemoryStore, TierOptions, TieredStore};
+    use mod8_cache::{testing::CacheFixture, MemoryStore, TierOptions, TieredStore};
     use std::time::Duration;
     mod8_cache::conformance_tests!(async {
-        Some(Fixture::new(TieredStore::new(
+        Some(CacheFixture::new(TieredStore::new(
             MemoryStore::lru(16),
             MemoryStore::lru(10_000),
             TierOptions::default().with_l1_ttl(Duration::from_secs(30)),

@@ -24,16 +24,16 @@ async fn redis(suite: &str) -> Option<RedisStore> {
 }
 
 mod redis_alone {
-    use mod8_cache::testing::Fixture;
+    use mod8_cache::testing::CacheFixture;
     mod8_cache::conformance_tests!(async {
         super::redis("cache conformance (redis)")
             .await
-            .map(Fixture::new)
+            .map(CacheFixture::new)
     });
 }
 
 mod tiered_over_redis {
-    use mod8_cache::{testing::Fixture, MemoryStore, TierOptions, TieredStore};
+    use mod8_cache::{testing::CacheFixture, MemoryStore, TierOptions, TieredStore};
     use std::time::Duration;
     mod8_cache::conformance_tests!(async {
         let redis = super::redis("cache conformance (memory + redis)").await?;
@@ -46,7 +46,7 @@ mod tiered_over_redis {
         )
         .await
         .expect("tiered store");
-        Some(Fixture::new(tiered))
+        Some(CacheFixture::new(tiered))
     });
 }
 

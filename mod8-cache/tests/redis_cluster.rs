@@ -30,16 +30,16 @@ async fn cluster(suite: &str) -> Option<RedisStore> {
 }
 
 mod cluster_alone {
-    use mod8_cache::testing::Fixture;
+    use mod8_cache::testing::CacheFixture;
     mod8_cache::conformance_tests!(async {
         super::cluster("cache conformance (redis cluster)")
             .await
-            .map(Fixture::new)
+            .map(CacheFixture::new)
     });
 }
 
 mod tiered_over_cluster {
-    use mod8_cache::{testing::Fixture, MemoryStore, TierOptions, TieredStore};
+    use mod8_cache::{testing::CacheFixture, MemoryStore, TierOptions, TieredStore};
     use std::time::Duration;
     mod8_cache::conformance_tests!(async {
         let redis = super::cluster("cache conformance (memory + redis cluster)").await?;
@@ -52,7 +52,7 @@ mod tiered_over_cluster {
         )
         .await
         .expect("tiered store over the cluster");
-        Some(Fixture::new(tiered))
+        Some(CacheFixture::new(tiered))
     });
 }
 

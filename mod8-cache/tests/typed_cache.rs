@@ -185,7 +185,8 @@ async fn config_without_redis_builds_an_in_process_cache_with_the_default_ttl() 
         "default TTL not applied"
     );
     assert!(cache
-        .metrics_text()
+        .stats()
+        .to_prometheus(cache.name())
         .contains("mod8_cache_misses_total{cache=\"recs\"} 1"));
 }
 
