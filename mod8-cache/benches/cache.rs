@@ -2,8 +2,9 @@
 //! pipelined), and Fibonacci(30) naive vs memoised with `#[cached]`.
 //!
 //! Run: `cargo bench -p mod8-cache --bench cache -- --warm-up-time 1 --measurement-time 3`
-//! (Redis groups run when `MOD8_REDIS_URL` is set). Percentiles for the L1 targets are printed
-//! separately, since criterion reports means and medians of batches.
+//! (Redis groups run when `MOD8_REDIS_URL` is set). Percentiles of L1 lookups are printed
+//! separately, since criterion reports means and medians of batches (targets: see
+//! BENCHMARKS.md at the repository root).
 #![allow(missing_docs, clippy::unwrap_used)]
 
 use std::hint::black_box;

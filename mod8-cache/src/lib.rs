@@ -1,5 +1,8 @@
 #![doc = include_str!("../README.md")]
 #![deny(missing_docs)]
+#![deny(rustdoc::broken_intra_doc_links)]
+#![warn(missing_debug_implementations, unreachable_pub)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,11 +14,13 @@ mod error;
 mod flight;
 mod layer;
 pub mod memo;
-mod memory;
+pub mod memory;
 #[cfg(feature = "redis")]
-mod redis;
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+pub mod redis;
 mod stats;
 #[cfg(feature = "testing")]
+#[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
 pub mod testing;
 mod tiered;
 
@@ -29,6 +34,7 @@ pub use error::{BoxError, Error, Result};
 pub use layer::{CacheLayer, Cached, WritePolicy};
 pub use memory::MemoryStore;
 #[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub use redis::{RedisConfig, RedisStore};
 pub use stats::CacheStats;
 pub use tiered::{TierOptions, TieredStore};

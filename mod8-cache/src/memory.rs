@@ -57,8 +57,9 @@ struct State {
 }
 
 /// One cached value, kept small (32 bytes) because the LRU list preallocates a slot of it (and
-/// its key) for every entry of the capacity: the budget is 100 bytes per entry beyond
-/// key and value (`examples/l1_overhead.rs` measures it).
+/// its key) for every entry of the capacity, and the overhead per entry beyond key and value
+/// has a budget (see BENCHMARKS.md at the repository root; `examples/l1_overhead.rs` measures
+/// it).
 struct Entry {
     value: Bytes,
     /// The deadline as nanoseconds after [`epoch`] (plus one, so zero never occurs): 8 bytes

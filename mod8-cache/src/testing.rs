@@ -691,6 +691,7 @@ pub async fn case_cancelled_loader_hands_over(cache: &Cache) {
 
 /// Emits one `#[tokio::test]` per conformance case for the backend `$setup` builds
 /// (an `async` expression yielding `Option<CacheFixture>`; `None` skips).
+#[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
 #[macro_export]
 macro_rules! conformance_tests {
     ($setup:expr) => {

@@ -187,6 +187,7 @@ impl TieredStore {
     /// [`RedisStore::invalidation_channel`](crate::RedisStore::invalidation_channel) and
     /// applying other processes' ones (one extra connection). Must run inside a Tokio runtime.
     #[cfg(feature = "redis")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
     pub async fn with_redis(
         l1: MemoryStore,
         redis: crate::RedisStore,
