@@ -2,8 +2,9 @@
 //! pipelined), and Fibonacci(30) naive vs memoised with `#[cached]`.
 //!
 //! Run: `cargo bench -p mod8-cache --bench cache -- --warm-up-time 1 --measurement-time 3`
-//! (Redis groups run when `MOD8_REDIS_URL` is set). Percentiles for the L1 targets are printed
-//! separately, since criterion reports means and medians of batches.
+//! (Redis groups run when `MOD8_REDIS_URL` is set). Percentiles of L1 lookups are printed
+//! separately, since criterion reports means and medians of batches (targets: see
+//! BENCHMARKS.md at the repository root).
 #![allow(missing_docs, clippy::unwrap_used)]
 
 use std::hint::black_box;
@@ -12,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use futures::FutureExt;
-use mod8_cache::memo::{fibonacci_memo, fibonacci_naive};
+use mod8_cache::memo::cached;
 use mod8_cache::{Cache, CacheStore, EntryOptions, MemoryStore};
 
 const KEYS: usize = 1_000;
@@ -312,6 +313,26 @@ fn redis_get(c: &mut Criterion) {
     }
     group.finish();
     rt.block_on(async { store.clear().await.unwrap() });
+}
+
+/// Fibonacci by naive recursion: exponential time, the baseline of the memoisation benchmark.
+fn fibonacci_naive(n: u64) -> u64 {
+    if n < 2 {
+        n
+    } else {
+        fibonacci_naive(n - 1).wrapping_add(fibonacci_naive(n - 2))
+    }
+}
+
+/// Fibonacci with the same recursion, memoised by `#[cached]`: each `n` is computed once per
+/// process, so the first call is linear and every later call is a table lookup.
+#[cached]
+fn fibonacci_memo(n: u64) -> u64 {
+    if n < 2 {
+        n
+    } else {
+        fibonacci_memo(n - 1).wrapping_add(fibonacci_memo(n - 2))
+    }
 }
 
 fn fibonacci(c: &mut Criterion) {

@@ -1,36 +1,44 @@
 //! The typed, fail-open front over any [`CacheStore`]: codec, stampede protection, stats.
 
 use std::any::Any;
-use std::collections::HashMap;
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed, Ordering::SeqCst};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde::{de::DeserializeOwned, Serialize};
-use tokio::sync::watch;
 
+use crate::flight::{Flights, Role};
 use crate::stats::Counters;
 use crate::{
-    glob_match, validate_key, Bytes, CacheError, CacheStats, CacheStore, Codec, EntryOptions,
-    MemoryStore, Result, TieredStore,
+    glob_match, validate_key, Bytes, CacheStats, CacheStore, Codec, DynCacheStore, EntryOptions,
+    Error, MemoryStore, Result, TieredStore,
 };
-
-/// What a loader produced, shared with every caller that waited on it.
-type Shared = Arc<dyn Any + Send + Sync>;
-type Flights = HashMap<String, Flight>;
-
-/// A load in progress for one key.
-struct Flight {
-    /// Where its result will be published.
-    rx: watch::Receiver<Option<Shared>>,
-    /// Set when the key is written or invalidated through this cache while the load runs:
-    /// the loaded value may predate that change, so the leader must not store it.
-    superseded: Arc<AtomicBool>,
-}
 
 /// How often a failing backend may log a warning.
 const WARN_INTERVAL: Duration = Duration::from_secs(10);
+
+/// What [`Cache::get_or_load_optional`] does with a "not found" (`None`) answer.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum NegativeCaching {
+    /// Not stored: the next lookup runs the loader again (the default).
+    #[default]
+    Off,
+    /// Stored for this long (negative caching); a zero duration is the same as
+    /// [`NegativeCaching::Off`].
+    Ttl(Duration),
+}
+
+impl NegativeCaching {
+    /// How long a "not found" answer is kept, if at all.
+    fn ttl(self) -> Option<Duration> {
+        match self {
+            NegativeCaching::Off => None,
+            NegativeCaching::Ttl(ttl) => Some(ttl).filter(|d| !d.is_zero()),
+        }
+    }
+}
 
 /// A typed cache over any [`CacheStore`]; cheap to clone (clones share everything).
 ///
@@ -56,7 +64,7 @@ const WARN_INTERVAL: Duration = Duration::from_secs(10);
 /// use std::time::Duration;
 ///
 /// let cache = Cache::new(MemoryStore::lru(10_000));
-/// let ttl = EntryOptions::ttl(Duration::from_secs(60)).tag("user:7");
+/// let ttl = EntryOptions::ttl(Duration::from_secs(60)).with_tag("user:7");
 /// let name: String = cache
 ///     .get_or_load("user:7:name", &ttl, || async { Ok::<_, std::io::Error>("Ada".to_string()) })
 ///     .await?;
@@ -73,7 +81,7 @@ pub struct Cache {
 
 struct Inner {
     name: String,
-    store: Arc<dyn CacheStore>,
+    store: DynCacheStore,
     /// The in-process tier, read synchronously before the (async) store.
     local: Option<MemoryStore>,
     /// Whether `local` is the whole store (then a local miss is final).
@@ -81,7 +89,7 @@ struct Inner {
     codec: Codec,
     default_ttl: Option<Duration>,
     counters: Counters,
-    flights: Mutex<Flights>,
+    flights: Flights,
     warn: WarnLimiter,
 }
 
@@ -99,7 +107,7 @@ impl std::fmt::Debug for Cache {
 /// Builds a [`Cache`] over a store; see [`Cache::builder`].
 #[must_use]
 pub struct CacheBuilder {
-    store: Arc<dyn CacheStore>,
+    store: DynCacheStore,
     local: Option<MemoryStore>,
     local_is_store: bool,
     name: String,
@@ -120,20 +128,20 @@ impl std::fmt::Debug for CacheBuilder {
 
 impl CacheBuilder {
     /// The name used in logs and metrics labels (default `"default"`).
-    pub fn name(mut self, name: impl Into<String>) -> Self {
+    pub fn with_name(mut self, name: impl Into<String>) -> Self {
         self.name = name.into();
         self
     }
 
     /// The value format (default [`Codec::Json`]).
-    pub fn codec(mut self, codec: Codec) -> Self {
+    pub fn with_codec(mut self, codec: Codec) -> Self {
         self.codec = codec;
         self
     }
 
     /// The TTL used when [`EntryOptions::ttl`] is `None` (default: none, entries live until
-    /// evicted or invalidated).
-    pub fn default_ttl(mut self, ttl: Option<Duration>) -> Self {
+    /// evicted or invalidated); `None` or zero for none.
+    pub fn with_default_ttl(mut self, ttl: Option<Duration>) -> Self {
         self.default_ttl = ttl.filter(|d| !d.is_zero());
         self
     }
@@ -149,48 +157,11 @@ impl CacheBuilder {
                 codec: self.codec,
                 default_ttl: self.default_ttl,
                 counters: Counters::default(),
-                flights: Mutex::new(HashMap::new()),
+                flights: Flights::default(),
                 warn: WarnLimiter::new(),
             }),
         }
     }
-}
-
-enum Role {
-    Lead(watch::Sender<Option<Shared>>, FlightGuard),
-    Wait(watch::Receiver<Option<Shared>>),
-}
-
-impl FlightGuard {
-    /// Whether the key changed since this flight started.
-    fn superseded(&self) -> bool {
-        self.superseded.load(SeqCst)
-    }
-}
-
-/// Removes a flight from the map when its leader finishes, fails or is cancelled.
-struct FlightGuard {
-    inner: Arc<Inner>,
-    key: String,
-    rx: watch::Receiver<Option<Shared>>,
-    superseded: Arc<AtomicBool>,
-}
-
-impl Drop for FlightGuard {
-    fn drop(&mut self) {
-        let mut flights = lock(&self.inner.flights);
-        if flights
-            .get(&self.key)
-            .is_some_and(|f| f.rx.same_channel(&self.rx))
-        {
-            flights.remove(&self.key);
-        }
-    }
-}
-
-fn lock(flights: &Mutex<Flights>) -> MutexGuard<'_, Flights> {
-    // The map only holds channel ends; a panic elsewhere cannot corrupt it.
-    flights.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl Cache {
@@ -231,7 +202,7 @@ impl Cache {
     }
 
     /// The store underneath (for batch or raw byte access).
-    pub fn store(&self) -> &Arc<dyn CacheStore> {
+    pub fn store(&self) -> &DynCacheStore {
         &self.inner.store
     }
 
@@ -243,11 +214,6 @@ impl Cache {
     /// A snapshot of the counters.
     pub fn stats(&self) -> CacheStats {
         self.inner.counters.snapshot(self.inner.store.evictions())
-    }
-
-    /// The counters in Prometheus text format, labelled with this cache's name.
-    pub fn metrics_text(&self) -> String {
-        self.stats().to_prometheus(&self.inner.name)
     }
 
     /// The value under `key` decoded as `T`, or `None` on a miss (absent, expired,
@@ -332,13 +298,13 @@ impl Cache {
     }
 
     /// Like [`get_or_load`](Cache::get_or_load) for lookups that may find nothing: a `Some`
-    /// is stored with `options`; a `None` ("not found") is stored only when `negative_ttl` is
-    /// given (negative caching, asked for explicitly), for that long.
+    /// is stored with `options`; a `None` ("not found") is stored only with
+    /// [`NegativeCaching::Ttl`] (negative caching, asked for explicitly), for that long.
     pub async fn get_or_load_optional<T, E, F, Fut>(
         &self,
         key: &str,
         options: &EntryOptions,
-        negative_ttl: Option<Duration>,
+        not_found: NegativeCaching,
         loader: F,
     ) -> std::result::Result<Option<T>, Arc<E>>
     where
@@ -347,7 +313,7 @@ impl Cache {
         F: FnOnce() -> Fut,
         Fut: Future<Output = std::result::Result<Option<T>, E>>,
     {
-        let negative = negative_ttl.filter(|d| !d.is_zero()).map(EntryOptions::ttl);
+        let negative = not_found.ttl().map(EntryOptions::ttl);
         self.load_shared(
             key,
             options,
@@ -381,44 +347,40 @@ impl Cache {
         if let Some(value) = self.lookup(key, true).await {
             return Ok(value);
         }
-        let (tx, guard) = loop {
-            match self.join_or_lead(key) {
-                Role::Lead(tx, guard) => break (tx, guard),
-                Role::Wait(mut rx) => {
-                    let shared = rx.wait_for(Option::is_some).await.map(|v| v.clone());
-                    match shared {
-                        Ok(Some(shared)) => {
-                            if let Some(result) =
-                                shared.downcast_ref::<std::result::Result<T, Arc<E>>>()
-                            {
-                                return result.clone();
-                            }
-                            // The leader loads another type under this key: do not mix them.
-                            return self.run_loader(loader).await;
+        let leader = loop {
+            match self.inner.flights.join_or_lead(key) {
+                Role::Lead(leader) => break leader,
+                Role::Wait(waiter) => match waiter.result().await {
+                    Some(shared) => {
+                        if let Some(result) =
+                            shared.downcast_ref::<std::result::Result<T, Arc<E>>>()
+                        {
+                            return result.clone();
                         }
-                        // The leader went away without a result (cancelled): try again.
-                        Ok(None) | Err(_) => continue,
+                        // The leader loads another type under this key: do not mix them.
+                        return self.run_loader(loader).await;
                     }
-                }
+                    // The leader went away without a result (cancelled): try again.
+                    None => continue,
+                },
             }
         };
         // Someone may have stored the value between our lookup and taking the lead.
         if let Some(value) = self.lookup::<T>(key, false).await {
-            let _ = tx.send(Some(Arc::new(Ok::<T, Arc<E>>(value.clone()))));
-            drop(guard);
+            leader.publish(Arc::new(Ok::<T, Arc<E>>(value.clone())));
             return Ok(value);
         }
         let result = self.run_loader(loader).await;
         if let Ok(value) = &result {
             match store_with(value) {
                 // The key changed while loading: storing would undo that change.
-                Some(_) if guard.superseded() => {}
+                Some(_) if leader.superseded() => {}
                 Some(options) => {
                     self.store_loaded(key, value, &options).await;
                     // A change that raced with the store may have reached the backend before
                     // it (the check above ran first): remove what was stored, since an
                     // extra miss is safe and a stale entry is not.
-                    if guard.superseded() {
+                    if leader.superseded() {
                         if let Err(e) = self.inner.store.delete(key).await {
                             self.backend_failed("delete", &e);
                         }
@@ -427,8 +389,7 @@ impl Cache {
                 None => {}
             }
         }
-        let _ = tx.send(Some(Arc::new(result.clone())));
-        drop(guard);
+        leader.publish(Arc::new(result.clone()));
         result
     }
 
@@ -465,7 +426,7 @@ impl Cache {
 
     fn invalidation<R>(&self, result: Result<R>, operation: &'static str) -> Result<R> {
         if let Err(e) = &result {
-            if !matches!(e, CacheError::Validation(_)) {
+            if !matches!(e, Error::Validation { .. }) {
                 Counters::bump(&self.inner.counters.backend_errors);
                 self.warn(operation, e);
             }
@@ -481,41 +442,10 @@ impl Cache {
         options
     }
 
-    /// Marks the loads running for the keys `matches` selects as superseded. Called before
-    /// the change reaches the store, so that a leader checking after its own store sees it.
+    /// Marks the loads running for the keys `matches` selects as superseded (see
+    /// [`Flights::supersede`]).
     fn supersede(&self, matches: impl Fn(&str) -> bool) {
-        let flights = lock(&self.inner.flights);
-        for (key, flight) in flights.iter() {
-            if matches(key) {
-                flight.superseded.store(true, SeqCst);
-            }
-        }
-    }
-
-    fn join_or_lead(&self, key: &str) -> Role {
-        let mut flights = lock(&self.inner.flights);
-        if let Some(flight) = flights.get(key) {
-            return Role::Wait(flight.rx.clone());
-        }
-        let (tx, rx) = watch::channel(None);
-        let superseded = Arc::new(AtomicBool::new(false));
-        flights.insert(
-            key.to_owned(),
-            Flight {
-                rx: rx.clone(),
-                superseded: superseded.clone(),
-            },
-        );
-        drop(flights);
-        Role::Lead(
-            tx,
-            FlightGuard {
-                inner: self.inner.clone(),
-                key: key.to_owned(),
-                rx,
-                superseded,
-            },
-        )
+        self.inner.flights.supersede(matches);
     }
 
     async fn run_loader<T, E, F, Fut>(&self, loader: F) -> std::result::Result<T, Arc<E>>
@@ -589,12 +519,12 @@ impl Cache {
         }
     }
 
-    fn backend_failed(&self, operation: &'static str, error: &CacheError) {
+    fn backend_failed(&self, operation: &'static str, error: &Error) {
         Counters::bump(&self.inner.counters.backend_errors);
         self.warn(operation, error);
     }
 
-    fn warn(&self, operation: &'static str, error: &CacheError) {
+    fn warn(&self, operation: &'static str, error: &Error) {
         if let Some(suppressed) = self.inner.warn.allow() {
             tracing::warn!(
                 cache = %self.inner.name,

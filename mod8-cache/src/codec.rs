@@ -2,14 +2,14 @@
 
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
-use crate::{CacheError, Result};
+use crate::{Error, Result};
 
 /// The serialisation format of cached values.
 ///
 /// JSON is the default (readable with `redis-cli`); MessagePack is the compact binary option.
 /// Whichever you choose, bump the Redis namespace's schema version
-/// ([`RedisConfig::schema_version`](crate::RedisConfig)) when a cached type changes shape, so
-/// old bytes are never read as the new type. A value that fails to decode anyway is treated as
+/// ([`CacheConfig::schema_version`](crate::CacheConfig::schema_version)) when a cached type
+/// changes shape, so old bytes are never read as the new type. A value that fails to decode anyway is treated as
 /// a miss and overwritten.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -26,9 +26,9 @@ impl Codec {
     /// Encodes `value`.
     pub fn encode<T: Serialize + ?Sized>(self, value: &T) -> Result<Vec<u8>> {
         match self {
-            Codec::Json => serde_json::to_vec(value).map_err(|e| CacheError::Codec(e.to_string())),
+            Codec::Json => serde_json::to_vec(value).map_err(|e| Error::Codec(e.to_string())),
             Codec::MessagePack => {
-                rmp_serde::to_vec_named(value).map_err(|e| CacheError::Codec(e.to_string()))
+                rmp_serde::to_vec_named(value).map_err(|e| Error::Codec(e.to_string()))
             }
         }
     }
@@ -36,26 +36,25 @@ impl Codec {
     /// Decodes bytes produced by [`Codec::encode`].
     pub fn decode<T: DeserializeOwned>(self, bytes: &[u8]) -> Result<T> {
         match self {
-            Codec::Json => {
-                serde_json::from_slice(bytes).map_err(|e| CacheError::Codec(e.to_string()))
-            }
+            Codec::Json => serde_json::from_slice(bytes).map_err(|e| Error::Codec(e.to_string())),
             Codec::MessagePack => {
-                rmp_serde::from_slice(bytes).map_err(|e| CacheError::Codec(e.to_string()))
+                rmp_serde::from_slice(bytes).map_err(|e| Error::Codec(e.to_string()))
             }
         }
     }
 }
 
 impl std::str::FromStr for Codec {
-    type Err = CacheError;
+    type Err = Error;
 
     fn from_str(s: &str) -> Result<Self> {
         match s.trim().to_ascii_lowercase().as_str() {
             "json" => Ok(Codec::Json),
             "msgpack" | "messagepack" | "rmp" => Ok(Codec::MessagePack),
-            other => Err(CacheError::Validation(format!(
-                "unknown codec {other:?} (expected json or msgpack)"
-            ))),
+            other => Err(Error::validation(
+                "codec",
+                format!("unknown codec {other:?} (expected json or msgpack)"),
+            )),
         }
     }
 }

@@ -4,12 +4,26 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::{Cache, CacheError, Codec, MemoryStore, Result};
+use crate::{Cache, Codec, Error, MemoryStore, Result};
 
 /// Everything needed to build the application's [`Cache`].
 ///
-/// With `redis_url` unset the cache is in-process only (one process, lost on restart); with it
-/// set, an in-process L1 sits in front of Redis ([`TieredStore`](crate::TieredStore)).
+/// With `redis_url` unset (or `memory://`) the cache is in-process only (one process, lost on
+/// restart); with a Redis URL, an in-process L1 sits in front of Redis
+/// ([`TieredStore`](crate::TieredStore)).
+///
+/// ```
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// use mod8_cache::CacheConfig;
+///
+/// let cache = CacheConfig::new("memory://")
+///     .with_name("recommendations")
+///     .with_l1_capacity(1_000)
+///     .connect()
+///     .await?;
+/// assert_eq!((cache.name(), cache.backend()), ("recommendations", "memory"));
+/// # Ok::<(), mod8_cache::Error>(()) }).unwrap();
+/// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct CacheConfig {
@@ -63,16 +77,31 @@ fn env_parse<T: std::str::FromStr>(name: &str) -> Result<Option<T>> {
     env(name)
         .map(|v| {
             v.parse()
-                .map_err(|_| CacheError::Validation(format!("{name}={v:?} is not valid")))
+                .map_err(|_| Error::validation(name, format!("{v:?} is not valid")))
         })
         .transpose()
 }
 
 impl CacheConfig {
-    /// Defaults overridden by the `MOD8_REDIS_URL` and `MOD8_CACHE_*` variables.
+    /// Defaults with the given URL: `memory://` (or empty) for in-process only; `redis://`,
+    /// `rediss://` or `redis-cluster://` for an in-process L1 in front of Redis.
+    pub fn new(url: impl Into<String>) -> Self {
+        CacheConfig::default().with_redis_url(Some(url.into()))
+    }
+
+    /// Defaults overridden by the `MOD8_REDIS_URL` and `MOD8_CACHE_*` variables. An unset
+    /// `MOD8_REDIS_URL` means in-process only; a malformed value is [`Error::Validation`]
+    /// naming the variable.
     pub fn from_env() -> Result<Self> {
+        let redis_url = env("MOD8_REDIS_URL");
+        if let Some(url) = redis_url.as_deref().filter(|u| !is_memory_url(u)) {
+            check_scheme(url).map_err(|e| match e {
+                Error::Validation { message, .. } => Error::validation("MOD8_REDIS_URL", message),
+                other => other,
+            })?;
+        }
         let mut config = CacheConfig {
-            redis_url: env("MOD8_REDIS_URL"),
+            redis_url,
             ..CacheConfig::default()
         };
         if let Some(n) = env_parse("MOD8_CACHE_L1_CAPACITY")? {
@@ -85,7 +114,10 @@ impl CacheConfig {
             config.default_ttl_secs = Some(n);
         }
         if let Some(codec) = env("MOD8_CACHE_CODEC") {
-            config.codec = codec.parse()?;
+            config.codec = codec.parse().map_err(|e| match e {
+                Error::Validation { message, .. } => Error::validation("MOD8_CACHE_CODEC", message),
+                other => other,
+            })?;
         }
         if let Some(prefix) = env("MOD8_CACHE_PREFIX") {
             config.prefix = prefix;
@@ -110,9 +142,59 @@ impl CacheConfig {
         self
     }
 
-    /// Builds the cache: tiered over Redis when a URL is set (connecting first), in-process
-    /// otherwise. A Redis URL with the `redis` feature off is [`CacheError::Unsupported`].
-    pub async fn build(&self) -> Result<Cache> {
+    /// Sets the L1 capacity in entries.
+    #[must_use]
+    pub fn with_l1_capacity(mut self, capacity: usize) -> Self {
+        self.l1_capacity = capacity;
+        self
+    }
+
+    /// Sets the L1 time to live in seconds (0: see [`CacheConfig::l1_ttl_secs`]).
+    #[must_use]
+    pub fn with_l1_ttl_secs(mut self, secs: u64) -> Self {
+        self.l1_ttl_secs = Some(secs);
+        self
+    }
+
+    /// Sets the TTL of entries stored without one, in seconds (0: none).
+    #[must_use]
+    pub fn with_default_ttl_secs(mut self, secs: u64) -> Self {
+        self.default_ttl_secs = Some(secs);
+        self
+    }
+
+    /// Sets the value format.
+    #[must_use]
+    pub fn with_codec(mut self, codec: Codec) -> Self {
+        self.codec = codec;
+        self
+    }
+
+    /// Sets the Redis key prefix.
+    #[must_use]
+    pub fn with_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = prefix.into();
+        self
+    }
+
+    /// Sets the Redis schema version.
+    #[must_use]
+    pub fn with_schema_version(mut self, version: u32) -> Self {
+        self.schema_version = version;
+        self
+    }
+
+    /// Sets whether invalidations go to other processes over Redis pub/sub.
+    #[must_use]
+    pub fn with_pubsub(mut self, pubsub: bool) -> Self {
+        self.pubsub = pubsub;
+        self
+    }
+
+    /// Connects and returns the cache: tiered over Redis when a Redis URL is set (connecting
+    /// first), in-process otherwise. A Redis URL with the `redis` feature off is
+    /// [`Error::Unsupported`]; another scheme is [`Error::Validation`].
+    pub async fn connect(&self) -> Result<Cache> {
         let secs = |s: Option<u64>| s.filter(|s| *s > 0).map(Duration::from_secs);
         let l1 = match secs(self.l1_ttl_secs) {
             Some(ttl) => MemoryStore::ttl(self.l1_capacity, ttl),
@@ -123,9 +205,9 @@ impl CacheConfig {
             Some(url) => self.tiered(url, l1).await?,
         };
         Ok(builder
-            .name(self.name.clone())
-            .codec(self.codec)
-            .default_ttl(secs(self.default_ttl_secs))
+            .with_name(self.name.clone())
+            .with_codec(self.codec)
+            .with_default_ttl(secs(self.default_ttl_secs))
             .build())
     }
 
@@ -138,18 +220,22 @@ impl CacheConfig {
                 .with_schema_version(self.schema_version),
         )
         .await?;
-        let l1_ttl = self.l1_ttl_secs.filter(|s| *s > 0).map(Duration::from_secs);
-        let tiered = crate::TieredStore::with_redis(l1, redis, l1_ttl, self.pubsub).await?;
+        // No (or a zero) L1 TTL leaves the tier's default bound in place.
+        let l1_ttl = Duration::from_secs(self.l1_ttl_secs.unwrap_or(0));
+        let options = crate::TierOptions::default()
+            .with_l1_ttl(l1_ttl)
+            .with_pubsub(self.pubsub);
+        let tiered = crate::TieredStore::with_redis(l1, redis, options).await?;
         Ok(Cache::builder(tiered))
     }
 
     #[cfg(not(feature = "redis"))]
     async fn tiered(&self, url: &str, _l1: MemoryStore) -> Result<crate::CacheBuilder> {
         check_scheme(url)?;
-        Err(CacheError::Unsupported {
-            operation: "redis (enable the `redis` feature of mod8-cache)",
-            backend: "memory",
-        })
+        Err(Error::unsupported(
+            "redis (enable the `redis` feature of mod8-cache)",
+            "memory",
+        ))
     }
 }
 
@@ -162,9 +248,10 @@ fn check_scheme(url: &str) -> Result<()> {
     let scheme = url.split("://").next().unwrap_or_default();
     match scheme {
         "redis" | "rediss" | "redis-cluster" | "redis-sentinel" => Ok(()),
-        _ => Err(CacheError::Validation(format!(
-            "unsupported cache URL scheme in {url:?} (expected memory:// or redis://)"
-        ))),
+        _ => Err(Error::validation(
+            "url",
+            format!("unsupported cache URL scheme in {url:?} (expected memory:// or redis://)"),
+        )),
     }
 }
 
@@ -177,14 +264,8 @@ fn check_scheme(url: &str) -> Result<()> {
 /// let cache = mod8_cache::connect("memory://").await?;
 /// assert_eq!(cache.backend(), "memory");
 /// assert!(mod8_cache::connect("ftp://nope").await.is_err());
-/// # Ok::<(), mod8_cache::CacheError>(()) }).unwrap();
+/// # Ok::<(), mod8_cache::Error>(()) }).unwrap();
 /// ```
 pub async fn connect(url: &str) -> Result<Cache> {
-    if !is_memory_url(url) {
-        check_scheme(url)?;
-    }
-    CacheConfig::default()
-        .with_redis_url(Some(url.to_owned()))
-        .build()
-        .await
+    CacheConfig::new(url).connect().await
 }

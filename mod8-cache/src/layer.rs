@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde::{de::DeserializeOwned, Serialize};
 
-use crate::{Cache, EntryOptions};
+use crate::{Cache, EntryOptions, NegativeCaching};
 
 /// What a successful write does to the cached copy.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -59,7 +59,8 @@ pub enum WritePolicy {
 ///     }
 /// }
 ///
-/// let layer = CacheLayer::new(Cache::in_process(1_000), "price").ttl(Duration::from_secs(60));
+/// let layer =
+///     CacheLayer::new(Cache::in_process(1_000), "price").with_ttl(Duration::from_secs(60));
 /// let prices: Arc<dyn Prices> = Arc::new(layer.layer(Db(AtomicUsize::new(0))));
 /// assert_eq!(prices.price("sku-1").await, Ok(42));
 /// assert_eq!(prices.price("sku-1").await, Ok(42));
@@ -111,19 +112,19 @@ impl CacheLayer {
 
     /// The TTL of cached reads.
     #[must_use]
-    pub fn ttl(self, ttl: Duration) -> Self {
+    pub fn with_ttl(self, ttl: Duration) -> Self {
         self.map(|s| s.ttl = Some(ttl).filter(|d| !d.is_zero()))
     }
 
     /// Cache "not found" answers of [`Cached::read_optional`] for this long (off by default).
     #[must_use]
-    pub fn negative_ttl(self, ttl: Duration) -> Self {
+    pub fn with_negative_ttl(self, ttl: Duration) -> Self {
         self.map(|s| s.negative_ttl = Some(ttl).filter(|d| !d.is_zero()))
     }
 
     /// What writes do to the cached copy.
     #[must_use]
-    pub fn write_policy(self, policy: WritePolicy) -> Self {
+    pub fn with_write_policy(self, policy: WritePolicy) -> Self {
         self.map(|s| s.policy = policy)
     }
 
@@ -187,7 +188,7 @@ impl<R> Cached<R> {
     }
 
     /// Like [`read`](Cached::read) for lookups that may find nothing; `None` is cached only
-    /// when the layer has a [`negative_ttl`](CacheLayer::negative_ttl).
+    /// when the layer has a [negative TTL](CacheLayer::with_negative_ttl).
     pub async fn read_optional<'a, T, E, F, Fut>(
         &'a self,
         key: &str,
@@ -200,11 +201,13 @@ impl<R> Cached<R> {
         Fut: Future<Output = Result<Option<T>, E>> + 'a,
     {
         let inner = &self.inner;
+        let not_found = self
+            .state
+            .negative_ttl
+            .map_or(NegativeCaching::Off, NegativeCaching::Ttl);
         self.state
             .cache
-            .get_or_load_optional(key, &self.options(), self.state.negative_ttl, || {
-                load(inner)
-            })
+            .get_or_load_optional(key, &self.options(), not_found, || load(inner))
             .await
     }
 

@@ -1,5 +1,8 @@
 #![doc = include_str!("../README.md")]
 #![deny(missing_docs)]
+#![deny(rustdoc::broken_intra_doc_links)]
+#![warn(missing_debug_implementations, unreachable_pub)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -8,29 +11,37 @@ mod cache;
 mod codec;
 mod config;
 mod error;
+mod flight;
 mod layer;
 pub mod memo;
-mod memory;
+pub mod memory;
 #[cfg(feature = "redis")]
-mod redis;
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+pub mod redis;
 mod stats;
 #[cfg(feature = "testing")]
+#[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
 pub mod testing;
 mod tiered;
 
 /// Re-exported so a repository adapter (`impl MyRepo for Cached<R>`) or a custom
 /// [`CacheStore`] needs no direct dependency on `async-trait`.
 pub use async_trait::async_trait;
-pub use cache::{Cache, CacheBuilder};
+pub use cache::{Cache, CacheBuilder, NegativeCaching};
 pub use codec::Codec;
 pub use config::{connect, CacheConfig};
-pub use error::{BoxError, CacheError, Result};
+pub use error::{BoxError, Error, Result};
 pub use layer::{CacheLayer, Cached, WritePolicy};
 pub use memory::MemoryStore;
 #[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub use redis::{RedisConfig, RedisStore};
 pub use stats::CacheStats;
-pub use tiered::TieredStore;
+pub use tiered::{TierOptions, TieredStore};
+
+/// A shared, type-erased [`CacheStore`]: what [`Cache::store`] and [`TieredStore::l2`] hand
+/// out, and what a custom tier can hold.
+pub type DynCacheStore = Arc<dyn CacheStore>;
 
 /// A stored value: encoded bytes, shared so an in-process hit never copies them.
 pub type Bytes = Arc<[u8]>;
@@ -55,7 +66,7 @@ impl EntryOptions {
 
     /// Adds a tag (for example `user:123`), for "invalidate everything about user 123".
     #[must_use]
-    pub fn tag(mut self, tag: impl Into<String>) -> Self {
+    pub fn with_tag(mut self, tag: impl Into<String>) -> Self {
         self.tags.push(tag.into());
         self
     }
@@ -70,12 +81,10 @@ impl EntryOptions {
     /// Rejects a zero TTL and empty tags, the same way on every backend.
     pub(crate) fn validate(&self) -> Result<()> {
         if self.ttl == Some(Duration::ZERO) {
-            return Err(CacheError::Validation(
-                "ttl must be greater than zero".into(),
-            ));
+            return Err(Error::validation("ttl", "must be greater than zero"));
         }
         if self.tags.iter().any(String::is_empty) {
-            return Err(CacheError::Validation("tags must not be empty".into()));
+            return Err(Error::validation("tag", "must not be empty"));
         }
         Ok(())
     }
@@ -169,9 +178,7 @@ forward_store!(Arc<S>, Box<S>);
 /// Rejects an empty key the same way on every backend.
 pub(crate) fn validate_key(key: &str) -> Result<()> {
     if key.is_empty() {
-        return Err(CacheError::Validation(
-            "cache keys must not be empty".into(),
-        ));
+        return Err(Error::validation("key", "must not be empty"));
     }
     Ok(())
 }

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use cached::{Cached, CachedPeek, Expires, ExpiringLruCache};
 
-use crate::{glob_match, validate_key, Bytes, CacheError, CacheStore, EntryOptions, Result};
+use crate::{glob_match, validate_key, Bytes, CacheStore, EntryOptions, Error, Result};
 
 const BACKEND: &str = "memory";
 
@@ -33,7 +33,7 @@ const BACKEND: &str = "memory";
 /// let store = MemoryStore::lru(1_000);
 /// store.set("greeting", b"hello".as_slice().into(), &EntryOptions::ttl(Duration::from_secs(60))).await?;
 /// assert_eq!(store.get("greeting").await?.as_deref(), Some(b"hello".as_slice()));
-/// # Ok::<(), mod8_cache::CacheError>(()) });
+/// # Ok::<(), mod8_cache::Error>(()) });
 /// # fn tokio_test_block_on<F: std::future::Future>(f: F) -> F::Output {
 /// #     tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(f) }
 /// ```
@@ -57,8 +57,9 @@ struct State {
 }
 
 /// One cached value, kept small (32 bytes) because the LRU list preallocates a slot of it (and
-/// its key) for every entry of the capacity: the issue's budget is 100 bytes per entry beyond
-/// key and value (`examples/l1_overhead.rs` measures it).
+/// its key) for every entry of the capacity, and the overhead per entry beyond key and value
+/// has a budget (see BENCHMARKS.md at the repository root; `examples/l1_overhead.rs` measures
+/// it).
 struct Entry {
     value: Bytes,
     /// The deadline as nanoseconds after [`epoch`] (plus one, so zero never occurs): 8 bytes
@@ -288,14 +289,14 @@ impl CacheStore for MemoryStore {
 
     async fn invalidate_pattern(&self, pattern: &str) -> Result<u64> {
         if pattern.is_empty() {
-            return Err(CacheError::Validation("pattern must not be empty".into()));
+            return Err(Error::validation("pattern", "must not be empty"));
         }
         Ok(self.remove_matching(pattern))
     }
 
     async fn invalidate_tag(&self, tag: &str) -> Result<Vec<String>> {
         if tag.is_empty() {
-            return Err(CacheError::Validation("tags must not be empty".into()));
+            return Err(Error::validation("tag", "must not be empty"));
         }
         let mut state = self.lock();
         let Some(keys) = state.tags.remove(tag) else {

@@ -6,7 +6,7 @@
 //!
 //! ```ignore
 //! mod8_cache::conformance_tests!(async {
-//!     Some(mod8_cache::testing::Fixture::new(mod8_cache::MemoryStore::lru(3)).with_lru_capacity(3))
+//!     Some(mod8_cache::testing::CacheFixture::new(mod8_cache::MemoryStore::lru(3)).with_lru_capacity(3))
 //! });
 //! ```
 //!
@@ -16,22 +16,22 @@ use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::{Bytes, Cache, CacheError, CacheStore, EntryOptions};
+use crate::{Bytes, Cache, CacheStore, DynCacheStore, EntryOptions, Error, NegativeCaching};
 
 /// A backend under test: the raw store, a [`Cache`] over it, and what it supports.
 #[derive(Clone)]
-pub struct Fixture {
+pub struct CacheFixture {
     /// The store.
-    pub store: Arc<dyn CacheStore>,
+    pub store: DynCacheStore,
     /// A cache over the same store (with the in-process fast path where it applies).
     pub cache: Cache,
     /// What the store can be tested for.
-    pub capabilities: Capabilities,
+    pub capabilities: CacheCapabilities,
 }
 
-impl std::fmt::Debug for Fixture {
+impl std::fmt::Debug for CacheFixture {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Fixture")
+        f.debug_struct("CacheFixture")
             .field("backend", &self.store.backend())
             .field("capabilities", &self.capabilities)
             .finish()
@@ -40,18 +40,18 @@ impl std::fmt::Debug for Fixture {
 
 /// Differences between backends that the suite must know about.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Capabilities {
+pub struct CacheCapabilities {
     /// The store evicts least-recently-used entries beyond this many.
     pub lru_capacity: Option<usize>,
 }
 
-impl Fixture {
+impl CacheFixture {
     /// A fixture over `store` with no capacity bound.
     pub fn new<S: CacheStore + Clone>(store: S) -> Self {
-        Fixture {
+        CacheFixture {
             cache: Cache::new(store.clone()),
             store: Arc::new(store),
-            capabilities: Capabilities::default(),
+            capabilities: CacheCapabilities::default(),
         }
     }
 
@@ -194,17 +194,17 @@ pub async fn case_pattern_invalidation(store: &dyn CacheStore) {
 
 /// Tag invalidation removes every entry stored with the tag and nothing else.
 pub async fn case_tag_invalidation(store: &dyn CacheStore) {
-    let user7 = long().tag("user:7");
+    let user7 = long().with_tag("user:7");
     store
         .set("profile:7", bytes("p"), &user7)
         .await
         .expect("set");
     store
-        .set("recs:7", bytes("r"), &user7.clone().tag("recs"))
+        .set("recs:7", bytes("r"), &user7.clone().with_tag("recs"))
         .await
         .expect("set");
     store
-        .set("recs:8", bytes("r8"), &long().tag("recs"))
+        .set("recs:8", bytes("r8"), &long().with_tag("recs"))
         .await
         .expect("set");
     store
@@ -232,14 +232,18 @@ pub async fn case_tag_invalidation(store: &dyn CacheStore) {
 /// the tag still removes them (a tag set must not expire with its shortest-lived member).
 pub async fn case_tag_outlives_its_short_lived_members(store: &dyn CacheStore) {
     store
-        .set("keep", bytes("k"), &EntryOptions::default().tag("mixed"))
+        .set(
+            "keep",
+            bytes("k"),
+            &EntryOptions::default().with_tag("mixed"),
+        )
         .await
         .expect("set");
     store
         .set(
             "brief",
             bytes("b"),
-            &EntryOptions::ttl(Duration::from_millis(300)).tag("mixed"),
+            &EntryOptions::ttl(Duration::from_millis(300)).with_tag("mixed"),
         )
         .await
         .expect("set");
@@ -269,7 +273,7 @@ pub async fn case_tag_invalidation_keeps_concurrent_additions(store: &dyn CacheS
     let writer = async {
         for i in 0..WRITES {
             store
-                .set(&format!("race:{i}"), bytes("v"), &long().tag("race"))
+                .set(&format!("race:{i}"), bytes("v"), &long().with_tag("race"))
                 .await
                 .expect("set");
         }
@@ -303,7 +307,7 @@ pub async fn case_tag_invalidation_keeps_concurrent_additions(store: &dyn CacheS
 pub async fn case_clear(store: &dyn CacheStore) {
     for i in 0..5 {
         store
-            .set(&format!("c{i}"), bytes("v"), &long().tag("t"))
+            .set(&format!("c{i}"), bytes("v"), &long().with_tag("t"))
             .await
             .expect("set");
     }
@@ -314,25 +318,37 @@ pub async fn case_clear(store: &dyn CacheStore) {
     assert!(store.invalidate_tag("t").await.expect("tag").is_empty());
 }
 
-/// Bad input is a `Validation` error on every backend, never a panic.
+/// Bad input is a `Validation` error naming what was wrong on every backend, never a panic.
 pub async fn case_rejects_bad_input(store: &dyn CacheStore) {
-    let is_validation = |r: Result<(), CacheError>| matches!(r, Err(CacheError::Validation(_)));
-    assert!(is_validation(store.get("").await.map(|_| ())));
-    assert!(is_validation(store.set("", bytes("v"), &long()).await));
+    let is_validation = |r: Result<(), Error>, what: &str| matches!(r, Err(Error::Validation { ref field, .. }) if field == what);
+    assert!(is_validation(store.get("").await.map(|_| ()), "key"));
+    assert!(is_validation(
+        store.set("", bytes("v"), &long()).await,
+        "key"
+    ));
     assert!(is_validation(
         store
             .set("k", bytes("v"), &EntryOptions::ttl(Duration::ZERO))
-            .await
+            .await,
+        "ttl"
     ));
     assert!(is_validation(
-        store.set("k", bytes("v"), &long().tag("")).await
+        store.set("k", bytes("v"), &long().with_tag("")).await,
+        "tag"
     ));
-    assert!(is_validation(store.delete("").await.map(|_| ())));
+    assert!(is_validation(store.delete("").await.map(|_| ()), "key"));
     assert!(is_validation(
-        store.invalidate_pattern("").await.map(|_| ())
+        store.invalidate_pattern("").await.map(|_| ()),
+        "pattern"
     ));
-    assert!(is_validation(store.invalidate_tag("").await.map(|_| ())));
-    assert!(is_validation(store.get_many(&["a", ""]).await.map(|_| ())));
+    assert!(is_validation(
+        store.invalidate_tag("").await.map(|_| ()),
+        "tag"
+    ));
+    assert!(is_validation(
+        store.get_many(&["a", ""]).await.map(|_| ()),
+        "key"
+    ));
 }
 
 /// With an LRU bound, the least recently *used* entry goes first (a read refreshes).
@@ -493,10 +509,15 @@ pub async fn case_loader_errors_not_cached(cache: &Cache) {
     let calls = AtomicUsize::new(0);
     for _ in 0..2 {
         let got = cache
-            .get_or_load_optional::<u32, std::io::Error, _, _>("maybe", &long(), None, || async {
-                calls.fetch_add(1, SeqCst);
-                Ok(None)
-            })
+            .get_or_load_optional::<u32, std::io::Error, _, _>(
+                "maybe",
+                &long(),
+                NegativeCaching::Off,
+                || async {
+                    calls.fetch_add(1, SeqCst);
+                    Ok(None)
+                },
+            )
             .await
             .expect("load");
         assert_eq!(got, None);
@@ -511,7 +532,7 @@ pub async fn case_loader_errors_not_cached(cache: &Cache) {
             .get_or_load_optional::<u32, std::io::Error, _, _>(
                 "maybe-neg",
                 &long(),
-                Some(Duration::from_secs(60)),
+                NegativeCaching::Ttl(Duration::from_secs(60)),
                 || async {
                     calls.fetch_add(1, SeqCst);
                     Ok(None)
@@ -618,7 +639,7 @@ pub async fn case_invalidation_during_a_load_is_not_undone(cache: &Cache) {
     finish(release, task).await;
     assert_eq!(cache.get::<u32>("gen:pattern").await.expect("get"), None);
 
-    let (release, task) = slow_load(cache, "gen:tagged", long().tag("gen")).await;
+    let (release, task) = slow_load(cache, "gen:tagged", long().with_tag("gen")).await;
     cache.invalidate_tag("gen").await.expect("invalidate_tag");
     finish(release, task).await;
     assert_eq!(cache.get::<u32>("gen:tagged").await.expect("get"), None);
@@ -669,7 +690,8 @@ pub async fn case_cancelled_loader_hands_over(cache: &Cache) {
 }
 
 /// Emits one `#[tokio::test]` per conformance case for the backend `$setup` builds
-/// (an `async` expression yielding `Option<Fixture>`; `None` skips).
+/// (an `async` expression yielding `Option<CacheFixture>`; `None` skips).
+#[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
 #[macro_export]
 macro_rules! conformance_tests {
     ($setup:expr) => {

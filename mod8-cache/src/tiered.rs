@@ -9,7 +9,9 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use crate::cache::WarnLimiter;
-use crate::{validate_key, Bytes, CacheError, CacheStore, EntryOptions, MemoryStore, Result};
+use crate::{
+    validate_key, Bytes, CacheStore, DynCacheStore, EntryOptions, Error, MemoryStore, Result,
+};
 
 const BACKEND: &str = "tiered";
 
@@ -22,7 +24,8 @@ const BACKEND: &str = "tiered";
 ///   hit is copied into L1 without knowing how long L2 keeps the entry, so an unbounded copy
 ///   could outlive the entry in L2, and any invalidation this process did not hear about.
 /// - Invalidation (key, pattern, tag, clear) clears both tiers, and with
-///   [`TieredStore::with_redis`] is published so every other process drops its L1 copies.
+///   [`TieredStore::with_redis`] (and [`TierOptions::pubsub`]) is published so every other
+///   process drops its L1 copies.
 /// - With Redis, L1 is flushed whenever the connection is re-established, since
 ///   invalidations published meanwhile were missed.
 ///
@@ -34,7 +37,7 @@ pub struct TieredStore {
 
 struct Inner {
     l1: MemoryStore,
-    l2: Arc<dyn CacheStore>,
+    l2: DynCacheStore,
     /// How long an L1 copy lives at most (never unbounded, see the type's docs).
     l1_ttl: Duration,
     /// Rate-limits the warnings for L2 failures this store absorbs itself.
@@ -48,7 +51,7 @@ struct Inner {
 #[cfg(feature = "redis")]
 struct Bus {
     redis: crate::RedisStore,
-    /// Whether invalidations are published (`pubsub` in [`TieredStore::with_redis`]).
+    /// Whether invalidations are published ([`TierOptions::pubsub`]).
     publishes: bool,
     channel: String,
     origin: String,
@@ -101,11 +104,62 @@ impl std::fmt::Debug for TieredStore {
     }
 }
 
-/// The L1 TTL when none (or zero) is given.
-fn l1_ttl_or_default(l1_ttl: Option<Duration>) -> Duration {
-    l1_ttl
-        .filter(|d| !d.is_zero())
-        .unwrap_or(TieredStore::DEFAULT_L1_TTL)
+/// How a [`TieredStore`] bounds its L1 copies and, over Redis, keeps other processes' L1
+/// copies in step.
+///
+/// ```
+/// use mod8_cache::{MemoryStore, TierOptions, TieredStore};
+/// use std::time::Duration;
+///
+/// let options = TierOptions::default().with_l1_ttl(Duration::from_secs(5));
+/// let tiered = TieredStore::new(MemoryStore::lru(100), MemoryStore::lru(10_000), options);
+/// assert_eq!(tiered.l1_ttl(), Duration::from_secs(5));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct TierOptions {
+    /// How long an L1 copy lives at most (default [`TieredStore::DEFAULT_L1_TTL`]; zero means
+    /// the default, never "unbounded").
+    pub l1_ttl: Duration,
+    /// With [`TieredStore::with_redis`]: publish invalidations on
+    /// [`RedisStore::invalidation_channel`](crate::RedisStore::invalidation_channel) and apply
+    /// other processes' ones, over one extra connection (default true). Without Redis there is
+    /// no bus and this is ignored.
+    pub pubsub: bool,
+}
+
+impl Default for TierOptions {
+    fn default() -> Self {
+        TierOptions {
+            l1_ttl: TieredStore::DEFAULT_L1_TTL,
+            pubsub: true,
+        }
+    }
+}
+
+impl TierOptions {
+    /// Sets how long an L1 copy lives at most (zero: [`TieredStore::DEFAULT_L1_TTL`]).
+    #[must_use]
+    pub fn with_l1_ttl(mut self, l1_ttl: Duration) -> Self {
+        self.l1_ttl = l1_ttl;
+        self
+    }
+
+    /// Sets whether invalidations go over Redis pub/sub (see [`TierOptions::pubsub`]).
+    #[must_use]
+    pub fn with_pubsub(mut self, pubsub: bool) -> Self {
+        self.pubsub = pubsub;
+        self
+    }
+
+    /// The L1 TTL in effect: never zero.
+    fn effective_l1_ttl(&self) -> Duration {
+        if self.l1_ttl.is_zero() {
+            TieredStore::DEFAULT_L1_TTL
+        } else {
+            self.l1_ttl
+        }
+    }
 }
 
 impl TieredStore {
@@ -113,15 +167,14 @@ impl TieredStore {
     /// [`CacheConfig`](crate::CacheConfig)'s default.
     pub const DEFAULT_L1_TTL: Duration = Duration::from_secs(30);
 
-    /// `l1` in front of `l2`; L1 copies live at most `l1_ttl` (`None` or zero:
-    /// [`TieredStore::DEFAULT_L1_TTL`]). No cross-process bus: use
-    /// [`TieredStore::with_redis`] for that.
-    pub fn new(l1: MemoryStore, l2: impl CacheStore, l1_ttl: Option<Duration>) -> Self {
+    /// `l1` in front of `l2`; L1 copies live at most [`TierOptions::l1_ttl`]. No
+    /// cross-process bus: use [`TieredStore::with_redis`] for that.
+    pub fn new(l1: MemoryStore, l2: impl CacheStore, options: TierOptions) -> Self {
         TieredStore {
             inner: Arc::new(Inner {
                 l1,
                 l2: Arc::new(l2),
-                l1_ttl: l1_ttl_or_default(l1_ttl),
+                l1_ttl: options.effective_l1_ttl(),
                 warn: WarnLimiter::new(),
                 #[cfg(feature = "redis")]
                 bus: None,
@@ -129,19 +182,20 @@ impl TieredStore {
         }
     }
 
-    /// `l1` in front of Redis, L1 copies living at most `l1_ttl` (`None` or zero:
-    /// [`TieredStore::DEFAULT_L1_TTL`]), flushing L1 on every reconnection and, when `pubsub`
-    /// is true,
-    /// publishing invalidations on [`RedisStore::invalidation_channel`](crate::RedisStore::invalidation_channel)
-    /// and applying other processes' ones (one extra connection). Must run inside a Tokio runtime.
+    /// `l1` in front of Redis, L1 copies living at most [`TierOptions::l1_ttl`], flushing L1
+    /// on every reconnection and, with [`TierOptions::pubsub`], publishing invalidations on
+    /// [`RedisStore::invalidation_channel`](crate::RedisStore::invalidation_channel) and
+    /// applying other processes' ones (one extra connection). Must run inside a Tokio runtime.
     #[cfg(feature = "redis")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
     pub async fn with_redis(
         l1: MemoryStore,
         redis: crate::RedisStore,
-        l1_ttl: Option<Duration>,
-        pubsub: bool,
+        options: TierOptions,
     ) -> Result<Self> {
         use fred::prelude::EventInterface;
+
+        let pubsub = options.pubsub;
 
         let channel = redis.invalidation_channel();
         let origin = uuid::Uuid::new_v4().simple().to_string();
@@ -206,7 +260,7 @@ impl TieredStore {
             inner: Arc::new(Inner {
                 l1,
                 l2: Arc::new(redis.clone()),
-                l1_ttl: l1_ttl_or_default(l1_ttl),
+                l1_ttl: options.effective_l1_ttl(),
                 warn: WarnLimiter::new(),
                 bus: Some(Bus {
                     redis,
@@ -226,7 +280,7 @@ impl TieredStore {
     }
 
     /// The shared tier.
-    pub fn l2(&self) -> &Arc<dyn CacheStore> {
+    pub fn l2(&self) -> &DynCacheStore {
         &self.inner.l2
     }
 
@@ -305,7 +359,7 @@ impl CacheStore for TieredStore {
         let wanted: Vec<&str> = missing.iter().map(|&i| keys[i]).collect();
         let found = match self.inner.l2.get_many(&wanted).await {
             Ok(found) => found,
-            Err(e @ CacheError::Validation(_)) => return Err(e),
+            Err(e @ Error::Validation { .. }) => return Err(e),
             Err(e) => {
                 // The L1 hits are good answers: an L2 failure only turns the rest into misses
                 // (fail-open, as `Cache` does for a whole failed batch).

@@ -2,33 +2,35 @@
 #![allow(clippy::unwrap_used)] // tests may unwrap
 
 mod lru {
-    use mod8_cache::{testing::Fixture, MemoryStore};
+    use mod8_cache::{testing::CacheFixture, MemoryStore};
     mod8_cache::conformance_tests!(async {
-        Some(Fixture::new(MemoryStore::lru(64)).with_lru_capacity(64))
+        Some(CacheFixture::new(MemoryStore::lru(64)).with_lru_capacity(64))
     });
 }
 
 mod ttl_bounded {
-    use mod8_cache::{testing::Fixture, MemoryStore};
+    use mod8_cache::{testing::CacheFixture, MemoryStore};
     use std::time::Duration;
     mod8_cache::conformance_tests!(async {
-        Some(Fixture::new(MemoryStore::ttl(64, Duration::from_secs(600))).with_lru_capacity(64))
+        Some(
+            CacheFixture::new(MemoryStore::ttl(64, Duration::from_secs(600))).with_lru_capacity(64),
+        )
     });
 }
 
 mod tiered_over_memory {
-    use mod8_cache::{testing::Fixture, MemoryStore, TieredStore};
+    use mod8_cache::{testing::CacheFixture, MemoryStore, TierOptions, TieredStore};
     use std::time::Duration;
     mod8_cache::conformance_tests!(async {
-        Some(Fixture::new(TieredStore::new(
+        Some(CacheFixture::new(TieredStore::new(
             MemoryStore::lru(16),
             MemoryStore::lru(10_000),
-            Some(Duration::from_secs(30)),
+            TierOptions::default().with_l1_ttl(Duration::from_secs(30)),
         )))
     });
 }
 
-use mod8_cache::{CacheStore, EntryOptions, MemoryStore, TieredStore};
+use mod8_cache::{CacheStore, EntryOptions, MemoryStore, TierOptions, TieredStore};
 use std::time::Duration;
 
 #[tokio::test]
@@ -50,11 +52,15 @@ async fn ttl_store_bounds_age_below_the_entry_ttl() {
 #[tokio::test]
 async fn tiered_fills_l1_from_l2_and_invalidates_both() {
     let (l1, l2) = (MemoryStore::lru(10), MemoryStore::lru(10));
-    let tiered = TieredStore::new(l1.clone(), l2.clone(), Some(Duration::from_secs(5)));
+    let tiered = TieredStore::new(
+        l1.clone(),
+        l2.clone(),
+        TierOptions::default().with_l1_ttl(Duration::from_secs(5)),
+    );
     l2.set(
         "k",
         b"v".as_slice().into(),
-        &EntryOptions::default().tag("t"),
+        &EntryOptions::default().with_tag("t"),
     )
     .await
     .unwrap();
@@ -73,7 +79,11 @@ async fn tiered_fills_l1_from_l2_and_invalidates_both() {
 #[tokio::test]
 async fn tiered_l1_copy_lives_at_most_the_l1_ttl() {
     let (l1, l2) = (MemoryStore::lru(10), MemoryStore::lru(10));
-    let tiered = TieredStore::new(l1.clone(), l2.clone(), Some(Duration::from_millis(200)));
+    let tiered = TieredStore::new(
+        l1.clone(),
+        l2.clone(),
+        TierOptions::default().with_l1_ttl(Duration::from_millis(200)),
+    );
     tiered
         .set(
             "k",
@@ -97,13 +107,21 @@ async fn tiered_l1_copy_lives_at_most_the_l1_ttl() {
 async fn tiered_l1_copies_of_l2_hits_are_bounded_even_without_an_l1_ttl() {
     // An L2 hit is copied into L1 without knowing L2's TTL: with no bound, the copy could
     // outlive the entry in L2. `None` therefore means the default bound, not "for ever".
-    let tiered = TieredStore::new(MemoryStore::lru(10), MemoryStore::lru(10), None);
+    let tiered = TieredStore::new(
+        MemoryStore::lru(10),
+        MemoryStore::lru(10),
+        TierOptions::default(),
+    );
     assert_eq!(tiered.l1_ttl(), TieredStore::DEFAULT_L1_TTL);
     assert!(TieredStore::DEFAULT_L1_TTL <= Duration::from_secs(60));
 
     // The bound applies to copies filled by get and get_many.
     let (l1, l2) = (MemoryStore::lru(10), MemoryStore::lru(10));
-    let tiered = TieredStore::new(l1.clone(), l2.clone(), Some(Duration::from_millis(200)));
+    let tiered = TieredStore::new(
+        l1.clone(),
+        l2.clone(),
+        TierOptions::default().with_l1_ttl(Duration::from_millis(200)),
+    );
     for key in ["one", "many"] {
         l2.set(key, b"v".as_slice().into(), &EntryOptions::default())
             .await

@@ -9,7 +9,7 @@ use std::time::Duration;
 use fred::prelude::{ClientInterface, ClientLike};
 use fred::types::client::ClientKillFilter;
 use mod8_cache::{
-    Cache, CacheStore, EntryOptions, MemoryStore, RedisConfig, RedisStore, TieredStore,
+    Cache, CacheStore, EntryOptions, MemoryStore, RedisConfig, RedisStore, TierOptions, TieredStore,
 };
 
 /// A store in a namespace of its own, or `None` (skip) when Redis is not configured.
@@ -24,28 +24,29 @@ async fn redis(suite: &str) -> Option<RedisStore> {
 }
 
 mod redis_alone {
-    use mod8_cache::testing::Fixture;
+    use mod8_cache::testing::CacheFixture;
     mod8_cache::conformance_tests!(async {
         super::redis("cache conformance (redis)")
             .await
-            .map(Fixture::new)
+            .map(CacheFixture::new)
     });
 }
 
 mod tiered_over_redis {
-    use mod8_cache::{testing::Fixture, MemoryStore, TieredStore};
+    use mod8_cache::{testing::CacheFixture, MemoryStore, TierOptions, TieredStore};
     use std::time::Duration;
     mod8_cache::conformance_tests!(async {
         let redis = super::redis("cache conformance (memory + redis)").await?;
         let tiered = TieredStore::with_redis(
             MemoryStore::lru(1_000),
             redis,
-            Some(Duration::from_secs(30)),
-            true,
+            TierOptions::default()
+                .with_l1_ttl(Duration::from_secs(30))
+                .with_pubsub(true),
         )
         .await
         .expect("tiered store");
-        Some(Fixture::new(tiered))
+        Some(CacheFixture::new(tiered))
     });
 }
 
@@ -152,9 +153,13 @@ async fn l1_is_flushed_when_the_redis_connection_is_re_established() {
     };
     let url = std::env::var(mod8_testkit::REDIS).unwrap();
     let l1 = MemoryStore::lru(100);
-    let tiered = TieredStore::with_redis(l1.clone(), store.clone(), None, false)
-        .await
-        .unwrap();
+    let tiered = TieredStore::with_redis(
+        l1.clone(),
+        store.clone(),
+        TierOptions::default().with_pubsub(false),
+    )
+    .await
+    .unwrap();
     tiered
         .set(
             "k",
@@ -195,14 +200,14 @@ async fn invalidation_in_one_process_drops_l1_copies_in_another() {
     // A second "process": another connection to the same namespace, with its own L1.
     let b = RedisStore::connect(a.config().clone()).await.unwrap();
     let (l1_a, l1_b) = (MemoryStore::lru(100), MemoryStore::lru(100));
-    let ttl = Some(Duration::from_secs(60));
-    let tier_a = TieredStore::with_redis(l1_a, a.clone(), ttl, true)
+    let ttl = TierOptions::default().with_l1_ttl(Duration::from_secs(60));
+    let tier_a = TieredStore::with_redis(l1_a, a.clone(), ttl.with_pubsub(true))
         .await
         .unwrap();
-    let tier_b = TieredStore::with_redis(l1_b.clone(), b, ttl, true)
+    let tier_b = TieredStore::with_redis(l1_b.clone(), b, ttl.with_pubsub(true))
         .await
         .unwrap();
-    let options = EntryOptions::ttl(Duration::from_secs(60)).tag("user:1");
+    let options = EntryOptions::ttl(Duration::from_secs(60)).with_tag("user:1");
 
     async fn eventually(check: impl Fn() -> bool, what: &str) {
         for _ in 0..250 {
@@ -262,11 +267,12 @@ async fn a_tier_without_pubsub_publishes_nothing() {
         .await
         .unwrap();
 
-    let ttl = Some(Duration::from_secs(60));
-    let quiet = TieredStore::with_redis(MemoryStore::lru(10), store.clone(), ttl, false)
-        .await
-        .unwrap();
-    let options = EntryOptions::ttl(Duration::from_secs(60)).tag("t");
+    let ttl = TierOptions::default().with_l1_ttl(Duration::from_secs(60));
+    let quiet =
+        TieredStore::with_redis(MemoryStore::lru(10), store.clone(), ttl.with_pubsub(false))
+            .await
+            .unwrap();
+    let options = EntryOptions::ttl(Duration::from_secs(60)).with_tag("t");
     quiet
         .set("k", b"v".as_slice().into(), &options)
         .await
@@ -278,7 +284,7 @@ async fn a_tier_without_pubsub_publishes_nothing() {
 
     // A tier with pub/sub on the same connection publishes after the quiet one: its message
     // must be the first the listener sees (one connection keeps publish order).
-    let loud = TieredStore::with_redis(MemoryStore::lru(10), store.clone(), ttl, true)
+    let loud = TieredStore::with_redis(MemoryStore::lru(10), store.clone(), ttl.with_pubsub(true))
         .await
         .unwrap();
     loud.delete("marker").await.unwrap();
@@ -312,7 +318,7 @@ async fn a_tag_set_lives_as_long_as_its_longest_lived_member() {
         async move {
             let options = EntryOptions::default()
                 .with_ttl(ttl.map(Duration::from_secs))
-                .tag("t");
+                .with_tag("t");
             store
                 .set(key, b"v".as_slice().into(), &options)
                 .await
@@ -490,7 +496,7 @@ async fn every_operation_fails_fast_while_redis_is_down_tagged_writes_included()
         .with_command_timeout(Duration::from_secs(3));
     let store = RedisStore::connect(config).await.unwrap();
     let cache = Cache::new(store.clone());
-    let tagged = EntryOptions::ttl(Duration::from_secs(60)).tag("user:1");
+    let tagged = EntryOptions::ttl(Duration::from_secs(60)).with_tag("user:1");
     cache.set("k", &1u32, &tagged).await.unwrap();
     assert_eq!(cache.get::<u32>("k").await.unwrap(), Some(1));
 

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use fred::prelude::{ClusterInterface, KeysInterface};
 use mod8_cache::{
-    Bytes, CacheStore, EntryOptions, MemoryStore, RedisConfig, RedisStore, TieredStore,
+    Bytes, CacheStore, EntryOptions, MemoryStore, RedisConfig, RedisStore, TierOptions, TieredStore,
 };
 
 /// A store on the cluster in a namespace of its own, or `None` (skip) when no cluster is
@@ -30,28 +30,29 @@ async fn cluster(suite: &str) -> Option<RedisStore> {
 }
 
 mod cluster_alone {
-    use mod8_cache::testing::Fixture;
+    use mod8_cache::testing::CacheFixture;
     mod8_cache::conformance_tests!(async {
         super::cluster("cache conformance (redis cluster)")
             .await
-            .map(Fixture::new)
+            .map(CacheFixture::new)
     });
 }
 
 mod tiered_over_cluster {
-    use mod8_cache::{testing::Fixture, MemoryStore, TieredStore};
+    use mod8_cache::{testing::CacheFixture, MemoryStore, TierOptions, TieredStore};
     use std::time::Duration;
     mod8_cache::conformance_tests!(async {
         let redis = super::cluster("cache conformance (memory + redis cluster)").await?;
         let tiered = TieredStore::with_redis(
             MemoryStore::lru(1_000),
             redis,
-            Some(Duration::from_secs(30)),
-            true,
+            TierOptions::default()
+                .with_l1_ttl(Duration::from_secs(30))
+                .with_pubsub(true),
         )
         .await
         .expect("tiered store over the cluster");
-        Some(Fixture::new(tiered))
+        Some(CacheFixture::new(tiered))
     });
 }
 
@@ -95,7 +96,7 @@ async fn multi_key_operations_span_every_primary() {
     assert!(err.to_string().contains("CROSSSLOT"), "{err}");
 
     // Batched set and get across slots.
-    let options = EntryOptions::ttl(Duration::from_secs(120)).tag("spread");
+    let options = EntryOptions::ttl(Duration::from_secs(120)).with_tag("spread");
     let entries: Vec<(&str, Bytes)> = keys
         .iter()
         .map(|k| (k.as_str(), Bytes::from(k.as_bytes())))
@@ -151,14 +152,14 @@ async fn invalidation_in_one_process_drops_l1_copies_in_another_over_the_cluster
     };
     let b = RedisStore::connect(a.config().clone()).await.unwrap();
     let l1_b = MemoryStore::lru(100);
-    let ttl = Some(Duration::from_secs(60));
-    let tier_a = TieredStore::with_redis(MemoryStore::lru(100), a.clone(), ttl, true)
+    let ttl = TierOptions::default()
+        .with_l1_ttl(Duration::from_secs(60))
+        .with_pubsub(true);
+    let tier_a = TieredStore::with_redis(MemoryStore::lru(100), a.clone(), ttl)
         .await
         .unwrap();
-    let tier_b = TieredStore::with_redis(l1_b.clone(), b, ttl, true)
-        .await
-        .unwrap();
-    let options = EntryOptions::ttl(Duration::from_secs(60)).tag("user:1");
+    let tier_b = TieredStore::with_redis(l1_b.clone(), b, ttl).await.unwrap();
+    let options = EntryOptions::ttl(Duration::from_secs(60)).with_tag("user:1");
     for (key, how) in [("k1", "key"), ("k2", "pattern"), ("k3", "tag")] {
         tier_a
             .set(key, b"v1".as_slice().into(), &options)

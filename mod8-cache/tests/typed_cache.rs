@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use mod8_cache::{
-    Bytes, Cache, CacheConfig, CacheError, CacheLayer, CacheStore, Cached, Codec, EntryOptions,
-    MemoryStore, TieredStore, WritePolicy,
+    Bytes, Cache, CacheConfig, CacheLayer, CacheStore, Cached, Codec, EntryOptions, Error,
+    MemoryStore, TierOptions, TieredStore, WritePolicy,
 };
 
 /// A backend that is always down, as Redis is when unreachable.
@@ -21,28 +21,28 @@ impl CacheStore for Down {
         "down"
     }
     async fn get(&self, _: &str) -> mod8_cache::Result<Option<Bytes>> {
-        Err(CacheError::Unavailable("down".into()))
+        Err(Error::unavailable("down", "down"))
     }
     async fn get_many(&self, _: &[&str]) -> mod8_cache::Result<Vec<Option<Bytes>>> {
-        Err(CacheError::Unavailable("down".into()))
+        Err(Error::unavailable("down", "down"))
     }
     async fn set(&self, _: &str, _: Bytes, _: &EntryOptions) -> mod8_cache::Result<()> {
-        Err(CacheError::Unavailable("down".into()))
+        Err(Error::unavailable("down", "down"))
     }
     async fn set_many(&self, _: &[(&str, Bytes)], _: &EntryOptions) -> mod8_cache::Result<()> {
-        Err(CacheError::Unavailable("down".into()))
+        Err(Error::unavailable("down", "down"))
     }
     async fn delete(&self, _: &str) -> mod8_cache::Result<bool> {
-        Err(CacheError::Unavailable("down".into()))
+        Err(Error::unavailable("down", "down"))
     }
     async fn invalidate_pattern(&self, _: &str) -> mod8_cache::Result<u64> {
-        Err(CacheError::Unavailable("down".into()))
+        Err(Error::unavailable("down", "down"))
     }
     async fn invalidate_tag(&self, _: &str) -> mod8_cache::Result<Vec<String>> {
-        Err(CacheError::Unavailable("down".into()))
+        Err(Error::unavailable("down", "down"))
     }
     async fn clear(&self) -> mod8_cache::Result<()> {
-        Err(CacheError::Unavailable("down".into()))
+        Err(Error::unavailable("down", "down"))
     }
     fn evictions(&self) -> u64 {
         0
@@ -110,13 +110,13 @@ async fn bad_input_is_a_validation_error_and_get_or_load_still_answers() {
     let cache = Cache::in_process(10);
     assert!(matches!(
         cache.get::<u32>("").await,
-        Err(CacheError::Validation(_))
+        Err(Error::Validation { field, .. }) if field == "key"
     ));
     assert!(matches!(
         cache
             .set("k", &1u32, &EntryOptions::ttl(Duration::ZERO))
             .await,
-        Err(CacheError::Validation(_))
+        Err(Error::Validation { field, .. }) if field == "ttl"
     ));
     let v = cache
         .get_or_load("", &EntryOptions::default(), || async {
@@ -138,7 +138,7 @@ async fn messagepack_codec_round_trips_and_json_bytes_are_misses_for_it() {
     let store = MemoryStore::lru(10);
     let json = Cache::new(store.clone());
     let msgpack = Cache::builder(store.clone())
-        .codec(Codec::MessagePack)
+        .with_codec(Codec::MessagePack)
         .build();
     let p = Profile {
         id: 9,
@@ -171,7 +171,7 @@ async fn config_without_redis_builds_an_in_process_cache_with_the_default_ttl() 
     }
     .with_redis_url(None)
     .with_name("recs");
-    let cache = config.build().await.unwrap();
+    let cache = config.connect().await.unwrap();
     assert_eq!(cache.backend(), "memory");
     assert_eq!(cache.name(), "recs");
     cache
@@ -185,14 +185,19 @@ async fn config_without_redis_builds_an_in_process_cache_with_the_default_ttl() 
         "default TTL not applied"
     );
     assert!(cache
-        .metrics_text()
+        .stats()
+        .to_prometheus(cache.name())
         .contains("mod8_cache_misses_total{cache=\"recs\"} 1"));
 }
 
 #[tokio::test]
 async fn tiered_get_many_keeps_l1_hits_when_l2_fails() {
     let l1 = MemoryStore::lru(10);
-    let tiered = TieredStore::new(l1.clone(), Down, Some(Duration::from_secs(5)));
+    let tiered = TieredStore::new(
+        l1.clone(),
+        Down,
+        TierOptions::default().with_l1_ttl(Duration::from_secs(5)),
+    );
     l1.set("a", b"1".as_slice().into(), &EntryOptions::default())
         .await
         .unwrap();
@@ -293,7 +298,7 @@ fn repo() -> InMemoryUsers {
 
 #[tokio::test]
 async fn decorator_reads_aside_and_invalidates_on_write() {
-    let layer = CacheLayer::new(Cache::in_process(100), "user").ttl(Duration::from_secs(60));
+    let layer = CacheLayer::new(Cache::in_process(100), "user").with_ttl(Duration::from_secs(60));
     let cached = Arc::new(layer.layer(repo()));
     let users: Arc<dyn UserRepository> = cached.clone();
     assert_eq!(users.find(1).await.unwrap().unwrap().email, "a@x");
@@ -325,8 +330,8 @@ async fn decorator_reads_aside_and_invalidates_on_write() {
 #[tokio::test]
 async fn decorator_write_through_and_negative_caching() {
     let layer = CacheLayer::new(Cache::in_process(100), "user")
-        .write_policy(WritePolicy::WriteThrough)
-        .negative_ttl(Duration::from_secs(60));
+        .with_write_policy(WritePolicy::WriteThrough)
+        .with_negative_ttl(Duration::from_secs(60));
     let cached = layer.layer(repo());
     cached.update_email(1, "w@x").await.unwrap();
     assert_eq!(cached.find(1).await.unwrap().unwrap().email, "w@x");
@@ -375,8 +380,8 @@ impl UserRepository for SlowUsers {
 async fn decorator_write_during_a_slow_read_is_not_undone_by_its_write_back() {
     for policy in [WritePolicy::Invalidate, WritePolicy::WriteThrough] {
         let layer = CacheLayer::new(Cache::in_process(100), "user")
-            .ttl(Duration::from_secs(60))
-            .write_policy(policy);
+            .with_ttl(Duration::from_secs(60))
+            .with_write_policy(policy);
         let users = Arc::new(layer.layer(SlowUsers {
             inner: repo(),
             hold: true.into(),

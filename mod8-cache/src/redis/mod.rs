@@ -1,6 +1,9 @@
 //! The Redis backend, through `fred`: standalone or cluster, namespaced keys, batched
 //! commands, SCAN-based pattern invalidation and tag sets.
 
+mod config;
+mod scripts;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -10,148 +13,15 @@ use fred::prelude::{
     PubsubInterface, ReconnectPolicy, Value,
 };
 use fred::types::config::Options;
-use serde::{Deserialize, Serialize};
 
-use crate::{glob_match, validate_key, Bytes, CacheError, CacheStore, EntryOptions, Result};
+use crate::{glob_match, validate_key, Bytes, CacheStore, EntryOptions, Error, Result};
+use scripts::{eval_command, TAG_ADD_SCRIPT, TAG_TAKE_SCRIPT};
+
+pub use config::RedisConfig;
 
 const BACKEND: &str = "redis";
 /// Keys deleted per pipelined batch during pattern, tag and namespace invalidation.
 const UNLINK_BATCH: usize = 500;
-
-/// Adds a member to a tag set and sets the set's lifetime, atomically: the set lives as long
-/// as its longest-lived member, and for ever once any member has no TTL (a tag set that
-/// expired with a short-lived member would let invalidation miss the persistent ones).
-/// Separate SADD / PERSIST / PEXPIRE commands could not tell a set made persistent for such a
-/// member from one that has no expiry yet. One key, so one hash slot on a cluster; plain
-/// commands that Redis 2.6 and later run in scripts.
-///
-/// KEYS[1] the tag set; ARGV[1] the member; ARGV[2] its TTL in milliseconds, 0 for none.
-const TAG_ADD_SCRIPT: &str = r"
-local existed = redis.call('EXISTS', KEYS[1])
-redis.call('SADD', KEYS[1], ARGV[1])
-local ttl = tonumber(ARGV[2])
-if ttl == 0 then
-  redis.call('PERSIST', KEYS[1])
-elseif existed == 0 then
-  redis.call('PEXPIRE', KEYS[1], ttl)
-else
-  local current = redis.call('PTTL', KEYS[1])
-  if current >= 0 and current < ttl then
-    redis.call('PEXPIRE', KEYS[1], ttl)
-  end
-end
-return 1
-";
-
-/// Takes a tag set's members and deletes the set in one step, so a member added meanwhile
-/// lands in a new set instead of being deleted unseen with the old one (SMEMBERS then UNLINK
-/// lost those, leaving their entries reachable by no tag). One key, so one hash slot.
-///
-/// KEYS[1] the tag set; returns its members.
-const TAG_TAKE_SCRIPT: &str = r"
-local members = redis.call('SMEMBERS', KEYS[1])
-redis.call('UNLINK', KEYS[1])
-return members
-";
-
-/// `EVAL` as a custom command (fred's Lua interface is not available on pipelines), routed
-/// on a cluster by its first key, the argument after the script and the key count.
-fn eval_command() -> fred::types::CustomCommand {
-    fred::types::CustomCommand::new_static("EVAL", fred::types::ClusterHash::Offset(2), false)
-}
-
-/// How to reach Redis and how to lay out keys.
-///
-/// Every key is stored as `{prefix}:v{schema_version}:k:{key}` and every tag set as
-/// `{prefix}:v{schema_version}:t:{tag}`: bumping the schema version when a cached type changes
-/// shape makes old bytes unreachable instead of misread (they expire on their own).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct RedisConfig {
-    /// `redis://host:port/db`, or for a Redis Cluster
-    /// `redis-cluster://host:port?node=host:port&node=host:port` (one seed node in the
-    /// authority, others as `node` parameters; fred reads the rest of the topology from the
-    /// cluster). These are fred's URL forms; `rediss://` needs TLS, which is not compiled in.
-    /// `MOD8_REDIS_URL` in [`RedisConfig::from_env`].
-    pub url: String,
-    /// The namespace prefix (default `mod8:cache`).
-    pub prefix: String,
-    /// The schema version in the namespace (default 1).
-    pub schema_version: u32,
-    /// Per-command timeout; a slower answer is a miss (default 500 ms).
-    #[serde(with = "millis")]
-    pub command_timeout: Duration,
-    /// How long [`RedisStore::connect`] waits for the first connection (default 2 s).
-    #[serde(with = "millis")]
-    pub connect_timeout: Duration,
-}
-
-mod millis {
-    use serde::{Deserialize, Deserializer, Serializer};
-    use std::time::Duration;
-
-    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_u64(d.as_millis() as u64)
-    }
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        u64::deserialize(d).map(Duration::from_millis)
-    }
-}
-
-impl Default for RedisConfig {
-    fn default() -> Self {
-        RedisConfig {
-            url: "redis://127.0.0.1:6379/".into(),
-            prefix: "mod8:cache".into(),
-            schema_version: 1,
-            command_timeout: Duration::from_millis(500),
-            connect_timeout: Duration::from_secs(2),
-        }
-    }
-}
-
-impl RedisConfig {
-    /// Defaults with the given URL.
-    pub fn new(url: impl Into<String>) -> Self {
-        RedisConfig {
-            url: url.into(),
-            ..RedisConfig::default()
-        }
-    }
-
-    /// Defaults with the URL from `MOD8_REDIS_URL`, or `None` when it is unset or empty.
-    pub fn from_env() -> Option<Self> {
-        std::env::var("MOD8_REDIS_URL")
-            .ok()
-            .filter(|u| !u.trim().is_empty())
-            .map(|u| RedisConfig::new(u.trim()))
-    }
-
-    /// Sets the namespace prefix.
-    #[must_use]
-    pub fn with_prefix(mut self, prefix: impl Into<String>) -> Self {
-        self.prefix = prefix.into();
-        self
-    }
-
-    /// Sets the schema version.
-    #[must_use]
-    pub fn with_schema_version(mut self, version: u32) -> Self {
-        self.schema_version = version;
-        self
-    }
-
-    /// Sets the per-command timeout.
-    #[must_use]
-    pub fn with_command_timeout(mut self, timeout: Duration) -> Self {
-        self.command_timeout = timeout;
-        self
-    }
-
-    fn namespace(&self) -> String {
-        format!("{}:v{}:", self.prefix, self.schema_version)
-    }
-}
 
 /// A cache in Redis, shared by every process that uses the same namespace.
 ///
@@ -208,14 +78,11 @@ pub(crate) fn is_transient(e: &fred::error::Error) -> bool {
     )
 }
 
-fn map_err(e: fred::error::Error) -> CacheError {
+fn map_err(e: fred::error::Error) -> Error {
     if is_transient(&e) {
-        CacheError::Unavailable(format!("redis: {e}"))
+        Error::unavailable(BACKEND, e)
     } else {
-        CacheError::Backend {
-            backend: BACKEND,
-            source: Box::new(e),
-        }
+        Error::backend(BACKEND, e)
     }
 }
 
@@ -255,16 +122,14 @@ impl RedisStore {
             Ok(Ok(_task)) => {}
             Ok(Err(e)) => {
                 let _ = client.quit().await;
-                return Err(CacheError::Unavailable(format!(
-                    "cannot connect to redis: {e}"
-                )));
+                return Err(Error::unavailable(BACKEND, e));
             }
             Err(_) => {
                 let _ = client.quit().await;
-                return Err(CacheError::Unavailable(format!(
-                    "no redis connection within {:?}",
-                    config.connect_timeout
-                )));
+                return Err(Error::unavailable(
+                    BACKEND,
+                    format!("no connection within {:?}", config.connect_timeout),
+                ));
             }
         }
         let clustered = client.is_clustered();
@@ -288,7 +153,7 @@ impl RedisStore {
 
     fn build_client(config: &RedisConfig) -> Result<fred::clients::Client> {
         let fred_config = Config::from_url(&config.url)
-            .map_err(|e| CacheError::Validation(format!("bad redis url: {e}")))?;
+            .map_err(|e| Error::validation("url", format!("not a redis url: {e}")))?;
         let timeout = config.command_timeout;
         fred::types::Builder::from_config(fred_config)
             .with_connection_config(|c| {
@@ -302,7 +167,7 @@ impl RedisStore {
             // Retry for ever, 50 ms doubling up to 2 s: Redis coming back must be picked up alone.
             .set_policy(ReconnectPolicy::new_exponential(0, 50, 2_000, 2))
             .build()
-            .map_err(|e| CacheError::Validation(format!("bad redis config: {e}")))
+            .map_err(|e| Error::validation("url", format!("not a usable redis config: {e}")))
     }
 
     /// The configuration this store was built from.
@@ -368,7 +233,12 @@ impl RedisStore {
         match tokio::time::timeout(self.inner.config.connect_timeout, sub.init()).await {
             Ok(Ok(_)) => {}
             Ok(Err(e)) => return Err(map_err(e)),
-            Err(_) => return Err(CacheError::Unavailable("redis subscriber timed out".into())),
+            Err(_) => {
+                return Err(Error::unavailable(
+                    BACKEND,
+                    "subscriber connection timed out",
+                ))
+            }
         }
         // Bounded like every other command: a connection lost right after `init` must not
         // hold up building the tiered store.
@@ -381,7 +251,7 @@ impl RedisStore {
             }
             Err(_) => {
                 let _ = sub.quit().await;
-                Err(CacheError::Unavailable("redis subscribe timed out".into()))
+                Err(Error::unavailable(BACKEND, "subscribe timed out"))
             }
         }
     }
@@ -402,9 +272,11 @@ impl RedisStore {
     /// fast nor time out; each page here is one fail-fast command with the command timeout.
     async fn scan(&self, raw_pattern: String) -> Result<Vec<String>> {
         let nodes: Vec<Option<fred::types::config::Server>> = if self.inner.clustered {
-            let routing = self.inner.client.cached_cluster_state().ok_or_else(|| {
-                CacheError::Unavailable("redis cluster: no routing table yet".into())
-            })?;
+            let routing = self
+                .inner
+                .client
+                .cached_cluster_state()
+                .ok_or_else(|| Error::unavailable(BACKEND, "cluster: no routing table yet"))?;
             routing
                 .unique_primary_nodes()
                 .into_iter()
@@ -603,7 +475,7 @@ impl CacheStore for RedisStore {
 
     async fn invalidate_pattern(&self, pattern: &str) -> Result<u64> {
         if pattern.is_empty() {
-            return Err(CacheError::Validation("pattern must not be empty".into()));
+            return Err(Error::validation("pattern", "must not be empty"));
         }
         let raw = format!(
             "{}{}",
@@ -623,7 +495,7 @@ impl CacheStore for RedisStore {
 
     async fn invalidate_tag(&self, tag: &str) -> Result<Vec<String>> {
         if tag.is_empty() {
-            return Err(CacheError::Validation("tags must not be empty".into()));
+            return Err(Error::validation("tag", "must not be empty"));
         }
         let tag_key = self.tag_key(tag);
         let take: Vec<Value> = vec![TAG_TAKE_SCRIPT.into(), 1.into(), tag_key.as_str().into()];
