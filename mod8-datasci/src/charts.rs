@@ -23,10 +23,7 @@ use crate::segment::UserActivity;
 use crate::transactions::{activity_by_customer, Transaction};
 
 fn plot_error(e: impl std::fmt::Display) -> Error {
-    Error::Backend {
-        backend: "plotters",
-        source: e.to_string().into(),
-    }
+    Error::backend("plotters", e.to_string())
 }
 
 /// The image format of a chart file, by its extension.
@@ -46,14 +43,15 @@ fn format_of(path: &Path) -> Result<Format> {
     if ext.eq_ignore_ascii_case("png") {
         return Ok(Format::Png);
     }
-    Err(Error::Unsupported {
-        operation: format!("writing a .{ext} chart"),
-        backend: if cfg!(feature = "png") {
-            "plotters (SVG and PNG)".into()
-        } else {
-            "plotters without the `png` feature (SVG only)".into()
-        },
-    })
+    let supported = if cfg!(feature = "png") {
+        "SVG and PNG only"
+    } else {
+        "SVG only: the `png` feature is off"
+    };
+    Err(Error::unsupported(
+        format!("writing a .{ext} chart ({supported})"),
+        "plotters",
+    ))
 }
 
 /// With `ab_glyph`, plotters looks every font family up in its own table, for SVG text layout
@@ -196,14 +194,16 @@ fn heatmap(
 ) -> Result<()> {
     format_of(path)?;
     if max_frequency > 1000 {
-        return Err(Error::validation(format!(
-            "chart frequency axis is limited to 1000, got {max_frequency}"
-        )));
+        return Err(Error::validation(
+            "max_frequency",
+            format!("chart frequency axis is limited to 1000, got {max_frequency}"),
+        ));
     }
     if !(max_t.is_finite() && max_t > 0.0) {
-        return Err(Error::validation(format!(
-            "chart needs a positive T, got {max_t}"
-        )));
+        return Err(Error::validation(
+            "t_weeks",
+            format!("chart needs a positive T, got {max_t}"),
+        ));
     }
     let steps = 40usize;
     let dr = max_t / steps as f64;

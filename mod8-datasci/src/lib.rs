@@ -28,7 +28,7 @@ pub use clv::{
     evaluate_holdout, write_predictions_csv, BgNbdReport, ClvFit, ClvModel, ClvOptions,
     CustomerPrediction, FitReport, HoldoutBucket, HoldoutEvaluation,
 };
-pub use error::{Error, Result};
+pub use error::{BoxError, Error, Result};
 pub use gamma_gamma::{GammaGamma, GammaGammaFit};
 pub use insights::{InsightsGenerator, SegmentReport, SegmentStats};
 pub use ml::{MLModelManager, Prediction, PredictionValue};

@@ -141,13 +141,12 @@ impl MLModelManager {
                 (PredictionValue::Date(next), c, model.name())
             }
             PredictionKind::Recommendation => {
-                let engine = self
-                    .recommendations
-                    .as_ref()
-                    .ok_or_else(|| Error::Unsupported {
-                        operation: "predict(Recommendation)".into(),
-                        backend: "an MLModelManager without a RecommendationEngine".into(),
-                    })?;
+                let engine = self.recommendations.as_ref().ok_or_else(|| {
+                    Error::unsupported(
+                        "predict(PredictionKind::Recommendation) without a RecommendationEngine",
+                        "Predictor",
+                    )
+                })?;
                 let segment = self.analytics.segment(&user, as_of);
                 let recs =
                     engine.recommend(&customer.purchases, segment, self.recommendation_limit);

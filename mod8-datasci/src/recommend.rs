@@ -136,20 +136,26 @@ impl RecommendationEngine {
         config: RecommendationConfig,
     ) -> Result<Self> {
         if catalog.is_empty() {
-            return Err(Error::validation("the product catalogue is empty"));
+            return Err(Error::validation(
+                "catalog",
+                "the product catalogue is empty",
+            ));
         }
         let mut index = HashMap::with_capacity(catalog.len());
         let mut category_ids: HashMap<&str, u32> = HashMap::new();
         let mut category = Vec::with_capacity(catalog.len());
         for (i, p) in catalog.iter().enumerate() {
             if !(p.price.is_finite() && p.price >= 0.0) {
-                return Err(Error::validation(format!(
-                    "product {} has price {}",
-                    p.id, p.price
-                )));
+                return Err(Error::validation(
+                    "price",
+                    format!("product {} has price {}", p.id, p.price),
+                ));
             }
             if index.insert(p.id.clone(), i as u32).is_some() {
-                return Err(Error::validation(format!("duplicate product id {}", p.id)));
+                return Err(Error::validation(
+                    "id",
+                    format!("duplicate product id {}", p.id),
+                ));
             }
             let next = category_ids.len() as u32;
             category.push(*category_ids.entry(p.category.as_str()).or_insert(next));
@@ -245,9 +251,10 @@ impl RecommendationEngine {
     ///
     /// [`Error::NotFound`] for an unknown product.
     pub fn similar_products(&self, product_id: &str, limit: usize) -> Result<Vec<(String, f64)>> {
-        let &i = self.index.get(product_id).ok_or_else(|| Error::NotFound {
-            what: format!("product {product_id}"),
-        })?;
+        let &i = self
+            .index
+            .get(product_id)
+            .ok_or_else(|| Error::not_found("product", product_id))?;
         Ok(self.neighbours[i as usize]
             .iter()
             .take(limit)
@@ -416,7 +423,7 @@ mod tests {
         assert_eq!(e.unknown_purchases(), 1);
         assert!(matches!(
             e.similar_products("nope", 1),
-            Err(Error::NotFound { .. })
+            Err(Error::NotFound { entity: "product", key }) if key == "nope"
         ));
     }
 

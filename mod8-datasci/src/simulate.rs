@@ -113,9 +113,15 @@ impl SimulationParams {
         GammaGamma::new(p, q, gamma)?;
         let (lo, hi) = (self.min_age_weeks, self.max_age_weeks);
         if !(lo.is_finite() && hi.is_finite() && 0.0 <= lo && lo <= hi) {
-            return Err(Error::validation(format!(
-                "customer ages need 0 ≤ min ≤ max, got {lo}..{hi}"
-            )));
+            let field = if lo.is_finite() && lo >= 0.0 {
+                "max_age_weeks"
+            } else {
+                "min_age_weeks"
+            };
+            return Err(Error::validation(
+                field,
+                format!("customer ages need 0 ≤ min ≤ max, got {lo}..{hi}"),
+            ));
         }
         Ok(())
     }

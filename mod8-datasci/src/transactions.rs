@@ -30,12 +30,13 @@ impl Transaction {
     pub fn new(customer_id: impl Into<String>, date: NaiveDate, amount: f64) -> Result<Self> {
         let customer_id = customer_id.into();
         if customer_id.trim().is_empty() {
-            return Err(Error::validation("customer_id is empty"));
+            return Err(Error::validation("customer_id", "customer_id is empty"));
         }
         if !amount.is_finite() || amount < 0.0 {
-            return Err(Error::validation(format!(
-                "amount must be finite and non-negative, got {amount}"
-            )));
+            return Err(Error::validation(
+                "amount",
+                format!("amount must be finite and non-negative, got {amount}"),
+            ));
         }
         Ok(Transaction {
             customer_id,
@@ -266,10 +267,7 @@ fn csv_error(e: csv::Error) -> Error {
             message: "not valid UTF-8".into(),
         };
     }
-    Error::Backend {
-        backend: "csv",
-        source: Box::new(e),
-    }
+    Error::backend("csv", e)
 }
 
 #[cfg(test)]
