@@ -14,12 +14,12 @@ use plotters::prelude::*;
 
 use chrono::NaiveDate;
 
+use crate::activity::UserActivity;
 use crate::bgnbd::BgNbd;
+use crate::engine::AnalyticsEngine;
 use crate::error::{Error, Result};
 use crate::insights::{InsightsGenerator, SegmentReport};
-use crate::profile::AnalyticsEngine;
 use crate::rfm::{Rfm, RfmSummary};
-use crate::segment::UserActivity;
 use crate::transactions::{activity_by_customer, Transaction};
 
 fn plot_error(e: impl std::fmt::Display) -> Error {

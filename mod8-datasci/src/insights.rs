@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::profile::UserProfile;
+use crate::engine::UserProfile;
 use crate::segment::Segment;
 
 /// Figures for one segment.

@@ -1,16 +1,18 @@
 #![doc = include_str!("../README.md")]
 #![deny(missing_docs)]
 
+mod activity;
 mod bgnbd;
 #[cfg(feature = "charts")]
 pub mod charts;
 mod clv;
+mod engagement;
+mod engine;
 mod error;
 mod gamma_gamma;
 mod insights;
 mod ml;
 mod optimize;
-mod profile;
 mod recommend;
 mod rfm;
 mod segment;
@@ -19,31 +21,31 @@ pub mod special;
 #[cfg(feature = "testing")]
 pub mod testing;
 mod transactions;
+mod value;
 
 /// Re-exported so callers can build inputs without depending on chrono themselves.
 pub use chrono::NaiveDate;
 
+pub use activity::{ActivityCounts, CustomerRecord, Purchase, PurchaseStats, UserActivity};
 pub use bgnbd::{BgNbd, BgNbdFit};
 pub use clv::{
     evaluate_holdout, write_predictions_csv, BgNbdReport, ClvFit, ClvModel, ClvOptions,
     CustomerPrediction, FitReport, HoldoutBucket, HoldoutEvaluation,
 };
+pub use engagement::EngagementWeights;
+pub use engine::{AnalyticsEngine, UserProfile};
 pub use error::{BoxError, Error, Result};
 pub use gamma_gamma::{GammaGamma, GammaGammaFit};
 pub use insights::{InsightsGenerator, SegmentReport, SegmentStats};
-pub use ml::{MLModelManager, Prediction, PredictionValue};
-pub use profile::{
-    heuristic_churn, AnalyticsEngine, CustomerValueModel, EngagementWeights, HeuristicModel,
-    ProbabilisticModel, UserProfile, ValueAssessment,
-};
+pub use ml::{MLModelManager, Prediction, PredictionKind, PredictionValue};
 pub use recommend::{
     Product, Recommendation, RecommendationConfig, RecommendationEngine, RecommendationReason,
 };
 pub use rfm::{holdout_purchases, CustomerSummary, Rfm, RfmSummary, DAYS_PER_WEEK};
-pub use segment::{
-    ActivityCounts, CustomerRecord, PredictionKind, Purchase, PurchaseStats, Segment,
-    SegmentThresholds, UserActivity,
-};
+pub use segment::{Segment, SegmentThresholds};
 pub use transactions::{
     activity_by_customer, read_transactions, read_transactions_file, Transaction,
+};
+pub use value::{
+    heuristic_churn, CustomerValueModel, HeuristicModel, ProbabilisticModel, ValueAssessment,
 };

@@ -3,10 +3,24 @@
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
+use crate::activity::CustomerRecord;
+use crate::engine::AnalyticsEngine;
 use crate::error::{Error, Result};
-use crate::profile::AnalyticsEngine;
 use crate::recommend::{Recommendation, RecommendationEngine};
-use crate::segment::{CustomerRecord, PredictionKind};
+
+/// What [`MLModelManager::predict`] can predict.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PredictionKind {
+    /// Probability the customer has churned (or will).
+    Churn,
+    /// Expected value of the customer over the model's horizon.
+    LifetimeValue,
+    /// Expected date of the next purchase.
+    NextPurchase,
+    /// Products to show.
+    Recommendation,
+}
 
 /// The value of a prediction.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

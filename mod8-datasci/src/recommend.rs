@@ -5,8 +5,9 @@ use std::collections::HashMap;
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
+use crate::activity::{days_between, CustomerRecord, Purchase};
 use crate::error::{Error, Result};
-use crate::segment::{days_between, CustomerRecord, Purchase, Segment};
+use crate::segment::Segment;
 
 /// A product of the catalogue.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

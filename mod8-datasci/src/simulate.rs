@@ -3,12 +3,12 @@
 
 use chrono::{Days, NaiveDate};
 
+use crate::activity::{ActivityCounts, CustomerRecord, Purchase, PurchaseStats, UserActivity};
 use crate::bgnbd::BgNbd;
 use crate::error::{Error, Result};
 use crate::gamma_gamma::GammaGamma;
 use crate::recommend::Product;
 use crate::rfm::Rfm;
-use crate::segment::{ActivityCounts, CustomerRecord, Purchase, PurchaseStats, UserActivity};
 use crate::transactions::Transaction;
 
 /// A small, fast, seeded generator (SplitMix64) with the distributions the simulators need.

@@ -11,8 +11,8 @@
 
 use chrono::NaiveDate;
 
-use crate::profile::CustomerValueModel;
-use crate::segment::{PurchaseStats, UserActivity};
+use crate::activity::{PurchaseStats, UserActivity};
+use crate::value::CustomerValueModel;
 
 fn day(offset: i64) -> NaiveDate {
     // 2024-01-01 plus `offset` days; offsets used here stay within 2023–2025.

@@ -7,8 +7,8 @@ use std::path::Path;
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
+use crate::activity::{Purchase, PurchaseStats, UserActivity};
 use crate::error::{Error, Result};
-use crate::segment::{Purchase, PurchaseStats, UserActivity};
 
 /// One purchase transaction: who, when (a calendar day), how much.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
