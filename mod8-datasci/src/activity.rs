@@ -23,8 +23,8 @@ pub struct ActivityCounts {
 
 /// One purchase of one product.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Purchase {
-    /// Product id (matches [`crate::Product::id`]).
+pub struct ItemPurchase {
+    /// Product id (matches [`crate::CatalogItem::id`]).
     pub product_id: String,
     /// Amount paid.
     pub amount: f64,
@@ -52,7 +52,7 @@ pub struct PurchaseStats {
 
 impl PurchaseStats {
     /// Aggregates purchases (any order). Non-finite or negative amounts count as 0.
-    pub fn from_purchases(purchases: &[Purchase]) -> Self {
+    pub fn from_purchases(purchases: &[ItemPurchase]) -> Self {
         let mut days: Vec<(NaiveDate, f64)> = purchases
             .iter()
             .map(|p| {
@@ -97,7 +97,7 @@ impl PurchaseStats {
 /// The compact per-user input of [`crate::AnalyticsEngine::profile`]: activity counts, last
 /// activity day and purchase aggregates (`Copy`, no heap).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
-pub struct UserActivity {
+pub struct CustomerActivity {
     /// What the user did.
     pub activity: ActivityCounts,
     /// Last day the user was active in the product (purchases count as activity too).
@@ -106,7 +106,7 @@ pub struct UserActivity {
     pub purchases: PurchaseStats,
 }
 
-impl UserActivity {
+impl CustomerActivity {
     /// Days since the last activity or purchase, whichever is later; `None` if neither exists.
     /// Dates after `as_of` count as 0 days.
     pub fn days_inactive(&self, as_of: NaiveDate) -> Option<u32> {
@@ -128,13 +128,13 @@ pub struct CustomerRecord {
     /// Last day active.
     pub last_active: Option<NaiveDate>,
     /// Purchases, any order.
-    pub purchases: Vec<Purchase>,
+    pub purchases: Vec<ItemPurchase>,
 }
 
 impl CustomerRecord {
     /// The compact aggregate the engines work on.
-    pub fn summary(&self) -> UserActivity {
-        UserActivity {
+    pub fn summary(&self) -> CustomerActivity {
+        CustomerActivity {
             activity: self.activity,
             last_active: self.last_active,
             purchases: PurchaseStats::from_purchases(&self.purchases),
@@ -159,7 +159,7 @@ mod tests {
 
     #[test]
     fn purchase_stats_merge_days() {
-        let p = |day, amount| Purchase {
+        let p = |day, amount| ItemPurchase {
             product_id: "x".into(),
             amount,
             date: d(1, day),
@@ -174,7 +174,7 @@ mod tests {
 
     #[test]
     fn days_inactive_uses_latest_signal() {
-        let mut u = UserActivity {
+        let mut u = CustomerActivity {
             last_active: Some(d(1, 1)),
             ..Default::default()
         };
@@ -182,6 +182,6 @@ mod tests {
         u.purchases.last = Some(d(1, 21));
         assert_eq!(u.days_inactive(d(1, 31)), Some(10));
         assert_eq!(u.days_inactive(d(1, 1)), Some(0));
-        assert_eq!(UserActivity::default().days_inactive(d(1, 1)), None);
+        assert_eq!(CustomerActivity::default().days_inactive(d(1, 1)), None);
     }
 }

@@ -14,7 +14,7 @@ use plotters::prelude::*;
 
 use chrono::NaiveDate;
 
-use crate::activity::UserActivity;
+use crate::activity::CustomerActivity;
 use crate::bgnbd::BgNbd;
 use crate::engine::AnalyticsEngine;
 use crate::error::{Error, Result};
@@ -391,7 +391,7 @@ pub fn render_transaction_charts(
     let summary = RfmSummary::from_transactions(transactions, calibration_end)?;
     let fit = BgNbd::fit(&summary.points())?;
     let mut written = render_clv_charts(dir, &fit.params, &summary)?;
-    let users: Vec<UserActivity> = activity_by_customer(transactions, calibration_end)
+    let users: Vec<CustomerActivity> = activity_by_customer(transactions, calibration_end)
         .into_iter()
         .map(|(_, user)| user)
         .collect();

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::activity::UserActivity;
+use crate::activity::CustomerActivity;
 
 /// Weights of the engagement score: score = 100 · (1 − exp(−Σ wᵢ·countᵢ / `saturation`)), so
 /// it rises quickly for the first actions and approaches 100 for heavy users.
@@ -43,7 +43,7 @@ impl Default for EngagementWeights {
 
 impl EngagementWeights {
     /// The engagement score in [0, 100].
-    pub fn score(&self, user: &UserActivity) -> f64 {
+    pub fn score(&self, user: &CustomerActivity) -> f64 {
         let a = &user.activity;
         let weighted = self.sessions * a.sessions as f64
             + self.page_views * a.page_views as f64
@@ -68,7 +68,7 @@ mod tests {
     #[test]
     fn engagement_is_bounded() {
         let w = EngagementWeights::default();
-        let mut u = UserActivity::default();
+        let mut u = CustomerActivity::default();
         assert_eq!(w.score(&u), 0.0);
         u.activity.sessions = 50;
         assert!((w.score(&u) - 100.0 * (1.0 - (-1.0f64).exp())).abs() < 1e-12);

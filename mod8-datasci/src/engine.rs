@@ -6,7 +6,7 @@ use std::sync::Arc;
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
-use crate::activity::{CustomerRecord, UserActivity};
+use crate::activity::{CustomerActivity, CustomerRecord};
 use crate::clv::ClvModel;
 use crate::engagement::EngagementWeights;
 use crate::error::Result;
@@ -15,7 +15,7 @@ use crate::value::{CustomerValueModel, HeuristicModel, ProbabilisticModel, Value
 
 /// A customer's profile.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct UserProfile {
+pub struct CustomerProfile {
     /// Segment by the engine's thresholds.
     pub segment: Segment,
     /// Engagement score 0–100.
@@ -38,13 +38,13 @@ pub struct UserProfile {
 ///
 /// ```
 /// use chrono::NaiveDate;
-/// use mod8_datasci::{AnalyticsEngine, CustomerRecord, Purchase, Segment};
+/// use mod8_datasci::{AnalyticsEngine, CustomerRecord, ItemPurchase, Segment};
 /// let today = NaiveDate::from_ymd_opt(2024, 6, 1).unwrap();
 /// let engine = AnalyticsEngine::heuristic();
 /// let customer = CustomerRecord {
 ///     user_id: "u1".into(),
 ///     last_active: Some(today),
-///     purchases: vec![Purchase { product_id: "p1".into(), amount: 40.0, date: today }],
+///     purchases: vec![ItemPurchase { product_id: "p1".into(), amount: 40.0, date: today }],
 ///     ..Default::default()
 /// };
 /// let profile = engine.profile(&customer.summary(), today)?;
@@ -116,7 +116,7 @@ impl AnalyticsEngine {
     /// # Errors
     ///
     /// When the value model cannot compute the lifetime value.
-    pub fn profile(&self, user: &UserActivity, as_of: NaiveDate) -> Result<UserProfile> {
+    pub fn profile(&self, user: &CustomerActivity, as_of: NaiveDate) -> Result<CustomerProfile> {
         // One pass through the model: `assess` shares the work between churn, value and next
         // purchase (the probabilistic tier computes its summary and P(alive) once, not three
         // times), and models promise it returns what the three separate calls would.
@@ -127,7 +127,7 @@ impl AnalyticsEngine {
         } = self.model.assess(user, as_of)?;
         let days_inactive = user.days_inactive(as_of);
         let total_spend = user.purchases.total_amount;
-        Ok(UserProfile {
+        Ok(CustomerProfile {
             segment: self
                 .thresholds
                 .classify(days_inactive, churn_risk, total_spend),
@@ -150,7 +150,7 @@ impl AnalyticsEngine {
         &self,
         customer: &CustomerRecord,
         as_of: NaiveDate,
-    ) -> Result<UserProfile> {
+    ) -> Result<CustomerProfile> {
         self.profile(&customer.summary(), as_of)
     }
 
@@ -161,14 +161,14 @@ impl AnalyticsEngine {
     /// The first error of [`AnalyticsEngine::profile`].
     pub fn profile_all(
         &self,
-        users: &[UserActivity],
+        users: &[CustomerActivity],
         as_of: NaiveDate,
-    ) -> Result<Vec<UserProfile>> {
+    ) -> Result<Vec<CustomerProfile>> {
         users.iter().map(|u| self.profile(u, as_of)).collect()
     }
 
     /// Just the segment (skips the lifetime value).
-    pub fn segment(&self, user: &UserActivity, as_of: NaiveDate) -> Segment {
+    pub fn segment(&self, user: &CustomerActivity, as_of: NaiveDate) -> Segment {
         let churn = self.model.churn_risk(user, as_of);
         self.thresholds.classify(
             user.days_inactive(as_of),
@@ -198,22 +198,22 @@ mod tests {
         fn name(&self) -> &'static str {
             "counting"
         }
-        fn churn_risk(&self, _: &UserActivity, _: NaiveDate) -> f64 {
+        fn churn_risk(&self, _: &CustomerActivity, _: NaiveDate) -> f64 {
             self.separate
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             0.25
         }
-        fn lifetime_value(&self, _: &UserActivity, _: NaiveDate) -> Result<f64> {
+        fn lifetime_value(&self, _: &CustomerActivity, _: NaiveDate) -> Result<f64> {
             self.separate
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             Ok(10.0)
         }
-        fn next_purchase(&self, _: &UserActivity, _: NaiveDate) -> Option<NaiveDate> {
+        fn next_purchase(&self, _: &CustomerActivity, _: NaiveDate) -> Option<NaiveDate> {
             self.separate
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             None
         }
-        fn assess(&self, _: &UserActivity, as_of: NaiveDate) -> Result<ValueAssessment> {
+        fn assess(&self, _: &CustomerActivity, as_of: NaiveDate) -> Result<ValueAssessment> {
             self.assessed
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             Ok(ValueAssessment {
@@ -228,7 +228,9 @@ mod tests {
     fn profile_asks_the_model_once() {
         let model = Arc::new(CountingModel::default());
         let engine = AnalyticsEngine::with_model(model.clone());
-        let p = engine.profile(&UserActivity::default(), d(6, 1)).unwrap();
+        let p = engine
+            .profile(&CustomerActivity::default(), d(6, 1))
+            .unwrap();
         assert_eq!((p.churn_risk, p.lifetime_value), (0.25, 10.0));
         assert_eq!(p.next_purchase, Some(d(6, 1)));
         let load =
@@ -244,12 +246,12 @@ mod tests {
     #[test]
     fn engine_segments() {
         let e = AnalyticsEngine::heuristic();
-        let never = UserActivity::default();
+        let never = CustomerActivity::default();
         assert_eq!(
             e.profile(&never, d(6, 1)).unwrap().segment,
             Segment::Dormant
         );
-        let mut vip = UserActivity {
+        let mut vip = CustomerActivity {
             last_active: Some(d(6, 1)),
             ..Default::default()
         };

@@ -11,8 +11,8 @@ mod engine;
 mod error;
 mod gamma_gamma;
 mod insights;
-mod ml;
 mod optimize;
+mod predictor;
 mod recommend;
 mod rfm;
 mod segment;
@@ -26,20 +26,20 @@ mod value;
 /// Re-exported so callers can build inputs without depending on chrono themselves.
 pub use chrono::NaiveDate;
 
-pub use activity::{ActivityCounts, CustomerRecord, Purchase, PurchaseStats, UserActivity};
+pub use activity::{ActivityCounts, CustomerActivity, CustomerRecord, ItemPurchase, PurchaseStats};
 pub use bgnbd::{BgNbd, BgNbdFit};
 pub use clv::{
     evaluate_holdout, write_predictions_csv, BgNbdReport, ClvFit, ClvModel, ClvOptions,
     CustomerPrediction, FitReport, HoldoutBucket, HoldoutEvaluation,
 };
 pub use engagement::EngagementWeights;
-pub use engine::{AnalyticsEngine, UserProfile};
+pub use engine::{AnalyticsEngine, CustomerProfile};
 pub use error::{BoxError, Error, Result};
 pub use gamma_gamma::{GammaGamma, GammaGammaFit};
 pub use insights::{InsightsGenerator, SegmentReport, SegmentStats};
-pub use ml::{MLModelManager, Prediction, PredictionKind, PredictionValue};
+pub use predictor::{Prediction, PredictionKind, PredictionValue, Predictor};
 pub use recommend::{
-    Product, Recommendation, RecommendationConfig, RecommendationEngine, RecommendationReason,
+    CatalogItem, Recommendation, RecommendationConfig, RecommendationEngine, RecommendationReason,
 };
 pub use rfm::{holdout_purchases, CustomerSummary, Rfm, RfmSummary, DAYS_PER_WEEK};
 pub use segment::{Segment, SegmentThresholds};

@@ -5,13 +5,13 @@ use std::collections::HashMap;
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
-use crate::activity::{days_between, CustomerRecord, Purchase};
+use crate::activity::{days_between, CustomerRecord, ItemPurchase};
 use crate::error::{Error, Result};
 use crate::segment::Segment;
 
 /// A product of the catalogue.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Product {
+pub struct CatalogItem {
     /// Product id.
     pub id: String,
     /// Category name.
@@ -84,12 +84,12 @@ impl Default for RecommendationConfig {
 ///
 /// ```
 /// use chrono::NaiveDate;
-/// use mod8_datasci::{CustomerRecord, Product, Purchase, RecommendationEngine, Segment};
+/// use mod8_datasci::{CatalogItem, CustomerRecord, ItemPurchase, RecommendationEngine, Segment};
 /// let day = NaiveDate::from_ymd_opt(2024, 5, 1).unwrap();
-/// let product = |id: &str| Product { id: id.into(), category: "books".into(), price: 10.0 };
+/// let product = |id: &str| CatalogItem { id: id.into(), category: "books".into(), price: 10.0 };
 /// let bought = |user: &str, items: &[&str]| CustomerRecord {
 ///     user_id: user.into(),
-///     purchases: items.iter().map(|p| Purchase { product_id: p.to_string(), amount: 10.0, date: day }).collect(),
+///     purchases: items.iter().map(|p| ItemPurchase { product_id: p.to_string(), amount: 10.0, date: day }).collect(),
 ///     ..Default::default()
 /// };
 /// let engine = RecommendationEngine::build(
@@ -105,7 +105,7 @@ impl Default for RecommendationConfig {
 /// ```
 #[derive(Debug, Clone)]
 pub struct RecommendationEngine {
-    products: Vec<Product>,
+    products: Vec<CatalogItem>,
     index: HashMap<String, u32>,
     /// Per product: (neighbour, similarity), best first.
     neighbours: Vec<Vec<(u32, f32)>>,
@@ -131,7 +131,7 @@ impl RecommendationEngine {
     /// [`Error::Validation`] for an empty catalogue, duplicate product ids or a non-finite or
     /// negative price.
     pub fn build(
-        catalog: &[Product],
+        catalog: &[CatalogItem],
         customers: &[CustomerRecord],
         as_of: NaiveDate,
         config: RecommendationConfig,
@@ -280,7 +280,7 @@ impl RecommendationEngine {
     /// first. Never returns a product the user bought; scores are in [0, 1].
     pub fn recommend(
         &self,
-        history: &[Purchase],
+        history: &[ItemPurchase],
         segment: Segment,
         limit: usize,
     ) -> Vec<Recommendation> {
@@ -374,8 +374,8 @@ mod tests {
         NaiveDate::from_ymd_opt(2024, 5, d).unwrap()
     }
 
-    fn product(id: &str, category: &str, price: f64) -> Product {
-        Product {
+    fn product(id: &str, category: &str, price: f64) -> CatalogItem {
+        CatalogItem {
             id: id.into(),
             category: category.into(),
             price,
@@ -387,7 +387,7 @@ mod tests {
             user_id: id.into(),
             purchases: items
                 .iter()
-                .map(|p| Purchase {
+                .map(|p| ItemPurchase {
                     product_id: p.to_string(),
                     amount: 1.0,
                     date: day(d),

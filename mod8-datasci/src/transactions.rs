@@ -7,7 +7,7 @@ use std::path::Path;
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
-use crate::activity::{Purchase, PurchaseStats, UserActivity};
+use crate::activity::{CustomerActivity, ItemPurchase, PurchaseStats};
 use crate::error::{Error, Result};
 
 /// One purchase transaction: who, when (a calendar day), how much.
@@ -202,26 +202,26 @@ pub fn read_transactions<R: Read>(
 pub fn activity_by_customer(
     transactions: &[Transaction],
     as_of: NaiveDate,
-) -> Vec<(String, UserActivity)> {
-    let mut by_customer: HashMap<&str, Vec<Purchase>> = HashMap::new();
+) -> Vec<(String, CustomerActivity)> {
+    let mut by_customer: HashMap<&str, Vec<ItemPurchase>> = HashMap::new();
     for t in transactions.iter().filter(|t| t.date <= as_of) {
         by_customer
             .entry(t.customer_id.as_str())
             .or_default()
-            .push(Purchase {
+            .push(ItemPurchase {
                 product_id: String::new(),
                 amount: t.amount,
                 date: t.date,
             });
     }
-    let mut out: Vec<(String, UserActivity)> = by_customer
+    let mut out: Vec<(String, CustomerActivity)> = by_customer
         .into_iter()
         .map(|(id, purchases)| {
             let purchases = PurchaseStats::from_purchases(&purchases);
-            let activity = UserActivity {
+            let activity = CustomerActivity {
                 last_active: purchases.last,
                 purchases,
-                ..UserActivity::default()
+                ..CustomerActivity::default()
             };
             (id.to_owned(), activity)
         })

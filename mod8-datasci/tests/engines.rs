@@ -1,13 +1,13 @@
 //! The engines end to end on a synthetic base: profiles → report, both tiers, the model
-//! manager, recommendations and the charts.
+//! predictor, recommendations and the charts.
 
 #![allow(clippy::unwrap_used)] // tests may unwrap
 
 use chrono::NaiveDate;
 use mod8_datasci::simulate::{synthetic_catalog, synthetic_customers};
 use mod8_datasci::{
-    AnalyticsEngine, BgNbd, ClvModel, GammaGamma, InsightsGenerator, MLModelManager,
-    PredictionKind, PredictionValue, RecommendationEngine, Segment,
+    AnalyticsEngine, BgNbd, ClvModel, GammaGamma, InsightsGenerator, PredictionKind,
+    PredictionValue, Predictor, RecommendationEngine, Segment,
 };
 
 fn as_of() -> NaiveDate {
@@ -61,13 +61,13 @@ fn synthetic_base_profiles_into_every_segment() {
 }
 
 #[test]
-fn manager_dispatches_every_kind() {
+fn predictor_dispatches_every_kind() {
     let catalog = synthetic_catalog(100, 5, 3);
     let customers = synthetic_customers(500, &catalog, as_of(), 4);
     let recs =
         RecommendationEngine::build(&catalog, &customers, as_of(), Default::default()).unwrap();
-    let manager =
-        MLModelManager::new(AnalyticsEngine::probabilistic(cdnow())).with_recommendations(recs, 5);
+    let predictor =
+        Predictor::new(AnalyticsEngine::probabilistic(cdnow())).with_recommendations(recs, 5);
     let loyal = customers.iter().max_by_key(|c| c.purchases.len()).unwrap();
     for kind in [
         PredictionKind::Churn,
@@ -75,7 +75,7 @@ fn manager_dispatches_every_kind() {
         PredictionKind::NextPurchase,
         PredictionKind::Recommendation,
     ] {
-        let p = manager.predict(kind, loyal, as_of()).unwrap();
+        let p = predictor.predict(kind, loyal, as_of()).unwrap();
         assert_eq!(p.kind, kind);
         assert!((0.0..=1.0).contains(&p.confidence), "{p:?}");
         match (&p.value, kind) {
@@ -99,7 +99,7 @@ fn manager_dispatches_every_kind() {
         }
     }
     let json = serde_json::to_string(
-        &manager
+        &predictor
             .predict(PredictionKind::Churn, loyal, as_of())
             .unwrap(),
     )

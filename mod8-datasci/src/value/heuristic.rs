@@ -4,7 +4,7 @@ use chrono::{Days, NaiveDate};
 use serde::{Deserialize, Serialize};
 
 use super::{CustomerValueModel, ValueAssessment};
-use crate::activity::{days_between, UserActivity};
+use crate::activity::{days_between, CustomerActivity};
 use crate::error::Result;
 
 /// The heuristic churn curve: 1 / (1 + exp(−(days − 30) / 20)).
@@ -38,7 +38,7 @@ impl Default for HeuristicModel {
 }
 
 impl HeuristicModel {
-    fn value_given_churn(&self, user: &UserActivity, as_of: NaiveDate, churn_risk: f64) -> f64 {
+    fn value_given_churn(&self, user: &CustomerActivity, as_of: NaiveDate, churn_risk: f64) -> f64 {
         let stats = &user.purchases;
         let Some(first) = stats.first else {
             return 0.0;
@@ -59,7 +59,7 @@ impl CustomerValueModel for HeuristicModel {
         "heuristic"
     }
 
-    fn churn_risk(&self, user: &UserActivity, as_of: NaiveDate) -> f64 {
+    fn churn_risk(&self, user: &CustomerActivity, as_of: NaiveDate) -> f64 {
         let last = user.purchases.last.or(user.last_active);
         match last {
             Some(day) => heuristic_churn(days_between(day, as_of) as f64),
@@ -67,11 +67,11 @@ impl CustomerValueModel for HeuristicModel {
         }
     }
 
-    fn lifetime_value(&self, user: &UserActivity, as_of: NaiveDate) -> Result<f64> {
+    fn lifetime_value(&self, user: &CustomerActivity, as_of: NaiveDate) -> Result<f64> {
         Ok(self.value_given_churn(user, as_of, self.churn_risk(user, as_of)))
     }
 
-    fn assess(&self, user: &UserActivity, as_of: NaiveDate) -> Result<ValueAssessment> {
+    fn assess(&self, user: &CustomerActivity, as_of: NaiveDate) -> Result<ValueAssessment> {
         let churn_risk = self.churn_risk(user, as_of);
         Ok(ValueAssessment {
             churn_risk,
@@ -80,7 +80,7 @@ impl CustomerValueModel for HeuristicModel {
         })
     }
 
-    fn next_purchase(&self, user: &UserActivity, _as_of: NaiveDate) -> Option<NaiveDate> {
+    fn next_purchase(&self, user: &CustomerActivity, _as_of: NaiveDate) -> Option<NaiveDate> {
         let stats = &user.purchases;
         let (first, last) = (stats.first?, stats.last?);
         if stats.count < 2 {
@@ -110,7 +110,7 @@ mod tests {
     #[test]
     fn heuristic_ltv_and_next_purchase_by_hand() {
         // 4 purchase days over 60 days, 200 in total, last purchase 30 days ago.
-        let user = UserActivity {
+        let user = CustomerActivity {
             last_active: Some(d(3, 1)),
             purchases: PurchaseStats {
                 count: 4,

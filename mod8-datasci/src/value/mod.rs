@@ -6,7 +6,7 @@ use std::sync::Arc;
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
-use crate::activity::UserActivity;
+use crate::activity::CustomerActivity;
 use crate::error::Result;
 
 mod heuristic;
@@ -25,17 +25,17 @@ pub trait CustomerValueModel: Send + Sync {
     fn name(&self) -> &'static str;
 
     /// Probability in [0, 1] that the customer has churned.
-    fn churn_risk(&self, user: &UserActivity, as_of: NaiveDate) -> f64;
+    fn churn_risk(&self, user: &CustomerActivity, as_of: NaiveDate) -> f64;
 
     /// Expected value (≥ 0) of the customer over the model's horizon.
     ///
     /// # Errors
     ///
     /// When the model cannot evaluate (a probabilistic model's series not converging).
-    fn lifetime_value(&self, user: &UserActivity, as_of: NaiveDate) -> Result<f64>;
+    fn lifetime_value(&self, user: &CustomerActivity, as_of: NaiveDate) -> Result<f64>;
 
     /// Expected day of the next purchase, `None` when the model has no basis for one.
-    fn next_purchase(&self, user: &UserActivity, as_of: NaiveDate) -> Option<NaiveDate>;
+    fn next_purchase(&self, user: &CustomerActivity, as_of: NaiveDate) -> Option<NaiveDate>;
 
     /// All three at once. The default calls the three methods; a model overrides it to share
     /// work between them, and must return the same numbers.
@@ -43,7 +43,7 @@ pub trait CustomerValueModel: Send + Sync {
     /// # Errors
     ///
     /// As [`CustomerValueModel::lifetime_value`].
-    fn assess(&self, user: &UserActivity, as_of: NaiveDate) -> Result<ValueAssessment> {
+    fn assess(&self, user: &CustomerActivity, as_of: NaiveDate) -> Result<ValueAssessment> {
         Ok(ValueAssessment {
             churn_risk: self.churn_risk(user, as_of),
             lifetime_value: self.lifetime_value(user, as_of)?,
@@ -67,16 +67,16 @@ impl<T: CustomerValueModel + ?Sized> CustomerValueModel for Arc<T> {
     fn name(&self) -> &'static str {
         (**self).name()
     }
-    fn churn_risk(&self, user: &UserActivity, as_of: NaiveDate) -> f64 {
+    fn churn_risk(&self, user: &CustomerActivity, as_of: NaiveDate) -> f64 {
         (**self).churn_risk(user, as_of)
     }
-    fn lifetime_value(&self, user: &UserActivity, as_of: NaiveDate) -> Result<f64> {
+    fn lifetime_value(&self, user: &CustomerActivity, as_of: NaiveDate) -> Result<f64> {
         (**self).lifetime_value(user, as_of)
     }
-    fn next_purchase(&self, user: &UserActivity, as_of: NaiveDate) -> Option<NaiveDate> {
+    fn next_purchase(&self, user: &CustomerActivity, as_of: NaiveDate) -> Option<NaiveDate> {
         (**self).next_purchase(user, as_of)
     }
-    fn assess(&self, user: &UserActivity, as_of: NaiveDate) -> Result<ValueAssessment> {
+    fn assess(&self, user: &CustomerActivity, as_of: NaiveDate) -> Result<ValueAssessment> {
         (**self).assess(user, as_of)
     }
 }

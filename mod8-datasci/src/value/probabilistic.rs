@@ -4,7 +4,7 @@ use chrono::{Days, NaiveDate};
 use serde::{Deserialize, Serialize};
 
 use super::{CustomerValueModel, HeuristicModel, ValueAssessment};
-use crate::activity::{days_between, UserActivity};
+use crate::activity::{days_between, CustomerActivity};
 use crate::clv::{ClvModel, ClvOptions};
 use crate::error::Result;
 use crate::rfm::{Rfm, DAYS_PER_WEEK};
@@ -35,7 +35,7 @@ impl ProbabilisticModel {
     }
 
     /// The BG/NBD summary of a user at `as_of`, `None` without purchases.
-    pub fn rfm(user: &UserActivity, as_of: NaiveDate) -> Option<Rfm> {
+    pub fn rfm(user: &CustomerActivity, as_of: NaiveDate) -> Option<Rfm> {
         let stats = &user.purchases;
         let (first, last) = (stats.first?, stats.last?);
         let frequency = stats.count.saturating_sub(1);
@@ -64,7 +64,7 @@ impl CustomerValueModel for ProbabilisticModel {
         "bgnbd-gamma-gamma"
     }
 
-    fn churn_risk(&self, user: &UserActivity, as_of: NaiveDate) -> f64 {
+    fn churn_risk(&self, user: &CustomerActivity, as_of: NaiveDate) -> f64 {
         match Self::rfm(user, as_of) {
             Some(rfm) if rfm.frequency > 0 => {
                 (1.0 - self.model.bgnbd.p_alive(&rfm)).clamp(0.0, 1.0)
@@ -73,19 +73,19 @@ impl CustomerValueModel for ProbabilisticModel {
         }
     }
 
-    fn lifetime_value(&self, user: &UserActivity, as_of: NaiveDate) -> Result<f64> {
+    fn lifetime_value(&self, user: &CustomerActivity, as_of: NaiveDate) -> Result<f64> {
         match Self::rfm(user, as_of) {
             Some(rfm) => self.model.clv(&rfm, &self.options),
             None => Ok(0.0),
         }
     }
 
-    fn next_purchase(&self, user: &UserActivity, as_of: NaiveDate) -> Option<NaiveDate> {
+    fn next_purchase(&self, user: &CustomerActivity, as_of: NaiveDate) -> Option<NaiveDate> {
         let rfm = Self::rfm(user, as_of)?;
         self.next_purchase_of(&rfm, self.model.bgnbd.p_alive(&rfm), as_of)
     }
 
-    fn assess(&self, user: &UserActivity, as_of: NaiveDate) -> Result<ValueAssessment> {
+    fn assess(&self, user: &CustomerActivity, as_of: NaiveDate) -> Result<ValueAssessment> {
         let Some(rfm) = Self::rfm(user, as_of) else {
             return Ok(ValueAssessment {
                 churn_risk: HeuristicModel::default().churn_risk(user, as_of),

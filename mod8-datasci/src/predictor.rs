@@ -8,7 +8,7 @@ use crate::engine::AnalyticsEngine;
 use crate::error::{Error, Result};
 use crate::recommend::{Recommendation, RecommendationEngine};
 
-/// What [`MLModelManager::predict`] can predict.
+/// What [`Predictor::predict`] can predict.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum PredictionKind {
@@ -77,27 +77,27 @@ pub struct Prediction {
 ///
 /// ```
 /// use chrono::NaiveDate;
-/// use mod8_datasci::{AnalyticsEngine, CustomerRecord, MLModelManager, PredictionKind, PredictionValue};
+/// use mod8_datasci::{AnalyticsEngine, CustomerRecord, PredictionKind, PredictionValue, Predictor};
 /// let today = NaiveDate::from_ymd_opt(2024, 6, 1).unwrap();
-/// let manager = MLModelManager::new(AnalyticsEngine::heuristic());
+/// let predictor = Predictor::new(AnalyticsEngine::heuristic());
 /// let customer = CustomerRecord { user_id: "u".into(), last_active: Some(today), ..Default::default() };
-/// let churn = manager.predict(PredictionKind::Churn, &customer, today)?;
+/// let churn = predictor.predict(PredictionKind::Churn, &customer, today)?;
 /// assert!(matches!(churn.value, PredictionValue::Probability(p) if (0.0..=1.0).contains(&p)));
 /// // No recommendation engine configured: a typed error, not a guess.
-/// assert!(manager.predict(PredictionKind::Recommendation, &customer, today).is_err());
+/// assert!(predictor.predict(PredictionKind::Recommendation, &customer, today).is_err());
 /// # Ok::<(), mod8_datasci::Error>(())
 /// ```
 #[derive(Debug, Clone)]
-pub struct MLModelManager {
+pub struct Predictor {
     analytics: AnalyticsEngine,
     recommendations: Option<RecommendationEngine>,
     recommendation_limit: usize,
 }
 
-impl MLModelManager {
-    /// A manager over an analytics engine (choose its tier there).
+impl Predictor {
+    /// A predictor over an analytics engine (choose its tier there).
     pub fn new(analytics: AnalyticsEngine) -> Self {
-        MLModelManager {
+        Predictor {
             analytics,
             recommendations: None,
             recommendation_limit: 10,
