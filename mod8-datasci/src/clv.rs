@@ -10,7 +10,7 @@ use crate::bgnbd::{BgNbd, BgNbdFit};
 use crate::error::{Error, Result};
 use crate::gamma_gamma::{GammaGamma, GammaGammaFit};
 use crate::rfm::{holdout_purchases, CustomerSummary, Rfm, RfmSummary, DAYS_PER_WEEK};
-use crate::transactions::Transaction;
+use crate::transactions::{ReadOptions, Transaction};
 
 /// How lifetime value is discounted: `periods` periods of `period_weeks` weeks each, the cash of
 /// period k discounted by (1 + `discount_rate`)^k. The defaults (12 periods of 4.345 weeks at
@@ -293,7 +293,10 @@ impl ClvFit {
         reader: R,
         calibration_end: NaiveDate,
     ) -> Result<(RfmSummary, Self)> {
-        let tx = crate::transactions::read_transactions(reader, Some(calibration_end))?;
+        let tx = crate::transactions::read_transactions(
+            reader,
+            ReadOptions::default().with_calibration_end(calibration_end),
+        )?;
         let summary = RfmSummary::from_transactions(&tx, calibration_end)?;
         let fit = ClvFit::fit(&summary)?;
         Ok((summary, fit))

@@ -10,7 +10,7 @@ use crate::activity::{CustomerActivity, CustomerRecord};
 use crate::clv::ClvModel;
 use crate::engagement::EngagementWeights;
 use crate::error::Result;
-use crate::segment::{Segment, SegmentThresholds};
+use crate::segment::{Segment, SegmentSignals, SegmentThresholds};
 use crate::value::{CustomerValueModel, HeuristicModel, ProbabilisticModel, ValueAssessment};
 
 /// A customer's profile.
@@ -128,9 +128,11 @@ impl AnalyticsEngine {
         let days_inactive = user.days_inactive(as_of);
         let total_spend = user.purchases.total_amount;
         Ok(CustomerProfile {
-            segment: self
-                .thresholds
-                .classify(days_inactive, churn_risk, total_spend),
+            segment: self.thresholds.classify(SegmentSignals {
+                days_inactive,
+                churn_risk,
+                total_spend,
+            }),
             engagement: self.weights.score(user),
             churn_risk,
             lifetime_value,
@@ -169,12 +171,11 @@ impl AnalyticsEngine {
 
     /// Just the segment (skips the lifetime value).
     pub fn segment(&self, user: &CustomerActivity, as_of: NaiveDate) -> Segment {
-        let churn = self.model.churn_risk(user, as_of);
-        self.thresholds.classify(
-            user.days_inactive(as_of),
-            churn,
-            user.purchases.total_amount,
-        )
+        self.thresholds.classify(SegmentSignals {
+            days_inactive: user.days_inactive(as_of),
+            churn_risk: self.model.churn_risk(user, as_of),
+            total_spend: user.purchases.total_amount,
+        })
     }
 }
 

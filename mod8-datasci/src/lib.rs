@@ -42,9 +42,9 @@ pub use recommend::{
     CatalogItem, Recommendation, RecommendationConfig, RecommendationEngine, RecommendationReason,
 };
 pub use rfm::{holdout_purchases, CustomerSummary, Rfm, RfmSummary, DAYS_PER_WEEK};
-pub use segment::{Segment, SegmentThresholds};
+pub use segment::{Segment, SegmentSignals, SegmentThresholds};
 pub use transactions::{
-    activity_by_customer, read_transactions, read_transactions_file, Transaction,
+    activity_by_customer, read_transactions, read_transactions_file, ReadOptions, Transaction,
 };
 pub use value::{
     heuristic_churn, CustomerValueModel, HeuristicModel, ProbabilisticModel, ValueAssessment,

@@ -66,14 +66,25 @@ impl Default for SegmentThresholds {
     }
 }
 
+/// What a customer's segment is decided on (see [`SegmentThresholds::classify`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct SegmentSignals {
+    /// Days since the last activity or purchase; `None` for a customer never seen active.
+    pub days_inactive: Option<u32>,
+    /// Churn risk 0–1.
+    pub churn_risk: f64,
+    /// Total spend so far.
+    pub total_spend: f64,
+}
+
 impl SegmentThresholds {
-    /// The segment for these signals; `days_inactive` is `None` for a customer never seen active.
-    pub fn classify(
-        &self,
-        days_inactive: Option<u32>,
-        churn_risk: f64,
-        total_spend: f64,
-    ) -> Segment {
+    /// The segment for these signals.
+    pub fn classify(&self, signals: SegmentSignals) -> Segment {
+        let SegmentSignals {
+            days_inactive,
+            churn_risk,
+            total_spend,
+        } = signals;
         match days_inactive {
             None => Segment::Dormant,
             Some(d) if d >= self.dormant_after_days => Segment::Dormant,
@@ -91,10 +102,17 @@ mod tests {
     #[test]
     fn classify_in_order() {
         let t = SegmentThresholds::default();
-        assert_eq!(t.classify(None, 0.0, 5000.0), Segment::Dormant);
-        assert_eq!(t.classify(Some(90), 0.1, 5000.0), Segment::Dormant);
-        assert_eq!(t.classify(Some(89), 0.6, 5000.0), Segment::AtRisk);
-        assert_eq!(t.classify(Some(10), 0.2, 1000.0), Segment::Vip);
-        assert_eq!(t.classify(Some(10), 0.2, 999.0), Segment::Active);
+        let classify = |days_inactive, churn_risk, total_spend| {
+            t.classify(SegmentSignals {
+                days_inactive,
+                churn_risk,
+                total_spend,
+            })
+        };
+        assert_eq!(classify(None, 0.0, 5000.0), Segment::Dormant);
+        assert_eq!(classify(Some(90), 0.1, 5000.0), Segment::Dormant);
+        assert_eq!(classify(Some(89), 0.6, 5000.0), Segment::AtRisk);
+        assert_eq!(classify(Some(10), 0.2, 1000.0), Segment::Vip);
+        assert_eq!(classify(Some(10), 0.2, 999.0), Segment::Active);
     }
 }
