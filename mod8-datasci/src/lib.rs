@@ -1,10 +1,13 @@
 #![doc = include_str!("../README.md")]
 #![deny(missing_docs)]
+#![deny(rustdoc::broken_intra_doc_links)]
+#![warn(missing_debug_implementations, unreachable_pub)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod activity;
 mod bgnbd;
 #[cfg(feature = "charts")]
-pub mod charts;
+mod charts;
 mod clv;
 mod engagement;
 mod engine;
@@ -19,6 +22,7 @@ mod segment;
 pub mod simulate;
 pub mod special;
 #[cfg(feature = "testing")]
+#[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
 pub mod testing;
 mod transactions;
 mod value;
@@ -28,6 +32,12 @@ pub use chrono::NaiveDate;
 
 pub use activity::{ActivityCounts, CustomerActivity, CustomerRecord, ItemPurchase, PurchaseStats};
 pub use bgnbd::{BgNbd, BgNbdFit};
+#[cfg(feature = "charts")]
+#[cfg_attr(docsrs, doc(cfg(feature = "charts")))]
+pub use charts::{
+    render_clv_charts, render_expected_purchases_matrix, render_probability_alive_matrix,
+    render_segment_chart, render_segment_distribution, render_transaction_charts,
+};
 pub use clv::{
     evaluate_holdout, write_predictions_csv, BgNbdReport, ClvFit, ClvModel, ClvOptions,
     CustomerPrediction, FitReport, HoldoutBucket, HoldoutEvaluation,

@@ -150,6 +150,7 @@ pub fn case_assess_matches_parts(model: &dyn CustomerValueModel) {
 }
 
 /// Emits one `#[test]` per conformance case, in a module named `$name`, for the model `$setup`.
+#[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
 #[macro_export]
 macro_rules! conformance_tests {
     ($name:ident, $setup:expr) => {
