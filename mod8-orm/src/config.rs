@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{OrmError, Result};
+use crate::error::{Error, Result};
 use crate::repository::DynDatabase;
 
 /// The embedded default: an in-memory SQLite database.
@@ -42,7 +42,7 @@ pub struct OrmConfig {
     /// Ping a pooled PostgreSQL connection before handing it out (default false). The ping
     /// is one more round trip per repository call, doubling the cost of a point lookup;
     /// without it a connection the server dropped fails its next call with
-    /// [`OrmError::Unavailable`] (transient, so a retry gets a fresh connection).
+    /// [`Error::Unavailable`] (transient, so a retry gets a fresh connection).
     pub test_before_acquire: bool,
 }
 
@@ -95,7 +95,7 @@ impl OrmConfig {
     /// never serve a call (every call would wait out the acquire timeout).
     pub fn validate(&self) -> Result<()> {
         if self.max_connections == 0 {
-            return Err(OrmError::validation(
+            return Err(Error::validation(
                 "max_connections",
                 "the pool needs at least 1 connection",
             ));
@@ -152,17 +152,16 @@ impl OrmConfig {
             }
             #[cfg(not(feature = "postgres"))]
             {
-                return Err(OrmError::Unsupported {
-                    operation:
-                        "connecting to PostgreSQL (build mod8-orm with the `postgres` feature)",
-                    backend: "postgres",
-                });
+                return Err(Error::unsupported(
+                    "connecting to PostgreSQL (build mod8-orm with the `postgres` feature)",
+                    "postgres",
+                ));
             }
         }
         if url.starts_with("sqlite:") {
             return Ok(Arc::new(crate::sqlite::SqliteStore::connect(self).await?));
         }
-        Err(OrmError::validation(
+        Err(Error::validation(
             "url",
             "expected a postgres://, postgresql:// or sqlite: URL",
         ))
@@ -173,15 +172,12 @@ impl OrmConfig {
 fn max_connections_var(value: &str) -> Result<u32> {
     const VAR: &str = "MOD8_ORM_MAX_CONNECTIONS";
     match value.trim().parse::<u32>() {
-        Ok(0) => Err(OrmError::validation(
+        Ok(0) => Err(Error::validation(
             VAR,
             "0: the pool needs at least 1 connection",
         )),
         Ok(n) => Ok(n),
-        Err(_) => Err(OrmError::validation(
-            VAR,
-            format!("{value:?} is not a number"),
-        )),
+        Err(_) => Err(Error::validation(VAR, format!("{value:?} is not a number"))),
     }
 }
 
@@ -192,7 +188,7 @@ fn max_connections_var(value: &str) -> Result<u32> {
 /// let db = mod8_orm::connect("sqlite::memory:").await?;
 /// assert_eq!(db.backend(), mod8_orm::Backend::Sqlite);
 /// assert!(mod8_orm::connect("mysql://nope").await.is_err());
-/// # Ok::<(), mod8_orm::OrmError>(())
+/// # Ok::<(), mod8_orm::Error>(())
 /// # }).unwrap();
 /// ```
 pub async fn connect(url: &str) -> Result<DynDatabase> {
@@ -210,10 +206,7 @@ mod tests {
             assert!(
                 matches!(
                     max_connections_var(bad),
-                    Err(OrmError::Validation {
-                        field: "MOD8_ORM_MAX_CONNECTIONS",
-                        ..
-                    })
+                    Err(Error::Validation { field, .. }) if field == "MOD8_ORM_MAX_CONNECTIONS"
                 ),
                 "{bad:?}"
             );
@@ -225,24 +218,15 @@ mod tests {
         let config = OrmConfig::new("sqlite::memory:").with_max_connections(0);
         assert!(matches!(
             config.validate(),
-            Err(OrmError::Validation {
-                field: "max_connections",
-                ..
-            })
+            Err(Error::Validation { field, .. }) if field == "max_connections"
         ));
         assert!(matches!(
             config.connect().await,
-            Err(OrmError::Validation {
-                field: "max_connections",
-                ..
-            })
+            Err(Error::Validation { field, .. }) if field == "max_connections"
         ));
         assert!(matches!(
             crate::SqliteStore::connect(&config).await,
-            Err(OrmError::Validation {
-                field: "max_connections",
-                ..
-            })
+            Err(Error::Validation { field, .. }) if field == "max_connections"
         ));
         assert!(OrmConfig::new("sqlite::memory:")
             .with_max_connections(1)

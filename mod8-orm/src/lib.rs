@@ -15,7 +15,7 @@ pub mod testing;
 pub mod validate;
 
 pub use config::{connect, OrmConfig, DEFAULT_URL};
-pub use error::{OrmError, Result};
+pub use error::{BoxError, Error, Result};
 pub use model::*;
 #[cfg(feature = "postgres")]
 pub use postgres::PostgresStore;

@@ -7,7 +7,7 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{Executor, Postgres};
 
 use crate::config::OrmConfig;
-use crate::error::{OrmError, Result};
+use crate::error::{Error, Result};
 use crate::model::NewUser;
 use crate::repository::Backend;
 use crate::session::{Dialect, SqlBackend, SqlStore};
@@ -97,7 +97,7 @@ impl PostgresStore {
         config.validate()?;
         let backend = Backend::Postgres.name();
         let options =
-            PgConnectOptions::from_str(&config.url).map_err(|e| OrmError::from_sqlx(backend, e))?;
+            PgConnectOptions::from_str(&config.url).map_err(|e| Error::from_sqlx(backend, e))?;
         let pool = PgPoolOptions::new()
             .max_connections(config.max_connections)
             .min_connections(config.min_connections)
@@ -106,7 +106,7 @@ impl PostgresStore {
             .test_before_acquire(config.test_before_acquire)
             .connect_with(options)
             .await
-            .map_err(|e| OrmError::from_sqlx(backend, e))?;
+            .map_err(|e| Error::from_sqlx(backend, e))?;
         let store = SqlStore::from_pool(pool);
         if config.migrate {
             store.migrate().await?;

@@ -9,7 +9,7 @@ use sqlx::pool::PoolConnection;
 use sqlx::{Pool, Transaction};
 use tokio::sync::{MappedMutexGuard, Mutex, MutexGuard};
 
-use crate::error::{OrmError, Result};
+use crate::error::{Error, Result};
 use crate::repository::Backend;
 
 /// What differs between the SQL dialects beyond the driver types.
@@ -151,7 +151,7 @@ impl<DB: sqlx::Database> TxShared<DB> {
             let sql = format!("ROLLBACK TO SAVEPOINT {name}; RELEASE SAVEPOINT {name}");
             DB::run_script(&mut **tx, &sql)
                 .await
-                .map_err(|e| OrmError::from_sqlx(backend, e))?;
+                .map_err(|e| Error::from_sqlx(backend, e))?;
             self.savepoints().truncate(index);
         }
         Ok(())
@@ -159,16 +159,16 @@ impl<DB: sqlx::Database> TxShared<DB> {
 }
 
 /// The error for a handle whose savepoint (or transaction) is gone.
-fn ended(what: &str) -> OrmError {
-    OrmError::validation(
+fn ended(what: &str) -> Error {
+    Error::validation(
         "unit_of_work",
         format!("the {what} was already committed or rolled back"),
     )
 }
 
 /// The error for a nested handle whose savepoint ended with an enclosing one.
-fn ended_with_enclosing() -> OrmError {
-    OrmError::validation(
+fn ended_with_enclosing() -> Error {
+    Error::validation(
         "unit_of_work",
         "this nested unit of work ended with a savepoint it was opened inside \
          (committed, rolled back or dropped); its work went with that one",
@@ -252,7 +252,7 @@ impl<DB: SqlBackend> Conn<'_, DB> {
             // Inside a unit of work: a savepoint.
             Conn::Tx(t, n) => (sqlx::Connection::begin(&mut ***t).await, *n),
         };
-        let tx = tx.map_err(|e| OrmError::from_sqlx(backend, e))?;
+        let tx = tx.map_err(|e| Error::from_sqlx(backend, e))?;
         Ok(Tx { tx, counter })
     }
 }
@@ -280,7 +280,7 @@ impl<DB: sqlx::Database> Tx<'_, DB> {
         self.tx
             .commit()
             .await
-            .map_err(|e| OrmError::from_sqlx(backend, e))
+            .map_err(|e| Error::from_sqlx(backend, e))
     }
 }
 
@@ -300,8 +300,8 @@ impl<DB: SqlBackend> SqlStore<DB> {
     }
 
     /// Maps a driver error.
-    pub(crate) fn err(&self, e: sqlx::Error) -> OrmError {
-        OrmError::from_sqlx(self.backend_name(), e)
+    pub(crate) fn err(&self, e: sqlx::Error) -> Error {
+        Error::from_sqlx(self.backend_name(), e)
     }
 
     /// The pool underneath (for host applications that run their own queries).
@@ -377,7 +377,7 @@ impl<DB: SqlBackend> SqlStore<DB> {
             let mut conn = self.conn().await?;
             let Conn::Tx(tx, _) = &mut conn else {
                 // `conn()` on a transaction scope always yields the transaction.
-                return Err(OrmError::validation("unit_of_work", "not in a transaction"));
+                return Err(Error::validation("unit_of_work", "not in a transaction"));
             };
             DB::run_script(&mut ***tx, &format!("SAVEPOINT {name}"))
                 .await
@@ -436,7 +436,7 @@ impl<DB: SqlBackend> SqlStore<DB> {
                     return tx
                         .rollback()
                         .await
-                        .map_err(|e| OrmError::from_sqlx(backend, e));
+                        .map_err(|e| Error::from_sqlx(backend, e));
                 }
                 // PostgreSQL answers COMMIT on an aborted transaction with a silent rollback;
                 // a probe statement tells the two apart so the caller learns nothing was saved.
@@ -447,14 +447,12 @@ impl<DB: SqlBackend> SqlStore<DB> {
                     );
                     let _ = tx.rollback().await;
                     return Err(if aborted {
-                        OrmError::TransactionAborted
+                        Error::TransactionAborted
                     } else {
-                        OrmError::from_sqlx(backend, e)
+                        Error::from_sqlx(backend, e)
                     });
                 }
-                tx.commit()
-                    .await
-                    .map_err(|e| OrmError::from_sqlx(backend, e))
+                tx.commit().await.map_err(|e| Error::from_sqlx(backend, e))
             }
             Some(name) => {
                 settled?;
@@ -468,7 +466,7 @@ impl<DB: SqlBackend> SqlStore<DB> {
                 };
                 DB::run_script(&mut **tx, &sql)
                     .await
-                    .map_err(|e| OrmError::from_sqlx(backend, e))?;
+                    .map_err(|e| Error::from_sqlx(backend, e))?;
                 // Savepoints opened after this one ended with it.
                 shared.savepoints().truncate(index);
                 Ok(())

@@ -17,7 +17,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{Executor, Sqlite};
 
 use crate::config::OrmConfig;
-use crate::error::{OrmError, Result};
+use crate::error::{Error, Result};
 use crate::model::NewUser;
 use crate::repository::Backend;
 use crate::session::{rows_per_statement, Dialect, SqlBackend, SqlStore};
@@ -98,7 +98,7 @@ impl SqliteStore {
         let backend = Backend::Sqlite.name();
         let memory = is_memory(&config.url);
         let mut options = SqliteConnectOptions::from_str(&config.url)
-            .map_err(|e| OrmError::from_sqlx(backend, e))?
+            .map_err(|e| Error::from_sqlx(backend, e))?
             .foreign_keys(true)
             .busy_timeout(config.sqlite_busy_timeout);
         if !memory {
@@ -122,7 +122,7 @@ impl SqliteStore {
         .acquire_timeout(config.acquire_timeout)
         .connect_with(options)
         .await
-        .map_err(|e| OrmError::from_sqlx(backend, e))?;
+        .map_err(|e| Error::from_sqlx(backend, e))?;
         let store = SqlStore::from_pool(pool);
         if config.migrate {
             store.migrate().await?;

@@ -170,7 +170,7 @@ async fn sqlite_enforces_foreign_keys() {
     user.address_id = Some(uuid::Uuid::new_v4());
     assert!(matches!(
         store.create_user(user).await,
-        Err(mod8_orm::OrmError::NotFound {
+        Err(mod8_orm::Error::NotFound {
             entity: "address",
             ..
         })

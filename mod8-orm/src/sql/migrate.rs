@@ -39,10 +39,10 @@ macro_rules! impl_store {
         impl $crate::session::SqlStore<$db> {
             /// Applies the crate's pending migrations (recorded in `mod8_orm_migrations`).
             pub async fn migrate(&self) -> $crate::error::Result<()> {
-                use $crate::error::OrmError;
+                use $crate::error::Error;
                 use $crate::session::SqlBackend;
                 let backend = <$db as SqlBackend>::DIALECT.backend.name();
-                let err = |e| OrmError::from_sqlx(backend, e);
+                let err = |e| Error::from_sqlx(backend, e);
                 let mut tx = self
                     .pool
                     .begin_with(<$db as SqlBackend>::DIALECT.begin)
@@ -77,7 +77,7 @@ macro_rules! impl_store {
                     match applied {
                         Some(existing) if existing == checksum => continue,
                         Some(_) => {
-                            return Err(OrmError::Migration {
+                            return Err(Error::Migration {
                                 backend,
                                 version: m.version,
                                 message: String::from(
@@ -88,7 +88,7 @@ macro_rules! impl_store {
                         None => {}
                     }
                     ::sqlx::Executor::execute(&mut *tx, &*m.sql).await.map_err(|e| {
-                        OrmError::Migration {
+                        Error::Migration {
                             backend,
                             version: m.version,
                             message: e.to_string(),

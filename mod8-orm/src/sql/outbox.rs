@@ -5,7 +5,7 @@ macro_rules! impl_outbox_repository {
     ($db:ty) => {
         const _: () = {
             use ::uuid::Uuid;
-            use $crate::error::{OrmError, Result};
+            use $crate::error::{Error, Result};
             use $crate::model::*;
             use $crate::session::{SqlBackend, SqlStore};
             use $crate::sql::{self, OUTBOX_COLS};
@@ -40,11 +40,11 @@ macro_rules! impl_outbox_repository {
                 ) -> Result<Vec<OutboxMessage>> {
                     let limit = sql::limit(limit)?;
                     let lease = ::chrono::Duration::from_std(lease)
-                        .map_err(|_| OrmError::validation("lease", "too long"))?;
+                        .map_err(|_| Error::validation("lease", "too long"))?;
                     let now = sql::now();
                     let until = now
                         .checked_add_signed(lease)
-                        .ok_or_else(|| OrmError::validation("lease", "too long"))?;
+                        .ok_or_else(|| Error::validation("lease", "too long"))?;
                     let skip_locked = <$db as SqlBackend>::DIALECT.skip_locked;
                     let mut conn = self.conn().await?;
                     let mut claimed = ::sqlx::query_as::<$db, OutboxMessage>(&format!(

@@ -49,11 +49,11 @@ pub async fn case_user_crud(db: &dyn Database) {
     db.delete_user(created.id).await.unwrap();
     assert!(matches!(
         db.get_user(created.id).await,
-        Err(OrmError::NotFound { entity: "user", .. })
+        Err(Error::NotFound { entity: "user", .. })
     ));
     assert!(matches!(
         db.delete_user(created.id).await,
-        Err(OrmError::NotFound { .. })
+        Err(Error::NotFound { .. })
     ));
 }
 
@@ -62,7 +62,7 @@ pub async fn case_validation_before_database(db: &dyn Database) {
     let world = seed_world(db).await;
     let before = db.statements_executed();
     let expect_invalid = |r: Result<()>, field: &str| match r {
-        Err(OrmError::Validation { field: f, .. }) => assert_eq!(f, field),
+        Err(Error::Validation { field: f, .. }) => assert_eq!(f, field),
         other => panic!("expected a validation error on {field}, got {other:?}"),
     };
     for email in [
@@ -154,7 +154,10 @@ pub async fn case_conflicts_name_the_field(db: &dyn Database) {
         .await
         .unwrap();
     let conflict_field = |r: Result<User>| match r {
-        Err(OrmError::Conflict { field, .. }) => field,
+        Err(Error::Conflict { entity, field, .. }) => {
+            assert_eq!(entity, "user");
+            field
+        }
         other => panic!("expected a conflict, got {other:?}"),
     };
     assert_eq!(
@@ -195,7 +198,10 @@ pub async fn case_conflicts_name_the_field(db: &dyn Database) {
         })
         .await
     {
-        Err(OrmError::Conflict { field, .. }) => assert_eq!(field, "sku"),
+        Err(Error::Conflict { entity, field, .. }) => {
+            assert_eq!(entity, "product");
+            assert_eq!(field, "sku");
+        }
         other => panic!("expected a sku conflict, got {other:?}"),
     }
     match db
@@ -207,7 +213,10 @@ pub async fn case_conflicts_name_the_field(db: &dyn Database) {
         })
         .await
     {
-        Err(OrmError::Conflict { field, .. }) => assert_eq!(field, "iso_code"),
+        Err(Error::Conflict { entity, field, .. }) => {
+            assert_eq!(entity, "country");
+            assert_eq!(field, "iso_code");
+        }
         other => panic!("expected an iso_code conflict, got {other:?}"),
     }
     // Country names are unique too (an index whose name contains "id" must not be read as
@@ -221,7 +230,12 @@ pub async fn case_conflicts_name_the_field(db: &dyn Database) {
         })
         .await
     {
-        Err(OrmError::Conflict { field, message }) => {
+        Err(Error::Conflict {
+            entity,
+            field,
+            message,
+        }) => {
+            assert_eq!(entity, "country");
             assert_eq!(field, "name");
             assert!(message.contains("country"), "{message}");
         }
@@ -235,7 +249,12 @@ pub async fn case_conflicts_name_the_field(db: &dyn Database) {
         })
         .await
     {
-        Err(OrmError::Conflict { field, message }) => {
+        Err(Error::Conflict {
+            entity,
+            field,
+            message,
+        }) => {
+            assert_eq!(entity, "city");
             assert_eq!(field, "name");
             assert!(message.contains("city"), "{message}");
         }
@@ -262,7 +281,7 @@ pub async fn case_missing_rows_are_not_found(db: &dyn Database) {
     let world = seed_world(db).await;
     let missing = Uuid::new_v4();
     let entity = |r: Result<()>| match r {
-        Err(OrmError::NotFound { entity, .. }) => entity,
+        Err(Error::NotFound { entity, .. }) => entity,
         other => panic!("expected not found, got {other:?}"),
     };
     assert_eq!(entity(db.get_user(missing).await.map(drop)), "user");
@@ -534,7 +553,7 @@ pub async fn case_user_with_address_is_atomic(db: &dyn Database) {
         .await
         .unwrap_err();
     assert!(
-        matches!(err, OrmError::Conflict { field: "email", .. }),
+        matches!(&err, Error::Conflict { entity: "user", field, .. } if field == "email"),
         "{err:?}"
     );
     let streets: Vec<_> = db
@@ -560,7 +579,7 @@ pub async fn case_user_with_address_is_atomic(db: &dyn Database) {
         .await
         .unwrap_err();
     assert!(
-        matches!(err, OrmError::NotFound { entity: "city", .. }),
+        matches!(err, Error::NotFound { entity: "city", .. }),
         "{err:?}"
     );
     assert!(db
@@ -638,7 +657,7 @@ pub async fn case_unit_of_work(db: &dyn Database) {
     drop(uow);
     assert!(matches!(
         db.get_user(dropped.id).await,
-        Err(OrmError::NotFound { .. })
+        Err(Error::NotFound { .. })
     ));
 
     let (uow, kept) = register(db.begin().await.unwrap(), "kept", paris, &world.products[0]).await;
@@ -687,7 +706,7 @@ pub async fn case_nested_unit_of_work(db: &dyn Database) {
     let dup = nested
         .create_user(NewUser::new("a@example.org", "dup"))
         .await;
-    assert!(matches!(dup, Err(OrmError::Conflict { .. })), "{dup:?}");
+    assert!(matches!(dup, Err(Error::Conflict { .. })), "{dup:?}");
     nested.rollback().await.unwrap();
     uow.create_user(NewUser::new("e@example.org", "e"))
         .await
@@ -786,10 +805,7 @@ pub async fn case_dropped_nested_units_roll_back(db: &dyn Database) {
     drop(first);
     assert!(matches!(
         second.commit().await,
-        Err(OrmError::Validation {
-            field: "unit_of_work",
-            ..
-        })
+        Err(Error::Validation { field, .. }) if field == "unit_of_work"
     ));
     uow.create_user(NewUser::new("last@example.org", "last"))
         .await
@@ -901,7 +917,7 @@ pub async fn case_orders(db: &dyn Database) {
         .await
         .unwrap_err();
     assert!(
-        matches!(err, OrmError::Conflict { field: "stock", .. }),
+        matches!(&err, Error::Conflict { entity: "product", field, .. } if field == "stock"),
         "{err:?}"
     );
     assert_eq!(db.get_product(trowel.id).await.unwrap().stock, 97);
@@ -911,7 +927,7 @@ pub async fn case_orders(db: &dyn Database) {
         .await;
     assert!(matches!(
         dup,
-        Err(OrmError::Validation { field: "lines", .. })
+        Err(Error::Validation { field, .. }) if field == "lines"
     ));
 
     // Cancelling returns stock and drops the order from history and popularity.
@@ -930,10 +946,7 @@ pub async fn case_orders(db: &dyn Database) {
     assert!(matches!(
         db.set_order_status(second.order.id, OrderStatus::Paid)
             .await,
-        Err(OrmError::Validation {
-            field: "status",
-            ..
-        })
+        Err(Error::Validation { field, .. }) if field == "status"
     ));
     let restocked = db.restock(can.id, 8).await.unwrap();
     assert_eq!(restocked.stock, 10);
@@ -1023,10 +1036,11 @@ pub async fn case_order_rolls_back_on_failure(db: &dyn Database) {
     let before = db.statements_executed();
     let err = uow.place_order(order(&ada, lines)).await.unwrap_err();
     match &err {
-        OrmError::Conflict {
-            field: "stock",
+        Error::Conflict {
+            entity: "product",
+            field,
             message,
-        } => assert!(message.contains(&short.sku), "{message}"),
+        } if field == "stock" => assert!(message.contains(&short.sku), "{message}"),
         other => panic!("expected a stock conflict, got {other:?}"),
     }
     assert!(
@@ -1216,7 +1230,7 @@ pub async fn case_bulk_insert(db: &dyn Database) {
     again.push(NewUser::new("bulk0@example.org", "fresh"));
     let err = db.create_users(again).await.unwrap_err();
     assert!(
-        matches!(err, OrmError::Conflict { field: "email", .. }),
+        matches!(&err, Error::Conflict { entity: "user", field, .. } if field == "email"),
         "{err:?}"
     );
     assert_eq!(db.user_stats().await.unwrap().count, n as u64);
