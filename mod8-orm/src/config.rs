@@ -70,14 +70,16 @@ impl OrmConfig {
         }
     }
 
-    /// `MOD8_POSTGRES_URL` when set (else in-memory SQLite), with the pool size from
-    /// `MOD8_ORM_MAX_CONNECTIONS` when set.
+    /// `MOD8_POSTGRES_URL` when set (else in-memory SQLite, [`DEFAULT_URL`]), with the pool
+    /// size from `MOD8_ORM_MAX_CONNECTIONS` when set. A value that is not a URL this crate
+    /// can connect to, or a pool size below 1, is an [`Error::Validation`] naming the
+    /// variable.
     pub fn from_env() -> Result<Self> {
-        let url = std::env::var("MOD8_POSTGRES_URL")
-            .ok()
-            .filter(|u| !u.trim().is_empty())
-            .unwrap_or_else(|| DEFAULT_URL.to_owned());
-        let mut config = OrmConfig::new(url.trim());
+        let url = match std::env::var("MOD8_POSTGRES_URL") {
+            Ok(url) if !url.trim().is_empty() => url_var(&url)?,
+            _ => DEFAULT_URL.to_owned(),
+        };
+        let mut config = OrmConfig::new(url);
         if let Ok(n) = std::env::var("MOD8_ORM_MAX_CONNECTIONS") {
             config.max_connections = max_connections_var(&n)?;
         }
@@ -143,7 +145,7 @@ impl OrmConfig {
     pub async fn connect(&self) -> Result<DynDatabase> {
         self.validate()?;
         let url = self.url.trim();
-        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        if is_postgres(url) {
             #[cfg(feature = "postgres")]
             {
                 return Ok(Arc::new(
@@ -158,13 +160,31 @@ impl OrmConfig {
                 ));
             }
         }
-        if url.starts_with("sqlite:") {
+        if is_sqlite(url) {
             return Ok(Arc::new(crate::sqlite::SqliteStore::connect(self).await?));
         }
-        Err(Error::validation(
-            "url",
-            "expected a postgres://, postgresql:// or sqlite: URL",
-        ))
+        Err(Error::validation("url", EXPECTED_SCHEMES))
+    }
+}
+
+/// What [`OrmConfig::connect`] accepts.
+const EXPECTED_SCHEMES: &str = "expected a postgres://, postgresql:// or sqlite: URL";
+
+fn is_postgres(url: &str) -> bool {
+    url.starts_with("postgres://") || url.starts_with("postgresql://")
+}
+
+fn is_sqlite(url: &str) -> bool {
+    url.starts_with("sqlite:")
+}
+
+/// `MOD8_POSTGRES_URL`: a URL with a scheme [`OrmConfig::connect`] knows, trimmed.
+fn url_var(value: &str) -> Result<String> {
+    let url = value.trim();
+    if is_postgres(url) || is_sqlite(url) {
+        Ok(url.to_owned())
+    } else {
+        Err(Error::validation("MOD8_POSTGRES_URL", EXPECTED_SCHEMES))
     }
 }
 
@@ -213,6 +233,24 @@ mod tests {
         }
     }
 
+    #[test]
+    fn url_from_the_environment() {
+        assert_eq!(
+            url_var(" postgres://u:p@host/db ").unwrap(),
+            "postgres://u:p@host/db"
+        );
+        assert_eq!(url_var("sqlite::memory:").unwrap(), "sqlite::memory:");
+        for bad in ["mysql://nope", "localhost:5432", "postgres:/x"] {
+            assert!(
+                matches!(
+                    url_var(bad),
+                    Err(Error::Validation { field, .. }) if field == "MOD8_POSTGRES_URL"
+                ),
+                "{bad:?}"
+            );
+        }
+    }
+
     #[tokio::test]
     async fn a_pool_of_zero_connections_is_rejected() {
         let config = OrmConfig::new("sqlite::memory:").with_max_connections(0);
@@ -225,7 +263,7 @@ mod tests {
             Err(Error::Validation { field, .. }) if field == "max_connections"
         ));
         assert!(matches!(
-            crate::SqliteStore::connect(&config).await,
+            crate::sqlite::SqliteStore::connect(&config).await,
             Err(Error::Validation { field, .. }) if field == "max_connections"
         ));
         assert!(OrmConfig::new("sqlite::memory:")
