@@ -1,5 +1,9 @@
 //! The embedded backend: SQLite, in memory or in a file.
 //!
+//! [`SqliteStore`] is the crate's [`SqlStore`] on a SQLite pool: connect it
+//! with [`SqliteStore::connect`], or type-erased with
+//! [`OrmConfig::connect`](crate::OrmConfig::connect) and a `sqlite:` URL.
+//!
 //! Files run in WAL mode with a busy timeout, so concurrent writers wait for each other
 //! instead of failing with "database is locked"; transactions (units of work included) start
 //! with `BEGIN IMMEDIATE`, so they hold the write lock from the start (other writers wait,
@@ -20,14 +24,15 @@ use crate::config::OrmConfig;
 use crate::error::{Error, Result};
 use crate::model::NewUser;
 use crate::repository::Backend;
-use crate::session::{rows_per_statement, Dialect, SqlBackend, SqlStore};
+use crate::sql::dialect::{rows_per_statement, Dialect};
 use crate::sql::USER_COLS;
+use crate::store::{SqlDriver, SqlStore};
 use uuid::Uuid;
 
 /// The repositories on SQLite.
 pub type SqliteStore = SqlStore<Sqlite>;
 
-impl SqlBackend for Sqlite {
+impl SqlDriver for Sqlite {
     const DIALECT: Dialect = Dialect {
         backend: Backend::Sqlite,
         // SQLITE_MAX_VARIABLE_NUMBER's default since SQLite 3.32.
@@ -89,7 +94,7 @@ fn is_memory(url: &str) -> bool {
     url.contains(":memory:") || url.contains("mode=memory")
 }
 
-crate::sql::migrate::impl_backend!(Sqlite, &crate::sql::migrate::SQLITE_MIGRATIONS, None);
+crate::store::impl_backend!(Sqlite, &crate::sql::migrate::SQLITE_MIGRATIONS, None);
 
 impl SqliteStore {
     /// Connects as `config` says (and migrates unless that was turned off).

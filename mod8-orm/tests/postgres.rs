@@ -5,8 +5,9 @@ mod8_orm::conformance_tests!(mod8_orm::testing::TestDb::postgres_from_env(
     "orm postgres conformance"
 ));
 
+use mod8_orm::postgres::PostgresStore;
 use mod8_orm::testing::TestDb;
-use mod8_orm::{Database, Error, NewUser, OrmConfig, PostgresStore};
+use mod8_orm::{Database, Error, NewUser, OrmConfig};
 
 /// PostgreSQL aborts a transaction at its first failed statement: committing such a unit of
 /// work says so and saves nothing.

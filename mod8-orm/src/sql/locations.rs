@@ -6,7 +6,7 @@ macro_rules! impl_location_repository {
         const _: () = {
             use $crate::error::{Error, Result};
             use $crate::model::*;
-            use $crate::session::{SqlBackend, SqlStore};
+            use $crate::store::{SqlDriver, SqlStore};
             use $crate::sql::{self, COUNTRY_COLS, LOCATION_COLS, PRODUCT_COLS};
             use $crate::validate;
             use ::uuid::Uuid;
@@ -125,13 +125,13 @@ macro_rules! impl_location_repository {
                     .fetch_all(conn.exec())
                     .await
                     .map_err(|e| self.err(e))?;
-                    let per = <$db as SqlBackend>::DIALECT.max_bind_params;
+                    let per = <$db as SqlDriver>::DIALECT.max_bind_params;
                     let mut cities = Vec::new();
                     for chunk in countries.chunks(per) {
                         let sql = format!(
                             "SELECT id, name, region, country_id FROM cities \
                              WHERE country_id IN ({}) ORDER BY name, id",
-                            <$db as SqlBackend>::DIALECT.list(chunk.len(), 1)
+                            <$db as SqlDriver>::DIALECT.list(chunk.len(), 1)
                         );
                         let mut q = ::sqlx::query_as::<$db, City>(&sql);
                         for c in chunk {

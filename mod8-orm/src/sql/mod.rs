@@ -2,7 +2,7 @@
 //! `RETURNING`, window functions and joins, so each statement is written once here; the
 //! repository implementations are macros instantiated per backend with its concrete sqlx
 //! types (so UUIDs, timestamps and JSON keep their native types on each database), and the few
-//! dialect differences come from [`crate::session::Dialect`].
+//! dialect differences come from `Dialect` (in `dialect`).
 
 use std::collections::HashMap;
 
@@ -13,6 +13,7 @@ use crate::error::Error;
 use crate::model::*;
 
 pub(crate) mod analytics;
+pub(crate) mod dialect;
 pub(crate) mod locations;
 pub(crate) mod migrate;
 pub(crate) mod orders;

@@ -8,22 +8,22 @@ macro_rules! impl_order_repository {
 
             use $crate::error::{Error, Result};
             use $crate::model::*;
-            use $crate::session::{SqlBackend, SqlStore};
+            use $crate::store::{SqlDriver, SqlStore};
             use $crate::sql::{self, ORDER_COLS, ORDER_ITEM_COLS};
             use $crate::validate;
             use ::uuid::Uuid;
 
             /// Items of these orders, in one statement per bind-limit chunk.
             async fn items_of(
-                conn: &mut $crate::session::Conn<'_, $db>,
+                conn: &mut $crate::store::Conn<'_, $db>,
                 orders: &[Order],
             ) -> std::result::Result<HashMap<Uuid, Vec<OrderItem>>, ::sqlx::Error> {
                 let mut items = Vec::new();
-                for chunk in orders.chunks(<$db as SqlBackend>::DIALECT.max_bind_params) {
+                for chunk in orders.chunks(<$db as SqlDriver>::DIALECT.max_bind_params) {
                     let sql = format!(
                         "SELECT {ORDER_ITEM_COLS} FROM order_items WHERE order_id IN ({}) \
                          ORDER BY order_id, product_id",
-                        <$db as SqlBackend>::DIALECT.list(chunk.len(), 1)
+                        <$db as SqlDriver>::DIALECT.list(chunk.len(), 1)
                     );
                     let mut q = ::sqlx::query_as::<$db, OrderItem>(&sql);
                     for o in chunk {
@@ -39,7 +39,7 @@ macro_rules! impl_order_repository {
                 /// conflict naming it and what is left).
                 async fn unreserved(
                     &self,
-                    tx: &mut $crate::session::Tx<'_, $db>,
+                    tx: &mut $crate::store::Tx<'_, $db>,
                     line: &OrderLine,
                 ) -> Error {
                     let found = ::sqlx::query_as::<$db, (String, i64)>(
@@ -126,7 +126,7 @@ macro_rules! impl_order_repository {
                     let sql = format!(
                         "INSERT INTO order_items ({ORDER_ITEM_COLS}) VALUES {} \
                          RETURNING {ORDER_ITEM_COLS}",
-                        <$db as SqlBackend>::DIALECT.values(priced.len(), 4, 1)
+                        <$db as SqlDriver>::DIALECT.values(priced.len(), 4, 1)
                     );
                     let mut q = ::sqlx::query_as::<$db, OrderItem>(&sql);
                     for (line, price) in &priced {

@@ -6,7 +6,7 @@ macro_rules! impl_user_repository {
         const _: () = {
             use $crate::error::{Error, Result};
             use $crate::model::*;
-            use $crate::session::{SqlBackend, SqlStore};
+            use $crate::store::{SqlDriver, SqlStore};
             use $crate::sql::{self, USER_COLS, USER_COLS_U};
             use $crate::validate;
             use ::uuid::Uuid;
@@ -115,7 +115,7 @@ macro_rules! impl_user_repository {
                     let mut conn = self.conn().await?;
                     let mut tx = conn.transaction(backend).await?;
                     let (inserted, statements) =
-                        <$db as SqlBackend>::insert_users(tx.exec(), &users)
+                        <$db as SqlDriver>::insert_users(tx.exec(), &users)
                             .await
                             .map_err(|e| sql::name_missing(self.err(e), "address", "(bulk insert)"))?;
                     tx.count_more(statements.saturating_sub(1));
