@@ -1,5 +1,6 @@
 //! The repository traits. Every backend implements all of them, both on its connection pool
 //! and inside a [`UnitOfWork`], so the same calling code runs in or out of a transaction.
+//! Each is also implemented for `Arc<T>` and `Box<T>` of an implementation, by forwarding.
 
 use std::sync::Arc;
 
@@ -11,6 +12,8 @@ use crate::error::Result;
 use crate::model::*;
 
 /// Users: CRUD, lookups by location, eager loading, statistics and ranking.
+///
+/// Implemented for `Arc<T>` and `Box<T>` by forwarding.
 #[async_trait]
 pub trait UserRepository: Send + Sync {
     /// The user with this id, or [`crate::Error::NotFound`].
@@ -49,6 +52,8 @@ pub trait UserRepository: Send + Sync {
 }
 
 /// Countries, cities and addresses.
+///
+/// Implemented for `Arc<T>` and `Box<T>` by forwarding.
 #[async_trait]
 pub trait LocationRepository: Send + Sync {
     /// Validates (the ISO code must be assigned) and inserts a country.
@@ -73,6 +78,8 @@ pub trait LocationRepository: Send + Sync {
 }
 
 /// The product catalogue.
+///
+/// Implemented for `Arc<T>` and `Box<T>` by forwarding.
 #[async_trait]
 pub trait ProductRepository: Send + Sync {
     /// Validates and inserts a product; a taken SKU is a conflict on `sku`.
@@ -86,6 +93,8 @@ pub trait ProductRepository: Send + Sync {
 }
 
 /// Orders and purchase history.
+///
+/// Implemented for `Arc<T>` and `Box<T>` by forwarding.
 #[async_trait]
 pub trait OrderRepository: Send + Sync {
     /// Places an order in one transaction: prices come from the catalogue, stock is reserved
@@ -105,6 +114,8 @@ pub trait OrderRepository: Send + Sync {
 }
 
 /// Analytics over the whole data set.
+///
+/// Implemented for `Arc<T>` and `Box<T>` by forwarding.
 #[async_trait]
 pub trait AnalyticsRepository: Send + Sync {
     /// How many users live in each country, most first.
@@ -120,6 +131,8 @@ pub trait AnalyticsRepository: Send + Sync {
 
 /// The transactional outbox: enqueue messages in the same unit of work as the data they
 /// describe, then claim and mark them sent from a relay.
+///
+/// Implemented for `Arc<T>` and `Box<T>` by forwarding.
 #[async_trait]
 pub trait OutboxRepository: Send + Sync {
     /// Stores a message to be published later.
@@ -215,5 +228,5 @@ pub trait Database: Repositories + 'static {
     async fn close(&self);
 }
 
-/// A shared, type-erased database handle, as returned by [`crate::connect`].
+/// A shared, type-erased database handle, as returned by [`crate::OrmConfig::connect`].
 pub type DynDatabase = Arc<dyn Database>;
