@@ -19,10 +19,10 @@ use lapin::options::{
 };
 use lapin::types::FieldTable;
 use lapin::{BasicProperties, Connection, ConnectionProperties};
-use mod8_mq::topology::QueueSpec;
+use mod8_mq::domain::Topology;
 use mod8_mq::{
     handler_fn, AmqpBroker, Broker, BrokerExt, Consumer, DynBroker, Envelope, MemoryBroker,
-    Outcome, Payload, Publication, Topology,
+    Outcome, Payload, Publication, QueueSpec,
 };
 use serde::{Deserialize, Serialize};
 
@@ -61,17 +61,22 @@ fn runtime() -> tokio::runtime::Runtime {
 struct Rabbit {
     url: String,
     broker: DynBroker,
+    /// What `broker` declared (deleted at the end).
+    topology: Topology,
     raw: lapin::Channel,
     _raw_conn: Connection,
 }
 
 fn brokers(rt: &tokio::runtime::Runtime, prefix: &str) -> (DynBroker, Option<Rabbit>) {
     let topology = Topology::with_prefix(prefix);
-    let memory: DynBroker = Arc::new(MemoryBroker::new(topology.clone()));
+    let memory: DynBroker = Arc::new(MemoryBroker::new(topology.declarations()).unwrap());
     let rabbit = std::env::var("MOD8_AMQP_URL").ok().map(|url| {
         rt.block_on(async {
-            let broker: DynBroker =
-                Arc::new(AmqpBroker::connect(&url, topology.clone()).await.unwrap());
+            let broker: DynBroker = Arc::new(
+                AmqpBroker::connect(&url, topology.declarations())
+                    .await
+                    .unwrap(),
+            );
             let conn = Connection::connect(&url, ConnectionProperties::default())
                 .await
                 .unwrap();
@@ -82,6 +87,7 @@ fn brokers(rt: &tokio::runtime::Runtime, prefix: &str) -> (DynBroker, Option<Rab
             Rabbit {
                 url,
                 broker,
+                topology: topology.clone(),
                 raw,
                 _raw_conn: conn,
             }
@@ -190,7 +196,7 @@ fn publish(c: &mut Criterion) {
     }
     group.finish();
     if let Some(r) = rabbit {
-        rt.block_on(r.broker.delete_topology(r.broker.topology(), 0))
+        rt.block_on(r.broker.delete_all(&r.topology.teardown(0)))
             .unwrap();
     }
 }
@@ -295,7 +301,7 @@ fn consume(c: &mut Criterion) {
                 .iter_custom(|n| consume_with_lapin(&r.url, &r.broker, &queue, n))
         });
         rt.block_on(r.broker.delete_queue(&queue)).unwrap();
-        rt.block_on(r.broker.delete_topology(r.broker.topology(), 0))
+        rt.block_on(r.broker.delete_all(&r.topology.teardown(0)))
             .unwrap();
     }
     group.finish();
@@ -418,7 +424,7 @@ fn latency(c: &mut Criterion) {
     drop(consumer);
     rt.block_on(conn.close(200, "done".into())).unwrap();
     rt.block_on(r.broker.delete_queue(&queue)).unwrap();
-    rt.block_on(r.broker.delete_topology(r.broker.topology(), 0))
+    rt.block_on(r.broker.delete_all(&r.topology.teardown(0)))
         .unwrap();
 }
 

@@ -7,8 +7,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use futures::stream::BoxStream;
 
+use crate::declarations::{BindingSpec, Declarations, ExchangeSpec, QueueSpec};
 use crate::error::Result;
-use crate::topology::{BindingSpec, ExchangeSpec, QueueSpec, Topology};
 
 /// String headers carried with a message (AMQP `headers` table).
 pub type Headers = BTreeMap<String, String>;
@@ -137,26 +137,18 @@ impl fmt::Debug for Delivery {
 }
 
 impl Delivery {
-    /// A delivery settled through `acker` (for backend implementers).
-    #[allow(clippy::too_many_arguments)]
-    pub fn new(
-        body: Vec<u8>,
-        exchange: String,
-        routing_key: String,
-        message_id: Option<String>,
-        priority: Option<u8>,
-        headers: Headers,
-        redelivered: bool,
-        acker: Box<dyn Acknowledge>,
-    ) -> Self {
+    /// A delivery of `body` settled through `acker` (for backend implementers), with no
+    /// exchange, routing key, message id, priority or headers and not redelivered; set the
+    /// public fields the backend knows.
+    pub fn new(body: Vec<u8>, acker: Box<dyn Acknowledge>) -> Self {
         Delivery {
             body,
-            exchange,
-            routing_key,
-            message_id,
-            priority,
-            headers,
-            redelivered,
+            exchange: String::new(),
+            routing_key: String::new(),
+            message_id: None,
+            priority: None,
+            headers: Headers::new(),
+            redelivered: false,
             acker,
         }
     }
@@ -177,7 +169,9 @@ impl Delivery {
 /// example with its connection; the consumer's supervisor then subscribes again.
 pub type DeliveryStream = BoxStream<'static, Result<Delivery>>;
 
-/// A message broker: declares topology, publishes with confirmation, hands out deliveries.
+/// A message broker: declares exchanges and queues, publishes with confirmation, hands out
+/// deliveries. It knows no application's names: what it declares on connect (and again after
+/// a reconnect) is the [`Declarations`] it was built with.
 ///
 /// Object safe; use it as `Arc<dyn Broker>` ([`DynBroker`]). Conveniences that build on
 /// these methods live in [`BrokerExt`].
@@ -185,9 +179,6 @@ pub type DeliveryStream = BoxStream<'static, Result<Delivery>>;
 pub trait Broker: fmt::Debug + Send + Sync + 'static {
     /// The backend's name (`amqp`, `memory`).
     fn backend(&self) -> &'static str;
-    /// The topology this broker declared on connect (retry delay queues included, see
-    /// [`Topology::retry_queues`]).
-    fn topology(&self) -> &Topology;
     /// Declares an exchange; idempotent, a [`Error::Conflict`](crate::Error::Conflict) when it
     /// exists with another type.
     async fn declare_exchange(&self, spec: &ExchangeSpec) -> Result<()>;
@@ -225,9 +216,6 @@ macro_rules! forward_broker {
         impl<B: Broker + ?Sized> Broker for $ty {
             fn backend(&self) -> &'static str {
                 (**self).backend()
-            }
-            fn topology(&self) -> &Topology {
-                (**self).topology()
             }
             async fn declare_exchange(&self, spec: &ExchangeSpec) -> Result<()> {
                 (**self).declare_exchange(spec).await
@@ -269,38 +257,31 @@ forward_broker!(Box<B>);
 /// Conveniences for every [`Broker`].
 #[async_trait]
 pub trait BrokerExt: Broker {
-    /// Declares every exchange, queue (retry delay queues included) and binding of
-    /// `topology` (idempotent).
-    async fn declare_topology(&self, topology: &Topology) -> Result<()> {
-        for exchange in topology.exchanges() {
-            self.declare_exchange(&exchange).await?;
+    /// Declares every exchange, then every queue, then every binding of `declarations`
+    /// (idempotent).
+    async fn declare_all(&self, declarations: &Declarations) -> Result<()> {
+        for exchange in &declarations.exchanges {
+            self.declare_exchange(exchange).await?;
         }
-        for queue in topology.queues().into_iter().chain(topology.retry_queues()) {
-            self.declare_queue(&queue).await?;
+        for queue in &declarations.queues {
+            self.declare_queue(queue).await?;
         }
-        for binding in topology.bindings() {
-            self.bind(&binding).await?;
+        for binding in &declarations.bindings {
+            self.bind(binding).await?;
         }
         Ok(())
     }
 
-    /// Declares another subscriber queue on the analytics fanout exchange: every analytics
-    /// event is copied to it.
-    async fn declare_analytics_subscriber(&self, queue: &str) -> Result<()> {
-        let topology = self.topology().clone();
-        self.declare_queue(&topology.work_queue(queue)).await?;
-        self.bind(&BindingSpec {
-            queue: queue.to_owned(),
-            exchange: topology.analytics_exchange.clone(),
-            key: String::new(),
-        })
-        .await
-    }
-
-    /// Messages waiting in the dead-letter queue.
-    async fn dead_letter_count(&self) -> Result<u64> {
-        let dlq = self.topology().dead_letter_queue.clone();
-        self.queue_depth(&dlq).await
+    /// Deletes every queue, then every exchange of `declarations` (missing ones are no
+    /// error; a queue's bindings go with it). For tests and teardown.
+    async fn delete_all(&self, declarations: &Declarations) -> Result<()> {
+        for queue in &declarations.queues {
+            self.delete_queue(&queue.name).await?;
+        }
+        for exchange in &declarations.exchanges {
+            self.delete_exchange(&exchange.name).await?;
+        }
+        Ok(())
     }
 
     /// Takes one message from `queue`, waiting up to `wait`; `None` when none arrived. Settle
@@ -312,24 +293,6 @@ pub trait BrokerExt: Broker {
             Ok(Some(delivery)) => delivery.map(Some),
             Ok(None) | Err(_) => Ok(None),
         }
-    }
-
-    /// Deletes everything `topology` declared, including its retry queues and those for up
-    /// to `max_retries` retries of each queue (for tests and teardown).
-    async fn delete_topology(&self, topology: &Topology, max_retries: u32) -> Result<()> {
-        for retry in topology.retry_queues() {
-            self.delete_queue(&retry.name).await?;
-        }
-        for queue in topology.queues() {
-            for retry in topology.retry_queue_names(&queue.name, max_retries) {
-                self.delete_queue(&retry).await?;
-            }
-            self.delete_queue(&queue.name).await?;
-        }
-        for exchange in topology.exchanges() {
-            self.delete_exchange(&exchange.name).await?;
-        }
-        Ok(())
     }
 }
 

@@ -1,4 +1,4 @@
-//! Choosing a broker: [`MqConfig`] (serde), [`MqConfig::from_env`] and [`connect`].
+//! Choosing a broker: [`MqConfig`] (serde), [`MqConfig::from_env`] and [`MqConfig::connect`].
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -6,51 +6,92 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::broker::DynBroker;
+use crate::declarations::Declarations;
 use crate::error::{Error, Result};
 use crate::memory::MemoryBroker;
-use crate::topology::{RetryPolicy, Topology};
 
 /// The environment variable naming the RabbitMQ URL.
 pub const AMQP_URL_VAR: &str = "MOD8_AMQP_URL";
 
-/// How to reach the broker. `url: None` (or `memory://`) selects the in-process broker.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// The URL of the embedded default: the in-process broker.
+pub const DEFAULT_URL: &str = "memory://";
+
+/// How to reach the broker, and what it declares on connect (and again after a reconnect).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MqConfig {
-    /// `amqp://…` / `amqps://…` for RabbitMQ; `memory://` or none for the in-process broker.
-    pub url: Option<String>,
-    /// Exchange and queue names, priority ceiling and retry delays.
+    /// `amqp://…` / `amqps://…` for RabbitMQ; `memory://` (the default) for the in-process
+    /// broker.
+    #[serde(default = "default_url")]
+    pub url: String,
+    /// Exchanges, queues and bindings the broker declares (for mod8:
+    /// [`Topology::declarations`](crate::domain::Topology::declarations)). Empty by default.
     #[serde(default)]
-    pub topology: Topology,
+    pub declarations: Declarations,
     /// Publish timeout (confirm and reconnects included); `None` keeps the default (30 s).
+    #[serde(default)]
     pub publish_timeout: Option<Duration>,
 }
 
+fn default_url() -> String {
+    DEFAULT_URL.to_owned()
+}
+
+impl Default for MqConfig {
+    /// The in-process broker, nothing declared.
+    fn default() -> Self {
+        MqConfig::new(DEFAULT_URL)
+    }
+}
+
+/// The scheme of `url` if this crate knows it.
+fn known_scheme(url: &str) -> Option<&str> {
+    let scheme = url.split_once("://").map(|(s, _)| s)?;
+    matches!(scheme, "memory" | "amqp" | "amqps").then_some(scheme)
+}
+
 impl MqConfig {
-    /// From the environment: `MOD8_AMQP_URL` when set, the in-process broker otherwise.
-    pub fn from_env() -> Self {
+    /// The broker at `url` (`amqp://`, `amqps://` or `memory://`), nothing declared, the
+    /// default publish timeout.
+    pub fn new(url: impl Into<String>) -> Self {
         MqConfig {
-            url: std::env::var(AMQP_URL_VAR)
-                .ok()
-                .filter(|u| !u.trim().is_empty()),
-            ..Default::default()
+            url: url.into(),
+            declarations: Declarations::default(),
+            publish_timeout: None,
+        }
+    }
+
+    /// From the environment: `MOD8_AMQP_URL` when set (and not blank), the in-process broker
+    /// otherwise. A URL whose scheme is not `amqp://`, `amqps://` or `memory://` is an
+    /// [`Error::Validation`] naming the variable.
+    pub fn from_env() -> Result<Self> {
+        match std::env::var(AMQP_URL_VAR) {
+            Ok(url) if !url.trim().is_empty() => {
+                let url = url.trim().to_owned();
+                if known_scheme(&url).is_none() {
+                    return Err(Error::validation(
+                        AMQP_URL_VAR,
+                        format!("'{url}' is not an amqp://, amqps:// or memory:// URL"),
+                    ));
+                }
+                Ok(MqConfig::new(url))
+            }
+            Ok(_) | Err(std::env::VarError::NotPresent) => Ok(MqConfig::default()),
+            Err(std::env::VarError::NotUnicode(_)) => Err(Error::validation(
+                AMQP_URL_VAR,
+                "the value is not valid UTF-8",
+            )),
         }
     }
 
     /// Sets the URL.
     pub fn with_url(mut self, url: impl Into<String>) -> Self {
-        self.url = Some(url.into());
+        self.url = url.into();
         self
     }
 
-    /// Sets the topology.
-    pub fn with_topology(mut self, topology: Topology) -> Self {
-        self.topology = topology;
-        self
-    }
-
-    /// Sets the retry delays.
-    pub fn with_retry(mut self, retry: RetryPolicy) -> Self {
-        self.topology.retry = retry;
+    /// Sets what the broker declares on connect and after every reconnect.
+    pub fn with_declarations(mut self, declarations: Declarations) -> Self {
+        self.declarations = declarations;
         self
     }
 
@@ -60,54 +101,46 @@ impl MqConfig {
         self
     }
 
-    /// Connects to the configured broker and declares the topology.
-    pub async fn connect(self) -> Result<DynBroker> {
-        let url = self.url.as_deref().unwrap_or("memory://");
-        let scheme = url.split_once("://").map(|(s, _)| s).unwrap_or("");
-        match scheme {
-            "memory" => Ok(Arc::new(MemoryBroker::new(self.topology))),
-            "amqp" | "amqps" => connect_amqp(url, self.topology, self.publish_timeout).await,
-            _ => Err(Error::validation(format!(
-                "unknown broker URL scheme in '{url}' (expected amqp://, amqps:// or memory://)"
-            ))),
+    /// Connects to the configured broker (picked by the URL's scheme) and declares
+    /// [`MqConfig::declarations`]. An unknown scheme is an [`Error::Validation`] of `url`; an
+    /// `amqp://` URL without the `amqp` feature is an [`Error::Unsupported`].
+    pub async fn connect(&self) -> Result<DynBroker> {
+        match known_scheme(&self.url) {
+            Some("memory") => Ok(Arc::new(MemoryBroker::new(self.declarations.clone())?)),
+            Some(_) => connect_amqp(self).await,
+            None => Err(Error::validation(
+                "url",
+                format!(
+                    "unknown broker URL scheme in '{}' (expected amqp://, amqps:// or memory://)",
+                    self.url
+                ),
+            )),
         }
     }
 }
 
 #[cfg(feature = "amqp")]
-async fn connect_amqp(
-    url: &str,
-    topology: Topology,
-    publish_timeout: Option<Duration>,
-) -> Result<DynBroker> {
+async fn connect_amqp(config: &MqConfig) -> Result<DynBroker> {
     let mut options = crate::amqp::AmqpOptions::default();
-    if let Some(t) = publish_timeout {
+    if let Some(t) = config.publish_timeout {
         options.publish_timeout = t;
     }
     Ok(Arc::new(
-        crate::amqp::AmqpBroker::connect_with(url, topology, options).await?,
+        crate::amqp::AmqpBroker::connect_with(&config.url, config.declarations.clone(), options)
+            .await?,
     ))
 }
 
 #[cfg(not(feature = "amqp"))]
-async fn connect_amqp(
-    _url: &str,
-    _topology: Topology,
-    _publish_timeout: Option<Duration>,
-) -> Result<DynBroker> {
-    Err(Error::Unsupported {
-        operation: "connecting to an amqp:// URL (enable the `amqp` feature)".into(),
-        backend: "amqp",
-    })
+async fn connect_amqp(_config: &MqConfig) -> Result<DynBroker> {
+    Err(Error::unsupported(
+        "connecting to an amqp:// URL (enable the `amqp` feature)",
+        "amqp",
+    ))
 }
 
-/// Connects to the broker at `url` (`amqp://`, `amqps://` or `memory://`) with the default
-/// topology.
+/// Connects to the broker at `url` (`amqp://`, `amqps://` or `memory://`) with nothing
+/// declared: `MqConfig::new(url).connect()`.
 pub async fn connect(url: &str) -> Result<DynBroker> {
-    MqConfig::default().with_url(url).connect().await
-}
-
-/// Connects to the broker the environment selects ([`MqConfig::from_env`]).
-pub async fn from_env() -> Result<DynBroker> {
-    MqConfig::from_env().connect().await
+    MqConfig::new(url).connect().await
 }

@@ -1,27 +1,41 @@
 #![doc = include_str!("../README.md")]
 #![deny(missing_docs)]
+#![deny(rustdoc::broken_intra_doc_links)]
+#![warn(missing_debug_implementations, unreachable_pub)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+mod broker;
+mod config;
+mod declarations;
+mod envelope;
+mod error;
+mod producer;
+mod runner;
 
 #[cfg(feature = "amqp")]
+#[cfg_attr(docsrs, doc(cfg(feature = "amqp")))]
 pub mod amqp;
-pub mod broker;
-pub mod config;
-pub mod consumer;
-pub mod consumers;
-pub mod error;
+pub mod domain;
 pub mod memory;
-pub mod message;
-pub mod producer;
 #[cfg(feature = "testing")]
+#[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
 pub mod testing;
-pub mod topology;
 
 #[cfg(feature = "amqp")]
+#[cfg_attr(docsrs, doc(cfg(feature = "amqp")))]
 pub use amqp::{AmqpBroker, AmqpOptions};
-pub use broker::{Broker, BrokerExt, Delivery, DeliveryStream, DynBroker, Publication};
-pub use config::{connect, from_env, MqConfig};
-pub use consumer::{handler_fn, Consumer, ConsumerHandle, ConsumerOptions, Handler, Outcome};
-pub use error::{Error, Result};
+pub use broker::{
+    Acknowledge, Broker, BrokerExt, Delivery, DeliveryStream, DynBroker, Headers, Publication,
+};
+pub use config::{connect, MqConfig, AMQP_URL_VAR, DEFAULT_URL};
+pub use declarations::{
+    BindingSpec, DeadLetterRoute, Declarations, ExchangeKind, ExchangeSpec, QueueSpec, RetryPolicy,
+};
+pub use envelope::{Envelope, Payload, CONTENT_TYPE, DEFAULT_MAX_RETRIES};
+pub use error::{BoxError, Error, Result};
 pub use memory::MemoryBroker;
-pub use message::{Analytics, Envelope, Notification, NotificationChannel, Payload, UserData};
 pub use producer::{Producer, Route};
-pub use topology::{RetryPolicy, Topology};
+pub use runner::{
+    handler_fn, Consumer, ConsumerHandle, ConsumerOptions, ConsumerStats, FnHandler, Handler,
+    Outcome, HEADER_ATTEMPTS, HEADER_ORIGINAL_QUEUE, HEADER_REASON,
+};

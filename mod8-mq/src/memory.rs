@@ -18,8 +18,8 @@ use futures::StreamExt;
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 
 use crate::broker::{Acknowledge, Broker, Delivery, DeliveryStream, Headers, Publication};
+use crate::declarations::{BindingSpec, Declarations, ExchangeKind, ExchangeSpec, QueueSpec};
 use crate::error::{Error, Result};
-use crate::topology::{BindingSpec, ExchangeKind, ExchangeSpec, QueueSpec, Topology};
 
 const BACKEND: &str = "memory";
 
@@ -31,14 +31,16 @@ pub struct MemoryBroker {
 
 impl std::fmt::Debug for MemoryBroker {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let state = self.inner.lock();
         f.debug_struct("MemoryBroker")
-            .field("topology", &self.inner.topology)
+            .field("exchanges", &state.exchanges.len())
+            .field("queues", &state.queues.len())
+            .field("closed", &state.closed)
             .finish_non_exhaustive()
     }
 }
 
 struct Inner {
-    topology: Topology,
     state: Mutex<State>,
 }
 
@@ -140,35 +142,36 @@ fn first_difference(old: &QueueSpec, new: &QueueSpec) -> Option<&'static str> {
 }
 
 impl MemoryBroker {
-    /// A broker with `topology` declared.
-    pub fn new(topology: Topology) -> Self {
-        let broker = MemoryBroker {
-            inner: Arc::new(Inner {
-                topology: topology.clone(),
-                state: Mutex::new(State::default()),
-            }),
-        };
+    /// A broker with `declarations` declared (every exchange, every queue, every binding, in
+    /// order). A declaration that fails — a name declared twice with different arguments, a
+    /// binding to a missing queue or exchange, an empty name — is the error it would be on
+    /// [`Broker::declare_queue`] and its siblings.
+    pub fn new(declarations: Declarations) -> Result<Self> {
+        let broker = MemoryBroker::default();
         {
             let mut state = broker.inner.lock();
-            // A fresh state cannot conflict with the topology's own declarations.
-            for exchange in topology.exchanges() {
-                let _ = state.declare_exchange(&exchange);
+            for exchange in &declarations.exchanges {
+                state.declare_exchange(exchange)?;
             }
-            for queue in topology.queues().into_iter().chain(topology.retry_queues()) {
-                let _ = state.declare_queue(&queue);
+            for queue in &declarations.queues {
+                state.declare_queue(queue)?;
             }
-            for binding in topology.bindings() {
-                let _ = state.bind(&binding);
+            for binding in &declarations.bindings {
+                state.bind(binding)?;
             }
         }
-        broker
+        Ok(broker)
     }
 }
 
 impl Default for MemoryBroker {
-    /// A broker with the default topology.
+    /// A broker with nothing declared.
     fn default() -> Self {
-        MemoryBroker::new(Topology::default())
+        MemoryBroker {
+            inner: Arc::new(Inner {
+                state: Mutex::new(State::default()),
+            }),
+        }
     }
 }
 
@@ -187,17 +190,20 @@ fn closed() -> Error {
 impl State {
     fn declare_exchange(&mut self, spec: &ExchangeSpec) -> Result<()> {
         if spec.name.is_empty() {
-            return Err(Error::validation("the default exchange cannot be declared"));
+            return Err(Error::validation(
+                "exchange",
+                "the default exchange ('') cannot be declared",
+            ));
         }
         match self.exchanges.get(&spec.name) {
-            Some(existing) if existing.kind != spec.kind => Err(Error::Conflict {
-                entity: format!("exchange '{}'", spec.name),
-                argument: "type".into(),
-                message: format!(
-                    "declared as {:?}, already exists as {:?}",
-                    spec.kind, existing.kind
+            Some(existing) if existing.kind != spec.kind => Err(Error::conflict(
+                "exchange",
+                "type",
+                format!(
+                    "exchange '{}' declared as {:?}, already exists as {:?}",
+                    spec.name, spec.kind, existing.kind
                 ),
-            }),
+            )),
             Some(_) => Ok(()),
             None => {
                 self.exchanges.insert(
@@ -214,15 +220,18 @@ impl State {
 
     fn declare_queue(&mut self, spec: &QueueSpec) -> Result<()> {
         if spec.name.is_empty() {
-            return Err(Error::validation("a queue needs a name"));
+            return Err(Error::validation("queue", "a queue needs a name"));
         }
         match self.queues.get(&spec.name) {
             Some(existing) => match first_difference(&existing.spec, spec) {
-                Some(argument) => Err(Error::Conflict {
-                    entity: format!("queue '{}'", spec.name),
-                    argument: argument.into(),
-                    message: format!("declared {spec:?}, already exists as {:?}", existing.spec),
-                }),
+                Some(argument) => Err(Error::conflict(
+                    "queue",
+                    argument,
+                    format!(
+                        "queue '{}' declared as {spec:?}, already exists as {:?}",
+                        spec.name, existing.spec
+                    ),
+                )),
                 None => Ok(()),
             },
             None => {
@@ -241,16 +250,12 @@ impl State {
 
     fn bind(&mut self, binding: &BindingSpec) -> Result<()> {
         if !self.queues.contains_key(&binding.queue) {
-            return Err(Error::NotFound {
-                entity: format!("queue '{}'", binding.queue),
-            });
+            return Err(Error::not_found("queue", &binding.queue));
         }
-        let exchange =
-            self.exchanges
-                .get_mut(&binding.exchange)
-                .ok_or_else(|| Error::NotFound {
-                    entity: format!("exchange '{}'", binding.exchange),
-                })?;
+        let exchange = self
+            .exchanges
+            .get_mut(&binding.exchange)
+            .ok_or_else(|| Error::not_found("exchange", &binding.exchange))?;
         let pair = (binding.queue.clone(), binding.key.clone());
         if !exchange.bindings.contains(&pair) {
             exchange.bindings.push(pair);
@@ -270,9 +275,7 @@ impl State {
         let ex = self
             .exchanges
             .get(exchange)
-            .ok_or_else(|| Error::NotFound {
-                entity: format!("exchange '{exchange}'"),
-            })?;
+            .ok_or_else(|| Error::not_found("exchange", exchange))?;
         let mut queues: Vec<String> = ex
             .bindings
             .iter()
@@ -414,10 +417,6 @@ impl Broker for MemoryBroker {
         BACKEND
     }
 
-    fn topology(&self) -> &Topology {
-        &self.inner.topology
-    }
-
     async fn declare_exchange(&self, spec: &ExchangeSpec) -> Result<()> {
         let mut state = self.inner.lock();
         if state.closed {
@@ -507,9 +506,7 @@ impl Broker for MemoryBroker {
                 return Err(closed());
             }
             if !state.queues.contains_key(queue) {
-                return Err(Error::NotFound {
-                    entity: format!("queue '{queue}'"),
-                });
+                return Err(Error::not_found("queue", queue));
             }
         }
         let window = Arc::new(Semaphore::new(usize::from(prefetch.max(1))));
@@ -526,14 +523,16 @@ impl Broker for MemoryBroker {
                     // A deleted queue ends the subscription, as RabbitMQ cancels consumers.
                     let q = state.queues.get_mut(&queue)?;
                     if let Some(message) = q.pop() {
-                        let delivery = Delivery::new(
+                        let (body, exchange, routing_key, message_id, headers) = (
                             message.body.clone(),
                             message.exchange.clone(),
                             message.routing_key.clone(),
                             message.message_id.clone(),
-                            message.priority,
                             message.headers.clone(),
-                            message.redelivered,
+                        );
+                        let (priority, redelivered) = (message.priority, message.redelivered);
+                        let mut delivery = Delivery::new(
+                            body,
                             Box::new(MemoryAcker {
                                 inner: weak.clone(),
                                 queue: queue.clone(),
@@ -541,6 +540,12 @@ impl Broker for MemoryBroker {
                                 _permit: permit,
                             }),
                         );
+                        delivery.exchange = exchange;
+                        delivery.routing_key = routing_key;
+                        delivery.message_id = message_id;
+                        delivery.priority = priority;
+                        delivery.headers = headers;
+                        delivery.redelivered = redelivered;
                         drop(state);
                         return Some((Ok(delivery), (weak, queue, window)));
                     }
@@ -569,9 +574,7 @@ impl Broker for MemoryBroker {
             .queues
             .get(queue)
             .map(|q| q.len() as u64)
-            .ok_or_else(|| Error::NotFound {
-                entity: format!("queue '{queue}'"),
-            })
+            .ok_or_else(|| Error::not_found("queue", queue))
     }
 
     async fn close(&self) -> Result<()> {

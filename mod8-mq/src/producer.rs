@@ -1,15 +1,9 @@
 //! Publishing typed messages: [`Producer`] wraps any [`Broker`](crate::Broker) with
-//! envelopes, routing and the three convenience methods.
-
-use uuid::Uuid;
+//! envelopes and [`Route`]s, and returns once the broker has confirmed.
 
 use crate::broker::{DynBroker, Publication};
+use crate::envelope::{Envelope, Payload, CONTENT_TYPE};
 use crate::error::Result;
-use crate::message::{Analytics, Envelope, Notification, Payload, UserData, CONTENT_TYPE};
-use crate::topology::Topology;
-
-/// Priority for urgent work (queues honour up to their `x-max-priority`, 10 by default).
-pub const URGENT: u8 = 9;
 
 /// Publishes typed messages with confirmation. Cheap to clone.
 #[derive(Debug, Clone)]
@@ -27,8 +21,9 @@ pub struct Route {
     /// Priority (`None`: normal).
     pub priority: Option<u8>,
     /// Whether a message no queue receives is an [`Error::Unroutable`](crate::Error::Unroutable)
-    /// (AMQP `mandatory`). True by default, so nothing is dropped silently; set it to false
-    /// only where losing a message nobody subscribed to is intended.
+    /// (AMQP `mandatory`). True by default, so nothing is dropped silently; turn it off (with
+    /// [`Route::with_unroutable_dropped`]) only where losing a message nobody subscribed to is
+    /// intended.
     pub mandatory: bool,
 }
 
@@ -49,25 +44,29 @@ impl Route {
         self
     }
 
-    /// With the `mandatory` flag set as given (see [`Route::mandatory`]).
-    pub fn with_mandatory(mut self, mandatory: bool) -> Self {
-        self.mandatory = mandatory;
+    /// Not mandatory: a message no queue takes is confirmed and dropped instead of being an
+    /// [`Error::Unroutable`](crate::Error::Unroutable) (see [`Route::mandatory`]).
+    pub fn with_unroutable_dropped(mut self) -> Self {
+        self.mandatory = false;
         self
     }
 }
 
-/// The publication carrying `envelope` along `route` (JSON body; message id, correlation id,
-/// timestamp and content type from the envelope; priority and `mandatory` from the route).
-pub fn publication<T: Payload>(envelope: &Envelope<T>, route: &Route) -> Result<Publication> {
-    let mut p = Publication::new(
-        route.exchange.clone(),
-        route.routing_key.clone(),
-        envelope.to_bytes()?,
-    );
-    envelope_properties(&mut p, envelope);
-    p.priority = route.priority;
-    p.mandatory = route.mandatory;
-    Ok(p)
+impl Publication {
+    /// The publication carrying `envelope` along `route`: JSON body; message id, correlation
+    /// id, timestamp and content type from the envelope; priority and `mandatory` from the
+    /// route.
+    pub fn from_envelope<T: Payload>(envelope: &Envelope<T>, route: &Route) -> Result<Self> {
+        let mut p = Publication::new(
+            route.exchange.clone(),
+            route.routing_key.clone(),
+            envelope.to_bytes()?,
+        );
+        envelope_properties(&mut p, envelope);
+        p.priority = route.priority;
+        p.mandatory = route.mandatory;
+        Ok(p)
+    }
 }
 
 impl Producer {
@@ -81,13 +80,11 @@ impl Producer {
         &self.broker
     }
 
-    fn topology(&self) -> &Topology {
-        self.broker.topology()
-    }
-
     /// Publishes `envelope` along `route`; returns once the broker confirmed it.
     pub async fn send<T: Payload>(&self, envelope: &Envelope<T>, route: &Route) -> Result<()> {
-        self.broker.publish(publication(envelope, route)?).await
+        self.broker
+            .publish(Publication::from_envelope(envelope, route)?)
+            .await
     }
 
     /// Publishes many envelopes along one route with every confirm in flight at once.
@@ -98,66 +95,9 @@ impl Producer {
     ) -> Result<Vec<Result<()>>> {
         let publications = envelopes
             .iter()
-            .map(|e| publication(e, route))
+            .map(|e| Publication::from_envelope(e, route))
             .collect::<Result<Vec<_>>>()?;
         Ok(self.broker.publish_batch(publications).await)
-    }
-
-    /// The route of user data events.
-    pub fn user_data_route(&self) -> Route {
-        let t = self.topology();
-        Route::new(t.data_exchange.clone(), t.user_data_key.clone())
-    }
-
-    /// The route of a notification (`notification.<channel>`).
-    pub fn notification_route(&self, notification: &Notification) -> Route {
-        Route::new(
-            self.topology().notifications_exchange.clone(),
-            Topology::notification_key(notification.channel),
-        )
-    }
-
-    /// The route of analytics events (fanout).
-    pub fn analytics_route(&self) -> Route {
-        Route::new(self.topology().analytics_exchange.clone(), "")
-    }
-
-    /// Publishes a user data event; returns the message id.
-    pub async fn publish_user_data(
-        &self,
-        data: UserData,
-        correlation: Option<Uuid>,
-    ) -> Result<Uuid> {
-        let envelope = with_correlation(Envelope::new(data), correlation);
-        self.send(&envelope, &self.user_data_route()).await?;
-        Ok(envelope.id)
-    }
-
-    /// Publishes a notification; `urgent` ones jump the queue. Returns the message id.
-    pub async fn publish_notification(
-        &self,
-        notification: Notification,
-        urgent: bool,
-        correlation: Option<Uuid>,
-    ) -> Result<Uuid> {
-        let mut route = self.notification_route(&notification);
-        if urgent {
-            route = route.with_priority(URGENT);
-        }
-        let envelope = with_correlation(Envelope::new(notification), correlation);
-        self.send(&envelope, &route).await?;
-        Ok(envelope.id)
-    }
-
-    /// Publishes an analytics event to every analytics subscriber. Returns the message id.
-    pub async fn publish_analytics(
-        &self,
-        event: Analytics,
-        correlation: Option<Uuid>,
-    ) -> Result<Uuid> {
-        let envelope = with_correlation(Envelope::new(event), correlation);
-        self.send(&envelope, &self.analytics_route()).await?;
-        Ok(envelope.id)
     }
 }
 
@@ -169,11 +109,4 @@ pub(crate) fn envelope_properties<T: Payload>(p: &mut Publication, envelope: &En
     // AMQP timestamps are unsigned seconds; a date before 1970 has none.
     p.timestamp = u64::try_from(envelope.timestamp.timestamp()).ok();
     p.content_type = Some(CONTENT_TYPE.into());
-}
-
-fn with_correlation<T: Payload>(envelope: Envelope<T>, correlation: Option<Uuid>) -> Envelope<T> {
-    match correlation {
-        Some(id) => envelope.with_correlation_id(id),
-        None => envelope,
-    }
 }

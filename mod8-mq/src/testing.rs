@@ -1,12 +1,13 @@
 //! The conformance suite every [`Broker`] must pass (behind the `testing` feature).
 //!
-//! Each `case_*` function takes a broker whose topology is private to the test (see
-//! [`test_topology`]) and panics when the broker misbehaves. [`conformance_tests!`] emits
-//! one `#[tokio::test]` per case from a setup expression:
+//! Each `case_*` function takes an [`MqFixture`] — a broker and the [`Topology`] it declared,
+//! with names private to the test (see [`test_topology`]) — and panics when the broker
+//! misbehaves. [`conformance_tests!`] emits one `#[tokio::test]` per case from a setup
+//! expression:
 //!
 //! ```ignore
 //! mod8_mq::conformance_tests!(async {
-//!     Some(mod8_mq::testing::memory_broker())
+//!     Some(mod8_mq::testing::memory_fixture())
 //! });
 //! ```
 //!
@@ -26,15 +27,19 @@ use futures::StreamExt;
 use tokio::time::Instant;
 use uuid::Uuid;
 
-use crate::broker::{BrokerExt, DynBroker, Publication};
-use crate::consumer::{handler_fn, Consumer, ConsumerHandle, Handler, Outcome};
+use crate::broker::{Broker, BrokerExt, DynBroker, Publication};
+use crate::declarations::{BindingSpec, ExchangeKind, ExchangeSpec, QueueSpec, RetryPolicy};
+use crate::domain::{
+    Analytics, Notification, NotificationChannel, Pipeline, PublishOptions, Topology, Urgency,
+    UserData,
+};
+use crate::envelope::{Envelope, Payload};
 use crate::error::Error;
 use crate::memory::MemoryBroker;
-use crate::message::{Analytics, Envelope, Notification, NotificationChannel, Payload, UserData};
-use crate::producer::{publication, Producer, Route};
-use crate::topology::{
-    BindingSpec, ExchangeKind, ExchangeSpec, QueueSpec, RetryPolicy, Topology, HEADER_ATTEMPTS,
-    HEADER_ORIGINAL_QUEUE, HEADER_REASON,
+use crate::producer::{Producer, Route};
+use crate::runner::{
+    handler_fn, Consumer, ConsumerHandle, Handler, Outcome, HEADER_ATTEMPTS, HEADER_ORIGINAL_QUEUE,
+    HEADER_REASON,
 };
 
 /// Retries the suite's topologies allow for (teardown deletes their retry queues).
@@ -55,20 +60,55 @@ pub fn test_topology_with_prefix(prefix: &str) -> Topology {
     })
 }
 
-/// An in-process broker with a [`test_topology`].
-pub fn memory_broker() -> DynBroker {
-    Arc::new(MemoryBroker::new(test_topology()))
+/// A broker under test and the topology it declared on connect.
+#[derive(Debug, Clone)]
+pub struct MqFixture {
+    /// The broker.
+    pub broker: DynBroker,
+    /// What it declared ([`Topology::declarations`]); names private to the test.
+    pub topology: Topology,
 }
 
-/// Runs `case` on `broker`, then deletes the broker's topology (also when the case panics)
-/// and re-raises the case's panic.
-pub async fn run_case<F>(broker: DynBroker, case: F)
+impl MqFixture {
+    /// A fixture of `broker`, which declared `topology`.
+    pub fn new(broker: DynBroker, topology: Topology) -> Self {
+        MqFixture { broker, topology }
+    }
+
+    /// A [`Pipeline`] publishing on the broker along the topology's routes.
+    pub fn pipeline(&self) -> Pipeline {
+        Pipeline::new(Producer::new(self.broker.clone()), self.topology.clone())
+    }
+
+    /// A consumer of `queue` with the topology's retry policy and dead-letter route.
+    pub fn consumer<T: Payload>(
+        &self,
+        queue: impl Into<String>,
+        handler: impl Handler<T>,
+    ) -> Consumer<T> {
+        self.topology.consumer(self.broker.clone(), queue, handler)
+    }
+}
+
+/// An in-process broker with a [`test_topology`] declared.
+pub fn memory_fixture() -> MqFixture {
+    let topology = test_topology();
+    let broker = MemoryBroker::new(topology.declarations())
+        .expect("a test topology declares on a fresh in-process broker");
+    MqFixture::new(Arc::new(broker), topology)
+}
+
+/// Runs `case` on `fixture`, then deletes the fixture's topology (also when the case
+/// panics) and re-raises the case's panic.
+pub async fn run_case<F>(fixture: MqFixture, case: F)
 where
-    F: FnOnce(DynBroker) -> Pin<Box<dyn Future<Output = ()> + Send>>,
+    F: FnOnce(MqFixture) -> Pin<Box<dyn Future<Output = ()> + Send>>,
 {
-    let result = tokio::spawn(case(broker.clone())).await;
-    let topology = broker.topology().clone();
-    let cleanup = broker.delete_topology(&topology, MAX_TEST_RETRIES).await;
+    let result = tokio::spawn(case(fixture.clone())).await;
+    let MqFixture { broker, topology } = fixture;
+    let cleanup = broker
+        .delete_all(&topology.teardown(MAX_TEST_RETRIES))
+        .await;
     let _ = broker.close().await;
     if let Err(e) = result {
         if e.is_panic() {
@@ -82,7 +122,7 @@ where
 }
 
 /// Emits one `#[tokio::test]` per conformance case. `$setup` is an expression of type
-/// `impl Future<Output = Option<DynBroker>>`; `None` skips (a server-backed suite without
+/// `impl Future<Output = Option<MqFixture>>`; `None` skips (a server-backed suite without
 /// its URL).
 #[macro_export]
 macro_rules! conformance_tests {
@@ -114,9 +154,9 @@ macro_rules! conformance_tests {
         $(
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn $case() {
-                let Some(broker) = $setup.await else { return };
-                $crate::testing::run_case(broker, |b| {
-                    ::std::boxed::Box::pin(async move { $crate::testing::$case(&b).await })
+                let Some(fixture) = $setup.await else { return };
+                $crate::testing::run_case(fixture, |fx| {
+                    ::std::boxed::Box::pin(async move { $crate::testing::$case(&fx).await })
                 })
                 .await;
             }
@@ -181,10 +221,14 @@ pub async fn take_one(
 
 /// Direct exchange: user data reaches `user_data_queue`; a key nobody binds is an
 /// [`Error::Unroutable`].
-pub async fn case_direct_routing(broker: &DynBroker) {
-    let t = broker.topology().clone();
-    let producer = Producer::new(broker.clone());
-    producer.publish_user_data(user(1), None).await.unwrap();
+pub async fn case_direct_routing(fx: &MqFixture) {
+    let (broker, t) = (&fx.broker, fx.topology.clone());
+    let pipeline = fx.pipeline();
+    let producer = pipeline.producer();
+    pipeline
+        .publish_user_data(user(1), PublishOptions::new())
+        .await
+        .unwrap();
     wait_depth(broker, &t.user_data_queue, 1).await;
     let env = Envelope::new(user(2));
     let err = producer
@@ -197,14 +241,17 @@ pub async fn case_direct_routing(broker: &DynBroker) {
     assert!(matches!(err, Error::Unroutable { .. }), "got {err:?}");
     assert_eq!(broker.queue_depth(&t.user_data_queue).await.unwrap(), 1);
     // The connection survives an unroutable message.
-    producer.publish_user_data(user(3), None).await.unwrap();
+    pipeline
+        .publish_user_data(user(3), PublishOptions::new())
+        .await
+        .unwrap();
     wait_depth(broker, &t.user_data_queue, 2).await;
 }
 
 /// Topic exchange: `notification.#` gets everything, `*.sms` only SMS, `notification.email`
 /// only email.
-pub async fn case_topic_routing(broker: &DynBroker) {
-    let t = broker.topology().clone();
+pub async fn case_topic_routing(fx: &MqFixture) {
+    let (broker, t) = (&fx.broker, fx.topology.clone());
     let sms_q = format!("{}.sms_only", t.notification_queue);
     let email_q = format!("{}.email_only", t.notification_queue);
     for (q, key) in [(&sms_q, "*.sms"), (&email_q, "notification.email")] {
@@ -221,17 +268,17 @@ pub async fn case_topic_routing(broker: &DynBroker) {
             .await
             .unwrap();
     }
-    let producer = Producer::new(broker.clone());
-    producer
-        .publish_notification(note(NotificationChannel::Email, "e"), false, None)
+    let pipeline = fx.pipeline();
+    pipeline
+        .publish_notification(note(NotificationChannel::Email, "e"), PublishOptions::new())
         .await
         .unwrap();
-    producer
-        .publish_notification(note(NotificationChannel::Sms, "s1"), false, None)
+    pipeline
+        .publish_notification(note(NotificationChannel::Sms, "s1"), PublishOptions::new())
         .await
         .unwrap();
-    producer
-        .publish_notification(note(NotificationChannel::Sms, "s2"), false, None)
+    pipeline
+        .publish_notification(note(NotificationChannel::Sms, "s2"), PublishOptions::new())
         .await
         .unwrap();
     wait_depth(broker, &t.notification_queue, 3).await;
@@ -242,20 +289,22 @@ pub async fn case_topic_routing(broker: &DynBroker) {
 }
 
 /// Fanout exchange: every analytics subscriber queue gets a copy.
-pub async fn case_fanout_routing(broker: &DynBroker) {
-    let t = broker.topology().clone();
+pub async fn case_fanout_routing(fx: &MqFixture) {
+    let (broker, t) = (&fx.broker, fx.topology.clone());
     let extra = format!("{}.second_subscriber", t.analytics_queue);
-    broker.declare_analytics_subscriber(&extra).await.unwrap();
-    let producer = Producer::new(broker.clone());
+    t.declare_analytics_subscriber(broker.as_ref(), &extra)
+        .await
+        .unwrap();
+    let pipeline = fx.pipeline();
     for i in 0..3 {
-        producer
+        pipeline
             .publish_analytics(
                 Analytics {
                     event_type: "page_view".into(),
                     user_id: format!("u{i}"),
                     properties: Default::default(),
                 },
-                None,
+                PublishOptions::new(),
             )
             .await
             .unwrap();
@@ -266,42 +315,44 @@ pub async fn case_fanout_routing(broker: &DynBroker) {
 }
 
 /// Urgent (high-priority) messages waiting in a queue are delivered before normal ones.
-pub async fn case_priority_order(broker: &DynBroker) {
-    let t = broker.topology().clone();
-    let producer = Producer::new(broker.clone());
+pub async fn case_priority_order(fx: &MqFixture) {
+    let (broker, t) = (&fx.broker, fx.topology.clone());
+    let pipeline = fx.pipeline();
     for i in 0..3 {
-        producer
+        pipeline
             .publish_notification(
                 note(NotificationChannel::Email, &format!("normal{i}")),
-                false,
-                None,
+                PublishOptions::new(),
             )
             .await
             .unwrap();
     }
-    producer
-        .publish_notification(note(NotificationChannel::Sms, "urgent"), true, None)
+    pipeline
+        .publish_notification(
+            note(NotificationChannel::Sms, "urgent"),
+            PublishOptions::new().with_urgency(Urgency::Urgent),
+        )
         .await
         .unwrap();
     wait_depth(broker, &t.notification_queue, 4).await;
     let seen = Arc::new(Mutex::new(Vec::new()));
     let s = seen.clone();
-    let consumer = Consumer::new(
-        broker.clone(),
-        t.notification_queue.clone(),
-        handler_fn(move |env: Envelope<Notification>| {
-            let s = s.clone();
-            async move {
-                s.lock().unwrap().push(env.payload.subject);
-                Outcome::Ack
-            }
-        }),
-    )
-    .with_prefetch(1)
-    .with_concurrency(1)
-    .start()
-    .await
-    .unwrap();
+    let consumer = fx
+        .consumer(
+            t.notification_queue.clone(),
+            handler_fn(move |env: Envelope<Notification>| {
+                let s = s.clone();
+                async move {
+                    s.lock().unwrap().push(env.payload.subject);
+                    Outcome::Ack
+                }
+            }),
+        )
+        .with_prefetch(1)
+        .with_concurrency(1)
+        .start()
+        .await
+        .unwrap();
     wait_until("4 handled", || async { seen.lock().unwrap().len() == 4 }).await;
     consumer.shutdown().await.unwrap();
     let seen = seen.lock().unwrap().clone();
@@ -310,30 +361,30 @@ pub async fn case_priority_order(broker: &DynBroker) {
 
 /// `Retry` redelivers through the delay queues, each wait at least the policy's delay, and
 /// the envelope's retry count grows.
-pub async fn case_retry_with_growing_delay(broker: &DynBroker) {
-    let t = broker.topology().clone();
+pub async fn case_retry_with_growing_delay(fx: &MqFixture) {
+    let (broker, t) = (&fx.broker, fx.topology.clone());
     let attempts: Arc<Mutex<Vec<(u32, Instant)>>> = Arc::default();
     let a = attempts.clone();
-    let consumer = Consumer::new(
-        broker.clone(),
-        t.user_data_queue.clone(),
-        handler_fn(move |env: Envelope<UserData>| {
-            let a = a.clone();
-            async move {
-                a.lock().unwrap().push((env.retry_count, Instant::now()));
-                if env.retry_count < 2 {
-                    Outcome::retry("not yet")
-                } else {
-                    Outcome::Ack
+    let consumer = fx
+        .consumer(
+            t.user_data_queue.clone(),
+            handler_fn(move |env: Envelope<UserData>| {
+                let a = a.clone();
+                async move {
+                    a.lock().unwrap().push((env.retry_count, Instant::now()));
+                    if env.retry_count < 2 {
+                        Outcome::retry("not yet")
+                    } else {
+                        Outcome::Ack
+                    }
                 }
-            }
-        }),
-    )
-    .start()
-    .await
-    .unwrap();
-    Producer::new(broker.clone())
-        .publish_user_data(user(1), None)
+            }),
+        )
+        .start()
+        .await
+        .unwrap();
+    fx.pipeline()
+        .publish_user_data(user(1), PublishOptions::new())
         .await
         .unwrap();
     wait_until("3 attempts", || async {
@@ -354,21 +405,21 @@ pub async fn case_retry_with_growing_delay(broker: &DynBroker) {
             "retry {n} came after {gap:?}, before its delay {delay:?}"
         );
     }
-    assert_eq!(broker.dead_letter_count().await.unwrap(), 0);
+    assert_eq!(t.dead_letter_count(broker.as_ref()).await.unwrap(), 0);
 }
 
 /// A message that keeps failing ends in the dead-letter queue after `max_retries`, with
 /// headers saying why, after how many attempts, and from which queue.
-pub async fn case_dead_letter_after_max_retries(broker: &DynBroker) {
-    let t = broker.topology().clone();
-    let consumer = Consumer::new(
-        broker.clone(),
-        t.user_data_queue.clone(),
-        handler_fn(|_env: Envelope<UserData>| async { Outcome::retry("downstream is down") }),
-    )
-    .start()
-    .await
-    .unwrap();
+pub async fn case_dead_letter_after_max_retries(fx: &MqFixture) {
+    let (broker, t) = (&fx.broker, fx.topology.clone());
+    let consumer = fx
+        .consumer(
+            t.user_data_queue.clone(),
+            handler_fn(|_env: Envelope<UserData>| async { Outcome::retry("downstream is down") }),
+        )
+        .start()
+        .await
+        .unwrap();
     let env = Envelope::new(user(1)).with_max_retries(2);
     Producer::new(broker.clone())
         .send(
@@ -393,21 +444,22 @@ pub async fn case_dead_letter_after_max_retries(broker: &DynBroker) {
 }
 
 /// `Reject` dead-letters at once, after one attempt.
-pub async fn case_reject_goes_to_dead_letter(broker: &DynBroker) {
-    let t = broker.topology().clone();
+pub async fn case_reject_goes_to_dead_letter(fx: &MqFixture) {
+    let (broker, t) = (&fx.broker, fx.topology.clone());
     let (handler, calls) = counting_handler::<Analytics>(Outcome::reject("bad event"));
-    let consumer = Consumer::new(broker.clone(), t.analytics_queue.clone(), handler)
+    let consumer = fx
+        .consumer(t.analytics_queue.clone(), handler)
         .start()
         .await
         .unwrap();
-    Producer::new(broker.clone())
+    fx.pipeline()
         .publish_analytics(
             Analytics {
                 event_type: "x".into(),
                 user_id: "u".into(),
                 properties: Default::default(),
             },
-            None,
+            PublishOptions::new(),
         )
         .await
         .unwrap();
@@ -424,25 +476,25 @@ pub async fn case_reject_goes_to_dead_letter(broker: &DynBroker) {
 
 /// Bytes that are not JSON, and an envelope of the wrong type, go to the dead-letter queue
 /// with a parse-error reason; the consumer keeps running and handles the next good message.
-pub async fn case_malformed_messages_are_dead_lettered(broker: &DynBroker) {
-    let t = broker.topology().clone();
+pub async fn case_malformed_messages_are_dead_lettered(fx: &MqFixture) {
+    let (broker, t) = (&fx.broker, fx.topology.clone());
     let handled = Arc::new(Mutex::new(Vec::new()));
     let h = handled.clone();
-    let consumer = Consumer::new(
-        broker.clone(),
-        t.user_data_queue.clone(),
-        handler_fn(move |env: Envelope<UserData>| {
-            let h = h.clone();
-            async move {
-                h.lock().unwrap().push(env.payload.username);
-                Outcome::Ack
-            }
-        }),
-    )
-    .with_concurrency(1)
-    .start()
-    .await
-    .unwrap();
+    let consumer = fx
+        .consumer(
+            t.user_data_queue.clone(),
+            handler_fn(move |env: Envelope<UserData>| {
+                let h = h.clone();
+                async move {
+                    h.lock().unwrap().push(env.payload.username);
+                    Outcome::Ack
+                }
+            }),
+        )
+        .with_concurrency(1)
+        .start()
+        .await
+        .unwrap();
     broker
         .publish(Publication::new(
             "",
@@ -453,11 +505,13 @@ pub async fn case_malformed_messages_are_dead_lettered(broker: &DynBroker) {
         .unwrap();
     let wrong = Envelope::new(note(NotificationChannel::Sms, "wrong type"));
     broker
-        .publish(publication(&wrong, &Route::new("", t.user_data_queue.clone())).unwrap())
+        .publish(
+            Publication::from_envelope(&wrong, &Route::new("", t.user_data_queue.clone())).unwrap(),
+        )
         .await
         .unwrap();
-    Producer::new(broker.clone())
-        .publish_user_data(user(7), None)
+    fx.pipeline()
+        .publish_user_data(user(7), PublishOptions::new())
         .await
         .unwrap();
     wait_until("the good message", || async {
@@ -478,13 +532,13 @@ pub async fn case_malformed_messages_are_dead_lettered(broker: &DynBroker) {
 
 /// Shutting down while messages are being handled finishes and acknowledges them; nothing is
 /// lost: what was not handled is still in the queue for the next consumer.
-pub async fn case_graceful_shutdown_loses_nothing(broker: &DynBroker) {
-    let t = broker.topology().clone();
+pub async fn case_graceful_shutdown_loses_nothing(fx: &MqFixture) {
+    let (broker, t) = (&fx.broker, fx.topology.clone());
     let producer = Producer::new(broker.clone());
     let envelopes: Vec<_> = (0..200).map(|i| Envelope::new(user(i))).collect();
     let all: HashSet<Uuid> = envelopes.iter().map(|e| e.id).collect();
     for r in producer
-        .send_batch(&envelopes, &producer.user_data_route())
+        .send_batch(&envelopes, &t.user_data_route())
         .await
         .unwrap()
     {
@@ -501,16 +555,13 @@ pub async fn case_graceful_shutdown_loses_nothing(broker: &DynBroker) {
             }
         })
     };
-    let first = Consumer::new(
-        broker.clone(),
-        t.user_data_queue.clone(),
-        slow(handled.clone()),
-    )
-    .with_prefetch(20)
-    .with_concurrency(4)
-    .start()
-    .await
-    .unwrap();
+    let first = fx
+        .consumer(t.user_data_queue.clone(), slow(handled.clone()))
+        .with_prefetch(20)
+        .with_concurrency(4)
+        .start()
+        .await
+        .unwrap();
     wait_until("some handled", || async {
         handled.lock().unwrap().len() >= 40
     })
@@ -520,15 +571,12 @@ pub async fn case_graceful_shutdown_loses_nothing(broker: &DynBroker) {
     assert!(after_first < 200, "shutdown came too late to test anything");
     // Every handled message was acknowledged; the rest is back in the queue.
     wait_depth(broker, &t.user_data_queue, (200 - after_first) as u64).await;
-    let second = Consumer::new(
-        broker.clone(),
-        t.user_data_queue.clone(),
-        slow(handled.clone()),
-    )
-    .with_concurrency(8)
-    .start()
-    .await
-    .unwrap();
+    let second = fx
+        .consumer(t.user_data_queue.clone(), slow(handled.clone()))
+        .with_concurrency(8)
+        .start()
+        .await
+        .unwrap();
     wait_until("all handled", || async {
         handled.lock().unwrap().len() == 200
     })
@@ -539,10 +587,10 @@ pub async fn case_graceful_shutdown_loses_nothing(broker: &DynBroker) {
 }
 
 /// A delivery that is dropped without an acknowledgement comes back, marked redelivered.
-pub async fn case_unacked_is_redelivered(broker: &DynBroker) {
-    let t = broker.topology().clone();
-    Producer::new(broker.clone())
-        .publish_user_data(user(1), None)
+pub async fn case_unacked_is_redelivered(fx: &MqFixture) {
+    let (broker, t) = (&fx.broker, fx.topology.clone());
+    fx.pipeline()
+        .publish_user_data(user(1), PublishOptions::new())
         .await
         .unwrap();
     {
@@ -568,18 +616,21 @@ pub async fn case_unacked_is_redelivered(broker: &DynBroker) {
 
 /// Declaring an existing queue with other arguments is a typed conflict naming the queue and
 /// the argument, and the broker keeps working.
-pub async fn case_declare_conflict_is_typed(broker: &DynBroker) {
-    let t = broker.topology().clone();
+pub async fn case_declare_conflict_is_typed(fx: &MqFixture) {
+    let (broker, t) = (&fx.broker, fx.topology.clone());
     let err = broker
         .declare_queue(&QueueSpec::named(t.user_data_queue.clone()).with_max_priority(3))
         .await
         .unwrap_err();
     match &err {
         Error::Conflict {
-            entity, argument, ..
+            entity,
+            field,
+            message,
         } => {
-            assert!(entity.contains(&t.user_data_queue), "{entity}");
-            assert_eq!(argument, "x-max-priority");
+            assert_eq!(*entity, "queue");
+            assert!(message.contains(&t.user_data_queue), "{message}");
+            assert_eq!(field, "x-max-priority");
         }
         other => panic!("expected a conflict, got {other:?}"),
     }
@@ -589,8 +640,8 @@ pub async fn case_declare_conflict_is_typed(broker: &DynBroker) {
         .declare_queue(&t.work_queue(&t.user_data_queue))
         .await
         .unwrap();
-    Producer::new(broker.clone())
-        .publish_user_data(user(1), None)
+    fx.pipeline()
+        .publish_user_data(user(1), PublishOptions::new())
         .await
         .unwrap();
     wait_depth(broker, &t.user_data_queue, 1).await;
@@ -610,26 +661,34 @@ fn counting_handler<T: Payload + Clone>(outcome: Outcome) -> (impl Handler<T>, A
     (handler, calls)
 }
 
-/// A consumer of user-data messages on `queue` that acks everything and counts what it
-/// handled.
+/// A consumer of user-data messages on `queue` of `broker` (with `topology`'s retry policy
+/// and dead-letter route) that acks everything and counts what it handled.
 async fn counting_user_data_consumer(
+    topology: &Topology,
     broker: DynBroker,
     queue: String,
 ) -> (ConsumerHandle, Arc<Mutex<u32>>) {
     let (handler, handled) = counting_handler::<UserData>(Outcome::Ack);
-    let consumer = Consumer::new(broker, queue, handler).start().await.unwrap();
+    let consumer = topology
+        .consumer(broker, queue, handler)
+        .start()
+        .await
+        .unwrap();
     (consumer, handled)
 }
 
 /// Redeclaring an existing exchange with another type is a typed, permanent conflict naming
 /// the exchange and the argument `type`; a consumer running on the same broker keeps
 /// receiving, and publishing still works.
-pub async fn case_exchange_type_conflict_is_typed(broker: &DynBroker) {
-    let t = broker.topology().clone();
+pub async fn case_exchange_type_conflict_is_typed(fx: &MqFixture) {
+    let (broker, t) = (&fx.broker, fx.topology.clone());
     let (consumer, handled) =
-        counting_user_data_consumer(broker.clone(), t.user_data_queue.clone()).await;
-    let producer = Producer::new(broker.clone());
-    producer.publish_user_data(user(1), None).await.unwrap();
+        counting_user_data_consumer(&t, broker.clone(), t.user_data_queue.clone()).await;
+    let pipeline = fx.pipeline();
+    pipeline
+        .publish_user_data(user(1), PublishOptions::new())
+        .await
+        .unwrap();
     wait_until("first handled", || async { *handled.lock().unwrap() == 1 }).await;
     let err = broker
         .declare_exchange(&ExchangeSpec {
@@ -640,10 +699,13 @@ pub async fn case_exchange_type_conflict_is_typed(broker: &DynBroker) {
         .unwrap_err();
     match &err {
         Error::Conflict {
-            entity, argument, ..
+            entity,
+            field,
+            message,
         } => {
-            assert!(entity.contains(&t.data_exchange), "{entity}");
-            assert_eq!(argument, "type");
+            assert_eq!(*entity, "exchange");
+            assert!(message.contains(&t.data_exchange), "{message}");
+            assert_eq!(field, "type");
         }
         other => panic!("expected a conflict, got {other:?}"),
     }
@@ -656,33 +718,31 @@ pub async fn case_exchange_type_conflict_is_typed(broker: &DynBroker) {
         })
         .await
         .unwrap();
-    producer.publish_user_data(user(2), None).await.unwrap();
+    pipeline
+        .publish_user_data(user(2), PublishOptions::new())
+        .await
+        .unwrap();
     wait_until("second handled", || async { *handled.lock().unwrap() == 2 }).await;
     assert_eq!(consumer.stats().resubscribed(), 0);
     consumer.shutdown().await.unwrap();
 }
 
 /// With de-duplication on, a message id seen before is acknowledged without handling.
-pub async fn case_dedup_by_message_id(broker: &DynBroker) {
-    let t = broker.topology().clone();
+pub async fn case_dedup_by_message_id(fx: &MqFixture) {
+    let t = fx.topology.clone();
     let (handler, calls) = counting_handler::<UserData>(Outcome::Ack);
-    let consumer = Consumer::new(broker.clone(), t.user_data_queue.clone(), handler)
+    let consumer = fx
+        .consumer(t.user_data_queue.clone(), handler)
         .with_concurrency(1)
         .with_dedup(100)
         .start()
         .await
         .unwrap();
-    let producer = Producer::new(broker.clone());
+    let producer = Producer::new(fx.broker.clone());
     let env = Envelope::new(user(1));
-    producer
-        .send(&env, &producer.user_data_route())
-        .await
-        .unwrap();
+    producer.send(&env, &t.user_data_route()).await.unwrap();
     wait_until("first handled", || async { consumer.stats().acked() == 1 }).await;
-    producer
-        .send(&env, &producer.user_data_route())
-        .await
-        .unwrap();
+    producer.send(&env, &t.user_data_route()).await.unwrap();
     wait_until("duplicate skipped", || async {
         consumer.stats().duplicates() == 1
     })
@@ -693,37 +753,34 @@ pub async fn case_dedup_by_message_id(broker: &DynBroker) {
 
 /// With de-duplication on and several messages handled at once, two copies of one message
 /// delivered together are not both handled: the second waits for the first and is skipped.
-pub async fn case_dedup_copies_in_flight_at_once(broker: &DynBroker) {
-    let t = broker.topology().clone();
+pub async fn case_dedup_copies_in_flight_at_once(fx: &MqFixture) {
+    let (broker, t) = (&fx.broker, fx.topology.clone());
     let producer = Producer::new(broker.clone());
     let env = Envelope::new(user(1));
     for _ in 0..2 {
-        producer
-            .send(&env, &producer.user_data_route())
-            .await
-            .unwrap();
+        producer.send(&env, &t.user_data_route()).await.unwrap();
     }
     wait_depth(broker, &t.user_data_queue, 2).await;
     let calls = Arc::new(Mutex::new(0u32));
     let c = calls.clone();
-    let consumer = Consumer::new(
-        broker.clone(),
-        t.user_data_queue.clone(),
-        handler_fn(move |_env: Envelope<UserData>| {
-            let c = c.clone();
-            async move {
-                *c.lock().unwrap() += 1;
-                // Slow, so the second copy arrives while the first is being handled.
-                tokio::time::sleep(Duration::from_millis(300)).await;
-                Outcome::Ack
-            }
-        }),
-    )
-    .with_concurrency(4)
-    .with_dedup(100)
-    .start()
-    .await
-    .unwrap();
+    let consumer = fx
+        .consumer(
+            t.user_data_queue.clone(),
+            handler_fn(move |_env: Envelope<UserData>| {
+                let c = c.clone();
+                async move {
+                    *c.lock().unwrap() += 1;
+                    // Slow, so the second copy arrives while the first is being handled.
+                    tokio::time::sleep(Duration::from_millis(300)).await;
+                    Outcome::Ack
+                }
+            }),
+        )
+        .with_concurrency(4)
+        .with_dedup(100)
+        .start()
+        .await
+        .unwrap();
     wait_until("both copies settled", || async {
         consumer.stats().acked() + consumer.stats().duplicates() == 2
     })
@@ -735,8 +792,8 @@ pub async fn case_dedup_copies_in_flight_at_once(broker: &DynBroker) {
 
 /// The retry delay queues of every work queue, for the topology's `max_retries`, exist as
 /// soon as the broker is connected (not only after a first retry).
-pub async fn case_retry_queues_declared_on_connect(broker: &DynBroker) {
-    let t = broker.topology().clone();
+pub async fn case_retry_queues_declared_on_connect(fx: &MqFixture) {
+    let (broker, t) = (&fx.broker, fx.topology.clone());
     assert!(t.max_retries > 0);
     for queue in [
         &t.user_data_queue,
@@ -744,7 +801,7 @@ pub async fn case_retry_queues_declared_on_connect(broker: &DynBroker) {
         &t.analytics_queue,
     ] {
         for retry in 0..t.max_retries {
-            let name = t.retry_queue(queue, retry).name;
+            let name = t.retry.retry_queue(queue, retry).name;
             let depth = broker.queue_depth(&name).await;
             assert!(matches!(depth, Ok(0)), "{name}: {depth:?}");
         }
@@ -752,12 +809,13 @@ pub async fn case_retry_queues_declared_on_connect(broker: &DynBroker) {
 }
 
 /// A batch keeps many confirms in flight; every message is confirmed and queued.
-pub async fn case_pipelined_batch(broker: &DynBroker) {
-    let t = broker.topology().clone();
-    let producer = Producer::new(broker.clone());
+pub async fn case_pipelined_batch(fx: &MqFixture) {
+    let (broker, t) = (&fx.broker, fx.topology.clone());
+    let pipeline = fx.pipeline();
+    let producer = pipeline.producer();
     let envelopes: Vec<_> = (0..500).map(|i| Envelope::new(user(i))).collect();
     let results = producer
-        .send_batch(&envelopes, &producer.user_data_route())
+        .send_batch(&envelopes, &t.user_data_route())
         .await
         .unwrap();
     assert_eq!(results.len(), 500);
@@ -767,18 +825,18 @@ pub async fn case_pipelined_batch(broker: &DynBroker) {
 
 /// A consumer never hangs: when its queue is deleted the subscription ends, subscribing
 /// again fails permanently, and the consumer stops with that error.
-pub async fn case_consumer_ends_when_its_queue_is_deleted(broker: &DynBroker) {
-    let t = broker.topology().clone();
+pub async fn case_consumer_ends_when_its_queue_is_deleted(fx: &MqFixture) {
+    let (broker, t) = (&fx.broker, fx.topology.clone());
     let queue = format!("{}.doomed", t.user_data_queue);
     broker.declare_queue(&t.work_queue(&queue)).await.unwrap();
-    let consumer = Consumer::new(
-        broker.clone(),
-        queue.clone(),
-        handler_fn(|_env: Envelope<UserData>| async { Outcome::Ack }),
-    )
-    .start()
-    .await
-    .unwrap();
+    let consumer = fx
+        .consumer(
+            queue.clone(),
+            handler_fn(|_env: Envelope<UserData>| async { Outcome::Ack }),
+        )
+        .start()
+        .await
+        .unwrap();
     broker.delete_queue(&queue).await.unwrap();
     wait_until("the consumer stops", || async { consumer.is_finished() }).await;
     let err = consumer.shutdown().await.unwrap_err();
@@ -790,28 +848,35 @@ pub async fn case_consumer_ends_when_its_queue_is_deleted(broker: &DynBroker) {
 /// forever; publishing on the closed handle fails the same way.
 ///
 /// Not part of [`conformance_tests!`](crate::conformance_tests): `closing` is the handle that
-/// gets closed, while `broker` (same topology) stays usable for teardown. On a backend whose
-/// handles share one connection (the in-process broker) pass a clone of `broker`.
-pub async fn case_consumer_ends_when_its_broker_is_closed(broker: &DynBroker, closing: DynBroker) {
-    let queue = broker.topology().user_data_queue.clone();
-    let (consumer, handled) = counting_user_data_consumer(closing.clone(), queue).await;
-    let producer = Producer::new(closing.clone());
-    producer.publish_user_data(user(1), None).await.unwrap();
+/// gets closed, while `fx.broker` (same topology) stays usable for teardown. On a backend
+/// whose handles share one connection (the in-process broker) pass a clone of `fx.broker`.
+pub async fn case_consumer_ends_when_its_broker_is_closed(fx: &MqFixture, closing: DynBroker) {
+    let t = &fx.topology;
+    let queue = t.user_data_queue.clone();
+    let (consumer, handled) = counting_user_data_consumer(t, closing.clone(), queue).await;
+    let pipeline = Pipeline::new(Producer::new(closing.clone()), t.clone());
+    pipeline
+        .publish_user_data(user(1), PublishOptions::new())
+        .await
+        .unwrap();
     wait_until("first handled", || async { *handled.lock().unwrap() == 1 }).await;
     closing.close().await.unwrap();
     wait_until("the consumer stops", || async { consumer.is_finished() }).await;
     let err = consumer.shutdown().await.unwrap_err();
     assert!(matches!(err, Error::Closed { .. }), "{err:?}");
     assert!(!err.is_transient());
-    let err = producer.publish_user_data(user(2), None).await.unwrap_err();
+    let err = pipeline
+        .publish_user_data(user(2), PublishOptions::new())
+        .await
+        .unwrap_err();
     assert!(matches!(err, Error::Closed { .. }), "{err:?}");
 }
 
 /// When dead-lettering fails for a permanent reason (here the dead-letter exchange is
 /// gone), the message is not lost and does not spin through the consumer: it goes back to
 /// its queue and the consumer stops with the (non-transient) error.
-pub async fn case_dead_letter_failure_stops_the_consumer(broker: &DynBroker) {
-    let t = broker.topology().clone();
+pub async fn case_dead_letter_failure_stops_the_consumer(fx: &MqFixture) {
+    let (broker, t) = (&fx.broker, fx.topology.clone());
     broker
         .delete_exchange(&t.dead_letter_exchange)
         .await
@@ -819,12 +884,13 @@ pub async fn case_dead_letter_failure_stops_the_consumer(broker: &DynBroker) {
     // Published (and confirmed) before the consumer starts: on RabbitMQ the consumer's failed
     // dead-letter publish closes the shared publish channel, which would fail a confirm
     // still in flight.
-    Producer::new(broker.clone())
-        .publish_user_data(user(1), None)
+    fx.pipeline()
+        .publish_user_data(user(1), PublishOptions::new())
         .await
         .unwrap();
     let (handler, calls) = counting_handler::<UserData>(Outcome::reject("poison"));
-    let consumer = Consumer::new(broker.clone(), t.user_data_queue.clone(), handler)
+    let consumer = fx
+        .consumer(t.user_data_queue.clone(), handler)
         .start()
         .await
         .unwrap();
@@ -844,8 +910,8 @@ pub async fn case_dead_letter_failure_stops_the_consumer(broker: &DynBroker) {
 /// publish once full: the confirmed publish is [`Error::Nacked`] naming its exchange and key
 /// (transient), the queue keeps only what it had, and once a message is taken the next
 /// publish on the same broker is confirmed again.
-pub async fn case_full_queue_nacks(broker: &DynBroker) {
-    let t = broker.topology().clone();
+pub async fn case_full_queue_nacks(fx: &MqFixture) {
+    let (broker, t) = (&fx.broker, fx.topology.clone());
     let queue = format!("{}.bounded", t.user_data_queue);
     let key = "bounded";
     broker
@@ -899,8 +965,8 @@ pub async fn case_full_queue_nacks(broker: &DynBroker) {
 /// exactly the unroutable ones are [`Error::Unroutable`] with their exchange, key and
 /// `NO_ROUTE`, every other one is confirmed and queued. A route with `mandatory` off is
 /// confirmed even though no queue takes the message.
-pub async fn case_unroutable_in_batch_is_per_message(broker: &DynBroker) {
-    let t = broker.topology().clone();
+pub async fn case_unroutable_in_batch_is_per_message(fx: &MqFixture) {
+    let (broker, t) = (&fx.broker, fx.topology.clone());
     let nowhere = "nobody_binds_this";
     let publications: Vec<Publication> = (0..300)
         .map(|i| {
@@ -910,7 +976,8 @@ pub async fn case_unroutable_in_batch_is_per_message(broker: &DynBroker) {
                 t.user_data_key.as_str()
             };
             let envelope = Envelope::new(user(i));
-            publication(&envelope, &Route::new(t.data_exchange.clone(), key)).unwrap()
+            Publication::from_envelope(&envelope, &Route::new(t.data_exchange.clone(), key))
+                .unwrap()
         })
         .collect();
     let results = broker.publish_batch(publications).await;
@@ -940,7 +1007,7 @@ pub async fn case_unroutable_in_batch_is_per_message(broker: &DynBroker) {
     producer
         .send(
             &Envelope::new(user(1)),
-            &Route::new(t.data_exchange.clone(), nowhere).with_mandatory(false),
+            &Route::new(t.data_exchange.clone(), nowhere).with_unroutable_dropped(),
         )
         .await
         .unwrap();

@@ -11,23 +11,24 @@ use std::time::Duration;
 
 use chrono::NaiveDate;
 use futures::StreamExt;
-use mod8_mq::testing::{run_case, test_topology_with_prefix, wait_until};
+use mod8_mq::domain::{PublishOptions, UserData};
+use mod8_mq::testing::{run_case, test_topology_with_prefix, wait_until, MqFixture};
 use mod8_mq::{
-    handler_fn, AmqpBroker, AmqpOptions, Broker, BrokerExt, Consumer, DynBroker, Envelope, Error,
-    Outcome, Producer, UserData,
+    handler_fn, AmqpBroker, AmqpOptions, Broker, BrokerExt, DynBroker, Envelope, Error, Outcome,
+    Producer,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-async fn rabbitmq(suite: &str) -> Option<DynBroker> {
+async fn rabbitmq(suite: &str) -> Option<MqFixture> {
     let url = mod8_testkit::service_url(mod8_testkit::AMQP, suite)?;
     let topology = test_topology_with_prefix(&mod8_testkit::unique_name("mod8mq"));
-    let broker = AmqpBroker::connect(&url, topology)
+    let broker = AmqpBroker::connect(&url, topology.declarations())
         .await
         .expect("MOD8_AMQP_URL is set but RabbitMQ is not reachable");
-    Some(Arc::new(broker))
+    Some(MqFixture::new(Arc::new(broker), topology))
 }
 
 mod8_mq::conformance_tests!(rabbitmq("mq conformance on RabbitMQ"));
@@ -36,18 +37,18 @@ mod8_mq::conformance_tests!(rabbitmq("mq conformance on RabbitMQ"));
 /// `Error::Closed`; a second connection on the same topology tears down.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn case_consumer_ends_when_its_broker_is_closed() {
-    let Some(broker) = rabbitmq("mq closed broker on RabbitMQ").await else {
+    let Some(fixture) = rabbitmq("mq closed broker on RabbitMQ").await else {
         return;
     };
     let url = std::env::var(mod8_testkit::AMQP).unwrap();
     let closing: DynBroker = Arc::new(
-        AmqpBroker::connect(&url, broker.topology().clone())
+        AmqpBroker::connect(&url, fixture.topology.declarations())
             .await
             .unwrap(),
     );
-    run_case(broker, move |b| {
+    run_case(fixture, move |fx| {
         Box::pin(async move {
-            mod8_mq::testing::case_consumer_ends_when_its_broker_is_closed(&b, closing).await
+            mod8_mq::testing::case_consumer_ends_when_its_broker_is_closed(&fx, closing).await
         })
     })
     .await;
@@ -105,30 +106,31 @@ async fn fault_connections_closed_mid_stream_lose_nothing() {
         ..Default::default()
     };
     let broker: DynBroker = Arc::new(
-        AmqpBroker::connect_with(&url, topology.clone(), options)
+        AmqpBroker::connect_with(&url, topology.declarations(), options)
             .await
             .expect("RabbitMQ is set but not reachable"),
     );
-    run_case(broker, move |broker| {
+    run_case(MqFixture::new(broker, topology), move |fx| {
         Box::pin(async move {
+            let (broker, topology) = (fx.broker.clone(), fx.topology.clone());
             let seen: Arc<Mutex<HashSet<uuid::Uuid>>> = Arc::default();
             let s = seen.clone();
-            let consumer = Consumer::new(
-                broker.clone(),
-                topology.user_data_queue.clone(),
-                handler_fn(move |env: Envelope<UserData>| {
-                    let s = s.clone();
-                    async move {
-                        s.lock().unwrap().insert(env.id);
-                        Outcome::Ack
-                    }
-                }),
-            )
-            .with_prefetch(200)
-            .with_concurrency(16)
-            .start()
-            .await
-            .unwrap();
+            let consumer = fx
+                .consumer(
+                    topology.user_data_queue.clone(),
+                    handler_fn(move |env: Envelope<UserData>| {
+                        let s = s.clone();
+                        async move {
+                            s.lock().unwrap().insert(env.id);
+                            Outcome::Ack
+                        }
+                    }),
+                )
+                .with_prefetch(200)
+                .with_concurrency(16)
+                .start()
+                .await
+                .unwrap();
 
             let envelopes: Vec<_> = (0..10_000).map(|i| Envelope::new(user(i))).collect();
             let all: HashSet<_> = envelopes.iter().map(|e| e.id).collect();
@@ -138,8 +140,8 @@ async fn fault_connections_closed_mid_stream_lose_nothing() {
                 let producer = producer.clone();
                 let envelopes = envelopes.clone();
                 let published = published.clone();
+                let route = topology.user_data_route();
                 tokio::spawn(async move {
-                    let route = producer.user_data_route();
                     for chunk in envelopes.chunks(250) {
                         for result in producer.send_batch(chunk, &route).await.unwrap() {
                             result.expect("a publish during the outage waits and succeeds");
@@ -189,39 +191,43 @@ async fn fault_connections_closed_mid_stream_lose_nothing() {
 /// uses: a consumer started before keeps receiving.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn conflict_leaves_running_consumer_alone() {
-    let Some(broker) = rabbitmq("mq conflict isolation on RabbitMQ").await else {
+    let Some(fixture) = rabbitmq("mq conflict isolation on RabbitMQ").await else {
         return;
     };
-    run_case(broker, |broker| {
+    run_case(fixture, |fx| {
         Box::pin(async move {
-            let topology = broker.topology().clone();
+            let (broker, topology) = (fx.broker.clone(), fx.topology.clone());
             let seen = Arc::new(Mutex::new(0usize));
             let s = seen.clone();
-            let consumer = Consumer::new(
-                broker.clone(),
-                topology.user_data_queue.clone(),
-                handler_fn(move |_env: Envelope<UserData>| {
-                    let s = s.clone();
-                    async move {
-                        *s.lock().unwrap() += 1;
-                        Outcome::Ack
-                    }
-                }),
-            )
-            .start()
-            .await
-            .unwrap();
-            let producer = Producer::new(broker.clone());
-            producer.publish_user_data(user(1), None).await.unwrap();
+            let consumer = fx
+                .consumer(
+                    topology.user_data_queue.clone(),
+                    handler_fn(move |_env: Envelope<UserData>| {
+                        let s = s.clone();
+                        async move {
+                            *s.lock().unwrap() += 1;
+                            Outcome::Ack
+                        }
+                    }),
+                )
+                .start()
+                .await
+                .unwrap();
+            let pipeline = fx.pipeline();
+            pipeline
+                .publish_user_data(user(1), PublishOptions::new())
+                .await
+                .unwrap();
             wait_until("first", || async { *seen.lock().unwrap() == 1 }).await;
             let err = broker
-                .declare_queue(&mod8_mq::topology::QueueSpec::named(
-                    topology.user_data_queue.clone(),
-                ))
+                .declare_queue(&mod8_mq::QueueSpec::named(topology.user_data_queue.clone()))
                 .await
                 .unwrap_err();
             assert!(matches!(err, mod8_mq::Error::Conflict { .. }), "{err:?}");
-            producer.publish_user_data(user(2), None).await.unwrap();
+            pipeline
+                .publish_user_data(user(2), PublishOptions::new())
+                .await
+                .unwrap();
             wait_until("second", || async { *seen.lock().unwrap() == 2 }).await;
             assert_eq!(consumer.stats().resubscribed(), 0);
             consumer.shutdown().await.unwrap();
@@ -240,17 +246,31 @@ async fn publish_errors_are_typed_and_do_not_stick() {
     };
     let topology = test_topology_with_prefix(&mod8_testkit::unique_name("mod8mq_err"));
 
-    let broker: DynBroker = Arc::new(AmqpBroker::connect(&url, topology.clone()).await.unwrap());
-    run_case(broker, move |broker| {
+    let broker: DynBroker = Arc::new(
+        AmqpBroker::connect(&url, topology.declarations())
+            .await
+            .unwrap(),
+    );
+    run_case(MqFixture::new(broker, topology.clone()), move |fx| {
         Box::pin(async move {
+            let broker = fx.broker.clone();
             let missing = mod8_testkit::unique_name("mod8mq_missing_exchange");
             let err = broker
-                .publish(mod8_mq::Publication::new(missing, "key", b"{}".to_vec()))
+                .publish(mod8_mq::Publication::new(
+                missing.clone(),
+                "key",
+                b"{}".to_vec(),
+            ))
                 .await
                 .unwrap_err();
-            assert!(matches!(err, mod8_mq::Error::NotFound { .. }), "{err:?}");
-            let producer = Producer::new(broker.clone());
-            producer.publish_user_data(user(2), None).await.unwrap();
+            assert!(
+                matches!(&err, mod8_mq::Error::NotFound { entity: "exchange", key } if *key == missing),
+                "{err:?}"
+            );
+            fx.pipeline()
+                .publish_user_data(user(2), PublishOptions::new())
+                .await
+                .unwrap();
             let mut names = Vec::new();
             // Stop at the later publish (bounded by `receive`'s wait).
             while let Some(d) = broker
@@ -406,16 +426,23 @@ async fn silent_broker_is_a_confirm_timeout() {
         publish_timeout: timeout,
         ..Default::default()
     };
-    let broker = through_proxy(&proxy, &url, "mod8mq_silent", options).await;
-    run_case(broker, move |broker| {
+    let fixture = through_proxy(&proxy, &url, "mod8mq_silent", options).await;
+    run_case(fixture, move |fx| {
         Box::pin(async move {
-            let queue = broker.topology().user_data_queue.clone();
-            let producer = Producer::new(broker.clone());
-            producer.publish_user_data(user(1), None).await.unwrap();
+            let broker = fx.broker.clone();
+            let queue = fx.topology.user_data_queue.clone();
+            let pipeline = fx.pipeline();
+            pipeline
+                .publish_user_data(user(1), PublishOptions::new())
+                .await
+                .unwrap();
 
             proxy.silence();
             let started = tokio::time::Instant::now();
-            let err = producer.publish_user_data(user(2), None).await.unwrap_err();
+            let err = pipeline
+                .publish_user_data(user(2), PublishOptions::new())
+                .await
+                .unwrap_err();
             let waited = started.elapsed();
             assert!(
                 matches!(err, Error::ConfirmTimeout { timeout: t } if t == timeout),
@@ -428,7 +455,10 @@ async fn silent_broker_is_a_confirm_timeout() {
             );
 
             proxy.resume();
-            producer.publish_user_data(user(3), None).await.unwrap();
+            pipeline
+                .publish_user_data(user(3), PublishOptions::new())
+                .await
+                .unwrap();
             // The unconfirmed message reached the broker all the same: a timeout means
             // "unknown", never "dropped".
             wait_until("3 messages queued", || async {
@@ -437,10 +467,16 @@ async fn silent_broker_is_a_confirm_timeout() {
             .await;
 
             proxy.silence();
-            let err = producer.publish_user_data(user(4), None).await.unwrap_err();
+            let err = pipeline
+                .publish_user_data(user(4), PublishOptions::new())
+                .await
+                .unwrap_err();
             assert!(matches!(err, Error::ConfirmTimeout { .. }), "{err:?}");
             proxy.cut();
-            producer.publish_user_data(user(5), None).await.unwrap();
+            pipeline
+                .publish_user_data(user(5), PublishOptions::new())
+                .await
+                .unwrap();
             wait_until("5 messages queued", || async {
                 broker.queue_depth(&queue).await.ok() == Some(5)
             })
@@ -456,13 +492,12 @@ async fn through_proxy(
     url: &str,
     prefix: &str,
     options: AmqpOptions,
-) -> DynBroker {
+) -> MqFixture {
     let topology = test_topology_with_prefix(&mod8_testkit::unique_name(prefix));
-    Arc::new(
-        AmqpBroker::connect_with(&proxy.url(url), topology, options)
-            .await
-            .expect("RabbitMQ through the proxy"),
-    )
+    let broker = AmqpBroker::connect_with(&proxy.url(url), topology.declarations(), options)
+        .await
+        .expect("RabbitMQ through the proxy");
+    MqFixture::new(Arc::new(broker), topology)
 }
 
 /// An ack on a delivery whose channel died is an error (transient), not a quiet success:
@@ -476,12 +511,13 @@ async fn ack_on_a_dead_channel_is_an_error() {
         return;
     };
     let proxy = SilenceableProxy::start(target_of(&url)).await;
-    let broker = through_proxy(&proxy, &url, "mod8mq_deadack", AmqpOptions::default()).await;
-    run_case(broker, move |broker| {
+    let fixture = through_proxy(&proxy, &url, "mod8mq_deadack", AmqpOptions::default()).await;
+    run_case(fixture, move |fx| {
         Box::pin(async move {
-            let queue = broker.topology().user_data_queue.clone();
-            Producer::new(broker.clone())
-                .publish_user_data(user(1), None)
+            let broker = fx.broker.clone();
+            let queue = fx.topology.user_data_queue.clone();
+            fx.pipeline()
+                .publish_user_data(user(1), PublishOptions::new())
                 .await
                 .unwrap();
             let mut stream = broker.subscribe(&queue, 1).await.unwrap();
@@ -520,38 +556,38 @@ async fn consumer_counts_only_settled_acks() {
         return;
     };
     let proxy = SilenceableProxy::start(target_of(&url)).await;
-    let broker = through_proxy(&proxy, &url, "mod8mq_settled", AmqpOptions::default()).await;
-    run_case(broker, move |broker| {
+    let fixture = through_proxy(&proxy, &url, "mod8mq_settled", AmqpOptions::default()).await;
+    run_case(fixture, move |fx| {
         Box::pin(async move {
-            let queue = broker.topology().user_data_queue.clone();
+            let queue = fx.topology.user_data_queue.clone();
             let calls = Arc::new(Mutex::new(0u32));
             let (release, released) = watch::channel(false);
             let c = calls.clone();
-            let consumer = Consumer::new(
-                broker.clone(),
-                queue,
-                handler_fn(move |_env: Envelope<UserData>| {
-                    let c = c.clone();
-                    let mut released = released.clone();
-                    async move {
-                        let first = {
-                            let mut calls = c.lock().unwrap();
-                            *calls += 1;
-                            *calls == 1
-                        };
-                        if first {
-                            // Hold the first delivery until its channel is gone.
-                            let _ = released.wait_for(|r| *r).await;
+            let consumer = fx
+                .consumer(
+                    queue,
+                    handler_fn(move |_env: Envelope<UserData>| {
+                        let c = c.clone();
+                        let mut released = released.clone();
+                        async move {
+                            let first = {
+                                let mut calls = c.lock().unwrap();
+                                *calls += 1;
+                                *calls == 1
+                            };
+                            if first {
+                                // Hold the first delivery until its channel is gone.
+                                let _ = released.wait_for(|r| *r).await;
+                            }
+                            Outcome::Ack
                         }
-                        Outcome::Ack
-                    }
-                }),
-            )
-            .start()
-            .await
-            .unwrap();
-            Producer::new(broker.clone())
-                .publish_user_data(user(1), None)
+                    }),
+                )
+                .start()
+                .await
+                .unwrap();
+            fx.pipeline()
+                .publish_user_data(user(1), PublishOptions::new())
                 .await
                 .unwrap();
             wait_until("first handling started", || async {
@@ -605,7 +641,7 @@ async fn connect_to_a_silent_host_is_bounded() {
         Duration::from_secs(5),
         AmqpBroker::connect_with(
             &url,
-            test_topology_with_prefix("mod8mq_silent_host"),
+            test_topology_with_prefix("mod8mq_silent_host").declarations(),
             options,
         ),
     )
@@ -632,18 +668,23 @@ async fn publish_while_reconnect_hangs_is_bounded_by_publish_timeout() {
         publish_timeout: timeout,
         ..Default::default()
     };
-    let broker = through_proxy(&proxy, &url, "mod8mq_hang", options).await;
-    run_case(broker, move |broker| {
+    let fixture = through_proxy(&proxy, &url, "mod8mq_hang", options).await;
+    run_case(fixture, move |fx| {
         Box::pin(async move {
-            let producer = Producer::new(broker.clone());
-            producer.publish_user_data(user(1), None).await.unwrap();
+            let pipeline = fx.pipeline();
+            pipeline
+                .publish_user_data(user(1), PublishOptions::new())
+                .await
+                .unwrap();
             proxy.cut_and_mute_new();
             // Let the client notice the cut, so the publish has to reconnect.
             tokio::time::sleep(Duration::from_millis(200)).await;
-            let result =
-                tokio::time::timeout(timeout * 10, producer.publish_user_data(user(2), None))
-                    .await
-                    .expect("the publish returns although every reconnect hangs");
+            let result = tokio::time::timeout(
+                timeout * 10,
+                pipeline.publish_user_data(user(2), PublishOptions::new()),
+            )
+            .await
+            .expect("the publish returns although every reconnect hangs");
             let err = result.unwrap_err();
             assert!(
                 matches!(
@@ -654,7 +695,10 @@ async fn publish_while_reconnect_hangs_is_bounded_by_publish_timeout() {
             );
             assert!(err.is_transient());
             proxy.answer_new();
-            producer.publish_user_data(user(3), None).await.unwrap();
+            pipeline
+                .publish_user_data(user(3), PublishOptions::new())
+                .await
+                .unwrap();
         })
     })
     .await;
@@ -670,14 +714,18 @@ async fn correlation_id_and_timestamp_are_amqp_properties() {
         return;
     };
     let topology = test_topology_with_prefix(&mod8_testkit::unique_name("mod8mq_props"));
-    let broker: DynBroker = Arc::new(AmqpBroker::connect(&url, topology.clone()).await.unwrap());
-    run_case(broker, move |broker| {
+    let broker: DynBroker = Arc::new(
+        AmqpBroker::connect(&url, topology.declarations())
+            .await
+            .unwrap(),
+    );
+    run_case(MqFixture::new(broker, topology.clone()), move |fx| {
         Box::pin(async move {
             let correlation = uuid::Uuid::new_v4();
             let envelope = Envelope::new(user(1)).with_correlation_id(correlation);
-            let producer = Producer::new(broker.clone());
+            let producer = Producer::new(fx.broker.clone());
             producer
-                .send(&envelope, &producer.user_data_route())
+                .send(&envelope, &topology.user_data_route())
                 .await
                 .unwrap();
 

@@ -1,20 +1,44 @@
-//! Backend selection by URL.
+//! Backend selection by URL, and the configuration from the environment.
 
-use mod8_mq::{Broker, BrokerExt, Error, MqConfig};
+use mod8_mq::domain::Topology;
+use mod8_mq::{Broker, BrokerExt, Error, MqConfig, AMQP_URL_VAR};
 
 #[tokio::test]
 async fn memory_url_selects_the_in_process_broker() {
     let broker = mod8_mq::connect("memory://").await.unwrap();
     assert_eq!(broker.backend(), "memory");
-    let broker = MqConfig::default().connect().await.unwrap();
+    let topology = Topology::default();
+    let broker = MqConfig::default()
+        .with_declarations(topology.declarations())
+        .connect()
+        .await
+        .unwrap();
     assert_eq!(broker.backend(), "memory");
-    assert_eq!(broker.topology().dead_letter_queue, "dlq");
+    assert_eq!(topology.dead_letter_queue, "dlq");
+    // The default topology was declared: its dead-letter queue exists.
+    assert_eq!(broker.queue_depth("dlq").await.unwrap(), 0);
 }
 
 #[tokio::test]
 async fn unknown_scheme_is_a_validation_error() {
     let err = mod8_mq::connect("kafka://localhost").await.unwrap_err();
-    assert!(matches!(err, Error::Validation(_)), "{err:?}");
+    assert!(
+        matches!(&err, Error::Validation { field, .. } if field == "url"),
+        "{err:?}"
+    );
+}
+
+/// `from_env` reads `MOD8_AMQP_URL` (read here, never changed: other tests of this binary
+/// use it), and without it is the embedded in-process broker.
+#[test]
+fn from_env_reads_the_amqp_url() {
+    let config = MqConfig::from_env().unwrap();
+    match std::env::var(AMQP_URL_VAR) {
+        Ok(url) if !url.trim().is_empty() => assert_eq!(config.url, url.trim()),
+        _ => assert_eq!(config, MqConfig::default()),
+    }
+    assert!(config.declarations.is_empty());
+    assert_eq!(MqConfig::default().url, "memory://");
 }
 
 #[tokio::test]
@@ -24,9 +48,8 @@ async fn amqp_url_selects_rabbitmq() {
     };
     let topology =
         mod8_mq::testing::test_topology_with_prefix(&mod8_testkit::unique_name("mod8mq_cfg"));
-    let broker = MqConfig::default()
-        .with_url(url)
-        .with_topology(topology.clone())
+    let broker = MqConfig::new(url)
+        .with_declarations(topology.declarations())
         .connect()
         .await
         .unwrap();
@@ -38,6 +61,6 @@ async fn amqp_url_selects_rabbitmq() {
             .unwrap(),
         0
     );
-    broker.delete_topology(&topology, 0).await.unwrap();
+    broker.delete_all(&topology.teardown(0)).await.unwrap();
     broker.close().await.unwrap();
 }

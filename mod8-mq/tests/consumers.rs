@@ -1,40 +1,38 @@
 //! The built-in consumers and the pipeline, end to end on the in-process broker.
 
-use mod8_mq::consumers::{
-    AnalyticsConsumer, LoggingNotifier, MemoryEventSink, MemoryProfileSink, NotificationConsumer,
-    Pipeline, UserDataConsumer,
+use mod8_mq::domain::{
+    AnalyticsConsumer, LoggingNotifier, MemoryEventSink, MemoryProfileSink, NotificationChannel,
+    NotificationConsumer, Pipeline, PublishOptions, UserData, UserDataConsumer,
 };
-use mod8_mq::testing::{memory_broker, take_one, wait_until};
-use mod8_mq::topology::HEADER_REASON;
+use mod8_mq::testing::{memory_fixture, take_one, wait_until, MqFixture};
+use mod8_mq::HEADER_REASON;
 use std::time::Duration;
 
-use mod8_mq::broker::DeliveryStream;
-use mod8_mq::topology::{BindingSpec, ExchangeSpec, QueueSpec};
 use mod8_mq::{
-    handler_fn, BrokerExt, Consumer, Envelope, NotificationChannel, Outcome, Producer, Publication,
-    UserData,
+    handler_fn, BindingSpec, DeliveryStream, Envelope, ExchangeSpec, Outcome, Producer,
+    Publication, QueueSpec,
 };
 use tokio::time::Instant;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn signup_and_purchase_flow_through_the_three_consumers() {
-    let broker = memory_broker();
+    let MqFixture { broker, topology } = memory_fixture();
     let profiles = MemoryProfileSink::default();
     let events = MemoryEventSink::default();
     let notifier = LoggingNotifier::default();
     let users = UserDataConsumer::new(profiles.clone())
-        .start(broker.clone())
+        .start(broker.clone(), &topology)
         .await
         .unwrap();
     let notes = NotificationConsumer::new(notifier.clone())
-        .start(broker.clone())
+        .start(broker.clone(), &topology)
         .await
         .unwrap();
     let analytics = AnalyticsConsumer::new(events.clone())
-        .start(broker.clone())
+        .start(broker.clone(), &topology)
         .await
         .unwrap();
-    let pipeline = Pipeline::new(Producer::new(broker.clone()));
+    let pipeline = Pipeline::new(Producer::new(broker.clone()), topology.clone());
     let signup = pipeline
         .signup(UserData {
             username: "ada".into(),
@@ -71,34 +69,37 @@ async fn signup_and_purchase_flow_through_the_three_consumers() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn invalid_user_data_is_rejected_to_the_dead_letter_queue() {
-    let broker = memory_broker();
+    let MqFixture { broker, topology } = memory_fixture();
     let profiles = MemoryProfileSink::default();
     let users = UserDataConsumer::new(profiles.clone())
-        .start(broker.clone())
+        .start(broker.clone(), &topology)
         .await
         .unwrap();
-    Producer::new(broker.clone())
+    Pipeline::new(Producer::new(broker.clone()), topology.clone())
         .publish_user_data(
             UserData {
                 username: "x".into(),
                 email: "not-an-email".into(),
                 registration_date: chrono::NaiveDate::from_ymd_opt(2026, 11, 22).unwrap(),
             },
-            None,
+            PublishOptions::new(),
         )
         .await
         .unwrap();
     wait_until("dead-lettered", || async {
-        broker.dead_letter_count().await.unwrap() == 1
+        topology.dead_letter_count(broker.as_ref()).await.unwrap() == 1
     })
     .await;
     users.shutdown().await.unwrap();
     assert!(profiles.profiles().is_empty());
-    let dlq = broker.topology().dead_letter_queue.clone();
-    let (headers, _) = take_one(&broker, &dlq).await;
-    assert!(headers[HEADER_REASON].starts_with("rejected: invalid input"));
+    let (headers, _) = take_one(&broker, &topology.dead_letter_queue).await;
+    assert!(
+        headers[HEADER_REASON].starts_with("rejected: invalid username"),
+        "{}",
+        headers[HEADER_REASON]
+    );
     // The pipeline refuses the same input before publishing anything.
-    let err = Pipeline::new(Producer::new(broker.clone()))
+    let err = Pipeline::new(Producer::new(broker.clone()), topology.clone())
         .signup(UserData {
             username: "x".into(),
             email: "nope".into(),
@@ -106,7 +107,10 @@ async fn invalid_user_data_is_rejected_to_the_dead_letter_queue() {
         })
         .await
         .unwrap_err();
-    assert!(matches!(err, mod8_mq::Error::Validation(_)));
+    assert!(
+        matches!(&err, mod8_mq::Error::Validation { field, .. } if field == "username"),
+        "{err:?}"
+    );
 }
 
 /// The in-process broker, except that the first `failures` publishes to the dead-letter
@@ -114,6 +118,7 @@ async fn invalid_user_data_is_rejected_to_the_dead_letter_queue() {
 #[derive(Debug)]
 struct FlakyDeadLetters {
     inner: mod8_mq::DynBroker,
+    dead_letter_exchange: String,
     failures: std::sync::atomic::AtomicU32,
 }
 
@@ -122,9 +127,6 @@ struct FlakyDeadLetters {
 impl mod8_mq::Broker for FlakyDeadLetters {
     fn backend(&self) -> &'static str {
         "flaky"
-    }
-    fn topology(&self) -> &mod8_mq::Topology {
-        self.inner.topology()
     }
     async fn declare_exchange(&self, spec: &ExchangeSpec) -> mod8_mq::Result<()> {
         self.inner.declare_exchange(spec).await
@@ -143,17 +145,14 @@ impl mod8_mq::Broker for FlakyDeadLetters {
     }
     async fn publish(&self, publication: Publication) -> mod8_mq::Result<()> {
         use std::sync::atomic::Ordering;
-        let to_dlx = publication.exchange == self.topology().dead_letter_exchange;
+        let to_dlx = publication.exchange == self.dead_letter_exchange;
         if to_dlx
             && self
                 .failures
                 .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
                 .is_ok()
         {
-            return Err(mod8_mq::Error::Unavailable {
-                backend: "flaky",
-                reason: "injected".into(),
-            });
+            return Err(mod8_mq::Error::unavailable("flaky", "injected"));
         }
         self.inner.publish(publication).await
     }
@@ -180,39 +179,45 @@ impl mod8_mq::Broker for FlakyDeadLetters {
 /// once the broker takes dead letters again the message lands in the dead-letter queue.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn transient_dead_letter_failures_back_off() {
+    let MqFixture {
+        broker: inner,
+        topology,
+    } = memory_fixture();
     let broker: mod8_mq::DynBroker = std::sync::Arc::new(FlakyDeadLetters {
-        inner: memory_broker(),
+        inner,
+        dead_letter_exchange: topology.dead_letter_exchange.clone(),
         failures: std::sync::atomic::AtomicU32::new(3),
     });
     let calls: std::sync::Arc<std::sync::Mutex<Vec<Instant>>> = Default::default();
     let c = calls.clone();
-    let consumer = Consumer::new(
-        broker.clone(),
-        broker.topology().user_data_queue.clone(),
-        handler_fn(move |_env: Envelope<UserData>| {
-            let c = c.clone();
-            async move {
-                c.lock().unwrap().push(Instant::now());
-                Outcome::reject("poison")
-            }
-        }),
-    )
-    .start()
-    .await
-    .unwrap();
-    Producer::new(broker.clone())
+    let consumer = topology
+        .consumer(
+            broker.clone(),
+            topology.user_data_queue.clone(),
+            handler_fn(move |_env: Envelope<UserData>| {
+                let c = c.clone();
+                async move {
+                    c.lock().unwrap().push(Instant::now());
+                    Outcome::reject("poison")
+                }
+            }),
+        )
+        .start()
+        .await
+        .unwrap();
+    Pipeline::new(Producer::new(broker.clone()), topology.clone())
         .publish_user_data(
             UserData {
                 username: "ada".into(),
                 email: "ada@example.com".into(),
                 registration_date: chrono::NaiveDate::from_ymd_opt(2026, 11, 22).unwrap(),
             },
-            None,
+            PublishOptions::new(),
         )
         .await
         .unwrap();
     wait_until("dead-lettered", || async {
-        broker.dead_letter_count().await.unwrap() == 1
+        topology.dead_letter_count(broker.as_ref()).await.unwrap() == 1
     })
     .await;
     assert_eq!(consumer.stats().dead_lettered(), 1);

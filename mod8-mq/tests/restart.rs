@@ -14,10 +14,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::NaiveDate;
-use mod8_mq::testing::{run_case, test_topology_with_prefix, wait_until};
-use mod8_mq::{
-    handler_fn, AmqpBroker, AmqpOptions, Consumer, DynBroker, Envelope, Outcome, Producer, UserData,
-};
+use mod8_mq::domain::UserData;
+use mod8_mq::testing::{run_case, test_topology_with_prefix, wait_until, MqFixture};
+use mod8_mq::{handler_fn, AmqpBroker, AmqpOptions, DynBroker, Envelope, Outcome, Producer};
 use mod8_testkit::rabbitmq::BrokerGuard;
 use tokio::time::Instant;
 use uuid::Uuid;
@@ -52,33 +51,34 @@ async fn broker_restart_mid_stream_loses_nothing() {
         reconnect_timeout: Duration::from_secs(3),
     };
     let broker: DynBroker = Arc::new(
-        AmqpBroker::connect_with(&url, topology.clone(), options)
+        AmqpBroker::connect_with(&url, topology.declarations(), options)
             .await
             .expect("RabbitMQ is set but not reachable"),
     );
     let started = Instant::now();
-    run_case(broker, move |broker| {
+    run_case(MqFixture::new(broker, topology), move |fx| {
         Box::pin(async move {
+            let (broker, topology) = (fx.broker.clone(), fx.topology.clone());
             // Dropped when this case ends, also by a panic: before `run_case` cleans up.
             let guard = Arc::new(BrokerGuard::new());
             let seen: Arc<Mutex<HashSet<Uuid>>> = Arc::default();
             let s = seen.clone();
-            let consumer = Consumer::new(
-                broker.clone(),
-                topology.user_data_queue.clone(),
-                handler_fn(move |env: Envelope<UserData>| {
-                    let s = s.clone();
-                    async move {
-                        s.lock().unwrap().insert(env.id);
-                        Outcome::Ack
-                    }
-                }),
-            )
-            .with_prefetch(100)
-            .with_concurrency(8)
-            .start()
-            .await
-            .unwrap();
+            let consumer = fx
+                .consumer(
+                    topology.user_data_queue.clone(),
+                    handler_fn(move |env: Envelope<UserData>| {
+                        let s = s.clone();
+                        async move {
+                            s.lock().unwrap().insert(env.id);
+                            Outcome::Ack
+                        }
+                    }),
+                )
+                .with_prefetch(100)
+                .with_concurrency(8)
+                .start()
+                .await
+                .unwrap();
 
             // The publisher: small confirmed batches at a steady pace, so it is mid-stream
             // when the broker goes away; every failed publish is retried until confirmed.
@@ -86,8 +86,8 @@ async fn broker_restart_mid_stream_loses_nothing() {
             let publisher = {
                 let producer = Producer::new(broker.clone());
                 let back = back.clone();
+                let route = topology.user_data_route();
                 tokio::spawn(async move {
-                    let route = producer.user_data_route();
                     let mut confirmed: Vec<Uuid> = Vec::new();
                     let (mut errors, mut slowest) = (0usize, Duration::ZERO);
                     let mut i = 0;

@@ -14,8 +14,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use mod8_orm::sqlite::SqliteStore;
 use mod8_orm::testing::{seed_world, TestDb};
-use mod8_orm::{Database, DynDatabase, NewUser, OrmConfig, PageRequest, SqliteStore, User};
+use mod8_orm::{Database, DynDatabase, NewUser, OrmConfig, PageRequest, User};
 use tokio::runtime::Runtime;
 
 const USERS: usize = 1_000;

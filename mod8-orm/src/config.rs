@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{OrmError, Result};
+use crate::error::{Error, Result};
 use crate::repository::DynDatabase;
 
 /// The embedded default: an in-memory SQLite database.
@@ -42,7 +42,7 @@ pub struct OrmConfig {
     /// Ping a pooled PostgreSQL connection before handing it out (default false). The ping
     /// is one more round trip per repository call, doubling the cost of a point lookup;
     /// without it a connection the server dropped fails its next call with
-    /// [`OrmError::Unavailable`] (transient, so a retry gets a fresh connection).
+    /// [`Error::Unavailable`] (transient, so a retry gets a fresh connection).
     pub test_before_acquire: bool,
 }
 
@@ -70,14 +70,16 @@ impl OrmConfig {
         }
     }
 
-    /// `MOD8_POSTGRES_URL` when set (else in-memory SQLite), with the pool size from
-    /// `MOD8_ORM_MAX_CONNECTIONS` when set.
+    /// `MOD8_POSTGRES_URL` when set (else in-memory SQLite, [`DEFAULT_URL`]), with the pool
+    /// size from `MOD8_ORM_MAX_CONNECTIONS` when set. A value that is not a URL this crate
+    /// can connect to, or a pool size below 1, is an [`Error::Validation`] naming the
+    /// variable.
     pub fn from_env() -> Result<Self> {
-        let url = std::env::var("MOD8_POSTGRES_URL")
-            .ok()
-            .filter(|u| !u.trim().is_empty())
-            .unwrap_or_else(|| DEFAULT_URL.to_owned());
-        let mut config = OrmConfig::new(url.trim());
+        let url = match std::env::var("MOD8_POSTGRES_URL") {
+            Ok(url) if !url.trim().is_empty() => url_var(&url)?,
+            _ => DEFAULT_URL.to_owned(),
+        };
+        let mut config = OrmConfig::new(url);
         if let Ok(n) = std::env::var("MOD8_ORM_MAX_CONNECTIONS") {
             config.max_connections = max_connections_var(&n)?;
         }
@@ -95,7 +97,7 @@ impl OrmConfig {
     /// never serve a call (every call would wait out the acquire timeout).
     pub fn validate(&self) -> Result<()> {
         if self.max_connections == 0 {
-            return Err(OrmError::validation(
+            return Err(Error::validation(
                 "max_connections",
                 "the pool needs at least 1 connection",
             ));
@@ -143,7 +145,7 @@ impl OrmConfig {
     pub async fn connect(&self) -> Result<DynDatabase> {
         self.validate()?;
         let url = self.url.trim();
-        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        if is_postgres(url) {
             #[cfg(feature = "postgres")]
             {
                 return Ok(Arc::new(
@@ -152,20 +154,37 @@ impl OrmConfig {
             }
             #[cfg(not(feature = "postgres"))]
             {
-                return Err(OrmError::Unsupported {
-                    operation:
-                        "connecting to PostgreSQL (build mod8-orm with the `postgres` feature)",
-                    backend: "postgres",
-                });
+                return Err(Error::unsupported(
+                    "connecting to PostgreSQL (build mod8-orm with the `postgres` feature)",
+                    "postgres",
+                ));
             }
         }
-        if url.starts_with("sqlite:") {
+        if is_sqlite(url) {
             return Ok(Arc::new(crate::sqlite::SqliteStore::connect(self).await?));
         }
-        Err(OrmError::validation(
-            "url",
-            "expected a postgres://, postgresql:// or sqlite: URL",
-        ))
+        Err(Error::validation("url", EXPECTED_SCHEMES))
+    }
+}
+
+/// What [`OrmConfig::connect`] accepts.
+const EXPECTED_SCHEMES: &str = "expected a postgres://, postgresql:// or sqlite: URL";
+
+fn is_postgres(url: &str) -> bool {
+    url.starts_with("postgres://") || url.starts_with("postgresql://")
+}
+
+fn is_sqlite(url: &str) -> bool {
+    url.starts_with("sqlite:")
+}
+
+/// `MOD8_POSTGRES_URL`: a URL with a scheme [`OrmConfig::connect`] knows, trimmed.
+fn url_var(value: &str) -> Result<String> {
+    let url = value.trim();
+    if is_postgres(url) || is_sqlite(url) {
+        Ok(url.to_owned())
+    } else {
+        Err(Error::validation("MOD8_POSTGRES_URL", EXPECTED_SCHEMES))
     }
 }
 
@@ -173,15 +192,12 @@ impl OrmConfig {
 fn max_connections_var(value: &str) -> Result<u32> {
     const VAR: &str = "MOD8_ORM_MAX_CONNECTIONS";
     match value.trim().parse::<u32>() {
-        Ok(0) => Err(OrmError::validation(
+        Ok(0) => Err(Error::validation(
             VAR,
             "0: the pool needs at least 1 connection",
         )),
         Ok(n) => Ok(n),
-        Err(_) => Err(OrmError::validation(
-            VAR,
-            format!("{value:?} is not a number"),
-        )),
+        Err(_) => Err(Error::validation(VAR, format!("{value:?} is not a number"))),
     }
 }
 
@@ -192,7 +208,7 @@ fn max_connections_var(value: &str) -> Result<u32> {
 /// let db = mod8_orm::connect("sqlite::memory:").await?;
 /// assert_eq!(db.backend(), mod8_orm::Backend::Sqlite);
 /// assert!(mod8_orm::connect("mysql://nope").await.is_err());
-/// # Ok::<(), mod8_orm::OrmError>(())
+/// # Ok::<(), mod8_orm::Error>(())
 /// # }).unwrap();
 /// ```
 pub async fn connect(url: &str) -> Result<DynDatabase> {
@@ -210,10 +226,25 @@ mod tests {
             assert!(
                 matches!(
                     max_connections_var(bad),
-                    Err(OrmError::Validation {
-                        field: "MOD8_ORM_MAX_CONNECTIONS",
-                        ..
-                    })
+                    Err(Error::Validation { field, .. }) if field == "MOD8_ORM_MAX_CONNECTIONS"
+                ),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn url_from_the_environment() {
+        assert_eq!(
+            url_var(" postgres://u:p@host/db ").unwrap(),
+            "postgres://u:p@host/db"
+        );
+        assert_eq!(url_var("sqlite::memory:").unwrap(), "sqlite::memory:");
+        for bad in ["mysql://nope", "localhost:5432", "postgres:/x"] {
+            assert!(
+                matches!(
+                    url_var(bad),
+                    Err(Error::Validation { field, .. }) if field == "MOD8_POSTGRES_URL"
                 ),
                 "{bad:?}"
             );
@@ -225,24 +256,15 @@ mod tests {
         let config = OrmConfig::new("sqlite::memory:").with_max_connections(0);
         assert!(matches!(
             config.validate(),
-            Err(OrmError::Validation {
-                field: "max_connections",
-                ..
-            })
+            Err(Error::Validation { field, .. }) if field == "max_connections"
         ));
         assert!(matches!(
             config.connect().await,
-            Err(OrmError::Validation {
-                field: "max_connections",
-                ..
-            })
+            Err(Error::Validation { field, .. }) if field == "max_connections"
         ));
         assert!(matches!(
-            crate::SqliteStore::connect(&config).await,
-            Err(OrmError::Validation {
-                field: "max_connections",
-                ..
-            })
+            crate::sqlite::SqliteStore::connect(&config).await,
+            Err(Error::Validation { field, .. }) if field == "max_connections"
         ));
         assert!(OrmConfig::new("sqlite::memory:")
             .with_max_connections(1)

@@ -2,26 +2,30 @@
 
 use std::borrow::Cow;
 
-/// Result alias used by every repository method.
-pub type Result<T, E = OrmError> = std::result::Result<T, E>;
+/// A boxed error from a driver or the operating system.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// The crate's result type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// Everything a repository call can fail with.
 ///
-/// Driver errors are mapped in one place ([`OrmError::from_sqlx`]): unique violations become
-/// [`OrmError::Conflict`] naming the field, broken references [`OrmError::NotFound`], lost
-/// connections [`OrmError::Unavailable`]; the rest keep the driver error as their source.
+/// Driver errors are mapped in one place ([`Error::from_sqlx`]): unique violations become
+/// [`Error::Conflict`] naming the entity and field, broken references [`Error::NotFound`],
+/// lost connections [`Error::Unavailable`]; the rest keep the driver error (a boxed
+/// [`sqlx::Error`]) as their source.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
-pub enum OrmError {
-    /// The input was rejected before the database was touched.
+pub enum Error {
+    /// Input rejected before it reached a backend; `field` names what was wrong.
     #[error("invalid {field}: {message}")]
     Validation {
-        /// The offending field (`email`, `username`, `quantity`, ...).
-        field: &'static str,
+        /// The offending field (`email`, `username`, `quantity`, ...) or environment variable.
+        field: String,
         /// What is wrong with it.
         message: String,
     },
-    /// The row asked for does not exist.
+    /// The thing asked for does not exist.
     #[error("{entity} not found: {key}")]
     NotFound {
         /// The kind of row (`user`, `country`, ...).
@@ -29,39 +33,44 @@ pub enum OrmError {
         /// The key that was looked up.
         key: String,
     },
-    /// The write collides with existing data (a unique field, or stock that ran out).
-    #[error("conflict on {field}: {message}")]
+    /// A unique value is taken, or an existing thing differs from what was asked for (stock
+    /// that ran out).
+    #[error("conflict on {entity} {field}: {message}")]
     Conflict {
+        /// The entity whose value is taken (`user`, `product`, `country`, `city`; `row` for a
+        /// primary key or an unknown constraint).
+        entity: &'static str,
         /// The field whose constraint was violated (`email`, `username`, `sku`, `stock`, ...).
-        field: &'static str,
+        field: String,
         /// A readable explanation.
         message: String,
     },
-    /// The backend cannot do this.
+    /// The backend cannot do this operation (detail may go into `operation`).
     #[error("{operation} is not supported by the {backend} backend")]
     Unsupported {
         /// What was asked for.
-        operation: &'static str,
+        operation: String,
         /// The backend that refused.
         backend: &'static str,
     },
-    /// The database could not be reached (pool timeout, closed pool, I/O); worth retrying.
+    /// The backend could not be reached or did not answer in time (pool timeout, closed
+    /// pool, I/O): transient.
     #[error("{backend} is unavailable: {source}")]
     Unavailable {
         /// The backend (`postgres`, `sqlite`).
         backend: &'static str,
-        /// The driver error.
+        /// The driver error (a [`sqlx::Error`] when it comes from the database).
         #[source]
-        source: sqlx::Error,
+        source: BoxError,
     },
-    /// Any other database failure, with the driver error as its source.
+    /// Anything else the backend reported.
     #[error("{backend} error: {source}")]
     Backend {
         /// The backend (`postgres`, `sqlite`).
         backend: &'static str,
-        /// The driver error.
+        /// The driver error (a [`sqlx::Error`] when it comes from the database).
         #[source]
-        source: sqlx::Error,
+        source: BoxError,
     },
     /// A statement failed inside a unit of work and the database aborted the transaction
     /// (PostgreSQL refuses further statements until it is rolled back); the commit rolled
@@ -80,46 +89,85 @@ pub enum OrmError {
     },
 }
 
-impl OrmError {
-    /// Whether retrying the same call later may succeed (the database was unreachable, or a
-    /// serialization failure / deadlock / busy database aborted the statement).
+impl Error {
+    /// Whether retrying the same operation may succeed: the database was unreachable, or a
+    /// serialization failure / deadlock / busy database aborted the statement (read from the
+    /// SQLSTATE of a [`sqlx::Error`] inside [`Error::Backend`]).
     pub fn is_transient(&self) -> bool {
         match self {
-            OrmError::Unavailable { .. } => true,
-            OrmError::Backend {
-                source: sqlx::Error::Database(db),
-                ..
-            } => matches!(
-                db.code().as_deref(),
-                // PostgreSQL: serialization_failure, deadlock_detected, too_many_connections.
-                Some("40001") | Some("40P01") | Some("53300")
-                    // SQLite: SQLITE_BUSY, SQLITE_LOCKED and their extended codes.
-                    | Some("5") | Some("6") | Some("261") | Some("517") | Some("262")
-            ),
+            Error::Unavailable { .. } => true,
+            Error::Backend { source, .. } => match source.downcast_ref::<sqlx::Error>() {
+                Some(sqlx::Error::Database(db)) => matches!(
+                    db.code().as_deref(),
+                    // PostgreSQL: serialization_failure, deadlock_detected, too_many_connections.
+                    Some("40001") | Some("40P01") | Some("53300")
+                        // SQLite: SQLITE_BUSY, SQLITE_LOCKED and their extended codes.
+                        | Some("5") | Some("6") | Some("261") | Some("517") | Some("262")
+                ),
+                _ => false,
+            },
             _ => false,
         }
     }
 
     /// A validation error for `field`.
-    pub fn validation(field: &'static str, message: impl Into<String>) -> Self {
-        OrmError::Validation {
-            field,
+    pub fn validation(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Error::Validation {
+            field: field.into(),
             message: message.into(),
         }
     }
 
     /// A not-found error for `entity` looked up by `key`.
     pub fn not_found(entity: &'static str, key: impl ToString) -> Self {
-        OrmError::NotFound {
+        Error::NotFound {
             entity,
             key: key.to_string(),
         }
     }
 
-    /// Maps a driver error from `backend` to the variant that says what it means.
+    /// A conflict on `entity`'s `field`.
+    pub fn conflict(
+        entity: &'static str,
+        field: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Self {
+        Error::Conflict {
+            entity,
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+
+    /// An operation `backend` cannot do.
+    pub fn unsupported(operation: impl Into<String>, backend: &'static str) -> Self {
+        Error::Unsupported {
+            operation: operation.into(),
+            backend,
+        }
+    }
+
+    /// `backend` could not be reached (transient).
+    pub fn unavailable(backend: &'static str, source: impl Into<BoxError>) -> Self {
+        Error::Unavailable {
+            backend,
+            source: source.into(),
+        }
+    }
+
+    /// Any other failure `backend` reported.
+    pub fn backend(backend: &'static str, source: impl Into<BoxError>) -> Self {
+        Error::Backend {
+            backend,
+            source: source.into(),
+        }
+    }
+
+    /// Maps a driver error from `backend` to the variant that says what it means (for hosts
+    /// running their own statements on a store's pool, too).
     pub fn from_sqlx(backend: &'static str, err: sqlx::Error) -> Self {
         match &err {
-            sqlx::Error::RowNotFound => OrmError::NotFound {
+            sqlx::Error::RowNotFound => Error::NotFound {
                 entity: "row",
                 key: String::from("(query returned no rows)"),
             },
@@ -127,19 +175,17 @@ impl OrmError {
             | sqlx::Error::PoolClosed
             | sqlx::Error::Io(_)
             | sqlx::Error::Tls(_)
-            | sqlx::Error::WorkerCrashed => OrmError::Unavailable {
-                backend,
-                source: err,
-            },
+            | sqlx::Error::WorkerCrashed => Error::unavailable(backend, err),
             sqlx::Error::Database(db) => match db.kind() {
                 sqlx::error::ErrorKind::UniqueViolation => {
                     let (field, entity) = unique_violation(db.constraint(), db.message());
-                    OrmError::Conflict {
+                    Error::conflict(
+                        entity,
                         field,
-                        message: format!("a {entity} with this {field} already exists"),
-                    }
+                        format!("a {entity} with this {field} already exists"),
+                    )
                 }
-                sqlx::error::ErrorKind::ForeignKeyViolation => OrmError::NotFound {
+                sqlx::error::ErrorKind::ForeignKeyViolation => Error::NotFound {
                     entity: "referenced row",
                     key: db
                         .constraint()
@@ -147,15 +193,9 @@ impl OrmError {
                         .unwrap_or(Cow::Borrowed("foreign key"))
                         .into_owned(),
                 },
-                _ => OrmError::Backend {
-                    backend,
-                    source: err,
-                },
+                _ => Error::backend(backend, err),
             },
-            _ => OrmError::Backend {
-                backend,
-                source: err,
-            },
+            _ => Error::backend(backend, err),
         }
     }
 }
@@ -242,12 +282,59 @@ mod tests {
 
     #[test]
     fn transient_only_for_unavailable() {
-        let e = OrmError::Unavailable {
+        let e = Error::Unavailable {
             backend: "sqlite",
-            source: sqlx::Error::PoolTimedOut,
+            source: Box::new(sqlx::Error::PoolTimedOut),
         };
         assert!(e.is_transient());
-        assert!(!OrmError::validation("email", "bad").is_transient());
-        assert!(!OrmError::not_found("user", 1).is_transient());
+        assert!(Error::from_sqlx("sqlite", sqlx::Error::PoolTimedOut).is_transient());
+        assert!(!Error::validation("email", "bad").is_transient());
+        assert!(!Error::not_found("user", 1).is_transient());
+        assert!(!Error::backend("postgres", "a message, not a driver error").is_transient());
+    }
+
+    /// A database error with a given SQLSTATE, as a driver would report it.
+    #[derive(Debug)]
+    struct Coded(&'static str);
+
+    impl std::fmt::Display for Coded {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "error {}", self.0)
+        }
+    }
+
+    impl std::error::Error for Coded {}
+
+    impl sqlx::error::DatabaseError for Coded {
+        fn message(&self) -> &str {
+            self.0
+        }
+        fn code(&self) -> Option<Cow<'_, str>> {
+            Some(Cow::Borrowed(self.0))
+        }
+        fn as_error(&self) -> &(dyn std::error::Error + Send + Sync + 'static) {
+            self
+        }
+        fn as_error_mut(&mut self) -> &mut (dyn std::error::Error + Send + Sync + 'static) {
+            self
+        }
+        fn into_error(self: Box<Self>) -> Box<dyn std::error::Error + Send + Sync + 'static> {
+            self
+        }
+        fn kind(&self) -> sqlx::error::ErrorKind {
+            sqlx::error::ErrorKind::Other
+        }
+    }
+
+    #[test]
+    fn backend_errors_are_transient_by_their_sqlstate() {
+        let coded =
+            |code| Error::from_sqlx("postgres", sqlx::Error::Database(Box::new(Coded(code))));
+        for code in ["40001", "40P01", "53300", "5", "6", "261", "517", "262"] {
+            let e = coded(code);
+            assert!(matches!(e, Error::Backend { .. }), "{e:?}");
+            assert!(e.is_transient(), "{code}");
+        }
+        assert!(!coded("23502").is_transient());
     }
 }

@@ -1,31 +1,35 @@
 #![doc = include_str!("../README.md")]
 #![deny(missing_docs)]
+#![deny(rustdoc::broken_intra_doc_links)]
+#![warn(missing_debug_implementations, unreachable_pub)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod config;
 mod error;
+mod forward;
 mod model;
-#[cfg(feature = "postgres")]
-mod postgres;
 mod repository;
-mod session;
 mod sql;
-mod sqlite;
+mod store;
+
+#[cfg(feature = "postgres")]
+#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
+pub mod postgres;
+pub mod sqlite;
 #[cfg(feature = "testing")]
+#[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
 pub mod testing;
 pub mod validate;
 
 pub use config::{connect, OrmConfig, DEFAULT_URL};
-pub use error::{OrmError, Result};
+pub use error::{BoxError, Error, Result};
 pub use model::*;
-#[cfg(feature = "postgres")]
-pub use postgres::PostgresStore;
 pub use repository::{
     AnalyticsRepository, Backend, Database, DynDatabase, LocationRepository, OrderRepository,
     OutboxRepository, ProductRepository, Repositories, UnitOfWork, UserRepository,
 };
-pub use session::{Dialect, SqlBackend, SqlStore};
-pub use sql::migrate::{migrations, HISTORY_TABLE, POSTGRES_MIGRATIONS, SQLITE_MIGRATIONS};
-pub use sqlite::SqliteStore;
+pub use sql::migrate::{migrations, HISTORY_TABLE};
+pub use store::{SqlBackend, SqlStore};
 
 /// Re-exported: the public API uses its date and time types.
 pub use chrono;

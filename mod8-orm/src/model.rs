@@ -387,7 +387,7 @@ impl std::fmt::Display for OrderStatus {
 }
 
 impl std::str::FromStr for OrderStatus {
-    type Err = crate::OrmError;
+    type Err = crate::Error;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s {
@@ -395,7 +395,7 @@ impl std::str::FromStr for OrderStatus {
             "paid" => Ok(OrderStatus::Paid),
             "shipped" => Ok(OrderStatus::Shipped),
             "cancelled" => Ok(OrderStatus::Cancelled),
-            other => Err(crate::OrmError::validation(
+            other => Err(crate::Error::validation(
                 "status",
                 format!("unknown order status {other:?}"),
             )),
@@ -404,7 +404,7 @@ impl std::str::FromStr for OrderStatus {
 }
 
 impl TryFrom<String> for OrderStatus {
-    type Error = crate::OrmError;
+    type Error = crate::Error;
 
     fn try_from(s: String) -> Result<Self, Self::Error> {
         s.parse()

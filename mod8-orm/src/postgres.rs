@@ -1,4 +1,10 @@
 //! The production backend: PostgreSQL (feature `postgres`).
+//!
+//! [`PostgresStore`] is the crate's [`SqlStore`] on a PostgreSQL pool:
+//! connect it with [`PostgresStore::connect`], or type-erased with
+//! [`OrmConfig::connect`](crate::OrmConfig::connect) and a `postgres://` URL. Bulk inserts
+//! use `UNNEST` over one array per column, outbox claims `FOR UPDATE SKIP LOCKED`, and
+//! processes starting together migrate once (under an advisory lock).
 
 use std::str::FromStr;
 
@@ -7,18 +13,19 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{Executor, Postgres};
 
 use crate::config::OrmConfig;
-use crate::error::{OrmError, Result};
+use crate::error::{Error, Result};
 use crate::model::NewUser;
 use crate::repository::Backend;
-use crate::session::{Dialect, SqlBackend, SqlStore};
+use crate::sql::dialect::Dialect;
 use crate::sql::USER_COLS;
+use crate::store::{SqlDriver, SqlStore};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 /// The repositories on PostgreSQL.
 pub type PostgresStore = SqlStore<Postgres>;
 
-impl SqlBackend for Postgres {
+impl SqlDriver for Postgres {
     const DIALECT: Dialect = Dialect {
         backend: Backend::Postgres,
         // The wire protocol counts parameters in an i16.
@@ -84,7 +91,7 @@ fn month_of(column: &str) -> String {
     format!("to_char({column} AT TIME ZONE 'UTC', 'YYYY-MM')")
 }
 
-crate::sql::migrate::impl_backend!(
+crate::store::impl_backend!(
     Postgres,
     &crate::sql::migrate::POSTGRES_MIGRATIONS,
     // Any constant works; it only has to be the same for every process migrating this crate.
@@ -97,7 +104,7 @@ impl PostgresStore {
         config.validate()?;
         let backend = Backend::Postgres.name();
         let options =
-            PgConnectOptions::from_str(&config.url).map_err(|e| OrmError::from_sqlx(backend, e))?;
+            PgConnectOptions::from_str(&config.url).map_err(|e| Error::from_sqlx(backend, e))?;
         let pool = PgPoolOptions::new()
             .max_connections(config.max_connections)
             .min_connections(config.min_connections)
@@ -106,7 +113,7 @@ impl PostgresStore {
             .test_before_acquire(config.test_before_acquire)
             .connect_with(options)
             .await
-            .map_err(|e| OrmError::from_sqlx(backend, e))?;
+            .map_err(|e| Error::from_sqlx(backend, e))?;
         let store = SqlStore::from_pool(pool);
         if config.migrate {
             store.migrate().await?;

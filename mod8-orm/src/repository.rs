@@ -1,5 +1,6 @@
 //! The repository traits. Every backend implements all of them, both on its connection pool
 //! and inside a [`UnitOfWork`], so the same calling code runs in or out of a transaction.
+//! Each is also implemented for `Arc<T>` and `Box<T>` of an implementation, by forwarding.
 
 use std::sync::Arc;
 
@@ -11,21 +12,23 @@ use crate::error::Result;
 use crate::model::*;
 
 /// Users: CRUD, lookups by location, eager loading, statistics and ranking.
+///
+/// Implemented for `Arc<T>` and `Box<T>` by forwarding.
 #[async_trait]
 pub trait UserRepository: Send + Sync {
-    /// The user with this id, or [`crate::OrmError::NotFound`].
+    /// The user with this id, or [`crate::Error::NotFound`].
     async fn get_user(&self, id: Uuid) -> Result<User>;
     /// The user with this e-mail address (compared case-insensitively), if any.
     async fn find_user_by_email(&self, email: &str) -> Result<Option<User>>;
     /// Validates and inserts a user; a taken e-mail or username is a
-    /// [`crate::OrmError::Conflict`] naming the field.
+    /// [`crate::Error::Conflict`] naming the field.
     async fn create_user(&self, user: NewUser) -> Result<User>;
     /// Validates and inserts many users in batches that respect the database's bind-parameter
     /// limit, all in one transaction; returns how many were inserted.
     async fn create_users(&self, users: Vec<NewUser>) -> Result<u64>;
     /// Applies the changes and returns the updated user.
     async fn update_user(&self, id: Uuid, update: UserUpdate) -> Result<User>;
-    /// Deletes the user (and their orders); [`crate::OrmError::NotFound`] when absent.
+    /// Deletes the user (and their orders); [`crate::Error::NotFound`] when absent.
     async fn delete_user(&self, id: Uuid) -> Result<()>;
     /// One page of users, oldest first.
     async fn list_users(&self, page: PageRequest) -> Result<Page<User>>;
@@ -49,11 +52,13 @@ pub trait UserRepository: Send + Sync {
 }
 
 /// Countries, cities and addresses.
+///
+/// Implemented for `Arc<T>` and `Box<T>` by forwarding.
 #[async_trait]
 pub trait LocationRepository: Send + Sync {
     /// Validates (the ISO code must be assigned) and inserts a country.
     async fn create_country(&self, country: NewCountry) -> Result<Country>;
-    /// The country with this ISO code, or [`crate::OrmError::NotFound`].
+    /// The country with this ISO code, or [`crate::Error::NotFound`].
     async fn country_by_code(&self, iso_code: &str) -> Result<Country>;
     /// Inserts a city into an existing country.
     async fn create_city(&self, city: NewCity) -> Result<City>;
@@ -73,11 +78,13 @@ pub trait LocationRepository: Send + Sync {
 }
 
 /// The product catalogue.
+///
+/// Implemented for `Arc<T>` and `Box<T>` by forwarding.
 #[async_trait]
 pub trait ProductRepository: Send + Sync {
     /// Validates and inserts a product; a taken SKU is a conflict on `sku`.
     async fn create_product(&self, product: NewProduct) -> Result<Product>;
-    /// The product with this id, or [`crate::OrmError::NotFound`].
+    /// The product with this id, or [`crate::Error::NotFound`].
     async fn get_product(&self, id: Uuid) -> Result<Product>;
     /// The whole catalogue, or one category of it, by name.
     async fn products(&self, category: Option<&str>) -> Result<Vec<Product>>;
@@ -86,13 +93,15 @@ pub trait ProductRepository: Send + Sync {
 }
 
 /// Orders and purchase history.
+///
+/// Implemented for `Arc<T>` and `Box<T>` by forwarding.
 #[async_trait]
 pub trait OrderRepository: Send + Sync {
     /// Places an order in one transaction: prices come from the catalogue, stock is reserved
-    /// atomically (a [`crate::OrmError::Conflict`] on `stock` when short) and nothing is
+    /// atomically (a [`crate::Error::Conflict`] on `stock` when short) and nothing is
     /// written unless every line succeeds.
     async fn place_order(&self, order: NewOrder) -> Result<OrderWithItems>;
-    /// The order with its items, or [`crate::OrmError::NotFound`].
+    /// The order with its items, or [`crate::Error::NotFound`].
     async fn get_order(&self, id: Uuid) -> Result<OrderWithItems>;
     /// Changes an order's status; cancelling returns its items to stock.
     async fn set_order_status(&self, id: Uuid, status: OrderStatus) -> Result<Order>;
@@ -105,6 +114,8 @@ pub trait OrderRepository: Send + Sync {
 }
 
 /// Analytics over the whole data set.
+///
+/// Implemented for `Arc<T>` and `Box<T>` by forwarding.
 #[async_trait]
 pub trait AnalyticsRepository: Send + Sync {
     /// How many users live in each country, most first.
@@ -120,6 +131,8 @@ pub trait AnalyticsRepository: Send + Sync {
 
 /// The transactional outbox: enqueue messages in the same unit of work as the data they
 /// describe, then claim and mark them sent from a relay.
+///
+/// Implemented for `Arc<T>` and `Box<T>` by forwarding.
 #[async_trait]
 pub trait OutboxRepository: Send + Sync {
     /// Stores a message to be published later.
@@ -169,7 +182,7 @@ impl<T> Repositories for T where
 /// Savepoints nest strictly, in the order they were opened: committing or rolling back one
 /// also ends every nested unit opened after it that is still open (their work is kept with a
 /// commit, undone with a rollback or drop), and those units then answer every call with a
-/// [`crate::OrmError::Validation`] on `unit_of_work`.
+/// [`crate::Error::Validation`] on `unit_of_work`.
 #[async_trait]
 pub trait UnitOfWork: Repositories {
     /// A savepoint inside this transaction, usable like the outer unit.
@@ -215,5 +228,5 @@ pub trait Database: Repositories + 'static {
     async fn close(&self);
 }
 
-/// A shared, type-erased database handle, as returned by [`crate::connect`].
+/// A shared, type-erased database handle, as returned by [`crate::OrmConfig::connect`].
 pub type DynDatabase = Arc<dyn Database>;

@@ -1,5 +1,9 @@
 //! The embedded backend: SQLite, in memory or in a file.
 //!
+//! [`SqliteStore`] is the crate's [`SqlStore`] on a SQLite pool: connect it
+//! with [`SqliteStore::connect`], or type-erased with
+//! [`OrmConfig::connect`](crate::OrmConfig::connect) and a `sqlite:` URL.
+//!
 //! Files run in WAL mode with a busy timeout, so concurrent writers wait for each other
 //! instead of failing with "database is locked"; transactions (units of work included) start
 //! with `BEGIN IMMEDIATE`, so they hold the write lock from the start (other writers wait,
@@ -17,17 +21,18 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{Executor, Sqlite};
 
 use crate::config::OrmConfig;
-use crate::error::{OrmError, Result};
+use crate::error::{Error, Result};
 use crate::model::NewUser;
 use crate::repository::Backend;
-use crate::session::{rows_per_statement, Dialect, SqlBackend, SqlStore};
+use crate::sql::dialect::{rows_per_statement, Dialect};
 use crate::sql::USER_COLS;
+use crate::store::{SqlDriver, SqlStore};
 use uuid::Uuid;
 
 /// The repositories on SQLite.
 pub type SqliteStore = SqlStore<Sqlite>;
 
-impl SqlBackend for Sqlite {
+impl SqlDriver for Sqlite {
     const DIALECT: Dialect = Dialect {
         backend: Backend::Sqlite,
         // SQLITE_MAX_VARIABLE_NUMBER's default since SQLite 3.32.
@@ -89,7 +94,7 @@ fn is_memory(url: &str) -> bool {
     url.contains(":memory:") || url.contains("mode=memory")
 }
 
-crate::sql::migrate::impl_backend!(Sqlite, &crate::sql::migrate::SQLITE_MIGRATIONS, None);
+crate::store::impl_backend!(Sqlite, &crate::sql::migrate::SQLITE_MIGRATIONS, None);
 
 impl SqliteStore {
     /// Connects as `config` says (and migrates unless that was turned off).
@@ -98,7 +103,7 @@ impl SqliteStore {
         let backend = Backend::Sqlite.name();
         let memory = is_memory(&config.url);
         let mut options = SqliteConnectOptions::from_str(&config.url)
-            .map_err(|e| OrmError::from_sqlx(backend, e))?
+            .map_err(|e| Error::from_sqlx(backend, e))?
             .foreign_keys(true)
             .busy_timeout(config.sqlite_busy_timeout);
         if !memory {
@@ -122,7 +127,7 @@ impl SqliteStore {
         .acquire_timeout(config.acquire_timeout)
         .connect_with(options)
         .await
-        .map_err(|e| OrmError::from_sqlx(backend, e))?;
+        .map_err(|e| Error::from_sqlx(backend, e))?;
         let store = SqlStore::from_pool(pool);
         if config.migrate {
             store.migrate().await?;

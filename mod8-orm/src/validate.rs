@@ -1,6 +1,6 @@
 //! Input checks shared by every backend; they run before the database is touched.
 
-use crate::error::{OrmError, Result};
+use crate::error::{Error, Result};
 use crate::model::{NewAddress, NewCity, NewCountry, NewOrder, NewProduct, NewUser, UserUpdate};
 
 /// Longest accepted username, in characters.
@@ -34,7 +34,7 @@ const ISO_3166_ALPHA2: [&str; 249] = [
 /// `-` and `.`, no whitespace or control characters, at most 254 bytes.
 pub fn email(raw: &str) -> Result<String> {
     let email = raw.trim().to_lowercase();
-    let bad = |why: &str| Err(OrmError::validation("email", format!("{why}: {raw:?}")));
+    let bad = |why: &str| Err(Error::validation("email", format!("{why}: {raw:?}")));
     if email.is_empty() {
         return bad("empty e-mail address");
     }
@@ -66,10 +66,10 @@ pub fn email(raw: &str) -> Result<String> {
 pub fn username(raw: &str) -> Result<String> {
     let count = raw.chars().count();
     if count == 0 {
-        return Err(OrmError::validation("username", "must not be empty"));
+        return Err(Error::validation("username", "must not be empty"));
     }
     if count > MAX_USERNAME_CHARS {
-        return Err(OrmError::validation(
+        return Err(Error::validation(
             "username",
             format!("{count} characters, at most {MAX_USERNAME_CHARS} allowed"),
         ));
@@ -78,7 +78,7 @@ pub fn username(raw: &str) -> Result<String> {
         .chars()
         .all(|c| c.is_alphanumeric() || matches!(c, '_' | '.' | '-'))
     {
-        return Err(OrmError::validation(
+        return Err(Error::validation(
             "username",
             format!("{raw:?}: only letters, digits, '_', '.' and '-' are allowed"),
         ));
@@ -92,7 +92,7 @@ pub fn country_code(raw: &str) -> Result<String> {
     if ISO_3166_ALPHA2.binary_search(&code.as_str()).is_ok() {
         Ok(code)
     } else {
-        Err(OrmError::validation(
+        Err(Error::validation(
             "country_code",
             format!("{raw:?} is not an ISO 3166-1 alpha-2 country code"),
         ))
@@ -103,10 +103,10 @@ pub fn country_code(raw: &str) -> Result<String> {
 pub fn text(field: &'static str, raw: &str, max: usize) -> Result<String> {
     let value = raw.trim();
     if value.is_empty() {
-        return Err(OrmError::validation(field, "must not be empty"));
+        return Err(Error::validation(field, "must not be empty"));
     }
     if value.chars().count() > max {
-        return Err(OrmError::validation(
+        return Err(Error::validation(
             field,
             format!("at most {max} characters allowed"),
         ));
@@ -117,7 +117,7 @@ pub fn text(field: &'static str, raw: &str, max: usize) -> Result<String> {
 /// A number that must not be negative.
 pub fn non_negative(field: &'static str, value: i64) -> Result<i64> {
     if value < 0 {
-        Err(OrmError::validation(field, format!("{value} is negative")))
+        Err(Error::validation(field, format!("{value} is negative")))
     } else {
         Ok(value)
     }
@@ -126,7 +126,7 @@ pub fn non_negative(field: &'static str, value: i64) -> Result<i64> {
 /// A quantity that must be positive.
 pub fn quantity(value: i64) -> Result<i64> {
     if value <= 0 {
-        Err(OrmError::validation(
+        Err(Error::validation(
             "quantity",
             format!("{value} is not a positive quantity"),
         ))
@@ -140,7 +140,7 @@ pub fn profile_score(value: f64) -> Result<f64> {
     if value.is_finite() && (0.0..=100.0).contains(&value) {
         Ok(value)
     } else {
-        Err(OrmError::validation(
+        Err(Error::validation(
             "profile_score",
             format!("{value} is not between 0 and 100"),
         ))
@@ -181,7 +181,7 @@ pub fn new_country(country: &NewCountry) -> Result<NewCountry> {
 pub fn new_city(city: &NewCity) -> Result<NewCity> {
     let region = city.region.trim();
     if region.chars().count() > 100 {
-        return Err(OrmError::validation(
+        return Err(Error::validation(
             "region",
             "at most 100 characters allowed",
         ));
@@ -216,7 +216,7 @@ pub fn new_product(product: &NewProduct) -> Result<NewProduct> {
 /// Checks an order: at least one line, positive quantities, each product once.
 pub fn new_order(order: &NewOrder) -> Result<()> {
     if order.lines.is_empty() {
-        return Err(OrmError::validation(
+        return Err(Error::validation(
             "lines",
             "an order needs at least one line",
         ));
@@ -225,7 +225,7 @@ pub fn new_order(order: &NewOrder) -> Result<()> {
     for line in &order.lines {
         quantity(line.quantity)?;
         if !seen.insert(line.product_id) {
-            return Err(OrmError::validation(
+            return Err(Error::validation(
                 "lines",
                 format!("product {} appears twice", line.product_id),
             ));
@@ -257,7 +257,7 @@ mod tests {
             "ada@-x.org",
         ] {
             assert!(
-                matches!(email(bad), Err(OrmError::Validation { field: "email", .. })),
+                matches!(email(bad), Err(Error::Validation { field, .. }) if field == "email"),
                 "{bad}"
             );
         }

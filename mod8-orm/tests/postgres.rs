@@ -5,8 +5,9 @@ mod8_orm::conformance_tests!(mod8_orm::testing::TestDb::postgres_from_env(
     "orm postgres conformance"
 ));
 
+use mod8_orm::postgres::PostgresStore;
 use mod8_orm::testing::TestDb;
-use mod8_orm::{Database, NewUser, OrmConfig, OrmError, PostgresStore};
+use mod8_orm::{Database, Error, NewUser, OrmConfig};
 
 /// PostgreSQL aborts a transaction at its first failed statement: committing such a unit of
 /// work says so and saves nothing.
@@ -25,12 +26,9 @@ async fn commit_after_a_failed_statement_reports_the_abort() {
                 let dup = uow.create_user(NewUser::new("a@example.org", "b")).await;
                 assert!(matches!(
                     dup,
-                    Err(OrmError::Conflict { field: "email", .. })
+                    Err(Error::Conflict { field, .. }) if field == "email"
                 ));
-                assert!(matches!(
-                    uow.commit().await,
-                    Err(OrmError::TransactionAborted)
-                ));
+                assert!(matches!(uow.commit().await, Err(Error::TransactionAborted)));
                 assert_eq!(db.user_stats().await.unwrap().count, 0);
             })
         })

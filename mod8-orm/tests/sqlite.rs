@@ -33,7 +33,7 @@ async fn concurrent_writers_on_a_file_wait_instead_of_failing() {
             .await
             .unwrap();
         drop(other);
-        let store = mod8_orm::SqliteStore::connect(&OrmConfig::new(&url))
+        let store = mod8_orm::sqlite::SqliteStore::connect(&OrmConfig::new(&url))
             .await
             .unwrap();
         mod8_orm::sqlx::query_scalar("PRAGMA journal_mode")
@@ -158,7 +158,7 @@ async fn concurrent_orders_on_a_file_all_succeed() {
 /// Foreign keys are enforced on SQLite too.
 #[tokio::test]
 async fn sqlite_enforces_foreign_keys() {
-    let store = mod8_orm::SqliteStore::connect(&OrmConfig::new("sqlite::memory:"))
+    let store = mod8_orm::sqlite::SqliteStore::connect(&OrmConfig::new("sqlite::memory:"))
         .await
         .unwrap();
     let on: i64 = mod8_orm::sqlx::query_scalar("PRAGMA foreign_keys")
@@ -170,7 +170,7 @@ async fn sqlite_enforces_foreign_keys() {
     user.address_id = Some(uuid::Uuid::new_v4());
     assert!(matches!(
         store.create_user(user).await,
-        Err(mod8_orm::OrmError::NotFound {
+        Err(mod8_orm::Error::NotFound {
             entity: "address",
             ..
         })
@@ -183,7 +183,7 @@ async fn sqlite_enforces_foreign_keys() {
 async fn migrations_keep_their_own_history() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("m.db").display());
-    let store = mod8_orm::SqliteStore::connect(&OrmConfig::new(&url))
+    let store = mod8_orm::sqlite::SqliteStore::connect(&OrmConfig::new(&url))
         .await
         .unwrap();
     store.migrate().await.unwrap();
@@ -218,10 +218,11 @@ async fn migrations_keep_their_own_history() {
 /// Opting out of migrations leaves the database untouched.
 #[tokio::test]
 async fn migrations_can_be_turned_off() {
-    let store =
-        mod8_orm::SqliteStore::connect(&OrmConfig::new("sqlite::memory:").with_migrations(false))
-            .await
-            .unwrap();
+    let store = mod8_orm::sqlite::SqliteStore::connect(
+        &OrmConfig::new("sqlite::memory:").with_migrations(false),
+    )
+    .await
+    .unwrap();
     let tables: i64 = mod8_orm::sqlx::query_scalar("SELECT COUNT(*) FROM sqlite_master")
         .fetch_one(store.pool())
         .await

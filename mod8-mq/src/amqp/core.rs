@@ -6,8 +6,8 @@ use lapin::protocol::{AMQPErrorKind, AMQPSoftError};
 use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
 use lapin::Channel;
 
+use crate::declarations::{BindingSpec, Declarations, ExchangeKind, ExchangeSpec, QueueSpec};
 use crate::error::{Error, Result};
-use crate::topology::{BindingSpec, ExchangeKind, ExchangeSpec, QueueSpec, Topology};
 
 use super::BACKEND;
 
@@ -19,42 +19,83 @@ pub(super) enum Declaration {
 }
 
 pub(super) fn unavailable(reason: impl Into<String>) -> Error {
-    Error::Unavailable {
-        backend: BACKEND,
-        reason: reason.into(),
+    Error::unavailable(BACKEND, reason.into())
+}
+
+/// What an operation was about, for naming it in an error.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Target<'a> {
+    /// An exchange (declaring, deleting, publishing to it).
+    Exchange(&'a str),
+    /// A queue (declaring, deleting, consuming, inspecting it).
+    Queue(&'a str),
+    /// A binding of a queue to an exchange.
+    Binding { queue: &'a str, exchange: &'a str },
+    /// Something without a name of its own: `connection`, `channel`, `delivery`,
+    /// `subscription`.
+    Other(&'static str),
+}
+
+impl Target<'_> {
+    /// The kind of thing, and its name (empty for [`Target::Other`]); a binding is named by
+    /// its queue.
+    fn subject(&self) -> (&'static str, &str) {
+        match *self {
+            Target::Exchange(name) => ("exchange", name),
+            Target::Queue(name) => ("queue", name),
+            Target::Binding { queue, .. } => ("queue", queue),
+            Target::Other(what) => (what, ""),
+        }
+    }
+
+    /// Whether the operation names entities, and `name` is none of them.
+    fn names_another_than(&self, name: &str) -> bool {
+        match *self {
+            Target::Exchange(own) | Target::Queue(own) => own != name,
+            Target::Binding { queue, exchange } => queue != name && exchange != name,
+            Target::Other(_) => false,
+        }
     }
 }
 
-/// Maps a lapin error in one place; `entity` names what the operation was about.
-pub(super) fn map_err(error: lapin::Error, entity: &str) -> Error {
+/// Maps a lapin error in one place; `target` names what the operation was about.
+pub(super) fn map_err(error: lapin::Error, target: Target<'_>) -> Error {
     use lapin::ErrorKind as K;
     match error.kind() {
         K::ProtocolError(amqp) => {
             let message = amqp.get_message().as_str().to_owned();
             match amqp.kind() {
-                AMQPErrorKind::Soft(AMQPSoftError::PRECONDITIONFAILED) => Error::Conflict {
-                    entity: entity.to_owned(),
-                    argument: conflicting_argument(&message),
-                    message,
-                },
+                AMQPErrorKind::Soft(AMQPSoftError::PRECONDITIONFAILED) => {
+                    let (entity, name) = target.subject();
+                    let field = conflicting_argument(&message);
+                    // RabbitMQ's text names the entity already; make sure of it.
+                    let message = if name.is_empty() || message.contains(&format!("'{name}'")) {
+                        message
+                    } else {
+                        format!("{entity} '{name}': {message}")
+                    };
+                    Error::conflict(entity, field, message)
+                }
                 AMQPErrorKind::Soft(AMQPSoftError::NOTFOUND) => {
                     match missing_entity(&message) {
                         // The channel was closed over another operation's missing entity
                         // (operations share the publish channel): this operation's own
                         // target exists, it only lost its channel — transient.
-                        Some(missing) if entity.contains('\'') && !entity.contains(&missing) => {
+                        Some((_, missing)) if target.names_another_than(&missing) => {
                             unavailable(message)
                         }
-                        _ => Error::NotFound {
-                            entity: entity.to_owned(),
+                        // The server says which entity is missing.
+                        Some((kind, missing)) => {
+                            Error::not_found(kind.unwrap_or(target.subject().0), missing)
+                        }
+                        None => match target.subject() {
+                            (entity, "") => Error::not_found(entity, message),
+                            (entity, name) => Error::not_found(entity, name),
                         },
                     }
                 }
                 AMQPErrorKind::Hard(_) => unavailable(message),
-                AMQPErrorKind::Soft(_) => Error::Backend {
-                    backend: BACKEND,
-                    source: Box::new(error),
-                },
+                AMQPErrorKind::Soft(_) => Error::backend(BACKEND, error),
             }
         }
         K::IOError(_)
@@ -64,18 +105,21 @@ pub(super) fn map_err(error: lapin::Error, entity: &str) -> Error {
         | K::InvalidChannel(_)
         | K::MissingHeartbeatError
         | K::ChannelsLimitReached => unavailable(error.to_string()),
-        _ => Error::Backend {
-            backend: BACKEND,
-            source: Box::new(error),
-        },
+        _ => Error::backend(BACKEND, error),
     }
 }
 
-/// The quoted name RabbitMQ gives in `NOT_FOUND - no exchange 'x' in vhost '/'`, as `'x'`.
-pub(super) fn missing_entity(message: &str) -> Option<String> {
-    let (_, rest) = message.split_once(" '")?;
+/// What RabbitMQ says is missing in `NOT_FOUND - no exchange 'x' in vhost '/'`: the kind
+/// (`exchange` or `queue`, when it says one of them) and the name (`x`).
+pub(super) fn missing_entity(message: &str) -> Option<(Option<&'static str>, String)> {
+    let (before, rest) = message.split_once(" '")?;
     let (name, _) = rest.split_once('\'')?;
-    Some(format!("'{name}'"))
+    let kind = match before.rsplit(' ').next() {
+        Some("exchange") => Some("exchange"),
+        Some("queue") => Some("queue"),
+        _ => None,
+    };
+    Some((kind, name.to_owned()))
 }
 
 /// The argument RabbitMQ names in `inequivalent arg 'x-max-priority' for queue ...`.
@@ -87,8 +131,10 @@ pub(super) fn conflicting_argument(message: &str) -> String {
         .unwrap_or_else(|| "arguments".to_owned())
 }
 
-pub(super) fn short(s: &str) -> Result<ShortString> {
-    ShortString::try_new(s).map_err(|_| Error::validation(format!("name too long: {s:.40}…")))
+/// `s` as an AMQP short string (at most 255 bytes); `field` names it in the error.
+pub(super) fn short(field: &str, s: &str) -> Result<ShortString> {
+    ShortString::try_new(s)
+        .map_err(|_| Error::validation(field, format!("longer than 255 bytes: {s:.40}…")))
 }
 
 pub(super) fn queue_arguments(spec: &QueueSpec) -> FieldTable {
@@ -148,7 +194,7 @@ pub(super) async fn declare_on(channel: &Channel, declaration: &Declaration) -> 
             };
             channel
                 .exchange_declare(
-                    short(&spec.name)?,
+                    short("exchange", &spec.name)?,
                     kind,
                     ExchangeDeclareOptions {
                         durable: true,
@@ -157,11 +203,11 @@ pub(super) async fn declare_on(channel: &Channel, declaration: &Declaration) -> 
                     FieldTable::default(),
                 )
                 .await
-                .map_err(|e| map_err(e, &format!("exchange '{}'", spec.name)))
+                .map_err(|e| map_err(e, Target::Exchange(&spec.name)))
         }
         Declaration::Queue(spec) => channel
             .queue_declare(
-                short(&spec.name)?,
+                short("queue", &spec.name)?,
                 QueueDeclareOptions {
                     durable: true,
                     ..Default::default()
@@ -170,12 +216,12 @@ pub(super) async fn declare_on(channel: &Channel, declaration: &Declaration) -> 
             )
             .await
             .map(|_| ())
-            .map_err(|e| map_err(e, &format!("queue '{}'", spec.name))),
+            .map_err(|e| map_err(e, Target::Queue(&spec.name))),
         Declaration::Binding(b) => channel
             .queue_bind(
-                short(&b.queue)?,
-                short(&b.exchange)?,
-                short(&b.key)?,
+                short("queue", &b.queue)?,
+                short("exchange", &b.exchange)?,
+                short("binding key", &b.key)?,
                 QueueBindOptions::default(),
                 FieldTable::default(),
             )
@@ -183,18 +229,33 @@ pub(super) async fn declare_on(channel: &Channel, declaration: &Declaration) -> 
             .map_err(|e| {
                 map_err(
                     e,
-                    &format!("binding of queue '{}' to '{}'", b.queue, b.exchange),
+                    Target::Binding {
+                        queue: &b.queue,
+                        exchange: &b.exchange,
+                    },
                 )
             }),
     }
 }
 
-pub(super) fn topology_declarations(topology: &Topology) -> Vec<Declaration> {
+/// `declarations` one by one, in declaration order: exchanges, queues, bindings.
+pub(super) fn each_declaration(declarations: &Declarations) -> Vec<Declaration> {
     let mut all: Vec<Declaration> = Vec::new();
-    all.extend(topology.exchanges().into_iter().map(Declaration::Exchange));
-    all.extend(topology.queues().into_iter().map(Declaration::Queue));
-    all.extend(topology.retry_queues().into_iter().map(Declaration::Queue));
-    all.extend(topology.bindings().into_iter().map(Declaration::Binding));
+    all.extend(
+        declarations
+            .exchanges
+            .iter()
+            .cloned()
+            .map(Declaration::Exchange),
+    );
+    all.extend(declarations.queues.iter().cloned().map(Declaration::Queue));
+    all.extend(
+        declarations
+            .bindings
+            .iter()
+            .cloned()
+            .map(Declaration::Binding),
+    );
     all
 }
 
@@ -205,10 +266,28 @@ mod tests {
     #[test]
     fn names_the_missing_entity() {
         assert_eq!(
-            missing_entity("NOT_FOUND - no exchange 'a.dead_letter' in vhost '/'").as_deref(),
-            Some("'a.dead_letter'")
+            missing_entity("NOT_FOUND - no exchange 'a.dead_letter' in vhost '/'"),
+            Some((Some("exchange"), "a.dead_letter".to_owned()))
+        );
+        assert_eq!(
+            missing_entity("NOT_FOUND - no queue 'a.user_data_queue' in vhost '/'"),
+            Some((Some("queue"), "a.user_data_queue".to_owned()))
         );
         assert_eq!(missing_entity("NOT_FOUND"), None);
+    }
+
+    #[test]
+    fn a_missing_entity_of_another_operation_is_transient() {
+        use super::Target;
+        // Only the name decides whether it is this operation's own entity.
+        let own = Target::Binding {
+            queue: "q",
+            exchange: "x",
+        };
+        assert!(!own.names_another_than("q") && !own.names_another_than("x"));
+        assert!(own.names_another_than("other"));
+        assert!(Target::Exchange("x").names_another_than("y"));
+        assert!(!Target::Other("channel").names_another_than("y"));
     }
 
     #[test]

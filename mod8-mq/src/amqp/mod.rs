@@ -9,7 +9,7 @@
 //!
 //! Recovery is ours, not lapin's opt-in auto-recovery: when the connection or the publish
 //! channel is found dead, the next operation reconnects with growing pauses (bounded by
-//! [`AmqpOptions::reconnect_timeout`]), re-declares the topology and everything declared
+//! [`AmqpOptions::reconnect_timeout`]), re-declares its [`Declarations`] and everything declared
 //! since, and carries on. A publish interrupted by a connection loss is sent again on the
 //! new connection until its confirm arrives or [`AmqpOptions::publish_timeout`] passes, so a
 //! publish either succeeds (perhaps delivering a duplicate, which consumers' de-duplication
@@ -40,15 +40,15 @@ use lapin::{BasicProperties, Channel, Connection, ConnectionProperties};
 use tokio::time::Instant;
 
 use crate::broker::{Acknowledge, Broker, Delivery, DeliveryStream, Headers, Publication};
+use crate::declarations::{BindingSpec, Declarations, ExchangeSpec, QueueSpec};
 use crate::error::{Error, Result};
-use crate::topology::{BindingSpec, ExchangeSpec, QueueSpec, Topology};
 
 mod confirms;
 mod core;
 
 use self::confirms::{Confirms, Outcome};
 use self::core::{
-    declare_on, header_text, map_err, short, topology_declarations, unavailable, Declaration,
+    declare_on, each_declaration, header_text, map_err, short, unavailable, Declaration, Target,
 };
 
 const BACKEND: &str = "amqp";
@@ -90,7 +90,7 @@ pub struct AmqpBroker {
 impl std::fmt::Debug for AmqpBroker {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AmqpBroker")
-            .field("topology", &self.inner.topology)
+            .field("declarations", &self.inner.declarations)
             .field("options", &self.inner.options)
             .finish_non_exhaustive()
     }
@@ -98,7 +98,8 @@ impl std::fmt::Debug for AmqpBroker {
 
 struct Inner {
     url: String,
-    topology: Topology,
+    /// Declared on connect and again after every reconnect.
+    declarations: Declarations,
     options: AmqpOptions,
     /// The current connection and publish channel; replaced on reconnect.
     live: Mutex<Option<Live>>,
@@ -124,17 +125,22 @@ impl Live {
 }
 
 impl AmqpBroker {
-    /// Connects to `url` (`amqp://` or `amqps://`) and declares `topology`.
-    pub async fn connect(url: &str, topology: Topology) -> Result<Self> {
-        AmqpBroker::connect_with(url, topology, AmqpOptions::default()).await
+    /// Connects to `url` (`amqp://` or `amqps://`) and declares `declarations`, which it
+    /// declares again after every reconnect.
+    pub async fn connect(url: &str, declarations: Declarations) -> Result<Self> {
+        AmqpBroker::connect_with(url, declarations, AmqpOptions::default()).await
     }
 
     /// Like [`AmqpBroker::connect`], with explicit timeouts.
-    pub async fn connect_with(url: &str, topology: Topology, options: AmqpOptions) -> Result<Self> {
+    pub async fn connect_with(
+        url: &str,
+        declarations: Declarations,
+        options: AmqpOptions,
+    ) -> Result<Self> {
         let broker = AmqpBroker {
             inner: Arc::new(Inner {
                 url: url.to_owned(),
-                topology,
+                declarations,
                 options,
                 live: Mutex::new(None),
                 reconnecting: tokio::sync::Mutex::new(()),
@@ -172,11 +178,11 @@ impl AmqpBroker {
             .with_connection_name(self.inner.options.connection_name.as_str().into());
         let connection = Connection::connect(&self.inner.url, properties)
             .await
-            .map_err(|e| match map_err(e, "connection") {
-                Error::Backend { source, .. } => unavailable(source.to_string()),
+            .map_err(|e| match map_err(e, Target::Other("connection")) {
+                Error::Backend { source, .. } => Error::unavailable(BACKEND, source),
                 other => other,
             })?;
-        let mut all = topology_declarations(&self.inner.topology);
+        let mut all = each_declaration(&self.inner.declarations);
         all.extend(
             self.inner
                 .declared
@@ -187,7 +193,7 @@ impl AmqpBroker {
         let setup = connection
             .create_channel()
             .await
-            .map_err(|e| map_err(e, "channel"))?;
+            .map_err(|e| map_err(e, Target::Other("channel")))?;
         for declaration in &all {
             declare_on(&setup, declaration).await?;
         }
@@ -195,11 +201,11 @@ impl AmqpBroker {
         let publisher = connection
             .create_channel()
             .await
-            .map_err(|e| map_err(e, "channel"))?;
+            .map_err(|e| map_err(e, Target::Other("channel")))?;
         publisher
             .confirm_select(ConfirmSelectOptions::default())
             .await
-            .map_err(|e| map_err(e, "channel"))?;
+            .map_err(|e| map_err(e, Target::Other("channel")))?;
         Ok(Live {
             connection: Arc::new(connection),
             publisher,
@@ -298,7 +304,7 @@ impl AmqpBroker {
             .connection
             .create_channel()
             .await
-            .map_err(|e| map_err(e, "channel"))?;
+            .map_err(|e| map_err(e, Target::Other("channel")))?;
         declare_on(&channel, &declaration).await?;
         let _ = channel.close(200, "declared".into()).await;
         if let Ok(mut d) = self.inner.declared.lock() {
@@ -312,16 +318,16 @@ impl AmqpBroker {
     async fn publish_once(live: &Live, p: &Publication) -> Result<()> {
         let mut properties = BasicProperties::default().with_delivery_mode(2);
         if let Some(id) = &p.message_id {
-            properties = properties.with_message_id(short(id)?);
+            properties = properties.with_message_id(short("message_id", id)?);
         }
         if let Some(ct) = &p.content_type {
-            properties = properties.with_content_type(short(ct)?);
+            properties = properties.with_content_type(short("content_type", ct)?);
         }
         if let Some(priority) = p.priority {
             properties = properties.with_priority(priority);
         }
         if let Some(id) = &p.correlation_id {
-            properties = properties.with_correlation_id(short(id)?);
+            properties = properties.with_correlation_id(short("correlation_id", id)?);
         }
         if let Some(seconds) = p.timestamp {
             properties = properties.with_timestamp(seconds);
@@ -330,20 +336,20 @@ impl AmqpBroker {
             let mut table = FieldTable::default();
             for (k, v) in &p.headers {
                 table.insert(
-                    short(k)?,
+                    short("header", k)?,
                     AMQPValue::LongString(LongString::from(v.as_str())),
                 );
             }
             properties = properties.with_headers(table);
         }
-        let entity = format!("exchange '{}'", p.exchange);
+        let target = Target::Exchange(&p.exchange);
         // Registered before the frames go out, so a returned message finds its publish.
         let registration = live.confirms.register(p);
         let confirm = live
             .publisher
             .basic_publish(
-                short(&p.exchange)?,
-                short(&p.routing_key)?,
+                short("exchange", &p.exchange)?,
+                short("routing key", &p.routing_key)?,
                 BasicPublishOptions {
                     mandatory: p.mandatory,
                     immediate: false,
@@ -352,12 +358,12 @@ impl AmqpBroker {
                 properties,
             )
             .await
-            .map_err(|e| map_err(e, &entity))?;
+            .map_err(|e| map_err(e, target))?;
         let outcome = registration
             .confirm(confirm)
             .await
             .map_err(|_| unavailable("the publish channel's confirm router stopped"))?
-            .map_err(|e| map_err(e, &entity))?;
+            .map_err(|e| map_err(e, target))?;
         match outcome {
             Outcome::Confirmed => Ok(()),
             Outcome::Returned(reply) => Err(Error::Unroutable {
@@ -377,7 +383,7 @@ impl AmqpBroker {
         tokio::time::timeout(CHANNEL_SETUP_TIMEOUT, live.connection.create_channel())
             .await
             .map_err(|_| unavailable("RabbitMQ did not open a channel in time"))?
-            .map_err(|e| map_err(e, "channel"))
+            .map_err(|e| map_err(e, Target::Other("channel")))
     }
 }
 
@@ -406,7 +412,7 @@ impl Acknowledge for AmqpAcker {
         self.acker
             .ack(BasicAckOptions::default())
             .await
-            .map_err(|e| map_err(e, "delivery"))
+            .map_err(|e| map_err(e, Target::Other("delivery")))
             .and_then(sent)
     }
 
@@ -417,7 +423,7 @@ impl Acknowledge for AmqpAcker {
                 requeue: true,
             })
             .await
-            .map_err(|e| map_err(e, "delivery"))
+            .map_err(|e| map_err(e, Target::Other("delivery")))
             .and_then(sent)
     }
 }
@@ -427,10 +433,6 @@ impl Acknowledge for AmqpAcker {
 impl Broker for AmqpBroker {
     fn backend(&self) -> &'static str {
         BACKEND
-    }
-
-    fn topology(&self) -> &Topology {
-        &self.inner.topology
     }
 
     async fn declare_exchange(&self, spec: &ExchangeSpec) -> Result<()> {
@@ -448,9 +450,9 @@ impl Broker for AmqpBroker {
     async fn delete_queue(&self, name: &str) -> Result<()> {
         let channel = self.temp_channel().await?;
         channel
-            .queue_delete(short(name)?, QueueDeleteOptions::default())
+            .queue_delete(short("queue", name)?, QueueDeleteOptions::default())
             .await
-            .map_err(|e| map_err(e, &format!("queue '{name}'")))?;
+            .map_err(|e| map_err(e, Target::Queue(name)))?;
         let _ = channel.close(200, "deleted".into()).await;
         if let Ok(mut d) = self.inner.declared.lock() {
             d.retain(|x| match x {
@@ -465,9 +467,9 @@ impl Broker for AmqpBroker {
     async fn delete_exchange(&self, name: &str) -> Result<()> {
         let channel = self.temp_channel().await?;
         channel
-            .exchange_delete(short(name)?, ExchangeDeleteOptions::default())
+            .exchange_delete(short("exchange", name)?, ExchangeDeleteOptions::default())
             .await
-            .map_err(|e| map_err(e, &format!("exchange '{name}'")))?;
+            .map_err(|e| map_err(e, Target::Exchange(name)))?;
         let _ = channel.close(200, "deleted".into()).await;
         if let Ok(mut d) = self.inner.declared.lock() {
             d.retain(|x| match x {
@@ -499,11 +501,11 @@ impl Broker for AmqpBroker {
                 .await
             {
                 Err(_) => return Err(Error::ConfirmTimeout { timeout }),
-                Ok(Err(Error::Unavailable { reason, .. })) => {
+                Ok(Err(Error::Unavailable { source, .. })) => {
                     // The connection or channel went away before the confirm: the broker may
                     // or may not have the message, so send it again on a new connection
                     // (at least once).
-                    tracing::debug!(%reason, "publish interrupted; retrying after reconnect");
+                    tracing::debug!(reason = %source, "publish interrupted; retrying after reconnect");
                     tokio::time::sleep(Duration::from_millis(20)).await;
                     if Instant::now() >= deadline {
                         return Err(Error::ConfirmTimeout { timeout });
@@ -528,22 +530,22 @@ impl Broker for AmqpBroker {
             channel
                 .basic_qos(prefetch.max(1), BasicQosOptions::default())
                 .await
-                .map_err(|e| map_err(e, "channel"))?;
+                .map_err(|e| map_err(e, Target::Other("channel")))?;
             let consumer = channel
                 .basic_consume(
-                    short(queue)?,
+                    short("queue", queue)?,
                     "".into(),
                     BasicConsumeOptions::default(),
                     FieldTable::default(),
                 )
                 .await
-                .map_err(|e| map_err(e, &format!("queue '{queue}'")))?;
+                .map_err(|e| map_err(e, Target::Queue(queue)))?;
             Ok::<_, Error>((channel, consumer))
         })
         .await
         .map_err(|_| unavailable("RabbitMQ did not answer the subscription in time"))??;
         let stream = consumer.map(move |item| {
-            let d = item.map_err(|e| map_err(e, "subscription"))?;
+            let d = item.map_err(|e| map_err(e, Target::Other("subscription")))?;
             let mut headers = Headers::new();
             if let Some(table) = d.properties.headers() {
                 for (k, v) in table.inner() {
@@ -552,22 +554,24 @@ impl Broker for AmqpBroker {
                     }
                 }
             }
-            Ok(Delivery::new(
+            let mut delivery = Delivery::new(
                 d.data,
-                d.exchange.as_str().to_owned(),
-                d.routing_key.as_str().to_owned(),
-                d.properties
-                    .message_id()
-                    .as_ref()
-                    .map(|s| s.as_str().to_owned()),
-                *d.properties.priority(),
-                headers,
-                d.redelivered,
                 Box::new(AmqpAcker {
                     acker: d.acker,
                     _channel: channel.clone(),
                 }),
-            ))
+            );
+            delivery.exchange = d.exchange.as_str().to_owned();
+            delivery.routing_key = d.routing_key.as_str().to_owned();
+            delivery.message_id = d
+                .properties
+                .message_id()
+                .as_ref()
+                .map(|s| s.as_str().to_owned());
+            delivery.priority = *d.properties.priority();
+            delivery.headers = headers;
+            delivery.redelivered = d.redelivered;
+            Ok(delivery)
         });
         Ok(stream.boxed())
     }
@@ -576,7 +580,7 @@ impl Broker for AmqpBroker {
         let channel = self.temp_channel().await?;
         let q = channel
             .queue_declare(
-                short(queue)?,
+                short("queue", queue)?,
                 QueueDeclareOptions {
                     passive: true,
                     ..Default::default()
@@ -584,7 +588,7 @@ impl Broker for AmqpBroker {
                 FieldTable::default(),
             )
             .await
-            .map_err(|e| map_err(e, &format!("queue '{queue}'")))?;
+            .map_err(|e| map_err(e, Target::Queue(queue)))?;
         let _ = channel.close(200, "inspected".into()).await;
         Ok(u64::from(q.message_count()))
     }
@@ -598,7 +602,7 @@ impl Broker for AmqpBroker {
             live.connection
                 .close(200, "closing".into())
                 .await
-                .map_err(|e| map_err(e, "connection"))?;
+                .map_err(|e| map_err(e, Target::Other("connection")))?;
         }
         Ok(())
     }

@@ -6,7 +6,7 @@ macro_rules! impl_analytics_repository {
         const _: () = {
             use $crate::error::Result;
             use $crate::model::*;
-            use $crate::session::{SqlBackend, SqlStore};
+            use $crate::store::{SqlDriver, SqlStore};
             use $crate::sql;
             use ::chrono::{DateTime, Utc};
 
@@ -38,7 +38,7 @@ macro_rules! impl_analytics_repository {
                     &self,
                     active_since: DateTime<Utc>,
                 ) -> Result<Vec<Cohort>> {
-                    let month = (<$db as SqlBackend>::DIALECT.month_of)("u.created_at");
+                    let month = (<$db as SqlDriver>::DIALECT.month_of)("u.created_at");
                     let mut conn = self.conn().await?;
                     let rows = ::sqlx::query_as::<$db, sql::CohortRow>(&format!(
                         "SELECT {month} AS month, CAST(COUNT(*) AS BIGINT) AS users, \

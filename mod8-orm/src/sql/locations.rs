@@ -4,9 +4,9 @@
 macro_rules! impl_location_repository {
     ($db:ty) => {
         const _: () = {
-            use $crate::error::{OrmError, Result};
+            use $crate::error::{Error, Result};
             use $crate::model::*;
-            use $crate::session::{SqlBackend, SqlStore};
+            use $crate::store::{SqlDriver, SqlStore};
             use $crate::sql::{self, COUNTRY_COLS, LOCATION_COLS, PRODUCT_COLS};
             use $crate::validate;
             use ::uuid::Uuid;
@@ -40,7 +40,7 @@ macro_rules! impl_location_repository {
                     .fetch_optional(conn.exec())
                     .await
                     .map_err(|e| self.err(e))?
-                    .ok_or_else(|| OrmError::not_found("country", code))
+                    .ok_or_else(|| Error::not_found("country", code))
                 }
 
                 async fn create_city(&self, city: NewCity) -> Result<City> {
@@ -59,7 +59,7 @@ macro_rules! impl_location_repository {
                     .fetch_optional(conn.exec())
                     .await
                     .map_err(|e| self.err(e))?
-                    .ok_or_else(|| OrmError::not_found("country", &c.country_code))
+                    .ok_or_else(|| Error::not_found("country", &c.country_code))
                 }
 
                 async fn find_city(&self, name: &str, country_code: &str) -> Result<Option<City>> {
@@ -114,7 +114,7 @@ macro_rules! impl_location_repository {
                     .await
                     .map_err(|e| self.err(e))?;
                     row.and_then(sql::LocationCols::into_location)
-                        .ok_or_else(|| OrmError::not_found("address", address_id))
+                        .ok_or_else(|| Error::not_found("address", address_id))
                 }
 
                 async fn countries_with_cities(&self) -> Result<Vec<CountryWithCities>> {
@@ -125,13 +125,13 @@ macro_rules! impl_location_repository {
                     .fetch_all(conn.exec())
                     .await
                     .map_err(|e| self.err(e))?;
-                    let per = <$db as SqlBackend>::DIALECT.max_bind_params;
+                    let per = <$db as SqlDriver>::DIALECT.max_bind_params;
                     let mut cities = Vec::new();
                     for chunk in countries.chunks(per) {
                         let sql = format!(
                             "SELECT id, name, region, country_id FROM cities \
                              WHERE country_id IN ({}) ORDER BY name, id",
-                            <$db as SqlBackend>::DIALECT.list(chunk.len(), 1)
+                            <$db as SqlDriver>::DIALECT.list(chunk.len(), 1)
                         );
                         let mut q = ::sqlx::query_as::<$db, City>(&sql);
                         for c in chunk {
@@ -199,7 +199,7 @@ macro_rules! impl_location_repository {
                     .fetch_optional(conn.exec())
                     .await
                     .map_err(|e| self.err(e))?
-                    .ok_or_else(|| OrmError::not_found("product", id))
+                    .ok_or_else(|| Error::not_found("product", id))
                 }
 
                 async fn products(&self, category: Option<&str>) -> Result<Vec<Product>> {
@@ -225,7 +225,7 @@ macro_rules! impl_location_repository {
                     .fetch_optional(conn.exec())
                     .await
                     .map_err(|e| self.err(e))?
-                    .ok_or_else(|| OrmError::not_found("product", id))
+                    .ok_or_else(|| Error::not_found("product", id))
                 }
             }
         };

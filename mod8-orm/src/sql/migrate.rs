@@ -1,4 +1,4 @@
-//! The crate's migrations, their own history table, and the `Database` / `UnitOfWork` impls.
+//! The crate's migrations and their own history table.
 //!
 //! sqlx's migrator records what it applied in `_sqlx_migrations`, a name every sqlx host
 //! application uses too. So that a host can keep its own migration history in the same
@@ -11,9 +11,9 @@ use sqlx::migrate::Migrator;
 use crate::repository::Backend;
 
 /// The PostgreSQL migrations (`migrations/postgres`).
-pub static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("migrations/postgres");
+pub(crate) static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("migrations/postgres");
 /// The SQLite migrations (`migrations/sqlite`).
-pub static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("migrations/sqlite");
+pub(crate) static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("migrations/sqlite");
 
 /// The table recording which of this crate's migrations were applied.
 pub const HISTORY_TABLE: &str = "mod8_orm_migrations";
@@ -33,19 +33,20 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Implements migration, `Database` and `UnitOfWork` for `SqlStore<$db>`.
-macro_rules! impl_store {
+/// Implements `SqlStore::<$db>::migrate`: applies `$migrator`, under the lock statement
+/// `$lock` when there is one.
+macro_rules! impl_migrate {
     ($db:ty, $migrator:expr, $lock:expr) => {
-        impl $crate::session::SqlStore<$db> {
+        impl $crate::store::SqlStore<$db> {
             /// Applies the crate's pending migrations (recorded in `mod8_orm_migrations`).
             pub async fn migrate(&self) -> $crate::error::Result<()> {
-                use $crate::error::OrmError;
-                use $crate::session::SqlBackend;
-                let backend = <$db as SqlBackend>::DIALECT.backend.name();
-                let err = |e| OrmError::from_sqlx(backend, e);
+                use $crate::error::Error;
+                use $crate::store::SqlDriver;
+                let backend = <$db as SqlDriver>::DIALECT.backend.name();
+                let err = |e| Error::from_sqlx(backend, e);
                 let mut tx = self
                     .pool
-                    .begin_with(<$db as SqlBackend>::DIALECT.begin)
+                    .begin_with(<$db as SqlDriver>::DIALECT.begin)
                     .await
                     .map_err(err)?;
                 let lock: Option<&str> = $lock;
@@ -77,7 +78,7 @@ macro_rules! impl_store {
                     match applied {
                         Some(existing) if existing == checksum => continue,
                         Some(_) => {
-                            return Err(OrmError::Migration {
+                            return Err(Error::Migration {
                                 backend,
                                 version: m.version,
                                 message: String::from(
@@ -88,7 +89,7 @@ macro_rules! impl_store {
                         None => {}
                     }
                     ::sqlx::Executor::execute(&mut *tx, &*m.sql).await.map_err(|e| {
-                        OrmError::Migration {
+                        Error::Migration {
                             backend,
                             version: m.version,
                             message: e.to_string(),
@@ -110,59 +111,7 @@ macro_rules! impl_store {
                 tx.commit().await.map_err(err)
             }
         }
-
-        #[::async_trait::async_trait]
-        impl $crate::repository::Database for $crate::session::SqlStore<$db> {
-            fn backend(&self) -> $crate::repository::Backend {
-                <$db as $crate::session::SqlBackend>::DIALECT.backend
-            }
-
-            async fn begin(
-                &self,
-            ) -> $crate::error::Result<Box<dyn $crate::repository::UnitOfWork>> {
-                Ok(Box::new(self.begin_unit().await?))
-            }
-
-            fn statements_executed(&self) -> u64 {
-                $crate::session::SqlStore::<$db>::statements_executed(self)
-            }
-
-            async fn close(&self) {
-                self.pool.close().await
-            }
-        }
-
-        #[::async_trait::async_trait]
-        impl $crate::repository::UnitOfWork for $crate::session::SqlStore<$db> {
-            async fn begin_nested(
-                &self,
-            ) -> $crate::error::Result<Box<dyn $crate::repository::UnitOfWork>> {
-                Ok(Box::new(self.begin_nested_unit().await?))
-            }
-
-            async fn commit(self: Box<Self>) -> $crate::error::Result<()> {
-                (*self).finish(true).await
-            }
-
-            async fn rollback(self: Box<Self>) -> $crate::error::Result<()> {
-                (*self).finish(false).await
-            }
-        }
     };
 }
 
-pub(crate) use impl_store;
-
-/// Implements every repository trait, migration, `Database` and `UnitOfWork` for a backend.
-macro_rules! impl_backend {
-    ($db:ty, $migrator:expr, $lock:expr) => {
-        $crate::sql::users::impl_user_repository!($db);
-        $crate::sql::locations::impl_location_repository!($db);
-        $crate::sql::orders::impl_order_repository!($db);
-        $crate::sql::analytics::impl_analytics_repository!($db);
-        $crate::sql::outbox::impl_outbox_repository!($db);
-        $crate::sql::migrate::impl_store!($db, $migrator, $lock);
-    };
-}
-
-pub(crate) use impl_backend;
+pub(crate) use impl_migrate;

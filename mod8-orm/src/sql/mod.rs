@@ -2,17 +2,18 @@
 //! `RETURNING`, window functions and joins, so each statement is written once here; the
 //! repository implementations are macros instantiated per backend with its concrete sqlx
 //! types (so UUIDs, timestamps and JSON keep their native types on each database), and the few
-//! dialect differences come from [`crate::session::Dialect`].
+//! dialect differences come from `Dialect` (in `dialect`).
 
 use std::collections::HashMap;
 
 use chrono::{DateTime, SubsecRound, Utc};
 use uuid::Uuid;
 
-use crate::error::OrmError;
+use crate::error::Error;
 use crate::model::*;
 
 pub(crate) mod analytics;
+pub(crate) mod dialect;
 pub(crate) mod locations;
 pub(crate) mod migrate;
 pub(crate) mod orders;
@@ -35,31 +36,31 @@ pub(crate) fn stored(t: DateTime<Utc>) -> DateTime<Utc> {
 }
 
 /// `(limit, offset)` as bind values, or a validation error.
-pub(crate) fn page_bounds(page: PageRequest) -> Result<(i64, i64), OrmError> {
+pub(crate) fn page_bounds(page: PageRequest) -> Result<(i64, i64), Error> {
     if page.limit == 0 || page.limit > MAX_PAGE {
-        return Err(OrmError::validation(
+        return Err(Error::validation(
             "limit",
             format!("{} is not between 1 and {MAX_PAGE}", page.limit),
         ));
     }
     let offset =
-        i64::try_from(page.offset).map_err(|_| OrmError::validation("offset", "too large"))?;
+        i64::try_from(page.offset).map_err(|_| Error::validation("offset", "too large"))?;
     Ok((i64::from(page.limit), offset))
 }
 
 /// A `limit` argument as a bind value, or a validation error.
-pub(crate) fn limit(limit: u32) -> Result<i64, OrmError> {
+pub(crate) fn limit(limit: u32) -> Result<i64, Error> {
     page_bounds(PageRequest::first(limit)).map(|(l, _)| l)
 }
 
 /// Turns the generic "referenced row" not-found of a foreign-key violation into one that
 /// names the entity the caller referred to.
-pub(crate) fn name_missing(err: OrmError, entity: &'static str, key: impl ToString) -> OrmError {
+pub(crate) fn name_missing(err: Error, entity: &'static str, key: impl ToString) -> Error {
     match err {
-        OrmError::NotFound {
+        Error::NotFound {
             entity: "referenced row",
             ..
-        } => OrmError::not_found(entity, key),
+        } => Error::not_found(entity, key),
         other => other,
     }
 }

@@ -6,24 +6,24 @@ macro_rules! impl_order_repository {
         const _: () = {
             use std::collections::HashMap;
 
-            use $crate::error::{OrmError, Result};
+            use $crate::error::{Error, Result};
             use $crate::model::*;
-            use $crate::session::{SqlBackend, SqlStore};
+            use $crate::store::{SqlDriver, SqlStore};
             use $crate::sql::{self, ORDER_COLS, ORDER_ITEM_COLS};
             use $crate::validate;
             use ::uuid::Uuid;
 
             /// Items of these orders, in one statement per bind-limit chunk.
             async fn items_of(
-                conn: &mut $crate::session::Conn<'_, $db>,
+                conn: &mut $crate::store::Conn<'_, $db>,
                 orders: &[Order],
             ) -> std::result::Result<HashMap<Uuid, Vec<OrderItem>>, ::sqlx::Error> {
                 let mut items = Vec::new();
-                for chunk in orders.chunks(<$db as SqlBackend>::DIALECT.max_bind_params) {
+                for chunk in orders.chunks(<$db as SqlDriver>::DIALECT.max_bind_params) {
                     let sql = format!(
                         "SELECT {ORDER_ITEM_COLS} FROM order_items WHERE order_id IN ({}) \
                          ORDER BY order_id, product_id",
-                        <$db as SqlBackend>::DIALECT.list(chunk.len(), 1)
+                        <$db as SqlDriver>::DIALECT.list(chunk.len(), 1)
                     );
                     let mut q = ::sqlx::query_as::<$db, OrderItem>(&sql);
                     for o in chunk {
@@ -39,9 +39,9 @@ macro_rules! impl_order_repository {
                 /// conflict naming it and what is left).
                 async fn unreserved(
                     &self,
-                    tx: &mut $crate::session::Tx<'_, $db>,
+                    tx: &mut $crate::store::Tx<'_, $db>,
                     line: &OrderLine,
-                ) -> OrmError {
+                ) -> Error {
                     let found = ::sqlx::query_as::<$db, (String, i64)>(
                         "SELECT sku, stock FROM products WHERE id = $1",
                     )
@@ -49,14 +49,15 @@ macro_rules! impl_order_repository {
                     .fetch_optional(tx.exec())
                     .await;
                     match found {
-                        Ok(None) => OrmError::not_found("product", line.product_id),
-                        Ok(Some((sku, stock))) => OrmError::Conflict {
-                            field: "stock",
-                            message: format!(
+                        Ok(None) => Error::not_found("product", line.product_id),
+                        Ok(Some((sku, stock))) => Error::conflict(
+                            "product",
+                            "stock",
+                            format!(
                                 "{sku} (product {}) has {stock} in stock, {} ordered",
                                 line.product_id, line.quantity
                             ),
-                        },
+                        ),
                         Err(e) => self.err(e),
                     }
                 }
@@ -67,7 +68,7 @@ macro_rules! impl_order_repository {
                 async fn place_order(&self, order: NewOrder) -> Result<OrderWithItems> {
                     validate::new_order(&order)?;
                     if order.lines.len() > sql::MAX_ORDER_LINES {
-                        return Err(OrmError::validation(
+                        return Err(Error::validation(
                             "lines",
                             format!("at most {} lines per order", sql::MAX_ORDER_LINES),
                         ));
@@ -103,7 +104,7 @@ macro_rules! impl_order_repository {
                             .checked_mul(line.quantity)
                             .and_then(|amount| total.checked_add(amount))
                             .ok_or_else(|| {
-                                OrmError::validation("quantity", "order total overflows")
+                                Error::validation("quantity", "order total overflows")
                             })?;
                         priced.push((line, price));
                     }
@@ -125,7 +126,7 @@ macro_rules! impl_order_repository {
                     let sql = format!(
                         "INSERT INTO order_items ({ORDER_ITEM_COLS}) VALUES {} \
                          RETURNING {ORDER_ITEM_COLS}",
-                        <$db as SqlBackend>::DIALECT.values(priced.len(), 4, 1)
+                        <$db as SqlDriver>::DIALECT.values(priced.len(), 4, 1)
                     );
                     let mut q = ::sqlx::query_as::<$db, OrderItem>(&sql);
                     for (line, price) in &priced {
@@ -153,7 +154,7 @@ macro_rules! impl_order_repository {
                     .fetch_optional(conn.exec())
                     .await
                     .map_err(|e| self.err(e))?
-                    .ok_or_else(|| OrmError::not_found("order", id))?;
+                    .ok_or_else(|| Error::not_found("order", id))?;
                     let items = ::sqlx::query_as::<$db, OrderItem>(&format!(
                         "SELECT {ORDER_ITEM_COLS} FROM order_items WHERE order_id = $1 \
                          ORDER BY product_id"
@@ -192,11 +193,11 @@ macro_rules! impl_order_repository {
                         .fetch_optional(tx.exec())
                         .await
                         .map_err(|e| self.err(e))?
-                        .ok_or_else(|| OrmError::not_found("order", id))?;
+                        .ok_or_else(|| Error::not_found("order", id))?;
                         if current.status == status {
                             return Ok(current);
                         }
-                        return Err(OrmError::validation(
+                        return Err(Error::validation(
                             "status",
                             "a cancelled order cannot be reopened",
                         ));

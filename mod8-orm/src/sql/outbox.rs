@@ -5,10 +5,10 @@ macro_rules! impl_outbox_repository {
     ($db:ty) => {
         const _: () = {
             use ::uuid::Uuid;
-            use $crate::error::{OrmError, Result};
+            use $crate::error::{Error, Result};
             use $crate::model::*;
-            use $crate::session::{SqlBackend, SqlStore};
             use $crate::sql::{self, OUTBOX_COLS};
+            use $crate::store::{SqlDriver, SqlStore};
             use $crate::validate;
 
             #[::async_trait::async_trait]
@@ -40,12 +40,12 @@ macro_rules! impl_outbox_repository {
                 ) -> Result<Vec<OutboxMessage>> {
                     let limit = sql::limit(limit)?;
                     let lease = ::chrono::Duration::from_std(lease)
-                        .map_err(|_| OrmError::validation("lease", "too long"))?;
+                        .map_err(|_| Error::validation("lease", "too long"))?;
                     let now = sql::now();
                     let until = now
                         .checked_add_signed(lease)
-                        .ok_or_else(|| OrmError::validation("lease", "too long"))?;
-                    let skip_locked = <$db as SqlBackend>::DIALECT.skip_locked;
+                        .ok_or_else(|| Error::validation("lease", "too long"))?;
+                    let skip_locked = <$db as SqlDriver>::DIALECT.skip_locked;
                     let mut conn = self.conn().await?;
                     let mut claimed = ::sqlx::query_as::<$db, OutboxMessage>(&format!(
                         "UPDATE outbox SET attempts = attempts + 1, locked_until = $1 \
@@ -67,7 +67,7 @@ macro_rules! impl_outbox_repository {
                 async fn mark_sent(&self, ids: &[Uuid]) -> Result<u64> {
                     let mut conn = self.conn().await?;
                     let mut marked = 0;
-                    let dialect = &<$db as SqlBackend>::DIALECT;
+                    let dialect = &<$db as SqlDriver>::DIALECT;
                     let per = dialect.max_bind_params - 1;
                     for chunk in ids.chunks(per) {
                         let sql = format!(

@@ -4,9 +4,9 @@
 macro_rules! impl_user_repository {
     ($db:ty) => {
         const _: () = {
-            use $crate::error::{OrmError, Result};
+            use $crate::error::{Error, Result};
             use $crate::model::*;
-            use $crate::session::{SqlBackend, SqlStore};
+            use $crate::store::{SqlDriver, SqlStore};
             use $crate::sql::{self, USER_COLS, USER_COLS_U};
             use $crate::validate;
             use ::uuid::Uuid;
@@ -64,7 +64,7 @@ macro_rules! impl_user_repository {
                     .fetch_optional(conn.exec())
                     .await
                     .map_err(|e| self.err(e))?
-                    .ok_or_else(|| OrmError::not_found("user", id))
+                    .ok_or_else(|| Error::not_found("user", id))
                 }
 
                 async fn find_user_by_email(&self, email: &str) -> Result<Option<User>> {
@@ -115,7 +115,7 @@ macro_rules! impl_user_repository {
                     let mut conn = self.conn().await?;
                     let mut tx = conn.transaction(backend).await?;
                     let (inserted, statements) =
-                        <$db as SqlBackend>::insert_users(tx.exec(), &users)
+                        <$db as SqlDriver>::insert_users(tx.exec(), &users)
                             .await
                             .map_err(|e| sql::name_missing(self.err(e), "address", "(bulk insert)"))?;
                     tx.count_more(statements.saturating_sub(1));
@@ -146,7 +146,7 @@ macro_rules! impl_user_repository {
                     .fetch_optional(conn.exec())
                     .await
                     .map_err(|e| sql::name_missing(self.err(e), "address", "(update)"))?
-                    .ok_or_else(|| OrmError::not_found("user", id))
+                    .ok_or_else(|| Error::not_found("user", id))
                 }
 
                 async fn delete_user(&self, id: Uuid) -> Result<()> {
@@ -157,7 +157,7 @@ macro_rules! impl_user_repository {
                         .await
                         .map_err(|e| self.err(e))?;
                     if done.rows_affected() == 0 {
-                        return Err(OrmError::not_found("user", id));
+                        return Err(Error::not_found("user", id));
                     }
                     Ok(())
                 }

@@ -4,6 +4,7 @@
 use crate::*;
 
 /// A small world: three countries, five cities, products.
+#[derive(Debug, Clone)]
 pub struct World {
     /// Germany, France, Japan.
     pub countries: Vec<Country>,
@@ -20,8 +21,12 @@ impl World {
     }
 }
 
-/// Seeds [`World`].
-pub async fn seed_world(db: &dyn Database) -> World {
+/// Seeds [`World`] through `db`'s location and product repositories (any database, unit of
+/// work or store that has both).
+pub async fn seed_world<R>(db: &R) -> World
+where
+    R: LocationRepository + ProductRepository + ?Sized,
+{
     let mut countries = Vec::new();
     for (name, code, population, gdp) in [
         ("Germany", "DE", 83_200_000_i64, 5_180_000_i64),
@@ -83,21 +88,25 @@ pub async fn seed_world(db: &dyn Database) -> World {
     }
 }
 
-/// Creates a user living at a new address in `city`.
-pub async fn user_in(db: &dyn Database, city: &City, username: &str, score: f64) -> User {
+/// Creates a user living at a new address in `city` (one `create_user_with_address` call).
+pub async fn user_in<U>(users: &U, city: &City, username: &str, score: f64) -> User
+where
+    U: UserRepository + ?Sized,
+{
     let mut user = NewUser::new(format!("{username}@example.org"), username);
     user.profile_score = score;
-    db.create_user_with_address(
-        NewAddress {
-            street: format!("{username} street 1"),
-            postal_code: "10115".into(),
-            city_id: city.id,
-        },
-        user,
-    )
-    .await
-    .unwrap()
-    .0
+    users
+        .create_user_with_address(
+            NewAddress {
+                street: format!("{username} street 1"),
+                postal_code: "10115".into(),
+                city_id: city.id,
+            },
+            user,
+        )
+        .await
+        .unwrap()
+        .0
 }
 
 pub(crate) fn line(product: &Product, quantity: i64) -> OrderLine {

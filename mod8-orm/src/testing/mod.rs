@@ -1,9 +1,19 @@
 //! The conformance suite over the repository traits (feature `testing`).
 //!
-//! Each `case_*` function takes a freshly migrated, empty [`Database`] and panics when the
-//! backend misbehaves. [`conformance_tests!`](crate::conformance_tests) emits one named
-//! `#[tokio::test]` per case for a backend, given an expression that yields
-//! `Option<TestDb>` (`None` skips, for example when a server URL is unset):
+//! Two parts:
+//!
+//! - **The whole-store cases** (`case_*` functions of this module): each takes a freshly
+//!   migrated, empty database, or the narrowest part of one it exercises (a
+//!   `&dyn OutboxRepository`, a `&dyn ProductRepository`, a store with the location and
+//!   product repositories, ...), and panics when the backend misbehaves.
+//! - **The user-repository suite** ([`UserRepositoryCase`], [`run_user_repository_cases`]):
+//!   the cases about [`UserRepository`] alone, each taking a `&dyn UserRepository`, so they
+//!   run against a decorator that implements nothing else (a cache in front of the
+//!   database, say); the store behind it provides the reference data some of them need.
+//!
+//! [`conformance_tests!`](crate::conformance_tests) emits one named `#[tokio::test]` per case
+//! of both parts for a backend, given an expression that yields `Option<TestDb>` (`None`
+//! skips, for example when a server URL is unset):
 //!
 //! ```text
 //! mod8_orm::conformance_tests!(mod8_orm::testing::TestDb::sqlite_memory());
@@ -18,9 +28,16 @@ use crate::*;
 
 mod cases;
 mod fixtures;
+mod users;
 
 pub use cases::*;
 pub use fixtures::{seed_world, user_in, World};
+pub use users::{
+    case_activity_ranking, case_bulk_insert, case_missing_users_are_not_found, case_pagination,
+    case_user_conflicts_name_the_field, case_user_crud, case_user_input_is_validated,
+    case_user_stats, case_user_timestamps_round_trip, case_user_with_address_is_atomic,
+    case_users_by_location, run_user_repository_cases, UserRepositoryCase, UserRepositoryFixture,
+};
 
 /// A database for one test, with what it takes to throw it away afterwards.
 pub struct TestDb {
@@ -28,6 +45,16 @@ pub struct TestDb {
     pub db: DynDatabase,
     url: String,
     cleanup: Option<Box<dyn FnOnce() -> BoxFuture<'static, ()> + Send>>,
+}
+
+impl std::fmt::Debug for TestDb {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TestDb")
+            .field("backend", &self.db.backend())
+            .field("url", &self.url)
+            .field("dropped_afterwards", &self.cleanup.is_some())
+            .finish()
+    }
 }
 
 impl TestDb {
@@ -57,6 +84,7 @@ impl TestDb {
     /// A fresh PostgreSQL database created on the server at `admin_url` (the role needs
     /// `CREATEDB`), dropped again by [`TestDb::teardown`].
     #[cfg(feature = "postgres")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
     pub async fn postgres(admin_url: &str) -> Option<TestDb> {
         use sqlx::Connection;
         let name = format!("mod8_orm_{}", &Uuid::new_v4().simple().to_string()[..12]);
@@ -98,6 +126,7 @@ impl TestDb {
     /// Like [`TestDb::postgres`] with `MOD8_POSTGRES_URL`, or `None` (after one skip line) when
     /// it is unset; panics when unset and `MOD8_REQUIRE_SERVICES=1`.
     #[cfg(feature = "postgres")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
     pub async fn postgres_from_env(suite: &str) -> Option<TestDb> {
         let var = "MOD8_POSTGRES_URL";
         match std::env::var(var) {
@@ -157,7 +186,7 @@ impl TestDb {
 
 /// `url` with its database name replaced by `name`.
 #[cfg(feature = "postgres")]
-pub fn replace_database(url: &str, name: &str) -> String {
+pub(crate) fn replace_database(url: &str, name: &str) -> String {
     let (base, query) = match url.split_once('?') {
         Some((b, q)) => (b, Some(q)),
         None => (url, None),
@@ -176,21 +205,17 @@ pub fn replace_database(url: &str, name: &str) -> String {
 }
 
 /// Emits one `#[tokio::test]` per conformance case, each on a database from `$setup`
-/// (an expression of type `impl Future<Output = Option<TestDb>>`).
+/// (an expression of type `impl Future<Output = Option<TestDb>>`): the whole-store cases,
+/// then the user-repository suite with the database's own user repository under test.
 #[macro_export]
+#[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
 macro_rules! conformance_tests {
     ($setup:expr) => {
-        $crate::conformance_tests!(@cases $setup;
-            case_user_crud,
+        $crate::conformance_tests!(@store $setup;
             case_validation_before_database,
-            case_conflicts_name_the_field,
+            case_catalogue_conflicts_name_the_field,
             case_missing_rows_are_not_found,
-            case_pagination,
-            case_users_by_location,
             case_eager_location_is_one_statement,
-            case_user_stats,
-            case_activity_ranking,
-            case_user_with_address_is_atomic,
             case_unit_of_work,
             case_nested_unit_of_work,
             case_dropped_nested_units_roll_back,
@@ -201,18 +226,43 @@ macro_rules! conformance_tests {
             case_order_rolls_back_on_failure,
             case_analytics,
             case_injection_strings_stored_literally,
-            case_bulk_insert,
+            case_bulk_insert_splits_statements,
             case_outbox,
-            case_timestamps_round_trip
+            case_outbox_in_a_unit_of_work,
+            case_money_stays_integral
+        );
+        $crate::conformance_tests!(@users $setup;
+            case_user_crud => UserCrud,
+            case_user_input_is_validated => UserInputIsValidated,
+            case_user_conflicts_name_the_field => UserConflictsNameTheField,
+            case_missing_users_are_not_found => MissingUsersAreNotFound,
+            case_pagination => Pagination,
+            case_users_by_location => UsersByLocation,
+            case_user_stats => UserStats,
+            case_activity_ranking => ActivityRanking,
+            case_user_with_address_is_atomic => UserWithAddressIsAtomic,
+            case_bulk_insert => BulkInsert,
+            case_user_timestamps_round_trip => UserTimestampsRoundTrip
         );
     };
-    (@cases $setup:expr; $($case:ident),* $(,)?) => {
+    (@store $setup:expr; $($case:ident),* $(,)?) => {
         $(
             #[tokio::test]
             async fn $case() {
                 let Some(test_db) = $setup.await else { return };
                 test_db
                     .run(|db| ::std::boxed::Box::pin($crate::testing::$case(db)))
+                    .await;
+            }
+        )*
+    };
+    (@users $setup:expr; $($case:ident => $variant:ident),* $(,)?) => {
+        $(
+            #[tokio::test]
+            async fn $case() {
+                let Some(test_db) = $setup.await else { return };
+                $crate::testing::UserRepositoryFixture::of_database(test_db)
+                    .run($crate::testing::UserRepositoryCase::$variant)
                     .await;
             }
         )*

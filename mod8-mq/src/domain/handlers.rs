@@ -1,5 +1,5 @@
-//! The built-in consumers (user data, notifications, analytics), the sinks they hand their
-//! results to, and [`Pipeline`], which publishes the messages of a signup or a purchase.
+//! mod8's handlers of its three queues (user data, notifications, analytics) and the sinks
+//! they hand their results to. Each runs on the generic [`Consumer`] runner.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -10,14 +10,15 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::broker::DynBroker;
-use crate::consumer::{Consumer, ConsumerHandle, Handler, Outcome};
+use crate::domain::messages::{Analytics, Notification, NotificationChannel, UserData};
+use crate::domain::topology::Topology;
+use crate::envelope::Envelope;
 use crate::error::{Error, Result};
-use crate::message::{Analytics, Envelope, Notification, NotificationChannel, UserData};
-use crate::producer::Producer;
+use crate::runner::{ConsumerHandle, Handler, Outcome};
 
-/// A validated, enriched user profile, as handed to a [`ProfileSink`].
+/// A validated, enriched user, as the user-data handler hands it to a [`ProfileSink`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct UserProfile {
+pub struct EnrichedUser {
     /// Login name, trimmed.
     pub username: String,
     /// Email address, trimmed and lower-cased.
@@ -36,7 +37,7 @@ pub struct UserProfile {
 #[async_trait]
 pub trait ProfileSink: Send + Sync + 'static {
     /// Stores a profile. A transient error makes the message retry, others dead-letter it.
-    async fn store_profile(&self, profile: UserProfile) -> Result<()>;
+    async fn store_profile(&self, profile: EnrichedUser) -> Result<()>;
 }
 
 /// Sends notifications (email gateway, SMS provider…).
@@ -56,19 +57,19 @@ pub trait EventSink: Send + Sync + 'static {
 /// A [`ProfileSink`] keeping profiles in memory (tests, examples, the embedded setup).
 #[derive(Debug, Clone, Default)]
 pub struct MemoryProfileSink {
-    profiles: Arc<Mutex<Vec<UserProfile>>>,
+    profiles: Arc<Mutex<Vec<EnrichedUser>>>,
 }
 
 impl MemoryProfileSink {
     /// The stored profiles, oldest first.
-    pub fn profiles(&self) -> Vec<UserProfile> {
+    pub fn profiles(&self) -> Vec<EnrichedUser> {
         self.profiles.lock().map(|p| p.clone()).unwrap_or_default()
     }
 }
 
 #[async_trait]
 impl ProfileSink for MemoryProfileSink {
-    async fn store_profile(&self, profile: UserProfile) -> Result<()> {
+    async fn store_profile(&self, profile: EnrichedUser) -> Result<()> {
         if let Ok(mut p) = self.profiles.lock() {
             p.push(profile);
         }
@@ -131,25 +132,31 @@ impl Notifier for LoggingNotifier {
 }
 
 /// Checks a user data payload and builds the profile, or says what is wrong.
-pub fn validate_user(data: &UserData, source: Uuid) -> Result<UserProfile> {
+pub fn validate_user(data: &UserData, source: Uuid) -> Result<EnrichedUser> {
     let username = data.username.trim();
     if username.len() < 3 || username.len() > 64 {
-        return Err(Error::validation("username must be 3 to 64 characters"));
+        return Err(Error::validation("username", "must be 3 to 64 characters"));
     }
     if !username
         .chars()
         .all(|c| c.is_alphanumeric() || c == '_' || c == '-' || c == '.')
     {
         return Err(Error::validation(
-            "username may hold letters, digits, '_', '-' and '.' only",
+            "username",
+            "may hold letters, digits, '_', '-' and '.' only",
         ));
     }
     let email = data.email.trim().to_lowercase();
     let domain = match email.split_once('@') {
         Some((local, domain)) if !local.is_empty() && domain.contains('.') => domain.to_owned(),
-        _ => return Err(Error::validation(format!("invalid email '{email}'"))),
+        _ => {
+            return Err(Error::validation(
+                "email",
+                format!("'{email}' is not an email address"),
+            ))
+        }
     };
-    Ok(UserProfile {
+    Ok(EnrichedUser {
         username: username.to_owned(),
         email,
         email_domain: domain,
@@ -159,7 +166,7 @@ pub fn validate_user(data: &UserData, source: Uuid) -> Result<UserProfile> {
     })
 }
 
-/// Validates user data, enriches it into a [`UserProfile`] and hands it to a
+/// Validates user data, enriches it into a [`EnrichedUser`] and hands it to a
 /// [`ProfileSink`]. Invalid data is rejected to the dead-letter queue.
 #[derive(Debug, Clone)]
 pub struct UserDataConsumer<S> {
@@ -172,10 +179,13 @@ impl<S: ProfileSink> UserDataConsumer<S> {
         UserDataConsumer { sink }
     }
 
-    /// Starts consuming the topology's user data queue.
-    pub async fn start(self, broker: DynBroker) -> Result<ConsumerHandle> {
-        let queue = broker.topology().user_data_queue.clone();
-        Consumer::new(broker, queue, self).start().await
+    /// Starts consuming `topology`'s user data queue on `broker` (with the topology's retry
+    /// policy and dead-letter route, see [`Topology::consumer`]).
+    pub async fn start(self, broker: DynBroker, topology: &Topology) -> Result<ConsumerHandle> {
+        topology
+            .consumer(broker, topology.user_data_queue.clone(), self)
+            .start()
+            .await
     }
 }
 
@@ -204,10 +214,13 @@ impl<N: Notifier> NotificationConsumer<N> {
         NotificationConsumer { notifier }
     }
 
-    /// Starts consuming the topology's notification queue.
-    pub async fn start(self, broker: DynBroker) -> Result<ConsumerHandle> {
-        let queue = broker.topology().notification_queue.clone();
-        Consumer::new(broker, queue, self).start().await
+    /// Starts consuming `topology`'s notification queue on `broker` (with the topology's retry
+    /// policy and dead-letter route, see [`Topology::consumer`]).
+    pub async fn start(self, broker: DynBroker, topology: &Topology) -> Result<ConsumerHandle> {
+        topology
+            .consumer(broker, topology.notification_queue.clone(), self)
+            .start()
+            .await
     }
 }
 
@@ -236,10 +249,13 @@ impl<S: EventSink> AnalyticsConsumer<S> {
         AnalyticsConsumer { sink }
     }
 
-    /// Starts consuming the topology's analytics queue.
-    pub async fn start(self, broker: DynBroker) -> Result<ConsumerHandle> {
-        let queue = broker.topology().analytics_queue.clone();
-        Consumer::new(broker, queue, self).start().await
+    /// Starts consuming `topology`'s analytics queue on `broker` (with the topology's retry
+    /// policy and dead-letter route, see [`Topology::consumer`]).
+    pub async fn start(self, broker: DynBroker, topology: &Topology) -> Result<ConsumerHandle> {
+        topology
+            .consumer(broker, topology.analytics_queue.clone(), self)
+            .start()
+            .await
     }
 }
 
@@ -257,105 +273,6 @@ impl<S: EventSink> Handler<Analytics> for AnalyticsConsumer<S> {
             Ok(()) => Outcome::Ack,
             Err(e) => Outcome::from_error(&e),
         }
-    }
-}
-
-/// The message ids a pipeline step published, all sharing one correlation id.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Published {
-    /// The correlation id of every message of this step.
-    pub correlation_id: Uuid,
-    /// Ids of the published messages, in publishing order.
-    pub message_ids: Vec<Uuid>,
-}
-
-/// Publishes the messages of the registration flow: a signup sends the user data, a welcome
-/// email and a `signup` analytics event; a purchase sends a `purchase` event and a receipt.
-#[derive(Debug, Clone)]
-pub struct Pipeline {
-    producer: Producer,
-}
-
-impl Pipeline {
-    /// A pipeline publishing through `producer`.
-    pub fn new(producer: Producer) -> Self {
-        Pipeline { producer }
-    }
-
-    /// Publishes a signup. Validates first, so bad input never reaches the broker.
-    pub async fn signup(&self, user: UserData) -> Result<Published> {
-        validate_user(&user, Uuid::nil())?;
-        let correlation = Uuid::new_v4();
-        let welcome = Notification {
-            recipient: user.email.clone(),
-            subject: "Welcome".into(),
-            content: format!("Welcome, {}!", user.username),
-            channel: NotificationChannel::Email,
-        };
-        let event = Analytics {
-            event_type: "signup".into(),
-            user_id: user.username.clone(),
-            properties: HashMap::from([(
-                "registration_date".to_owned(),
-                serde_json::Value::String(user.registration_date.to_string()),
-            )]),
-        };
-        let ids = vec![
-            self.producer
-                .publish_user_data(user, Some(correlation))
-                .await?,
-            self.producer
-                .publish_notification(welcome, false, Some(correlation))
-                .await?,
-            self.producer
-                .publish_analytics(event, Some(correlation))
-                .await?,
-        ];
-        Ok(Published {
-            correlation_id: correlation,
-            message_ids: ids,
-        })
-    }
-
-    /// Publishes a purchase of `product_id` for `amount` by `user_id`, with a receipt to
-    /// `email`.
-    pub async fn purchase(
-        &self,
-        user_id: &str,
-        email: &str,
-        product_id: &str,
-        amount: f64,
-    ) -> Result<Published> {
-        if !amount.is_finite() || amount < 0.0 {
-            return Err(Error::validation("amount must be a non-negative number"));
-        }
-        let correlation = Uuid::new_v4();
-        let event = Analytics {
-            event_type: "purchase".into(),
-            user_id: user_id.to_owned(),
-            properties: HashMap::from([
-                ("product_id".to_owned(), serde_json::json!(product_id)),
-                ("amount".to_owned(), serde_json::json!(amount)),
-            ]),
-        };
-        let receipt = Notification {
-            recipient: email.to_owned(),
-            subject: "Your receipt".into(),
-            content: format!("You bought {product_id} for {amount:.2}"),
-            channel: NotificationChannel::Email,
-        };
-        let ids = vec![
-            self.producer
-                .publish_analytics(event, Some(correlation))
-                .await?,
-            self.producer
-                .publish_notification(receipt, false, Some(correlation))
-                .await?,
-        ];
-        Ok(Published {
-            correlation_id: correlation,
-            message_ids: ids,
-        })
     }
 }
 
@@ -377,9 +294,14 @@ mod tests {
         assert_eq!(p.username, "ada");
         assert_eq!(p.email, "ada@example.com");
         assert_eq!(p.email_domain, "example.com");
-        assert!(validate_user(&user("ab", "a@b.c"), Uuid::nil()).is_err());
-        assert!(validate_user(&user("ada lovelace", "a@b.c"), Uuid::nil()).is_err());
-        assert!(validate_user(&user("ada", "nope"), Uuid::nil()).is_err());
-        assert!(validate_user(&user("ada", "@b.c"), Uuid::nil()).is_err());
+        let field_of =
+            |name: &str, email: &str| match validate_user(&user(name, email), Uuid::nil()) {
+                Err(Error::Validation { field, .. }) => field,
+                other => panic!("expected a validation error, got {other:?}"),
+            };
+        assert_eq!(field_of("ab", "a@b.c"), "username");
+        assert_eq!(field_of("ada lovelace", "a@b.c"), "username");
+        assert_eq!(field_of("ada", "nope"), "email");
+        assert_eq!(field_of("ada", "@b.c"), "email");
     }
 }

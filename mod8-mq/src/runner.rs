@@ -1,7 +1,8 @@
 //! Consuming: a [`Handler`] decides [`Outcome::Ack`], [`Outcome::Retry`] or
 //! [`Outcome::Reject`]; a [`Consumer`] runs it with prefetch and concurrency, retries through
 //! delay queues, dead-letters with reason headers, resubscribes after connection loss, and
-//! shuts down gracefully. The same runner serves every [`Broker`](crate::Broker).
+//! shuts down gracefully. The same runner serves every [`Broker`](crate::Broker); it knows
+//! no application's queues, only the [`RetryPolicy`] and [`DeadLetterRoute`] it is given.
 
 use std::collections::HashSet;
 use std::future::Future;
@@ -18,12 +19,19 @@ use tokio::task::JoinSet;
 
 use self::dedup::{Claim, Dedup};
 use crate::broker::{Delivery, DeliveryStream, DynBroker, Publication};
+use crate::declarations::{DeadLetterRoute, QueueSpec, RetryPolicy};
+use crate::envelope::{Envelope, Payload, CONTENT_TYPE};
 use crate::error::{Error, Result};
-use crate::message::{Envelope, Payload, CONTENT_TYPE};
 use crate::producer::envelope_properties;
-use crate::topology::{HEADER_ATTEMPTS, HEADER_ORIGINAL_QUEUE, HEADER_REASON};
 
 mod dedup;
+
+/// Header naming why a message was dead-lettered.
+pub const HEADER_REASON: &str = "x-mod8-reason";
+/// Header with the number of processing attempts a dead-lettered message had.
+pub const HEADER_ATTEMPTS: &str = "x-mod8-attempts";
+/// Header naming the queue a dead-lettered message came from.
+pub const HEADER_ORIGINAL_QUEUE: &str = "x-mod8-original-queue";
 
 /// What a handler decided about a message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -86,6 +94,14 @@ impl<T: Payload, H: Handler<T> + ?Sized> Handler<T> for Arc<H> {
 pub struct FnHandler<F, T> {
     f: F,
     _t: PhantomData<fn(T)>,
+}
+
+impl<F, T> std::fmt::Debug for FnHandler<F, T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FnHandler")
+            .field("payload", &std::any::type_name::<T>())
+            .finish_non_exhaustive()
+    }
 }
 
 /// A handler from a closure taking the envelope (cloned) and returning a future of
@@ -173,17 +189,48 @@ pub struct Consumer<T: Payload> {
     queue: String,
     handler: Arc<dyn Handler<T>>,
     options: ConsumerOptions,
+    retry: RetryPolicy,
+    dead_letter: DeadLetterRoute,
+}
+
+impl<T: Payload> std::fmt::Debug for Consumer<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Consumer")
+            .field("broker", &self.broker.backend())
+            .field("queue", &self.queue)
+            .field("options", &self.options)
+            .field("retry", &self.retry)
+            .field("dead_letter", &self.dead_letter)
+            .finish_non_exhaustive()
+    }
 }
 
 impl<T: Payload> Consumer<T> {
-    /// A consumer of `queue` with default options.
+    /// A consumer of `queue` with default options, the default [`RetryPolicy`] and the
+    /// default [`DeadLetterRoute`]; set both to match what the broker declared
+    /// ([`Consumer::with_retry`], [`Consumer::with_dead_letter`]).
     pub fn new(broker: DynBroker, queue: impl Into<String>, handler: impl Handler<T>) -> Self {
         Consumer {
             broker,
             queue: queue.into(),
             handler: Arc::new(handler),
             options: ConsumerOptions::default(),
+            retry: RetryPolicy::default(),
+            dead_letter: DeadLetterRoute::default(),
         }
+    }
+
+    /// Sets the delays between retries: a retried message waits in the delay queue
+    /// [`RetryPolicy::retry_queue`] names (declared on first use if it does not exist).
+    pub fn with_retry(mut self, retry: RetryPolicy) -> Self {
+        self.retry = retry;
+        self
+    }
+
+    /// Sets where messages that are rejected, unreadable or out of retries are published.
+    pub fn with_dead_letter(mut self, route: DeadLetterRoute) -> Self {
+        self.dead_letter = route;
+        self
     }
 
     /// Sets all options.
@@ -226,6 +273,8 @@ impl<T: Payload> Consumer<T> {
             broker: self.broker,
             queue: self.queue,
             handler: self.handler,
+            retry: self.retry,
+            dead_letter: self.dead_letter,
             stats: stats.clone(),
             dedup: self.options.dedup_capacity.map(Dedup::new),
             declared: Mutex::new(HashSet::new()),
@@ -268,10 +317,7 @@ impl ConsumerHandle {
         let _ = self.stop.send(true);
         match self.task.await {
             Ok(result) => result,
-            Err(e) => Err(Error::Backend {
-                backend: "consumer",
-                source: Box::new(e),
-            }),
+            Err(e) => Err(Error::backend("consumer", e)),
         }
     }
 }
@@ -280,6 +326,8 @@ struct Context<T: Payload> {
     broker: DynBroker,
     queue: String,
     handler: Arc<dyn Handler<T>>,
+    retry: RetryPolicy,
+    dead_letter: DeadLetterRoute,
     stats: Arc<ConsumerStats>,
     dedup: Option<Dedup>,
     /// Retry queues already declared by this consumer.
@@ -447,10 +495,7 @@ async fn process<T: Payload>(ctx: &Context<T>, delivery: Delivery) {
             }
         }
         Outcome::Retry { reason } if envelope.retry_count < envelope.max_retries => {
-            let spec = ctx
-                .broker
-                .topology()
-                .retry_queue(&ctx.queue, envelope.retry_count);
+            let spec = ctx.retry.retry_queue(&ctx.queue, envelope.retry_count);
             envelope.retry_count += 1;
             let body = match envelope.to_bytes() {
                 Ok(body) => body,
@@ -511,10 +556,7 @@ async fn process<T: Payload>(ctx: &Context<T>, delivery: Delivery) {
     }
 }
 
-async fn ensure_declared<T: Payload>(
-    ctx: &Context<T>,
-    spec: &crate::topology::QueueSpec,
-) -> Result<()> {
+async fn ensure_declared<T: Payload>(ctx: &Context<T>, spec: &QueueSpec) -> Result<()> {
     let known = ctx
         .declared
         .lock()
@@ -537,10 +579,9 @@ async fn dead_letter<T: Payload>(
     attempts: u32,
     envelope: Option<&Envelope<T>>,
 ) {
-    let topology = ctx.broker.topology();
     let mut publication = Publication::new(
-        topology.dead_letter_exchange.clone(),
-        topology.dead_letter_queue.clone(),
+        ctx.dead_letter.exchange.clone(),
+        ctx.dead_letter.routing_key.clone(),
         body,
     )
     .with_header(HEADER_REASON, reason)

@@ -9,78 +9,13 @@ use sqlx::pool::PoolConnection;
 use sqlx::{Pool, Transaction};
 use tokio::sync::{MappedMutexGuard, Mutex, MutexGuard};
 
-use crate::error::{OrmError, Result};
-use crate::repository::Backend;
+use crate::error::{Error, Result};
+use crate::sql::dialect::Dialect;
 
-/// What differs between the SQL dialects beyond the driver types.
-#[derive(Debug)]
-pub struct Dialect {
-    /// Which backend.
-    pub backend: Backend,
-    /// The most bind parameters one statement may carry.
-    pub max_bind_params: usize,
-    /// Suffix that makes a row-claiming sub-select skip rows other transactions locked.
-    pub skip_locked: &'static str,
-    /// `YYYY-MM` of the timestamp column named by `{}` (UTC).
-    pub month_of: fn(&str) -> String,
-    /// Whether generated placeholder lists use anonymous `?` (SQLite: looking up a numbered
-    /// parameter's name scans every parameter, which makes binding thousands of `$n`
-    /// quadratic) instead of `$n` (PostgreSQL).
-    pub anonymous_params: bool,
-    /// The statement that starts a top-level transaction. SQLite's plain `BEGIN` is
-    /// deferred: a transaction that reads first takes the write lock only at its first write,
-    /// and when another writer committed in between the upgrade fails with SQLITE_BUSY at
-    /// once (the busy timeout does not apply). `BEGIN IMMEDIATE` takes the write lock up
-    /// front, where the busy timeout makes writers queue instead.
-    pub begin: &'static str,
-}
-
-impl Dialect {
-    /// Placeholder for parameter `n` in a statement whose placeholders are all generated.
-    pub(crate) fn param(&self, n: usize) -> String {
-        if self.anonymous_params {
-            String::from("?")
-        } else {
-            format!("${n}")
-        }
-    }
-
-    /// Placeholders `(p, p+1, ...), (...)` for `rows` rows of `cols` columns from `start`.
-    pub(crate) fn values(&self, rows: usize, cols: usize, start: usize) -> String {
-        let mut sql = String::with_capacity(rows * cols * 6);
-        let mut n = start;
-        for r in 0..rows {
-            if r > 0 {
-                sql.push_str(", ");
-            }
-            sql.push('(');
-            for c in 0..cols {
-                if c > 0 {
-                    sql.push_str(", ");
-                }
-                sql.push_str(&self.param(n));
-                n += 1;
-            }
-            sql.push(')');
-        }
-        sql
-    }
-
-    /// Placeholders for an `IN (...)` list of `count` values from `start`.
-    pub(crate) fn list(&self, count: usize, start: usize) -> String {
-        (start..start + count)
-            .map(|n| self.param(n))
-            .collect::<Vec<_>>()
-            .join(", ")
-    }
-}
-
-mod sealed {
-    pub trait Sealed {}
-}
-
-/// A sqlx database this crate has a backend for (PostgreSQL, SQLite). Sealed.
-pub trait SqlBackend: sqlx::Database + sealed::Sealed {
+/// What this crate needs from a sqlx database beyond sqlx itself: its dialect and the
+/// statements that differ in more than placeholders. Crate-internal: it cannot be named
+/// outside the crate, which also seals [`SqlBackend`].
+pub trait SqlDriver: sqlx::Database {
     /// The backend's dialect.
     const DIALECT: Dialect;
 
@@ -98,9 +33,11 @@ pub trait SqlBackend: sqlx::Database + sealed::Sealed {
     ) -> BoxFuture<'c, std::result::Result<(), sqlx::Error>>;
 }
 
-impl sealed::Sealed for sqlx::Sqlite {}
-#[cfg(feature = "postgres")]
-impl sealed::Sealed for sqlx::Postgres {}
+/// A sqlx database this crate has a backend for: [`sqlx::Sqlite`] and, with the `postgres`
+/// feature, `sqlx::Postgres`. Sealed: the crate's stores are the only implementations.
+pub trait SqlBackend: SqlDriver {}
+
+impl<DB: SqlDriver> SqlBackend for DB {}
 
 /// Shared by a top-level unit of work and the savepoints nested in it.
 struct TxShared<DB: sqlx::Database> {
@@ -151,7 +88,7 @@ impl<DB: sqlx::Database> TxShared<DB> {
             let sql = format!("ROLLBACK TO SAVEPOINT {name}; RELEASE SAVEPOINT {name}");
             DB::run_script(&mut **tx, &sql)
                 .await
-                .map_err(|e| OrmError::from_sqlx(backend, e))?;
+                .map_err(|e| Error::from_sqlx(backend, e))?;
             self.savepoints().truncate(index);
         }
         Ok(())
@@ -159,16 +96,16 @@ impl<DB: sqlx::Database> TxShared<DB> {
 }
 
 /// The error for a handle whose savepoint (or transaction) is gone.
-fn ended(what: &str) -> OrmError {
-    OrmError::validation(
+fn ended(what: &str) -> Error {
+    Error::validation(
         "unit_of_work",
         format!("the {what} was already committed or rolled back"),
     )
 }
 
 /// The error for a nested handle whose savepoint ended with an enclosing one.
-fn ended_with_enclosing() -> OrmError {
-    OrmError::validation(
+fn ended_with_enclosing() -> Error {
+    Error::validation(
         "unit_of_work",
         "this nested unit of work ended with a savepoint it was opened inside \
          (committed, rolled back or dropped); its work went with that one",
@@ -188,7 +125,7 @@ enum Scope<DB: sqlx::Database> {
 
 /// The repositories of one backend, on a pool or inside a unit of work.
 ///
-/// [`crate::PostgresStore`] and [`crate::SqliteStore`] are this type; it is cheap to clone and
+/// `postgres::PostgresStore` and [`crate::sqlite::SqliteStore`] are this type; it is cheap to clone and
 /// implements every repository trait plus [`crate::Database`] (on the pool) or
 /// [`crate::UnitOfWork`] (inside a transaction).
 pub struct SqlStore<DB: SqlBackend> {
@@ -252,7 +189,7 @@ impl<DB: SqlBackend> Conn<'_, DB> {
             // Inside a unit of work: a savepoint.
             Conn::Tx(t, n) => (sqlx::Connection::begin(&mut ***t).await, *n),
         };
-        let tx = tx.map_err(|e| OrmError::from_sqlx(backend, e))?;
+        let tx = tx.map_err(|e| Error::from_sqlx(backend, e))?;
         Ok(Tx { tx, counter })
     }
 }
@@ -280,7 +217,7 @@ impl<DB: sqlx::Database> Tx<'_, DB> {
         self.tx
             .commit()
             .await
-            .map_err(|e| OrmError::from_sqlx(backend, e))
+            .map_err(|e| Error::from_sqlx(backend, e))
     }
 }
 
@@ -300,8 +237,8 @@ impl<DB: SqlBackend> SqlStore<DB> {
     }
 
     /// Maps a driver error.
-    pub(crate) fn err(&self, e: sqlx::Error) -> OrmError {
-        OrmError::from_sqlx(self.backend_name(), e)
+    pub(crate) fn err(&self, e: sqlx::Error) -> Error {
+        Error::from_sqlx(self.backend_name(), e)
     }
 
     /// The pool underneath (for host applications that run their own queries).
@@ -377,7 +314,7 @@ impl<DB: SqlBackend> SqlStore<DB> {
             let mut conn = self.conn().await?;
             let Conn::Tx(tx, _) = &mut conn else {
                 // `conn()` on a transaction scope always yields the transaction.
-                return Err(OrmError::validation("unit_of_work", "not in a transaction"));
+                return Err(Error::validation("unit_of_work", "not in a transaction"));
             };
             DB::run_script(&mut ***tx, &format!("SAVEPOINT {name}"))
                 .await
@@ -436,7 +373,7 @@ impl<DB: SqlBackend> SqlStore<DB> {
                     return tx
                         .rollback()
                         .await
-                        .map_err(|e| OrmError::from_sqlx(backend, e));
+                        .map_err(|e| Error::from_sqlx(backend, e));
                 }
                 // PostgreSQL answers COMMIT on an aborted transaction with a silent rollback;
                 // a probe statement tells the two apart so the caller learns nothing was saved.
@@ -447,14 +384,12 @@ impl<DB: SqlBackend> SqlStore<DB> {
                     );
                     let _ = tx.rollback().await;
                     return Err(if aborted {
-                        OrmError::TransactionAborted
+                        Error::TransactionAborted
                     } else {
-                        OrmError::from_sqlx(backend, e)
+                        Error::from_sqlx(backend, e)
                     });
                 }
-                tx.commit()
-                    .await
-                    .map_err(|e| OrmError::from_sqlx(backend, e))
+                tx.commit().await.map_err(|e| Error::from_sqlx(backend, e))
             }
             Some(name) => {
                 settled?;
@@ -468,7 +403,7 @@ impl<DB: SqlBackend> SqlStore<DB> {
                 };
                 DB::run_script(&mut **tx, &sql)
                     .await
-                    .map_err(|e| OrmError::from_sqlx(backend, e))?;
+                    .map_err(|e| Error::from_sqlx(backend, e))?;
                 // Savepoints opened after this one ended with it.
                 shared.savepoints().truncate(index);
                 Ok(())
@@ -495,34 +430,65 @@ impl<DB: SqlBackend> Drop for SqlStore<DB> {
     }
 }
 
-/// How many rows of `cols` columns fit in one statement under `max_params` (at least 1).
-pub(crate) fn rows_per_statement(cols: usize, max_params: usize) -> usize {
-    (max_params / cols.max(1)).max(1)
+/// Implements [`crate::Database`] (on the pool) and [`crate::UnitOfWork`] (inside a
+/// transaction) for `SqlStore<$db>`, whose repository traits are implemented already.
+macro_rules! impl_store {
+    ($db:ty) => {
+        #[::async_trait::async_trait]
+        impl $crate::repository::Database for $crate::store::SqlStore<$db> {
+            fn backend(&self) -> $crate::repository::Backend {
+                <$db as $crate::store::SqlDriver>::DIALECT.backend
+            }
+
+            async fn begin(
+                &self,
+            ) -> $crate::error::Result<Box<dyn $crate::repository::UnitOfWork>> {
+                Ok(Box::new(self.begin_unit().await?))
+            }
+
+            fn statements_executed(&self) -> u64 {
+                $crate::store::SqlStore::<$db>::statements_executed(self)
+            }
+
+            async fn close(&self) {
+                self.pool.close().await
+            }
+        }
+
+        #[::async_trait::async_trait]
+        impl $crate::repository::UnitOfWork for $crate::store::SqlStore<$db> {
+            async fn begin_nested(
+                &self,
+            ) -> $crate::error::Result<Box<dyn $crate::repository::UnitOfWork>> {
+                Ok(Box::new(self.begin_nested_unit().await?))
+            }
+
+            async fn commit(self: Box<Self>) -> $crate::error::Result<()> {
+                (*self).finish(true).await
+            }
+
+            async fn rollback(self: Box<Self>) -> $crate::error::Result<()> {
+                (*self).finish(false).await
+            }
+        }
+    };
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+pub(crate) use impl_store;
 
-    #[test]
-    fn placeholders() {
-        let pg = Dialect {
-            backend: Backend::Postgres,
-            max_bind_params: 65_535,
-            skip_locked: "",
-            month_of: |c| c.to_owned(),
-            anonymous_params: false,
-            begin: "BEGIN",
-        };
-        assert_eq!(pg.values(2, 2, 3), "($3, $4), ($5, $6)");
-        assert_eq!(pg.list(3, 1), "$1, $2, $3");
-        let lite = Dialect {
-            anonymous_params: true,
-            ..pg
-        };
-        assert_eq!(lite.values(1, 2, 1), "(?, ?)");
-        assert_eq!(lite.list(2, 5), "?, ?");
-        assert_eq!(rows_per_statement(9, 65_535), 7_281);
-        assert_eq!(rows_per_statement(9, 32_766), 3_640);
-    }
+/// Implements every repository trait, migration, `Database` and `UnitOfWork` for a backend:
+/// `$migrator` holds its migrations, `$lock` is the statement (if any) that serialises
+/// processes migrating the same database.
+macro_rules! impl_backend {
+    ($db:ty, $migrator:expr, $lock:expr) => {
+        $crate::sql::users::impl_user_repository!($db);
+        $crate::sql::locations::impl_location_repository!($db);
+        $crate::sql::orders::impl_order_repository!($db);
+        $crate::sql::analytics::impl_analytics_repository!($db);
+        $crate::sql::outbox::impl_outbox_repository!($db);
+        $crate::sql::migrate::impl_migrate!($db, $migrator, $lock);
+        $crate::store::impl_store!($db);
+    };
 }
+
+pub(crate) use impl_backend;

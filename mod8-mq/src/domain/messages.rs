@@ -1,0 +1,105 @@
+//! mod8's three message payloads: user data, notifications and analytics events.
+
+use std::collections::HashMap;
+
+use chrono::NaiveDate;
+use serde::{Deserialize, Serialize};
+
+use crate::envelope::Payload;
+
+/// A user registered or changed their profile.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserData {
+    /// Login name.
+    pub username: String,
+    /// Email address.
+    pub email: String,
+    /// Day of registration.
+    pub registration_date: NaiveDate,
+}
+
+impl Payload for UserData {
+    const KIND: &'static str = "user_data";
+}
+
+/// How a notification reaches its recipient; also the last word of its routing key
+/// (`notification.email`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NotificationChannel {
+    /// Email.
+    Email,
+    /// Text message.
+    Sms,
+    /// Mobile push.
+    Push,
+}
+
+impl NotificationChannel {
+    /// The routing-key word: `email`, `sms`, `push`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NotificationChannel::Email => "email",
+            NotificationChannel::Sms => "sms",
+            NotificationChannel::Push => "push",
+        }
+    }
+}
+
+/// A message to send to a person.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Notification {
+    /// Address (email, phone number, device) of the recipient.
+    pub recipient: String,
+    /// Subject line.
+    pub subject: String,
+    /// Body.
+    pub content: String,
+    /// Delivery channel.
+    pub channel: NotificationChannel,
+}
+
+impl Payload for Notification {
+    const KIND: &'static str = "notification";
+}
+
+/// Something a user did.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Analytics {
+    /// What happened, for example `signup` or `purchase`.
+    pub event_type: String,
+    /// Who did it.
+    pub user_id: String,
+    /// Free-form details.
+    #[serde(default)]
+    pub properties: HashMap<String, serde_json::Value>,
+}
+
+impl Payload for Analytics {
+    const KIND: &'static str = "analytics";
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::envelope::Envelope;
+
+    #[test]
+    fn envelope_round_trips_and_checks_type() {
+        let env = Envelope::new(Notification {
+            recipient: "a@example.com".into(),
+            subject: "hi".into(),
+            content: "hello".into(),
+            channel: NotificationChannel::Email,
+        })
+        .with_max_retries(5);
+        let bytes = env.to_bytes().unwrap();
+        let back = Envelope::<Notification>::from_bytes(&bytes).unwrap();
+        assert_eq!(back, env);
+        let wrong = Envelope::<UserData>::from_bytes(&bytes).unwrap_err();
+        assert!(wrong
+            .to_string()
+            .contains("expected message type 'user_data'"));
+        assert!(Envelope::<UserData>::from_bytes(b"not json").is_err());
+    }
+}
