@@ -16,13 +16,33 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use mod8_cache::memo::{fibonacci_memo, fibonacci_naive};
+use mod8_cache::memo::cached;
 use mod8_cache::{async_trait, Cache, CacheConfig, CacheLayer, Cached, EntryOptions};
 use mod8_orm::sqlx::types::Uuid;
 use mod8_orm::{
-    DynDatabase, NewAddress, NewUser, OrmError, Page, PageRequest, User, UserActivityRank,
+    DynDatabase, Error, NewAddress, NewUser, Page, PageRequest, User, UserActivityRank,
     UserRepository, UserStats, UserUpdate, UserWithLocation,
 };
+
+/// Fibonacci by plain recursion: exponential in `n`.
+fn fibonacci_naive(n: u64) -> u64 {
+    if n < 2 {
+        n
+    } else {
+        fibonacci_naive(n - 1).wrapping_add(fibonacci_naive(n - 2))
+    }
+}
+
+/// The same recursion memoised with `#[cached]`: each `n` is computed once per process, and
+/// the recursive calls reuse the answers already in the table.
+#[cached]
+fn fibonacci_memo(n: u64) -> u64 {
+    if n < 2 {
+        n
+    } else {
+        fibonacci_memo(n - 1).wrapping_add(fibonacci_memo(n - 2))
+    }
+}
 
 /// mod8-orm's `UserRepository` with a cache in front: cached reads of `get_user` (a missing
 /// user cached briefly too, through the layer's negative TTL), invalidation on update and
@@ -32,56 +52,39 @@ use mod8_orm::{
 struct CachedUsers(Cached<DynDatabase>);
 
 /// An owned error for each caller from a loader error shared with the callers that waited on
-/// the same load (`Arc<OrmError>`). Handing the error back only to the holder of the last
+/// the same load (`Arc<Error>`). Handing the error back only to the holder of the last
 /// reference, and sending every other waiter to the database, would undo the one-load-per-key
 /// protection exactly when the database is failing. Variants holding plain data are copied;
 /// the driver errors inside `Unavailable` and `Backend` cannot be cloned, so the copy keeps
-/// the variant (and so `is_transient`) and the driver's message.
-fn owned_error(shared: Arc<OrmError>) -> OrmError {
+/// the variant (and so `is_transient` for `Unavailable`) and the driver's message.
+fn owned_error(shared: Arc<Error>) -> Error {
     let shared = match Arc::try_unwrap(shared) {
         Ok(error) => return error,
         Err(shared) => shared,
     };
-    let message = |source: &mod8_orm::sqlx::Error| source.to_string();
     match &*shared {
-        OrmError::Validation { field, message } => OrmError::Validation {
-            field,
-            message: message.clone(),
-        },
-        OrmError::NotFound { entity, key } => OrmError::NotFound {
+        Error::Validation { field, message } => Error::validation(field.clone(), message.clone()),
+        Error::NotFound { entity, key } => Error::not_found(entity, key),
+        Error::Conflict {
             entity,
-            key: key.clone(),
-        },
-        OrmError::Conflict { field, message } => OrmError::Conflict {
             field,
-            message: message.clone(),
-        },
-        OrmError::Unsupported { operation, backend } => {
-            OrmError::Unsupported { operation, backend }
-        }
-        OrmError::TransactionAborted => OrmError::TransactionAborted,
-        OrmError::Migration {
+            message,
+        } => Error::conflict(entity, field.clone(), message.clone()),
+        Error::Unsupported { operation, backend } => Error::unsupported(operation.clone(), backend),
+        Error::TransactionAborted => Error::TransactionAborted,
+        Error::Migration {
             backend,
             version,
             message,
-        } => OrmError::Migration {
+        } => Error::Migration {
             backend,
             version: *version,
             message: message.clone(),
         },
-        OrmError::Unavailable { backend, source } => OrmError::Unavailable {
-            backend,
-            source: mod8_orm::sqlx::Error::Io(std::io::Error::other(message(source))),
-        },
-        OrmError::Backend { backend, source } => OrmError::Backend {
-            backend,
-            source: mod8_orm::sqlx::Error::Protocol(message(source)),
-        },
-        // `OrmError` is non-exhaustive: a future variant keeps at least its message.
-        other => OrmError::Backend {
-            backend: "cache",
-            source: mod8_orm::sqlx::Error::Protocol(other.to_string()),
-        },
+        Error::Unavailable { backend, source } => Error::unavailable(backend, source.to_string()),
+        Error::Backend { backend, source } => Error::backend(backend, source.to_string()),
+        // `Error` is non-exhaustive: a future variant keeps at least its message.
+        other => Error::backend("cache", other.to_string()),
     }
 }
 
@@ -93,7 +96,7 @@ impl std::ops::Deref for CachedUsers {
 }
 
 // Every method written out, so a method added to the trait later is a compile error here
-// rather than a silent default that bypasses the cache (STYLE.md, decorators).
+// rather than a silent default that bypasses the cache.
 #[async_trait]
 #[deny(clippy::missing_trait_methods)]
 impl UserRepository for CachedUsers {
@@ -104,14 +107,14 @@ impl UserRepository for CachedUsers {
             .read_optional(&self.key(id), |db| async move {
                 match db.get_user(id).await {
                     Ok(user) => Ok(Some(user)),
-                    Err(OrmError::NotFound { .. }) => Ok(None),
+                    Err(Error::NotFound { .. }) => Ok(None),
                     Err(e) => Err(e),
                 }
             })
             .await;
         match loaded {
             Ok(Some(user)) => Ok(user),
-            Ok(None) => Err(OrmError::not_found("user", id)),
+            Ok(None) => Err(Error::not_found("user", id)),
             Err(shared) => Err(owned_error(shared)),
         }
     }
@@ -161,6 +164,13 @@ impl UserRepository for CachedUsers {
     ) -> mod8_orm::Result<(mod8_orm::User, mod8_orm::Address)> {
         self.inner().create_user_with_address(address, user).await
     }
+}
+
+/// The cache layer for users: five minutes for a user, five seconds for "no such user".
+fn user_layer(cache: Cache) -> CacheLayer {
+    CacheLayer::new(cache, "user")
+        .with_ttl(Duration::from_secs(300))
+        .with_negative_ttl(Duration::from_secs(5))
 }
 
 /// Mean time per call of `f` over `n` calls.
@@ -222,15 +232,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .with_redis_url(std::env::var("MOD8_REDIS_URL").ok());
     let mut config = config;
     config.prefix = format!("mod8:example:{run}");
-    let cache = config.build().await?;
+    let cache = config.connect().await?;
     println!(
         "\n== UserRepository on {:?} behind a {} cache",
         db.backend(),
         cache.backend()
     );
-    let layer = CacheLayer::new(cache.clone(), "user")
-        .ttl(Duration::from_secs(300))
-        .negative_ttl(Duration::from_secs(5));
+    let layer = user_layer(cache.clone());
     let users: Arc<dyn UserRepository> = Arc::new(CachedUsers(layer.layer(db.clone())));
 
     let n = 2_000u32;
@@ -288,7 +296,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         })
         .collect();
     for task in tasks {
-        assert!(matches!(task.await?, Err(OrmError::NotFound { .. })));
+        assert!(matches!(task.await?, Err(Error::NotFound { .. })));
     }
     assert_eq!(cache.stats().loads - before, 1);
     println!("   100 concurrent reads of a missing user: every one NotFound, 1 load");
@@ -362,26 +370,24 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use mod8_orm::testing::{run_user_repository_cases, TestDb, UserRepositoryFixture};
 
     #[test]
     fn a_shared_error_is_rebuilt_for_every_waiter() {
-        let shared = Arc::new(OrmError::Conflict {
-            field: "email",
-            message: "taken".into(),
-        });
+        let shared = Arc::new(Error::conflict("user", "email", "taken"));
         let waiter = shared.clone();
         let rebuilt = owned_error(shared);
         assert!(matches!(
             &rebuilt,
-            OrmError::Conflict { field: "email", message } if message == "taken"
+            Error::Conflict { field, message, .. } if field == "email" && message == "taken"
         ));
         // The last holder gets the original back.
-        assert!(matches!(owned_error(waiter), OrmError::Conflict { .. }));
+        assert!(matches!(owned_error(waiter), Error::Conflict { .. }));
 
-        let shared = Arc::new(OrmError::Unavailable {
-            backend: "postgres",
-            source: mod8_orm::sqlx::Error::PoolTimedOut,
-        });
+        let shared = Arc::new(Error::unavailable(
+            "postgres",
+            mod8_orm::sqlx::Error::PoolTimedOut,
+        ));
         let _waiter = shared.clone();
         let rebuilt = owned_error(shared.clone());
         assert!(
@@ -390,5 +396,38 @@ mod tests {
         );
         let original = mod8_orm::sqlx::Error::PoolTimedOut.to_string();
         assert!(rebuilt.to_string().contains(&original), "{rebuilt}");
+    }
+
+    /// `CachedUsers` around `test_db`'s database behind a fresh in-process cache, built the
+    /// way `main` builds its own (the layer's TTLs included), as the repository under test.
+    async fn cached_users(test_db: TestDb) -> Option<UserRepositoryFixture> {
+        let cache = CacheConfig::default()
+            .with_name("users")
+            .connect()
+            .await
+            .unwrap();
+        let layer = user_layer(cache);
+        let users: Arc<dyn UserRepository> = Arc::new(CachedUsers(layer.layer(test_db.db.clone())));
+        Some(UserRepositoryFixture::new(test_db, users))
+    }
+
+    /// The cached repository is a `UserRepository` like any other: mod8-orm's user-repository
+    /// suite, each case on a fresh in-memory SQLite database behind a fresh cache.
+    #[tokio::test]
+    async fn the_cached_user_repository_passes_the_user_repository_suite_on_sqlite() {
+        run_user_repository_cases(|| async { cached_users(TestDb::sqlite_memory().await?).await })
+            .await;
+    }
+
+    /// The same suite on a fresh PostgreSQL database when `MOD8_POSTGRES_URL` is set (a skip
+    /// line otherwise; a failure when `MOD8_REQUIRE_SERVICES=1`).
+    #[tokio::test]
+    async fn the_cached_user_repository_passes_the_user_repository_suite_on_postgres() {
+        run_user_repository_cases(|| async {
+            let test_db =
+                TestDb::postgres_from_env("caching example user repository suite").await?;
+            cached_users(test_db).await
+        })
+        .await;
     }
 }

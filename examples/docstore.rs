@@ -13,9 +13,9 @@ use std::sync::Arc;
 use mod8_docstore::chrono::{Duration, TimeZone, Utc};
 use mod8_docstore::futures::StreamExt;
 use mod8_docstore::{
-    DocStore, Error, Event, EventFilter, EventMetadata, ExpertiseLevel, Geo, GeoPoint, LogEntry,
-    MemoryDocStore, MetricsUpdate, MongoDocStore, SessionInfo, SetupOptions, Subscription,
-    SubscriptionStatus, TimeWindow, UserProfile,
+    DocStoreConfig, DynDocStore, Error, Event, EventFilter, EventMetadata, ExpertiseLevel, Geo,
+    GeoPoint, LogEntry, MemoryDocStore, MetricsUpdate, MongoDocStore, ProfileDocument, SessionInfo,
+    SetupOptions, Subscription, SubscriptionStatus, TimeWindow,
 };
 
 const INTERESTS: [&str; 6] = ["rust", "databases", "ml", "devops", "design", "security"];
@@ -57,11 +57,11 @@ fn show<T>(what: &str, result: Result<T, Error>, print: impl FnOnce(T)) -> Resul
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    let (store, mongo): (Arc<dyn DocStore>, Option<MongoDocStore>) =
+    let (store, mongo): (DynDocStore, Option<MongoDocStore>) =
         match std::env::var("MOD8_MONGODB_URL") {
             Ok(url) if !url.trim().is_empty() => {
                 let db = format!("mod8_example_{}", std::process::id());
-                let m = MongoDocStore::connect(&url, Some(&db)).await?;
+                let m = MongoDocStore::connect(&DocStoreConfig::new(url).with_database(db)).await?;
                 (Arc::new(m.clone()), Some(m))
             }
             _ => (Arc::new(MemoryDocStore::new()), None),
@@ -79,9 +79,9 @@ async fn main() -> Result<(), Error> {
     // Profiles: 200 users signed up over three months, plus two bad ones.
     let mut rng = Lcg(7);
     let start = Utc.with_ymd_and_hms(2026, 8, 1, 9, 0, 0).unwrap();
-    let mut profiles: Vec<UserProfile> = (0..200)
+    let mut profiles: Vec<ProfileDocument> = (0..200)
         .map(|i| {
-            let mut p = UserProfile::new(
+            let mut p = ProfileDocument::new(
                 format!("{}", 1000 + i),
                 format!("user{i:03}"),
                 format!("user{i:03}@example.com"),
@@ -101,8 +101,8 @@ async fn main() -> Result<(), Error> {
             p
         })
         .collect();
-    profiles.push(UserProfile::new("9998", "user001", "dup@example.com"));
-    profiles.push(UserProfile::new("9999", "broken", "no-at-sign"));
+    profiles.push(ProfileDocument::new("9998", "user001", "dup@example.com"));
+    profiles.push(ProfileDocument::new("9999", "broken", "no-at-sign"));
     let bulk = store.insert_profiles(profiles).await?;
     println!("\n== bulk insert profiles");
     println!("   inserted {}", bulk.inserted_ids.len());

@@ -8,14 +8,13 @@
 
 use std::time::Duration;
 
-use mod8_mq::consumers::{
-    AnalyticsConsumer, LoggingNotifier, MemoryEventSink, MemoryProfileSink, NotificationConsumer,
-    Pipeline, UserDataConsumer,
+use mod8_mq::domain::{
+    AnalyticsConsumer, LoggingNotifier, MemoryEventSink, MemoryProfileSink, NotificationChannel,
+    NotificationConsumer, Pipeline, PublishOptions, Topology, UserData, UserDataConsumer,
 };
-use mod8_mq::topology::{HEADER_ATTEMPTS, HEADER_REASON};
 use mod8_mq::{
-    handler_fn, BrokerExt, Consumer, Envelope, MqConfig, NotificationChannel, Outcome, Producer,
-    RetryPolicy, Topology, UserData,
+    handler_fn, BrokerExt, Envelope, MqConfig, Outcome, Producer, RetryPolicy, HEADER_ATTEMPTS,
+    HEADER_REASON,
 };
 
 #[tokio::main]
@@ -25,8 +24,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         base: Duration::from_millis(200),
         cap: Duration::from_secs(2),
     });
-    let broker = MqConfig::from_env()
-        .with_topology(topology.clone())
+    let broker = MqConfig::from_env()?
+        .with_declarations(topology.declarations())
         .connect()
         .await?;
     println!("broker: {}", broker.backend());
@@ -37,18 +36,18 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let notifier = LoggingNotifier::default();
     let consumers = vec![
         UserDataConsumer::new(profiles.clone())
-            .start(broker.clone())
+            .start(broker.clone(), &topology)
             .await?,
         NotificationConsumer::new(notifier.clone())
-            .start(broker.clone())
+            .start(broker.clone(), &topology)
             .await?,
         AnalyticsConsumer::new(events.clone())
-            .start(broker.clone())
+            .start(broker.clone(), &topology)
             .await?,
     ];
 
     // The producer side: a signup and a purchase, each a few confirmed messages.
-    let pipeline = Pipeline::new(Producer::new(broker.clone()));
+    let pipeline = Pipeline::new(Producer::new(broker.clone()), topology.clone());
     let signup = pipeline
         .signup(UserData {
             username: "ada".into(),
@@ -83,37 +82,38 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // A handler that always fails transiently: retried after 200 ms, 400 ms, 800 ms, then
     // dead-lettered with the reason and the number of attempts.
-    let failing = Consumer::new(
-        broker.clone(),
-        topology.user_data_queue.clone(),
-        handler_fn(|m: Envelope<UserData>| async move {
-            println!(
-                "  attempt {} for {}: failing",
-                m.retry_count + 1,
-                m.payload.username
-            );
-            Outcome::retry("the CRM is down")
-        }),
-    )
-    .start()
-    .await?;
-    Producer::new(broker.clone())
+    let failing = topology
+        .consumer(
+            broker.clone(),
+            topology.user_data_queue.clone(),
+            handler_fn(|m: Envelope<UserData>| async move {
+                println!(
+                    "  attempt {} for {}: failing",
+                    m.retry_count + 1,
+                    m.payload.username
+                );
+                Outcome::retry("the CRM is down")
+            }),
+        )
+        .start()
+        .await?;
+    pipeline
         .publish_user_data(
             UserData {
                 username: "grace".into(),
                 email: "grace@example.com".into(),
                 registration_date: "2026-11-22".parse()?,
             },
-            None,
+            PublishOptions::new(),
         )
         .await?;
-    while broker.dead_letter_count().await? == 0 {
+    while topology.dead_letter_count(broker.as_ref()).await? == 0 {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     println!(
         "retried {} times, then dead-lettered; dlq holds {}",
         failing.stats().retried(),
-        broker.dead_letter_count().await?
+        topology.dead_letter_count(broker.as_ref()).await?
     );
     failing.shutdown().await?;
     if let Some(dead) = broker
@@ -128,7 +128,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         dead.ack().await?;
     }
 
-    broker.delete_topology(&topology, 5).await?;
+    broker.delete_all(&topology.teardown(5)).await?;
     broker.close().await?;
     Ok(())
 }

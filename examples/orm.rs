@@ -15,7 +15,7 @@ use mod8_orm::serde_json::json;
 use mod8_orm::sqlx::{Connection, Executor};
 use mod8_orm::{
     Database, NewAddress, NewCity, NewCountry, NewOrder, NewProduct, NewUser, OrderLine,
-    OrderStatus, OrmConfig, OrmError, PageRequest, UserUpdate,
+    OrderStatus, OrmConfig, PageRequest, UserUpdate,
 };
 
 const COUNTRIES: [(&str, &str, i64, i64); 4] = [
@@ -616,7 +616,7 @@ async fn main() {
             db.restock(products[0].id, -3).await.map(drop),
         ),
     ] {
-        let err: OrmError = result.unwrap_err();
+        let err: mod8_orm::Error = result.unwrap_err();
         println!("  {what:<22} -> {err}");
     }
     println!(
