@@ -15,14 +15,14 @@ use mod8_mq::{
     NotificationChannel, Outcome, Producer,
 };
 use mod8_orm::DynDatabase;
-use tokio::sync::{watch, Mutex, Notify, RwLock};
+use tokio::sync::{watch, Mutex, RwLock};
 use tokio::task::JoinHandle;
 
 use crate::config::AppConfig;
 use crate::flows::personalisation::ModelState;
 use crate::live::LiveDashboard;
 use crate::metrics::{Metrics, Snapshot};
-use crate::outbox::{run_relay, OutboxCounters, Relay};
+use crate::outbox::{run_relay, Outbox};
 use crate::sinks::{DocEventSink, DocProfileSink};
 
 /// The running system: stores, cache, broker, engines state and metrics.
@@ -43,11 +43,11 @@ pub struct App {
     pub metrics: Metrics,
     /// Live dashboard fed by the analytics fanout.
     pub live: Arc<LiveDashboard>,
-    /// Outbox relay counters.
-    pub outbox: Arc<OutboxCounters>,
+    /// The outbox relay's handle: its counters, and the wake-up a committed registration
+    /// sends it.
+    pub outbox: Outbox,
     /// The notifier the notification consumer sends through (logs and counts).
     pub notifier: LoggingNotifier,
-    pub(crate) outbox_wake: Arc<Notify>,
     pub(crate) model: RwLock<Option<ModelState>>,
     background: Mutex<Option<Background>>,
 }
@@ -124,9 +124,8 @@ impl App {
             broker,
             producer,
             metrics: Metrics::new(),
-            outbox: Arc::new(OutboxCounters::default()),
+            outbox: Outbox::new(),
             notifier: LoggingNotifier::default(),
-            outbox_wake: Arc::new(Notify::new()),
             model: RwLock::new(None),
             background: Mutex::new(None),
         }))
@@ -218,14 +217,12 @@ impl App {
         ));
         let (shutdown, shutdown_rx) = watch::channel(false);
         let relay = tokio::spawn(run_relay(
-            Relay {
-                sql: self.sql.clone(),
-                producer: self.producer.clone(),
-                counters: self.outbox.clone(),
-                wake: self.outbox_wake.clone(),
-                poll: self.config.outbox_poll,
-                lease: self.config.outbox_lease,
-            },
+            self.outbox.relay(
+                self.sql.clone(),
+                self.producer.clone(),
+                self.config.outbox_poll,
+                self.config.outbox_lease,
+            ),
             shutdown_rx,
         ));
         *background = Some(Background {

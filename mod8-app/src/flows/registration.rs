@@ -81,10 +81,7 @@ impl App {
             }
         };
         self.call("sql.commit", "sql", uow.commit()).await?;
-        self.outbox
-            .enqueued
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        self.outbox_wake.notify_one();
+        self.outbox.notify();
 
         // The user exists from here on: nothing below may turn the registration into an error
         // (a client retrying would then meet a 409 for its own account).
