@@ -2,7 +2,6 @@
 //! the benchmark harness. No globals: everything hangs off one `Arc<App>`.
 
 use std::sync::Arc;
-use std::time::Instant;
 
 use anyhow::Context;
 use mod8_cache::Cache;
@@ -10,17 +9,14 @@ use mod8_docstore::{DocStore, SetupOptions, SetupOutcome};
 use mod8_mq::consumers::{
     AnalyticsConsumer, LoggingNotifier, NotificationConsumer, UserDataConsumer,
 };
-use mod8_mq::{
-    handler_fn, Analytics, BrokerExt, Consumer, ConsumerHandle, DynBroker, Envelope, Notification,
-    NotificationChannel, Outcome, Producer,
-};
+use mod8_mq::{BrokerExt, ConsumerHandle, DynBroker, Producer};
 use mod8_orm::DynDatabase;
 use tokio::sync::{watch, Mutex, RwLock};
 use tokio::task::JoinHandle;
 
 use crate::config::AppConfig;
 use crate::flows::personalisation::ModelState;
-use crate::live::LiveDashboard;
+use crate::live::{LiveDashboard, LiveDashboardHandler};
 use crate::metrics::{Metrics, Snapshot};
 use crate::outbox::{run_relay, Outbox};
 use crate::sinks::{DocEventSink, DocProfileSink};
@@ -170,49 +166,10 @@ impl App {
                 .await?,
             ),
         ];
-        let live = self.live.clone();
-        let producer = self.producer.clone();
-        let handler = handler_fn(move |message: Envelope<Analytics>| {
-            let live = live.clone();
-            let producer = producer.clone();
-            async move {
-                let event = &message.payload;
-                // Counted once per message id; `true` until an alert for this crossing is
-                // published, so a redelivery after a failed publish raises it again.
-                if !live.record(
-                    message.id,
-                    &event.user_id,
-                    &event.event_type,
-                    Instant::now(),
-                ) {
-                    return Outcome::Ack;
-                }
-                let alert = Notification {
-                    recipient: "ops@mod8.local".into(),
-                    subject: format!("activity alert for user {}", event.user_id),
-                    content: format!("user {} crossed the live-activity threshold", event.user_id),
-                    channel: NotificationChannel::Email,
-                };
-                match producer
-                    .publish_notification(alert, true, message.correlation_id)
-                    .await
-                {
-                    Ok(_) => {
-                        live.alert_published(&event.user_id);
-                        Outcome::Ack
-                    }
-                    Err(e) => {
-                        tracing::warn!(user_id = %event.user_id, error = %e, "activity alert not published; the event will be redelivered");
-                        live.alert_failed(&event.user_id);
-                        Outcome::from_error(&e)
-                    }
-                }
-            }
-        });
         consumers.push((
             "live_dashboard",
-            Consumer::new(broker, self.config.live_queue.clone(), handler)
-                .start()
+            LiveDashboardHandler::new(self.live.clone(), self.producer.clone())
+                .start(broker, self.config.live_queue.clone())
                 .await?,
         ));
         let (shutdown, shutdown_rx) = watch::channel(false);
