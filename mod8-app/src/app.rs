@@ -11,6 +11,7 @@ use mod8_mq::consumers::{
 };
 use mod8_mq::{BrokerExt, ConsumerHandle, DynBroker, Producer};
 use mod8_orm::DynDatabase;
+use serde::Serialize;
 use tokio::sync::{watch, Mutex, RwLock};
 use tokio::task::JoinHandle;
 
@@ -144,34 +145,34 @@ impl App {
             docs: self.docs.clone(),
             producer: self.producer.clone(),
         };
-        let mut consumers = vec![
+        let consumers = vec![
             (
-                "user_data",
+                ConsumerCounts::USER_DATA,
                 UserDataConsumer::new(profile_sink)
                     .start(broker.clone())
                     .await?,
             ),
             (
-                "notifications",
+                ConsumerCounts::NOTIFICATIONS,
                 NotificationConsumer::new(self.notifier.clone())
                     .start(broker.clone())
                     .await?,
             ),
             (
-                "analytics",
+                ConsumerCounts::ANALYTICS,
                 AnalyticsConsumer::new(DocEventSink {
                     docs: self.docs.clone(),
                 })
                 .start(broker.clone())
                 .await?,
             ),
+            (
+                ConsumerCounts::LIVE_DASHBOARD,
+                LiveDashboardHandler::new(self.live.clone(), self.producer.clone())
+                    .start(broker, self.config.live_queue.clone())
+                    .await?,
+            ),
         ];
-        consumers.push((
-            "live_dashboard",
-            LiveDashboardHandler::new(self.live.clone(), self.producer.clone())
-                .start(broker, self.config.live_queue.clone())
-                .await?,
-        ));
         let (shutdown, shutdown_rx) = watch::channel(false);
         let relay = tokio::spawn(run_relay(
             self.outbox.relay(
@@ -257,20 +258,90 @@ impl App {
         }
     }
 
-    /// Processed-message counters of each running consumer: (name, acked, retried, dead-lettered).
-    pub async fn consumer_stats(&self) -> Vec<(&'static str, u64, u64, u64)> {
+    /// Processed-message counters of each running consumer, in start order (empty before
+    /// [`App::start`] and after [`App::shutdown`]).
+    pub async fn consumer_stats(&self) -> Vec<ConsumerCounts> {
         let background = self.background.lock().await;
         background
             .as_ref()
             .map(|b| {
                 b.consumers
                     .iter()
-                    .map(|(name, c)| {
+                    .map(|&(name, ref c)| {
                         let s = c.stats();
-                        (*name, s.acked(), s.retried(), s.dead_lettered())
+                        ConsumerCounts {
+                            name,
+                            acked: s.acked(),
+                            retried: s.retried(),
+                            dead_lettered: s.dead_lettered(),
+                        }
                     })
                     .collect()
             })
             .unwrap_or_default()
+    }
+}
+
+/// Processed-message counters of one of the app's consumers ([`App::consumer_stats`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct ConsumerCounts {
+    /// Which consumer: [`ConsumerCounts::USER_DATA`], [`ConsumerCounts::NOTIFICATIONS`],
+    /// [`ConsumerCounts::ANALYTICS`] or [`ConsumerCounts::LIVE_DASHBOARD`].
+    pub name: &'static str,
+    /// Messages handled and acknowledged.
+    pub acked: u64,
+    /// Deliveries that failed transiently and went to the retry queue (the message comes
+    /// back, so one message may count here several times).
+    pub retried: u64,
+    /// Messages given up on and sent to the dead-letter queue.
+    pub dead_lettered: u64,
+}
+
+impl ConsumerCounts {
+    /// The user-data consumer: stores the profile document, publishes the welcome.
+    pub const USER_DATA: &'static str = "user_data";
+    /// The notification consumer: sends notifications through [`App::notifier`].
+    pub const NOTIFICATIONS: &'static str = "notifications";
+    /// The analytics consumer: stores each event in the document store's log.
+    pub const ANALYTICS: &'static str = "analytics";
+    /// The live-dashboard consumer: feeds [`App::live`] and publishes activity alerts.
+    pub const LIVE_DASHBOARD: &'static str = "live_dashboard";
+
+    /// Messages this consumer is done with: acknowledged or dead-lettered (a retried one is
+    /// still to come back).
+    pub fn finished(&self) -> u64 {
+        self.acked + self.dead_lettered
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn consumer_stats_name_every_running_consumer() {
+        let app = App::build(AppConfig::embedded()).await.unwrap();
+        assert!(
+            app.consumer_stats().await.is_empty(),
+            "nothing runs before start"
+        );
+        app.start().await.unwrap();
+        let stats = app.consumer_stats().await;
+        let names: Vec<&str> = stats.iter().map(|c| c.name).collect();
+        assert_eq!(
+            names,
+            [
+                ConsumerCounts::USER_DATA,
+                ConsumerCounts::NOTIFICATIONS,
+                ConsumerCounts::ANALYTICS,
+                ConsumerCounts::LIVE_DASHBOARD,
+            ]
+        );
+        assert!(stats.iter().all(|c| c.finished() == 0 && c.retried == 0));
+        app.shutdown().await;
+        assert!(
+            app.consumer_stats().await.is_empty(),
+            "nothing runs after shutdown"
+        );
     }
 }

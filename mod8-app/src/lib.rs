@@ -13,6 +13,6 @@ pub mod outbox;
 pub mod sinks;
 pub mod telemetry;
 
-pub use app::App;
+pub use app::{App, ConsumerCounts};
 pub use config::AppConfig;
 pub use error::{AppError, AppResult};
