@@ -1,12 +1,14 @@
 #![doc = include_str!("../README.md")]
 #![deny(missing_docs)]
 
+pub mod activity;
 mod app;
 pub mod commands;
 pub mod config;
 pub mod error;
 pub mod flows;
 pub mod http;
+pub mod keys;
 pub mod live;
 pub mod metrics;
 pub mod outbox;

@@ -224,7 +224,7 @@ pub async fn bench(app: &Arc<App>, args: &BenchArgs) -> anyhow::Result<BenchRepo
     // Cold: drop what registration cached, so each request computes.
     for id in &users {
         app.cache
-            .invalidate_tag(&crate::flows::user_tag(*id))
+            .invalidate_tag(&crate::keys::user_tag(*id))
             .await?;
     }
     let personalise = |id| {
