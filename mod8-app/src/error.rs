@@ -1,7 +1,8 @@
 //! The app's error type and its HTTP mapping.
 //!
 //! Every failure a request can meet becomes one [`AppError`]; [`IntoResponse`] turns it into a
-//! status and the body `{"error":{"code":"...","message":"..."}}` that shared/DESIGN.md fixes.
+//! status and the body `{"error":{"code":"...","message":"..."}}` that every error response of
+//! the API carries.
 //! Internal failures never leak their cause to the client: the body carries the request id,
 //! and the cause is logged under the same id (see [`crate::http`]).
 
