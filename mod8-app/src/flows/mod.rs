@@ -1,5 +1,5 @@
-//! The flows of the design, as methods on [`App`](crate::App): the HTTP handlers, the demo
-//! and the benchmark call the same code.
+//! The flows of the design, as methods on [`App`]: the HTTP handlers, the demo and the
+//! benchmark call the same code.
 //!
 //! - [`registration`]: validate → user, address and outbox row in one SQL transaction → cache
 //!   the user → initial recommendations; the relay publishes the UserData event later.
@@ -10,8 +10,8 @@
 //! - [`orders`]: place an order, then drop what is cached about its user.
 //!
 //! The flow modules do not import each other: a flow calls another one through its method on
-//! [`App`](crate::App), and what several of them share lives outside them — cache keys and
-//! tags in [`crate::keys`], event counting in [`crate::activity`], the outbox handle in
+//! [`App`], and what several of them share lives outside them — cache keys and tags in
+//! [`crate::keys`], event counting in [`crate::activity`], the outbox handle in
 //! [`crate::outbox`], errors shared by cache waiters in [`crate::error`] — or here
 //! ([`Recommendations`], which registration answers with too, and the timed call to a
 //! dependency that every flow makes).
