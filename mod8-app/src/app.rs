@@ -2,7 +2,6 @@
 //! the benchmark harness. No globals: everything hangs off one `Arc<App>`.
 
 use std::sync::Arc;
-use std::time::Instant;
 
 use anyhow::Context;
 use mod8_cache::Cache;
@@ -10,19 +9,17 @@ use mod8_docstore::{DocStore, SetupOptions, SetupOutcome};
 use mod8_mq::consumers::{
     AnalyticsConsumer, LoggingNotifier, NotificationConsumer, UserDataConsumer,
 };
-use mod8_mq::{
-    handler_fn, Analytics, BrokerExt, Consumer, ConsumerHandle, DynBroker, Envelope, Notification,
-    NotificationChannel, Outcome, Producer,
-};
+use mod8_mq::{BrokerExt, ConsumerHandle, DynBroker, Producer};
 use mod8_orm::DynDatabase;
-use tokio::sync::{watch, Mutex, Notify, RwLock};
+use serde::Serialize;
+use tokio::sync::{watch, Mutex, RwLock};
 use tokio::task::JoinHandle;
 
 use crate::config::AppConfig;
 use crate::flows::personalisation::ModelState;
-use crate::live::LiveDashboard;
+use crate::live::{LiveDashboard, LiveDashboardHandler};
 use crate::metrics::{Metrics, Snapshot};
-use crate::outbox::{run_relay, OutboxCounters, Relay};
+use crate::outbox::{run_relay, Outbox};
 use crate::sinks::{DocEventSink, DocProfileSink};
 
 /// The running system: stores, cache, broker, engines state and metrics.
@@ -43,11 +40,11 @@ pub struct App {
     pub metrics: Metrics,
     /// Live dashboard fed by the analytics fanout.
     pub live: Arc<LiveDashboard>,
-    /// Outbox relay counters.
-    pub outbox: Arc<OutboxCounters>,
+    /// The outbox relay's handle: its counters, and the wake-up a committed registration
+    /// sends it.
+    pub outbox: Outbox,
     /// The notifier the notification consumer sends through (logs and counts).
     pub notifier: LoggingNotifier,
-    pub(crate) outbox_wake: Arc<Notify>,
     pub(crate) model: RwLock<Option<ModelState>>,
     background: Mutex<Option<Background>>,
 }
@@ -124,9 +121,8 @@ impl App {
             broker,
             producer,
             metrics: Metrics::new(),
-            outbox: Arc::new(OutboxCounters::default()),
+            outbox: Outbox::new(),
             notifier: LoggingNotifier::default(),
-            outbox_wake: Arc::new(Notify::new()),
             model: RwLock::new(None),
             background: Mutex::new(None),
         }))
@@ -149,83 +145,42 @@ impl App {
             docs: self.docs.clone(),
             producer: self.producer.clone(),
         };
-        let mut consumers = vec![
+        let consumers = vec![
             (
-                "user_data",
+                ConsumerCounts::USER_DATA,
                 UserDataConsumer::new(profile_sink)
                     .start(broker.clone())
                     .await?,
             ),
             (
-                "notifications",
+                ConsumerCounts::NOTIFICATIONS,
                 NotificationConsumer::new(self.notifier.clone())
                     .start(broker.clone())
                     .await?,
             ),
             (
-                "analytics",
+                ConsumerCounts::ANALYTICS,
                 AnalyticsConsumer::new(DocEventSink {
                     docs: self.docs.clone(),
                 })
                 .start(broker.clone())
                 .await?,
             ),
+            (
+                ConsumerCounts::LIVE_DASHBOARD,
+                LiveDashboardHandler::new(self.live.clone(), self.producer.clone())
+                    .start(broker, self.config.live_queue.clone())
+                    .await?,
+            ),
         ];
-        let live = self.live.clone();
-        let producer = self.producer.clone();
-        let handler = handler_fn(move |message: Envelope<Analytics>| {
-            let live = live.clone();
-            let producer = producer.clone();
-            async move {
-                let event = &message.payload;
-                // Counted once per message id; `true` until an alert for this crossing is
-                // published, so a redelivery after a failed publish raises it again.
-                if !live.record(
-                    message.id,
-                    &event.user_id,
-                    &event.event_type,
-                    Instant::now(),
-                ) {
-                    return Outcome::Ack;
-                }
-                let alert = Notification {
-                    recipient: "ops@mod8.local".into(),
-                    subject: format!("activity alert for user {}", event.user_id),
-                    content: format!("user {} crossed the live-activity threshold", event.user_id),
-                    channel: NotificationChannel::Email,
-                };
-                match producer
-                    .publish_notification(alert, true, message.correlation_id)
-                    .await
-                {
-                    Ok(_) => {
-                        live.alert_published(&event.user_id);
-                        Outcome::Ack
-                    }
-                    Err(e) => {
-                        tracing::warn!(user_id = %event.user_id, error = %e, "activity alert not published; the event will be redelivered");
-                        live.alert_failed(&event.user_id);
-                        Outcome::from_error(&e)
-                    }
-                }
-            }
-        });
-        consumers.push((
-            "live_dashboard",
-            Consumer::new(broker, self.config.live_queue.clone(), handler)
-                .start()
-                .await?,
-        ));
         let (shutdown, shutdown_rx) = watch::channel(false);
         let relay = tokio::spawn(run_relay(
-            Relay {
-                sql: self.sql.clone(),
-                producer: self.producer.clone(),
-                counters: self.outbox.clone(),
-                wake: self.outbox_wake.clone(),
-                poll: self.config.outbox_poll,
-                lease: self.config.outbox_lease,
-            },
+            self.outbox.relay(
+                self.sql.clone(),
+                self.producer.clone(),
+                self.config.outbox_poll,
+                self.config.outbox_lease,
+            ),
             shutdown_rx,
         ));
         *background = Some(Background {
@@ -303,20 +258,90 @@ impl App {
         }
     }
 
-    /// Processed-message counters of each running consumer: (name, acked, retried, dead-lettered).
-    pub async fn consumer_stats(&self) -> Vec<(&'static str, u64, u64, u64)> {
+    /// Processed-message counters of each running consumer, in start order (empty before
+    /// [`App::start`] and after [`App::shutdown`]).
+    pub async fn consumer_stats(&self) -> Vec<ConsumerCounts> {
         let background = self.background.lock().await;
         background
             .as_ref()
             .map(|b| {
                 b.consumers
                     .iter()
-                    .map(|(name, c)| {
+                    .map(|&(name, ref c)| {
                         let s = c.stats();
-                        (*name, s.acked(), s.retried(), s.dead_lettered())
+                        ConsumerCounts {
+                            name,
+                            acked: s.acked(),
+                            retried: s.retried(),
+                            dead_lettered: s.dead_lettered(),
+                        }
                     })
                     .collect()
             })
             .unwrap_or_default()
+    }
+}
+
+/// Processed-message counters of one of the app's consumers ([`App::consumer_stats`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct ConsumerCounts {
+    /// Which consumer: [`ConsumerCounts::USER_DATA`], [`ConsumerCounts::NOTIFICATIONS`],
+    /// [`ConsumerCounts::ANALYTICS`] or [`ConsumerCounts::LIVE_DASHBOARD`].
+    pub name: &'static str,
+    /// Messages handled and acknowledged.
+    pub acked: u64,
+    /// Deliveries that failed transiently and went to the retry queue (the message comes
+    /// back, so one message may count here several times).
+    pub retried: u64,
+    /// Messages given up on and sent to the dead-letter queue.
+    pub dead_lettered: u64,
+}
+
+impl ConsumerCounts {
+    /// The user-data consumer: stores the profile document, publishes the welcome.
+    pub const USER_DATA: &'static str = "user_data";
+    /// The notification consumer: sends notifications through [`App::notifier`].
+    pub const NOTIFICATIONS: &'static str = "notifications";
+    /// The analytics consumer: stores each event in the document store's log.
+    pub const ANALYTICS: &'static str = "analytics";
+    /// The live-dashboard consumer: feeds [`App::live`] and publishes activity alerts.
+    pub const LIVE_DASHBOARD: &'static str = "live_dashboard";
+
+    /// Messages this consumer is done with: acknowledged or dead-lettered (a retried one is
+    /// still to come back).
+    pub fn finished(&self) -> u64 {
+        self.acked + self.dead_lettered
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn consumer_stats_name_every_running_consumer() {
+        let app = App::build(AppConfig::embedded()).await.unwrap();
+        assert!(
+            app.consumer_stats().await.is_empty(),
+            "nothing runs before start"
+        );
+        app.start().await.unwrap();
+        let stats = app.consumer_stats().await;
+        let names: Vec<&str> = stats.iter().map(|c| c.name).collect();
+        assert_eq!(
+            names,
+            [
+                ConsumerCounts::USER_DATA,
+                ConsumerCounts::NOTIFICATIONS,
+                ConsumerCounts::ANALYTICS,
+                ConsumerCounts::LIVE_DASHBOARD,
+            ]
+        );
+        assert!(stats.iter().all(|c| c.finished() == 0 && c.retried == 0));
+        app.shutdown().await;
+        assert!(
+            app.consumer_stats().await.is_empty(),
+            "nothing runs after shutdown"
+        );
     }
 }

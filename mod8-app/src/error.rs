@@ -1,9 +1,12 @@
 //! The app's error type and its HTTP mapping.
 //!
 //! Every failure a request can meet becomes one [`AppError`]; [`IntoResponse`] turns it into a
-//! status and the body `{"error":{"code":"...","message":"..."}}` that shared/DESIGN.md fixes.
+//! status and the body `{"error":{"code":"...","message":"..."}}` that every error response of
+//! the API carries.
 //! Internal failures never leak their cause to the client: the body carries the request id,
 //! and the cause is logged under the same id (see [`crate::http`]).
+
+use std::sync::Arc;
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -179,6 +182,34 @@ impl From<mod8_cache::CacheError> for AppError {
     }
 }
 
+/// An error shared by every waiter of one cache load (the cache hands each caller the same
+/// `Arc`), turned back into an owned error: the error itself when this was the last holder,
+/// otherwise a copy with the same status, code and message. An internal error's copy keeps
+/// its cause as text (with its context chain) rather than the original error value.
+impl From<Arc<AppError>> for AppError {
+    fn from(e: Arc<AppError>) -> Self {
+        match Arc::try_unwrap(e) {
+            Ok(e) => e,
+            Err(e) => match e.as_ref() {
+                AppError::BadRequest(m) => AppError::BadRequest(m.clone()),
+                AppError::Validation { field, message } => AppError::validation(field, message),
+                AppError::NotFound(m) => AppError::NotFound(m.clone()),
+                AppError::Conflict { field } => AppError::Conflict {
+                    field: field.clone(),
+                },
+                AppError::Unavailable {
+                    dependency,
+                    message,
+                } => AppError::Unavailable {
+                    dependency,
+                    message: message.clone(),
+                },
+                AppError::Internal(inner) => AppError::Internal(anyhow::anyhow!("{inner:#}")),
+            },
+        }
+    }
+}
+
 /// Result of an app operation.
 pub type AppResult<T> = Result<T, AppError>;
 
@@ -221,6 +252,37 @@ mod tests {
             backend: "rabbitmq",
         });
         assert_eq!(error.status().as_u16(), 503, "{error}");
+    }
+
+    #[test]
+    fn a_shared_error_comes_back_with_its_status_code_and_message() {
+        let cases = [
+            AppError::BadRequest("x".into()),
+            AppError::validation("email", "bad"),
+            AppError::NotFound("user 1".into()),
+            AppError::Conflict {
+                field: "email".into(),
+            },
+            AppError::Unavailable {
+                dependency: "redis",
+                message: "down".into(),
+            },
+            AppError::Internal(anyhow::anyhow!("boom").context("sql")),
+        ];
+        for error in cases {
+            let (status, code, message) = (error.status(), error.code(), error.to_string());
+            let shared = Arc::new(error);
+            // Another waiter still holds it: a copy.
+            let other = shared.clone();
+            let copy = AppError::from(shared);
+            assert_eq!(
+                (copy.status(), copy.code(), copy.to_string()),
+                (status, code, message.clone())
+            );
+            // The last holder gets the error itself.
+            let last = AppError::from(other);
+            assert_eq!((last.status(), last.to_string()), (status, message));
+        }
     }
 
     #[test]

@@ -1,18 +1,20 @@
 #![doc = include_str!("../README.md")]
 #![deny(missing_docs)]
 
+pub mod activity;
 mod app;
 pub mod commands;
 pub mod config;
 pub mod error;
 pub mod flows;
 pub mod http;
+pub mod keys;
 pub mod live;
 pub mod metrics;
 pub mod outbox;
 pub mod sinks;
 pub mod telemetry;
 
-pub use app::App;
+pub use app::{App, ConsumerCounts};
 pub use config::AppConfig;
 pub use error::{AppError, AppResult};

@@ -5,11 +5,19 @@
 //! Messages can be delivered more than once (a handler that fails is retried), so each event
 //! is counted once per message id, and an alert is only considered sent once its publish
 //! succeeded: a redelivery after a failed publish raises it again instead of losing it.
+//!
+//! [`LiveDashboardHandler`] is the consumer's handler: it feeds a [`LiveDashboard`] and
+//! publishes the alerts it asks for.
 
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use async_trait::async_trait;
+use mod8_mq::{
+    Analytics, Consumer, ConsumerHandle, DynBroker, Envelope, Handler, Notification,
+    NotificationChannel, Outcome, Producer,
+};
 use serde::Serialize;
 use uuid::Uuid;
 
@@ -164,6 +172,79 @@ impl LiveDashboard {
     }
 }
 
+/// Who receives the activity alerts.
+pub const ALERT_RECIPIENT: &str = "ops@mod8.local";
+
+/// The live-dashboard consumer's handler: counts each analytics event on the
+/// [`LiveDashboard`] and, when a user crosses the threshold, publishes an urgent alert
+/// notification to [`ALERT_RECIPIENT`] (correlated with the event).
+///
+/// An alert that cannot be published is not lost: the event is retried (or dead-lettered,
+/// for a permanent failure) and its redelivery raises the alert again.
+#[derive(Debug, Clone)]
+pub struct LiveDashboardHandler {
+    live: Arc<LiveDashboard>,
+    producer: Producer,
+}
+
+impl LiveDashboardHandler {
+    /// A handler feeding `live` and publishing alerts with `producer`.
+    pub fn new(live: Arc<LiveDashboard>, producer: Producer) -> Self {
+        Self { live, producer }
+    }
+
+    /// Starts consuming `queue` (a subscriber queue of the analytics fanout).
+    ///
+    /// # Errors
+    ///
+    /// The consumer cannot subscribe to the queue.
+    pub async fn start(
+        self,
+        broker: DynBroker,
+        queue: impl Into<String>,
+    ) -> mod8_mq::Result<ConsumerHandle> {
+        Consumer::new(broker, queue, self).start().await
+    }
+}
+
+#[async_trait]
+impl Handler<Analytics> for LiveDashboardHandler {
+    async fn handle(&self, message: &Envelope<Analytics>) -> Outcome {
+        let event = &message.payload;
+        // Counted once per message id; `true` until an alert for this crossing is
+        // published, so a redelivery after a failed publish raises it again.
+        if !self.live.record(
+            message.id,
+            &event.user_id,
+            &event.event_type,
+            Instant::now(),
+        ) {
+            return Outcome::Ack;
+        }
+        let alert = Notification {
+            recipient: ALERT_RECIPIENT.into(),
+            subject: format!("activity alert for user {}", event.user_id),
+            content: format!("user {} crossed the live-activity threshold", event.user_id),
+            channel: NotificationChannel::Email,
+        };
+        match self
+            .producer
+            .publish_notification(alert, true, message.correlation_id)
+            .await
+        {
+            Ok(_) => {
+                self.live.alert_published(&event.user_id);
+                Outcome::Ack
+            }
+            Err(e) => {
+                tracing::warn!(user_id = %event.user_id, error = %e, "activity alert not published; the event will be redelivered");
+                self.live.alert_failed(&event.user_id);
+                Outcome::from_error(&e)
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -227,5 +308,52 @@ mod tests {
         assert!(!record(&live, "u1", "view", t0));
         live.alert_published("u1");
         assert_eq!(live.snapshot().alerts, 1);
+    }
+
+    fn analytics(user: &str) -> Envelope<Analytics> {
+        Envelope::new(Analytics {
+            event_type: "click".into(),
+            user_id: user.into(),
+            properties: HashMap::new(),
+        })
+    }
+
+    #[tokio::test]
+    async fn the_handler_publishes_one_alert_per_crossing_and_acks_redeliveries() {
+        let app = crate::App::build(crate::AppConfig::embedded())
+            .await
+            .unwrap();
+        let live = Arc::new(LiveDashboard::new(1, Duration::from_secs(60)));
+        let handler = LiveDashboardHandler::new(live.clone(), app.producer.clone());
+        let message = analytics("u1");
+        assert!(matches!(handler.handle(&message).await, Outcome::Ack));
+        assert_eq!(live.snapshot().alerts, 1);
+        let queue = app.broker.topology().notification_queue.clone();
+        assert_eq!(app.broker.queue_depth(&queue).await.unwrap(), 1);
+        // The same message again (a redelivery): acknowledged, no second alert.
+        assert!(matches!(handler.handle(&message).await, Outcome::Ack));
+        let snap = live.snapshot();
+        assert_eq!((snap.total_events, snap.alerts), (1, 1));
+        assert_eq!(app.broker.queue_depth(&queue).await.unwrap(), 1);
+        app.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn an_alert_that_cannot_be_published_is_due_again_on_redelivery() {
+        let app = crate::App::build(crate::AppConfig::embedded())
+            .await
+            .unwrap();
+        app.broker.close().await.unwrap(); // every publish now fails
+        let live = Arc::new(LiveDashboard::new(1, Duration::from_secs(60)));
+        let handler = LiveDashboardHandler::new(live.clone(), app.producer.clone());
+        let message = analytics("u1");
+        assert!(!matches!(handler.handle(&message).await, Outcome::Ack));
+        assert_eq!(live.snapshot().alerts, 0);
+        assert!(
+            live.record(message.id, "u1", "click", Instant::now()),
+            "the alert is asked for again"
+        );
+        assert_eq!(live.snapshot().total_events, 1, "the event counted once");
+        app.shutdown().await;
     }
 }

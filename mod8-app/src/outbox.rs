@@ -56,6 +56,63 @@ impl OutboxCounters {
     }
 }
 
+/// The app's handle on its outbox relay: the relay's counters and its wake-up. A flow that
+/// committed an outbox row calls [`Outbox::notify`]; cloning shares the same relay.
+#[derive(Debug, Clone, Default)]
+pub struct Outbox {
+    counters: Arc<OutboxCounters>,
+    wake: Arc<Notify>,
+}
+
+impl Outbox {
+    /// A handle with zeroed counters and no relay running yet (see [`Outbox::relay`]).
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A transaction holding an outbox row committed: counts the row as enqueued and wakes the
+    /// relay so it publishes now instead of at its next poll.
+    pub fn notify(&self) {
+        self.counters.enqueued.fetch_add(1, Ordering::Relaxed);
+        self.wake.notify_one();
+    }
+
+    /// The relay's counters.
+    pub fn counters(&self) -> &OutboxCounters {
+        &self.counters
+    }
+
+    /// Rows this process enqueued that are not yet confirmed and marked sent
+    /// ([`OutboxCounters::backlog`]).
+    pub fn backlog(&self) -> u64 {
+        self.counters.backlog()
+    }
+
+    /// Distinct rows found unpublishable so far ([`OutboxCounters::unpublishable`]).
+    pub fn unpublishable(&self) -> u64 {
+        self.counters.unpublishable()
+    }
+
+    /// The relay for this handle: it updates these counters and wakes on [`Outbox::notify`].
+    /// Run it with [`run_relay`].
+    pub fn relay(
+        &self,
+        sql: mod8_orm::DynDatabase,
+        producer: Producer,
+        poll: Duration,
+        lease: Duration,
+    ) -> Relay {
+        Relay {
+            sql,
+            producer,
+            counters: self.counters.clone(),
+            wake: self.wake.clone(),
+            poll,
+            lease,
+        }
+    }
+}
+
 /// The envelope for an outbox row: its id is the row's id, so a row published twice (a crash
 /// between confirm and mark-sent) carries the same message id and de-duplicating consumers
 /// drop the copy.
@@ -316,6 +373,40 @@ mod tests {
             "{passes} failed passes in 1 s; expected a backoff"
         );
         assert_eq!(app.sql.count_pending().await.unwrap(), u64::from(BATCH));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn notify_counts_the_row_and_wakes_the_relay() {
+        let app = App::build(AppConfig::embedded()).await.unwrap();
+        let outbox = Outbox::new();
+        // Polling once an hour: only `notify` makes the relay pass again soon.
+        let relay = outbox.relay(
+            app.sql.clone(),
+            app.producer.clone(),
+            Duration::from_secs(3600),
+            Duration::from_secs(10),
+        );
+        let (shutdown, rx) = watch::channel(false);
+        let task = tokio::spawn(run_relay(relay, rx));
+        tokio::time::sleep(Duration::from_millis(100)).await; // its first pass: nothing pending
+        app.sql
+            .enqueue(USER_DATA_TOPIC, user_data(1))
+            .await
+            .unwrap();
+        outbox.notify();
+        tokio::time::timeout(Duration::from_secs(10), async {
+            while outbox.counters().sent.load(Ordering::Relaxed) < 1 {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+        .await
+        .expect("the notified relay publishes the row");
+        assert_eq!(outbox.counters().enqueued.load(Ordering::Relaxed), 1);
+        assert_eq!(outbox.backlog(), 0);
+        assert_eq!(app.sql.count_pending().await.unwrap(), 0);
+        shutdown.send(true).unwrap();
+        task.await.unwrap();
+        app.shutdown().await;
     }
 
     #[tokio::test]

@@ -1,6 +1,6 @@
-//! `mod8 clv fit|predict|plot` run as a command on a simulated customer base: the JSON shape of
-//! shared/DESIGN.md, the fitted parameters near the simulated ones, predictions as CSV, charts
-//! on disk, and bad input refused with the row and field named and a non-zero exit.
+//! `mod8 clv fit|predict|plot` run as a command on a simulated customer base: the JSON shape the
+//! README documents for `clv fit`, the fitted parameters near the simulated ones, predictions as
+//! CSV, charts on disk, and bad input refused with the row and field named and a non-zero exit.
 #![allow(clippy::unwrap_used)]
 
 use std::path::Path;

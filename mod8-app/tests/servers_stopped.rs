@@ -101,7 +101,7 @@ async fn redis_shut_down_recommendations_still_served_and_health_says_so() {
         let user = id_of(&s.register(&name("redisoff")).await);
         s.app
             .cache
-            .invalidate_tag(&mod8_app::flows::user_tag(user))
+            .invalidate_tag(&mod8_app::keys::user_tag(user))
             .await
             .ok();
         let (status, body) = s.get(&format!("/api/users/{user}/recommendations")).await;

@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use crate::flows::analytics::EventInput;
 use crate::flows::registration::Registration;
-use crate::{App, AppConfig};
+use crate::{App, AppConfig, ConsumerCounts};
 
 /// Options of `mod8 bench`.
 #[derive(Debug, Clone, clap::Args)]
@@ -113,8 +113,8 @@ async fn analytics_done(app: &App) -> u64 {
     app.consumer_stats()
         .await
         .iter()
-        .filter(|(name, ..)| *name == "analytics")
-        .map(|(_, acked, _, dead)| acked + dead)
+        .filter(|c| c.name == ConsumerCounts::ANALYTICS)
+        .map(ConsumerCounts::finished)
         .sum()
 }
 
@@ -224,7 +224,7 @@ pub async fn bench(app: &Arc<App>, args: &BenchArgs) -> anyhow::Result<BenchRepo
     // Cold: drop what registration cached, so each request computes.
     for id in &users {
         app.cache
-            .invalidate_tag(&crate::flows::user_tag(*id))
+            .invalidate_tag(&crate::keys::user_tag(*id))
             .await?;
     }
     let personalise = |id| {

@@ -405,9 +405,10 @@ pub async fn run_on(app: &Arc<App>) -> Report {
             .map_or_else(|| "unknown".to_owned(), |n| n.to_string())
     );
     report.lines.push(line);
-    for (name, acked, retried, dead) in app.consumer_stats().await {
+    for c in app.consumer_stats().await {
         report.lines.push(format!(
-            "  consumer {name:<15} acked {acked:>4}  retried {retried:>3}  dead-lettered {dead:>3}"
+            "  consumer {:<15} acked {:>4}  retried {:>3}  dead-lettered {:>3}",
+            c.name, c.acked, c.retried, c.dead_lettered
         ));
     }
     report

@@ -12,8 +12,9 @@ use mod8_mq::Analytics;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::activity::count_event;
 use crate::error::{AppError, AppResult};
-use crate::App;
+use crate::{keys, App};
 
 /// How long engagement counters live in the cache without new events.
 const COUNTERS_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
@@ -87,31 +88,6 @@ pub fn validate_event(event: &EventInput) -> AppResult<()> {
     Ok(())
 }
 
-/// Adds one event to the counters it belongs to.
-pub fn count_event(counters: &mut ActivityCounts, event_type: &str) {
-    count_events(counters, event_type, 1);
-}
-
-/// Adds `n` events of `event_type` to the counter it feeds (saturating; unknown types are
-/// ignored), as [`count_event`].
-pub fn count_events(counters: &mut ActivityCounts, event_type: &str, n: u64) {
-    let slot = match event_type {
-        "session" | "login" => &mut counters.sessions,
-        "page_view" | "view" => &mut counters.page_views,
-        "click" => &mut counters.clicks,
-        "search" => &mut counters.searches,
-        "cart_add" | "add_to_cart" => &mut counters.cart_adds,
-        "review" => &mut counters.reviews,
-        _ => return,
-    };
-    *slot = slot.saturating_add(u32::try_from(n).unwrap_or(u32::MAX));
-}
-
-/// Cache key of a user's engagement counters.
-pub fn counters_key(user_id: Uuid) -> String {
-    format!("engagement:{user_id}")
-}
-
 impl App {
     /// Records an event: bumps the user's counters in the cache and publishes it (confirmed)
     /// to the analytics fanout.
@@ -127,7 +103,7 @@ impl App {
     pub async fn record_event(&self, event: EventInput) -> AppResult<EventAccepted> {
         validate_event(&event)?;
         self.user(event.user_id).await?;
-        let key = counters_key(event.user_id);
+        let key = keys::counters(event.user_id);
         let mut counters: ActivityCounts = self.cache.get(&key).await?.unwrap_or_default();
         count_event(&mut counters, &event.event_type);
         let options = EntryOptions::ttl(COUNTERS_TTL);
@@ -178,26 +154,5 @@ mod tests {
             Err(AppError::Validation { field, .. }) => assert_eq!(field, "properties"),
             other => panic!("{other:?}"),
         }
-    }
-
-    #[test]
-    fn counts_known_types_and_ignores_others() {
-        let mut c = ActivityCounts::default();
-        for t in [
-            "session",
-            "page_view",
-            "page_view",
-            "click",
-            "cart_add",
-            "purchase",
-            "odd",
-        ] {
-            count_event(&mut c, t);
-        }
-        assert_eq!(
-            (c.sessions, c.page_views, c.clicks, c.cart_adds),
-            (1, 2, 1, 1)
-        );
-        assert_eq!((c.searches, c.reviews), (0, 0));
     }
 }

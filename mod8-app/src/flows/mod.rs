@@ -1,5 +1,5 @@
-//! The three flows of the design, as methods on [`App`](crate::App): the HTTP handlers, the
-//! demo and the benchmark call the same code.
+//! The flows of the design, as methods on [`App`]: the HTTP handlers, the demo and the
+//! benchmark call the same code.
 //!
 //! - [`registration`]: validate → user, address and outbox row in one SQL transaction → cache
 //!   the user → initial recommendations; the relay publishes the UserData event later.
@@ -7,20 +7,42 @@
 //!   whose consumers store it and feed the live dashboard.
 //! - [`personalisation`]: cache hit, or SQL + documents → profile → predictions (cached) →
 //!   recommendations → cache for an hour.
+//! - [`orders`]: place an order, then drop what is cached about its user.
+//!
+//! The flow modules do not import each other: a flow calls another one through its method on
+//! [`App`], and what several of them share lives outside them — cache keys and tags in
+//! [`crate::keys`], event counting in [`crate::activity`], the outbox handle in
+//! [`crate::outbox`], errors shared by cache waiters in [`crate::error`] — or here
+//! ([`Recommendations`], which registration answers with too, and the timed call to a
+//! dependency that every flow makes).
 
 pub mod analytics;
+pub mod orders;
 pub mod personalisation;
 pub mod registration;
 
 use std::future::Future;
 use std::time::Instant;
 
+use mod8_datasci::Recommendation;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
 use crate::error::{AppError, AppResult};
 use crate::App;
 
-/// Cache tag of everything derived from one user's data.
-pub fn user_tag(user_id: uuid::Uuid) -> String {
-    format!("user:{user_id}")
+/// Personalised recommendations (`GET /api/users/{id}/recommendations`, and the initial ones
+/// of a registration).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Recommendations {
+    /// The user.
+    pub user_id: Uuid,
+    /// The user's segment when computed.
+    pub segment: mod8_datasci::Segment,
+    /// Products, best first, scores in [0, 1].
+    pub recommendations: Vec<Recommendation>,
+    /// Whether this answer came from the cache.
+    pub cached: bool,
 }
 
 impl App {

@@ -3,6 +3,8 @@
 //! (AnalyticsEngine), predicts churn, lifetime value and next purchase (MLModelManager,
 //! cached), picks products (RecommendationEngine, segment-aware) and caches the result for an
 //! hour. Also the profile and insights endpoints, which share the loading code.
+//!
+//! Placing an order, which invalidates what is cached here, is in [`super::orders`].
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -11,19 +13,18 @@ use chrono::{NaiveDate, Utc};
 use mod8_cache::EntryOptions;
 use mod8_datasci::{
     ActivityCounts, AnalyticsEngine, CustomerRecord, InsightsGenerator, MLModelManager, Prediction,
-    PredictionKind, PredictionValue, Purchase, Recommendation, RecommendationConfig,
-    RecommendationEngine, SegmentReport, UserProfile,
+    PredictionKind, PredictionValue, Purchase, RecommendationConfig, RecommendationEngine,
+    SegmentReport, UserProfile,
 };
 use mod8_docstore::DayRange;
 use mod8_orm::PageRequest;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::analytics::{count_events, counters_key};
-use super::registration::shared;
-use super::user_tag;
+pub use super::Recommendations;
+use crate::activity::count_events;
 use crate::error::{AppError, AppResult};
-use crate::App;
+use crate::{keys, App};
 
 /// How many recommendations a response carries.
 pub const RECOMMENDATIONS: usize = 10;
@@ -36,19 +37,6 @@ const MODEL_CUSTOMERS: u32 = 1_000;
 const INSIGHT_USERS: u32 = 500;
 /// How long the insights report stays cached.
 const INSIGHTS_TTL: Duration = Duration::from_secs(60);
-
-/// Personalised recommendations (`GET /api/users/{id}/recommendations`).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct Recommendations {
-    /// The user.
-    pub user_id: Uuid,
-    /// The user's segment when computed.
-    pub segment: mod8_datasci::Segment,
-    /// Products, best first, scores in [0, 1].
-    pub recommendations: Vec<Recommendation>,
-    /// Whether this answer came from the cache.
-    pub cached: bool,
-}
 
 /// A user's analytics profile (`GET /api/users/{id}/profile`).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -157,7 +145,7 @@ impl App {
         }
         let live: ActivityCounts = self
             .cache
-            .get(&counters_key(user_id))
+            .get(&keys::counters(user_id))
             .await?
             .unwrap_or_default();
         let last_active = summary
@@ -251,10 +239,9 @@ impl App {
         id: Uuid,
         record: &CustomerRecord,
     ) -> AppResult<Vec<PredictionView>> {
-        let options = EntryOptions::ttl(self.config.profile_ttl).tag(user_tag(id));
-        let key = format!("predictions:{id}");
+        let options = EntryOptions::ttl(self.config.profile_ttl).tag(keys::user_tag(id));
         self.cache
-            .get_or_load(&key, &options, || async {
+            .get_or_load(&keys::predictions(id), &options, || async {
                 let manager = manager();
                 [
                     PredictionKind::Churn,
@@ -271,7 +258,7 @@ impl App {
                 .collect::<AppResult<Vec<_>>>()
             })
             .await
-            .map_err(shared)
+            .map_err(AppError::from)
     }
 
     /// Personalised recommendations for a user (flow 3).
@@ -281,12 +268,13 @@ impl App {
     /// [`AppError::NotFound`] for an unknown user, or a store failing. A cache failure is never
     /// an error: the recommendations are computed instead.
     pub async fn recommendations(&self, user_id: Uuid) -> AppResult<Recommendations> {
-        let key = format!("recommendations:{user_id}");
+        let key = keys::recommendations(user_id);
         if let Some(mut hit) = self.cache.get::<Recommendations>(&key).await? {
             hit.cached = true;
             return Ok(hit);
         }
-        let options = EntryOptions::ttl(self.config.recommendations_ttl).tag(user_tag(user_id));
+        let options =
+            EntryOptions::ttl(self.config.recommendations_ttl).tag(keys::user_tag(user_id));
         self.cache
             .get_or_load(&key, &options, || async {
                 let record = self.customer_record(user_id).await?;
@@ -307,7 +295,7 @@ impl App {
                 })
             })
             .await
-            .map_err(shared)
+            .map_err(AppError::from)
     }
 
     /// A user's analytics profile with predictions.
@@ -316,12 +304,12 @@ impl App {
     ///
     /// [`AppError::NotFound`] for an unknown user, or a store failing.
     pub async fn profile(&self, user_id: Uuid) -> AppResult<ProfileView> {
-        let key = format!("profile:{user_id}");
+        let key = keys::profile(user_id);
         if let Some(mut hit) = self.cache.get::<ProfileView>(&key).await? {
             hit.cached = true;
             return Ok(hit);
         }
-        let options = EntryOptions::ttl(self.config.profile_ttl).tag(user_tag(user_id));
+        let options = EntryOptions::ttl(self.config.profile_ttl).tag(keys::user_tag(user_id));
         self.cache
             .get_or_load(&key, &options, || async {
                 let record = self.customer_record(user_id).await?;
@@ -335,7 +323,7 @@ impl App {
                 })
             })
             .await
-            .map_err(shared)
+            .map_err(AppError::from)
     }
 
     /// The segment report over the most active users, cached for a minute.
@@ -346,7 +334,7 @@ impl App {
     pub async fn insights(&self) -> AppResult<SegmentReport> {
         let options = EntryOptions::ttl(INSIGHTS_TTL);
         self.cache
-            .get_or_load("insights", &options, || async {
+            .get_or_load(keys::insights(), &options, || async {
                 let page = self
                     .call(
                         "sql.list_users",
@@ -363,35 +351,6 @@ impl App {
                 Ok::<_, AppError>(InsightsGenerator::default().report(&profiles))
             })
             .await
-            .map_err(shared)
-    }
-
-    /// Places an order and drops everything cached about the user that it changes (profile,
-    /// predictions, recommendations).
-    ///
-    /// # Errors
-    ///
-    /// As the order repository: validation, unknown product or user, insufficient stock. The
-    /// cache never fails it: the order is committed, so an invalidation that fails (cache
-    /// backend down) is logged and counted, and the stale answers expire by their TTL.
-    pub async fn place_order(
-        &self,
-        order: mod8_orm::NewOrder,
-    ) -> AppResult<mod8_orm::OrderWithItems> {
-        let user_id = order.user_id;
-        let placed = self
-            .call("sql.place_order", "sql", self.sql.place_order(order))
-            .await?;
-        self.invalidate_user(user_id).await;
-        Ok(placed)
-    }
-
-    /// Drops what is cached about a user after a committed write. Never an error: the write
-    /// has happened, so a failing cache is logged and counted (`/metrics`) instead.
-    pub(crate) async fn invalidate_user(&self, user_id: Uuid) {
-        if let Err(e) = self.cache.invalidate_tag(&user_tag(user_id)).await {
-            self.metrics.cache_invalidation_failed();
-            tracing::warn!(%user_id, error = %e, "could not invalidate the user's cached answers; they expire by TTL");
-        }
+            .map_err(AppError::from)
     }
 }

@@ -6,11 +6,10 @@ use mod8_mq::UserData;
 use mod8_orm::{NewAddress, NewUser, OrmError, UnitOfWork, User};
 use serde::{Deserialize, Serialize};
 
-use super::user_tag;
+use super::Recommendations;
 use crate::error::{AppError, AppResult};
-use crate::flows::personalisation::Recommendations;
 use crate::outbox::USER_DATA_TOPIC;
-use crate::App;
+use crate::{keys, App};
 
 /// A registration request (`POST /api/users`).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -81,15 +80,12 @@ impl App {
             }
         };
         self.call("sql.commit", "sql", uow.commit()).await?;
-        self.outbox
-            .enqueued
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        self.outbox_wake.notify_one();
+        self.outbox.notify();
 
         // The user exists from here on: nothing below may turn the registration into an error
         // (a client retrying would then meet a 409 for its own account).
-        let options = EntryOptions::ttl(self.config.profile_ttl).tag(user_tag(user.id));
-        if let Err(e) = self.cache.set(&user_key(user.id), &user, &options).await {
+        let options = EntryOptions::ttl(self.config.profile_ttl).tag(keys::user_tag(user.id));
+        if let Err(e) = self.cache.set(&keys::user(user.id), &user, &options).await {
             tracing::warn!(user_id = %user.id, error = %e, "could not cache the new user");
         }
         let recommendations = match self.recommendations(user.id).await {
@@ -167,40 +163,12 @@ impl App {
     ///
     /// [`AppError::NotFound`] for an unknown id, or the SQL store failing.
     pub async fn user(&self, id: uuid::Uuid) -> AppResult<User> {
-        let options = mod8_cache::EntryOptions::ttl(self.config.profile_ttl).tag(user_tag(id));
+        let options = EntryOptions::ttl(self.config.profile_ttl).tag(keys::user_tag(id));
         self.cache
-            .get_or_load(&user_key(id), &options, || {
+            .get_or_load(&keys::user(id), &options, || {
                 self.call("sql.get_user", "sql", self.sql.get_user(id))
             })
             .await
-            .map_err(shared)
-    }
-}
-
-/// Cache key of a user row.
-pub fn user_key(id: uuid::Uuid) -> String {
-    format!("users:{id}")
-}
-
-/// An error shared by every waiter of one cache load, turned back into an owned error.
-pub(crate) fn shared(e: std::sync::Arc<AppError>) -> AppError {
-    match std::sync::Arc::try_unwrap(e) {
-        Ok(e) => e,
-        Err(e) => match e.as_ref() {
-            AppError::BadRequest(m) => AppError::BadRequest(m.clone()),
-            AppError::Validation { field, message } => AppError::validation(field, message),
-            AppError::NotFound(m) => AppError::NotFound(m.clone()),
-            AppError::Conflict { field } => AppError::Conflict {
-                field: field.clone(),
-            },
-            AppError::Unavailable {
-                dependency,
-                message,
-            } => AppError::Unavailable {
-                dependency,
-                message: message.clone(),
-            },
-            AppError::Internal(inner) => AppError::Internal(anyhow::anyhow!("{inner:#}")),
-        },
+            .map_err(AppError::from)
     }
 }

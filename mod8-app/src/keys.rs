@@ -1,0 +1,63 @@
+//! Every cache key and tag the app uses, one function each, so the flows that write an entry,
+//! the flows that read it and the code that drops it always name it the same way.
+//!
+//! Everything derived from one user's data carries that user's [`user_tag`], which is what a
+//! committed write (an order) invalidates.
+
+use uuid::Uuid;
+
+/// Cache tag of everything derived from one user's data: `user:{id}`.
+pub fn user_tag(user_id: Uuid) -> String {
+    format!("user:{user_id}")
+}
+
+/// Cache key of a user row: `users:{id}`.
+pub fn user(user_id: Uuid) -> String {
+    format!("users:{user_id}")
+}
+
+/// Cache key of a user's engagement counters, bumped by each recorded event:
+/// `engagement:{id}`.
+pub fn counters(user_id: Uuid) -> String {
+    format!("engagement:{user_id}")
+}
+
+/// Cache key of a user's churn, lifetime-value and next-purchase predictions:
+/// `predictions:{id}`.
+pub fn predictions(user_id: Uuid) -> String {
+    format!("predictions:{user_id}")
+}
+
+/// Cache key of a user's personalised recommendations: `recommendations:{id}`.
+pub fn recommendations(user_id: Uuid) -> String {
+    format!("recommendations:{user_id}")
+}
+
+/// Cache key of a user's analytics profile: `profile:{id}`.
+pub fn profile(user_id: Uuid) -> String {
+    format!("profile:{user_id}")
+}
+
+/// Cache key of the segment report over the most active users: `insights`.
+pub fn insights() -> &'static str {
+    "insights"
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The names are what caches already hold (and what operators search a Redis for): a
+    /// change here orphans every entry written before it.
+    #[test]
+    fn keys_and_tags_keep_their_names() {
+        let id: Uuid = "67e55044-10b1-426f-9247-bb680e5fe0c8".parse().unwrap();
+        assert_eq!(user_tag(id), format!("user:{id}"));
+        assert_eq!(user(id), format!("users:{id}"));
+        assert_eq!(counters(id), format!("engagement:{id}"));
+        assert_eq!(predictions(id), format!("predictions:{id}"));
+        assert_eq!(recommendations(id), format!("recommendations:{id}"));
+        assert_eq!(profile(id), format!("profile:{id}"));
+        assert_eq!(insights(), "insights");
+    }
+}
