@@ -6,10 +6,10 @@ use std::sync::Arc;
 use anyhow::Context;
 use mod8_cache::Cache;
 use mod8_docstore::{DocStore, SetupOptions, SetupOutcome};
-use mod8_mq::consumers::{
-    AnalyticsConsumer, LoggingNotifier, NotificationConsumer, UserDataConsumer,
+use mod8_mq::domain::{
+    AnalyticsConsumer, LoggingNotifier, NotificationConsumer, Pipeline, UserDataConsumer,
 };
-use mod8_mq::{BrokerExt, ConsumerHandle, DynBroker, Producer};
+use mod8_mq::{ConsumerHandle, DynBroker, Producer};
 use mod8_orm::DynDatabase;
 use serde::Serialize;
 use tokio::sync::{watch, Mutex, RwLock};
@@ -34,8 +34,8 @@ pub struct App {
     pub cache: Cache,
     /// Message broker.
     pub broker: DynBroker,
-    /// Typed publishing on [`App::broker`].
-    pub producer: Producer,
+    /// Typed publishing on [`App::broker`], along [`AppConfig::topology`]'s routes.
+    pub pipeline: Pipeline,
     /// Prometheus metrics.
     pub metrics: Metrics,
     /// Live dashboard fed by the analytics fanout.
@@ -68,7 +68,7 @@ struct Background {
 
 impl App {
     /// Connects every backend the configuration names and prepares them (migrations, document
-    /// collections and indexes, broker topology). Nothing runs in the background until
+    /// collections and indexes, [`AppConfig::topology`] on the broker). Nothing runs in the background until
     /// [`App::start`].
     ///
     /// # Errors
@@ -97,18 +97,20 @@ impl App {
                 tracing::warn!(step = %step.target, %message, "document store lacks a feature; continuing without it");
             }
         }
-        let cache = config.cache.build().await.context("building the cache")?;
+        let cache = config.cache.connect().await.context("building the cache")?;
         let broker = config
             .mq
             .clone()
+            .with_declarations(config.topology.declarations())
             .connect()
             .await
             .context("connecting the broker")?;
-        broker
-            .declare_analytics_subscriber(&config.live_queue)
+        config
+            .topology
+            .declare_analytics_subscriber(broker.as_ref(), &config.live_queue)
             .await
             .context("declaring the live dashboard queue")?;
-        let producer = mod8_mq::Producer::new(broker.clone());
+        let pipeline = Pipeline::new(Producer::new(broker.clone()), config.topology.clone());
         Ok(Arc::new(Self {
             live: Arc::new(LiveDashboard::new(
                 config.alert_threshold,
@@ -119,7 +121,7 @@ impl App {
             docs,
             cache,
             broker,
-            producer,
+            pipeline,
             metrics: Metrics::new(),
             outbox: Outbox::new(),
             notifier: LoggingNotifier::default(),
@@ -140,22 +142,23 @@ impl App {
             return Ok(());
         }
         let broker = self.broker.clone();
+        let topology = &self.config.topology;
         let profile_sink = DocProfileSink {
             sql: self.sql.clone(),
             docs: self.docs.clone(),
-            producer: self.producer.clone(),
+            pipeline: self.pipeline.clone(),
         };
         let consumers = vec![
             (
                 ConsumerCounts::USER_DATA,
                 UserDataConsumer::new(profile_sink)
-                    .start(broker.clone())
+                    .start(broker.clone(), topology)
                     .await?,
             ),
             (
                 ConsumerCounts::NOTIFICATIONS,
                 NotificationConsumer::new(self.notifier.clone())
-                    .start(broker.clone())
+                    .start(broker.clone(), topology)
                     .await?,
             ),
             (
@@ -163,12 +166,12 @@ impl App {
                 AnalyticsConsumer::new(DocEventSink {
                     docs: self.docs.clone(),
                 })
-                .start(broker.clone())
+                .start(broker.clone(), topology)
                 .await?,
             ),
             (
                 ConsumerCounts::LIVE_DASHBOARD,
-                LiveDashboardHandler::new(self.live.clone(), self.producer.clone())
+                LiveDashboardHandler::new(self.live.clone(), self.pipeline.clone())
                     .start(broker, self.config.live_queue.clone())
                     .await?,
             ),
@@ -177,7 +180,7 @@ impl App {
         let relay = tokio::spawn(run_relay(
             self.outbox.relay(
                 self.sql.clone(),
-                self.producer.clone(),
+                self.pipeline.clone(),
                 self.config.outbox_poll,
                 self.config.outbox_lease,
             ),
@@ -214,7 +217,7 @@ impl App {
     /// What `/metrics` reads from the dependencies now.
     pub async fn metrics_snapshot(&self) -> Snapshot {
         let stats = self.cache.stats();
-        let topology = self.broker.topology();
+        let topology = &self.config.topology;
         let queues = [
             topology.user_data_queue.clone(),
             topology.notification_queue.clone(),
@@ -231,9 +234,8 @@ impl App {
             }
         }));
         let dead_letters = async {
-            match tokio::time::timeout(self.config.call_timeout, self.broker.dead_letter_count())
-                .await
-            {
+            let count = topology.dead_letter_count(self.broker.as_ref());
+            match tokio::time::timeout(self.config.call_timeout, count).await {
                 Ok(Ok(n)) => Some(n),
                 _ => None,
             }

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use mod8_cache::CacheConfig;
 use mod8_docstore::DocStoreConfig;
+use mod8_mq::domain::Topology;
 use mod8_mq::MqConfig;
 use mod8_orm::OrmConfig;
 
@@ -27,8 +28,12 @@ pub struct AppConfig {
     pub docs: DocStoreConfig,
     /// Cache (`MOD8_REDIS_URL`; in-process only when unset).
     pub cache: CacheConfig,
-    /// Broker (`MOD8_AMQP_URL`; in-process when unset).
+    /// Broker (`MOD8_AMQP_URL`; in-process when unset). [`App::build`](crate::App::build)
+    /// declares [`AppConfig::topology`] on it.
     pub mq: MqConfig,
+    /// The app's exchanges, queues and retry policy on the broker: declared when connecting,
+    /// and what the consumers, the publishers and the metrics name.
+    pub topology: Topology,
     /// Queue of the live-dashboard consumer.
     pub live_queue: String,
     /// How long personalised recommendations stay cached.
@@ -60,15 +65,16 @@ impl AppConfig {
     pub fn from_env() -> anyhow::Result<Self> {
         Self {
             sql: OrmConfig::from_env()?,
-            docs: DocStoreConfig::from_env(),
+            docs: DocStoreConfig::from_env()?,
             cache: {
-                let mut cache = CacheConfig::from_env()?.with_name("app");
+                let cache = CacheConfig::from_env()?.with_name("app");
                 if std::env::var_os("MOD8_CACHE_L1_CAPACITY").is_none() {
-                    cache.l1_capacity = DEFAULT_L1_CAPACITY;
+                    cache.with_l1_capacity(DEFAULT_L1_CAPACITY)
+                } else {
+                    cache
                 }
-                cache
             },
-            mq: MqConfig::from_env(),
+            mq: MqConfig::from_env()?,
             ..Self::embedded()
         }
         .with_alert_settings(
@@ -109,11 +115,11 @@ impl AppConfig {
         Self {
             sql: OrmConfig::new(mod8_orm::DEFAULT_URL),
             docs: DocStoreConfig::default(),
-            cache: CacheConfig {
-                l1_capacity: DEFAULT_L1_CAPACITY,
-                ..CacheConfig::default().with_name("app")
-            },
+            cache: CacheConfig::default()
+                .with_name("app")
+                .with_l1_capacity(DEFAULT_L1_CAPACITY),
             mq: MqConfig::default(),
+            topology: Topology::default(),
             live_queue: LIVE_QUEUE.to_owned(),
             recommendations_ttl: Duration::from_secs(3600),
             profile_ttl: Duration::from_secs(600),
@@ -136,19 +142,19 @@ impl AppConfig {
                 self.sql.url
             )
         };
-        let docs = match &self.docs.url {
-            Some(url) if url.starts_with("mongodb") => {
-                "MongoDB wire protocol (MOD8_MONGODB_URL)".to_owned()
-            }
-            _ => "in-memory document store (embedded; set MOD8_MONGODB_URL for MongoDB)".to_owned(),
+        let docs = if self.docs.url.starts_with("mongodb") {
+            "MongoDB wire protocol (MOD8_MONGODB_URL)".to_owned()
+        } else {
+            "in-memory document store (embedded; set MOD8_MONGODB_URL for MongoDB)".to_owned()
         };
         let cache = match &self.cache.redis_url {
             Some(_) => "in-process L1 + Redis L2 (MOD8_REDIS_URL)".to_owned(),
             None => "in-process cache (embedded; set MOD8_REDIS_URL for Redis)".to_owned(),
         };
-        let mq = match &self.mq.url {
-            Some(url) if url.starts_with("amqp") => "RabbitMQ (MOD8_AMQP_URL)".to_owned(),
-            _ => "in-process broker (embedded; set MOD8_AMQP_URL for RabbitMQ)".to_owned(),
+        let mq = if self.mq.url.starts_with("amqp") {
+            "RabbitMQ (MOD8_AMQP_URL)".to_owned()
+        } else {
+            "in-process broker (embedded; set MOD8_AMQP_URL for RabbitMQ)".to_owned()
         };
         vec![
             format!("sql:      {sql}"),

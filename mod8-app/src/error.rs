@@ -111,15 +111,13 @@ impl IntoResponse for AppError {
     }
 }
 
-impl From<mod8_orm::OrmError> for AppError {
-    fn from(e: mod8_orm::OrmError) -> Self {
-        use mod8_orm::OrmError as E;
+impl From<mod8_orm::Error> for AppError {
+    fn from(e: mod8_orm::Error) -> Self {
+        use mod8_orm::Error as E;
         match e {
             E::Validation { field, message } => Self::validation(field, message),
             E::NotFound { entity, key } => Self::NotFound(format!("{entity} {key}")),
-            E::Conflict { field, .. } => Self::Conflict {
-                field: field.to_owned(),
-            },
+            E::Conflict { field, .. } => Self::Conflict { field },
             E::Unavailable { source, .. } => Self::Unavailable {
                 dependency: "sql",
                 message: source.to_string(),
@@ -134,10 +132,10 @@ impl From<mod8_docstore::Error> for AppError {
         use mod8_docstore::Error as E;
         match e {
             E::Validation { field, message } => Self::Validation { field, message },
-            E::NotFound { what } => Self::NotFound(what),
-            E::Unavailable { message, .. } => Self::Unavailable {
+            e @ E::NotFound { .. } => Self::NotFound(e.to_string()),
+            E::Unavailable { source, .. } => Self::Unavailable {
                 dependency: "docs",
-                message,
+                message: source.to_string(),
             },
             other => Self::Internal(anyhow::Error::new(other).context("docs")),
         }
@@ -148,10 +146,10 @@ impl From<mod8_mq::Error> for AppError {
     fn from(e: mod8_mq::Error) -> Self {
         use mod8_mq::Error as E;
         match e {
-            E::Validation(message) => Self::validation("message", message),
-            E::Unavailable { reason, .. } => Self::Unavailable {
+            E::Validation { field, message } => Self::validation(field, message),
+            E::Unavailable { source, .. } => Self::Unavailable {
                 dependency: "broker",
-                message: reason,
+                message: source.to_string(),
             },
             // Closed by its owner: the app is shutting down, so this request meets a
             // dependency that is going away (503), not an internal fault (500).
@@ -174,8 +172,8 @@ impl From<mod8_datasci::Error> for AppError {
     }
 }
 
-impl From<mod8_cache::CacheError> for AppError {
-    fn from(e: mod8_cache::CacheError) -> Self {
+impl From<mod8_cache::Error> for AppError {
+    fn from(e: mod8_cache::Error) -> Self {
         // The cache fails open for backend trouble; what reaches here is a bad key or a
         // value that cannot be encoded, both programming errors.
         Self::Internal(anyhow::Error::new(e).context("cache"))

@@ -14,10 +14,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use mod8_mq::{
-    Analytics, Consumer, ConsumerHandle, DynBroker, Envelope, Handler, Notification,
-    NotificationChannel, Outcome, Producer,
+use mod8_mq::domain::{
+    Analytics, Notification, NotificationChannel, Pipeline, PublishOptions, Urgency,
 };
+use mod8_mq::{ConsumerHandle, DynBroker, Envelope, Handler, Outcome};
 use serde::Serialize;
 use uuid::Uuid;
 
@@ -184,16 +184,17 @@ pub const ALERT_RECIPIENT: &str = "ops@mod8.local";
 #[derive(Debug, Clone)]
 pub struct LiveDashboardHandler {
     live: Arc<LiveDashboard>,
-    producer: Producer,
+    pipeline: Pipeline,
 }
 
 impl LiveDashboardHandler {
-    /// A handler feeding `live` and publishing alerts with `producer`.
-    pub fn new(live: Arc<LiveDashboard>, producer: Producer) -> Self {
-        Self { live, producer }
+    /// A handler feeding `live` and publishing alerts with `pipeline`.
+    pub fn new(live: Arc<LiveDashboard>, pipeline: Pipeline) -> Self {
+        Self { live, pipeline }
     }
 
-    /// Starts consuming `queue` (a subscriber queue of the analytics fanout).
+    /// Starts consuming `queue` (a subscriber queue of the analytics fanout), with the retry
+    /// policy and dead-letter route of the pipeline's topology.
     ///
     /// # Errors
     ///
@@ -203,7 +204,8 @@ impl LiveDashboardHandler {
         broker: DynBroker,
         queue: impl Into<String>,
     ) -> mod8_mq::Result<ConsumerHandle> {
-        Consumer::new(broker, queue, self).start().await
+        let topology = self.pipeline.topology().clone();
+        topology.consumer(broker, queue, self).start().await
     }
 }
 
@@ -228,8 +230,14 @@ impl Handler<Analytics> for LiveDashboardHandler {
             channel: NotificationChannel::Email,
         };
         match self
-            .producer
-            .publish_notification(alert, true, message.correlation_id)
+            .pipeline
+            .publish_notification(
+                alert,
+                PublishOptions {
+                    urgency: Urgency::Urgent,
+                    correlation_id: message.correlation_id,
+                },
+            )
             .await
         {
             Ok(_) => {
@@ -324,11 +332,11 @@ mod tests {
             .await
             .unwrap();
         let live = Arc::new(LiveDashboard::new(1, Duration::from_secs(60)));
-        let handler = LiveDashboardHandler::new(live.clone(), app.producer.clone());
+        let handler = LiveDashboardHandler::new(live.clone(), app.pipeline.clone());
         let message = analytics("u1");
         assert!(matches!(handler.handle(&message).await, Outcome::Ack));
         assert_eq!(live.snapshot().alerts, 1);
-        let queue = app.broker.topology().notification_queue.clone();
+        let queue = app.config.topology.notification_queue.clone();
         assert_eq!(app.broker.queue_depth(&queue).await.unwrap(), 1);
         // The same message again (a redelivery): acknowledged, no second alert.
         assert!(matches!(handler.handle(&message).await, Outcome::Ack));
@@ -345,7 +353,7 @@ mod tests {
             .unwrap();
         app.broker.close().await.unwrap(); // every publish now fails
         let live = Arc::new(LiveDashboard::new(1, Duration::from_secs(60)));
-        let handler = LiveDashboardHandler::new(live.clone(), app.producer.clone());
+        let handler = LiveDashboardHandler::new(live.clone(), app.pipeline.clone());
         let message = analytics("u1");
         assert!(!matches!(handler.handle(&message).await, Outcome::Ack));
         assert_eq!(live.snapshot().alerts, 0);

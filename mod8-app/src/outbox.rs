@@ -7,7 +7,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use mod8_mq::{Envelope, Producer, UserData};
+use mod8_mq::domain::{Pipeline, UserData};
+use mod8_mq::Envelope;
 use mod8_orm::{Database, OutboxMessage};
 use tokio::sync::{watch, Notify};
 use uuid::Uuid;
@@ -98,13 +99,13 @@ impl Outbox {
     pub fn relay(
         &self,
         sql: mod8_orm::DynDatabase,
-        producer: Producer,
+        pipeline: Pipeline,
         poll: Duration,
         lease: Duration,
     ) -> Relay {
         Relay {
             sql,
-            producer,
+            pipeline,
             counters: self.counters.clone(),
             wake: self.wake.clone(),
             poll,
@@ -152,7 +153,7 @@ impl Pass {
 /// rows stay pending and are retried on a later pass.
 pub async fn relay_once(
     sql: &dyn Database,
-    producer: &Producer,
+    pipeline: &Pipeline,
     counters: &OutboxCounters,
     lease: Duration,
 ) -> mod8_orm::Result<Pass> {
@@ -190,8 +191,8 @@ pub async fn relay_once(
     if envelopes.is_empty() {
         return Ok(pass);
     }
-    let route = producer.user_data_route();
-    let results = match producer.send_batch(&envelopes, &route).await {
+    let route = pipeline.topology().user_data_route();
+    let results = match pipeline.producer().send_batch(&envelopes, &route).await {
         Ok(results) => results,
         Err(e) => {
             counters
@@ -226,8 +227,8 @@ pub async fn relay_once(
 pub struct Relay {
     /// Where the outbox lives.
     pub sql: mod8_orm::DynDatabase,
-    /// Where rows are published.
-    pub producer: Producer,
+    /// Where rows are published (along its topology's user data route).
+    pub pipeline: Pipeline,
     /// Counters shared with the app.
     pub counters: Arc<OutboxCounters>,
     /// Notified when a registration committed a row.
@@ -257,7 +258,7 @@ fn stopping(shutdown: &watch::Receiver<bool>) -> bool {
 pub async fn run_relay(relay: Relay, mut shutdown: watch::Receiver<bool>) {
     let Relay {
         sql,
-        producer,
+        pipeline,
         counters,
         wake,
         poll,
@@ -265,7 +266,7 @@ pub async fn run_relay(relay: Relay, mut shutdown: watch::Receiver<bool>) {
     } = relay;
     let mut backoff: Option<Duration> = None;
     loop {
-        let failed = match relay_once(sql.as_ref(), &producer, &counters, lease).await {
+        let failed = match relay_once(sql.as_ref(), &pipeline, &counters, lease).await {
             Ok(pass) if pass.all_failed() => true,
             Ok(pass) if pass.claimed as u32 >= BATCH => continue,
             Ok(_) => false,
@@ -299,7 +300,7 @@ pub async fn run_relay(relay: Relay, mut shutdown: watch::Receiver<bool>) {
         }
         if stopping(&shutdown) {
             // One last pass so rows committed just before shutdown are not left for the next start.
-            let _ = relay_once(sql.as_ref(), &producer, &counters, lease).await;
+            let _ = relay_once(sql.as_ref(), &pipeline, &counters, lease).await;
             break;
         }
     }
@@ -321,7 +322,7 @@ mod tests {
     fn relay(app: &App, counters: Arc<OutboxCounters>, lease: Duration) -> Relay {
         Relay {
             sql: app.sql.clone(),
-            producer: app.producer.clone(),
+            pipeline: app.pipeline.clone(),
             counters,
             wake: Arc::new(Notify::new()),
             poll: Duration::from_millis(10),
@@ -382,7 +383,7 @@ mod tests {
         // Polling once an hour: only `notify` makes the relay pass again soon.
         let relay = outbox.relay(
             app.sql.clone(),
-            app.producer.clone(),
+            app.pipeline.clone(),
             Duration::from_secs(3600),
             Duration::from_secs(10),
         );
@@ -437,7 +438,7 @@ mod tests {
             .await
             .unwrap();
         let lease = Duration::from_millis(1);
-        let first = relay_once(app.sql.as_ref(), &app.producer, &counters, lease)
+        let first = relay_once(app.sql.as_ref(), &app.pipeline, &counters, lease)
             .await
             .unwrap();
         assert_eq!(
@@ -451,7 +452,7 @@ mod tests {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
         // Claimed again once the lease ran out, skipped without another publish attempt.
-        let second = relay_once(app.sql.as_ref(), &app.producer, &counters, lease)
+        let second = relay_once(app.sql.as_ref(), &app.pipeline, &counters, lease)
             .await
             .unwrap();
         assert_eq!(second.unpublishable, 2);

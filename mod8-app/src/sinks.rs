@@ -6,8 +6,10 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use mod8_docstore::{DocStore, Event, EventMetadata};
-use mod8_mq::consumers::{EventSink, ProfileSink, UserProfile as EnrichedUser};
-use mod8_mq::{Analytics, Notification, NotificationChannel, Producer};
+use mod8_mq::domain::{
+    Analytics, EnrichedUser, EventSink, Notification, NotificationChannel, Pipeline, ProfileSink,
+    PublishOptions,
+};
 use mod8_orm::DynDatabase;
 
 /// Stores each enriched user as a profile document, then publishes the welcome notification.
@@ -22,17 +24,14 @@ pub struct DocProfileSink {
     /// Where profiles go.
     pub docs: Arc<dyn DocStore>,
     /// Where the welcome notification is published.
-    pub producer: Producer,
+    pub pipeline: Pipeline,
 }
 
 fn transient_or_permanent(e: mod8_docstore::Error) -> mod8_mq::Error {
     if e.is_transient() {
-        mod8_mq::Error::Unavailable {
-            backend: "docs",
-            reason: e.to_string(),
-        }
+        mod8_mq::Error::unavailable("docs", e)
     } else {
-        mod8_mq::Error::validation(e.to_string())
+        mod8_mq::Error::validation("profile", e.to_string())
     }
 }
 
@@ -42,22 +41,20 @@ impl ProfileSink for DocProfileSink {
         let sql_user = match self.sql.find_user_by_email(&user.email).await {
             Ok(Some(u)) => u,
             Ok(None) => {
-                return Err(mod8_mq::Error::validation(format!(
-                    "no registered user with email {}",
-                    user.email
-                )))
+                return Err(mod8_mq::Error::validation(
+                    "email",
+                    format!("no registered user with email {}", user.email),
+                ))
             }
-            Err(e) if e.is_transient() => {
-                return Err(mod8_mq::Error::Unavailable {
-                    backend: "sql",
-                    reason: e.to_string(),
-                })
-            }
-            Err(e) => return Err(mod8_mq::Error::validation(e.to_string())),
+            Err(e) if e.is_transient() => return Err(mod8_mq::Error::unavailable("sql", e)),
+            Err(e) => return Err(mod8_mq::Error::validation("email", e.to_string())),
         };
-        let profile =
-            mod8_docstore::UserProfile::new(sql_user.id.to_string(), &user.username, &user.email)
-                .created_at(sql_user.created_at);
+        let profile = mod8_docstore::ProfileDocument::new(
+            sql_user.id.to_string(),
+            &user.username,
+            &user.email,
+        )
+        .created_at(sql_user.created_at);
         match self.docs.insert_profile(profile).await {
             Ok(_) => {}
             Err(mod8_docstore::Error::Conflict { .. }) => {
@@ -71,8 +68,11 @@ impl ProfileSink for DocProfileSink {
             content: format!("Welcome, {}! Your profile is ready.", user.username),
             channel: NotificationChannel::Email,
         };
-        self.producer
-            .publish_notification(welcome, false, Some(user.source_message))
+        self.pipeline
+            .publish_notification(
+                welcome,
+                PublishOptions::new().with_correlation_id(user.source_message),
+            )
             .await?;
         Ok(())
     }

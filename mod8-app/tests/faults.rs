@@ -89,9 +89,9 @@ async fn broker_outage_delays_registrations_events_but_never_loses_them() {
     let Some(mut config) = real_config("app fault test: broker outage").await else {
         return;
     };
-    let amqp = config.mq.url.clone().unwrap();
+    let amqp = config.mq.url.clone();
     let proxy = Proxy::start(target_of(&amqp)).await;
-    config.mq.url = Some(proxy.url(&amqp));
+    config.mq.url = proxy.url(&amqp);
     config.mq.publish_timeout = Some(Duration::from_secs(5));
     config.outbox_lease = Duration::from_secs(1);
     config.outbox_poll = Duration::from_millis(200);
@@ -240,15 +240,13 @@ async fn document_store_outage_registration_succeeds_and_profiles_catch_up() {
     let Some(mut config) = real_config("app fault test: document store outage").await else {
         return;
     };
-    let mongo = config.docs.url.clone().unwrap();
+    let mongo = config.docs.url.clone();
     let proxy = Proxy::start(target_of(&mongo)).await;
     let proxied = proxy.url(&mongo);
     // Short server selection, so a cut is noticed quickly and the message retried.
     let sep = if proxied.contains('?') { '&' } else { '?' };
-    config.docs.url = Some(format!(
-        "{proxied}{sep}serverSelectionTimeoutMS=1000&connectTimeoutMS=1000"
-    ));
-    config.mq = config.mq.with_retry(mod8_mq::RetryPolicy {
+    config.docs.url = format!("{proxied}{sep}serverSelectionTimeoutMS=1000&connectTimeoutMS=1000");
+    config.topology = config.topology.with_retry(mod8_mq::RetryPolicy {
         base: Duration::from_millis(500),
         cap: Duration::from_secs(2),
     });

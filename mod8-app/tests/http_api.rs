@@ -352,7 +352,7 @@ async fn insights_metrics_and_health(s: &Server) {
 /// publishes an alert notification, which the notification consumer sends; events above the
 /// threshold do not alert again.
 async fn an_activity_alert_is_published_and_sent(s: &Server) {
-    use mod8_mq::NotificationChannel::Email;
+    use mod8_mq::domain::NotificationChannel::Email;
     assert_eq!(s.app.config.alert_threshold, 3);
     let id = id_of(&s.register(&name("alerted")).await);
     eventually("the welcome email", || async {

@@ -132,14 +132,12 @@ async fn document_server_killed_registration_succeeds_and_profile_catches_up() {
     let Some(mut config) = real_config("app fault test: document server killed").await else {
         return;
     };
-    let url = config.docs.url.clone().unwrap();
+    let url = config.docs.url.clone();
     let sep = if url.contains('?') { '&' } else { '?' };
-    config.docs.url = Some(format!(
-        "{url}{sep}serverSelectionTimeoutMS=1000&connectTimeoutMS=1000"
-    ));
+    config.docs.url = format!("{url}{sep}serverSelectionTimeoutMS=1000&connectTimeoutMS=1000");
     // Retries 1 s, 2 s and 4 s apart (plus a 1 s server selection each): about 11 s for the
     // document server to come back, which `services.sh up` needs ~4 s of after the 2 s pause.
-    config.mq = config.mq.with_retry(mod8_mq::RetryPolicy {
+    config.topology = config.topology.with_retry(mod8_mq::RetryPolicy {
         base: Duration::from_secs(1),
         cap: Duration::from_secs(4),
     });

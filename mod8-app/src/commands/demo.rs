@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use mod8_mq::NotificationChannel;
+use mod8_mq::domain::NotificationChannel;
 use mod8_orm::{NewOrder, OrderLine};
 
 use crate::flows::analytics::EventInput;

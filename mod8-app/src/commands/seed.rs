@@ -11,7 +11,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use mod8_docstore::{Event, EventMetadata};
 use mod8_orm::{
     Address, City, NewAddress, NewCity, NewCountry, NewOrder, NewProduct, NewUser, OrderLine,
-    OrmError, PageRequest, Product,
+    PageRequest, Product,
 };
 use rand::prelude::*;
 
@@ -169,7 +169,7 @@ pub async fn catalogue(app: &App) -> anyhow::Result<Catalogue> {
             })
             .await
         {
-            Ok(_) | Err(OrmError::Conflict { .. }) => {}
+            Ok(_) | Err(mod8_orm::Error::Conflict { .. }) => {}
             Err(e) => return Err(e.into()),
         }
         for (city, region) in *city_list {
@@ -202,7 +202,7 @@ pub async fn catalogue(app: &App) -> anyhow::Result<Catalogue> {
                 .await
             {
                 Ok(_) => created_products = true,
-                Err(OrmError::Conflict { .. }) => {}
+                Err(mod8_orm::Error::Conflict { .. }) => {}
                 Err(e) => return Err(e.into()),
             }
         }

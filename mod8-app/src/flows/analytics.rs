@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use mod8_cache::EntryOptions;
 use mod8_datasci::ActivityCounts;
-use mod8_mq::Analytics;
+use mod8_mq::domain::{Analytics, PublishOptions};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -117,7 +117,8 @@ impl App {
             .call(
                 "mq.publish_analytics",
                 "broker",
-                self.producer.publish_analytics(message, None),
+                self.pipeline
+                    .publish_analytics(message, PublishOptions::new()),
             )
             .await?;
         Ok(EventAccepted {

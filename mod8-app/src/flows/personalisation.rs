@@ -1,6 +1,6 @@
 //! Flow 3, personalisation: a cache hit is returned as is (marked cached); a miss loads the
 //! user and purchase history from SQL and events from the document store, profiles the user
-//! (AnalyticsEngine), predicts churn, lifetime value and next purchase (MLModelManager,
+//! (AnalyticsEngine), predicts churn, lifetime value and next purchase (Predictor,
 //! cached), picks products (RecommendationEngine, segment-aware) and caches the result for an
 //! hour. Also the profile and insights endpoints, which share the loading code.
 //!
@@ -12,9 +12,9 @@ use std::time::{Duration, Instant};
 use chrono::{NaiveDate, Utc};
 use mod8_cache::EntryOptions;
 use mod8_datasci::{
-    ActivityCounts, AnalyticsEngine, CustomerRecord, InsightsGenerator, MLModelManager, Prediction,
-    PredictionKind, PredictionValue, Purchase, RecommendationConfig, RecommendationEngine,
-    SegmentReport, UserProfile,
+    ActivityCounts, AnalyticsEngine, CatalogItem, CustomerProfile, CustomerRecord,
+    InsightsGenerator, ItemPurchase, Prediction, PredictionKind, PredictionValue, Predictor,
+    RecommendationConfig, RecommendationEngine, SegmentReport,
 };
 use mod8_docstore::DayRange;
 use mod8_orm::PageRequest;
@@ -44,14 +44,14 @@ pub struct ProfileView {
     /// The user.
     pub user_id: Uuid,
     /// Segment, engagement (0–100), churn risk, lifetime value, next purchase, spend.
-    pub profile: UserProfile,
+    pub profile: CustomerProfile,
     /// Churn, lifetime value and next purchase with their confidence.
     pub predictions: Vec<PredictionView>,
     /// Whether this answer came from the cache.
     pub cached: bool,
 }
 
-/// One prediction of [`MLModelManager`], in a shape that can be cached.
+/// One prediction of [`Predictor`], in a shape that can be cached.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct PredictionView {
     /// What was predicted.
@@ -85,14 +85,14 @@ fn today() -> NaiveDate {
     Utc::now().date_naive()
 }
 
-fn manager() -> MLModelManager {
-    MLModelManager::new(AnalyticsEngine::heuristic())
+fn predictor() -> Predictor {
+    Predictor::new(AnalyticsEngine::heuristic())
 }
 
-fn purchases_of(history: &[mod8_orm::Purchase]) -> Vec<Purchase> {
+fn purchases_of(history: &[mod8_orm::Purchase]) -> Vec<ItemPurchase> {
     history
         .iter()
-        .map(|p| Purchase {
+        .map(|p| ItemPurchase {
             product_id: p.product_id.to_string(),
             amount: (p.quantity * p.unit_price_cents) as f64 / 100.0,
             date: p.ordered_at.date_naive(),
@@ -177,9 +177,9 @@ impl App {
         let products = self
             .call("sql.products", "sql", self.sql.products(None))
             .await?;
-        let catalog: Vec<mod8_datasci::Product> = products
+        let catalog: Vec<CatalogItem> = products
             .iter()
-            .map(|p| mod8_datasci::Product {
+            .map(|p| CatalogItem {
                 id: p.id.to_string(),
                 category: p.category.clone(),
                 price: p.price_cents as f64 / 100.0,
@@ -239,10 +239,10 @@ impl App {
         id: Uuid,
         record: &CustomerRecord,
     ) -> AppResult<Vec<PredictionView>> {
-        let options = EntryOptions::ttl(self.config.profile_ttl).tag(keys::user_tag(id));
+        let options = EntryOptions::ttl(self.config.profile_ttl).with_tag(keys::user_tag(id));
         self.cache
             .get_or_load(&keys::predictions(id), &options, || async {
-                let manager = manager();
+                let predictor = predictor();
                 [
                     PredictionKind::Churn,
                     PredictionKind::LifetimeValue,
@@ -250,7 +250,7 @@ impl App {
                 ]
                 .into_iter()
                 .map(|kind| {
-                    manager
+                    predictor
                         .predict(kind, record, today())
                         .map(PredictionView::from)
                         .map_err(AppError::from)
@@ -274,12 +274,12 @@ impl App {
             return Ok(hit);
         }
         let options =
-            EntryOptions::ttl(self.config.recommendations_ttl).tag(keys::user_tag(user_id));
+            EntryOptions::ttl(self.config.recommendations_ttl).with_tag(keys::user_tag(user_id));
         self.cache
             .get_or_load(&key, &options, || async {
                 let record = self.customer_record(user_id).await?;
                 let predictions = self.predictions(user_id, &record).await?;
-                let profile = manager().analytics().profile_customer(&record, today())?;
+                let profile = predictor().analytics().profile_customer(&record, today())?;
                 let recommendations = match self.recommendation_model().await? {
                     Some(engine) => {
                         engine.recommend(&record.purchases, profile.segment, RECOMMENDATIONS)
@@ -309,12 +309,12 @@ impl App {
             hit.cached = true;
             return Ok(hit);
         }
-        let options = EntryOptions::ttl(self.config.profile_ttl).tag(keys::user_tag(user_id));
+        let options = EntryOptions::ttl(self.config.profile_ttl).with_tag(keys::user_tag(user_id));
         self.cache
             .get_or_load(&key, &options, || async {
                 let record = self.customer_record(user_id).await?;
                 let predictions = self.predictions(user_id, &record).await?;
-                let profile = manager().analytics().profile_customer(&record, today())?;
+                let profile = predictor().analytics().profile_customer(&record, today())?;
                 Ok::<_, AppError>(ProfileView {
                     user_id,
                     profile,
@@ -342,7 +342,7 @@ impl App {
                         self.sql.list_users(PageRequest::first(INSIGHT_USERS)),
                     )
                     .await?;
-                let engine = manager();
+                let engine = predictor();
                 let mut profiles = Vec::with_capacity(page.items.len());
                 for user in &page.items {
                     let record = self.customer_record(user.id).await?;

@@ -2,8 +2,8 @@
 //! event in one SQL transaction → cache the user → initial recommendations.
 
 use mod8_cache::EntryOptions;
-use mod8_mq::UserData;
-use mod8_orm::{NewAddress, NewUser, OrmError, UnitOfWork, User};
+use mod8_mq::domain::UserData;
+use mod8_orm::{NewAddress, NewUser, UnitOfWork, User};
 use serde::{Deserialize, Serialize};
 
 use super::Recommendations;
@@ -84,7 +84,7 @@ impl App {
 
         // The user exists from here on: nothing below may turn the registration into an error
         // (a client retrying would then meet a 409 for its own account).
-        let options = EntryOptions::ttl(self.config.profile_ttl).tag(keys::user_tag(user.id));
+        let options = EntryOptions::ttl(self.config.profile_ttl).with_tag(keys::user_tag(user.id));
         if let Err(e) = self.cache.set(&keys::user(user.id), &user, &options).await {
             tracing::warn!(user_id = %user.id, error = %e, "could not cache the new user");
         }
@@ -119,7 +119,7 @@ impl App {
                 let code = mod8_orm::validate::country_code(&a.country_code)?;
                 match uow.country_by_code(&code).await {
                     Ok(_) => {}
-                    Err(OrmError::NotFound { .. }) => {
+                    Err(mod8_orm::Error::NotFound { .. }) => {
                         return Err(AppError::validation(
                             "address.country_code",
                             format!("unknown country {code}"),
@@ -163,7 +163,7 @@ impl App {
     ///
     /// [`AppError::NotFound`] for an unknown id, or the SQL store failing.
     pub async fn user(&self, id: uuid::Uuid) -> AppResult<User> {
-        let options = EntryOptions::ttl(self.config.profile_ttl).tag(keys::user_tag(id));
+        let options = EntryOptions::ttl(self.config.profile_ttl).with_tag(keys::user_tag(id));
         self.cache
             .get_or_load(&keys::user(id), &options, || {
                 self.call("sql.get_user", "sql", self.sql.get_user(id))

@@ -101,7 +101,7 @@ pub(super) async fn healthz(State(app): State<Arc<App>>) -> Response {
     // fails open).
     let sql = probe(app.sql.backend().name(), true, async {
         match app.sql.get_user(Uuid::nil()).await {
-            Ok(_) | Err(mod8_orm::OrmError::NotFound { .. }) => Ok(()),
+            Ok(_) | Err(mod8_orm::Error::NotFound { .. }) => Ok(()),
             Err(e) => Err(e),
         }
     });
@@ -114,8 +114,8 @@ pub(super) async fn healthz(State(app): State<Arc<App>>) -> Response {
             .activity_summary("healthz", mod8_docstore::DayRange::new(today, today)),
     );
     let cache = probe(app.cache.backend(), false, app.cache.store().get("healthz"));
-    let queue = app.broker.topology().user_data_queue.clone();
-    let broker = probe(app.broker.backend(), false, app.broker.queue_depth(&queue));
+    let queue = &app.config.topology.user_data_queue;
+    let broker = probe(app.broker.backend(), false, app.broker.queue_depth(queue));
     let (sql, docs, cache, broker) = tokio::join!(sql, docs, cache, broker);
     let healthy = [&sql, &docs, &cache, &broker]
         .iter()

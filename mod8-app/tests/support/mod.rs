@@ -152,18 +152,14 @@ pub async fn real_config(suite: &str) -> Option<AppConfig> {
     let (base, _) = pg.rsplit_once('/').unwrap();
     let mut config = AppConfig::embedded();
     config.sql = mod8_orm::OrmConfig::new(format!("{base}/{run}"));
-    config.docs = mod8_docstore::DocStoreConfig::builder()
-        .with_url(mongo)
-        .with_database(run.clone())
-        .build();
+    config.docs = mod8_docstore::DocStoreConfig::new(mongo).with_database(run.clone());
     config.cache = mod8_cache::CacheConfig {
         redis_url: Some(redis),
         prefix: format!("{run}:cache"),
         ..config.cache
     };
-    config.mq = mod8_mq::MqConfig::default()
-        .with_url(amqp)
-        .with_topology(mod8_mq::Topology::with_prefix(&run));
+    config.mq = mod8_mq::MqConfig::new(amqp);
+    config.topology = mod8_mq::domain::Topology::with_prefix(&run);
     config.live_queue = format!("{run}.live_dashboard_queue");
     Some(config)
 }
@@ -199,12 +195,18 @@ where
 /// database's collections, its PostgreSQL database. (Cache keys expire by TTL under the run's
 /// own prefix.)
 pub async fn remove_real(config: &AppConfig) {
-    let broker = config.mq.clone().connect().await.unwrap();
-    let topology = broker.topology().clone();
+    let broker = config.mq.connect().await.unwrap();
+    let topology = &config.topology;
     let mut queues: Vec<String> = topology.queues().into_iter().map(|q| q.name).collect();
     queues.push(config.live_queue.clone());
     for queue in queues.clone() {
-        queues.extend(topology.retry_queue_names(&queue, 8));
+        queues.extend(
+            topology
+                .retry
+                .retry_queues(&queue, 8)
+                .into_iter()
+                .map(|q| q.name),
+        );
     }
     for queue in queues {
         let _ = broker.delete_queue(&queue).await;
@@ -213,12 +215,9 @@ pub async fn remove_real(config: &AppConfig) {
         let _ = broker.delete_exchange(&exchange.name).await;
     }
     let _ = broker.close().await;
-    let docs = mod8_docstore::MongoDocStore::connect(
-        config.docs.url.as_deref().unwrap(),
-        config.docs.database.as_deref(),
-    )
-    .await
-    .unwrap();
+    let docs = mod8_docstore::MongoDocStore::connect(&config.docs)
+        .await
+        .unwrap();
     docs.drop_database().await.unwrap();
     let url = config.sql.url.clone();
     let (base, db) = url.rsplit_once('/').unwrap();
