@@ -37,7 +37,10 @@ pub enum AppError {
         /// The field whose value is taken (`email`, `username`, ...).
         field: String,
     },
-    /// A dependency the operation needs is down: 503.
+    /// The backend behind the operation cannot do it (a server lacking a feature): 501.
+    #[error("{0}")]
+    Unsupported(String),
+    /// A dependency the operation needs is down, or failed in a way that retrying may fix: 503.
     #[error("{dependency} unavailable: {message}")]
     Unavailable {
         /// Which dependency (`postgres`, `redis`, ...).
@@ -66,6 +69,7 @@ impl AppError {
             Self::Validation { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Conflict { .. } => StatusCode::CONFLICT,
+            Self::Unsupported(_) => StatusCode::NOT_IMPLEMENTED,
             Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -78,6 +82,7 @@ impl AppError {
             Self::Validation { .. } => "validation",
             Self::NotFound(_) => "not_found",
             Self::Conflict { .. } => "conflict",
+            Self::Unsupported(_) => "unsupported",
             Self::Unavailable { .. } => "unavailable",
             Self::Internal(_) => "internal",
         }
@@ -111,74 +116,58 @@ impl IntoResponse for AppError {
     }
 }
 
-impl From<mod8_orm::Error> for AppError {
-    fn from(e: mod8_orm::Error) -> Self {
-        use mod8_orm::Error as E;
-        match e {
-            E::Validation { field, message } => Self::validation(field, message),
-            E::NotFound { entity, key } => Self::NotFound(format!("{entity} {key}")),
-            E::Conflict { field, .. } => Self::Conflict { field },
-            E::Unavailable { source, .. } => Self::Unavailable {
-                dependency: "sql",
-                message: source.to_string(),
-            },
-            other => Self::Internal(anyhow::Error::new(other).context("sql")),
+/// `From<$error> for AppError` for one library's error, by meaning. The five libraries share
+/// one error shape (`Validation`, `NotFound`, `Conflict`, `Unsupported`, `Unavailable`,
+/// `Backend`, plus `is_transient()`), so they are all mapped by this one rule:
+///
+/// - `Validation` → 422 naming the field; `NotFound` → 404; `Conflict` → 409 naming the field;
+/// - `Unsupported` → 501;
+/// - `Unavailable`, and any other error whose `is_transient()` is true (a SQL serialization
+///   failure, a broker that did not confirm in time, ...) → 503: retrying may succeed;
+/// - the crate's own variants listed after the dependency name, as given;
+/// - anything else → 500, the cause logged under the request id, never sent.
+macro_rules! map_by_meaning {
+    ($error:ty, $dependency:literal $(, $own:pat => $mapped:expr)* $(,)?) => {
+        impl From<$error> for AppError {
+            fn from(e: $error) -> Self {
+                type E = $error;
+                match e {
+                    E::Validation { field, message } => Self::Validation { field, message },
+                    E::NotFound { entity, key } => Self::NotFound(format!("{entity} {key}")),
+                    E::Conflict { field, .. } => Self::Conflict { field },
+                    e @ E::Unsupported { .. } => Self::Unsupported(e.to_string()),
+                    E::Unavailable { source, .. } => Self::Unavailable {
+                        dependency: $dependency,
+                        message: source.to_string(),
+                    },
+                    $($own => $mapped,)*
+                    e if e.is_transient() => Self::Unavailable {
+                        dependency: $dependency,
+                        message: e.to_string(),
+                    },
+                    e => Self::Internal(anyhow::Error::new(e).context($dependency)),
+                }
+            }
         }
-    }
+    };
 }
 
-impl From<mod8_docstore::Error> for AppError {
-    fn from(e: mod8_docstore::Error) -> Self {
-        use mod8_docstore::Error as E;
-        match e {
-            E::Validation { field, message } => Self::Validation { field, message },
-            e @ E::NotFound { .. } => Self::NotFound(e.to_string()),
-            E::Unavailable { source, .. } => Self::Unavailable {
-                dependency: "docs",
-                message: source.to_string(),
-            },
-            other => Self::Internal(anyhow::Error::new(other).context("docs")),
-        }
-    }
-}
-
-impl From<mod8_mq::Error> for AppError {
-    fn from(e: mod8_mq::Error) -> Self {
-        use mod8_mq::Error as E;
-        match e {
-            E::Validation { field, message } => Self::validation(field, message),
-            E::Unavailable { source, .. } => Self::Unavailable {
-                dependency: "broker",
-                message: source.to_string(),
-            },
-            // Closed by its owner: the app is shutting down, so this request meets a
-            // dependency that is going away (503), not an internal fault (500).
-            e @ E::Closed { .. } => Self::Unavailable {
-                dependency: "broker",
-                message: e.to_string(),
-            },
-            other if other.is_transient() => Self::Unavailable {
-                dependency: "broker",
-                message: other.to_string(),
-            },
-            other => Self::Internal(anyhow::Error::new(other).context("broker")),
-        }
-    }
-}
-
-impl From<mod8_datasci::Error> for AppError {
-    fn from(e: mod8_datasci::Error) -> Self {
-        Self::Internal(anyhow::Error::new(e).context("analytics"))
-    }
-}
-
-impl From<mod8_cache::Error> for AppError {
-    fn from(e: mod8_cache::Error) -> Self {
-        // The cache fails open for backend trouble; what reaches here is a bad key or a
-        // value that cannot be encoded, both programming errors.
-        Self::Internal(anyhow::Error::new(e).context("cache"))
-    }
-}
+map_by_meaning!(mod8_orm::Error, "sql");
+map_by_meaning!(mod8_docstore::Error, "docs");
+map_by_meaning!(
+    mod8_mq::Error,
+    "broker",
+    // Closed by its owner: the app is shutting down, so this request meets a dependency that
+    // is going away (503), not an internal fault (500).
+    e @ mod8_mq::Error::Closed { .. } => Self::Unavailable {
+        dependency: "broker",
+        message: e.to_string(),
+    },
+);
+map_by_meaning!(mod8_datasci::Error, "analytics");
+// The cache fails open for backend trouble: what reaches here is mostly a bad key or a value
+// that cannot be encoded (`Codec`, a 500).
+map_by_meaning!(mod8_cache::Error, "cache");
 
 /// An error shared by every waiter of one cache load (the cache hands each caller the same
 /// `Arc`), turned back into an owned error: the error itself when this was the last holder,
@@ -195,6 +184,7 @@ impl From<Arc<AppError>> for AppError {
                 AppError::Conflict { field } => AppError::Conflict {
                     field: field.clone(),
                 },
+                AppError::Unsupported(m) => AppError::Unsupported(m.clone()),
                 AppError::Unavailable {
                     dependency,
                     message,
@@ -236,6 +226,7 @@ mod tests {
                 503,
                 "unavailable",
             ),
+            (AppError::Unsupported("$geoNear".into()), 501, "unsupported"),
             (AppError::Internal(anyhow::anyhow!("boom")), 500, "internal"),
         ];
         for (error, status, code) in cases {
@@ -265,6 +256,7 @@ mod tests {
                 dependency: "redis",
                 message: "down".into(),
             },
+            AppError::Unsupported("$geoNear".into()),
             AppError::Internal(anyhow::anyhow!("boom").context("sql")),
         ];
         for error in cases {
@@ -281,6 +273,169 @@ mod tests {
             let last = AppError::from(other);
             assert_eq!((last.status(), last.to_string()), (status, message));
         }
+    }
+
+    /// The status, code and `field` of the response body an error gets.
+    async fn response_of(error: AppError) -> (u16, serde_json::Value) {
+        let response = error.into_response();
+        let status = response.status().as_u16();
+        let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        (status, body)
+    }
+
+    /// The shared variants of every library's error, built with its own constructors, in the
+    /// same order: validation, not found, conflict, unsupported, unavailable, and a backend
+    /// error that retrying would not fix.
+    macro_rules! shared_variants {
+        ($error:ty) => {{
+            type E = $error;
+            [
+                AppError::from(E::validation("email", "not an email address")),
+                AppError::from(E::not_found("user", "ada")),
+                AppError::from(E::conflict("user", "username", "taken")),
+                AppError::from(E::unsupported("$geoNear", "mongodb")),
+                AppError::from(E::unavailable("server", "connection refused")),
+                AppError::from(E::backend("server", "password=hunter2 rejected")),
+            ]
+        }};
+    }
+
+    #[tokio::test]
+    async fn every_library_error_is_mapped_by_meaning() {
+        let libraries = [
+            ("orm", shared_variants!(mod8_orm::Error)),
+            ("docstore", shared_variants!(mod8_docstore::Error)),
+            ("cache", shared_variants!(mod8_cache::Error)),
+            ("mq", shared_variants!(mod8_mq::Error)),
+            ("datasci", shared_variants!(mod8_datasci::Error)),
+        ];
+        let expected = [
+            (422, "validation", Some("email")),
+            (404, "not_found", None),
+            (409, "conflict", Some("username")),
+            (501, "unsupported", None),
+            (503, "unavailable", None),
+            (500, "internal", None),
+        ];
+        for (library, errors) in libraries {
+            for (error, (status, code, field)) in errors.into_iter().zip(expected) {
+                let shown = error.to_string();
+                let (got, body) = response_of(error).await;
+                assert_eq!(got, status, "{library}: {shown}");
+                let error = &body["error"];
+                assert_eq!(error["code"], code, "{library}: {body}");
+                assert!(error["message"].is_string(), "{library}: {body}");
+                assert_eq!(
+                    error["field"].as_str(),
+                    field,
+                    "{library}: the field is named for validation and conflicts only: {body}"
+                );
+                assert!(
+                    !body.to_string().contains("hunter2"),
+                    "{library}: an internal cause leaked: {body}"
+                );
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn unsupported_is_501_with_the_error_body() {
+        let error = AppError::from(mod8_docstore::Error::unsupported(
+            "$geoNear (server: not implemented yet)",
+            "mongodb",
+        ));
+        let (status, body) = response_of(error).await;
+        assert_eq!(status, 501);
+        assert_eq!(
+            body,
+            serde_json::json!({"error": {
+                "code": "unsupported",
+                "message": "$geoNear (server: not implemented yet) is not supported by the mongodb backend",
+            }})
+        );
+    }
+
+    #[test]
+    fn a_document_store_conflict_is_409_with_its_field() {
+        let error = AppError::from(mod8_docstore::Error::conflict(
+            "user profile",
+            "username",
+            "E11000 duplicate key error",
+        ));
+        assert_eq!(error.status().as_u16(), 409, "{error}");
+        assert_eq!(error.code(), "conflict");
+        assert!(
+            matches!(&error, AppError::Conflict { field } if field == "username"),
+            "{error:?}"
+        );
+    }
+
+    /// A serialization failure (SQLSTATE 40001) as PostgreSQL reports it: retrying may
+    /// succeed, so the client is told to come back (503), not that the server broke (500).
+    #[tokio::test]
+    async fn a_transient_sql_backend_error_is_503() {
+        let Some(error) = serialization_failure().await else {
+            return;
+        };
+        assert!(
+            matches!(error, mod8_orm::Error::Backend { .. }),
+            "not Unavailable: {error:?}"
+        );
+        assert!(error.is_transient(), "{error:?}");
+        let error = AppError::from(error);
+        assert_eq!(error.status().as_u16(), 503, "{error}");
+        assert_eq!(error.code(), "unavailable");
+    }
+
+    /// A real serialization failure: two serializable transactions on PostgreSQL that each
+    /// read what the other writes; the second to commit fails with SQLSTATE 40001. `None`
+    /// (after a skip line) without `MOD8_POSTGRES_URL`; a failure then when
+    /// `MOD8_REQUIRE_SERVICES=1`.
+    async fn serialization_failure() -> Option<mod8_orm::Error> {
+        use mod8_orm::sqlx::{Connection, Executor, PgConnection};
+        let url = mod8_testkit::service_url("MOD8_POSTGRES_URL", "app error mapping (40001)")?;
+        let table = mod8_testkit::unique_name("mod8_app_ssi");
+        let mut setup = PgConnection::connect(&url).await.unwrap();
+        setup
+            .execute(format!("CREATE TABLE {table} (k int PRIMARY KEY, v int NOT NULL)").as_str())
+            .await
+            .unwrap();
+        setup
+            .execute(format!("INSERT INTO {table} VALUES (1, 0), (2, 0)").as_str())
+            .await
+            .unwrap();
+        let mut a = PgConnection::connect(&url).await.unwrap();
+        let mut b = PgConnection::connect(&url).await.unwrap();
+        for c in [&mut a, &mut b] {
+            c.execute("BEGIN ISOLATION LEVEL SERIALIZABLE")
+                .await
+                .unwrap();
+        }
+        // Write skew: each reads both rows, then writes the row the other one read.
+        let sum = format!("SELECT sum(v) FROM {table}");
+        a.execute(sum.as_str()).await.unwrap();
+        b.execute(sum.as_str()).await.unwrap();
+        a.execute(format!("UPDATE {table} SET v = v + 1 WHERE k = 1").as_str())
+            .await
+            .unwrap();
+        a.execute("COMMIT").await.unwrap();
+        // PostgreSQL refuses b's write or its commit, whichever it detects the cycle at.
+        let failed = match b
+            .execute(format!("UPDATE {table} SET v = v + 1 WHERE k = 2").as_str())
+            .await
+        {
+            Err(e) => e,
+            Ok(_) => b.execute("COMMIT").await.expect_err("write skew must fail"),
+        };
+        drop(b);
+        setup
+            .execute(format!("DROP TABLE {table}").as_str())
+            .await
+            .unwrap();
+        Some(mod8_orm::Error::from_sqlx("postgres", failed))
     }
 
     #[test]
