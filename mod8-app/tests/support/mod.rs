@@ -225,8 +225,18 @@ pub async fn remove_real(config: &AppConfig) {
     let mut admin = sqlx::PgConnection::connect(&format!("{base}/postgres"))
         .await
         .unwrap();
-    sqlx::query(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"))
-        .execute(&mut admin)
-        .await
-        .unwrap();
+    // FORCE cannot end an autovacuum worker that happens to be in the database (only a
+    // superuser may): that one finishes soon, so the drop is tried again a few times.
+    let drop = format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)");
+    for attempt in 1.. {
+        match sqlx::query(&drop).execute(&mut admin).await {
+            Ok(_) => break,
+            Err(sqlx::Error::Database(e))
+                if e.code().as_deref() == Some("42501") && attempt < 20 =>
+            {
+                tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+            }
+            Err(e) => panic!("{drop}: {e}"),
+        }
+    }
 }
