@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use serde::{de::DeserializeOwned, Serialize};
 
 use crate::flight::{Flights, Role};
-use crate::stats::Counters;
+use crate::stats::{Counter, Counters};
 use crate::{
     glob_match, validate_key, Bytes, CacheStats, CacheStore, Codec, DynCacheStore, EntryOptions,
     Error, MemoryStore, Result, TieredStore,
@@ -427,7 +427,7 @@ impl Cache {
     fn invalidation<R>(&self, result: Result<R>, operation: &'static str) -> Result<R> {
         if let Err(e) = &result {
             if !matches!(e, Error::Validation { .. }) {
-                Counters::bump(&self.inner.counters.backend_errors);
+                self.inner.counters.bump(Counter::BackendErrors);
                 self.warn(operation, e);
             }
         }
@@ -453,10 +453,10 @@ impl Cache {
         F: FnOnce() -> Fut,
         Fut: Future<Output = std::result::Result<T, E>>,
     {
-        Counters::bump(&self.inner.counters.loads);
+        self.inner.counters.bump(Counter::Loads);
         let result = loader().await.map_err(Arc::new);
         if result.is_err() {
-            Counters::bump(&self.inner.counters.load_errors);
+            self.inner.counters.bump(Counter::LoadErrors);
         }
         result
     }
@@ -503,24 +503,24 @@ impl Cache {
     fn decode_counted<T: DeserializeOwned>(&self, bytes: Option<Bytes>) -> Option<T> {
         let counters = &self.inner.counters;
         let Some(bytes) = bytes else {
-            Counters::bump(&counters.misses);
+            counters.bump(Counter::Misses);
             return None;
         };
         match self.inner.codec.decode(&bytes) {
             Ok(value) => {
-                Counters::bump(&counters.hits);
+                counters.bump(Counter::Hits);
                 Some(value)
             }
             Err(_) => {
-                Counters::bump(&counters.decode_errors);
-                Counters::bump(&counters.misses);
+                counters.bump(Counter::DecodeErrors);
+                counters.bump(Counter::Misses);
                 None
             }
         }
     }
 
     fn backend_failed(&self, operation: &'static str, error: &Error) {
-        Counters::bump(&self.inner.counters.backend_errors);
+        self.inner.counters.bump(Counter::BackendErrors);
         self.warn(operation, error);
     }
 
