@@ -14,12 +14,13 @@
 //! deterministic; the system allocator adds its own per-allocation bookkeeping on top (about
 //! 8–16 bytes for each of the allocations per entry it also prints).
 //!
-//! Where it goes (64-bit): the LRU slot `cached` preallocates per entry of the capacity, 64 B
-//! (key `Box<str>` 16, value `Arc<[u8]>` 16, expiry 8, tags pointer 8, list links 16); the
-//! `Arc`'s counts, 16 B, plus padding of the value to 8 bytes; and `cached`'s hash index, 9 B
-//! per bucket at most 7/8 full, rounded up to a power of two: 10 to 21 B per entry depending
-//! on where the capacity falls (98.8 B in all at 10 000 entries, 95.8 B at 100 000, 104.6 B
-//! at 57 400, just past a power of two).
+//! Where it goes (64-bit): the entry's slot in its shard's dense array, 56 B (key `Box<str>`
+//! 16, value `Arc<[u8]>` 16, deadline 8, pointer to tags 8, referenced bit
+//! padded to 8); the `Arc`'s counts, 16 B, plus padding of the value to 8 bytes; the shard's
+//! hash index, 5 B per bucket (a `u32` position and a control byte) at most 7/8 full, rounded
+//! up to a power of two: 6 to 11 B per entry depending on where a shard's count falls; and
+//! room a shard's array has allocated but not used yet (it grows by doubling up to its share
+//! of the capacity, then by eighths). About 86 B in all at 100 000 entries, 88 B at 10 000.
 //!
 //! ```sh
 //! cargo run -p mod8-cache --example l1_overhead            # N = 100 000
@@ -91,13 +92,17 @@ fn main() {
         ),
     ] {
         let (store, r) = fill(build, n);
-        let overhead = (r.store_bytes - r.payload_bytes) as f64 / n as f64;
-        println!(
-            "{name:24} store {:>11} B, key+value {:>11} B, overhead {overhead:6.1} B/entry, {:.2} allocations/entry",
-            r.store_bytes,
-            r.payload_bytes,
-            r.allocations as f64 / n as f64,
-        );
+        report(name, &r, n);
         drop(store);
     }
+}
+
+fn report(name: &str, r: &Report, n: usize) {
+    let overhead = (r.store_bytes - r.payload_bytes) as f64 / n as f64;
+    println!(
+        "{name:26} store {:>11} B, key+value {:>11} B, overhead {overhead:6.1} B/entry, {:.2} allocations/entry",
+        r.store_bytes,
+        r.payload_bytes,
+        r.allocations as f64 / n as f64,
+    );
 }
