@@ -1,5 +1,6 @@
 //! The in-process backend: a sharded hash table whose lookups take a shared (read) lock only,
-//! CLOCK (second-chance) eviction and per-entry expiry checked on the coarse clock.
+//! CLOCK (second-chance) eviction, per-entry expiry checked on the coarse clock, and a slot
+//! per entry for the value [`Cache`](crate::Cache) decoded from it.
 //!
 //! A lookup hashes the key (foldhash), picks a shard from the hash, takes that shard's
 //! `RwLock` for reading, probes the shard's index, checks the deadline against the coarse
@@ -12,6 +13,7 @@
 //! that expired). That approximates least-recently-used without moving anything on a hit,
 //! which is what lets a hit stay a read.
 
+use std::any::Any;
 use std::collections::{HashMap, HashSet};
 use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
@@ -23,7 +25,7 @@ use hashbrown::HashTable;
 use parking_lot::{Mutex, RwLock};
 
 use crate::clock;
-use crate::{glob_match, validate_key, Bytes, CacheStore, EntryOptions, Error, Result};
+use crate::{glob_match, validate_key, Bytes, CacheStore, Codec, EntryOptions, Error, Result};
 
 const BACKEND: &str = "memory";
 
@@ -48,6 +50,9 @@ const MAX_SHARDS: usize = 64;
 /// - **Expiry** is checked against the coarse monotonic clock (a few nanoseconds to read; it
 ///   advances once per kernel tick, 1 to 10 ms) while deadlines are set from the precise one:
 ///   an entry is never returned past its TTL by more than one tick and never dropped early.
+/// - [`Cache`](crate::Cache) keeps the value it decoded from an entry's bytes beside them
+///   (type-checked, per codec), so a typed hit is not decoded again; every write or
+///   invalidation of the entry replaces or drops it with the bytes.
 ///
 /// Every lock is held for O(1) work (pattern and tag invalidation walk the keys once), never
 /// across an `.await`, so it is safe to use from async code. Cloning is cheap and shares the
@@ -120,7 +125,7 @@ struct Slot {
     value: Bytes,
     /// The deadline on the `clock` module's scale; 0: no expiry.
     expires_at: u64,
-    /// Tags, boxed so an untagged entry pays one thin pointer.
+    /// Tags and the decoded value, boxed so an entry with neither pays one thin pointer.
     extra: Option<Box<Extra>>,
     /// Read since the CLOCK hand last passed: spares the entry once.
     referenced: AtomicBool,
@@ -129,6 +134,13 @@ struct Slot {
 #[derive(Default)]
 struct Extra {
     tags: Box<[String]>,
+    decoded: Option<Decoded>,
+}
+
+/// A value [`Cache`](crate::Cache) decoded from the entry's bytes with `codec`.
+struct Decoded {
+    codec: Codec,
+    value: Arc<dyn Any + Send + Sync>,
 }
 
 // Guard the budget above: a wider slot costs every entry of every L1.
@@ -161,6 +173,16 @@ impl Slot {
             self.referenced.store(true, Relaxed);
         }
     }
+}
+
+/// What a typed lookup found in the store.
+pub(crate) enum Found<R> {
+    /// The decoded value, viewed as asked.
+    Decoded(R),
+    /// A live entry without a usable decoded value: its bytes.
+    Encoded(Bytes),
+    /// No live entry.
+    Missing,
 }
 
 impl Shard {
@@ -367,6 +389,51 @@ impl MemoryStore {
         shard.live(hash, key).map(|slot| slot.value.clone())
     }
 
+    /// The decoded value kept beside `key`'s bytes when it was decoded with `codec` and `view`
+    /// accepts it (`view` runs under the shard's read lock: keep it to a downcast and a clone),
+    /// else the bytes.
+    #[inline]
+    pub(crate) fn get_decoded<R>(
+        &self,
+        key: &str,
+        codec: Codec,
+        view: impl FnOnce(&Arc<dyn Any + Send + Sync>) -> Option<R>,
+    ) -> Found<R> {
+        let hash = self.hash(key);
+        let shard = self.shard(hash).read();
+        let Some(slot) = shard.live(hash, key) else {
+            return Found::Missing;
+        };
+        let decoded = slot.extra.as_deref().and_then(|e| e.decoded.as_ref());
+        if let Some(decoded) = decoded.filter(|d| d.codec == codec) {
+            if let Some(found) = view(&decoded.value) {
+                return Found::Decoded(found);
+            }
+        }
+        Found::Encoded(slot.value.clone())
+    }
+
+    /// Keeps `value`, decoded from `bytes` with `codec`, beside `key`'s entry — if the entry
+    /// still holds those very bytes (the same allocation): a write or invalidation since then
+    /// replaced them, and the decoded value must not outlive them.
+    pub(crate) fn keep_decoded(
+        &self,
+        key: &str,
+        bytes: &Bytes,
+        codec: Codec,
+        value: Arc<dyn Any + Send + Sync>,
+    ) {
+        let hash = self.hash(key);
+        let mut shard = self.shard(hash).write();
+        let Some(position) = shard.position(hash, key) else {
+            return;
+        };
+        let slot = &mut shard.slots[position];
+        if Arc::ptr_eq(&slot.value, bytes) {
+            slot.extra.get_or_insert_with(Box::default).decoded = Some(Decoded { codec, value });
+        }
+    }
+
     /// Synchronous removal of every entry.
     pub fn clear_now(&self) {
         let mut tags = self.inner.tags.lock();
@@ -471,6 +538,7 @@ impl MemoryStore {
         let mut tags = self.inner.tags.lock();
         let extra = Extra {
             tags: options.tags.clone().into_boxed_slice(),
+            decoded: None,
         };
         self.store(hash, slot(Some(Box::new(extra))));
         for tag in &options.tags {
@@ -744,5 +812,45 @@ mod tests {
         assert_eq!(store.get_now(&other).as_deref(), Some(&[2u8][..]));
         assert_eq!((store.len(), store.evictions()), (512, 1));
         assert_consistent(&store);
+    }
+
+    #[tokio::test]
+    async fn a_decoded_value_goes_with_the_bytes_it_came_from() {
+        let store = MemoryStore::lru(16);
+        store
+            .set("k", b"1".as_slice().into(), &opts())
+            .await
+            .unwrap();
+        let old = store.get_now("k").unwrap();
+        let view = |v: &Arc<dyn Any + Send + Sync>| v.downcast_ref::<u32>().copied();
+        assert!(matches!(
+            store.get_decoded("k", Codec::Json, view),
+            Found::Encoded(_)
+        ));
+        store.keep_decoded("k", &old, Codec::Json, Arc::new(1u32));
+        assert!(matches!(
+            store.get_decoded("k", Codec::Json, view),
+            Found::Decoded(1)
+        ));
+        // Another codec or type does not see it.
+        assert!(matches!(
+            store.get_decoded("k", Codec::MessagePack, view),
+            Found::Encoded(_)
+        ));
+        let other = |v: &Arc<dyn Any + Send + Sync>| v.downcast_ref::<u64>().copied();
+        assert!(matches!(
+            store.get_decoded("k", Codec::Json, other),
+            Found::Encoded(_)
+        ));
+        // A write drops it, and a late attach for the old bytes is refused.
+        store
+            .set("k", b"2".as_slice().into(), &opts())
+            .await
+            .unwrap();
+        store.keep_decoded("k", &old, Codec::Json, Arc::new(1u32));
+        assert!(matches!(
+            store.get_decoded("k", Codec::Json, view),
+            Found::Encoded(_)
+        ));
     }
 }
