@@ -6,10 +6,12 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use futures::future::{ready, BoxFuture, Either, Ready};
 use serde::{de::DeserializeOwned, Serialize};
 
 use crate::flight::{Flights, Role};
-use crate::stats::Counters;
+use crate::memory::Found;
+use crate::stats::{Counter, Counters};
 use crate::{
     glob_match, validate_key, Bytes, CacheStats, CacheStore, Codec, DynCacheStore, EntryOptions,
     Error, MemoryStore, Result, TieredStore,
@@ -218,9 +220,56 @@ impl Cache {
 
     /// The value under `key` decoded as `T`, or `None` on a miss (absent, expired,
     /// undecodable, or the backend failing).
-    pub async fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
-        validate_key(key)?;
-        Ok(self.lookup(key, true).await)
+    ///
+    /// With an in-process tier ([`MemoryStore`], or the L1 of a [`TieredStore`]) the value
+    /// decoded on the first hit is kept beside the entry's bytes, so later hits clone it
+    /// instead of decoding: cheap for small or `Copy` types; for large ones
+    /// [`get_shared`](Cache::get_shared) hands out the kept value itself.
+    ///
+    /// The in-process tier is read when `get` is called, so a hit's future is ready at once
+    /// (no state machine to run or move around); the shared tier, if any, is asked when the
+    /// future is polled.
+    pub fn get<'a, T>(&'a self, key: &'a str) -> impl Future<Output = Result<Option<T>>> + Send + 'a
+    where
+        T: DeserializeOwned + Clone + Send + Sync + 'static,
+    {
+        self.get_with(key, view_cloned::<T>, owned::<T>)
+    }
+
+    /// Like [`get`](Cache::get), sharing the value instead of cloning it: an in-process hit
+    /// is a hash lookup and a reference-count increment, whatever the size of `T`.
+    pub fn get_shared<'a, T>(
+        &'a self,
+        key: &'a str,
+    ) -> impl Future<Output = Result<Option<Arc<T>>>> + Send + 'a
+    where
+        T: DeserializeOwned + Send + Sync + 'static,
+    {
+        self.get_with(key, view_shared::<T>, shared::<T>)
+    }
+
+    /// [`get`](Cache::get) and [`get_shared`](Cache::get_shared): the in-process tier now, the
+    /// store (boxed, since it is the slow path anyway) when polled.
+    #[inline]
+    fn get_with<'a, T, R>(
+        &'a self,
+        key: &'a str,
+        view: impl FnOnce(&Arc<dyn Any + Send + Sync>) -> Option<R>,
+        own: impl FnOnce(Arc<T>) -> R + Send + 'a,
+    ) -> GetFuture<'a, R>
+    where
+        T: DeserializeOwned + Send + Sync + 'static,
+        R: Send + 'a,
+    {
+        if let Err(e) = validate_key(key) {
+            return Either::Left(ready(Err(e)));
+        }
+        match self.local_first(key, true, view, own) {
+            Early::Done(found) => Either::Left(ready(Ok(found))),
+            Early::Store(local, own) => Either::Right(Box::pin(async move {
+                Ok(self.ask_store(key, local, true, own).await)
+            })),
+        }
     }
 
     /// Several values in one round trip where the backend allows it; `None` for each miss.
@@ -344,7 +393,7 @@ impl Cache {
             self.warn("get_or_load", &e);
             return self.run_loader(loader).await;
         }
-        if let Some(value) = self.lookup(key, true).await {
+        if let Some(value) = self.lookup(key, true, view_cloned, owned).await {
             return Ok(value);
         }
         let leader = loop {
@@ -366,7 +415,7 @@ impl Cache {
             }
         };
         // Someone may have stored the value between our lookup and taking the lead.
-        if let Some(value) = self.lookup::<T>(key, false).await {
+        if let Some(value) = self.lookup(key, false, view_cloned::<T>, owned).await {
             leader.publish(Arc::new(Ok::<T, Arc<E>>(value.clone())));
             return Ok(value);
         }
@@ -427,7 +476,7 @@ impl Cache {
     fn invalidation<R>(&self, result: Result<R>, operation: &'static str) -> Result<R> {
         if let Err(e) = &result {
             if !matches!(e, Error::Validation { .. }) {
-                Counters::bump(&self.inner.counters.backend_errors);
+                self.inner.counters.bump(Counter::BackendErrors);
                 self.warn(operation, e);
             }
         }
@@ -453,10 +502,10 @@ impl Cache {
         F: FnOnce() -> Fut,
         Fut: Future<Output = std::result::Result<T, E>>,
     {
-        Counters::bump(&self.inner.counters.loads);
+        self.inner.counters.bump(Counter::Loads);
         let result = loader().await.map_err(Arc::new);
         if result.is_err() {
-            Counters::bump(&self.inner.counters.load_errors);
+            self.inner.counters.bump(Counter::LoadErrors);
         }
         result
     }
@@ -479,48 +528,147 @@ impl Cache {
         }
     }
 
-    /// Local tier first (synchronously), then the store; counts a hit or miss when `count`.
-    async fn lookup<T: DeserializeOwned>(&self, key: &str, count: bool) -> Option<T> {
-        let local = self.inner.local.as_ref().and_then(|l| l.get_now(key));
-        let bytes = match local {
-            Some(bytes) => Some(bytes),
-            None if self.inner.local_is_store => None,
-            None => match self.inner.store.get(key).await {
-                Ok(bytes) => bytes,
-                Err(e) => {
-                    self.backend_failed("get", &e);
-                    None
-                }
-            },
+    /// The in-process tier first (its kept decoded value when there is one), then the store;
+    /// counts a hit or miss when `count`. `view` reads a kept decoded value (under the tier's
+    /// read lock), `own` turns a freshly decoded one into the result.
+    async fn lookup<T, R>(
+        &self,
+        key: &str,
+        count: bool,
+        view: impl FnOnce(&Arc<dyn Any + Send + Sync>) -> Option<R>,
+        own: impl FnOnce(Arc<T>) -> R,
+    ) -> Option<R>
+    where
+        T: DeserializeOwned + Send + Sync + 'static,
+    {
+        match self.local_first(key, count, view, own) {
+            Early::Done(found) => found,
+            Early::Store(local, own) => self.ask_store(key, local, count, own).await,
+        }
+    }
+
+    /// What the in-process tier answers without the store: a kept decoded value, the kept
+    /// bytes decoded, or a final miss (when it is the whole store); else the store must be
+    /// asked (`own` handed back for that).
+    #[inline]
+    fn local_first<T, R, O>(
+        &self,
+        key: &str,
+        count: bool,
+        view: impl FnOnce(&Arc<dyn Any + Send + Sync>) -> Option<R>,
+        own: O,
+    ) -> Early<'_, R, O>
+    where
+        T: DeserializeOwned + Send + Sync + 'static,
+        O: FnOnce(Arc<T>) -> R,
+    {
+        let inner = &*self.inner;
+        let Some(local) = inner.local.as_ref() else {
+            return Early::Store(None, own);
         };
-        if count {
-            self.decode_counted(bytes)
-        } else {
-            bytes.and_then(|b| self.inner.codec.decode(&b).ok())
+        match local.get_decoded(key, inner.codec, view) {
+            Found::Decoded(found) => {
+                if count {
+                    inner.counters.bump(Counter::Hits);
+                }
+                Early::Done(Some(found))
+            }
+            Found::Encoded(bytes) => {
+                Early::Done(self.decode_and_keep(key, Some(bytes), Some(local), count, own))
+            }
+            Found::Missing if inner.local_is_store => {
+                Early::Done(self.decode_and_keep(key, None, None, count, own))
+            }
+            // The tiered store fills its L1 from L2 with the very bytes it returns.
+            Found::Missing => Early::Store(Some(local), own),
+        }
+    }
+
+    /// The store's answer for `key`, decoded (and kept in `local`).
+    async fn ask_store<T, R>(
+        &self,
+        key: &str,
+        local: Option<&MemoryStore>,
+        count: bool,
+        own: impl FnOnce(Arc<T>) -> R,
+    ) -> Option<R>
+    where
+        T: DeserializeOwned + Send + Sync + 'static,
+    {
+        let found = self.inner.store.get(key).await;
+        let bytes = self.store_answer(found);
+        self.decode_and_keep(key, bytes, local, count, own)
+    }
+
+    /// The bytes of a store's answer; a failing backend is a miss (counted, logged).
+    fn store_answer(&self, found: Result<Option<Bytes>>) -> Option<Bytes> {
+        found.unwrap_or_else(|e| {
+            self.backend_failed("get", &e);
+            None
+        })
+    }
+
+    /// Decodes `bytes` as `T`, keeping the value in `local` beside the bytes it came from.
+    fn decode_and_keep<T, R>(
+        &self,
+        key: &str,
+        bytes: Option<Bytes>,
+        local: Option<&MemoryStore>,
+        count: bool,
+        own: impl FnOnce(Arc<T>) -> R,
+    ) -> Option<R>
+    where
+        T: DeserializeOwned + Send + Sync + 'static,
+    {
+        let inner = &*self.inner;
+        let Some(bytes) = bytes else {
+            if count {
+                inner.counters.bump(Counter::Misses);
+            }
+            return None;
+        };
+        match inner.codec.decode::<T>(&bytes) {
+            Ok(value) => {
+                let value = Arc::new(value);
+                if let Some(local) = local {
+                    local.keep_decoded(key, &bytes, inner.codec, value.clone());
+                }
+                if count {
+                    inner.counters.bump(Counter::Hits);
+                }
+                Some(own(value))
+            }
+            Err(_) => {
+                if count {
+                    inner.counters.bump(Counter::DecodeErrors);
+                    inner.counters.bump(Counter::Misses);
+                }
+                None
+            }
         }
     }
 
     fn decode_counted<T: DeserializeOwned>(&self, bytes: Option<Bytes>) -> Option<T> {
         let counters = &self.inner.counters;
         let Some(bytes) = bytes else {
-            Counters::bump(&counters.misses);
+            counters.bump(Counter::Misses);
             return None;
         };
         match self.inner.codec.decode(&bytes) {
             Ok(value) => {
-                Counters::bump(&counters.hits);
+                counters.bump(Counter::Hits);
                 Some(value)
             }
             Err(_) => {
-                Counters::bump(&counters.decode_errors);
-                Counters::bump(&counters.misses);
+                counters.bump(Counter::DecodeErrors);
+                counters.bump(Counter::Misses);
                 None
             }
         }
     }
 
     fn backend_failed(&self, operation: &'static str, error: &Error) {
-        Counters::bump(&self.inner.counters.backend_errors);
+        self.inner.counters.bump(Counter::BackendErrors);
         self.warn(operation, error);
     }
 
@@ -536,6 +684,38 @@ impl Cache {
             );
         }
     }
+}
+
+/// The future of [`Cache::get`]: ready at once for what the in-process tier answers, boxed for
+/// a round trip to the store.
+type GetFuture<'a, R> = Either<Ready<Result<Option<R>>>, BoxFuture<'a, Result<Option<R>>>>;
+
+/// What [`Cache::local_first`] leaves to do.
+enum Early<'a, R, O> {
+    /// The answer.
+    Done(Option<R>),
+    /// Ask the store (then keep the decoded value in the in-process tier, if any).
+    Store(Option<&'a MemoryStore>, O),
+}
+
+/// A kept decoded value as a clone of `T` (read under the in-process tier's lock).
+fn view_cloned<T: Clone + 'static>(value: &Arc<dyn Any + Send + Sync>) -> Option<T> {
+    (**value).downcast_ref::<T>().cloned()
+}
+
+/// A kept decoded value as a shared `Arc<T>`: a reference-count increment.
+fn view_shared<T: Send + Sync + 'static>(value: &Arc<dyn Any + Send + Sync>) -> Option<Arc<T>> {
+    Arc::clone(value).downcast::<T>().ok()
+}
+
+/// A freshly decoded value as `T`: moved out when nothing else kept it, else cloned.
+fn owned<T: Clone>(value: Arc<T>) -> T {
+    Arc::try_unwrap(value).unwrap_or_else(|kept| (*kept).clone())
+}
+
+/// A freshly decoded value as it is.
+fn shared<T>(value: Arc<T>) -> Arc<T> {
+    value
 }
 
 /// Lets one warning through per [`WARN_INTERVAL`], counting the ones it held back.

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 mod cache;
+mod clock;
 mod codec;
 mod config;
 mod error;
@@ -176,6 +177,7 @@ macro_rules! forward_store {
 forward_store!(Arc<S>, Box<S>);
 
 /// Rejects an empty key the same way on every backend.
+#[inline]
 pub(crate) fn validate_key(key: &str) -> Result<()> {
     if key.is_empty() {
         return Err(Error::validation("key", "must not be empty"));
