@@ -112,6 +112,7 @@ impl SqliteStore {
                 .journal_mode(SqliteJournalMode::Wal)
                 .synchronous(SqliteSynchronous::Normal);
         }
+        let max_connections = if memory { 1 } else { config.max_connections };
         let pool = if memory {
             SqlitePoolOptions::new()
                 .max_connections(1)
@@ -125,10 +126,14 @@ impl SqliteStore {
                 .idle_timeout(config.idle_timeout)
         }
         .acquire_timeout(config.acquire_timeout)
+        // No peer can drop a SQLite connection; a ping would only check sqlx's worker
+        // thread, one more round trip to it per acquire. A connection whose worker died
+        // fails its call and is discarded when it goes back to the pool.
+        .test_before_acquire(false)
         .connect_with(options)
         .await
         .map_err(|e| Error::from_sqlx(backend, e))?;
-        let store = SqlStore::from_pool(pool);
+        let store = SqlStore::from_pool(pool).with_pinned_connection(max_connections == 1);
         if config.migrate {
             store.migrate().await?;
         }

@@ -1,0 +1,263 @@
+//! What the embedded backend does for speed must not show: the connection a SQLite store keeps
+//! checked out between calls on its pool behaves exactly like the plain pool.
+#![allow(clippy::unwrap_used, clippy::float_cmp)]
+
+use std::time::Duration;
+
+use mod8_orm::sqlite::SqliteStore;
+use mod8_orm::testing::{seed_world, user_in};
+use mod8_orm::{
+    Database, DynDatabase, Error, LocationRepository, NewAddress, NewUser, OrmConfig, PageRequest,
+    UserRepository,
+};
+
+const MEMORY: &str = "sqlite::memory:";
+
+async fn memory_store(acquire_timeout: Duration) -> SqliteStore {
+    SqliteStore::connect(&OrmConfig::new(MEMORY).with_acquire_timeout(acquire_timeout))
+        .await
+        .unwrap()
+}
+
+/// A host that reaches the pool after the store's own calls gets connections from it (the
+/// in-memory pool has a single connection, which the store holds between its calls), and the
+/// store keeps working beside the host.
+#[tokio::test]
+async fn the_pool_serves_the_host_after_the_store_used_it() {
+    let store = memory_store(Duration::from_secs(2)).await;
+    let user = store
+        .create_user(NewUser::new("a@example.org", "a"))
+        .await
+        .unwrap();
+    assert_eq!(store.get_user(user.id).await.unwrap(), user);
+    let count: i64 = mod8_orm::sqlx::query_scalar("SELECT COUNT(*) FROM users")
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    assert_eq!(count, 1);
+    // A pool handle kept by the host and the store's calls take turns.
+    let pool = store.pool().clone();
+    for i in 0..3 {
+        store
+            .create_user(NewUser::new(format!("b{i}@example.org"), format!("b{i}")))
+            .await
+            .unwrap();
+        let count: i64 = mod8_orm::sqlx::query_scalar("SELECT COUNT(*) FROM users")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        assert_eq!(count, 2 + i);
+    }
+}
+
+/// Units of work, migrations and the store's own calls share the in-memory database's one
+/// connection in any order; a call on the pool while a unit of work is open still waits for
+/// it and fails as unavailable after the acquire timeout, as with the plain pool.
+#[tokio::test]
+async fn units_of_work_and_migrations_take_the_connection_in_turn() {
+    let store = memory_store(Duration::from_millis(300)).await;
+    let world = seed_world(&store).await;
+    let ada = user_in(&store, world.city("Berlin"), "ada", 50.0).await;
+    for round in 0..3 {
+        let uow = store.begin().await.unwrap();
+        uow.create_user(NewUser::new(
+            format!("u{round}@example.org"),
+            format!("u{round}"),
+        ))
+        .await
+        .unwrap();
+        let waiting = store.get_user(ada.id).await;
+        assert!(
+            matches!(&waiting, Err(e @ Error::Unavailable { .. }) if e.is_transient()),
+            "{waiting:?}"
+        );
+        uow.commit().await.unwrap();
+        assert_eq!(store.get_user(ada.id).await.unwrap(), ada);
+        store.migrate().await.unwrap();
+        assert_eq!(
+            store
+                .list_users(PageRequest::first(10))
+                .await
+                .unwrap()
+                .total,
+            2 + round
+        );
+    }
+}
+
+/// Many tasks calling one in-memory store at once all get their turn.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_calls_on_one_memory_store_queue() {
+    let db: DynDatabase = OrmConfig::new(MEMORY).connect().await.unwrap();
+    let mut tasks = Vec::new();
+    for t in 0..8 {
+        let db = db.clone();
+        tasks.push(tokio::spawn(async move {
+            for i in 0..20 {
+                let user = db
+                    .create_user(NewUser::new(
+                        format!("t{t}x{i}@example.org"),
+                        format!("t{t}x{i}"),
+                    ))
+                    .await
+                    .unwrap();
+                assert_eq!(db.get_user(user.id).await.unwrap(), user);
+                if i % 5 == 0 {
+                    let uow = db.begin().await.unwrap();
+                    uow.get_user(user.id).await.unwrap();
+                    uow.commit().await.unwrap();
+                }
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    assert_eq!(db.user_stats().await.unwrap().count, 8 * 20);
+}
+
+/// On a file with several connections, concurrent readers do not wait for the one the store
+/// keeps: they take other connections from the pool. With a pool of one, they queue for it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_calls_on_a_file_store() {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, connections) in [("many.db", 4), ("one.db", 1)] {
+        let url = format!("sqlite://{}", dir.path().join(name).display());
+        let db = OrmConfig::new(&url)
+            .with_max_connections(connections)
+            .connect()
+            .await
+            .unwrap();
+        let user = db
+            .create_user(NewUser::new("r@example.org", "r"))
+            .await
+            .unwrap();
+        let mut tasks = Vec::new();
+        for _ in 0..6 {
+            let (db, user) = (db.clone(), user.clone());
+            tasks.push(tokio::spawn(async move {
+                for _ in 0..30 {
+                    // (Another task may have updated the score already.)
+                    let read = db.get_user(user.id).await.unwrap();
+                    assert_eq!((read.id, &read.email), (user.id, &user.email));
+                }
+                let uow = db.begin().await.unwrap();
+                uow.update_user(
+                    user.id,
+                    mod8_orm::UserUpdate {
+                        profile_score: Some(1.0),
+                        ..Default::default()
+                    },
+                )
+                .await
+                .unwrap();
+                uow.commit().await.unwrap();
+            }));
+        }
+        for task in tasks {
+            task.await.unwrap();
+        }
+        assert_eq!(db.get_user(user.id).await.unwrap().profile_score, 1.0);
+        db.close().await;
+    }
+}
+
+/// A call abandoned half-way (its future dropped at any of its steps: before or after its
+/// transaction began, mid-statement, during the commit) leaves the kept connection usable and
+/// the data consistent: the next calls are not stuck behind it or inside its transaction, and
+/// its address and user exist together or not at all.
+#[tokio::test]
+async fn an_abandoned_call_leaves_the_connection_usable() {
+    let store = memory_store(Duration::from_secs(2)).await;
+    let world = seed_world(&store).await;
+    let berlin = world.city("Berlin").clone();
+    for attempt in 0..60_usize {
+        let call = store.create_user_with_address(
+            NewAddress {
+                street: format!("Abandoned {attempt}"),
+                postal_code: "10115".into(),
+                city_id: berlin.id,
+            },
+            NewUser::new(
+                format!("gone{attempt}@example.org"),
+                format!("gone{attempt}"),
+            ),
+        );
+        let mut call = Box::pin(call);
+        // Polled a different number of times before it is dropped, letting the worker thread
+        // run in between, so it is cut off at different steps.
+        let mut finished = None;
+        for _ in 0..attempt % 12 {
+            if let std::task::Poll::Ready(result) = futures::poll!(call.as_mut()) {
+                finished = Some(result);
+                break;
+            }
+            tokio::time::sleep(Duration::from_micros(50)).await;
+        }
+        drop(call);
+        let kept = store
+            .create_user(NewUser::new(
+                format!("kept{attempt}@example.org"),
+                format!("kept{attempt}"),
+            ))
+            .await
+            .unwrap();
+        assert_eq!(store.get_user(kept.id).await.unwrap(), kept);
+        let page = store.list_users(PageRequest::first(1000)).await.unwrap();
+        let addresses = store.addresses_in_city(berlin.id).await.unwrap();
+        // A call cut off during its COMMIT may still have committed, as on any pool.
+        let user_written = page
+            .items
+            .iter()
+            .any(|u| u.username == format!("gone{attempt}"));
+        let address_written = addresses
+            .iter()
+            .any(|a| a.street == format!("Abandoned {attempt}"));
+        assert_eq!(user_written, address_written, "attempt {attempt}");
+        if let Some(result) = finished {
+            assert!(result.is_ok() && user_written, "attempt {attempt}");
+        }
+        // Nothing is left open: a unit of work can begin and commit.
+        let uow = store.begin().await.unwrap();
+        uow.commit().await.unwrap();
+    }
+}
+
+/// Closing a store the caller used hands its connection back and closes the pool (it does not
+/// wait forever for a connection the store itself holds); calls afterwards are unavailable.
+#[tokio::test]
+async fn closing_a_used_store_completes() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = format!("sqlite://{}", dir.path().join("close.db").display());
+    for url in [MEMORY, &file] {
+        let db = OrmConfig::new(url).connect().await.unwrap();
+        let user = db
+            .create_user(NewUser::new("c@example.org", "c"))
+            .await
+            .unwrap();
+        db.get_user(user.id).await.unwrap();
+        tokio::time::timeout(Duration::from_secs(30), db.close())
+            .await
+            .expect("close returns");
+        assert!(matches!(
+            db.get_user(user.id).await,
+            Err(Error::Unavailable { .. })
+        ));
+    }
+}
+
+/// A store dropped outside any Tokio runtime (after its runtime is gone) does not panic.
+#[test]
+fn a_store_dropped_outside_a_runtime() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let store = runtime.block_on(memory_store(Duration::from_secs(2)));
+    let user = runtime
+        .block_on(store.create_user(NewUser::new("d@example.org", "d")))
+        .unwrap();
+    assert_eq!(runtime.block_on(store.get_user(user.id)).unwrap(), user);
+    drop(runtime);
+    drop(store);
+}
