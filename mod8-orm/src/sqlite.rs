@@ -14,6 +14,8 @@
 //! acquire timeout). It does not survive the process and is not shared between processes;
 //! use a file for that.
 
+mod batched;
+
 use std::str::FromStr;
 
 use futures::future::BoxFuture;
@@ -22,7 +24,7 @@ use sqlx::{Executor, Sqlite};
 
 use crate::config::OrmConfig;
 use crate::error::{Error, Result};
-use crate::model::NewUser;
+use crate::model::{NewUser, UserWithLocation};
 use crate::repository::Backend;
 use crate::sql::dialect::{rows_per_statement, Dialect};
 use crate::sql::USER_COLS;
@@ -74,6 +76,14 @@ impl SqlDriver for Sqlite {
             }
             Ok((rows, statements))
         })
+    }
+
+    fn users_with_location(
+        conn: &mut Self::Connection,
+        limit: i64,
+        offset: i64,
+    ) -> BoxFuture<'_, std::result::Result<Vec<UserWithLocation>, sqlx::Error>> {
+        batched::users_with_location(conn, limit, offset)
     }
 
     fn run_script<'c>(

@@ -27,6 +27,14 @@ pub trait SqlDriver: sqlx::Database {
         users: &'c [crate::model::NewUser],
     ) -> BoxFuture<'c, std::result::Result<(u64, u64), sqlx::Error>>;
 
+    /// A page of users with their location chain, ordered by registration (`limit` and
+    /// `offset` already validated), in one statement.
+    fn users_with_location(
+        conn: &mut Self::Connection,
+        limit: i64,
+        offset: i64,
+    ) -> BoxFuture<'_, std::result::Result<Vec<crate::model::UserWithLocation>, sqlx::Error>>;
+
     /// Runs `sql` (one or more statements without parameters) on `conn`.
     fn run_script<'c>(
         conn: &'c mut Self::Connection,

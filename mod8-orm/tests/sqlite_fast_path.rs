@@ -1,17 +1,21 @@
 //! What the embedded backend does for speed must not show: the connection a SQLite store keeps
-//! checked out between calls on its pool behaves exactly like the plain pool.
+//! checked out between calls on its pool, and the users-with-location page read as one row of
+//! JSON, behave exactly like the plain pool and the plain rows.
 #![allow(clippy::unwrap_used, clippy::float_cmp)]
 
 use std::time::Duration;
 
+use mod8_orm::chrono::{TimeZone, Utc};
 use mod8_orm::sqlite::SqliteStore;
 use mod8_orm::testing::{seed_world, user_in};
 use mod8_orm::{
     Database, DynDatabase, Error, LocationRepository, NewAddress, NewUser, OrmConfig, PageRequest,
-    UserRepository,
+    UserRepository, UserWithLocation,
 };
 
 const MEMORY: &str = "sqlite::memory:";
+/// Escapes and non-ASCII within the 20 characters a postal code may have.
+const POSTAL: &str = "\"\\\t\u{1}é日🦀";
 
 async fn memory_store(acquire_timeout: Duration) -> SqliteStore {
     SqliteStore::connect(&OrmConfig::new(MEMORY).with_acquire_timeout(acquire_timeout))
@@ -260,4 +264,98 @@ fn a_store_dropped_outside_a_runtime() {
     assert_eq!(runtime.block_on(store.get_user(user.id)).unwrap(), user);
     drop(runtime);
     drop(store);
+}
+
+/// The page read as one row of JSON carries every value exactly: text with quotes, escapes,
+/// control characters and non-ASCII; doubles that need all 17 digits; microseconds; booleans;
+/// users without an address; ties on the registration time broken by id; offsets.
+#[tokio::test]
+async fn the_location_page_round_trips_every_value() {
+    let store = memory_store(Duration::from_secs(2)).await;
+    let world = seed_world(&store).await;
+    let odd = "Quote \" back\\slash\ttab\nline \u{1} é 日本 🦀 '; --";
+    let tied = Utc.with_ymd_and_hms(2024, 2, 29, 12, 0, 0).unwrap()
+        + mod8_orm::chrono::Duration::microseconds(123_456);
+    let scores = [
+        0.1 + 0.2,
+        1.0 / 3.0,
+        99.999_999_999_999_99,
+        0.0,
+        100.0,
+        5e-324,
+    ];
+    for (i, score) in scores.into_iter().enumerate() {
+        let address = store
+            .create_address(NewAddress {
+                street: format!("{odd} {i}"),
+                postal_code: POSTAL.into(),
+                city_id: world.cities[i % world.cities.len()].id,
+            })
+            .await
+            .unwrap();
+        let mut user = NewUser::new(format!("s{i}@example.org"), format!("s.{i}-x_y"));
+        user.profile_score = score;
+        user.is_verified = i % 2 == 0;
+        // Three share a registration time to the microsecond.
+        user.created_at = Some(if i < 3 {
+            tied
+        } else {
+            tied + mod8_orm::chrono::Duration::seconds(i as i64)
+        });
+        user.address_id = (i != 4).then_some(address.id);
+        store.create_user(user).await.unwrap();
+    }
+    let total = scores.len();
+    for (offset, limit) in [(0_u64, 1000_u32), (0, 2), (2, 3), (5, 10), (6, 1)] {
+        let page = store
+            .users_with_location(PageRequest { offset, limit })
+            .await
+            .unwrap();
+        // The reference: the same page from the plain-row queries.
+        let listed = store
+            .list_users(PageRequest { offset, limit })
+            .await
+            .unwrap();
+        let mut expected = Vec::new();
+        for user in listed.items {
+            let location = match user.address_id {
+                Some(id) => Some(store.location(id).await.unwrap()),
+                None => None,
+            };
+            assert_eq!(store.get_user(user.id).await.unwrap(), user);
+            expected.push(UserWithLocation { user, location });
+        }
+        assert_eq!(page, expected, "offset {offset} limit {limit}");
+        assert_eq!(
+            page.len(),
+            total.saturating_sub(offset as usize).min(limit as usize)
+        );
+    }
+    let all = store
+        .users_with_location(PageRequest::first(100))
+        .await
+        .unwrap();
+    let by_score = |s: f64| {
+        all.iter()
+            .find(|u| u.user.profile_score.to_bits() == s.to_bits())
+    };
+    for score in scores {
+        assert!(by_score(score).is_some(), "{score:e} read back exactly");
+    }
+    let nomad = by_score(100.0).unwrap();
+    assert!(nomad.location.is_none());
+    assert!(nomad.user.is_verified);
+    let located = by_score(0.0).unwrap();
+    let address = &located.location.as_ref().unwrap().address;
+    assert_eq!(address.postal_code, POSTAL);
+    assert_eq!(address.street, format!("{odd} 3"));
+    assert!(!located.user.is_verified);
+    // The three tied users come in id order.
+    let tied_ids: Vec<_> = all
+        .iter()
+        .filter(|u| u.user.created_at == tied)
+        .map(|u| u.user.id)
+        .collect();
+    assert_eq!(tied_ids.len(), 3);
+    assert!(tied_ids.windows(2).all(|w| w[0] < w[1]));
 }
