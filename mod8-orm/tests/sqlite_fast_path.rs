@@ -359,3 +359,58 @@ async fn the_location_page_round_trips_every_value() {
     assert_eq!(tied_ids.len(), 3);
     assert!(tied_ids.windows(2).all(|w| w[0] < w[1]));
 }
+
+/// Pages of more than 128 users come as several JSON arrays of one statement; put together
+/// they are exactly the plain-row page, at any offset.
+#[tokio::test]
+async fn large_pages_match_the_plain_rows() {
+    let store = memory_store(Duration::from_secs(2)).await;
+    let world = seed_world(&store).await;
+    let start = Utc.with_ymd_and_hms(2024, 1, 1, 0, 0, 0).unwrap();
+    for i in 0..700_i64 {
+        let mut user = NewUser::new(format!("l{i}@example.org"), format!("l{i}"));
+        // Some share a registration time, out of insertion order.
+        user.created_at = Some(start + mod8_orm::chrono::Duration::seconds((i * 7919) % 500));
+        user.profile_score = (i % 101) as f64 / 3.0;
+        if i % 3 != 0 {
+            let address = store
+                .create_address(NewAddress {
+                    street: format!("Long street {i}"),
+                    postal_code: format!("{i:05}"),
+                    city_id: world.cities[i as usize % world.cities.len()].id,
+                })
+                .await
+                .unwrap();
+            user.address_id = Some(address.id);
+        }
+        store.create_user(user).await.unwrap();
+    }
+    for (offset, limit) in [
+        (0_u64, 1000_u32),
+        (0, 129),
+        (100, 300),
+        (650, 100),
+        (699, 1000),
+    ] {
+        let before = store.statements_executed();
+        let page = store
+            .users_with_location(PageRequest { offset, limit })
+            .await
+            .unwrap();
+        assert_eq!(store.statements_executed() - before, 1);
+        let listed = store
+            .list_users(PageRequest { offset, limit })
+            .await
+            .unwrap();
+        let mut expected = Vec::new();
+        for user in listed.items {
+            let location = match user.address_id {
+                Some(id) => Some(store.location(id).await.unwrap()),
+                None => None,
+            };
+            expected.push(UserWithLocation { user, location });
+        }
+        assert_eq!(page.len(), expected.len(), "offset {offset} limit {limit}");
+        assert!(page == expected, "offset {offset} limit {limit}");
+    }
+}

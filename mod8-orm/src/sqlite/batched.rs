@@ -1,40 +1,91 @@
-//! Multi-row reads on SQLite as one row: the rows aggregated into one JSON array by SQLite and
-//! decoded here in one pass.
+//! Multi-row reads on SQLite as a few rows of JSON: SQLite aggregates the rows into JSON
+//! arrays, decoded here one array at a time.
 //!
 //! sqlx hands every row of a SQLite result from the connection's worker thread to the caller
 //! through a channel, copying each value on the way; with the caller decoding as fast as the
-//! worker steps, the two threads wake each other for nearly every row. One row of JSON costs
-//! one hand-over whatever the page size, and reading it skips sqlx's per-column lookups by
+//! worker steps, the two threads wake each other for nearly every row. A row of JSON costs one
+//! hand-over however many users it carries, and reading it skips sqlx's per-column lookups by
 //! name. The JSON carries every value exactly: ids as hex of their 16 bytes, the `REAL` score
-//! as `printf('%!.17g')` text (17 significant digits round-trip every double; SQLite's own
-//! JSON number rendering keeps 15), timestamps as the stored RFC 3339 text.
+//! as `printf('%!.17g')` text (17 significant digits round-trip every double; SQLite's own JSON
+//! number rendering keeps 15), timestamps as the stored RFC 3339 text.
+//!
+//! A page of more than [`USERS_PER_ARRAY`] users comes as several arrays (up to
+//! [`MAX_ARRAYS`]) from one statement: the page is chosen once (a materialized list of rowids)
+//! and split by rowid modulo the number of arrays. The worker builds the next array while the
+//! caller decodes the last one, and each stays small enough for the allocator to reuse its
+//! memory instead of mapping fresh pages for one large string.
 
 use std::borrow::Cow;
+use std::sync::OnceLock;
 
 use chrono::{DateTime, FixedOffset, NaiveDateTime, TimeZone, Utc};
 use futures::future::BoxFuture;
+use futures::TryStreamExt;
 use serde::Deserialize;
 use sqlx::SqliteConnection;
 use uuid::Uuid;
 
 use crate::model::{Address, City, Country, Location, User, UserWithLocation};
 
-/// Users with their location chain, ordered by registration, as one JSON array of arrays.
-const USERS_WITH_LOCATION: &str = "\
-    SELECT json_group_array(json_array(\
+/// Users per JSON array, about (a page is split evenly by rowid).
+const USERS_PER_ARRAY: i64 = 128;
+/// The most arrays one page is split into.
+const MAX_ARRAYS: usize = 8;
+
+/// The columns of one user with its location chain, as a JSON array.
+const USER_LOCATION_JSON: &str = "json_array(\
       hex(u.id), u.email, u.username, iif(u.address_id IS NULL, NULL, hex(u.address_id)), \
       printf('%!.17g', u.profile_score), CAST(u.is_verified AS INTEGER) <> 0, \
       u.created_at, u.last_active_at, \
       iif(a.id IS NULL, NULL, hex(a.id)), a.street, a.postal_code, \
       iif(ci.id IS NULL, NULL, hex(ci.id)), ci.name, ci.region, \
       iif(co.id IS NULL, NULL, hex(co.id)), co.name, co.iso_code, co.population, \
-      co.gdp_per_capita_cents)) \
-    FROM (SELECT * FROM users ORDER BY created_at, id LIMIT $1 OFFSET $2) u \
-    LEFT JOIN addresses a ON a.id = u.address_id \
-    LEFT JOIN cities ci ON ci.id = a.city_id \
-    LEFT JOIN countries co ON co.id = ci.country_id";
+      co.gdp_per_capita_cents)";
 
-/// One element of [`USERS_WITH_LOCATION`]'s array, in its column order.
+/// The statement for a page split into `arrays` JSON arrays (1 to [`MAX_ARRAYS`]): the page's
+/// rowids in registration order (`$1` users from `$2`, through `users_created_idx`), then per
+/// array the users whose rowid modulo `arrays` is its number, each joined with its chain by
+/// primary key.
+fn users_with_location_sql(arrays: usize) -> &'static str {
+    static SQL: OnceLock<Vec<String>> = OnceLock::new();
+    let all = SQL.get_or_init(|| {
+        (1..=MAX_ARRAYS)
+            .map(|n| {
+                let arms: Vec<String> = (0..n)
+                    .map(|k| {
+                        let part = if n == 1 {
+                            String::new()
+                        } else {
+                            format!(" WHERE p.r % {n} = {k}")
+                        };
+                        format!(
+                            "SELECT json_group_array({USER_LOCATION_JSON}) FROM page p \
+                             JOIN users u ON u.rowid = p.r \
+                             LEFT JOIN addresses a ON a.id = u.address_id \
+                             LEFT JOIN cities ci ON ci.id = a.city_id \
+                             LEFT JOIN countries co ON co.id = ci.country_id{part}"
+                        )
+                    })
+                    .collect();
+                format!(
+                    "WITH page(r) AS MATERIALIZED (SELECT rowid FROM users \
+                     ORDER BY created_at, id LIMIT $1 OFFSET $2) {}",
+                    arms.join(" UNION ALL ")
+                )
+            })
+            .collect()
+    });
+    let index = arrays.clamp(1, MAX_ARRAYS) - 1;
+    all.get(index).map_or("", String::as_str)
+}
+
+/// How many arrays a page of `limit` users is split into.
+fn arrays_for(limit: i64) -> usize {
+    let arrays = (limit.max(1) - 1) / USERS_PER_ARRAY + 1;
+    usize::try_from(arrays).map_or(MAX_ARRAYS, |n| n.min(MAX_ARRAYS))
+}
+
+/// One element of a [`USER_LOCATION_JSON`] array, in its column order.
 #[derive(Deserialize)]
 struct UserLocationJson<'a>(
     #[serde(borrow)] Cow<'a, str>,
@@ -58,39 +109,48 @@ struct UserLocationJson<'a>(
     Option<i64>,
 );
 
-/// `users_with_location` on SQLite: one statement, one row.
+/// `users_with_location` on SQLite: one statement, a row of JSON per part of the page, each
+/// decoded as it arrives.
 pub(crate) fn users_with_location(
     conn: &mut SqliteConnection,
     limit: i64,
     offset: i64,
 ) -> BoxFuture<'_, Result<Vec<UserWithLocation>, sqlx::Error>> {
     Box::pin(async move {
-        let json: String = sqlx::query_scalar(USERS_WITH_LOCATION)
+        let sql = users_with_location_sql(arrays_for(limit));
+        let mut arrays = sqlx::query_scalar::<_, String>(sql)
             .bind(limit)
             .bind(offset)
-            .fetch_one(conn)
-            .await?;
-        decode_users_with_location(&json)
+            .fetch(conn);
+        let mut users = Vec::with_capacity(usize::try_from(limit).unwrap_or(0));
+        while let Some(json) = arrays.try_next().await? {
+            decode_into(&json, &mut users)?;
+        }
+        Ok(in_page_order(users))
     })
 }
 
-fn decode_users_with_location(json: &str) -> Result<Vec<UserWithLocation>, sqlx::Error> {
+/// Decodes one JSON array, keeping each user's stored `created_at` text for the page order.
+fn decode_into(json: &str, users: &mut Vec<(String, UserWithLocation)>) -> Result<(), sqlx::Error> {
     let rows: Vec<UserLocationJson<'_>> = serde_json::from_str(json).map_err(decode_error)?;
-    let mut users = rows
-        .into_iter()
-        .map(|r| Ok((r.6.clone(), user_with_location(r)?)))
-        .collect::<Result<Vec<_>, sqlx::Error>>()?;
-    // The page is chosen in SQL order; the aggregate receives it in that order with this
-    // plan, but SQL does not promise an aggregate's input order (and `ORDER BY` inside the
-    // aggregate makes SQLite sort again through a temporary B-tree, several times the cost of
-    // the query). So the page is put in the SQL order here: stored `created_at` text, then id
-    // bytes, as SQLite compares them (a no-op pass over input that is already in order).
+    for row in rows {
+        let created = row.6.clone().into_owned();
+        users.push((created, user_with_location(row)?));
+    }
+    Ok(())
+}
+
+/// The page in SQL order: stored `created_at` text, then id bytes, as SQLite compares them.
+/// The arrays split the page by rowid, and SQL promises no order for an aggregate's input
+/// (`ORDER BY` inside the aggregate would make SQLite sort through a temporary B-tree, at
+/// several times the cost of the query), so the order is restored here.
+fn in_page_order(mut users: Vec<(String, UserWithLocation)>) -> Vec<UserWithLocation> {
     users.sort_by(|(a_created, a), (b_created, b)| {
         a_created
             .cmp(b_created)
             .then_with(|| a.user.id.cmp(&b.user.id))
     });
-    Ok(users.into_iter().map(|(_, user)| user).collect())
+    users.into_iter().map(|(_, user)| user).collect()
 }
 
 fn user_with_location(r: UserLocationJson<'_>) -> Result<UserWithLocation, sqlx::Error> {
@@ -239,7 +299,7 @@ mod tests {
             row(&low, late),
             row(&low, early)
         );
-        let users = decode_users_with_location(&json).unwrap();
+        let users = decode(&json);
         let order: Vec<(String, String)> = users
             .iter()
             .map(|u| {
@@ -263,42 +323,64 @@ mod tests {
             r#"[["{id}","a@example.org","a",null,"12.5",1,"2024-01-01T00:00:00+00:00",
                 "2024-01-01T00:00:00+00:00",null,null,null,null,null,null,null,null,null,null,null]]"#
         );
-        let users = decode_users_with_location(&json).unwrap();
+        let users = decode(&json);
         assert_eq!(users.len(), 1);
         assert_eq!(users[0].user.profile_score, 12.5);
         assert!(users[0].user.is_verified);
         assert!(users[0].location.is_none());
     }
 
-    /// The page is read through indexes only: registration order from `users_created_idx`,
-    /// each link of the chain by primary key, and no sort of its own (a temporary B-tree).
+    /// The page is read through indexes only: its rowids once from `users_created_idx` (a
+    /// covering scan, materialized once for all arrays), then each user by rowid and each
+    /// link of the chain by primary key, with no sort of its own (a temporary B-tree).
     #[tokio::test]
     async fn the_page_query_walks_the_indexes() {
         let store = crate::sqlite::SqliteStore::connect(&crate::OrmConfig::new("sqlite::memory:"))
             .await
             .unwrap();
-        let plan = explain(&store).await;
-        assert!(
-            plan.iter()
-                .any(|d| d.contains("users USING INDEX users_created_idx")),
-            "{plan:?}"
-        );
-        for table in ["a", "ci", "co"] {
-            assert!(
-                plan.iter().any(
-                    |d| d.starts_with(&format!("SEARCH {table} USING")) && d.contains("(id=?)")
-                ),
-                "{table}: {plan:?}"
+        for arrays in [1, 2, MAX_ARRAYS] {
+            let plan = explain(&store, users_with_location_sql(arrays)).await;
+            let count = |needle: &str| plan.iter().filter(|d| d.contains(needle)).count();
+            assert_eq!(count("MATERIALIZE page"), 1, "{plan:?}");
+            assert_eq!(
+                count("SCAN users USING COVERING INDEX users_created_idx"),
+                1,
+                "{plan:?}"
             );
+            assert_eq!(
+                count("SEARCH u USING INTEGER PRIMARY KEY (rowid=?)"),
+                arrays,
+                "{plan:?}"
+            );
+            for table in ["a", "ci", "co"] {
+                let by_id = plan
+                    .iter()
+                    .filter(|d| {
+                        d.starts_with(&format!("SEARCH {table} USING")) && d.contains("(id=?)")
+                    })
+                    .count();
+                assert_eq!(by_id, arrays, "{table}: {plan:?}");
+            }
+            assert_eq!(count("TEMP B-TREE"), 0, "{plan:?}");
         }
-        assert!(!plan.iter().any(|d| d.contains("TEMP B-TREE")), "{plan:?}");
+    }
+
+    #[test]
+    fn pages_are_split_into_arrays_of_about_128() {
+        assert_eq!(arrays_for(1), 1);
+        assert_eq!(arrays_for(USERS_PER_ARRAY), 1);
+        assert_eq!(arrays_for(USERS_PER_ARRAY + 1), 2);
+        assert_eq!(arrays_for(1000), MAX_ARRAYS);
+        assert_eq!(arrays_for(i64::MAX), MAX_ARRAYS);
+        assert!(users_with_location_sql(MAX_ARRAYS).contains(&format!("p.r % {MAX_ARRAYS} = 7")));
+        assert!(!users_with_location_sql(1).contains("UNION ALL"));
     }
 
     /// The details of `EXPLAIN QUERY PLAN` (its rows are id, parent, notused, detail).
-    async fn explain(store: &crate::sqlite::SqliteStore) -> Vec<String> {
+    async fn explain(store: &crate::sqlite::SqliteStore, sql: &str) -> Vec<String> {
         use sqlx::Row;
-        sqlx::query(&format!("EXPLAIN QUERY PLAN {USERS_WITH_LOCATION}"))
-            .bind(50_i64)
+        sqlx::query(&format!("EXPLAIN QUERY PLAN {sql}"))
+            .bind(1000_i64)
             .bind(0_i64)
             .fetch_all(store.pool())
             .await
@@ -306,6 +388,12 @@ mod tests {
             .iter()
             .map(|row| row.get::<String, _>(3))
             .collect()
+    }
+
+    fn decode(json: &str) -> Vec<UserWithLocation> {
+        let mut users = Vec::new();
+        decode_into(json, &mut users).unwrap();
+        in_page_order(users)
     }
 
     fn hex(bytes: &[u8]) -> String {
