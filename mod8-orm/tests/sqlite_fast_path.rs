@@ -360,7 +360,7 @@ async fn the_location_page_round_trips_every_value() {
     assert!(tied_ids.windows(2).all(|w| w[0] < w[1]));
 }
 
-/// Pages of more than 128 users come as several JSON arrays of one statement; put together
+/// Pages of more than 256 users come as several JSON arrays of one statement; put together
 /// they are exactly the plain-row page, at any offset.
 #[tokio::test]
 async fn large_pages_match_the_plain_rows() {

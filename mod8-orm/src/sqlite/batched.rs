@@ -28,9 +28,9 @@ use uuid::Uuid;
 use crate::model::{Address, City, Country, Location, User, UserWithLocation};
 
 /// Users per JSON array, about (a page is split evenly by rowid).
-const USERS_PER_ARRAY: i64 = 128;
+const USERS_PER_ARRAY: i64 = 256;
 /// The most arrays one page is split into.
-const MAX_ARRAYS: usize = 8;
+const MAX_ARRAYS: usize = 4;
 
 /// The columns of one user with its location chain, as a JSON array.
 const USER_LOCATION_JSON: &str = "json_array(\
@@ -366,13 +366,16 @@ mod tests {
     }
 
     #[test]
-    fn pages_are_split_into_arrays_of_about_128() {
+    fn pages_are_split_into_arrays_of_about_256() {
         assert_eq!(arrays_for(1), 1);
         assert_eq!(arrays_for(USERS_PER_ARRAY), 1);
         assert_eq!(arrays_for(USERS_PER_ARRAY + 1), 2);
         assert_eq!(arrays_for(1000), MAX_ARRAYS);
         assert_eq!(arrays_for(i64::MAX), MAX_ARRAYS);
-        assert!(users_with_location_sql(MAX_ARRAYS).contains(&format!("p.r % {MAX_ARRAYS} = 7")));
+        let last = MAX_ARRAYS - 1;
+        assert!(
+            users_with_location_sql(MAX_ARRAYS).contains(&format!("p.r % {MAX_ARRAYS} = {last}"))
+        );
         assert!(!users_with_location_sql(1).contains("UNION ALL"));
     }
 
