@@ -8,6 +8,7 @@ mod config;
 mod error;
 mod forward;
 mod model;
+mod pinned;
 mod repository;
 mod sql;
 mod store;

@@ -14,10 +14,10 @@ use sqlx::{Executor, Postgres};
 
 use crate::config::OrmConfig;
 use crate::error::{Error, Result};
-use crate::model::NewUser;
+use crate::model::{NewUser, User, UserWithLocation};
 use crate::repository::Backend;
 use crate::sql::dialect::Dialect;
-use crate::sql::USER_COLS;
+use crate::sql::{LocationCols, LOCATION_COLS, USER_COLS, USER_COLS_U};
 use crate::store::{SqlDriver, SqlStore};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
@@ -79,12 +79,55 @@ impl SqlDriver for Postgres {
         })
     }
 
+    fn users_with_location(
+        conn: &mut Self::Connection,
+        limit: i64,
+        offset: i64,
+    ) -> BoxFuture<'_, std::result::Result<Vec<UserWithLocation>, sqlx::Error>> {
+        Box::pin(async move {
+            let rows = sqlx::query_as::<Postgres, UserLocationRow>(&format!(
+                "{} ORDER BY u.created_at, u.id LIMIT $1 OFFSET $2",
+                users_with_location_sql()
+            ))
+            .bind(limit)
+            .bind(offset)
+            .fetch_all(conn)
+            .await?;
+            Ok(rows
+                .into_iter()
+                .map(|r| UserWithLocation {
+                    user: r.user,
+                    location: r.location.into_location(),
+                })
+                .collect())
+        })
+    }
+
     fn run_script<'c>(
         conn: &'c mut Self::Connection,
         sql: &'c str,
     ) -> BoxFuture<'c, std::result::Result<(), sqlx::Error>> {
         Box::pin(async move { conn.execute(sql).await.map(|_| ()) })
     }
+}
+
+/// A user row joined with its location.
+#[derive(Debug, sqlx::FromRow)]
+struct UserLocationRow {
+    #[sqlx(flatten)]
+    user: User,
+    #[sqlx(flatten)]
+    location: LocationCols,
+}
+
+/// `SELECT` of users with their location chain; append `WHERE` / `ORDER BY` as needed.
+fn users_with_location_sql() -> String {
+    format!(
+        "SELECT {USER_COLS_U}, {LOCATION_COLS} FROM users u \
+         LEFT JOIN addresses a ON a.id = u.address_id \
+         LEFT JOIN cities ci ON ci.id = a.city_id \
+         LEFT JOIN countries co ON co.id = ci.country_id"
+    )
 }
 
 fn month_of(column: &str) -> String {

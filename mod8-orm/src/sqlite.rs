@@ -13,6 +13,40 @@
 //! exactly one connection: while a unit of work is open, pool calls wait for it (up to the
 //! acquire timeout). It does not survive the process and is not shared between processes;
 //! use a file for that.
+//!
+//! # Speed
+//!
+//! sqlx runs every SQLite connection on a worker thread of its own: each command (a statement,
+//! `BEGIN`, a ping) is a round trip between the caller's thread and that worker, and each row
+//! of a result is handed over separately. Those hand-overs, not SQLite, are where a call's
+//! time goes, so the store keeps them few:
+//!
+//! - **One round trip per statement.** A call through a sqlx pool pays for more than its
+//!   statement: sqlx pings the worker before the pool takes the connection back (and, by
+//!   default, before handing it out). The store keeps one pooled connection checked out
+//!   between its calls on the pool and never pings a SQLite connection (no server can drop
+//!   it), so `get_user` is one round trip. With the single connection of an in-memory
+//!   database, calls queue for it as they queued for the pool, and units of work and
+//!   migrations take it back from the pool in turn; on a file, a call that finds it busy
+//!   takes another connection from the pool, so concurrent readers still run in parallel.
+//!   The first call of [`SqlStore::pool`] hands it back for good, so a host's own queries
+//!   never wait for a connection the store holds. A call that is dropped half-way leaves the
+//!   connection usable (a transaction it left open is rolled back before the next call), and
+//!   one that failed as if the connection broke hands it back to the pool, which tests it.
+//! - **A few hand-overs per page.** `users_with_location` has SQLite aggregate the page into
+//!   JSON arrays of about 256 users (ids as hex, the score with all 17 digits, timestamps as
+//!   stored), still one statement: the worker builds the next array while the caller decodes
+//!   the last, and the two threads no longer wake each other for every row; the per-column
+//!   copies and lookups by name are gone too. It reads through indexes only: the page's
+//!   rowids from the registration-order index, then each user by rowid and each link by
+//!   primary key (every join column is indexed by the first migration).
+//!
+//! What is left is the worker hop itself: a lookup through sqlx on one connection costs
+//! several times the same lookup through SQLite's C API on the calling thread (the
+//! `rusqlite` floor in `benches/orm.rs`). Going below it would mean calling SQLite directly,
+//! which this crate leaves to sqlx (it has no `unsafe` code).
+
+mod batched;
 
 use std::str::FromStr;
 
@@ -22,7 +56,7 @@ use sqlx::{Executor, Sqlite};
 
 use crate::config::OrmConfig;
 use crate::error::{Error, Result};
-use crate::model::NewUser;
+use crate::model::{NewUser, UserWithLocation};
 use crate::repository::Backend;
 use crate::sql::dialect::{rows_per_statement, Dialect};
 use crate::sql::USER_COLS;
@@ -76,6 +110,14 @@ impl SqlDriver for Sqlite {
         })
     }
 
+    fn users_with_location(
+        conn: &mut Self::Connection,
+        limit: i64,
+        offset: i64,
+    ) -> BoxFuture<'_, std::result::Result<Vec<UserWithLocation>, sqlx::Error>> {
+        batched::users_with_location(conn, limit, offset)
+    }
+
     fn run_script<'c>(
         conn: &'c mut Self::Connection,
         sql: &'c str,
@@ -112,6 +154,7 @@ impl SqliteStore {
                 .journal_mode(SqliteJournalMode::Wal)
                 .synchronous(SqliteSynchronous::Normal);
         }
+        let max_connections = if memory { 1 } else { config.max_connections };
         let pool = if memory {
             SqlitePoolOptions::new()
                 .max_connections(1)
@@ -125,10 +168,14 @@ impl SqliteStore {
                 .idle_timeout(config.idle_timeout)
         }
         .acquire_timeout(config.acquire_timeout)
+        // No peer can drop a SQLite connection; a ping would only check sqlx's worker
+        // thread, one more round trip to it per acquire. A connection whose worker died
+        // fails its call and is discarded when it goes back to the pool.
+        .test_before_acquire(false)
         .connect_with(options)
         .await
         .map_err(|e| Error::from_sqlx(backend, e))?;
-        let store = SqlStore::from_pool(pool);
+        let store = SqlStore::from_pool(pool).with_pinned_connection(max_connections == 1);
         if config.migrate {
             store.migrate().await?;
         }

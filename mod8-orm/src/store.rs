@@ -10,6 +10,7 @@ use sqlx::{Pool, Transaction};
 use tokio::sync::{MappedMutexGuard, Mutex, MutexGuard};
 
 use crate::error::{Error, Result};
+use crate::pinned::{Pinned, PinnedConn};
 use crate::sql::dialect::Dialect;
 
 /// What this crate needs from a sqlx database beyond sqlx itself: its dialect and the
@@ -25,6 +26,14 @@ pub trait SqlDriver: sqlx::Database {
         conn: &'c mut Self::Connection,
         users: &'c [crate::model::NewUser],
     ) -> BoxFuture<'c, std::result::Result<(u64, u64), sqlx::Error>>;
+
+    /// A page of users with their location chain, ordered by registration (`limit` and
+    /// `offset` already validated), in one statement.
+    fn users_with_location(
+        conn: &mut Self::Connection,
+        limit: i64,
+        offset: i64,
+    ) -> BoxFuture<'_, std::result::Result<Vec<crate::model::UserWithLocation>, sqlx::Error>>;
 
     /// Runs `sql` (one or more statements without parameters) on `conn`.
     fn run_script<'c>(
@@ -132,6 +141,8 @@ pub struct SqlStore<DB: SqlBackend> {
     pub(crate) pool: Pool<DB>,
     scope: Scope<DB>,
     counter: Arc<AtomicU64>,
+    /// SQLite: the connection kept checked out for calls on the pool (see `pinned`).
+    pinned: Option<Arc<Pinned<DB>>>,
 }
 
 impl<DB: SqlBackend> std::fmt::Debug for SqlStore<DB> {
@@ -151,6 +162,7 @@ impl<DB: SqlBackend> Clone for SqlStore<DB> {
             pool: self.pool.clone(),
             scope: Scope::Pool,
             counter: self.counter.clone(),
+            pinned: self.pinned.clone(),
         }
     }
 }
@@ -158,6 +170,7 @@ impl<DB: SqlBackend> Clone for SqlStore<DB> {
 /// A connection for one repository call: pooled, or the transaction's.
 pub(crate) enum Conn<'a, DB: sqlx::Database> {
     Pool(PoolConnection<DB>, &'a AtomicU64),
+    Pinned(PinnedConn<DB>, &'a AtomicU64),
     Tx(
         MappedMutexGuard<'a, Transaction<'static, DB>>,
         &'a AtomicU64,
@@ -171,6 +184,10 @@ impl<DB: SqlBackend> Conn<'_, DB> {
             Conn::Pool(c, n) => {
                 n.fetch_add(1, Ordering::Relaxed);
                 c
+            }
+            Conn::Pinned(c, n) => {
+                n.fetch_add(1, Ordering::Relaxed);
+                c.connection()
             }
             Conn::Tx(t, n) => {
                 n.fetch_add(1, Ordering::Relaxed);
@@ -186,6 +203,14 @@ impl<DB: SqlBackend> Conn<'_, DB> {
                 sqlx::Connection::begin_with(&mut **c, DB::DIALECT.begin).await,
                 *n,
             ),
+            Conn::Pinned(c, n) => {
+                let pin = c.pin();
+                let tx = sqlx::Connection::begin_with(c.connection(), DB::DIALECT.begin).await;
+                if let Err(e) = &tx {
+                    pin.note(e);
+                }
+                (tx, *n)
+            }
             // Inside a unit of work: a savepoint.
             Conn::Tx(t, n) => (sqlx::Connection::begin(&mut ***t).await, *n),
         };
@@ -228,7 +253,15 @@ impl<DB: SqlBackend> SqlStore<DB> {
             pool,
             scope: Scope::Pool,
             counter: Arc::new(AtomicU64::new(0)),
+            pinned: None,
         }
+    }
+
+    /// Calls on the pool keep one connection checked out between them (see `pinned`);
+    /// `exclusive` when the pool has exactly one connection.
+    pub(crate) fn with_pinned_connection(mut self, exclusive: bool) -> Self {
+        self.pinned = Some(Pinned::new(exclusive));
+        self
     }
 
     /// The backend's name, for errors.
@@ -236,14 +269,46 @@ impl<DB: SqlBackend> SqlStore<DB> {
         DB::DIALECT.backend.name()
     }
 
-    /// Maps a driver error.
+    /// Maps a driver error (and notes it for the pinned connection).
     pub(crate) fn err(&self, e: sqlx::Error) -> Error {
+        if let Some(pinned) = &self.pinned {
+            pinned.note(&e);
+        }
         Error::from_sqlx(self.backend_name(), e)
     }
 
     /// The pool underneath (for host applications that run their own queries).
+    ///
+    /// On SQLite the store keeps one pooled connection checked out between its own calls (a
+    /// call then costs the one round trip to sqlx's worker thread its statement needs; the
+    /// pool adds a ping of the worker each time it takes a connection back). The first call
+    /// of `pool()` hands that connection back, and from then on the store takes every
+    /// connection from the pool like any other user of it, so a host's queries never wait
+    /// for a connection the store holds.
     pub fn pool(&self) -> &Pool<DB> {
+        if let Some(pinned) = &self.pinned {
+            pinned.retire();
+        }
         &self.pool
+    }
+
+    /// A transaction on a connection from the pool, for a unit of work or a migration (the
+    /// pinned connection of a one-connection pool goes back to the pool first).
+    pub(crate) async fn begin_on_pool(
+        &self,
+    ) -> std::result::Result<Transaction<'static, DB>, sqlx::Error> {
+        if let Some(pinned) = &self.pinned {
+            pinned.unpin(&self.pool).await?;
+        }
+        self.pool.begin_with(DB::DIALECT.begin).await
+    }
+
+    /// Hands the pinned connection back and closes the pool.
+    pub(crate) async fn close_pool(&self) {
+        if let Some(pinned) = &self.pinned {
+            pinned.retire_and_wait().await;
+        }
+        self.pool.close().await
     }
 
     /// Statements issued through this store's repositories (shared with its units of work).
@@ -255,6 +320,11 @@ impl<DB: SqlBackend> SqlStore<DB> {
     pub(crate) async fn conn(&self) -> Result<Conn<'_, DB>> {
         match &self.scope {
             Scope::Pool => {
+                if let Some(pinned) = &self.pinned {
+                    if let Some(c) = pinned.checkout(&self.pool).await.map_err(|e| self.err(e))? {
+                        return Ok(Conn::Pinned(c, &self.counter));
+                    }
+                }
                 let c = self.pool.acquire().await.map_err(|e| self.err(e))?;
                 Ok(Conn::Pool(c, &self.counter))
             }
@@ -281,11 +351,7 @@ impl<DB: SqlBackend> SqlStore<DB> {
 
     /// Starts a top-level unit of work on the pool.
     pub(crate) async fn begin_unit(&self) -> Result<Self> {
-        let tx = self
-            .pool
-            .begin_with(DB::DIALECT.begin)
-            .await
-            .map_err(|e| self.err(e))?;
+        let tx = self.begin_on_pool().await.map_err(|e| self.err(e))?;
         Ok(SqlStore {
             pool: self.pool.clone(),
             scope: Scope::Tx {
@@ -298,6 +364,7 @@ impl<DB: SqlBackend> SqlStore<DB> {
                 finished: false,
             },
             counter: self.counter.clone(),
+            pinned: self.pinned.clone(),
         })
     }
 
@@ -333,6 +400,7 @@ impl<DB: SqlBackend> SqlStore<DB> {
                 finished: false,
             },
             counter: self.counter.clone(),
+            pinned: self.pinned.clone(),
         })
     }
 
@@ -451,7 +519,7 @@ macro_rules! impl_store {
             }
 
             async fn close(&self) {
-                self.pool.close().await
+                self.close_pool().await
             }
         }
 

@@ -44,11 +44,7 @@ macro_rules! impl_migrate {
                 use $crate::store::SqlDriver;
                 let backend = <$db as SqlDriver>::DIALECT.backend.name();
                 let err = |e| Error::from_sqlx(backend, e);
-                let mut tx = self
-                    .pool
-                    .begin_with(<$db as SqlDriver>::DIALECT.begin)
-                    .await
-                    .map_err(err)?;
+                let mut tx = self.begin_on_pool().await.map_err(err)?;
                 let lock: Option<&str> = $lock;
                 if let Some(lock) = lock {
                     ::sqlx::query::<$db>(lock).execute(&mut *tx).await.map_err(err)?;

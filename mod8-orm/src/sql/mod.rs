@@ -131,25 +131,6 @@ impl LocationCols {
     }
 }
 
-/// A user row joined with its location.
-#[derive(Debug, sqlx::FromRow)]
-pub(crate) struct UserLocationRow {
-    #[sqlx(flatten)]
-    pub(crate) user: User,
-    #[sqlx(flatten)]
-    pub(crate) location: LocationCols,
-}
-
-/// `SELECT` of users with their location chain; append `WHERE` / `ORDER BY` as needed.
-pub(crate) fn users_with_location_sql() -> String {
-    format!(
-        "SELECT {USER_COLS_U}, {LOCATION_COLS} FROM users u \
-         LEFT JOIN addresses a ON a.id = u.address_id \
-         LEFT JOIN cities ci ON ci.id = a.city_id \
-         LEFT JOIN countries co ON co.id = ci.country_id"
-    )
-}
-
 /// Groups children under their parents' ids, keeping the children's order.
 pub(crate) fn group_by_parent<C>(
     children: Vec<C>,

@@ -205,22 +205,9 @@ macro_rules! impl_user_repository {
                 ) -> Result<Vec<UserWithLocation>> {
                     let (limit, offset) = sql::page_bounds(page)?;
                     let mut conn = self.conn().await?;
-                    let rows = ::sqlx::query_as::<$db, sql::UserLocationRow>(&format!(
-                        "{} ORDER BY u.created_at, u.id LIMIT $1 OFFSET $2",
-                        sql::users_with_location_sql()
-                    ))
-                    .bind(limit)
-                    .bind(offset)
-                    .fetch_all(conn.exec())
-                    .await
-                    .map_err(|e| self.err(e))?;
-                    Ok(rows
-                        .into_iter()
-                        .map(|r| UserWithLocation {
-                            user: r.user,
-                            location: r.location.into_location(),
-                        })
-                        .collect())
+                    <$db as SqlDriver>::users_with_location(conn.exec(), limit, offset)
+                        .await
+                        .map_err(|e| self.err(e))
                 }
 
                 async fn user_stats(&self) -> Result<UserStats> {
