@@ -1,4 +1,5 @@
-//! Criterion benchmarks of the three workloads, each with a reference beside it:
+//! Criterion benchmarks of three workloads, each with a reference beside it (targets and results:
+//! see BENCHMARKS.md at the repository root):
 //!
 //! - `profile`: profile + segment 1,000,000 synthetic users (heuristic tier), beside one plain
 //!   pass reading the same users (the memory-bandwidth floor);

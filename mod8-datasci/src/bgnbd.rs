@@ -49,9 +49,10 @@ impl BgNbd {
     pub fn new(r: f64, alpha: f64, a: f64, b: f64) -> Result<Self> {
         for (name, v) in [("r", r), ("alpha", alpha), ("a", a), ("b", b)] {
             if !(v.is_finite() && v > 0.0) {
-                return Err(Error::validation(format!(
-                    "BG/NBD {name} must be finite and > 0, got {v}"
-                )));
+                return Err(Error::validation(
+                    name,
+                    format!("BG/NBD {name} must be finite and > 0, got {v}"),
+                ));
             }
         }
         Ok(BgNbd { r, alpha, a, b })
@@ -272,9 +273,10 @@ fn check_horizon(t: f64) -> Result<()> {
     if t.is_finite() && t >= 0.0 {
         Ok(())
     } else {
-        Err(Error::validation(format!(
-            "horizon must be finite and ≥ 0 weeks, got {t}"
-        )))
+        Err(Error::validation(
+            "t",
+            format!("horizon must be finite and ≥ 0 weeks, got {t}"),
+        ))
     }
 }
 
@@ -613,7 +615,7 @@ mod tests {
         ));
         assert!(matches!(
             BgNbd::fit(&[rfm(1, 9.0, 3.0)]),
-            Err(Error::Validation { .. })
+            Err(Error::Validation { field, .. }) if field == "recency"
         ));
         assert!(BgNbd::new(0.0, 1.0, 1.0, 1.0).is_err());
         assert!(BgNbd::new(1.0, f64::NAN, 1.0, 1.0).is_err());

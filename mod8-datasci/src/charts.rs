@@ -14,19 +14,16 @@ use plotters::prelude::*;
 
 use chrono::NaiveDate;
 
+use crate::activity::CustomerActivity;
 use crate::bgnbd::BgNbd;
+use crate::engine::AnalyticsEngine;
 use crate::error::{Error, Result};
 use crate::insights::{InsightsGenerator, SegmentReport};
-use crate::profile::AnalyticsEngine;
 use crate::rfm::{Rfm, RfmSummary};
-use crate::segment::UserActivity;
 use crate::transactions::{activity_by_customer, Transaction};
 
 fn plot_error(e: impl std::fmt::Display) -> Error {
-    Error::Backend {
-        backend: "plotters",
-        source: e.to_string().into(),
-    }
+    Error::backend("plotters", e.to_string())
 }
 
 /// The image format of a chart file, by its extension.
@@ -46,14 +43,15 @@ fn format_of(path: &Path) -> Result<Format> {
     if ext.eq_ignore_ascii_case("png") {
         return Ok(Format::Png);
     }
-    Err(Error::Unsupported {
-        operation: format!("writing a .{ext} chart"),
-        backend: if cfg!(feature = "png") {
-            "plotters (SVG and PNG)".into()
-        } else {
-            "plotters without the `png` feature (SVG only)".into()
-        },
-    })
+    let supported = if cfg!(feature = "png") {
+        "SVG and PNG only"
+    } else {
+        "SVG only: the `png` feature is off"
+    };
+    Err(Error::unsupported(
+        format!("writing a .{ext} chart ({supported})"),
+        "plotters",
+    ))
 }
 
 /// With `ab_glyph`, plotters looks every font family up in its own table, for SVG text layout
@@ -196,14 +194,16 @@ fn heatmap(
 ) -> Result<()> {
     format_of(path)?;
     if max_frequency > 1000 {
-        return Err(Error::validation(format!(
-            "chart frequency axis is limited to 1000, got {max_frequency}"
-        )));
+        return Err(Error::validation(
+            "max_frequency",
+            format!("chart frequency axis is limited to 1000, got {max_frequency}"),
+        ));
     }
     if !(max_t.is_finite() && max_t > 0.0) {
-        return Err(Error::validation(format!(
-            "chart needs a positive T, got {max_t}"
-        )));
+        return Err(Error::validation(
+            "t_weeks",
+            format!("chart needs a positive T, got {max_t}"),
+        ));
     }
     let steps = 40usize;
     let dr = max_t / steps as f64;
@@ -391,7 +391,7 @@ pub fn render_transaction_charts(
     let summary = RfmSummary::from_transactions(transactions, calibration_end)?;
     let fit = BgNbd::fit(&summary.points())?;
     let mut written = render_clv_charts(dir, &fit.params, &summary)?;
-    let users: Vec<UserActivity> = activity_by_customer(transactions, calibration_end)
+    let users: Vec<CustomerActivity> = activity_by_customer(transactions, calibration_end)
         .into_iter()
         .map(|(_, user)| user)
         .collect();

@@ -10,7 +10,7 @@ use crate::bgnbd::{BgNbd, BgNbdFit};
 use crate::error::{Error, Result};
 use crate::gamma_gamma::{GammaGamma, GammaGammaFit};
 use crate::rfm::{holdout_purchases, CustomerSummary, Rfm, RfmSummary, DAYS_PER_WEEK};
-use crate::transactions::Transaction;
+use crate::transactions::{ReadOptions, Transaction};
 
 /// How lifetime value is discounted: `periods` periods of `period_weeks` weeks each, the cash of
 /// period k discounted by (1 + `discount_rate`)^k. The defaults (12 periods of 4.345 weeks at
@@ -43,16 +43,16 @@ impl ClvOptions {
 
     fn validate(&self) -> Result<()> {
         if !(self.period_weeks.is_finite() && self.period_weeks > 0.0) {
-            return Err(Error::validation(format!(
-                "period_weeks must be > 0, got {}",
-                self.period_weeks
-            )));
+            return Err(Error::validation(
+                "period_weeks",
+                format!("period_weeks must be > 0, got {}", self.period_weeks),
+            ));
         }
         if !(self.discount_rate.is_finite() && self.discount_rate > -1.0) {
-            return Err(Error::validation(format!(
-                "discount_rate must be > -1, got {}",
-                self.discount_rate
-            )));
+            return Err(Error::validation(
+                "discount_rate",
+                format!("discount_rate must be > -1, got {}", self.discount_rate),
+            ));
         }
         Ok(())
     }
@@ -196,10 +196,7 @@ pub fn write_predictions_csv<W: Write>(
     writer: W,
     predictions: &[CustomerPrediction],
 ) -> Result<()> {
-    let to_err = |e: csv::Error| Error::Backend {
-        backend: "csv",
-        source: Box::new(e),
-    };
+    let to_err = |e: csv::Error| Error::backend("csv", e);
     let mut w = csv::Writer::from_writer(writer);
     for p in predictions {
         w.serialize(p).map_err(to_err)?;
@@ -296,7 +293,10 @@ impl ClvFit {
         reader: R,
         calibration_end: NaiveDate,
     ) -> Result<(RfmSummary, Self)> {
-        let tx = crate::transactions::read_transactions(reader, Some(calibration_end))?;
+        let tx = crate::transactions::read_transactions(
+            reader,
+            ReadOptions::default().with_calibration_end(calibration_end),
+        )?;
         let summary = RfmSummary::from_transactions(&tx, calibration_end)?;
         let fit = ClvFit::fit(&summary)?;
         Ok((summary, fit))
@@ -417,9 +417,12 @@ pub fn evaluate_holdout(
     last_bucket: u32,
 ) -> Result<HoldoutEvaluation> {
     if holdout_end <= calibration_end {
-        return Err(Error::validation(format!(
-            "holdout end {holdout_end} must be after the calibration end {calibration_end}"
-        )));
+        return Err(Error::validation(
+            "holdout_end",
+            format!(
+                "holdout end {holdout_end} must be after the calibration end {calibration_end}"
+            ),
+        ));
     }
     let summary = RfmSummary::from_transactions(transactions, calibration_end)?;
     // BG/NBD alone: a Gamma-Gamma failure must not block a purchase-count evaluation.

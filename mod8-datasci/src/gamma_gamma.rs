@@ -49,9 +49,10 @@ impl GammaGamma {
     pub fn new(p: f64, q: f64, gamma: f64) -> Result<Self> {
         for (name, v) in [("p", p), ("q", q), ("gamma", gamma)] {
             if !(v.is_finite() && v > 0.0) {
-                return Err(Error::validation(format!(
-                    "Gamma-Gamma {name} must be finite and > 0, got {v}"
-                )));
+                return Err(Error::validation(
+                    name,
+                    format!("Gamma-Gamma {name} must be finite and > 0, got {v}"),
+                ));
             }
         }
         Ok(GammaGamma { p, q, gamma })
@@ -90,9 +91,10 @@ impl GammaGamma {
             return Err(Error::InfiniteMeanSpend { q: self.q });
         }
         if !(m.is_finite() && m >= 0.0) {
-            return Err(Error::validation(format!(
-                "average spend must be finite and ≥ 0, got {m}"
-            )));
+            return Err(Error::validation(
+                "m",
+                format!("average spend must be finite and ≥ 0, got {m}"),
+            ));
         }
         let GammaGamma { p, q, gamma } = *self;
         let px = p * x as f64;

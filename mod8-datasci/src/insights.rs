@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::profile::UserProfile;
+use crate::engine::CustomerProfile;
 use crate::segment::Segment;
 
 /// Figures for one segment.
@@ -73,8 +73,8 @@ impl InsightsGenerator {
     /// The report for these profiles.
     ///
     /// ```
-    /// use mod8_datasci::{InsightsGenerator, Segment, UserProfile};
-    /// let p = |segment, spend| UserProfile {
+    /// use mod8_datasci::{CustomerProfile, InsightsGenerator, Segment};
+    /// let p = |segment, spend| CustomerProfile {
     ///     segment, engagement: 50.0, churn_risk: 0.2, lifetime_value: 100.0,
     ///     next_purchase: None, total_spend: spend, purchase_count: 1, days_inactive: Some(3),
     /// };
@@ -83,17 +83,17 @@ impl InsightsGenerator {
     /// assert!(report.to_text().contains("vip"));
     /// assert!(report.to_json().contains("\"segment\":\"vip\""));
     /// ```
-    pub fn report(&self, profiles: &[UserProfile]) -> SegmentReport {
+    pub fn report(&self, profiles: &[CustomerProfile]) -> SegmentReport {
         let total_users = profiles.len();
         let total_revenue: f64 = profiles.iter().map(|p| p.total_spend).sum();
         let total_lifetime_value: f64 = profiles.iter().map(|p| p.lifetime_value).sum();
         let mut segments: Vec<SegmentStats> = Segment::ALL
             .iter()
             .map(|&segment| {
-                let members: Vec<&UserProfile> =
+                let members: Vec<&CustomerProfile> =
                     profiles.iter().filter(|p| p.segment == segment).collect();
                 let users = members.len();
-                let mean = |f: fn(&UserProfile) -> f64| {
+                let mean = |f: fn(&CustomerProfile) -> f64| {
                     if users == 0 {
                         0.0
                     } else {
@@ -270,8 +270,8 @@ impl SegmentReport {
 mod tests {
     use super::*;
 
-    fn p(segment: Segment, spend: f64, churn: f64, ltv: f64) -> UserProfile {
-        UserProfile {
+    fn p(segment: Segment, spend: f64, churn: f64, ltv: f64) -> CustomerProfile {
+        CustomerProfile {
             segment,
             engagement: 40.0,
             churn_risk: churn,

@@ -1,49 +1,61 @@
 #![doc = include_str!("../README.md")]
 #![deny(missing_docs)]
+#![deny(rustdoc::broken_intra_doc_links)]
+#![warn(missing_debug_implementations, unreachable_pub)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod activity;
 mod bgnbd;
 #[cfg(feature = "charts")]
-pub mod charts;
+mod charts;
 mod clv;
+mod engagement;
+mod engine;
 mod error;
 mod gamma_gamma;
 mod insights;
-mod ml;
 mod optimize;
-mod profile;
+mod predictor;
 mod recommend;
 mod rfm;
 mod segment;
 pub mod simulate;
 pub mod special;
 #[cfg(feature = "testing")]
+#[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
 pub mod testing;
 mod transactions;
+mod value;
 
 /// Re-exported so callers can build inputs without depending on chrono themselves.
 pub use chrono::NaiveDate;
 
+pub use activity::{ActivityCounts, CustomerActivity, CustomerRecord, ItemPurchase, PurchaseStats};
 pub use bgnbd::{BgNbd, BgNbdFit};
+#[cfg(feature = "charts")]
+#[cfg_attr(docsrs, doc(cfg(feature = "charts")))]
+pub use charts::{
+    render_clv_charts, render_expected_purchases_matrix, render_probability_alive_matrix,
+    render_segment_chart, render_segment_distribution, render_transaction_charts,
+};
 pub use clv::{
     evaluate_holdout, write_predictions_csv, BgNbdReport, ClvFit, ClvModel, ClvOptions,
     CustomerPrediction, FitReport, HoldoutBucket, HoldoutEvaluation,
 };
-pub use error::{Error, Result};
+pub use engagement::EngagementWeights;
+pub use engine::{AnalyticsEngine, CustomerProfile};
+pub use error::{BoxError, Error, Result};
 pub use gamma_gamma::{GammaGamma, GammaGammaFit};
 pub use insights::{InsightsGenerator, SegmentReport, SegmentStats};
-pub use ml::{MLModelManager, Prediction, PredictionValue};
-pub use profile::{
-    heuristic_churn, AnalyticsEngine, CustomerValueModel, EngagementWeights, HeuristicModel,
-    ProbabilisticModel, UserProfile, ValueAssessment,
-};
+pub use predictor::{Prediction, PredictionKind, PredictionValue, Predictor};
 pub use recommend::{
-    Product, Recommendation, RecommendationConfig, RecommendationEngine, RecommendationReason,
+    CatalogItem, Recommendation, RecommendationConfig, RecommendationEngine, RecommendationReason,
 };
 pub use rfm::{holdout_purchases, CustomerSummary, Rfm, RfmSummary, DAYS_PER_WEEK};
-pub use segment::{
-    ActivityCounts, CustomerRecord, PredictionKind, Purchase, PurchaseStats, Segment,
-    SegmentThresholds, UserActivity,
-};
+pub use segment::{Segment, SegmentSignals, SegmentThresholds};
 pub use transactions::{
-    activity_by_customer, read_transactions, read_transactions_file, Transaction,
+    activity_by_customer, read_transactions, read_transactions_file, ReadOptions, Transaction,
+};
+pub use value::{
+    heuristic_churn, CustomerValueModel, HeuristicModel, ProbabilisticModel, ValueAssessment,
 };

@@ -5,12 +5,13 @@ use std::collections::HashMap;
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
+use crate::activity::{days_between, CustomerRecord, ItemPurchase};
 use crate::error::{Error, Result};
-use crate::segment::{days_between, CustomerRecord, Purchase, Segment};
+use crate::segment::Segment;
 
 /// A product of the catalogue.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Product {
+pub struct CatalogItem {
     /// Product id.
     pub id: String,
     /// Category name.
@@ -83,12 +84,12 @@ impl Default for RecommendationConfig {
 ///
 /// ```
 /// use chrono::NaiveDate;
-/// use mod8_datasci::{CustomerRecord, Product, Purchase, RecommendationEngine, Segment};
+/// use mod8_datasci::{CatalogItem, CustomerRecord, ItemPurchase, RecommendationEngine, Segment};
 /// let day = NaiveDate::from_ymd_opt(2024, 5, 1).unwrap();
-/// let product = |id: &str| Product { id: id.into(), category: "books".into(), price: 10.0 };
+/// let product = |id: &str| CatalogItem { id: id.into(), category: "books".into(), price: 10.0 };
 /// let bought = |user: &str, items: &[&str]| CustomerRecord {
 ///     user_id: user.into(),
-///     purchases: items.iter().map(|p| Purchase { product_id: p.to_string(), amount: 10.0, date: day }).collect(),
+///     purchases: items.iter().map(|p| ItemPurchase { product_id: p.to_string(), amount: 10.0, date: day }).collect(),
 ///     ..Default::default()
 /// };
 /// let engine = RecommendationEngine::build(
@@ -104,7 +105,7 @@ impl Default for RecommendationConfig {
 /// ```
 #[derive(Debug, Clone)]
 pub struct RecommendationEngine {
-    products: Vec<Product>,
+    products: Vec<CatalogItem>,
     index: HashMap<String, u32>,
     /// Per product: (neighbour, similarity), best first.
     neighbours: Vec<Vec<(u32, f32)>>,
@@ -130,26 +131,32 @@ impl RecommendationEngine {
     /// [`Error::Validation`] for an empty catalogue, duplicate product ids or a non-finite or
     /// negative price.
     pub fn build(
-        catalog: &[Product],
+        catalog: &[CatalogItem],
         customers: &[CustomerRecord],
         as_of: NaiveDate,
         config: RecommendationConfig,
     ) -> Result<Self> {
         if catalog.is_empty() {
-            return Err(Error::validation("the product catalogue is empty"));
+            return Err(Error::validation(
+                "catalog",
+                "the product catalogue is empty",
+            ));
         }
         let mut index = HashMap::with_capacity(catalog.len());
         let mut category_ids: HashMap<&str, u32> = HashMap::new();
         let mut category = Vec::with_capacity(catalog.len());
         for (i, p) in catalog.iter().enumerate() {
             if !(p.price.is_finite() && p.price >= 0.0) {
-                return Err(Error::validation(format!(
-                    "product {} has price {}",
-                    p.id, p.price
-                )));
+                return Err(Error::validation(
+                    "price",
+                    format!("product {} has price {}", p.id, p.price),
+                ));
             }
             if index.insert(p.id.clone(), i as u32).is_some() {
-                return Err(Error::validation(format!("duplicate product id {}", p.id)));
+                return Err(Error::validation(
+                    "id",
+                    format!("duplicate product id {}", p.id),
+                ));
             }
             let next = category_ids.len() as u32;
             category.push(*category_ids.entry(p.category.as_str()).or_insert(next));
@@ -245,9 +252,10 @@ impl RecommendationEngine {
     ///
     /// [`Error::NotFound`] for an unknown product.
     pub fn similar_products(&self, product_id: &str, limit: usize) -> Result<Vec<(String, f64)>> {
-        let &i = self.index.get(product_id).ok_or_else(|| Error::NotFound {
-            what: format!("product {product_id}"),
-        })?;
+        let &i = self
+            .index
+            .get(product_id)
+            .ok_or_else(|| Error::not_found("product", product_id))?;
         Ok(self.neighbours[i as usize]
             .iter()
             .take(limit)
@@ -272,7 +280,7 @@ impl RecommendationEngine {
     /// first. Never returns a product the user bought; scores are in [0, 1].
     pub fn recommend(
         &self,
-        history: &[Purchase],
+        history: &[ItemPurchase],
         segment: Segment,
         limit: usize,
     ) -> Vec<Recommendation> {
@@ -366,8 +374,8 @@ mod tests {
         NaiveDate::from_ymd_opt(2024, 5, d).unwrap()
     }
 
-    fn product(id: &str, category: &str, price: f64) -> Product {
-        Product {
+    fn product(id: &str, category: &str, price: f64) -> CatalogItem {
+        CatalogItem {
             id: id.into(),
             category: category.into(),
             price,
@@ -379,7 +387,7 @@ mod tests {
             user_id: id.into(),
             purchases: items
                 .iter()
-                .map(|p| Purchase {
+                .map(|p| ItemPurchase {
                     product_id: p.to_string(),
                     amount: 1.0,
                     date: day(d),
@@ -416,7 +424,7 @@ mod tests {
         assert_eq!(e.unknown_purchases(), 1);
         assert!(matches!(
             e.similar_products("nope", 1),
-            Err(Error::NotFound { .. })
+            Err(Error::NotFound { entity: "product", key }) if key == "nope"
         ));
     }
 

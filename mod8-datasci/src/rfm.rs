@@ -53,18 +53,30 @@ impl Rfm {
             t,
             monetary_value,
         } = *self;
-        if !(recency.is_finite() && t.is_finite() && monetary_value.is_finite()) {
-            return Err(Error::validation(format!("non-finite summary {self:?}")));
+        if let Some((name, _)) = [
+            ("recency", recency),
+            ("t", t),
+            ("monetary_value", monetary_value),
+        ]
+        .into_iter()
+        .find(|(_, v)| !v.is_finite())
+        {
+            return Err(Error::validation(
+                name,
+                format!("non-finite summary {self:?}"),
+            ));
         }
         if recency < 0.0 || t < recency - 1e-9 {
-            return Err(Error::validation(format!(
-                "need 0 ≤ recency ≤ T, got recency {recency}, T {t}"
-            )));
+            return Err(Error::validation(
+                "recency",
+                format!("need 0 ≤ recency ≤ T, got recency {recency}, T {t}"),
+            ));
         }
         if frequency == 0 && recency != 0.0 {
-            return Err(Error::validation(format!(
-                "recency must be 0 when frequency is 0, got {recency}"
-            )));
+            return Err(Error::validation(
+                "recency",
+                format!("recency must be 0 when frequency is 0, got {recency}"),
+            ));
         }
         Ok(())
     }

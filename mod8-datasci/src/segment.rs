@@ -1,6 +1,5 @@
-//! Customer segments, prediction kinds, and the plain inputs every engine takes.
+//! Customer segments and the thresholds that assign them.
 
-use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
 /// Where a customer stands.
@@ -44,20 +43,6 @@ impl std::fmt::Display for Segment {
     }
 }
 
-/// What [`crate::MLModelManager::predict`] can predict.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum PredictionKind {
-    /// Probability the customer has churned (or will).
-    Churn,
-    /// Expected value of the customer over the model's horizon.
-    LifetimeValue,
-    /// Expected date of the next purchase.
-    NextPurchase,
-    /// Products to show.
-    Recommendation,
-}
-
 /// Segmentation thresholds. Rules apply in order: Dormant, then AtRisk, then Vip, else Active
 /// (so a high spender who is slipping away is AtRisk — the segment that gets retention offers).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -81,14 +66,25 @@ impl Default for SegmentThresholds {
     }
 }
 
+/// What a customer's segment is decided on (see [`SegmentThresholds::classify`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct SegmentSignals {
+    /// Days since the last activity or purchase; `None` for a customer never seen active.
+    pub days_inactive: Option<u32>,
+    /// Churn risk 0–1.
+    pub churn_risk: f64,
+    /// Total spend so far.
+    pub total_spend: f64,
+}
+
 impl SegmentThresholds {
-    /// The segment for these signals; `days_inactive` is `None` for a customer never seen active.
-    pub fn classify(
-        &self,
-        days_inactive: Option<u32>,
-        churn_risk: f64,
-        total_spend: f64,
-    ) -> Segment {
+    /// The segment for these signals.
+    pub fn classify(&self, signals: SegmentSignals) -> Segment {
+        let SegmentSignals {
+            days_inactive,
+            churn_risk,
+            total_spend,
+        } = signals;
         match days_inactive {
             None => Segment::Dormant,
             Some(d) if d >= self.dormant_after_days => Segment::Dormant,
@@ -99,194 +95,24 @@ impl SegmentThresholds {
     }
 }
 
-/// Counts of what a user did (over whatever window the caller tracks).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ActivityCounts {
-    /// Sessions / logins.
-    pub sessions: u32,
-    /// Pages or screens viewed.
-    pub page_views: u32,
-    /// Clicks on products, links, banners.
-    pub clicks: u32,
-    /// Searches.
-    pub searches: u32,
-    /// Items added to the cart.
-    pub cart_adds: u32,
-    /// Reviews or ratings written.
-    pub reviews: u32,
-}
-
-/// One purchase of one product.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Purchase {
-    /// Product id (matches [`crate::Product::id`]).
-    pub product_id: String,
-    /// Amount paid.
-    pub amount: f64,
-    /// Day of the purchase.
-    pub date: NaiveDate,
-}
-
-/// Aggregates of a purchase history: everything the value models need, in 40 bytes.
-///
-/// `count` is the number of distinct purchase *days* (several purchases on one day are one
-/// purchase occasion, as in the RFM summary).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
-pub struct PurchaseStats {
-    /// Distinct purchase days.
-    pub count: u32,
-    /// Sum of all amounts.
-    pub total_amount: f64,
-    /// Amount spent on the first purchase day.
-    pub first_amount: f64,
-    /// First purchase day.
-    pub first: Option<NaiveDate>,
-    /// Last purchase day.
-    pub last: Option<NaiveDate>,
-}
-
-impl PurchaseStats {
-    /// Aggregates purchases (any order). Non-finite or negative amounts count as 0.
-    pub fn from_purchases(purchases: &[Purchase]) -> Self {
-        let mut days: Vec<(NaiveDate, f64)> = purchases
-            .iter()
-            .map(|p| {
-                (
-                    p.date,
-                    if p.amount.is_finite() && p.amount > 0.0 {
-                        p.amount
-                    } else {
-                        0.0
-                    },
-                )
-            })
-            .collect();
-        days.sort_by_key(|d| d.0);
-        let mut stats = PurchaseStats::default();
-        let mut previous: Option<NaiveDate> = None;
-        for (date, amount) in days {
-            if previous != Some(date) {
-                stats.count += 1;
-            }
-            if stats.first.is_none() || stats.first == Some(date) {
-                stats.first = Some(date);
-                stats.first_amount += amount;
-            }
-            stats.total_amount += amount;
-            stats.last = Some(date);
-            previous = Some(date);
-        }
-        stats
-    }
-
-    /// Average amount per purchase day (0 without purchases).
-    pub fn average_amount(&self) -> f64 {
-        if self.count == 0 {
-            0.0
-        } else {
-            self.total_amount / self.count as f64
-        }
-    }
-}
-
-/// The compact per-user input of [`crate::AnalyticsEngine::profile`]: activity counts, last
-/// activity day and purchase aggregates (`Copy`, no heap).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
-pub struct UserActivity {
-    /// What the user did.
-    pub activity: ActivityCounts,
-    /// Last day the user was active in the product (purchases count as activity too).
-    pub last_active: Option<NaiveDate>,
-    /// Purchase aggregates.
-    pub purchases: PurchaseStats,
-}
-
-impl UserActivity {
-    /// Days since the last activity or purchase, whichever is later; `None` if neither exists.
-    /// Dates after `as_of` count as 0 days.
-    pub fn days_inactive(&self, as_of: NaiveDate) -> Option<u32> {
-        let last = match (self.last_active, self.purchases.last) {
-            (Some(a), Some(p)) => Some(a.max(p)),
-            (a, p) => a.or(p),
-        }?;
-        Some(days_between(last, as_of))
-    }
-}
-
-/// A customer with full purchase history: what the app typically has at hand.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct CustomerRecord {
-    /// The user's id.
-    pub user_id: String,
-    /// Activity counts.
-    pub activity: ActivityCounts,
-    /// Last day active.
-    pub last_active: Option<NaiveDate>,
-    /// Purchases, any order.
-    pub purchases: Vec<Purchase>,
-}
-
-impl CustomerRecord {
-    /// The compact aggregate the engines work on.
-    pub fn summary(&self) -> UserActivity {
-        UserActivity {
-            activity: self.activity,
-            last_active: self.last_active,
-            purchases: PurchaseStats::from_purchases(&self.purchases),
-        }
-    }
-}
-
-/// Whole days from `from` to `to`, 0 when `from` is later.
-pub(crate) fn days_between(from: NaiveDate, to: NaiveDate) -> u32 {
-    use chrono::Datelike;
-    let days = to.num_days_from_ce() as i64 - from.num_days_from_ce() as i64;
-    days.clamp(0, u32::MAX as i64) as u32
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn d(m: u32, day: u32) -> NaiveDate {
-        NaiveDate::from_ymd_opt(2024, m, day).unwrap()
-    }
-
     #[test]
     fn classify_in_order() {
         let t = SegmentThresholds::default();
-        assert_eq!(t.classify(None, 0.0, 5000.0), Segment::Dormant);
-        assert_eq!(t.classify(Some(90), 0.1, 5000.0), Segment::Dormant);
-        assert_eq!(t.classify(Some(89), 0.6, 5000.0), Segment::AtRisk);
-        assert_eq!(t.classify(Some(10), 0.2, 1000.0), Segment::Vip);
-        assert_eq!(t.classify(Some(10), 0.2, 999.0), Segment::Active);
-    }
-
-    #[test]
-    fn purchase_stats_merge_days() {
-        let p = |day, amount| Purchase {
-            product_id: "x".into(),
-            amount,
-            date: d(1, day),
+        let classify = |days_inactive, churn_risk, total_spend| {
+            t.classify(SegmentSignals {
+                days_inactive,
+                churn_risk,
+                total_spend,
+            })
         };
-        let s = PurchaseStats::from_purchases(&[p(10, 5.0), p(3, 2.0), p(3, 4.0), p(20, f64::NAN)]);
-        assert_eq!(s.count, 3);
-        assert_eq!(s.total_amount, 11.0);
-        assert_eq!(s.first_amount, 6.0);
-        assert_eq!((s.first, s.last), (Some(d(1, 3)), Some(d(1, 20))));
-        assert_eq!(PurchaseStats::from_purchases(&[]).count, 0);
-    }
-
-    #[test]
-    fn days_inactive_uses_latest_signal() {
-        let mut u = UserActivity {
-            last_active: Some(d(1, 1)),
-            ..Default::default()
-        };
-        assert_eq!(u.days_inactive(d(1, 31)), Some(30));
-        u.purchases.last = Some(d(1, 21));
-        assert_eq!(u.days_inactive(d(1, 31)), Some(10));
-        assert_eq!(u.days_inactive(d(1, 1)), Some(0));
-        assert_eq!(UserActivity::default().days_inactive(d(1, 1)), None);
+        assert_eq!(classify(None, 0.0, 5000.0), Segment::Dormant);
+        assert_eq!(classify(Some(90), 0.1, 5000.0), Segment::Dormant);
+        assert_eq!(classify(Some(89), 0.6, 5000.0), Segment::AtRisk);
+        assert_eq!(classify(Some(10), 0.2, 1000.0), Segment::Vip);
+        assert_eq!(classify(Some(10), 0.2, 999.0), Segment::Active);
     }
 }

@@ -3,12 +3,14 @@
 
 use chrono::{Days, NaiveDate};
 
+use crate::activity::{
+    ActivityCounts, CustomerActivity, CustomerRecord, ItemPurchase, PurchaseStats,
+};
 use crate::bgnbd::BgNbd;
 use crate::error::{Error, Result};
 use crate::gamma_gamma::GammaGamma;
-use crate::recommend::Product;
+use crate::recommend::CatalogItem;
 use crate::rfm::Rfm;
-use crate::segment::{ActivityCounts, CustomerRecord, Purchase, PurchaseStats, UserActivity};
 use crate::transactions::Transaction;
 
 /// A small, fast, seeded generator (SplitMix64) with the distributions the simulators need.
@@ -113,9 +115,15 @@ impl SimulationParams {
         GammaGamma::new(p, q, gamma)?;
         let (lo, hi) = (self.min_age_weeks, self.max_age_weeks);
         if !(lo.is_finite() && hi.is_finite() && 0.0 <= lo && lo <= hi) {
-            return Err(Error::validation(format!(
-                "customer ages need 0 ≤ min ≤ max, got {lo}..{hi}"
-            )));
+            let field = if lo.is_finite() && lo >= 0.0 {
+                "max_age_weeks"
+            } else {
+                "min_age_weeks"
+            };
+            return Err(Error::validation(
+                field,
+                format!("customer ages need 0 ≤ min ≤ max, got {lo}..{hi}"),
+            ));
         }
         Ok(())
     }
@@ -220,10 +228,10 @@ pub fn simulate_transactions(
 }
 
 /// A synthetic catalogue of `n` products over `categories` categories with log-normal prices.
-pub fn synthetic_catalog(n: usize, categories: usize, seed: u64) -> Vec<Product> {
+pub fn synthetic_catalog(n: usize, categories: usize, seed: u64) -> Vec<CatalogItem> {
     let mut rng = Rng::new(seed);
     (0..n)
-        .map(|i| Product {
+        .map(|i| CatalogItem {
             id: format!("p{:05}", i + 1),
             category: format!("category-{}", i % categories.max(1) + 1),
             price: ((3.0 + 0.8 * rng.normal()).exp() * 100.0).round() / 100.0,
@@ -236,7 +244,7 @@ pub fn synthetic_catalog(n: usize, categories: usize, seed: u64) -> Vec<Product>
 /// co-occurrence carries signal) and popular products (a Zipf-like skew).
 pub fn synthetic_customers(
     n: usize,
-    catalog: &[Product],
+    catalog: &[CatalogItem],
     as_of: NaiveDate,
     seed: u64,
 ) -> Vec<CustomerRecord> {
@@ -274,7 +282,7 @@ pub fn synthetic_customers(
                 let Some(date) = as_of.checked_sub_days(Days::new(back)) else {
                     break;
                 };
-                bought.push(Purchase {
+                bought.push(ItemPurchase {
                     product_id: product.id.clone(),
                     amount: (product.price * scale * 100.0).round() / 100.0,
                     date,
@@ -300,9 +308,9 @@ pub fn synthetic_customers(
 
 fn pick_product<'a>(
     rng: &mut Rng,
-    catalog: &'a [Product],
+    catalog: &'a [CatalogItem],
     favourite: &[&str],
-) -> Option<&'a Product> {
+) -> Option<&'a CatalogItem> {
     if catalog.is_empty() {
         return None;
     }
@@ -319,7 +327,7 @@ fn pick_product<'a>(
 }
 
 /// `n` compact synthetic users for throughput benchmarks (no ids, no heap).
-pub fn synthetic_activity(n: usize, as_of: NaiveDate, seed: u64) -> Vec<UserActivity> {
+pub fn synthetic_activity(n: usize, as_of: NaiveDate, seed: u64) -> Vec<CustomerActivity> {
     let mut rng = Rng::new(seed);
     (0..n)
         .map(|_| {
@@ -333,7 +341,7 @@ pub fn synthetic_activity(n: usize, as_of: NaiveDate, seed: u64) -> Vec<UserActi
             let last = as_of.checked_sub_days(Days::new(idle));
             let first = last.and_then(|l| l.checked_sub_days(Days::new(span)));
             let avg = 5.0 + rng.below(200) as f64;
-            UserActivity {
+            CustomerActivity {
                 activity: ActivityCounts {
                     sessions: rng.below(50) as u32,
                     page_views: rng.below(400) as u32,

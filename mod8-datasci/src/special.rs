@@ -16,20 +16,26 @@ const MAX_TERMS: usize = 200_000;
 /// [`Error::Validation`] for |z| ≥ 1, non-finite arguments or a pole in `c`;
 /// [`Error::NotConverged`] when the series has not settled after 200,000 terms.
 pub fn hyp2f1(a: f64, b: f64, c: f64, z: f64) -> Result<f64> {
-    if !(a.is_finite() && b.is_finite() && c.is_finite() && z.is_finite()) {
-        return Err(Error::validation(format!(
-            "hyp2f1({a}, {b}; {c}; {z}): non-finite argument"
-        )));
+    if let Some((name, _)) = [("a", a), ("b", b), ("c", c), ("z", z)]
+        .into_iter()
+        .find(|(_, v)| !v.is_finite())
+    {
+        return Err(Error::validation(
+            name,
+            format!("hyp2f1({a}, {b}; {c}; {z}): non-finite argument"),
+        ));
     }
     if z.abs() >= 1.0 {
-        return Err(Error::validation(format!(
-            "hyp2f1 series needs |z| < 1, got {z}"
-        )));
+        return Err(Error::validation(
+            "z",
+            format!("hyp2f1 series needs |z| < 1, got {z}"),
+        ));
     }
     if c <= 0.0 && (c - c.round()).abs() < 1e-12 {
-        return Err(Error::validation(format!(
-            "hyp2f1: c = {c} is a non-positive integer (pole)"
-        )));
+        return Err(Error::validation(
+            "c",
+            format!("hyp2f1: c = {c} is a non-positive integer (pole)"),
+        ));
     }
     let mut sum = 1.0_f64;
     let mut term = 1.0_f64;
@@ -103,15 +109,15 @@ mod tests {
     fn rejects_bad_arguments() {
         assert!(matches!(
             hyp2f1(1.0, 1.0, 2.0, 1.0),
-            Err(Error::Validation { .. })
+            Err(Error::Validation { field, .. }) if field == "z"
         ));
         assert!(matches!(
             hyp2f1(1.0, 1.0, -1.0, 0.5),
-            Err(Error::Validation { .. })
+            Err(Error::Validation { field, .. }) if field == "c"
         ));
         assert!(matches!(
             hyp2f1(f64::NAN, 1.0, 2.0, 0.5),
-            Err(Error::Validation { .. })
+            Err(Error::Validation { field, .. }) if field == "a"
         ));
     }
 

@@ -11,8 +11,8 @@
 
 use chrono::NaiveDate;
 
-use crate::profile::CustomerValueModel;
-use crate::segment::{PurchaseStats, UserActivity};
+use crate::activity::{CustomerActivity, PurchaseStats};
+use crate::value::CustomerValueModel;
 
 fn day(offset: i64) -> NaiveDate {
     // 2024-01-01 plus `offset` days; offsets used here stay within 2023–2025.
@@ -21,8 +21,8 @@ fn day(offset: i64) -> NaiveDate {
         .unwrap_or(NaiveDate::MIN)
 }
 
-fn buyer(count: u32, first: i64, last: i64, total: f64) -> UserActivity {
-    UserActivity {
+fn buyer(count: u32, first: i64, last: i64, total: f64) -> CustomerActivity {
+    CustomerActivity {
         last_active: Some(day(last)),
         purchases: PurchaseStats {
             count,
@@ -39,8 +39,8 @@ fn buyer(count: u32, first: i64, last: i64, total: f64) -> UserActivity {
 pub fn case_outputs_in_range(model: &dyn CustomerValueModel) {
     let as_of = day(400);
     let users = [
-        UserActivity::default(),
-        UserActivity {
+        CustomerActivity::default(),
+        CustomerActivity {
             last_active: Some(day(399)),
             ..Default::default()
         },
@@ -67,7 +67,7 @@ pub fn case_outputs_in_range(model: &dyn CustomerValueModel) {
 
 /// Without purchases: no lifetime value and no next purchase.
 pub fn case_no_purchases(model: &dyn CustomerValueModel) {
-    let u = UserActivity {
+    let u = CustomerActivity {
         last_active: Some(day(0)),
         ..Default::default()
     };
@@ -122,7 +122,7 @@ pub fn case_next_purchase_after_last(model: &dyn CustomerValueModel) {
 pub fn case_assess_matches_parts(model: &dyn CustomerValueModel) {
     let as_of = day(300);
     for u in [
-        UserActivity::default(),
+        CustomerActivity::default(),
         buyer(1, 10, 10, 20.0),
         buyer(7, 0, 290, 700.0),
         buyer(3, 5, 60, 90.0),
@@ -150,6 +150,7 @@ pub fn case_assess_matches_parts(model: &dyn CustomerValueModel) {
 }
 
 /// Emits one `#[test]` per conformance case, in a module named `$name`, for the model `$setup`.
+#[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
 #[macro_export]
 macro_rules! conformance_tests {
     ($name:ident, $setup:expr) => {

@@ -7,8 +7,8 @@ use std::path::Path;
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
+use crate::activity::{CustomerActivity, ItemPurchase, PurchaseStats};
 use crate::error::{Error, Result};
-use crate::segment::{Purchase, PurchaseStats, UserActivity};
 
 /// One purchase transaction: who, when (a calendar day), how much.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -30,12 +30,13 @@ impl Transaction {
     pub fn new(customer_id: impl Into<String>, date: NaiveDate, amount: f64) -> Result<Self> {
         let customer_id = customer_id.into();
         if customer_id.trim().is_empty() {
-            return Err(Error::validation("customer_id is empty"));
+            return Err(Error::validation("customer_id", "customer_id is empty"));
         }
         if !amount.is_finite() || amount < 0.0 {
-            return Err(Error::validation(format!(
-                "amount must be finite and non-negative, got {amount}"
-            )));
+            return Err(Error::validation(
+                "amount",
+                format!("amount must be finite and non-negative, got {amount}"),
+            ));
         }
         Ok(Transaction {
             customer_id,
@@ -47,11 +48,34 @@ impl Transaction {
 
 const COLUMNS: [&str; 3] = ["customer_id", "date", "amount"];
 
+/// How [`read_transactions`] reads: the default accepts every date.
+///
+/// ```
+/// use mod8_datasci::{NaiveDate, ReadOptions};
+/// let end = NaiveDate::from_ymd_opt(2024, 1, 31).unwrap();
+/// let options = ReadOptions::default().with_calibration_end(end);
+/// assert_eq!(options.calibration_end, Some(end));
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReadOptions {
+    /// Last day of the calibration period: a transaction dated after it is an error (the
+    /// `clv fit` command fits on the calibration period only and says so instead of silently
+    /// dropping data). `None` (the default): any date.
+    pub calibration_end: Option<NaiveDate>,
+}
+
+impl ReadOptions {
+    /// Refuses transactions dated after `calibration_end`.
+    pub fn with_calibration_end(mut self, calibration_end: NaiveDate) -> Self {
+        self.calibration_end = Some(calibration_end);
+        self
+    }
+}
+
 /// Reads transactions from CSV text with a header row naming exactly the columns
 /// `customer_id`, `date` (ISO `YYYY-MM-DD`) and `amount`, in any order.
 ///
-/// When `calibration_end` is given, a transaction dated after it is an error (the `clv fit`
-/// command fits on the calibration period only and says so instead of silently dropping data).
+/// With [`ReadOptions::calibration_end`] set, a transaction dated after it is an error.
 ///
 /// # Errors
 ///
@@ -63,20 +87,18 @@ const COLUMNS: [&str; 3] = ["customer_id", "date", "amount"];
 /// - [`Error::Backend`] (`"csv"`) when the input cannot be read.
 ///
 /// ```
-/// use mod8_datasci::read_transactions;
+/// use mod8_datasci::{read_transactions, ReadOptions};
 /// let csv = "customer_id,date,amount\nc1,2024-01-05,12.50\nc1,2024-02-01,8\n";
-/// let tx = read_transactions(csv.as_bytes(), None)?;
+/// let tx = read_transactions(csv.as_bytes(), ReadOptions::default())?;
 /// assert_eq!(tx.len(), 2);
 ///
 /// let bad = "customer_id,date,amount\nc1,2024-01-05,NaN\n";
-/// let err = read_transactions(bad.as_bytes(), None).unwrap_err();
+/// let err = read_transactions(bad.as_bytes(), ReadOptions::default()).unwrap_err();
 /// assert_eq!(err.to_string(), "row 2, field `amount`: amount is NaN");
 /// # Ok::<(), mod8_datasci::Error>(())
 /// ```
-pub fn read_transactions<R: Read>(
-    reader: R,
-    calibration_end: Option<NaiveDate>,
-) -> Result<Vec<Transaction>> {
+pub fn read_transactions<R: Read>(reader: R, options: ReadOptions) -> Result<Vec<Transaction>> {
+    let calibration_end = options.calibration_end;
     let mut csv = csv::ReaderBuilder::new()
         .has_headers(true)
         .trim(csv::Trim::All)
@@ -201,26 +223,26 @@ pub fn read_transactions<R: Read>(
 pub fn activity_by_customer(
     transactions: &[Transaction],
     as_of: NaiveDate,
-) -> Vec<(String, UserActivity)> {
-    let mut by_customer: HashMap<&str, Vec<Purchase>> = HashMap::new();
+) -> Vec<(String, CustomerActivity)> {
+    let mut by_customer: HashMap<&str, Vec<ItemPurchase>> = HashMap::new();
     for t in transactions.iter().filter(|t| t.date <= as_of) {
         by_customer
             .entry(t.customer_id.as_str())
             .or_default()
-            .push(Purchase {
+            .push(ItemPurchase {
                 product_id: String::new(),
                 amount: t.amount,
                 date: t.date,
             });
     }
-    let mut out: Vec<(String, UserActivity)> = by_customer
+    let mut out: Vec<(String, CustomerActivity)> = by_customer
         .into_iter()
         .map(|(id, purchases)| {
             let purchases = PurchaseStats::from_purchases(&purchases);
-            let activity = UserActivity {
+            let activity = CustomerActivity {
                 last_active: purchases.last,
                 purchases,
-                ..UserActivity::default()
+                ..CustomerActivity::default()
             };
             (id.to_owned(), activity)
         })
@@ -236,10 +258,10 @@ pub fn activity_by_customer(
 /// As [`read_transactions`], plus [`Error::Backend`] (`"io"`) when the file cannot be opened.
 pub fn read_transactions_file(
     path: impl AsRef<Path>,
-    calibration_end: Option<NaiveDate>,
+    options: ReadOptions,
 ) -> Result<Vec<Transaction>> {
     let file = std::fs::File::open(path.as_ref()).map_err(Error::io)?;
-    read_transactions(std::io::BufReader::new(file), calibration_end)
+    read_transactions(std::io::BufReader::new(file), options)
 }
 
 fn csv_error(e: csv::Error) -> Error {
@@ -266,10 +288,7 @@ fn csv_error(e: csv::Error) -> Error {
             message: "not valid UTF-8".into(),
         };
     }
-    Error::Backend {
-        backend: "csv",
-        source: Box::new(e),
-    }
+    Error::backend("csv", e)
 }
 
 #[cfg(test)]
@@ -277,7 +296,10 @@ mod tests {
     use super::*;
 
     fn err(text: &str, end: Option<NaiveDate>) -> (u64, String) {
-        match read_transactions(text.as_bytes(), end).unwrap_err() {
+        let options = ReadOptions {
+            calibration_end: end,
+        };
+        match read_transactions(text.as_bytes(), options).unwrap_err() {
             Error::InvalidRecord { row, field, .. } => (row, field),
             other => panic!("unexpected {other:?}"),
         }
@@ -287,7 +309,7 @@ mod tests {
     fn reads_columns_in_any_order() {
         let tx = read_transactions(
             "amount,customer_id,date\n3.5,a,2024-03-01\n0,b,2024-03-02\n".as_bytes(),
-            None,
+            ReadOptions::default(),
         )
         .unwrap();
         assert_eq!(tx[0].customer_id, "a");
@@ -350,11 +372,14 @@ mod tests {
     #[test]
     fn empty_inputs() {
         assert!(matches!(
-            read_transactions("".as_bytes(), None),
+            read_transactions("".as_bytes(), ReadOptions::default()),
             Err(Error::EmptyInput { .. })
         ));
         assert!(matches!(
-            read_transactions("customer_id,date,amount\n".as_bytes(), None),
+            read_transactions(
+                "customer_id,date,amount\n".as_bytes(),
+                ReadOptions::default()
+            ),
             Err(Error::EmptyInput { .. })
         ));
     }

@@ -352,8 +352,7 @@ fn purchase_counts_and_charts_need_no_spend_model() {
         .filter(|t| t.date <= calibration_end)
         .collect();
     let written =
-        mod8_datasci::charts::render_transaction_charts(dir.path(), &calibration, calibration_end)
-            .unwrap();
+        mod8_datasci::render_transaction_charts(dir.path(), &calibration, calibration_end).unwrap();
     let names: Vec<_> = written
         .iter()
         .map(|p| p.file_name().unwrap().to_str().unwrap())

@@ -1,13 +1,13 @@
 //! The engines end to end on a synthetic base: profiles → report, both tiers, the model
-//! manager, recommendations and the charts.
+//! predictor, recommendations and the charts.
 
 #![allow(clippy::unwrap_used)] // tests may unwrap
 
 use chrono::NaiveDate;
 use mod8_datasci::simulate::{synthetic_catalog, synthetic_customers};
 use mod8_datasci::{
-    AnalyticsEngine, BgNbd, ClvModel, GammaGamma, InsightsGenerator, MLModelManager,
-    PredictionKind, PredictionValue, RecommendationEngine, Segment,
+    AnalyticsEngine, BgNbd, ClvModel, GammaGamma, InsightsGenerator, PredictionKind,
+    PredictionValue, Predictor, RecommendationEngine, Segment,
 };
 
 fn as_of() -> NaiveDate {
@@ -61,13 +61,13 @@ fn synthetic_base_profiles_into_every_segment() {
 }
 
 #[test]
-fn manager_dispatches_every_kind() {
+fn predictor_dispatches_every_kind() {
     let catalog = synthetic_catalog(100, 5, 3);
     let customers = synthetic_customers(500, &catalog, as_of(), 4);
     let recs =
         RecommendationEngine::build(&catalog, &customers, as_of(), Default::default()).unwrap();
-    let manager =
-        MLModelManager::new(AnalyticsEngine::probabilistic(cdnow())).with_recommendations(recs, 5);
+    let predictor =
+        Predictor::new(AnalyticsEngine::probabilistic(cdnow())).with_recommendations(recs, 5);
     let loyal = customers.iter().max_by_key(|c| c.purchases.len()).unwrap();
     for kind in [
         PredictionKind::Churn,
@@ -75,7 +75,7 @@ fn manager_dispatches_every_kind() {
         PredictionKind::NextPurchase,
         PredictionKind::Recommendation,
     ] {
-        let p = manager.predict(kind, loyal, as_of()).unwrap();
+        let p = predictor.predict(kind, loyal, as_of()).unwrap();
         assert_eq!(p.kind, kind);
         assert!((0.0..=1.0).contains(&p.confidence), "{p:?}");
         match (&p.value, kind) {
@@ -99,7 +99,7 @@ fn manager_dispatches_every_kind() {
         }
     }
     let json = serde_json::to_string(
-        &manager
+        &predictor
             .predict(PredictionKind::Churn, loyal, as_of())
             .unwrap(),
     )
@@ -110,7 +110,6 @@ fn manager_dispatches_every_kind() {
 #[cfg(feature = "charts")]
 #[test]
 fn charts_are_written_as_svg() {
-    use mod8_datasci::charts;
     use mod8_datasci::simulate::{simulate_transactions, SimulationParams};
     use mod8_datasci::RfmSummary;
 
@@ -131,7 +130,7 @@ fn charts_are_written_as_svg() {
     )
     .unwrap();
     let summary = RfmSummary::from_transactions(&tx, as_of()).unwrap();
-    let files = charts::render_clv_charts(dir.path(), &cdnow().bgnbd, &summary).unwrap();
+    let files = mod8_datasci::render_clv_charts(dir.path(), &cdnow().bgnbd, &summary).unwrap();
     assert_eq!(files.len(), 2);
     for f in &files {
         let svg = std::fs::read_to_string(f).unwrap();
@@ -149,12 +148,12 @@ fn charts_are_written_as_svg() {
         .map(|c| engine.profile_customer(c, as_of()).unwrap())
         .collect();
     let report = InsightsGenerator::default().report(&profiles);
-    let seg = charts::render_segment_chart(dir.path(), &report).unwrap();
+    let seg = mod8_datasci::render_segment_chart(dir.path(), &report).unwrap();
     assert!(std::fs::read_to_string(seg).unwrap().contains("active"));
-    let jpg = charts::render_segment_distribution(&dir.path().join("x.jpg"), &report);
+    let jpg = mod8_datasci::render_segment_distribution(&dir.path().join("x.jpg"), &report);
     assert!(matches!(jpg, Err(mod8_datasci::Error::Unsupported { .. })));
     let png = dir.path().join("x.png");
-    let result = charts::render_segment_distribution(&png, &report);
+    let result = mod8_datasci::render_segment_distribution(&png, &report);
     if cfg!(feature = "png") {
         result.unwrap();
         assert_png_with_text(&png, (800, 500));
@@ -194,17 +193,16 @@ fn assert_png_with_text(path: &std::path::Path, size: (u32, u32)) {
 #[cfg(feature = "png")]
 #[test]
 fn model_charts_render_as_png() {
-    use mod8_datasci::charts;
     let dir = tempfile::tempdir().unwrap();
     let model = mod8_datasci::BgNbd::new(0.24, 4.4, 0.79, 2.4).unwrap();
     let alive = dir.path().join("alive.png");
-    charts::render_probability_alive_matrix(&alive, &model, 10, 39.0).unwrap();
+    mod8_datasci::render_probability_alive_matrix(&alive, &model, 10, 39.0).unwrap();
     assert_png_with_text(&alive, (900, 650));
     let expected = dir.path().join("expected.png");
-    charts::render_expected_purchases_matrix(&expected, &model, 10, 39.0, 52.0).unwrap();
+    mod8_datasci::render_expected_purchases_matrix(&expected, &model, 10, 39.0, 52.0).unwrap();
     assert_png_with_text(&expected, (900, 650));
     // SVG keeps working with the font engine on (it lays text out with the same font).
     let svg = dir.path().join("alive.svg");
-    charts::render_probability_alive_matrix(&svg, &model, 10, 39.0).unwrap();
+    mod8_datasci::render_probability_alive_matrix(&svg, &model, 10, 39.0).unwrap();
     assert!(std::fs::read_to_string(&svg).unwrap().contains("P(alive)"));
 }

@@ -3,10 +3,24 @@
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
+use crate::activity::CustomerRecord;
+use crate::engine::AnalyticsEngine;
 use crate::error::{Error, Result};
-use crate::profile::AnalyticsEngine;
 use crate::recommend::{Recommendation, RecommendationEngine};
-use crate::segment::{CustomerRecord, PredictionKind};
+
+/// What [`Predictor::predict`] can predict.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PredictionKind {
+    /// Probability the customer has churned (or will).
+    Churn,
+    /// Expected value of the customer over the model's horizon.
+    LifetimeValue,
+    /// Expected date of the next purchase.
+    NextPurchase,
+    /// Products to show.
+    Recommendation,
+}
 
 /// The value of a prediction.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -63,27 +77,27 @@ pub struct Prediction {
 ///
 /// ```
 /// use chrono::NaiveDate;
-/// use mod8_datasci::{AnalyticsEngine, CustomerRecord, MLModelManager, PredictionKind, PredictionValue};
+/// use mod8_datasci::{AnalyticsEngine, CustomerRecord, PredictionKind, PredictionValue, Predictor};
 /// let today = NaiveDate::from_ymd_opt(2024, 6, 1).unwrap();
-/// let manager = MLModelManager::new(AnalyticsEngine::heuristic());
+/// let predictor = Predictor::new(AnalyticsEngine::heuristic());
 /// let customer = CustomerRecord { user_id: "u".into(), last_active: Some(today), ..Default::default() };
-/// let churn = manager.predict(PredictionKind::Churn, &customer, today)?;
+/// let churn = predictor.predict(PredictionKind::Churn, &customer, today)?;
 /// assert!(matches!(churn.value, PredictionValue::Probability(p) if (0.0..=1.0).contains(&p)));
 /// // No recommendation engine configured: a typed error, not a guess.
-/// assert!(manager.predict(PredictionKind::Recommendation, &customer, today).is_err());
+/// assert!(predictor.predict(PredictionKind::Recommendation, &customer, today).is_err());
 /// # Ok::<(), mod8_datasci::Error>(())
 /// ```
 #[derive(Debug, Clone)]
-pub struct MLModelManager {
+pub struct Predictor {
     analytics: AnalyticsEngine,
     recommendations: Option<RecommendationEngine>,
     recommendation_limit: usize,
 }
 
-impl MLModelManager {
-    /// A manager over an analytics engine (choose its tier there).
+impl Predictor {
+    /// A predictor over an analytics engine (choose its tier there).
     pub fn new(analytics: AnalyticsEngine) -> Self {
-        MLModelManager {
+        Predictor {
             analytics,
             recommendations: None,
             recommendation_limit: 10,
@@ -141,13 +155,12 @@ impl MLModelManager {
                 (PredictionValue::Date(next), c, model.name())
             }
             PredictionKind::Recommendation => {
-                let engine = self
-                    .recommendations
-                    .as_ref()
-                    .ok_or_else(|| Error::Unsupported {
-                        operation: "predict(Recommendation)".into(),
-                        backend: "an MLModelManager without a RecommendationEngine".into(),
-                    })?;
+                let engine = self.recommendations.as_ref().ok_or_else(|| {
+                    Error::unsupported(
+                        "predict(PredictionKind::Recommendation) without a RecommendationEngine",
+                        "Predictor",
+                    )
+                })?;
                 let segment = self.analytics.segment(&user, as_of);
                 let recs =
                     engine.recommend(&customer.purchases, segment, self.recommendation_limit);
