@@ -2,13 +2,13 @@
 //! with rate λ ~ Gamma(r, α); after each purchase the customer drops out with probability
 //! p ~ Beta(a, b). Time is in weeks throughout this crate.
 
-use std::collections::HashMap;
-
 use serde::{Deserialize, Serialize};
 use statrs::function::gamma::{digamma, ln_gamma};
 
 use crate::error::{Error, Result};
+use crate::grouping::NumberMap;
 use crate::optimize::{self, Options};
+use crate::parallel;
 use crate::rfm::Rfm;
 use crate::special::{hyp2f1, log_add_exp};
 
@@ -298,10 +298,10 @@ struct Prepared {
 
 impl Prepared {
     fn new(data: &[Rfm]) -> Self {
-        let mut xs_index: HashMap<u32, usize> = HashMap::new();
-        let mut ts_index: HashMap<u64, usize> = HashMap::new();
-        let mut rec_index: HashMap<u64, usize> = HashMap::new();
-        let mut group_index: HashMap<(u32, u64, u64), usize> = HashMap::new();
+        let mut xs_index: NumberMap<u32, usize> = NumberMap::default();
+        let mut ts_index: NumberMap<u64, usize> = NumberMap::default();
+        let mut rec_index: NumberMap<u64, usize> = NumberMap::default();
+        let mut group_index: NumberMap<(u32, u64, u64), usize> = NumberMap::default();
         let mut p = Prepared {
             xs: Vec::new(),
             ts: Vec::new(),
@@ -363,7 +363,56 @@ impl Prepared {
         }
         let ln_t: Vec<f64> = self.ts.iter().map(|t| (alpha + t).ln()).collect();
         let ln_rec: Vec<f64> = self.recencies.iter().map(|t| (alpha + t).ln()).collect();
-        for g in &self.groups {
+        let per_x = (ll, *grad);
+        // The per-group terms, in fixed chunks (see `crate::parallel`): the first chunk goes on
+        // from the per-x sums, the others start at zero, and the chunk sums are added in order,
+        // so the result does not depend on how many threads computed them.
+        let chunks = parallel::map_chunks(&self.groups, |index, groups| {
+            let start = if index == 0 { per_x } else { (0.0, [0.0; 4]) };
+            let terms = Terms {
+                r,
+                alpha,
+                a,
+                b,
+                ln_a,
+                ln_b_x1: &ln_b_x1,
+                ln_t: &ln_t,
+                ln_rec: &ln_rec,
+            };
+            self.add_groups(groups, &terms, start)
+        });
+        let mut chunks = chunks.into_iter();
+        let (mut ll, mut total) = chunks.next().unwrap_or(per_x);
+        for (chunk_ll, chunk_grad) in chunks {
+            ll += chunk_ll;
+            for (t, g) in total.iter_mut().zip(chunk_grad) {
+                *t += g;
+            }
+        }
+        *grad = total;
+        ll
+    }
+
+    /// `start` (log-likelihood, gradient) plus the per-group terms of `groups`, added one group
+    /// after the other.
+    fn add_groups(
+        &self,
+        groups: &[Group],
+        terms: &Terms<'_>,
+        start: (f64, [f64; 4]),
+    ) -> (f64, [f64; 4]) {
+        let Terms {
+            r,
+            alpha,
+            a,
+            b,
+            ln_a,
+            ln_b_x1,
+            ln_t,
+            ln_rec,
+        } = *terms;
+        let (mut ll, mut grad) = start;
+        for g in groups {
             let x = self.xs[g.x_index].0;
             let rx = r + x;
             let lt = ln_t[g.t_index];
@@ -391,8 +440,24 @@ impl Prepared {
                 }
             }
         }
-        ll
+        (ll, grad)
     }
+}
+
+/// What every group's terms share at one parameter point.
+#[derive(Clone, Copy)]
+struct Terms<'a> {
+    r: f64,
+    alpha: f64,
+    a: f64,
+    b: f64,
+    ln_a: f64,
+    /// ln(b + x − 1) per distinct x (0 for x = 0).
+    ln_b_x1: &'a [f64],
+    /// ln(α + T) per distinct T.
+    ln_t: &'a [f64],
+    /// ln(α + tₓ) per distinct recency.
+    ln_rec: &'a [f64],
 }
 
 #[cfg(test)]
