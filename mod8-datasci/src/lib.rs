@@ -12,6 +12,7 @@ mod clv;
 mod engagement;
 mod engine;
 mod error;
+mod forecast;
 mod gamma_gamma;
 mod grouping;
 mod insights;
