@@ -53,8 +53,8 @@ pub struct CustomerRfm {
 impl CustomerRfm {
     /// The one SQL statement [`crate::AnalyticsRepository::customer_rfm`] runs on `backend`
     /// (`$1` is the calibration end, a date), for `EXPLAIN` and capacity planning: it reads
-    /// every order once, groups per customer and day, numbers each customer's days with a
-    /// window function and returns one row per customer, in user-id order.
+    /// every order once, sorts the purchases by customer (marking each customer's first day
+    /// with a window aggregate), and returns one row per customer, in user-id order.
     pub fn statement(backend: crate::Backend) -> String {
         crate::sql::customer_summary::statement(backend)
     }
