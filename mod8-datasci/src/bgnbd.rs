@@ -2,15 +2,15 @@
 //! with rate λ ~ Gamma(r, α); after each purchase the customer drops out with probability
 //! p ~ Beta(a, b). Time is in weeks throughout this crate.
 
-use std::collections::HashMap;
-
 use serde::{Deserialize, Serialize};
 use statrs::function::gamma::{digamma, ln_gamma};
 
 use crate::error::{Error, Result};
+use crate::grouping::NumberMap;
 use crate::optimize::{self, Options};
+use crate::parallel;
 use crate::rfm::Rfm;
-use crate::special::{hyp2f1, log_add_exp};
+use crate::special::{hyp2f1, hyp2f1_many, log_add_exp};
 
 /// BG/NBD parameters: λ ~ Gamma(shape `r`, rate `alpha`), p ~ Beta(`a`, `b`).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -131,16 +131,30 @@ impl BgNbd {
     ///
     /// As [`BgNbd::p_alive_after`].
     pub fn expected_purchases(&self, rfm: &Rfm, t: f64) -> Result<f64> {
-        check_horizon(t)?;
-        if t == 0.0 {
-            return Ok(0.0);
+        let mut out = [0.0];
+        self.expected_purchases_many(rfm, &[t], &mut out)?;
+        Ok(out[0])
+    }
+
+    /// [`BgNbd::expected_purchases`] at several horizons `ts` into `out` (same length), each
+    /// value bit for bit the single-horizon one; the hypergeometric series of all horizons
+    /// share their coefficients (see `special::hyp2f1_many`), which makes the lifetime value's
+    /// dozen horizons several times cheaper than one by one.
+    pub(crate) fn expected_purchases_many(
+        &self,
+        rfm: &Rfm,
+        ts: &[f64],
+        out: &mut [f64],
+    ) -> Result<()> {
+        for &t in ts {
+            check_horizon(t)?;
         }
         let x = rfm.frequency as f64;
         let c = self.a + self.b + x - 1.0;
         // With a, b > 0 the only reachable pole is c = 0 (x = 0, a + b = 1). The ±1e-6 windows
         // are wide enough: see expected_purchases_near_removable_singularities_match_mpmath.
         let singular = (self.a - 1.0).abs() < 1e-6 || (c <= 0.5 && (c - c.round()).abs() < 1e-6);
-        let value = if singular {
+        if singular {
             let lo = BgNbd {
                 a: self.a - 1e-5,
                 ..*self
@@ -149,21 +163,47 @@ impl BgNbd {
                 a: self.a + 1e-5,
                 ..*self
             };
-            0.5 * (lo.expected_purchases_raw(rfm, t)? + hi.expected_purchases_raw(rfm, t)?)
+            let mut upper = vec![0.0; ts.len()];
+            lo.expected_purchases_raw(rfm, ts, out)?;
+            hi.expected_purchases_raw(rfm, ts, &mut upper)?;
+            for (o, u) in out.iter_mut().zip(upper) {
+                *o = 0.5 * (*o + u);
+            }
+            // (Rare: only at the removable singularities, so the vector is no concern.)
         } else {
-            self.expected_purchases_raw(rfm, t)?
-        };
-        Ok(value.max(0.0))
+            self.expected_purchases_raw(rfm, ts, out)?;
+        }
+        for (o, &t) in out.iter_mut().zip(ts) {
+            *o = if t == 0.0 { 0.0 } else { o.max(0.0) };
+        }
+        Ok(())
     }
 
-    fn expected_purchases_raw(&self, rfm: &Rfm, t: f64) -> Result<f64> {
+    /// The formula at every horizon (0 at t = 0, without the singularity handling).
+    fn expected_purchases_raw(&self, rfm: &Rfm, ts: &[f64], out: &mut [f64]) -> Result<()> {
         let BgNbd { r, alpha, a, b } = *self;
         let x = rfm.frequency as f64;
-        let z = t / (alpha + rfm.t + t);
         let c = a + b + x - 1.0;
-        let hyp = hyp2f1(a + b - 1.0 - r, a - 1.0, c, z)?;
-        let bracket = 1.0 - ((a - 1.0) * (1.0 - z).ln()).exp() * hyp;
-        Ok(self.p_alive(rfm) * c / (a - 1.0) * bracket)
+        // The lifetime value's dozen horizons fit on the stack.
+        let mut on_stack = [0.0; 16];
+        let mut on_heap = Vec::new();
+        let zs: &mut [f64] = if ts.len() <= on_stack.len() {
+            &mut on_stack[..ts.len()]
+        } else {
+            on_heap.resize(ts.len(), 0.0);
+            &mut on_heap
+        };
+        for (z, &t) in zs.iter_mut().zip(ts) {
+            *z = t / (alpha + rfm.t + t);
+        }
+        // t = 0 gives z = 0, whose series ends at once (its value is set to 0 by the caller).
+        hyp2f1_many(a + b - 1.0 - r, a - 1.0, c, zs, out)?;
+        let p_alive = self.p_alive(rfm);
+        for (o, &z) in out.iter_mut().zip(zs.iter()) {
+            let bracket = 1.0 - ((a - 1.0) * (1.0 - z).ln()).exp() * *o;
+            *o = p_alive * c / (a - 1.0) * bracket;
+        }
+        Ok(())
     }
 
     /// E[X(t)]: expected purchases in the first `t` weeks of a new customer.
@@ -298,10 +338,10 @@ struct Prepared {
 
 impl Prepared {
     fn new(data: &[Rfm]) -> Self {
-        let mut xs_index: HashMap<u32, usize> = HashMap::new();
-        let mut ts_index: HashMap<u64, usize> = HashMap::new();
-        let mut rec_index: HashMap<u64, usize> = HashMap::new();
-        let mut group_index: HashMap<(u32, u64, u64), usize> = HashMap::new();
+        let mut xs_index: NumberMap<u32, usize> = NumberMap::default();
+        let mut ts_index: NumberMap<u64, usize> = NumberMap::default();
+        let mut rec_index: NumberMap<u64, usize> = NumberMap::default();
+        let mut group_index: NumberMap<(u32, u64, u64), usize> = NumberMap::default();
         let mut p = Prepared {
             xs: Vec::new(),
             ts: Vec::new(),
@@ -363,7 +403,56 @@ impl Prepared {
         }
         let ln_t: Vec<f64> = self.ts.iter().map(|t| (alpha + t).ln()).collect();
         let ln_rec: Vec<f64> = self.recencies.iter().map(|t| (alpha + t).ln()).collect();
-        for g in &self.groups {
+        let per_x = (ll, *grad);
+        // The per-group terms, in fixed chunks (see `crate::parallel`): the first chunk goes on
+        // from the per-x sums, the others start at zero, and the chunk sums are added in order,
+        // so the result does not depend on how many threads computed them.
+        let chunks = parallel::map_chunks(&self.groups, |index, groups| {
+            let start = if index == 0 { per_x } else { (0.0, [0.0; 4]) };
+            let terms = Terms {
+                r,
+                alpha,
+                a,
+                b,
+                ln_a,
+                ln_b_x1: &ln_b_x1,
+                ln_t: &ln_t,
+                ln_rec: &ln_rec,
+            };
+            self.add_groups(groups, &terms, start)
+        });
+        let mut chunks = chunks.into_iter();
+        let (mut ll, mut total) = chunks.next().unwrap_or(per_x);
+        for (chunk_ll, chunk_grad) in chunks {
+            ll += chunk_ll;
+            for (t, g) in total.iter_mut().zip(chunk_grad) {
+                *t += g;
+            }
+        }
+        *grad = total;
+        ll
+    }
+
+    /// `start` (log-likelihood, gradient) plus the per-group terms of `groups`, added one group
+    /// after the other.
+    fn add_groups(
+        &self,
+        groups: &[Group],
+        terms: &Terms<'_>,
+        start: (f64, [f64; 4]),
+    ) -> (f64, [f64; 4]) {
+        let Terms {
+            r,
+            alpha,
+            a,
+            b,
+            ln_a,
+            ln_b_x1,
+            ln_t,
+            ln_rec,
+        } = *terms;
+        let (mut ll, mut grad) = start;
+        for g in groups {
             let x = self.xs[g.x_index].0;
             let rx = r + x;
             let lt = ln_t[g.t_index];
@@ -391,8 +480,24 @@ impl Prepared {
                 }
             }
         }
-        ll
+        (ll, grad)
     }
+}
+
+/// What every group's terms share at one parameter point.
+#[derive(Clone, Copy)]
+struct Terms<'a> {
+    r: f64,
+    alpha: f64,
+    a: f64,
+    b: f64,
+    ln_a: f64,
+    /// ln(b + x − 1) per distinct x (0 for x = 0).
+    ln_b_x1: &'a [f64],
+    /// ln(α + T) per distinct T.
+    ln_t: &'a [f64],
+    /// ln(α + tₓ) per distinct recency.
+    ln_rec: &'a [f64],
 }
 
 #[cfg(test)]
@@ -463,6 +568,75 @@ mod tests {
                 g[i]
             );
         }
+    }
+
+    /// `expected_purchases` as it was before horizons were evaluated together: one
+    /// hypergeometric series per horizon.
+    fn expected_purchases_alone(p: &BgNbd, h: &Rfm, t: f64) -> f64 {
+        if t == 0.0 {
+            return 0.0;
+        }
+        let raw = |p: &BgNbd| {
+            let BgNbd { r, alpha, a, b } = *p;
+            let x = h.frequency as f64;
+            let z = t / (alpha + h.t + t);
+            let c = a + b + x - 1.0;
+            let hyp = hyp2f1(a + b - 1.0 - r, a - 1.0, c, z).unwrap();
+            let bracket = 1.0 - ((a - 1.0) * (1.0 - z).ln()).exp() * hyp;
+            p.p_alive(h) * c / (a - 1.0) * bracket
+        };
+        let c = p.a + p.b + h.frequency as f64 - 1.0;
+        let singular = (p.a - 1.0).abs() < 1e-6 || (c <= 0.5 && (c - c.round()).abs() < 1e-6);
+        let value = if singular {
+            let lo = BgNbd {
+                a: p.a - 1e-5,
+                ..*p
+            };
+            let hi = BgNbd {
+                a: p.a + 1e-5,
+                ..*p
+            };
+            0.5 * (raw(&lo) + raw(&hi))
+        } else {
+            raw(p)
+        };
+        value.max(0.0)
+    }
+
+    #[test]
+    fn horizons_together_give_the_bits_of_one_at_a_time() {
+        let horizons: Vec<f64> = [0.0, 0.5, 10.0, 39.0, 52.14]
+            .into_iter()
+            .chain((1..=20).map(|k| k as f64 * 4.345))
+            .collect();
+        // CDNOW, and parameters at both removable singularities (a = 1; a + b = 1 with x = 0).
+        let singular_a = BgNbd::new(0.5, 4.0, 1.0, 2.0).unwrap();
+        let singular_c = BgNbd::new(0.5, 4.0, 0.4, 0.6).unwrap();
+        for p in [CDNOW, singular_a, singular_c] {
+            for h in [
+                rfm(0, 0.0, 0.0),
+                rfm(0, 0.0, 38.86),
+                rfm(2, 30.43, 38.86),
+                rfm(10, 35.0, 38.86),
+            ] {
+                for len in [1, 12, horizons.len()] {
+                    let mut out = vec![f64::NAN; len];
+                    p.expected_purchases_many(&h, &horizons[..len], &mut out)
+                        .unwrap();
+                    for (&t, &v) in horizons.iter().zip(&out) {
+                        let alone = p.expected_purchases(&h, t).unwrap();
+                        assert_eq!(v.to_bits(), alone.to_bits(), "{p:?} {h:?} t={t}");
+                        let before = expected_purchases_alone(&p, &h, t);
+                        assert_eq!(alone.to_bits(), before.to_bits(), "{p:?} {h:?} t={t}");
+                    }
+                }
+            }
+        }
+        let mut out = [0.0; 2];
+        assert!(matches!(
+            CDNOW.expected_purchases_many(&rfm(1, 1.0, 2.0), &[1.0, -1.0], &mut out),
+            Err(Error::Validation { field, .. }) if field == "t"
+        ));
     }
 
     #[test]

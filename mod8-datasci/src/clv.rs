@@ -41,7 +41,7 @@ impl ClvOptions {
         self.periods as f64 * self.period_weeks
     }
 
-    fn validate(&self) -> Result<()> {
+    pub(crate) fn validate(&self) -> Result<()> {
         if !(self.period_weeks.is_finite() && self.period_weeks > 0.0) {
             return Err(Error::validation(
                 "period_weeks",
@@ -124,19 +124,7 @@ impl ClvModel {
     /// [`Error::Validation`] for bad options or history; [`Error::NotConverged`] if a
     /// hypergeometric series fails (only for horizons far beyond the data).
     pub fn clv(&self, rfm: &Rfm, options: &ClvOptions) -> Result<f64> {
-        options.validate()?;
-        rfm.validate()?;
-        let spend = self.expected_average_spend(rfm)?;
-        let mut total = 0.0;
-        let mut previous = 0.0;
-        for k in 1..=options.periods {
-            let cumulative = self
-                .bgnbd
-                .expected_purchases(rfm, k as f64 * options.period_weeks)?;
-            total += spend * (cumulative - previous) / (1.0 + options.discount_rate).powi(k as i32);
-            previous = cumulative;
-        }
-        Ok(total.max(0.0))
+        crate::forecast::clv(self, rfm, options)
     }
 
     /// Predictions for one customer over `horizon_weeks` (P(alive) at the horizon, expected
@@ -151,23 +139,13 @@ impl ClvModel {
         horizon_weeks: f64,
         options: &ClvOptions,
     ) -> Result<CustomerPrediction> {
-        let rfm = &customer.rfm;
-        rfm.validate()?;
-        Ok(CustomerPrediction {
-            customer_id: customer.customer_id.clone(),
-            frequency: rfm.frequency,
-            recency: rfm.recency,
-            t: rfm.t,
-            monetary_value: rfm.monetary_value,
-            p_alive: self.bgnbd.p_alive(rfm),
-            p_alive_at_horizon: self.bgnbd.p_alive_after(rfm, horizon_weeks)?,
-            expected_purchases: self.bgnbd.expected_purchases(rfm, horizon_weeks)?,
-            expected_average_spend: self.expected_average_spend(rfm)?,
-            clv: self.clv(rfm, options)?,
-        })
+        crate::forecast::predict(self, customer, horizon_weeks, options)
     }
 
-    /// [`ClvModel::predict`] for every customer of a summary, in its order.
+    /// [`ClvModel::predict`] for every customer of a summary, in its order: the results are
+    /// those of calling [`ClvModel::predict`] one by one, bit for bit, computed faster —
+    /// customers with the same (frequency, recency, T) share their purchase forecast, and with
+    /// the `parallel` feature (default) the work is spread over rayon's threads.
     ///
     /// # Errors
     ///
@@ -178,11 +156,7 @@ impl ClvModel {
         horizon_weeks: f64,
         options: &ClvOptions,
     ) -> Result<Vec<CustomerPrediction>> {
-        summary
-            .customers
-            .iter()
-            .map(|c| self.predict(c, horizon_weeks, options))
-            .collect()
+        crate::forecast::predict_all(self, summary, horizon_weeks, options)
     }
 }
 

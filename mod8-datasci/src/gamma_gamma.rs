@@ -1,13 +1,13 @@
 //! The Gamma-Gamma spend model (Fader, Hardie & Lee 2005): each transaction value is
 //! Gamma(p, ν) with ν ~ Gamma(q, γ) across customers, independent of purchase frequency.
 
-use std::collections::HashMap;
-
 use serde::{Deserialize, Serialize};
 use statrs::function::gamma::{digamma, ln_gamma};
 
 use crate::error::{Error, Result};
+use crate::grouping::NumberMap;
 use crate::optimize::{self, Options};
+use crate::parallel;
 use crate::rfm::Rfm;
 
 /// Gamma-Gamma parameters `p`, `q` and `gamma` (γ).
@@ -127,7 +127,7 @@ impl GammaGamma {
         let mut excluded_no_repeat = 0;
         let mut excluded_non_positive_spend = 0;
         // Group identical (x, m) pairs.
-        let mut groups: HashMap<(u32, u64), f64> = HashMap::new();
+        let mut groups: NumberMap<(u32, u64), f64> = NumberMap::default();
         let mut used = 0usize;
         let mut sum_m = 0.0;
         for d in data {
@@ -224,7 +224,10 @@ impl SpendGroup {
 /// Log-likelihood over grouped customers and its gradient in (p, q, γ).
 ///
 /// The Gamma-function terms depend on x only, so they are computed once per distinct x (a few
-/// dozen) rather than once per customer; per group only ln(xm + γ) is left.
+/// dozen) rather than once per customer; per group only ln(xm + γ) is left. The groups are
+/// summed in fixed chunks (see `crate::parallel`): the first goes on from `grad`, the others
+/// start at zero, and the chunk sums are added in order, so the result does not depend on how
+/// many threads computed them.
 fn log_likelihood_and_gradient(
     groups: &[SpendGroup],
     p: f64,
@@ -232,8 +235,33 @@ fn log_likelihood_and_gradient(
     gamma: f64,
     grad: &mut [f64; 3],
 ) -> f64 {
+    let start = (0.0, *grad);
+    let chunks = parallel::map_chunks(groups, |index, chunk| {
+        let start = if index == 0 { start } else { (0.0, [0.0; 3]) };
+        add_spend_groups(chunk, p, q, gamma, start)
+    });
+    let mut chunks = chunks.into_iter();
+    let (mut ll, mut total) = chunks.next().unwrap_or(start);
+    for (chunk_ll, chunk_grad) in chunks {
+        ll += chunk_ll;
+        for (t, g) in total.iter_mut().zip(chunk_grad) {
+            *t += g;
+        }
+    }
+    *grad = total;
+    ll
+}
+
+/// `start` (log-likelihood, gradient) plus the terms of `groups`, one group after the other.
+fn add_spend_groups(
+    groups: &[SpendGroup],
+    p: f64,
+    q: f64,
+    gamma: f64,
+    start: (f64, [f64; 3]),
+) -> (f64, [f64; 3]) {
     let (lg_q, dg_q, ln_gamma_v) = (ln_gamma(q), digamma(q), gamma.ln());
-    let mut ll = 0.0;
+    let (mut ll, mut grad) = start;
     // Cache of the per-x terms; groups are sorted by x (see `GammaGamma::fit`), so one slot
     // suffices, and unsorted input stays correct, only slower.
     let mut cached_x = f64::NAN;
@@ -262,7 +290,7 @@ fn log_likelihood_and_gradient(
         grad[1] += n * (dg_pxq - dg_q + ln_gamma_v - ln_xm);
         grad[2] += n * (q / gamma - (px + q) / xm_g);
     }
-    ll
+    (ll, grad)
 }
 
 #[cfg(test)]

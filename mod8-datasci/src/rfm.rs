@@ -161,6 +161,59 @@ impl RfmSummary {
         })
     }
 
+    /// A summary from per-customer summaries computed elsewhere — for example by a database
+    /// (mod8-orm's `AnalyticsRepository::customer_rfm` streams them, grouped and aggregated in
+    /// SQL, so a history of any number of orders is never loaded). The customers are checked
+    /// ([`Rfm::new`]'s rules) and sorted by id, as [`RfmSummary::from_transactions`] leaves
+    /// them; input already in id order is kept as it is in linear time.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::EmptyInput`] for no customers; [`Error::Validation`] for an inconsistent
+    /// summary (naming the field) and, on `customer_id`, for an id that occurs twice.
+    ///
+    /// ```
+    /// use chrono::NaiveDate;
+    /// use mod8_datasci::{CustomerSummary, Rfm, RfmSummary};
+    /// let end = NaiveDate::from_ymd_opt(2024, 1, 29).unwrap();
+    /// let first = NaiveDate::from_ymd_opt(2024, 1, 1).unwrap();
+    /// let s = RfmSummary::from_customers(end, vec![CustomerSummary {
+    ///     customer_id: "a".into(),
+    ///     first_purchase: first,
+    ///     rfm: Rfm::new(1, 2.0, 4.0, 20.0)?,
+    /// }])?;
+    /// assert_eq!(s.len(), 1);
+    /// # Ok::<(), mod8_datasci::Error>(())
+    /// ```
+    pub fn from_customers(
+        calibration_end: NaiveDate,
+        mut customers: Vec<CustomerSummary>,
+    ) -> Result<Self> {
+        if customers.is_empty() {
+            return Err(Error::EmptyInput {
+                what: format!("no customers with a purchase on or before {calibration_end}"),
+            });
+        }
+        for c in &customers {
+            c.rfm.validate()?;
+        }
+        // Stable sort: linear on sorted input.
+        customers.sort_by(|a, b| a.customer_id.cmp(&b.customer_id));
+        if let Some(w) = customers
+            .windows(2)
+            .find(|w| w[0].customer_id == w[1].customer_id)
+        {
+            return Err(Error::validation(
+                "customer_id",
+                format!("customer {:?} occurs more than once", w[0].customer_id),
+            ));
+        }
+        Ok(RfmSummary {
+            calibration_end,
+            customers,
+        })
+    }
+
     /// The summaries without ids, in the same order (what the fits take).
     pub fn points(&self) -> Vec<Rfm> {
         self.customers.iter().map(|c| c.rfm).collect()
@@ -286,6 +339,36 @@ mod tests {
         let tx = vec![Transaction::new("a", d(5, 1), 1.0).unwrap()];
         assert!(matches!(
             RfmSummary::from_transactions(&tx, d(1, 1)),
+            Err(Error::EmptyInput { .. })
+        ));
+    }
+
+    #[test]
+    fn from_customers_sorts_checks_and_refuses_duplicates() {
+        let c = |id: &str, x: u32| CustomerSummary {
+            customer_id: id.into(),
+            first_purchase: d(1, 1),
+            rfm: Rfm {
+                frequency: x,
+                recency: f64::from(x),
+                t: 4.0,
+                monetary_value: 1.0,
+            },
+        };
+        let s = RfmSummary::from_customers(d(1, 29), vec![c("b", 1), c("a", 2)]).unwrap();
+        let ids: Vec<&str> = s.customers.iter().map(|c| c.customer_id.as_str()).collect();
+        assert_eq!(ids, ["a", "b"]);
+        assert_eq!(s.calibration_end, d(1, 29));
+        assert!(matches!(
+            RfmSummary::from_customers(d(1, 29), vec![c("a", 1), c("a", 2)]),
+            Err(Error::Validation { field, .. }) if field == "customer_id"
+        ));
+        assert!(matches!(
+            RfmSummary::from_customers(d(1, 29), vec![c("a", 5)]),
+            Err(Error::Validation { field, .. }) if field == "recency"
+        ));
+        assert!(matches!(
+            RfmSummary::from_customers(d(1, 29), Vec::new()),
             Err(Error::EmptyInput { .. })
         ));
     }

@@ -5,9 +5,11 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
+use futures::stream::BoxStream;
 use uuid::Uuid;
 
+use crate::customer_summary::CustomerRfm;
 use crate::error::Result;
 use crate::model::*;
 use crate::repository::{
@@ -154,6 +156,9 @@ forward!(AnalyticsRepository {
     }
     async fn top_profiles(&self, min_score: f64, limit: u32) -> Result<Vec<HighValueUser>> {
         (**self).top_profiles(min_score, limit).await
+    }
+    fn customer_rfm(&self, calibration_end: NaiveDate) -> BoxStream<'_, Result<CustomerRfm>> {
+        (**self).customer_rfm(calibration_end)
     }
 });
 

@@ -5,6 +5,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod config;
+mod customer_summary;
 mod error;
 mod forward;
 mod model;
@@ -23,6 +24,7 @@ pub mod testing;
 pub mod validate;
 
 pub use config::{connect, OrmConfig, DEFAULT_URL};
+pub use customer_summary::CustomerRfm;
 pub use error::{BoxError, Error, Result};
 pub use model::*;
 pub use repository::{
@@ -34,6 +36,9 @@ pub use store::{SqlBackend, SqlStore};
 
 /// Re-exported: the public API uses its date and time types.
 pub use chrono;
+/// Re-exported: [`AnalyticsRepository::customer_rfm`] returns a `futures` stream (consume it
+/// with `futures::TryStreamExt`).
+pub use futures;
 /// Re-exported: outbox payloads are JSON values.
 pub use serde_json;
 /// The sqlx version this crate is built on, re-exported for hosts that reach the pool.

@@ -369,6 +369,21 @@ pub enum OrderStatus {
 }
 
 impl OrderStatus {
+    /// Every status, in life-cycle order.
+    pub const ALL: [OrderStatus; 4] = [
+        OrderStatus::Placed,
+        OrderStatus::Paid,
+        OrderStatus::Shipped,
+        OrderStatus::Cancelled,
+    ];
+
+    /// Whether an order in this status is a purchase for customer-value models
+    /// ([`crate::AnalyticsRepository::customer_rfm`]): money changed hands, so `Paid` and
+    /// `Shipped` are; `Placed` (not paid yet, it may never be) and `Cancelled` are not.
+    pub fn is_purchase(self) -> bool {
+        matches!(self, OrderStatus::Paid | OrderStatus::Shipped)
+    }
+
     /// The stored spelling.
     pub fn as_str(self) -> &'static str {
         match self {

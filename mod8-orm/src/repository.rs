@@ -5,9 +5,11 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
+use futures::stream::BoxStream;
 use uuid::Uuid;
 
+use crate::customer_summary::CustomerRfm;
 use crate::error::Result;
 use crate::model::*;
 
@@ -127,6 +129,41 @@ pub trait AnalyticsRepository: Send + Sync {
     async fn top_spenders(&self, min_spent_cents: i64, limit: u32) -> Result<Vec<HighValueUser>>;
     /// Users with a profile score of at least `min_score`, highest first.
     async fn top_profiles(&self, min_score: f64, limit: u32) -> Result<Vec<HighValueUser>>;
+    /// The recency-frequency-monetary summary of every customer with a purchase on or before
+    /// `calibration_end`, in weeks, as customer-value models (BG/NBD, Gamma-Gamma) take it:
+    /// lifetimes' `summary_data_from_transaction_data` with daily periods (see
+    /// [`CustomerRfm`] for the exact rules: paid and shipped orders only, UTC days, same-day
+    /// orders merged, the first purchase day left out of the monetary value).
+    ///
+    /// One SQL statement does the grouping and aggregation in the database; the customers are
+    /// streamed in user-id order (the byte order of the UUIDs, which is also the order of their
+    /// hyphenated lower-case text), a bounded number ahead of the caller, so memory does not
+    /// grow with the number of orders or customers.
+    ///
+    /// The stream holds a connection until it ends or is dropped: on a database with a single
+    /// connection (in-memory SQLite), or inside a unit of work, finish or drop it before the
+    /// next call. Nothing happens until it is first polled.
+    ///
+    /// # Errors
+    ///
+    /// Items are [`crate::Error::Validation`] on `calibration_end` for a date outside the years
+    /// 1–9999, or the database's error; an error ends the stream.
+    ///
+    /// ```
+    /// use mod8_orm::futures::TryStreamExt;
+    /// use mod8_orm::{chrono::NaiveDate, AnalyticsRepository};
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let db = mod8_orm::connect("sqlite::memory:").await?;
+    /// let end = NaiveDate::from_ymd_opt(2024, 6, 30).unwrap();
+    /// let mut customers = db.customer_rfm(end);
+    /// while let Some(c) = customers.try_next().await? {
+    ///     println!("{} x={} tx={} T={} m={}", c.user_id, c.frequency, c.recency, c.t,
+    ///         c.monetary_value_cents / 100.0);
+    /// }
+    /// # Ok::<(), mod8_orm::Error>(())
+    /// # }).unwrap();
+    /// ```
+    fn customer_rfm(&self, calibration_end: NaiveDate) -> BoxStream<'_, Result<CustomerRfm>>;
 }
 
 /// The transactional outbox: enqueue messages in the same unit of work as the data they

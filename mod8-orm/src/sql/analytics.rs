@@ -93,6 +93,8 @@ macro_rules! impl_analytics_repository {
                     .map_err(|e| self.err(e))?;
                     Ok(rows.into_iter().map(HighValueUser::from).collect())
                 }
+
+                $crate::sql::customer_summary::customer_rfm_method!($db);
             }
         };
     };

@@ -27,10 +27,14 @@ use uuid::Uuid;
 use crate::*;
 
 mod cases;
+mod customer_rfm;
 mod fixtures;
 mod users;
 
 pub use cases::*;
+pub use customer_rfm::{
+    case_customer_rfm, case_customer_rfm_in_a_unit_of_work, case_customer_rfm_matches_the_reference,
+};
 pub use fixtures::{seed_world, user_in, World};
 pub use users::{
     case_activity_ranking, case_bulk_insert, case_missing_users_are_not_found, case_pagination,
@@ -225,6 +229,9 @@ macro_rules! conformance_tests {
             case_concurrent_orders_in_opposite_line_order,
             case_order_rolls_back_on_failure,
             case_analytics,
+            case_customer_rfm,
+            case_customer_rfm_matches_the_reference,
+            case_customer_rfm_in_a_unit_of_work,
             case_injection_strings_stored_literally,
             case_bulk_insert_splits_statements,
             case_outbox,
