@@ -12,6 +12,7 @@ mod clv;
 mod engagement;
 mod engine;
 mod error;
+mod evaluate;
 mod gamma_gamma;
 mod insights;
 mod optimize;
@@ -45,6 +46,10 @@ pub use clv::{
 pub use engagement::EngagementWeights;
 pub use engine::{AnalyticsEngine, CustomerProfile};
 pub use error::{BoxError, Error, Result};
+pub use evaluate::{
+    average_precision_at_k, catalog_coverage, ndcg_at_k, precision_at_k, recall_at_k,
+    EvaluationSplit, HeldOut, RankingMetrics, TrainTestSplit,
+};
 pub use gamma_gamma::{GammaGamma, GammaGammaFit};
 pub use insights::{InsightsGenerator, SegmentReport, SegmentStats};
 pub use predictor::{Prediction, PredictionKind, PredictionValue, Predictor};
