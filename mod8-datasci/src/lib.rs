@@ -47,8 +47,9 @@ pub use engagement::EngagementWeights;
 pub use engine::{AnalyticsEngine, CustomerProfile};
 pub use error::{BoxError, Error, Result};
 pub use evaluate::{
-    average_precision_at_k, catalog_coverage, ndcg_at_k, precision_at_k, recall_at_k,
-    EvaluationSplit, HeldOut, RankingMetrics, TrainTestSplit,
+    average_precision_at_k, catalog_coverage, evaluate_recommendations, ndcg_at_k, precision_at_k,
+    recall_at_k, EvaluationConfig, EvaluationReport, EvaluationSplit, HeldOut, RankingMetrics,
+    RecommendationStrategy, StrategyScores, TrainTestSplit,
 };
 pub use gamma_gamma::{GammaGamma, GammaGammaFit};
 pub use insights::{InsightsGenerator, SegmentReport, SegmentStats};
