@@ -7,9 +7,11 @@ pub mod charts;
 mod clv;
 mod error;
 mod gamma_gamma;
+mod hyp2f1;
 mod insights;
 mod ml;
 mod optimize;
+mod pareto_nbd;
 mod profile;
 mod recommend;
 mod rfm;
@@ -32,6 +34,7 @@ pub use error::{Error, Result};
 pub use gamma_gamma::{GammaGamma, GammaGammaFit};
 pub use insights::{InsightsGenerator, SegmentReport, SegmentStats};
 pub use ml::{MLModelManager, Prediction, PredictionValue};
+pub use pareto_nbd::{ParetoNbd, ParetoNbdFit};
 pub use profile::{
     heuristic_churn, AnalyticsEngine, CustomerValueModel, EngagementWeights, HeuristicModel,
     ProbabilisticModel, UserProfile, ValueAssessment,
