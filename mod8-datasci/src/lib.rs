@@ -9,6 +9,7 @@ mod error;
 mod gamma_gamma;
 mod hyp2f1;
 mod insights;
+mod mbgnbd;
 mod ml;
 mod optimize;
 mod pareto_nbd;
@@ -33,6 +34,7 @@ pub use clv::{
 pub use error::{Error, Result};
 pub use gamma_gamma::{GammaGamma, GammaGammaFit};
 pub use insights::{InsightsGenerator, SegmentReport, SegmentStats};
+pub use mbgnbd::{MbgNbd, MbgNbdFit};
 pub use ml::{MLModelManager, Prediction, PredictionValue};
 pub use pareto_nbd::{ParetoNbd, ParetoNbdFit};
 pub use profile::{
