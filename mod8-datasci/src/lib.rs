@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 #![deny(missing_docs)]
 
+mod bgbb;
 mod bgnbd;
 #[cfg(feature = "charts")]
 pub mod charts;
@@ -26,6 +27,7 @@ mod transactions;
 /// Re-exported so callers can build inputs without depending on chrono themselves.
 pub use chrono::NaiveDate;
 
+pub use bgbb::{BgBb, BgBbFit, BgBbObservation};
 pub use bgnbd::{BgNbd, BgNbdFit};
 pub use clv::{
     evaluate_holdout, write_predictions_csv, BgNbdReport, ClvFit, ClvModel, ClvOptions,
