@@ -395,4 +395,44 @@ mod tests {
         // ₂F₁(1, 1; 2; z) = −ln(1−z)/z
         assert!(close(v.value, 2.0 * 2f64.ln(), 1e-15));
     }
+
+    #[test]
+    fn series_and_continued_fraction_agree_at_the_switch() {
+        for (q, c) in [(0.6, 2.2), (3.5, 5.0), (40.0, 40.7), (1.6, 300.0)] {
+            let below = hyp2f1_one(q, c, SERIES_LIMIT).unwrap();
+            let above = hyp2f1_one(q, c, f64::from_bits(SERIES_LIMIT.to_bits() + 1)).unwrap();
+            assert!(
+                close(above.value, below.value, 1e-13),
+                "{below:?} {above:?}"
+            );
+            assert!(close(above.d_q, below.d_q, 1e-12), "{below:?} {above:?}");
+            assert!(close(above.d_c, below.d_c, 1e-12), "{below:?} {above:?}");
+            assert!(close(above.d_z, below.d_z, 1e-12), "{below:?} {above:?}");
+        }
+    }
+
+    #[test]
+    fn rejects_bad_arguments_and_reports_non_convergence() {
+        for (q, c, z) in [
+            (1.0, 2.0, 1.0),
+            (1.0, 2.0, -0.1),
+            (0.0, 2.0, 0.5),
+            (2.0, 2.0, 0.5),
+            (0.5, 0.9, 0.5),
+            (f64::NAN, 2.0, 0.5),
+        ] {
+            assert!(
+                matches!(hyp2f1_one(q, c, z), Err(Error::Validation { .. })),
+                "({q}, {c}, {z})"
+            );
+        }
+        // 1 − z = 1e-15 would take ~8e7 continued-fraction steps.
+        assert!(matches!(
+            hyp2f1_one(0.5, 1.7, 1.0 - 1e-15),
+            Err(Error::NotConverged { .. })
+        ));
+        // z = 0 is exact.
+        let h = hyp2f1_one(2.0, 5.0, 0.0).unwrap();
+        assert_eq!((h.value, h.d_q, h.d_c, h.d_z), (1.0, 0.0, 0.0, 0.4));
+    }
 }

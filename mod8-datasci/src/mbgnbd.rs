@@ -426,4 +426,15 @@ mod tests {
             );
         }
     }
+
+    #[test]
+    fn log_likelihood_and_p_alive_by_hand() {
+        // x = 0: L = (α/(α+T))^r · b/(a+b) · [1 + a/b · ((α+T)/α)^r] = (α/(α+T))^r b/(a+b) + a/(a+b).
+        let m = MbgNbd::new(0.5, 6.0, 0.9, 1.6).unwrap();
+        let h = rfm(0, 0.0, 30.0);
+        let alive = (6.0f64 / 36.0).powf(0.5) * 1.6 / 2.5;
+        let expected = (alive + 0.9 / 2.5).ln();
+        assert!(close(m.log_likelihood(&h), expected, 1e-14));
+        assert!(close(m.p_alive(&h), alive / (alive + 0.9 / 2.5), 1e-14));
+    }
 }

@@ -602,4 +602,59 @@ mod tests {
             }
         }
     }
+
+    #[test]
+    fn log_likelihood_by_hand_when_alpha_equals_beta() {
+        // α = β: the integral is closed-form, ∫ₜₓ^T (α+y)^−(R+1) dy with R = r+s+x.
+        let (r, a, s) = (0.7, 4.0, 0.9);
+        let m = ParetoNbd::new(r, a, s, a).unwrap();
+        for (x, tx, t) in [(0u32, 0.0, 30.0), (3, 12.0, 30.0), (60, 29.0, 30.0)] {
+            let xf = f64::from(x);
+            let big_r = r + s + xf;
+            let integral = ((a + tx).powf(-big_r) - (a + t).powf(-big_r)) / big_r;
+            let bracket = (a + t).powf(-(r + xf)) * (a + t).powf(-s) + s * integral;
+            let expected = ln_gamma(r + xf) - ln_gamma(r) + (r + s) * a.ln() + bracket.ln();
+            let ours = m.log_likelihood(&rfm(x, tx, t)).unwrap();
+            assert!(close(ours, expected, 1e-13), "x={x}: {ours} vs {expected}");
+        }
+    }
+
+    #[test]
+    fn alive_at_the_end_when_the_last_purchase_is_at_t() {
+        let m = ParetoNbd::new(0.55, 10.6, 0.61, 11.7).unwrap();
+        assert_eq!(m.p_alive(&rfm(4, 30.0, 30.0)).unwrap(), 1.0);
+        assert!(m.p_alive(&rfm(4, 29.0, 30.0)).unwrap() < 1.0);
+        // With T = 0 (a brand-new customer) the expectation is the population's.
+        let fresh = m.expected_purchases(&rfm(0, 0.0, 0.0), 26.0).unwrap();
+        assert!(close(fresh, m.expected_purchases_new(26.0).unwrap(), 1e-14));
+    }
+
+    #[test]
+    fn expected_purchases_continuous_through_s_equal_one() {
+        let h = rfm(3, 20.0, 30.0);
+        let at = |s: f64| {
+            ParetoNbd::new(0.6, 11.6, s, 18.8)
+                .unwrap()
+                .expected_purchases(&h, 26.0)
+                .unwrap()
+        };
+        let (below, one, above) = (at(1.0 - 1e-9), at(1.0), at(1.0 + 1e-9));
+        assert!(
+            close(below, one, 1e-8) && close(above, one, 1e-8),
+            "{below} {one} {above}"
+        );
+        let new = |s: f64| {
+            ParetoNbd::new(0.6, 11.6, s, 18.8)
+                .unwrap()
+                .expected_purchases_new(26.0)
+                .unwrap()
+        };
+        // s = 1: rβ/α · ln(1 + t/β).
+        assert!(close(
+            new(1.0),
+            0.6 * 18.8 / 11.6 * (26.0f64 / 18.8).ln_1p(),
+            1e-15
+        ));
+        assert!(close(new(1.0 + 1e-9), new(1.0), 1e-8));
+    }
 }
