@@ -109,6 +109,10 @@ fn invalid(_field: &'static str, message: String) -> Error {
     Error::validation(message)
 }
 
+fn empty(what: String) -> Error {
+    Error::EmptyInput { what }
+}
+
 fn not_converged(reason: String) -> Error {
     Error::NotConverged {
         model: MODEL,
@@ -407,9 +411,7 @@ impl BgBb {
             .collect();
         let customers: u64 = data.iter().map(|(_, c)| c).sum();
         if rows.is_empty() {
-            return Err(Error::EmptyInput {
-                what: "no customers to fit BG/BB on".into(),
-            });
+            return Err(empty(format!("no customers to fit {MODEL} on")));
         }
         for (o, _) in &rows {
             o.validate()?;

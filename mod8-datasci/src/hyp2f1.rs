@@ -38,7 +38,8 @@ pub(crate) struct UnitHyp {
     pub d_z: f64,
 }
 
-fn invalid(message: String) -> Error {
+/// An input error about `field` (the argument named in the message).
+fn invalid(_field: &'static str, message: String) -> Error {
     Error::validation(message)
 }
 
@@ -57,14 +58,16 @@ fn not_converged(reason: String) -> Error {
 /// continued fraction has not settled after a million steps (1 − z below ~1e-11).
 pub(crate) fn hyp2f1_one(q: f64, c: f64, z: f64) -> Result<UnitHyp> {
     if !(q.is_finite() && c.is_finite() && z.is_finite() && q > 0.0 && c > q && c > 1.0) {
-        return Err(invalid(format!(
-            "hyp2f1(1, {q}; {c}; z) needs q > 0 and c > max(q, 1)"
-        )));
+        return Err(invalid(
+            "q, c",
+            format!("hyp2f1(1, {q}; {c}; z) needs q > 0 and c > max(q, 1)"),
+        ));
     }
     if !(0.0..1.0).contains(&z) {
-        return Err(invalid(format!(
-            "hyp2f1(1, {q}; {c}; z) needs 0 ≤ z < 1, got {z}"
-        )));
+        return Err(invalid(
+            "z",
+            format!("hyp2f1(1, {q}; {c}; z) needs 0 ≤ z < 1, got {z}"),
+        ));
     }
     if z == 0.0 {
         return Ok(UnitHyp {

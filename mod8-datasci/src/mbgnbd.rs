@@ -54,6 +54,10 @@ fn invalid(_field: &'static str, message: String) -> Error {
     Error::validation(message)
 }
 
+fn empty(what: String) -> Error {
+    Error::EmptyInput { what }
+}
+
 fn not_converged(reason: String) -> Error {
     Error::NotConverged {
         model: MODEL,
@@ -206,9 +210,7 @@ impl MbgNbd {
     /// off to 0 or ∞ (for instance when nobody ever repeats a purchase).
     pub fn fit(data: &[Rfm]) -> Result<MbgNbdFit> {
         if data.is_empty() {
-            return Err(Error::EmptyInput {
-                what: "no customers to fit MBG/NBD on".into(),
-            });
+            return Err(empty(format!("no customers to fit {MODEL} on")));
         }
         for d in data {
             d.validate()?;

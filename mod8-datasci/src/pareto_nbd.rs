@@ -56,6 +56,10 @@ fn invalid(_field: &'static str, message: String) -> Error {
     Error::validation(message)
 }
 
+fn empty(what: String) -> Error {
+    Error::EmptyInput { what }
+}
+
 fn not_converged(reason: String) -> Error {
     Error::NotConverged {
         model: MODEL,
@@ -346,9 +350,7 @@ impl ParetoNbd {
     /// that anyone has left).
     pub fn fit(data: &[Rfm]) -> Result<ParetoNbdFit> {
         if data.is_empty() {
-            return Err(Error::EmptyInput {
-                what: "no customers to fit Pareto/NBD on".into(),
-            });
+            return Err(empty(format!("no customers to fit {MODEL} on")));
         }
         for d in data {
             d.validate()?;
