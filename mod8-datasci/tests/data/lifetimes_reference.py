@@ -7,7 +7,7 @@ Rust constants. Environment that installs on Python 3.11 and still runs lifetime
     python3 -m venv venv
     venv/bin/pip install lifetimes==0.11.3 numpy==1.23.5 pandas==1.5.3 scipy==1.10.1 \
         autograd==1.9.1 mpmath==1.4.1
-    venv/bin/python tests/data/lifetimes_reference.py            # ~5 minutes
+    venv/bin/python tests/data/lifetimes_reference.py            # ~10 minutes
     venv/bin/python tests/data/lifetimes_reference.py --quick    # skips the full-CDNOW fits
 
 Notes:
