@@ -132,6 +132,19 @@ impl Error {
         }
     }
 
+    /// Shorthand for [`Error::EmptyInput`].
+    pub fn empty_input(what: impl Into<String>) -> Self {
+        Error::EmptyInput { what: what.into() }
+    }
+
+    /// Shorthand for [`Error::NotConverged`].
+    pub fn not_converged(model: &'static str, reason: impl Into<String>) -> Self {
+        Error::NotConverged {
+            model,
+            reason: reason.into(),
+        }
+    }
+
     /// [`Error::NotFound`]: no `entity` with this `key`.
     pub fn not_found(entity: &'static str, key: impl ToString) -> Self {
         Error::NotFound {

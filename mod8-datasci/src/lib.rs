@@ -5,6 +5,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod activity;
+mod bgbb;
 mod bgnbd;
 #[cfg(feature = "charts")]
 mod charts;
@@ -12,9 +13,13 @@ mod clv;
 mod engagement;
 mod engine;
 mod error;
+mod evaluate;
 mod gamma_gamma;
+mod hyp2f1;
 mod insights;
+mod mbgnbd;
 mod optimize;
+mod pareto_nbd;
 mod predictor;
 mod recommend;
 mod rfm;
@@ -31,6 +36,7 @@ mod value;
 pub use chrono::NaiveDate;
 
 pub use activity::{ActivityCounts, CustomerActivity, CustomerRecord, ItemPurchase, PurchaseStats};
+pub use bgbb::{BgBb, BgBbFit, BgBbObservation};
 pub use bgnbd::{BgNbd, BgNbdFit};
 #[cfg(feature = "charts")]
 #[cfg_attr(docsrs, doc(cfg(feature = "charts")))]
@@ -45,8 +51,15 @@ pub use clv::{
 pub use engagement::EngagementWeights;
 pub use engine::{AnalyticsEngine, CustomerProfile};
 pub use error::{BoxError, Error, Result};
+pub use evaluate::{
+    average_precision_at_k, catalog_coverage, evaluate_recommendations, ndcg_at_k, precision_at_k,
+    recall_at_k, EvaluationConfig, EvaluationReport, EvaluationSplit, HeldOut, RankingMetrics,
+    RecommendationStrategy, StrategyScores, TrainTestSplit,
+};
 pub use gamma_gamma::{GammaGamma, GammaGammaFit};
 pub use insights::{InsightsGenerator, SegmentReport, SegmentStats};
+pub use mbgnbd::{MbgNbd, MbgNbdFit};
+pub use pareto_nbd::{ParetoNbd, ParetoNbdFit};
 pub use predictor::{Prediction, PredictionKind, PredictionValue, Predictor};
 pub use recommend::{
     CatalogItem, Recommendation, RecommendationConfig, RecommendationEngine, RecommendationReason,
