@@ -11,8 +11,8 @@ use mod8_datasci::simulate::{
     simulate_transactions, synthetic_catalog, synthetic_customers, SimulationParams,
 };
 use mod8_datasci::{
-    charts, evaluate_holdout, AnalyticsEngine, BgNbd, ClvFit, ClvOptions, GammaGamma,
-    InsightsGenerator, MLModelManager, NaiveDate, PredictionKind, RecommendationEngine, RfmSummary,
+    evaluate_holdout, AnalyticsEngine, BgNbd, ClvFit, ClvOptions, GammaGamma, InsightsGenerator,
+    NaiveDate, PredictionKind, Predictor, RecommendationEngine, RfmSummary,
 };
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -102,7 +102,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let report = InsightsGenerator::default().report(&profiles);
         println!("\n[{} tier]\n{}", engine.model().name(), report.to_text());
         if engine.model().name() == "heuristic" {
-            let chart = charts::render_segment_chart(&out_dir, &report)?;
+            let chart = mod8_datasci::render_segment_chart(&out_dir, &report)?;
             println!("segment chart: {}", chart.display());
         }
     }
@@ -111,7 +111,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let recommendations =
         RecommendationEngine::build(&catalog, &customers, today, Default::default())?;
     let manager =
-        MLModelManager::new(AnalyticsEngine::heuristic()).with_recommendations(recommendations, 3);
+        Predictor::new(AnalyticsEngine::heuristic()).with_recommendations(recommendations, 3);
     for customer in customers.iter().filter(|c| !c.purchases.is_empty()).take(3) {
         println!(
             "\n{} ({} purchases):",
@@ -130,7 +130,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
 
     // 5. The model charts.
-    for file in charts::render_clv_charts(&out_dir, &fit.bgnbd.params, &summary)? {
+    for file in mod8_datasci::render_clv_charts(&out_dir, &fit.bgnbd.params, &summary)? {
         println!("chart: {}", file.display());
     }
     Ok(())

@@ -72,10 +72,13 @@ pub fn predict(
 pub fn plot(transactions: &Path, calibration_end: NaiveDate, out: &Path) -> anyhow::Result<()> {
     let file = File::open(transactions)
         .with_context(|| format!("cannot open {}", transactions.display()))?;
-    let tx = mod8_datasci::read_transactions(BufReader::new(file), Some(calibration_end))
-        .with_context(|| format!("{}", transactions.display()))?;
+    let tx = mod8_datasci::read_transactions(
+        BufReader::new(file),
+        mod8_datasci::ReadOptions::default().with_calibration_end(calibration_end),
+    )
+    .with_context(|| format!("{}", transactions.display()))?;
     std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
-    let written = mod8_datasci::charts::render_transaction_charts(out, &tx, calibration_end)
+    let written = mod8_datasci::render_transaction_charts(out, &tx, calibration_end)
         .with_context(|| format!("{}", transactions.display()))?;
     for path in written {
         println!("{}", path.display());

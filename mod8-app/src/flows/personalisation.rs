@@ -1,6 +1,6 @@
 //! Flow 3, personalisation: a cache hit is returned as is (marked cached); a miss loads the
 //! user and purchase history from SQL and events from the document store, profiles the user
-//! (AnalyticsEngine), predicts churn, lifetime value and next purchase (MLModelManager,
+//! (AnalyticsEngine), predicts churn, lifetime value and next purchase (Predictor,
 //! cached), picks products (RecommendationEngine, segment-aware) and caches the result for an
 //! hour. Also the profile and insights endpoints, which share the loading code.
 
@@ -10,9 +10,9 @@ use std::time::{Duration, Instant};
 use chrono::{NaiveDate, Utc};
 use mod8_cache::EntryOptions;
 use mod8_datasci::{
-    ActivityCounts, AnalyticsEngine, CustomerRecord, InsightsGenerator, MLModelManager, Prediction,
-    PredictionKind, PredictionValue, Purchase, Recommendation, RecommendationConfig,
-    RecommendationEngine, SegmentReport, UserProfile,
+    ActivityCounts, AnalyticsEngine, CustomerProfile, CustomerRecord, InsightsGenerator,
+    ItemPurchase, Prediction, PredictionKind, PredictionValue, Predictor, Recommendation,
+    RecommendationConfig, RecommendationEngine, SegmentReport,
 };
 use mod8_docstore::DayRange;
 use mod8_orm::PageRequest;
@@ -56,14 +56,14 @@ pub struct ProfileView {
     /// The user.
     pub user_id: Uuid,
     /// Segment, engagement (0–100), churn risk, lifetime value, next purchase, spend.
-    pub profile: UserProfile,
+    pub profile: CustomerProfile,
     /// Churn, lifetime value and next purchase with their confidence.
     pub predictions: Vec<PredictionView>,
     /// Whether this answer came from the cache.
     pub cached: bool,
 }
 
-/// One prediction of [`MLModelManager`], in a shape that can be cached.
+/// One prediction of [`Predictor`], in a shape that can be cached.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct PredictionView {
     /// What was predicted.
@@ -97,14 +97,14 @@ fn today() -> NaiveDate {
     Utc::now().date_naive()
 }
 
-fn manager() -> MLModelManager {
-    MLModelManager::new(AnalyticsEngine::heuristic())
+fn manager() -> Predictor {
+    Predictor::new(AnalyticsEngine::heuristic())
 }
 
-fn purchases_of(history: &[mod8_orm::Purchase]) -> Vec<Purchase> {
+fn purchases_of(history: &[mod8_orm::Purchase]) -> Vec<ItemPurchase> {
     history
         .iter()
-        .map(|p| Purchase {
+        .map(|p| ItemPurchase {
             product_id: p.product_id.to_string(),
             amount: (p.quantity * p.unit_price_cents) as f64 / 100.0,
             date: p.ordered_at.date_naive(),
@@ -189,9 +189,9 @@ impl App {
         let products = self
             .call("sql.products", "sql", self.sql.products(None))
             .await?;
-        let catalog: Vec<mod8_datasci::Product> = products
+        let catalog: Vec<mod8_datasci::CatalogItem> = products
             .iter()
-            .map(|p| mod8_datasci::Product {
+            .map(|p| mod8_datasci::CatalogItem {
                 id: p.id.to_string(),
                 category: p.category.clone(),
                 price: p.price_cents as f64 / 100.0,
