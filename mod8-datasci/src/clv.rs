@@ -616,7 +616,7 @@ mod tests {
         let m = cdnow();
         let c = CustomerSummary {
             customer_id: "c1".into(),
-            first_purchase: NaiveDate::from_ymd_opt(1997, 1, 1).unwrap(),
+            first_purchase: NaiveDate::from_ymd_opt(1997, 1, 1),
             rfm: Rfm {
                 frequency: 2,
                 recency: 30.43,

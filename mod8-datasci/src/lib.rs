@@ -21,6 +21,7 @@ mod rfm;
 mod segment;
 pub mod simulate;
 pub mod special;
+mod summary;
 #[cfg(feature = "testing")]
 #[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
 pub mod testing;
@@ -53,6 +54,7 @@ pub use recommend::{
 };
 pub use rfm::{holdout_purchases, CustomerSummary, Rfm, RfmSummary, DAYS_PER_WEEK};
 pub use segment::{Segment, SegmentSignals, SegmentThresholds};
+pub use summary::{read_summary, read_summary_file};
 pub use transactions::{
     activity_by_customer, read_transactions, read_transactions_file, ReadOptions, Transaction,
 };
