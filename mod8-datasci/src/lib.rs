@@ -41,7 +41,7 @@ pub use charts::{
 };
 pub use clv::{
     evaluate_holdout, write_predictions_csv, BgNbdReport, ClvFit, ClvModel, ClvOptions,
-    CustomerPrediction, FitReport, HoldoutBucket, HoldoutEvaluation,
+    CustomerPrediction, FitReport, HoldoutBucket, HoldoutEvaluation, HoldoutPeriod,
 };
 pub use engagement::EngagementWeights;
 pub use engine::{AnalyticsEngine, CustomerProfile};
