@@ -36,8 +36,9 @@ pub use bgnbd::{BgNbd, BgNbdFit};
 #[cfg(feature = "charts")]
 #[cfg_attr(docsrs, doc(cfg(feature = "charts")))]
 pub use charts::{
-    render_clv_charts, render_expected_purchases_matrix, render_probability_alive_matrix,
-    render_segment_chart, render_segment_distribution, render_transaction_charts,
+    render_calibration_holdout, render_clv_charts, render_clv_distribution,
+    render_expected_purchases_matrix, render_probability_alive_matrix, render_segment_chart,
+    render_segment_distribution, render_transaction_charts, ChartFormat, ClvChartSet,
 };
 pub use clv::{
     evaluate_holdout, write_predictions_csv, BgNbdReport, ClvFit, ClvModel, ClvOptions,
