@@ -26,6 +26,7 @@ mod rfm;
 mod segment;
 pub mod simulate;
 pub mod special;
+mod summary;
 #[cfg(feature = "testing")]
 #[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
 pub mod testing;
@@ -41,12 +42,13 @@ pub use bgnbd::{BgNbd, BgNbdFit};
 #[cfg(feature = "charts")]
 #[cfg_attr(docsrs, doc(cfg(feature = "charts")))]
 pub use charts::{
-    render_clv_charts, render_expected_purchases_matrix, render_probability_alive_matrix,
-    render_segment_chart, render_segment_distribution, render_transaction_charts,
+    render_calibration_holdout, render_clv_charts, render_clv_distribution,
+    render_expected_purchases_matrix, render_probability_alive_matrix, render_segment_chart,
+    render_segment_distribution, render_transaction_charts, ChartFormat, ClvChartSet,
 };
 pub use clv::{
     evaluate_holdout, write_predictions_csv, BgNbdReport, ClvFit, ClvModel, ClvOptions,
-    CustomerPrediction, FitReport, HoldoutBucket, HoldoutEvaluation,
+    CustomerPrediction, FitReport, HoldoutBucket, HoldoutEvaluation, HoldoutPeriod,
 };
 pub use engagement::EngagementWeights;
 pub use engine::{AnalyticsEngine, CustomerProfile};
@@ -66,6 +68,7 @@ pub use recommend::{
 };
 pub use rfm::{holdout_purchases, CustomerSummary, Rfm, RfmSummary, DAYS_PER_WEEK};
 pub use segment::{Segment, SegmentSignals, SegmentThresholds};
+pub use summary::{read_summary, read_summary_file};
 pub use transactions::{
     activity_by_customer, read_transactions, read_transactions_file, ReadOptions, Transaction,
 };

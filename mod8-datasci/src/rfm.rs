@@ -85,21 +85,28 @@ impl Rfm {
 /// One customer's calibration-period summary, with the id it belongs to.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CustomerSummary {
-    /// The customer's id as it appeared in the transactions.
+    /// The customer's id as it appeared in the transactions or the summary file.
     pub customer_id: String,
-    /// Day of the first purchase.
-    pub first_purchase: NaiveDate,
+    /// Day of the first purchase; `None` for a summary read from a summary file
+    /// ([`crate::read_summary`]), which carries no dates.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_purchase: Option<NaiveDate>,
     /// Frequency, recency, T and monetary value.
     #[serde(flatten)]
     pub rfm: Rfm,
 }
 
-/// RFM summaries of every customer with a purchase up to the calibration end, sorted by id.
+/// RFM summaries of every customer with a purchase up to the calibration end: built from
+/// transactions ([`RfmSummary::from_transactions`]) or read from a summary file
+/// ([`crate::read_summary`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RfmSummary {
-    /// Last day of the calibration period (inclusive).
-    pub calibration_end: NaiveDate,
-    /// One entry per customer, sorted by `customer_id`.
+    /// Last day of the calibration period (inclusive); `None` for a summary file, which
+    /// carries no dates.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub calibration_end: Option<NaiveDate>,
+    /// One entry per customer: sorted by `customer_id` when built from transactions, in file
+    /// order when read from a summary file.
     pub customers: Vec<CustomerSummary>,
 }
 
@@ -156,7 +163,7 @@ impl RfmSummary {
             .collect();
         customers.sort_by(|a, b| a.customer_id.cmp(&b.customer_id));
         Ok(RfmSummary {
-            calibration_end,
+            calibration_end: Some(calibration_end),
             customers,
         })
     }
@@ -172,7 +179,7 @@ impl RfmSummary {
     }
 
     /// Whether there are no customers (never true for a summary built by
-    /// [`RfmSummary::from_transactions`]).
+    /// [`RfmSummary::from_transactions`] or read by [`crate::read_summary`]).
     pub fn is_empty(&self) -> bool {
         self.customers.is_empty()
     }
@@ -207,7 +214,7 @@ fn summarise(id: &str, days: &[(NaiveDate, f64)], end: NaiveDate) -> CustomerSum
     };
     CustomerSummary {
         customer_id: id.to_owned(),
-        first_purchase: first,
+        first_purchase: Some(first),
         rfm: Rfm {
             frequency,
             recency: weeks_between(first, last),
