@@ -47,40 +47,106 @@ enum Command {
 
 #[derive(Subcommand)]
 enum ClvCommand {
-    /// Fit BG/NBD and Gamma-Gamma and print the parameters as JSON.
-    Fit(ClvArgs),
+    /// Fit BG/NBD and Gamma-Gamma and print the parameters as JSON (with `--holdout-end`, also
+    /// predicted vs actual holdout purchases).
+    Fit {
+        #[command(flatten)]
+        input: ClvArgs,
+        #[command(flatten)]
+        holdout: HoldoutArgs,
+    },
     /// Per-customer P(alive), expected purchases and CLV as CSV on stdout.
     Predict {
         #[command(flatten)]
         input: ClvArgs,
-        /// Number of periods in the CLV horizon.
-        #[arg(long, default_value_t = 12)]
-        periods: u32,
-        /// Length of one period in weeks (4.345 = a month).
-        #[arg(long, default_value_t = 4.345)]
-        period_weeks: f64,
-        /// Discount rate per period (0.01 = 1 %).
-        #[arg(long, default_value_t = 0.01)]
-        discount_rate: f64,
+        #[command(flatten)]
+        horizon: HorizonArgs,
     },
-    /// Write the charts (SVG) into a directory.
+    /// Write the charts (SVG and PNG) into a directory.
     Plot {
         #[command(flatten)]
         input: ClvArgs,
+        #[command(flatten)]
+        holdout: HoldoutArgs,
+        /// The CLV distribution chart's horizon and discount rate.
+        #[command(flatten)]
+        horizon: HorizonArgs,
         /// Output directory (created if missing).
         #[arg(long)]
         out: PathBuf,
     },
 }
 
+/// The input: a transaction log with its calibration end, or a per-customer summary.
 #[derive(Args)]
 struct ClvArgs {
-    /// CSV with a header row `customer_id,date,amount` and ISO dates.
+    /// Transaction log: CSV with a header row `customer_id,date,amount` and ISO dates.
+    /// Transactions after the calibration end are held out (counted on stderr).
+    #[arg(
+        long,
+        required_unless_present = "summary",
+        conflicts_with = "summary",
+        requires = "calibration_end"
+    )]
+    transactions: Option<PathBuf>,
+    /// Last day of the calibration period (YYYY-MM-DD), with --transactions.
+    #[arg(long, requires = "transactions", conflicts_with = "summary")]
+    calibration_end: Option<chrono::NaiveDate>,
+    /// Per-customer summary instead of a transaction log: CSV with the header
+    /// `customer_id,frequency,recency,T,monetary_value`, time in weeks (lifetimes' conventions).
     #[arg(long)]
-    transactions: PathBuf,
-    /// Last day of the calibration period (YYYY-MM-DD).
-    #[arg(long)]
-    calibration_end: chrono::NaiveDate,
+    summary: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct HoldoutArgs {
+    /// Last day of the holdout period (YYYY-MM-DD, after --calibration-end): predicted vs
+    /// actual purchases between the two ends, per calibration frequency, with MAE and RMSE.
+    /// Needs --transactions.
+    #[arg(long, requires = "transactions", conflicts_with = "summary")]
+    holdout_end: Option<chrono::NaiveDate>,
+}
+
+#[derive(Args)]
+struct HorizonArgs {
+    /// Number of periods in the CLV horizon.
+    #[arg(long, default_value_t = 12)]
+    periods: u32,
+    /// Length of one period in weeks (4.345 = a month).
+    #[arg(long, default_value_t = 4.345)]
+    period_weeks: f64,
+    /// Discount rate per period (0.01 = 1 %).
+    #[arg(long, default_value_t = 0.01)]
+    discount_rate: f64,
+}
+
+impl HorizonArgs {
+    fn options(&self) -> mod8_datasci::ClvOptions {
+        mod8_datasci::ClvOptions {
+            periods: self.periods,
+            period_weeks: self.period_weeks,
+            discount_rate: self.discount_rate,
+        }
+    }
+}
+
+impl ClvArgs {
+    fn source(
+        self,
+        holdout_end: Option<chrono::NaiveDate>,
+    ) -> anyhow::Result<mod8_app::commands::clv::ClvSource> {
+        use mod8_app::commands::clv::ClvSource;
+        match (self.transactions, self.calibration_end, self.summary) {
+            (Some(path), Some(calibration_end), None) => Ok(ClvSource::Transactions {
+                path,
+                calibration_end,
+                holdout_end,
+            }),
+            (None, None, Some(path)) => Ok(ClvSource::Summary { path }),
+            // clap enforces this already; kept as an error rather than a panic.
+            _ => anyhow::bail!("give --transactions with --calibration-end, or --summary"),
+        }
+    }
 }
 
 fn main() -> ExitCode {
@@ -117,23 +183,15 @@ async fn run(command: Command) -> anyhow::Result<()> {
 fn run_clv(command: ClvCommand) -> anyhow::Result<()> {
     use mod8_app::commands::clv;
     match command {
-        ClvCommand::Fit(a) => clv::fit(&a.transactions, a.calibration_end),
-        ClvCommand::Predict {
-            input,
-            periods,
-            period_weeks,
-            discount_rate,
-        } => clv::predict(
-            &input.transactions,
-            input.calibration_end,
-            mod8_datasci::ClvOptions {
-                periods,
-                period_weeks,
-                discount_rate,
-            },
-        ),
-        ClvCommand::Plot { input, out } => {
-            clv::plot(&input.transactions, input.calibration_end, &out)
+        ClvCommand::Fit { input, holdout } => clv::fit(input.source(holdout.holdout_end)?),
+        ClvCommand::Predict { input, horizon } => {
+            clv::predict(input.source(None)?, horizon.options())
         }
+        ClvCommand::Plot {
+            input,
+            holdout,
+            horizon,
+            out,
+        } => clv::plot(input.source(holdout.holdout_end)?, horizon.options(), &out),
     }
 }

@@ -127,7 +127,7 @@ fn main() {
                 .unwrap();
                 CustomerSummary {
                     customer_id: format!("c{i:08}"),
-                    first_purchase: end - Days::new(t_days.round() as u64),
+                    first_purchase: Some(end - Days::new(t_days.round() as u64)),
                     rfm,
                 }
             })

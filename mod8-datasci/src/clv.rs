@@ -257,8 +257,9 @@ impl ClvFit {
     }
 
     /// Reads transactions, summarises them up to `calibration_end` and fits: the whole
-    /// `mod8 clv fit` pipeline. Transactions after the calibration end are an error, as in
-    /// [`crate::read_transactions`].
+    /// `mod8 clv fit` pipeline. Transactions after the calibration end are held out: read and
+    /// checked like the others, left out of the summary (count them, or evaluate the fit on
+    /// them with [`HoldoutEvaluation::of_fit`], from [`crate::read_transactions`]' output).
     ///
     /// # Errors
     ///
@@ -267,10 +268,7 @@ impl ClvFit {
         reader: R,
         calibration_end: NaiveDate,
     ) -> Result<(RfmSummary, Self)> {
-        let tx = crate::transactions::read_transactions(
-            reader,
-            ReadOptions::default().with_calibration_end(calibration_end),
-        )?;
+        let tx = crate::transactions::read_transactions(reader, ReadOptions::default())?;
         let summary = RfmSummary::from_transactions(&tx, calibration_end)?;
         let fit = ClvFit::fit(&summary)?;
         Ok((summary, fit))
@@ -351,10 +349,68 @@ pub struct HoldoutBucket {
     pub predicted_mean: f64,
 }
 
+/// A calibration period and the holdout period after it: `(.., calibration_end]` is fitted,
+/// `(calibration_end, holdout_end]` is predicted and compared, later transactions are ignored.
+///
+/// ```
+/// use mod8_datasci::{HoldoutPeriod, NaiveDate};
+/// let d = |m| NaiveDate::from_ymd_opt(2024, m, 1).unwrap();
+/// let period = HoldoutPeriod::new(d(6), d(9))?;
+/// assert_eq!(period.weeks(), 13.142857142857142);
+/// assert!(HoldoutPeriod::new(d(6), d(3)).is_err());
+/// # Ok::<(), mod8_datasci::Error>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct HoldoutPeriod {
+    calibration_end: NaiveDate,
+    holdout_end: NaiveDate,
+}
+
+impl HoldoutPeriod {
+    /// A checked period: the holdout must end after the calibration.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Validation`] (field `holdout_end`) when `holdout_end ≤ calibration_end`.
+    pub fn new(calibration_end: NaiveDate, holdout_end: NaiveDate) -> Result<Self> {
+        if holdout_end <= calibration_end {
+            return Err(Error::validation(
+                "holdout_end",
+                format!(
+                    "holdout end {holdout_end} must be after the calibration end {calibration_end}"
+                ),
+            ));
+        }
+        Ok(HoldoutPeriod {
+            calibration_end,
+            holdout_end,
+        })
+    }
+
+    /// Last calibration day.
+    pub fn calibration_end(&self) -> NaiveDate {
+        self.calibration_end
+    }
+
+    /// Last holdout day.
+    pub fn holdout_end(&self) -> NaiveDate {
+        self.holdout_end
+    }
+
+    /// Holdout length in weeks.
+    pub fn weeks(&self) -> f64 {
+        (self.holdout_end - self.calibration_end).num_days() as f64 / DAYS_PER_WEEK
+    }
+}
+
 /// Calibration/holdout comparison: fit BG/NBD on transactions up to `calibration_end`, predict
 /// the purchases of each calibrated customer in `(calibration_end, holdout_end]`, compare.
 /// Purchase counts need no spend model, so Gamma-Gamma is not fitted (data whose spend cannot
 /// be modelled, such as all-zero amounts, is still evaluated).
+///
+/// Purchases are counted as in the calibration summary: several transactions of a customer on
+/// one day are one purchase; customers first seen in the holdout are not part of the
+/// calibrated base and are left out ([`holdout_purchases`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HoldoutEvaluation {
     /// Last calibration day.
@@ -375,6 +431,8 @@ pub struct HoldoutEvaluation {
     pub predicted_total: f64,
     /// Mean absolute error per customer.
     pub mean_absolute_error: f64,
+    /// Root mean squared error per customer.
+    pub root_mean_squared_error: f64,
 }
 
 /// Runs the calibration/holdout evaluation with frequency buckets `0..last_bucket` and
@@ -390,61 +448,83 @@ pub fn evaluate_holdout(
     holdout_end: NaiveDate,
     last_bucket: u32,
 ) -> Result<HoldoutEvaluation> {
-    if holdout_end <= calibration_end {
-        return Err(Error::validation(
-            "holdout_end",
-            format!(
-                "holdout end {holdout_end} must be after the calibration end {calibration_end}"
-            ),
-        ));
-    }
+    let period = HoldoutPeriod::new(calibration_end, holdout_end)?;
     let summary = RfmSummary::from_transactions(transactions, calibration_end)?;
     // BG/NBD alone: a Gamma-Gamma failure must not block a purchase-count evaluation.
     let fit = BgNbd::fit(&summary.points())?;
-    let actual = holdout_purchases(transactions, calibration_end, holdout_end);
-    let holdout_weeks = (holdout_end - calibration_end).num_days() as f64 / DAYS_PER_WEEK;
-    let nb = last_bucket as usize + 1;
-    let mut counts = vec![0usize; nb];
-    let mut actual_sum = vec![0.0; nb];
-    let mut predicted_sum = vec![0.0; nb];
-    let mut abs_err = 0.0;
-    for c in &summary.customers {
-        let predicted = fit.params.expected_purchases(&c.rfm, holdout_weeks)?;
-        let observed = actual.get(&c.customer_id).copied().unwrap_or(0) as f64;
-        let k = (c.rfm.frequency as usize).min(nb - 1);
-        counts[k] += 1;
-        actual_sum[k] += observed;
-        predicted_sum[k] += predicted;
-        abs_err += (observed - predicted).abs();
+    HoldoutEvaluation::evaluate(&fit, &summary, transactions, period, last_bucket)
+}
+
+impl HoldoutEvaluation {
+    /// [`evaluate_holdout`] with a BG/NBD already fitted on `transactions` up to the
+    /// calibration end (as `mod8 clv fit` has), so it is not fitted twice.
+    ///
+    /// # Errors
+    ///
+    /// As [`RfmSummary::from_transactions`] and [`BgNbd::expected_purchases`].
+    pub fn of_fit(
+        fit: &BgNbdFit,
+        transactions: &[Transaction],
+        period: HoldoutPeriod,
+        last_bucket: u32,
+    ) -> Result<Self> {
+        let summary = RfmSummary::from_transactions(transactions, period.calibration_end)?;
+        Self::evaluate(fit, &summary, transactions, period, last_bucket)
     }
-    let buckets = (0..nb)
-        .map(|k| HoldoutBucket {
-            frequency: k as u32,
-            and_above: k == nb - 1,
-            customers: counts[k],
-            actual_mean: if counts[k] > 0 {
-                actual_sum[k] / counts[k] as f64
-            } else {
-                0.0
-            },
-            predicted_mean: if counts[k] > 0 {
-                predicted_sum[k] / counts[k] as f64
-            } else {
-                0.0
-            },
+
+    fn evaluate(
+        fit: &BgNbdFit,
+        summary: &RfmSummary,
+        transactions: &[Transaction],
+        period: HoldoutPeriod,
+        last_bucket: u32,
+    ) -> Result<Self> {
+        let HoldoutPeriod {
+            calibration_end,
+            holdout_end,
+        } = period;
+        let actual = holdout_purchases(transactions, calibration_end, holdout_end);
+        let holdout_weeks = period.weeks();
+        let nb = last_bucket as usize + 1;
+        let mut counts = vec![0usize; nb];
+        let mut actual_sum = vec![0.0; nb];
+        let mut predicted_sum = vec![0.0; nb];
+        let mut abs_err = 0.0;
+        let mut sq_err = 0.0;
+        for c in &summary.customers {
+            let predicted = fit.params.expected_purchases(&c.rfm, holdout_weeks)?;
+            let observed = actual.get(&c.customer_id).copied().unwrap_or(0) as f64;
+            let k = (c.rfm.frequency as usize).min(nb - 1);
+            counts[k] += 1;
+            actual_sum[k] += observed;
+            predicted_sum[k] += predicted;
+            abs_err += (observed - predicted).abs();
+            sq_err += (observed - predicted).powi(2);
+        }
+        let mean = |sum: f64, n: usize| if n > 0 { sum / n as f64 } else { 0.0 };
+        let buckets = (0..nb)
+            .map(|k| HoldoutBucket {
+                frequency: k as u32,
+                and_above: k == nb - 1,
+                customers: counts[k],
+                actual_mean: mean(actual_sum[k], counts[k]),
+                predicted_mean: mean(predicted_sum[k], counts[k]),
+            })
+            .collect();
+        let n = summary.len();
+        Ok(HoldoutEvaluation {
+            calibration_end,
+            holdout_end,
+            holdout_weeks,
+            customers: n,
+            bgnbd: BgNbdReport::from(fit),
+            buckets,
+            actual_total: actual_sum.iter().sum(),
+            predicted_total: predicted_sum.iter().sum(),
+            mean_absolute_error: mean(abs_err, n),
+            root_mean_squared_error: mean(sq_err, n).sqrt(),
         })
-        .collect();
-    Ok(HoldoutEvaluation {
-        calibration_end,
-        holdout_end,
-        holdout_weeks,
-        customers: summary.len(),
-        bgnbd: BgNbdReport::from(&fit),
-        buckets,
-        actual_total: actual_sum.iter().sum(),
-        predicted_total: predicted_sum.iter().sum(),
-        mean_absolute_error: abs_err / summary.len() as f64,
-    })
+    }
 }
 
 #[cfg(test)]
@@ -503,6 +583,103 @@ mod tests {
             let v = m.clv(&rfm, &ClvOptions::default()).unwrap();
             assert!((v - expected).abs() < 1e-6, "{rfm:?}: {v} vs {expected}");
         }
+    }
+
+    #[test]
+    fn holdout_period_must_follow_the_calibration() {
+        let d = |m, day| NaiveDate::from_ymd_opt(2024, m, day).unwrap();
+        for holdout_end in [d(3, 1), d(2, 29)] {
+            match HoldoutPeriod::new(d(3, 1), holdout_end) {
+                Err(Error::Validation { field, message }) => {
+                    assert_eq!(field, "holdout_end");
+                    assert!(message.contains("must be after the calibration end 2024-03-01"));
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        let period = HoldoutPeriod::new(d(3, 1), d(3, 15)).unwrap();
+        assert_eq!(
+            (
+                period.calibration_end(),
+                period.holdout_end(),
+                period.weeks()
+            ),
+            (d(3, 1), d(3, 15), 2.0)
+        );
+        let tx = [Transaction::new("a", d(1, 1), 1.0).unwrap()];
+        assert!(matches!(
+            evaluate_holdout(&tx, d(3, 1), d(1, 1), 7),
+            Err(Error::Validation { .. })
+        ));
+    }
+
+    #[test]
+    fn holdout_by_hand() {
+        let d = |m, day| NaiveDate::from_ymd_opt(2024, m, day).unwrap();
+        let t = |id: &str, date, amount| Transaction::new(id, date, amount).unwrap();
+        let tx = [
+            // a: frequency 2 in calibration; holdout: two purchases on one day (one purchase)
+            // and one more; one after the holdout end (ignored).
+            t("a", d(1, 1), 10.0),
+            t("a", d(1, 15), 10.0),
+            t("a", d(2, 12), 10.0),
+            t("a", d(3, 5), 3.0),
+            t("a", d(3, 5), 4.0),
+            t("a", d(3, 20), 4.0),
+            t("a", d(5, 1), 4.0),
+            // b: frequency 0, no holdout purchase.
+            t("b", d(2, 1), 5.0),
+            // c: frequency 1 and 1 holdout purchase.
+            t("c", d(1, 8), 5.0),
+            t("c", d(1, 22), 5.0),
+            t("c", d(3, 10), 5.0),
+            // d: first seen in the holdout: not in the calibrated base.
+            t("d", d(3, 2), 5.0),
+        ];
+        let period = HoldoutPeriod::new(d(2, 26), d(3, 25)).unwrap();
+        let fit = BgNbdFit {
+            params: BgNbd::new(0.5, 5.0, 0.8, 2.5).unwrap(),
+            log_likelihood: -1.0,
+            customers: 3,
+            distinct_histories: 3,
+            iterations: 1,
+        };
+        let eval = HoldoutEvaluation::of_fit(&fit, &tx, period, 1).unwrap();
+        assert_eq!(eval.customers, 3);
+        assert_eq!(eval.holdout_weeks, 4.0);
+        let summary = RfmSummary::from_transactions(&tx, d(2, 26)).unwrap();
+        let predicted: Vec<f64> = summary
+            .customers
+            .iter()
+            .map(|c| fit.params.expected_purchases(&c.rfm, 4.0).unwrap())
+            .collect();
+        let ids: Vec<_> = summary
+            .customers
+            .iter()
+            .map(|c| c.customer_id.as_str())
+            .collect();
+        assert_eq!(ids, ["a", "b", "c"]);
+        let actual = [2.0, 0.0, 1.0];
+        // Buckets: frequency 0 (b) and 1+ (a, c).
+        assert_eq!(eval.buckets.len(), 2);
+        let b0 = &eval.buckets[0];
+        assert_eq!((b0.frequency, b0.and_above, b0.customers), (0, false, 1));
+        assert_eq!((b0.actual_mean, b0.predicted_mean), (0.0, predicted[1]));
+        let b1 = &eval.buckets[1];
+        assert_eq!((b1.frequency, b1.and_above, b1.customers), (1, true, 2));
+        assert_eq!(b1.actual_mean, 1.5);
+        assert!((b1.predicted_mean - (predicted[0] + predicted[2]) / 2.0).abs() < 1e-12);
+        assert_eq!(eval.actual_total, 3.0);
+        assert!((eval.predicted_total - predicted.iter().sum::<f64>()).abs() < 1e-12);
+        let errors: Vec<f64> = actual.iter().zip(&predicted).map(|(a, p)| a - p).collect();
+        let mae = errors.iter().map(|e| e.abs()).sum::<f64>() / 3.0;
+        let rmse = (errors.iter().map(|e| e * e).sum::<f64>() / 3.0).sqrt();
+        assert!((eval.mean_absolute_error - mae).abs() < 1e-12);
+        assert!((eval.root_mean_squared_error - rmse).abs() < 1e-12);
+        // A holdout end before the later purchases counts fewer of them.
+        let short = HoldoutPeriod::new(d(2, 26), d(3, 6)).unwrap();
+        let eval = HoldoutEvaluation::of_fit(&fit, &tx, short, 1).unwrap();
+        assert_eq!(eval.actual_total, 1.0);
     }
 
     #[test]
@@ -590,7 +767,7 @@ mod tests {
         let m = cdnow();
         let c = CustomerSummary {
             customer_id: "c1".into(),
-            first_purchase: NaiveDate::from_ymd_opt(1997, 1, 1).unwrap(),
+            first_purchase: NaiveDate::from_ymd_opt(1997, 1, 1),
             rfm: Rfm {
                 frequency: 2,
                 recency: 30.43,

@@ -71,13 +71,15 @@ pub enum Error {
         #[source]
         source: BoxError,
     },
-    /// One record of a transaction file is unusable; `row` is the 1-based line number in the
-    /// file (the header is line 1) and `field` the column name.
+    /// One record of a transaction or summary file is unusable; `row` is the 1-based line
+    /// number in the file (the header is line 1) and `field` the column name.
     #[error("row {row}, field `{field}`: {message}")]
     InvalidRecord {
         /// 1-based line number (header = 1).
         row: u64,
-        /// Column name (`customer_id`, `date`, `amount`) or the offending header name.
+        /// Column name (`customer_id`, `date`, `amount`; `frequency`, `recency`, `T`,
+        /// `monetary_value`), the offending header name, or `(record)` for a row with the
+        /// wrong number of fields.
         field: String,
         /// What is wrong with the value.
         message: String,
@@ -129,6 +131,19 @@ impl Error {
         Error::Validation {
             field: field.into(),
             message: message.into(),
+        }
+    }
+
+    /// Shorthand for [`Error::EmptyInput`].
+    pub fn empty_input(what: impl Into<String>) -> Self {
+        Error::EmptyInput { what: what.into() }
+    }
+
+    /// Shorthand for [`Error::NotConverged`].
+    pub fn not_converged(model: &'static str, reason: impl Into<String>) -> Self {
+        Error::NotConverged {
+            model,
+            reason: reason.into(),
         }
     }
 

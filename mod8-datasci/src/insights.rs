@@ -3,8 +3,13 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::engine::CustomerProfile;
+use chrono::NaiveDate;
+
+use crate::activity::CustomerActivity;
+use crate::engine::{AnalyticsEngine, CustomerProfile};
+use crate::error::Result;
 use crate::segment::Segment;
+use crate::transactions::{activity_by_customer, Transaction};
 
 /// Figures for one segment.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -70,6 +75,26 @@ fn pct(x: f64) -> String {
 }
 
 impl InsightsGenerator {
+    /// The report for every customer of a transaction history, profiled with the heuristic
+    /// engine as of `as_of` (later transactions left out): what the `segments` chart of
+    /// `mod8 clv plot` shows.
+    ///
+    /// # Errors
+    ///
+    /// As [`AnalyticsEngine::profile_all`].
+    pub fn report_transactions(
+        &self,
+        transactions: &[Transaction],
+        as_of: NaiveDate,
+    ) -> Result<SegmentReport> {
+        let users: Vec<CustomerActivity> = activity_by_customer(transactions, as_of)
+            .into_iter()
+            .map(|(_, user)| user)
+            .collect();
+        let profiles = AnalyticsEngine::heuristic().profile_all(&users, as_of)?;
+        Ok(self.report(&profiles))
+    }
+
     /// The report for these profiles.
     ///
     /// ```

@@ -276,6 +276,45 @@ impl RecommendationEngine {
             .collect()
     }
 
+    /// Pure item-to-item collaborative filtering: up to `limit` products scored only by their
+    /// summed cosine similarity to the products in `history`, scaled so the best scores 1, best
+    /// first (ties in catalogue order), all with reason
+    /// [`RecommendationReason::SimilarItems`]. No trending, segment or fill-up terms: products
+    /// similar to nothing the user bought are left out, so the list can be shorter than
+    /// `limit` (and is empty without known purchases). Never returns a product the user bought.
+    pub fn collaborative(&self, history: &[ItemPurchase], limit: usize) -> Vec<Recommendation> {
+        let n = self.products.len();
+        let mut bought = vec![false; n];
+        let mut cf = vec![0.0f64; n];
+        let mut owned: Vec<u32> = history
+            .iter()
+            .filter_map(|p| self.index.get(&p.product_id).copied())
+            .collect();
+        owned.sort_unstable();
+        owned.dedup();
+        for &i in &owned {
+            bought[i as usize] = true;
+            for &(j, s) in &self.neighbours[i as usize] {
+                cf[j as usize] += s as f64;
+            }
+        }
+        let mut scored: Vec<(f64, u32)> = (0..n)
+            .filter(|&i| !bought[i] && cf[i] > 0.0)
+            .map(|i| (cf[i], i as u32))
+            .collect();
+        scored.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+        scored.truncate(limit);
+        let max = scored.first().map_or(1.0, |s| s.0);
+        scored
+            .into_iter()
+            .map(|(score, i)| Recommendation {
+                product_id: self.products[i as usize].id.clone(),
+                score: (score / max).clamp(0.0, 1.0),
+                reason: RecommendationReason::SimilarItems,
+            })
+            .collect()
+    }
+
     /// Up to `limit` products for a user with this purchase history in this segment, best
     /// first. Never returns a product the user bought; scores are in [0, 1].
     pub fn recommend(
@@ -462,6 +501,24 @@ mod tests {
         assert!(e.recommend(&history, Segment::Active, 0).is_empty());
         assert_eq!(e.recommend(&history, Segment::Active, usize::MAX).len(), 3);
         assert_eq!(e.recommend(&[], Segment::Active, usize::MAX).len(), 4);
+    }
+
+    #[test]
+    fn pure_collaborative_filtering() {
+        let e = engine();
+        let history = customer("u", &["a"], 2).purchases;
+        let recs = e.collaborative(&history, 10);
+        // Neighbours of a: b (cosine 1), c (1/√2); d was never bought with a, so it is left out.
+        let ids: Vec<&str> = recs.iter().map(|r| r.product_id.as_str()).collect();
+        assert_eq!(ids, ["b", "c"]);
+        assert_eq!(recs[0].score, 1.0);
+        assert!((recs[1].score - 1.0 / 2f64.sqrt()).abs() < 1e-6);
+        assert!(recs
+            .iter()
+            .all(|r| r.reason == RecommendationReason::SimilarItems));
+        assert_eq!(e.collaborative(&history, 1).len(), 1);
+        assert!(e.collaborative(&history, 0).is_empty());
+        assert!(e.collaborative(&[], 10).is_empty());
     }
 
     #[test]

@@ -85,21 +85,28 @@ impl Rfm {
 /// One customer's calibration-period summary, with the id it belongs to.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CustomerSummary {
-    /// The customer's id as it appeared in the transactions.
+    /// The customer's id as it appeared in the transactions or the summary file.
     pub customer_id: String,
-    /// Day of the first purchase.
-    pub first_purchase: NaiveDate,
+    /// Day of the first purchase; `None` for a summary read from a summary file
+    /// ([`crate::read_summary`]), which carries no dates.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_purchase: Option<NaiveDate>,
     /// Frequency, recency, T and monetary value.
     #[serde(flatten)]
     pub rfm: Rfm,
 }
 
-/// RFM summaries of every customer with a purchase up to the calibration end, sorted by id.
+/// RFM summaries of every customer with a purchase up to the calibration end: built from
+/// transactions ([`RfmSummary::from_transactions`]) or read from a summary file
+/// ([`crate::read_summary`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RfmSummary {
-    /// Last day of the calibration period (inclusive).
-    pub calibration_end: NaiveDate,
-    /// One entry per customer, sorted by `customer_id`.
+    /// Last day of the calibration period (inclusive); `None` for a summary file, which
+    /// carries no dates.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub calibration_end: Option<NaiveDate>,
+    /// One entry per customer: sorted by `customer_id` when built from transactions, in file
+    /// order when read from a summary file.
     pub customers: Vec<CustomerSummary>,
 }
 
@@ -156,7 +163,7 @@ impl RfmSummary {
             .collect();
         customers.sort_by(|a, b| a.customer_id.cmp(&b.customer_id));
         Ok(RfmSummary {
-            calibration_end,
+            calibration_end: Some(calibration_end),
             customers,
         })
     }
@@ -179,7 +186,7 @@ impl RfmSummary {
     /// let first = NaiveDate::from_ymd_opt(2024, 1, 1).unwrap();
     /// let s = RfmSummary::from_customers(end, vec![CustomerSummary {
     ///     customer_id: "a".into(),
-    ///     first_purchase: first,
+    ///     first_purchase: Some(first),
     ///     rfm: Rfm::new(1, 2.0, 4.0, 20.0)?,
     /// }])?;
     /// assert_eq!(s.len(), 1);
@@ -209,7 +216,7 @@ impl RfmSummary {
             ));
         }
         Ok(RfmSummary {
-            calibration_end,
+            calibration_end: Some(calibration_end),
             customers,
         })
     }
@@ -225,7 +232,7 @@ impl RfmSummary {
     }
 
     /// Whether there are no customers (never true for a summary built by
-    /// [`RfmSummary::from_transactions`]).
+    /// [`RfmSummary::from_transactions`] or read by [`crate::read_summary`]).
     pub fn is_empty(&self) -> bool {
         self.customers.is_empty()
     }
@@ -260,7 +267,7 @@ fn summarise(id: &str, days: &[(NaiveDate, f64)], end: NaiveDate) -> CustomerSum
     };
     CustomerSummary {
         customer_id: id.to_owned(),
-        first_purchase: first,
+        first_purchase: Some(first),
         rfm: Rfm {
             frequency,
             recency: weeks_between(first, last),
@@ -347,7 +354,7 @@ mod tests {
     fn from_customers_sorts_checks_and_refuses_duplicates() {
         let c = |id: &str, x: u32| CustomerSummary {
             customer_id: id.into(),
-            first_purchase: d(1, 1),
+            first_purchase: Some(d(1, 1)),
             rfm: Rfm {
                 frequency: x,
                 recency: f64::from(x),
@@ -358,7 +365,7 @@ mod tests {
         let s = RfmSummary::from_customers(d(1, 29), vec![c("b", 1), c("a", 2)]).unwrap();
         let ids: Vec<&str> = s.customers.iter().map(|c| c.customer_id.as_str()).collect();
         assert_eq!(ids, ["a", "b"]);
-        assert_eq!(s.calibration_end, d(1, 29));
+        assert_eq!(s.calibration_end, Some(d(1, 29)));
         assert!(matches!(
             RfmSummary::from_customers(d(1, 29), vec![c("a", 1), c("a", 2)]),
             Err(Error::Validation { field, .. }) if field == "customer_id"

@@ -367,6 +367,263 @@ pub fn synthetic_activity(n: usize, as_of: NaiveDate, seed: u64) -> Vec<Customer
         .collect()
 }
 
+/// What to draw with [`planted_taste_groups`]: customers with a latent taste group, each group
+/// buying mostly from its own products, in bundles bought together.
+///
+/// `Default`: 3,000 customers in 10 groups of 6 bundles × 5 products (300 products), 3–12
+/// purchases each over 2024, affinity 0.8, seed 1.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct TasteGroupParams {
+    /// Number of customers.
+    pub customers: usize,
+    /// Number of latent taste groups (at least 1).
+    pub groups: usize,
+    /// Bundles per group (at least 1).
+    pub bundles_per_group: usize,
+    /// Products per bundle (at least 1). The catalogue has
+    /// `groups × bundles_per_group × bundle_size` products.
+    pub bundle_size: usize,
+    /// A customer buys from 1 to this many bundles of their group (at least 1).
+    pub bundles_per_customer: usize,
+    /// Fewest purchases per customer (at least 1).
+    pub min_purchases: usize,
+    /// Most purchases per customer (at least `min_purchases`).
+    pub max_purchases: usize,
+    /// Share of purchases that follow the customer's taste (their bundles), in [0, 1]; the
+    /// rest are drawn from the whole catalogue by global popularity. 0 gives data without any
+    /// planted structure but with the same popularity skew.
+    pub affinity: f64,
+    /// First possible purchase day.
+    pub start: NaiveDate,
+    /// Last possible purchase day (the natural evaluation day).
+    pub end: NaiveDate,
+    /// Seed.
+    pub seed: u64,
+}
+
+impl Default for TasteGroupParams {
+    fn default() -> Self {
+        TasteGroupParams {
+            customers: 3_000,
+            groups: 10,
+            bundles_per_group: 6,
+            bundle_size: 5,
+            bundles_per_customer: 2,
+            min_purchases: 3,
+            max_purchases: 12,
+            affinity: 0.8,
+            start: NaiveDate::from_ymd_opt(2024, 1, 1).unwrap_or_default(),
+            end: NaiveDate::from_ymd_opt(2024, 12, 31).unwrap_or_default(),
+            seed: 1,
+        }
+    }
+}
+
+impl TasteGroupParams {
+    fn validate(&self) -> Result<()> {
+        let at_least_one = [
+            ("groups", self.groups),
+            ("bundles_per_group", self.bundles_per_group),
+            ("bundle_size", self.bundle_size),
+            ("bundles_per_customer", self.bundles_per_customer),
+            ("min_purchases", self.min_purchases),
+        ];
+        for (field, value) in at_least_one {
+            if value == 0 {
+                return Err(Error::validation(field, "must be at least 1"));
+            }
+        }
+        if self.max_purchases < self.min_purchases {
+            return Err(Error::validation(
+                "max_purchases",
+                format!(
+                    "{} is below min_purchases {}",
+                    self.max_purchases, self.min_purchases
+                ),
+            ));
+        }
+        if !(0.0..=1.0).contains(&self.affinity) {
+            return Err(Error::validation(
+                "affinity",
+                format!("{} is not a share in [0, 1]", self.affinity),
+            ));
+        }
+        if self.end < self.start {
+            return Err(Error::validation(
+                "end",
+                format!("{} is before start {}", self.end, self.start),
+            ));
+        }
+        self.groups
+            .checked_mul(self.bundles_per_group)
+            .and_then(|n| n.checked_mul(self.bundle_size))
+            .filter(|&n| n <= u32::MAX as usize)
+            .map(|_| ())
+            .ok_or_else(|| Error::validation("bundle_size", "the catalogue would be too large"))
+    }
+}
+
+/// Customers and catalogue drawn by [`planted_taste_groups`], with the planted truth.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct TasteGroupData {
+    /// The catalogue (`p00001`, …; categories unrelated to the groups).
+    pub catalog: Vec<CatalogItem>,
+    /// The customers (`u0000001`, …), purchases sorted by date, `last_active` = last purchase.
+    pub customers: Vec<CustomerRecord>,
+    /// Taste group of each customer (same order as `customers`).
+    pub customer_groups: Vec<usize>,
+    /// Taste group of each catalogue product (same order as `catalog`).
+    pub item_groups: Vec<usize>,
+}
+
+/// Seeded customers with planted structure, for measuring recommenders (and for seeding demo
+/// data).
+///
+/// The catalogue is split into `groups` taste groups of `bundles_per_group` bundles of
+/// `bundle_size` products; products are assigned to groups and bundles in a shuffled order and
+/// categories cycle independently of groups, so neither ids nor categories reveal a group.
+/// Each customer:
+///
+/// 1. belongs to a uniformly drawn group and picks 1 to `bundles_per_customer` of its bundles
+///    (popular bundles first: bundle rank ⌊u² · bundles_per_group⌋, u uniform);
+/// 2. makes `min_purchases..=max_purchases` purchases (uniform) on uniformly drawn days in
+///    `start..=end`, in date order;
+/// 3. each purchase, with probability `affinity`, is a product of their bundles that they
+///    have not bought yet (once those are bought out they take up a further bundle of their
+///    group; only a customer who bought out their whole group leaves it); otherwise a product
+///    of the whole catalogue by a global Zipf-like popularity (rank ⌊u² · products⌋ over a shuffled
+///    order), which may repeat an earlier purchase.
+///
+/// Groups are equally likely and every group has the same number of products, so global
+/// popularity alone cannot tell a customer's group; what a customer bought (co-purchases
+/// within bundles and groups) can. Deterministic for a given `params`.
+///
+/// ```
+/// use mod8_datasci::simulate::{planted_taste_groups, TasteGroupParams};
+/// let data = planted_taste_groups(&TasteGroupParams { customers: 200, seed: 7, ..Default::default() })?;
+/// assert_eq!(data.catalog.len(), 300);
+/// assert_eq!(data.customers.len(), 200);
+/// assert!(data.customers.iter().all(|c| (3..=12).contains(&c.purchases.len())));
+/// # Ok::<(), mod8_datasci::Error>(())
+/// ```
+///
+/// # Errors
+///
+/// [`Error::Validation`] naming the parameter: a zero count (`"groups"`, `"bundles_per_group"`,
+/// `"bundle_size"`, `"bundles_per_customer"`, `"min_purchases"`), `"max_purchases"` below the
+/// minimum, `"affinity"` outside [0, 1], `"end"` before `start`.
+pub fn planted_taste_groups(params: &TasteGroupParams) -> Result<TasteGroupData> {
+    params.validate()?;
+    let mut rng = Rng::new(params.seed);
+    let per_group = params.bundles_per_group * params.bundle_size;
+    let n = params.groups * per_group;
+    // Slot s (group s / per_group, bundle (s / bundle_size) % bundles_per_group) holds product
+    // slot_item[s]; a second shuffle ranks products for the global popularity.
+    let slot_item = shuffled(&mut rng, n);
+    let popularity_order = shuffled(&mut rng, n);
+    let mut item_groups = vec![0; n];
+    for (slot, &item) in slot_item.iter().enumerate() {
+        item_groups[item] = slot / per_group;
+    }
+    let catalog: Vec<CatalogItem> = (0..n)
+        .map(|i| CatalogItem {
+            id: format!("p{:05}", i + 1),
+            category: format!("category-{}", i % 8 + 1),
+            price: ((3.0 + 0.8 * rng.normal()).exp() * 100.0).round() / 100.0,
+        })
+        .collect();
+    let days = (params.end - params.start).num_days().max(0) as u64 + 1;
+    let skewed = |rng: &mut Rng, len: usize| {
+        let u = rng.uniform();
+        ((u * u * len as f64) as usize).min(len - 1)
+    };
+    let mut customers = Vec::with_capacity(params.customers);
+    let mut customer_groups = Vec::with_capacity(params.customers);
+    for c in 0..params.customers {
+        let group = rng.below(params.groups as u64) as usize;
+        let wanted = 1 + rng.below(params.bundles_per_customer as u64) as usize;
+        let mut bundles: Vec<usize> = Vec::with_capacity(wanted);
+        for _ in 0..wanted {
+            let b = skewed(&mut rng, params.bundles_per_group);
+            if !bundles.contains(&b) {
+                bundles.push(b);
+            }
+        }
+        // The customer's not-yet-bought bundle products.
+        let mut taste: Vec<usize> = bundles
+            .iter()
+            .flat_map(|&b| {
+                let first = group * per_group + b * params.bundle_size;
+                slot_item[first..first + params.bundle_size].iter().copied()
+            })
+            .collect();
+        let count = params.min_purchases
+            + rng.below((params.max_purchases - params.min_purchases + 1) as u64) as usize;
+        let mut dates: Vec<NaiveDate> = (0..count)
+            .map(|_| params.start + Days::new(rng.below(days)))
+            .collect();
+        dates.sort_unstable();
+        let purchases: Vec<ItemPurchase> = dates
+            .into_iter()
+            .map(|date| {
+                let follows_taste = rng.uniform() < params.affinity;
+                if follows_taste && taste.is_empty() && bundles.len() < params.bundles_per_group {
+                    // Bought out: the customer takes up a further bundle of their group.
+                    let b = (0..10)
+                        .map(|_| skewed(&mut rng, params.bundles_per_group))
+                        .find(|b| !bundles.contains(b))
+                        .or_else(|| (0..params.bundles_per_group).find(|b| !bundles.contains(b)))
+                        .unwrap_or(0);
+                    bundles.push(b);
+                    let first = group * per_group + b * params.bundle_size;
+                    taste.extend_from_slice(&slot_item[first..first + params.bundle_size]);
+                }
+                let item = if follows_taste && !taste.is_empty() {
+                    taste.swap_remove(rng.below(taste.len() as u64) as usize)
+                } else {
+                    popularity_order[skewed(&mut rng, n)]
+                };
+                ItemPurchase {
+                    product_id: catalog[item].id.clone(),
+                    amount: catalog[item].price,
+                    date,
+                }
+            })
+            .collect();
+        let last_active = purchases.last().map(|p| p.date);
+        let sessions = (count * 3) as u32;
+        customers.push(CustomerRecord {
+            user_id: format!("u{:07}", c + 1),
+            activity: ActivityCounts {
+                sessions,
+                page_views: sessions * 5,
+                clicks: sessions * 2,
+                cart_adds: count as u32,
+                ..Default::default()
+            },
+            last_active,
+            purchases,
+        });
+        customer_groups.push(group);
+    }
+    Ok(TasteGroupData {
+        catalog,
+        customers,
+        customer_groups,
+        item_groups,
+    })
+}
+
+/// A uniformly shuffled `0..n` (Fisher–Yates).
+fn shuffled(rng: &mut Rng, n: usize) -> Vec<usize> {
+    let mut v: Vec<usize> = (0..n).collect();
+    for i in (1..n).rev() {
+        let j = rng.below(i as u64 + 1) as usize;
+        v.swap(i, j);
+    }
+    v
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

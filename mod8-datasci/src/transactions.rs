@@ -58,9 +58,10 @@ const COLUMNS: [&str; 3] = ["customer_id", "date", "amount"];
 /// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReadOptions {
-    /// Last day of the calibration period: a transaction dated after it is an error (the
-    /// `clv fit` command fits on the calibration period only and says so instead of silently
-    /// dropping data). `None` (the default): any date.
+    /// Last day of the calibration period: a transaction dated after it is an error, for
+    /// callers whose input must end there. `None` (the default): any date — the way to read a
+    /// log that goes on after the calibration end ([`crate::RfmSummary::from_transactions`]
+    /// leaves the later transactions out, [`crate::HoldoutEvaluation`] uses them).
     pub calibration_end: Option<NaiveDate>,
 }
 

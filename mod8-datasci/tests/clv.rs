@@ -5,7 +5,7 @@
 
 use chrono::NaiveDate;
 use mod8_datasci::simulate::{simulate_customers, simulate_transactions, SimulationParams};
-use mod8_datasci::{BgNbd, ClvFit, Error, GammaGamma, Rfm};
+use mod8_datasci::{BgNbd, ClvFit, Error, GammaGamma, HoldoutEvaluation, HoldoutPeriod, Rfm};
 
 fn cdnow() -> Vec<Rfm> {
     let text = include_str!("data/cdnow_summary.csv");
@@ -138,14 +138,32 @@ fn csv_pipeline_and_holdout() {
     for k in ["r", "alpha", "a", "b", "log_likelihood"] {
         assert!(json["bgnbd"][k].is_f64(), "{k}");
     }
-    // Transactions after the calibration end are refused by the fit pipeline.
+    // Transactions after the calibration end are held out by the fit pipeline: the whole
+    // log gives the same summary and fit as its calibration part.
+    let mut whole = String::from("customer_id,date,amount\n");
+    for t in &tx {
+        whole.push_str(&format!("{},{},{}\n", t.customer_id, t.date, t.amount));
+    }
+    assert!(tx.iter().any(|t| t.date > calibration_end));
+    let (whole_summary, whole_fit) = ClvFit::from_csv(whole.as_bytes(), calibration_end).unwrap();
+    assert_eq!(whole_summary, summary);
+    assert_eq!(whole_fit, fit);
+    // Bad rows in the held-out part are still errors.
     let mut late = csv.clone();
-    late.push_str("c000001,2023-10-01,5\n");
+    late.push_str("c000001,2023-10-01,-5\n");
     let err = ClvFit::from_csv(late.as_bytes(), calibration_end).unwrap_err();
-    assert!(err.to_string().contains("field `date`"), "{err}");
+    assert!(err.to_string().contains("field `amount`"), "{err}");
 
     // Holdout: the totals agree within 10 % and every populated bucket within 35 %.
     let eval = mod8_datasci::evaluate_holdout(&tx, calibration_end, holdout_end, 7).unwrap();
+    // The same evaluation of the fit already made (no second fit).
+    let period = HoldoutPeriod::new(calibration_end, holdout_end).unwrap();
+    assert_eq!(
+        HoldoutEvaluation::of_fit(&fit.bgnbd, &tx, period, 7).unwrap(),
+        eval
+    );
+    assert!(eval.root_mean_squared_error >= eval.mean_absolute_error);
+    assert!(eval.mean_absolute_error > 0.0);
     assert!(
         rel(eval.predicted_total, eval.actual_total) < 0.10,
         "{eval:#?}"

@@ -206,3 +206,186 @@ fn model_charts_render_as_png() {
     mod8_datasci::render_probability_alive_matrix(&svg, &model, 10, 39.0).unwrap();
     assert!(std::fs::read_to_string(&svg).unwrap().contains("P(alive)"));
 }
+
+#[cfg(feature = "charts")]
+/// A simulated log that goes on half a year after [`as_of`], with its calibration summary.
+fn log_with_holdout() -> (Vec<mod8_datasci::Transaction>, mod8_datasci::RfmSummary) {
+    use mod8_datasci::simulate::{simulate_transactions, SimulationParams};
+    let params = SimulationParams {
+        bgnbd: cdnow().bgnbd,
+        gamma_gamma: cdnow().gamma_gamma,
+        customers: 800,
+        min_age_weeks: 0.0,
+        max_age_weeks: 0.0,
+        seed: 9,
+    };
+    let tx = simulate_transactions(
+        &params,
+        NaiveDate::from_ymd_opt(2024, 1, 1).unwrap(),
+        60,
+        NaiveDate::from_ymd_opt(2024, 12, 31).unwrap(),
+    )
+    .unwrap();
+    let summary = mod8_datasci::RfmSummary::from_transactions(&tx, as_of()).unwrap();
+    (tx, summary)
+}
+
+#[cfg(feature = "png")]
+#[test]
+fn the_clv_chart_set_writes_every_chart_as_svg_and_png() {
+    use mod8_datasci::{ChartFormat, ClvChartSet, ClvOptions, HoldoutEvaluation, HoldoutPeriod};
+
+    let (tx, summary) = log_with_holdout();
+    let model = cdnow();
+    let fit = mod8_datasci::BgNbdFit {
+        params: model.bgnbd,
+        log_likelihood: -1.0,
+        customers: summary.len(),
+        distinct_histories: summary.len(),
+        iterations: 0,
+    };
+    let period =
+        HoldoutPeriod::new(as_of(), NaiveDate::from_ymd_opt(2024, 12, 31).unwrap()).unwrap();
+    let holdout = HoldoutEvaluation::of_fit(&fit, &tx, period, 7).unwrap();
+    let options = ClvOptions::default();
+    let predictions = model
+        .predict_all(&summary, options.horizon_weeks(), &options)
+        .unwrap();
+    let segments = InsightsGenerator::default()
+        .report_transactions(&tx, as_of())
+        .unwrap();
+    assert_eq!(segments.total_users, summary.len());
+
+    let dir = tempfile::tempdir().unwrap();
+    let written = ClvChartSet::new(&model.bgnbd, &summary)
+        .with_segments(&segments)
+        .with_holdout(&holdout)
+        .with_clv_distribution(&predictions, options)
+        .render(dir.path(), ChartFormat::available())
+        .unwrap();
+    let names: Vec<_> = written
+        .iter()
+        .map(|p| p.file_name().unwrap().to_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "probability_alive.svg",
+            "probability_alive.png",
+            "expected_purchases.svg",
+            "expected_purchases.png",
+            "segments.svg",
+            "segments.png",
+            "calibration_holdout.svg",
+            "calibration_holdout.png",
+            "clv_distribution.svg",
+            "clv_distribution.png",
+        ]
+    );
+    for (path, size) in written.iter().skip(1).step_by(2).zip([
+        (900, 650),
+        (900, 650),
+        (800, 500),
+        (900, 600),
+        (900, 600),
+    ]) {
+        assert_png_with_text(path, size);
+    }
+    let svg = |name: &str| {
+        let text = std::fs::read_to_string(dir.path().join(name)).unwrap();
+        assert!(text.trim_start().starts_with("<svg"), "{name}");
+        assert!(text.trim_end().ends_with("</svg>"), "{name}");
+        assert!(!text.contains("NaN"), "{name}");
+        text
+    };
+    let holdout_svg = svg("calibration_holdout.svg");
+    assert!(holdout_svg.contains(&format!(
+        "Holdout purchases: actual {:.0} vs predicted {:.1} (MAE {:.3}, RMSE {:.3})",
+        holdout.actual_total,
+        holdout.predicted_total,
+        holdout.mean_absolute_error,
+        holdout.root_mean_squared_error
+    )));
+    assert!(holdout_svg.contains("predicted (BG/NBD)") && holdout_svg.contains("7+"));
+    // One line per series (actual, predicted), with a marker per non-empty bucket each.
+    let populated = holdout.buckets.iter().filter(|b| b.customers > 0).count();
+    assert!(populated >= 5, "{holdout:?}");
+    assert_eq!(holdout_svg.matches("<circle").count(), populated);
+    let mean = predictions.iter().map(|p| p.clv).sum::<f64>() / predictions.len() as f64;
+    let clv_svg = svg("clv_distribution.svg");
+    assert!(
+        clv_svg.contains(&format!(
+            "Predicted CLV over 12 x 4.345 weeks ({} customers, median ",
+            predictions.len()
+        )) && clv_svg.contains(&format!("mean {mean:.2})")),
+        "{clv_svg}"
+    );
+    // 30 bars (plus the background and plot-area rectangles).
+    assert!(clv_svg.matches("<rect").count() >= 30);
+    assert!(svg("segments.svg").contains(&format!("Users per segment ({} users)", summary.len())));
+
+    // The single charts: unknown extensions refused, nothing to draw is an empty input.
+    let jpg = dir.path().join("x.jpg");
+    assert!(matches!(
+        mod8_datasci::render_clv_distribution(&jpg, &predictions, &options),
+        Err(mod8_datasci::Error::Unsupported { .. })
+    ));
+    assert!(matches!(
+        mod8_datasci::render_calibration_holdout(&jpg, &holdout),
+        Err(mod8_datasci::Error::Unsupported { .. })
+    ));
+    let empty = dir.path().join("empty.svg");
+    assert!(matches!(
+        mod8_datasci::render_clv_distribution(&empty, &[], &options),
+        Err(mod8_datasci::Error::EmptyInput { .. })
+    ));
+    let nobody = HoldoutEvaluation {
+        buckets: holdout
+            .buckets
+            .iter()
+            .map(|b| mod8_datasci::HoldoutBucket {
+                customers: 0,
+                ..b.clone()
+            })
+            .collect(),
+        ..holdout.clone()
+    };
+    assert!(matches!(
+        mod8_datasci::render_calibration_holdout(&empty, &nobody),
+        Err(mod8_datasci::Error::EmptyInput { .. })
+    ));
+    assert!(!empty.exists());
+}
+
+#[cfg(feature = "charts")]
+#[test]
+fn svg_only_chart_sets_keep_their_files() {
+    // `render_clv_charts` and `render_transaction_charts` write SVG only, as before.
+    let (tx, summary) = log_with_holdout();
+    let dir = tempfile::tempdir().unwrap();
+    let files = mod8_datasci::render_clv_charts(dir.path(), &cdnow().bgnbd, &summary).unwrap();
+    let set = mod8_datasci::ClvChartSet::new(&cdnow().bgnbd, &summary)
+        .render(&dir.path().join("set"), &[mod8_datasci::ChartFormat::Svg])
+        .unwrap();
+    for (a, b) in files.iter().zip(&set) {
+        assert_eq!(a.file_name(), b.file_name());
+        assert_eq!(std::fs::read(a).unwrap(), std::fs::read(b).unwrap());
+    }
+    let files = mod8_datasci::render_transaction_charts(dir.path(), &tx, as_of()).unwrap();
+    let names: Vec<_> = files
+        .iter()
+        .map(|p| p.file_name().unwrap().to_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "probability_alive.svg",
+            "expected_purchases.svg",
+            "segments.svg"
+        ]
+    );
+    assert_eq!(
+        mod8_datasci::ChartFormat::available().contains(&mod8_datasci::ChartFormat::Png),
+        cfg!(feature = "png")
+    );
+}

@@ -44,7 +44,7 @@ fn base(n: usize, whole_days: bool) -> RfmSummary {
             };
             CustomerSummary {
                 customer_id: format!("c{i:07}"),
-                first_purchase: end() - Days::new((rfm.t * 7.0) as u64),
+                first_purchase: Some(end() - Days::new((rfm.t * 7.0) as u64)),
                 rfm,
             }
         })
