@@ -52,6 +52,30 @@ fn peer_figure(bench: &str, figure: &str) -> Option<f64> {
     json.get(bench)?.get(figure)?.get("value")?.as_f64()
 }
 
+/// Appends one figure to the file named by `MOD8_BENCH_FIGURES`, if set, as a JSON line
+/// (`{"bench", "figure", "value", "unit"}`): what `scripts/compare-peers.sh` reads to print
+/// mod8's figures beside the Python peers' and the server tools'.
+fn record_figure(figure: &str, value: f64, unit: &str) {
+    use std::io::Write;
+    let Ok(path) = std::env::var("MOD8_BENCH_FIGURES") else {
+        return;
+    };
+    let line = serde_json::json!({
+        "bench": "mod8-cache",
+        "figure": figure,
+        "value": value,
+        "unit": unit,
+    });
+    let written = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .and_then(|mut f| writeln!(f, "{line}"));
+    if let Err(e) = written {
+        eprintln!("cannot append to MOD8_BENCH_FIGURES={path}: {e}");
+    }
+}
+
 /// p50 and p99 (nearest rank) of unsorted samples.
 fn percentiles(samples: &mut [f64]) -> (f64, f64) {
     samples.sort_unstable_by(f64::total_cmp);
@@ -281,6 +305,8 @@ fn l1_table(lookups: &[(&str, &Lookup<'_>)]) {
         for ((name, _), (batched, single)) in lookups.iter().zip(&mut samples) {
             let ((b50, b99), (s50, s99)) = (percentiles(batched), percentiles(single));
             println!("  {name:<50} {b50:>11.1} {b99:>11.1} {s50:>12.1} {s99:>12.1}");
+            record_figure(&format!("l1 {threads}t {name}: batch p50"), b50, "ns");
+            record_figure(&format!("l1 {threads}t {name}: single p99"), s99, "ns");
         }
         if threads == 1 {
             match peer_figure("lru_hit", "lru_hit_maxsize128") {
@@ -588,6 +614,8 @@ fn redis_table(s: &RedisSetup<'_>) {
         let mean = samples.iter().sum::<f64>() / samples.len() as f64;
         let (p50, p99) = percentiles(&mut samples);
         println!("  {name:<56} {p50:>8.1} {p99:>8.1} {mean:>8.1}");
+        record_figure(&format!("redis get {name}: p50"), p50, "us");
+        record_figure(&format!("redis get {name}: p99"), p99, "us");
     }
     if benchmark.is_empty() {
         println!("  (redis-benchmark: not on the PATH or failed)");
@@ -595,6 +623,16 @@ fn redis_table(s: &RedisSetup<'_>) {
         let mut p50s: Vec<f64> = benchmark.iter().map(|r| r.0).collect();
         let mut p99s: Vec<f64> = benchmark.iter().map(|r| r.1).collect();
         let runs = benchmark.len();
+        record_figure(
+            "redis get redis-benchmark: p50",
+            percentiles(&mut p50s).0,
+            "us",
+        );
+        record_figure(
+            "redis get redis-benchmark: p99",
+            percentiles(&mut p99s).0,
+            "us",
+        );
         println!(
             "  {:<56} {:>8.1} {:>8.1}   (median of {runs} runs)",
             "redis-benchmark -c 1 -n 50000 -t get -d 100",

@@ -119,6 +119,17 @@ impl Report {
             "figure", "p50", "p99", "mean", "samples"
         );
         for (label, samples) in self.rows.borrow().iter() {
+            let us = |d: Duration| d.as_secs_f64() * 1e6;
+            record_figure(
+                &format!("{label}: p50"),
+                us(percentile(samples, 0.50)),
+                "us",
+            );
+            record_figure(
+                &format!("{label}: p99"),
+                us(percentile(samples, 0.99)),
+                "us",
+            );
             println!(
                 "{label:<44} {:>10} {:>10} {:>10} {:>8}",
                 show(percentile(samples, 0.50)),
@@ -189,6 +200,30 @@ impl Report {
                 "< 1",
             );
         }
+    }
+}
+
+/// Appends one figure to the file named by `MOD8_BENCH_FIGURES`, if set, as a JSON line
+/// (`{"bench", "figure", "value", "unit"}`): what `scripts/compare-peers.sh` reads to print
+/// mod8's figures beside the Python peers' and the server tools'.
+fn record_figure(figure: &str, value: f64, unit: &str) {
+    use std::io::Write;
+    let Ok(path) = std::env::var("MOD8_BENCH_FIGURES") else {
+        return;
+    };
+    let line = serde_json::json!({
+        "bench": "mod8-orm",
+        "figure": figure,
+        "value": value,
+        "unit": unit,
+    });
+    let written = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .and_then(|mut f| writeln!(f, "{line}"));
+    if let Err(e) = written {
+        eprintln!("cannot append to MOD8_BENCH_FIGURES={path}: {e}");
     }
 }
 
