@@ -124,11 +124,15 @@ fn parse_model(s: &str) -> Result<mod8_datasci::PurchaseModelKind, String> {
 /// The input: a transaction log with its calibration end, a per-customer summary, or the
 /// configured database's orders up to a calibration end.
 #[derive(Args)]
-#[group(id = "input_source", required = true, multiple = false, args = ["transactions", "summary", "from_db"])]
 struct ClvArgs {
     /// Transaction log: CSV with a header row `customer_id,date,amount` and ISO dates.
     /// Transactions after the calibration end are held out (counted on stderr).
-    #[arg(long, conflicts_with = "summary", requires = "calibration_end")]
+    #[arg(
+        long,
+        required_unless_present_any = ["summary", "from_db"],
+        conflicts_with_all = ["summary", "from_db"],
+        requires = "calibration_end"
+    )]
     transactions: Option<PathBuf>,
     /// Last day of the calibration period (YYYY-MM-DD), with --transactions or --from-db.
     #[arg(long, conflicts_with = "summary")]
@@ -141,7 +145,7 @@ struct ClvArgs {
     /// Summarise the configured database's orders (MOD8_POSTGRES_URL, PostgreSQL or a SQLite
     /// URL; else the embedded SQLite) with one SQL aggregate: paid and shipped orders up to and
     /// including --calibration-end, amounts in currency units (cents / 100).
-    #[arg(long, requires = "calibration_end")]
+    #[arg(long, conflicts_with = "summary", requires = "calibration_end")]
     from_db: bool,
 }
 
