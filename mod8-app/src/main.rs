@@ -35,6 +35,18 @@ enum Command {
         /// How many users to create.
         #[arg(long, default_value_t = 1000)]
         users: usize,
+        /// Instead: users with planted taste groups (products, users and paid orders in the
+        /// SQL store only), on which `mod8 recs eval` shows what collaborative filtering finds.
+        #[arg(long)]
+        planted: bool,
+        /// Seed of the planted data (with --planted).
+        #[arg(long, default_value_t = 1, requires = "planted")]
+        seed: u64,
+    },
+    /// Recommendations: offline evaluation.
+    Recs {
+        #[command(subcommand)]
+        command: RecsCommand,
     },
     /// Drive the flows at scale and print throughput and latency percentiles.
     Bench(mod8_app::commands::bench::BenchArgs),
@@ -43,6 +55,34 @@ enum Command {
     Clv {
         #[command(subcommand)]
         command: ClvCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum RecsCommand {
+    /// Score random, popularity, item-item CF, segment and blend recommendations on the
+    /// configured database's order history (held-out purchases): precision@k, recall@k,
+    /// MAP@k, NDCG@k, catalogue coverage, as a Markdown table (or JSON).
+    Eval {
+        /// Recommendations scored per user (the k of every metric).
+        #[arg(long, default_value_t = 10)]
+        k: usize,
+        /// Hold out each user's last N purchases (leave-last-N-out; the default split, N = 1).
+        #[arg(long, conflicts_with = "time_split")]
+        leave_last: Option<usize>,
+        /// Time split instead: purchases after this day (YYYY-MM-DD) are held out.
+        #[arg(long)]
+        time_split: Option<chrono::NaiveDate>,
+        /// The day models are built as of (default: the time split's day, else the last
+        /// purchase's).
+        #[arg(long)]
+        as_of: Option<chrono::NaiveDate>,
+        /// Seed of the random strategy.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -244,7 +284,42 @@ async fn run(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Demo => commands::demo::run().await,
         Command::Serve { addr } => commands::serve(addr).await,
-        Command::Seed { users } => commands::seed::run(users).await,
+        Command::Seed {
+            users,
+            planted: false,
+            ..
+        } => commands::seed::run(users).await,
+        Command::Seed {
+            users,
+            planted: true,
+            seed,
+        } => commands::seed::run_planted(users, seed).await,
+        Command::Recs {
+            command:
+                RecsCommand::Eval {
+                    k,
+                    leave_last,
+                    time_split,
+                    as_of,
+                    seed,
+                    json,
+                },
+        } => {
+            let split = match time_split {
+                Some(cutoff) => mod8_datasci::EvaluationSplit::time(cutoff),
+                None => mod8_datasci::EvaluationSplit::leave_last_out(leave_last.unwrap_or(1)),
+            };
+            commands::recs::run(
+                commands::recs::EvalOptions {
+                    k,
+                    split,
+                    as_of,
+                    seed,
+                },
+                json,
+            )
+            .await
+        }
         Command::Bench(args) => commands::bench::run(args).await,
         // The fits run in `spawn_blocking`; `--from-db` streams the summary from the database.
         Command::Clv { command } => run_clv(command).await,
