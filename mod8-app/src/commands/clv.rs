@@ -721,10 +721,13 @@ impl Comparison {
     }
 }
 
+/// A fitted model's parameters by name, log-likelihood and holdout error.
+type Fitted = (Vec<(&'static str, f64)>, f64, Option<HoldoutError>);
+
 fn row(
     model: PurchaseModelKind,
     customers: usize,
-    fitted: anyhow::Result<(Vec<(&'static str, f64)>, f64, Option<HoldoutError>)>,
+    fitted: anyhow::Result<Fitted>,
 ) -> ComparisonRow {
     let k = model.parameter_count();
     match fitted {
