@@ -35,10 +35,23 @@ enum Command {
         /// How many users to create.
         #[arg(long, default_value_t = 1000)]
         users: usize,
+        /// Instead: users with planted taste groups (products, users and paid orders in the
+        /// SQL store only), on which `mod8 recs eval` shows what collaborative filtering finds.
+        #[arg(long)]
+        planted: bool,
+        /// Seed of the planted data (with --planted).
+        #[arg(long, default_value_t = 1, requires = "planted")]
+        seed: u64,
+    },
+    /// Recommendations: offline evaluation.
+    Recs {
+        #[command(subcommand)]
+        command: RecsCommand,
     },
     /// Drive the flows at scale and print throughput and latency percentiles.
     Bench(mod8_app::commands::bench::BenchArgs),
-    /// Customer lifetime value: fit, predict, plot (BG/NBD + Gamma-Gamma).
+    /// Customer lifetime value: fit, predict, plot, compare (BG/NBD, Pareto/NBD, MBG/NBD or
+    /// BG/BB, with Gamma-Gamma for spend).
     Clv {
         #[command(subcommand)]
         command: ClvCommand,
@@ -46,12 +59,42 @@ enum Command {
 }
 
 #[derive(Subcommand)]
+enum RecsCommand {
+    /// Score random, popularity, item-item CF, segment and blend recommendations on the
+    /// configured database's order history (held-out purchases): precision@k, recall@k,
+    /// MAP@k, NDCG@k, catalogue coverage, as a Markdown table (or JSON).
+    Eval {
+        /// Recommendations scored per user (the k of every metric).
+        #[arg(long, default_value_t = 10)]
+        k: usize,
+        /// Hold out each user's last N purchases (leave-last-N-out; the default split, N = 1).
+        #[arg(long, conflicts_with = "time_split")]
+        leave_last: Option<usize>,
+        /// Time split instead: purchases after this day (YYYY-MM-DD) are held out.
+        #[arg(long)]
+        time_split: Option<chrono::NaiveDate>,
+        /// The day models are built as of (default: the time split's day, else the last
+        /// purchase's).
+        #[arg(long)]
+        as_of: Option<chrono::NaiveDate>,
+        /// Seed of the random strategy.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
 enum ClvCommand {
-    /// Fit BG/NBD and Gamma-Gamma and print the parameters as JSON (with `--holdout-end`, also
-    /// predicted vs actual holdout purchases).
+    /// Fit the purchase model and Gamma-Gamma and print the parameters and log-likelihood as
+    /// JSON (with `--holdout-end`, also predicted vs actual holdout purchases).
     Fit {
         #[command(flatten)]
         input: ClvArgs,
+        #[command(flatten)]
+        model: ModelArgs,
         #[command(flatten)]
         holdout: HoldoutArgs,
     },
@@ -60,12 +103,16 @@ enum ClvCommand {
         #[command(flatten)]
         input: ClvArgs,
         #[command(flatten)]
+        model: ModelArgs,
+        #[command(flatten)]
         horizon: HorizonArgs,
     },
     /// Write the charts (SVG and PNG) into a directory.
     Plot {
         #[command(flatten)]
         input: ClvArgs,
+        #[command(flatten)]
+        model: ModelArgs,
         #[command(flatten)]
         holdout: HoldoutArgs,
         /// The CLV distribution chart's horizon and discount rate.
@@ -75,27 +122,71 @@ enum ClvCommand {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Fit every purchase model that applies to the input and print log-likelihood, number
+    /// of parameters, AIC, BIC and (with `--holdout-end`) holdout MAE/RMSE side by side.
+    Compare {
+        #[command(flatten)]
+        input: ClvArgs,
+        #[command(flatten)]
+        holdout: HoldoutArgs,
+        /// Days per transaction opportunity: compare BG/BB on the transaction log cut into
+        /// opportunities (instead of the weekly models).
+        #[arg(long, requires = "transactions")]
+        period_days: Option<u32>,
+        /// Print JSON instead of the table.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
-/// The input: a transaction log with its calibration end, or a per-customer summary.
+/// The purchase model.
+#[derive(Args)]
+struct ModelArgs {
+    /// Purchase model: bgnbd (default), pareto-nbd, mbgnbd, or bgbb for discrete transaction
+    /// opportunities (with --period-days on a transaction log, or a summary
+    /// customer_id,frequency,recency,n_periods,monetary_value).
+    #[arg(long, value_parser = parse_model)]
+    model: Option<mod8_datasci::PurchaseModelKind>,
+    /// Days per transaction opportunity, for --model bgbb on a transaction log: opportunity j
+    /// of a customer is days [j·N, (j+1)·N) after their first transaction (which is
+    /// opportunity 0, not counted); only opportunities finished by the calibration end count.
+    #[arg(long, requires = "transactions")]
+    period_days: Option<u32>,
+}
+
+fn parse_model(s: &str) -> Result<mod8_datasci::PurchaseModelKind, String> {
+    s.parse().map_err(|e: mod8_datasci::Error| match e {
+        mod8_datasci::Error::Validation { message, .. } => message,
+        other => other.to_string(),
+    })
+}
+
+/// The input: a transaction log with its calibration end, a per-customer summary, or the
+/// configured database's orders up to a calibration end.
 #[derive(Args)]
 struct ClvArgs {
     /// Transaction log: CSV with a header row `customer_id,date,amount` and ISO dates.
     /// Transactions after the calibration end are held out (counted on stderr).
     #[arg(
         long,
-        required_unless_present = "summary",
-        conflicts_with = "summary",
+        required_unless_present_any = ["summary", "from_db"],
+        conflicts_with_all = ["summary", "from_db"],
         requires = "calibration_end"
     )]
     transactions: Option<PathBuf>,
-    /// Last day of the calibration period (YYYY-MM-DD), with --transactions.
-    #[arg(long, requires = "transactions", conflicts_with = "summary")]
+    /// Last day of the calibration period (YYYY-MM-DD), with --transactions or --from-db.
+    #[arg(long, conflicts_with = "summary")]
     calibration_end: Option<chrono::NaiveDate>,
     /// Per-customer summary instead of a transaction log: CSV with the header
-    /// `customer_id,frequency,recency,T,monetary_value`, time in weeks (lifetimes' conventions).
+    /// `customer_id,frequency,recency,T,monetary_value`, time in weeks (lifetimes' conventions);
+    /// for --model bgbb `customer_id,frequency,recency,n_periods,monetary_value` in opportunities.
     #[arg(long)]
     summary: Option<PathBuf>,
+    /// Summarise the configured database's orders (MOD8_POSTGRES_URL, PostgreSQL or a SQLite
+    /// URL; else the embedded SQLite) with one SQL aggregate: paid and shipped orders up to and
+    /// including --calibration-end, amounts in currency units (cents / 100).
+    #[arg(long, conflicts_with = "summary", requires = "calibration_end")]
+    from_db: bool,
 }
 
 #[derive(Args)]
@@ -136,16 +227,36 @@ impl ClvArgs {
         holdout_end: Option<chrono::NaiveDate>,
     ) -> anyhow::Result<mod8_app::commands::clv::ClvSource> {
         use mod8_app::commands::clv::ClvSource;
-        match (self.transactions, self.calibration_end, self.summary) {
-            (Some(path), Some(calibration_end), None) => Ok(ClvSource::Transactions {
+        match (self.transactions, self.calibration_end, self.summary, self.from_db) {
+            (Some(path), Some(calibration_end), None, false) => Ok(ClvSource::Transactions {
                 path,
                 calibration_end,
                 holdout_end,
             }),
-            (None, None, Some(path)) => Ok(ClvSource::Summary { path }),
+            (None, None, Some(path), false) => Ok(ClvSource::Summary { path }),
+            (None, Some(calibration_end), None, true) => {
+                if holdout_end.is_some() {
+                    anyhow::bail!("--holdout-end needs --transactions");
+                }
+                Ok(ClvSource::Database { calibration_end })
+            }
             // clap enforces this already; kept as an error rather than a panic.
-            _ => anyhow::bail!("give --transactions with --calibration-end, or --summary"),
+            _ => anyhow::bail!(
+                "give --transactions with --calibration-end, --summary, or --from-db with --calibration-end"
+            ),
         }
+    }
+
+    fn request(
+        self,
+        holdout_end: Option<chrono::NaiveDate>,
+        model: ModelArgs,
+    ) -> anyhow::Result<mod8_app::commands::clv::ClvRequest> {
+        Ok(mod8_app::commands::clv::ClvRequest {
+            source: self.source(holdout_end)?,
+            model: model.model,
+            period_days: model.period_days,
+        })
     }
 }
 
@@ -173,25 +284,95 @@ async fn run(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Demo => commands::demo::run().await,
         Command::Serve { addr } => commands::serve(addr).await,
-        Command::Seed { users } => commands::seed::run(users).await,
+        Command::Seed {
+            users,
+            planted: false,
+            ..
+        } => commands::seed::run(users).await,
+        Command::Seed {
+            users,
+            planted: true,
+            seed,
+        } => commands::seed::run_planted(users, seed).await,
+        Command::Recs {
+            command:
+                RecsCommand::Eval {
+                    k,
+                    leave_last,
+                    time_split,
+                    as_of,
+                    seed,
+                    json,
+                },
+        } => {
+            let split = match time_split {
+                Some(cutoff) => mod8_datasci::EvaluationSplit::time(cutoff),
+                None => mod8_datasci::EvaluationSplit::leave_last_out(leave_last.unwrap_or(1)),
+            };
+            commands::recs::run(
+                commands::recs::EvalOptions {
+                    k,
+                    split,
+                    as_of,
+                    seed,
+                },
+                json,
+            )
+            .await
+        }
         Command::Bench(args) => commands::bench::run(args).await,
-        // CPU-bound and quick: runs on this task, nothing else is scheduled meanwhile.
-        Command::Clv { command } => run_clv(command),
+        // The fits run in `spawn_blocking`; `--from-db` streams the summary from the database.
+        Command::Clv { command } => run_clv(command).await,
     }
 }
 
-fn run_clv(command: ClvCommand) -> anyhow::Result<()> {
+async fn run_clv(command: ClvCommand) -> anyhow::Result<()> {
     use mod8_app::commands::clv;
     match command {
-        ClvCommand::Fit { input, holdout } => clv::fit(input.source(holdout.holdout_end)?),
-        ClvCommand::Predict { input, horizon } => {
-            clv::predict(input.source(None)?, horizon.options())
-        }
+        ClvCommand::Fit {
+            input,
+            model,
+            holdout,
+        } => clv::fit(input.request(holdout.holdout_end, model)?).await,
+        ClvCommand::Predict {
+            input,
+            model,
+            horizon,
+        } => clv::predict(input.request(None, model)?, horizon.options()).await,
         ClvCommand::Plot {
             input,
+            model,
             holdout,
             horizon,
             out,
-        } => clv::plot(input.source(holdout.holdout_end)?, horizon.options(), &out),
+        } => {
+            clv::plot(
+                input.request(holdout.holdout_end, model)?,
+                horizon.options(),
+                &out,
+            )
+            .await
+        }
+        ClvCommand::Compare {
+            input,
+            holdout,
+            period_days,
+            json,
+        } => {
+            let request = input.request(
+                holdout.holdout_end,
+                ModelArgs {
+                    model: None,
+                    period_days,
+                },
+            )?;
+            let comparison = clv::compare(request).await?;
+            if json {
+                println!("{}", serde_json::to_string(&comparison)?);
+            } else {
+                print!("{}", comparison.to_table());
+            }
+            Ok(())
+        }
     }
 }

@@ -4,7 +4,8 @@
 //! - `profile`: profile + segment 1,000,000 synthetic users (heuristic tier), beside one plain
 //!   pass reading the same users (the memory-bandwidth floor);
 //! - `fit`: BG/NBD + Gamma-Gamma on 25,000 simulated customers and on the full CDNOW base
-//!   (23,570), with summary building from transactions measured separately;
+//!   (23,570), Pareto/NBD on the full CDNOW base, with summary building from transactions
+//!   measured separately;
 //! - `recommend`: building item-to-item CF from 10,000 users over 1,000 products, and
 //!   recommendations for all 10,000 users.
 //!
@@ -24,7 +25,8 @@ use mod8_datasci::simulate::{
     SimulationParams,
 };
 use mod8_datasci::{
-    AnalyticsEngine, BgNbd, ClvFit, GammaGamma, RecommendationEngine, Rfm, RfmSummary, Segment,
+    AnalyticsEngine, BgNbd, ClvFit, GammaGamma, ParetoNbd, RecommendationEngine, Rfm, RfmSummary,
+    Segment,
 };
 
 fn as_of() -> NaiveDate {
@@ -152,6 +154,9 @@ fn fit<M: Measurement + 'static>(c: &mut Criterion<M>) {
     });
     group.bench_function("BG/NBD + Gamma-Gamma, full CDNOW (23,570)", |b| {
         b.iter(|| black_box(ClvFit::fit_points(black_box(&cdnow)).unwrap()))
+    });
+    group.bench_function("Pareto/NBD, full CDNOW (23,570)", |b| {
+        b.iter(|| black_box(ParetoNbd::fit(black_box(&cdnow)).unwrap()))
     });
     group.bench_function("RFM summary from transactions, 25,000 customers", |b| {
         b.iter(|| black_box(RfmSummary::from_transactions(black_box(&tx), end).unwrap()))

@@ -21,6 +21,7 @@ use crate::bgnbd::BgNbd;
 use crate::clv::{ClvOptions, CustomerPrediction, HoldoutEvaluation};
 use crate::error::{Error, Result};
 use crate::insights::{InsightsGenerator, SegmentReport};
+use crate::purchase::PurchaseModel;
 use crate::rfm::{Rfm, RfmSummary};
 use crate::transactions::Transaction;
 
@@ -325,18 +326,37 @@ pub fn render_probability_alive_matrix(
     max_frequency: u32,
     t_weeks: f64,
 ) -> Result<()> {
+    render_model_probability_alive_matrix(
+        path,
+        &PurchaseModel::BgNbd(*model),
+        max_frequency,
+        t_weeks,
+    )
+}
+
+/// [`render_probability_alive_matrix`] for any continuous-time purchase model.
+///
+/// # Errors
+///
+/// As [`render_probability_alive_matrix`], plus the model's errors.
+pub fn render_model_probability_alive_matrix(
+    path: &Path,
+    model: &PurchaseModel,
+    max_frequency: u32,
+    t_weeks: f64,
+) -> Result<()> {
     heatmap(
         path,
         &format!("P(alive) of a customer aged {t_weeks:.1} weeks"),
         max_frequency,
         t_weeks,
         |f, recency| {
-            Ok(model.p_alive(&Rfm {
+            model.p_alive(&Rfm {
                 frequency: f,
                 recency,
                 t: t_weeks,
                 monetary_value: 0.0,
-            }))
+            })
         },
     )
 }
@@ -350,6 +370,27 @@ pub fn render_probability_alive_matrix(
 pub fn render_expected_purchases_matrix(
     path: &Path,
     model: &BgNbd,
+    max_frequency: u32,
+    t_weeks: f64,
+    horizon_weeks: f64,
+) -> Result<()> {
+    render_model_expected_purchases_matrix(
+        path,
+        &PurchaseModel::BgNbd(*model),
+        max_frequency,
+        t_weeks,
+        horizon_weeks,
+    )
+}
+
+/// [`render_expected_purchases_matrix`] for any continuous-time purchase model.
+///
+/// # Errors
+///
+/// As [`render_expected_purchases_matrix`].
+pub fn render_model_expected_purchases_matrix(
+    path: &Path,
+    model: &PurchaseModel,
     max_frequency: u32,
     t_weeks: f64,
     horizon_weeks: f64,
@@ -437,7 +478,7 @@ fn matrix_axes(summary: &RfmSummary) -> (u32, f64) {
 /// ```
 #[derive(Debug, Clone, Copy)]
 pub struct ClvChartSet<'a> {
-    model: &'a BgNbd,
+    model: PurchaseModel,
     summary: &'a RfmSummary,
     segments: Option<&'a SegmentReport>,
     holdout: Option<&'a HoldoutEvaluation>,
@@ -447,6 +488,12 @@ pub struct ClvChartSet<'a> {
 impl<'a> ClvChartSet<'a> {
     /// The two BG/NBD matrices of `model`, with axes from `summary`.
     pub fn new(model: &'a BgNbd, summary: &'a RfmSummary) -> Self {
+        Self::for_model(PurchaseModel::BgNbd(*model), summary)
+    }
+
+    /// The two matrices of any continuous-time purchase model (BG/NBD, Pareto/NBD, MBG/NBD),
+    /// with axes from `summary`.
+    pub fn for_model(model: PurchaseModel, summary: &'a RfmSummary) -> Self {
         ClvChartSet {
             model,
             summary,
@@ -499,10 +546,16 @@ impl<'a> ClvChartSet<'a> {
             Ok(())
         };
         each("probability_alive", &|path| {
-            render_probability_alive_matrix(path, self.model, max_f, t)
+            render_model_probability_alive_matrix(path, &self.model, max_f, t)
         })?;
         each("expected_purchases", &|path| {
-            render_expected_purchases_matrix(path, self.model, max_f, t, MATRIX_HORIZON_WEEKS)
+            render_model_expected_purchases_matrix(
+                path,
+                &self.model,
+                max_f,
+                t,
+                MATRIX_HORIZON_WEEKS,
+            )
         })?;
         if let Some(report) = self.segments {
             each("segments", &|path| {

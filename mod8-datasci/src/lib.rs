@@ -20,10 +20,12 @@ mod grouping;
 mod hyp2f1;
 mod insights;
 mod mbgnbd;
+mod opportunity;
 mod optimize;
 mod parallel;
 mod pareto_nbd;
 mod predictor;
+mod purchase;
 mod recommend;
 mod rfm;
 mod segment;
@@ -46,7 +48,8 @@ pub use bgnbd::{BgNbd, BgNbdFit};
 #[cfg_attr(docsrs, doc(cfg(feature = "charts")))]
 pub use charts::{
     render_calibration_holdout, render_clv_charts, render_clv_distribution,
-    render_expected_purchases_matrix, render_probability_alive_matrix, render_segment_chart,
+    render_expected_purchases_matrix, render_model_expected_purchases_matrix,
+    render_model_probability_alive_matrix, render_probability_alive_matrix, render_segment_chart,
     render_segment_distribution, render_transaction_charts, ChartFormat, ClvChartSet,
 };
 pub use clv::{
@@ -64,8 +67,13 @@ pub use evaluate::{
 pub use gamma_gamma::{GammaGamma, GammaGammaFit};
 pub use insights::{InsightsGenerator, SegmentReport, SegmentStats};
 pub use mbgnbd::{MbgNbd, MbgNbdFit};
+pub use opportunity::{
+    predict_bgbb, read_bgbb_summary, write_bgbb_predictions_csv, BgBbCustomer, BgBbPrediction,
+    BgBbSummary,
+};
 pub use pareto_nbd::{ParetoNbd, ParetoNbdFit};
 pub use predictor::{Prediction, PredictionKind, PredictionValue, Predictor};
+pub use purchase::{aic, bic, HoldoutError, PurchaseModel, PurchaseModelFit, PurchaseModelKind};
 pub use recommend::{
     CatalogItem, Recommendation, RecommendationConfig, RecommendationEngine, RecommendationReason,
 };

@@ -3,6 +3,7 @@
 pub mod bench;
 pub mod clv;
 pub mod demo;
+pub mod recs;
 pub mod seed;
 
 use std::net::SocketAddr;
