@@ -40,9 +40,10 @@ export CRITERION_HOME=$work/criterion
 load() { echo "== load average: $(cut -d' ' -f1-3 /proc/loadavg)"; }
 
 # Build everything first, so the compiler is not running while either side measures.
-for crate in mod8-cache mod8-orm mod8-mq mod8-datasci; do
+for crate in mod8-cache mod8-orm mod8-mq; do
     cargo bench -p "$crate" --no-run
 done
+cargo bench -p mod8-datasci --features testing --no-run
 
 load
 echo "== Python peers (bench_peers.py)"
@@ -59,7 +60,7 @@ echo "== mod8-mq: confirmed publish, consume + ack"
 cargo bench -p mod8-mq --bench mq -- 'confirmed_publish|consume_and_ack' "${quick[@]}"
 load
 echo "== mod8-datasci: fits"
-cargo bench -p mod8-datasci --bench datasci -- 'wall/fit' "${quick[@]}"
+cargo bench -p mod8-datasci --features testing --bench datasci -- '(wall|cpu)/fit/(BG/NBD \+ Gamma-Gamma, full|Pareto)' "${quick[@]}"
 load
 
 echo
