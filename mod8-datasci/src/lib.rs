@@ -62,12 +62,13 @@ pub use evaluate::{
     RecommendationStrategy, StrategyScores, TrainTestSplit,
 };
 pub use gamma_gamma::{GammaGamma, GammaGammaFit};
-pub use insights::{InsightsGenerator, SegmentReport, SegmentStats};
+pub use insights::{InsightsGenerator, SegmentReport, SegmentReportBuilder, SegmentStats};
 pub use mbgnbd::{MbgNbd, MbgNbdFit};
 pub use pareto_nbd::{ParetoNbd, ParetoNbdFit};
 pub use predictor::{Prediction, PredictionKind, PredictionValue, Predictor};
 pub use recommend::{
-    CatalogItem, Recommendation, RecommendationConfig, RecommendationEngine, RecommendationReason,
+    CatalogItem, PurchaseCounts, Recommendation, RecommendationConfig, RecommendationEngine,
+    RecommendationReason,
 };
 pub use rfm::{holdout_purchases, CustomerSummary, Rfm, RfmSummary, DAYS_PER_WEEK};
 pub use segment::{Segment, SegmentSignals, SegmentThresholds};
