@@ -373,12 +373,13 @@ pub async fn run_on(app: &Arc<App>) -> Report {
                 "insights report",
                 t,
                 Ok(format!(
-                    "{} users in {} segments",
-                    r.total_users,
-                    r.segments.len()
+                    "{} users in {} segments, computed at {}",
+                    r.report.total_users,
+                    r.report.non_empty_segments(),
+                    r.computed_at.format("%H:%M:%S")
                 )),
             );
-            for line in r.to_text().lines().take(12) {
+            for line in r.report.to_text().lines().take(12) {
                 report.lines.push(format!("       {line}"));
             }
         }
