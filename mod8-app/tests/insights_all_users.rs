@@ -106,7 +106,10 @@ async fn every_customer_counts(s: &Server) {
     assert_eq!(in_segments, users, "{report}");
     let computed_at: chrono::DateTime<chrono::Utc> =
         report["computed_at"].as_str().unwrap().parse().unwrap();
-    assert_eq!(computed_at, computed.computed_at, "the stored report is read");
+    assert_eq!(
+        computed_at, computed.computed_at,
+        "the stored report is read"
+    );
     let spend_cents = BIG_SPENDERS as f64 * 50_000.0 + (PAIR_BUYERS * 2 + 1) as f64 * 100.0;
     let revenue = report["total_revenue"].as_f64().unwrap();
     assert!(
@@ -120,9 +123,7 @@ async fn every_customer_counts(s: &Server) {
 
     // The model: the pair bought only by customers beyond the 1,000 biggest spenders is in it.
     s.app.refresh_model().await.unwrap();
-    let (status, recs) = s
-        .get(&format!("/api/users/{probe}/recommendations"))
-        .await;
+    let (status, recs) = s.get(&format!("/api/users/{probe}/recommendations")).await;
     assert_eq!(status, StatusCode::OK, "{recs}");
     let first = &recs["recommendations"][0];
     assert_eq!(first["product_id"], cheap_y.to_string().as_str(), "{recs}");
@@ -157,7 +158,11 @@ async fn the_worker_rebuilds_the_model_after_orders(s: &Server) {
     eventually("the worker rebuilds the model", || async {
         // Each look is a fresh answer: what the probe's order invalidated stays invalid, and
         // a cached answer without the pair is dropped before looking again.
-        let _ = s.app.cache.invalidate_tag(&mod8_app::keys::user_tag(probe)).await;
+        let _ = s
+            .app
+            .cache
+            .invalidate_tag(&mod8_app::keys::user_tag(probe))
+            .await;
         let recs = s.app.recommendations(probe).await.unwrap();
         recs.recommendations
             .first()
