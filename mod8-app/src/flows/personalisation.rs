@@ -408,7 +408,7 @@ impl App {
     /// Computes the segment report over every user now and stores it for [`App::insights`].
     ///
     /// One statement streams the users with their purchases; each user's activity comes
-    /// from the document store and the cache, [`INSIGHTS_CONCURRENCY`] users at a time; each
+    /// from the document store and the cache, 16 users at a time; each
     /// profile is folded into running sums and dropped. Memory does not grow with the number
     /// of users. While the statement runs it holds a SQL connection (on the embedded
     /// single-connection SQLite, other SQL calls wait for the pass to finish).
