@@ -21,6 +21,7 @@ use crate::live::{LiveDashboard, LiveDashboardHandler};
 use crate::metrics::{Metrics, Snapshot};
 use crate::outbox::{run_relay, Outbox};
 use crate::sinks::{DocEventSink, DocProfileSink};
+use crate::worker::{run_worker, InsightsWorker};
 
 /// The running system: stores, cache, broker, engines state and metrics.
 pub struct App {
@@ -46,6 +47,8 @@ pub struct App {
     /// The notifier the notification consumer sends through (logs and counts).
     pub notifier: LoggingNotifier,
     pub(crate) model: RwLock<Option<ModelState>>,
+    /// Wakes the insights worker (report over every user, recommendation model).
+    pub worker: Arc<InsightsWorker>,
     background: Mutex<Option<Background>>,
 }
 
@@ -63,6 +66,7 @@ impl std::fmt::Debug for App {
 struct Background {
     consumers: Vec<(&'static str, ConsumerHandle)>,
     relay: JoinHandle<()>,
+    worker: JoinHandle<()>,
     shutdown: watch::Sender<bool>,
 }
 
@@ -126,12 +130,14 @@ impl App {
             outbox: Outbox::new(),
             notifier: LoggingNotifier::default(),
             model: RwLock::new(None),
+            worker: Arc::new(InsightsWorker::new()),
             background: Mutex::new(None),
         }))
     }
 
     /// Starts the consumers (user data → profile document + welcome notification; notifications;
-    /// analytics → event log; live dashboard) and the outbox relay. A second call is a no-op.
+    /// analytics → event log; live dashboard), the outbox relay and the insights worker
+    /// ([`crate::worker`]). A second call is a no-op.
     ///
     /// # Errors
     ///
@@ -184,11 +190,17 @@ impl App {
                 self.config.outbox_poll,
                 self.config.outbox_lease,
             ),
+            shutdown_rx.clone(),
+        ));
+        let worker = tokio::spawn(run_worker(
+            Arc::downgrade(self),
+            self.config.insights_refresh,
             shutdown_rx,
         ));
         *background = Some(Background {
             consumers,
             relay,
+            worker,
             shutdown,
         });
         Ok(())
@@ -201,6 +213,9 @@ impl App {
             let _ = background.shutdown.send(true);
             if let Err(e) = background.relay.await {
                 tracing::warn!(error = %e, "outbox relay ended abnormally");
+            }
+            if let Err(e) = background.worker.await {
+                tracing::warn!(error = %e, "insights worker ended abnormally");
             }
             for (name, consumer) in background.consumers {
                 if let Err(e) = consumer.shutdown().await {

@@ -52,8 +52,12 @@ pub struct AppConfig {
     /// How long a claimed outbox row is reserved for one relay before another pass (or
     /// process) may claim it again; a failed publish is retried after this.
     pub outbox_lease: Duration,
-    /// How old the recommendation model may get before it is rebuilt.
+    /// How old the recommendation model may get before a request rebuilds it.
     pub model_refresh: Duration,
+    /// How often the insights worker recomputes the segment report over every user and
+    /// rebuilds the recommendation model (`MOD8_INSIGHTS_REFRESH_SECS`, default 300 s); the
+    /// model is also rebuilt after orders.
+    pub insights_refresh: Duration,
 }
 
 impl AppConfig {
@@ -80,7 +84,21 @@ impl AppConfig {
         .with_alert_settings(
             std::env::var("MOD8_ALERT_THRESHOLD").ok().as_deref(),
             std::env::var("MOD8_ALERT_WINDOW_SECS").ok().as_deref(),
-        )
+        )?
+        .with_insights_refresh(std::env::var("MOD8_INSIGHTS_REFRESH_SECS").ok().as_deref())
+    }
+
+    /// Applies a `MOD8_INSIGHTS_REFRESH_SECS` value (unset keeps the default).
+    fn with_insights_refresh(mut self, secs: Option<&str>) -> anyhow::Result<Self> {
+        if let Some(raw) = secs {
+            self.insights_refresh = match raw.trim().parse::<u64>() {
+                Ok(n) if n > 0 => Duration::from_secs(n),
+                _ => anyhow::bail!(
+                    "MOD8_INSIGHTS_REFRESH_SECS={raw:?}: expected a whole number of seconds above 0"
+                ),
+            };
+        }
+        Ok(self)
     }
 
     /// Applies `MOD8_ALERT_THRESHOLD` / `MOD8_ALERT_WINDOW_SECS` values (unset keeps the
@@ -129,6 +147,7 @@ impl AppConfig {
             outbox_poll: Duration::from_millis(500),
             outbox_lease: Duration::from_secs(10),
             model_refresh: Duration::from_secs(300),
+            insights_refresh: Duration::from_secs(300),
         }
     }
 

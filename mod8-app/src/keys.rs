@@ -38,7 +38,7 @@ pub fn profile(user_id: Uuid) -> String {
     format!("profile:{user_id}")
 }
 
-/// Cache key of the segment report over the most active users: `insights`.
+/// Cache key of the stored segment report over every user: `insights`.
 pub fn insights() -> &'static str {
     "insights"
 }

@@ -14,6 +14,7 @@ pub mod metrics;
 pub mod outbox;
 pub mod sinks;
 pub mod telemetry;
+pub mod worker;
 
 pub use app::{App, ConsumerCounts};
 pub use config::AppConfig;

@@ -275,9 +275,15 @@ async fn personalisation_is_cached_and_invalidated(s: &Server) {
 
 async fn insights_metrics_and_health(s: &Server) {
     s.register(&name("barbara")).await;
+    // The report is the one the insights worker last stored (at start, before anyone
+    // registered, then every refresh interval); run its pass now, as the next tick would.
+    let stored = s.app.refresh_insights().await.unwrap();
     let (status, report) = s.get("/api/insights").await;
     assert_eq!(status, StatusCode::OK, "{report}");
     assert!(report["total_users"].as_u64().unwrap() >= 1);
+    let computed_at: chrono::DateTime<chrono::Utc> =
+        report["computed_at"].as_str().unwrap().parse().unwrap();
+    assert_eq!(computed_at, stored.computed_at, "{report}");
 
     let r = s
         .http

@@ -58,3 +58,28 @@ impl std::str::FromStr for Codec {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A cached value comes back as it was stored, floats to the last bit (serde_json's
+    /// default float parser can be one unit in the last place off).
+    #[test]
+    fn floats_round_trip_exactly() {
+        let values = [
+            0.224_999_999_999_999_98_f64,
+            0.1 + 0.2,
+            1.0 / 3.0,
+            6.02e23,
+            5e-324,
+        ];
+        for codec in [Codec::Json, Codec::MessagePack] {
+            let bytes = codec.encode(&values).unwrap();
+            let back: Vec<f64> = codec.decode(&bytes).unwrap();
+            for (a, b) in values.iter().zip(&back) {
+                assert_eq!(a.to_bits(), b.to_bits(), "{codec:?}: {a:e}");
+            }
+        }
+    }
+}

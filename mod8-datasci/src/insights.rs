@@ -109,55 +109,39 @@ impl InsightsGenerator {
     /// assert!(report.to_json().contains("\"segment\":\"vip\""));
     /// ```
     pub fn report(&self, profiles: &[CustomerProfile]) -> SegmentReport {
-        let total_users = profiles.len();
-        let total_revenue: f64 = profiles.iter().map(|p| p.total_spend).sum();
-        let total_lifetime_value: f64 = profiles.iter().map(|p| p.lifetime_value).sum();
-        let mut segments: Vec<SegmentStats> = Segment::ALL
-            .iter()
-            .map(|&segment| {
-                let members: Vec<&CustomerProfile> =
-                    profiles.iter().filter(|p| p.segment == segment).collect();
-                let users = members.len();
-                let mean = |f: fn(&CustomerProfile) -> f64| {
-                    if users == 0 {
-                        0.0
-                    } else {
-                        members.iter().map(|p| f(p)).sum::<f64>() / users as f64
-                    }
-                };
-                // `+ 0.0`: an empty f64 sum is -0.0, which would print as "-0.00".
-                let revenue: f64 = members.iter().map(|p| p.total_spend).sum::<f64>() + 0.0;
-                SegmentStats {
-                    segment,
-                    users,
-                    share: if total_users == 0 {
-                        0.0
-                    } else {
-                        users as f64 / total_users as f64
-                    },
-                    revenue,
-                    revenue_share: if total_revenue > 0.0 {
-                        revenue / total_revenue
-                    } else {
-                        0.0
-                    },
-                    average_churn_risk: mean(|p| p.churn_risk),
-                    average_lifetime_value: mean(|p| p.lifetime_value),
-                    average_engagement: mean(|p| p.engagement),
-                    insights: Vec::new(),
-                }
-            })
-            .collect();
-        for s in &mut segments {
-            s.insights = self.segment_insights(s);
+        let mut builder = self.builder();
+        for p in profiles {
+            builder.add(p);
         }
-        let insights = self.base_insights(total_users, &segments);
-        SegmentReport {
-            total_users,
-            total_revenue,
-            total_lifetime_value,
-            segments,
-            insights,
+        builder.finish()
+    }
+
+    /// A builder that takes the profiles one at a time and keeps only running sums, so a
+    /// report over any number of customers (streamed from a database, say) needs constant
+    /// memory. [`SegmentReportBuilder::finish`] gives what [`InsightsGenerator::report`] gives
+    /// for the same profiles.
+    ///
+    /// ```
+    /// use mod8_datasci::{CustomerProfile, InsightsGenerator, Segment};
+    /// let p = |segment, spend| CustomerProfile {
+    ///     segment, engagement: 50.0, churn_risk: 0.2, lifetime_value: 100.0,
+    ///     next_purchase: None, total_spend: spend, purchase_count: 1, days_inactive: Some(3),
+    /// };
+    /// let mut builder = InsightsGenerator::default().builder();
+    /// for i in 0..10_000 {
+    ///     builder.add(&p(if i % 10 == 0 { Segment::Vip } else { Segment::Active }, 10.0));
+    /// }
+    /// let report = builder.finish();
+    /// assert_eq!(report.total_users, 10_000);
+    /// assert_eq!(report.non_empty_segments(), 2);
+    /// ```
+    pub fn builder(&self) -> SegmentReportBuilder {
+        SegmentReportBuilder {
+            generator: *self,
+            total_users: 0,
+            total_revenue: 0.0,
+            total_lifetime_value: 0.0,
+            segments: [SegmentSums::default(); 4],
         }
     }
 
@@ -243,7 +227,106 @@ impl InsightsGenerator {
     }
 }
 
+/// Running sums of one segment.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+struct SegmentSums {
+    users: usize,
+    revenue: f64,
+    churn_risk: f64,
+    lifetime_value: f64,
+    engagement: f64,
+}
+
+/// A [`SegmentReport`] built one profile at a time ([`InsightsGenerator::builder`]): running
+/// counts and sums only, whatever the number of profiles.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SegmentReportBuilder {
+    generator: InsightsGenerator,
+    total_users: usize,
+    total_revenue: f64,
+    total_lifetime_value: f64,
+    /// In [`Segment::ALL`] order.
+    segments: [SegmentSums; 4],
+}
+
+impl SegmentReportBuilder {
+    /// Counts one customer's profile.
+    pub fn add(&mut self, profile: &CustomerProfile) {
+        self.total_users += 1;
+        self.total_revenue += profile.total_spend;
+        self.total_lifetime_value += profile.lifetime_value;
+        if let Some(i) = Segment::ALL.iter().position(|&s| s == profile.segment) {
+            let s = &mut self.segments[i];
+            s.users += 1;
+            s.revenue += profile.total_spend;
+            s.churn_risk += profile.churn_risk;
+            s.lifetime_value += profile.lifetime_value;
+            s.engagement += profile.engagement;
+        }
+    }
+
+    /// Profiles counted so far.
+    pub fn users(&self) -> usize {
+        self.total_users
+    }
+
+    /// The report over every profile added.
+    pub fn finish(self) -> SegmentReport {
+        let total_users = self.total_users;
+        let total_revenue = self.total_revenue;
+        let mut segments: Vec<SegmentStats> = Segment::ALL
+            .iter()
+            .zip(self.segments)
+            .map(|(&segment, sums)| {
+                let users = sums.users;
+                let mean = |sum: f64| {
+                    if users == 0 {
+                        0.0
+                    } else {
+                        sum / users as f64
+                    }
+                };
+                SegmentStats {
+                    segment,
+                    users,
+                    share: if total_users == 0 {
+                        0.0
+                    } else {
+                        users as f64 / total_users as f64
+                    },
+                    revenue: sums.revenue,
+                    revenue_share: if total_revenue > 0.0 {
+                        sums.revenue / total_revenue
+                    } else {
+                        0.0
+                    },
+                    average_churn_risk: mean(sums.churn_risk),
+                    average_lifetime_value: mean(sums.lifetime_value),
+                    average_engagement: mean(sums.engagement),
+                    insights: Vec::new(),
+                }
+            })
+            .collect();
+        for s in &mut segments {
+            s.insights = self.generator.segment_insights(s);
+        }
+        let insights = self.generator.base_insights(total_users, &segments);
+        SegmentReport {
+            total_users,
+            total_revenue,
+            total_lifetime_value: self.total_lifetime_value,
+            segments,
+            insights,
+        }
+    }
+}
+
 impl SegmentReport {
+    /// Segments with at least one user (the report lists empty ones too).
+    pub fn non_empty_segments(&self) -> usize {
+        self.segments.iter().filter(|s| s.users > 0).count()
+    }
+
     /// Compact JSON.
     pub fn to_json(&self) -> String {
         // Plain numbers and strings: serialisation cannot fail (NaN becomes `null`).

@@ -65,7 +65,7 @@ pub use evaluate::{
     RecommendationStrategy, StrategyScores, TrainTestSplit,
 };
 pub use gamma_gamma::{GammaGamma, GammaGammaFit};
-pub use insights::{InsightsGenerator, SegmentReport, SegmentStats};
+pub use insights::{InsightsGenerator, SegmentReport, SegmentReportBuilder, SegmentStats};
 pub use mbgnbd::{MbgNbd, MbgNbdFit};
 pub use opportunity::{
     predict_bgbb, read_bgbb_summary, write_bgbb_predictions_csv, BgBbCustomer, BgBbPrediction,
@@ -75,7 +75,8 @@ pub use pareto_nbd::{ParetoNbd, ParetoNbdFit};
 pub use predictor::{Prediction, PredictionKind, PredictionValue, Predictor};
 pub use purchase::{aic, bic, HoldoutError, PurchaseModel, PurchaseModelFit, PurchaseModelKind};
 pub use recommend::{
-    CatalogItem, Recommendation, RecommendationConfig, RecommendationEngine, RecommendationReason,
+    CatalogItem, PurchaseCounts, Recommendation, RecommendationConfig, RecommendationEngine,
+    RecommendationReason,
 };
 pub use rfm::{holdout_purchases, CustomerSummary, Rfm, RfmSummary, DAYS_PER_WEEK};
 pub use segment::{Segment, SegmentSignals, SegmentThresholds};

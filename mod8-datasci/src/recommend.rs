@@ -136,44 +136,19 @@ impl RecommendationEngine {
         as_of: NaiveDate,
         config: RecommendationConfig,
     ) -> Result<Self> {
-        if catalog.is_empty() {
-            return Err(Error::validation(
-                "catalog",
-                "the product catalogue is empty",
-            ));
-        }
-        let mut index = HashMap::with_capacity(catalog.len());
-        let mut category_ids: HashMap<&str, u32> = HashMap::new();
-        let mut category = Vec::with_capacity(catalog.len());
-        for (i, p) in catalog.iter().enumerate() {
-            if !(p.price.is_finite() && p.price >= 0.0) {
-                return Err(Error::validation(
-                    "price",
-                    format!("product {} has price {}", p.id, p.price),
-                ));
-            }
-            if index.insert(p.id.clone(), i as u32).is_some() {
-                return Err(Error::validation(
-                    "id",
-                    format!("duplicate product id {}", p.id),
-                ));
-            }
-            let next = category_ids.len() as u32;
-            category.push(*category_ids.entry(p.category.as_str()).or_insert(next));
-        }
+        let base = Catalogue::new(catalog)?;
         let n = catalog.len();
-
         // Distinct buyers per product, co-occurrence per pair, decayed counts for trending.
         let mut buyers = vec![0u32; n];
         let mut pairs: HashMap<(u32, u32), u32> = HashMap::new();
         let mut trending = vec![0.0f64; n];
-        let decay = std::f64::consts::LN_2 / config.trending_half_life_days.max(1e-9);
+        let decay = decay_rate(&config);
         let mut unknown_purchases = 0;
         let mut items: Vec<u32> = Vec::new();
         for c in customers {
             items.clear();
             for p in &c.purchases {
-                match index.get(&p.product_id) {
+                match base.index.get(&p.product_id) {
                     Some(&i) => {
                         items.push(i);
                         let age = days_between(p.date, as_of) as f64;
@@ -191,54 +166,98 @@ impl RecommendationEngine {
                 }
             }
         }
-        let mut neighbours: Vec<Vec<(u32, f32)>> = vec![Vec::new(); n];
-        for (&(i, j), &count) in &pairs {
-            let sim =
-                count as f64 / ((buyers[i as usize] as f64) * (buyers[j as usize] as f64)).sqrt();
-            neighbours[i as usize].push((j, sim as f32));
-            neighbours[j as usize].push((i, sim as f32));
-        }
-        for list in &mut neighbours {
-            list.sort_unstable_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-            list.truncate(config.neighbours);
-        }
-        let max_trend = trending.iter().cloned().fold(0.0, f64::max);
-        if max_trend > 0.0 {
-            for t in &mut trending {
-                *t /= max_trend;
+        Ok(base.finish(
+            catalog,
+            Counts {
+                buyers,
+                pairs,
+                trending,
+                unknown_purchases,
+            },
+            config,
+        ))
+    }
+
+    /// Builds the same model as [`RecommendationEngine::build`] from co-purchase counts taken
+    /// elsewhere (a database aggregate over every order line, say) instead of the purchase
+    /// histories: given the counts of the histories `build` would be given, the similarities
+    /// are identical and the trending scores equal up to floating-point rounding. Counts of
+    /// products missing from the catalogue are skipped; their purchase lines are counted in
+    /// [`RecommendationEngine::unknown_purchases`].
+    ///
+    /// # Errors
+    ///
+    /// As [`RecommendationEngine::build`], and [`Error::Validation`] on `counts` for a pair of a
+    /// product with itself.
+    ///
+    /// ```
+    /// use chrono::NaiveDate;
+    /// use mod8_datasci::{CatalogItem, PurchaseCounts, RecommendationEngine};
+    /// let day = NaiveDate::from_ymd_opt(2024, 5, 1).unwrap();
+    /// let product = |id: &str| CatalogItem { id: id.into(), category: "books".into(), price: 10.0 };
+    /// let counts = PurchaseCounts {
+    ///     buyers: vec![("a".into(), 2), ("b".into(), 2), ("c".into(), 1)],
+    ///     pairs: vec![("a".into(), "b".into(), 2)],
+    ///     lines_by_day: vec![("a".into(), day, 2), ("b".into(), day, 2), ("c".into(), day, 1)],
+    /// };
+    /// let engine = RecommendationEngine::from_counts(
+    ///     &[product("a"), product("b"), product("c")], &counts, day, Default::default())?;
+    /// assert_eq!(engine.similar_products("a", 1)?, vec![("b".to_owned(), 1.0)]);
+    /// # Ok::<(), mod8_datasci::Error>(())
+    /// ```
+    pub fn from_counts(
+        catalog: &[CatalogItem],
+        counts: &PurchaseCounts,
+        as_of: NaiveDate,
+        config: RecommendationConfig,
+    ) -> Result<Self> {
+        let base = Catalogue::new(catalog)?;
+        let n = catalog.len();
+        let saturate = |x: u64| u32::try_from(x).unwrap_or(u32::MAX);
+        let mut buyers = vec![0u32; n];
+        for (id, count) in &counts.buyers {
+            if let Some(&i) = base.index.get(id) {
+                buyers[i as usize] = saturate(*count);
             }
         }
-        let mut trending_order: Vec<u32> = (0..n as u32).collect();
-        trending_order.sort_by(|&a, &b| {
-            trending[b as usize]
-                .total_cmp(&trending[a as usize])
-                .then(a.cmp(&b))
-        });
-        let mut by_price: Vec<u32> = (0..n as u32).collect();
-        by_price.sort_by(|&a, &b| {
-            catalog[a as usize]
-                .price
-                .total_cmp(&catalog[b as usize].price)
-        });
-        let mut price_rank = vec![0.0; n];
-        for (rank, &i) in by_price.iter().enumerate() {
-            price_rank[i as usize] = if n > 1 {
-                rank as f64 / (n - 1) as f64
-            } else {
-                1.0
+        let mut pairs: HashMap<(u32, u32), u32> = HashMap::with_capacity(counts.pairs.len());
+        for (a, b, count) in &counts.pairs {
+            let (Some(&i), Some(&j)) = (base.index.get(a), base.index.get(b)) else {
+                continue;
             };
+            if i == j {
+                return Err(Error::validation(
+                    "counts",
+                    format!("a pair of product {a} with itself"),
+                ));
+            }
+            *pairs.entry((i.min(j), i.max(j))).or_default() += saturate(*count);
         }
-        Ok(RecommendationEngine {
-            products: catalog.to_vec(),
-            index,
-            neighbours,
-            trending,
-            trending_order,
-            price_rank,
-            category,
-            categories: category_ids.len(),
-            unknown_purchases,
-        })
+        let decay = decay_rate(&config);
+        let mut trending = vec![0.0f64; n];
+        let mut unknown_purchases = 0usize;
+        for (id, day, lines) in &counts.lines_by_day {
+            match base.index.get(id) {
+                Some(&i) => {
+                    let age = days_between(*day, as_of) as f64;
+                    trending[i as usize] += *lines as f64 * (-decay * age).exp();
+                }
+                None => {
+                    unknown_purchases = unknown_purchases
+                        .saturating_add(usize::try_from(*lines).unwrap_or(usize::MAX));
+                }
+            }
+        }
+        Ok(base.finish(
+            catalog,
+            Counts {
+                buyers,
+                pairs,
+                trending,
+                unknown_purchases,
+            },
+            config,
+        ))
     }
 
     /// Purchases skipped at build time because their product is not in the catalogue.
@@ -405,6 +424,143 @@ impl RecommendationEngine {
     }
 }
 
+/// Co-purchase counts over a whole purchase log, the input of
+/// [`RecommendationEngine::from_counts`]: what [`RecommendationEngine::build`] counts from the
+/// purchase histories, for callers that count elsewhere (a database aggregate over every order
+/// line) and would rather not load every history.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PurchaseCounts {
+    /// Per product id: how many distinct customers bought it.
+    pub buyers: Vec<(String, u64)>,
+    /// Per unordered pair of different product ids (each pair once): how many distinct
+    /// customers bought both.
+    pub pairs: Vec<(String, String, u64)>,
+    /// Per product id and day: how many purchase lines of it there were (each counts once in
+    /// the trending score, decayed by its age).
+    pub lines_by_day: Vec<(String, NaiveDate, u64)>,
+}
+
+/// The validated catalogue: product index and categories.
+struct Catalogue {
+    index: HashMap<String, u32>,
+    category: Vec<u32>,
+    categories: usize,
+}
+
+/// What the model is made of, however it was counted.
+struct Counts {
+    buyers: Vec<u32>,
+    pairs: HashMap<(u32, u32), u32>,
+    /// Decayed purchase lines per product (not yet scaled).
+    trending: Vec<f64>,
+    unknown_purchases: usize,
+}
+
+fn decay_rate(config: &RecommendationConfig) -> f64 {
+    std::f64::consts::LN_2 / config.trending_half_life_days.max(1e-9)
+}
+
+impl Catalogue {
+    fn new(catalog: &[CatalogItem]) -> Result<Self> {
+        if catalog.is_empty() {
+            return Err(Error::validation(
+                "catalog",
+                "the product catalogue is empty",
+            ));
+        }
+        let mut index = HashMap::with_capacity(catalog.len());
+        let mut category_ids: HashMap<&str, u32> = HashMap::new();
+        let mut category = Vec::with_capacity(catalog.len());
+        for (i, p) in catalog.iter().enumerate() {
+            if !(p.price.is_finite() && p.price >= 0.0) {
+                return Err(Error::validation(
+                    "price",
+                    format!("product {} has price {}", p.id, p.price),
+                ));
+            }
+            if index.insert(p.id.clone(), i as u32).is_some() {
+                return Err(Error::validation(
+                    "id",
+                    format!("duplicate product id {}", p.id),
+                ));
+            }
+            let next = category_ids.len() as u32;
+            category.push(*category_ids.entry(p.category.as_str()).or_insert(next));
+        }
+        Ok(Catalogue {
+            index,
+            category,
+            categories: category_ids.len(),
+        })
+    }
+
+    fn finish(
+        self,
+        catalog: &[CatalogItem],
+        counts: Counts,
+        config: RecommendationConfig,
+    ) -> RecommendationEngine {
+        let Counts {
+            buyers,
+            pairs,
+            mut trending,
+            unknown_purchases,
+        } = counts;
+        let n = catalog.len();
+        let mut neighbours: Vec<Vec<(u32, f32)>> = vec![Vec::new(); n];
+        for (&(i, j), &count) in &pairs {
+            let both = (buyers[i as usize] as f64) * (buyers[j as usize] as f64);
+            if count == 0 || both <= 0.0 {
+                continue;
+            }
+            let sim = count as f64 / both.sqrt();
+            neighbours[i as usize].push((j, sim as f32));
+            neighbours[j as usize].push((i, sim as f32));
+        }
+        for list in &mut neighbours {
+            list.sort_unstable_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+            list.truncate(config.neighbours);
+        }
+        let max_trend = trending.iter().cloned().fold(0.0, f64::max);
+        if max_trend > 0.0 {
+            for t in &mut trending {
+                *t /= max_trend;
+            }
+        }
+        let mut trending_order: Vec<u32> = (0..n as u32).collect();
+        trending_order.sort_by(|&a, &b| {
+            trending[b as usize]
+                .total_cmp(&trending[a as usize])
+                .then(a.cmp(&b))
+        });
+        let mut by_price: Vec<u32> = (0..n as u32).collect();
+        by_price.sort_by(|&a, &b| {
+            catalog[a as usize]
+                .price
+                .total_cmp(&catalog[b as usize].price)
+        });
+        let mut price_rank = vec![0.0; n];
+        for (rank, &i) in by_price.iter().enumerate() {
+            price_rank[i as usize] = if n > 1 {
+                rank as f64 / (n - 1) as f64
+            } else {
+                1.0
+            };
+        }
+        RecommendationEngine {
+            products: catalog.to_vec(),
+            index: self.index,
+            neighbours,
+            trending,
+            trending_order,
+            price_rank,
+            category: self.category,
+            categories: self.categories,
+            unknown_purchases,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -450,6 +606,82 @@ mod tests {
             customer("4", &["d", "zzz"], 30),
         ];
         RecommendationEngine::build(&catalog, &customers, day(31), Default::default()).unwrap()
+    }
+
+    /// The counts `build` takes from these histories, counted the plain way.
+    fn counts_of(customers: &[CustomerRecord]) -> PurchaseCounts {
+        use std::collections::{BTreeMap, BTreeSet};
+        let mut buyers: BTreeMap<String, u64> = BTreeMap::new();
+        let mut pairs: BTreeMap<(String, String), u64> = BTreeMap::new();
+        let mut days: BTreeMap<(String, NaiveDate), u64> = BTreeMap::new();
+        for c in customers {
+            let bought: BTreeSet<&String> = c.purchases.iter().map(|p| &p.product_id).collect();
+            for &a in &bought {
+                *buyers.entry(a.clone()).or_default() += 1;
+                for &b in bought.range::<&String, _>(a..).skip(1) {
+                    *pairs.entry((a.clone(), b.clone())).or_default() += 1;
+                }
+            }
+            for p in &c.purchases {
+                *days.entry((p.product_id.clone(), p.date)).or_default() += 1;
+            }
+        }
+        PurchaseCounts {
+            buyers: buyers.into_iter().collect(),
+            pairs: pairs.into_iter().map(|((a, b), n)| (a, b, n)).collect(),
+            lines_by_day: days.into_iter().map(|((p, d), n)| (p, d, n)).collect(),
+        }
+    }
+
+    #[test]
+    fn the_model_from_counts_is_the_model_from_histories() {
+        let catalog = vec![
+            product("a", "x", 10.0),
+            product("b", "x", 20.0),
+            product("c", "y", 500.0),
+            product("d", "y", 5.0),
+        ];
+        let customers = vec![
+            customer("1", &["a", "b", "a"], 1),
+            customer("2", &["a", "b", "c"], 3),
+            customer("3", &["d"], 30),
+            customer("4", &["d", "zzz"], 30),
+            customer("5", &["c", "d"], 20),
+        ];
+        let counts = counts_of(&customers);
+        let from_histories =
+            RecommendationEngine::build(&catalog, &customers, day(31), Default::default()).unwrap();
+        let from_counts =
+            RecommendationEngine::from_counts(&catalog, &counts, day(31), Default::default())
+                .unwrap();
+        for p in ["a", "b", "c", "d"] {
+            assert_eq!(
+                from_histories.similar_products(p, 10).unwrap(),
+                from_counts.similar_products(p, 10).unwrap(),
+                "{p}"
+            );
+        }
+        let (t1, t2) = (from_histories.trending(4), from_counts.trending(4));
+        for (x, y) in t1.iter().zip(&t2) {
+            assert_eq!(x.product_id, y.product_id);
+            assert!((x.score - y.score).abs() < 1e-12);
+        }
+        assert_eq!(from_counts.unknown_purchases(), 1);
+        for segment in Segment::ALL {
+            let history = &customers[0].purchases;
+            let a = from_histories.recommend(history, segment, 3);
+            let b = from_counts.recommend(history, segment, 3);
+            assert_eq!(
+                a.iter().map(|r| &r.product_id).collect::<Vec<_>>(),
+                b.iter().map(|r| &r.product_id).collect::<Vec<_>>()
+            );
+        }
+        let mut bad = counts;
+        bad.pairs.push(("a".into(), "a".into(), 1));
+        assert!(matches!(
+            RecommendationEngine::from_counts(&catalog, &bad, day(31), Default::default()),
+            Err(Error::Validation { field, .. }) if field == "counts"
+        ));
     }
 
     #[test]

@@ -12,6 +12,7 @@ use uuid::Uuid;
 use crate::customer_summary::CustomerRfm;
 use crate::error::Result;
 use crate::model::*;
+use crate::purchases::{CoPurchaseCounts, CustomerHistory};
 use crate::repository::{
     AnalyticsRepository, LocationRepository, OrderRepository, OutboxRepository, ProductRepository,
     UserRepository,
@@ -159,6 +160,12 @@ forward!(AnalyticsRepository {
     }
     fn customer_rfm(&self, calibration_end: NaiveDate) -> BoxStream<'_, Result<CustomerRfm>> {
         (**self).customer_rfm(calibration_end)
+    }
+    fn customer_histories(&self) -> BoxStream<'_, Result<CustomerHistory>> {
+        (**self).customer_histories()
+    }
+    async fn co_purchase_counts(&self) -> Result<CoPurchaseCounts> {
+        (**self).co_purchase_counts().await
     }
 });
 

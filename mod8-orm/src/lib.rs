@@ -10,6 +10,7 @@ mod error;
 mod forward;
 mod model;
 mod pinned;
+mod purchases;
 mod repository;
 mod sql;
 mod store;
@@ -27,6 +28,9 @@ pub use config::{connect, OrmConfig, DEFAULT_URL};
 pub use customer_summary::CustomerRfm;
 pub use error::{BoxError, Error, Result};
 pub use model::*;
+pub use purchases::{
+    CoPurchase, CoPurchaseCounts, CustomerHistory, ProductBuyers, ProductDayLines,
+};
 pub use repository::{
     AnalyticsRepository, Backend, Database, DynDatabase, LocationRepository, OrderRepository,
     OutboxRepository, ProductRepository, Repositories, UnitOfWork, UserRepository,

@@ -58,6 +58,12 @@ impl<DB: sqlx::Database> PinnedConn<DB> {
     }
 }
 
+/// An exclusive pin held empty by [`Pinned::unpin`]: no call pins the connection until it is
+/// dropped.
+pub(crate) struct UnpinGuard<'a, DB: sqlx::Database> {
+    _slot: tokio::sync::MutexGuard<'a, Option<PoolConnection<DB>>>,
+}
+
 /// Hands the connection back to the pool after the call if the pin was retired meanwhile.
 struct AfterUse<DB: sqlx::Database>(Arc<Pinned<DB>>);
 
@@ -133,9 +139,17 @@ impl<DB: sqlx::Database> Pinned<DB> {
     /// Hands an exclusive pin's connection back to the pool (before a unit of work or a
     /// migration takes it from there), waiting for a call that uses it. A shared pin stays:
     /// the pool has other connections.
-    pub(crate) async fn unpin(&self, pool: &Pool<DB>) -> Result<(), sqlx::Error> {
+    ///
+    /// The returned guard keeps the pin locked: hold it until the connection has been taken
+    /// from the pool. Otherwise a concurrent call on the pool could pin the connection again
+    /// in between (it finds the slot empty and acquires from the pool first), and the unit of
+    /// work would wait for a connection that never comes back to the pool.
+    pub(crate) async fn unpin(
+        &self,
+        pool: &Pool<DB>,
+    ) -> Result<Option<UnpinGuard<'_, DB>>, sqlx::Error> {
         if !self.exclusive {
-            return Ok(());
+            return Ok(None);
         }
         let timeout = pool.options().get_acquire_timeout();
         let mut slot = tokio::time::timeout(timeout, self.slot.lock())
@@ -146,7 +160,7 @@ impl<DB: sqlx::Database> Pinned<DB> {
             settle::<DB>(conn).await.ok();
         }
         release(slot.take());
-        Ok(())
+        Ok(Some(UnpinGuard { _slot: slot }))
     }
 
     /// Notes a driver error from a call: one that may have broken the connection has it

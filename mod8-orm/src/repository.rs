@@ -12,6 +12,7 @@ use uuid::Uuid;
 use crate::customer_summary::CustomerRfm;
 use crate::error::Result;
 use crate::model::*;
+use crate::purchases::{CoPurchaseCounts, CustomerHistory};
 
 /// Users: CRUD, lookups by location, eager loading, statistics and ranking.
 ///
@@ -164,6 +165,53 @@ pub trait AnalyticsRepository: Send + Sync {
     /// # }).unwrap();
     /// ```
     fn customer_rfm(&self, calibration_end: NaiveDate) -> BoxStream<'_, Result<CustomerRfm>>;
+
+    /// Every user, each once with every product they bought (order lines of orders that are
+    /// not cancelled, newest first, as [`OrderRepository::purchase_history`] gives them), in
+    /// user-id order: what a report over the whole customer base profiles, without a page
+    /// limit and without one statement per user.
+    ///
+    /// One statement (users left-joined to their order lines, sorted by user) streams the
+    /// rows; they are grouped per user as they arrive and a bounded number of users is held
+    /// ahead of the caller, so memory does not grow with the number of users (one user's lines
+    /// are held at a time).
+    ///
+    /// As with [`AnalyticsRepository::customer_rfm`], the stream holds a connection until it
+    /// ends or is dropped (finish or drop it before the next call on a single-connection
+    /// database or a unit of work), and nothing happens until it is first polled.
+    ///
+    /// # Errors
+    ///
+    /// Items are the database's error; an error ends the stream.
+    ///
+    /// ```
+    /// use mod8_orm::futures::TryStreamExt;
+    /// use mod8_orm::AnalyticsRepository;
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let db = mod8_orm::connect("sqlite::memory:").await?;
+    /// let mut customers = db.customer_histories();
+    /// while let Some(c) = customers.try_next().await? {
+    ///     println!("{} bought {} lines", c.user.username, c.purchases.len());
+    /// }
+    /// # Ok::<(), mod8_orm::Error>(())
+    /// # }).unwrap();
+    /// ```
+    fn customer_histories(&self) -> BoxStream<'_, Result<CustomerHistory>>;
+
+    /// The co-occurrence counts of an item-to-item recommendation model over every order line
+    /// (cancelled orders excluded): distinct buyers per product, distinct buyers per pair of
+    /// products bought by the same user, and order lines per product and UTC day (for a
+    /// trending score). The same figures as counting every user's
+    /// [`OrderRepository::purchase_history`], computed in the database: one aggregate for the
+    /// pairs and buyers (the distinct (user, product) pairs joined with themselves on the user),
+    /// one for the lines per day. Only counts leave the database, so the result grows with the
+    /// catalogue (pairs bought together, products × days with sales), not with the number of
+    /// users or orders. The two statements run one after the other, not in one snapshot.
+    ///
+    /// # Errors
+    ///
+    /// The database's error.
+    async fn co_purchase_counts(&self) -> Result<CoPurchaseCounts>;
 }
 
 /// The transactional outbox: enqueue messages in the same unit of work as the data they

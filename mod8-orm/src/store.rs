@@ -297,9 +297,11 @@ impl<DB: SqlBackend> SqlStore<DB> {
     pub(crate) async fn begin_on_pool(
         &self,
     ) -> std::result::Result<Transaction<'static, DB>, sqlx::Error> {
-        if let Some(pinned) = &self.pinned {
-            pinned.unpin(&self.pool).await?;
-        }
+        // The pin stays locked (and empty) until the transaction has its connection.
+        let _unpinned = match &self.pinned {
+            Some(pinned) => pinned.unpin(&self.pool).await?,
+            None => None,
+        };
         self.pool.begin_with(DB::DIALECT.begin).await
     }
 

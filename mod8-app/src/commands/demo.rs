@@ -7,10 +7,15 @@ use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use chrono::{Duration as Days, Utc};
+use futures::TryStreamExt;
+use mod8_datasci::simulate::{simulate_customers, SimulationParams};
+use mod8_datasci::{BgNbd, ClvFit, ClvOptions, CustomerSummary, GammaGamma, Rfm, Segment};
 use mod8_mq::domain::NotificationChannel;
-use mod8_orm::{NewOrder, OrderLine};
+use mod8_orm::{AnalyticsRepository, NewOrder, OrderLine, OrderStatus, UserUpdate};
 
 use crate::flows::analytics::EventInput;
+use crate::flows::personalisation::InsightsReport;
 use crate::flows::registration::{AddressInput, Registration};
 use crate::{App, AppConfig};
 
@@ -19,6 +24,8 @@ use crate::{App, AppConfig};
 pub struct Report {
     lines: Vec<String>,
     failures: usize,
+    insights: Option<InsightsReport>,
+    segments: Vec<(String, Segment)>,
 }
 
 impl Report {
@@ -47,6 +54,16 @@ impl Report {
     /// Steps that failed.
     pub fn failures(&self) -> usize {
         self.failures
+    }
+
+    /// The segment report the run computed over every user, if it got that far.
+    pub fn insights(&self) -> Option<&InsightsReport> {
+        self.insights.as_ref()
+    }
+
+    /// Each of this run's users (username) with the segment their profile placed them in.
+    pub fn segments(&self) -> &[(String, Segment)] {
+        &self.segments
     }
 }
 
@@ -198,49 +215,83 @@ pub async fn run_on(app: &Arc<App>) -> Report {
             .ok_or_else(|| "welcome notifications did not arrive within 20 s".to_owned()),
     );
 
-    report.section("purchases (invalidate what depends on the user)");
+    report.section("purchase histories (back-dated orders through the library; each invalidates what depends on its user)");
     let mut by_category: HashMap<&str, Vec<&mod8_orm::Product>> = HashMap::new();
     for p in &catalogue.products {
         by_category.entry(p.category.as_str()).or_default().push(p);
     }
-    let baskets: [&[&str]; 5] = [
-        &["books", "courses"],
-        &["books", "courses", "merch"],
-        &["hardware", "hardware"],
-        &["books", "merch"],
-        &["courses", "hardware"],
-    ];
-    for (user, basket) in users.iter().zip(baskets) {
+    // The dormant user was last seen months ago: the registration just now is not theirs.
+    let now = Utc::now();
+    for user in users.iter().filter(|u| u.username.starts_with(DORMANT)) {
         let t = Instant::now();
-        let lines: Vec<OrderLine> = basket
-            .iter()
-            .enumerate()
-            .filter_map(|(i, c)| {
-                by_category
-                    .get(c)
-                    .and_then(|ps| ps.get(i % ps.len()))
-                    .map(|p| OrderLine {
-                        product_id: p.id,
-                        quantity: 1,
-                    })
-            })
-            .collect();
+        let update = UserUpdate {
+            last_active_at: Some(now - Days::days(DORMANT_LAST_SEEN_DAYS)),
+            ..Default::default()
+        };
         let outcome = app
-            .place_order(NewOrder {
+            .sql
+            .update_user(user.id, update)
+            .await
+            .map(|_| format!("last active {DORMANT_LAST_SEEN_DAYS} days ago"))
+            .map_err(|e| e.to_string());
+        report.step(&format!("back-date {}", user.username), t, outcome);
+    }
+    for user in &users {
+        let Some(history) = HISTORIES.iter().find(|h| user.username.starts_with(h.name)) else {
+            continue;
+        };
+        let t = Instant::now();
+        let mut placed = 0;
+        let mut spend = 0;
+        let mut error = None;
+        for (days_ago, basket) in history.orders {
+            let lines: Vec<OrderLine> = basket
+                .iter()
+                .enumerate()
+                .filter_map(|(i, c)| {
+                    by_category
+                        .get(c)
+                        .and_then(|ps| ps.get(i % ps.len()))
+                        .map(|p| OrderLine {
+                            product_id: p.id,
+                            quantity: 1,
+                        })
+                })
+                .collect();
+            let order = NewOrder {
                 user_id: user.id,
                 lines,
-                created_at: None,
-            })
-            .await
-            .map(|o| {
-                format!(
-                    "{} items, total {:.2}",
-                    o.items.len(),
-                    o.order.total_cents as f64 / 100.0
-                )
-            })
-            .map_err(|e| e.to_string());
-        report.step(&format!("order for {}", user.username), t, outcome);
+                created_at: (*days_ago > 0).then(|| now - Days::days(*days_ago)),
+            };
+            // Paid, as the customer-value models count only paid and shipped orders.
+            let outcome = match app.place_order(order).await {
+                Ok(o) => app
+                    .sql
+                    .set_order_status(o.order.id, OrderStatus::Paid)
+                    .await
+                    .map(|_| o.order.total_cents)
+                    .map_err(|e| e.to_string()),
+                Err(e) => Err(e.to_string()),
+            };
+            match outcome {
+                Ok(total) => {
+                    placed += 1;
+                    spend += total;
+                }
+                Err(e) => error = Some(e),
+            }
+        }
+        let days: Vec<String> = history.orders.iter().map(|(d, _)| d.to_string()).collect();
+        let outcome = match error {
+            None => Ok(format!(
+                "{placed} orders, {} days ago, total {:.2} ({})",
+                days.join("/"),
+                spend as f64 / 100.0,
+                history.story
+            )),
+            Some(e) => Err(e),
+        };
+        report.step(&format!("history of {}", user.username), t, outcome);
     }
     app.invalidate_model().await;
 
@@ -250,7 +301,12 @@ pub async fn run_on(app: &Arc<App>) -> Report {
     let t = Instant::now();
     let mut accepted = 0;
     let mut error = None;
-    for (i, user) in users.iter().enumerate() {
+    // Not the dormant user: an event now would make them active again.
+    for (i, user) in users
+        .iter()
+        .filter(|u| !u.username.starts_with(DORMANT))
+        .enumerate()
+    {
         for event_type in [
             "session",
             "page_view",
@@ -336,6 +392,10 @@ pub async fn run_on(app: &Arc<App>) -> Report {
                             picks.join(", ")
                         ))
                     }
+                    Ok(warm) if warm.cached => Err(format!(
+                        "the cached answer differs from the computed one: {:?} then {:?}",
+                        r.recommendations, warm.recommendations
+                    )),
                     Ok(_) => Err("the second request was not served from the cache".to_owned()),
                     Err(e) => Err(e.to_string()),
                 }
@@ -366,24 +426,75 @@ pub async fn run_on(app: &Arc<App>) -> Report {
             .map_err(|e| e.to_string());
         report.step(&format!("profile of {}", user.username), t, outcome);
     }
+    report.section("4. segments over every user (the worker's batch, run now) and customer value");
+    let mut profiles = Vec::new();
+    for user in &users {
+        match app.profile(user.id).await {
+            Ok(p) => {
+                report
+                    .segments
+                    .push((user.username.clone(), p.profile.segment));
+                profiles.push((user, p.profile));
+            }
+            Err(e) => {
+                report.step(
+                    &format!("profile of {}", user.username),
+                    Instant::now(),
+                    Err(e.to_string()),
+                );
+            }
+        }
+    }
     let t = Instant::now();
-    match app.insights().await {
+    match app.refresh_insights().await {
         Ok(r) => {
             report.step(
-                "insights report",
+                "insights report over every user",
                 t,
                 Ok(format!(
-                    "{} users in {} segments",
-                    r.total_users,
-                    r.segments.len()
+                    "{} users in {} segments, computed at {}",
+                    r.report.total_users,
+                    r.report.non_empty_segments(),
+                    r.computed_at.format("%H:%M:%S UTC")
                 )),
             );
-            for line in r.to_text().lines().take(12) {
+            for line in r.report.to_text().lines().take(12) {
                 report.lines.push(format!("       {line}"));
+            }
+            report.insights = Some(r);
+        }
+        Err(e) => {
+            report.step("insights report over every user", t, Err(e.to_string()));
+        }
+    }
+    let t = Instant::now();
+    match customer_value(app, &users).await {
+        Ok(value) => {
+            report.step("BG/NBD + Gamma-Gamma fit", t, Ok(value.fitted_on.clone()));
+            report.lines.push(format!(
+                "       {:<18} {:<8} {:>16} {:>14} {:>10} {:>12}",
+                "user", "segment", "heuristic churn", "heuristic LTV", "P(alive)", "CLV 12 mo"
+            ));
+            for (user, profile) in &profiles {
+                let (p_alive, clv) = value
+                    .predictions
+                    .get(&user.id)
+                    .map_or(("-".to_owned(), "-".to_owned()), |(a, c)| {
+                        (format!("{a:.3}"), format!("{c:.2}"))
+                    });
+                report.lines.push(format!(
+                    "       {:<18} {:<8} {:>16.3} {:>14.2} {:>10} {:>12}",
+                    user.username,
+                    profile.segment.to_string(),
+                    profile.churn_risk,
+                    profile.lifetime_value,
+                    p_alive,
+                    clv
+                ));
             }
         }
         Err(e) => {
-            report.step("insights report", t, Err(e.to_string()));
+            report.step("BG/NBD + Gamma-Gamma fit", t, Err(format!("{e:#}")));
         }
     }
 
@@ -412,6 +523,129 @@ pub async fn run_on(app: &Arc<App>) -> Report {
         ));
     }
     report
+}
+
+/// Username prefix of the demo's dormant user.
+const DORMANT: &str = "margaret";
+/// How long ago the dormant user was last active.
+const DORMANT_LAST_SEEN_DAYS: i64 = 130;
+
+/// A demo user's purchase history: orders as (days ago, categories of the lines), oldest
+/// first; 0 days ago is placed now.
+struct History {
+    name: &'static str,
+    story: &'static str,
+    orders: &'static [(i64, &'static [&'static str])],
+}
+
+/// Histories that place the five demo users in every segment (with the default thresholds:
+/// dormant after 90 days without activity, at risk from churn 0.6 — about 38 days since the
+/// last purchase — VIP from a spend of 1,000).
+const HISTORIES: &[History] = &[
+    History {
+        name: "ada",
+        story: "regular small orders: active",
+        orders: &[
+            (62, &["books"]),
+            (31, &["books", "courses"]),
+            (0, &["books"]),
+        ],
+    },
+    History {
+        name: "grace",
+        story: "monitors and headphones, recently: VIP by spend",
+        orders: &[
+            (95, &["hardware", "hardware"]),
+            (41, &["hardware", "hardware"]),
+            (12, &["hardware", "hardware"]),
+            (0, &["hardware", "courses"]),
+        ],
+    },
+    History {
+        name: "linus",
+        story: "gaps of 10, 20, 35, 50 days and none since: at risk",
+        orders: &[
+            (170, &["courses"]),
+            (160, &["books"]),
+            (140, &["courses"]),
+            (105, &["books"]),
+            (55, &["merch"]),
+        ],
+    },
+    History {
+        name: DORMANT,
+        story: "nothing for months: dormant",
+        orders: &[(240, &["books"]), (200, &["merch"]), (150, &["books"])],
+    },
+    History {
+        name: "barbara",
+        story: "a first order weeks ago and one now: active",
+        orders: &[(21, &["courses", "hardware"]), (0, &["merch"])],
+    },
+];
+
+/// Simulated customers the customer-value model is fitted on besides the demo's five: five
+/// histories cannot identify four BG/NBD parameters.
+const BACKGROUND_CUSTOMERS: usize = 2_000;
+
+/// The fitted model's P(alive) and CLV per demo user, and what it was fitted on.
+struct CustomerValue {
+    fitted_on: String,
+    predictions: HashMap<uuid::Uuid, (f64, f64)>,
+}
+
+/// Fits BG/NBD + Gamma-Gamma on the demo users' purchase summaries (from the database's
+/// aggregate, paid orders up to today) plus [`BACKGROUND_CUSTOMERS`] customers simulated from
+/// CDNOW-like parameters (seeded, the same every run), and predicts the demo users.
+async fn customer_value(app: &App, users: &[mod8_orm::User]) -> anyhow::Result<CustomerValue> {
+    let today = Utc::now().date_naive();
+    let wanted: HashMap<uuid::Uuid, &str> =
+        users.iter().map(|u| (u.id, u.username.as_str())).collect();
+    let mut demo = Vec::new();
+    let mut summaries = app.sql.customer_rfm(today);
+    while let Some(c) = summaries.try_next().await? {
+        if wanted.contains_key(&c.user_id) {
+            let rfm = Rfm::new(c.frequency, c.recency, c.t, c.monetary_value_cents / 100.0)?;
+            demo.push(CustomerSummary {
+                customer_id: c.user_id.to_string(),
+                first_purchase: Some(c.first_purchase),
+                rfm,
+            });
+        }
+    }
+    drop(summaries);
+    let mut points = simulate_customers(&SimulationParams {
+        bgnbd: BgNbd::new(0.243, 4.414, 0.793, 2.426)?,
+        gamma_gamma: GammaGamma::new(6.25, 3.74, 15.44)?,
+        customers: BACKGROUND_CUSTOMERS,
+        min_age_weeks: 4.0,
+        max_age_weeks: 52.0,
+        seed: 8,
+    })?;
+    points.extend(demo.iter().map(|c| c.rfm));
+    let fit = ClvFit::fit_points(&points)?;
+    let model = fit.model()?;
+    let options = ClvOptions::default();
+    let mut predictions = HashMap::new();
+    for c in &demo {
+        let p = model.predict(c, options.horizon_weeks(), &options)?;
+        if let Ok(id) = c.customer_id.parse() {
+            predictions.insert(id, (p.p_alive, p.clv));
+        }
+    }
+    let b = fit.bgnbd.params;
+    Ok(CustomerValue {
+        fitted_on: format!(
+            "fitted on {} customers: the {} demo histories (paid orders) + {BACKGROUND_CUSTOMERS} simulated background customers; r={:.3} alpha={:.3} a={:.3} b={:.3}",
+            points.len(),
+            demo.len(),
+            b.r,
+            b.alpha,
+            b.a,
+            b.b
+        ),
+        predictions,
+    })
 }
 
 /// Events in the document store's log by `users`.
@@ -455,7 +689,8 @@ mod tests {
     use super::*;
 
     /// A second run on the same stores (a reused database) must check its own work: its event
-    /// count is this run's users' events, not everything in the log.
+    /// count is this run's users' events, not everything in the log. Each run's five users
+    /// land in every segment, and the report over every user counts them all.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn the_demo_succeeds_twice_on_the_same_stores() {
         let app = App::build(AppConfig::embedded()).await.unwrap();
@@ -463,10 +698,46 @@ mod tests {
         for run in 1..=2 {
             let report = run_on(&app).await;
             assert_eq!(report.failures(), 0, "run {run}:\n{report}");
+            let text = report.to_string();
+            assert!(text.contains("events in the event log"), "{report}");
+            // This run's users: one in each segment, two active.
+            let mut segments: Vec<Segment> = report.segments().iter().map(|(_, s)| *s).collect();
+            segments.sort();
+            assert_eq!(
+                segments,
+                [
+                    Segment::Dormant,
+                    Segment::Active,
+                    Segment::Active,
+                    Segment::Vip,
+                    Segment::AtRisk
+                ],
+                "run {run}: {:?}\n{report}",
+                report.segments()
+            );
+            // The report over every user: both runs' users so far, every segment non-empty.
+            let insights = &report.insights().expect("an insights report").report;
+            let users = 5 * run;
+            assert_eq!(insights.total_users, users, "{report}");
+            assert_eq!(insights.non_empty_segments(), 4, "{report}");
+            assert!(insights.segments.iter().all(|s| s.users == run || (s.segment == Segment::Active && s.users == 2 * run)), "{report}");
             assert!(
-                report.to_string().contains("events in the event log"),
+                text.contains(&format!("{users} users in 4 segments")),
                 "{report}"
             );
+            // The fitted model's figures beside the heuristic ones, for every user.
+            assert!(text.contains("BG/NBD + Gamma-Gamma fit"), "{report}");
+            assert!(
+                text.contains("2000 simulated background customers"),
+                "{report}"
+            );
+            for (name, _) in report.segments() {
+                let row = text
+                    .lines()
+                    .find(|l| l.trim_start().starts_with(name.as_str()) && l.contains('.'))
+                    .unwrap_or_else(|| panic!("no value row for {name}:\n{report}"));
+                assert!(!row.contains(" - "), "{row}");
+            }
         }
         app.shutdown().await;
     }

@@ -9,8 +9,9 @@ use crate::error::AppResult;
 use crate::{keys, App};
 
 impl App {
-    /// Places an order and drops everything cached about the user that it changes (profile,
-    /// predictions, recommendations).
+    /// Places an order, drops everything cached about the user that it changes (profile,
+    /// predictions, recommendations) and wakes the insights worker to rebuild the
+    /// recommendation model.
     ///
     /// # Errors
     ///
@@ -23,6 +24,8 @@ impl App {
             .call("sql.place_order", "sql", self.sql.place_order(order))
             .await?;
         self.invalidate_user(user_id).await;
+        // The co-occurrence model counts every order line: the worker rebuilds it.
+        self.worker.orders_changed();
         Ok(placed)
     }
 

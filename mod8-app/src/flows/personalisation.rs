@@ -4,20 +4,40 @@
 //! cached), picks products (RecommendationEngine, segment-aware) and caches the result for an
 //! hour. Also the profile and insights endpoints, which share the loading code.
 //!
+//! The insights report and the recommendation model cover every customer, not a sample:
+//!
+//! - **The segment report** is computed by a batch that streams every user with their
+//!   purchases from one SQL statement ([`mod8_orm::AnalyticsRepository::customer_histories`]),
+//!   adds each user's activity from the document store and the cache, profiles them and folds
+//!   the profile into running sums ([`mod8_datasci::SegmentReportBuilder`]): memory stays
+//!   bounded whatever the number of users. The worker ([`crate::worker`]) runs it at start and
+//!   every [`crate::AppConfig::insights_refresh`]; the result is stored in the cache with the
+//!   time it was computed, and `GET /api/insights` reads it ([`App::insights`]), computing it
+//!   only when nothing is stored yet. A batch rather than profiles maintained as activity
+//!   arrives, because a segment depends on time as much as on activity: a user who does
+//!   nothing drifts from active to at risk to dormant without any event that would update a
+//!   maintained profile, so only a pass over everyone as of one day gives counts that are
+//!   right for that day.
+//! - **The co-occurrence model** is built from counts over every order line, aggregated in the
+//!   database ([`mod8_orm::AnalyticsRepository::co_purchase_counts`]), so no purchase history
+//!   is loaded. The worker rebuilds it with the report and after orders
+//!   ([`App::place_order`] wakes it); a request rebuilds it only when it is missing or older
+//!   than [`crate::AppConfig::model_refresh`].
+//!
 //! Placing an order, which invalidates what is cached here, is in [`super::orders`].
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use chrono::{NaiveDate, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
+use futures::TryStreamExt;
 use mod8_cache::EntryOptions;
 use mod8_datasci::{
     ActivityCounts, AnalyticsEngine, CatalogItem, CustomerProfile, CustomerRecord,
     InsightsGenerator, ItemPurchase, Prediction, PredictionKind, PredictionValue, Predictor,
-    RecommendationConfig, RecommendationEngine, SegmentReport,
+    PurchaseCounts, RecommendationConfig, RecommendationEngine, SegmentReport,
 };
 use mod8_docstore::DayRange;
-use mod8_orm::PageRequest;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -30,13 +50,25 @@ use crate::{keys, App};
 pub const RECOMMENDATIONS: usize = 10;
 /// Days of activity a profile counts (today included).
 const ACTIVITY_DAYS: u32 = 90;
-/// Purchase histories (biggest spenders first) the co-occurrence model is built from (the
-/// repository's page limit).
-const MODEL_CUSTOMERS: u32 = 1_000;
-/// Users profiled for the insights report (most active first).
-const INSIGHT_USERS: u32 = 500;
-/// How long the insights report stays cached.
-const INSIGHTS_TTL: Duration = Duration::from_secs(60);
+/// Users whose activity the insights batch reads from the document store and the cache at
+/// once (the SQL side is one streamed statement).
+const INSIGHTS_CONCURRENCY: usize = 16;
+/// How long a stored insights report is kept when the worker stops refreshing it (a report
+/// older than this is computed again by the next request).
+const INSIGHTS_KEEP: Duration = Duration::from_secs(24 * 3600);
+
+/// The segment report over every user and when it was computed (`GET /api/insights`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct InsightsReport {
+    /// When the report was computed (RFC 3339, UTC): users registered, orders placed or
+    /// events logged since then are not in it yet. The worker recomputes it every
+    /// [`crate::AppConfig::insights_refresh`].
+    pub computed_at: DateTime<Utc>,
+    /// The report: `total_users` is every user registered when it was computed, and each
+    /// segment's `users` add up to it.
+    #[serde(flatten)]
+    pub report: SegmentReport,
+}
 
 /// A user's analytics profile (`GET /api/users/{id}/profile`).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -128,6 +160,18 @@ impl App {
                 self.sql.purchase_history(user_id),
             )
             .await?;
+        self.record_of(user_id, user.last_active_at, &history).await
+    }
+
+    /// The record of a user whose SQL side (last activity, purchases) is at hand: adds the
+    /// activity from the document store and the cache (no SQL call, so it can run while a
+    /// streamed statement holds the connection).
+    async fn record_of(
+        &self,
+        user_id: Uuid,
+        last_active_at: DateTime<Utc>,
+        history: &[mod8_orm::Purchase],
+    ) -> AppResult<CustomerRecord> {
         // Per-user counts the document store keeps as events are logged: a few reads by
         // `_id`, not a scan of the log (which is what a `user_id` filter costs on servers
         // without filter pushdown, such as FerretDB 1.x).
@@ -150,12 +194,12 @@ impl App {
             .unwrap_or_default();
         let last_active = summary
             .last_event_at
-            .map_or(user.last_active_at, |t| t.max(user.last_active_at));
+            .map_or(last_active_at, |t| t.max(last_active_at));
         Ok(CustomerRecord {
             user_id: user_id.to_string(),
             activity: elementwise_max(logged, live),
             last_active: Some(last_active.date_naive()),
-            purchases: purchases_of(&history),
+            purchases: purchases_of(history),
         })
     }
 
@@ -174,9 +218,38 @@ impl App {
                 return Ok(state.engine.clone());
             }
         }
+        let engine = self.build_model().await?;
+        *slot = Some(ModelState {
+            built_at: Instant::now(),
+            engine: engine.clone(),
+        });
+        Ok(engine)
+    }
+
+    /// Rebuilds the recommendation model now, from every order line (what the worker does
+    /// periodically and after orders). Requests keep the previous model until it is replaced.
+    ///
+    /// # Errors
+    ///
+    /// A store failing (the previous model is kept).
+    pub async fn refresh_model(&self) -> AppResult<()> {
+        let engine = self.build_model().await?;
+        *self.model.write().await = Some(ModelState {
+            built_at: Instant::now(),
+            engine,
+        });
+        Ok(())
+    }
+
+    /// The catalogue and the co-purchase counts over every order line (one aggregate in the
+    /// database), as a model; `None` while the catalogue is empty.
+    async fn build_model(&self) -> AppResult<Option<Arc<RecommendationEngine>>> {
         let products = self
             .call("sql.products", "sql", self.sql.products(None))
             .await?;
+        if products.is_empty() {
+            return Ok(None);
+        }
         let catalog: Vec<CatalogItem> = products
             .iter()
             .map(|p| CatalogItem {
@@ -185,45 +258,37 @@ impl App {
                 price: p.price_cents as f64 / 100.0,
             })
             .collect();
-        let engine = if catalog.is_empty() {
-            None
-        } else {
-            let buyers = self
-                .call(
-                    "sql.top_spenders",
-                    "sql",
-                    self.sql.top_spenders(1, MODEL_CUSTOMERS),
-                )
-                .await?;
-            let mut customers = Vec::with_capacity(buyers.len());
-            for buyer in buyers {
-                let history = self
-                    .call(
-                        "sql.purchase_history",
-                        "sql",
-                        self.sql.purchase_history(buyer.user_id),
-                    )
-                    .await?;
-                customers.push(CustomerRecord {
-                    user_id: buyer.user_id.to_string(),
-                    activity: ActivityCounts::default(),
-                    last_active: None,
-                    purchases: purchases_of(&history),
-                });
-            }
-            let engine = RecommendationEngine::build(
-                &catalog,
-                &customers,
-                today(),
-                RecommendationConfig::default(),
-            )?;
-            Some(Arc::new(engine))
+        let counts = self
+            .call(
+                "sql.co_purchase_counts",
+                "sql",
+                self.sql.co_purchase_counts(),
+            )
+            .await?;
+        let counts = PurchaseCounts {
+            buyers: counts
+                .buyers
+                .iter()
+                .map(|b| (b.product_id.to_string(), b.buyers))
+                .collect(),
+            pairs: counts
+                .pairs
+                .iter()
+                .map(|p| (p.product_a.to_string(), p.product_b.to_string(), p.buyers))
+                .collect(),
+            lines_by_day: counts
+                .lines_by_day
+                .iter()
+                .map(|d| (d.product_id.to_string(), d.day, d.lines))
+                .collect(),
         };
-        *slot = Some(ModelState {
-            built_at: Instant::now(),
-            engine: engine.clone(),
-        });
-        Ok(engine)
+        let engine = RecommendationEngine::from_counts(
+            &catalog,
+            &counts,
+            today(),
+            RecommendationConfig::default(),
+        )?;
+        Ok(Some(Arc::new(engine)))
     }
 
     /// Forget the recommendation model (new products or many new orders); the next request
@@ -326,31 +391,75 @@ impl App {
             .map_err(AppError::from)
     }
 
-    /// The segment report over the most active users, cached for a minute.
+    /// The segment report over every user, as last computed: read from the cache, where
+    /// [`App::refresh_insights`] (run by the worker) stores it. Computed here only when none
+    /// is stored (before the worker's first pass, or on an app whose worker is not started).
     ///
     /// # Errors
     ///
-    /// A store failing.
-    pub async fn insights(&self) -> AppResult<SegmentReport> {
-        let options = EntryOptions::ttl(INSIGHTS_TTL);
-        self.cache
-            .get_or_load(keys::insights(), &options, || async {
-                let page = self
-                    .call(
-                        "sql.list_users",
-                        "sql",
-                        self.sql.list_users(PageRequest::first(INSIGHT_USERS)),
+    /// A store failing while the report has to be computed.
+    pub async fn insights(&self) -> AppResult<InsightsReport> {
+        if let Some(stored) = self.cache.get::<InsightsReport>(keys::insights()).await? {
+            return Ok(stored);
+        }
+        self.refresh_insights().await
+    }
+
+    /// Computes the segment report over every user now and stores it for [`App::insights`].
+    ///
+    /// One statement streams the users with their purchases; each user's activity comes
+    /// from the document store and the cache, 16 users at a time; each
+    /// profile is folded into running sums and dropped. Memory does not grow with the number
+    /// of users. While the statement runs it holds a SQL connection (on the embedded
+    /// single-connection SQLite, other SQL calls wait for the pass to finish).
+    ///
+    /// # Errors
+    ///
+    /// A store failing (the previously stored report stays).
+    pub async fn refresh_insights(&self) -> AppResult<InsightsReport> {
+        let started = Instant::now();
+        let as_of = today();
+        let engine = &predictor();
+        let mut builder = InsightsGenerator::default().builder();
+        let mut profiles = self
+            .sql
+            .customer_histories()
+            .map_err(AppError::from)
+            .map_ok(|history| async move {
+                let record = self
+                    .record_of(
+                        history.user.id,
+                        history.user.last_active_at,
+                        &history.purchases,
                     )
                     .await?;
-                let engine = predictor();
-                let mut profiles = Vec::with_capacity(page.items.len());
-                for user in &page.items {
-                    let record = self.customer_record(user.id).await?;
-                    profiles.push(engine.analytics().profile_customer(&record, today())?);
-                }
-                Ok::<_, AppError>(InsightsGenerator::default().report(&profiles))
+                Ok::<_, AppError>(engine.analytics().profile_customer(&record, as_of)?)
             })
+            .try_buffered(INSIGHTS_CONCURRENCY);
+        while let Some(profile) = profiles.try_next().await? {
+            builder.add(&profile);
+        }
+        drop(profiles);
+        self.metrics
+            .observe_query("batch.insights", started.elapsed());
+        let report = InsightsReport {
+            computed_at: Utc::now(),
+            report: builder.finish(),
+        };
+        // A cache that cannot keep it is not an error: the report is answered, and computed
+        // again when asked for.
+        if let Err(e) = self
+            .cache
+            .set(keys::insights(), &report, &EntryOptions::ttl(INSIGHTS_KEEP))
             .await
-            .map_err(AppError::from)
+        {
+            tracing::warn!(error = %e, "could not store the insights report");
+        }
+        tracing::info!(
+            users = report.report.total_users,
+            elapsed_ms = started.elapsed().as_secs_f64() * 1e3,
+            "insights report computed over every user"
+        );
+        Ok(report)
     }
 }

@@ -7,7 +7,7 @@
 //! | `POST /api/events` | record an event; 202 |
 //! | `GET /api/users/{id}/recommendations` | personalised recommendations, `cached` says whether they came from cache |
 //! | `GET /api/users/{id}/profile` | segment, engagement, churn risk, lifetime value |
-//! | `GET /api/insights` | segment report |
+//! | `GET /api/insights` | segment report over every user, as last computed by the insights worker, with `computed_at` (see [`crate::flows::personalisation::InsightsReport`]) |
 //! | `GET /metrics` | Prometheus text |
 //! | `GET /healthz` | each dependency's state; 503 when a required one is down |
 

@@ -95,6 +95,27 @@ macro_rules! impl_analytics_repository {
                 }
 
                 $crate::sql::customer_summary::customer_rfm_method!($db);
+                $crate::sql::purchases::purchases_methods!($db);
+
+                async fn co_purchase_counts(&self) -> $crate::error::Result<$crate::CoPurchaseCounts> {
+                    use $crate::sql::purchases::{
+                        co_purchase_counts, lines_by_day, CoPurchaseRow, DayLinesRow, CO_PURCHASES,
+                    };
+                    use $crate::store::SqlDriver;
+
+                    let mut conn = self.conn().await?;
+                    let pairs = ::sqlx::query_as::<$db, CoPurchaseRow>(CO_PURCHASES)
+                        .fetch_all(conn.exec())
+                        .await
+                        .map_err(|e| self.err(e))?;
+                    let days = ::sqlx::query_as::<$db, DayLinesRow>(&lines_by_day(
+                        <$db as SqlDriver>::DIALECT.backend,
+                    ))
+                    .fetch_all(conn.exec())
+                    .await
+                    .map_err(|e| self.err(e))?;
+                    co_purchase_counts(pairs, days, self.backend_name())
+                }
             }
         };
     };

@@ -19,6 +19,7 @@ pub(crate) mod locations;
 pub(crate) mod migrate;
 pub(crate) mod orders;
 pub(crate) mod outbox;
+pub(crate) mod purchases;
 pub(crate) mod users;
 
 /// Most lines one order may have (keeps every statement far below the bind limits).

@@ -29,6 +29,7 @@ use crate::*;
 mod cases;
 mod customer_rfm;
 mod fixtures;
+mod purchases;
 mod users;
 
 pub use cases::*;
@@ -36,6 +37,7 @@ pub use customer_rfm::{
     case_customer_rfm, case_customer_rfm_in_a_unit_of_work, case_customer_rfm_matches_the_reference,
 };
 pub use fixtures::{seed_world, user_in, World};
+pub use purchases::{case_co_purchase_counts, case_customer_histories};
 pub use users::{
     case_activity_ranking, case_bulk_insert, case_missing_users_are_not_found, case_pagination,
     case_user_conflicts_name_the_field, case_user_crud, case_user_input_is_validated,
@@ -232,6 +234,8 @@ macro_rules! conformance_tests {
             case_customer_rfm,
             case_customer_rfm_matches_the_reference,
             case_customer_rfm_in_a_unit_of_work,
+            case_customer_histories,
+            case_co_purchase_counts,
             case_injection_strings_stored_literally,
             case_bulk_insert_splits_statements,
             case_outbox,
