@@ -13,8 +13,8 @@ use crate::flight::{Flights, Role};
 use crate::memory::Found;
 use crate::stats::{Counter, Counters};
 use crate::{
-    glob_match, validate_key, Bytes, CacheStats, CacheStore, Codec, DynCacheStore, EntryOptions,
-    Error, MemoryStore, Result, TieredStore,
+    glob_match, validate_key, Bytes, CacheStats, CacheStore, Codec, CounterOptions, CounterUpdate,
+    DynCacheStore, EntryOptions, Error, MemoryStore, Result, TieredStore,
 };
 
 /// How often a failing backend may log a warning.
@@ -497,6 +497,59 @@ impl Cache {
     pub async fn clear(&self) -> Result<()> {
         self.supersede(|_| true);
         self.invalidation(self.inner.store.clear().await, "clear")
+    }
+
+    /// Adds `deltas` to the fields of the counter `key` atomically and returns their new
+    /// values (see [`CacheStore::increment`] for the rules, idempotency included).
+    ///
+    /// Unlike lookups this does not fail open: a lost increment is a wrong count, so backend
+    /// failures are returned (and counted in [`CacheStats::backend_errors`]). Counters are
+    /// kept in the shared tier only, never in the in-process one, and are untouched by this
+    /// cache's invalidations apart from [`clear`](Cache::clear).
+    ///
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// use mod8_cache::{Cache, CounterOptions};
+    /// use std::time::Duration;
+    ///
+    /// let cache = Cache::in_process(100);
+    /// let once = CounterOptions::ttl(Duration::from_secs(3_600))
+    ///     .with_idempotency("message-1", Duration::from_secs(600));
+    /// let first = cache.increment("post:7", &[("likes", 1), ("views", 3)], &once).await?;
+    /// assert!(first.applied);
+    /// assert_eq!(first.values, vec![1, 3]);
+    /// // The same message again (a redelivery) counts once.
+    /// let again = cache.increment("post:7", &[("likes", 1), ("views", 3)], &once).await?;
+    /// assert!(!again.applied);
+    /// assert_eq!(cache.counter("post:7").await?.get("views"), Some(&3));
+    /// # Ok::<(), mod8_cache::Error>(()) }).unwrap();
+    /// ```
+    pub async fn increment(
+        &self,
+        key: &str,
+        deltas: &[(&str, i64)],
+        options: &CounterOptions,
+    ) -> Result<CounterUpdate> {
+        let update = self.invalidation(
+            self.inner.store.increment(key, deltas, options).await,
+            "increment",
+        )?;
+        self.inner.counters.bump(if update.applied {
+            Counter::Increments
+        } else {
+            Counter::DuplicateIncrements
+        });
+        Ok(update)
+    }
+
+    /// Every field of the counter `key` (empty when there is none); reports backend errors.
+    pub async fn counter(&self, key: &str) -> Result<std::collections::BTreeMap<String, i64>> {
+        self.invalidation(self.inner.store.counter(key).await, "counter")
+    }
+
+    /// Removes the counter `key`; returns whether it existed. Reports backend errors.
+    pub async fn delete_counter(&self, key: &str) -> Result<bool> {
+        self.invalidation(self.inner.store.delete_counter(key).await, "delete_counter")
     }
 
     fn invalidation<R>(&self, result: Result<R>, operation: &'static str) -> Result<R> {
