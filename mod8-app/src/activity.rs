@@ -66,6 +66,26 @@ pub fn counts_from_counter(counter: &BTreeMap<String, i64>) -> ActivityCounts {
     counts_from_fields(counter.iter().map(|(k, v)| (k.as_str(), *v)))
 }
 
+/// What one event of `event_type` adds to a profile's `metrics.engagement_score`: 10 for a
+/// purchase, 5 for a cart add or review, 2 for a click or search, 1 for anything else.
+pub fn engagement_weight(event_type: &str) -> f64 {
+    match event_type {
+        "purchase" => 10.0,
+        "cart_add" | "add_to_cart" | "review" => 5.0,
+        "click" | "search" => 2.0,
+        _ => 1.0,
+    }
+}
+
+/// Whether an event of `event_type` shows interest in its `category` property (a view, a
+/// click, a cart add or a purchase).
+pub fn shows_interest(event_type: &str) -> bool {
+    matches!(
+        event_type,
+        "page_view" | "view" | "click" | "cart_add" | "add_to_cart" | "purchase"
+    )
+}
+
 fn as_array(c: &ActivityCounts) -> [u32; 6] {
     [
         c.sessions,

@@ -165,6 +165,7 @@ impl App {
                 ConsumerCounts::ANALYTICS,
                 AnalyticsConsumer::new(DocEventSink {
                     docs: self.docs.clone(),
+                    cache: self.cache.clone(),
                 })
                 .start(broker.clone(), topology)
                 .await?,

@@ -99,6 +99,182 @@ async fn a_message_handled_twice_counts_once(s: &Server) {
     assert_eq!(again.searches, 1);
 }
 
+/// Events of `user` in the event log.
+async fn logged_events(s: &Server, user: Uuid) -> Vec<mod8_docstore::Event> {
+    use futures::TryStreamExt;
+    let filter = mod8_docstore::EventFilter {
+        user_id: Some(user.to_string()),
+        ..Default::default()
+    };
+    let stream = s.app.docs.export_events(filter, 100).await.unwrap();
+    let batches: Vec<Vec<_>> = stream.try_collect().await.unwrap();
+    batches.into_iter().flatten().collect()
+}
+
+async fn a_redelivered_event_is_stored_once(s: &Server) {
+    let user = id_of(&s.register(&name("redel")).await);
+    let before = finished(s, ConsumerCounts::ANALYTICS).await;
+    let accepted = s.app.record_event(event(user, "click")).await.unwrap();
+    let mut envelope = Envelope::new(Analytics {
+        event_type: "click".into(),
+        user_id: user.to_string(),
+        properties: HashMap::new(),
+    });
+    envelope.id = accepted.message_id;
+    redeliver(s, &envelope).await;
+    // A message the API never counted (its count was lost): the consumer counts it, once.
+    let lost = Envelope::new(Analytics {
+        event_type: "click".into(),
+        user_id: user.to_string(),
+        properties: HashMap::new(),
+    });
+    redeliver(s, &lost).await;
+    redeliver(s, &lost).await;
+    eventually("four deliveries handled", || async {
+        finished(s, ConsumerCounts::ANALYTICS).await >= before + 4
+    })
+    .await;
+    let events = logged_events(s, user).await;
+    assert_eq!(events.len(), 2, "{events:?}");
+    let mut ids: Vec<_> = events.iter().filter_map(|e| e.message_id.clone()).collect();
+    ids.sort();
+    let mut expected = vec![accepted.message_id.to_string(), lost.id.to_string()];
+    expected.sort();
+    assert_eq!(ids, expected);
+    let counters = s.app.engagement_counters(user).await.unwrap();
+    assert_eq!(counters.clicks, 2, "{counters:?}");
+    let today = chrono::Utc::now().date_naive();
+    let days = mod8_docstore::DayRange::ending(today, 2);
+    let summary = s
+        .app
+        .docs
+        .activity_summary(&user.to_string(), days)
+        .await
+        .unwrap();
+    assert_eq!(summary.count("click"), 2, "{summary:?}");
+}
+
+async fn a_redelivered_registration_sends_one_welcome(s: &Server) {
+    use mod8_mq::domain::{Notification, NotificationChannel, PublishOptions, UserData};
+    let username = name("welc");
+    let before_sent = s.app.notifier.sent(NotificationChannel::Email);
+    let before_users = finished(s, ConsumerCounts::USER_DATA).await;
+    let before_notes = finished(s, ConsumerCounts::NOTIFICATIONS).await;
+    s.register(&username).await;
+    eventually("the welcome", || async {
+        s.app.notifier.sent(NotificationChannel::Email) == before_sent + 1
+    })
+    .await;
+    // The registration's message delivered twice more (same payload, as a redelivery).
+    let data = UserData {
+        username: username.clone(),
+        email: format!("{username}@example.com"),
+        registration_date: chrono::Utc::now().date_naive(),
+    };
+    let envelope = Envelope::new(data);
+    let route = s.app.pipeline.topology().user_data_route();
+    for _ in 0..2 {
+        s.app
+            .pipeline
+            .producer()
+            .send(&envelope, &route)
+            .await
+            .unwrap();
+    }
+    eventually("the redeliveries handled", || async {
+        finished(s, ConsumerCounts::USER_DATA).await >= before_users + 3
+    })
+    .await;
+    // A later notification on the same queue: once it is sent, a second welcome published
+    // before it would have been handled too.
+    s.app
+        .pipeline
+        .publish_notification(
+            Notification {
+                recipient: "ops@example.com".into(),
+                subject: "sentinel".into(),
+                content: "after the redeliveries".into(),
+                channel: NotificationChannel::Sms,
+            },
+            PublishOptions::new(),
+        )
+        .await
+        .unwrap();
+    eventually("the sentinel", || async {
+        s.app.notifier.sent(NotificationChannel::Sms) == 1
+    })
+    .await;
+    eventually("the notifications settled", || async {
+        finished(s, ConsumerCounts::NOTIFICATIONS).await >= before_notes + 2
+    })
+    .await;
+    assert_eq!(
+        s.app.notifier.sent(NotificationChannel::Email),
+        before_sent + 1,
+        "one welcome"
+    );
+    assert_eq!(
+        finished(s, ConsumerCounts::NOTIFICATIONS).await,
+        before_notes + 2
+    );
+    assert!(matches!(
+        s.app.docs.profile_by_username(&username).await,
+        Ok(Some(_))
+    ));
+}
+
+async fn profile_metrics_follow_events_once(s: &Server) {
+    let username = name("prof");
+    let user = id_of(&s.register(&username).await);
+    let names = [username.clone()];
+    eventually("the profile document", || profiles_stored(s, &names)).await;
+    let before = finished(s, ConsumerCounts::ANALYTICS).await;
+    let with_category = |t: &str, category: &str| {
+        let mut e = event(user, t);
+        e.properties
+            .insert("category".into(), serde_json::json!(category));
+        e
+    };
+    let mut last = None;
+    for e in [
+        with_category("page_view", "books"),
+        with_category("page_view", "books"),
+        with_category("page_view", "games"),
+        with_category("purchase", "garden"),
+        with_category("search", "ignored"),
+    ] {
+        last = Some(s.app.record_event(e).await.unwrap());
+    }
+    // The last message again.
+    let mut envelope = Envelope::new(Analytics {
+        event_type: "search".into(),
+        user_id: user.to_string(),
+        properties: HashMap::from([("category".into(), serde_json::json!("ignored"))]),
+    });
+    envelope.id = last.unwrap().message_id;
+    redeliver(s, &envelope).await;
+    eventually("six deliveries handled", || async {
+        finished(s, ConsumerCounts::ANALYTICS).await >= before + 6
+    })
+    .await;
+    let p = s
+        .app
+        .docs
+        .profile_by_username(&username)
+        .await
+        .unwrap()
+        .unwrap();
+    let m = &p.metrics;
+    assert_eq!(m.event_counts.get("page_view"), Some(&3), "{m:?}");
+    assert_eq!(m.event_counts.get("purchase"), Some(&1), "{m:?}");
+    assert_eq!(m.event_counts.get("search"), Some(&1), "{m:?}");
+    assert_eq!(m.content_views, 3, "{m:?}");
+    assert_eq!(m.engagement_score, 3.0 + 10.0 + 2.0, "{m:?}");
+    let mut interests = p.profile.interests.clone();
+    interests.sort();
+    assert_eq!(interests, ["books", "games", "garden"]);
+}
+
 macro_rules! both_backends {
     ($($case:ident),* $(,)?) => {
         mod embedded {
@@ -131,4 +307,7 @@ macro_rules! both_backends {
 both_backends!(
     concurrent_events_count_exactly,
     a_message_handled_twice_counts_once,
+    a_redelivered_event_is_stored_once,
+    a_redelivered_registration_sends_one_welcome,
+    profile_metrics_follow_events_once,
 );
