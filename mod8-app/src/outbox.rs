@@ -103,6 +103,7 @@ impl Outbox {
         pipeline: Pipeline,
         poll: Duration,
         lease: Duration,
+        retention: Duration,
     ) -> Relay {
         Relay {
             sql,
@@ -111,13 +112,11 @@ impl Outbox {
             wake: self.wake.clone(),
             poll,
             lease,
+            retention,
         }
     }
 }
 
-/// The envelope for an outbox row: its id is the row's id, so a row published twice (a crash
-/// between confirm and mark-sent) carries the same message id and de-duplicating consumers
-/// drop the copy.
 /// The payload of an outbox row: the event, the aggregate it is about and the event's id.
 ///
 /// The event id becomes the published message's id, so every publish of the row (a relay
@@ -155,7 +154,9 @@ impl<T: Serialize> OutboxEvent<T> {
 }
 
 /// The envelope of a row: an [`OutboxEvent`] is published under its event id; a bare
-/// `UserData` payload (rows written before payloads carried ids) under the row's id.
+/// `UserData` payload (rows written before payloads carried ids) under the row's id. Either
+/// way a row published twice (a crash between confirm and mark-sent) carries the same
+/// message id and de-duplicating consumers drop the copy.
 fn envelope(row: &OutboxMessage) -> Result<Envelope<UserData>, serde_json::Error> {
     let (id, data) = match serde_json::from_value::<OutboxEvent<UserData>>(row.payload.clone()) {
         Ok(event) => (event.event_id, event.event),
@@ -284,7 +285,13 @@ pub struct Relay {
     pub poll: Duration,
     /// How long a claimed row is reserved for one pass.
     pub lease: Duration,
+    /// How long sent rows are kept before the relay deletes them (checked every
+    /// [`PURGE_INTERVAL`]).
+    pub retention: Duration,
 }
+
+/// How often the relay deletes sent rows older than [`Relay::retention`].
+pub const PURGE_INTERVAL: Duration = Duration::from_secs(60);
 
 /// First delay after a failed pass; it doubles per failed pass up to [`MAX_BACKOFF`].
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
@@ -310,9 +317,19 @@ pub async fn run_relay(relay: Relay, mut shutdown: watch::Receiver<bool>) {
         wake,
         poll,
         lease,
+        retention,
     } = relay;
     let mut backoff: Option<Duration> = None;
+    let mut last_purge: Option<tokio::time::Instant> = None;
     loop {
+        if last_purge.is_none_or(|at| at.elapsed() >= PURGE_INTERVAL) {
+            last_purge = Some(tokio::time::Instant::now());
+            match sql.purge_sent(retention).await {
+                Ok(0) => {}
+                Ok(n) => tracing::debug!(rows = n, "purged sent outbox rows"),
+                Err(e) => tracing::warn!(error = %e, "purging sent outbox rows failed"),
+            }
+        }
         let failed = match relay_once(sql.as_ref(), &pipeline, &counters, lease).await {
             Ok(pass) if pass.all_failed() => true,
             Ok(pass) if pass.claimed as u32 >= BATCH => continue,
@@ -421,8 +438,39 @@ mod tests {
             counters,
             wake: Arc::new(Notify::new()),
             poll: Duration::from_millis(10),
+            retention: Duration::from_secs(3600),
             lease,
         }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_relay_purges_sent_rows_past_the_retention_and_keeps_unsent_ones() {
+        let app = App::build(AppConfig::embedded()).await.unwrap();
+        let sent = app
+            .sql
+            .enqueue(USER_DATA_TOPIC, user_data(1))
+            .await
+            .unwrap();
+        app.sql.mark_sent(&[sent.id]).await.unwrap();
+        app.broker.close().await.unwrap(); // the unsent row below stays unsent
+        app.sql
+            .enqueue(USER_DATA_TOPIC, user_data(2))
+            .await
+            .unwrap();
+        assert_eq!(app.sql.count_outbox_rows().await.unwrap(), 2);
+        let mut keep = relay(&app, Arc::default(), Duration::from_secs(10));
+        keep.retention = Duration::from_secs(3600);
+        let mut purge = keep.clone();
+        purge.retention = Duration::ZERO;
+        for (relay, rows_after) in [(keep, 2), (purge, 1)] {
+            let (shutdown, rx) = watch::channel(false);
+            let task = tokio::spawn(run_relay(relay, rx));
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            shutdown.send(true).unwrap();
+            task.await.unwrap();
+            assert_eq!(app.sql.count_outbox_rows().await.unwrap(), rows_after);
+        }
+        assert_eq!(app.sql.count_pending().await.unwrap(), 1);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -481,6 +529,7 @@ mod tests {
             app.pipeline.clone(),
             Duration::from_secs(3600),
             Duration::from_secs(10),
+            Duration::from_secs(3600),
         );
         let (shutdown, rx) = watch::channel(false);
         let task = tokio::spawn(run_relay(relay, rx));
