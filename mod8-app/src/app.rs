@@ -171,6 +171,7 @@ impl App {
                 ConsumerCounts::ANALYTICS,
                 AnalyticsConsumer::new(DocEventSink {
                     docs: self.docs.clone(),
+                    cache: self.cache.clone(),
                 })
                 .start(broker.clone(), topology)
                 .await?,
@@ -189,6 +190,7 @@ impl App {
                 self.pipeline.clone(),
                 self.config.outbox_poll,
                 self.config.outbox_lease,
+                self.config.outbox_retention,
             ),
             shutdown_rx.clone(),
         ));
@@ -262,8 +264,15 @@ impl App {
                 _ => None,
             }
         };
-        let (depths, dead_letters, outbox_backlog) =
-            tokio::join!(depths, dead_letters, outbox_backlog);
+        let outbox_rows = async {
+            let count = self.sql.count_outbox_rows();
+            match tokio::time::timeout(self.config.call_timeout, count).await {
+                Ok(Ok(n)) => Some(n),
+                _ => None,
+            }
+        };
+        let (depths, dead_letters, outbox_backlog, outbox_rows) =
+            tokio::join!(depths, dead_letters, outbox_backlog, outbox_rows);
         let queue_depths = depths.into_iter().flatten().collect();
         Snapshot {
             cache_name: self.cache.name().to_owned(),
@@ -271,6 +280,7 @@ impl App {
             queue_depths,
             dead_letters,
             outbox_backlog,
+            outbox_rows,
             outbox_unpublishable: self.outbox.unpublishable(),
         }
     }

@@ -52,6 +52,8 @@ pub struct AppConfig {
     /// How long a claimed outbox row is reserved for one relay before another pass (or
     /// process) may claim it again; a failed publish is retried after this.
     pub outbox_lease: Duration,
+    /// How long sent outbox rows are kept before the relay deletes them (default 7 days).
+    pub outbox_retention: Duration,
     /// How old the recommendation model may get before a request rebuilds it.
     pub model_refresh: Duration,
     /// How often the insights worker recomputes the segment report over every user and
@@ -146,6 +148,7 @@ impl AppConfig {
             call_timeout: Duration::from_secs(5),
             outbox_poll: Duration::from_millis(500),
             outbox_lease: Duration::from_secs(10),
+            outbox_retention: Duration::from_secs(7 * 24 * 3600),
             model_refresh: Duration::from_secs(300),
             insights_refresh: Duration::from_secs(300),
         }

@@ -16,7 +16,8 @@ pub fn user(user_id: Uuid) -> String {
     format!("users:{user_id}")
 }
 
-/// Cache key of a user's engagement counters, bumped by each recorded event:
+/// Cache key of a user's engagement counters, an atomic counter
+/// ([`mod8_cache::Cache::increment`], not a cached entry) counted once per recorded event:
 /// `engagement:{id}`.
 pub fn counters(user_id: Uuid) -> String {
     format!("engagement:{user_id}")

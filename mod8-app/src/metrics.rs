@@ -62,6 +62,9 @@ pub struct Snapshot {
     pub dead_letters: Option<u64>,
     /// Unsent rows in the outbox table (every process's); `None` when SQL did not answer.
     pub outbox_backlog: Option<u64>,
+    /// Rows in the outbox table, sent or not (sent rows stay until the relay purges them after
+    /// [`crate::AppConfig::outbox_retention`]); `None` when SQL did not answer.
+    pub outbox_rows: Option<u64>,
     /// Outbox rows this process found unpublishable and skips.
     pub outbox_unpublishable: u64,
 }
@@ -293,6 +296,14 @@ impl Collector for ScrapeCollector {
                 backlog,
             )?;
         }
+        if let Some(rows) = s.outbox_rows {
+            plain_gauge(
+                &mut encoder,
+                "outbox_rows",
+                "Rows in the outbox table, sent or not (sent rows are purged after the retention)",
+                rows,
+            )?;
+        }
         plain_gauge(
             &mut encoder,
             "outbox_unpublishable",
@@ -323,6 +334,7 @@ mod tests {
             queue_depths: vec![("user_data_queue".into(), 7)],
             dead_letters: Some(2),
             outbox_backlog: Some(5),
+            outbox_rows: Some(9),
             outbox_unpublishable: 1,
         });
         assert!(text.contains(
@@ -344,6 +356,7 @@ mod tests {
         );
         assert!(text.contains("mod8_dead_letters 2\n"), "{text}");
         assert!(text.contains("mod8_outbox_backlog 5\n"), "{text}");
+        assert!(text.contains("mod8_outbox_rows 9\n"), "{text}");
         assert!(text.contains("mod8_outbox_unpublishable 1\n"), "{text}");
         assert!(
             text.contains("mod8_cache_invalidation_failures_total 1\n"),

@@ -10,6 +10,7 @@ use std::time::Duration;
 use mod8_mq::domain::{Pipeline, UserData};
 use mod8_mq::Envelope;
 use mod8_orm::{Database, OutboxMessage};
+use serde::{Deserialize, Serialize};
 use tokio::sync::{watch, Notify};
 use uuid::Uuid;
 
@@ -102,6 +103,7 @@ impl Outbox {
         pipeline: Pipeline,
         poll: Duration,
         lease: Duration,
+        retention: Duration,
     ) -> Relay {
         Relay {
             sql,
@@ -110,17 +112,58 @@ impl Outbox {
             wake: self.wake.clone(),
             poll,
             lease,
+            retention,
         }
     }
 }
 
-/// The envelope for an outbox row: its id is the row's id, so a row published twice (a crash
-/// between confirm and mark-sent) carries the same message id and de-duplicating consumers
-/// drop the copy.
+/// The payload of an outbox row: the event, the aggregate it is about and the event's id.
+///
+/// The event id becomes the published message's id, so every publish of the row (a relay
+/// retry after an unconfirmed publish, or two relays whose leases overlapped) carries the same
+/// id and consumers de-duplicate by it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutboxEvent<T> {
+    /// The id of the aggregate the event is about (the user's id for [`USER_DATA_TOPIC`]).
+    pub aggregate_id: String,
+    /// The event's id: the published message's id.
+    pub event_id: Uuid,
+    /// The event itself.
+    pub event: T,
+}
+
+impl<T: Serialize> OutboxEvent<T> {
+    /// A new event about `aggregate_id`, with a fresh id.
+    pub fn new(aggregate_id: impl Into<String>, event: T) -> Self {
+        OutboxEvent {
+            aggregate_id: aggregate_id.into(),
+            event_id: Uuid::new_v4(),
+            event,
+        }
+    }
+
+    /// The row payload.
+    ///
+    /// # Errors
+    ///
+    /// The event failing to serialise.
+    pub fn to_payload(&self) -> Result<serde_json::Value, serde_json::Error> {
+        serde_json::to_value(self)
+    }
+}
+
+/// The envelope of a row: an [`OutboxEvent`] is published under its event id; a bare
+/// `UserData` payload (rows written before payloads carried ids) under the row's id. Either
+/// way a row published twice (a crash between confirm and mark-sent) carries the same
+/// message id and de-duplicating consumers drop the copy.
 fn envelope(row: &OutboxMessage) -> Result<Envelope<UserData>, serde_json::Error> {
-    let data: UserData = serde_json::from_value(row.payload.clone())?;
+    let (id, data) = match serde_json::from_value::<OutboxEvent<UserData>>(row.payload.clone()) {
+        Ok(event) => (event.event_id, event.event),
+        Err(_) => (row.id, serde_json::from_value(row.payload.clone())?),
+    };
     let mut envelope = Envelope::new(data);
-    envelope.id = row.id;
+    envelope.id = id;
     envelope.timestamp = row.created_at;
     Ok(envelope)
 }
@@ -166,6 +209,8 @@ pub async fn relay_once(
         return Ok(pass);
     }
     let mut envelopes = Vec::with_capacity(rows.len());
+    // The row of each envelope (an envelope's id is its event's id, not the row's).
+    let mut row_ids = Vec::with_capacity(rows.len());
     for row in &rows {
         if counters.is_unpublishable(row.id) {
             // Logged and counted when first found; the claim returns it again each lease.
@@ -178,7 +223,10 @@ pub async fn relay_once(
             Err(format!("unknown topic {:?}", row.topic))
         };
         match parsed {
-            Ok(e) => envelopes.push(e),
+            Ok(e) => {
+                envelopes.push(e);
+                row_ids.push(row.id);
+            }
             Err(reason) => {
                 pass.unpublishable += 1;
                 if counters.newly_unpublishable(row.id) {
@@ -204,9 +252,9 @@ pub async fn relay_once(
         }
     };
     let mut confirmed = Vec::with_capacity(envelopes.len());
-    for (envelope, result) in envelopes.iter().zip(results) {
+    for ((envelope, row_id), result) in envelopes.iter().zip(&row_ids).zip(results) {
         match result {
-            Ok(()) => confirmed.push(envelope.id),
+            Ok(()) => confirmed.push(*row_id),
             Err(e) => {
                 counters.failures.fetch_add(1, Ordering::Relaxed);
                 pass.failed += 1;
@@ -237,7 +285,13 @@ pub struct Relay {
     pub poll: Duration,
     /// How long a claimed row is reserved for one pass.
     pub lease: Duration,
+    /// How long sent rows are kept before the relay deletes them (checked every
+    /// [`PURGE_INTERVAL`]).
+    pub retention: Duration,
 }
+
+/// How often the relay deletes sent rows older than [`Relay::retention`].
+pub const PURGE_INTERVAL: Duration = Duration::from_secs(60);
 
 /// First delay after a failed pass; it doubles per failed pass up to [`MAX_BACKOFF`].
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
@@ -263,9 +317,19 @@ pub async fn run_relay(relay: Relay, mut shutdown: watch::Receiver<bool>) {
         wake,
         poll,
         lease,
+        retention,
     } = relay;
     let mut backoff: Option<Duration> = None;
+    let mut last_purge: Option<tokio::time::Instant> = None;
     loop {
+        if last_purge.is_none_or(|at| at.elapsed() >= PURGE_INTERVAL) {
+            last_purge = Some(tokio::time::Instant::now());
+            match sql.purge_sent(retention).await {
+                Ok(0) => {}
+                Ok(n) => tracing::debug!(rows = n, "purged sent outbox rows"),
+                Err(e) => tracing::warn!(error = %e, "purging sent outbox rows failed"),
+            }
+        }
         let failed = match relay_once(sql.as_ref(), &pipeline, &counters, lease).await {
             Ok(pass) if pass.all_failed() => true,
             Ok(pass) if pass.claimed as u32 >= BATCH => continue,
@@ -319,6 +383,54 @@ mod tests {
         })
     }
 
+    #[tokio::test]
+    async fn a_registration_row_carries_the_user_id_and_an_event_id_published_as_message_id() {
+        let app = App::build(AppConfig::embedded()).await.unwrap();
+        let registered = app
+            .register(crate::flows::registration::Registration {
+                username: "outboxer".into(),
+                email: "outboxer@example.com".into(),
+                address: None,
+            })
+            .await
+            .unwrap();
+        let rows = app
+            .sql
+            .claim_pending(10, Duration::from_millis(1))
+            .await
+            .unwrap();
+        assert_eq!(rows.len(), 1);
+        let event: OutboxEvent<UserData> = serde_json::from_value(rows[0].payload.clone()).unwrap();
+        assert_eq!(event.aggregate_id, registered.user.id.to_string());
+        assert_eq!(event.event.username, "outboxer");
+        let published = envelope(&rows[0]).unwrap();
+        assert_eq!(
+            published.id, event.event_id,
+            "the message id is the event id"
+        );
+        assert_ne!(event.event_id, rows[0].id);
+        // Relayed, the row (found by its row id, not the message id) is marked sent.
+        tokio::time::sleep(Duration::from_millis(5)).await; // the 1 ms lease is over
+        let counters = OutboxCounters::default();
+        let pass = relay_once(
+            app.sql.as_ref(),
+            &app.pipeline,
+            &counters,
+            Duration::from_secs(10),
+        )
+        .await
+        .unwrap();
+        assert_eq!(pass.sent, 1, "{pass:?}");
+        assert_eq!(app.sql.count_pending().await.unwrap(), 0);
+        // A row written before payloads carried ids is still published, under its row id.
+        let old = app
+            .sql
+            .enqueue(USER_DATA_TOPIC, user_data(7))
+            .await
+            .unwrap();
+        assert_eq!(envelope(&old).unwrap().id, old.id);
+    }
+
     fn relay(app: &App, counters: Arc<OutboxCounters>, lease: Duration) -> Relay {
         Relay {
             sql: app.sql.clone(),
@@ -326,8 +438,39 @@ mod tests {
             counters,
             wake: Arc::new(Notify::new()),
             poll: Duration::from_millis(10),
+            retention: Duration::from_secs(3600),
             lease,
         }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_relay_purges_sent_rows_past_the_retention_and_keeps_unsent_ones() {
+        let app = App::build(AppConfig::embedded()).await.unwrap();
+        let sent = app
+            .sql
+            .enqueue(USER_DATA_TOPIC, user_data(1))
+            .await
+            .unwrap();
+        app.sql.mark_sent(&[sent.id]).await.unwrap();
+        app.broker.close().await.unwrap(); // the unsent row below stays unsent
+        app.sql
+            .enqueue(USER_DATA_TOPIC, user_data(2))
+            .await
+            .unwrap();
+        assert_eq!(app.sql.count_outbox_rows().await.unwrap(), 2);
+        let mut keep = relay(&app, Arc::default(), Duration::from_secs(10));
+        keep.retention = Duration::from_secs(3600);
+        let mut purge = keep.clone();
+        purge.retention = Duration::ZERO;
+        for (relay, rows_after) in [(keep, 2), (purge, 1)] {
+            let (shutdown, rx) = watch::channel(false);
+            let task = tokio::spawn(run_relay(relay, rx));
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            shutdown.send(true).unwrap();
+            task.await.unwrap();
+            assert_eq!(app.sql.count_outbox_rows().await.unwrap(), rows_after);
+        }
+        assert_eq!(app.sql.count_pending().await.unwrap(), 1);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -386,6 +529,7 @@ mod tests {
             app.pipeline.clone(),
             Duration::from_secs(3600),
             Duration::from_secs(10),
+            Duration::from_secs(3600),
         );
         let (shutdown, rx) = watch::channel(false);
         let task = tokio::spawn(run_relay(relay, rx));

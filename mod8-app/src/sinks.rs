@@ -5,18 +5,30 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use mod8_docstore::{DocStore, Event, EventMetadata};
+use mod8_cache::Cache;
+use mod8_docstore::{ActivityUpdate, DocStore, Event, EventMetadata};
 use mod8_mq::domain::{
     Analytics, EnrichedUser, EventSink, Notification, NotificationChannel, Pipeline, ProfileSink,
     PublishOptions,
 };
 use mod8_orm::DynDatabase;
+use uuid::Uuid;
 
-/// Stores each enriched user as a profile document, then publishes the welcome notification.
+use crate::activity::{engagement_weight, shows_interest};
+use crate::flows::analytics::count_once;
+
+/// Stores each enriched user as a profile document, then publishes the welcome notification,
+/// once per user.
 ///
 /// Idempotent: a redelivered message finds the profile already stored (a conflict, treated as
-/// done) and publishes the welcome again at most once more. A user unknown to SQL is a
-/// permanent failure (dead-lettered); a document store that is down is transient (retried).
+/// done). The welcome is published only by the delivery that claims the user's
+/// `welcome:{user id}` marker in the document store ([`DocStore::claim_marker`]): the marker
+/// is durable and shared, so neither a redelivery, another instance nor a restart sends a
+/// second welcome (a marker in the cache would vanish with a Redis restart or eviction, and
+/// one in memory with the process). A failed publish releases the marker, so the retry
+/// publishes. If the process stops between the claim and the publish, the welcome is not
+/// sent: a welcome is sent at most once, never twice. A user unknown to SQL is a permanent
+/// failure (dead-lettered); a document store that is down is transient (retried).
 #[derive(Clone)]
 pub struct DocProfileSink {
     /// Where users are looked up by email.
@@ -62,27 +74,65 @@ impl ProfileSink for DocProfileSink {
             }
             Err(e) => return Err(transient_or_permanent(e)),
         }
+        let marker = welcome_marker(&sql_user.id.to_string());
+        if !self
+            .docs
+            .claim_marker(&marker)
+            .await
+            .map_err(transient_or_permanent)?
+        {
+            tracing::debug!(username = %user.username, "welcome already sent (redelivery)");
+            return Ok(());
+        }
         let welcome = Notification {
             recipient: user.email.clone(),
             subject: "Welcome to mod8".into(),
             content: format!("Welcome, {}! Your profile is ready.", user.username),
             channel: NotificationChannel::Email,
         };
-        self.pipeline
+        let published = self
+            .pipeline
             .publish_notification(
                 welcome,
                 PublishOptions::new().with_correlation_id(user.source_message),
             )
-            .await?;
+            .await;
+        if let Err(e) = published {
+            // Not sent: free the marker so the retry of this message sends it.
+            if let Err(release) = self.docs.release_marker(&marker).await {
+                tracing::warn!(%marker, error = %release, "could not release the welcome marker; no welcome will be sent");
+            }
+            return Err(e);
+        }
         Ok(())
     }
 }
 
-/// Stores each analytics event in the document store's event log.
+/// The document-store marker claimed before a user's welcome is published:
+/// `welcome:{user id}`.
+pub fn welcome_marker(user_id: &str) -> String {
+    format!("welcome:{user_id}")
+}
+
+/// Stores each analytics event in the document store's event log, counts it in the user's
+/// engagement counters and applies it to the user's profile document (engagement score,
+/// count per event type, content views, interest in the category viewed or bought) — each
+/// once per message id.
+///
+/// Each of the three effects is idempotent by the message id on its own (the event is keyed
+/// by it, the counter increment and the profile update remember it), and they run in that
+/// order on every delivery, also a redelivery. So whichever step a crash or failure
+/// interrupts, the retry completes the missing ones and repeats the done ones as no-ops:
+/// nothing is counted twice and nothing is skipped (no step is conditional on an earlier one
+/// having been new). An event of a user without a profile document (yet) is not applied to a
+/// profile. The API counts the message first ([`count_once`] after
+/// the confirmed publish); the count here lands only when that one was lost.
 #[derive(Clone)]
 pub struct DocEventSink {
     /// The event log.
     pub docs: Arc<dyn DocStore>,
+    /// Where the engagement counters are.
+    pub cache: Cache,
 }
 
 /// The document-store event for an analytics message: `product`, `price` and `category`
@@ -106,11 +156,46 @@ pub fn to_document_event(event: &Analytics, at: DateTime<Utc>) -> Event {
 
 #[async_trait]
 impl EventSink for DocEventSink {
-    async fn store_event(&self, event: &Analytics, at: DateTime<Utc>) -> mod8_mq::Result<()> {
-        self.docs
-            .log_event(to_document_event(event, at))
+    async fn store_event(
+        &self,
+        message_id: Uuid,
+        event: &Analytics,
+        at: DateTime<Utc>,
+    ) -> mod8_mq::Result<()> {
+        let logged = self
+            .docs
+            .log_event_once(&message_id.to_string(), to_document_event(event, at))
             .await
-            .map(|_| ())
-            .map_err(transient_or_permanent)
+            .map_err(transient_or_permanent)?;
+        if !logged.inserted {
+            tracing::debug!(%message_id, "event already logged (redelivery)");
+        }
+        // Events of users that are not UUIDs (not from the API) have no engagement counter.
+        if let Ok(user_id) = event.user_id.parse::<Uuid>() {
+            count_once(&self.cache, user_id, &event.event_type, message_id)
+                .await
+                .map_err(|e| mod8_mq::Error::unavailable("cache", e))?;
+        }
+        let interest = event
+            .properties
+            .get("category")
+            .and_then(|c| c.as_str())
+            .filter(|_| shows_interest(&event.event_type))
+            .map(str::to_owned);
+        let activity = ActivityUpdate {
+            event_id: message_id.to_string(),
+            event_type: event.event_type.clone(),
+            score: engagement_weight(&event.event_type),
+            content_views: i64::from(matches!(event.event_type.as_str(), "page_view" | "view")),
+            interest,
+        };
+        match self.docs.apply_activity(&event.user_id, activity).await {
+            Ok(_) => {}
+            Err(mod8_docstore::Error::NotFound { .. }) => {
+                tracing::debug!(user_id = %event.user_id, "no profile document to apply the event to");
+            }
+            Err(e) => return Err(transient_or_permanent(e)),
+        }
+        Ok(())
     }
 }

@@ -13,8 +13,8 @@ use crate::flight::{Flights, Role};
 use crate::memory::Found;
 use crate::stats::{Counter, Counters};
 use crate::{
-    glob_match, validate_key, Bytes, CacheStats, CacheStore, Codec, DynCacheStore, EntryOptions,
-    Error, MemoryStore, Result, TieredStore,
+    glob_match, validate_key, Bytes, CacheStats, CacheStore, Codec, CounterOptions, CounterUpdate,
+    DynCacheStore, EntryOptions, Error, MemoryStore, Result, TieredStore,
 };
 
 /// How often a failing backend may log a warning.
@@ -47,7 +47,12 @@ impl NegativeCaching {
 /// - `get` / `set` encode values with the configured [`Codec`] (JSON by default).
 /// - [`get_or_load`](Cache::get_or_load) runs the loader once per key however many callers miss
 ///   at the same time; the others wait for its result. Misses on different keys never wait on
-///   each other and hits never wait on a loader.
+///   each other and in-process hits never wait on a loader.
+/// - One miss asks the shared store (Redis, the L2 of a [`TieredStore`]) once: in
+///   `get_or_load` only the key's flight leader sends the GET, and callers that miss while it
+///   runs wait for its answer (a hit or the load) instead of sending their own. A key written
+///   or invalidated through this cache since that flight started gets a new flight, so a
+///   caller never waits for a value older than its own write.
 /// - It fails open: when the backend is down or slow a lookup is a miss, a write is skipped,
 ///   a warning is logged (at most once per 10 s per cache) and the caller carries on. Only
 ///   caller mistakes (an empty key, a zero TTL, a value the codec cannot encode) are errors.
@@ -393,29 +398,50 @@ impl Cache {
             self.warn("get_or_load", &e);
             return self.run_loader(loader).await;
         }
-        if let Some(value) = self.lookup(key, true, view_cloned, owned).await {
-            return Ok(value);
-        }
+        // The in-process tier answers at once. A lookup that needs the shared store is made
+        // by the key's flight leader only: concurrent misses share one GET as they share one
+        // load, and the leader's GET is also its check for a value stored by a flight that
+        // just ended (one miss = one round trip).
+        let remote = match self.local_first(key, true, view_cloned::<T>, owned) {
+            Early::Done(Some(value)) => return Ok(value),
+            // The in-process store is the whole store: a counted, final miss.
+            Early::Done(None) => None,
+            Early::Store(local, _) => Some(local),
+        };
+        // Whether this caller's miss is counted yet (the store's answer counts it otherwise).
+        let mut counted = remote.is_none();
         let leader = loop {
             match self.inner.flights.join_or_lead(key) {
                 Role::Lead(leader) => break leader,
-                Role::Wait(waiter) => match waiter.result().await {
-                    Some(shared) => {
-                        if let Some(result) =
-                            shared.downcast_ref::<std::result::Result<T, Arc<E>>>()
-                        {
-                            return result.clone();
-                        }
-                        // The leader loads another type under this key: do not mix them.
-                        return self.run_loader(loader).await;
+                Role::Wait(waiter) => {
+                    if !counted {
+                        // It waits on a load: a miss (counted before it waits).
+                        self.inner.counters.bump(Counter::Misses);
+                        counted = true;
                     }
-                    // The leader went away without a result (cancelled): try again.
-                    None => continue,
-                },
+                    match waiter.result().await {
+                        Some(shared) => {
+                            if let Some(result) =
+                                shared.downcast_ref::<std::result::Result<T, Arc<E>>>()
+                            {
+                                return result.clone();
+                            }
+                            // The leader loads another type under this key: do not mix them.
+                            return self.run_loader(loader).await;
+                        }
+                        // The leader went away without a result (cancelled): try again.
+                        None => continue,
+                    }
+                }
             }
         };
-        // Someone may have stored the value between our lookup and taking the lead.
-        if let Some(value) = self.lookup(key, false, view_cloned::<T>, owned).await {
+        let found = match remote {
+            // Someone may have stored the value between our lookup and taking the lead: an
+            // in-process check, no round trip.
+            None => self.lookup(key, false, view_cloned::<T>, owned).await,
+            Some(local) => self.ask_store(key, local, !counted, owned).await,
+        };
+        if let Some(value) = found {
             leader.publish(Arc::new(Ok::<T, Arc<E>>(value.clone())));
             return Ok(value);
         }
@@ -471,6 +497,59 @@ impl Cache {
     pub async fn clear(&self) -> Result<()> {
         self.supersede(|_| true);
         self.invalidation(self.inner.store.clear().await, "clear")
+    }
+
+    /// Adds `deltas` to the fields of the counter `key` atomically and returns their new
+    /// values (see [`CacheStore::increment`] for the rules, idempotency included).
+    ///
+    /// Unlike lookups this does not fail open: a lost increment is a wrong count, so backend
+    /// failures are returned (and counted in [`CacheStats::backend_errors`]). Counters are
+    /// kept in the shared tier only, never in the in-process one, and are untouched by this
+    /// cache's invalidations apart from [`clear`](Cache::clear).
+    ///
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// use mod8_cache::{Cache, CounterOptions};
+    /// use std::time::Duration;
+    ///
+    /// let cache = Cache::in_process(100);
+    /// let once = CounterOptions::ttl(Duration::from_secs(3_600))
+    ///     .with_idempotency("message-1", Duration::from_secs(600));
+    /// let first = cache.increment("post:7", &[("likes", 1), ("views", 3)], &once).await?;
+    /// assert!(first.applied);
+    /// assert_eq!(first.values, vec![1, 3]);
+    /// // The same message again (a redelivery) counts once.
+    /// let again = cache.increment("post:7", &[("likes", 1), ("views", 3)], &once).await?;
+    /// assert!(!again.applied);
+    /// assert_eq!(cache.counter("post:7").await?.get("views"), Some(&3));
+    /// # Ok::<(), mod8_cache::Error>(()) }).unwrap();
+    /// ```
+    pub async fn increment(
+        &self,
+        key: &str,
+        deltas: &[(&str, i64)],
+        options: &CounterOptions,
+    ) -> Result<CounterUpdate> {
+        let update = self.invalidation(
+            self.inner.store.increment(key, deltas, options).await,
+            "increment",
+        )?;
+        self.inner.counters.bump(if update.applied {
+            Counter::Increments
+        } else {
+            Counter::DuplicateIncrements
+        });
+        Ok(update)
+    }
+
+    /// Every field of the counter `key` (empty when there is none); reports backend errors.
+    pub async fn counter(&self, key: &str) -> Result<std::collections::BTreeMap<String, i64>> {
+        self.invalidation(self.inner.store.counter(key).await, "counter")
+    }
+
+    /// Removes the counter `key`; returns whether it existed. Reports backend errors.
+    pub async fn delete_counter(&self, key: &str) -> Result<bool> {
+        self.invalidation(self.inner.store.delete_counter(key).await, "delete_counter")
     }
 
     fn invalidation<R>(&self, result: Result<R>, operation: &'static str) -> Result<R> {

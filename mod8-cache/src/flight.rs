@@ -61,13 +61,19 @@ fn lock(map: &Mutex<Map>) -> MutexGuard<'_, Map> {
 }
 
 impl Flights {
-    /// Joins the load running for `key`, or starts one with this caller as its leader.
+    /// Joins the load running for `key`, or starts one with this caller as its leader (also
+    /// when the running one is superseded).
     pub(crate) fn join_or_lead(&self, key: &str) -> Role {
         let mut map = lock(&self.map);
         if let Some(flight) = map.get(key) {
-            return Role::Wait(Waiter {
-                rx: flight.rx.clone(),
-            });
+            // A superseded flight's result may predate a change made through this cache:
+            // a caller arriving after that change starts a new flight instead (the old one's
+            // waiters still get its result; its leader's drop leaves the new flight alone).
+            if !flight.superseded.load(SeqCst) {
+                return Role::Wait(Waiter {
+                    rx: flight.rx.clone(),
+                });
+            }
         }
         let (tx, rx) = watch::channel(None);
         let superseded = Arc::new(AtomicBool::new(false));

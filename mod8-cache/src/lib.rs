@@ -4,6 +4,7 @@
 #![warn(missing_debug_implementations, unreachable_pub)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,6 +12,7 @@ mod cache;
 mod clock;
 mod codec;
 mod config;
+mod counter;
 mod error;
 mod flight;
 mod layer;
@@ -31,6 +33,7 @@ pub use async_trait::async_trait;
 pub use cache::{Cache, CacheBuilder, NegativeCaching};
 pub use codec::Codec;
 pub use config::{connect, CacheConfig};
+pub use counter::{CounterOptions, CounterUpdate, Idempotency};
 pub use error::{BoxError, Error, Result};
 pub use layer::{CacheLayer, Cached, WritePolicy};
 pub use memory::MemoryStore;
@@ -135,6 +138,53 @@ pub trait CacheStore: Send + Sync + 'static {
 
     /// Entries this store dropped on its own (capacity or age), since it was created.
     fn evictions(&self) -> u64;
+
+    /// Adds each `(field, delta)` of `deltas` to the integer fields of the counter `key` in
+    /// one atomic step, and returns their new values in the order given.
+    ///
+    /// A counter is a hash of 64-bit integer fields, apart from cached entries: it is never
+    /// evicted for room, untouched by [`invalidate_pattern`](Self::invalidate_pattern) and
+    /// [`invalidate_tag`](Self::invalidate_tag), removed by
+    /// [`delete_counter`](Self::delete_counter), [`clear`](Self::clear) or its TTL. A missing
+    /// counter or field starts at 0. Concurrent increments never lose an update, and another
+    /// reader sees either none or all of one call's deltas.
+    ///
+    /// - [`CounterOptions::ttl`] sets (or refreshes) the counter's time to live on every
+    ///   increment; without it the counter keeps the lifetime it has (none, for a new one).
+    /// - [`CounterOptions::idempotency`] applies the call at most once per id and counter
+    ///   within the id's window: a repeat, even a concurrent one, changes nothing and returns
+    ///   [`CounterUpdate::applied`] `false` with the current values. The marker of an id lives
+    ///   for its window, whatever happens to the counter meanwhile.
+    /// - Bad input is an [`Error::Validation`] before anything changes: an empty key, field
+    ///   or id, no deltas, a field given twice, a zero TTL or window; and a delta that would
+    ///   overflow an `i64` (`field` = `"delta"`), in which case no field of the call changes.
+    ///
+    /// Backends that keep no counters answer [`Error::Unsupported`] (the default, so that a
+    /// store written before counters existed still compiles). A [`TieredStore`] keeps its
+    /// counters in its shared tier (L2) only.
+    async fn increment(
+        &self,
+        key: &str,
+        deltas: &[(&str, i64)],
+        options: &CounterOptions,
+    ) -> Result<CounterUpdate> {
+        let _ = (key, deltas, options);
+        Err(Error::unsupported("counters", self.backend()))
+    }
+
+    /// Every field of the counter `key` and its value; empty when there is no such counter
+    /// (never created, deleted or expired).
+    async fn counter(&self, key: &str) -> Result<BTreeMap<String, i64>> {
+        let _ = key;
+        Err(Error::unsupported("counters", self.backend()))
+    }
+
+    /// Removes the counter `key`; returns whether it existed. Idempotency markers stay for
+    /// their window (an id already counted is not counted again).
+    async fn delete_counter(&self, key: &str) -> Result<bool> {
+        let _ = key;
+        Err(Error::unsupported("counters", self.backend()))
+    }
 }
 
 macro_rules! forward_store {
@@ -170,6 +220,20 @@ macro_rules! forward_store {
             }
             fn evictions(&self) -> u64 {
                 (**self).evictions()
+            }
+            async fn increment(
+                &self,
+                key: &str,
+                deltas: &[(&str, i64)],
+                options: &CounterOptions,
+            ) -> Result<CounterUpdate> {
+                (**self).increment(key, deltas, options).await
+            }
+            async fn counter(&self, key: &str) -> Result<BTreeMap<String, i64>> {
+                (**self).counter(key).await
+            }
+            async fn delete_counter(&self, key: &str) -> Result<bool> {
+                (**self).delete_counter(key).await
             }
         }
     )*};

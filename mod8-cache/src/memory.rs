@@ -25,7 +25,11 @@ use hashbrown::HashTable;
 use parking_lot::{Mutex, RwLock};
 
 use crate::clock;
-use crate::{glob_match, validate_key, Bytes, CacheStore, Codec, EntryOptions, Error, Result};
+use crate::counter::{validate_increment, CounterTable};
+use crate::{
+    glob_match, validate_key, Bytes, CacheStore, Codec, CounterOptions, CounterUpdate,
+    EntryOptions, Error, Result,
+};
 
 const BACKEND: &str = "memory";
 
@@ -92,6 +96,9 @@ struct Inner {
     /// Taken before any shard lock, never while holding one.
     tags: Mutex<TagIndex>,
     evictions: AtomicU64,
+    /// The counters ([`CacheStore::increment`]) and their idempotency markers: apart from the
+    /// entries, never evicted for room; each call is atomic under this lock.
+    counters: Mutex<CounterTable>,
 }
 
 /// Keeps a shard's lock alone on its cache lines (128 bytes: x86 prefetches lines in pairs),
@@ -357,6 +364,7 @@ impl MemoryStore {
                 len: AtomicUsize::new(0),
                 tags: Mutex::new(TagIndex::default()),
                 evictions: AtomicU64::new(0),
+                counters: Mutex::new(CounterTable::default()),
             }),
         }
     }
@@ -434,8 +442,9 @@ impl MemoryStore {
         }
     }
 
-    /// Synchronous removal of every entry.
+    /// Synchronous removal of every entry, counter and idempotency marker.
     pub fn clear_now(&self) {
+        self.inner.counters.lock().clear();
         let mut tags = self.inner.tags.lock();
         for shard in self.inner.shards.iter() {
             let mut shard = shard.0.write();
@@ -731,6 +740,27 @@ impl CacheStore for MemoryStore {
 
     fn evictions(&self) -> u64 {
         self.inner.evictions.load(Relaxed)
+    }
+
+    async fn increment(
+        &self,
+        key: &str,
+        deltas: &[(&str, i64)],
+        options: &CounterOptions,
+    ) -> Result<CounterUpdate> {
+        validate_increment(key, deltas, options)?;
+        let (applied, values) = self.inner.counters.lock().increment(key, deltas, options)?;
+        Ok(CounterUpdate::new(applied, values))
+    }
+
+    async fn counter(&self, key: &str) -> Result<std::collections::BTreeMap<String, i64>> {
+        validate_key(key)?;
+        Ok(self.inner.counters.lock().read(key))
+    }
+
+    async fn delete_counter(&self, key: &str) -> Result<bool> {
+        validate_key(key)?;
+        Ok(self.inner.counters.lock().delete(key))
     }
 }
 

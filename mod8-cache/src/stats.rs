@@ -25,6 +25,10 @@ pub struct CacheStats {
     pub backend_errors: u64,
     /// Stored values that no longer decoded as the requested type (treated as misses).
     pub decode_errors: u64,
+    /// Counter increments applied ([`Cache::increment`](crate::Cache::increment)).
+    pub increments: u64,
+    /// Idempotent counter increments skipped because their id was applied before.
+    pub duplicate_increments: u64,
 }
 
 impl CacheStats {
@@ -73,6 +77,12 @@ impl CacheStats {
                 "Stored values that no longer decoded.",
                 self.decode_errors,
             ),
+            ("increments", "Counter increments applied.", self.increments),
+            (
+                "duplicate_increments",
+                "Idempotent counter increments skipped as repeats.",
+                self.duplicate_increments,
+            ),
         ];
         for (metric, help, value) in counters {
             let _ = writeln!(out, "# HELP mod8_cache_{metric}_total {help}");
@@ -99,9 +109,11 @@ pub(crate) enum Counter {
     LoadErrors,
     BackendErrors,
     DecodeErrors,
+    Increments,
+    DuplicateIncrements,
 }
 
-const COUNTERS: usize = 6;
+const COUNTERS: usize = 8;
 
 /// One thread's counters, alone on its cache lines: 128 bytes, since x86 prefetches lines in
 /// pairs and two threads' stripes must not share a pair.
@@ -139,7 +151,8 @@ impl Counters {
                 *sum = sum.wrapping_add(counter.load(Relaxed));
             }
         }
-        let [hits, misses, loads, load_errors, backend_errors, decode_errors] = sums;
+        let [hits, misses, loads, load_errors, backend_errors, decode_errors, increments, duplicate_increments] =
+            sums;
         CacheStats {
             hits,
             misses,
@@ -148,6 +161,8 @@ impl Counters {
             evictions,
             backend_errors,
             decode_errors,
+            increments,
+            duplicate_increments,
         }
     }
 

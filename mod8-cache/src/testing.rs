@@ -16,7 +16,11 @@ use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::{Bytes, Cache, CacheStore, DynCacheStore, EntryOptions, Error, NegativeCaching};
+use std::collections::BTreeMap;
+
+use crate::{
+    Bytes, Cache, CacheStore, CounterOptions, DynCacheStore, EntryOptions, Error, NegativeCaching,
+};
 
 /// A backend under test: the raw store, a [`Cache`] over it, and what it supports.
 #[derive(Clone)]
@@ -689,6 +693,367 @@ pub async fn case_cancelled_loader_hands_over(cache: &Cache) {
     assert_eq!(got, 8);
 }
 
+fn counts(pairs: &[(&str, i64)]) -> BTreeMap<String, i64> {
+    pairs.iter().map(|(f, v)| ((*f).to_owned(), *v)).collect()
+}
+
+/// Counter keys for the concurrent cases: several, so that a cluster spreads them over slots.
+const SPREAD: [&str; 4] = ["tally:alpha", "tally:bravo", "tally:charlie", "tally:delta"];
+
+/// 32 tasks × 200 increments of three fields over four counters lose no update: the totals
+/// are exact, and every answer's values are consistent with some order of the increments.
+pub async fn case_counter_concurrent_increments(store: DynCacheStore) {
+    const TASKS: i64 = 32;
+    const ROUNDS: i64 = 200;
+    let options = CounterOptions::ttl(Duration::from_secs(300));
+    let tasks: Vec<_> = (0..TASKS)
+        .map(|t| {
+            let (store, options) = (store.clone(), options.clone());
+            tokio::spawn(async move {
+                for r in 0..ROUNDS {
+                    let key = SPREAD[((t + r) % 4) as usize];
+                    let update = store
+                        .increment(key, &[("a", 1), ("b", 2), ("c", -1)], &options)
+                        .await
+                        .expect("increment");
+                    assert!(update.applied);
+                    // One atomic step: the three fields moved together.
+                    let [a, b, c] = update.values[..] else {
+                        panic!("three values expected, got {:?}", update.values);
+                    };
+                    assert_eq!((b, c), (2 * a, -a), "a torn increment: {:?}", update.values);
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.expect("join");
+    }
+    let per_key = TASKS * ROUNDS / 4;
+    for key in SPREAD {
+        assert_eq!(
+            store.counter(key).await.expect("counter"),
+            counts(&[("a", per_key), ("b", 2 * per_key), ("c", -per_key)]),
+            "{key}"
+        );
+        assert!(store.delete_counter(key).await.expect("delete"));
+    }
+}
+
+/// A multi-field increment is atomic: a concurrent reader never sees one field changed
+/// without the other.
+pub async fn case_counter_multi_field_atomic(store: DynCacheStore) {
+    let options = CounterOptions::ttl(Duration::from_secs(300));
+    let (done_tx, done) = tokio::sync::watch::channel(false);
+    let reader = {
+        let store = store.clone();
+        tokio::spawn(async move {
+            let mut reads = 0u32;
+            // At least a few reads, then until the writers are done.
+            while reads < 20 || !*done.borrow() {
+                let fields = store.counter("pair").await.expect("counter");
+                let x = fields.get("x").copied().unwrap_or(0);
+                let y = fields.get("y").copied().unwrap_or(0);
+                assert_eq!(x * 3, y, "a reader saw half an increment: {fields:?}");
+                reads += 1;
+                tokio::task::yield_now().await;
+            }
+        })
+    };
+    let writers: Vec<_> = (0..8)
+        .map(|_| {
+            let (store, options) = (store.clone(), options.clone());
+            tokio::spawn(async move {
+                for _ in 0..50 {
+                    store
+                        .increment("pair", &[("x", 1), ("y", 3)], &options)
+                        .await
+                        .expect("increment");
+                }
+            })
+        })
+        .collect();
+    for w in writers {
+        w.await.expect("join");
+    }
+    done_tx.send(true).expect("done");
+    reader.await.expect("reader");
+    assert_eq!(
+        store.counter("pair").await.expect("counter"),
+        counts(&[("x", 400), ("y", 1_200)])
+    );
+    store.delete_counter("pair").await.expect("delete");
+}
+
+/// A TTL is set on the counter and refreshed by later increments; an increment without one
+/// keeps the counter's lifetime. Reading, deleting and an absent counter behave.
+pub async fn case_counter_ttl_read_and_delete(store: DynCacheStore) {
+    let short = CounterOptions::ttl(Duration::from_millis(300));
+    let lasting = CounterOptions::ttl(Duration::from_secs(300));
+    assert!(store.counter("never").await.expect("counter").is_empty());
+    assert!(!store.delete_counter("never").await.expect("delete"));
+    // "expires": a short TTL, then an increment without TTL that must not remove it.
+    store
+        .increment("expires", &[("n", 1)], &short)
+        .await
+        .expect("incr");
+    let update = store
+        .increment("expires", &[("n", 1)], &CounterOptions::default())
+        .await
+        .expect("incr");
+    assert_eq!(update.values, vec![2]);
+    // "persists": created with no TTL, then given a short one.
+    store
+        .increment("persists", &[("n", 5)], &CounterOptions::default())
+        .await
+        .expect("incr");
+    store
+        .increment("persists", &[("n", 1)], &short)
+        .await
+        .expect("incr");
+    // "refreshed": a short TTL refreshed by a long one.
+    store
+        .increment("refreshed", &[("n", 1)], &short)
+        .await
+        .expect("incr");
+    store
+        .increment("refreshed", &[("m", 2)], &lasting)
+        .await
+        .expect("incr");
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert!(store.counter("expires").await.expect("counter").is_empty());
+    assert!(store.counter("persists").await.expect("counter").is_empty());
+    assert_eq!(
+        store.counter("refreshed").await.expect("counter"),
+        counts(&[("m", 2), ("n", 1)])
+    );
+    // An expired counter starts again from zero.
+    let update = store
+        .increment("expires", &[("n", 4)], &lasting)
+        .await
+        .expect("incr");
+    assert_eq!(update.values, vec![4]);
+    assert!(store.delete_counter("refreshed").await.expect("delete"));
+    assert!(!store.delete_counter("refreshed").await.expect("delete"));
+    assert!(store
+        .counter("refreshed")
+        .await
+        .expect("counter")
+        .is_empty());
+    // A counter is not a cached entry: value invalidation leaves it alone, clear does not.
+    store
+        .set("expires", bytes("v"), &long())
+        .await
+        .expect("set");
+    assert_eq!(store.invalidate_pattern("*").await.expect("pattern"), 1);
+    assert!(store.delete("expires").await.is_ok());
+    assert_eq!(
+        store.counter("expires").await.expect("counter"),
+        counts(&[("n", 4)])
+    );
+    store.clear().await.expect("clear");
+    assert!(store.counter("expires").await.expect("counter").is_empty());
+}
+
+/// The same idempotency id counts once per counter, also when many tasks send it at once;
+/// other ids and other counters count.
+pub async fn case_counter_idempotent(store: DynCacheStore) {
+    let window = Duration::from_secs(300);
+    let once =
+        |id: &str| CounterOptions::ttl(Duration::from_secs(300)).with_idempotency(id, window);
+    let first = store
+        .increment("likes", &[("n", 1), ("score", 10)], &once("m-1"))
+        .await
+        .expect("incr");
+    assert!(first.applied);
+    assert_eq!(first.values, vec![1, 10]);
+    let again = store
+        .increment("likes", &[("n", 1), ("score", 10)], &once("m-1"))
+        .await
+        .expect("incr");
+    assert!(!again.applied, "a repeated id was applied twice");
+    assert_eq!(
+        again.values,
+        vec![1, 10],
+        "a repeat answers the current values"
+    );
+    let other = store
+        .increment("likes", &[("n", 1)], &once("m-2"))
+        .await
+        .expect("incr");
+    assert!(other.applied);
+    assert_eq!(other.values, vec![2]);
+    // Ids are per counter: the same id on another counter counts there.
+    let elsewhere = store
+        .increment("shares", &[("n", 1)], &once("m-1"))
+        .await
+        .expect("incr");
+    assert!(elsewhere.applied);
+    // Deleting a counter keeps its markers: a redelivery after the delete still counts once.
+    assert!(store.delete_counter("shares").await.expect("delete"));
+    let replay = store
+        .increment("shares", &[("n", 1)], &once("m-1"))
+        .await
+        .expect("incr");
+    assert!(!replay.applied);
+    assert_eq!(replay.values, vec![0]);
+
+    // The same id from 32 tasks at once (on counters spread over slots): one applies.
+    for key in SPREAD {
+        let tasks: Vec<_> = (0..32)
+            .map(|_| {
+                let (store, options) = (store.clone(), once("burst"));
+                tokio::spawn(async move {
+                    store
+                        .increment(key, &[("n", 1), ("m", 2)], &options)
+                        .await
+                        .expect("incr")
+                })
+            })
+            .collect();
+        let mut applied = 0;
+        for task in tasks {
+            let update = task.await.expect("join");
+            applied += usize::from(update.applied);
+            assert_eq!(update.values, vec![1, 2], "{key}: {update:?}");
+        }
+        assert_eq!(applied, 1, "{key}: one id from 32 tasks must count once");
+        assert_eq!(
+            store.counter(key).await.expect("counter"),
+            counts(&[("m", 2), ("n", 1)])
+        );
+        store.delete_counter(key).await.expect("delete");
+    }
+    store.delete_counter("likes").await.expect("delete");
+}
+
+/// Bad counter input is a `Validation` error naming what was wrong, never a panic, and an
+/// overflowing delta changes no field of its call.
+pub async fn case_counter_rejects_bad_input(store: DynCacheStore) {
+    fn field_of<T: std::fmt::Debug>(r: Result<T, Error>) -> String {
+        match r {
+            Err(Error::Validation { field, .. }) => field,
+            other => panic!("expected a validation error, got {other:?}"),
+        }
+    }
+    let ok = CounterOptions::ttl(Duration::from_secs(300));
+    let s = &*store;
+    assert_eq!(field_of(s.increment("", &[("n", 1)], &ok).await), "key");
+    assert_eq!(field_of(s.increment("k", &[], &ok).await), "deltas");
+    assert_eq!(field_of(s.increment("k", &[("", 1)], &ok).await), "field");
+    assert_eq!(
+        field_of(s.increment("k", &[("n", 1), ("n", 2)], &ok).await),
+        "field"
+    );
+    assert_eq!(
+        field_of(
+            s.increment("k", &[("n", 1)], &CounterOptions::ttl(Duration::ZERO))
+                .await
+        ),
+        "ttl"
+    );
+    assert_eq!(
+        field_of(
+            s.increment(
+                "k",
+                &[("n", 1)],
+                &ok.clone().with_idempotency("", Duration::from_secs(1))
+            )
+            .await
+        ),
+        "idempotency id"
+    );
+    assert_eq!(
+        field_of(
+            s.increment(
+                "k",
+                &[("n", 1)],
+                &ok.clone().with_idempotency("m", Duration::ZERO)
+            )
+            .await
+        ),
+        "idempotency window"
+    );
+    assert_eq!(field_of(s.counter("").await), "key");
+    assert_eq!(field_of(s.delete_counter("").await), "key");
+    assert!(
+        s.counter("k").await.expect("counter").is_empty(),
+        "bad input changed something"
+    );
+
+    // Overflow, both ways, leaves every field of the call as it was.
+    s.increment("big", &[("up", i64::MAX - 1), ("down", i64::MIN + 1)], &ok)
+        .await
+        .expect("incr");
+    assert_eq!(
+        field_of(s.increment("big", &[("other", 5), ("up", 2)], &ok).await),
+        "delta"
+    );
+    assert_eq!(
+        field_of(s.increment("big", &[("up", 1), ("down", -2)], &ok).await),
+        "delta"
+    );
+    assert_eq!(
+        s.counter("big").await.expect("counter"),
+        counts(&[("down", i64::MIN + 1), ("up", i64::MAX - 1)]),
+        "an overflowing increment changed fields"
+    );
+    // An idempotent increment that overflowed did not use up its id.
+    let once = ok.clone().with_idempotency("o-1", Duration::from_secs(300));
+    assert_eq!(
+        field_of(s.increment("big", &[("up", 2)], &once).await),
+        "delta"
+    );
+    let update = s.increment("big", &[("up", 1)], &once).await.expect("incr");
+    assert!(update.applied);
+    assert_eq!(update.values, vec![i64::MAX]);
+    // Exact at the edges (no floating point on the way).
+    let update = s
+        .increment("big", &[("down", -1)], &ok)
+        .await
+        .expect("incr");
+    assert_eq!(update.values, vec![i64::MIN]);
+    assert!(s.delete_counter("big").await.expect("delete"));
+}
+
+/// The typed front passes counters through (no in-process copy) and counts them.
+pub async fn case_cache_counters(cache: &Cache) {
+    let before = cache.stats();
+    let once = CounterOptions::ttl(Duration::from_secs(300))
+        .with_idempotency("e-1", Duration::from_secs(300));
+    let update = cache
+        .increment("cache-counter", &[("n", 2)], &once)
+        .await
+        .expect("incr");
+    assert!(update.applied);
+    assert_eq!(update.values, vec![2]);
+    assert!(
+        !cache
+            .increment("cache-counter", &[("n", 2)], &once)
+            .await
+            .expect("incr")
+            .applied
+    );
+    // Another handle on the same store sees every increment at once.
+    cache
+        .store()
+        .increment("cache-counter", &[("n", 1)], &CounterOptions::default())
+        .await
+        .expect("incr");
+    assert_eq!(
+        cache.counter("cache-counter").await.expect("counter"),
+        counts(&[("n", 3)])
+    );
+    let after = cache.stats();
+    assert_eq!(after.increments - before.increments, 1);
+    assert_eq!(after.duplicate_increments - before.duplicate_increments, 1);
+    assert!(matches!(
+        cache.increment("", &[("n", 1)], &once).await,
+        Err(Error::Validation { .. })
+    ));
+    assert!(cache.delete_counter("cache-counter").await.expect("delete"));
+}
+
 /// Emits one `#[tokio::test]` per conformance case for the backend `$setup` builds
 /// (an `async` expression yielding `Option<CacheFixture>`; `None` skips).
 #[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
@@ -705,7 +1070,11 @@ macro_rules! conformance_tests {
             case_cache_typed_roundtrip, case_stampede_single_load,
             case_other_keys_and_hits_do_not_wait, case_loader_errors_not_cached,
             case_undecodable_value_is_overwritten, case_cancelled_loader_hands_over,
-            case_invalidation_during_a_load_is_not_undone);
+            case_invalidation_during_a_load_is_not_undone, case_cache_counters);
+        $crate::conformance_tests!(@shared $setup;
+            case_counter_concurrent_increments, case_counter_multi_field_atomic,
+            case_counter_ttl_read_and_delete, case_counter_idempotent,
+            case_counter_rejects_bad_input);
         #[::tokio::test(flavor = "multi_thread", worker_threads = 2)]
         async fn case_lru_eviction_order() {
             if let Some(fixture) = $setup.await {
@@ -723,6 +1092,14 @@ macro_rules! conformance_tests {
         async fn $case() {
             if let Some(fixture) = $setup.await {
                 $crate::testing::$case(&*fixture.store).await;
+            }
+        }
+    )*};
+    (@shared $setup:expr; $($case:ident),*) => {$(
+        #[::tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $case() {
+            if let Some(fixture) = $setup.await {
+                $crate::testing::$case(fixture.store.clone()).await;
             }
         }
     )*};

@@ -10,7 +10,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::cache::WarnLimiter;
 use crate::{
-    validate_key, Bytes, CacheStore, DynCacheStore, EntryOptions, Error, MemoryStore, Result,
+    validate_key, Bytes, CacheStore, CounterOptions, CounterUpdate, DynCacheStore, EntryOptions,
+    Error, MemoryStore, Result,
 };
 
 const BACKEND: &str = "tiered";
@@ -30,6 +31,9 @@ const BACKEND: &str = "tiered";
 ///   invalidations published meanwhile were missed.
 ///
 /// The bound on staleness across processes without the bus is the L1 TTL.
+///
+/// Counters ([`CacheStore::increment`]) go to L2 only and are never copied into L1: a count
+/// is shared state, read where it is kept.
 #[derive(Clone)]
 pub struct TieredStore {
     inner: Arc<Inner>,
@@ -445,5 +449,25 @@ impl CacheStore for TieredStore {
 
     fn evictions(&self) -> u64 {
         self.inner.l1.evictions() + self.inner.l2.evictions()
+    }
+
+    /// Counters live in the shared tier only: an L1 copy would be a stale count the moment
+    /// another process increments it, and an increment must be atomic where the count is.
+    async fn increment(
+        &self,
+        key: &str,
+        deltas: &[(&str, i64)],
+        options: &CounterOptions,
+    ) -> Result<CounterUpdate> {
+        self.inner.l2.increment(key, deltas, options).await
+    }
+
+    /// Read from the shared tier (never cached in L1).
+    async fn counter(&self, key: &str) -> Result<std::collections::BTreeMap<String, i64>> {
+        self.inner.l2.counter(key).await
+    }
+
+    async fn delete_counter(&self, key: &str) -> Result<bool> {
+        self.inner.l2.delete_counter(key).await
     }
 }

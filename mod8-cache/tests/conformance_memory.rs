@@ -142,3 +142,28 @@ async fn tiered_l1_copies_of_l2_hits_are_bounded_even_without_an_l1_ttl() {
     // Leave no entry without TTL behind in L2 (memory here, but the habit holds).
     l2.clear().await.unwrap();
 }
+
+#[tokio::test]
+async fn tiered_counters_live_in_l2_only() {
+    use mod8_cache::{Cache, CounterOptions};
+    let (l1, l2) = (MemoryStore::lru(10), MemoryStore::lru(10));
+    let tiered = TieredStore::new(l1.clone(), l2.clone(), TierOptions::default());
+    let cache = Cache::new(tiered.clone());
+    let update = cache
+        .increment("c", &[("n", 2)], &CounterOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(update.values, vec![2]);
+    // Another process's increment, straight into the shared tier, is seen at once.
+    l2.increment("c", &[("n", 1)], &CounterOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(cache.counter("c").await.unwrap().get("n"), Some(&3));
+    assert!(
+        l1.counter("c").await.unwrap().is_empty(),
+        "a counter reached L1"
+    );
+    assert!(l1.is_empty());
+    assert!(tiered.delete_counter("c").await.unwrap());
+    assert!(l2.counter("c").await.unwrap().is_empty());
+}

@@ -608,3 +608,77 @@ async fn redis_down_fails_open_and_redis_back_is_picked_up_alone() {
     store.clear().await.unwrap();
     proxy.down().await;
 }
+
+/// The commands Redis receives for keys containing `needle`, seen through MONITOR on a raw
+/// connection of its own (exact whatever other clients send meanwhile).
+struct Monitor {
+    lines: tokio::io::Lines<tokio::io::BufReader<tokio::net::TcpStream>>,
+}
+
+impl Monitor {
+    async fn start(url: &str) -> Monitor {
+        use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+        let mut stream = tokio::net::TcpStream::connect(proxy_target(url))
+            .await
+            .unwrap();
+        stream.write_all(b"MONITOR\r\n").await.unwrap();
+        let mut lines = tokio::io::BufReader::new(stream).lines();
+        assert_eq!(lines.next_line().await.unwrap().as_deref(), Some("+OK"));
+        Monitor { lines }
+    }
+
+    /// The commands (upper-cased names) on keys containing `needle`, up to the GET of
+    /// `sentinel` the caller sends after its operations.
+    async fn commands_until(&mut self, needle: &str, sentinel: &str) -> Vec<String> {
+        let mut seen = Vec::new();
+        loop {
+            let line = self.lines.next_line().await.unwrap().unwrap();
+            if line.contains(sentinel) {
+                return seen;
+            }
+            if line.contains(needle) {
+                // `+<time> [<db> <addr>] "GET" "key"`
+                if let Some(command) = line.split('"').nth(1) {
+                    seen.push(command.to_ascii_uppercase());
+                }
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_miss_sends_one_get_to_redis() {
+    let Some(store) = redis("cache: GETs per miss (MONITOR)").await else {
+        return;
+    };
+    let url = std::env::var(mod8_testkit::REDIS).unwrap();
+    let options = EntryOptions::ttl(Duration::from_secs(60));
+    let tiered = TieredStore::with_redis(
+        MemoryStore::lru(100),
+        store.clone(),
+        TierOptions::default().with_pubsub(false),
+    )
+    .await
+    .unwrap();
+    for (name, cache) in [
+        ("redis", Cache::new(store.clone())),
+        ("tiered", Cache::new(tiered)),
+    ] {
+        let key = format!("gets-per-miss-{name}");
+        let mut monitor = Monitor::start(&url).await;
+        let v = cache
+            .get_or_load(&key, &options, || async { Ok::<_, Infallible>(11u32) })
+            .await
+            .unwrap();
+        assert_eq!(v, 11);
+        let sentinel = format!("{key}-sentinel");
+        let _ = store.get(&sentinel).await.unwrap();
+        let commands = monitor.commands_until(&key, &sentinel).await;
+        let gets = commands.iter().filter(|c| *c == "GET").count();
+        assert_eq!(
+            gets, 1,
+            "{name}: one miss must send one GET to Redis, saw {commands:?}"
+        );
+        assert_eq!(commands.iter().filter(|c| *c == "SET").count(), 1);
+    }
+}

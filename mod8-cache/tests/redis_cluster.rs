@@ -211,3 +211,123 @@ async fn connect_accepts_a_cluster_url() {
     assert_eq!(v, 3);
     assert!(cache.delete(&key).await.unwrap());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn counters_spread_over_primaries_and_keep_their_markers_in_their_slot() {
+    use fred::types::cluster::ClusterRouting;
+    use mod8_cache::CounterOptions;
+
+    let Some(store) = cluster("cache cluster: counters across slots").await else {
+        return;
+    };
+    // Keys with braces and percent signs too: the counter key's hash tag must not end early.
+    let mut keys: Vec<String> = (0..30).map(|i| format!("likes:post:{i}")).collect();
+    keys.extend(["a{b", "}x", "{}", "a%7Bb", "{tag}rest", "x}{y"].map(String::from));
+    let client = store.client();
+    client.sync_cluster().await.unwrap();
+    let routing = client.cached_cluster_state().expect("routing table");
+    let primaries: BTreeSet<String> = keys
+        .iter()
+        .map(|k| {
+            let slot = ClusterRouting::hash_key(store.counter_key(k).as_bytes());
+            routing.get_server(slot).unwrap().to_string()
+        })
+        .collect();
+    assert_eq!(primaries.len(), 3, "counters must spread: {primaries:?}");
+    let distinct: BTreeSet<String> = keys.iter().map(|k| store.counter_key(k)).collect();
+    assert_eq!(distinct.len(), keys.len(), "two keys share a counter");
+
+    for (i, key) in keys.iter().enumerate() {
+        // Ids with braces: the marker still hashes with its counter.
+        let id = format!("msg}}{{{i}");
+        let counter = store.counter_key(key);
+        assert_eq!(
+            ClusterRouting::hash_key(counter.as_bytes()),
+            ClusterRouting::hash_key(format!("{counter}:applied:{id}").as_bytes()),
+            "{key}"
+        );
+        let once = CounterOptions::ttl(Duration::from_secs(120))
+            .with_idempotency(id, Duration::from_secs(120));
+        for round in 0..2 {
+            let update = store
+                .increment(key, &[("n", 1), ("w", 5)], &once)
+                .await
+                .unwrap();
+            assert_eq!(update.applied, round == 0, "{key}");
+            assert_eq!(update.values, vec![1, 5], "{key}");
+        }
+    }
+    store.clear().await.unwrap();
+    for key in &keys {
+        assert!(store.counter(key).await.unwrap().is_empty(), "{key}");
+    }
+}
+
+/// EVALs the cluster's nodes refused (MOVED: sent to a node that does not own the slot),
+/// summed over every primary.
+async fn rejected_evals(store: &RedisStore) -> u64 {
+    use fred::prelude::ClientLike;
+    let client = store.client();
+    let routing = client.cached_cluster_state().expect("routing table");
+    let mut total = 0;
+    for node in routing.unique_primary_nodes() {
+        let info: String = client
+            .with_cluster_node(&node)
+            .custom(
+                fred::types::CustomCommand::new_static(
+                    "INFO",
+                    fred::types::ClusterHash::Random,
+                    false,
+                ),
+                vec!["commandstats"],
+            )
+            .await
+            .unwrap();
+        total += info
+            .lines()
+            .find(|l| l.starts_with("cmdstat_eval:"))
+            .and_then(|l| {
+                l.split(',')
+                    .find_map(|kv| kv.strip_prefix("rejected_calls="))
+            })
+            .map_or(0, |n| n.trim().parse::<u64>().unwrap());
+    }
+    total
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scripts_are_sent_straight_to_the_node_owning_their_key() {
+    use mod8_cache::CounterOptions;
+    let Some(store) = cluster("cache cluster: script routing").await else {
+        return;
+    };
+    store.client().sync_cluster().await.unwrap();
+    let before = rejected_evals(&store).await;
+    let options = EntryOptions::ttl(Duration::from_secs(120));
+    for i in 0..30 {
+        let key = format!("routed:{i}");
+        store
+            .set(
+                &key,
+                Bytes::from(&b"v"[..]),
+                &options.clone().with_tag(&key),
+            )
+            .await
+            .unwrap();
+        store.invalidate_tag(&key).await.unwrap();
+        store
+            .increment(
+                &key,
+                &[("n", 1)],
+                &CounterOptions::ttl(Duration::from_secs(120)),
+            )
+            .await
+            .unwrap();
+    }
+    store.clear().await.unwrap();
+    assert_eq!(
+        rejected_evals(&store).await - before,
+        0,
+        "scripts were sent to a node that does not own their key's slot (MOVED)"
+    );
+}

@@ -9,8 +9,8 @@ use futures::stream::BoxStream;
 
 use crate::model::{
     ActivitySummary, ActivityWindow, AnalyticsSnapshot, BulkInsertResult, CategoryPurchases,
-    CohortMetrics, DayRange, Event, EventFilter, EventTypeCount, GeoPoint, MetricsUpdate,
-    NearbyEvent, ProfileDocument, Subscription, TimeWindow,
+    CohortMetrics, DayRange, Event, EventFilter, EventLogged, EventTypeCount, GeoPoint,
+    MetricsUpdate, NearbyEvent, ProfileDocument, Subscription, TimeWindow,
 };
 use crate::setup::{LogEntry, SetupOptions, SetupReport};
 use crate::{DataProcessing, DocStore, EventStore, ProfileStore, Result};
@@ -48,12 +48,22 @@ macro_rules! forward {
             async fn update_metrics(&self, username: &str, update: MetricsUpdate) -> Result<()> {
                 (**self).update_metrics(username, update).await
             }
+            async fn apply_activity(
+                &self,
+                user_id: &str,
+                activity: crate::ActivityUpdate,
+            ) -> Result<bool> {
+                (**self).apply_activity(user_id, activity).await
+            }
         }
 
         #[async_trait]
         impl<T: EventStore + ?Sized> EventStore for $wrapper<T> {
             async fn log_event(&self, event: Event) -> Result<ObjectId> {
                 (**self).log_event(event).await
+            }
+            async fn log_event_once(&self, message_id: &str, event: Event) -> Result<EventLogged> {
+                (**self).log_event_once(message_id, event).await
             }
             async fn log_events(&self, events: Vec<Event>) -> Result<BulkInsertResult> {
                 (**self).log_events(events).await
@@ -128,6 +138,12 @@ macro_rules! forward {
             }
             async fn recent_logs(&self, limit: usize) -> Result<Vec<LogEntry>> {
                 (**self).recent_logs(limit).await
+            }
+            async fn claim_marker(&self, key: &str) -> Result<bool> {
+                (**self).claim_marker(key).await
+            }
+            async fn release_marker(&self, key: &str) -> Result<bool> {
+                (**self).release_marker(key).await
             }
         }
     };

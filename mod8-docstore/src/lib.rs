@@ -29,11 +29,11 @@ pub use crate::error::{BoxError, Error, Result};
 pub use crate::export::export_ndjson;
 pub use crate::memory::MemoryDocStore;
 pub use crate::model::{
-    truncate_to_millis, ActivitySummary, ActivityWindow, AnalyticsSnapshot, BulkFailure,
-    BulkInsertResult, CategoryPurchases, CohortMetrics, DayRange, Event, EventFilter,
-    EventMetadata, EventTypeCount, ExpertiseLevel, Geo, GeoPoint, MetricsUpdate, NearbyEvent,
-    ProfileDetails, ProfileDocument, ProfileMetrics, SessionInfo, Subscription, SubscriptionStatus,
-    TimeWindow, MAX_ACTIVITY_DAYS, PURCHASE,
+    event_id_for_message, truncate_to_millis, ActivitySummary, ActivityUpdate, ActivityWindow,
+    AnalyticsSnapshot, BulkFailure, BulkInsertResult, CategoryPurchases, CohortMetrics, DayRange,
+    Event, EventFilter, EventLogged, EventMetadata, EventTypeCount, ExpertiseLevel, Geo, GeoPoint,
+    MetricsUpdate, NearbyEvent, ProfileDetails, ProfileDocument, ProfileMetrics, SessionInfo,
+    Subscription, SubscriptionStatus, TimeWindow, MAX_ACTIVITY_DAYS, MAX_APPLIED_EVENTS, PURCHASE,
 };
 #[cfg(feature = "mongodb")]
 #[cfg_attr(docsrs, doc(cfg(feature = "mongodb")))]
@@ -80,6 +80,15 @@ pub trait ProfileStore: Send + Sync {
     /// Sets the engagement score and adds to the view counters. [`Error::NotFound`] for an
     /// unknown user.
     async fn update_metrics(&self, username: &str, update: MetricsUpdate) -> Result<()>;
+
+    /// Applies one event to the metrics of the profile of `user_id`, atomically (one document
+    /// update) and once per [`ActivityUpdate::event_id`]: adds the score and content views,
+    /// counts the event type in `metrics.event_counts`, adds the interest. `Ok(true)` when
+    /// applied, `Ok(false)` when this event id was applied before (nothing changes; the last
+    /// [`MAX_APPLIED_EVENTS`] ids are remembered). [`Error::NotFound`] for a user without a
+    /// profile; [`Error::Validation`] naming the field for an empty id or type, a type that
+    /// starts with `$` or contains `.`, or a score that is not finite.
+    async fn apply_activity(&self, user_id: &str, activity: ActivityUpdate) -> Result<bool>;
 }
 
 /// The event log (a time series) and the analytics over it.
@@ -87,6 +96,17 @@ pub trait ProfileStore: Send + Sync {
 pub trait EventStore: Send + Sync {
     /// Logs one event and returns its id.
     async fn log_event(&self, event: Event) -> Result<ObjectId>;
+
+    /// Logs the event of message `message_id` once: its id is [`event_id_for_message`] and
+    /// the message id is stored with it, so logging the same message again (a redelivery) is
+    /// success with [`EventLogged::inserted`] `false` and changes nothing — no second document,
+    /// no second count in [`EventStore::activity_summary`]. [`Error::Validation`] for an empty
+    /// message id or a bad event; [`Error::Conflict`] if another message's event holds the id.
+    ///
+    /// As with [`EventStore::log_event`] the event is written first and counted just after:
+    /// if counting fails (or the process stops between the two) the event is logged and a
+    /// retry of the same message finds it logged, so the summary may miss that one event.
+    async fn log_event_once(&self, message_id: &str, event: Event) -> Result<EventLogged>;
 
     /// Logs many events in one unordered bulk write; failures are listed by input index.
     async fn log_events(&self, events: Vec<Event>) -> Result<BulkInsertResult>;
@@ -173,4 +193,15 @@ pub trait DocStore: ProfileStore + EventStore + DataProcessing {
 
     /// The newest log entries still inside the retention, newest first, at most `limit`.
     async fn recent_logs(&self, limit: usize) -> Result<Vec<LogEntry>>;
+
+    /// Sets the durable marker `key` if it is absent, atomically: `true` when this call set it,
+    /// `false` when it was set before (by any process, before any restart). Made for effects
+    /// that must happen once (a welcome notification per user): claim the marker first, do
+    /// the effect only when the claim is `true`, and [`DocStore::release_marker`] it if the
+    /// effect failed so a retry can claim it again. Markers are kept until released.
+    /// [`Error::Validation`] naming `key` for an empty key or one starting with `$`.
+    async fn claim_marker(&self, key: &str) -> Result<bool>;
+
+    /// Removes the marker `key`; `true` when it was set.
+    async fn release_marker(&self, key: &str) -> Result<bool>;
 }

@@ -17,9 +17,10 @@ use futures::stream::{self, BoxStream, StreamExt};
 use tokio::sync::RwLock;
 
 use crate::model::{
-    ActivitySummary, ActivityWindow, AnalyticsSnapshot, BulkFailure, BulkInsertResult,
-    CategoryPurchases, CohortMetrics, DayRange, Event, EventFilter, EventTypeCount, GeoPoint,
-    MetricsUpdate, NearbyEvent, ProfileDocument, Subscription, TimeWindow, PURCHASE,
+    event_id_for_message, ActivitySummary, ActivityWindow, AnalyticsSnapshot, BulkFailure,
+    BulkInsertResult, CategoryPurchases, CohortMetrics, DayRange, Event, EventFilter, EventLogged,
+    EventTypeCount, GeoPoint, MetricsUpdate, NearbyEvent, ProfileDocument, Subscription,
+    TimeWindow, PURCHASE,
 };
 use crate::setup::{self, LogEntry, SetupOptions, SetupOutcome, SetupReport};
 use crate::{validate, DataProcessing, DocStore, Error, EventStore, ProfileStore, Result};
@@ -66,6 +67,8 @@ struct Inner {
     analytics: Vec<AnalyticsSnapshot>,
     /// The log retention applied by the last setup (`None` before the first setup).
     applied_retention: Option<Duration>,
+    /// [`DocStore::claim_marker`]'s markers.
+    markers: HashSet<String>,
 }
 
 impl Inner {
@@ -257,6 +260,37 @@ impl ProfileStore for MemoryDocStore {
         metrics.content_views = metrics.content_views.saturating_add(update.content_views);
         Ok(())
     }
+
+    async fn apply_activity(&self, user_id: &str, a: crate::ActivityUpdate) -> Result<bool> {
+        validate::check_name("user_id", user_id)?;
+        validate::activity_update(&a)?;
+        let mut inner = self.inner.write().await;
+        let index = *inner
+            .by_user_id
+            .get(user_id)
+            .ok_or_else(|| Error::not_found(PROFILE, user_id))?;
+        let profile = &mut inner.profiles[index];
+        let metrics = &mut profile.metrics;
+        if metrics.applied_events.contains(&a.event_id) {
+            return Ok(false);
+        }
+        metrics.engagement_score += a.score;
+        metrics.content_views = metrics.content_views.saturating_add(a.content_views);
+        let count = metrics.event_counts.entry(a.event_type).or_default();
+        *count = count.saturating_add(1);
+        metrics.applied_events.push(a.event_id);
+        let excess = metrics
+            .applied_events
+            .len()
+            .saturating_sub(crate::MAX_APPLIED_EVENTS);
+        metrics.applied_events.drain(..excess);
+        if let Some(interest) = a.interest {
+            if !profile.profile.interests.contains(&interest) {
+                profile.profile.interests.push(interest);
+            }
+        }
+        Ok(true)
+    }
 }
 
 #[async_trait]
@@ -265,6 +299,28 @@ impl EventStore for MemoryDocStore {
         let mut event = validate::event(event)?;
         let id = *event.id.get_or_insert_with(ObjectId::new);
         self.inner.write().await.push_event(event, id)
+    }
+
+    async fn log_event_once(&self, message_id: &str, event: Event) -> Result<EventLogged> {
+        let mut event = validate::event(event)?;
+        validate::check_name("message_id", message_id)?;
+        let id = event_id_for_message(message_id);
+        event.id = Some(id);
+        event.message_id = Some(message_id.to_owned());
+        let mut inner = self.inner.write().await;
+        if inner.event_ids.contains(&id)
+            && inner
+                .events
+                .iter()
+                .any(|e| e.id == Some(id) && e.message_id.as_deref() == Some(message_id))
+        {
+            return Ok(EventLogged {
+                id,
+                inserted: false,
+            });
+        }
+        inner.push_event(event, id)?;
+        Ok(EventLogged { id, inserted: true })
     }
 
     async fn log_events(&self, events: Vec<Event>) -> Result<BulkInsertResult> {
@@ -565,6 +621,16 @@ impl DocStore for MemoryDocStore {
         }
         inner.logs.push_back(entry);
         Ok(id)
+    }
+
+    async fn claim_marker(&self, key: &str) -> Result<bool> {
+        validate::check_name("key", key)?;
+        Ok(self.inner.write().await.markers.insert(key.to_owned()))
+    }
+
+    async fn release_marker(&self, key: &str) -> Result<bool> {
+        validate::check_name("key", key)?;
+        Ok(self.inner.write().await.markers.remove(key))
     }
 
     async fn recent_logs(&self, limit: usize) -> Result<Vec<LogEntry>> {

@@ -40,6 +40,38 @@ pub struct Event {
     /// On what.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub session_info: Option<SessionInfo>,
+    /// The message the event came from, when it was logged with
+    /// [`EventStore::log_event_once`](crate::EventStore::log_event_once) (its unique key);
+    /// set by that call.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message_id: Option<String>,
+}
+
+/// What [`EventStore::log_event_once`](crate::EventStore::log_event_once) did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EventLogged {
+    /// The event's id ([`event_id_for_message`] of its message id).
+    pub id: ObjectId,
+    /// `true` when this call stored the event, `false` when the message's event was stored
+    /// before (a redelivery): nothing changed.
+    pub inserted: bool,
+}
+
+/// The id of the event logged for message `message_id`: 12 bytes of two 64-bit FNV-1a hashes
+/// of it (stable across versions and processes). Two message ids that hash alike are told
+/// apart by the stored message id (the second is a conflict, never a silent duplicate).
+pub fn event_id_for_message(message_id: &str) -> ObjectId {
+    fn fnv1a(bytes: &[u8], basis: u64) -> u64 {
+        bytes.iter().fold(basis, |h, &b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+        })
+    }
+    let a = fnv1a(message_id.as_bytes(), 0xcbf2_9ce4_8422_2325);
+    let b = fnv1a(message_id.as_bytes(), 0x6c62_272e_07bb_0142);
+    let mut id = [0u8; 12];
+    id[..8].copy_from_slice(&a.to_be_bytes());
+    id[8..].copy_from_slice(&b.to_be_bytes()[..4]);
+    ObjectId::from_bytes(id)
 }
 
 /// What an event was about.
@@ -155,6 +187,7 @@ impl Event {
             metadata: None,
             geo: None,
             session_info: None,
+            message_id: None,
         }
     }
 
@@ -302,6 +335,34 @@ pub struct ProfileMetrics {
     /// Content items the user viewed.
     #[serde(default)]
     pub content_views: i64,
+    /// Events applied with [`ProfileStore::apply_activity`](crate::ProfileStore::apply_activity),
+    /// per event type.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub event_counts: BTreeMap<String, i64>,
+    /// The ids of the most recent [`MAX_APPLIED_EVENTS`] applied activities, oldest first (what
+    /// makes [`ProfileStore::apply_activity`](crate::ProfileStore::apply_activity) idempotent).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub applied_events: Vec<String>,
+}
+
+/// How many applied activity ids a profile remembers: a repeat of an activity older than the
+/// user's last this-many activities would count again (redeliveries come within minutes).
+pub const MAX_APPLIED_EVENTS: usize = 128;
+
+/// One event's contribution to a profile's metrics
+/// ([`ProfileStore::apply_activity`](crate::ProfileStore::apply_activity)).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ActivityUpdate {
+    /// The event's unique id (a message id): applied at most once per profile.
+    pub event_id: String,
+    /// Its type: `metrics.event_counts.<type>` grows by one.
+    pub event_type: String,
+    /// Added to `metrics.engagement_score` (finite).
+    pub score: f64,
+    /// Added to `metrics.content_views`.
+    pub content_views: i64,
+    /// Added to `profile.interests` if absent.
+    pub interest: Option<String>,
 }
 
 /// A change to [`ProfileMetrics`]: set the score, add to the counters.

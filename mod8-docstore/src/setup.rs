@@ -11,6 +11,8 @@ pub(crate) const EVENTS: &str = "events";
 pub(crate) const PROFILES: &str = "user_profiles";
 pub(crate) const LOGS: &str = "logs";
 pub(crate) const ANALYTICS: &str = "analytics";
+/// The collection of [`crate::DocStore::claim_marker`]'s markers (created by the first claim).
+pub(crate) const MARKERS: &str = "markers";
 
 /// Index names, shared by every backend so reports read alike.
 pub(crate) const IDX_USERNAME: &str = "username_unique";

@@ -143,6 +143,9 @@ macro_rules! conformance_tests {
             case_event_distribution,
             case_bulk_events_partial_failure,
             case_duplicate_event_id_is_conflict,
+            case_event_logged_once_per_message,
+            case_markers_claim_once,
+            case_apply_activity_once,
             case_user_activity,
             case_activity_summary,
             case_activity_summary_concurrent,
@@ -545,6 +548,143 @@ pub async fn case_duplicate_event_id_is_conflict(
         let s = store.activity_summary(user, days).await.unwrap();
         assert_eq!(s.total(), 0, "{user}: {s:?}");
     }
+}
+
+/// An event logged once per message id: a second log of the same message is success and
+/// stores (and counts) nothing; another message id is another event; a taken id of another
+/// message is a conflict.
+pub async fn case_event_logged_once_per_message(
+    store: &dyn DocStore,
+    _caps: &DocStoreCapabilities,
+) {
+    let event = || Event::new("once", "view").at(day(4, 1));
+    let first = store.log_event_once("msg-1", event()).await.unwrap();
+    assert!(first.inserted);
+    assert_eq!(first.id, crate::event_id_for_message("msg-1"));
+    let again = store.log_event_once("msg-1", event()).await.unwrap();
+    assert_eq!(
+        again,
+        crate::EventLogged {
+            id: first.id,
+            inserted: false
+        }
+    );
+    let other = store.log_event_once("msg-2", event()).await.unwrap();
+    assert!(other.inserted);
+    assert_ne!(other.id, first.id);
+    // Concurrent redeliveries of one message: exactly one stores it.
+    let racing: Vec<_> = (0..8)
+        .map(|_| store.log_event_once("msg-3", event()))
+        .collect();
+    let results = futures::future::join_all(racing).await;
+    let inserted = results
+        .iter()
+        .filter(|r| matches!(r, Ok(l) if l.inserted))
+        .count();
+    assert_eq!(inserted, 1, "{results:?}");
+    assert!(results.iter().all(Result::is_ok), "{results:?}");
+
+    let stored: Vec<Event> = store
+        .export_events(EventFilter::default(), 100)
+        .await
+        .unwrap()
+        .next()
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.len(), 3, "{stored:?}");
+    let logged = stored.iter().find(|e| e.id == Some(first.id)).unwrap();
+    assert_eq!(logged.message_id.as_deref(), Some("msg-1"));
+    let days = DayRange::new(day(4, 0).date_naive(), day(4, 0).date_naive());
+    let summary = store.activity_summary("once", days).await.unwrap();
+    assert_eq!(summary.count("view"), 3, "{summary:?}");
+
+    // An id held by an event of another message (or none) is a conflict, not a repeat.
+    let mut squatter = Event::new("squat", "view").at(day(4, 2));
+    squatter.id = Some(crate::event_id_for_message("msg-4"));
+    store.log_event(squatter).await.unwrap();
+    let err = store.log_event_once("msg-4", event()).await.unwrap_err();
+    assert!(matches!(err, Error::Conflict { .. }), "{err:?}");
+    let err = store.log_event_once("", event()).await.unwrap_err();
+    assert!(
+        matches!(&err, Error::Validation { field, .. } if field == "message_id"),
+        "{err:?}"
+    );
+}
+
+/// A marker is claimed once, also by concurrent claims; released, it can be claimed again.
+pub async fn case_markers_claim_once(store: &dyn DocStore, _caps: &DocStoreCapabilities) {
+    let claims: Vec<_> = (0..8).map(|_| store.claim_marker("welcome:42")).collect();
+    let results = futures::future::join_all(claims).await;
+    let won = results.iter().filter(|r| matches!(r, Ok(true))).count();
+    assert_eq!(won, 1, "{results:?}");
+    assert!(results.iter().all(Result::is_ok), "{results:?}");
+    assert!(!store.claim_marker("welcome:42").await.unwrap());
+    assert!(store.claim_marker("welcome:43").await.unwrap());
+    assert!(store.release_marker("welcome:42").await.unwrap());
+    assert!(!store.release_marker("welcome:42").await.unwrap());
+    assert!(store.claim_marker("welcome:42").await.unwrap());
+    for bad in ["", "$where"] {
+        let err = store.claim_marker(bad).await.unwrap_err();
+        assert!(
+            matches!(&err, Error::Validation { field, .. } if field == "key"),
+            "{bad:?}: {err:?}"
+        );
+    }
+}
+
+/// Activity applied to a profile's metrics once per event id, also under concurrency.
+pub async fn case_apply_activity_once(store: &dyn DocStore, _caps: &DocStoreCapabilities) {
+    store
+        .insert_profile(ProfileDocument::new("act-1", "actor", "actor@example.com"))
+        .await
+        .unwrap();
+    let update = |id: &str, t: &str, interest: Option<&str>| crate::ActivityUpdate {
+        event_id: id.into(),
+        event_type: t.into(),
+        score: 2.0,
+        content_views: i64::from(t == "page_view"),
+        interest: interest.map(str::to_owned),
+    };
+    // 20 distinct events, each applied from 3 tasks at once.
+    let calls: Vec<_> = (0..60)
+        .map(|i| {
+            let t = if i % 20 < 15 { "page_view" } else { "purchase" };
+            let interest = if i % 20 == 19 { Some("books") } else { None };
+            store.apply_activity("act-1", update(&format!("e{}", i % 20), t, interest))
+        })
+        .collect();
+    let results = futures::future::join_all(calls).await;
+    let applied = results.iter().filter(|r| matches!(r, Ok(true))).count();
+    assert_eq!(applied, 20, "{results:?}");
+    assert!(results.iter().all(Result::is_ok), "{results:?}");
+    assert!(!store
+        .apply_activity("act-1", update("e3", "page_view", None))
+        .await
+        .unwrap());
+    let p = store.profile_by_username("actor").await.unwrap().unwrap();
+    assert_eq!(p.metrics.engagement_score, 40.0);
+    assert_eq!(p.metrics.content_views, 15);
+    assert_eq!(p.metrics.event_counts.get("page_view"), Some(&15));
+    assert_eq!(p.metrics.event_counts.get("purchase"), Some(&5));
+    assert_eq!(p.profile.interests, vec!["books".to_owned()]);
+    assert_eq!(p.metrics.applied_events.len(), 20);
+    let found = store.find_profiles_by_interest("books", 10).await.unwrap();
+    assert_eq!(found.len(), 1);
+
+    let err = store
+        .apply_activity("nobody", update("e1", "click", None))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::NotFound { .. }), "{err:?}");
+    let err = store
+        .apply_activity("act-1", update("e99", "a.b", None))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::Validation { field, .. } if field.starts_with("event_type")),
+        "{err:?}"
+    );
 }
 
 /// Events per user with first and last seen, top N.

@@ -184,6 +184,18 @@ pub(crate) fn metrics_update(u: &MetricsUpdate) -> Result<()> {
     Ok(())
 }
 
+/// An activity [`crate::ProfileStore::apply_activity`] accepts.
+pub(crate) fn activity_update(u: &crate::model::ActivityUpdate) -> Result<()> {
+    check_name("event_id", &u.event_id)?;
+    check_key("event_type", &u.event_type)?;
+    check_name("event_type", &u.event_type)?;
+    if !u.score.is_finite() {
+        return Err(Error::validation("score", "not finite"));
+    }
+    check_optional_text("interest", &u.interest)?;
+    Ok(())
+}
+
 /// A user id and a day range [`crate::EventStore::activity_summary`] accepts.
 pub(crate) fn activity_query(user_id: &str, days: &DayRange) -> Result<()> {
     check_name("user_id", user_id)?;

@@ -186,4 +186,10 @@ forward!(OutboxRepository {
     async fn count_pending(&self) -> Result<u64> {
         (**self).count_pending().await
     }
+    async fn purge_sent(&self, retention: std::time::Duration) -> Result<u64> {
+        (**self).purge_sent(retention).await
+    }
+    async fn count_outbox_rows(&self) -> Result<u64> {
+        (**self).count_outbox_rows().await
+    }
 });

@@ -234,6 +234,11 @@ pub trait OutboxRepository: Send + Sync {
     /// How many messages are still unsent (claimed under a lease or not): the relay's
     /// backlog, for health checks and metrics.
     async fn count_pending(&self) -> Result<u64>;
+    /// Deletes the messages sent `retention` ago or earlier; returns how many. Unsent
+    /// messages are never deleted.
+    async fn purge_sent(&self, retention: std::time::Duration) -> Result<u64>;
+    /// How many messages the outbox holds, sent or not (its size, for metrics).
+    async fn count_outbox_rows(&self) -> Result<u64>;
 }
 
 /// All repositories of one backend.

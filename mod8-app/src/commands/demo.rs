@@ -296,7 +296,7 @@ pub async fn run_on(app: &Arc<App>) -> Report {
     app.invalidate_model().await;
 
     report.section(
-        "2. real-time analytics (cache counters → analytics fanout → event log + live dashboard)",
+        "2. real-time analytics (confirmed publish to the analytics fanout → counters once per message id → event log, profile + live dashboard)",
     );
     let t = Instant::now();
     let mut accepted = 0;

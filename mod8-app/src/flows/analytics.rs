@@ -1,18 +1,19 @@
-//! Flow 2, real-time analytics: count the event in the user's engagement counters in the
-//! cache tier (Redis when configured) and publish it to the `analytics` fanout. Its consumers
-//! store the raw event in the document store and feed the live dashboard, which raises an
-//! alert when a user crosses the configured threshold.
+//! Flow 2, real-time analytics: publish the event to the `analytics` fanout, then count it
+//! once (atomically, keyed by its message id) in the user's engagement counters in the cache
+//! tier (Redis when configured). Its consumers store the raw event in the document store
+//! (counting it again by the same id, a no-op unless the API's count was lost) and feed the
+//! live dashboard, which raises an alert when a user crosses the configured threshold.
 
 use std::collections::HashMap;
 use std::time::Duration;
 
-use mod8_cache::EntryOptions;
+use mod8_cache::{Cache, CounterOptions};
 use mod8_datasci::ActivityCounts;
 use mod8_mq::domain::{Analytics, PublishOptions};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::activity::count_event;
+use crate::activity::{counter_deltas, counts_from_counter, counts_from_fields};
 use crate::error::{AppError, AppResult};
 use crate::{keys, App};
 
@@ -88,13 +89,48 @@ pub fn validate_event(event: &EventInput) -> AppResult<()> {
     Ok(())
 }
 
+/// How long the cache remembers that a message was counted: a second count of the same
+/// message id within it is a no-op. Longer than any redelivery delay (retries back off for
+/// minutes, not days).
+pub const COUNTED_ONCE_WINDOW: Duration = Duration::from_secs(24 * 3600);
+
+/// Counts the event of `message_id` (of `event_type`, by `user_id`) into the user's engagement
+/// counter, once: one atomic, idempotent increment keyed by the message id, so concurrent
+/// events never lose an increment and a second count of the same message (the consumer after
+/// the API, a redelivery) changes nothing. Returns the counters after it.
+///
+/// # Errors
+///
+/// The cache's error: the count is then missing until another count of the same message
+/// id succeeds.
+pub async fn count_once(
+    cache: &Cache,
+    user_id: Uuid,
+    event_type: &str,
+    message_id: Uuid,
+) -> mod8_cache::Result<ActivityCounts> {
+    let deltas = counter_deltas(event_type);
+    let options = CounterOptions::ttl(COUNTERS_TTL)
+        .with_idempotency(message_id.to_string(), COUNTED_ONCE_WINDOW);
+    let update = cache
+        .increment(&keys::counters(user_id), &deltas, &options)
+        .await?;
+    Ok(counts_from_fields(
+        deltas.iter().map(|(f, _)| *f).zip(update.values),
+    ))
+}
+
 impl App {
-    /// Records an event: bumps the user's counters in the cache and publishes it (confirmed)
-    /// to the analytics fanout.
+    /// Records an event: publishes it (confirmed) to the analytics fanout, then counts it in
+    /// the user's engagement counters ([`count_once`], keyed by the message id).
     ///
-    /// The counter update is read-modify-write: concurrent events of one user in several
-    /// processes may lose an increment in the cache; the event log in the document store
-    /// (written by the consumer) stays exact and is what profiles are computed from.
+    /// Counting happens only after the broker confirmed: an event answered with
+    /// [`AppError::Unavailable`] (503) was not counted, so the client's retry counts once. The
+    /// analytics consumer counts the same message id again, which is a no-op unless this count
+    /// was lost (the process stopped or the cache failed between the confirm and the count):
+    /// then the consumer's count is the one that lands. A redelivered message is a no-op too.
+    /// A count that fails here is logged, not answered with an error (the event is accepted;
+    /// a retry would publish it twice); the answer then carries the counters as last read.
     ///
     /// # Errors
     ///
@@ -103,14 +139,11 @@ impl App {
     pub async fn record_event(&self, event: EventInput) -> AppResult<EventAccepted> {
         validate_event(&event)?;
         self.user(event.user_id).await?;
-        let key = keys::counters(event.user_id);
-        let mut counters: ActivityCounts = self.cache.get(&key).await?.unwrap_or_default();
-        count_event(&mut counters, &event.event_type);
-        let options = EntryOptions::ttl(COUNTERS_TTL);
-        self.cache.set(&key, &counters, &options).await?;
+        let user_id = event.user_id;
+        let event_type = event.event_type.clone();
         let message = Analytics {
             event_type: event.event_type,
-            user_id: event.user_id.to_string(),
+            user_id: user_id.to_string(),
             properties: event.properties,
         };
         let message_id = self
@@ -121,10 +154,39 @@ impl App {
                     .publish_analytics(message, PublishOptions::new()),
             )
             .await?;
+        let counted = self.call(
+            "cache.count_event",
+            "cache",
+            count_once(&self.cache, user_id, &event_type, message_id),
+        );
+        let counters = match counted.await {
+            Ok(counters) => counters,
+            Err(e) => {
+                tracing::warn!(%message_id, error = %e, "engagement count failed; the analytics consumer counts it");
+                self.engagement_counters(user_id).await.unwrap_or_default()
+            }
+        };
         Ok(EventAccepted {
             message_id,
             counters,
         })
+    }
+
+    /// A user's engagement counters (zero for a user without recorded events or whose counter
+    /// expired).
+    ///
+    /// # Errors
+    ///
+    /// [`AppError::Unavailable`] when the cache does not answer.
+    pub async fn engagement_counters(&self, user_id: Uuid) -> AppResult<ActivityCounts> {
+        let counter = self
+            .call(
+                "cache.counter",
+                "cache",
+                self.cache.counter(&keys::counters(user_id)),
+            )
+            .await?;
+        Ok(counts_from_counter(&counter))
     }
 }
 

@@ -187,11 +187,15 @@ impl App {
         for (event_type, n) in &summary.counts {
             count_events(&mut logged, event_type, *n);
         }
-        let live: ActivityCounts = self
-            .cache
-            .get(&keys::counters(user_id))
-            .await?
-            .unwrap_or_default();
+        // The live counters are an addition to the event log's counts, not required: a cache
+        // that is down leaves the log's figures.
+        let live = match self.engagement_counters(user_id).await {
+            Ok(counts) => counts,
+            Err(e) => {
+                tracing::warn!(error = %e, "engagement counters unavailable; using the event log's counts");
+                ActivityCounts::default()
+            }
+        };
         let last_active = summary
             .last_event_at
             .map_or(last_active_at, |t| t.max(last_active_at));

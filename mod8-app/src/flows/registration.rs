@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::Recommendations;
 use crate::error::{AppError, AppResult};
-use crate::outbox::USER_DATA_TOPIC;
+use crate::outbox::{OutboxEvent, USER_DATA_TOPIC};
 use crate::{keys, App};
 
 /// A registration request (`POST /api/users`).
@@ -151,7 +151,8 @@ impl App {
             email: user.email.clone(),
             registration_date: user.created_at.date_naive(),
         };
-        let payload = serde_json::to_value(&event)
+        let payload = OutboxEvent::new(user.id.to_string(), event)
+            .to_payload()
             .map_err(|e| AppError::Internal(anyhow::Error::new(e).context("outbox payload")))?;
         uow.enqueue(USER_DATA_TOPIC, payload).await?;
         Ok(user)

@@ -9,13 +9,17 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use fred::prelude::{
-    ClientLike, ClusterInterface, Config, EventInterface, Expiration, KeysInterface,
-    PubsubInterface, ReconnectPolicy, Value,
+    ClientLike, ClusterInterface, Config, EventInterface, Expiration, HashesInterface,
+    KeysInterface, PubsubInterface, ReconnectPolicy, Value,
 };
 use fred::types::config::Options;
 
-use crate::{glob_match, validate_key, Bytes, CacheStore, EntryOptions, Error, Result};
-use scripts::{eval_command, TAG_ADD_SCRIPT, TAG_TAKE_SCRIPT};
+use crate::counter::{overflow, validate_increment};
+use crate::{
+    glob_match, validate_key, Bytes, CacheStore, CounterOptions, CounterUpdate, EntryOptions,
+    Error, Result,
+};
+use scripts::{eval_command, COUNTER_INCREMENT_SCRIPT, TAG_ADD_SCRIPT, TAG_TAKE_SCRIPT};
 
 pub use config::RedisConfig;
 
@@ -207,6 +211,25 @@ impl RedisStore {
         format!("{}k:{key}", self.inner.namespace)
     }
 
+    /// The Redis hash of the counter `key`: `{namespace}c:{<key>}`, the key in braces so that
+    /// it is the hash tag (with `%`, `{` and `}` escaped as `%25`, `%7B`, `%7D` so the tag
+    /// cannot end early) and its idempotency markers land in the same cluster slot.
+    pub fn counter_key(&self, key: &str) -> String {
+        let mut out = String::with_capacity(self.inner.namespace.len() + key.len() + 4);
+        out.push_str(&self.inner.namespace);
+        out.push_str("c:{");
+        for c in key.chars() {
+            match c {
+                '%' => out.push_str("%25"),
+                '{' => out.push_str("%7B"),
+                '}' => out.push_str("%7D"),
+                c => out.push(c),
+            }
+        }
+        out.push('}');
+        out
+    }
+
     fn tag_key(&self, tag: &str) -> String {
         format!("{}t:{tag}", self.inner.namespace)
     }
@@ -339,7 +362,7 @@ impl RedisStore {
                 member.as_str().into(),
                 0.into(),
             ];
-            if let Err(e) = pipeline.custom::<(), _>(eval_command(), args).await {
+            if let Err(e) = pipeline.custom::<(), _>(eval_command(tag_key), args).await {
                 tracing::warn!(tag_set = tag_key, error = %e, "could not restore a tag set");
                 return;
             }
@@ -374,15 +397,16 @@ impl RedisStore {
             .ttl
             .map_or(0, |t| t.as_millis().clamp(1, i64::MAX as u128) as i64);
         for tag in &options.tags {
+            let tag_key = self.tag_key(tag);
             let args: Vec<Value> = vec![
                 TAG_ADD_SCRIPT.into(),
                 1.into(),
-                self.tag_key(tag).into(),
+                tag_key.as_str().into(),
                 key.into(),
                 ttl_ms.into(),
             ];
             let _: () = pipeline
-                .custom(eval_command(), args)
+                .custom(eval_command(&tag_key), args)
                 .await
                 .map_err(map_err)?;
         }
@@ -502,7 +526,7 @@ impl CacheStore for RedisStore {
         let members: Vec<String> = self
             .inner
             .fast
-            .custom(eval_command(), take)
+            .custom(eval_command(&tag_key), take)
             .await
             .map_err(map_err)?;
         let full: Vec<String> = members.iter().map(|k| self.value_key(k)).collect();
@@ -533,6 +557,109 @@ impl CacheStore for RedisStore {
         // Redis evicts under maxmemory server-wide; it cannot be attributed to one namespace.
         0
     }
+
+    /// One `EVAL` of a script doing HINCRBY per field (see [`RedisStore::counter_key`] for the
+    /// layout): atomic, and on a cluster in one slot with its idempotency marker
+    /// (`<counter key>:applied:<id>`).
+    async fn increment(
+        &self,
+        key: &str,
+        deltas: &[(&str, i64)],
+        options: &CounterOptions,
+    ) -> Result<CounterUpdate> {
+        validate_increment(key, deltas, options)?;
+        let counter = self.counter_key(key);
+        let millis = |d: Duration| d.as_millis().clamp(1, i64::MAX as u128) as i64;
+        let marker = options
+            .idempotency
+            .as_ref()
+            .map(|i| (format!("{counter}:applied:{}", i.id), millis(i.window)));
+        let mut args: Vec<Value> = Vec::with_capacity(5 + 2 * deltas.len());
+        args.push(COUNTER_INCREMENT_SCRIPT.into());
+        args.push(Value::from(if marker.is_some() { 2 } else { 1 }));
+        args.push(counter.as_str().into());
+        if let Some((marker, _)) = &marker {
+            args.push(marker.as_str().into());
+        }
+        args.push(options.ttl.map_or(0, millis).into());
+        args.push(marker.as_ref().map_or(0, |(_, w)| *w).into());
+        for (field, delta) in deltas {
+            args.push((*field).into());
+            // As text: the script hands it to HINCRBY untouched (no Lua double on the way).
+            args.push(delta.to_string().into());
+        }
+        let reply: Vec<Value> = self
+            .inner
+            .fast
+            .custom(eval_command(&counter), args)
+            .await
+            .map_err(map_err)?;
+        let status = reply.first().and_then(Value::as_i64);
+        match status {
+            Some(0 | 1) => {
+                let values = reply[1..]
+                    .iter()
+                    .map(counter_value)
+                    .collect::<Result<Vec<i64>>>()?;
+                Ok(CounterUpdate::new(status == Some(1), values))
+            }
+            Some(-1) => {
+                let field = reply.get(1).and_then(Value::as_string).unwrap_or_default();
+                let message = reply.get(2).and_then(Value::as_string).unwrap_or_default();
+                if message.contains("overflow") {
+                    Err(overflow(&field))
+                } else {
+                    Err(Error::backend(
+                        BACKEND,
+                        format!("counter field `{field}`: {message}"),
+                    ))
+                }
+            }
+            _ => Err(Error::backend(
+                BACKEND,
+                format!("unexpected counter script reply: {reply:?}"),
+            )),
+        }
+    }
+
+    async fn counter(&self, key: &str) -> Result<std::collections::BTreeMap<String, i64>> {
+        validate_key(key)?;
+        let fields: std::collections::HashMap<String, Value> = self
+            .inner
+            .fast
+            .hgetall(self.counter_key(key))
+            .await
+            .map_err(map_err)?;
+        fields
+            .into_iter()
+            .map(|(field, value)| Ok((field, counter_value(&value)?)))
+            .collect()
+    }
+
+    async fn delete_counter(&self, key: &str) -> Result<bool> {
+        validate_key(key)?;
+        let n: i64 = self
+            .inner
+            .fast
+            .unlink(self.counter_key(key))
+            .await
+            .map_err(map_err)?;
+        Ok(n > 0)
+    }
+}
+
+/// A counter field's value as Redis sends it (a decimal string, or an integer).
+fn counter_value(value: &Value) -> Result<i64> {
+    let parsed = match value {
+        Value::Bytes(bytes) => std::str::from_utf8(bytes).ok().and_then(|s| s.parse().ok()),
+        other => other.as_i64(),
+    };
+    parsed.ok_or_else(|| {
+        Error::backend(
+            BACKEND,
+            format!("counter field is not an integer: {value:?}"),
+        )
+    })
 }
 
 #[cfg(test)]

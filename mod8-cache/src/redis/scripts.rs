@@ -40,7 +40,68 @@ return members
 ";
 
 /// `EVAL` as a custom command (fred's Lua interface is not available on pipelines), routed
-/// on a cluster by its first key, the argument after the script and the key count.
-pub(super) fn eval_command() -> fred::types::CustomCommand {
-    fred::types::CustomCommand::new_static("EVAL", fred::types::ClusterHash::Offset(2), false)
+/// on a cluster to the slot of `key`, its first key. The slot is given outright: fred honours
+/// only a fixed slot on a custom command and otherwise hashes its first argument, the script
+/// body, which sent every script to one node to be redirected (MOVED) from there.
+pub(super) fn eval_command(key: &str) -> fred::types::CustomCommand {
+    fred::types::CustomCommand::new_static(
+        "EVAL",
+        fred::types::ClusterHash::Custom(fred::util::redis_keyslot(key.as_bytes())),
+        false,
+    )
 }
+
+/// Adds deltas to the fields of a counter hash, all or nothing, once per idempotency id.
+///
+/// The increments are HINCRBY, so Redis itself checks each sum against the 64-bit range
+/// (Lua numbers are doubles and could not); a field that would overflow undoes the fields
+/// already changed (back to their previous value, or removed if they were new) and the script
+/// returns `{-1, field, error}`. Values are returned as strings read back with HGET, exact
+/// beyond 2^53. With an idempotency marker, a marker that exists means "already applied":
+/// nothing changes and `{0, values...}` comes back; otherwise the marker is set (with its
+/// window) after the increments, in the same atomic step. Both keys share the counter's hash
+/// tag, so they are in one slot on a cluster.
+///
+/// KEYS[1] the counter hash, KEYS[2] (optional) the marker; ARGV[1] the counter's TTL in
+/// milliseconds (0: leave as is), ARGV[2] the marker's window in milliseconds, ARGV[3..]
+/// field, delta pairs. Returns `{1, values...}` when applied.
+pub(super) const COUNTER_INCREMENT_SCRIPT: &str = r"
+local counter, marker = KEYS[1], KEYS[2]
+local n = (#ARGV - 2) / 2
+local function values(status)
+  local out = {status}
+  for i = 1, n do
+    out[i + 1] = redis.call('HGET', counter, ARGV[1 + 2 * i]) or '0'
+  end
+  return out
+end
+if marker and redis.call('EXISTS', marker) == 1 then
+  return values(0)
+end
+local done = {}
+for i = 1, n do
+  local field, delta = ARGV[1 + 2 * i], ARGV[2 + 2 * i]
+  local before = redis.call('HGET', counter, field)
+  local result = redis.pcall('HINCRBY', counter, field, delta)
+  if type(result) == 'table' and result.err then
+    for j = #done, 1, -1 do
+      local f, old = done[j][1], done[j][2]
+      if old then
+        redis.call('HSET', counter, f, old)
+      else
+        redis.call('HDEL', counter, f)
+      end
+    end
+    return {-1, field, result.err}
+  end
+  done[#done + 1] = {field, before}
+end
+local ttl = tonumber(ARGV[1])
+if ttl > 0 then
+  redis.call('PEXPIRE', counter, ttl)
+end
+if marker then
+  redis.call('SET', marker, '1', 'PX', ARGV[2])
+end
+return values(1)
+";

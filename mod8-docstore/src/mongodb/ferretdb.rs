@@ -6,7 +6,9 @@
 //!   accumulator ([`Grouped::pipelines`]), merged by `_id` on the client ([`grouped`]).
 //! - FerretDB 1.x applies `$inc` as an unguarded read-modify-write, so concurrent increments
 //!   of one document are lost. Activity bucket updates are therefore serialised per bucket
-//!   through striped locks ([`BucketLocks`]) — within one process only.
+//!   through striped locks ([`BucketLocks`]) — within one process only; so are
+//!   `apply_activity`'s updates of one profile (whose `$ne` guard FerretDB does not hold
+//!   atomically either).
 //! - FerretDB 1.x's duplicate-key reply names no index, so a profile conflict does not say
 //!   which unique key collided; [`name_profile_key`] looks it up.
 

@@ -60,10 +60,10 @@ use self::convert::{as_f64, as_u64, from_doc, to_doc};
 use self::error_map::{map, BACKEND};
 use self::ferretdb::{grouped, name_profile_key, Workarounds};
 use crate::model::{
-    purchases_from_sums, ActivitySummary, ActivityWindow, AnalyticsSnapshot, BulkFailure,
-    BulkInsertResult, CategoryPurchases, CohortMetrics, DayRange, Event, EventFilter,
-    EventTypeCount, GeoPoint, MetricsUpdate, NearbyEvent, ProfileDocument, Subscription,
-    TimeWindow, PROFILE_ENTITY,
+    event_id_for_message, purchases_from_sums, ActivitySummary, ActivityWindow, AnalyticsSnapshot,
+    BulkFailure, BulkInsertResult, CategoryPurchases, CohortMetrics, DayRange, Event, EventFilter,
+    EventLogged, EventTypeCount, GeoPoint, MetricsUpdate, NearbyEvent, ProfileDocument,
+    Subscription, TimeWindow, PROFILE_ENTITY,
 };
 use crate::setup::{self as names, LogEntry, SetupOptions, SetupReport};
 use crate::{
@@ -79,6 +79,7 @@ pub struct MongoDocStore {
     logs: Collection<LogEntry>,
     analytics: Collection<AnalyticsSnapshot>,
     activity: Collection<Document>,
+    markers: Collection<Document>,
     /// What the server needs worked around (FerretDB 1.x; see the module docs).
     workarounds: Workarounds,
     log_retention: Arc<RwLock<Duration>>,
@@ -121,6 +122,7 @@ impl MongoDocStore {
             logs: db.collection(names::LOGS),
             analytics: db.collection(names::ANALYTICS),
             activity: db.collection(activity::ACTIVITY),
+            markers: db.collection(names::MARKERS),
             db,
             workarounds,
             log_retention: Arc::new(RwLock::new(SetupOptions::default().log_retention)),
@@ -334,6 +336,49 @@ impl ProfileStore for MongoDocStore {
         }
         Ok(())
     }
+
+    async fn apply_activity(&self, user_id: &str, a: crate::ActivityUpdate) -> Result<bool> {
+        validate::check_name("user_id", user_id)?;
+        validate::activity_update(&a)?;
+        // One update of one document (atomic): matched only while the id is not among the
+        // applied ones, it adds the deltas and appends the id in the same step. FerretDB 1.x
+        // applies updates as unguarded read-modify-writes: there the updates of one profile
+        // are serialised (within this process, as activity buckets are).
+        let _guard = match self.workarounds.bucket_locks() {
+            Some(locks) => Some(locks.lock(&format!("profile:{user_id}")).await),
+            None => None,
+        };
+        let slice = -i32::try_from(crate::MAX_APPLIED_EVENTS).unwrap_or(i32::MAX);
+        let mut change = doc! {
+            "$inc": {
+                "metrics.engagement_score": a.score,
+                "metrics.content_views": a.content_views,
+                format!("metrics.event_counts.{}", a.event_type): 1_i64,
+            },
+            "$push": { "metrics.applied_events": { "$each": [&a.event_id], "$slice": slice } },
+        };
+        if let Some(interest) = &a.interest {
+            change.insert("$addToSet", doc! { "profile.interests": interest });
+        }
+        let filter = doc! { "user_id": user_id, "metrics.applied_events": { "$ne": &a.event_id } };
+        let r = self
+            .profiles
+            .update_one(filter, change)
+            .await
+            .map_err(|e| map(e, "apply activity"))?;
+        if r.matched_count == 1 {
+            return Ok(true);
+        }
+        let exists = self
+            .profiles
+            .count_documents(doc! { "user_id": user_id })
+            .await
+            .map_err(|e| map(e, "apply activity"))?;
+        if exists == 0 {
+            return Err(Error::not_found(PROFILE_ENTITY, user_id));
+        }
+        Ok(false)
+    }
 }
 
 #[async_trait]
@@ -347,6 +392,38 @@ impl EventStore for MongoDocStore {
             .map_err(|e| map(e, "log event"))?;
         self.count_activity(std::slice::from_ref(&event)).await?;
         Ok(id)
+    }
+
+    async fn log_event_once(&self, message_id: &str, event: Event) -> Result<EventLogged> {
+        let mut event = validate::event(event)?;
+        validate::check_name("message_id", message_id)?;
+        let id = event_id_for_message(message_id);
+        event.id = Some(id);
+        event.message_id = Some(message_id.to_owned());
+        match self.events.insert_one(&event).await {
+            Ok(_) => {
+                self.count_activity(std::slice::from_ref(&event)).await?;
+                Ok(EventLogged { id, inserted: true })
+            }
+            Err(e) => {
+                let error = map(e, "log event");
+                if !matches!(error, Error::Conflict { .. }) {
+                    return Err(error);
+                }
+                let stored = self
+                    .events
+                    .find_one(doc! { "_id": id })
+                    .await
+                    .map_err(|e| map(e, "find event"))?;
+                match stored {
+                    Some(s) if s.message_id.as_deref() == Some(message_id) => Ok(EventLogged {
+                        id,
+                        inserted: false,
+                    }),
+                    _ => Err(error),
+                }
+            }
+        }
     }
 
     async fn log_events(&self, events: Vec<Event>) -> Result<BulkInsertResult> {
@@ -383,6 +460,7 @@ impl EventStore for MongoDocStore {
                     metadata: None,
                     geo: None,
                     session_info: None,
+                    message_id: None,
                 };
                 (index, event)
             })
@@ -621,6 +699,28 @@ impl DocStore for MongoDocStore {
             .await
             .map_err(|e| map(e, "append log"))?;
         Ok(id)
+    }
+
+    async fn claim_marker(&self, key: &str) -> Result<bool> {
+        validate::check_name("key", key)?;
+        let marker = doc! { "_id": key, "at": bson::DateTime::now() };
+        match self.markers.insert_one(marker).await {
+            Ok(_) => Ok(true),
+            Err(e) => match map(e, "claim marker") {
+                Error::Conflict { .. } => Ok(false),
+                other => Err(other),
+            },
+        }
+    }
+
+    async fn release_marker(&self, key: &str) -> Result<bool> {
+        validate::check_name("key", key)?;
+        let r = self
+            .markers
+            .delete_one(doc! { "_id": key })
+            .await
+            .map_err(|e| map(e, "release marker"))?;
+        Ok(r.deleted_count > 0)
     }
 
     async fn recent_logs(&self, limit: usize) -> Result<Vec<LogEntry>> {

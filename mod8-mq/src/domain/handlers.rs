@@ -1,7 +1,7 @@
 //! mod8's handlers of its three queues (user data, notifications, analytics) and the sinks
 //! they hand their results to. Each runs on the generic [`Consumer`] runner.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
@@ -50,8 +50,16 @@ pub trait Notifier: Send + Sync + 'static {
 /// Where [`AnalyticsConsumer`] stores events.
 #[async_trait]
 pub trait EventSink: Send + Sync + 'static {
-    /// Stores one event with the time it happened.
-    async fn store_event(&self, event: &Analytics, at: DateTime<Utc>) -> Result<()>;
+    /// Stores one event with the time it happened, once per `message_id` (the envelope's id):
+    /// a message is delivered at least once, so the same id may come again (a redelivery after
+    /// a lost acknowledgement, a retry after a transient failure). A repeat must be success
+    /// without a second effect — key what is stored by the message id.
+    async fn store_event(
+        &self,
+        message_id: Uuid,
+        event: &Analytics,
+        at: DateTime<Utc>,
+    ) -> Result<()>;
 }
 
 /// A [`ProfileSink`] keeping profiles in memory (tests, examples, the embedded setup).
@@ -80,24 +88,31 @@ impl ProfileSink for MemoryProfileSink {
 /// An analytics event with the time it happened.
 pub type TimedEvent = (Analytics, DateTime<Utc>);
 
-/// An [`EventSink`] keeping events in memory.
+/// An [`EventSink`] keeping events in memory, once per message id.
 #[derive(Debug, Clone, Default)]
 pub struct MemoryEventSink {
-    events: Arc<Mutex<Vec<TimedEvent>>>,
+    events: Arc<Mutex<(Vec<TimedEvent>, HashSet<Uuid>)>>,
 }
 
 impl MemoryEventSink {
     /// The stored events, oldest first.
     pub fn events(&self) -> Vec<TimedEvent> {
-        self.events.lock().map(|e| e.clone()).unwrap_or_default()
+        self.events.lock().map(|e| e.0.clone()).unwrap_or_default()
     }
 }
 
 #[async_trait]
 impl EventSink for MemoryEventSink {
-    async fn store_event(&self, event: &Analytics, at: DateTime<Utc>) -> Result<()> {
+    async fn store_event(
+        &self,
+        message_id: Uuid,
+        event: &Analytics,
+        at: DateTime<Utc>,
+    ) -> Result<()> {
         if let Ok(mut e) = self.events.lock() {
-            e.push((event.clone(), at));
+            if e.1.insert(message_id) {
+                e.0.push((event.clone(), at));
+            }
         }
         Ok(())
     }
@@ -267,7 +282,7 @@ impl<S: EventSink> Handler<Analytics> for AnalyticsConsumer<S> {
         }
         match self
             .sink
-            .store_event(&message.payload, message.timestamp)
+            .store_event(message.id, &message.payload, message.timestamp)
             .await
         {
             Ok(()) => Outcome::Ack,
@@ -286,6 +301,24 @@ mod tests {
             email: email.into(),
             registration_date: NaiveDate::from_ymd_opt(2026, 1, 2).unwrap(),
         }
+    }
+
+    #[tokio::test]
+    async fn analytics_redelivery_is_stored_once() {
+        let sink = MemoryEventSink::default();
+        let consumer = AnalyticsConsumer::new(sink.clone());
+        let envelope = Envelope::new(Analytics {
+            event_type: "click".into(),
+            user_id: "u1".into(),
+            properties: HashMap::new(),
+        });
+        for _ in 0..2 {
+            assert!(matches!(consumer.handle(&envelope).await, Outcome::Ack));
+        }
+        assert_eq!(sink.events().len(), 1);
+        let other = Envelope::new(envelope.payload.clone());
+        assert!(matches!(consumer.handle(&other).await, Outcome::Ack));
+        assert_eq!(sink.events().len(), 2);
     }
 
     #[test]

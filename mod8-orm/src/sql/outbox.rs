@@ -100,6 +100,33 @@ macro_rules! impl_outbox_repository {
                     .map_err(|e| self.err(e))?;
                     Ok(u64::try_from(pending).unwrap_or(0))
                 }
+
+                async fn purge_sent(&self, retention: std::time::Duration) -> Result<u64> {
+                    let retention = ::chrono::Duration::from_std(retention)
+                        .map_err(|_| Error::validation("retention", "too long"))?;
+                    let cutoff = sql::now()
+                        .checked_sub_signed(retention)
+                        .ok_or_else(|| Error::validation("retention", "too long"))?;
+                    let mut conn = self.conn().await?;
+                    let purged = ::sqlx::query::<$db>(
+                        "DELETE FROM outbox WHERE sent_at IS NOT NULL AND sent_at <= $1",
+                    )
+                    .bind(sql::stored(cutoff))
+                    .execute(conn.exec())
+                    .await
+                    .map_err(|e| self.err(e))?
+                    .rows_affected();
+                    Ok(purged)
+                }
+
+                async fn count_outbox_rows(&self) -> Result<u64> {
+                    let mut conn = self.conn().await?;
+                    let rows: i64 = ::sqlx::query_scalar::<$db, i64>("SELECT COUNT(*) FROM outbox")
+                        .fetch_one(conn.exec())
+                        .await
+                        .map_err(|e| self.err(e))?;
+                    Ok(u64::try_from(rows).unwrap_or(0))
+                }
             }
         };
     };

@@ -970,6 +970,18 @@ pub async fn case_outbox(db: &dyn OutboxRepository) {
         .unwrap()
         .is_empty());
     assert_eq!(db.count_pending().await.unwrap(), 0);
+
+    // Purging: sent messages older than the retention go, unsent ones never do.
+    let unsent = db.enqueue("user.registered", json!({})).await.unwrap();
+    assert_eq!(db.count_outbox_rows().await.unwrap(), 5);
+    assert_eq!(db.purge_sent(Duration::from_secs(3600)).await.unwrap(), 0);
+    assert_eq!(db.count_outbox_rows().await.unwrap(), 5);
+    assert_eq!(db.purge_sent(Duration::ZERO).await.unwrap(), 4);
+    assert_eq!(db.count_outbox_rows().await.unwrap(), 1);
+    assert_eq!(db.count_pending().await.unwrap(), 1);
+    assert_eq!(db.mark_sent(&[unsent.id]).await.unwrap(), 1);
+    assert_eq!(db.purge_sent(Duration::ZERO).await.unwrap(), 1);
+    assert_eq!(db.count_outbox_rows().await.unwrap(), 0);
 }
 
 /// Inside a unit of work the outbox count sees the unit's own uncommitted messages, and a
