@@ -1,12 +1,12 @@
-//! The embedded backend's fast path for calls on the pool: one pooled connection kept checked
-//! out between calls.
+//! The stores' fast path for calls on the pool: one pooled connection kept checked out
+//! between calls.
 //!
-//! sqlx runs every SQLite connection on a worker thread of its own, and each command to it is a
-//! round trip between threads. A call through the pool pays for more than its statement:
-//! returning the connection pings the worker before the pool takes it back (one more round
-//! trip, in a spawned task; with the single connection of an in-memory database the next call
-//! waits for it). Keeping one connection out of the pool leaves a point lookup with the one
-//! round trip its statement needs.
+//! A call through sqlx's pool pays for more than its statement: the pool pings every
+//! connection it takes back, one more round trip per call — to the server on PostgreSQL, to
+//! the connection's worker thread on SQLite (where every command is a hand-over between
+//! threads, and with the single connection of an in-memory database the next call waits for
+//! the ping). Keeping one connection out of the pool leaves a point lookup with the one round
+//! trip its statement needs.
 //!
 //! The rules that keep this invisible:
 //! - An *exclusive* pin holds the pool's only connection (in memory, or a file pool of one):

@@ -279,9 +279,10 @@ impl<DB: SqlBackend> SqlStore<DB> {
 
     /// The pool underneath (for host applications that run their own queries).
     ///
-    /// On SQLite the store keeps one pooled connection checked out between its own calls (a
-    /// call then costs the one round trip to sqlx's worker thread its statement needs; the
-    /// pool adds a ping of the worker each time it takes a connection back). The first call
+    /// The store keeps one pooled connection checked out between its own calls: sqlx pings a
+    /// connection each time the pool takes it back, one more round trip per call (to the
+    /// server on PostgreSQL, to sqlx's worker thread on SQLite), which the kept connection
+    /// saves; a call that finds it busy takes another from the pool. The first call
     /// of `pool()` hands that connection back, and from then on the store takes every
     /// connection from the pool like any other user of it, so a host's queries never wait
     /// for a connection the store holds.
