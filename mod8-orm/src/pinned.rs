@@ -174,6 +174,17 @@ impl<DB: sqlx::Database> Pinned<DB> {
         }
     }
 
+    /// Has the connection handed back to the pool after the current call, unless
+    /// [`Pinned::clear_suspect`] comes first (a transaction begun on it, until it commits).
+    pub(crate) fn mark_suspect(&self) {
+        self.suspect.store(true, Ordering::Release);
+    }
+
+    /// Undoes [`Pinned::mark_suspect`] for a transaction that committed.
+    pub(crate) fn clear_suspect(&self) {
+        self.suspect.store(false, Ordering::Release);
+    }
+
     /// Stops pinning for good and hands the connection back to the pool now if no call uses
     /// it (otherwise when that call ends).
     pub(crate) fn retire(&self) {

@@ -198,6 +198,7 @@ impl<DB: SqlBackend> Conn<'_, DB> {
 
     /// A transaction (or, inside a unit of work, a savepoint) for a multi-statement call.
     pub(crate) async fn transaction(&mut self, backend: &'static str) -> Result<Tx<'_, DB>> {
+        let mut pinned = None;
         let (tx, counter) = match self {
             Conn::Pool(c, n) => (
                 sqlx::Connection::begin_with(&mut **c, DB::DIALECT.begin).await,
@@ -205,17 +206,29 @@ impl<DB: SqlBackend> Conn<'_, DB> {
             ),
             Conn::Pinned(c, n) => {
                 let pin = c.pin();
+                // Until the commit succeeds, the kept connection goes back to the pool after
+                // the call: a transaction dropped uncommitted (an early return, an error, a
+                // cancelled call) only queues its ROLLBACK for the connection's next use, and
+                // a kept connection may not be used again for a while — its open transaction
+                // would hold its row locks meanwhile. The pool's check on taking it back
+                // sends the queued ROLLBACK at once.
+                pin.mark_suspect();
                 let tx = sqlx::Connection::begin_with(c.connection(), DB::DIALECT.begin).await;
                 if let Err(e) = &tx {
                     pin.note(e);
                 }
+                pinned = Some(pin);
                 (tx, *n)
             }
             // Inside a unit of work: a savepoint.
             Conn::Tx(t, n) => (sqlx::Connection::begin(&mut ***t).await, *n),
         };
         let tx = tx.map_err(|e| Error::from_sqlx(backend, e))?;
-        Ok(Tx { tx, counter })
+        Ok(Tx {
+            tx,
+            counter,
+            pinned,
+        })
     }
 }
 
@@ -223,6 +236,8 @@ impl<DB: SqlBackend> Conn<'_, DB> {
 pub(crate) struct Tx<'c, DB: sqlx::Database> {
     tx: Transaction<'c, DB>,
     counter: &'c AtomicU64,
+    /// The pin whose kept connection this transaction runs on, if it does.
+    pinned: Option<Arc<Pinned<DB>>>,
 }
 
 impl<DB: sqlx::Database> Tx<'_, DB> {
@@ -242,7 +257,12 @@ impl<DB: sqlx::Database> Tx<'_, DB> {
         self.tx
             .commit()
             .await
-            .map_err(|e| Error::from_sqlx(backend, e))
+            .map_err(|e| Error::from_sqlx(backend, e))?;
+        if let Some(pin) = &self.pinned {
+            // Committed: nothing is left queued, the connection can stay kept.
+            pin.clear_suspect();
+        }
+        Ok(())
     }
 }
 
