@@ -83,9 +83,9 @@ async fn run(url: &str, orders: i64, customers: i64) -> Result<(), mod8_orm::Err
     pool.execute(
         format!(
             "INSERT INTO users (id, email, username, profile_score, is_verified, created_at, \
-               last_active_at) \
+               last_active_at, username_key) \
              SELECT md5('u' || i)::uuid, 'u' || i || '@example.org', 'u' || i, 50, false, \
-               timestamptz '2022-01-01', timestamptz '2024-12-31' \
+               timestamptz '2022-01-01', timestamptz '2024-12-31', 'u' || i \
              FROM generate_series(1::bigint, {customers}) AS i"
         )
         .as_str(),

@@ -202,9 +202,22 @@ impl Error {
 
 /// Every unique constraint of the schema: PostgreSQL's constraint (or unique index) name,
 /// the columns SQLite names in its message, and the field and entity the caller knows.
-const UNIQUE_CONSTRAINTS: [(&str, &str, &str, &str); 6] = [
+const UNIQUE_CONSTRAINTS: [(&str, &str, &str, &str); 8] = [
     ("users_email_key", "users.email", "email", "user"),
     ("users_username_key", "users.username", "username", "user"),
+    // The unique index on `lower(email)`: SQLite names an expression index, not columns.
+    (
+        "users_email_lower_unique",
+        "index 'users_email_lower_unique'",
+        "email",
+        "user",
+    ),
+    (
+        "users_username_key_unique",
+        "users.username_key",
+        "username",
+        "user",
+    ),
     ("products_sku_key", "products.sku", "sku", "product"),
     (
         "countries_iso_code_key",
@@ -255,6 +268,19 @@ mod tests {
             "username"
         );
         assert_eq!(field(None, "UNIQUE constraint failed: products.sku"), "sku");
+        assert_eq!(field(Some("users_email_lower_unique"), ""), "email");
+        assert_eq!(
+            field(
+                None,
+                "UNIQUE constraint failed: index 'users_email_lower_unique'"
+            ),
+            "email"
+        );
+        assert_eq!(field(Some("users_username_key_unique"), ""), "username");
+        assert_eq!(
+            field(None, "UNIQUE constraint failed: users.username_key"),
+            "username"
+        );
         // `countries_name_idx` contains "id"; it is the country's name.
         assert_eq!(
             unique_violation(Some("countries_name_idx"), ""),

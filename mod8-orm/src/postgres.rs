@@ -17,7 +17,7 @@ use crate::error::{Error, Result};
 use crate::model::{NewUser, User, UserWithLocation};
 use crate::repository::Backend;
 use crate::sql::dialect::Dialect;
-use crate::sql::{LocationCols, LOCATION_COLS, USER_COLS, USER_COLS_U};
+use crate::sql::{LocationCols, LOCATION_COLS, USER_COLS_U, USER_INSERT_COLS};
 use crate::store::{SqlDriver, SqlStore};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
@@ -45,15 +45,19 @@ impl SqlDriver for Postgres {
             // faster than multi-row VALUES. Chunks bound the size of one message.
             const ROWS: usize = 20_000;
             let sql = format!(
-                "INSERT INTO users ({USER_COLS}) SELECT * FROM UNNEST($1::uuid[], $2::text[], \
-                 $3::text[], $4::uuid[], $5::float8[], $6::bool[], $7::timestamptz[], \
-                 $8::timestamptz[])"
+                "INSERT INTO users ({USER_INSERT_COLS}) SELECT * FROM UNNEST($1::uuid[], \
+                 $2::text[], $3::text[], $4::uuid[], $5::float8[], $6::bool[], \
+                 $7::timestamptz[], $8::timestamptz[], $9::text[])"
             );
             let (mut rows, mut statements) = (0, 0);
             for chunk in users.chunks(ROWS) {
                 let ids: Vec<Uuid> = chunk.iter().map(|_| Uuid::new_v4()).collect();
                 let emails: Vec<&str> = chunk.iter().map(|u| u.email.as_str()).collect();
                 let names: Vec<&str> = chunk.iter().map(|u| u.username.as_str()).collect();
+                let keys: Vec<String> = chunk
+                    .iter()
+                    .map(|u| crate::validate::username_key(&u.username))
+                    .collect();
                 let addresses: Vec<Option<Uuid>> = chunk.iter().map(|u| u.address_id).collect();
                 let scores: Vec<f64> = chunk.iter().map(|u| u.profile_score).collect();
                 let verified: Vec<bool> = chunk.iter().map(|u| u.is_verified).collect();
@@ -70,6 +74,7 @@ impl SqlDriver for Postgres {
                     .bind(verified)
                     .bind(created)
                     .bind(active)
+                    .bind(keys)
                     .execute(&mut *conn)
                     .await?
                     .rows_affected();

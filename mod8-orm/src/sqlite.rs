@@ -59,7 +59,7 @@ use crate::error::{Error, Result};
 use crate::model::{NewUser, UserWithLocation};
 use crate::repository::Backend;
 use crate::sql::dialect::{rows_per_statement, Dialect};
-use crate::sql::USER_COLS;
+use crate::sql::USER_INSERT_COLS;
 use crate::store::{SqlDriver, SqlStore};
 use uuid::Uuid;
 
@@ -83,12 +83,12 @@ impl SqlDriver for Sqlite {
     ) -> BoxFuture<'c, std::result::Result<(u64, u64), sqlx::Error>> {
         Box::pin(async move {
             // Multi-row VALUES, as many rows per statement as the bind limit allows.
-            const COLS: usize = 8;
+            const COLS: usize = 9;
             let per = rows_per_statement(COLS, Self::DIALECT.max_bind_params);
             let (mut rows, mut statements) = (0, 0);
             for chunk in users.chunks(per) {
                 let sql = format!(
-                    "INSERT INTO users ({USER_COLS}) VALUES {}",
+                    "INSERT INTO users ({USER_INSERT_COLS}) VALUES {}",
                     Self::DIALECT.values(chunk.len(), COLS, 1)
                 );
                 let mut q = sqlx::query::<Sqlite>(&sql);
@@ -101,7 +101,8 @@ impl SqlDriver for Sqlite {
                         .bind(u.profile_score)
                         .bind(u.is_verified)
                         .bind(u.created_at)
-                        .bind(u.last_active_at);
+                        .bind(u.last_active_at)
+                        .bind(crate::validate::username_key(&u.username));
                 }
                 rows += q.execute(&mut *conn).await?.rows_affected();
                 statements += 1;

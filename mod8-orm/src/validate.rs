@@ -3,10 +3,14 @@
 use crate::error::{Error, Result};
 use crate::model::{NewAddress, NewCity, NewCountry, NewOrder, NewProduct, NewUser, UserUpdate};
 
-/// Longest accepted username, in characters.
-pub const MAX_USERNAME_CHARS: usize = 50;
+/// Longest accepted username, in characters (after NFKC; see [`mod8_rules`]).
+pub const MAX_USERNAME_CHARS: usize = mod8_rules::MAX_USERNAME_CHARS;
+/// Longest accepted username, in bytes (after NFKC).
+pub const MAX_USERNAME_BYTES: usize = mod8_rules::MAX_USERNAME_BYTES;
+/// Shortest accepted username, in characters.
+pub const MIN_USERNAME_CHARS: usize = mod8_rules::MIN_USERNAME_CHARS;
 /// Longest accepted e-mail address, in bytes (RFC 5321's path limit).
-pub const MAX_EMAIL_BYTES: usize = 254;
+pub const MAX_EMAIL_BYTES: usize = mod8_rules::MAX_EMAIL_BYTES;
 
 /// The 249 officially assigned ISO 3166-1 alpha-2 codes, sorted.
 const ISO_3166_ALPHA2: [&str; 249] = [
@@ -28,62 +32,39 @@ const ISO_3166_ALPHA2: [&str; 249] = [
     "VN", "VU", "WF", "WS", "YE", "YT", "ZA", "ZM", "ZW",
 ];
 
-/// The e-mail address trimmed and lower-cased, or a validation error.
-///
-/// Deliberately modest: one `@`, a non-empty local part, a dotted domain of letters, digits,
-/// `-` and `.`, no whitespace or control characters, at most 254 bytes.
-pub fn email(raw: &str) -> Result<String> {
-    let email = raw.trim().to_lowercase();
-    let bad = |why: &str| Err(Error::validation("email", format!("{why}: {raw:?}")));
-    if email.is_empty() {
-        return bad("empty e-mail address");
+impl From<mod8_rules::Invalid> for Error {
+    fn from(e: mod8_rules::Invalid) -> Self {
+        Error::validation(e.field, e.message)
     }
-    if email.len() > MAX_EMAIL_BYTES {
-        return bad("longer than 254 bytes");
-    }
-    if email.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return bad("contains whitespace");
-    }
-    let Some((local, domain)) = email.split_once('@') else {
-        return bad("missing @");
-    };
-    if local.is_empty() || local.len() > 64 {
-        return bad("local part must be 1-64 bytes");
-    }
-    let labels_ok = domain.split('.').all(|label| {
-        !label.is_empty()
-            && !label.starts_with('-')
-            && !label.ends_with('-')
-            && label.chars().all(|c| c.is_alphanumeric() || c == '-')
-    });
-    if !domain.contains('.') || !labels_ok {
-        return bad("domain must be dotted labels of letters, digits and '-'");
-    }
-    Ok(email)
 }
 
-/// The username if it is 1–50 characters of letters, digits, `_`, `.` and `-`.
+/// The e-mail address trimmed, in NFC and lower-cased, or a validation error naming `email`.
+///
+/// The rule is [`mod8_rules::email`] (the one the message consumers and the API apply too):
+/// one `@`, a local part of 1–64 bytes not starting with `$`, a dotted domain of letters,
+/// digits and `-`, at most 254 bytes, no whitespace, control, zero-width or bidirectional
+/// formatting character. The database also keeps e-mail addresses unique case-insensitively
+/// (a unique index on `lower(email)`).
+pub fn email(raw: &str) -> Result<String> {
+    Ok(mod8_rules::email(raw)?)
+}
+
+/// The username's display form (trimmed, NFKC, case kept), or a validation error naming
+/// `username`.
+///
+/// The rule is [`mod8_rules::username`] (the one the message consumers and the API apply
+/// too): letters of one script among Latin, Greek and Cyrillic, the digits `0-9`, `_`, `.`
+/// and `-`; 3–50 characters and at most 64 bytes; no control, zero-width or bidirectional
+/// formatting character. Usernames are unique by [`username_key`].
 pub fn username(raw: &str) -> Result<String> {
-    let count = raw.chars().count();
-    if count == 0 {
-        return Err(Error::validation("username", "must not be empty"));
-    }
-    if count > MAX_USERNAME_CHARS {
-        return Err(Error::validation(
-            "username",
-            format!("{count} characters, at most {MAX_USERNAME_CHARS} allowed"),
-        ));
-    }
-    if !raw
-        .chars()
-        .all(|c| c.is_alphanumeric() || matches!(c, '_' | '.' | '-'))
-    {
-        return Err(Error::validation(
-            "username",
-            format!("{raw:?}: only letters, digits, '_', '.' and '-' are allowed"),
-        ));
-    }
-    Ok(raw.to_owned())
+    Ok(mod8_rules::username(raw)?)
+}
+
+/// The key a username is unique by (stored in `users.username_key`, under a unique index):
+/// NFKC, lower-cased, NFKC ([`mod8_rules::username_key`]). `Grace` and `grace`, or the NFC
+/// and NFD forms of one name, share a key, so the second is a conflict on `username`.
+pub fn username_key(username: &str) -> String {
+    mod8_rules::username_key(username)
 }
 
 /// The code upper-cased if it is an assigned ISO 3166-1 alpha-2 code.
@@ -94,7 +75,10 @@ pub fn country_code(raw: &str) -> Result<String> {
     } else {
         Err(Error::validation(
             "country_code",
-            format!("{raw:?} is not an ISO 3166-1 alpha-2 country code"),
+            format!(
+                "{} is not an ISO 3166-1 alpha-2 country code",
+                mod8_rules::echo(raw)
+            ),
         ))
     }
 }
@@ -267,6 +251,9 @@ mod tests {
     fn usernames() {
         assert!(username("ada_l.o-ve").is_ok());
         assert!(username("").is_err());
+        assert!(username("ab").is_err());
+        assert_eq!(username(" Grace ").unwrap(), "Grace");
+        assert_eq!(username_key("Grace"), username_key("grace"));
         assert!(username(&"x".repeat(51)).is_err());
         assert!(username(&"x".repeat(50)).is_ok());
         assert!(username("robert'); DROP TABLE users;--").is_err());

@@ -20,10 +20,10 @@ async fn commit_after_a_failed_statement_reports_the_abort() {
         .run(|db| {
             Box::pin(async move {
                 let uow = db.begin().await.unwrap();
-                uow.create_user(NewUser::new("a@example.org", "a"))
+                uow.create_user(NewUser::new("a@example.org", "ann"))
                     .await
                     .unwrap();
-                let dup = uow.create_user(NewUser::new("a@example.org", "b")).await;
+                let dup = uow.create_user(NewUser::new("a@example.org", "bob")).await;
                 assert!(matches!(
                     dup,
                     Err(Error::Conflict { field, .. }) if field == "email"
@@ -70,6 +70,52 @@ async fn postgres_migrations_keep_their_own_history() {
                         .await
                         .unwrap();
                 assert_eq!(sqlx_table, None);
+                store.close().await;
+            })
+        })
+        .await;
+}
+
+/// The database itself keeps e-mail addresses unique case-insensitively and usernames unique
+/// by their normalised key: a writer that skips the crate's validation (a hand-written
+/// statement, another service) meets the same conflicts, named like the crate's own.
+#[tokio::test]
+async fn postgres_schema_enforces_case_insensitive_identities() {
+    let Some(test_db) = TestDb::postgres_from_env("orm postgres identities").await else {
+        return;
+    };
+    let url = test_db.url().to_owned();
+    test_db
+        .run(|db| {
+            Box::pin(async move {
+                db.create_user(NewUser::new("ada@x.org", "Ada"))
+                    .await
+                    .unwrap();
+                let store = PostgresStore::connect(&OrmConfig::new(&url)).await.unwrap();
+                let raw = |email: &'static str, username: &'static str, key: &'static str| {
+                    let pool = store.pool().clone();
+                    async move {
+                        mod8_orm::sqlx::query(
+                            "INSERT INTO users (id, email, username, profile_score, \
+                             is_verified, created_at, last_active_at, username_key) \
+                             VALUES ($1, $2, $3, 0, false, now(), now(), $4)",
+                        )
+                        .bind(uuid::Uuid::new_v4())
+                        .bind(email)
+                        .bind(username)
+                        .bind(key)
+                        .execute(&pool)
+                        .await
+                        .map_err(|e| Error::from_sqlx("postgres", e))
+                    }
+                };
+                let conflict = |r: Result<_, Error>| match r {
+                    Err(Error::Conflict { field, .. }) => field,
+                    other => panic!("expected a conflict, got {other:?}"),
+                };
+                assert_eq!(conflict(raw("ADA@x.org", "other", "other").await), "email");
+                assert_eq!(conflict(raw("new@x.org", "ADA", "ada").await), "username");
+                raw("new@x.org", "new", "new").await.unwrap();
                 store.close().await;
             })
         })

@@ -166,7 +166,7 @@ async fn sqlite_enforces_foreign_keys() {
         .await
         .unwrap();
     assert_eq!(on, 1);
-    let mut user = NewUser::new("a@example.org", "a");
+    let mut user = NewUser::new("a@example.org", "ann");
     user.address_id = Some(uuid::Uuid::new_v4());
     assert!(matches!(
         store.create_user(user).await,
@@ -229,4 +229,42 @@ async fn migrations_can_be_turned_off() {
         .unwrap();
     assert_eq!(tables, 0);
     assert!(store.user_stats().await.is_err());
+}
+
+/// The database itself keeps e-mail addresses unique case-insensitively and usernames unique
+/// by their normalised key: a writer that skips the crate's validation (a hand-written
+/// statement, another service) meets the same conflicts, named like the crate's own.
+#[tokio::test]
+async fn sqlite_schema_enforces_case_insensitive_identities() {
+    let store = mod8_orm::sqlite::SqliteStore::connect(&OrmConfig::new("sqlite::memory:"))
+        .await
+        .unwrap();
+    store
+        .create_user(NewUser::new("ada@x.org", "Ada"))
+        .await
+        .unwrap();
+    let raw = |email: &'static str, username: &'static str, key: &'static str| {
+        let pool = store.pool().clone();
+        async move {
+            mod8_orm::sqlx::query(
+                "INSERT INTO users (id, email, username, profile_score, is_verified, \
+                 created_at, last_active_at, username_key) \
+                 VALUES (?, ?, ?, 0, 0, '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z', ?)",
+            )
+            .bind(uuid::Uuid::new_v4())
+            .bind(email)
+            .bind(username)
+            .bind(key)
+            .execute(&pool)
+            .await
+            .map_err(|e| mod8_orm::Error::from_sqlx("sqlite", e))
+        }
+    };
+    let conflict = |r: Result<_, mod8_orm::Error>| match r {
+        Err(mod8_orm::Error::Conflict { field, .. }) => field,
+        other => panic!("expected a conflict, got {other:?}"),
+    };
+    assert_eq!(conflict(raw("ADA@x.org", "other", "other").await), "email");
+    assert_eq!(conflict(raw("new@x.org", "ADA", "ada").await), "username");
+    raw("new@x.org", "new", "new").await.unwrap();
 }

@@ -30,7 +30,7 @@ async fn memory_store(acquire_timeout: Duration) -> SqliteStore {
 async fn the_pool_serves_the_host_after_the_store_used_it() {
     let store = memory_store(Duration::from_secs(2)).await;
     let user = store
-        .create_user(NewUser::new("a@example.org", "a"))
+        .create_user(NewUser::new("a@example.org", "ann"))
         .await
         .unwrap();
     assert_eq!(store.get_user(user.id).await.unwrap(), user);
@@ -43,7 +43,7 @@ async fn the_pool_serves_the_host_after_the_store_used_it() {
     let pool = store.pool().clone();
     for i in 0..3 {
         store
-            .create_user(NewUser::new(format!("b{i}@example.org"), format!("b{i}")))
+            .create_user(NewUser::new(format!("b{i}@example.org"), format!("bb{i}")))
             .await
             .unwrap();
         let count: i64 = mod8_orm::sqlx::query_scalar("SELECT COUNT(*) FROM users")
@@ -66,7 +66,7 @@ async fn units_of_work_and_migrations_take_the_connection_in_turn() {
         let uow = store.begin().await.unwrap();
         uow.create_user(NewUser::new(
             format!("u{round}@example.org"),
-            format!("u{round}"),
+            format!("uu{round}"),
         ))
         .await
         .unwrap();
@@ -133,7 +133,7 @@ async fn concurrent_calls_on_a_file_store() {
             .await
             .unwrap();
         let user = db
-            .create_user(NewUser::new("r@example.org", "r"))
+            .create_user(NewUser::new("r@example.org", "rob"))
             .await
             .unwrap();
         let mut tasks = Vec::new();
@@ -236,7 +236,7 @@ async fn closing_a_used_store_completes() {
     for url in [MEMORY, &file] {
         let db = OrmConfig::new(url).connect().await.unwrap();
         let user = db
-            .create_user(NewUser::new("c@example.org", "c"))
+            .create_user(NewUser::new("c@example.org", "cid"))
             .await
             .unwrap();
         db.get_user(user.id).await.unwrap();
@@ -259,7 +259,7 @@ fn a_store_dropped_outside_a_runtime() {
         .unwrap();
     let store = runtime.block_on(memory_store(Duration::from_secs(2)));
     let user = runtime
-        .block_on(store.create_user(NewUser::new("d@example.org", "d")))
+        .block_on(store.create_user(NewUser::new("d@example.org", "dan")))
         .unwrap();
     assert_eq!(runtime.block_on(store.get_user(user.id)).unwrap(), user);
     drop(runtime);
@@ -368,7 +368,7 @@ async fn large_pages_match_the_plain_rows() {
     let world = seed_world(&store).await;
     let start = Utc.with_ymd_and_hms(2024, 1, 1, 0, 0, 0).unwrap();
     for i in 0..700_i64 {
-        let mut user = NewUser::new(format!("l{i}@example.org"), format!("l{i}"));
+        let mut user = NewUser::new(format!("l{i}@example.org"), format!("ll{i}"));
         // Some share a registration time, out of insertion order.
         user.created_at = Some(start + mod8_orm::chrono::Duration::seconds((i * 7919) % 500));
         user.profile_score = (i % 101) as f64 / 3.0;

@@ -69,6 +69,9 @@ pub(crate) fn name_missing(err: Error, entity: &'static str, key: impl ToString)
 
 pub(crate) const USER_COLS: &str =
     "id, email, username, address_id, profile_score, is_verified, created_at, last_active_at";
+/// The columns an insert into `users` writes: [`USER_COLS`] and the username's normalised key.
+pub(crate) const USER_INSERT_COLS: &str = "id, email, username, address_id, profile_score, \
+     is_verified, created_at, last_active_at, username_key";
 pub(crate) const USER_COLS_U: &str = "u.id, u.email, u.username, u.address_id, u.profile_score, \
      u.is_verified, u.created_at, u.last_active_at";
 pub(crate) const COUNTRY_COLS: &str = "id, name, iso_code, population, gdp_per_capita_cents";

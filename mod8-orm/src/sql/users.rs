@@ -7,7 +7,7 @@ macro_rules! impl_user_repository {
             use $crate::error::{Error, Result};
             use $crate::model::*;
             use $crate::store::{SqlDriver, SqlStore};
-            use $crate::sql::{self, USER_COLS, USER_COLS_U};
+            use $crate::sql::{self, USER_COLS, USER_COLS_U, USER_INSERT_COLS};
             use $crate::validate;
             use ::uuid::Uuid;
 
@@ -20,8 +20,8 @@ macro_rules! impl_user_repository {
                 let created = sql::stored(user.created_at.unwrap_or_else(sql::now));
                 let active = user.last_active_at.map(sql::stored).unwrap_or(created);
                 ::sqlx::query_as::<$db, User>(&format!(
-                    "INSERT INTO users ({USER_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
-                     RETURNING {USER_COLS}"
+                    "INSERT INTO users ({USER_INSERT_COLS}) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING {USER_COLS}"
                 ))
                 .bind(Uuid::new_v4())
                 .bind(&user.email)
@@ -31,6 +31,7 @@ macro_rules! impl_user_repository {
                 .bind(user.is_verified)
                 .bind(created)
                 .bind(active)
+                .bind(validate::username_key(&user.username))
                 .fetch_one(conn)
                 .await
             }
@@ -132,17 +133,19 @@ macro_rules! impl_user_repository {
                          address_id = CASE WHEN $4 THEN $5 ELSE address_id END, \
                          profile_score = COALESCE($6, profile_score), \
                          is_verified = COALESCE($7, is_verified), \
-                         last_active_at = COALESCE($8, last_active_at) \
+                         last_active_at = COALESCE($8, last_active_at), \
+                         username_key = COALESCE($9, username_key) \
                          WHERE id = $1 RETURNING {USER_COLS}"
                     ))
                     .bind(id)
                     .bind(update.email)
-                    .bind(update.username)
+                    .bind(update.username.as_deref())
                     .bind(update.address_id.is_some())
                     .bind(update.address_id.flatten())
                     .bind(update.profile_score)
                     .bind(update.is_verified)
                     .bind(update.last_active_at.map(sql::stored))
+                    .bind(update.username.as_deref().map(validate::username_key))
                     .fetch_optional(conn.exec())
                     .await
                     .map_err(|e| sql::name_missing(self.err(e), "address", "(update)"))?

@@ -365,27 +365,27 @@ pub async fn case_unit_of_work(db: &dyn Database) {
 pub async fn case_nested_unit_of_work(db: &dyn Database) {
     let uow = db.begin().await.unwrap();
     let a = uow
-        .create_user(NewUser::new("a@example.org", "a"))
+        .create_user(NewUser::new("a@example.org", "aaa"))
         .await
         .unwrap();
 
     let nested = uow.begin_nested().await.unwrap();
     nested
-        .create_user(NewUser::new("b@example.org", "b"))
+        .create_user(NewUser::new("b@example.org", "bbb"))
         .await
         .unwrap();
     nested.rollback().await.unwrap();
 
     let nested = uow.begin_nested().await.unwrap();
     nested
-        .create_user(NewUser::new("c@example.org", "c"))
+        .create_user(NewUser::new("c@example.org", "ccc"))
         .await
         .unwrap();
     nested.commit().await.unwrap();
 
     let nested = uow.begin_nested().await.unwrap();
     nested
-        .create_user(NewUser::new("d@example.org", "d"))
+        .create_user(NewUser::new("d@example.org", "ddd"))
         .await
         .unwrap();
     drop(nested);
@@ -398,7 +398,7 @@ pub async fn case_nested_unit_of_work(db: &dyn Database) {
         .await;
     assert!(matches!(dup, Err(Error::Conflict { .. })), "{dup:?}");
     nested.rollback().await.unwrap();
-    uow.create_user(NewUser::new("e@example.org", "e"))
+    uow.create_user(NewUser::new("e@example.org", "eee"))
         .await
         .unwrap();
 
@@ -411,10 +411,13 @@ pub async fn case_nested_unit_of_work(db: &dyn Database) {
         .into_iter()
         .map(|u| u.username)
         .collect();
-    assert!(names.contains("a") && names.contains("c"), "{names:?}");
-    assert!(!names.contains("b") && !names.contains("d"), "{names:?}");
-    assert!(names.contains("e"), "{names:?}");
-    assert_eq!(db.get_user(a.id).await.unwrap().username, "a");
+    assert!(names.contains("aaa") && names.contains("ccc"), "{names:?}");
+    assert!(
+        !names.contains("bbb") && !names.contains("ddd"),
+        "{names:?}"
+    );
+    assert!(names.contains("eee"), "{names:?}");
+    assert_eq!(db.get_user(a.id).await.unwrap().username, "aaa");
 }
 
 /// A dropped nested unit is rolled back even when the next thing that happens is the outer
@@ -548,9 +551,9 @@ pub async fn case_countries_and_stats(db: &dyn Database) {
     );
     assert_eq!(db.find_city("Lyon", "DE").await.unwrap(), None);
 
-    user_in(db, world.city("Berlin"), "b1", 40.0).await;
-    user_in(db, world.city("Munich"), "m1", 80.0).await;
-    user_in(db, world.city("Paris"), "p1", 50.0).await;
+    user_in(db, world.city("Berlin"), "bb1", 40.0).await;
+    user_in(db, world.city("Munich"), "mm1", 80.0).await;
+    user_in(db, world.city("Paris"), "pp1", 50.0).await;
     let stats = db.country_stats().await.unwrap();
     let de = &stats[0];
     assert_eq!(de.country.iso_code, "DE");
@@ -775,11 +778,11 @@ where
     let recent = Utc.with_ymd_and_hms(2024, 6, 1, 0, 0, 0).unwrap();
     let mut made = Vec::new();
     for (name, city, created, active, verified, score) in [
-        ("a", "Berlin", jan, recent, true, 90.0),
-        ("b", "Munich", jan, jan, false, 30.0),
-        ("c", "Paris", feb, recent, true, 60.0),
-        ("d", "Tokyo", feb, feb, true, 20.0),
-        ("e", "Berlin", feb, feb, false, 10.0),
+        ("aaa", "Berlin", jan, recent, true, 90.0),
+        ("bbb", "Munich", jan, jan, false, 30.0),
+        ("ccc", "Paris", feb, recent, true, 60.0),
+        ("ddd", "Tokyo", feb, feb, true, 20.0),
+        ("eee", "Berlin", feb, feb, false, 10.0),
     ] {
         let address = db
             .create_address(NewAddress {
@@ -833,14 +836,14 @@ where
         .iter()
         .map(|s| (s.username.as_str(), s.orders, s.total_spent_cents))
         .collect();
-    assert_eq!(view, [("c", 1, 7_998), ("a", 2, 2_500)]);
+    assert_eq!(view, [("ccc", 1, 7_998), ("aaa", 2, 2_500)]);
     assert_eq!(db.top_spenders(5_000, 10).await.unwrap().len(), 1);
     let profiles = db.top_profiles(50.0, 10).await.unwrap();
     let view: Vec<_> = profiles
         .iter()
         .map(|s| (s.username.as_str(), s.total_spent_cents))
         .collect();
-    assert_eq!(view, [("a", 2_500), ("c", 7_998)]);
+    assert_eq!(view, [("aaa", 2_500), ("ccc", 7_998)]);
 }
 
 /// SQL is parameterised: hostile strings are stored and read back literally.

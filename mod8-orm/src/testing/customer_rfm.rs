@@ -311,7 +311,7 @@ pub async fn case_customer_rfm_in_a_unit_of_work(db: &dyn Database) {
     let end = day(6, 30);
     let p = product(db, "RFM-U", 500).await;
     let mut users = Vec::new();
-    for name in ["u1", "u2", "u3"] {
+    for name in ["uu1", "uu2", "uu3"] {
         let user = customer(db, name).await;
         let lines = vec![OrderLine {
             product_id: p.id,

@@ -39,10 +39,11 @@ pub use customer_rfm::{
 pub use fixtures::{seed_world, user_in, World};
 pub use purchases::{case_co_purchase_counts, case_customer_histories};
 pub use users::{
-    case_activity_ranking, case_bulk_insert, case_missing_users_are_not_found, case_pagination,
-    case_user_conflicts_name_the_field, case_user_crud, case_user_input_is_validated,
-    case_user_stats, case_user_timestamps_round_trip, case_user_with_address_is_atomic,
-    case_users_by_location, run_user_repository_cases, UserRepositoryCase, UserRepositoryFixture,
+    case_activity_ranking, case_bulk_insert, case_look_alike_identities_conflict,
+    case_missing_users_are_not_found, case_pagination, case_user_conflicts_name_the_field,
+    case_user_crud, case_user_input_is_validated, case_user_stats, case_user_timestamps_round_trip,
+    case_user_with_address_is_atomic, case_users_by_location, run_user_repository_cases,
+    UserRepositoryCase, UserRepositoryFixture,
 };
 
 /// A database for one test, with what it takes to throw it away afterwards.
@@ -253,7 +254,8 @@ macro_rules! conformance_tests {
             case_activity_ranking => ActivityRanking,
             case_user_with_address_is_atomic => UserWithAddressIsAtomic,
             case_bulk_insert => BulkInsert,
-            case_user_timestamps_round_trip => UserTimestampsRoundTrip
+            case_user_timestamps_round_trip => UserTimestampsRoundTrip,
+            case_look_alike_identities_conflict => LookAlikeIdentitiesConflict
         );
     };
     (@store $setup:expr; $($case:ident),* $(,)?) => {

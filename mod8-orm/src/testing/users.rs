@@ -134,11 +134,13 @@ pub enum UserRepositoryCase {
     BulkInsert,
     /// [`case_user_timestamps_round_trip`].
     UserTimestampsRoundTrip,
+    /// [`case_look_alike_identities_conflict`].
+    LookAlikeIdentitiesConflict,
 }
 
 impl UserRepositoryCase {
     /// Every case, in the order [`run_user_repository_cases`] runs them.
-    pub const ALL: [UserRepositoryCase; 11] = [
+    pub const ALL: [UserRepositoryCase; 12] = [
         UserRepositoryCase::UserCrud,
         UserRepositoryCase::UserInputIsValidated,
         UserRepositoryCase::UserConflictsNameTheField,
@@ -150,6 +152,7 @@ impl UserRepositoryCase {
         UserRepositoryCase::UserWithAddressIsAtomic,
         UserRepositoryCase::BulkInsert,
         UserRepositoryCase::UserTimestampsRoundTrip,
+        UserRepositoryCase::LookAlikeIdentitiesConflict,
     ];
 
     /// The name of the function the case runs (`case_user_crud`, ...).
@@ -166,6 +169,9 @@ impl UserRepositoryCase {
             UserRepositoryCase::UserWithAddressIsAtomic => "case_user_with_address_is_atomic",
             UserRepositoryCase::BulkInsert => "case_bulk_insert",
             UserRepositoryCase::UserTimestampsRoundTrip => "case_user_timestamps_round_trip",
+            UserRepositoryCase::LookAlikeIdentitiesConflict => {
+                "case_look_alike_identities_conflict"
+            }
         }
     }
 
@@ -199,6 +205,9 @@ impl UserRepositoryCase {
             UserRepositoryCase::BulkInsert => case_bulk_insert(users).await,
             UserRepositoryCase::UserTimestampsRoundTrip => {
                 case_user_timestamps_round_trip(users).await
+            }
+            UserRepositoryCase::LookAlikeIdentitiesConflict => {
+                case_look_alike_identities_conflict(users).await
             }
         }
     }
@@ -356,6 +365,127 @@ pub async fn case_user_conflicts_name_the_field(users: &dyn UserRepository) {
     assert!(err.to_string().contains("email"), "{err}");
 }
 
+/// Look-alike identities are one identity: e-mail addresses differing only in case, and
+/// usernames differing only in case, in Unicode normalisation form (NFC, NFD, compatibility
+/// forms) are conflicts naming the field — on insert, bulk insert and rename — while the
+/// first user keeps the display form it registered with. Mixed-script names and invisible
+/// characters are rejected as invalid.
+pub async fn case_look_alike_identities_conflict(users: &dyn UserRepository) {
+    let conflict_field = |r: Result<User>| match r {
+        Err(Error::Conflict { entity, field, .. }) => {
+            assert_eq!(entity, "user");
+            field
+        }
+        other => panic!("expected a conflict, got {other:?}"),
+    };
+    let first = users
+        .create_user(NewUser::new("A@x.org", "Grace"))
+        .await
+        .unwrap();
+    assert_eq!(first.email, "a@x.org");
+    assert_eq!(first.username, "Grace", "the display form is kept");
+    assert_eq!(
+        conflict_field(users.create_user(NewUser::new("a@x.org", "ada_l")).await),
+        "email"
+    );
+    for look_alike in ["grace", "GRACE", "\u{FF27}race"] {
+        assert_eq!(
+            conflict_field(
+                users
+                    .create_user(NewUser::new("other@x.org", look_alike))
+                    .await
+            ),
+            "username",
+            "{look_alike:?}"
+        );
+    }
+
+    // NFC `José` first, then its NFD spelling (`e` + combining acute).
+    let jose = users
+        .create_user(NewUser::new("jose@x.org", "Jos\u{E9}"))
+        .await
+        .unwrap();
+    assert_eq!(
+        conflict_field(
+            users
+                .create_user(NewUser::new("jose2@x.org", "jose\u{301}"))
+                .await
+        ),
+        "username"
+    );
+    assert_eq!(
+        jose.username, "Jos\u{E9}",
+        "stored in NFC whatever form it came in"
+    );
+
+    // A rename to a look-alike of another user is a conflict too; to its own name in
+    // another case is fine.
+    assert_eq!(
+        conflict_field(
+            users
+                .update_user(
+                    jose.id,
+                    UserUpdate {
+                        username: Some("gRACE".into()),
+                        ..UserUpdate::default()
+                    }
+                )
+                .await
+        ),
+        "username"
+    );
+    let renamed = users
+        .update_user(
+            jose.id,
+            UserUpdate {
+                username: Some("JOSÉ".into()),
+                ..UserUpdate::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(renamed.username, "JOSÉ");
+
+    // Bulk inserts meet the same keys.
+    let bulk = users
+        .create_users(vec![
+            NewUser::new("fresh@x.org", "fresh"),
+            NewUser::new("fresh2@x.org", "GRACE"),
+        ])
+        .await;
+    assert!(
+        matches!(&bulk, Err(Error::Conflict { field, .. }) if field == "username"),
+        "{bulk:?}"
+    );
+
+    // Not look-alikes that could be told apart: rejected outright.
+    expect_invalid(
+        users
+            .create_user(NewUser::new("c@x.org", "gr\u{430}ce"))
+            .await,
+        "username",
+    );
+    expect_invalid(
+        users
+            .create_user(NewUser::new("c@x.org", "gra\u{200B}ce"))
+            .await,
+        "username",
+    );
+    expect_invalid(
+        users
+            .create_user(NewUser::new("a\u{200B}@x.org", "zero_width"))
+            .await,
+        "email",
+    );
+    expect_invalid(
+        users
+            .create_user(NewUser::new("\u{202E}gro.x@a", "bidi"))
+            .await,
+        "email",
+    );
+    assert_eq!(users.user_stats().await.unwrap().count, 2);
+}
+
 /// Reading or updating a missing user is `NotFound` naming the user.
 pub async fn case_missing_users_are_not_found(users: &dyn UserRepository) {
     let missing = Uuid::new_v4();
@@ -374,7 +504,7 @@ pub async fn case_missing_users_are_not_found(users: &dyn UserRepository) {
 pub async fn case_pagination(users: &dyn UserRepository) {
     let start = Utc.with_ymd_and_hms(2024, 1, 1, 0, 0, 0).unwrap();
     for i in 0..7 {
-        let mut u = NewUser::new(format!("u{i}@example.org"), format!("u{i}"));
+        let mut u = NewUser::new(format!("u{i}@example.org"), format!("uu{i}"));
         u.created_at = Some(start + chrono::Duration::hours(i));
         users.create_user(u).await.unwrap();
     }
@@ -382,9 +512,9 @@ pub async fn case_pagination(users: &dyn UserRepository) {
     assert_eq!(first.total, 7);
     assert!(first.has_more());
     let names: Vec<_> = first.items.iter().map(|u| u.username.as_str()).collect();
-    assert_eq!(names, ["u0", "u1", "u2"]);
+    assert_eq!(names, ["uu0", "uu1", "uu2"]);
     let second = users.list_users(first.request.next()).await.unwrap();
-    assert_eq!(second.items[0].username, "u3");
+    assert_eq!(second.items[0].username, "uu3");
     let third = users.list_users(second.request.next()).await.unwrap();
     assert_eq!(third.items.len(), 1);
     assert!(!third.has_more());
@@ -428,7 +558,7 @@ pub async fn case_user_stats(users: &dyn UserRepository) {
         .into_iter()
         .enumerate()
     {
-        let mut u = NewUser::new(format!("s{i}@example.org"), format!("s{i}"));
+        let mut u = NewUser::new(format!("s{i}@example.org"), format!("ss{i}"));
         u.profile_score = score;
         u.is_verified = verified;
         users.create_user(u).await.unwrap();
