@@ -73,6 +73,13 @@ pub enum Error {
     },
 }
 
+/// A broken input rule (`mod8_rules`) is a validation error naming the same field.
+impl From<mod8_rules::Invalid> for Error {
+    fn from(e: mod8_rules::Invalid) -> Self {
+        Error::validation(e.field, e.message)
+    }
+}
+
 impl Error {
     /// Whether retrying the same operation may succeed (one retry policy for every backend):
     /// true for [`Error::Unavailable`].

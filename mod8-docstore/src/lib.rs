@@ -41,6 +41,7 @@ pub use crate::mongodb::MongoDocStore;
 pub use crate::setup::{
     LogEntry, OnUnsupported, SetupOptions, SetupOutcome, SetupReport, SetupStep,
 };
+pub use crate::validate::check_event;
 /// The BSON crate whose types ([`DocumentId`]) appear in this API.
 pub use bson;
 /// The id type of stored documents (BSON ObjectId).

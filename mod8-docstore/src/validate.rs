@@ -12,27 +12,21 @@ use crate::{Error, Result};
 /// Longest accepted identifier-like string (user id, username, event type, plan, interest).
 const MAX_NAME_LEN: usize = 256;
 
-/// A key that MongoDB would read as an operator (`$...`) or a path (`a.b`), or an empty key.
+/// A key that MongoDB would read as an operator (`$...`) or a path (`a.b`), an empty key or
+/// one with NUL: the rule is [`mod8_rules::field_name_problem`], the one the analytics API
+/// and consumer apply to event properties too.
 fn check_key(path: &str, key: &str) -> Result<()> {
-    if key.is_empty() {
-        return Err(Error::validation(path, "empty field name"));
-    }
-    if key.starts_with('$') {
-        return Err(Error::validation(
+    match mod8_rules::field_name_problem(key) {
+        None => Ok(()),
+        // An empty name or one with NUL is named by its parent's path (it cannot be printed).
+        Some(problem) if key.is_empty() || key.contains('\0') => {
+            Err(Error::validation(path, format!("a field name {problem}")))
+        }
+        Some(problem) => Err(Error::validation(
             format!("{path}.{key}"),
-            "field names must not start with '$'",
-        ));
+            format!("the field name {problem}"),
+        )),
     }
-    if key.contains('.') {
-        return Err(Error::validation(
-            format!("{path}.{key}"),
-            "field names must not contain '.'",
-        ));
-    }
-    if key.contains('\0') {
-        return Err(Error::validation(path, "field names must not contain NUL"));
-    }
-    Ok(())
 }
 
 fn check_json(path: &str, value: &serde_json::Value) -> Result<()> {
@@ -89,9 +83,24 @@ pub(crate) fn check_point(field: &str, p: &GeoPoint) -> Result<()> {
 
 fn check_optional_text(field: &str, value: &Option<String>) -> Result<()> {
     match value {
-        Some(v) if v.starts_with('$') => Err(Error::validation(field, "must not start with '$'")),
+        Some(v) if v.starts_with('$') => Err(Error::validation(
+            field,
+            format!("{} must not start with '$'", mod8_rules::echo(v)),
+        )),
         _ => Ok(()),
     }
+}
+
+/// Checks an event as [`crate::EventStore::log_event`] and the other event writers do,
+/// without storing it: what this rejects, the store rejects with the same error. For callers
+/// that accept events to store later (an API in front of a queue).
+///
+/// # Errors
+///
+/// [`Error::Validation`] naming the field (`user_id`, `event_type`, `metadata.product`,
+/// `metadata.category`, `metadata.price`, `metadata.extras...`, `geo...`).
+pub fn check_event(e: &Event) -> Result<()> {
+    event(e.clone()).map(|_| ())
 }
 
 /// Checks an event and normalizes it for storage (millisecond timestamp).
@@ -113,6 +122,8 @@ pub(crate) fn event(mut e: Event) -> Result<Event> {
             check_key("metadata.extras", k)?;
             check_json(&format!("metadata.extras.{k}"), v)?;
         }
+        // The size bounds of event properties (key count, depth, serialized size).
+        mod8_rules::properties("metadata.extras", &m.extras)?;
     }
     if let Some(g) = &e.geo {
         check_optional_text("geo.country", &g.country)?;
@@ -283,6 +294,24 @@ mod tests {
         m.extras.insert("a.b".into(), serde_json::json!(1));
         let err = event(Event::new("u", "click").with_metadata(m)).unwrap_err();
         assert_eq!(err.field(), Some("metadata.extras.a.b"));
+    }
+
+    #[test]
+    fn extras_are_bounded_in_items_depth_and_size() {
+        for big in [
+            serde_json::json!(vec![0; 7_000]),
+            serde_json::json!("x".repeat(mod8_rules::MAX_PROPERTIES_BYTES)),
+            serde_json::json!({"a": {"b": {"c": {"d": 1}}}}),
+        ] {
+            let mut m = EventMetadata::default();
+            m.extras.insert("big".into(), big.clone());
+            let err = event(Event::new("u", "click").with_metadata(m)).unwrap_err();
+            assert_eq!(err.field(), Some("metadata.extras"), "{big}");
+        }
+        let mut m = EventMetadata::default();
+        m.extras.insert("fine".into(), serde_json::json!([1, 2, 3]));
+        let e = Event::new("u", "click").with_metadata(m);
+        assert!(check_event(&e).is_ok());
     }
 
     #[test]

@@ -19,9 +19,9 @@ use crate::runner::{ConsumerHandle, Handler, Outcome};
 /// A validated, enriched user, as the user-data handler hands it to a [`ProfileSink`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EnrichedUser {
-    /// Login name, trimmed.
+    /// Login name: its display form (trimmed, Unicode NFKC), see [`mod8_rules::username`].
     pub username: String,
-    /// Email address, trimmed and lower-cased.
+    /// Email address: trimmed, NFC, lower-cased, see [`mod8_rules::email`].
     pub email: String,
     /// The part of the email after `@`.
     pub email_domain: String,
@@ -147,38 +147,42 @@ impl Notifier for LoggingNotifier {
 }
 
 /// Checks a user data payload and builds the profile, or says what is wrong.
+///
+/// The rules are [`mod8_rules::username`] and [`mod8_rules::email`]: the same functions the
+/// relational store (`mod8_orm::validate`) and the registration API apply, so a user the API
+/// registered is never dead-lettered here for its name or address.
+///
+/// # Errors
+///
+/// [`Error::Validation`] naming `username` or `email`.
 pub fn validate_user(data: &UserData, source: Uuid) -> Result<EnrichedUser> {
-    let username = data.username.trim();
-    if username.len() < 3 || username.len() > 64 {
-        return Err(Error::validation("username", "must be 3 to 64 characters"));
-    }
-    if !username
-        .chars()
-        .all(|c| c.is_alphanumeric() || c == '_' || c == '-' || c == '.')
-    {
-        return Err(Error::validation(
-            "username",
-            "may hold letters, digits, '_', '-' and '.' only",
-        ));
-    }
-    let email = data.email.trim().to_lowercase();
-    let domain = match email.split_once('@') {
-        Some((local, domain)) if !local.is_empty() && domain.contains('.') => domain.to_owned(),
-        _ => {
-            return Err(Error::validation(
-                "email",
-                format!("'{email}' is not an email address"),
-            ))
-        }
+    let username = mod8_rules::username(&data.username)?;
+    let email = mod8_rules::email(&data.email)?;
+    let Some((_, domain)) = email.split_once('@') else {
+        return Err(Error::validation("email", "missing @"));
     };
     Ok(EnrichedUser {
-        username: username.to_owned(),
+        email_domain: domain.to_owned(),
+        username,
         email,
-        email_domain: domain,
         registration_date: data.registration_date,
         source_message: source,
         processed_at: Utc::now(),
     })
+}
+
+/// Checks an analytics event: its type ([`mod8_rules::event_type`]) and its properties
+/// ([`mod8_rules::properties`]: document-safe keys at every depth, bounded size) — the same
+/// functions the analytics API applies before it accepts an event, so an event the API
+/// accepted is never dead-lettered here for its input.
+///
+/// # Errors
+///
+/// [`Error::Validation`] naming `event_type` or `properties`.
+pub fn validate_analytics(event: &Analytics) -> Result<()> {
+    mod8_rules::event_type(&event.event_type)?;
+    mod8_rules::properties("properties", &event.properties)?;
+    Ok(())
 }
 
 /// Validates user data, enriches it into a [`EnrichedUser`] and hands it to a
@@ -252,7 +256,8 @@ impl<N: Notifier> Handler<Notification> for NotificationConsumer<N> {
     }
 }
 
-/// Stores analytics events through an [`EventSink`].
+/// Checks analytics events ([`validate_analytics`]; an invalid one is dead-lettered) and
+/// stores the others through an [`EventSink`].
 #[derive(Debug, Clone)]
 pub struct AnalyticsConsumer<S> {
     sink: S,
@@ -277,8 +282,8 @@ impl<S: EventSink> AnalyticsConsumer<S> {
 #[async_trait]
 impl<S: EventSink> Handler<Analytics> for AnalyticsConsumer<S> {
     async fn handle(&self, message: &Envelope<Analytics>) -> Outcome {
-        if message.payload.event_type.trim().is_empty() {
-            return Outcome::reject("analytics event without a type");
+        if let Err(e) = validate_analytics(&message.payload) {
+            return Outcome::reject(e.to_string());
         }
         match self
             .sink

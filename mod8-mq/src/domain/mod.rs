@@ -45,8 +45,9 @@ mod pipeline;
 mod topology;
 
 pub use handlers::{
-    validate_user, AnalyticsConsumer, EnrichedUser, EventSink, LoggingNotifier, MemoryEventSink,
-    MemoryProfileSink, NotificationConsumer, Notifier, ProfileSink, TimedEvent, UserDataConsumer,
+    validate_analytics, validate_user, AnalyticsConsumer, EnrichedUser, EventSink, LoggingNotifier,
+    MemoryEventSink, MemoryProfileSink, NotificationConsumer, Notifier, ProfileSink, TimedEvent,
+    UserDataConsumer,
 };
 pub use messages::{Analytics, Notification, NotificationChannel, UserData};
 pub use pipeline::{Pipeline, PublishOptions, Published, Urgency, URGENT};
