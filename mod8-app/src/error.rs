@@ -89,6 +89,158 @@ impl AppError {
     }
 }
 
+/// Most characters of a quoted input (`"..."` or `` `...` ``) a client message keeps.
+pub const ECHO_CHARS: usize = mod8_rules::ECHO_CHARS;
+/// Most characters of a 4xx message.
+pub const MAX_MESSAGE_CHARS: usize = 512;
+
+/// A 4xx message as the client sees it: every quoted input (`"..."`, `` `...` ``) cut to
+/// [`ECHO_CHARS`] characters with `…`, and so is any unquoted run without whitespace (the
+/// decoder prefixes its message with the path to the bad value, which holds the client's
+/// keys), Rust type names the JSON decoder puts in its messages
+/// replaced by what they mean to a client (`expected struct EventInput` → `expected an
+/// object`, `expected u32` → `expected a non-negative integer`), and the whole cut to
+/// [`MAX_MESSAGE_CHARS`] characters. The body of a request never comes back unbounded, and
+/// the API's internal names never leak.
+pub fn client_message(raw: &str) -> String {
+    let named = replace_type_names(&shorten_runs(&shorten_quoted(raw)));
+    let mut chars = named.chars();
+    let head: String = chars.by_ref().take(MAX_MESSAGE_CHARS).collect();
+    if chars.next().is_some() {
+        format!("{head}…")
+    } else {
+        head
+    }
+}
+
+/// Cuts every `"..."` and `` `...` `` span longer than [`ECHO_CHARS`] characters.
+fn shorten_quoted(raw: &str) -> String {
+    let mut out = String::with_capacity(raw.len().min(4 * MAX_MESSAGE_CHARS));
+    let mut chars = raw.chars().peekable();
+    while let Some(c) = chars.next() {
+        out.push(c);
+        if c != '"' && c != '`' {
+            continue;
+        }
+        let close = c;
+        let mut kept = 0usize;
+        let mut cut = false;
+        let mut escaped = false;
+        for inner in chars.by_ref() {
+            let closing = inner == close && !escaped;
+            escaped = close == '"' && inner == '\\' && !escaped;
+            if closing {
+                if cut {
+                    // Never end on half an escape sequence.
+                    while out.ends_with('\\') {
+                        out.pop();
+                    }
+                    out.push('…');
+                }
+                out.push(close);
+                break;
+            }
+            if kept < ECHO_CHARS {
+                out.push(inner);
+                kept += 1;
+            } else {
+                cut = true;
+            }
+        }
+        if chars.peek().is_none() && cut && !out.ends_with(close) {
+            out.push('…');
+        }
+    }
+    out
+}
+
+/// Cuts every run without whitespace longer than [`ECHO_CHARS`] characters (plus a little
+/// room for the quotes and punctuation around a quoted input already cut).
+fn shorten_runs(message: &str) -> String {
+    const ROOM: usize = 8;
+    let mut out = String::with_capacity(message.len().min(4 * MAX_MESSAGE_CHARS));
+    for piece in message.split_inclusive(char::is_whitespace) {
+        let word = piece.trim_end_matches(char::is_whitespace);
+        if word.chars().count() > ECHO_CHARS + ROOM {
+            out.extend(word.chars().take(ECHO_CHARS));
+            out.push('…');
+            out.push_str(&piece[word.len()..]);
+        } else {
+            out.push_str(piece);
+        }
+    }
+    out
+}
+
+/// Replaces the Rust type names serde puts in its messages (`struct EventInput`, `enum
+/// Channel`, `tuple variant E::V`, `u32`, `f64`, ...) by what they mean in JSON.
+fn replace_type_names(message: &str) -> String {
+    // Words (identifiers with `::` paths) and the text between them.
+    let mut tokens: Vec<&str> = Vec::new();
+    let mut start = 0;
+    let mut in_word = false;
+    for (i, c) in message.char_indices() {
+        let word_char = c.is_alphanumeric() || c == '_' || c == ':';
+        if word_char != in_word && i > start {
+            tokens.push(&message[start..i]);
+            start = i;
+        }
+        in_word = word_char;
+    }
+    tokens.push(&message[start..]);
+
+    let is_word = |t: &str| {
+        t.chars()
+            .next()
+            .is_some_and(|c| c.is_alphanumeric() || c == '_')
+    };
+    let mut out = String::with_capacity(message.len());
+    let mut i = 0;
+    while i < tokens.len() {
+        let t = tokens[i];
+        // `<kind> <Name>`: kind is `struct`, `enum`, `tuple struct`, `unit variant`, ...
+        let next_word = |j: usize| {
+            (tokens.get(j) == Some(&" "))
+                .then(|| tokens.get(j + 1).copied())
+                .flatten()
+                .filter(|w| is_word(w))
+        };
+        let kind_and_len = match t {
+            "tuple" | "unit" | "newtype" | "struct"
+                if matches!(next_word(i + 1), Some("struct" | "variant")) =>
+            {
+                Some((next_word(i + 1) == Some("struct"), 3))
+            }
+            "struct" => Some((true, 1)),
+            "enum" => Some((false, 1)),
+            _ => None,
+        };
+        // Only where serde names what it expected, and only a type's name (`CamelCase`).
+        let expected = out.ends_with("expected ");
+        if let (true, Some((is_struct, len))) = (expected, kind_and_len) {
+            let name = next_word(i + len);
+            if name.is_some_and(|n| n.starts_with(|c: char| c.is_ascii_uppercase())) {
+                out.push_str(if is_struct {
+                    "an object"
+                } else {
+                    "one of the allowed values"
+                });
+                i += len + 2;
+                continue;
+            }
+        }
+        out.push_str(match t {
+            "u8" | "u16" | "u32" | "u64" | "u128" | "usize" if expected => "a non-negative integer",
+            "i8" | "i16" | "i32" | "i64" | "i128" | "isize" if expected => "an integer",
+            "f32" | "f64" if expected => "a number",
+            "char" if expected => "a single character",
+            other => other,
+        });
+        i += 1;
+    }
+    out
+}
+
 /// Marker put on a 500 response so the request-id middleware can log the cause and add the
 /// request id to the body (the error itself does not know which request it belongs to).
 #[derive(Clone, Debug)]
@@ -98,7 +250,12 @@ impl IntoResponse for AppError {
     fn into_response(self) -> Response {
         let status = self.status();
         let code = self.code();
-        let mut error = json!({ "code": code, "message": self.to_string() });
+        let message = match &self {
+            // 4xx messages may quote what the client sent, or (from a decoder) name Rust types.
+            Self::BadRequest(_) | Self::Validation { .. } => client_message(&self.to_string()),
+            _ => self.to_string(),
+        };
+        let mut error = json!({ "code": code, "message": message });
         match &self {
             Self::Validation { field, .. } | Self::Conflict { field } => {
                 error["field"] = json!(field);
@@ -204,6 +361,47 @@ pub type AppResult<T> = Result<T, AppError>;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn client_messages_cut_echoed_input_and_name_no_rust_types() {
+        let long = "x".repeat(500);
+        for raw in [
+            format!("invalid type: string \"{long}\", expected a string"),
+            format!("unknown field `{long}`, expected `user_id`"),
+            format!("{long}: unknown field"),
+            format!("invalid email: \"{long}"),
+        ] {
+            let m = client_message(&raw);
+            assert!(!m.contains(&"x".repeat(ECHO_CHARS + 1)), "{m}");
+            assert!(m.contains(&format!("{}…", "x".repeat(ECHO_CHARS))), "{m}");
+        }
+        assert!(client_message(&"word ".repeat(1_000)).chars().count() <= MAX_MESSAGE_CHARS + 1);
+        for (raw, want) in [
+            (
+                "invalid type: integer `5`, expected struct EventInput at line 1 column 1",
+                "invalid type: integer `5`, expected an object at line 1 column 1",
+            ),
+            (
+                "invalid type: string \"a\", expected u32",
+                "invalid type: string \"a\", expected a non-negative integer",
+            ),
+            ("expected f64", "expected a number"),
+            ("expected tuple struct Point", "expected an object"),
+            (
+                "expected enum Channel",
+                "expected one of the allowed values",
+            ),
+            (
+                "unknown variant `sms2`, expected unit variant Channel::Sms",
+                "unknown variant `sms2`, expected one of the allowed values",
+            ),
+            // Short quoted input and ordinary words are left alone.
+            ("invalid email: \"ada\"", "invalid email: \"ada\""),
+            ("the struct of enumerations", "the struct of enumerations"),
+        ] {
+            assert_eq!(client_message(raw), want, "{raw}");
+        }
+    }
 
     #[test]
     fn statuses_and_codes_follow_the_design() {

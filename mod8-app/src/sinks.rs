@@ -135,20 +135,35 @@ pub struct DocEventSink {
     pub cache: Cache,
 }
 
-/// The document-store event for an analytics message: `product`, `price` and `category`
-/// properties become metadata, the rest extras.
+/// The document-store event for an analytics message: the `product` (else `product_id`),
+/// `price` (else `amount`) and `category` properties become metadata, the rest extras.
+///
+/// Deterministic: which property wins does not depend on the map's iteration order, so the
+/// API (which checks this document before accepting the event) and the consumer (which stores
+/// it, after a round trip through JSON) build the same document.
 pub fn to_document_event(event: &Analytics, at: DateTime<Utc>) -> Event {
-    let mut metadata = EventMetadata::default();
-    for (key, value) in &event.properties {
-        match key.as_str() {
-            "product" | "product_id" => metadata.product = value.as_str().map(str::to_owned),
-            "price" | "amount" => metadata.price = value.as_f64(),
-            "category" => metadata.category = value.as_str().map(str::to_owned),
-            _ => {
-                metadata.extras.insert(key.clone(), value.clone());
-            }
-        }
-    }
+    let props = &event.properties;
+    let either = |a: &str, b: &str| props.get(a).or_else(|| props.get(b));
+    let metadata = EventMetadata {
+        product: either("product", "product_id")
+            .and_then(|v| v.as_str())
+            .map(str::to_owned),
+        price: either("price", "amount").and_then(|v| v.as_f64()),
+        category: props
+            .get("category")
+            .and_then(|v| v.as_str())
+            .map(str::to_owned),
+        extras: props
+            .iter()
+            .filter(|(k, _)| {
+                !matches!(
+                    k.as_str(),
+                    "product" | "product_id" | "price" | "amount" | "category"
+                )
+            })
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+    };
     Event::new(&event.user_id, &event.event_type)
         .at(at)
         .with_metadata(metadata)

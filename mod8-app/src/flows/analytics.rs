@@ -15,14 +15,11 @@ use uuid::Uuid;
 
 use crate::activity::{counter_deltas, counts_from_counter, counts_from_fields};
 use crate::error::{AppError, AppResult};
+use crate::sinks::to_document_event;
 use crate::{keys, App};
 
 /// How long engagement counters live in the cache without new events.
 const COUNTERS_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
-/// Longest accepted event type.
-const MAX_EVENT_TYPE: usize = 64;
-/// Most properties accepted on one event.
-const MAX_PROPERTIES: usize = 32;
 
 /// An event to record (`POST /api/events`).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -31,10 +28,14 @@ pub struct EventInput {
     /// The user it happened to.
     pub user_id: Uuid,
     /// What happened: `session`, `page_view`, `click`, `search`, `cart_add`, `review`,
-    /// `purchase`, or any other lower-case name.
+    /// `purchase`, or any other name of 1–64 characters `a-z`, `0-9`, `_`, `-`.
     pub event_type: String,
-    /// Free-form details (`product`, `price`, `category`, ...). Keys may not start with `$` or
-    /// contain `.`.
+    /// Free-form details. `product` (or `product_id`) and `category`, when strings, must not
+    /// start with `$`; `price` (or `amount`), when a number, must not be negative. Keys at
+    /// every depth must not be empty, start with `$` or contain `.` or NUL. Bounded: at most
+    /// [`mod8_rules::MAX_PROPERTIES`] properties, [`mod8_rules::MAX_PROPERTIES_ITEMS`] keys
+    /// and array elements in all (counted at every depth), [`mod8_rules::MAX_PROPERTIES_DEPTH`]
+    /// levels and [`mod8_rules::MAX_PROPERTIES_BYTES`] bytes of JSON.
     #[serde(default)]
     pub properties: HashMap<String, serde_json::Value>,
 }
@@ -48,45 +49,44 @@ pub struct EventAccepted {
     pub counters: ActivityCounts,
 }
 
-/// Checks an event before anything is stored or published.
+/// Checks an event before anything is stored, counted or published, with the functions its
+/// consumers apply: the analytics consumer's ([`mod8_mq::domain::validate_analytics`]: the
+/// event type and the properties' keys and size, [`mod8_rules`]) and the document store's,
+/// on the very document the event-log consumer will store ([`to_document_event`] checked by
+/// [`mod8_docstore::check_event`]: `$`-prefixed product or category, negative price). So an
+/// event accepted here is never dead-lettered for its content.
 ///
 /// # Errors
 ///
-/// [`AppError::Validation`] naming `event_type` or `properties`.
+/// [`AppError::Validation`] naming `event_type`, `properties` or the property
+/// (`properties.product`, `properties.price`, ...).
 pub fn validate_event(event: &EventInput) -> AppResult<()> {
-    let t = &event.event_type;
-    if t.is_empty() || t.len() > MAX_EVENT_TYPE {
-        return Err(AppError::validation(
-            "event_type",
-            format!("must be 1 to {MAX_EVENT_TYPE} characters"),
-        ));
+    let message = Analytics {
+        event_type: event.event_type.clone(),
+        user_id: event.user_id.to_string(),
+        properties: event.properties.clone(),
+    };
+    mod8_mq::domain::validate_analytics(&message)?;
+    mod8_docstore::check_event(&to_document_event(&message, chrono::Utc::now())).map_err(
+        |e| match e {
+            mod8_docstore::Error::Validation { field, message } => {
+                AppError::validation(property_field(&field), message)
+            }
+            other => AppError::from(other),
+        },
+    )
+}
+
+/// The API's name for a document-store field of an event: `metadata.extras.a` is the
+/// property `properties.a`, `metadata.price` the property `properties.price`.
+fn property_field(field: &str) -> String {
+    if let Some(rest) = field.strip_prefix("metadata.extras") {
+        format!("properties{rest}")
+    } else if let Some(rest) = field.strip_prefix("metadata.") {
+        format!("properties.{rest}")
+    } else {
+        field.to_owned()
     }
-    if !t
-        .chars()
-        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-')
-    {
-        return Err(AppError::validation(
-            "event_type",
-            "may contain only a-z, 0-9, '_' and '-'",
-        ));
-    }
-    if event.properties.len() > MAX_PROPERTIES {
-        return Err(AppError::validation(
-            "properties",
-            format!("at most {MAX_PROPERTIES} properties"),
-        ));
-    }
-    if let Some(key) = event
-        .properties
-        .keys()
-        .find(|k| k.is_empty() || k.starts_with('$') || k.contains('.'))
-    {
-        return Err(AppError::validation(
-            "properties",
-            format!("key {key:?} is empty, starts with '$' or contains '.'"),
-        ));
-    }
-    Ok(())
 }
 
 /// How long the cache remembers that a message was counted: a second count of the same
@@ -134,7 +134,8 @@ impl App {
     ///
     /// # Errors
     ///
-    /// [`AppError::Validation`], [`AppError::NotFound`] for an unknown user, and
+    /// [`AppError::Validation`] ([`validate_event`]: nothing is published or counted),
+    /// [`AppError::NotFound`] for an unknown user, and
     /// [`AppError::Unavailable`] when the broker does not confirm (the client should retry).
     pub async fn record_event(&self, event: EventInput) -> AppResult<EventAccepted> {
         validate_event(&event)?;
@@ -216,6 +217,21 @@ mod tests {
         match validate_event(&e) {
             Err(AppError::Validation { field, .. }) => assert_eq!(field, "properties"),
             other => panic!("{other:?}"),
+        }
+        for (key, value, field) in [
+            ("product", serde_json::json!("$gt"), "properties.product"),
+            ("product_id", serde_json::json!("$gt"), "properties.product"),
+            ("category", serde_json::json!("$ne"), "properties.category"),
+            ("price", serde_json::json!(-1.0), "properties.price"),
+            ("amount", serde_json::json!(-5), "properties.price"),
+            ("big", serde_json::json!(vec![0; 7_000]), "properties"),
+        ] {
+            let mut e = event("purchase");
+            e.properties.insert(key.into(), value);
+            match validate_event(&e) {
+                Err(AppError::Validation { field: f, .. }) => assert_eq!(f, field, "{key}"),
+                other => panic!("{key}: {other:?}"),
+            }
         }
     }
 }

@@ -15,9 +15,12 @@ use crate::{keys, App};
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Registration {
-    /// Login name: 3–32 characters, letters, digits, `_`, `-`, `.`.
+    /// Login name: 3–50 characters (at most 64 bytes) of letters of one script (Latin, Greek
+    /// or Cyrillic), digits `0-9`, `_`, `-`, `.` ([`mod8_rules::username`]); stored in NFKC
+    /// with its case, unique regardless of case and Unicode form.
     pub username: String,
-    /// Email address; stored lower-cased, unique.
+    /// Email address; stored lower-cased (NFC), unique regardless of case; no invisible or
+    /// bidirectional control characters ([`mod8_rules::email`]).
     pub email: String,
     /// Where the user lives (optional); the city must exist in the country.
     #[serde(default)]
@@ -57,7 +60,10 @@ impl App {
     /// [`AppError::Validation`] naming the field (bad email or username, unknown city or
     /// country), [`AppError::Conflict`] naming `email` or `username`, or the SQL store failing.
     pub async fn register(&self, registration: Registration) -> AppResult<Registered> {
-        // Validate before touching the database (the repository validates again, harmlessly).
+        // Validate before touching the database (the repository validates again, harmlessly),
+        // with the functions the user-data consumer applies to the event this registration
+        // publishes (`mod8_mq::domain::validate_user` calls the same `mod8_rules` rules), so a
+        // registered user is never dead-lettered for its name or address.
         let email = mod8_orm::validate::email(&registration.email)?;
         let username = mod8_orm::validate::username(&registration.username)?;
         let uow = self.call("sql.begin", "sql", self.sql.begin()).await?;
@@ -130,7 +136,7 @@ impl App {
                 let city = uow.find_city(a.city.trim(), &code).await?.ok_or_else(|| {
                     AppError::validation(
                         "address.city",
-                        format!("unknown city {:?} in {code}", a.city.trim()),
+                        format!("unknown city {} in {code}", mod8_rules::echo(a.city.trim())),
                     )
                 })?;
                 let address = uow
