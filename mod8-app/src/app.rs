@@ -282,6 +282,8 @@ impl App {
             outbox_backlog,
             outbox_rows,
             outbox_unpublishable: self.outbox.unpublishable(),
+            docstore: self.docs.memory_stats(),
+            broker: self.broker.memory_stats(),
         }
     }
 

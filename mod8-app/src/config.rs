@@ -24,12 +24,18 @@ pub const DEFAULT_L1_CAPACITY: usize = 100_000;
 pub struct AppConfig {
     /// Relational store (`MOD8_POSTGRES_URL`; SQLite in memory when unset).
     pub sql: OrmConfig,
-    /// Document store (`MOD8_MONGODB_URL`; in memory when unset).
+    /// Document store (`MOD8_MONGODB_URL`; in memory when unset). In memory its event log is
+    /// bounded, evicting the oldest events: `MOD8_DOCSTORE_MAX_EVENTS` (default 100,000),
+    /// `MOD8_DOCSTORE_MAX_EVENT_BYTES` (default 64 MiB), `MOD8_DOCSTORE_EVENT_RETENTION_SECS`
+    /// (default none) — see [`mod8_docstore::MemoryLimits`].
     pub docs: DocStoreConfig,
     /// Cache (`MOD8_REDIS_URL`; in-process only when unset).
     pub cache: CacheConfig,
     /// Broker (`MOD8_AMQP_URL`; in-process when unset). [`App::build`](crate::App::build)
-    /// declares [`AppConfig::topology`] on it.
+    /// declares [`AppConfig::topology`] on it. In-process, every queue is bounded and a full
+    /// one refuses publishes (the publisher keeps the message): `MOD8_MQ_MAX_QUEUE_LENGTH`
+    /// (default 10,000) and `MOD8_MQ_MAX_QUEUE_BYTES` (default 16 MiB) — see
+    /// [`mod8_mq::memory::MemoryQueueLimits`].
     pub mq: MqConfig,
     /// The app's exchanges, queues and retry policy on the broker: declared when connecting,
     /// and what the consumers, the publishers and the metrics name.

@@ -10,6 +10,8 @@ use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use mod8_cache::CacheStats;
+use mod8_docstore::MemoryStats;
+use mod8_mq::memory::MemoryBrokerStats;
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{
     DescriptorEncoder, EncodeGaugeValue, EncodeLabelSet, EncodeMetric,
@@ -67,6 +69,11 @@ pub struct Snapshot {
     pub outbox_rows: Option<u64>,
     /// Outbox rows this process found unpublishable and skips.
     pub outbox_unpublishable: u64,
+    /// The in-memory document store's occupancy, bounds and evictions; `None` on MongoDB.
+    pub docstore: Option<MemoryStats>,
+    /// The in-process broker's queues (occupancy, bounds, refused publishes); `None` on
+    /// RabbitMQ.
+    pub broker: Option<MemoryBrokerStats>,
 }
 
 /// The app's metrics: what it records itself (latencies, counts of its own decisions); the
@@ -310,8 +317,122 @@ impl Collector for ScrapeCollector {
             "Outbox rows that can never be published (unknown topic or payload), skipped",
             s.outbox_unpublishable,
         )?;
+        if let Some(docs) = &s.docstore {
+            encode_docstore(&mut encoder, docs)?;
+        }
+        if let Some(broker) = &s.broker {
+            encode_broker(&mut encoder, broker)?;
+        }
         Ok(())
     }
+}
+
+/// A counter without labels.
+fn plain_counter(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    value: u64,
+) -> std::fmt::Result {
+    let metric = ConstCounter::new(value);
+    metric.encode(encoder.encode_descriptor(name, help, None, metric.metric_type())?)
+}
+
+/// The in-memory document store's figures (embedded default only).
+fn encode_docstore(encoder: &mut DescriptorEncoder, docs: &MemoryStats) -> std::fmt::Result {
+    let gauges = [
+        (
+            "docstore_events",
+            "Events held by the in-memory document store",
+            docs.events,
+        ),
+        (
+            "docstore_event_bytes",
+            "Estimated in-memory bytes of the events held by the in-memory document store",
+            docs.event_bytes,
+        ),
+        (
+            "docstore_max_events",
+            "The in-memory document store's bound on events (oldest evicted past it)",
+            docs.max_events,
+        ),
+        (
+            "docstore_max_event_bytes",
+            "The in-memory document store's bound on event bytes (oldest evicted past it)",
+            docs.max_event_bytes,
+        ),
+        (
+            "docstore_profiles",
+            "Profiles held by the in-memory document store",
+            docs.profiles,
+        ),
+        (
+            "docstore_markers",
+            "Once-markers held by the in-memory document store",
+            docs.markers,
+        ),
+    ];
+    for (name, help, value) in gauges {
+        plain_gauge(encoder, name, help, value)?;
+    }
+    plain_counter(
+        encoder,
+        "docstore_evictions",
+        "Events the in-memory document store evicted for its bounds (count, bytes, age)",
+        docs.evictions,
+    )
+}
+
+/// The in-process broker's per-queue figures (embedded default only).
+fn encode_broker(encoder: &mut DescriptorEncoder, broker: &MemoryBrokerStats) -> std::fmt::Result {
+    let per_queue =
+        |value: fn(&mod8_mq::memory::MemoryQueueStats) -> u64| -> Vec<(NameLabel, u64)> {
+            broker
+                .queues
+                .iter()
+                .map(|q| {
+                    (
+                        NameLabel {
+                            name: q.name.clone(),
+                        },
+                        value(q),
+                    )
+                })
+                .collect()
+        };
+    gauge(
+        encoder,
+        "queue_bytes",
+        "Bytes of the ready messages' bodies per in-process queue",
+        &per_queue(|q| q.bytes),
+    )?;
+    gauge(
+        encoder,
+        "queue_max_length",
+        "The in-process broker's bound on ready messages per queue",
+        &per_queue(|q| q.max_length),
+    )?;
+    gauge(
+        encoder,
+        "queue_max_bytes",
+        "The in-process broker's bound on ready bytes per queue",
+        &per_queue(|q| q.max_bytes),
+    )?;
+    let mut family = encoder.encode_descriptor(
+        "queue_rejected",
+        "Publishes a full in-process queue refused (reject-publish: the publisher keeps the message)",
+        None,
+        MetricType::Counter,
+    )?;
+    for (labels, value) in per_queue(|q| q.rejected) {
+        ConstCounter::new(value).encode(family.encode_family(&labels)?)?;
+    }
+    plain_counter(
+        encoder,
+        "queue_dead_letters_dropped",
+        "Expired messages the in-process broker dropped: their dead-letter queue was full or missing",
+        broker.dead_letters_dropped,
+    )
 }
 
 #[cfg(test)]
@@ -336,6 +457,8 @@ mod tests {
             outbox_backlog: Some(5),
             outbox_rows: Some(9),
             outbox_unpublishable: 1,
+            docstore: None,
+            broker: None,
         });
         assert!(text.contains(
             "mod8_http_request_duration_seconds_count{route=\"/api/users\",method=\"POST\",status=\"201\"} 1\n"
@@ -367,10 +490,68 @@ mod tests {
         assert_eq!(text.matches("# TYPE mod8_cache_hit_ratio ").count(), 1);
     }
 
+    #[tokio::test]
+    async fn the_embedded_stores_bounds_and_evictions_are_rendered() {
+        use mod8_docstore::{DocStore, EventStore, MemoryDocStore, MemoryLimits};
+        use mod8_mq::memory::{MemoryBroker, MemoryQueueLimits};
+        use mod8_mq::{Broker, Publication, QueueSpec};
+
+        let docs = MemoryDocStore::with_limits(MemoryLimits {
+            max_events: 2,
+            ..MemoryLimits::default()
+        });
+        for user in ["a", "b", "c"] {
+            docs.log_event(mod8_docstore::Event::new(user, "click"))
+                .await
+                .unwrap();
+        }
+        let broker = MemoryBroker::with_limits(
+            mod8_mq::Declarations::default(),
+            MemoryQueueLimits {
+                max_length: 1,
+                max_bytes: 1024,
+            },
+        )
+        .unwrap();
+        broker.declare_queue(&QueueSpec::named("q")).await.unwrap();
+        broker
+            .publish(Publication::new("", "q", b"x".to_vec()))
+            .await
+            .unwrap();
+        assert!(broker
+            .publish(Publication::new("", "q", b"y".to_vec()))
+            .await
+            .is_err());
+        let text = Metrics::new().render(&Snapshot {
+            docstore: docs.memory_stats(),
+            broker: broker.memory_stats(),
+            ..Snapshot::default()
+        });
+        for line in [
+            "mod8_docstore_events 2\n",
+            "mod8_docstore_max_events 2\n",
+            "mod8_docstore_evictions_total 1\n",
+            "mod8_queue_rejected_total{name=\"q\"} 1\n",
+            "mod8_queue_max_length{name=\"q\"} 1\n",
+            "mod8_queue_bytes{name=\"q\"} 1\n",
+            "mod8_queue_dead_letters_dropped_total 0\n",
+        ] {
+            assert!(text.contains(line), "{line} missing from:\n{text}");
+        }
+        assert!(
+            text.contains("# TYPE mod8_docstore_evictions counter\n"),
+            "{text}"
+        );
+        assert!(text.ends_with("# EOF\n"), "{text}");
+    }
+
     #[test]
     fn unread_figures_are_left_out_not_reported_as_zero() {
         let text = Metrics::new().render(&Snapshot::default());
         assert!(!text.contains("mod8_dead_letters"), "{text}");
         assert!(!text.contains("mod8_outbox_backlog"), "{text}");
+        // MongoDB and RabbitMQ keep their own figures: no in-memory families then.
+        assert!(!text.contains("mod8_docstore_"), "{text}");
+        assert!(!text.contains("mod8_queue_rejected"), "{text}");
     }
 }

@@ -148,6 +148,9 @@ pub(crate) struct CounterTable {
     markers: HashMap<String, u64>,
     /// The markers by deadline, to forget expired (or, when full, the oldest) ones first.
     marker_order: BTreeSet<(u64, String)>,
+    /// Markers forgotten before their window ended because the table was full (counted in
+    /// the store's evictions).
+    pub(crate) markers_evicted: u64,
 }
 
 struct Counter {
@@ -236,7 +239,11 @@ impl CounterTable {
 
     /// Forgets every counter and marker.
     pub(crate) fn clear(&mut self) {
-        *self = CounterTable::default();
+        // The eviction count is a counter since the store was created: it survives.
+        *self = CounterTable {
+            markers_evicted: self.markers_evicted,
+            ..CounterTable::default()
+        };
     }
 
     fn values(&self, key: &str, deltas: &[(&str, i64)], now: u64) -> Vec<i64> {
@@ -257,8 +264,11 @@ impl CounterTable {
             if *first > now && self.markers.len() < MAX_MARKERS {
                 break;
             }
-            if let Some((_, old)) = self.marker_order.pop_first() {
+            if let Some((deadline, old)) = self.marker_order.pop_first() {
                 self.markers.remove(&old);
+                if deadline > now {
+                    self.markers_evicted += 1;
+                }
             }
         }
         if let Some(old) = self.markers.insert(marker.clone(), deadline) {
@@ -285,6 +295,8 @@ mod tests {
         }
         assert_eq!(table.markers.len(), MAX_MARKERS);
         assert_eq!(table.marker_order.len(), MAX_MARKERS);
+        // Each one forgotten for room is counted.
+        assert_eq!(table.markers_evicted, 10);
         // The newest ids are still remembered.
         let (applied, values) = table
             .increment("k", &[("n", 1)], &once((MAX_MARKERS + 9).to_string()))

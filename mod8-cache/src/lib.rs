@@ -136,7 +136,9 @@ pub trait CacheStore: Send + Sync + 'static {
     /// Removes every entry this store owns (for Redis: every key under its namespace).
     async fn clear(&self) -> Result<()>;
 
-    /// Entries this store dropped on its own (capacity or age), since it was created.
+    /// Entries this store dropped on its own (capacity or age), since it was created. The
+    /// in-process store counts here too the idempotency markers it forgot before their
+    /// window ended because its marker table was full.
     fn evictions(&self) -> u64;
 
     /// Adds each `(field, delta)` of `deltas` to the integer fields of the counter `key` in

@@ -739,7 +739,8 @@ impl CacheStore for MemoryStore {
     }
 
     fn evictions(&self) -> u64 {
-        self.inner.evictions.load(Relaxed)
+        // Entries dropped for room or age, and idempotency markers forgotten for room.
+        self.inner.evictions.load(Relaxed) + self.inner.counters.lock().markers_evicted
     }
 
     async fn increment(

@@ -19,7 +19,8 @@ pub struct CacheStats {
     pub loads: u64,
     /// Loader runs that returned an error (never cached).
     pub load_errors: u64,
-    /// Entries the backend dropped on its own (capacity or age; in-process tiers only).
+    /// Entries the backend dropped on its own (capacity or age; in-process tiers only), and
+    /// idempotency markers the in-process tier forgot early for room.
     pub evictions: u64,
     /// Backend operations that failed and were treated as misses or skipped (fail-open).
     pub backend_errors: u64,

@@ -1,6 +1,7 @@
 //! Choosing and building a backend: by URL scheme, from the environment, or with setters.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
@@ -19,6 +20,65 @@ const MEMORY_URL: &str = "memory://";
 const URL_VAR: &str = "MOD8_MONGODB_URL";
 /// The environment variable overriding the database name.
 const DATABASE_VAR: &str = "MOD8_MONGODB_DATABASE";
+/// The environment variable bounding the in-memory backend's event count.
+const MAX_EVENTS_VAR: &str = "MOD8_DOCSTORE_MAX_EVENTS";
+/// The environment variable bounding the in-memory backend's event bytes.
+const MAX_EVENT_BYTES_VAR: &str = "MOD8_DOCSTORE_MAX_EVENT_BYTES";
+/// The environment variable setting the in-memory backend's event retention, in seconds.
+const EVENT_RETENTION_VAR: &str = "MOD8_DOCSTORE_EVENT_RETENTION_SECS";
+
+/// Events the in-memory backend keeps by default ([`MemoryLimits::max_events`]).
+pub const DEFAULT_MAX_EVENTS: usize = 100_000;
+/// The in-memory backend's default event budget in bytes ([`MemoryLimits::max_event_bytes`]):
+/// 64 MiB.
+pub const DEFAULT_MAX_EVENT_BYTES: usize = 64 * 1024 * 1024;
+
+/// The bounds of the in-memory backend's event log ([`MemoryDocStore`]), so no client can
+/// exhaust the process's memory by logging events: once a bound is reached the oldest events
+/// (in the order they were stored) are evicted to make room, and each eviction is counted
+/// ([`crate::MemoryStats::evictions`]). The MongoDB backend ignores them (the server's disk
+/// and its own TTL indexes bound it).
+///
+/// The defaults suit a development or embedded process: [`DEFAULT_MAX_EVENTS`] events,
+/// [`DEFAULT_MAX_EVENT_BYTES`] bytes, no age limit.
+///
+/// ```
+/// use mod8_docstore::{DocStoreConfig, MemoryLimits};
+/// use std::time::Duration;
+/// let config = DocStoreConfig::default()
+///     .with_max_events(10_000)
+///     .with_max_event_bytes(8 << 20)
+///     .with_event_retention(Duration::from_secs(3_600));
+/// assert_eq!(config.memory.max_events, 10_000);
+/// assert_eq!(MemoryLimits::default().max_events, 100_000);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct MemoryLimits {
+    /// The most events kept (at least 1; default [`DEFAULT_MAX_EVENTS`],
+    /// `MOD8_DOCSTORE_MAX_EVENTS`).
+    pub max_events: usize,
+    /// The most bytes the kept events may take, as the store estimates their in-memory size
+    /// (strings and JSON values at what they occupy in memory, not their serialized length,
+    /// which is several times smaller for small values). Default [`DEFAULT_MAX_EVENT_BYTES`]
+    /// (`MOD8_DOCSTORE_MAX_EVENT_BYTES`). One event larger than the whole budget is refused
+    /// with [`Error::Validation`] naming `event`.
+    pub max_event_bytes: usize,
+    /// How long an event is kept after it was stored (not after its own `timestamp`, which
+    /// the caller may back-date); `None` (the default) keeps events until the other bounds
+    /// evict them (`MOD8_DOCSTORE_EVENT_RETENTION_SECS`). Applied as events are logged.
+    pub event_retention: Option<Duration>,
+}
+
+impl Default for MemoryLimits {
+    fn default() -> Self {
+        MemoryLimits {
+            max_events: DEFAULT_MAX_EVENTS,
+            max_event_bytes: DEFAULT_MAX_EVENT_BYTES,
+            event_retention: None,
+        }
+    }
+}
 
 /// Where the document store lives.
 ///
@@ -37,6 +97,8 @@ pub struct DocStoreConfig {
     pub url: String,
     /// Database name; when `None`, the URL's path, else [`DEFAULT_DATABASE`].
     pub database: Option<String>,
+    /// The bounds of the in-memory backend (ignored by MongoDB).
+    pub memory: MemoryLimits,
 }
 
 impl Default for DocStoreConfig {
@@ -52,12 +114,16 @@ impl DocStoreConfig {
         DocStoreConfig {
             url: url.into(),
             database: None,
+            memory: MemoryLimits::default(),
         }
     }
 
     /// `MOD8_MONGODB_URL` (unset or empty: in memory) and `MOD8_MONGODB_DATABASE` (unset or
-    /// empty: from the URL). [`Error::Validation`] naming the variable for a URL of an unknown
-    /// scheme or a database name MongoDB would refuse.
+    /// empty: from the URL), and the in-memory backend's bounds ([`MemoryLimits`]):
+    /// `MOD8_DOCSTORE_MAX_EVENTS`, `MOD8_DOCSTORE_MAX_EVENT_BYTES` and
+    /// `MOD8_DOCSTORE_EVENT_RETENTION_SECS` (unset or empty: the defaults).
+    /// [`Error::Validation`] naming the variable for a URL of an unknown scheme, a database
+    /// name MongoDB would refuse, or a bound that is not a whole number above 0.
     pub fn from_env() -> Result<Self> {
         Self::from_vars(|name| std::env::var(name).ok())
     }
@@ -81,7 +147,53 @@ impl DocStoreConfig {
                 .map_err(|message| Error::validation(DATABASE_VAR, message))?;
             config.database = Some(name);
         }
+        let positive = |name: &str| -> Result<Option<usize>> {
+            var(name)
+                .map(|raw| match raw.parse::<usize>() {
+                    Ok(n) if n > 0 => Ok(n),
+                    _ => Err(Error::validation(
+                        name,
+                        format!("{raw:?} is not a whole number above 0"),
+                    )),
+                })
+                .transpose()
+        };
+        if let Some(n) = positive(MAX_EVENTS_VAR)? {
+            config.memory.max_events = n;
+        }
+        if let Some(n) = positive(MAX_EVENT_BYTES_VAR)? {
+            config.memory.max_event_bytes = n;
+        }
+        if let Some(secs) = positive(EVENT_RETENTION_VAR)? {
+            config.memory.event_retention = Some(Duration::from_secs(secs as u64));
+        }
         Ok(config)
+    }
+
+    /// These settings with the in-memory backend bounded by `limits`.
+    pub fn with_memory_limits(mut self, limits: MemoryLimits) -> Self {
+        self.memory = limits;
+        self
+    }
+
+    /// These settings with the in-memory backend keeping at most `max` events (at least 1).
+    pub fn with_max_events(mut self, max: usize) -> Self {
+        self.memory.max_events = max;
+        self
+    }
+
+    /// These settings with the in-memory backend's events taking at most about `bytes`
+    /// ([`MemoryLimits::max_event_bytes`]).
+    pub fn with_max_event_bytes(mut self, bytes: usize) -> Self {
+        self.memory.max_event_bytes = bytes;
+        self
+    }
+
+    /// These settings with the in-memory backend keeping an event at most `retention` after
+    /// it was stored.
+    pub fn with_event_retention(mut self, retention: Duration) -> Self {
+        self.memory.event_retention = Some(retention);
+        self
     }
 
     /// These settings with the database `name` instead of the URL's.
@@ -95,7 +207,7 @@ impl DocStoreConfig {
     /// without its `mongodb` feature.
     pub async fn connect(&self) -> Result<DynDocStore> {
         match backend_of(&self.url) {
-            Some(Backend::Memory) => Ok(Arc::new(MemoryDocStore::new())),
+            Some(Backend::Memory) => Ok(Arc::new(MemoryDocStore::with_limits(self.memory))),
             Some(Backend::Mongodb) => connect_mongodb(self).await,
             None => Err(Error::validation("url", unknown_scheme(&self.url))),
         }
@@ -216,5 +328,31 @@ mod tests {
         assert_eq!(err.field(), Some(URL_VAR));
         let err = DocStoreConfig::from_vars(vars("", "a.b")).unwrap_err();
         assert_eq!(err.field(), Some(DATABASE_VAR));
+    }
+
+    #[test]
+    fn memory_bounds_come_from_their_variables() {
+        let config = DocStoreConfig::from_vars(|name| match name {
+            MAX_EVENTS_VAR => Some("500".into()),
+            MAX_EVENT_BYTES_VAR => Some(" 1048576 ".into()),
+            EVENT_RETENTION_VAR => Some("60".into()),
+            _ => None,
+        })
+        .unwrap();
+        assert_eq!(
+            config.memory,
+            MemoryLimits {
+                max_events: 500,
+                max_event_bytes: 1 << 20,
+                event_retention: Some(Duration::from_secs(60)),
+            }
+        );
+        for var in [MAX_EVENTS_VAR, MAX_EVENT_BYTES_VAR, EVENT_RETENTION_VAR] {
+            for bad in ["0", "-1", "lots"] {
+                let err = DocStoreConfig::from_vars(|name| (name == var).then(|| bad.into()))
+                    .unwrap_err();
+                assert_eq!(err.field(), Some(var), "{var}={bad}");
+            }
+        }
     }
 }

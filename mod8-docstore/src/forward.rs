@@ -145,6 +145,9 @@ macro_rules! forward {
             async fn release_marker(&self, key: &str) -> Result<bool> {
                 (**self).release_marker(key).await
             }
+            fn memory_stats(&self) -> Option<crate::MemoryStats> {
+                (**self).memory_stats()
+            }
         }
     };
 }

@@ -24,10 +24,13 @@ pub mod mongodb;
 #[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
 pub mod testing;
 
-pub use crate::config::{connect, DocStoreConfig, DynDocStore, DEFAULT_DATABASE};
+pub use crate::config::{
+    connect, DocStoreConfig, DynDocStore, MemoryLimits, DEFAULT_DATABASE, DEFAULT_MAX_EVENTS,
+    DEFAULT_MAX_EVENT_BYTES,
+};
 pub use crate::error::{BoxError, Error, Result};
 pub use crate::export::export_ndjson;
-pub use crate::memory::MemoryDocStore;
+pub use crate::memory::{MemoryDocStore, MemoryStats};
 pub use crate::model::{
     event_id_for_message, truncate_to_millis, ActivitySummary, ActivityUpdate, ActivityWindow,
     AnalyticsSnapshot, BulkFailure, BulkInsertResult, CategoryPurchases, CohortMetrics, DayRange,
@@ -174,6 +177,12 @@ pub trait DataProcessing: Send + Sync {
 /// Backends: [`MemoryDocStore`] (always compiled, the embedded default) and `MongoDocStore`
 /// (feature `mongodb`). Pick one by URL with [`connect`] or [`DocStoreConfig::connect`]; share
 /// one as a [`DynDocStore`].
+///
+/// The in-memory backend is **bounded**: its event log keeps at most
+/// [`MemoryLimits::max_events`] events taking about [`MemoryLimits::max_event_bytes`] (and,
+/// when set, none older than [`MemoryLimits::event_retention`]), evicting the oldest first and
+/// counting each eviction ([`DocStore::memory_stats`]). An evicted event is gone from every
+/// query on that backend; the MongoDB backend keeps every event.
 #[async_trait]
 pub trait DocStore: ProfileStore + EventStore + DataProcessing {
     /// The backend name (`memory`, `mongodb`).
@@ -205,4 +214,10 @@ pub trait DocStore: ProfileStore + EventStore + DataProcessing {
 
     /// Removes the marker `key`; `true` when it was set.
     async fn release_marker(&self, key: &str) -> Result<bool>;
+
+    /// For the in-memory backend, how full it is and how many events its bounds evicted
+    /// ([`MemoryStats`]); `None` for backends whose data lives on a server (the default).
+    fn memory_stats(&self) -> Option<MemoryStats> {
+        None
+    }
 }

@@ -3,12 +3,21 @@
 //! processes.
 //!
 //! One `tokio::sync::RwLock` guards plain Rust collections: events are kept as typed structs in
-//! one `Vec` (about 300 bytes per event beyond its strings), profiles in a `Vec` with hash
-//! indexes on the three unique keys. Analytics scan the events under the read lock.
+//! one `VecDeque` in the order they were stored (about 300 bytes per event beyond its
+//! strings), profiles in a `Vec` with hash indexes on the three unique keys. Analytics scan the
+//! events under the read lock.
+//!
+//! The event log is **bounded** ([`MemoryLimits`]): by count, by an estimate of the events'
+//! in-memory bytes and optionally by age. Logging an event past a bound evicts the oldest
+//! events first (in the order they were stored); [`MemoryDocStore::stats`] counts the
+//! evictions. Evicted events are gone from every query (analytics, activity summaries,
+//! exports), and a message whose event was evicted is no longer recognised by
+//! [`EventStore::log_event_once`] (a redelivery after that stores it again).
 
 use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use bson::oid::ObjectId;
@@ -23,7 +32,9 @@ use crate::model::{
     TimeWindow, PURCHASE,
 };
 use crate::setup::{self, LogEntry, SetupOptions, SetupOutcome, SetupReport};
-use crate::{validate, DataProcessing, DocStore, Error, EventStore, ProfileStore, Result};
+use crate::{
+    validate, DataProcessing, DocStore, Error, EventStore, MemoryLimits, ProfileStore, Result,
+};
 
 const BACKEND: &str = "memory";
 /// The entities named in conflicts and not-found errors, as the MongoDB backend names them.
@@ -31,6 +42,12 @@ const PROFILE: &str = crate::model::PROFILE_ENTITY;
 const EVENT: &str = crate::model::EVENT_ENTITY;
 
 /// The in-memory document store. Cheap to clone: clones share the same data.
+///
+/// Its event log is bounded by [`MemoryLimits`] (by default 100,000 events and about 64 MiB):
+/// past a bound the oldest events are evicted, counted in [`MemoryStats::evictions`]. Build
+/// one with other bounds with [`MemoryDocStore::with_limits`] or
+/// [`DocStoreConfig::with_max_events`](crate::DocStoreConfig::with_max_events) and its
+/// siblings.
 ///
 /// ```
 /// # tokio_test();
@@ -42,9 +59,52 @@ const EVENT: &str = crate::model::EVENT_ENTITY;
 /// assert_eq!(counts[0].count, 1);
 /// # Ok::<(), mod8_docstore::Error>(()) }).unwrap() }
 /// ```
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct MemoryDocStore {
     inner: Arc<RwLock<Inner>>,
+    /// The figures [`MemoryDocStore::stats`] reads without taking the lock.
+    counters: Arc<Counters>,
+}
+
+/// How full the in-memory store is, and what its bounds evicted
+/// ([`MemoryDocStore::stats`], or [`DocStore::memory_stats`] through any handle).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct MemoryStats {
+    /// Events held now.
+    pub events: u64,
+    /// The estimated in-memory bytes of the events held now (what
+    /// [`MemoryLimits::max_event_bytes`] bounds).
+    pub event_bytes: u64,
+    /// Events evicted since the store was created, for any bound (count, bytes, age).
+    pub evictions: u64,
+    /// Profiles held now (one per user: bounded by the users the application registers).
+    pub profiles: u64,
+    /// Once-markers held now ([`DocStore::claim_marker`]).
+    pub markers: u64,
+    /// The bound on [`MemoryStats::events`].
+    pub max_events: u64,
+    /// The bound on [`MemoryStats::event_bytes`].
+    pub max_event_bytes: u64,
+}
+
+/// The bounds, and figures updated under the write lock and read without it.
+#[derive(Default)]
+struct Counters {
+    limits: MemoryLimits,
+    events: AtomicU64,
+    event_bytes: AtomicU64,
+    evictions: AtomicU64,
+    profiles: AtomicU64,
+    markers: AtomicU64,
+}
+
+/// One stored event, with what the bounds need to know about it.
+struct Stored {
+    event: Event,
+    /// Its estimated in-memory bytes ([`approx_event_bytes`]).
+    bytes: usize,
+    stored_at: Instant,
 }
 
 impl std::fmt::Debug for MemoryDocStore {
@@ -55,11 +115,18 @@ impl std::fmt::Debug for MemoryDocStore {
 
 #[derive(Default)]
 struct Inner {
+    counters: Arc<Counters>,
     profiles: Vec<ProfileDocument>,
     by_username: HashMap<String, usize>,
     by_email: HashMap<String, usize>,
     by_user_id: HashMap<String, usize>,
-    events: Vec<Event>,
+    /// The events in the order they were stored: eviction takes from the front.
+    events: VecDeque<Stored>,
+    /// The sequence number of `events[0]`: every stored event has one, one more than the
+    /// event before it, so an export's positions stay valid while the front is evicted.
+    first_seq: u64,
+    /// The sum of the held events' [`Stored::bytes`].
+    event_bytes: usize,
     /// Every event's `_id`, so a caller-chosen id that is taken is a conflict, as it is on
     /// MongoDB's `_id` index (about 16-30 bytes per event).
     event_ids: HashSet<ObjectId>,
@@ -116,6 +183,9 @@ impl Inner {
         self.by_email.insert(profile.email.clone(), at);
         self.by_user_id.insert(profile.user_id.clone(), at);
         self.profiles.push(profile);
+        self.counters
+            .profiles
+            .store(self.profiles.len() as u64, Relaxed);
         Ok(id)
     }
 
@@ -127,23 +197,192 @@ impl Inner {
             .ok_or_else(|| Error::not_found(PROFILE, username))
     }
 
-    /// Stores a validated event whose id is set; [`Error::Conflict`] if the id is taken.
-    fn push_event(&mut self, event: Event, id: ObjectId) -> Result<ObjectId> {
-        if !self.event_ids.insert(id) {
+    /// Stores a validated event whose id is set, evicting the oldest events first when a
+    /// bound would be passed; [`Error::Conflict`] if the id is taken, [`Error::Validation`]
+    /// naming `event` if the event alone is larger than the whole byte budget.
+    fn push_event(&mut self, mut event: Event, id: ObjectId) -> Result<ObjectId> {
+        if self.event_ids.contains(&id) {
             return Err(Error::conflict(
                 EVENT,
                 "_id",
                 format!("event _id {id} exists"),
             ));
         }
-        self.events.push(event);
+        compact_event(&mut event);
+        let bytes = approx_event_bytes(&event);
+        if bytes > self.counters.limits.max_event_bytes {
+            return Err(Error::validation(
+                "event",
+                format!(
+                    "takes about {bytes} bytes in memory, more than the in-memory store's whole \
+                     event budget of {} bytes",
+                    self.counters.limits.max_event_bytes
+                ),
+            ));
+        }
+        let now = Instant::now();
+        self.evict(now, bytes);
+        self.event_ids.insert(id);
+        self.events.push_back(Stored {
+            event,
+            bytes,
+            stored_at: now,
+        });
+        self.event_bytes += bytes;
+        self.publish_events();
         Ok(id)
     }
 
+    /// Evicts from the front (the oldest stored) every event past the retention, then as many
+    /// as it takes for one more event of `incoming` bytes to fit the count and byte bounds.
+    fn evict(&mut self, now: Instant, incoming: usize) {
+        let max_events = self.counters.limits.max_events.max(1);
+        let mut evicted = 0u64;
+        while let Some(front) = self.events.front() {
+            let expired = self
+                .counters
+                .limits
+                .event_retention
+                .is_some_and(|r| now.saturating_duration_since(front.stored_at) >= r);
+            let full = self.events.len() >= max_events
+                || self.event_bytes.saturating_add(incoming) > self.counters.limits.max_event_bytes;
+            if !expired && !full {
+                break;
+            }
+            if let Some(old) = self.events.pop_front() {
+                if let Some(id) = old.event.id {
+                    self.event_ids.remove(&id);
+                }
+                self.event_bytes = self.event_bytes.saturating_sub(old.bytes);
+                self.first_seq += 1;
+                evicted += 1;
+            }
+        }
+        if evicted > 0 {
+            self.counters.evictions.fetch_add(evicted, Relaxed);
+            // Give back the memory of a log that shrank for good (after a burst), not on
+            // every eviction of a full one.
+            if self.events.capacity() > 4 * self.events.len().max(1024) {
+                self.events.shrink_to(2 * self.events.len());
+                self.event_ids.shrink_to(2 * self.events.len());
+            }
+        }
+    }
+
+    fn publish_events(&self) {
+        self.counters
+            .events
+            .store(self.events.len() as u64, Relaxed);
+        self.counters
+            .event_bytes
+            .store(self.event_bytes as u64, Relaxed);
+    }
+
+    /// The held event with sequence number `seq` (see [`Inner::first_seq`]).
+    fn event_at(&self, seq: u64) -> Option<&Event> {
+        let at = usize::try_from(seq.checked_sub(self.first_seq)?).ok()?;
+        self.events.get(at).map(|s| &s.event)
+    }
+
+    fn all_events(&self) -> impl Iterator<Item = &Event> {
+        self.events.iter().map(|s| &s.event)
+    }
+
     fn events_in(&self, window: TimeWindow) -> impl Iterator<Item = &Event> {
-        self.events
-            .iter()
+        self.all_events()
             .filter(move |e| window.contains(e.timestamp))
+    }
+}
+
+/// Allocator bookkeeping counted per heap allocation.
+const ALLOCATION: usize = 16;
+/// The share of a B-tree node one map entry takes beyond its key and value.
+const MAP_ENTRY: usize =
+    std::mem::size_of::<String>() + std::mem::size_of::<serde_json::Value>() + 16;
+/// One id in the `_id` set (with the hash table's spare room).
+const ID_ENTRY: usize = 2 * std::mem::size_of::<ObjectId>();
+
+fn string_bytes(s: &str, capacity: usize) -> usize {
+    if capacity == 0 {
+        0
+    } else {
+        capacity.max(s.len()) + ALLOCATION
+    }
+}
+
+fn opt_string_bytes(s: &Option<String>) -> usize {
+    s.as_ref().map_or(0, |s| string_bytes(s, s.capacity()))
+}
+
+fn value_bytes(value: &serde_json::Value) -> usize {
+    use serde_json::Value;
+    match value {
+        Value::String(s) => string_bytes(s, s.capacity()),
+        Value::Array(items) => {
+            let own = if items.capacity() == 0 {
+                0
+            } else {
+                items.capacity() * std::mem::size_of::<Value>() + ALLOCATION
+            };
+            own + items.iter().map(value_bytes).sum::<usize>()
+        }
+        Value::Object(map) => map
+            .iter()
+            .map(|(k, v)| MAP_ENTRY + string_bytes(k, k.capacity()) + value_bytes(v))
+            .sum(),
+        Value::Null | Value::Bool(_) | Value::Number(_) => 0,
+    }
+}
+
+/// What one stored event takes in memory, estimated from its contents: the fixed part, every
+/// string and JSON value at its in-memory size (a JSON number in an array takes 32 bytes, not
+/// the 2 of its text) with the allocator's share, and its entry in the `_id` set. An estimate
+/// within tens of percent of the real figure, which is what the byte budget needs.
+fn approx_event_bytes(e: &Event) -> usize {
+    let mut bytes = std::mem::size_of::<Stored>()
+        + ID_ENTRY
+        + string_bytes(&e.user_id, e.user_id.capacity())
+        + string_bytes(&e.event_type, e.event_type.capacity())
+        + opt_string_bytes(&e.message_id);
+    if let Some(m) = &e.metadata {
+        bytes += std::mem::size_of::<crate::EventMetadata>()
+            + opt_string_bytes(&m.product)
+            + opt_string_bytes(&m.category)
+            + m.extras
+                .iter()
+                .map(|(k, v)| MAP_ENTRY + string_bytes(k, k.capacity()) + value_bytes(v))
+                .sum::<usize>();
+    }
+    if let Some(g) = &e.geo {
+        bytes += std::mem::size_of::<crate::Geo>()
+            + opt_string_bytes(&g.country)
+            + opt_string_bytes(&g.city);
+    }
+    if let Some(s) = &e.session_info {
+        bytes += std::mem::size_of::<crate::SessionInfo>()
+            + opt_string_bytes(&s.device)
+            + opt_string_bytes(&s.os)
+            + opt_string_bytes(&s.app_version);
+    }
+    bytes
+}
+
+/// Drops the spare capacity JSON parsing leaves in arrays (they grow by doubling), so an
+/// event is kept at its size.
+fn compact_event(e: &mut Event) {
+    fn compact(value: &mut serde_json::Value) {
+        match value {
+            serde_json::Value::Array(items) => {
+                items.shrink_to_fit();
+                items.iter_mut().for_each(compact);
+            }
+            serde_json::Value::Object(map) => map.values_mut().for_each(compact),
+            serde_json::Value::String(s) => s.shrink_to_fit(),
+            _ => {}
+        }
+    }
+    if let Some(m) = &mut e.metadata {
+        m.extras.values_mut().for_each(compact);
     }
 }
 
@@ -188,10 +427,53 @@ impl<K: Eq + std::hash::Hash + Copy, V: Default> Tally<K, V> {
     }
 }
 
+impl Default for MemoryDocStore {
+    /// An empty store with the default bounds ([`MemoryLimits::default`]).
+    fn default() -> Self {
+        MemoryDocStore::with_limits(MemoryLimits::default())
+    }
+}
+
 impl MemoryDocStore {
-    /// An empty store.
+    /// An empty store with the default bounds ([`MemoryLimits::default`]).
     pub fn new() -> Self {
         MemoryDocStore::default()
+    }
+
+    /// An empty store bounded by `limits` (a `max_events` of 0 counts as 1).
+    pub fn with_limits(limits: MemoryLimits) -> Self {
+        let counters = Arc::new(Counters {
+            limits,
+            ..Counters::default()
+        });
+        MemoryDocStore {
+            inner: Arc::new(RwLock::new(Inner {
+                counters: counters.clone(),
+                ..Inner::default()
+            })),
+            counters,
+        }
+    }
+
+    /// The bounds this store applies.
+    pub fn limits(&self) -> MemoryLimits {
+        self.counters.limits
+    }
+
+    /// How full the store is and how many events its bounds evicted, read without waiting
+    /// for the store's lock.
+    pub fn stats(&self) -> MemoryStats {
+        let c = &self.counters;
+        let (max_events, max_event_bytes) = (c.limits.max_events.max(1), c.limits.max_event_bytes);
+        MemoryStats {
+            events: c.events.load(Relaxed),
+            event_bytes: c.event_bytes.load(Relaxed),
+            evictions: c.evictions.load(Relaxed),
+            profiles: c.profiles.load(Relaxed),
+            markers: c.markers.load(Relaxed),
+            max_events: max_events as u64,
+            max_event_bytes: max_event_bytes as u64,
+        }
     }
 }
 
@@ -310,8 +592,7 @@ impl EventStore for MemoryDocStore {
         let mut inner = self.inner.write().await;
         if inner.event_ids.contains(&id)
             && inner
-                .events
-                .iter()
+                .all_events()
                 .any(|e| e.id == Some(id) && e.message_id.as_deref() == Some(message_id))
         {
             return Ok(EventLogged {
@@ -337,8 +618,16 @@ impl EventStore for MemoryDocStore {
             }
         }
         let mut inner = self.inner.write().await;
-        inner.events.reserve(valid.len());
-        inner.event_ids.reserve(valid.len());
+        // Room for the batch, up to the bound (a larger batch evicts its own first events).
+        let room = valid.len().min(
+            inner
+                .counters
+                .limits
+                .max_events
+                .saturating_sub(inner.events.len()),
+        );
+        inner.events.reserve(room);
+        inner.event_ids.reserve(room);
         for (index, id, e) in valid {
             // Unordered, like MongoDB's bulk insert: a taken id fails alone.
             match inner.push_event(e, id) {
@@ -430,8 +719,7 @@ impl EventStore for MemoryDocStore {
             ..ActivitySummary::default()
         };
         for e in inner
-            .events
-            .iter()
+            .all_events()
             .filter(|e| e.user_id == user_id && days.contains(e.timestamp.date_naive()))
         {
             *summary.counts.entry(e.event_type.clone()).or_default() += 1;
@@ -450,8 +738,7 @@ impl EventStore for MemoryDocStore {
         validate::distance(max_distance_m)?;
         let inner = self.inner.read().await;
         let mut near: Vec<(f64, &Event)> = inner
-            .events
-            .iter()
+            .all_events()
             .filter_map(|e| {
                 let at = e.geo.as_ref()?.location.as_ref()?;
                 let d = point.distance_m(at);
@@ -507,22 +794,23 @@ impl DataProcessing for MemoryDocStore {
     ) -> Result<BoxStream<'static, Result<Vec<Event>>>> {
         validate::event_filter(&filter)?;
         let batch_size = batch_size.max(1);
-        // Events are never removed, so positions stay valid; only the matching positions are
-        // held (4 bytes each), and each batch is cloned under a short read lock.
-        let positions: Vec<u32> = {
+        // Only the matching events' sequence numbers are held (8 bytes each), and each batch
+        // is cloned under a short read lock. A sequence number stays valid while older events
+        // are evicted; an event evicted before its batch is read is left out.
+        let seqs: Vec<u64> = {
             let inner = self.inner.read().await;
-            let mut positions: Vec<u32> = inner
-                .events
-                .iter()
+            let first = inner.first_seq;
+            let mut seqs: Vec<u64> = inner
+                .all_events()
                 .enumerate()
                 .filter(|(_, e)| filter.matches(e))
-                .filter_map(|(i, _)| u32::try_from(i).ok())
+                .map(|(i, _)| first + i as u64)
                 .collect();
-            positions.sort_by_key(|&i| inner.events.get(i as usize).map(|e| (e.timestamp, e.id)));
-            positions
+            seqs.sort_by_key(|&seq| inner.event_at(seq).map(|e| (e.timestamp, e.id)));
+            seqs
         };
         let store = self.inner.clone();
-        let chunks: Vec<Vec<u32>> = positions.chunks(batch_size).map(<[u32]>::to_vec).collect();
+        let chunks: Vec<Vec<u64>> = seqs.chunks(batch_size).map(<[u64]>::to_vec).collect();
         Ok(stream::iter(chunks)
             .then(move |chunk| {
                 let store = store.clone();
@@ -530,7 +818,7 @@ impl DataProcessing for MemoryDocStore {
                     let inner = store.read().await;
                     Ok(chunk
                         .iter()
-                        .filter_map(|&i| inner.events.get(i as usize).cloned())
+                        .filter_map(|&seq| inner.event_at(seq).cloned())
                         .collect())
                 }
             })
@@ -564,6 +852,10 @@ impl DataProcessing for MemoryDocStore {
 impl DocStore for MemoryDocStore {
     fn backend(&self) -> &'static str {
         BACKEND
+    }
+
+    fn memory_stats(&self) -> Option<MemoryStats> {
+        Some(self.stats())
     }
 
     async fn setup(&self, options: &SetupOptions) -> Result<SetupReport> {
@@ -625,12 +917,24 @@ impl DocStore for MemoryDocStore {
 
     async fn claim_marker(&self, key: &str) -> Result<bool> {
         validate::check_name("key", key)?;
-        Ok(self.inner.write().await.markers.insert(key.to_owned()))
+        let mut inner = self.inner.write().await;
+        let claimed = inner.markers.insert(key.to_owned());
+        inner
+            .counters
+            .markers
+            .store(inner.markers.len() as u64, Relaxed);
+        Ok(claimed)
     }
 
     async fn release_marker(&self, key: &str) -> Result<bool> {
         validate::check_name("key", key)?;
-        Ok(self.inner.write().await.markers.remove(key))
+        let mut inner = self.inner.write().await;
+        let released = inner.markers.remove(key);
+        inner
+            .counters
+            .markers
+            .store(inner.markers.len() as u64, Relaxed);
+        Ok(released)
     }
 
     async fn recent_logs(&self, limit: usize) -> Result<Vec<LogEntry>> {

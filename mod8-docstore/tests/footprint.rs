@@ -5,7 +5,7 @@
 //! for a test; the figure is printed for the report.
 #![cfg(target_os = "linux")]
 
-use mod8_docstore::{Event, EventStore, MemoryDocStore, TimeWindow};
+use mod8_docstore::{Event, EventStore, MemoryDocStore, MemoryLimits, TimeWindow};
 
 fn resident_bytes() -> usize {
     let status = std::fs::read_to_string("/proc/self/status").expect("Linux /proc");
@@ -24,7 +24,12 @@ fn resident_bytes() -> usize {
 #[tokio::test(flavor = "current_thread")]
 async fn small_events_cost_at_most_500_bytes_beyond_payload() {
     const N: usize = 200_000;
-    let store = MemoryDocStore::new();
+    // Bounds that hold every event: this measures what an event costs, not the eviction.
+    let store = MemoryDocStore::with_limits(MemoryLimits {
+        max_events: N,
+        max_event_bytes: usize::MAX,
+        event_retention: None,
+    });
     let mut payload = 0usize;
     let before = resident_bytes();
     // Events are built in chunks inside the measured region, so their strings (with the

@@ -9,6 +9,7 @@ use futures::stream::BoxStream;
 
 use crate::declarations::{BindingSpec, Declarations, ExchangeSpec, QueueSpec};
 use crate::error::Result;
+use crate::memory::MemoryBrokerStats;
 
 /// String headers carried with a message (AMQP `headers` table).
 pub type Headers = BTreeMap<String, String>;
@@ -204,6 +205,12 @@ pub trait Broker: fmt::Debug + Send + Sync + 'static {
     /// Closes the broker connection; later calls fail with [`Error::Closed`](crate::Error::Closed)
     /// (not transient), and consumers on it end with that error.
     async fn close(&self) -> Result<()>;
+    /// For the in-process broker, every queue's occupancy, bounds and refused publishes
+    /// ([`MemoryBrokerStats`]); `None` for a broker that keeps its own figures (RabbitMQ's
+    /// management API reports its queues). The default is `None`.
+    fn memory_stats(&self) -> Option<MemoryBrokerStats> {
+        None
+    }
 }
 
 /// A shared, type-erased broker.
@@ -246,6 +253,9 @@ macro_rules! forward_broker {
             }
             async fn close(&self) -> Result<()> {
                 (**self).close().await
+            }
+            fn memory_stats(&self) -> Option<MemoryBrokerStats> {
+                (**self).memory_stats()
             }
         }
     };

@@ -8,13 +8,20 @@ use serde::{Deserialize, Serialize};
 use crate::broker::DynBroker;
 use crate::declarations::Declarations;
 use crate::error::{Error, Result};
-use crate::memory::MemoryBroker;
+use crate::memory::{MemoryBroker, MemoryQueueLimits};
 
 /// The environment variable naming the RabbitMQ URL.
 pub const AMQP_URL_VAR: &str = "MOD8_AMQP_URL";
 
 /// The URL of the embedded default: the in-process broker.
 pub const DEFAULT_URL: &str = "memory://";
+
+/// The environment variable bounding each in-process queue's ready messages
+/// ([`MemoryQueueLimits::max_length`]).
+pub const MAX_QUEUE_LENGTH_VAR: &str = "MOD8_MQ_MAX_QUEUE_LENGTH";
+/// The environment variable bounding each in-process queue's bytes
+/// ([`MemoryQueueLimits::max_bytes`]).
+pub const MAX_QUEUE_BYTES_VAR: &str = "MOD8_MQ_MAX_QUEUE_BYTES";
 
 /// How to reach the broker, and what it declares on connect (and again after a reconnect).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -30,6 +37,10 @@ pub struct MqConfig {
     /// Publish timeout (confirm and reconnects included); `None` keeps the default (30 s).
     #[serde(default)]
     pub publish_timeout: Option<Duration>,
+    /// The bounds of every queue of the in-process broker (ignored by RabbitMQ, whose queues
+    /// are bounded by their declarations and the server's memory alarms).
+    #[serde(default)]
+    pub memory_limits: MemoryQueueLimits,
 }
 
 fn default_url() -> String {
@@ -57,13 +68,22 @@ impl MqConfig {
             url: url.into(),
             declarations: Declarations::default(),
             publish_timeout: None,
+            memory_limits: MemoryQueueLimits::default(),
         }
     }
 
     /// From the environment: `MOD8_AMQP_URL` when set (and not blank), the in-process broker
-    /// otherwise. A URL whose scheme is not `amqp://`, `amqps://` or `memory://` is an
-    /// [`Error::Validation`] naming the variable.
+    /// otherwise; the in-process queues' bounds from `MOD8_MQ_MAX_QUEUE_LENGTH` and
+    /// `MOD8_MQ_MAX_QUEUE_BYTES` (unset or blank: the defaults). A URL whose scheme is not
+    /// `amqp://`, `amqps://` or `memory://`, or a bound that is not a whole number above 0,
+    /// is an [`Error::Validation`] naming the variable.
     pub fn from_env() -> Result<Self> {
+        let mut config = Self::url_from_env()?;
+        config.memory_limits = memory_limits_from(|name| std::env::var(name).ok())?;
+        Ok(config)
+    }
+
+    fn url_from_env() -> Result<Self> {
         match std::env::var(AMQP_URL_VAR) {
             Ok(url) if !url.trim().is_empty() => {
                 let url = url.trim().to_owned();
@@ -95,6 +115,12 @@ impl MqConfig {
         self
     }
 
+    /// Sets the bounds of the in-process broker's queues.
+    pub fn with_memory_limits(mut self, limits: MemoryQueueLimits) -> Self {
+        self.memory_limits = limits;
+        self
+    }
+
     /// Sets the publish timeout.
     pub fn with_publish_timeout(mut self, timeout: Duration) -> Self {
         self.publish_timeout = Some(timeout);
@@ -106,7 +132,10 @@ impl MqConfig {
     /// `amqp://` URL without the `amqp` feature is an [`Error::Unsupported`].
     pub async fn connect(&self) -> Result<DynBroker> {
         match known_scheme(&self.url) {
-            Some("memory") => Ok(Arc::new(MemoryBroker::new(self.declarations.clone())?)),
+            Some("memory") => Ok(Arc::new(MemoryBroker::with_limits(
+                self.declarations.clone(),
+                self.memory_limits,
+            )?)),
             Some(_) => connect_amqp(self).await,
             None => Err(Error::validation(
                 "url",
@@ -117,6 +146,34 @@ impl MqConfig {
             )),
         }
     }
+}
+
+/// The in-process queues' bounds from `MOD8_MQ_MAX_QUEUE_LENGTH` / `MOD8_MQ_MAX_QUEUE_BYTES`
+/// read through `var`.
+fn memory_limits_from(var: impl Fn(&str) -> Option<String>) -> Result<MemoryQueueLimits> {
+    let positive = |name: &str| -> Result<Option<u64>> {
+        match var(name).map(|v| v.trim().to_owned()) {
+            None => Ok(None),
+            Some(v) if v.is_empty() => Ok(None),
+            Some(v) => match v.parse::<u64>() {
+                Ok(n) if n > 0 => Ok(Some(n)),
+                _ => Err(Error::validation(
+                    name,
+                    format!("{v:?} is not a whole number above 0"),
+                )),
+            },
+        }
+    };
+    let mut limits = MemoryQueueLimits::default();
+    if let Some(n) = positive(MAX_QUEUE_LENGTH_VAR)? {
+        limits.max_length = u32::try_from(n).map_err(|_| {
+            Error::validation(MAX_QUEUE_LENGTH_VAR, format!("{n} is above {}", u32::MAX))
+        })?;
+    }
+    if let Some(n) = positive(MAX_QUEUE_BYTES_VAR)? {
+        limits.max_bytes = usize::try_from(n).unwrap_or(usize::MAX);
+    }
+    Ok(limits)
 }
 
 #[cfg(feature = "amqp")]
@@ -143,4 +200,37 @@ async fn connect_amqp(_config: &MqConfig) -> Result<DynBroker> {
 /// declared: `MqConfig::new(url).connect()`.
 pub async fn connect(url: &str) -> Result<DynBroker> {
     MqConfig::new(url).connect().await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn memory_limits_come_from_their_variables() {
+        let limits = memory_limits_from(|name| match name {
+            MAX_QUEUE_LENGTH_VAR => Some(" 50 ".into()),
+            MAX_QUEUE_BYTES_VAR => Some("4096".into()),
+            _ => None,
+        })
+        .unwrap();
+        assert_eq!((limits.max_length, limits.max_bytes), (50, 4096));
+        assert_eq!(
+            memory_limits_from(|_| None).unwrap(),
+            MemoryQueueLimits::default()
+        );
+        for var in [MAX_QUEUE_LENGTH_VAR, MAX_QUEUE_BYTES_VAR] {
+            for bad in ["0", "-3", "many"] {
+                let err = memory_limits_from(|name| (name == var).then(|| bad.into())).unwrap_err();
+                assert!(
+                    matches!(&err, Error::Validation { field, .. } if field == var),
+                    "{var}={bad}: {err:?}"
+                );
+            }
+        }
+        let err =
+            memory_limits_from(|name| (name == MAX_QUEUE_LENGTH_VAR).then(|| "5000000000".into()))
+                .unwrap_err();
+        assert!(matches!(&err, Error::Validation { field, .. } if field == MAX_QUEUE_LENGTH_VAR));
+    }
 }

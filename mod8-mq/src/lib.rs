@@ -27,7 +27,9 @@ pub use amqp::{AmqpBroker, AmqpOptions};
 pub use broker::{
     Acknowledge, Broker, BrokerExt, Delivery, DeliveryStream, DynBroker, Headers, Publication,
 };
-pub use config::{connect, MqConfig, AMQP_URL_VAR, DEFAULT_URL};
+pub use config::{
+    connect, MqConfig, AMQP_URL_VAR, DEFAULT_URL, MAX_QUEUE_BYTES_VAR, MAX_QUEUE_LENGTH_VAR,
+};
 pub use declarations::{
     BindingSpec, DeadLetterRoute, Declarations, ExchangeKind, ExchangeSpec, QueueSpec, RetryPolicy,
 };

@@ -9,6 +9,15 @@
 //!
 //! It is **single-process and not durable**: messages live in this process's memory, are
 //! lost when it exits, and cannot be shared with another process.
+//!
+//! It is **bounded**: besides a queue's own `x-max-length`, every queue holds at most
+//! [`MemoryQueueLimits::max_length`] ready messages of at most
+//! [`MemoryQueueLimits::max_bytes`] bytes of bodies in all (by default 10,000 messages and
+//! 16 MiB). A full queue refuses a publish the way RabbitMQ's `x-overflow: reject-publish`
+//! does: the publish fails with [`Error::Nacked`] (transient), so the producer keeps the
+//! message (an outbox row stays unsent, an API call answers 503) — nothing is dropped
+//! silently. Each refusal is counted per queue ([`MemoryBroker::stats`]). Dead letters that
+//! a full dead-letter queue refuses are dropped, as RabbitMQ drops them, and counted too.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
@@ -17,11 +26,78 @@ use async_trait::async_trait;
 use futures::StreamExt;
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 
+use serde::{Deserialize, Serialize};
+
 use crate::broker::{Acknowledge, Broker, Delivery, DeliveryStream, Headers, Publication};
 use crate::declarations::{BindingSpec, Declarations, ExchangeKind, ExchangeSpec, QueueSpec};
 use crate::error::{Error, Result};
 
 const BACKEND: &str = "memory";
+
+/// Ready messages an in-process queue holds by default ([`MemoryQueueLimits::max_length`]).
+pub const DEFAULT_MAX_QUEUE_LENGTH: u32 = 10_000;
+/// Bytes of message bodies an in-process queue holds by default
+/// ([`MemoryQueueLimits::max_bytes`]): 16 MiB.
+pub const DEFAULT_MAX_QUEUE_BYTES: usize = 16 * 1024 * 1024;
+
+/// The bounds every queue of a [`MemoryBroker`] has, whatever it was declared with (a
+/// queue's own, smaller `x-max-length` still applies). The defaults
+/// ([`DEFAULT_MAX_QUEUE_LENGTH`], [`DEFAULT_MAX_QUEUE_BYTES`]) suit a development or
+/// embedded process whose consumers keep up; a queue reaches them only when its consumer
+/// stalls.
+///
+/// ```
+/// use mod8_mq::memory::MemoryQueueLimits;
+/// let limits = MemoryQueueLimits::default();
+/// assert_eq!((limits.max_length, limits.max_bytes), (10_000, 16 << 20));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct MemoryQueueLimits {
+    /// The most ready messages a queue holds (`MOD8_MQ_MAX_QUEUE_LENGTH`).
+    pub max_length: u32,
+    /// The most bytes of message bodies a queue's ready messages hold
+    /// (`MOD8_MQ_MAX_QUEUE_BYTES`); a single message larger than this is refused too.
+    pub max_bytes: usize,
+}
+
+impl Default for MemoryQueueLimits {
+    fn default() -> Self {
+        MemoryQueueLimits {
+            max_length: DEFAULT_MAX_QUEUE_LENGTH,
+            max_bytes: DEFAULT_MAX_QUEUE_BYTES,
+        }
+    }
+}
+
+/// One queue's occupancy and refusals ([`MemoryBrokerStats::queues`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct MemoryQueueStats {
+    /// The queue's name.
+    pub name: String,
+    /// Ready messages now.
+    pub messages: u64,
+    /// Bytes of their bodies.
+    pub bytes: u64,
+    /// The bound on `messages` (the smaller of the queue's `x-max-length` and the broker's).
+    pub max_length: u64,
+    /// The bound on `bytes`.
+    pub max_bytes: u64,
+    /// Publishes the queue refused because it was full, since it was declared.
+    pub rejected: u64,
+}
+
+/// What [`MemoryBroker::stats`] reports.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct MemoryBrokerStats {
+    /// Every queue, by name.
+    pub queues: Vec<MemoryQueueStats>,
+    /// Dead letters (expired messages) dropped because their dead-letter queue was full or
+    /// they had nowhere to go, since the broker started.
+    pub dead_letters_dropped: u64,
+}
 
 /// The in-process broker. Cheap to clone; clones share the same queues.
 #[derive(Clone)]
@@ -50,6 +126,8 @@ struct State {
     queues: HashMap<String, Queue>,
     next_seq: u64,
     closed: bool,
+    limits: MemoryQueueLimits,
+    dead_letters_dropped: u64,
 }
 
 struct Exchange {
@@ -62,6 +140,10 @@ struct Queue {
     /// Ready messages by priority; FIFO within one priority.
     levels: BTreeMap<u8, VecDeque<Stored>>,
     notify: Arc<Notify>,
+    /// Bytes of the ready messages' bodies.
+    bytes: usize,
+    /// Publishes refused because the queue was full.
+    rejected: u64,
 }
 
 #[derive(Clone)]
@@ -89,20 +171,39 @@ impl Queue {
     }
 
     fn pop(&mut self) -> Option<Stored> {
-        self.levels
+        let message = self
+            .levels
             .values_mut()
             .rev()
             .find(|level| !level.is_empty())
-            .and_then(VecDeque::pop_front)
+            .and_then(VecDeque::pop_front)?;
+        self.bytes = self.bytes.saturating_sub(message.body.len());
+        Some(message)
     }
 
     fn remove(&mut self, seq: u64) -> Option<Stored> {
         for level in self.levels.values_mut() {
             if let Some(pos) = level.iter().position(|m| m.seq == seq) {
-                return level.remove(pos);
+                let message = level.remove(pos)?;
+                self.bytes = self.bytes.saturating_sub(message.body.len());
+                return Some(message);
             }
         }
         None
+    }
+
+    /// The bound on ready messages: the queue's own `x-max-length` or the broker's, whichever
+    /// is smaller.
+    fn max_length(&self, limits: &MemoryQueueLimits) -> usize {
+        let broker = limits.max_length as usize;
+        self.spec
+            .max_length
+            .map_or(broker, |own| (own as usize).min(broker))
+    }
+
+    /// Whether one more message of `size` bytes would pass a bound.
+    fn full(&self, limits: &MemoryQueueLimits, size: usize) -> bool {
+        self.len() >= self.max_length(limits) || self.bytes.saturating_add(size) > limits.max_bytes
     }
 }
 
@@ -143,13 +244,20 @@ fn first_difference(old: &QueueSpec, new: &QueueSpec) -> Option<&'static str> {
 
 impl MemoryBroker {
     /// A broker with `declarations` declared (every exchange, every queue, every binding, in
-    /// order). A declaration that fails — a name declared twice with different arguments, a
-    /// binding to a missing queue or exchange, an empty name — is the error it would be on
+    /// order) and the default queue bounds ([`MemoryQueueLimits::default`]). A declaration
+    /// that fails — a name declared twice with different arguments, a binding to a missing
+    /// queue or exchange, an empty name — is the error it would be on
     /// [`Broker::declare_queue`] and its siblings.
     pub fn new(declarations: Declarations) -> Result<Self> {
+        Self::with_limits(declarations, MemoryQueueLimits::default())
+    }
+
+    /// [`MemoryBroker::new`] with every queue bounded by `limits`.
+    pub fn with_limits(declarations: Declarations, limits: MemoryQueueLimits) -> Result<Self> {
         let broker = MemoryBroker::default();
         {
             let mut state = broker.inner.lock();
+            state.limits = limits;
             for exchange in &declarations.exchanges {
                 state.declare_exchange(exchange)?;
             }
@@ -164,8 +272,38 @@ impl MemoryBroker {
     }
 }
 
+impl MemoryBroker {
+    /// Every queue's occupancy, bounds and refused publishes (sorted by name), and the dead
+    /// letters dropped.
+    pub fn stats(&self) -> MemoryBrokerStats {
+        let state = self.inner.lock();
+        let mut queues: Vec<MemoryQueueStats> = state
+            .queues
+            .iter()
+            .map(|(name, q)| MemoryQueueStats {
+                name: name.clone(),
+                messages: q.len() as u64,
+                bytes: q.bytes as u64,
+                max_length: q.max_length(&state.limits) as u64,
+                max_bytes: state.limits.max_bytes as u64,
+                rejected: q.rejected,
+            })
+            .collect();
+        queues.sort_by(|a, b| a.name.cmp(&b.name));
+        MemoryBrokerStats {
+            queues,
+            dead_letters_dropped: state.dead_letters_dropped,
+        }
+    }
+
+    /// The bounds every queue has.
+    pub fn limits(&self) -> MemoryQueueLimits {
+        self.inner.lock().limits
+    }
+}
+
 impl Default for MemoryBroker {
-    /// A broker with nothing declared.
+    /// A broker with nothing declared and the default queue bounds.
     fn default() -> Self {
         MemoryBroker {
             inner: Arc::new(Inner {
@@ -241,6 +379,8 @@ impl State {
                         spec: spec.clone(),
                         levels: BTreeMap::new(),
                         notify: Arc::new(Notify::new()),
+                        bytes: 0,
+                        rejected: 0,
                     },
                 );
                 Ok(())
@@ -291,19 +431,22 @@ impl State {
         Ok(queues)
     }
 
-    /// Puts `message` in `queue`; false when the queue is full (`x-max-length` with
-    /// `reject-publish`) and refuses it.
+    /// Puts `message` in `queue`; false when the queue is full (its `x-max-length` or the
+    /// broker's [`MemoryQueueLimits`], with `reject-publish`) and refuses it, counted.
     fn enqueue(&mut self, inner: &Arc<Inner>, queue: &str, mut message: Stored) -> bool {
         self.next_seq += 1;
         message.seq = self.next_seq;
+        let limits = self.limits;
         let Some(q) = self.queues.get_mut(queue) else {
             return true;
         };
-        if q.spec.max_length.is_some_and(|max| q.len() >= max as usize) {
+        if q.full(&limits, message.body.len()) {
+            q.rejected += 1;
             return false;
         }
         let level = q.level_of(message.priority);
         let seq = message.seq;
+        q.bytes += message.body.len();
         q.levels.entry(level).or_default().push_back(message);
         q.notify.notify_waiters();
         if let (Some(ttl), Ok(runtime)) =
@@ -363,8 +506,20 @@ fn expire(inner: &Arc<Inner>, queue: &str, seq: u64) {
         message.exchange = dlx;
         message.redelivered = false;
         // Like RabbitMQ, a dead letter with nowhere to go, or refused by a full queue, is
-        // dropped.
-        let _ = state.deliver(inner, message);
+        // dropped: counted, and logged.
+        let (exchange, key) = (message.exchange.clone(), message.routing_key.clone());
+        let delivered = state
+            .deliver(inner, message)
+            .is_ok_and(|routed| routed.queues > 0 && !routed.refused);
+        if !delivered {
+            state.dead_letters_dropped += 1;
+            tracing::warn!(
+                queue,
+                dead_letter_exchange = %exchange,
+                routing_key = %key,
+                "dropped an expired message: its dead-letter queue is full or missing"
+            );
+        }
     }
 }
 
@@ -384,6 +539,9 @@ impl MemoryAcker {
         if let Some(q) = state.queues.get_mut(&self.queue) {
             message.redelivered = true;
             let level = q.level_of(message.priority);
+            // Back where it was: it was counted in the bound when it was queued, so a
+            // redelivery is never refused.
+            q.bytes += message.body.len();
             q.levels.entry(level).or_default().push_front(message);
             q.notify.notify_waiters();
         }
@@ -415,6 +573,10 @@ impl Acknowledge for MemoryAcker {
 impl Broker for MemoryBroker {
     fn backend(&self) -> &'static str {
         BACKEND
+    }
+
+    fn memory_stats(&self) -> Option<MemoryBrokerStats> {
+        Some(self.stats())
     }
 
     async fn declare_exchange(&self, spec: &ExchangeSpec) -> Result<()> {

@@ -172,6 +172,9 @@ impl mod8_mq::Broker for FlakyDeadLetters {
     async fn close(&self) -> mod8_mq::Result<()> {
         self.inner.close().await
     }
+    fn memory_stats(&self) -> Option<mod8_mq::memory::MemoryBrokerStats> {
+        self.inner.memory_stats()
+    }
 }
 
 /// A dead-letter publish that fails for a transient reason gives the message back only after

@@ -435,6 +435,11 @@ impl Broker for AmqpBroker {
         BACKEND
     }
 
+    fn memory_stats(&self) -> Option<crate::memory::MemoryBrokerStats> {
+        // RabbitMQ keeps its own figures (management API, Prometheus plugin).
+        None
+    }
+
     async fn declare_exchange(&self, spec: &ExchangeSpec) -> Result<()> {
         self.declare(Declaration::Exchange(spec.clone())).await
     }
