@@ -13,7 +13,9 @@ mod error;
 mod export;
 mod forward;
 mod model;
+mod redact;
 mod setup;
+mod tls_failure;
 mod validate;
 
 pub mod memory;
