@@ -15,6 +15,7 @@ mod forward;
 mod model;
 mod redact;
 mod setup;
+#[cfg(feature = "mongodb")]
 mod tls_failure;
 mod validate;
 
