@@ -10,6 +10,13 @@
 # 6379, a 3-primary Redis Cluster (no replicas, no persistence) listens on 7000-7002. MongoDB is not in Debian's
 # archive, so the MongoDB-wire-compatible server is FerretDB v1.24 (built from its Go
 # module, PostgreSQL backend), listening on 127.0.0.1:27017.
+#
+# Every server also accepts TLS, beside its plain listener, with a certificate from a test CA
+# generated here once (openssl, into $STATE_DIR/tls; SAN 127.0.0.1, ::1 and localhost):
+# Redis on 6380 (`rediss://`), RabbitMQ AMQPS on 5671, PostgreSQL on its one port 5432
+# (`sslmode=verify-full`) and FerretDB on 27019 (27018 is its debug/readiness address). A
+# second, unrelated CA (`untrusted-ca.pem`) signs nothing the servers present: the tests use it
+# to check that a certificate that does not verify is refused.
 set -euo pipefail
 
 STATE_DIR="${MOD8_STATE_DIR:-/var/tmp/mod8-services}"
@@ -27,6 +34,18 @@ CLUSTER_PORTS=(7000 7001 7002)
 # fred's cluster URL form: one seed node in the authority, the others as `node` parameters.
 REDIS_CLUSTER_URL="redis-cluster://127.0.0.1:7000?node=127.0.0.1:7001&node=127.0.0.1:7002"
 AMQP_URL="amqp://guest:guest@127.0.0.1:5672/%2f"
+
+# TLS: the test CA, the server certificate it signs, and the TLS listeners.
+TLS_DIR="$STATE_DIR/tls"
+TLS_CA_FILE="$TLS_DIR/ca.pem"
+TLS_UNTRUSTED_CA_FILE="$TLS_DIR/untrusted-ca.pem"
+REDIS_TLS_PORT=6380
+AMQPS_PORT=5671
+FERRETDB_TLS_PORT=27019
+REDIS_TLS_URL="rediss://127.0.0.1:${REDIS_TLS_PORT}/"
+AMQP_TLS_URL="amqps://guest:guest@localhost:${AMQPS_PORT}/%2f"
+POSTGRES_TLS_URL="postgres://${PG_USER}:${PG_PASSWORD}@localhost:5432/${PG_DB}?sslmode=verify-full&sslrootcert=${TLS_CA_FILE}"
+MONGODB_TLS_URL="mongodb://127.0.0.1:${FERRETDB_TLS_PORT}/?tls=true&tlsCAFile=${TLS_CA_FILE}"
 
 log() { printf '[services] %s\n' "$*" >&2; }
 die() { printf '[services] error: %s\n' "$*" >&2; exit 1; }
@@ -62,6 +81,14 @@ ENV
     if redis_cluster_ok; then
         echo "export MOD8_REDIS_CLUSTER_URL='${REDIS_CLUSTER_URL}'"
     fi
+    # The TLS exports, each only when its listener answers (same reason).
+    [ -f "$TLS_CA_FILE" ] || return 0
+    echo "export MOD8_TLS_CA_FILE='${TLS_CA_FILE}'"
+    echo "export MOD8_TLS_UNTRUSTED_CA_FILE='${TLS_UNTRUSTED_CA_FILE}'"
+    if postgres_tls_ok; then echo "export MOD8_POSTGRES_TLS_URL='${POSTGRES_TLS_URL}'"; fi
+    if tcp_open "$REDIS_TLS_PORT"; then echo "export MOD8_REDIS_TLS_URL='${REDIS_TLS_URL}'"; fi
+    if tcp_open "$AMQPS_PORT"; then echo "export MOD8_AMQP_TLS_URL='${AMQP_TLS_URL}'"; fi
+    if tcp_open "$FERRETDB_TLS_PORT"; then echo "export MOD8_MONGODB_TLS_URL='${MONGODB_TLS_URL}'"; fi
 }
 
 install_packages() {
@@ -71,12 +98,64 @@ install_packages() {
     command -v redis-cli >/dev/null || missing+=(redis-tools)
     command -v rabbitmq-server >/dev/null || missing+=(rabbitmq-server)
     command -v curl >/dev/null || missing+=(curl)
+    command -v openssl >/dev/null || missing+=(openssl)
     command -v go >/dev/null || missing+=(golang-go)
     if ((${#missing[@]})); then
         log "installing with apt: ${missing[*]}"
         as_root apt-get update -qq
         as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
     fi
+}
+
+# --- TLS certificates ----------------------------------------------------------------
+# A self-signed CA and one server certificate for every listener (SAN 127.0.0.1, ::1,
+# localhost), generated once and reused; plus an unrelated CA for the negative tests.
+make_ca() {
+    local name=$1 subject=$2
+    openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -sha256 \
+        -keyout "$TLS_DIR/$name.key" -out "$TLS_DIR/$name.pem" -subj "$subject" \
+        -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" \
+        2>/dev/null
+}
+
+generate_certs() {
+    if [ -f "$TLS_DIR/server.pem" ] && [ -f "$TLS_DIR/server.key" ] && [ -f "$TLS_CA_FILE" ] \
+        && [ -f "$TLS_UNTRUSTED_CA_FILE" ]; then
+        return 0
+    fi
+    log "generating the test CA and server certificate in $TLS_DIR"
+    rm -rf "$TLS_DIR" && mkdir -p "$TLS_DIR"
+    make_ca ca "/CN=mod8 test CA"
+    make_ca untrusted-ca "/CN=mod8 untrusted test CA"
+    rm -f "$TLS_DIR/untrusted-ca.key"
+    openssl req -new -newkey rsa:2048 -nodes -keyout "$TLS_DIR/server.key" \
+        -out "$TLS_DIR/server.csr" -subj "/CN=localhost" 2>/dev/null
+    printf '%s\n' "subjectAltName=IP:127.0.0.1,IP:::1,DNS:localhost" "basicConstraints=CA:FALSE" \
+        "keyUsage=critical,digitalSignature,keyEncipherment" "extendedKeyUsage=serverAuth" \
+        > "$TLS_DIR/server.ext"
+    openssl x509 -req -in "$TLS_DIR/server.csr" -CA "$TLS_CA_FILE" -CAkey "$TLS_DIR/ca.key" \
+        -CAcreateserial -days 3650 -sha256 -extfile "$TLS_DIR/server.ext" \
+        -out "$TLS_DIR/server.pem" 2>/dev/null
+    rm -f "$TLS_DIR/server.csr" "$TLS_DIR/server.ext"
+    chmod 600 "$TLS_DIR"/*.key
+    chmod 644 "$TLS_DIR"/*.pem
+}
+
+# Copies the certificate, key and CA into $1 for a server running as user $2 (PostgreSQL and
+# RabbitMQ read them as their own users; PostgreSQL refuses a key others can read). Prints
+# whether anything changed, so the caller knows to reload.
+install_certs_for() {
+    local dir=$1 owner=$2 changed=0 f
+    as_root mkdir -p "$dir"
+    for f in ca.pem server.pem server.key; do
+        if ! as_root cmp -s "$TLS_DIR/$f" "$dir/$f"; then
+            as_root cp "$TLS_DIR/$f" "$dir/$f"
+            changed=1
+        fi
+    done
+    as_root chown -R "$owner:" "$dir"
+    as_root chmod 600 "$dir/server.key"
+    echo "$changed"
 }
 
 # --- PostgreSQL ---------------------------------------------------------------------
@@ -111,6 +190,33 @@ SQL
     done
     PGPASSWORD=$PG_PASSWORD psql -h 127.0.0.1 -U "$PG_USER" -d "$PG_DB" -tAc 'SELECT 1' >/dev/null \
         || die "PostgreSQL answers but mod8 cannot log in"
+    configure_postgres_tls "$@"
+}
+
+postgres_tls_ok() {
+    PGPASSWORD=$PG_PASSWORD psql "host=localhost port=5432 user=${PG_USER} dbname=${PG_DB} sslmode=verify-full sslrootcert=${TLS_CA_FILE}" \
+        -tAc 'SELECT 1' >/dev/null 2>&1
+}
+
+# TLS on the same port: `ssl = on` with our certificate (a conf.d file, read after Debian's
+# postgresql.conf). SSL settings take effect on a reload, so no restart and no dropped
+# connections.
+configure_postgres_tls() {
+    local dir="/etc/postgresql/$1/$2/mod8-tls" conf="/etc/postgresql/$1/$2/conf.d/mod8-tls.conf"
+    local changed; changed=$(install_certs_for "$dir" postgres)
+    local want
+    want=$(printf '%s\n' "# Written by mod8's scripts/services.sh: TLS with the mod8 test CA." \
+        "ssl = on" "ssl_cert_file = '$dir/server.pem'" "ssl_key_file = '$dir/server.key'")
+    if [ "$(as_root cat "$conf" 2>/dev/null)" != "$want" ]; then
+        as_root mkdir -p "$(dirname "$conf")"
+        printf '%s\n' "$want" | as_root tee "$conf" >/dev/null
+        changed=1
+    fi
+    if [ "$changed" = 1 ] || ! postgres_tls_ok; then
+        log "PostgreSQL: TLS configuration changed; reloading"
+        as_root pg_ctlcluster "$1" "$2" reload
+    fi
+    wait_for "PostgreSQL over TLS (verify-full)" 30 postgres_tls_ok
 }
 
 stop_postgres() {
@@ -125,15 +231,36 @@ stop_postgres() {
 }
 
 # --- Redis --------------------------------------------------------------------------
+# TLS beside the plain port; clients are not asked for certificates. Debian's redis-server is
+# built with TLS (BUILD_TLS=yes).
+redis_tls_args() {
+    printf '%s\n' --tls-port "$REDIS_TLS_PORT" --tls-cert-file "$TLS_DIR/server.pem" \
+        --tls-key-file "$TLS_DIR/server.key" --tls-ca-cert-file "$TLS_CA_FILE" \
+        --tls-auth-clients no
+}
+redis_tls_ok() {
+    redis-cli --tls --cacert "$TLS_CA_FILE" -h 127.0.0.1 -p "$REDIS_TLS_PORT" ping 2>/dev/null | grep -q PONG
+}
+
 start_redis() {
     if ! redis-cli -h 127.0.0.1 -p 6379 ping 2>/dev/null | grep -q PONG; then
         log "starting Redis"
         mkdir -p "$STATE_DIR/redis"
+        local tls_args; mapfile -t tls_args < <(redis_tls_args)
         redis-server --bind 127.0.0.1 --port 6379 --daemonize yes \
             --pidfile "$STATE_DIR/redis/redis.pid" --logfile "$STATE_DIR/redis/redis.log" \
-            --dir "$STATE_DIR/redis" --save '' --appendonly no
+            --dir "$STATE_DIR/redis" --save '' --appendonly no "${tls_args[@]}"
     fi
     wait_for "Redis" 30 sh -c 'redis-cli -h 127.0.0.1 -p 6379 ping | grep -q PONG'
+    if ! redis_tls_ok; then
+        # A Redis started without TLS (an older version of this script): Redis 7 takes the TLS
+        # settings at runtime, so the listener opens without a restart.
+        log "Redis: opening the TLS port $REDIS_TLS_PORT"
+        redis-cli -h 127.0.0.1 -p 6379 config set tls-cert-file "$TLS_DIR/server.pem" \
+            tls-key-file "$TLS_DIR/server.key" tls-ca-cert-file "$TLS_CA_FILE" \
+            tls-auth-clients no tls-port "$REDIS_TLS_PORT" >/dev/null
+    fi
+    wait_for "Redis over TLS" 30 redis_tls_ok
 }
 
 stop_redis() {
@@ -218,12 +345,43 @@ stop_redis_cluster() {
 }
 
 # --- RabbitMQ -----------------------------------------------------------------------
+# AMQPS on 5671 through a conf.d file (read at node start, beside any rabbitmq.conf). Prints 1
+# when the file or the certificates changed.
+configure_rabbitmq_tls() {
+    local dir=/etc/rabbitmq/mod8-tls conf=/etc/rabbitmq/conf.d/50-mod8-tls.conf
+    local changed; changed=$(install_certs_for "$dir" rabbitmq)
+    local want
+    want=$(printf '%s\n' "# Written by mod8's scripts/services.sh: AMQPS with the mod8 test CA." \
+        "listeners.ssl.default = $AMQPS_PORT" \
+        "ssl_options.cacertfile = $dir/ca.pem" \
+        "ssl_options.certfile = $dir/server.pem" \
+        "ssl_options.keyfile = $dir/server.key" \
+        "ssl_options.verify = verify_none" \
+        "ssl_options.fail_if_no_peer_cert = false")
+    if [ "$(as_root cat "$conf" 2>/dev/null)" != "$want" ]; then
+        as_root mkdir -p "$(dirname "$conf")"
+        printf '%s\n' "$want" | as_root tee "$conf" >/dev/null
+        changed=1
+    fi
+    echo "$changed"
+}
+
 start_rabbitmq() {
+    local tls_changed; tls_changed=$(configure_rabbitmq_tls)
+    # A running node reads its configuration only at start: restart it once when the TLS
+    # listener is missing or its configuration changed (the application must be running to
+    # tell: a node stopped with `stop_app` has no listeners at all).
+    if rabbitmq-diagnostics -q check_running >/dev/null 2>&1 \
+        && { [ "$tls_changed" = 1 ] || ! tcp_open "$AMQPS_PORT"; }; then
+        log "RabbitMQ: TLS configuration changed; restarting it once"
+        as_root service rabbitmq-server restart >/dev/null 2>&1 || true
+    fi
     # One CLI call when all is well (each costs an Erlang VM start, ~1 s): node and
     # application both running.
     if rabbitmq-diagnostics -q check_running >/dev/null 2>&1; then
         log "RabbitMQ answers"
         wait_for "RabbitMQ AMQP port" 60 tcp_open 5672
+        wait_for "RabbitMQ AMQPS port" 60 tcp_open "$AMQPS_PORT"
         return 0
     fi
     if ! rabbitmq-diagnostics -q ping >/dev/null 2>&1; then
@@ -240,6 +398,7 @@ start_rabbitmq() {
         as_root rabbitmqctl start_app >/dev/null
     fi
     wait_for "RabbitMQ AMQP port" 60 tcp_open 5672
+    wait_for "RabbitMQ AMQPS port" 60 tcp_open "$AMQPS_PORT"
 }
 
 stop_rabbitmq() {
@@ -322,18 +481,27 @@ start_ferretdb() {
         log "FerretDB runs on another backend; restarting it on PostgreSQL"
         stop_ferretdb
     fi
+    # Likewise one started without the TLS listener.
+    if tcp_open 27017 && [ -f "$pidfile" ] \
+        && ! tr '\0' ' ' < "/proc/$(cat "$pidfile")/cmdline" 2>/dev/null | grep -q -- "--listen-tls=127.0.0.1:$FERRETDB_TLS_PORT"; then
+        log "FerretDB runs without its TLS listener; restarting it"
+        stop_ferretdb
+    fi
     if ! tcp_open 27017; then
         log "starting FerretDB $FERRETDB_VERSION (PostgreSQL backend, database ${FERRETDB_PG_DB})"
         mkdir -p "$STATE_DIR/ferretdb"
         nohup "$(ferretdb_bin)" \
             --handler=postgresql --postgresql-url="$(ferretdb_pg_url)" \
             --listen-addr=127.0.0.1:27017 --debug-addr=127.0.0.1:27018 \
+            --listen-tls="127.0.0.1:$FERRETDB_TLS_PORT" \
+            --listen-tls-cert-file="$TLS_DIR/server.pem" --listen-tls-key-file="$TLS_DIR/server.key" \
             --state-dir="$STATE_DIR/ferretdb" --telemetry=disable --log-level=warn \
             >"$STATE_DIR/ferretdb/ferretdb.log" 2>&1 &
         echo $! > "$STATE_DIR/ferretdb/ferretdb.pid"
     fi
     wait_for "FerretDB" 60 tcp_open 27017
     wait_for "FerretDB readiness" 60 ferretdb_ready
+    wait_for "FerretDB TLS port" 60 tcp_open "$FERRETDB_TLS_PORT"
 }
 
 stop_ferretdb() {
@@ -352,6 +520,7 @@ case "${1:-}" in
         # service tools print (pg_ctlcluster's "Removed stale pid file.", apt) goes to stderr.
         {
             install_packages
+            generate_certs
             start_postgres
             start_redis
             start_redis_cluster

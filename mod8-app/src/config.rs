@@ -161,26 +161,47 @@ impl AppConfig {
     }
 
     /// One line per part saying which backend it uses, for the startup log and the demo.
+    /// URLs are shown with their passwords masked (`postgres://mod8:***@host/db`), and a
+    /// backend reached over TLS says so.
     pub fn describe(&self) -> Vec<String> {
+        let tls = |on: bool| if on { ", TLS" } else { "" };
         let sql = if self.sql.url.starts_with("postgres") {
-            "PostgreSQL (MOD8_POSTGRES_URL)".to_owned()
+            let verified = self.sql.url.contains("sslmode=verify-full")
+                || self.sql.url.contains("sslmode=verify-ca");
+            format!(
+                "PostgreSQL `{}` (MOD8_POSTGRES_URL{})",
+                self.sql.redacted_url(),
+                tls(verified)
+            )
         } else {
             format!(
                 "SQLite `{}` (embedded; set MOD8_POSTGRES_URL for PostgreSQL)",
-                self.sql.url
+                self.sql.redacted_url()
             )
         };
         let docs = if self.docs.url.starts_with("mongodb") {
-            "MongoDB wire protocol (MOD8_MONGODB_URL)".to_owned()
+            let on = self.docs.url.contains("tls=true") || self.docs.url.contains("ssl=true");
+            format!(
+                "MongoDB wire protocol `{}` (MOD8_MONGODB_URL{})",
+                self.docs.redacted_url(),
+                tls(on)
+            )
         } else {
             "in-memory document store (embedded; set MOD8_MONGODB_URL for MongoDB)".to_owned()
         };
-        let cache = match &self.cache.redis_url {
-            Some(_) => "in-process L1 + Redis L2 (MOD8_REDIS_URL)".to_owned(),
+        let cache = match self.cache.redacted_url() {
+            Some(url) => format!(
+                "in-process L1 + Redis L2 `{url}` (MOD8_REDIS_URL{})",
+                tls(url.starts_with("rediss"))
+            ),
             None => "in-process cache (embedded; set MOD8_REDIS_URL for Redis)".to_owned(),
         };
         let mq = if self.mq.url.starts_with("amqp") {
-            "RabbitMQ (MOD8_AMQP_URL)".to_owned()
+            format!(
+                "RabbitMQ `{}` (MOD8_AMQP_URL{})",
+                self.mq.redacted_url(),
+                tls(self.mq.url.starts_with("amqps"))
+            )
         } else {
             "in-process broker (embedded; set MOD8_AMQP_URL for RabbitMQ)".to_owned()
         };
@@ -196,6 +217,35 @@ impl AppConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_startup_lines_and_debug_output_mask_every_password() {
+        let secret = "s3cret-pw";
+        let mut config = AppConfig::embedded();
+        config.sql = OrmConfig::new(format!(
+            "postgres://mod8:{secret}@db:5432/mod8?sslmode=verify-full&sslrootcert=/ca.pem"
+        ));
+        config.docs = DocStoreConfig::new(format!(
+            "mongodb://mod8:{secret}@docs:27017/?tls=true&tlsCAFile=/ca.pem"
+        ));
+        config.cache = config
+            .cache
+            .with_redis_url(Some(format!("rediss://:{secret}@cache:6380/")));
+        config.mq = MqConfig::new(format!("amqps://guest:{secret}@mq:5671/%2f"));
+        let lines = config.describe().join("\n");
+        assert!(!lines.contains(secret), "{lines}");
+        for expected in [
+            "postgres://mod8:***@db:5432/mod8?sslmode=verify-full&sslrootcert=/ca.pem",
+            "mongodb://mod8:***@docs:27017/",
+            "rediss://:***@cache:6380/",
+            "amqps://guest:***@mq:5671/%2f",
+        ] {
+            assert!(lines.contains(expected), "{expected} in {lines}");
+        }
+        assert_eq!(lines.matches(", TLS)").count(), 4, "{lines}");
+        let debug = format!("{config:?}");
+        assert!(!debug.contains(secret), "{debug}");
+    }
 
     #[test]
     fn alert_settings_come_from_their_variables() {

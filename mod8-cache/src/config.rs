@@ -1,5 +1,6 @@
 //! Building a [`Cache`] from configuration: in-process alone, or tiered over Redis.
 
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -24,11 +25,17 @@ use crate::{Cache, Codec, Error, MemoryStore, Result};
 /// assert_eq!((cache.name(), cache.backend()), ("recommendations", "memory"));
 /// # Ok::<(), mod8_cache::Error>(()) }).unwrap();
 /// ```
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+///
+/// `Debug` output shows the Redis URL with its password masked.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct CacheConfig {
-    /// Redis URL (`MOD8_REDIS_URL`); `None` for in-process only.
+    /// Redis URL (`MOD8_REDIS_URL`); `None` for in-process only. `rediss://` connects over
+    /// TLS, verifying the server against [`CacheConfig::tls_ca_file`].
     pub redis_url: Option<String>,
+    /// The PEM file of the CA certificates a `rediss://` server's certificate must chain to
+    /// (`MOD8_TLS_CA_FILE`).
+    pub tls_ca_file: Option<PathBuf>,
     /// The name in logs and metrics labels.
     pub name: String,
     /// L1 capacity in entries (`MOD8_CACHE_L1_CAPACITY`, default 10 000).
@@ -50,10 +57,28 @@ pub struct CacheConfig {
     pub pubsub: bool,
 }
 
+impl std::fmt::Debug for CacheConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CacheConfig")
+            .field("redis_url", &self.redacted_url())
+            .field("tls_ca_file", &self.tls_ca_file)
+            .field("name", &self.name)
+            .field("l1_capacity", &self.l1_capacity)
+            .field("l1_ttl_secs", &self.l1_ttl_secs)
+            .field("default_ttl_secs", &self.default_ttl_secs)
+            .field("codec", &self.codec)
+            .field("prefix", &self.prefix)
+            .field("schema_version", &self.schema_version)
+            .field("pubsub", &self.pubsub)
+            .finish()
+    }
+}
+
 impl Default for CacheConfig {
     fn default() -> Self {
         CacheConfig {
             redis_url: None,
+            tls_ca_file: None,
             name: "default".into(),
             l1_capacity: 10_000,
             l1_ttl_secs: Some(30),
@@ -102,6 +127,7 @@ impl CacheConfig {
         }
         let mut config = CacheConfig {
             redis_url,
+            tls_ca_file: env("MOD8_TLS_CA_FILE").map(PathBuf::from),
             ..CacheConfig::default()
         };
         if let Some(n) = env_parse("MOD8_CACHE_L1_CAPACITY")? {
@@ -132,6 +158,19 @@ impl CacheConfig {
     #[must_use]
     pub fn with_redis_url(mut self, url: Option<String>) -> Self {
         self.redis_url = url.filter(|u| !u.trim().is_empty());
+        self
+    }
+
+    /// The Redis URL with its password masked (`redis://:***@host:6379/`), for logs and
+    /// startup lines; `None` for in-process only.
+    pub fn redacted_url(&self) -> Option<String> {
+        self.redis_url.as_deref().map(crate::redact::redact_url)
+    }
+
+    /// Sets the CA file a `rediss://` server's certificate must chain to.
+    #[must_use]
+    pub fn with_tls_ca(mut self, ca_file: impl AsRef<Path>) -> Self {
+        self.tls_ca_file = Some(ca_file.as_ref().to_path_buf());
         self
     }
 
@@ -214,12 +253,11 @@ impl CacheConfig {
     #[cfg(feature = "redis")]
     async fn tiered(&self, url: &str, l1: MemoryStore) -> Result<crate::CacheBuilder> {
         check_scheme(url)?;
-        let redis = crate::RedisStore::connect(
-            crate::RedisConfig::new(url)
-                .with_prefix(self.prefix.clone())
-                .with_schema_version(self.schema_version),
-        )
-        .await?;
+        let mut redis_config = crate::RedisConfig::new(url)
+            .with_prefix(self.prefix.clone())
+            .with_schema_version(self.schema_version);
+        redis_config.tls_ca_file = self.tls_ca_file.clone();
+        let redis = crate::RedisStore::connect(redis_config).await?;
         // No (or a zero) L1 TTL leaves the tier's default bound in place.
         let l1_ttl = Duration::from_secs(self.l1_ttl_secs.unwrap_or(0));
         let options = crate::TierOptions::default()
@@ -247,10 +285,14 @@ fn is_memory_url(url: &str) -> bool {
 fn check_scheme(url: &str) -> Result<()> {
     let scheme = url.split("://").next().unwrap_or_default();
     match scheme {
-        "redis" | "rediss" | "redis-cluster" | "redis-sentinel" => Ok(()),
+        "redis" | "rediss" | "redis-cluster" | "rediss-cluster" | "redis-sentinel"
+        | "rediss-sentinel" => Ok(()),
         _ => Err(Error::validation(
             "url",
-            format!("unsupported cache URL scheme in {url:?} (expected memory:// or redis://)"),
+            format!(
+                "unsupported cache URL scheme in {:?} (expected memory://, redis:// or rediss://)",
+                crate::redact::redact_url(url)
+            ),
         )),
     }
 }

@@ -89,7 +89,12 @@ impl Default for MemoryLimits {
 /// let config = DocStoreConfig::new("mongodb://127.0.0.1:27017/").with_database("analytics");
 /// assert_eq!(config.database.as_deref(), Some("analytics"));
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+///
+/// Its `Debug` output shows the URL with the password masked (`mongodb://user:***@...`).
+///
+/// TLS is set in the URL (rustls, no OpenSSL): `mongodb://host:port/?tls=true&tlsCAFile=/path/to/ca.pem`
+/// checks the server's certificate against the CA file and its name against the host.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct DocStoreConfig {
     /// `mongodb://...` / `mongodb+srv://...` for MongoDB, `memory://` (the default) or an
@@ -99,6 +104,16 @@ pub struct DocStoreConfig {
     pub database: Option<String>,
     /// The bounds of the in-memory backend (ignored by MongoDB).
     pub memory: MemoryLimits,
+}
+
+impl std::fmt::Debug for DocStoreConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DocStoreConfig")
+            .field("url", &self.redacted_url())
+            .field("database", &self.database)
+            .field("memory", &self.memory)
+            .finish()
+    }
 }
 
 impl Default for DocStoreConfig {
@@ -194,6 +209,12 @@ impl DocStoreConfig {
     pub fn with_event_retention(mut self, retention: Duration) -> Self {
         self.memory.event_retention = Some(retention);
         self
+    }
+
+    /// The URL with its password masked (`mongodb://user:***@host/`), for logs and startup
+    /// lines.
+    pub fn redacted_url(&self) -> String {
+        crate::redact::redact_url(&self.url)
     }
 
     /// These settings with the database `name` instead of the URL's.

@@ -13,7 +13,10 @@ mod error;
 mod export;
 mod forward;
 mod model;
+mod redact;
 mod setup;
+#[cfg(feature = "mongodb")]
+mod tls_failure;
 mod validate;
 
 pub mod memory;

@@ -24,7 +24,11 @@ pub const MAX_QUEUE_LENGTH_VAR: &str = "MOD8_MQ_MAX_QUEUE_LENGTH";
 pub const MAX_QUEUE_BYTES_VAR: &str = "MOD8_MQ_MAX_QUEUE_BYTES";
 
 /// How to reach the broker, and what it declares on connect (and again after a reconnect).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+///
+/// `amqps://` connects over TLS (rustls) and checks the server's certificate against
+/// [`MqConfig::tls_ca_file`] and its name against the host. `Debug` output shows the URL with
+/// its password masked (`amqp://guest:***@...`).
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MqConfig {
     /// `amqp://…` / `amqps://…` for RabbitMQ; `memory://` (the default) for the in-process
     /// broker.
@@ -41,6 +45,22 @@ pub struct MqConfig {
     /// are bounded by their declarations and the server's memory alarms).
     #[serde(default)]
     pub memory_limits: MemoryQueueLimits,
+    /// The PEM file of the CA certificates an `amqps://` server's certificate must chain to
+    /// (`MOD8_TLS_CA_FILE`).
+    #[serde(default)]
+    pub tls_ca_file: Option<std::path::PathBuf>,
+}
+
+impl std::fmt::Debug for MqConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MqConfig")
+            .field("url", &self.redacted_url())
+            .field("declarations", &self.declarations)
+            .field("publish_timeout", &self.publish_timeout)
+            .field("memory_limits", &self.memory_limits)
+            .field("tls_ca_file", &self.tls_ca_file)
+            .finish()
+    }
 }
 
 fn default_url() -> String {
@@ -69,6 +89,7 @@ impl MqConfig {
             declarations: Declarations::default(),
             publish_timeout: None,
             memory_limits: MemoryQueueLimits::default(),
+            tls_ca_file: None,
         }
     }
 
@@ -90,10 +111,19 @@ impl MqConfig {
                 if known_scheme(&url).is_none() {
                     return Err(Error::validation(
                         AMQP_URL_VAR,
-                        format!("'{url}' is not an amqp://, amqps:// or memory:// URL"),
+                        format!(
+                            "'{}' is not an amqp://, amqps:// or memory:// URL",
+                            crate::redact::redact_url(&url)
+                        ),
                     ));
                 }
-                Ok(MqConfig::new(url))
+                let mut config = MqConfig::new(url);
+                config.tls_ca_file = std::env::var("MOD8_TLS_CA_FILE")
+                    .ok()
+                    .map(|v| v.trim().to_owned())
+                    .filter(|v| !v.is_empty())
+                    .map(std::path::PathBuf::from);
+                Ok(config)
             }
             Ok(_) | Err(std::env::VarError::NotPresent) => Ok(MqConfig::default()),
             Err(std::env::VarError::NotUnicode(_)) => Err(Error::validation(
@@ -106,6 +136,18 @@ impl MqConfig {
     /// Sets the URL.
     pub fn with_url(mut self, url: impl Into<String>) -> Self {
         self.url = url.into();
+        self
+    }
+
+    /// The URL with its password masked (`amqp://guest:***@host/`), for logs and startup
+    /// lines.
+    pub fn redacted_url(&self) -> String {
+        crate::redact::redact_url(&self.url)
+    }
+
+    /// Sets the CA file an `amqps://` server's certificate must chain to.
+    pub fn with_tls_ca(mut self, ca_file: impl AsRef<std::path::Path>) -> Self {
+        self.tls_ca_file = Some(ca_file.as_ref().to_path_buf());
         self
     }
 
@@ -141,7 +183,7 @@ impl MqConfig {
                 "url",
                 format!(
                     "unknown broker URL scheme in '{}' (expected amqp://, amqps:// or memory://)",
-                    self.url
+                    self.redacted_url()
                 ),
             )),
         }
@@ -182,6 +224,7 @@ async fn connect_amqp(config: &MqConfig) -> Result<DynBroker> {
     if let Some(t) = config.publish_timeout {
         options.publish_timeout = t;
     }
+    options.tls_ca_file = config.tls_ca_file.clone();
     Ok(Arc::new(
         crate::amqp::AmqpBroker::connect_with(&config.url, config.declarations.clone(), options)
             .await?,

@@ -49,6 +49,7 @@ async fn broker_restart_mid_stream_loses_nothing() {
         // through part of it and fail with errors the publisher retries.
         publish_timeout: Duration::from_secs(3),
         reconnect_timeout: Duration::from_secs(3),
+        ..Default::default()
     };
     let broker: DynBroker = Arc::new(
         AmqpBroker::connect_with(&url, topology.declarations(), options)

@@ -22,7 +22,13 @@ pub const DEFAULT_URL: &str = "sqlite::memory:";
 ///     .with_migrations(true);
 /// assert_eq!(config.max_connections, 4);
 /// ```
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+///
+/// Its `Debug` output shows the URL with the password masked (`postgres://mod8:***@...`).
+///
+/// TLS to PostgreSQL is set in the URL (rustls, no OpenSSL):
+/// `postgres://user:password@host/db?sslmode=verify-full&sslrootcert=/path/to/ca.pem` checks the
+/// server's certificate against the CA file and its name against the host.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct OrmConfig {
     /// `postgres://…` / `postgresql://…` or `sqlite:…` (`sqlite::memory:`, `sqlite://path.db`).
@@ -44,6 +50,21 @@ pub struct OrmConfig {
     /// without it a connection the server dropped fails its next call with
     /// [`Error::Unavailable`] (transient, so a retry gets a fresh connection).
     pub test_before_acquire: bool,
+}
+
+impl std::fmt::Debug for OrmConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OrmConfig")
+            .field("url", &self.redacted_url())
+            .field("max_connections", &self.max_connections)
+            .field("min_connections", &self.min_connections)
+            .field("acquire_timeout", &self.acquire_timeout)
+            .field("idle_timeout", &self.idle_timeout)
+            .field("sqlite_busy_timeout", &self.sqlite_busy_timeout)
+            .field("migrate", &self.migrate)
+            .field("test_before_acquire", &self.test_before_acquire)
+            .finish()
+    }
 }
 
 impl Default for OrmConfig {
@@ -84,6 +105,12 @@ impl OrmConfig {
             config.max_connections = max_connections_var(&n)?;
         }
         Ok(config)
+    }
+
+    /// The URL with its password masked (`postgres://mod8:***@host/db`), for logs and
+    /// startup lines.
+    pub fn redacted_url(&self) -> String {
+        crate::redact::redact_url(&self.url)
     }
 
     /// Sets the most connections in the pool (at least 1: [`OrmConfig::connect`] rejects 0

@@ -171,6 +171,11 @@ impl Error {
                 entity: "row",
                 key: String::from("(query returned no rows)"),
             },
+            sqlx::Error::Io(_) | sqlx::Error::Tls(_)
+                if crate::tls_failure::is_certificate_refusal(&err.to_string()) =>
+            {
+                Error::unavailable(backend, crate::tls_failure::TlsFailure(err))
+            }
             sqlx::Error::PoolTimedOut
             | sqlx::Error::PoolClosed
             | sqlx::Error::Io(_)

@@ -23,6 +23,8 @@ use scripts::{eval_command, COUNTER_INCREMENT_SCRIPT, TAG_ADD_SCRIPT, TAG_TAKE_S
 
 pub use config::RedisConfig;
 
+mod tls;
+
 const BACKEND: &str = "redis";
 /// Keys deleted per pipelined batch during pattern, tag and namespace invalidation.
 const UNLINK_BATCH: usize = 500;
@@ -82,6 +84,14 @@ pub(crate) fn is_transient(e: &fred::error::Error) -> bool {
     )
 }
 
+/// A failed first connection: unavailable, naming TLS when the handshake was refused.
+fn connect_error(e: fred::error::Error) -> Error {
+    if crate::tls_failure::is_certificate_refusal(&e.to_string()) {
+        return Error::unavailable(BACKEND, crate::tls_failure::TlsFailure(e));
+    }
+    Error::unavailable(BACKEND, e)
+}
+
 fn map_err(e: fred::error::Error) -> Error {
     if is_transient(&e) {
         Error::unavailable(BACKEND, e)
@@ -126,7 +136,7 @@ impl RedisStore {
             Ok(Ok(_task)) => {}
             Ok(Err(e)) => {
                 let _ = client.quit().await;
-                return Err(Error::unavailable(BACKEND, e));
+                return Err(connect_error(e));
             }
             Err(_) => {
                 let _ = client.quit().await;
@@ -156,8 +166,13 @@ impl RedisStore {
     }
 
     fn build_client(config: &RedisConfig) -> Result<fred::clients::Client> {
-        let fred_config = Config::from_url(&config.url)
+        let tls_plain_url = tls::plain_scheme(&config.url);
+        let mut fred_config = Config::from_url(tls_plain_url.as_deref().unwrap_or(&config.url))
             .map_err(|e| Error::validation("url", format!("not a redis url: {e}")))?;
+        if tls_plain_url.is_some() {
+            let tls = tls::client_config(config.tls_ca_file.as_deref())?;
+            fred_config.tls = Some(fred::types::config::TlsConnector::from(tls).into());
+        }
         let timeout = config.command_timeout;
         fred::types::Builder::from_config(fred_config)
             .with_connection_config(|c| {

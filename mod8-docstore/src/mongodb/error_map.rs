@@ -77,13 +77,16 @@ pub(crate) fn map(err: mongodb::error::Error, operation: &str) -> Error {
 }
 
 fn unavailable(source: mongodb::error::Error, operation: &str) -> Error {
-    Error::unavailable(
-        BACKEND,
-        Failed {
-            operation: operation.to_owned(),
-            source,
-        },
-    )
+    let failed = Failed {
+        operation: operation.to_owned(),
+        source,
+    };
+    // The driver retries a refused handshake until server selection gives up, and reports it
+    // inside the topology description: say it was TLS.
+    if crate::tls_failure::is_certificate_refusal(&failed.to_string()) {
+        return Error::unavailable(BACKEND, crate::tls_failure::TlsFailure(failed));
+    }
+    Error::unavailable(BACKEND, failed)
 }
 
 /// The server's message when `err` is its reply that it does not support what was asked

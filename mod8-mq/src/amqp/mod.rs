@@ -64,6 +64,10 @@ pub struct AmqpOptions {
     /// How long one operation keeps trying to reconnect before it reports
     /// [`Error::Unavailable`]. Default 30 s.
     pub reconnect_timeout: Duration,
+    /// The PEM file of the CA certificates an `amqps://` server's certificate must chain to
+    /// (required by `amqps://`; for a server with a public certificate, the system bundle such
+    /// as `/etc/ssl/certs/ca-certificates.crt`). Ignored by a plain `amqp://` URL.
+    pub tls_ca_file: Option<std::path::PathBuf>,
 }
 
 impl Default for AmqpOptions {
@@ -72,6 +76,7 @@ impl Default for AmqpOptions {
             connection_name: "mod8-mq".into(),
             publish_timeout: Duration::from_secs(30),
             reconnect_timeout: Duration::from_secs(30),
+            tls_ca_file: None,
         }
     }
 }
@@ -80,6 +85,44 @@ impl Default for AmqpOptions {
 /// that looked healthy: these are single round trips, so waiting longer means the connection
 /// died in between and the caller should go through reconnecting instead.
 const CHANNEL_SETUP_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// For an `amqps://` URL, the TLS settings trusting the CA certificates in `ca_file`;
+/// `None` for `amqp://`. An `amqps://` URL without a readable CA file is an
+/// [`Error::Validation`] of `tls_ca_file`, before anything is connected.
+fn tls_config(
+    url: &str,
+    ca_file: Option<&std::path::Path>,
+) -> Result<Option<lapin::tcp::OwnedTLSConfig>> {
+    if !url.trim_start().starts_with("amqps://") {
+        return Ok(None);
+    }
+    let Some(ca_file) = ca_file else {
+        return Err(Error::validation(
+            "tls_ca_file",
+            "an amqps:// URL needs the CA file the server's TLS certificate chains to \
+             (AmqpOptions::tls_ca_file, MqConfig::with_tls_ca, or MOD8_TLS_CA_FILE)",
+        ));
+    };
+    let pem = std::fs::read_to_string(ca_file).map_err(|e| {
+        Error::validation(
+            "tls_ca_file",
+            format!(
+                "cannot read TLS CA certificates from {}: {e}",
+                ca_file.display()
+            ),
+        )
+    })?;
+    if !pem.contains("-----BEGIN CERTIFICATE-----") {
+        return Err(Error::validation(
+            "tls_ca_file",
+            format!("no PEM certificate in {}", ca_file.display()),
+        ));
+    }
+    Ok(Some(lapin::tcp::OwnedTLSConfig {
+        identity: None,
+        cert_chain: Some(pem),
+    }))
+}
 
 /// A RabbitMQ broker. Cheap to clone; clones share the connection.
 #[derive(Clone)]
@@ -98,6 +141,8 @@ impl std::fmt::Debug for AmqpBroker {
 
 struct Inner {
     url: String,
+    /// For `amqps://`: the CA certificates (PEM) the server's certificate must chain to.
+    tls: Option<lapin::tcp::OwnedTLSConfig>,
     /// Declared on connect and again after every reconnect.
     declarations: Declarations,
     options: AmqpOptions,
@@ -137,9 +182,11 @@ impl AmqpBroker {
         declarations: Declarations,
         options: AmqpOptions,
     ) -> Result<Self> {
+        let tls = tls_config(url, options.tls_ca_file.as_deref())?;
         let broker = AmqpBroker {
             inner: Arc::new(Inner {
                 url: url.to_owned(),
+                tls,
                 declarations,
                 options,
                 live: Mutex::new(None),
@@ -176,12 +223,31 @@ impl AmqpBroker {
     async fn open(&self) -> Result<Live> {
         let properties = ConnectionProperties::default()
             .with_connection_name(self.inner.options.connection_name.as_str().into());
-        let connection = Connection::connect(&self.inner.url, properties)
-            .await
-            .map_err(|e| match map_err(e, Target::Other("connection")) {
+        let connected = match &self.inner.tls {
+            None => Connection::connect(&self.inner.url, properties).await,
+            Some(tls) => match lapin::runtime::default_runtime() {
+                Ok(runtime) => {
+                    lapin::Connect::connect_with_config(
+                        self.inner.url.as_str(),
+                        properties,
+                        tls.clone(),
+                        runtime,
+                    )
+                    .await
+                }
+                Err(e) => Err(e),
+            },
+        };
+        let connection = connected.map_err(|e| {
+            // rustls' refusal reaches us as an I/O error that does not say TLS.
+            if crate::tls_failure::is_certificate_refusal(&e.to_string()) {
+                return Error::unavailable(BACKEND, crate::tls_failure::TlsFailure(e));
+            }
+            match map_err(e, Target::Other("connection")) {
                 Error::Backend { source, .. } => Error::unavailable(BACKEND, source),
                 other => other,
-            })?;
+            }
+        })?;
         let mut all = each_declaration(&self.inner.declarations);
         all.extend(
             self.inner

@@ -135,7 +135,15 @@ impl TestDb {
     #[cfg(feature = "postgres")]
     #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
     pub async fn postgres_from_env(suite: &str) -> Option<TestDb> {
-        let var = "MOD8_POSTGRES_URL";
+        Self::postgres_from_var("MOD8_POSTGRES_URL", suite).await
+    }
+
+    /// Like [`TestDb::postgres_from_env`] with the admin URL in the variable `var` (for
+    /// instance `MOD8_POSTGRES_TLS_URL`, a `sslmode=verify-full` URL: the test database is
+    /// reached with the same query parameters).
+    #[cfg(feature = "postgres")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
+    pub async fn postgres_from_var(var: &str, suite: &str) -> Option<TestDb> {
         match std::env::var(var) {
             Ok(url) if !url.trim().is_empty() => {
                 use std::io::Write;
