@@ -9,9 +9,9 @@
 //! shares the proxy's address (forwarded headers are not trusted).
 //!
 //! State is bounded: callers whose bucket is full again are forgotten (every
-//! [`SWEEP_EVERY`] checks, and whenever [`HttpLimits::max_tracked_callers`] are tracked); if
-//! that many are still active, callers not yet tracked share one overflow bucket until some
-//! are forgotten.
+//! [`SWEEP_EVERY`] checks, and every [`SATURATED_SWEEP_EVERY`] while
+//! [`HttpLimits::max_tracked_callers`] are tracked); while that many are tracked, every request
+//! is counted against one shared overflow bucket until some callers are forgotten.
 
 use std::net::SocketAddr;
 use std::num::NonZeroU32;
@@ -33,6 +33,8 @@ use crate::App;
 
 /// Checks between two sweeps of forgotten callers.
 pub const SWEEP_EVERY: u64 = 4096;
+/// Checks between two sweeps while the limiter tracks its maximum of callers.
+pub const SATURATED_SWEEP_EVERY: u64 = 256;
 const OVERFLOW_KEY: &str = "overflow";
 
 type Keyed = RateLimiter<String, DefaultKeyedStateStore<String>, DefaultClock>;
@@ -80,7 +82,12 @@ impl RateLimits {
     /// `Ok` if `key` may make one more request on `limiter`, else the seconds to wait.
     fn check(&self, limiter: &Keyed, key: String) -> Result<(), u64> {
         let n = self.checks.fetch_add(1, Ordering::Relaxed);
-        if n % SWEEP_EVERY == SWEEP_EVERY - 1 || limiter.len() >= self.max_keys {
+        // A sweep scans every tracked caller: when full, at most one per SATURATED_SWEEP_EVERY
+        // checks, so a caller flooding with new keys cannot make every request pay for one.
+        let saturated = limiter.len() >= self.max_keys;
+        if n % SWEEP_EVERY == SWEEP_EVERY - 1
+            || (saturated && n.is_multiple_of(SATURATED_SWEEP_EVERY))
+        {
             limiter.retain_recent();
             limiter.shrink_to_fit();
         }

@@ -1,10 +1,11 @@
 //! The connection layer under the router: hyper's server (HTTP/1.1 and HTTP/2) with the
 //! connection limits of [`HttpLimits`](crate::config::HttpLimits).
 //!
-//! - Header-read timeout: a client that has not sent a request's whole head within it is
-//!   disconnected (hyper closes the connection without an answer). Hyper starts this clock when
-//!   it starts waiting for a request head, so on HTTP/1.1 it also bounds the wait for the next
-//!   request on a kept-alive connection.
+//! - Header-read timeout (HTTP/1.1): a client that has not sent a request's whole head within
+//!   it is disconnected (hyper closes the connection without an answer). Hyper starts this
+//!   clock when it starts waiting for a request head, so it also bounds the wait for the next
+//!   request on a kept-alive connection. Hyper has no such timeout for HTTP/2: an HTTP/2
+//!   connection is bounded by the idle timeout and the cap only.
 //! - Idle timeout: a connection on which no byte was read or written for that long is shut down
 //!   gracefully (a request in progress is finished first); this covers HTTP/2 too.
 //! - Connection cap: at most `max_connections` are served at once; one beyond it is answered
