@@ -39,6 +39,9 @@ pub struct App {
     pub pipeline: Pipeline,
     /// Prometheus metrics.
     pub metrics: Metrics,
+    /// Signs and verifies the API's bearer tokens ([`AppConfig::auth`]'s keys, or a generated
+    /// development key when none are configured).
+    pub auth: crate::http::auth::Authenticator,
     /// Live dashboard fed by the analytics fanout.
     pub live: Arc<LiveDashboard>,
     /// The outbox relay's handle: its counters, and the wake-up a committed registration
@@ -115,6 +118,7 @@ impl App {
             .await
             .context("declaring the live dashboard queue")?;
         let pipeline = Pipeline::new(Producer::new(broker.clone()), config.topology.clone());
+        let auth = crate::http::auth::Authenticator::new(&config.auth);
         Ok(Arc::new(Self {
             live: Arc::new(LiveDashboard::new(
                 config.alert_threshold,
@@ -127,6 +131,7 @@ impl App {
             broker,
             pipeline,
             metrics: Metrics::new(),
+            auth,
             outbox: Outbox::new(),
             notifier: LoggingNotifier::default(),
             model: RwLock::new(None),

@@ -19,6 +19,155 @@ pub const LIVE_QUEUE: &str = "live_dashboard_queue";
 /// `MOD8_CACHE_L1_CAPACITY` overrides it.
 pub const DEFAULT_L1_CAPACITY: usize = 100_000;
 
+/// Default lifetime of the bearer tokens the API issues (`MOD8_TOKEN_TTL_SECS`): 24 hours.
+pub const DEFAULT_TOKEN_TTL: Duration = Duration::from_secs(24 * 3600);
+
+/// Shortest HS256 secret accepted in `MOD8_AUTH_KEYS` (bytes): the hash's own 256 bits.
+pub const MIN_SECRET_LEN: usize = 32;
+
+/// One HS256 signing key and its key id (`kid`, carried in every token it signs).
+#[derive(Clone, PartialEq, Eq)]
+pub struct AuthKey {
+    /// The key id: names the key in the token header, so a rotated-out key can be retired.
+    pub kid: String,
+    /// The shared secret (at least [`MIN_SECRET_LEN`] bytes).
+    pub secret: Vec<u8>,
+}
+
+impl std::fmt::Debug for AuthKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the secret: configurations are logged and printed in test failures.
+        f.debug_struct("AuthKey")
+            .field("kid", &self.kid)
+            .field("secret", &"<redacted>")
+            .finish()
+    }
+}
+
+/// Bearer-token authentication of the HTTP API (see [`crate::http::auth`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthConfig {
+    /// Keys from `MOD8_AUTH_KEYS="kid1:secret1,kid2:secret2"`: the first signs new tokens,
+    /// every one listed verifies (rotation: put the new key first, keep the old one listed
+    /// until its tokens have expired, then remove it). Empty: [`crate::App::build`] generates a
+    /// random development key that lives as long as the process.
+    pub keys: Vec<AuthKey>,
+    /// Lifetime of issued tokens (`MOD8_TOKEN_TTL_SECS`, default [`DEFAULT_TOKEN_TTL`]).
+    pub token_ttl: Duration,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self {
+            keys: Vec::new(),
+            token_ttl: DEFAULT_TOKEN_TTL,
+        }
+    }
+}
+
+impl AuthConfig {
+    /// Parses a `MOD8_AUTH_KEYS` value: comma-separated `kid:secret` pairs, key ids unique and
+    /// without `:` or `,`, secrets at least [`MIN_SECRET_LEN`] bytes.
+    ///
+    /// # Errors
+    ///
+    /// A malformed pair, an empty or repeated key id, or a short secret — naming the key id,
+    /// never the secret.
+    pub fn parse_keys(raw: &str) -> anyhow::Result<Vec<AuthKey>> {
+        let mut keys: Vec<AuthKey> = Vec::new();
+        for (i, pair) in raw.split(',').map(str::trim).enumerate() {
+            if pair.is_empty() {
+                continue;
+            }
+            let Some((kid, secret)) = pair.split_once(':') else {
+                anyhow::bail!(
+                    "MOD8_AUTH_KEYS: entry {} is not `kid:secret` (no `:`)",
+                    i + 1
+                );
+            };
+            let kid = kid.trim();
+            if kid.is_empty() {
+                anyhow::bail!("MOD8_AUTH_KEYS: entry {} has an empty key id", i + 1);
+            }
+            if secret.len() < MIN_SECRET_LEN {
+                anyhow::bail!(
+                    "MOD8_AUTH_KEYS: the secret of key {kid:?} is {} bytes; HS256 needs at least {MIN_SECRET_LEN}",
+                    secret.len()
+                );
+            }
+            if keys.iter().any(|k| k.kid == kid) {
+                anyhow::bail!("MOD8_AUTH_KEYS: key id {kid:?} is listed twice");
+            }
+            keys.push(AuthKey {
+                kid: kid.to_owned(),
+                secret: secret.as_bytes().to_vec(),
+            });
+        }
+        if keys.is_empty() {
+            anyhow::bail!("MOD8_AUTH_KEYS is set but lists no `kid:secret` pair");
+        }
+        Ok(keys)
+    }
+}
+
+/// Rate and connection limits of the HTTP server (see [`crate::http`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpLimits {
+    /// Requests per second one caller may make: per token subject when the request carries a
+    /// valid token, per client address otherwise (`MOD8_RATE_LIMIT_PER_SEC`, default 50).
+    pub requests_per_second: u32,
+    /// How many requests a caller may make at once above the steady rate
+    /// (`MOD8_RATE_LIMIT_BURST`, default 100).
+    pub request_burst: u32,
+    /// Registrations (`POST /api/users`) per minute from one client address
+    /// (`MOD8_REGISTRATIONS_PER_MIN`, default 10).
+    pub registrations_per_minute: u32,
+    /// Registrations from one address at once above that rate
+    /// (`MOD8_REGISTRATION_BURST`, default 10).
+    pub registration_burst: u32,
+    /// Most callers (keys) the rate limiters track; beyond it, callers not yet tracked share
+    /// one bucket until idle ones are forgotten (default 100,000).
+    pub max_tracked_callers: usize,
+    /// Most connections served at once; a connection beyond it is answered 503 and closed
+    /// (`MOD8_MAX_CONNECTIONS`, default 1024).
+    pub max_connections: usize,
+    /// Longest a client may take to send a request's headers, and the longest an HTTP/1.1
+    /// connection waits for its next request (`MOD8_HEADER_READ_TIMEOUT_SECS`, default 10 s).
+    pub header_read_timeout: Duration,
+    /// Longest a connection (HTTP/1.1 or HTTP/2) may stay without any byte read or written
+    /// before it is shut down (`MOD8_IDLE_TIMEOUT_SECS`, default 60 s).
+    pub idle_timeout: Duration,
+}
+
+impl Default for HttpLimits {
+    fn default() -> Self {
+        Self {
+            requests_per_second: 50,
+            request_burst: 100,
+            registrations_per_minute: 10,
+            registration_burst: 10,
+            max_tracked_callers: 100_000,
+            max_connections: 1024,
+            header_read_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+impl HttpLimits {
+    /// Limits no test suite reaches (the rate limiters still run): for tests that make many
+    /// requests from one address.
+    pub fn generous() -> Self {
+        Self {
+            requests_per_second: 100_000,
+            request_burst: 100_000,
+            registrations_per_minute: 100_000,
+            registration_burst: 100_000,
+            ..Self::default()
+        }
+    }
+}
+
 /// Everything [`crate::App::build`] needs.
 #[derive(Debug, Clone)]
 pub struct AppConfig {
@@ -66,6 +215,10 @@ pub struct AppConfig {
     /// rebuilds the recommendation model (`MOD8_INSIGHTS_REFRESH_SECS`, default 300 s); the
     /// model is also rebuilt after orders.
     pub insights_refresh: Duration,
+    /// Bearer-token keys and lifetime (`MOD8_AUTH_KEYS`, `MOD8_TOKEN_TTL_SECS`).
+    pub auth: AuthConfig,
+    /// Rate and connection limits of the HTTP server.
+    pub http: HttpLimits,
 }
 
 impl AppConfig {
@@ -93,7 +246,55 @@ impl AppConfig {
             std::env::var("MOD8_ALERT_THRESHOLD").ok().as_deref(),
             std::env::var("MOD8_ALERT_WINDOW_SECS").ok().as_deref(),
         )?
-        .with_insights_refresh(std::env::var("MOD8_INSIGHTS_REFRESH_SECS").ok().as_deref())
+        .with_insights_refresh(std::env::var("MOD8_INSIGHTS_REFRESH_SECS").ok().as_deref())?
+        .with_security(|name| std::env::var(name).ok())
+    }
+
+    /// Applies the auth and HTTP-limit variables, read through `var` (unset keeps the default);
+    /// separate from [`AppConfig::from_env`] so it is testable without the process environment.
+    fn with_security(mut self, var: impl Fn(&str) -> Option<String>) -> anyhow::Result<Self> {
+        fn number<T: std::str::FromStr + PartialOrd + Default>(
+            var: &impl Fn(&str) -> Option<String>,
+            name: &str,
+            what: &str,
+        ) -> anyhow::Result<Option<T>> {
+            let Some(raw) = var(name) else {
+                return Ok(None);
+            };
+            match raw.trim().parse::<T>() {
+                Ok(n) if n > T::default() => Ok(Some(n)),
+                _ => anyhow::bail!("{name}={raw:?}: expected a whole number of {what} above 0"),
+            }
+        }
+        if let Some(raw) = var("MOD8_AUTH_KEYS") {
+            self.auth.keys = AuthConfig::parse_keys(&raw)?;
+        }
+        if let Some(n) = number::<u64>(&var, "MOD8_TOKEN_TTL_SECS", "seconds")? {
+            self.auth.token_ttl = Duration::from_secs(n);
+        }
+        let limits = &mut self.http;
+        if let Some(n) = number(&var, "MOD8_RATE_LIMIT_PER_SEC", "requests")? {
+            limits.requests_per_second = n;
+        }
+        if let Some(n) = number(&var, "MOD8_RATE_LIMIT_BURST", "requests")? {
+            limits.request_burst = n;
+        }
+        if let Some(n) = number(&var, "MOD8_REGISTRATIONS_PER_MIN", "registrations")? {
+            limits.registrations_per_minute = n;
+        }
+        if let Some(n) = number(&var, "MOD8_REGISTRATION_BURST", "registrations")? {
+            limits.registration_burst = n;
+        }
+        if let Some(n) = number(&var, "MOD8_MAX_CONNECTIONS", "connections")? {
+            limits.max_connections = n;
+        }
+        if let Some(n) = number::<u64>(&var, "MOD8_HEADER_READ_TIMEOUT_SECS", "seconds")? {
+            limits.header_read_timeout = Duration::from_secs(n);
+        }
+        if let Some(n) = number::<u64>(&var, "MOD8_IDLE_TIMEOUT_SECS", "seconds")? {
+            limits.idle_timeout = Duration::from_secs(n);
+        }
+        Ok(self)
     }
 
     /// Applies a `MOD8_INSIGHTS_REFRESH_SECS` value (unset keeps the default).
@@ -157,6 +358,8 @@ impl AppConfig {
             outbox_retention: Duration::from_secs(7 * 24 * 3600),
             model_refresh: Duration::from_secs(300),
             insights_refresh: Duration::from_secs(300),
+            auth: AuthConfig::default(),
+            http: HttpLimits::default(),
         }
     }
 
@@ -217,6 +420,69 @@ impl AppConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn vars(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: std::collections::HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        move |name| map.get(name).cloned()
+    }
+
+    #[test]
+    fn auth_keys_and_limits_come_from_their_variables() {
+        let a = "a".repeat(32);
+        let b = "b".repeat(40);
+        let config = AppConfig::embedded()
+            .with_security(vars(&[
+                ("MOD8_AUTH_KEYS", &format!("new:{a}, old:{b}")),
+                ("MOD8_TOKEN_TTL_SECS", "60"),
+                ("MOD8_REGISTRATIONS_PER_MIN", "3"),
+                ("MOD8_MAX_CONNECTIONS", "7"),
+                ("MOD8_HEADER_READ_TIMEOUT_SECS", "2"),
+            ]))
+            .unwrap();
+        let kids: Vec<_> = config.auth.keys.iter().map(|k| k.kid.as_str()).collect();
+        assert_eq!(kids, ["new", "old"]);
+        assert_eq!(config.auth.keys[1].secret, b.as_bytes());
+        assert_eq!(config.auth.token_ttl, Duration::from_secs(60));
+        assert_eq!(config.http.registrations_per_minute, 3);
+        assert_eq!(config.http.max_connections, 7);
+        assert_eq!(config.http.header_read_timeout, Duration::from_secs(2));
+        assert_eq!(
+            config.http.requests_per_second,
+            HttpLimits::default().requests_per_second
+        );
+        assert!(!format!("{config:?}").contains(&a), "a secret in Debug");
+
+        let defaults = AppConfig::embedded().with_security(vars(&[])).unwrap();
+        assert!(defaults.auth.keys.is_empty());
+        assert_eq!(defaults.auth.token_ttl, DEFAULT_TOKEN_TTL);
+    }
+
+    #[test]
+    fn bad_auth_keys_are_refused_naming_the_key_not_the_secret() {
+        let long = "s".repeat(32);
+        for (raw, expected) in [
+            ("short:tooshort".to_owned(), "\"short\""),
+            ("nocolon".to_owned(), "entry 1"),
+            (format!(":{long}"), "empty key id"),
+            (format!("k:{long},k:{long}"), "twice"),
+            (" , ".to_owned(), "lists no"),
+        ] {
+            let err = AppConfig::embedded()
+                .with_security(vars(&[("MOD8_AUTH_KEYS", &raw)]))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(expected), "{raw}: {err}");
+            assert!(!err.contains("tooshort") && !err.contains(&long), "{err}");
+        }
+        let err = AppConfig::embedded()
+            .with_security(vars(&[("MOD8_RATE_LIMIT_PER_SEC", "0")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("MOD8_RATE_LIMIT_PER_SEC"), "{err}");
+    }
 
     #[test]
     fn the_startup_lines_and_debug_output_mask_every_password() {

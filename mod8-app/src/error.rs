@@ -8,7 +8,7 @@
 
 use std::sync::Arc;
 
-use axum::http::StatusCode;
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::json;
@@ -27,6 +27,19 @@ pub enum AppError {
         field: String,
         /// What is wrong with it.
         message: String,
+    },
+    /// No valid bearer token: missing, malformed, signed by an unknown key, badly signed or
+    /// expired (the message says which): 401 with `WWW-Authenticate: Bearer`.
+    #[error("{0}")]
+    Unauthorized(String),
+    /// A valid token whose scope or subject does not allow this request: 403.
+    #[error("{0}")]
+    Forbidden(String),
+    /// The caller went over its rate limit: 429 with `Retry-After` (whole seconds).
+    #[error("too many requests; retry after {retry_after_secs} s")]
+    RateLimited {
+        /// Seconds until the next request may be accepted (at least 1).
+        retry_after_secs: u64,
     },
     /// The thing asked for does not exist: 404.
     #[error("{0} not found")]
@@ -67,6 +80,9 @@ impl AppError {
         match self {
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::Validation { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            Self::Forbidden(_) => StatusCode::FORBIDDEN,
+            Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Conflict { .. } => StatusCode::CONFLICT,
             Self::Unsupported(_) => StatusCode::NOT_IMPLEMENTED,
@@ -80,6 +96,9 @@ impl AppError {
         match self {
             Self::BadRequest(_) => "bad_request",
             Self::Validation { .. } => "validation",
+            Self::Unauthorized(_) => "unauthorized",
+            Self::Forbidden(_) => "forbidden",
+            Self::RateLimited { .. } => "rate_limited",
             Self::NotFound(_) => "not_found",
             Self::Conflict { .. } => "conflict",
             Self::Unsupported(_) => "unsupported",
@@ -264,10 +283,24 @@ impl IntoResponse for AppError {
             _ => {}
         }
         let mut response = (status, Json(json!({ "error": error }))).into_response();
-        if let Self::Internal(cause) = self {
-            response
-                .extensions_mut()
-                .insert(InternalErrorCause(format!("{cause:#}")));
+        match self {
+            Self::Internal(cause) => {
+                response
+                    .extensions_mut()
+                    .insert(InternalErrorCause(format!("{cause:#}")));
+            }
+            Self::Unauthorized(_) => {
+                response.headers_mut().insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Bearer realm=\"mod8\""),
+                );
+            }
+            Self::RateLimited { retry_after_secs } => {
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
+            }
+            _ => {}
         }
         response
     }
@@ -337,6 +370,11 @@ impl From<Arc<AppError>> for AppError {
             Err(e) => match e.as_ref() {
                 AppError::BadRequest(m) => AppError::BadRequest(m.clone()),
                 AppError::Validation { field, message } => AppError::validation(field, message),
+                AppError::Unauthorized(m) => AppError::Unauthorized(m.clone()),
+                AppError::Forbidden(m) => AppError::Forbidden(m.clone()),
+                AppError::RateLimited { retry_after_secs } => AppError::RateLimited {
+                    retry_after_secs: *retry_after_secs,
+                },
                 AppError::NotFound(m) => AppError::NotFound(m.clone()),
                 AppError::Conflict { field } => AppError::Conflict {
                     field: field.clone(),
@@ -409,6 +447,19 @@ mod tests {
             (AppError::BadRequest("x".into()), 400, "bad_request"),
             (AppError::validation("email", "bad"), 422, "validation"),
             (AppError::NotFound("user 1".into()), 404, "not_found"),
+            (
+                AppError::Unauthorized("no token".into()),
+                401,
+                "unauthorized",
+            ),
+            (AppError::Forbidden("not yours".into()), 403, "forbidden"),
+            (
+                AppError::RateLimited {
+                    retry_after_secs: 3,
+                },
+                429,
+                "rate_limited",
+            ),
             (
                 AppError::Conflict {
                     field: "email".into(),
@@ -634,6 +685,22 @@ mod tests {
             .await
             .unwrap();
         Some(mod8_orm::Error::from_sqlx("postgres", failed))
+    }
+
+    #[test]
+    fn auth_and_rate_limit_errors_carry_their_headers() {
+        let response = AppError::Unauthorized("no token".into()).into_response();
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+        let challenge = response.headers()[header::WWW_AUTHENTICATE]
+            .to_str()
+            .unwrap();
+        assert!(challenge.starts_with("Bearer"), "{challenge}");
+        let response = AppError::RateLimited {
+            retry_after_secs: 7,
+        }
+        .into_response();
+        assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(response.headers()[header::RETRY_AFTER], "7");
     }
 
     #[test]

@@ -38,6 +38,13 @@ pub struct RequestLabels {
     pub status: u16,
 }
 
+/// Label of the per-route counters: the matched route.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RouteLabel {
+    /// The matched route (`/api/users`), or `unmatched`.
+    pub route: String,
+}
+
 /// Labels of the per-dependency gauges and the query latency histogram.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct NameLabel {
@@ -82,6 +89,8 @@ pub struct Metrics {
     requests: Family<RequestLabels, Histogram>,
     queries: Family<NameLabel, Histogram>,
     invalidation_failures: Counter<u64, AtomicU64>,
+    rate_limited: Family<RouteLabel, Counter<u64, AtomicU64>>,
+    connections_refused: Counter<u64, AtomicU64>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -112,6 +121,8 @@ impl Metrics {
                 latency_histogram as fn() -> Histogram,
             ),
             invalidation_failures: Counter::default(),
+            rate_limited: Family::default(),
+            connections_refused: Counter::default(),
         }
     }
 
@@ -141,6 +152,35 @@ impl Metrics {
         self.invalidation_failures.inc();
     }
 
+    /// Count one request answered 429 on `route` (the matched route).
+    pub fn rate_limited(&self, route: &str) {
+        self.rate_limited
+            .get_or_create(&RouteLabel {
+                route: route.to_owned(),
+            })
+            .inc();
+    }
+
+    /// Requests answered 429 on `route` so far.
+    pub fn rate_limited_count(&self, route: &str) -> u64 {
+        self.rate_limited
+            .get_or_create(&RouteLabel {
+                route: route.to_owned(),
+            })
+            .get()
+    }
+
+    /// Count one connection answered 503 and closed because the server was at its connection
+    /// cap.
+    pub fn connection_refused(&self) {
+        self.connections_refused.inc();
+    }
+
+    /// Connections refused at the cap so far.
+    pub fn connections_refused(&self) -> u64 {
+        self.connections_refused.get()
+    }
+
     /// Cache invalidations that failed so far.
     pub fn cache_invalidation_failures(&self) -> u64 {
         self.invalidation_failures.get()
@@ -166,6 +206,16 @@ impl Metrics {
             "cache_invalidation_failures",
             "Cache invalidations that failed after a committed write (served anyway)",
             self.invalidation_failures.clone(),
+        );
+        registry.register(
+            "http_rate_limited",
+            "Requests answered 429 (over the caller's rate limit) by route",
+            self.rate_limited.clone(),
+        );
+        registry.register(
+            "http_connections_refused",
+            "Connections answered 503 and closed at the connection cap",
+            self.connections_refused.clone(),
         );
         registry.register_collector(Box::new(ScrapeCollector(snapshot.clone())));
         let mut out = String::new();
@@ -445,6 +495,9 @@ mod tests {
         metrics.observe_request("/api/users", "POST", 201, Duration::from_millis(3));
         metrics.observe_query("sql.create_user", Duration::from_micros(800));
         metrics.cache_invalidation_failed();
+        metrics.rate_limited("/api/users");
+        metrics.rate_limited("/api/users");
+        metrics.connection_refused();
         let text = metrics.render(&Snapshot {
             cache_name: "app".into(),
             cache: CacheStats {
@@ -483,6 +536,14 @@ mod tests {
         assert!(text.contains("mod8_outbox_unpublishable 1\n"), "{text}");
         assert!(
             text.contains("mod8_cache_invalidation_failures_total 1\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("mod8_http_rate_limited_total{route=\"/api/users\"} 2\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("mod8_http_connections_refused_total 1\n"),
             "{text}"
         );
         assert!(text.ends_with("# EOF\n"), "{text}");

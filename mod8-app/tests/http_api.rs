@@ -23,6 +23,10 @@ async fn registration_and_its_errors(s: &Server) {
     let ada = name("ada");
     let body = s.register(&ada).await;
     assert_eq!(body["user"]["username"], ada.as_str());
+    // The new user's own token: it speaks for that user, with the user scope.
+    let claims = s.app.auth.verify(&token_of(&body)).unwrap();
+    assert_eq!(claims.sub, id_of(&body).to_string());
+    assert_eq!(claims.scope, mod8_app::http::auth::Scope::User);
     assert!(body["user"]["address_id"].is_string());
     let recs = body["recommendations"]["recommendations"]
         .as_array()
@@ -130,9 +134,13 @@ async fn registration_reaches_the_document_store(s: &Server) {
 async fn events_flow_to_the_log_and_dashboard(s: &Server) {
     let user = s.register(&name("linus")).await;
     let id = user["user"]["id"].as_str().unwrap().to_owned();
+    // The user records its own events with its own token.
+    let own = Some(token_of(&user));
+    let own = own.as_deref();
     for t in ["session", "page_view", "page_view", "click"] {
         let (status, body) = s
-            .post(
+            .post_as(
+                own,
                 "/api/events",
                 json!({"user_id": id, "event_type": t, "properties": {"page": "/home"}}),
             )
@@ -140,7 +148,8 @@ async fn events_flow_to_the_log_and_dashboard(s: &Server) {
         assert_eq!(status, StatusCode::ACCEPTED, "{body}");
     }
     let (_, body) = s
-        .post(
+        .post_as(
+            own,
             "/api/events",
             json!({"user_id": id, "event_type": "search"}),
         )
@@ -229,8 +238,13 @@ async fn personalisation_is_cached_and_invalidated(s: &Server) {
     }
     let user = s.register(&name("margaret")).await;
     let id = id_of(&user);
+    // She reads her own data with her own token.
+    let own = Some(token_of(&user));
+    let own = own.as_deref();
     // Registration cached the first answer.
-    let (status, first) = s.get(&format!("/api/users/{id}/recommendations")).await;
+    let (status, first) = s
+        .get_as(own, &format!("/api/users/{id}/recommendations"))
+        .await;
     assert_eq!(status, StatusCode::OK, "{first}");
     assert_eq!(first["cached"], true);
 
@@ -238,7 +252,9 @@ async fn personalisation_is_cached_and_invalidated(s: &Server) {
     // refreshed co-purchase model); book 1 comes first and book 0 is never recommended.
     buy(s, id, &[books[0].id]).await;
     s.app.invalidate_model().await;
-    let (_, cold) = s.get(&format!("/api/users/{id}/recommendations")).await;
+    let (_, cold) = s
+        .get_as(own, &format!("/api/users/{id}/recommendations"))
+        .await;
     assert_eq!(cold["cached"], false, "{cold}");
     let recs = cold["recommendations"].as_array().unwrap();
     assert_eq!(
@@ -252,11 +268,13 @@ async fn personalisation_is_cached_and_invalidated(s: &Server) {
     assert!(recs
         .iter()
         .all(|r| (0.0..=1.0).contains(&r["score"].as_f64().unwrap())));
-    let (_, warm) = s.get(&format!("/api/users/{id}/recommendations")).await;
+    let (_, warm) = s
+        .get_as(own, &format!("/api/users/{id}/recommendations"))
+        .await;
     assert_eq!(warm["cached"], true);
     assert_eq!(warm["recommendations"], cold["recommendations"]);
 
-    let (status, profile) = s.get(&format!("/api/users/{id}/profile")).await;
+    let (status, profile) = s.get_as(own, &format!("/api/users/{id}/profile")).await;
     assert_eq!(status, StatusCode::OK, "{profile}");
     assert!(profile["profile"]["total_spend"].as_f64().unwrap() > 0.0);
     assert_eq!(profile["predictions"].as_array().unwrap().len(), 3);
@@ -288,6 +306,7 @@ async fn insights_metrics_and_health(s: &Server) {
     let r = s
         .http
         .get(format!("{}/metrics", s.base))
+        .bearer_auth(&s.admin)
         .send()
         .await
         .unwrap();

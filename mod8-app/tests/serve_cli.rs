@@ -1,5 +1,6 @@
-//! `mod8 serve` run as a process on the embedded defaults: it answers, and on SIGTERM it stops
-//! accepting but finishes the request in flight before exiting 0.
+//! `mod8 serve` run as a process on the embedded defaults: it answers, prints one admin token
+//! for its development key, and on SIGTERM it stops accepting but finishes the request in
+//! flight before exiting 0.
 #![allow(clippy::unwrap_used)]
 #![cfg(unix)]
 
@@ -19,14 +20,34 @@ impl Drop for Server {
     }
 }
 
-/// Starts `mod8 serve` on a free port with no `MOD8_*` service variables (embedded defaults);
-/// returns it, its address and its log lines as they arrive.
-fn start() -> (Server, SocketAddr, mpsc::Receiver<String>) {
+/// A started server's address, its log lines (stderr) and its stdout lines, as they arrive.
+struct Started {
+    server: Server,
+    addr: SocketAddr,
+    logs: mpsc::Receiver<String>,
+    stdout: mpsc::Receiver<String>,
+}
+
+fn lines(stream: impl Read + Send + 'static) -> mpsc::Receiver<String> {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stream).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+/// Starts `mod8 serve` on a free port with no `MOD8_*` variables (embedded defaults, a
+/// development key).
+fn start() -> Started {
     let mut command = Command::new(env!("CARGO_BIN_EXE_mod8"));
     command
         .args(["--json-logs", "serve", "--addr", "127.0.0.1:0"])
         .env("RUST_LOG", "info")
-        .stdout(Stdio::null())
+        .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     for (key, _) in std::env::vars() {
         if key.starts_with("MOD8_") {
@@ -34,15 +55,8 @@ fn start() -> (Server, SocketAddr, mpsc::Receiver<String>) {
         }
     }
     let mut child = command.spawn().expect("the mod8 binary starts");
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
+    let rx = lines(child.stderr.take().unwrap());
+    let stdout = lines(child.stdout.take().unwrap());
     let server = Server(child);
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
@@ -54,19 +68,29 @@ fn start() -> (Server, SocketAddr, mpsc::Receiver<String>) {
         };
         if json["fields"]["message"] == "serving the mod8 API" {
             let addr = json["fields"]["addr"].as_str().unwrap().parse().unwrap();
-            return (server, addr, rx);
+            return Started {
+                server,
+                addr,
+                logs: rx,
+                stdout,
+            };
         }
     }
 }
 
 fn get(addr: SocketAddr, path: &str) -> String {
+    get_with(addr, path, "")
+}
+
+/// GET with extra header lines (each ending in `\r\n`).
+fn get_with(addr: SocketAddr, path: &str, headers: &str) -> String {
     let mut stream = TcpStream::connect(addr).unwrap();
     stream
         .set_read_timeout(Some(Duration::from_secs(10)))
         .unwrap();
     write!(
         stream,
-        "GET {path} HTTP/1.1\r\nHost: mod8\r\nConnection: close\r\n\r\n"
+        "GET {path} HTTP/1.1\r\nHost: mod8\r\n{headers}Connection: close\r\n\r\n"
     )
     .unwrap();
     let mut response = String::new();
@@ -86,8 +110,54 @@ fn wait_for_exit(server: &mut Server, within: Duration) -> Option<std::process::
 }
 
 #[test]
+fn serve_prints_one_admin_token_on_stdout_and_never_logs_it() {
+    let Started {
+        server,
+        addr,
+        logs,
+        stdout,
+    } = start();
+    let token = loop {
+        let line = stdout
+            .recv_timeout(Duration::from_secs(30))
+            .expect("the admin token on stdout");
+        if let Some(token) = line.strip_prefix("TOKEN=") {
+            break token.to_owned();
+        }
+    };
+    let without = get(addr, "/metrics");
+    assert!(without.starts_with("HTTP/1.1 401"), "{without}");
+    let with = get_with(
+        addr,
+        "/metrics",
+        &format!("Authorization: Bearer {token}\r\n"),
+    );
+    assert!(with.starts_with("HTTP/1.1 200"), "{with}");
+    assert!(
+        with.contains("mod8_http_request_duration_seconds"),
+        "{with}"
+    );
+    drop(server);
+    let printed: Vec<String> = stdout.try_iter().collect();
+    assert!(
+        printed.iter().all(|l| !l.starts_with("TOKEN=")),
+        "printed more than once: {printed:#?}"
+    );
+    let logged: Vec<String> = logs.try_iter().collect();
+    assert!(
+        logged.iter().all(|l| !l.contains(&token)),
+        "the token reached the logs: {logged:#?}"
+    );
+}
+
+#[test]
 fn sigterm_drains_the_request_in_flight_then_exits_zero() {
-    let (mut server, addr, logs) = start();
+    let Started {
+        mut server,
+        addr,
+        logs,
+        ..
+    } = start();
     let health = get(addr, "/healthz");
     assert!(health.starts_with("HTTP/1.1 200"), "{health}");
 

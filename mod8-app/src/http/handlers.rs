@@ -10,10 +10,11 @@ use axum::Json;
 use serde::Serialize;
 use uuid::Uuid;
 
+use super::auth::{Caller, IssuedToken, Scope, TokenRequest};
 use super::ApiJson;
 use crate::error::{AppError, AppResult};
 use crate::flows::analytics::EventInput;
-use crate::flows::registration::Registration;
+use crate::flows::registration::{Registered, Registration};
 use crate::App;
 
 fn user_id(raw: &str) -> AppResult<Uuid> {
@@ -21,44 +22,96 @@ fn user_id(raw: &str) -> AppResult<Uuid> {
         .map_err(|_| AppError::validation("id", format!("{raw:?} is not a user id (UUID)")))
 }
 
+/// The 201 body of a registration: the registration and the new user's token.
+#[derive(Debug, Serialize)]
+pub struct RegisteredWithToken {
+    /// The user and initial recommendations.
+    #[serde(flatten)]
+    pub registered: Registered,
+    /// A `user` token for the new user (`Authorization: Bearer <token>`).
+    pub token: String,
+    /// When that token expires.
+    pub token_expires_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// Public (rate-limited per address): the new user gets its own token.
 pub(super) async fn register(
     State(app): State<Arc<App>>,
     ApiJson(registration): ApiJson<Registration>,
 ) -> AppResult<Response> {
     let registered = app.register(registration).await?;
-    Ok((StatusCode::CREATED, Json(registered)).into_response())
+    let issued = app
+        .auth
+        .issue(Scope::User, &registered.user.id.to_string())?;
+    let body = RegisteredWithToken {
+        registered,
+        token: issued.token,
+        token_expires_at: issued.expires_at,
+    };
+    Ok((StatusCode::CREATED, Json(body)).into_response())
 }
 
+/// The user itself, a service or an admin.
 pub(super) async fn record_event(
     State(app): State<Arc<App>>,
+    caller: Caller,
     ApiJson(event): ApiJson<EventInput>,
 ) -> AppResult<Response> {
+    caller.may_record_for(event.user_id)?;
     let accepted = app.record_event(event).await?;
     Ok((StatusCode::ACCEPTED, Json(accepted)).into_response())
 }
 
+/// The user itself or an admin.
 pub(super) async fn recommendations(
     State(app): State<Arc<App>>,
+    caller: Caller,
     Path(id): Path<String>,
 ) -> AppResult<Response> {
-    Ok(Json(app.recommendations(user_id(&id)?).await?).into_response())
+    let id = user_id(&id)?;
+    caller.may_read_user(id)?;
+    Ok(Json(app.recommendations(id).await?).into_response())
 }
 
+/// The user itself or an admin.
 pub(super) async fn profile(
     State(app): State<Arc<App>>,
+    caller: Caller,
     Path(id): Path<String>,
 ) -> AppResult<Response> {
-    Ok(Json(app.profile(user_id(&id)?).await?).into_response())
+    let id = user_id(&id)?;
+    caller.may_read_user(id)?;
+    Ok(Json(app.profile(id).await?).into_response())
 }
 
-pub(super) async fn insights(State(app): State<Arc<App>>) -> AppResult<Response> {
+/// Admin only.
+pub(super) async fn insights(State(app): State<Arc<App>>, caller: Caller) -> AppResult<Response> {
+    caller.require_admin()?;
     Ok(Json(app.insights().await?).into_response())
 }
 
-pub(super) async fn metrics(State(app): State<Arc<App>>) -> Response {
+/// Admin only.
+pub(super) async fn metrics(State(app): State<Arc<App>>, caller: Caller) -> AppResult<Response> {
+    caller.require_admin()?;
     let snapshot = app.metrics_snapshot().await;
     let text = app.metrics.render(&snapshot);
-    ([(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)], text).into_response()
+    Ok(([(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)], text).into_response())
+}
+
+/// Admin only: a token for a user (which must exist), a service or another admin; 201 with
+/// the token, its scope, subject and expiry.
+pub(super) async fn issue_token(
+    State(app): State<Arc<App>>,
+    caller: Caller,
+    ApiJson(request): ApiJson<TokenRequest>,
+) -> AppResult<Response> {
+    caller.require_admin()?;
+    let subject = request.subject()?;
+    if let Some(id) = request.user_id {
+        app.sql.get_user(id).await?;
+    }
+    let issued: IssuedToken = app.auth.issue(request.scope, &subject)?;
+    Ok((StatusCode::CREATED, Json(issued)).into_response())
 }
 
 /// One dependency's state in `/healthz`.

@@ -1,17 +1,40 @@
-//! The HTTP API (axum): routes, the JSON error body, request ids, latency metrics, limits and
-//! graceful shutdown.
+//! The HTTP API (axum): routes, authentication, rate limits, the JSON error body, request ids,
+//! latency metrics, connection limits and graceful shutdown.
 //!
-//! | route | what |
-//! |---|---|
-//! | `POST /api/users` | register; 201 with the user and initial recommendations |
-//! | `POST /api/events` | record an event; 202 |
-//! | `GET /api/users/{id}/recommendations` | personalised recommendations, `cached` says whether they came from cache |
-//! | `GET /api/users/{id}/profile` | segment, engagement, churn risk, lifetime value |
-//! | `GET /api/insights` | segment report over every user, as last computed by the insights worker, with `computed_at` (see [`crate::flows::personalisation::InsightsReport`]) |
-//! | `GET /metrics` | Prometheus text |
-//! | `GET /healthz` | each dependency's state; 503 when a required one is down |
+//! | route | who may call it | what |
+//! |---|---|---|
+//! | `POST /api/users` | anyone (rate-limited per address) | register; 201 with the user, initial recommendations and the user's `token` |
+//! | `POST /api/events` | the user itself, `service`, `admin` | record an event; 202 |
+//! | `GET /api/users/{id}/recommendations` | the user itself, `admin` | personalised recommendations, `cached` says whether they came from cache |
+//! | `GET /api/users/{id}/profile` | the user itself, `admin` | segment, engagement, churn risk, lifetime value |
+//! | `GET /api/insights` | `admin` | segment report over every user, as last computed by the insights worker, with `computed_at` (see [`crate::flows::personalisation::InsightsReport`]) |
+//! | `POST /api/tokens` | `admin` | issue a token: `{"scope": "user", "user_id": ...}`, `{"scope": "service", "subject": ...}` or `{"scope": "admin"}`; 201 |
+//! | `GET /metrics` | `admin` | Prometheus text |
+//! | `GET /healthz` | anyone | each dependency's state; 503 when a required one is down |
+//!
+//! Authentication and scopes: see [`auth`]. Every route counts against the caller's rate limit
+//! ([`rate_limit`]). Error answers carry `{"error": {"code", "message", "field"?,
+//! "request_id"?}}`: 401 `unauthorized` (with `WWW-Authenticate: Bearer`), 403 `forbidden`,
+//! 429 `rate_limited` (with `Retry-After`), and so on.
+//!
+//! Connections (see [`serve_listener`]): a header-read timeout, an idle timeout and a cap on
+//! concurrent connections (503 with the error body beyond it).
+//!
+//! What hyper answers below the router does **not** carry the JSON error body, because hyper
+//! writes those answers itself before any service sees a request and offers no hook to change
+//! them, on HTTP/1.1: a malformed method, URI, header or HTTP version (400), a URI too long
+//! (414) and a request head larger than hyper's buffer (431) are answered with an empty body
+//! and the connection closed; a header-read timeout closes the connection without an answer.
+//! On HTTP/2 the same faults reset the stream or the connection (no HTTP answer at all). Everything the router
+//! sees — unknown routes, wrong methods, bodies too large, timeouts of handlers — is answered
+//! with the error body.
 
+pub mod auth;
 mod handlers;
+pub mod rate_limit;
+mod server;
+
+pub use server::{serve_listener, TOO_MANY_CONNECTIONS};
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -38,8 +61,10 @@ pub const BODY_LIMIT: usize = 64 * 1024;
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 const REQUEST_ID: &str = "x-request-id";
 
-/// The router for the whole API, over one shared [`App`].
+/// The router for the whole API, over one shared [`App`], with rate limiters of its own
+/// ([`crate::AppConfig::http`]'s quotas).
 pub fn router(app: Arc<App>) -> Router {
+    let limits = Arc::new(rate_limit::RateLimits::new(&app.config.http));
     let routes = Router::new()
         .route("/api/users", post(handlers::register))
         .route("/api/events", post(handlers::record_event))
@@ -49,9 +74,14 @@ pub fn router(app: Arc<App>) -> Router {
         )
         .route("/api/users/{id}/profile", get(handlers::profile))
         .route("/api/insights", get(handlers::insights))
+        .route("/api/tokens", post(handlers::issue_token))
         .route("/metrics", get(handlers::metrics))
         .route("/healthz", get(handlers::healthz))
-        .fallback(|| async { AppError::NotFound("route".into()) });
+        .fallback(|| async { AppError::NotFound("route".into()) })
+        .layer(middleware::from_fn_with_state(
+            (app.clone(), limits),
+            rate_limit::limit,
+        ));
     with_edges(routes, app, REQUEST_TIMEOUT)
 }
 
@@ -81,14 +111,15 @@ fn panic_response(panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
     AppError::Internal(anyhow::anyhow!("handler panicked: {message}")).into_response()
 }
 
-/// Serve the API on `addr` until SIGINT/SIGTERM, then drain in-flight requests.
+/// Serve the API on `addr` until SIGINT/SIGTERM, then drain in-flight requests (see
+/// [`serve_listener`]).
+///
+/// # Errors
+///
+/// The address cannot be bound.
 pub async fn serve(app: Arc<App>, addr: SocketAddr) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
-    tracing::info!(addr = %listener.local_addr()?, "serving the mod8 API");
-    axum::serve(listener, router(app))
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
-    Ok(())
+    serve_listener(app, listener, shutdown_signal()).await
 }
 
 /// Resolves on SIGINT (Ctrl-C) or SIGTERM.
@@ -269,6 +300,71 @@ mod tests {
         assert_eq!(status, StatusCode::REQUEST_TIMEOUT);
         assert_eq!(body["error"]["code"], "timeout", "{body}");
         app.shutdown().await;
+    }
+
+    /// A `MakeWriter` collecting everything logged into one buffer.
+    #[derive(Clone, Default)]
+    struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// The request log at its most verbose (every level, every span field, the server's and
+    /// the router's own events) never holds the bearer token.
+    #[tokio::test(flavor = "current_thread")]
+    async fn tokens_are_never_logged() {
+        let captured = Captured::default();
+        let writer = captured.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::TRACE)
+            .with_span_events(tracing_subscriber::fmt::format::FmtSpan::FULL)
+            .with_writer(move || writer.clone())
+            .finish();
+        // This thread's default: the current-thread runtime runs the server on it too.
+        let _guard = tracing::subscriber::set_default(subscriber);
+
+        let app = App::build(crate::AppConfig::embedded()).await.unwrap();
+        let token = app.auth.issue(auth::Scope::Admin, "admin").unwrap().token;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(serve_listener(app.clone(), listener, async {
+            let _ = stopped.await;
+        }));
+        for (path, token) in [
+            ("/api/insights", token.as_str()),
+            ("/metrics", "forged.not.valid"),
+        ] {
+            let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+            let request = format!(
+                "GET {path} HTTP/1.1\r\nHost: mod8\r\nAuthorization: Bearer {token}\r\n\
+                 {REQUEST_ID}: req-logged\r\nConnection: close\r\n\r\n"
+            );
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            stream.write_all(request.as_bytes()).await.unwrap();
+            let mut response = String::new();
+            stream.read_to_string(&mut response).await.unwrap();
+            assert!(response.starts_with("HTTP/1.1 "), "{response}");
+        }
+        let _ = stop.send(());
+        server.await.unwrap().unwrap();
+        app.shutdown().await;
+
+        let logged = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+        assert!(
+            logged.contains("req-logged"),
+            "the capture saw the requests: {logged}"
+        );
+        assert!(!logged.contains(&token), "the token was logged:\n{logged}");
+        assert!(!logged.contains("forged.not.valid"), "{logged}");
+        assert!(!logged.to_ascii_lowercase().contains("bearer"), "{logged}");
     }
 
     #[tokio::test]

@@ -14,11 +14,27 @@ use serde_json::{json, Value};
 pub struct Server {
     pub app: Arc<App>,
     pub base: String,
+    pub addr: SocketAddr,
     pub http: reqwest::Client,
+    /// An admin token, sent by [`Server::get`] and [`Server::post`].
+    pub admin: String,
 }
 
 impl Server {
-    pub async fn start(config: AppConfig) -> Self {
+    /// The app on `config` with rate limits no test reaches, served by the real server
+    /// ([`mod8_app::http::serve_listener`]) on a random port.
+    pub async fn start(mut config: AppConfig) -> Self {
+        config.http = mod8_app::config::HttpLimits {
+            max_connections: config.http.max_connections,
+            header_read_timeout: config.http.header_read_timeout,
+            idle_timeout: config.http.idle_timeout,
+            ..mod8_app::config::HttpLimits::generous()
+        };
+        Self::start_with_limits(config).await
+    }
+
+    /// Like [`Server::start`], with `config`'s own rate limits.
+    pub async fn start_with_limits(config: AppConfig) -> Self {
         let app = App::build(config).await.expect("app builds");
         app.start().await.expect("consumers start");
         mod8_app::commands::seed::catalogue(&app)
@@ -26,41 +42,66 @@ impl Server {
             .expect("catalogue");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr: SocketAddr = listener.local_addr().unwrap();
-        let router = mod8_app::http::router(app.clone());
-        tokio::spawn(async move { axum::serve(listener, router).await });
+        let served = app.clone();
+        tokio::spawn(async move {
+            mod8_app::http::serve_listener(served, listener, std::future::pending()).await
+        });
+        let admin = app
+            .auth
+            .issue(mod8_app::http::auth::Scope::Admin, "tests")
+            .unwrap()
+            .token;
         Self {
             app,
             base: format!("http://{addr}"),
+            addr,
             http: reqwest::Client::new(),
+            admin,
         }
     }
 
+    /// POST with the admin token.
     pub async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
-        let r = self
-            .http
-            .post(format!("{}{path}", self.base))
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        let status = r.status();
-        (status, r.json().await.unwrap_or(Value::Null))
+        self.post_as(Some(&self.admin), path, body).await
     }
 
+    /// GET with the admin token.
     pub async fn get(&self, path: &str) -> (StatusCode, Value) {
-        let r = self
-            .http
-            .get(format!("{}{path}", self.base))
-            .send()
-            .await
-            .unwrap();
+        self.get_as(Some(&self.admin), path).await
+    }
+
+    /// POST with `token` (none: no Authorization header).
+    pub async fn post_as(
+        &self,
+        token: Option<&str>,
+        path: &str,
+        body: Value,
+    ) -> (StatusCode, Value) {
+        let mut request = self.http.post(format!("{}{path}", self.base)).json(&body);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let r = request.send().await.unwrap();
         let status = r.status();
         (status, r.json().await.unwrap_or(Value::Null))
     }
 
+    /// GET with `token` (none: no Authorization header).
+    pub async fn get_as(&self, token: Option<&str>, path: &str) -> (StatusCode, Value) {
+        let mut request = self.http.get(format!("{}{path}", self.base));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let r = request.send().await.unwrap();
+        let status = r.status();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Registers `name` (without a token, as any client would); the body carries its token.
     pub async fn register(&self, name: &str) -> Value {
         let (status, body) = self
-            .post(
+            .post_as(
+                None,
                 "/api/users",
                 json!({
                     "username": name,
@@ -91,6 +132,11 @@ pub async fn buy(s: &Server, user: uuid::Uuid, products: &[uuid::Uuid]) {
         })
         .await
         .unwrap();
+}
+
+/// The user token a registration answered.
+pub fn token_of(registered: &Value) -> String {
+    registered["token"].as_str().unwrap().to_owned()
 }
 
 pub fn id_of(registered: &Value) -> uuid::Uuid {
