@@ -27,6 +27,7 @@ const MAX_PROPERTIES: usize = 32;
 /// An event to record (`POST /api/events`).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
+#[derive(utoipa::ToSchema)]
 pub struct EventInput {
     /// The user it happened to.
     pub user_id: Uuid,
@@ -41,6 +42,7 @@ pub struct EventInput {
 
 /// An accepted event (202).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(utoipa::ToSchema)]
 pub struct EventAccepted {
     /// The published message's id.
     pub message_id: Uuid,

@@ -14,6 +14,7 @@ use crate::{keys, App};
 /// A registration request (`POST /api/users`).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
+#[derive(utoipa::ToSchema)]
 pub struct Registration {
     /// Login name: 3–32 characters, letters, digits, `_`, `-`, `.`.
     pub username: String,
@@ -27,6 +28,7 @@ pub struct Registration {
 /// The address part of a [`Registration`].
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
+#[derive(utoipa::ToSchema)]
 pub struct AddressInput {
     /// Street and number.
     pub street: String,
@@ -40,6 +42,7 @@ pub struct AddressInput {
 
 /// A completed registration (201).
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(utoipa::ToSchema)]
 pub struct Registered {
     /// The stored user.
     pub user: User,

@@ -10,8 +10,10 @@
 //! | `GET /api/insights` | segment report over every user, as last computed by the insights worker, with `computed_at` (see [`crate::flows::personalisation::InsightsReport`]) |
 //! | `GET /metrics` | Prometheus text |
 //! | `GET /healthz` | each dependency's state; 503 when a required one is down |
+//! | `GET /openapi.json` | the OpenAPI 3.1 document of all of the above ([`openapi`]) |
 
 mod handlers;
+pub mod openapi;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -51,6 +53,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/api/insights", get(handlers::insights))
         .route("/metrics", get(handlers::metrics))
         .route("/healthz", get(handlers::healthz))
+        .route("/openapi.json", get(handlers::openapi))
         .fallback(|| async { AppError::NotFound("route".into()) });
     with_edges(routes, app, REQUEST_TIMEOUT)
 }
