@@ -41,8 +41,7 @@ pub struct EventInput {
 }
 
 /// An accepted event (202).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[derive(utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct EventAccepted {
     /// The published message's id.
     pub message_id: Uuid,

@@ -41,8 +41,7 @@ pub struct AddressInput {
 }
 
 /// A completed registration (201).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[derive(utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Registered {
     /// The stored user.
     pub user: User,
