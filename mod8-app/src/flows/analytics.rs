@@ -33,6 +33,7 @@ pub struct EventInput {
     pub user_id: Uuid,
     /// What happened: `session`, `page_view`, `click`, `search`, `cart_add`, `review`,
     /// `purchase`, or any other lower-case name.
+    #[schema(pattern = r"^[a-z0-9_-]{1,64}$")]
     pub event_type: String,
     /// Free-form details (`product`, `price`, `category`, ...). Keys may not start with `$` or
     /// contain `.`.

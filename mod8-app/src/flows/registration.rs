@@ -16,9 +16,12 @@ use crate::{keys, App};
 #[serde(deny_unknown_fields)]
 #[derive(utoipa::ToSchema)]
 pub struct Registration {
-    /// Login name: 3–32 characters, letters, digits, `_`, `-`, `.`.
+    /// Login name, unique: 1–50 characters, each a letter or digit (any script), `_`, `-` or
+    /// `.`.
+    #[schema(min_length = 1, max_length = 50)]
     pub username: String,
     /// Email address; stored lower-cased, unique.
+    #[schema(format = Email, max_length = 254)]
     pub email: String,
     /// Where the user lives (optional); the city must exist in the country.
     #[serde(default)]
