@@ -459,6 +459,8 @@ async fn real_responses_match_the_documented_schemas() {
         for (raw, status) in [
             (stranger.as_str(), StatusCode::NOT_FOUND),
             ("not-a-uuid", StatusCode::UNPROCESSABLE_ENTITY),
+            // Not UTF-8 once decoded.
+            ("%FF", StatusCode::UNPROCESSABLE_ENTITY),
         ] {
             let answer = send(&router, get(&template.replace("{id}", raw))).await;
             assert_eq!(answer.0, status);

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -23,7 +24,16 @@ use crate::flows::registration::{Registered, Registration};
 use crate::flows::Recommendations;
 use crate::App;
 
-fn user_id(raw: &str) -> AppResult<Uuid> {
+/// The user id of a `/api/users/{id}/...` path. An id that is not a UUID — including one
+/// whose percent-encoding is not UTF-8, which axum's `Path` rejects with a plain-text 400 — is
+/// a 422 naming `id`, with the error body.
+fn user_id(path: Result<Path<String>, PathRejection>) -> AppResult<Uuid> {
+    let Path(raw) = path.map_err(|rejection| {
+        AppError::validation(
+            "id",
+            format!("not a user id (UUID): {}", rejection.body_text()),
+        )
+    })?;
     raw.parse()
         .map_err(|_| AppError::validation("id", format!("{raw:?} is not a user id (UUID)")))
 }
@@ -112,9 +122,9 @@ pub(super) async fn record_event(
 )]
 pub(super) async fn recommendations(
     State(app): State<Arc<App>>,
-    Path(id): Path<String>,
+    id: Result<Path<String>, PathRejection>,
 ) -> AppResult<Response> {
-    Ok(Json(app.recommendations(user_id(&id)?).await?).into_response())
+    Ok(Json(app.recommendations(user_id(id)?).await?).into_response())
 }
 
 /// A user's analytics profile.
@@ -140,9 +150,9 @@ pub(super) async fn recommendations(
 )]
 pub(super) async fn profile(
     State(app): State<Arc<App>>,
-    Path(id): Path<String>,
+    id: Result<Path<String>, PathRejection>,
 ) -> AppResult<Response> {
-    Ok(Json(app.profile(user_id(&id)?).await?).into_response())
+    Ok(Json(app.profile(user_id(id)?).await?).into_response())
 }
 
 /// The segment report over every user.
