@@ -79,14 +79,16 @@ if [ -n "${MOD8_API_TOKEN:-}" ]; then
 fi
 
 status=0
-"$VENV/bin/schemathesis" run "$BASE/openapi.json" \
+# From the scratch directory: Schemathesis keeps state (`.schemathesis/`) in its working
+# directory, which is not to land in the clone.
+(cd "$WORK" && "$VENV/bin/schemathesis" run "$BASE/openapi.json" \
     --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance \
     --max-examples "$EXAMPLES" \
     --seed "${MOD8_CONTRACT_SEED:-20260101}" \
     --generation-database none \
     --request-timeout 15 \
     --no-color \
-    "${AUTH[@]}" || status=$?
+    "${AUTH[@]}") || status=$?
 
 if ! up; then
     echo "mod8 serve is no longer answering /healthz after the run" >&2
