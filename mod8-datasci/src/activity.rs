@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 /// Counts of what a user did (over whatever window the caller tracks).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ActivityCounts {
     /// Sessions / logins.
     pub sessions: u32,

@@ -15,6 +15,7 @@ use crate::value::{CustomerValueModel, HeuristicModel, ProbabilisticModel, Value
 
 /// A customer's profile.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CustomerProfile {
     /// Segment by the engine's thresholds.
     pub segment: Segment,

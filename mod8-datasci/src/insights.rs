@@ -13,6 +13,7 @@ use crate::transactions::{activity_by_customer, Transaction};
 
 /// Figures for one segment.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SegmentStats {
     /// The segment.
     pub segment: Segment,
@@ -36,6 +37,7 @@ pub struct SegmentStats {
 
 /// The whole report.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SegmentReport {
     /// Users profiled.
     pub total_users: usize,

@@ -11,6 +11,7 @@ use crate::recommend::{Recommendation, RecommendationEngine};
 /// What [`Predictor::predict`] can predict.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum PredictionKind {
     /// Probability the customer has churned (or will).
     Churn,
@@ -25,6 +26,7 @@ pub enum PredictionKind {
 /// The value of a prediction.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", content = "value", rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum PredictionValue {
     /// A probability in [0, 1] (churn).
     Probability(f64),

@@ -23,6 +23,7 @@ pub struct CatalogItem {
 /// Why a product was picked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum RecommendationReason {
     /// Bought together with what the user bought (item-to-item CF).
     SimilarItems,
@@ -38,6 +39,7 @@ pub enum RecommendationReason {
 
 /// One recommended product.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Recommendation {
     /// Product id.
     pub product_id: String,

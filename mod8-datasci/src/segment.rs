@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 /// Where a customer stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum Segment {
     /// No activity (app or purchase) for [`SegmentThresholds::dormant_after_days`] days or more,
     /// or never active.

@@ -83,6 +83,7 @@ pub struct NewAddress {
 
 /// A registered user.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, sqlx::FromRow)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct User {
     /// Primary key.
     pub id: Uuid,

@@ -24,11 +24,13 @@ const COUNTERS_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
 /// An event to record (`POST /api/events`).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
+#[derive(utoipa::ToSchema)]
 pub struct EventInput {
     /// The user it happened to.
     pub user_id: Uuid,
     /// What happened: `session`, `page_view`, `click`, `search`, `cart_add`, `review`,
     /// `purchase`, or any other name of 1–64 characters `a-z`, `0-9`, `_`, `-`.
+    #[schema(pattern = r"^[a-z0-9_-]{1,64}$")]
     pub event_type: String,
     /// Free-form details. `product` (or `product_id`) and `category`, when strings, must not
     /// start with `$`; `price` (or `amount`), when a number, must not be negative. Keys at
@@ -41,7 +43,7 @@ pub struct EventInput {
 }
 
 /// An accepted event (202).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct EventAccepted {
     /// The published message's id.
     pub message_id: Uuid,

@@ -33,7 +33,7 @@ use crate::App;
 
 /// Personalised recommendations (`GET /api/users/{id}/recommendations`, and the initial ones
 /// of a registration).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct Recommendations {
     /// The user.
     pub user_id: Uuid,

@@ -58,7 +58,7 @@ const INSIGHTS_CONCURRENCY: usize = 16;
 const INSIGHTS_KEEP: Duration = Duration::from_secs(24 * 3600);
 
 /// The segment report over every user and when it was computed (`GET /api/insights`).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct InsightsReport {
     /// When the report was computed (RFC 3339, UTC): users registered, orders placed or
     /// events logged since then are not in it yet. The worker recomputes it every
@@ -71,7 +71,7 @@ pub struct InsightsReport {
 }
 
 /// A user's analytics profile (`GET /api/users/{id}/profile`).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct ProfileView {
     /// The user.
     pub user_id: Uuid,
@@ -84,7 +84,7 @@ pub struct ProfileView {
 }
 
 /// One prediction of [`Predictor`], in a shape that can be cached.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct PredictionView {
     /// What was predicted.
     pub kind: PredictionKind,

@@ -14,13 +14,16 @@ use crate::{keys, App};
 /// A registration request (`POST /api/users`).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
+#[derive(utoipa::ToSchema)]
 pub struct Registration {
     /// Login name: 3–50 characters (at most 64 bytes) of letters of one script (Latin, Greek
     /// or Cyrillic), digits `0-9`, `_`, `-`, `.` ([`mod8_rules::username`]); stored in NFKC
     /// with its case, unique regardless of case and Unicode form.
+    #[schema(min_length = 3, max_length = 50)]
     pub username: String,
     /// Email address; stored lower-cased (NFC), unique regardless of case; no invisible or
     /// bidirectional control characters ([`mod8_rules::email`]).
+    #[schema(format = Email, max_length = 254)]
     pub email: String,
     /// Where the user lives (optional); the city must exist in the country.
     #[serde(default)]
@@ -30,6 +33,7 @@ pub struct Registration {
 /// The address part of a [`Registration`].
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
+#[derive(utoipa::ToSchema)]
 pub struct AddressInput {
     /// Street and number.
     pub street: String,
@@ -42,7 +46,7 @@ pub struct AddressInput {
 }
 
 /// A completed registration (201).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Registered {
     /// The stored user.
     pub user: User,

@@ -47,7 +47,7 @@ use crate::App;
 pub const LEEWAY_SECS: u64 = 5;
 
 /// What a token may do (see the module docs).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Scope {
     /// One user's own resources (`sub` is the user id).
@@ -72,11 +72,12 @@ pub struct Claims {
 }
 
 /// A freshly signed token.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct IssuedToken {
     /// The JWT to send as `Authorization: Bearer <token>`.
     pub token: String,
     /// Always `Bearer`.
+    #[schema(value_type = String)]
     pub token_type: &'static str,
     /// Its scope.
     pub scope: Scope,
@@ -377,7 +378,7 @@ impl Caller {
 }
 
 /// `POST /api/tokens` body: which token to issue (admin only).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TokenRequest {
     /// The scope of the new token.

@@ -3,27 +3,44 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Serialize;
+use utoipa::ToSchema;
 use uuid::Uuid;
 
+use super::openapi::{
+    BadRequest, Conflict, Forbidden, Internal, NotFound, PayloadTooLarge, RateLimited, Timeout,
+    Unauthorized, Unavailable, Unprocessable,
+};
 use super::auth::{Caller, IssuedToken, Scope, TokenRequest};
 use super::ApiJson;
 use crate::error::{AppError, AppResult};
-use crate::flows::analytics::EventInput;
+use crate::flows::analytics::{EventAccepted, EventInput};
+use crate::flows::personalisation::{InsightsReport, ProfileView};
 use crate::flows::registration::{Registered, Registration};
+use crate::flows::Recommendations;
 use crate::App;
 
-fn user_id(raw: &str) -> AppResult<Uuid> {
+/// The user id of a `/api/users/{id}/...` path. An id that is not a UUID — including one
+/// whose percent-encoding is not UTF-8, which axum's `Path` rejects with a plain-text 400 — is
+/// a 422 naming `id`, with the error body.
+fn user_id(path: Result<Path<String>, PathRejection>) -> AppResult<Uuid> {
+    let Path(raw) = path.map_err(|rejection| {
+        AppError::validation(
+            "id",
+            format!("not a user id (UUID): {}", rejection.body_text()),
+        )
+    })?;
     raw.parse()
         .map_err(|_| AppError::validation("id", format!("{raw:?} is not a user id (UUID)")))
 }
 
 /// The 201 body of a registration: the registration and the new user's token.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct RegisteredWithToken {
     /// The user and initial recommendations.
     #[serde(flatten)]
@@ -34,7 +51,28 @@ pub struct RegisteredWithToken {
     pub token_expires_at: chrono::DateTime<chrono::Utc>,
 }
 
-/// Public (rate-limited per address): the new user gets its own token.
+/// Register a user.
+///
+/// Public (no token). The user, its address and its UserData event are stored together; the
+/// answer carries the stored user and its initial recommendations.
+#[utoipa::path(
+    post,
+    path = "/api/users",
+    tag = "users",
+    operation_id = "register",
+    request_body(content = Registration, content_type = "application/json"),
+    responses(
+        (status = 201, description = "Registered", body = RegisteredWithToken, content_type = "application/json"),
+        (status = 400, response = BadRequest),
+        (status = 408, response = Timeout),
+        (status = 409, response = Conflict),
+        (status = 413, response = PayloadTooLarge),
+        (status = 422, response = Unprocessable),
+        (status = 429, response = RateLimited),
+        (status = 500, response = Internal),
+        (status = 503, response = Unavailable),
+    )
+)]
 pub(super) async fn register(
     State(app): State<Arc<App>>,
     ApiJson(registration): ApiJson<Registration>,
@@ -51,7 +89,30 @@ pub(super) async fn register(
     Ok((StatusCode::CREATED, Json(body)).into_response())
 }
 
-/// The user itself, a service or an admin.
+/// Record an event.
+///
+/// Published to the analytics fanout and counted once in the user's engagement counters.
+#[utoipa::path(
+    post,
+    path = "/api/events",
+    tag = "events",
+    operation_id = "record_event",
+    request_body(content = EventInput, content_type = "application/json"),
+    security(("bearer" = [])),
+    responses(
+        (status = 202, description = "Accepted", body = EventAccepted, content_type = "application/json"),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 408, response = Timeout),
+        (status = 429, response = RateLimited),
+        (status = 413, response = PayloadTooLarge),
+        (status = 422, response = Unprocessable),
+        (status = 500, response = Internal),
+        (status = 503, response = Unavailable),
+    )
+)]
 pub(super) async fn record_event(
     State(app): State<Arc<App>>,
     caller: Caller,
@@ -62,35 +123,109 @@ pub(super) async fn record_event(
     Ok((StatusCode::ACCEPTED, Json(accepted)).into_response())
 }
 
-/// The user itself or an admin.
+/// A user's personalised recommendations.
+///
+/// `cached` says whether they came from the cache.
+#[utoipa::path(
+    get,
+    path = "/api/users/{id}/recommendations",
+    tag = "users",
+    operation_id = "recommendations",
+    params(("id" = Uuid, Path, description = "The user's id")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Recommendations, best first", body = Recommendations, content_type = "application/json"),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 408, response = Timeout),
+        (status = 429, response = RateLimited),
+        (status = 422, response = Unprocessable),
+        (status = 500, response = Internal),
+        (status = 503, response = Unavailable),
+    )
+)]
 pub(super) async fn recommendations(
     State(app): State<Arc<App>>,
     caller: Caller,
-    Path(id): Path<String>,
+    id: Result<Path<String>, PathRejection>,
 ) -> AppResult<Response> {
-    let id = user_id(&id)?;
+    let id = user_id(id)?;
     caller.may_read_user(id)?;
     Ok(Json(app.recommendations(id).await?).into_response())
 }
 
-/// The user itself or an admin.
+/// A user's analytics profile.
+///
+/// Segment, engagement, churn risk, lifetime value and the predictions behind them.
+#[utoipa::path(
+    get,
+    path = "/api/users/{id}/profile",
+    tag = "users",
+    operation_id = "profile",
+    params(("id" = Uuid, Path, description = "The user's id")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The profile", body = ProfileView, content_type = "application/json"),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 408, response = Timeout),
+        (status = 429, response = RateLimited),
+        (status = 422, response = Unprocessable),
+        (status = 500, response = Internal),
+        (status = 503, response = Unavailable),
+    )
+)]
 pub(super) async fn profile(
     State(app): State<Arc<App>>,
     caller: Caller,
-    Path(id): Path<String>,
+    id: Result<Path<String>, PathRejection>,
 ) -> AppResult<Response> {
-    let id = user_id(&id)?;
+    let id = user_id(id)?;
     caller.may_read_user(id)?;
     Ok(Json(app.profile(id).await?).into_response())
 }
 
-/// Admin only.
+/// The segment report over every user.
+///
+/// As last computed by the insights worker; `computed_at` says when.
+#[utoipa::path(
+    get,
+    path = "/api/insights",
+    tag = "insights",
+    operation_id = "insights",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The segment report", body = InsightsReport, content_type = "application/json"),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 408, response = Timeout),
+        (status = 429, response = RateLimited),
+        (status = 500, response = Internal),
+        (status = 503, response = Unavailable),
+    )
+)]
 pub(super) async fn insights(State(app): State<Arc<App>>, caller: Caller) -> AppResult<Response> {
     caller.require_admin()?;
     Ok(Json(app.insights().await?).into_response())
 }
 
-/// Admin only.
+/// The metrics, in the OpenMetrics text format.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "operations",
+    operation_id = "metrics",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "OpenMetrics text exposition", body = String, content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8"),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 408, response = Timeout),
+        (status = 429, response = RateLimited),
+    )
+)]
 pub(super) async fn metrics(State(app): State<Arc<App>>, caller: Caller) -> AppResult<Response> {
     caller.require_admin()?;
     let snapshot = app.metrics_snapshot().await;
@@ -98,8 +233,30 @@ pub(super) async fn metrics(State(app): State<Arc<App>>, caller: Caller) -> AppR
     Ok(([(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)], text).into_response())
 }
 
-/// Admin only: a token for a user (which must exist), a service or another admin; 201 with
-/// the token, its scope, subject and expiry.
+/// Issue a token.
+///
+/// Admin only: a token for a user (which must exist), a service or another admin.
+#[utoipa::path(
+    post,
+    path = "/api/tokens",
+    tag = "operations",
+    operation_id = "issue_token",
+    request_body(content = TokenRequest, content_type = "application/json"),
+    security(("bearer" = [])),
+    responses(
+        (status = 201, description = "The token, its scope, subject and expiry", body = IssuedToken, content_type = "application/json"),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 408, response = Timeout),
+        (status = 413, response = PayloadTooLarge),
+        (status = 422, response = Unprocessable),
+        (status = 429, response = RateLimited),
+        (status = 500, response = Internal),
+        (status = 503, response = Unavailable),
+    )
+)]
 pub(super) async fn issue_token(
     State(app): State<Arc<App>>,
     caller: Caller,
@@ -114,18 +271,61 @@ pub(super) async fn issue_token(
     Ok((StatusCode::CREATED, Json(issued)).into_response())
 }
 
+/// The `/healthz` answer.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct HealthReport {
+    /// `ok` when every required dependency is up (200), else `unavailable` (503).
+    pub status: Health,
+    /// Each dependency's state.
+    pub dependencies: Dependencies,
+}
+
+/// The service's overall state in [`HealthReport`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Health {
+    /// Every required dependency is up.
+    Ok,
+    /// A required dependency is down.
+    Unavailable,
+}
+
+/// The dependencies `/healthz` probes.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Dependencies {
+    /// The relational store (required).
+    pub sql: DependencyHealth,
+    /// The document store.
+    pub docs: DependencyHealth,
+    /// The cache.
+    pub cache: DependencyHealth,
+    /// The message broker.
+    pub broker: DependencyHealth,
+}
+
 /// One dependency's state in `/healthz`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct DependencyHealth {
     /// `up` or `down`.
-    pub status: &'static str,
+    pub status: DependencyStatus,
     /// Backend in use (`postgres`, `sqlite`, `redis`, `memory`, ...).
+    #[schema(value_type = String)]
     pub backend: &'static str,
     /// Whether the service cannot work without it (503 when a required one is down).
     pub required: bool,
     /// Why it is down.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+}
+
+/// Whether one dependency answered its probe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum DependencyStatus {
+    /// It answered.
+    Up,
+    /// It failed or did not answer in time (`error` says which).
+    Down,
 }
 
 const HEALTH_TIMEOUT: Duration = Duration::from_secs(2);
@@ -141,13 +341,31 @@ async fn probe<T, E: std::fmt::Display>(
         Err(_) => Some(format!("no answer within {HEALTH_TIMEOUT:?}")),
     };
     DependencyHealth {
-        status: if error.is_none() { "up" } else { "down" },
+        status: if error.is_none() {
+            DependencyStatus::Up
+        } else {
+            DependencyStatus::Down
+        },
         backend,
         required,
         error,
     }
 }
 
+/// Each dependency's state.
+///
+/// Public. 503 when a required dependency (the relational store) is down.
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    tag = "operations",
+    operation_id = "healthz",
+    responses(
+        (status = 200, description = "Every required dependency is up", body = HealthReport, content_type = "application/json"),
+        (status = 503, description = "A required dependency is down", body = HealthReport, content_type = "application/json"),
+        (status = 429, response = RateLimited),
+    )
+)]
 pub(super) async fn healthz(State(app): State<Arc<App>>) -> Response {
     // SQL is required (registration cannot work without it). The broker is not (the outbox
     // holds events), nor the document store (profiles catch up by retry), nor the cache (it
@@ -172,15 +390,41 @@ pub(super) async fn healthz(State(app): State<Arc<App>>) -> Response {
     let (sql, docs, cache, broker) = tokio::join!(sql, docs, cache, broker);
     let healthy = [&sql, &docs, &cache, &broker]
         .iter()
-        .all(|d| !d.required || d.status == "up");
-    let status = if healthy {
-        StatusCode::OK
+        .all(|d| !d.required || d.status == DependencyStatus::Up);
+    let (status, health) = if healthy {
+        (StatusCode::OK, Health::Ok)
     } else {
-        StatusCode::SERVICE_UNAVAILABLE
+        (StatusCode::SERVICE_UNAVAILABLE, Health::Unavailable)
     };
-    let body = serde_json::json!({
-        "status": if healthy { "ok" } else { "unavailable" },
-        "dependencies": { "sql": sql, "docs": docs, "cache": cache, "broker": broker },
-    });
+    let body = HealthReport {
+        status: health,
+        dependencies: Dependencies {
+            sql,
+            docs,
+            cache,
+            broker,
+        },
+    };
     (status, Json(body)).into_response()
+}
+
+/// This document: the API's OpenAPI 3.1 description.
+///
+/// Public.
+#[utoipa::path(
+    get,
+    path = "/openapi.json",
+    tag = "operations",
+    operation_id = "openapi",
+    responses(
+        (status = 200, description = "The OpenAPI document", body = Object, content_type = "application/json"),
+        (status = 429, response = RateLimited),
+    )
+)]
+pub(super) async fn openapi() -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        super::openapi::document_json(),
+    )
+        .into_response()
 }

@@ -11,6 +11,7 @@
 //! | `POST /api/tokens` | `admin` | issue a token: `{"scope": "user", "user_id": ...}`, `{"scope": "service", "subject": ...}` or `{"scope": "admin"}`; 201 |
 //! | `GET /metrics` | `admin` | Prometheus text |
 //! | `GET /healthz` | anyone | each dependency's state; 503 when a required one is down |
+//! | `GET /openapi.json` | anyone | the OpenAPI 3.1 document of all of the above ([`openapi`]) |
 //!
 //! Authentication and scopes: see [`auth`]. Every route counts against the caller's rate limit
 //! ([`rate_limit`]). Error answers carry `{"error": {"code", "message", "field"?,
@@ -35,6 +36,7 @@ pub mod rate_limit;
 mod server;
 
 pub use server::{serve_listener, TOO_MANY_CONNECTIONS};
+pub mod openapi;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -77,6 +79,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/api/tokens", post(handlers::issue_token))
         .route("/metrics", get(handlers::metrics))
         .route("/healthz", get(handlers::healthz))
+        .route("/openapi.json", get(handlers::openapi))
         .fallback(|| async { AppError::NotFound("route".into()) })
         .layer(middleware::from_fn_with_state(
             (app.clone(), limits),
