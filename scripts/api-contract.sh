@@ -48,9 +48,13 @@ MOD8="$CARGO_TARGET_DIR/debug/mod8"
 PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 BASE="http://127.0.0.1:$PORT"
 
-# Embedded defaults: none of the service URLs CI exports.
+# Embedded defaults: none of the service URLs CI exports. Rate limits far above what the run
+# sends: it checks the contract, not the limiters (they have their own tests); with the
+# defaults most generated registrations would meet a 429.
 env -u MOD8_POSTGRES_URL -u MOD8_MONGODB_URL -u MOD8_REDIS_URL -u MOD8_AMQP_URL \
     -u MOD8_REDIS_CLUSTER_URL RUST_LOG="${RUST_LOG:-warn}" \
+    MOD8_RATE_LIMIT_PER_SEC=10000 MOD8_RATE_LIMIT_BURST=10000 \
+    MOD8_REGISTRATIONS_PER_MIN=600000 MOD8_REGISTRATION_BURST=10000 \
     "$MOD8" serve --addr "127.0.0.1:$PORT" >"$WORK/server.log" 2>&1 &
 SERVER_PID=$!
 
@@ -67,12 +71,12 @@ done
 up || { echo "mod8 serve did not answer /healthz in 30 s" >&2; cat "$WORK/server.log" >&2; exit 1; }
 echo "mod8 serve is up on $BASE"
 
-# --- auth hook -------------------------------------------------------------------------------
-# When the server requires bearer tokens, `mod8 serve` prints a development admin token on
-# startup. Pick it up here when MOD8_API_TOKEN is not set, e.g.:
-#   MOD8_API_TOKEN=$(sed -n 's/^.*dev admin token: *//p' "$WORK/server.log" | head -n 1)
-# (adjust the pattern to the line the server prints).
-# ---------------------------------------------------------------------------------------------
+# `mod8 serve` without MOD8_AUTH_KEYS signs with a random development key and prints one admin
+# token on stdout as `TOKEN=<jwt>`; the operations that need a token are exercised with it.
+if [ -z "${MOD8_API_TOKEN:-}" ]; then
+    MOD8_API_TOKEN=$(sed -n 's/^TOKEN=//p' "$WORK/server.log" | head -n 1)
+    [ -n "$MOD8_API_TOKEN" ] || { echo "mod8 serve printed no TOKEN= line" >&2; cat "$WORK/server.log" >&2; exit 1; }
+fi
 AUTH=()
 if [ -n "${MOD8_API_TOKEN:-}" ]; then
     AUTH=(-H "Authorization: Bearer $MOD8_API_TOKEN")

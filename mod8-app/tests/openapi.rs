@@ -106,6 +106,23 @@ async fn send(router: &Router, request: Request<Body>) -> (StatusCode, String, V
     (status, content_type, body.to_vec())
 }
 
+/// `router` sending `token` as the bearer token of every request that carries none.
+fn with_token(router: Router, token: &str) -> Router {
+    let value = header::HeaderValue::from_str(&format!("Bearer {token}")).unwrap();
+    router.layer(axum::middleware::map_request(
+        move |mut request: Request<Body>| {
+            let value = value.clone();
+            async move {
+                request
+                    .headers_mut()
+                    .entry(header::AUTHORIZATION)
+                    .or_insert(value);
+                request
+            }
+        },
+    ))
+}
+
 fn get(uri: &str) -> Request<Body> {
     Request::get(uri).body(Body::empty()).unwrap()
 }
@@ -223,7 +240,7 @@ fn assert_conforms(
 #[tokio::test]
 async fn every_route_is_documented_and_every_documented_operation_is_routed() {
     let server = Server::start(mod8_app::AppConfig::embedded()).await;
-    let router = mod8_app::http::router(server.app.clone());
+    let router = with_token(mod8_app::http::router(server.app.clone()), &server.admin);
     let doc = served_document(&router).await;
 
     let routed = router_routes();
@@ -260,7 +277,7 @@ async fn every_route_is_documented_and_every_documented_operation_is_routed() {
 #[tokio::test]
 async fn the_document_is_openapi_3_1_with_the_bearer_scheme_on_protected_operations() {
     let server = Server::start(mod8_app::AppConfig::embedded()).await;
-    let router = mod8_app::http::router(server.app.clone());
+    let router = with_token(mod8_app::http::router(server.app.clone()), &server.admin);
     let doc = served_document(&router).await;
 
     assert_eq!(doc["openapi"], "3.1.0");
@@ -355,7 +372,7 @@ async fn the_document_is_openapi_3_1_with_the_bearer_scheme_on_protected_operati
 #[tokio::test]
 async fn real_responses_match_the_documented_schemas() {
     let server = Server::start(mod8_app::AppConfig::embedded()).await;
-    let router = mod8_app::http::router(server.app.clone());
+    let router = with_token(mod8_app::http::router(server.app.clone()), &server.admin);
     let doc = served_document(&router).await;
     let users = "/api/users";
     let events = "/api/events";
@@ -466,7 +483,44 @@ async fn real_responses_match_the_documented_schemas() {
             assert_eq!(answer.0, status);
             assert_conforms(&doc, Method::GET, template, &answer);
         }
+        // Without a valid token: 401; with another user's: 403.
+        let own = &template.replace("{id}", &id);
+        let forged = Request::get(own.as_str())
+            .header(header::AUTHORIZATION, "Bearer not-a-token")
+            .body(Body::empty())
+            .unwrap();
+        let answer = send(&router, forged).await;
+        assert_eq!(answer.0, StatusCode::UNAUTHORIZED);
+        assert_conforms(&doc, Method::GET, template, &answer);
+        let other = server
+            .app
+            .auth
+            .issue(mod8_app::http::auth::Scope::User, &stranger)
+            .unwrap()
+            .token;
+        let foreign = Request::get(own.as_str())
+            .header(header::AUTHORIZATION, format!("Bearer {other}"))
+            .body(Body::empty())
+            .unwrap();
+        let answer = send(&router, foreign).await;
+        assert_eq!(answer.0, StatusCode::FORBIDDEN);
+        assert_conforms(&doc, Method::GET, template, &answer);
     }
+
+    // A token issued by an admin: 201.
+    let tokens = "/api/tokens";
+    let answer = send(
+        &router,
+        post_json(tokens, json!({"scope": "user", "user_id": id}).to_string()),
+    )
+    .await;
+    assert_eq!(
+        answer.0,
+        StatusCode::CREATED,
+        "{}",
+        String::from_utf8_lossy(&answer.2)
+    );
+    assert_conforms(&doc, Method::POST, tokens, &answer);
 
     // Insights, health, metrics, the document itself.
     for (path, status) in [
@@ -485,7 +539,7 @@ async fn real_responses_match_the_documented_schemas() {
 #[tokio::test]
 async fn every_error_the_app_answers_is_the_documented_error_body() {
     let server = Server::start(mod8_app::AppConfig::embedded()).await;
-    let router = mod8_app::http::router(server.app.clone());
+    let router = with_token(mod8_app::http::router(server.app.clone()), &server.admin);
     let doc = served_document(&router).await;
     let error_body = validator(&doc, "/components/schemas/ErrorBody");
     let mut bodies = Vec::new();

@@ -12,11 +12,11 @@ use serde::Serialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use super::auth::{Caller, IssuedToken, Scope, TokenRequest};
 use super::openapi::{
     BadRequest, Conflict, Forbidden, Internal, NotFound, PayloadTooLarge, RateLimited, Timeout,
     Unauthorized, Unavailable, Unprocessable,
 };
-use super::auth::{Caller, IssuedToken, Scope, TokenRequest};
 use super::ApiJson;
 use crate::error::{AppError, AppResult};
 use crate::flows::analytics::{EventAccepted, EventInput};
