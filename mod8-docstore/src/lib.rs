@@ -39,7 +39,8 @@ pub use crate::model::{
     AnalyticsSnapshot, BulkFailure, BulkInsertResult, CategoryPurchases, CohortMetrics, DayRange,
     Event, EventFilter, EventLogged, EventMetadata, EventTypeCount, ExpertiseLevel, Geo, GeoPoint,
     MetricsUpdate, NearbyEvent, ProfileDetails, ProfileDocument, ProfileMetrics, SessionInfo,
-    Subscription, SubscriptionStatus, TimeWindow, MAX_ACTIVITY_DAYS, MAX_APPLIED_EVENTS, PURCHASE,
+    Subscription, SubscriptionStatus, TimeWindow, MAX_ACTIVITY_DAYS, MAX_APPLIED_EVENTS,
+    MAX_EVENT_TYPES, MAX_PROFILE_INTERESTS, OTHER_EVENT_TYPE, PURCHASE,
 };
 #[cfg(feature = "mongodb")]
 #[cfg_attr(docsrs, doc(cfg(feature = "mongodb")))]
@@ -90,7 +91,9 @@ pub trait ProfileStore: Send + Sync {
 
     /// Applies one event to the metrics of the profile of `user_id`, atomically (one document
     /// update) and once per [`ActivityUpdate::event_id`]: adds the score and content views,
-    /// counts the event type in `metrics.event_counts`, adds the interest. `Ok(true)` when
+    /// counts the event type in `metrics.event_counts` (under [`OTHER_EVENT_TYPE`] once
+    /// [`MAX_EVENT_TYPES`] types are counted), adds the interest (keeping the last
+    /// [`MAX_PROFILE_INTERESTS`]). `Ok(true)` when
     /// applied, `Ok(false)` when this event id was applied before (nothing changes; the last
     /// [`MAX_APPLIED_EVENTS`] ids are remembered). [`Error::NotFound`] for a user without a
     /// profile; [`Error::Validation`] naming the field for an empty id or type, a type that

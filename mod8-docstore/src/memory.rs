@@ -558,7 +558,14 @@ impl ProfileStore for MemoryDocStore {
         }
         metrics.engagement_score += a.score;
         metrics.content_views = metrics.content_views.saturating_add(a.content_views);
-        let count = metrics.event_counts.entry(a.event_type).or_default();
+        let key = if metrics.event_counts.contains_key(&a.event_type)
+            || metrics.event_counts.len() < crate::MAX_EVENT_TYPES
+        {
+            a.event_type
+        } else {
+            crate::OTHER_EVENT_TYPE.to_owned()
+        };
+        let count = metrics.event_counts.entry(key).or_default();
         *count = count.saturating_add(1);
         metrics.applied_events.push(a.event_id);
         let excess = metrics
@@ -567,8 +574,11 @@ impl ProfileStore for MemoryDocStore {
             .saturating_sub(crate::MAX_APPLIED_EVENTS);
         metrics.applied_events.drain(..excess);
         if let Some(interest) = a.interest {
-            if !profile.profile.interests.contains(&interest) {
-                profile.profile.interests.push(interest);
+            let interests = &mut profile.profile.interests;
+            if !interests.contains(&interest) {
+                interests.push(interest);
+                let excess = interests.len().saturating_sub(crate::MAX_PROFILE_INTERESTS);
+                interests.drain(..excess);
             }
         }
         Ok(true)

@@ -349,19 +349,34 @@ pub struct ProfileMetrics {
 /// user's last this-many activities would count again (redeliveries come within minutes).
 pub const MAX_APPLIED_EVENTS: usize = 128;
 
+/// Most interests a profile keeps: [`crate::ProfileStore::apply_activity`] appends a new
+/// interest and drops the oldest past this many, so events with ever new categories cannot
+/// grow a profile without limit.
+pub const MAX_PROFILE_INTERESTS: usize = 32;
+
+/// Most event types a profile counts by name in `metrics.event_counts`; events of further new
+/// types are counted under [`OTHER_EVENT_TYPE`], so a profile has at most this many keys plus
+/// that one however many type names clients invent.
+pub const MAX_EVENT_TYPES: usize = 32;
+
+/// The `metrics.event_counts` key of event types past [`MAX_EVENT_TYPES`].
+pub const OTHER_EVENT_TYPE: &str = "other";
+
 /// One event's contribution to a profile's metrics
 /// ([`ProfileStore::apply_activity`](crate::ProfileStore::apply_activity)).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ActivityUpdate {
     /// The event's unique id (a message id): applied at most once per profile.
     pub event_id: String,
-    /// Its type: `metrics.event_counts.<type>` grows by one.
+    /// Its type: `metrics.event_counts.<type>` grows by one (or `other`, past
+    /// [`MAX_EVENT_TYPES`] types).
     pub event_type: String,
     /// Added to `metrics.engagement_score` (finite).
     pub score: f64,
     /// Added to `metrics.content_views`.
     pub content_views: i64,
-    /// Added to `profile.interests` if absent.
+    /// Added to `profile.interests` if absent (the oldest dropped past
+    /// [`MAX_PROFILE_INTERESTS`]).
     pub interest: Option<String>,
 }
 

@@ -146,6 +146,7 @@ macro_rules! conformance_tests {
             case_event_logged_once_per_message,
             case_markers_claim_once,
             case_apply_activity_once,
+            case_profile_growth_is_bounded,
             case_user_activity,
             case_activity_summary,
             case_activity_summary_concurrent,
@@ -684,6 +685,62 @@ pub async fn case_apply_activity_once(store: &dyn DocStore, _caps: &DocStoreCapa
     assert!(
         matches!(&err, Error::Validation { field, .. } if field.starts_with("event_type")),
         "{err:?}"
+    );
+}
+
+/// However many event types and interests a user's events bring, a profile keeps at most
+/// [`crate::MAX_EVENT_TYPES`] named counts (the rest under [`crate::OTHER_EVENT_TYPE`]) and
+/// the last [`crate::MAX_PROFILE_INTERESTS`] interests.
+pub async fn case_profile_growth_is_bounded(store: &dyn DocStore, _caps: &DocStoreCapabilities) {
+    store
+        .insert_profile(ProfileDocument::new(
+            "grow-1",
+            "grower",
+            "grower@example.com",
+        ))
+        .await
+        .unwrap();
+    let extra = 5;
+    let n = crate::MAX_EVENT_TYPES.max(crate::MAX_PROFILE_INTERESTS) + extra;
+    for i in 0..n {
+        let update = crate::ActivityUpdate {
+            event_id: format!("g{i}"),
+            event_type: format!("type_{i:03}"),
+            score: 1.0,
+            content_views: 0,
+            interest: Some(format!("topic-{i:03}")),
+        };
+        assert!(store.apply_activity("grow-1", update).await.unwrap());
+    }
+    // A type counted by name keeps counting by name once the bound is reached.
+    let again = crate::ActivityUpdate {
+        event_id: "g-again".into(),
+        event_type: "type_000".into(),
+        score: 1.0,
+        content_views: 0,
+        interest: None,
+    };
+    assert!(store.apply_activity("grow-1", again).await.unwrap());
+    let p = store.profile_by_username("grower").await.unwrap().unwrap();
+    let counts = &p.metrics.event_counts;
+    assert_eq!(counts.len(), crate::MAX_EVENT_TYPES + 1, "{counts:?}");
+    assert_eq!(counts.get("type_000"), Some(&2), "{counts:?}");
+    assert_eq!(
+        counts.get(crate::OTHER_EVENT_TYPE),
+        Some(&((n - crate::MAX_EVENT_TYPES) as i64)),
+        "{counts:?}"
+    );
+    assert_eq!(counts.values().sum::<i64>(), n as i64 + 1);
+    let interests = &p.profile.interests;
+    assert_eq!(
+        interests.len(),
+        crate::MAX_PROFILE_INTERESTS,
+        "{interests:?}"
+    );
+    assert_eq!(interests.last(), Some(&format!("topic-{:03}", n - 1)));
+    assert!(
+        !interests.contains(&"topic-000".to_owned()),
+        "{interests:?}"
     );
 }
 

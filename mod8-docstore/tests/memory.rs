@@ -116,18 +116,31 @@ mod bounds {
         assert_eq!(shared.memory_stats(), Some(store.stats()));
     }
 
+    /// The most values an event's extras may hold under the shared property rules.
+    const HEAVY: usize = mod8_rules::MAX_PROPERTIES_ITEMS - 1;
+
+    /// What one [`heavy`] event of [`HEAVY`] values takes by the store's own estimate.
+    async fn heavy_bytes() -> u64 {
+        let store = MemoryDocStore::with_limits(limits(1_000, 64 << 20));
+        store.log_event(heavy("u", HEAVY)).await.unwrap();
+        store.stats().event_bytes
+    }
+
     #[tokio::test]
     async fn the_byte_budget_bounds_large_events() {
-        // About 32 KiB each in memory (a JSON number takes a whole `Value` there, 32 bytes or
-        // more depending on serde_json's features): a 100 KiB budget holds 3.
-        let n = 32 * 1024 / std::mem::size_of::<serde_json::Value>();
-        let store = MemoryDocStore::with_limits(limits(1_000, 100 * 1024));
+        // A budget of three and a half heavy events holds 3.
+        let each = heavy_bytes().await;
+        let budget = (3 * each + each / 2) as usize;
+        let store = MemoryDocStore::with_limits(limits(1_000, budget));
         for i in 0..10 {
-            store.log_event(heavy(&format!("u{i}"), n)).await.unwrap();
+            store
+                .log_event(heavy(&format!("u{i}"), HEAVY))
+                .await
+                .unwrap();
         }
         let stats = store.stats();
-        assert!(stats.event_bytes <= 100 * 1024, "{stats:?}");
-        assert!(stats.event_bytes >= 3 * 32 * 1024, "{stats:?}");
+        assert!(stats.event_bytes <= budget as u64, "{stats:?}");
+        assert!(stats.event_bytes >= 3 * each, "{stats:?}");
         assert_eq!(stats.events, 3, "{stats:?}");
         assert_eq!(stats.evictions, 7, "{stats:?}");
         assert_eq!(users_held(&store).await, ["u7", "u8", "u9"]);
@@ -135,9 +148,10 @@ mod bounds {
 
     #[tokio::test]
     async fn an_event_larger_than_the_whole_budget_is_refused() {
-        let store = MemoryDocStore::with_limits(limits(1_000, 16 * 1024));
+        let budget = (heavy_bytes().await / 2) as usize;
+        let store = MemoryDocStore::with_limits(limits(1_000, budget));
         store.log_event(Event::new("u0", "click")).await.unwrap();
-        let err = store.log_event(heavy("u1", 1_000)).await.unwrap_err();
+        let err = store.log_event(heavy("u1", HEAVY)).await.unwrap_err();
         assert!(matches!(err, Error::Validation { .. }), "{err}");
         assert_eq!(err.field(), Some("event"));
         // Nothing was evicted for it.

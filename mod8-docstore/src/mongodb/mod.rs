@@ -348,36 +348,103 @@ impl ProfileStore for MongoDocStore {
             Some(locks) => Some(locks.lock(&format!("profile:{user_id}")).await),
             None => None,
         };
+        let counted = format!("metrics.event_counts.{}", a.event_type);
+        // The common case, a type the profile already counts: one update, matched only then.
+        let known = doc! { "user_id": user_id, counted.as_str(): { "$exists": true } };
+        let applied = match self.apply_counted(known, &counted, &a).await? {
+            Some(applied) => applied,
+            None => {
+                // A type new to this profile: counted by name while there is room, else under
+                // `other`. (Two writers adding new types at once on MongoDB may both see room:
+                // the bound is then exceeded by at most the number of such writers.)
+                let profile = self
+                    .profiles
+                    .find_one(doc! { "user_id": user_id })
+                    .await
+                    .map_err(|e| map(e, "apply activity"))?
+                    .ok_or_else(|| Error::not_found(PROFILE_ENTITY, user_id))?;
+                let types = profile.metrics.event_counts.len();
+                let key = if types < crate::MAX_EVENT_TYPES {
+                    counted
+                } else {
+                    format!("metrics.event_counts.{}", crate::OTHER_EVENT_TYPE)
+                };
+                self.apply_counted(doc! { "user_id": user_id }, &key, &a)
+                    .await?
+                    .unwrap_or(false)
+            }
+        };
+        if applied && a.interest.is_some() {
+            // `$addToSet` cannot bound the array: past MAX_PROFILE_INTERESTS the oldest goes.
+            // One interest is added at a time, so one `$pop` restores the bound; the filter
+            // (the element past the bound exists) makes it a no-op otherwise.
+            let past = format!("profile.interests.{}", crate::MAX_PROFILE_INTERESTS);
+            self.profiles
+                .update_one(
+                    doc! { "user_id": user_id, past.as_str(): { "$exists": true } },
+                    doc! { "$pop": { "profile.interests": -1 } },
+                )
+                .await
+                .map_err(|e| map(e, "apply activity"))?;
+        }
+        Ok(applied)
+    }
+}
+
+impl MongoDocStore {
+    /// Applies `a` counting it under the field `counted`, to the profile matching `filter`
+    /// whose applied ids do not include `a`'s: `Some(true)` when applied, `Some(false)` when
+    /// the profile had applied it before, `None` when no profile matches `filter` (the
+    /// profile of `a`'s user exists but `filter` excluded it) — [`Error::NotFound`] when the
+    /// user has no profile.
+    async fn apply_counted(
+        &self,
+        filter: Document,
+        counted: &str,
+        a: &crate::ActivityUpdate,
+    ) -> Result<Option<bool>> {
+        let user_id = filter.get_str("user_id").unwrap_or_default().to_owned();
         let slice = -i32::try_from(crate::MAX_APPLIED_EVENTS).unwrap_or(i32::MAX);
         let mut change = doc! {
             "$inc": {
                 "metrics.engagement_score": a.score,
                 "metrics.content_views": a.content_views,
-                format!("metrics.event_counts.{}", a.event_type): 1_i64,
+                counted: 1_i64,
             },
             "$push": { "metrics.applied_events": { "$each": [&a.event_id], "$slice": slice } },
         };
         if let Some(interest) = &a.interest {
             change.insert("$addToSet", doc! { "profile.interests": interest });
         }
-        let filter = doc! { "user_id": user_id, "metrics.applied_events": { "$ne": &a.event_id } };
+        let mut guarded = filter.clone();
+        guarded.insert("metrics.applied_events", doc! { "$ne": &a.event_id });
         let r = self
             .profiles
-            .update_one(filter, change)
+            .update_one(guarded, change)
             .await
             .map_err(|e| map(e, "apply activity"))?;
         if r.matched_count == 1 {
-            return Ok(true);
+            return Ok(Some(true));
+        }
+        let seen = doc! { "user_id": &user_id, "metrics.applied_events": &a.event_id };
+        if self
+            .profiles
+            .count_documents(seen)
+            .await
+            .map_err(|e| map(e, "apply activity"))?
+            > 0
+        {
+            return Ok(Some(false));
         }
         let exists = self
             .profiles
-            .count_documents(doc! { "user_id": user_id })
+            .count_documents(doc! { "user_id": &user_id })
             .await
             .map_err(|e| map(e, "apply activity"))?;
         if exists == 0 {
             return Err(Error::not_found(PROFILE_ENTITY, user_id));
         }
-        Ok(false)
+        Ok(None)
     }
 }
 
