@@ -122,7 +122,10 @@ mod bounds {
     /// What one [`heavy`] event of [`HEAVY`] values takes by the store's own estimate.
     async fn heavy_bytes() -> u64 {
         let store = MemoryDocStore::with_limits(limits(1_000, 64 << 20));
-        store.log_event(heavy("u", HEAVY)).await.unwrap();
+        store
+            .log_event(heavy("u", HEAVY))
+            .await
+            .expect("a heavy event within the rules");
         store.stats().event_bytes
     }
 
