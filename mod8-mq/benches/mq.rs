@@ -69,7 +69,14 @@ struct Rabbit {
 
 fn brokers(rt: &tokio::runtime::Runtime, prefix: &str) -> (DynBroker, Option<Rabbit>) {
     let topology = Topology::with_prefix(prefix);
-    let memory: DynBroker = Arc::new(MemoryBroker::new(topology.declarations()).unwrap());
+    // Unbounded queues: the publish benches fill a queue nobody consumes, far past the
+    // in-process broker's default bound (which would refuse the publish, as it should).
+    let unbounded = mod8_mq::memory::MemoryQueueLimits {
+        max_length: u32::MAX,
+        max_bytes: usize::MAX,
+    };
+    let memory: DynBroker =
+        Arc::new(MemoryBroker::with_limits(topology.declarations(), unbounded).unwrap());
     let rabbit = std::env::var("MOD8_AMQP_URL").ok().map(|url| {
         rt.block_on(async {
             let broker: DynBroker = Arc::new(
