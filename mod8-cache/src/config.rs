@@ -164,7 +164,9 @@ impl CacheConfig {
     /// The Redis URL with its password masked (`redis://:***@host:6379/`), for logs and
     /// startup lines; `None` for in-process only.
     pub fn redacted_url(&self) -> Option<String> {
-        self.redis_url.as_deref().map(crate::redact::redact_url)
+        self.redis_url
+            .as_deref()
+            .map(mod8_rules::redact::redact_url)
     }
 
     /// Sets the CA file a `rediss://` server's certificate must chain to.
@@ -291,7 +293,7 @@ fn check_scheme(url: &str) -> Result<()> {
             "url",
             format!(
                 "unsupported cache URL scheme in {:?} (expected memory://, redis:// or rediss://)",
-                crate::redact::redact_url(url)
+                mod8_rules::redact::redact_url(url)
             ),
         )),
     }

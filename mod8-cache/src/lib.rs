@@ -18,7 +18,6 @@ mod flight;
 mod layer;
 pub mod memo;
 pub mod memory;
-mod redact;
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub mod redis;
@@ -27,8 +26,6 @@ mod stats;
 #[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
 pub mod testing;
 mod tiered;
-#[cfg(feature = "redis")]
-mod tls_failure;
 
 /// Re-exported so a repository adapter (`impl MyRepo for Cached<R>`) or a custom
 /// [`CacheStore`] needs no direct dependency on `async-trait`.

@@ -214,7 +214,7 @@ impl DocStoreConfig {
     /// The URL with its password masked (`mongodb://user:***@host/`), for logs and startup
     /// lines.
     pub fn redacted_url(&self) -> String {
-        crate::redact::redact_url(&self.url)
+        mod8_rules::redact::redact_url(&self.url)
     }
 
     /// These settings with the database `name` instead of the URL's.

@@ -13,10 +13,7 @@ mod error;
 mod export;
 mod forward;
 mod model;
-mod redact;
 mod setup;
-#[cfg(feature = "mongodb")]
-mod tls_failure;
 mod validate;
 
 pub mod memory;

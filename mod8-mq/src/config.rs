@@ -113,7 +113,7 @@ impl MqConfig {
                         AMQP_URL_VAR,
                         format!(
                             "'{}' is not an amqp://, amqps:// or memory:// URL",
-                            crate::redact::redact_url(&url)
+                            mod8_rules::redact::redact_url(&url)
                         ),
                     ));
                 }
@@ -142,7 +142,7 @@ impl MqConfig {
     /// The URL with its password masked (`amqp://guest:***@host/`), for logs and startup
     /// lines.
     pub fn redacted_url(&self) -> String {
-        crate::redact::redact_url(&self.url)
+        mod8_rules::redact::redact_url(&self.url)
     }
 
     /// Sets the CA file an `amqps://` server's certificate must chain to.

@@ -10,10 +10,7 @@ mod declarations;
 mod envelope;
 mod error;
 mod producer;
-mod redact;
 mod runner;
-#[cfg(feature = "amqp")]
-mod tls_failure;
 
 #[cfg(feature = "amqp")]
 #[cfg_attr(docsrs, doc(cfg(feature = "amqp")))]

@@ -110,7 +110,7 @@ impl OrmConfig {
     /// The URL with its password masked (`postgres://mod8:***@host/db`), for logs and
     /// startup lines.
     pub fn redacted_url(&self) -> String {
-        crate::redact::redact_url(&self.url)
+        mod8_rules::redact::redact_url(&self.url)
     }
 
     /// Sets the most connections in the pool (at least 1: [`OrmConfig::connect`] rejects 0

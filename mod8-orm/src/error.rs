@@ -172,9 +172,9 @@ impl Error {
                 key: String::from("(query returned no rows)"),
             },
             sqlx::Error::Io(_) | sqlx::Error::Tls(_)
-                if crate::tls_failure::is_certificate_refusal(&err.to_string()) =>
+                if mod8_rules::tls_failure::is_certificate_refusal(&err.to_string()) =>
             {
-                Error::unavailable(backend, crate::tls_failure::TlsFailure(err))
+                Error::unavailable(backend, mod8_rules::tls_failure::TlsFailure(err))
             }
             sqlx::Error::PoolTimedOut
             | sqlx::Error::PoolClosed

@@ -11,11 +11,9 @@ mod forward;
 mod model;
 mod pinned;
 mod purchases;
-mod redact;
 mod repository;
 mod sql;
 mod store;
-mod tls_failure;
 
 #[cfg(feature = "postgres")]
 #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]

@@ -1,4 +1,7 @@
-//! The input rules that mod8's HTTP API, its stores and its message consumers share.
+//! The input rules that mod8's HTTP API, its stores and its message consumers share, and
+//! the two rules of what the clients of its backends may say ([`redact`]: no password from a
+//! URL in a log line, `Debug` string or error; [`tls_failure`]: a refused TLS handshake named
+//! as such).
 //!
 //! Each rule lives here once, and every layer that applies it calls the same function: the
 //! relational store (`mod8-orm`'s `validate`) for usernames and e-mail addresses, the message
@@ -29,6 +32,9 @@
 //!
 //! Messages quote the offending input through [`echo`]: at most [`ECHO_CHARS`] characters,
 //! escaped, so an error never carries an unbounded or invisible copy of what was sent.
+
+pub mod redact;
+pub mod tls_failure;
 
 use std::fmt;
 use std::io;

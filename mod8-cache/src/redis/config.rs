@@ -90,7 +90,7 @@ impl RedisConfig {
 
     /// The URL with its password masked (`redis://:***@host:6379/`), for logs and errors.
     pub fn redacted_url(&self) -> String {
-        crate::redact::redact_url(&self.url)
+        mod8_rules::redact::redact_url(&self.url)
     }
 
     /// Sets the CA file a `rediss://` server's certificate must chain to.

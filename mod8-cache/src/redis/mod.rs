@@ -86,8 +86,8 @@ pub(crate) fn is_transient(e: &fred::error::Error) -> bool {
 
 /// A failed first connection: unavailable, naming TLS when the handshake was refused.
 fn connect_error(e: fred::error::Error) -> Error {
-    if crate::tls_failure::is_certificate_refusal(&e.to_string()) {
-        return Error::unavailable(BACKEND, crate::tls_failure::TlsFailure(e));
+    if mod8_rules::tls_failure::is_certificate_refusal(&e.to_string()) {
+        return Error::unavailable(BACKEND, mod8_rules::tls_failure::TlsFailure(e));
     }
     Error::unavailable(BACKEND, e)
 }

@@ -83,8 +83,8 @@ fn unavailable(source: mongodb::error::Error, operation: &str) -> Error {
     };
     // The driver retries a refused handshake until server selection gives up, and reports it
     // inside the topology description: say it was TLS.
-    if crate::tls_failure::is_certificate_refusal(&failed.to_string()) {
-        return Error::unavailable(BACKEND, crate::tls_failure::TlsFailure(failed));
+    if mod8_rules::tls_failure::is_certificate_refusal(&failed.to_string()) {
+        return Error::unavailable(BACKEND, mod8_rules::tls_failure::TlsFailure(failed));
     }
     Error::unavailable(BACKEND, failed)
 }

@@ -240,8 +240,8 @@ impl AmqpBroker {
         };
         let connection = connected.map_err(|e| {
             // rustls' refusal reaches us as an I/O error that does not say TLS.
-            if crate::tls_failure::is_certificate_refusal(&e.to_string()) {
-                return Error::unavailable(BACKEND, crate::tls_failure::TlsFailure(e));
+            if mod8_rules::tls_failure::is_certificate_refusal(&e.to_string()) {
+                return Error::unavailable(BACKEND, mod8_rules::tls_failure::TlsFailure(e));
             }
             match map_err(e, Target::Other("connection")) {
                 Error::Backend { source, .. } => Error::unavailable(BACKEND, source),

@@ -4,7 +4,7 @@
 /// A driver error raised by a TLS handshake the client refused (the server's certificate did
 /// not verify against the configured CA, or did not match the host).
 #[derive(Debug)]
-pub(crate) struct TlsFailure<E>(pub(crate) E);
+pub struct TlsFailure<E>(pub E);
 
 impl<E: std::fmt::Display> std::fmt::Display for TlsFailure<E> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -24,7 +24,7 @@ impl<E: std::error::Error + 'static> std::error::Error for TlsFailure<E> {
 }
 
 /// Whether a driver's error text is rustls refusing the server's certificate.
-pub(crate) fn is_certificate_refusal(text: &str) -> bool {
+pub fn is_certificate_refusal(text: &str) -> bool {
     text.contains("invalid peer certificate")
         || text.contains("UnknownIssuer")
         || text.contains("NotValidForName")

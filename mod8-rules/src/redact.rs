@@ -9,7 +9,7 @@ const MASK: &str = "***";
 /// `url` with the password of its user information (`scheme://user:password@host`) and any
 /// password-like query parameter (`?password=...`) replaced by `***`; the rest (scheme, user,
 /// hosts, path, other parameters) is kept so the URL still says where it points.
-pub(crate) fn redact_url(url: &str) -> String {
+pub fn redact_url(url: &str) -> String {
     let (base, query) = match url.split_once('?') {
         Some((base, query)) => (base, Some(query)),
         None => (url, None),
