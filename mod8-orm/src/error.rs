@@ -207,7 +207,7 @@ impl Error {
 
 /// Every unique constraint of the schema: PostgreSQL's constraint (or unique index) name,
 /// the columns SQLite names in its message, and the field and entity the caller knows.
-const UNIQUE_CONSTRAINTS: [(&str, &str, &str, &str); 8] = [
+const UNIQUE_CONSTRAINTS: [(&str, &str, &str, &str); 12] = [
     ("users_email_key", "users.email", "email", "user"),
     ("users_username_key", "users.username", "username", "user"),
     // The unique index on `lower(email)`: SQLite names an expression index, not columns.
@@ -224,6 +224,25 @@ const UNIQUE_CONSTRAINTS: [(&str, &str, &str, &str); 8] = [
         "user",
     ),
     ("products_sku_key", "products.sku", "sku", "product"),
+    (
+        "product_variants_sku_key",
+        "product_variants.sku",
+        "sku",
+        "variant",
+    ),
+    ("categories_slug_key", "categories.slug", "slug", "category"),
+    (
+        "reviews_one_per_user",
+        "reviews.product_id, reviews.user_id",
+        "user_id",
+        "review",
+    ),
+    (
+        "product_images_position_key",
+        "product_images.product_id, product_images.position",
+        "position",
+        "image",
+    ),
     (
         "countries_iso_code_key",
         "countries.iso_code",

@@ -323,24 +323,27 @@ pub struct HighValueUser {
     pub total_spent_cents: i64,
 }
 
-/// A product in the catalogue.
+/// A product in the catalogue, seen through its default variant (the first by position): a
+/// simple product has exactly one.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, sqlx::FromRow)]
 pub struct Product {
     /// Primary key.
     pub id: Uuid,
-    /// Stock-keeping unit; unique.
+    /// The product's code; unique among products (each variant has its own SKU too; a
+    /// simple product's one variant shares this one).
     pub sku: String,
     /// Display name.
     pub name: String,
-    /// Category (`books`, `garden`, ...).
+    /// The name of its category (`books`, `garden`, ...).
     pub category: String,
-    /// Unit price in cents.
+    /// The default variant's unit price in cents.
     pub price_cents: i64,
-    /// Units in stock.
+    /// Units of the default variant available: on hand minus reserved by open orders.
     pub stock: i64,
 }
 
-/// Input for [`crate::ProductRepository::create_product`].
+/// Input for [`crate::ProductRepository::create_product`]: a simple product (one variant,
+/// priced in euro cents), in a root category found or created by name.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NewProduct {
     /// Stock-keeping unit (1–64 characters).
@@ -383,6 +386,20 @@ impl OrderStatus {
     /// `Shipped` are; `Placed` (not paid yet, it may never be) and `Cancelled` are not.
     pub fn is_purchase(self) -> bool {
         matches!(self, OrderStatus::Paid | OrderStatus::Shipped)
+    }
+
+    /// The statuses an order may move to this one from: an order is paid once placed, shipped
+    /// once placed or paid (shipping sells the reserved stock), cancelled while placed or paid
+    /// (which releases the reserved stock). Nothing comes back to `Placed`, nothing leaves
+    /// `Cancelled`, and a shipped order is not cancelled (it is returned).
+    pub fn may_follow(self) -> &'static [OrderStatus] {
+        match self {
+            OrderStatus::Placed => &[],
+            OrderStatus::Paid => &[OrderStatus::Placed],
+            OrderStatus::Shipped | OrderStatus::Cancelled => {
+                &[OrderStatus::Placed, OrderStatus::Paid]
+            }
+        }
     }
 
     /// The stored spelling.
@@ -450,6 +467,8 @@ pub struct OrderItem {
     pub order_id: Uuid,
     /// The product.
     pub product_id: Uuid,
+    /// The variant of the product sold.
+    pub variant_id: Uuid,
     /// Units bought (positive).
     pub quantity: i64,
     /// Unit price at the time of the order, in cents.

@@ -80,18 +80,24 @@ pub trait LocationRepository: Send + Sync {
     async fn country_stats(&self) -> Result<Vec<CountryStats>>;
 }
 
-/// The product catalogue.
+/// The product catalogue seen as simple products: each product through its default variant
+/// (see [`Product`]). Stock changes are written to the stock-movement ledger in the same
+/// transaction as the inventory row.
 ///
 /// Implemented for `Arc<T>` and `Box<T>` by forwarding.
 #[async_trait]
 pub trait ProductRepository: Send + Sync {
-    /// Validates and inserts a product; a taken SKU is a conflict on `sku`.
+    /// Validates and inserts a simple product in one transaction: its category (a root
+    /// category, found by slug or created), the product, its one variant (same id and SKU)
+    /// and its inventory with an opening `receipt` movement. A taken SKU is a conflict on
+    /// `sku`.
     async fn create_product(&self, product: NewProduct) -> Result<Product>;
     /// The product with this id, or [`crate::Error::NotFound`].
     async fn get_product(&self, id: Uuid) -> Result<Product>;
-    /// The whole catalogue, or one category of it, by name.
+    /// The whole catalogue, or one category of it, by name; archived products are left out.
     async fn products(&self, category: Option<&str>) -> Result<Vec<Product>>;
-    /// Adds `quantity` (positive) units to the stock and returns the product.
+    /// Adds `quantity` (positive) units to the default variant's stock (with a `receipt`
+    /// movement) and returns the product.
     async fn restock(&self, id: Uuid, quantity: i64) -> Result<Product>;
 }
 
@@ -100,13 +106,17 @@ pub trait ProductRepository: Send + Sync {
 /// Implemented for `Arc<T>` and `Box<T>` by forwarding.
 #[async_trait]
 pub trait OrderRepository: Send + Sync {
-    /// Places an order in one transaction: prices come from the catalogue, stock is reserved
-    /// atomically (a [`crate::Error::Conflict`] on `stock` when short) and nothing is
-    /// written unless every line succeeds.
+    /// Places an order in one transaction: each line buys its product's default variant at
+    /// the variant's price; its units are reserved in the inventory (with a `reservation`
+    /// movement) atomically — a [`crate::Error::Conflict`] on `stock` naming the variant and
+    /// what it has available when short — and nothing is written unless every line succeeds.
     async fn place_order(&self, order: NewOrder) -> Result<OrderWithItems>;
     /// The order with its items, or [`crate::Error::NotFound`].
     async fn get_order(&self, id: Uuid) -> Result<OrderWithItems>;
-    /// Changes an order's status; cancelling returns its items to stock.
+    /// Changes an order's status along [`OrderStatus::may_follow`]: shipping sells the
+    /// reserved units (`sale` movements), cancelling releases them (`release` movements).
+    /// Asking for the status it has is a no-op; any other move is a
+    /// [`crate::Error::Conflict`] on `status`.
     async fn set_order_status(&self, id: Uuid, status: OrderStatus) -> Result<Order>;
     /// A user's orders with their items, newest first (two statements, no N+1).
     async fn orders_of_user(&self, user_id: Uuid) -> Result<Vec<OrderWithItems>>;

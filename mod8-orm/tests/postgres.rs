@@ -121,3 +121,56 @@ async fn postgres_schema_enforces_case_insensitive_identities() {
         })
         .await;
 }
+
+/// Products, stock and orders written under the flat product schema are carried into the
+/// catalog by its migration.
+#[tokio::test]
+async fn catalog_migration_carries_data_forward_on_postgres() {
+    use mod8_orm::futures::FutureExt;
+    let Some(test_db) = TestDb::postgres_from_env("orm postgres catalog migration").await else {
+        return;
+    };
+    let url = test_db.url().to_owned();
+    test_db
+        .run(|_db| {
+            Box::pin(async move {
+                // The test database comes migrated: start over from an empty schema.
+                let store = PostgresStore::connect(&OrmConfig::new(&url).with_migrations(false))
+                    .await
+                    .unwrap();
+                let pool = store.pool().clone();
+                mod8_orm::sqlx::raw_sql("DROP SCHEMA public CASCADE; CREATE SCHEMA public")
+                    .execute(&pool)
+                    .await
+                    .unwrap();
+                let (p1, p2, s1) = (pool.clone(), pool.clone(), store.clone());
+                let raw = mod8_orm::testing::RawStore {
+                    backend: mod8_orm::Backend::Postgres,
+                    execute: Box::new(move |sql| {
+                        let pool = p1.clone();
+                        async move {
+                            mod8_orm::sqlx::raw_sql(&sql).execute(&pool).await.unwrap();
+                        }
+                        .boxed()
+                    }),
+                    scalar: Box::new(move |sql| {
+                        let pool = p2.clone();
+                        async move {
+                            mod8_orm::sqlx::query_scalar::<_, i64>(&sql)
+                                .fetch_one(&pool)
+                                .await
+                                .unwrap()
+                        }
+                        .boxed()
+                    }),
+                    migrate_to: Box::new(move |version| {
+                        let store = s1.clone();
+                        async move { store.migrate_to(version).await.unwrap() }.boxed()
+                    }),
+                };
+                mod8_orm::testing::case_catalog_migration_carries_data_forward(raw, &store).await;
+                store.close().await;
+            })
+        })
+        .await;
+}

@@ -268,3 +268,43 @@ async fn sqlite_schema_enforces_case_insensitive_identities() {
     assert_eq!(conflict(raw("new@x.org", "ADA", "ada").await), "username");
     raw("new@x.org", "new", "new").await.unwrap();
 }
+
+/// Products, stock and orders written under the flat product schema are carried into the
+/// catalog by its migration (in a file, as a real upgrade would find them).
+#[tokio::test]
+async fn catalog_migration_carries_data_forward_on_sqlite() {
+    use mod8_orm::futures::FutureExt;
+    use mod8_orm::sqlite::SqliteStore;
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("upgrade.db").display());
+    let store = SqliteStore::connect(&OrmConfig::new(&url).with_migrations(false))
+        .await
+        .unwrap();
+    let pool = store.pool().clone();
+    let (p1, p2, s1) = (pool.clone(), pool.clone(), store.clone());
+    let raw = mod8_orm::testing::RawStore {
+        backend: mod8_orm::Backend::Sqlite,
+        execute: Box::new(move |sql| {
+            let pool = p1.clone();
+            async move {
+                mod8_orm::sqlx::raw_sql(&sql).execute(&pool).await.unwrap();
+            }
+            .boxed()
+        }),
+        scalar: Box::new(move |sql| {
+            let pool = p2.clone();
+            async move {
+                mod8_orm::sqlx::query_scalar::<_, i64>(&sql)
+                    .fetch_one(&pool)
+                    .await
+                    .unwrap()
+            }
+            .boxed()
+        }),
+        migrate_to: Box::new(move |version| {
+            let store = s1.clone();
+            async move { store.migrate_to(version).await.unwrap() }.boxed()
+        }),
+    };
+    mod8_orm::testing::case_catalog_migration_carries_data_forward(raw, &store).await;
+}

@@ -1,13 +1,13 @@
-//! [`crate::LocationRepository`] and [`crate::ProductRepository`] for every backend.
+//! [`crate::LocationRepository`] for every backend.
 
-/// Implements `LocationRepository` and `ProductRepository` for `SqlStore<$db>`.
+/// Implements `LocationRepository` for `SqlStore<$db>`.
 macro_rules! impl_location_repository {
     ($db:ty) => {
         const _: () = {
             use $crate::error::{Error, Result};
             use $crate::model::*;
             use $crate::store::{SqlDriver, SqlStore};
-            use $crate::sql::{self, COUNTRY_COLS, LOCATION_COLS, PRODUCT_COLS};
+            use $crate::sql::{self, COUNTRY_COLS, LOCATION_COLS};
             use $crate::validate;
             use ::uuid::Uuid;
 
@@ -167,65 +167,6 @@ macro_rules! impl_location_repository {
                     .await
                     .map_err(|e| self.err(e))?;
                     Ok(rows.into_iter().map(sql::CountryStatsRow::into_stats).collect())
-                }
-            }
-
-            #[::async_trait::async_trait]
-            impl $crate::repository::ProductRepository for SqlStore<$db> {
-                async fn create_product(&self, product: NewProduct) -> Result<Product> {
-                    let p = validate::new_product(&product)?;
-                    let mut conn = self.conn().await?;
-                    ::sqlx::query_as::<$db, Product>(&format!(
-                        "INSERT INTO products ({PRODUCT_COLS}) VALUES ($1, $2, $3, $4, $5, $6) \
-                         RETURNING {PRODUCT_COLS}"
-                    ))
-                    .bind(Uuid::new_v4())
-                    .bind(&p.sku)
-                    .bind(&p.name)
-                    .bind(&p.category)
-                    .bind(p.price_cents)
-                    .bind(p.stock)
-                    .fetch_one(conn.exec())
-                    .await
-                    .map_err(|e| self.err(e))
-                }
-
-                async fn get_product(&self, id: Uuid) -> Result<Product> {
-                    let mut conn = self.conn().await?;
-                    ::sqlx::query_as::<$db, Product>(&format!(
-                        "SELECT {PRODUCT_COLS} FROM products WHERE id = $1"
-                    ))
-                    .bind(id)
-                    .fetch_optional(conn.exec())
-                    .await
-                    .map_err(|e| self.err(e))?
-                    .ok_or_else(|| Error::not_found("product", id))
-                }
-
-                async fn products(&self, category: Option<&str>) -> Result<Vec<Product>> {
-                    let mut conn = self.conn().await?;
-                    ::sqlx::query_as::<$db, Product>(&format!(
-                        "SELECT {PRODUCT_COLS} FROM products \
-                         WHERE $1 IS NULL OR category = $1 ORDER BY category, name, id"
-                    ))
-                    .bind(category)
-                    .fetch_all(conn.exec())
-                    .await
-                    .map_err(|e| self.err(e))
-                }
-
-                async fn restock(&self, id: Uuid, quantity: i64) -> Result<Product> {
-                    let quantity = validate::quantity(quantity)?;
-                    let mut conn = self.conn().await?;
-                    ::sqlx::query_as::<$db, Product>(&format!(
-                        "UPDATE products SET stock = stock + $1 WHERE id = $2 RETURNING {PRODUCT_COLS}"
-                    ))
-                    .bind(quantity)
-                    .bind(id)
-                    .fetch_optional(conn.exec())
-                    .await
-                    .map_err(|e| self.err(e))?
-                    .ok_or_else(|| Error::not_found("product", id))
                 }
             }
         };

@@ -40,6 +40,15 @@ macro_rules! impl_migrate {
         impl $crate::store::SqlStore<$db> {
             /// Applies the crate's pending migrations (recorded in `mod8_orm_migrations`).
             pub async fn migrate(&self) -> $crate::error::Result<()> {
+                self.migrate_to(i64::MAX).await
+            }
+
+            /// Applies the crate's pending migrations up to and including `version`, in one
+            /// transaction (recorded in `mod8_orm_migrations`): for hosts that stage a schema
+            /// change, and for tests of a migration on data written under the schema before
+            /// it. The repositories expect every migration: call [`Self::migrate`] before
+            /// using them.
+            pub async fn migrate_to(&self, version: i64) -> $crate::error::Result<()> {
                 use $crate::error::Error;
                 use $crate::store::SqlDriver;
                 let backend = <$db as SqlDriver>::DIALECT.backend.name();
@@ -59,7 +68,7 @@ macro_rules! impl_migrate {
                 .map_err(err)?;
                 let migrator: &::sqlx::migrate::Migrator = $migrator;
                 for m in migrator.iter() {
-                    if m.migration_type.is_down_migration() {
+                    if m.migration_type.is_down_migration() || m.version > version {
                         continue;
                     }
                     let checksum = $crate::sql::migrate::hex(&m.checksum);

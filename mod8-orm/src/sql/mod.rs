@@ -19,6 +19,7 @@ pub(crate) mod locations;
 pub(crate) mod migrate;
 pub(crate) mod orders;
 pub(crate) mod outbox;
+pub(crate) mod products;
 pub(crate) mod purchases;
 pub(crate) mod users;
 
@@ -75,9 +76,9 @@ pub(crate) const USER_INSERT_COLS: &str = "id, email, username, address_id, prof
 pub(crate) const USER_COLS_U: &str = "u.id, u.email, u.username, u.address_id, u.profile_score, \
      u.is_verified, u.created_at, u.last_active_at";
 pub(crate) const COUNTRY_COLS: &str = "id, name, iso_code, population, gdp_per_capita_cents";
-pub(crate) const PRODUCT_COLS: &str = "id, sku, name, category, price_cents, stock";
 pub(crate) const ORDER_COLS: &str = "id, user_id, created_at, status, total_cents";
-pub(crate) const ORDER_ITEM_COLS: &str = "order_id, product_id, quantity, unit_price_cents";
+pub(crate) const ORDER_ITEM_COLS: &str =
+    "order_id, product_id, variant_id, quantity, unit_price_cents";
 pub(crate) const OUTBOX_COLS: &str = "id, topic, payload, created_at, sent_at, attempts";
 
 /// Inserts an address: binds id, street, postal code, city id.

@@ -9,6 +9,7 @@ macro_rules! impl_order_repository {
             use $crate::error::{Error, Result};
             use $crate::model::*;
             use $crate::store::{SqlDriver, SqlStore};
+            use $crate::sql::products::{Movement, DEFAULT_VARIANT_OF_P};
             use $crate::sql::{self, ORDER_COLS, ORDER_ITEM_COLS};
             use $crate::validate;
             use ::uuid::Uuid;
@@ -22,7 +23,7 @@ macro_rules! impl_order_repository {
                 for chunk in orders.chunks(<$db as SqlDriver>::DIALECT.max_bind_params) {
                     let sql = format!(
                         "SELECT {ORDER_ITEM_COLS} FROM order_items WHERE order_id IN ({}) \
-                         ORDER BY order_id, product_id",
+                         ORDER BY order_id, product_id, variant_id",
                         <$db as SqlDriver>::DIALECT.list(chunk.len(), 1)
                     );
                     let mut q = ::sqlx::query_as::<$db, OrderItem>(&sql);
@@ -34,32 +35,97 @@ macro_rules! impl_order_repository {
                 Ok(sql::group_by_parent(items, |i| i.order_id))
             }
 
+            /// A line resolved to the variant it reserves and the price it pays.
+            struct Resolved {
+                product_id: Uuid,
+                variant_id: Uuid,
+                sku: String,
+                price_cents: i64,
+                quantity: i64,
+            }
+
             impl SqlStore<$db> {
-                /// Why `line` could not be reserved: the product is missing, or short (a
-                /// conflict naming it and what is left).
+                /// Why `line` could not be reserved: what its variant has available.
                 async fn unreserved(
                     &self,
                     tx: &mut $crate::store::Tx<'_, $db>,
-                    line: &OrderLine,
+                    line: &Resolved,
                 ) -> Error {
-                    let found = ::sqlx::query_as::<$db, (String, i64)>(
-                        "SELECT sku, stock FROM products WHERE id = $1",
+                    let found = ::sqlx::query_scalar::<$db, i64>(
+                        "SELECT on_hand - reserved FROM inventory WHERE variant_id = $1",
                     )
-                    .bind(line.product_id)
+                    .bind(line.variant_id)
                     .fetch_optional(tx.exec())
                     .await;
                     match found {
-                        Ok(None) => Error::not_found("product", line.product_id),
-                        Ok(Some((sku, stock))) => Error::conflict(
+                        Ok(available) => Error::conflict(
                             "product",
                             "stock",
                             format!(
-                                "{sku} (product {}) has {stock} in stock, {} ordered",
-                                line.product_id, line.quantity
+                                "{} (product {}, variant {}) has {} available, {} ordered",
+                                line.sku,
+                                line.product_id,
+                                line.variant_id,
+                                available.unwrap_or(0),
+                                line.quantity
                             ),
                         ),
                         Err(e) => self.err(e),
                     }
+                }
+
+                /// Applies a status change's inventory effect to every line of order `id`:
+                /// shipping sells the reserved units, cancelling releases them. One update of
+                /// the inventory rows and one append to the ledger.
+                async fn settle_stock(
+                    &self,
+                    tx: &mut $crate::store::Tx<'_, $db>,
+                    id: Uuid,
+                    status: OrderStatus,
+                ) -> Result<()> {
+                    let (kind, on_hand) = match status {
+                        OrderStatus::Shipped => ("sale", true),
+                        OrderStatus::Cancelled => ("release", false),
+                        OrderStatus::Placed | OrderStatus::Paid => return Ok(()),
+                    };
+                    let lines = ::sqlx::query_as::<$db, (Uuid, i64)>(
+                        "SELECT variant_id, quantity FROM order_items WHERE order_id = $1 \
+                         ORDER BY variant_id",
+                    )
+                    .bind(id)
+                    .fetch_all(tx.exec())
+                    .await
+                    .map_err(|e| self.err(e))?;
+                    let quantity = "(SELECT oi.quantity FROM order_items oi \
+                         WHERE oi.order_id = $1 AND oi.variant_id = inventory.variant_id)";
+                    let on_hand_set = if on_hand {
+                        format!("on_hand = on_hand - {quantity}, ")
+                    } else {
+                        String::new()
+                    };
+                    ::sqlx::query::<$db>(&format!(
+                        "UPDATE inventory SET {on_hand_set}reserved = reserved - {quantity}, \
+                           updated_at = $2 \
+                         WHERE variant_id IN (SELECT variant_id FROM order_items \
+                           WHERE order_id = $1)"
+                    ))
+                    .bind(id)
+                    .bind(sql::now())
+                    .execute(tx.exec())
+                    .await
+                    .map_err(|e| self.err(e))?;
+                    let movements: Vec<Movement<'_>> = lines
+                        .iter()
+                        .map(|&(variant_id, q)| Movement {
+                            variant_id,
+                            kind,
+                            on_hand_delta: if on_hand { -q } else { 0 },
+                            reserved_delta: -q,
+                            reason: if on_hand { "order shipped" } else { "order cancelled" },
+                            order_id: Some(id),
+                        })
+                        .collect();
+                    self.append_movements(tx, &movements).await
                 }
             }
 
@@ -77,36 +143,72 @@ macro_rules! impl_order_repository {
                     let mut conn = self.conn().await?;
                     let mut tx = conn.transaction(backend).await?;
 
+                    // Each product's default variant and its price, in one statement.
+                    let ids: Vec<Uuid> = order.lines.iter().map(|l| l.product_id).collect();
+                    let statement = format!(
+                        "SELECT p.id, v.id, v.sku, v.price_cents FROM products p \
+                         JOIN product_variants v ON v.id = {DEFAULT_VARIANT_OF_P} \
+                         WHERE p.id IN ({})",
+                        <$db as SqlDriver>::DIALECT.list(ids.len(), 1)
+                    );
+                    let variants =
+                        ::sqlx::query_as::<$db, (Uuid, Uuid, String, i64)>(&statement);
+                    let variants = ids
+                        .iter()
+                        .fold(variants, |q, id| q.bind(*id))
+                        .fetch_all(tx.exec())
+                        .await
+                        .map_err(|e| self.err(e))?;
+                    let by_product: HashMap<Uuid, (Uuid, String, i64)> = variants
+                        .into_iter()
+                        .map(|(p, v, sku, price)| (p, (v, sku, price)))
+                        .collect();
+                    let mut lines = Vec::with_capacity(order.lines.len());
+                    for line in &order.lines {
+                        let Some((variant_id, sku, price_cents)) = by_product.get(&line.product_id)
+                        else {
+                            return Err(Error::not_found("product", line.product_id));
+                        };
+                        lines.push(Resolved {
+                            product_id: line.product_id,
+                            variant_id: *variant_id,
+                            sku: sku.clone(),
+                            price_cents: *price_cents,
+                            quantity: line.quantity,
+                        });
+                    }
+
                     // Reserve stock line by line. The guarded UPDATE is the stock check (a
-                    // read-then-write check would race concurrent orders), and it returns the
-                    // catalogue price. Rows are locked in product-id order whatever the
-                    // caller's line order, so two orders for the same products cannot each
-                    // hold one row the other waits for (a deadlock on PostgreSQL). A failing
-                    // line leaves earlier reservations to the transaction's rollback.
-                    let mut lines: Vec<&OrderLine> = order.lines.iter().collect();
-                    lines.sort_by_key(|line| line.product_id);
+                    // read-then-write check would race concurrent orders). Rows are locked in
+                    // variant-id order whatever the caller's line order, so two orders for the
+                    // same variants cannot each hold one row the other waits for (a deadlock on
+                    // PostgreSQL). A failing line leaves earlier reservations to the
+                    // transaction's rollback.
+                    lines.sort_by_key(|line| line.variant_id);
                     let mut total: i64 = 0;
-                    let mut priced = Vec::with_capacity(lines.len());
-                    for line in lines {
-                        let price = ::sqlx::query_scalar::<$db, i64>(
-                            "UPDATE products SET stock = stock - $1 \
-                             WHERE id = $2 AND stock >= $1 RETURNING price_cents",
+                    let now = sql::now();
+                    for line in &lines {
+                        let reserved = ::sqlx::query_scalar::<$db, Uuid>(
+                            "UPDATE inventory SET reserved = reserved + $1, updated_at = $2 \
+                             WHERE variant_id = $3 AND on_hand - reserved >= $1 \
+                             RETURNING variant_id",
                         )
                         .bind(line.quantity)
-                        .bind(line.product_id)
+                        .bind(now)
+                        .bind(line.variant_id)
                         .fetch_optional(tx.exec())
                         .await
                         .map_err(|e| self.err(e))?;
-                        let Some(price) = price else {
+                        if reserved.is_none() {
                             return Err(self.unreserved(&mut tx, line).await);
-                        };
-                        total = price
+                        }
+                        total = line
+                            .price_cents
                             .checked_mul(line.quantity)
                             .and_then(|amount| total.checked_add(amount))
                             .ok_or_else(|| {
                                 Error::validation("quantity", "order total overflows")
                             })?;
-                        priced.push((line, price));
                     }
 
                     let created = order.created_at.map(sql::stored).unwrap_or_else(sql::now);
@@ -126,18 +228,31 @@ macro_rules! impl_order_repository {
                     let sql = format!(
                         "INSERT INTO order_items ({ORDER_ITEM_COLS}) VALUES {} \
                          RETURNING {ORDER_ITEM_COLS}",
-                        <$db as SqlDriver>::DIALECT.values(priced.len(), 4, 1)
+                        <$db as SqlDriver>::DIALECT.values(lines.len(), 5, 1)
                     );
                     let mut q = ::sqlx::query_as::<$db, OrderItem>(&sql);
-                    for (line, price) in &priced {
+                    for line in &lines {
                         q = q
                             .bind(header.id)
                             .bind(line.product_id)
+                            .bind(line.variant_id)
                             .bind(line.quantity)
-                            .bind(*price);
+                            .bind(line.price_cents);
                     }
                     let mut items = q.fetch_all(tx.exec()).await.map_err(|e| self.err(e))?;
-                    items.sort_by_key(|i| i.product_id);
+                    items.sort_by_key(|i| (i.product_id, i.variant_id));
+                    let movements: Vec<Movement<'_>> = lines
+                        .iter()
+                        .map(|line| Movement {
+                            variant_id: line.variant_id,
+                            kind: "reservation",
+                            on_hand_delta: 0,
+                            reserved_delta: line.quantity,
+                            reason: "order placed",
+                            order_id: Some(header.id),
+                        })
+                        .collect();
+                    self.append_movements(&mut tx, &movements).await?;
                     tx.commit(backend).await?;
                     Ok(OrderWithItems {
                         order: header,
@@ -157,7 +272,7 @@ macro_rules! impl_order_repository {
                     .ok_or_else(|| Error::not_found("order", id))?;
                     let items = ::sqlx::query_as::<$db, OrderItem>(&format!(
                         "SELECT {ORDER_ITEM_COLS} FROM order_items WHERE order_id = $1 \
-                         ORDER BY product_id"
+                         ORDER BY product_id, variant_id"
                     ))
                     .bind(id)
                     .fetch_all(conn.exec())
@@ -170,20 +285,36 @@ macro_rules! impl_order_repository {
                     let backend = self.backend_name();
                     let mut conn = self.conn().await?;
                     let mut tx = conn.transaction(backend).await?;
-                    // The status changes first, conditionally: the UPDATE locks the row, so of
-                    // concurrent cancels exactly one changes it (the others re-check the
-                    // condition after it commits and match nothing) and only that one
-                    // restocks. A plain read first would let two both see it open.
-                    let changed = ::sqlx::query_as::<$db, Order>(&format!(
-                        "UPDATE orders SET status = $1 \
-                         WHERE id = $2 AND status <> 'cancelled' AND status <> $1 \
-                         RETURNING {ORDER_COLS}"
-                    ))
-                    .bind(status.as_str())
-                    .bind(id)
-                    .fetch_optional(tx.exec())
-                    .await
-                    .map_err(|e| self.err(e))?;
+                    // The status changes first, conditionally on the statuses it may come
+                    // from: the UPDATE locks the row, so of concurrent changes exactly one
+                    // happens (the others re-check the condition after it commits and match
+                    // nothing) and only that one moves stock. A plain read first would let two
+                    // both see it open.
+                    let from = status.may_follow();
+                    let changed = if from.is_empty() {
+                        None
+                    } else {
+                        // Numbered placeholders throughout: SQLite binds anonymous ones from
+                        // the first argument, whatever numbered ones precede them.
+                        let statuses = (3..3 + from.len())
+                            .map(|n| format!("${n}"))
+                            .collect::<Vec<_>>()
+                            .join(", ");
+                        let statement = format!(
+                            "UPDATE orders SET status = $1 WHERE id = $2 \
+                             AND status IN ({statuses}) RETURNING {ORDER_COLS}"
+                        );
+                        from.iter()
+                            .fold(
+                                ::sqlx::query_as::<$db, Order>(&statement)
+                                    .bind(status.as_str())
+                                    .bind(id),
+                                |q, s| q.bind(s.as_str()),
+                            )
+                            .fetch_optional(tx.exec())
+                            .await
+                            .map_err(|e| self.err(e))?
+                    };
                     let Some(updated) = changed else {
                         // Nothing changed: say why.
                         let current = ::sqlx::query_as::<$db, Order>(&format!(
@@ -197,23 +328,13 @@ macro_rules! impl_order_repository {
                         if current.status == status {
                             return Ok(current);
                         }
-                        return Err(Error::validation(
+                        return Err(Error::conflict(
+                            "order",
                             "status",
-                            "a cancelled order cannot be reopened",
+                            format!("a {} order cannot become {status}", current.status),
                         ));
                     };
-                    if status == OrderStatus::Cancelled {
-                        ::sqlx::query::<$db>(
-                            "UPDATE products SET stock = stock + \
-                               (SELECT oi.quantity FROM order_items oi \
-                                WHERE oi.order_id = $1 AND oi.product_id = products.id) \
-                             WHERE id IN (SELECT product_id FROM order_items WHERE order_id = $1)",
-                        )
-                        .bind(id)
-                        .execute(tx.exec())
-                        .await
-                        .map_err(|e| self.err(e))?;
-                    }
+                    self.settle_stock(&mut tx, id, status).await?;
                     tx.commit(backend).await?;
                     Ok(updated)
                 }
@@ -244,10 +365,11 @@ macro_rules! impl_order_repository {
                     let mut conn = self.conn().await?;
                     ::sqlx::query_as::<$db, Purchase>(
                         "SELECT o.id AS order_id, o.created_at AS ordered_at, p.id AS product_id, \
-                           p.sku, p.name, p.category, oi.quantity, oi.unit_price_cents \
+                           p.sku, p.name, c.name AS category, oi.quantity, oi.unit_price_cents \
                          FROM orders o \
                          JOIN order_items oi ON oi.order_id = o.id \
                          JOIN products p ON p.id = oi.product_id \
+                         JOIN categories c ON c.id = p.category_id \
                          WHERE o.user_id = $1 AND o.status <> 'cancelled' \
                          ORDER BY o.created_at DESC, o.id, p.sku",
                     )
@@ -261,16 +383,18 @@ macro_rules! impl_order_repository {
                     let limit = sql::limit(limit)?;
                     let mut conn = self.conn().await?;
                     ::sqlx::query_as::<$db, ProductPopularity>(
-                        "SELECT p.id AS product_id, p.sku, p.name, p.category, \
+                        "SELECT p.id AS product_id, p.sku, p.name, c.name AS category, \
                            CAST(COALESCE(SUM(oi.quantity), 0) AS BIGINT) AS units_sold, \
                            CAST(COUNT(DISTINCT o.id) AS BIGINT) AS orders, \
                            CAST(COUNT(DISTINCT o.user_id) AS BIGINT) AS buyers, \
                            CAST(COALESCE(SUM(oi.quantity * oi.unit_price_cents), 0) AS BIGINT) AS revenue_cents \
                          FROM products p \
+                         JOIN categories c ON c.id = p.category_id \
                          LEFT JOIN (order_items oi JOIN orders o \
                                     ON o.id = oi.order_id AND o.status <> 'cancelled') \
                            ON oi.product_id = p.id \
-                         GROUP BY p.id, p.sku, p.name, p.category \
+                         WHERE p.archived_at IS NULL \
+                         GROUP BY p.id, p.sku, p.name, c.name \
                          ORDER BY units_sold DESC, revenue_cents DESC, p.sku LIMIT $1",
                     )
                     .bind(limit)

@@ -23,10 +23,11 @@ pub(crate) const HISTORIES: &str = "SELECT u.id, u.email, u.username, u.address_
        h.unit_price_cents \
      FROM users u LEFT JOIN ( \
        SELECT o.user_id, o.id AS order_id, o.created_at AS ordered_at, p.id AS product_id, \
-         p.sku, p.name, p.category, oi.quantity, oi.unit_price_cents \
+         p.sku, p.name, c.name AS category, oi.quantity, oi.unit_price_cents \
        FROM orders o \
        JOIN order_items oi ON oi.order_id = o.id \
        JOIN products p ON p.id = oi.product_id \
+       JOIN categories c ON c.id = p.category_id \
        WHERE o.status <> 'cancelled') h ON h.user_id = u.id \
      ORDER BY u.id, h.ordered_at DESC, h.order_id, h.sku";
 

@@ -639,7 +639,7 @@ pub async fn case_orders(db: &dyn Database) {
     assert!(matches!(
         db.set_order_status(second.order.id, OrderStatus::Paid)
             .await,
-        Err(Error::Validation { field, .. }) if field == "status"
+        Err(Error::Conflict { entity: "order", field, .. }) if field == "status"
     ));
     let restocked = db.restock(can.id, 8).await.unwrap();
     assert_eq!(restocked.stock, 10);

@@ -29,6 +29,7 @@ use crate::*;
 mod cases;
 mod customer_rfm;
 mod fixtures;
+mod migration;
 mod purchases;
 mod users;
 
@@ -37,6 +38,7 @@ pub use customer_rfm::{
     case_customer_rfm, case_customer_rfm_in_a_unit_of_work, case_customer_rfm_matches_the_reference,
 };
 pub use fixtures::{seed_world, user_in, World};
+pub use migration::{case_catalog_migration_carries_data_forward, RawStore};
 pub use purchases::{case_co_purchase_counts, case_customer_histories};
 pub use users::{
     case_activity_ranking, case_bulk_insert, case_look_alike_identities_conflict,
