@@ -9,13 +9,14 @@ use chrono::{DateTime, NaiveDate, Utc};
 use futures::stream::BoxStream;
 use uuid::Uuid;
 
+use crate::catalog::*;
 use crate::customer_summary::CustomerRfm;
 use crate::error::Result;
 use crate::model::*;
 use crate::purchases::{CoPurchaseCounts, CustomerHistory};
 use crate::repository::{
-    AnalyticsRepository, LocationRepository, OrderRepository, OutboxRepository, ProductRepository,
-    UserRepository,
+    AnalyticsRepository, CatalogRepository, LocationRepository, OrderRepository, OutboxRepository,
+    ProductRepository, UserRepository,
 };
 
 /// Implements `$trait` for `Arc<T>` and `Box<T>` with the given forwarding methods.
@@ -191,5 +192,50 @@ forward!(OutboxRepository {
     }
     async fn count_outbox_rows(&self) -> Result<u64> {
         (**self).count_outbox_rows().await
+    }
+});
+
+forward!(CatalogRepository {
+    async fn create_category(&self, category: NewCategory) -> Result<Category> {
+        (**self).create_category(category).await
+    }
+    async fn get_category(&self, id: Uuid) -> Result<Category> {
+        (**self).get_category(id).await
+    }
+    async fn categories(&self) -> Result<Vec<Category>> {
+        (**self).categories().await
+    }
+    async fn move_category(&self, id: Uuid, parent_id: Option<Uuid>) -> Result<Category> {
+        (**self).move_category(id, parent_id).await
+    }
+    async fn category_path(&self, id: Uuid) -> Result<Vec<Category>> {
+        (**self).category_path(id).await
+    }
+    async fn category_tree_counts(&self, id: Uuid) -> Result<Vec<CategoryCount>> {
+        (**self).category_tree_counts(id).await
+    }
+    async fn create_catalog_product(&self, product: NewCatalogProduct) -> Result<ProductPage> {
+        (**self).create_catalog_product(product).await
+    }
+    async fn product_page(&self, id: Uuid) -> Result<ProductPage> {
+        (**self).product_page(id).await
+    }
+    async fn update_product(
+        &self,
+        id: Uuid,
+        expected_version: i64,
+        changes: ProductChanges,
+    ) -> Result<CatalogProduct> {
+        (**self).update_product(id, expected_version, changes).await
+    }
+    async fn archive_product(&self, id: Uuid, expected_version: i64) -> Result<CatalogProduct> {
+        (**self).archive_product(id, expected_version).await
+    }
+    async fn list_category_products(
+        &self,
+        category_id: Uuid,
+        query: ListingQuery,
+    ) -> Result<CursorPage<ProductSummary>> {
+        (**self).list_category_products(category_id, query).await
     }
 });

@@ -4,6 +4,7 @@
 #![warn(missing_debug_implementations, unreachable_pub)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod catalog;
 mod config;
 mod customer_summary;
 mod error;
@@ -24,6 +25,7 @@ pub mod sqlite;
 pub mod testing;
 pub mod validate;
 
+pub use catalog::*;
 pub use config::{connect, OrmConfig, DEFAULT_URL};
 pub use customer_summary::CustomerRfm;
 pub use error::{BoxError, Error, Result};
@@ -32,8 +34,8 @@ pub use purchases::{
     CoPurchase, CoPurchaseCounts, CustomerHistory, ProductBuyers, ProductDayLines,
 };
 pub use repository::{
-    AnalyticsRepository, Backend, Database, DynDatabase, LocationRepository, OrderRepository,
-    OutboxRepository, ProductRepository, Repositories, UnitOfWork, UserRepository,
+    AnalyticsRepository, Backend, CatalogRepository, Database, DynDatabase, LocationRepository,
+    OrderRepository, OutboxRepository, ProductRepository, Repositories, UnitOfWork, UserRepository,
 };
 pub use sql::migrate::{migrations, HISTORY_TABLE};
 pub use store::{SqlBackend, SqlStore};

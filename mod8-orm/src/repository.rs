@@ -9,6 +9,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use futures::stream::BoxStream;
 use uuid::Uuid;
 
+use crate::catalog::*;
 use crate::customer_summary::CustomerRfm;
 use crate::error::Result;
 use crate::model::*;
@@ -99,6 +100,59 @@ pub trait ProductRepository: Send + Sync {
     /// Adds `quantity` (positive) units to the default variant's stock (with a `receipt`
     /// movement) and returns the product.
     async fn restock(&self, id: Uuid, quantity: i64) -> Result<Product>;
+}
+
+/// The catalog: the category tree, products with variants, images, stock and ratings, and
+/// the paged listing of a category's subtree.
+///
+/// Implemented for `Arc<T>` and `Box<T>` by forwarding.
+#[async_trait]
+pub trait CatalogRepository: Send + Sync {
+    /// Validates and inserts a category under an existing parent (or as a root); a taken
+    /// slug is a conflict on `slug`, an unknown parent [`crate::Error::NotFound`].
+    async fn create_category(&self, category: NewCategory) -> Result<Category>;
+    /// The category with this id, or [`crate::Error::NotFound`].
+    async fn get_category(&self, id: Uuid) -> Result<Category>;
+    /// Every category, roots first, then by name.
+    async fn categories(&self) -> Result<Vec<Category>>;
+    /// Moves a category (with its subtree) under `parent_id` (`None`: to the roots). Moving
+    /// it under itself or one of its descendants is a [`crate::Error::Validation`] on
+    /// `parent_id`; moves are serialised, so two concurrent moves cannot make a cycle either.
+    async fn move_category(&self, id: Uuid, parent_id: Option<Uuid>) -> Result<Category>;
+    /// The breadcrumb of a category: its root first, the category itself last.
+    async fn category_path(&self, id: Uuid) -> Result<Vec<Category>>;
+    /// The subtree under a category (itself first, then by depth and name), each with the
+    /// number of products (not archived) in it and below it. One statement.
+    async fn category_tree_counts(&self, id: Uuid) -> Result<Vec<CategoryCount>>;
+    /// Creates a product with its variants (each with an inventory row and, for an initial
+    /// stock, a `receipt` movement) and images in one transaction; returns its page. Taken
+    /// SKUs are conflicts on `sku`, an unknown category [`crate::Error::NotFound`].
+    async fn create_catalog_product(&self, product: NewCatalogProduct) -> Result<ProductPage>;
+    /// The product with its category, variants and their stock, images and rating, in four
+    /// statements whatever the number of variants and images. Archived products are found
+    /// too (orders refer to them); [`crate::Error::NotFound`] when absent.
+    async fn product_page(&self, id: Uuid) -> Result<ProductPage>;
+    /// Applies `changes` if the product is still at `expected_version`, incrementing the
+    /// version, in one transaction. A stale version is a [`crate::Error::Conflict`] on
+    /// `version`; a price for a variant of another product is a validation error on
+    /// `prices`. Orders already placed keep their prices.
+    async fn update_product(
+        &self,
+        id: Uuid,
+        expected_version: i64,
+        changes: ProductChanges,
+    ) -> Result<CatalogProduct>;
+    /// Archives the product (it leaves listings; orders still read it) if it is still at
+    /// `expected_version`; archiving an archived product is a no-op.
+    async fn archive_product(&self, id: Uuid, expected_version: i64) -> Result<CatalogProduct>;
+    /// One page of the products (not archived) of a category and every category below it,
+    /// filtered and sorted as `query` says, in one statement. The cursor is keyset-based: a
+    /// page does not shift when products are inserted or removed before it.
+    async fn list_category_products(
+        &self,
+        category_id: Uuid,
+        query: ListingQuery,
+    ) -> Result<CursorPage<ProductSummary>>;
 }
 
 /// Orders and purchase history.
@@ -256,6 +310,7 @@ pub trait Repositories:
     UserRepository
     + LocationRepository
     + ProductRepository
+    + CatalogRepository
     + OrderRepository
     + AnalyticsRepository
     + OutboxRepository
@@ -266,6 +321,7 @@ impl<T> Repositories for T where
     T: UserRepository
         + LocationRepository
         + ProductRepository
+        + CatalogRepository
         + OrderRepository
         + AnalyticsRepository
         + OutboxRepository

@@ -1,5 +1,6 @@
 //! Input checks shared by every backend; they run before the database is touched.
 
+use crate::catalog::{NewCatalogProduct, NewCategory, NewImage, NewVariant, ProductChanges};
 use crate::error::{Error, Result};
 use crate::model::{NewAddress, NewCity, NewCountry, NewOrder, NewProduct, NewUser, UserUpdate};
 
@@ -216,6 +217,191 @@ pub fn new_order(order: &NewOrder) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Text that may be empty, at most `max` characters (kept as given, trimmed).
+fn optional_text(field: &'static str, raw: &str, max: usize) -> Result<String> {
+    let value = raw.trim();
+    if value.chars().count() > max {
+        return Err(Error::validation(
+            field,
+            format!("at most {max} characters allowed"),
+        ));
+    }
+    Ok(value.to_owned())
+}
+
+/// A category slug: 1–100 characters `a-z`, `0-9` and `-`, not starting or ending with `-`.
+pub fn slug(raw: &str) -> Result<String> {
+    let value = raw.trim();
+    let ok = !value.is_empty()
+        && value.len() <= 100
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !value.starts_with('-')
+        && !value.ends_with('-');
+    if ok {
+        Ok(value.to_owned())
+    } else {
+        Err(Error::validation(
+            "slug",
+            format!("{value:?} is not 1-100 characters a-z, 0-9 and inner hyphens"),
+        ))
+    }
+}
+
+/// An ISO 4217 currency code: three upper-case ASCII letters.
+pub fn currency(raw: &str) -> Result<String> {
+    if raw.len() == 3 && raw.bytes().all(|b| b.is_ascii_uppercase()) {
+        Ok(raw.to_owned())
+    } else {
+        Err(Error::validation(
+            "currency",
+            format!("{raw:?} is not a three-letter upper-case ISO 4217 code"),
+        ))
+    }
+}
+
+/// Checks and normalises a new category.
+pub fn new_category(category: &NewCategory) -> Result<NewCategory> {
+    Ok(NewCategory {
+        parent_id: category.parent_id,
+        slug: slug(&category.slug)?,
+        name: text("name", &category.name, 200)?,
+    })
+}
+
+/// Most variants one product may have.
+pub const MAX_VARIANTS: usize = 100;
+/// Most images one product may have.
+pub const MAX_IMAGES: usize = 50;
+/// Most option values one variant may have.
+pub const MAX_OPTIONS: usize = 16;
+
+/// Checks and normalises a variant.
+pub fn new_variant(variant: &NewVariant) -> Result<NewVariant> {
+    if variant.options.len() > MAX_OPTIONS {
+        return Err(Error::validation(
+            "options",
+            format!("at most {MAX_OPTIONS} option values"),
+        ));
+    }
+    let mut options = std::collections::BTreeMap::new();
+    for (name, value) in &variant.options {
+        options.insert(text("options", name, 64)?, text("options", value, 200)?);
+    }
+    Ok(NewVariant {
+        sku: text("sku", &variant.sku, 64)?,
+        options,
+        price_cents: non_negative("price_cents", variant.price_cents)?,
+        currency: currency(&variant.currency)?,
+        initial_stock: non_negative("initial_stock", variant.initial_stock)?,
+    })
+}
+
+/// Checks an image: an `http(s)` URL of at most 2,048 characters, alt text of at most 500.
+pub fn new_image(image: &NewImage) -> Result<NewImage> {
+    let url = text("url", &image.url, 2_048)?;
+    if !(url.starts_with("https://") || url.starts_with("http://"))
+        || url.contains(char::is_whitespace)
+    {
+        return Err(Error::validation(
+            "url",
+            format!("{url:?} is not an http or https URL"),
+        ));
+    }
+    Ok(NewImage {
+        url,
+        alt_text: optional_text("alt_text", &image.alt_text, 500)?,
+    })
+}
+
+/// Product attributes: a JSON object of at most 64 KiB.
+pub fn attributes(value: &serde_json::Value) -> Result<serde_json::Value> {
+    if !value.is_object() {
+        return Err(Error::validation("attributes", "must be a JSON object"));
+    }
+    if value.to_string().len() > 64 * 1024 {
+        return Err(Error::validation("attributes", "at most 64 KiB of JSON"));
+    }
+    Ok(value.clone())
+}
+
+/// Checks and normalises a new catalog product: at least one and at most [`MAX_VARIANTS`]
+/// variants with distinct SKUs, at most [`MAX_IMAGES`] images.
+pub fn new_catalog_product(product: &NewCatalogProduct) -> Result<NewCatalogProduct> {
+    if product.variants.is_empty() || product.variants.len() > MAX_VARIANTS {
+        return Err(Error::validation(
+            "variants",
+            format!("a product needs 1 to {MAX_VARIANTS} variants"),
+        ));
+    }
+    if product.images.len() > MAX_IMAGES {
+        return Err(Error::validation(
+            "images",
+            format!("at most {MAX_IMAGES} images"),
+        ));
+    }
+    let variants = product
+        .variants
+        .iter()
+        .map(new_variant)
+        .collect::<Result<Vec<_>>>()?;
+    let mut skus = std::collections::HashSet::new();
+    for v in &variants {
+        if !skus.insert(v.sku.as_str()) {
+            return Err(Error::validation(
+                "sku",
+                format!("variant SKU {} appears twice", v.sku),
+            ));
+        }
+    }
+    Ok(NewCatalogProduct {
+        sku: text("sku", &product.sku, 64)?,
+        name: text("name", &product.name, 200)?,
+        category_id: product.category_id,
+        brand: product
+            .brand
+            .as_deref()
+            .map(|b| text("brand", b, 100))
+            .transpose()?,
+        description: optional_text("description", &product.description, 10_000)?,
+        attributes: attributes(&product.attributes)?,
+        images: product
+            .images
+            .iter()
+            .map(new_image)
+            .collect::<Result<Vec<_>>>()?,
+        variants,
+    })
+}
+
+/// Checks and normalises product changes.
+pub fn product_changes(changes: &ProductChanges) -> Result<ProductChanges> {
+    Ok(ProductChanges {
+        name: changes
+            .name
+            .as_deref()
+            .map(|n| text("name", n, 200))
+            .transpose()?,
+        brand: match &changes.brand {
+            Some(Some(b)) => Some(Some(text("brand", b, 100)?)),
+            other => other.clone(),
+        },
+        description: changes
+            .description
+            .as_deref()
+            .map(|d| optional_text("description", d, 10_000))
+            .transpose()?,
+        attributes: changes.attributes.as_ref().map(attributes).transpose()?,
+        category_id: changes.category_id,
+        prices: changes
+            .prices
+            .iter()
+            .map(|(id, price)| Ok((*id, non_negative("price_cents", *price)?)))
+            .collect::<Result<_>>()?,
+    })
 }
 
 #[cfg(test)]

@@ -13,6 +13,7 @@ use crate::error::Error;
 use crate::model::*;
 
 pub(crate) mod analytics;
+pub(crate) mod catalog;
 pub(crate) mod customer_summary;
 pub(crate) mod dialect;
 pub(crate) mod locations;

@@ -27,6 +27,7 @@ use uuid::Uuid;
 use crate::*;
 
 mod cases;
+mod catalog;
 mod customer_rfm;
 mod fixtures;
 mod migration;
@@ -34,6 +35,10 @@ mod purchases;
 mod users;
 
 pub use cases::*;
+pub use catalog::{
+    case_catalog_product_page, case_category_listing, case_category_tree,
+    case_product_versions_and_archive,
+};
 pub use customer_rfm::{
     case_customer_rfm, case_customer_rfm_in_a_unit_of_work, case_customer_rfm_matches_the_reference,
 };
@@ -251,7 +256,11 @@ macro_rules! conformance_tests {
             case_bulk_insert_splits_statements,
             case_outbox,
             case_outbox_in_a_unit_of_work,
-            case_money_stays_integral
+            case_money_stays_integral,
+            case_category_tree,
+            case_catalog_product_page,
+            case_product_versions_and_archive,
+            case_category_listing
         );
         $crate::conformance_tests!(@users $setup;
             case_user_crud => UserCrud,
