@@ -366,3 +366,243 @@ pub struct CursorPage<T> {
     /// Pass as [`ListingQuery::cursor`] for the next page; `None` on the last.
     pub next_cursor: Option<String>,
 }
+
+/// A variant's stock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, sqlx::FromRow)]
+pub struct InventoryLevel {
+    /// The variant.
+    pub variant_id: Uuid,
+    /// Units on hand.
+    pub on_hand: i64,
+    /// Units reserved by open orders (never more than on hand).
+    pub reserved: i64,
+}
+
+impl InventoryLevel {
+    /// Units that can still be ordered.
+    pub fn available(&self) -> i64 {
+        self.on_hand - self.reserved
+    }
+}
+
+/// What a stock movement records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MovementKind {
+    /// Goods received: on hand up.
+    Receipt,
+    /// Units held for an order: reserved up.
+    Reservation,
+    /// A held order cancelled: reserved down.
+    Release,
+    /// A held order shipped: on hand and reserved down.
+    Sale,
+    /// A stock count correction: on hand up or down.
+    Adjustment,
+    /// Goods sent back by a customer: on hand up.
+    Return,
+}
+
+impl MovementKind {
+    /// The stored spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MovementKind::Receipt => "receipt",
+            MovementKind::Reservation => "reservation",
+            MovementKind::Release => "release",
+            MovementKind::Sale => "sale",
+            MovementKind::Adjustment => "adjustment",
+            MovementKind::Return => "return",
+        }
+    }
+}
+
+impl TryFrom<String> for MovementKind {
+    type Error = Error;
+
+    fn try_from(s: String) -> Result<Self> {
+        match s.as_str() {
+            "receipt" => Ok(MovementKind::Receipt),
+            "reservation" => Ok(MovementKind::Reservation),
+            "release" => Ok(MovementKind::Release),
+            "sale" => Ok(MovementKind::Sale),
+            "adjustment" => Ok(MovementKind::Adjustment),
+            "return" => Ok(MovementKind::Return),
+            other => Err(Error::validation(
+                "kind",
+                format!("unknown stock movement {other:?}"),
+            )),
+        }
+    }
+}
+
+/// One entry of the append-only stock ledger. Per variant, the movements' deltas add up to
+/// its inventory row.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, sqlx::FromRow)]
+pub struct StockMovement {
+    /// Primary key.
+    pub id: Uuid,
+    /// The variant.
+    pub variant_id: Uuid,
+    /// What happened.
+    #[sqlx(try_from = "String")]
+    pub kind: MovementKind,
+    /// Change of the units on hand.
+    pub on_hand_delta: i64,
+    /// Change of the units reserved.
+    pub reserved_delta: i64,
+    /// Why (free text).
+    pub reason: String,
+    /// The order it belongs to, if any.
+    pub order_id: Option<Uuid>,
+    /// When it was written.
+    pub created_at: DateTime<Utc>,
+}
+
+/// A variant whose inventory row differs from the sum of its ledger
+/// ([`crate::InventoryRepository::ledger_mismatches`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, sqlx::FromRow)]
+pub struct LedgerMismatch {
+    /// The variant.
+    pub variant_id: Uuid,
+    /// Its inventory row's units on hand.
+    pub on_hand: i64,
+    /// Its inventory row's units reserved.
+    pub reserved: i64,
+    /// The sum of its movements' on-hand deltas.
+    pub ledger_on_hand: i64,
+    /// The sum of its movements' reserved deltas.
+    pub ledger_reserved: i64,
+}
+
+/// Input for [`crate::ReviewRepository::create_review`]. Whether the purchase is verified is
+/// decided by the repository, never by the caller.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewReview {
+    /// The product reviewed.
+    pub product_id: Uuid,
+    /// The reviewer.
+    pub user_id: Uuid,
+    /// 1–5.
+    pub rating: i16,
+    /// 1–200 characters.
+    pub title: String,
+    /// At most 10,000 characters.
+    #[serde(default)]
+    pub body: String,
+}
+
+/// A product review.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, sqlx::FromRow)]
+pub struct Review {
+    /// Primary key.
+    pub id: Uuid,
+    /// The product.
+    pub product_id: Uuid,
+    /// The reviewer.
+    pub user_id: Uuid,
+    /// 1–5.
+    pub rating: i16,
+    /// Title.
+    pub title: String,
+    /// Text.
+    pub body: String,
+    /// Whether the reviewer had a paid or shipped order containing the product when the
+    /// review was written.
+    pub verified_purchase: bool,
+    /// When it was written.
+    pub created_at: DateTime<Utc>,
+}
+
+/// One line of a cart, priced at the variant's current price.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, sqlx::FromRow)]
+pub struct CartLine {
+    /// The variant.
+    pub variant_id: Uuid,
+    /// Its product.
+    pub product_id: Uuid,
+    /// The variant's SKU.
+    pub sku: String,
+    /// The product's name.
+    pub name: String,
+    /// Units.
+    pub quantity: i64,
+    /// The variant's current unit price in cents.
+    pub unit_price_cents: i64,
+    /// The price's currency.
+    pub currency: String,
+}
+
+/// A user's cart.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct Cart {
+    /// Its lines, by SKU.
+    pub lines: Vec<CartLine>,
+    /// The sum of quantity × unit price, in cents.
+    pub total_cents: i64,
+}
+
+/// A variant and a quantity: a line of a [`Checkout`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VariantLine {
+    /// The variant.
+    pub variant_id: Uuid,
+    /// Units (positive).
+    pub quantity: i64,
+}
+
+/// Input for [`crate::OrderRepository::checkout`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Checkout {
+    /// The buyer.
+    pub user_id: Uuid,
+    /// What to buy; `None` buys the cart (and empties it in the same transaction).
+    pub lines: Option<Vec<VariantLine>>,
+    /// Where to ship (an existing address).
+    pub shipping_address_id: Option<Uuid>,
+    /// Where to bill (an existing address).
+    pub billing_address_id: Option<Uuid>,
+}
+
+/// A product's sales over a period ([`crate::CatalogRepository::best_sellers`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, sqlx::FromRow)]
+pub struct ProductSales {
+    /// The product.
+    pub product_id: Uuid,
+    /// Its code.
+    pub sku: String,
+    /// Its name.
+    pub name: String,
+    /// Units sold (orders not cancelled).
+    pub units: i64,
+    /// Revenue in cents.
+    pub revenue_cents: i64,
+}
+
+/// A product with its rating ([`crate::CatalogRepository::top_rated`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, sqlx::FromRow)]
+pub struct RatedProduct {
+    /// The product.
+    pub product_id: Uuid,
+    /// Its code.
+    pub sku: String,
+    /// Its name.
+    pub name: String,
+    /// Mean rating.
+    pub average: f64,
+    /// Reviews counted.
+    pub review_count: i64,
+}
+
+/// A product bought by buyers of another ([`crate::CatalogRepository::also_bought`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, sqlx::FromRow)]
+pub struct AlsoBought {
+    /// The product.
+    pub product_id: Uuid,
+    /// Its code.
+    pub sku: String,
+    /// Its name.
+    pub name: String,
+    /// Distinct users who bought both.
+    pub buyers: i64,
+}

@@ -15,8 +15,9 @@ use crate::error::Result;
 use crate::model::*;
 use crate::purchases::{CoPurchaseCounts, CustomerHistory};
 use crate::repository::{
-    AnalyticsRepository, CatalogRepository, LocationRepository, OrderRepository, OutboxRepository,
-    ProductRepository, UserRepository,
+    AnalyticsRepository, CartRepository, CatalogRepository, InventoryRepository,
+    LocationRepository, OrderRepository, OutboxRepository, ProductRepository, ReviewRepository,
+    UserRepository,
 };
 
 /// Implements `$trait` for `Arc<T>` and `Box<T>` with the given forwarding methods.
@@ -129,6 +130,9 @@ forward!(OrderRepository {
     async fn place_order(&self, order: NewOrder) -> Result<OrderWithItems> {
         (**self).place_order(order).await
     }
+    async fn checkout(&self, checkout: Checkout) -> Result<OrderWithItems> {
+        (**self).checkout(checkout).await
+    }
     async fn get_order(&self, id: Uuid) -> Result<OrderWithItems> {
         (**self).get_order(id).await
     }
@@ -237,5 +241,90 @@ forward!(CatalogRepository {
         query: ListingQuery,
     ) -> Result<CursorPage<ProductSummary>> {
         (**self).list_category_products(category_id, query).await
+    }
+    async fn best_sellers(
+        &self,
+        category_id: Uuid,
+        days: u32,
+        limit: u32,
+    ) -> Result<Vec<ProductSales>> {
+        (**self).best_sellers(category_id, days, limit).await
+    }
+    async fn top_rated(&self, min_reviews: u32, limit: u32) -> Result<Vec<RatedProduct>> {
+        (**self).top_rated(min_reviews, limit).await
+    }
+    async fn also_bought(&self, product_id: Uuid, limit: u32) -> Result<Vec<AlsoBought>> {
+        (**self).also_bought(product_id, limit).await
+    }
+});
+
+forward!(InventoryRepository {
+    async fn inventory(&self, variant_id: Uuid) -> Result<InventoryLevel> {
+        (**self).inventory(variant_id).await
+    }
+    async fn receive_stock(
+        &self,
+        variant_id: Uuid,
+        quantity: i64,
+        reason: &str,
+    ) -> Result<InventoryLevel> {
+        (**self).receive_stock(variant_id, quantity, reason).await
+    }
+    async fn return_stock(
+        &self,
+        variant_id: Uuid,
+        quantity: i64,
+        order_id: Option<Uuid>,
+    ) -> Result<InventoryLevel> {
+        (**self).return_stock(variant_id, quantity, order_id).await
+    }
+    async fn adjust_stock(
+        &self,
+        variant_id: Uuid,
+        delta: i64,
+        reason: &str,
+    ) -> Result<InventoryLevel> {
+        (**self).adjust_stock(variant_id, delta, reason).await
+    }
+    async fn stock_movements(&self, variant_id: Uuid, limit: u32) -> Result<Vec<StockMovement>> {
+        (**self).stock_movements(variant_id, limit).await
+    }
+    async fn ledger_mismatches(&self) -> Result<Vec<LedgerMismatch>> {
+        (**self).ledger_mismatches().await
+    }
+});
+
+forward!(ReviewRepository {
+    async fn create_review(&self, review: NewReview) -> Result<Review> {
+        (**self).create_review(review).await
+    }
+    async fn reviews_of(&self, product_id: Uuid, page: PageRequest) -> Result<Vec<Review>> {
+        (**self).reviews_of(product_id, page).await
+    }
+    async fn product_rating(&self, product_id: Uuid) -> Result<Rating> {
+        (**self).product_rating(product_id).await
+    }
+});
+
+forward!(CartRepository {
+    async fn add_to_cart(&self, user_id: Uuid, variant_id: Uuid, quantity: i64) -> Result<Cart> {
+        (**self).add_to_cart(user_id, variant_id, quantity).await
+    }
+    async fn set_cart_quantity(
+        &self,
+        user_id: Uuid,
+        variant_id: Uuid,
+        quantity: i64,
+    ) -> Result<Cart> {
+        (**self).set_cart_quantity(user_id, variant_id, quantity).await
+    }
+    async fn remove_from_cart(&self, user_id: Uuid, variant_id: Uuid) -> Result<bool> {
+        (**self).remove_from_cart(user_id, variant_id).await
+    }
+    async fn cart(&self, user_id: Uuid) -> Result<Cart> {
+        (**self).cart(user_id).await
+    }
+    async fn clear_cart(&self, user_id: Uuid) -> Result<u64> {
+        (**self).clear_cart(user_id).await
     }
 });

@@ -34,8 +34,9 @@ pub use purchases::{
     CoPurchase, CoPurchaseCounts, CustomerHistory, ProductBuyers, ProductDayLines,
 };
 pub use repository::{
-    AnalyticsRepository, Backend, CatalogRepository, Database, DynDatabase, LocationRepository,
-    OrderRepository, OutboxRepository, ProductRepository, Repositories, UnitOfWork, UserRepository,
+    AnalyticsRepository, Backend, CartRepository, CatalogRepository, Database, DynDatabase,
+    InventoryRepository, LocationRepository, OrderRepository, OutboxRepository, ProductRepository,
+    Repositories, ReviewRepository, UnitOfWork, UserRepository,
 };
 pub use sql::migrate::{migrations, HISTORY_TABLE};
 pub use store::{SqlBackend, SqlStore};

@@ -458,6 +458,10 @@ pub struct Order {
     pub status: OrderStatus,
     /// Sum of its items, in cents.
     pub total_cents: i64,
+    /// Where it ships to, if given.
+    pub shipping_address_id: Option<Uuid>,
+    /// Where it is billed to, if given.
+    pub billing_address_id: Option<Uuid>,
 }
 
 /// One line of an order, priced when the order was placed.

@@ -153,6 +153,102 @@ pub trait CatalogRepository: Send + Sync {
         category_id: Uuid,
         query: ListingQuery,
     ) -> Result<CursorPage<ProductSummary>>;
+    /// The best-selling products (not archived) of a category subtree over the last `days`
+    /// days (1–3,660), by units sold in orders not cancelled, then revenue. One statement.
+    async fn best_sellers(
+        &self,
+        category_id: Uuid,
+        days: u32,
+        limit: u32,
+    ) -> Result<Vec<ProductSales>>;
+    /// The best-rated products (not archived) with at least `min_reviews` reviews, by mean
+    /// rating, then review count. One statement.
+    async fn top_rated(&self, min_reviews: u32, limit: u32) -> Result<Vec<RatedProduct>>;
+    /// "Customers who bought this also bought": other products (not archived) bought by
+    /// buyers of `product_id` (orders not cancelled), by number of such buyers. One
+    /// statement.
+    async fn also_bought(&self, product_id: Uuid, limit: u32) -> Result<Vec<AlsoBought>>;
+}
+
+/// Inventory and its append-only stock-movement ledger: every change of an inventory row is
+/// written with its movement in the same transaction, so per variant the movements add up to
+/// the row.
+///
+/// Implemented for `Arc<T>` and `Box<T>` by forwarding.
+#[async_trait]
+pub trait InventoryRepository: Send + Sync {
+    /// The variant's stock, or [`crate::Error::NotFound`] (entity `variant`).
+    async fn inventory(&self, variant_id: Uuid) -> Result<InventoryLevel>;
+    /// Books `quantity` (positive) units received (a `receipt` movement).
+    async fn receive_stock(
+        &self,
+        variant_id: Uuid,
+        quantity: i64,
+        reason: &str,
+    ) -> Result<InventoryLevel>;
+    /// Books `quantity` (positive) units returned by a customer, against `order_id` if given
+    /// (a `return` movement).
+    async fn return_stock(
+        &self,
+        variant_id: Uuid,
+        quantity: i64,
+        order_id: Option<Uuid>,
+    ) -> Result<InventoryLevel>;
+    /// Corrects the units on hand by `delta` (not zero; an `adjustment` movement). Going below
+    /// the reserved units (or zero) is a [`crate::Error::Conflict`] on `stock`.
+    async fn adjust_stock(
+        &self,
+        variant_id: Uuid,
+        delta: i64,
+        reason: &str,
+    ) -> Result<InventoryLevel>;
+    /// The variant's movements, newest first, at most `limit`.
+    async fn stock_movements(&self, variant_id: Uuid, limit: u32) -> Result<Vec<StockMovement>>;
+    /// Every variant whose inventory row differs from the sum of its ledger (empty when the
+    /// books balance). One statement.
+    async fn ledger_mismatches(&self) -> Result<Vec<LedgerMismatch>>;
+}
+
+/// Product reviews and their rating aggregates.
+///
+/// Implemented for `Arc<T>` and `Box<T>` by forwarding.
+#[async_trait]
+pub trait ReviewRepository: Send + Sync {
+    /// Writes a review and updates the product's rating aggregate in one transaction. It is a
+    /// verified purchase exactly when the user has a paid or shipped order containing the
+    /// product. One review per user and product: a second is a [`crate::Error::Conflict`] on
+    /// `user_id`; an unknown product or user is [`crate::Error::NotFound`]; a rating outside
+    /// 1–5 a validation error on `rating`.
+    async fn create_review(&self, review: NewReview) -> Result<Review>;
+    /// A product's reviews, newest first.
+    async fn reviews_of(&self, product_id: Uuid, page: PageRequest) -> Result<Vec<Review>>;
+    /// A product's rating aggregate (zero reviews when it has none or does not exist).
+    async fn product_rating(&self, product_id: Uuid) -> Result<Rating>;
+}
+
+/// Shopping carts: one line per user and variant.
+///
+/// Implemented for `Arc<T>` and `Box<T>` by forwarding.
+#[async_trait]
+pub trait CartRepository: Send + Sync {
+    /// Adds `quantity` (1–[`crate::validate::MAX_CART_QUANTITY`]) units of a variant; adding a
+    /// variant already in the cart merges the quantities (atomically). Returns the cart. An
+    /// unknown user or variant is [`crate::Error::NotFound`].
+    async fn add_to_cart(&self, user_id: Uuid, variant_id: Uuid, quantity: i64) -> Result<Cart>;
+    /// Sets a line's quantity (1–[`crate::validate::MAX_CART_QUANTITY`]); a variant not in the cart
+    /// is [`crate::Error::NotFound`] (entity `cart item`).
+    async fn set_cart_quantity(
+        &self,
+        user_id: Uuid,
+        variant_id: Uuid,
+        quantity: i64,
+    ) -> Result<Cart>;
+    /// Removes a line; returns whether it was there.
+    async fn remove_from_cart(&self, user_id: Uuid, variant_id: Uuid) -> Result<bool>;
+    /// The user's cart priced at current prices (empty for an unknown user).
+    async fn cart(&self, user_id: Uuid) -> Result<Cart>;
+    /// Empties the cart; returns how many lines it had.
+    async fn clear_cart(&self, user_id: Uuid) -> Result<u64>;
 }
 
 /// Orders and purchase history.
@@ -165,6 +261,13 @@ pub trait OrderRepository: Send + Sync {
     /// movement) atomically — a [`crate::Error::Conflict`] on `stock` naming the variant and
     /// what it has available when short — and nothing is written unless every line succeeds.
     async fn place_order(&self, order: NewOrder) -> Result<OrderWithItems>;
+    /// Places an order for variants, from the given lines or (with `lines: None`) from the
+    /// user's cart, which is then emptied in the same transaction; with shipping and billing
+    /// addresses (each must exist). Stock is reserved through the ledger all or nothing: a
+    /// short variant is a [`crate::Error::Conflict`] on `stock` naming it and what it has
+    /// available, and then nothing is written (no reservation, no order, the cart as it
+    /// was). An empty cart is a validation error on `lines`.
+    async fn checkout(&self, checkout: Checkout) -> Result<OrderWithItems>;
     /// The order with its items, or [`crate::Error::NotFound`].
     async fn get_order(&self, id: Uuid) -> Result<OrderWithItems>;
     /// Changes an order's status along [`OrderStatus::may_follow`]: shipping sells the
@@ -311,6 +414,9 @@ pub trait Repositories:
     + LocationRepository
     + ProductRepository
     + CatalogRepository
+    + InventoryRepository
+    + ReviewRepository
+    + CartRepository
     + OrderRepository
     + AnalyticsRepository
     + OutboxRepository
@@ -322,6 +428,9 @@ impl<T> Repositories for T where
         + LocationRepository
         + ProductRepository
         + CatalogRepository
+        + InventoryRepository
+        + ReviewRepository
+        + CartRepository
         + OrderRepository
         + AnalyticsRepository
         + OutboxRepository

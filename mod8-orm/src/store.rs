@@ -576,6 +576,7 @@ macro_rules! impl_backend {
         $crate::sql::locations::impl_location_repository!($db);
         $crate::sql::products::impl_product_repository!($db);
         $crate::sql::catalog::impl_catalog_repository!($db);
+        $crate::sql::inventory::impl_inventory_repositories!($db);
         $crate::sql::orders::impl_order_repository!($db);
         $crate::sql::analytics::impl_analytics_repository!($db);
         $crate::sql::outbox::impl_outbox_repository!($db);

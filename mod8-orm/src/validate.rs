@@ -1,6 +1,8 @@
 //! Input checks shared by every backend; they run before the database is touched.
 
-use crate::catalog::{NewCatalogProduct, NewCategory, NewImage, NewVariant, ProductChanges};
+use crate::catalog::{
+    NewCatalogProduct, NewCategory, NewImage, NewReview, NewVariant, ProductChanges, VariantLine,
+};
 use crate::error::{Error, Result};
 use crate::model::{NewAddress, NewCity, NewCountry, NewOrder, NewProduct, NewUser, UserUpdate};
 
@@ -402,6 +404,62 @@ pub fn product_changes(changes: &ProductChanges) -> Result<ProductChanges> {
             .map(|(id, price)| Ok((*id, non_negative("price_cents", *price)?)))
             .collect::<Result<_>>()?,
     })
+}
+
+/// Most units of one variant a cart line or an order line may hold.
+pub const MAX_CART_QUANTITY: i64 = 10_000;
+
+/// A cart quantity: 1–[`MAX_CART_QUANTITY`].
+pub fn cart_quantity(value: i64) -> Result<i64> {
+    if (1..=MAX_CART_QUANTITY).contains(&value) {
+        Ok(value)
+    } else {
+        Err(Error::validation(
+            "quantity",
+            format!("{value} is not between 1 and {MAX_CART_QUANTITY}"),
+        ))
+    }
+}
+
+/// A stock reason: at most 500 characters.
+pub fn reason(raw: &str) -> Result<String> {
+    optional_text("reason", raw, 500)
+}
+
+/// Checks and normalises a review: rating 1–5, title 1–200 characters, body at most 10,000.
+pub fn new_review(review: &NewReview) -> Result<NewReview> {
+    if !(1..=5).contains(&review.rating) {
+        return Err(Error::validation(
+            "rating",
+            format!("{} is not between 1 and 5", review.rating),
+        ));
+    }
+    Ok(NewReview {
+        product_id: review.product_id,
+        user_id: review.user_id,
+        rating: review.rating,
+        title: text("title", &review.title, 200)?,
+        body: optional_text("body", &review.body, 10_000)?,
+    })
+}
+
+/// Checks checkout lines: at least one and at most 1,000, quantities 1–[`MAX_CART_QUANTITY`],
+/// each variant once.
+pub fn checkout_lines(lines: &[VariantLine]) -> Result<()> {
+    if lines.is_empty() || lines.len() > 1_000 {
+        return Err(Error::validation("lines", "an order needs 1 to 1000 lines"));
+    }
+    let mut seen = std::collections::HashSet::new();
+    for line in lines {
+        cart_quantity(line.quantity)?;
+        if !seen.insert(line.variant_id) {
+            return Err(Error::validation(
+                "lines",
+                format!("variant {} appears twice", line.variant_id),
+            ));
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

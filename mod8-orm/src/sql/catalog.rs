@@ -688,6 +688,100 @@ macro_rules! impl_catalog_repository {
                     };
                     Ok(CursorPage { items, next_cursor })
                 }
+
+                async fn best_sellers(
+                    &self,
+                    category_id: Uuid,
+                    days: u32,
+                    limit: u32,
+                ) -> Result<Vec<ProductSales>> {
+                    let limit = sql::limit(limit)?;
+                    if !(1..=3_660).contains(&days) {
+                        return Err(Error::validation(
+                            "days",
+                            format!("{days} is not between 1 and 3660"),
+                        ));
+                    }
+                    let since = sql::now() - ::chrono::Duration::days(i64::from(days));
+                    let mut conn = self.conn().await?;
+                    ::sqlx::query_as::<$db, ProductSales>(
+                        "WITH RECURSIVE sub(id) AS ( \
+                           SELECT id FROM categories WHERE id = $1 \
+                           UNION ALL SELECT c.id FROM categories c \
+                             JOIN sub ON c.parent_id = sub.id) \
+                         SELECT p.id AS product_id, p.sku, p.name, \
+                           CAST(SUM(oi.quantity) AS BIGINT) AS units, \
+                           CAST(SUM(oi.quantity * oi.unit_price_cents) AS BIGINT) \
+                             AS revenue_cents \
+                         FROM order_items oi \
+                         JOIN orders o ON o.id = oi.order_id \
+                         JOIN products p ON p.id = oi.product_id \
+                         WHERE o.status <> 'cancelled' AND o.created_at >= $2 \
+                           AND p.archived_at IS NULL \
+                           AND p.category_id IN (SELECT id FROM sub) \
+                         GROUP BY p.id, p.sku, p.name \
+                         ORDER BY units DESC, revenue_cents DESC, p.sku LIMIT $3",
+                    )
+                    .bind(category_id)
+                    .bind(since)
+                    .bind(limit)
+                    .fetch_all(conn.exec())
+                    .await
+                    .map_err(|e| self.err(e))
+                }
+
+                async fn top_rated(
+                    &self,
+                    min_reviews: u32,
+                    limit: u32,
+                ) -> Result<Vec<RatedProduct>> {
+                    let limit = sql::limit(limit)?;
+                    let mut conn = self.conn().await?;
+                    ::sqlx::query_as::<$db, RatedProduct>(
+                        "SELECT p.id AS product_id, p.sku, p.name, \
+                           CAST(r.rating_sum AS DOUBLE PRECISION) / r.review_count AS average, \
+                           r.review_count \
+                         FROM product_ratings r JOIN products p ON p.id = r.product_id \
+                         WHERE r.review_count >= $1 AND r.review_count > 0 \
+                           AND p.archived_at IS NULL \
+                         ORDER BY average DESC, r.review_count DESC, p.sku LIMIT $2",
+                    )
+                    .bind(i64::from(min_reviews))
+                    .bind(limit)
+                    .fetch_all(conn.exec())
+                    .await
+                    .map_err(|e| self.err(e))
+                }
+
+                async fn also_bought(
+                    &self,
+                    product_id: Uuid,
+                    limit: u32,
+                ) -> Result<Vec<AlsoBought>> {
+                    let limit = sql::limit(limit)?;
+                    let mut conn = self.conn().await?;
+                    ::sqlx::query_as::<$db, AlsoBought>(
+                        "WITH buyers AS ( \
+                           SELECT DISTINCT o.user_id FROM orders o \
+                           JOIN order_items oi ON oi.order_id = o.id \
+                           WHERE oi.product_id = $1 AND o.status <> 'cancelled') \
+                         SELECT p.id AS product_id, p.sku, p.name, \
+                           CAST(COUNT(DISTINCT o.user_id) AS BIGINT) AS buyers \
+                         FROM orders o \
+                         JOIN order_items oi ON oi.order_id = o.id \
+                         JOIN products p ON p.id = oi.product_id \
+                         WHERE o.user_id IN (SELECT user_id FROM buyers) \
+                           AND o.status <> 'cancelled' AND oi.product_id <> $1 \
+                           AND p.archived_at IS NULL \
+                         GROUP BY p.id, p.sku, p.name \
+                         ORDER BY buyers DESC, p.sku LIMIT $2",
+                    )
+                    .bind(product_id)
+                    .bind(limit)
+                    .fetch_all(conn.exec())
+                    .await
+                    .map_err(|e| self.err(e))
+                }
             }
         };
     };

@@ -16,6 +16,7 @@ pub(crate) mod analytics;
 pub(crate) mod catalog;
 pub(crate) mod customer_summary;
 pub(crate) mod dialect;
+pub(crate) mod inventory;
 pub(crate) mod locations;
 pub(crate) mod migrate;
 pub(crate) mod orders;
@@ -77,7 +78,8 @@ pub(crate) const USER_INSERT_COLS: &str = "id, email, username, address_id, prof
 pub(crate) const USER_COLS_U: &str = "u.id, u.email, u.username, u.address_id, u.profile_score, \
      u.is_verified, u.created_at, u.last_active_at";
 pub(crate) const COUNTRY_COLS: &str = "id, name, iso_code, population, gdp_per_capita_cents";
-pub(crate) const ORDER_COLS: &str = "id, user_id, created_at, status, total_cents";
+pub(crate) const ORDER_COLS: &str = "id, user_id, created_at, status, total_cents, \
+     shipping_address_id, billing_address_id";
 pub(crate) const ORDER_ITEM_COLS: &str =
     "order_id, product_id, variant_id, quantity, unit_price_cents";
 pub(crate) const OUTBOX_COLS: &str = "id, topic, payload, created_at, sent_at, attempts";

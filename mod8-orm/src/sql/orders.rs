@@ -7,6 +7,7 @@ macro_rules! impl_order_repository {
             use std::collections::HashMap;
 
             use $crate::error::{Error, Result};
+            use $crate::catalog::{Checkout, VariantLine};
             use $crate::model::*;
             use $crate::store::{SqlDriver, SqlStore};
             use $crate::sql::products::{Movement, DEFAULT_VARIANT_OF_P};
@@ -72,6 +73,99 @@ macro_rules! impl_order_repository {
                         ),
                         Err(e) => self.err(e),
                     }
+                }
+
+                /// Reserves `lines` through the ledger (all or nothing) and writes the order
+                /// header, its items and their reservation movements inside `tx`.
+                async fn place_resolved(
+                    &self,
+                    tx: &mut $crate::store::Tx<'_, $db>,
+                    user_id: Uuid,
+                    mut lines: Vec<Resolved>,
+                    created: ::chrono::DateTime<::chrono::Utc>,
+                    shipping_address_id: Option<Uuid>,
+                    billing_address_id: Option<Uuid>,
+                ) -> Result<OrderWithItems> {
+                    // Reserve stock line by line. The guarded UPDATE is the stock check (a
+                    // read-then-write check would race concurrent orders). Rows are locked in
+                    // variant-id order whatever the caller's line order, so two orders for the
+                    // same variants cannot each hold one row the other waits for (a deadlock on
+                    // PostgreSQL). A failing line leaves earlier reservations to the
+                    // transaction's rollback.
+                    lines.sort_by_key(|line| line.variant_id);
+                    let mut total: i64 = 0;
+                    let now = sql::now();
+                    for line in &lines {
+                        let reserved = ::sqlx::query_scalar::<$db, Uuid>(
+                            "UPDATE inventory SET reserved = reserved + $1, updated_at = $2 \
+                             WHERE variant_id = $3 AND on_hand - reserved >= $1 \
+                             RETURNING variant_id",
+                        )
+                        .bind(line.quantity)
+                        .bind(now)
+                        .bind(line.variant_id)
+                        .fetch_optional(tx.exec())
+                        .await
+                        .map_err(|e| self.err(e))?;
+                        if reserved.is_none() {
+                            return Err(self.unreserved(tx, line).await);
+                        }
+                        total = line
+                            .price_cents
+                            .checked_mul(line.quantity)
+                            .and_then(|amount| total.checked_add(amount))
+                            .ok_or_else(|| {
+                                Error::validation("quantity", "order total overflows")
+                            })?;
+                    }
+
+                                        let header = ::sqlx::query_as::<$db, Order>(&format!(
+                        "INSERT INTO orders ({ORDER_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7) \
+                         RETURNING {ORDER_COLS}"
+                    ))
+                    .bind(Uuid::new_v4())
+                    .bind(user_id)
+                    .bind(created)
+                    .bind(OrderStatus::Placed.as_str())
+                    .bind(total)
+                    .bind(shipping_address_id)
+                    .bind(billing_address_id)
+                    .fetch_one(tx.exec())
+                    .await
+                    .map_err(|e| sql::name_missing(self.err(e), "user", user_id))?;
+
+                    let sql = format!(
+                        "INSERT INTO order_items ({ORDER_ITEM_COLS}) VALUES {} \
+                         RETURNING {ORDER_ITEM_COLS}",
+                        <$db as SqlDriver>::DIALECT.values(lines.len(), 5, 1)
+                    );
+                    let mut q = ::sqlx::query_as::<$db, OrderItem>(&sql);
+                    for line in &lines {
+                        q = q
+                            .bind(header.id)
+                            .bind(line.product_id)
+                            .bind(line.variant_id)
+                            .bind(line.quantity)
+                            .bind(line.price_cents);
+                    }
+                    let mut items = q.fetch_all(tx.exec()).await.map_err(|e| self.err(e))?;
+                    items.sort_by_key(|i| (i.product_id, i.variant_id));
+                    let movements: Vec<Movement<'_>> = lines
+                        .iter()
+                        .map(|line| Movement {
+                            variant_id: line.variant_id,
+                            kind: "reservation",
+                            on_hand_delta: 0,
+                            reserved_delta: line.quantity,
+                            reason: "order placed",
+                            order_id: Some(header.id),
+                        })
+                        .collect();
+                    self.append_movements(tx, &movements).await?;
+                    Ok(OrderWithItems {
+                        order: header,
+                        items,
+                    })
                 }
 
                 /// Applies a status change's inventory effect to every line of order `id`:
@@ -178,86 +272,117 @@ macro_rules! impl_order_repository {
                         });
                     }
 
-                    // Reserve stock line by line. The guarded UPDATE is the stock check (a
-                    // read-then-write check would race concurrent orders). Rows are locked in
-                    // variant-id order whatever the caller's line order, so two orders for the
-                    // same variants cannot each hold one row the other waits for (a deadlock on
-                    // PostgreSQL). A failing line leaves earlier reservations to the
-                    // transaction's rollback.
-                    lines.sort_by_key(|line| line.variant_id);
-                    let mut total: i64 = 0;
-                    let now = sql::now();
-                    for line in &lines {
-                        let reserved = ::sqlx::query_scalar::<$db, Uuid>(
-                            "UPDATE inventory SET reserved = reserved + $1, updated_at = $2 \
-                             WHERE variant_id = $3 AND on_hand - reserved >= $1 \
-                             RETURNING variant_id",
+                    let created = order.created_at.map(sql::stored).unwrap_or_else(sql::now);
+                    let placed = self
+                        .place_resolved(&mut tx, order.user_id, lines, created, None, None)
+                        .await?;
+                    tx.commit(backend).await?;
+                    Ok(placed)
+                }
+
+                async fn checkout(&self, checkout: Checkout) -> Result<OrderWithItems> {
+                    if let Some(lines) = &checkout.lines {
+                        validate::checkout_lines(lines)?;
+                    }
+                    let backend = self.backend_name();
+                    let mut conn = self.conn().await?;
+                    let mut tx = conn.transaction(backend).await?;
+                    let from_cart = checkout.lines.is_none();
+                    let wanted: Vec<VariantLine> = match checkout.lines {
+                        Some(lines) => lines,
+                        None => ::sqlx::query_as::<$db, (Uuid, i64)>(
+                            "SELECT variant_id, quantity FROM cart_items WHERE user_id = $1",
                         )
-                        .bind(line.quantity)
-                        .bind(now)
-                        .bind(line.variant_id)
-                        .fetch_optional(tx.exec())
+                        .bind(checkout.user_id)
+                        .fetch_all(tx.exec())
+                        .await
+                        .map_err(|e| self.err(e))?
+                        .into_iter()
+                        .map(|(variant_id, quantity)| VariantLine {
+                            variant_id,
+                            quantity,
+                        })
+                        .collect(),
+                    };
+                    if wanted.is_empty() {
+                        return Err(Error::validation("lines", "the cart is empty"));
+                    }
+                    validate::checkout_lines(&wanted)?;
+                    for (field, address) in [
+                        ("shipping_address_id", checkout.shipping_address_id),
+                        ("billing_address_id", checkout.billing_address_id),
+                    ] {
+                        let Some(address) = address else { continue };
+                        let found = ::sqlx::query_scalar::<$db, i64>(
+                            "SELECT CAST(COUNT(*) AS BIGINT) FROM addresses WHERE id = $1",
+                        )
+                        .bind(address)
+                        .fetch_one(tx.exec())
                         .await
                         .map_err(|e| self.err(e))?;
-                        if reserved.is_none() {
-                            return Err(self.unreserved(&mut tx, line).await);
+                        if found == 0 {
+                            return Err(Error::not_found(
+                                if field == "shipping_address_id" {
+                                    "shipping address"
+                                } else {
+                                    "billing address"
+                                },
+                                address,
+                            ));
                         }
-                        total = line
-                            .price_cents
-                            .checked_mul(line.quantity)
-                            .and_then(|amount| total.checked_add(amount))
-                            .ok_or_else(|| {
-                                Error::validation("quantity", "order total overflows")
-                            })?;
                     }
-
-                    let created = order.created_at.map(sql::stored).unwrap_or_else(sql::now);
-                    let header = ::sqlx::query_as::<$db, Order>(&format!(
-                        "INSERT INTO orders ({ORDER_COLS}) VALUES ($1, $2, $3, $4, $5) \
-                         RETURNING {ORDER_COLS}"
-                    ))
-                    .bind(Uuid::new_v4())
-                    .bind(order.user_id)
-                    .bind(created)
-                    .bind(OrderStatus::Placed.as_str())
-                    .bind(total)
-                    .fetch_one(tx.exec())
-                    .await
-                    .map_err(|e| sql::name_missing(self.err(e), "user", order.user_id))?;
-
-                    let sql = format!(
-                        "INSERT INTO order_items ({ORDER_ITEM_COLS}) VALUES {} \
-                         RETURNING {ORDER_ITEM_COLS}",
-                        <$db as SqlDriver>::DIALECT.values(lines.len(), 5, 1)
+                    // The variants and their current prices, in one statement.
+                    let statement = format!(
+                        "SELECT v.id, v.product_id, v.sku, v.price_cents FROM product_variants v \
+                         WHERE v.id IN ({})",
+                        <$db as SqlDriver>::DIALECT.list(wanted.len(), 1)
                     );
-                    let mut q = ::sqlx::query_as::<$db, OrderItem>(&sql);
-                    for line in &lines {
-                        q = q
-                            .bind(header.id)
-                            .bind(line.product_id)
-                            .bind(line.variant_id)
-                            .bind(line.quantity)
-                            .bind(line.price_cents);
-                    }
-                    let mut items = q.fetch_all(tx.exec()).await.map_err(|e| self.err(e))?;
-                    items.sort_by_key(|i| (i.product_id, i.variant_id));
-                    let movements: Vec<Movement<'_>> = lines
+                    let found = wanted
                         .iter()
-                        .map(|line| Movement {
-                            variant_id: line.variant_id,
-                            kind: "reservation",
-                            on_hand_delta: 0,
-                            reserved_delta: line.quantity,
-                            reason: "order placed",
-                            order_id: Some(header.id),
-                        })
+                        .fold(
+                            ::sqlx::query_as::<$db, (Uuid, Uuid, String, i64)>(&statement),
+                            |q, l| q.bind(l.variant_id),
+                        )
+                        .fetch_all(tx.exec())
+                        .await
+                        .map_err(|e| self.err(e))?;
+                    let by_variant: HashMap<Uuid, (Uuid, String, i64)> = found
+                        .into_iter()
+                        .map(|(v, p, sku, price)| (v, (p, sku, price)))
                         .collect();
-                    self.append_movements(&mut tx, &movements).await?;
+                    let mut lines = Vec::with_capacity(wanted.len());
+                    for line in &wanted {
+                        let Some((product_id, sku, price_cents)) = by_variant.get(&line.variant_id)
+                        else {
+                            return Err(Error::not_found("variant", line.variant_id));
+                        };
+                        lines.push(Resolved {
+                            product_id: *product_id,
+                            variant_id: line.variant_id,
+                            sku: sku.clone(),
+                            price_cents: *price_cents,
+                            quantity: line.quantity,
+                        });
+                    }
+                    let placed = self
+                        .place_resolved(
+                            &mut tx,
+                            checkout.user_id,
+                            lines,
+                            sql::now(),
+                            checkout.shipping_address_id,
+                            checkout.billing_address_id,
+                        )
+                        .await?;
+                    if from_cart {
+                        ::sqlx::query::<$db>("DELETE FROM cart_items WHERE user_id = $1")
+                            .bind(checkout.user_id)
+                            .execute(tx.exec())
+                            .await
+                            .map_err(|e| self.err(e))?;
+                    }
                     tx.commit(backend).await?;
-                    Ok(OrderWithItems {
-                        order: header,
-                        items,
-                    })
+                    Ok(placed)
                 }
 
                 async fn get_order(&self, id: Uuid) -> Result<OrderWithItems> {

@@ -647,3 +647,505 @@ pub async fn case_category_listing(db: &dyn Database) {
         .unwrap_err();
     assert_eq!(field_of(err), "not found:category");
 }
+
+/// A product of one variant with `stock` units, in a fresh category; its variant's id.
+async fn one_variant(db: &dyn Database, slug: &str, price: i64, stock: i64) -> (Uuid, Uuid) {
+    let cat = db.create_category(category(None, slug)).await.unwrap();
+    let page = db
+        .create_catalog_product(product(
+            &slug.to_uppercase(),
+            &cat,
+            vec![variant(&format!("{}-V", slug.to_uppercase()), price, stock)],
+        ))
+        .await
+        .unwrap();
+    (page.product.id, page.variants[0].variant.id)
+}
+
+/// Inventory moves only with its ledger: receipts, returns, adjustments (never below what is
+/// reserved), reservations, sales and releases each write a movement, and the books balance.
+pub async fn case_inventory_ledger(db: &dyn Database) {
+    let world = seed_world(db).await;
+    let ada = user_in(db, world.city("Berlin"), "ada", 50.0).await;
+    let (product_id, v) = one_variant(db, "mugs", 900, 5).await;
+    assert_eq!(db.inventory(v).await.unwrap().available(), 5);
+    assert_eq!(
+        db.receive_stock(v, 10, "delivery 42")
+            .await
+            .unwrap()
+            .on_hand,
+        15
+    );
+    let order = db
+        .checkout(Checkout {
+            user_id: ada.id,
+            lines: Some(vec![VariantLine {
+                variant_id: v,
+                quantity: 4,
+            }]),
+            shipping_address_id: None,
+            billing_address_id: None,
+        })
+        .await
+        .unwrap();
+    let level = db.inventory(v).await.unwrap();
+    assert_eq!((level.on_hand, level.reserved), (15, 4));
+    // An adjustment may not take on hand below what is reserved.
+    let err = db.adjust_stock(v, -12, "count").await.unwrap_err();
+    assert_eq!(field_of(err), "conflict:stock");
+    assert_eq!(db.adjust_stock(v, -11, "count").await.unwrap().on_hand, 4);
+    assert_eq!(
+        field_of(db.adjust_stock(v, 0, "x").await.unwrap_err()),
+        "delta"
+    );
+    assert_eq!(
+        field_of(db.receive_stock(v, 0, "x").await.unwrap_err()),
+        "quantity"
+    );
+    assert_eq!(
+        field_of(db.receive_stock(Uuid::new_v4(), 1, "x").await.unwrap_err()),
+        "not found:variant"
+    );
+    db.set_order_status(order.order.id, OrderStatus::Shipped)
+        .await
+        .unwrap();
+    let level = db.inventory(v).await.unwrap();
+    assert_eq!((level.on_hand, level.reserved), (0, 0));
+    db.return_stock(v, 1, Some(order.order.id)).await.unwrap();
+    let kinds: Vec<MovementKind> = db
+        .stock_movements(v, 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|m| m.kind)
+        .rev()
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            MovementKind::Receipt,
+            MovementKind::Receipt,
+            MovementKind::Reservation,
+            MovementKind::Adjustment,
+            MovementKind::Sale,
+            MovementKind::Return
+        ]
+    );
+    assert!(db.ledger_mismatches().await.unwrap().is_empty());
+    assert_eq!(db.get_product(product_id).await.unwrap().stock, 1);
+}
+
+/// Orders move along their life cycle only: paid, shipped (selling the reservation) or
+/// cancelled (releasing it); anything else is a conflict on `status`.
+pub async fn case_order_life_cycle(db: &dyn Database) {
+    let world = seed_world(db).await;
+    let ada = user_in(db, world.city("Berlin"), "ada", 50.0).await;
+    let (_, v) = one_variant(db, "pens", 150, 10).await;
+    let buy = |quantity| Checkout {
+        user_id: ada.id,
+        lines: Some(vec![VariantLine {
+            variant_id: v,
+            quantity,
+        }]),
+        shipping_address_id: None,
+        billing_address_id: None,
+    };
+    let a = db.checkout(buy(2)).await.unwrap();
+    let b = db.checkout(buy(3)).await.unwrap();
+    assert_eq!(db.inventory(v).await.unwrap().reserved, 5);
+    db.set_order_status(a.order.id, OrderStatus::Paid)
+        .await
+        .unwrap();
+    db.set_order_status(a.order.id, OrderStatus::Shipped)
+        .await
+        .unwrap();
+    db.set_order_status(b.order.id, OrderStatus::Cancelled)
+        .await
+        .unwrap();
+    let level = db.inventory(v).await.unwrap();
+    assert_eq!((level.on_hand, level.reserved), (8, 0));
+    for (order, to) in [
+        (&a, OrderStatus::Cancelled),
+        (&a, OrderStatus::Paid),
+        (&a, OrderStatus::Placed),
+        (&b, OrderStatus::Shipped),
+        (&b, OrderStatus::Paid),
+    ] {
+        let err = db.set_order_status(order.order.id, to).await.unwrap_err();
+        assert_eq!(field_of(err), "conflict:status", "{to}");
+    }
+    // Asking again for the status it has is a no-op.
+    db.set_order_status(a.order.id, OrderStatus::Shipped)
+        .await
+        .unwrap();
+    assert_eq!(db.inventory(v).await.unwrap().on_hand, 8);
+    assert!(db.ledger_mismatches().await.unwrap().is_empty());
+    assert_eq!(
+        field_of(
+            db.set_order_status(Uuid::new_v4(), OrderStatus::Paid)
+                .await
+                .unwrap_err()
+        ),
+        "not found:order"
+    );
+}
+
+/// Reviews: one per user and product, verified only after a paid or shipped order of the
+/// product, the rating aggregate kept current; bad ratings refused.
+pub async fn case_reviews(db: &dyn Database) {
+    let world = seed_world(db).await;
+    let ada = user_in(db, world.city("Berlin"), "ada", 50.0).await;
+    let bob = user_in(db, world.city("Paris"), "bob", 50.0).await;
+    let (product_id, v) = one_variant(db, "teas", 500, 10).await;
+    let review = |user: &User, rating| NewReview {
+        product_id,
+        user_id: user.id,
+        rating,
+        title: "Nice".into(),
+        body: "Would buy again".into(),
+    };
+    // Placed but not paid: not verified yet.
+    let order = db
+        .checkout(Checkout {
+            user_id: ada.id,
+            lines: Some(vec![VariantLine {
+                variant_id: v,
+                quantity: 1,
+            }]),
+            shipping_address_id: None,
+            billing_address_id: None,
+        })
+        .await
+        .unwrap();
+    let bobs = db.create_review(review(&bob, 2)).await.unwrap();
+    assert!(!bobs.verified_purchase);
+    db.set_order_status(order.order.id, OrderStatus::Paid)
+        .await
+        .unwrap();
+    let adas = db.create_review(review(&ada, 5)).await.unwrap();
+    assert!(adas.verified_purchase);
+    let err = db.create_review(review(&ada, 4)).await.unwrap_err();
+    assert_eq!(field_of(err), "conflict:user_id");
+    for bad in [0, 6, -1] {
+        assert_eq!(
+            field_of(db.create_review(review(&bob, bad)).await.unwrap_err()),
+            "rating"
+        );
+    }
+    let mut nameless = review(&bob, 3);
+    nameless.title = "  ".into();
+    assert_eq!(
+        field_of(db.create_review(nameless).await.unwrap_err()),
+        "title"
+    );
+    let mut ghost = review(&bob, 3);
+    ghost.product_id = Uuid::new_v4();
+    assert_eq!(
+        field_of(db.create_review(ghost).await.unwrap_err()),
+        "not found:product"
+    );
+    let mut stranger = review(&bob, 3);
+    stranger.user_id = Uuid::new_v4();
+    assert_eq!(
+        field_of(db.create_review(stranger).await.unwrap_err()),
+        "not found:user"
+    );
+    let rating = db.product_rating(product_id).await.unwrap();
+    assert_eq!(rating.review_count, 2);
+    assert_eq!(rating.average, Some(3.5));
+    assert_eq!(db.product_page(product_id).await.unwrap().rating, rating);
+    let listed = db
+        .reviews_of(product_id, PageRequest::first(10))
+        .await
+        .unwrap();
+    assert_eq!(listed.len(), 2);
+    assert_eq!(listed[0].id, adas.id, "newest first");
+    let top = db
+        .list_category_products(
+            db.product_page(product_id).await.unwrap().category.id,
+            ListingQuery {
+                sort: ListingSort::Rating,
+                ..ListingQuery::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(top.items[0].rating, 3.5);
+    assert_eq!(top.items[0].review_count, 2);
+}
+
+/// Carts merge quantities per variant and price lines at current prices; checkout from the
+/// cart empties it in the same transaction, and a failed checkout leaves no reservation, no
+/// order and the cart as it was.
+pub async fn case_cart_and_checkout(db: &dyn Database) {
+    let world = seed_world(db).await;
+    let ada = user_in(db, world.city("Berlin"), "ada", 50.0).await;
+    let home = db
+        .create_address(NewAddress {
+            street: "Unter den Linden 1".into(),
+            postal_code: "10117".into(),
+            city_id: world.city("Berlin").id,
+        })
+        .await
+        .unwrap();
+    let (_, socks) = one_variant(db, "socks", 300, 10).await;
+    let (_, hats) = one_variant(db, "hats", 2_000, 1).await;
+    db.add_to_cart(ada.id, socks, 2).await.unwrap();
+    let cart = db.add_to_cart(ada.id, socks, 3).await.unwrap();
+    assert_eq!(cart.lines.len(), 1);
+    assert_eq!(cart.lines[0].quantity, 5, "merged");
+    let cart = db.add_to_cart(ada.id, hats, 2).await.unwrap();
+    assert_eq!(cart.total_cents, 5 * 300 + 2 * 2_000);
+    assert_eq!(
+        field_of(db.add_to_cart(ada.id, socks, 0).await.unwrap_err()),
+        "quantity"
+    );
+    assert_eq!(
+        field_of(db.add_to_cart(ada.id, socks, 10_000).await.unwrap_err()),
+        "quantity",
+        "the merged line would pass the bound"
+    );
+    assert!(matches!(
+        db.add_to_cart(ada.id, Uuid::new_v4(), 1).await.unwrap_err(),
+        Error::NotFound { .. }
+    ));
+
+    // Two hats wanted, one in stock: nothing is written.
+    let from_cart = Checkout {
+        user_id: ada.id,
+        lines: None,
+        shipping_address_id: Some(home.id),
+        billing_address_id: Some(home.id),
+    };
+    let err = db.checkout(from_cart.clone()).await.unwrap_err();
+    match &err {
+        Error::Conflict { field, message, .. } => {
+            assert_eq!(field, "stock");
+            assert!(
+                message.contains(&hats.to_string()) && message.contains("1 available"),
+                "{message}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(db.cart(ada.id).await.unwrap(), cart, "cart unchanged");
+    assert_eq!(
+        db.inventory(socks).await.unwrap().reserved,
+        0,
+        "no reservation"
+    );
+    assert!(
+        db.orders_of_user(ada.id).await.unwrap().is_empty(),
+        "no order"
+    );
+
+    let cart = db.set_cart_quantity(ada.id, hats, 1).await.unwrap();
+    assert_eq!(cart.total_cents, 5 * 300 + 2_000);
+    let order = db.checkout(from_cart.clone()).await.unwrap();
+    assert_eq!(order.order.total_cents, 5 * 300 + 2_000);
+    assert_eq!(order.order.shipping_address_id, Some(home.id));
+    assert_eq!(order.items.len(), 2);
+    assert!(
+        db.cart(ada.id).await.unwrap().lines.is_empty(),
+        "cart emptied"
+    );
+    assert_eq!(
+        field_of(db.checkout(from_cart).await.unwrap_err()),
+        "lines",
+        "an empty cart"
+    );
+    assert_eq!(db.inventory(hats).await.unwrap().available(), 0);
+
+    // Unknown address or variant; bad lines.
+    let lines = |variant_id, quantity| Checkout {
+        user_id: ada.id,
+        lines: Some(vec![VariantLine {
+            variant_id,
+            quantity,
+        }]),
+        shipping_address_id: None,
+        billing_address_id: None,
+    };
+    let mut nowhere = lines(socks, 1);
+    nowhere.shipping_address_id = Some(Uuid::new_v4());
+    assert_eq!(
+        field_of(db.checkout(nowhere).await.unwrap_err()),
+        "not found:shipping address"
+    );
+    assert_eq!(
+        field_of(db.checkout(lines(Uuid::new_v4(), 1)).await.unwrap_err()),
+        "not found:variant"
+    );
+    assert_eq!(
+        field_of(db.checkout(lines(socks, 0)).await.unwrap_err()),
+        "quantity"
+    );
+    db.add_to_cart(ada.id, socks, 1).await.unwrap();
+    assert!(db.remove_from_cart(ada.id, socks).await.unwrap());
+    assert!(!db.remove_from_cart(ada.id, socks).await.unwrap());
+    assert_eq!(
+        field_of(db.set_cart_quantity(ada.id, socks, 2).await.unwrap_err()),
+        "not found:cart item"
+    );
+    db.add_to_cart(ada.id, socks, 1).await.unwrap();
+    assert_eq!(db.clear_cart(ada.id).await.unwrap(), 1);
+    assert!(db.ledger_mismatches().await.unwrap().is_empty());
+}
+
+/// Fifty concurrent checkouts of the last ten units of one variant: exactly ten succeed, the
+/// rest are conflicts on `stock`, and the ledger still balances.
+pub async fn case_concurrent_checkouts_sell_exactly_the_stock(db: &dyn Database) {
+    let world = seed_world(db).await;
+    let mut buyers = Vec::new();
+    for i in 0..50 {
+        buyers.push(user_in(db, world.city("Lyon"), &format!("buyer{i}"), 10.0).await);
+    }
+    let (_, v) = one_variant(db, "tickets", 5_000, 10).await;
+    let checkouts = buyers.iter().map(|b| {
+        db.checkout(Checkout {
+            user_id: b.id,
+            lines: Some(vec![VariantLine {
+                variant_id: v,
+                quantity: 1,
+            }]),
+            shipping_address_id: None,
+            billing_address_id: None,
+        })
+    });
+    let results = futures::future::join_all(checkouts).await;
+    let sold = results.iter().filter(|r| r.is_ok()).count();
+    assert_eq!(sold, 10);
+    for r in results.into_iter().filter_map(|r| r.err()) {
+        assert_eq!(field_of(r), "conflict:stock");
+    }
+    let level = db.inventory(v).await.unwrap();
+    assert_eq!((level.on_hand, level.reserved), (10, 10));
+    assert!(db.ledger_mismatches().await.unwrap().is_empty());
+}
+
+/// Best sellers of a category subtree over a period, top rated with a minimum number of
+/// reviews, and "customers who bought this also bought".
+pub async fn case_catalog_queries(db: &dyn Database) {
+    let world = seed_world(db).await;
+    let mut users = Vec::new();
+    for i in 0..4 {
+        users.push(user_in(db, world.city("Munich"), &format!("user{i}"), 20.0).await);
+    }
+    let root = db.create_category(category(None, "outdoor")).await.unwrap();
+    let child = db
+        .create_category(category(Some(&root), "tents"))
+        .await
+        .unwrap();
+    let other = db.create_category(category(None, "indoor")).await.unwrap();
+    let mut variants = Vec::new();
+    for (sku, cat) in [("TENT", &child), ("STOVE", &root), ("LAMP", &other)] {
+        let page = db
+            .create_catalog_product(product(
+                sku,
+                cat,
+                vec![variant(&format!("{sku}-v"), 1_000, 100)],
+            ))
+            .await
+            .unwrap();
+        variants.push((page.product.id, page.variants[0].variant.id));
+    }
+    let buy = |user: &User, lines: Vec<(Uuid, i64)>| Checkout {
+        user_id: user.id,
+        lines: Some(
+            lines
+                .into_iter()
+                .map(|(variant_id, quantity)| VariantLine {
+                    variant_id,
+                    quantity,
+                })
+                .collect(),
+        ),
+        shipping_address_id: None,
+        billing_address_id: None,
+    };
+    let (tent, stove, lamp) = (variants[0], variants[1], variants[2]);
+    db.checkout(buy(&users[0], vec![(tent.1, 1), (stove.1, 1)]))
+        .await
+        .unwrap();
+    db.checkout(buy(&users[1], vec![(tent.1, 2), (lamp.1, 1)]))
+        .await
+        .unwrap();
+    db.checkout(buy(&users[2], vec![(stove.1, 5)]))
+        .await
+        .unwrap();
+    let cancelled = db
+        .checkout(buy(&users[3], vec![(tent.1, 50)]))
+        .await
+        .unwrap();
+    db.set_order_status(cancelled.order.id, OrderStatus::Cancelled)
+        .await
+        .unwrap();
+
+    let best: Vec<(String, i64)> = db
+        .best_sellers(root.id, 30, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| (s.sku, s.units))
+        .collect();
+    assert_eq!(best, [("STOVE".to_string(), 6), ("TENT".to_string(), 3)]);
+    let tents: Vec<String> = db
+        .best_sellers(child.id, 30, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| s.sku)
+        .collect();
+    assert_eq!(tents, ["TENT"]);
+    assert_eq!(
+        field_of(db.best_sellers(root.id, 0, 10).await.unwrap_err()),
+        "days"
+    );
+
+    let also: Vec<(String, i64)> = db
+        .also_bought(tent.0, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|a| (a.sku, a.buyers))
+        .collect();
+    assert_eq!(also, [("LAMP".to_string(), 1), ("STOVE".to_string(), 1)]);
+
+    for (i, (product_id, rating)) in [(tent.0, 5), (tent.0, 4), (stove.0, 5), (lamp.0, 1)]
+        .into_iter()
+        .enumerate()
+    {
+        db.create_review(NewReview {
+            product_id,
+            user_id: users[i % 4].id,
+            rating,
+            title: "t".into(),
+            body: String::new(),
+        })
+        .await
+        .unwrap();
+    }
+    let top: Vec<(String, i64)> = db
+        .top_rated(1, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| (r.sku, r.review_count))
+        .collect();
+    assert_eq!(
+        top,
+        [
+            ("STOVE".to_string(), 1),
+            ("TENT".to_string(), 2),
+            ("LAMP".to_string(), 1)
+        ]
+    );
+    let top2: Vec<String> = db
+        .top_rated(2, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.sku)
+        .collect();
+    assert_eq!(top2, ["TENT"]);
+}

@@ -36,8 +36,9 @@ mod users;
 
 pub use cases::*;
 pub use catalog::{
-    case_catalog_product_page, case_category_listing, case_category_tree,
-    case_product_versions_and_archive,
+    case_cart_and_checkout, case_catalog_product_page, case_catalog_queries, case_category_listing,
+    case_category_tree, case_concurrent_checkouts_sell_exactly_the_stock, case_inventory_ledger,
+    case_order_life_cycle, case_product_versions_and_archive, case_reviews,
 };
 pub use customer_rfm::{
     case_customer_rfm, case_customer_rfm_in_a_unit_of_work, case_customer_rfm_matches_the_reference,
@@ -260,7 +261,13 @@ macro_rules! conformance_tests {
             case_category_tree,
             case_catalog_product_page,
             case_product_versions_and_archive,
-            case_category_listing
+            case_category_listing,
+            case_inventory_ledger,
+            case_order_life_cycle,
+            case_reviews,
+            case_cart_and_checkout,
+            case_concurrent_checkouts_sell_exactly_the_stock,
+            case_catalog_queries
         );
         $crate::conformance_tests!(@users $setup;
             case_user_crud => UserCrud,
