@@ -307,6 +307,99 @@ pub async fn case_tag_invalidation_keeps_concurrent_additions(store: &dyn CacheS
     );
 }
 
+/// How many keys [`spread_keys`] names: enough that on a Redis Cluster they fall into well over
+/// a hundred hash slots, on every primary.
+pub const SPREAD_KEYS: usize = 200;
+
+/// The keys of [`case_multi_key_across_slots`] and [`case_counter_idempotent_across_slots`]
+/// (`spread:0` … `spread:199`), for a clustered backend's own test to check that they do
+/// cover every node.
+pub fn spread_keys() -> Vec<String> {
+    (0..SPREAD_KEYS).map(|i| format!("spread:{i}")).collect()
+}
+
+/// How many of [`spread_keys`] [`case_multi_key_across_slots`] uses on a fixture: all of
+/// them, or half the capacity of an LRU-bounded store (which would evict the rest).
+pub fn spread_count(fixture: &CacheFixture) -> usize {
+    fixture
+        .capabilities
+        .lru_capacity
+        .map_or(SPREAD_KEYS, |capacity| (capacity / 2).min(SPREAD_KEYS))
+}
+
+/// Multi-key operations over the first `count` of [`spread_keys`], keys that a cluster
+/// spreads over all its slots and nodes: batched set and get, one tag on every key (set one
+/// by one and in batches), pattern invalidation and clear each reach every key, and tag
+/// invalidation removes every one of them — no operation may need its keys in one slot.
+pub async fn case_multi_key_across_slots(store: &dyn CacheStore, count: usize) {
+    let mut keys = spread_keys();
+    keys.truncate(count);
+    let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
+    let tagged = long().with_tag("spread-all");
+    let half = count / 2;
+    for key in &refs[..half] {
+        store.set(key, bytes(key), &tagged).await.expect("set");
+    }
+    let batch: Vec<(&str, Bytes)> = refs[half..].iter().map(|k| (*k, bytes(k))).collect();
+    store.set_many(&batch, &tagged).await.expect("set_many");
+
+    let mut asked = refs.clone();
+    asked.insert(half, "spread:absent");
+    let got = store.get_many(&asked).await.expect("get_many");
+    assert_eq!(got.len(), asked.len());
+    for (key, value) in asked.iter().zip(&got) {
+        let expected = (*key != "spread:absent").then(|| bytes(key));
+        assert_eq!(value, &expected, "get_many answered wrong for {key}");
+    }
+
+    let mut removed = store.invalidate_tag("spread-all").await.expect("tag");
+    removed.sort();
+    let mut expected = keys.clone();
+    expected.sort();
+    assert_eq!(removed, expected, "the tag did not reach every key");
+    let left = store.get_many(&refs).await.expect("get_many");
+    assert!(
+        left.iter().all(Option::is_none),
+        "{} entries survived their tag's invalidation",
+        left.iter().filter(|v| v.is_some()).count()
+    );
+    assert!(store
+        .invalidate_tag("spread-all")
+        .await
+        .expect("tag")
+        .is_empty());
+
+    let all: Vec<(&str, Bytes)> = refs.iter().map(|k| (*k, bytes(k))).collect();
+    store.set_many(&all, &long()).await.expect("set_many");
+    store.set("other", bytes("o"), &long()).await.expect("set");
+    assert_eq!(
+        store.invalidate_pattern("spread:*").await.expect("pattern"),
+        count as u64
+    );
+    assert!(store
+        .get_many(&refs)
+        .await
+        .expect("get_many")
+        .iter()
+        .all(Option::is_none));
+    assert_eq!(get_str(store, "other").await.as_deref(), Some("o"));
+
+    store.set_many(&all, &tagged).await.expect("set_many");
+    store.clear().await.expect("clear");
+    assert!(store
+        .get_many(&refs)
+        .await
+        .expect("get_many")
+        .iter()
+        .all(Option::is_none));
+    assert_eq!(get_str(store, "other").await, None);
+    assert!(store
+        .invalidate_tag("spread-all")
+        .await
+        .expect("tag")
+        .is_empty());
+}
+
 /// `clear` empties the store.
 pub async fn case_clear(store: &dyn CacheStore) {
     for i in 0..5 {
@@ -927,6 +1020,35 @@ pub async fn case_counter_idempotent(store: DynCacheStore) {
     store.delete_counter("likes").await.expect("delete");
 }
 
+/// Counters over [`spread_keys`] (every slot and node of a cluster), each incremented
+/// with idempotency ids: every counter counts an id once, the same id counts once on each
+/// counter, and a redelivered batch changes nothing.
+pub async fn case_counter_idempotent_across_slots(store: DynCacheStore) {
+    let keys = spread_keys();
+    let once = |id: &str| {
+        CounterOptions::ttl(Duration::from_secs(300)).with_idempotency(id, Duration::from_secs(300))
+    };
+    for round in 0..2 {
+        for key in &keys {
+            for id in ["evt-1", "evt-2"] {
+                let update = store
+                    .increment(key, &[("n", 1), ("score", 10)], &once(id))
+                    .await
+                    .expect("increment");
+                assert_eq!(update.applied, round == 0, "{key} {id} round {round}");
+            }
+        }
+    }
+    for key in &keys {
+        assert_eq!(
+            store.counter(key).await.expect("counter"),
+            counts(&[("n", 2), ("score", 20)]),
+            "{key}"
+        );
+        assert!(store.delete_counter(key).await.expect("delete"), "{key}");
+    }
+}
+
 /// Bad counter input is a `Validation` error naming what was wrong, never a panic, and an
 /// overflowing delta changes no field of its call.
 pub async fn case_counter_rejects_bad_input(store: DynCacheStore) {
@@ -1074,7 +1196,7 @@ macro_rules! conformance_tests {
         $crate::conformance_tests!(@shared $setup;
             case_counter_concurrent_increments, case_counter_multi_field_atomic,
             case_counter_ttl_read_and_delete, case_counter_idempotent,
-            case_counter_rejects_bad_input);
+            case_counter_rejects_bad_input, case_counter_idempotent_across_slots);
         #[::tokio::test(flavor = "multi_thread", worker_threads = 2)]
         async fn case_lru_eviction_order() {
             if let Some(fixture) = $setup.await {
@@ -1084,6 +1206,13 @@ macro_rules! conformance_tests {
                     }
                     None => eprintln!("case_lru_eviction_order: not an LRU-bounded store"),
                 }
+            }
+        }
+        #[::tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn case_multi_key_across_slots() {
+            if let Some(fixture) = $setup.await {
+                let count = $crate::testing::spread_count(&fixture);
+                $crate::testing::case_multi_key_across_slots(&*fixture.store, count).await
             }
         }
     };

@@ -331,3 +331,72 @@ async fn scripts_are_sent_straight_to_the_node_owning_their_key() {
         "scripts were sent to a node that does not own their key's slot (MOVED)"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_conformance_spread_keys_cover_every_primary_and_many_slots() {
+    use fred::types::cluster::ClusterRouting;
+    let Some(store) = cluster("cache cluster: spread keys of the conformance suite").await else {
+        return;
+    };
+    let keys = mod8_cache::testing::spread_keys();
+    assert_eq!(
+        owners(&store, &keys).await.len(),
+        3,
+        "case_multi_key_across_slots would not reach every primary"
+    );
+    for (what, full) in [
+        (
+            "value",
+            keys.iter().map(|k| store.value_key(k)).collect::<Vec<_>>(),
+        ),
+        (
+            "counter",
+            keys.iter().map(|k| store.counter_key(k)).collect(),
+        ),
+    ] {
+        let slots: BTreeSet<u16> = full
+            .iter()
+            .map(|k| ClusterRouting::hash_key(k.as_bytes()))
+            .collect();
+        assert!(
+            slots.len() > 150,
+            "{what} keys fall into only {} slots",
+            slots.len()
+        );
+    }
+}
+
+/// A prefix whose first `{` is followed at once by `}` is an empty hash tag: Redis then hashes
+/// whole keys, so a counter and its idempotency marker would land in different slots and the
+/// script that touches both would be refused (CROSSSLOT). Such a prefix is refused at connect
+/// on a cluster, naming the prefix.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_prefix_with_an_empty_hash_tag_is_refused_on_a_cluster() {
+    let Some(url) = mod8_testkit::service_url(
+        mod8_testkit::REDIS_CLUSTER,
+        "cache cluster: empty hash tag in the prefix",
+    ) else {
+        return;
+    };
+    let prefix = format!("{}:{{}}", mod8_testkit::unique_name("mod8test:cache"));
+    let err = RedisStore::connect(RedisConfig::new(url.clone()).with_prefix(prefix))
+        .await
+        .expect_err("a prefix with an empty hash tag must be refused on a cluster");
+    assert!(
+        matches!(err, mod8_cache::Error::Validation { ref field, .. } if field == "prefix"),
+        "{err:?}"
+    );
+
+    // A prefix with a real hash tag is fine: every key of the namespace is then in its slot.
+    let prefix = format!("{{{}}}", mod8_testkit::unique_name("mod8test:cache"));
+    let store = RedisStore::connect(RedisConfig::new(url).with_prefix(prefix))
+        .await
+        .unwrap();
+    let once = mod8_cache::CounterOptions::ttl(Duration::from_secs(60))
+        .with_idempotency("m-1", Duration::from_secs(60));
+    for applied in [true, false] {
+        let update = store.increment("k", &[("n", 1)], &once).await.unwrap();
+        assert_eq!(update.applied, applied);
+    }
+    store.clear().await.unwrap();
+}

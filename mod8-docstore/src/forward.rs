@@ -145,6 +145,12 @@ macro_rules! forward {
             async fn release_marker(&self, key: &str) -> Result<bool> {
                 (**self).release_marker(key).await
             }
+            fn capabilities(&self) -> crate::Capabilities {
+                (**self).capabilities()
+            }
+            async fn watch_events(&self) -> Result<BoxStream<'static, Result<Event>>> {
+                (**self).watch_events().await
+            }
             fn memory_stats(&self) -> Option<crate::MemoryStats> {
                 (**self).memory_stats()
             }

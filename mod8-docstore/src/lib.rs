@@ -8,6 +8,7 @@ use async_trait::async_trait;
 use bson::oid::ObjectId;
 use futures::stream::BoxStream;
 
+mod capabilities;
 mod config;
 mod error;
 mod export;
@@ -24,6 +25,7 @@ pub mod mongodb;
 #[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
 pub mod testing;
 
+pub use crate::capabilities::Capabilities;
 pub use crate::config::{
     connect, DocStoreConfig, DynDocStore, MemoryLimits, DEFAULT_DATABASE, DEFAULT_MAX_EVENTS,
     DEFAULT_MAX_EVENT_BYTES,
@@ -113,6 +115,9 @@ pub trait EventStore: Send + Sync {
     /// As with [`EventStore::log_event`] the event is written first and counted just after:
     /// if counting fails (or the process stops between the two) the event is logged and a
     /// retry of the same message finds it logged, so the summary may miss that one event.
+    /// Where the server has transactions ([`Capabilities::transactions`]) both happen in one
+    /// transaction instead, so a failed call leaves neither and its retry counts the event;
+    /// the in-memory backend applies both under one lock.
     async fn log_event_once(&self, message_id: &str, event: Event) -> Result<EventLogged>;
 
     /// Logs many events in one unordered bulk write; failures are listed by input index.
@@ -217,6 +222,30 @@ pub trait DocStore: ProfileStore + EventStore + DataProcessing {
 
     /// Removes the marker `key`; `true` when it was set.
     async fn release_marker(&self, key: &str) -> Result<bool>;
+
+    /// What the server behind this store can do beyond single-document writes
+    /// ([`Capabilities`]), as detected at connect. The default, for a backend that does not
+    /// say, is [`Capabilities::none`].
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::none()
+    }
+
+    /// The events logged from now on, each as it lands, from a change stream on the event
+    /// log. The stream ends with an error if the server closes it.
+    ///
+    /// Only where [`Capabilities::change_streams`] is true (a MongoDB replica set or sharded
+    /// cluster). Elsewhere — a standalone server, FerretDB 1.x, the in-memory backend — it is
+    /// [`Error::Unsupported`] naming `watch_events (change streams)`, and a caller that follows
+    /// the log polls instead: [`DataProcessing::export_events`] with a window
+    /// [`TimeWindow::since`] the newest timestamp it has seen (events are returned oldest
+    /// first, so the last one read is the next checkpoint; events sharing that timestamp are
+    /// returned again and told apart by id).
+    async fn watch_events(&self) -> Result<BoxStream<'static, Result<Event>>> {
+        Err(Error::unsupported(
+            "watch_events (change streams)",
+            self.backend(),
+        ))
+    }
 
     /// For the in-memory backend, how full it is and how many events its bounds evicted
     /// ([`MemoryStats`]); `None` for backends whose data lives on a server (the default).

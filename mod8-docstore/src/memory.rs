@@ -868,6 +868,14 @@ impl DocStore for MemoryDocStore {
         Some(self.stats())
     }
 
+    /// [`Capabilities::none`](crate::Capabilities::none): there is no server, so neither
+    /// transactions nor change streams to offer (each call already applies its writes under
+    /// one lock, an event and its counts together, so none is needed for atomicity), and
+    /// [`DocStore::watch_events`] is [`Error::Unsupported`].
+    fn capabilities(&self) -> crate::Capabilities {
+        crate::Capabilities::none()
+    }
+
     async fn setup(&self, options: &SetupOptions) -> Result<SetupReport> {
         validate::log_retention(options.log_retention)?;
         let retention = options.log_retention;

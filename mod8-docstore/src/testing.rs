@@ -159,6 +159,7 @@ macro_rules! conformance_tests {
             case_setup_rejects_bad_log_retention,
             case_logs_expire,
             case_analytics_snapshots,
+            case_capabilities_and_fallbacks,
         );
     };
     (@cases $setup:expr; $($case:ident),* $(,)?) => {
@@ -1178,4 +1179,112 @@ pub async fn case_analytics_snapshots(store: &dyn DocStore, _caps: &DocStoreCapa
         .await
         .unwrap_err();
     assert_eq!(err.field(), Some("result.$set"));
+}
+
+/// The events of the export passing `filter` (one batch).
+async fn exported(store: &dyn DocStore, filter: EventFilter) -> Vec<Event> {
+    let mut batches = store.export_events(filter, 1_000).await.unwrap();
+    let mut out = Vec::new();
+    while let Some(batch) = batches.next().await {
+        out.extend(batch.unwrap());
+    }
+    out
+}
+
+/// The store's declared [`Capabilities`](crate::Capabilities) agree with what it does.
+///
+/// Without change streams, [`DocStore::watch_events`] is [`Error::Unsupported`] naming it, and
+/// the fallback a caller uses instead works: polling [`DataProcessing::export_events`](crate::DataProcessing::export_events)
+/// from a checkpoint sees the events logged after it, oldest first, the checkpoint moving to
+/// the last one read (events at the checkpoint's own timestamp come again, told apart by id).
+/// With change streams, a watch opened before an event is logged yields that event. With or
+/// without transactions, an event logged once per message is stored and counted once.
+pub async fn case_capabilities_and_fallbacks(store: &dyn DocStore, _caps: &DocStoreCapabilities) {
+    let capabilities = store.capabilities();
+    eprintln!("{}: {capabilities:?}", store.backend());
+    store
+        .log_event(Event::new("poller", "view").at(day(5, 10)))
+        .await
+        .unwrap();
+
+    if capabilities.change_streams {
+        let mut watch = store.watch_events().await.unwrap();
+        let id = store
+            .log_event(Event::new("watched", "view").at(day(5, 11)))
+            .await
+            .unwrap();
+        // A guard against a hang, not a timing assertion.
+        let seen = tokio::time::timeout(Duration::from_secs(60), watch.next())
+            .await
+            .expect("the change stream yielded nothing for a minute")
+            .expect("the change stream ended")
+            .unwrap();
+        assert_eq!(seen.id, Some(id));
+        assert_eq!(seen.user_id, "watched");
+    } else {
+        match store.watch_events().await {
+            Err(Error::Unsupported { operation, backend }) => {
+                assert!(operation.contains("watch_events"), "{operation}");
+                assert_eq!(backend, store.backend());
+            }
+            Err(other) => panic!("watch_events without change streams: {other:?}"),
+            Ok(_) => panic!("watch_events gave a stream where change streams are declared absent"),
+        }
+    }
+
+    // The polling fallback.
+    let poll = |since: DateTime<Utc>| EventFilter {
+        user_id: Some("poller".to_owned()),
+        window: TimeWindow::since(since),
+        ..EventFilter::default()
+    };
+    let checkpoint = day(5, 11);
+    assert!(exported(store, poll(checkpoint)).await.is_empty());
+    let b = store
+        .log_event(Event::new("poller", "click").at(day(5, 12)))
+        .await
+        .unwrap();
+    let c = store
+        .log_event(Event::new("poller", "view").at(day(5, 13)))
+        .await
+        .unwrap();
+    let seen = exported(store, poll(checkpoint)).await;
+    assert_eq!(
+        seen.iter().map(|e| e.id).collect::<Vec<_>>(),
+        vec![Some(b), Some(c)]
+    );
+    let checkpoint = seen.last().unwrap().timestamp;
+    let d = store
+        .log_event_once("poll-msg-1", Event::new("poller", "buy").at(day(5, 13)))
+        .await
+        .unwrap();
+    assert!(d.inserted);
+    let again = store
+        .log_event_once("poll-msg-1", Event::new("poller", "buy").at(day(5, 13)))
+        .await
+        .unwrap();
+    assert!(!again.inserted);
+    let mut ids: Vec<_> = exported(store, poll(checkpoint))
+        .await
+        .iter()
+        .map(|e| e.id)
+        .collect();
+    ids.sort();
+    let mut expected = vec![Some(c), Some(d.id)];
+    expected.sort();
+    assert_eq!(
+        ids, expected,
+        "a poll from the checkpoint missed or repeated events"
+    );
+    let days = DayRange::new(day(5, 0).date_naive(), day(5, 0).date_naive());
+    let summary = store.activity_summary("poller", days).await.unwrap();
+    assert_eq!(
+        (
+            summary.count("view"),
+            summary.count("click"),
+            summary.count("buy")
+        ),
+        (2, 1, 1),
+        "{summary:?}"
+    );
 }

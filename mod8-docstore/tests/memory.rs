@@ -253,3 +253,25 @@ mod bounds {
         assert_eq!((stats.events, stats.evictions), (2, 1));
     }
 }
+
+/// The in-memory backend has no server: no transactions, no change streams, and
+/// `watch_events` is a typed `Unsupported`, also through `Arc`/`Box` forwarding.
+#[tokio::test]
+async fn memory_reports_no_transactions_nor_change_streams() {
+    use mod8_docstore::{Capabilities, DocStore, DynDocStore, Error};
+    let store = MemoryDocStore::new();
+    assert_eq!(store.capabilities(), Capabilities::none());
+    let shared: DynDocStore = Arc::new(MemoryDocStore::new());
+    let boxed: Box<DynDocStore> = Box::new(shared.clone());
+    assert_eq!(boxed.capabilities(), Capabilities::none());
+    for result in [store.watch_events().await, boxed.watch_events().await] {
+        match result {
+            Err(Error::Unsupported { operation, backend }) => {
+                assert_eq!(backend, "memory");
+                assert!(operation.contains("watch_events"), "{operation}");
+            }
+            Err(other) => panic!("{other:?}"),
+            Ok(_) => panic!("a change stream from the memory backend"),
+        }
+    }
+}

@@ -246,3 +246,42 @@ async fn connect_by_url_reaches_the_server() {
     let store = mod8_docstore::connect(&url).await.unwrap();
     assert_eq!(store.backend(), "mongodb");
 }
+
+/// The capabilities come from the server's `hello`: FerretDB 1.x (and any standalone server)
+/// has no `setName`, so neither transactions nor change streams, and `watch_events` is a typed
+/// `Unsupported` (the conformance case checks the polling fallback); a replica set reports both.
+#[tokio::test]
+async fn capabilities_follow_the_servers_hello() {
+    let Some((store, fixture)) = connect("docstore mongodb capabilities").await else {
+        return;
+    };
+    fixture
+        .run(|_, _| {
+            Box::pin(async move {
+                let hello = store
+                    .database()
+                    .run_command(doc! { "hello": 1 })
+                    .await
+                    .unwrap();
+                let expected = mod8_docstore::Capabilities::from_hello(&hello);
+                assert_eq!(store.capabilities(), expected);
+                let as_dyn: mod8_docstore::DynDocStore = Arc::new(store.clone());
+                assert_eq!(as_dyn.capabilities(), expected, "lost through forwarding");
+                if store.is_ferretdb() {
+                    assert!(!hello.contains_key("setName"), "{hello:?}");
+                    assert_eq!(expected, mod8_docstore::Capabilities::none());
+                    match store.watch_events().await {
+                        Err(Error::Unsupported { operation, backend }) => {
+                            assert_eq!(backend, "mongodb");
+                            assert!(operation.contains("change streams"), "{operation}");
+                        }
+                        Err(other) => panic!("{other:?}"),
+                        Ok(_) => panic!("a change stream on FerretDB"),
+                    }
+                } else if hello.contains_key("setName") {
+                    assert!(expected.transactions && expected.change_streams);
+                }
+            })
+        })
+        .await;
+}

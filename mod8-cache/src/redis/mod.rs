@@ -1,5 +1,32 @@
 //! The Redis backend, through `fred`: standalone or cluster, namespaced keys, batched
 //! commands, SCAN-based pattern invalidation and tag sets.
+//!
+//! # Key layout and Redis Cluster
+//!
+//! With the namespace `N` = `{prefix}:v{schema_version}:`:
+//!
+//! | key | holds | slot |
+//! | --- | --- | --- |
+//! | `N` `k:` key | a value (string, `PX` TTL) | its own (whole key) |
+//! | `N` `t:` tag | a tag set: the keys stored with the tag | its own |
+//! | `N` `c:{` key `}` | a counter (hash), the key escaped (`%`→`%25`, `{`→`%7B`, `}`→`%7D`) | hash tag = the key |
+//! | `N` `c:{` key `}:applied:` id | an idempotency marker (`PX` = its window) | the counter's |
+//!
+//! Only the counter script touches two keys (the counter and its marker), and the two share
+//! the counter's hash tag. Every other command and script touches one key. The operations
+//! over many keys never send one command for keys of different slots: on a cluster a batched
+//! read pipelines one `GET` per key (fred routes each to its node), batched writes pipeline
+//! `SET` and the tag-set script per key, tag invalidation takes the tag set (one slot) and
+//! `UNLINK`s its members one per command, and pattern invalidation and `clear` `SCAN` every
+//! primary. Values and tag sets therefore spread over all slots with no hash tag of their
+//! own, and these names are the same on a standalone server and a cluster: moving a namespace
+//! from one to the other changes no key.
+//!
+//! A `{` in the prefix decides the slot of every key of the namespace (Redis hashes the text
+//! between the first `{` and the next `}`): `{app}` puts the whole namespace in one slot,
+//! which works but gives up the spreading. An empty tag (`{}` right after the first `{`) would
+//! hash each key whole and split a counter from its markers, so [`RedisStore::connect`]
+//! refuses such a prefix on a cluster.
 
 mod config;
 mod scripts;
@@ -119,6 +146,20 @@ fn escape_glob(pattern: &str, keep_wildcards: bool) -> String {
     out
 }
 
+/// Whether `namespace` starts an empty hash tag: its first `{` is followed at once by `}`.
+///
+/// Redis Cluster hashes a key by the text between its first `{` and the next `}` when that
+/// text is not empty, else by the whole key. Every key this store writes starts with the
+/// namespace, which ends in `:`, so a `{` in it decides alike for all of them: with a
+/// non-empty tag every key of the namespace is in that tag's one slot (a way to keep a
+/// namespace together), with an empty one each key is hashed whole — and the counter script,
+/// which needs a counter and its marker in one slot, would be refused.
+fn empty_hash_tag(namespace: &str) -> bool {
+    namespace
+        .find('{')
+        .is_some_and(|open| namespace[open + 1..].starts_with('}'))
+}
+
 fn value_bytes(value: Value) -> Option<Bytes> {
     match value {
         Value::Bytes(b) => Some(Bytes::from(&b[..])),
@@ -130,8 +171,21 @@ fn value_bytes(value: Value) -> Option<Bytes> {
 
 impl RedisStore {
     /// Connects (waiting at most `config.connect_timeout`) and returns the store.
+    ///
+    /// [`Error::Validation`] naming `prefix`, before any connection, for a cluster URL with a
+    /// prefix whose first `{` is followed at once by `}`: an empty hash tag, with which Redis
+    /// Cluster hashes whole keys and could not run the counter script (its counter and marker
+    /// keys would be in different slots).
     pub async fn connect(config: RedisConfig) -> Result<Self> {
         let client = Self::build_client(&config)?;
+        if client.is_clustered() && empty_hash_tag(&config.namespace()) {
+            return Err(Error::validation(
+                "prefix",
+                "its first `{` is followed at once by `}`: an empty hash tag makes Redis \
+                 Cluster hash whole keys, so a counter and its idempotency markers would land \
+                 in different slots (CROSSSLOT); drop the `{}` or put a name between the braces",
+            ));
+        }
         match tokio::time::timeout(config.connect_timeout, client.init()).await {
             Ok(Ok(_task)) => {}
             Ok(Err(e)) => {
@@ -679,7 +733,17 @@ fn counter_value(value: &Value) -> Result<i64> {
 
 #[cfg(test)]
 mod tests {
-    use super::escape_glob;
+    use super::{empty_hash_tag, escape_glob};
+
+    #[test]
+    fn an_empty_hash_tag_is_the_first_brace_closed_at_once() {
+        assert!(empty_hash_tag("app:{}:v1:"));
+        assert!(empty_hash_tag("{}{x}:v1:"));
+        assert!(!empty_hash_tag("mod8:cache:v1:"));
+        assert!(!empty_hash_tag("{app}:v1:"));
+        assert!(!empty_hash_tag("a{:v1:"));
+        assert!(empty_hash_tag("a}{}:v1:"));
+    }
 
     #[test]
     fn escape_keeps_only_star_and_question_mark_as_wildcards() {

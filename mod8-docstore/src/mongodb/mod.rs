@@ -13,6 +13,18 @@
 //! `user_activity` collection, which logging an event upserts; a summary is a handful of reads
 //! by `_id`, index lookups on MongoDB.
 //!
+//! # Transactions and change streams
+//!
+//! At connect the store asks the server `hello` what it is ([`Capabilities::from_hello`]):
+//! only a replica set (or a sharded cluster) has multi-document transactions and change
+//! streams. With transactions, [`EventStore::log_event`] and [`EventStore::log_event_once`]
+//! insert the event and update its activity bucket in one transaction (retried whole on a
+//! transient transaction error, such as two writers updating one bucket), so the log and the
+//! counts never disagree; without, the event is inserted first and counted just after, as
+//! documented on those methods. The other writes need none: each is one document update, or
+//! (bulk inserts) reports its failures per document. With change streams
+//! [`DocStore::watch_events`] follows the event log; without, it is [`Error::Unsupported`].
+//!
 //! # FerretDB 1.x
 //!
 //! Probed on v1.24 (SQLite and PostgreSQL backends). [`MongoDocStore::is_ferretdb`] tells it
@@ -32,6 +44,7 @@
 //! - It applies `$inc` without isolation (concurrent increments of one document are lost), so
 //!   there the store serialises activity bucket updates per bucket — within one process only;
 //!   two processes logging events of one user at once can lose counts.
+//! - It is a standalone server (no `setName` in `hello`): no transactions, no change streams.
 //! - Without TTL indexes, expired log entries are not deleted; [`DocStore::recent_logs`] still
 //!   leaves them out.
 
@@ -67,8 +80,16 @@ use crate::model::{
 };
 use crate::setup::{self as names, LogEntry, SetupOptions, SetupReport};
 use crate::{
-    validate, DataProcessing, DocStore, DocStoreConfig, Error, EventStore, ProfileStore, Result,
+    validate, Capabilities, DataProcessing, DocStore, DocStoreConfig, Error, EventStore,
+    ProfileStore, Result,
 };
+
+/// How long a transaction is run again after transient transaction errors (write conflicts
+/// between writers of one activity bucket) before the last error is returned; MongoDB's own
+/// `withTransaction` helpers allow 120 s.
+const TRANSACTION_RETRY_LIMIT: Duration = Duration::from_secs(30);
+/// How many times a commit whose outcome is unknown is sent again.
+const COMMIT_ATTEMPTS: u32 = 5;
 
 /// The MongoDB document store. Cheap to clone (the driver's client is a handle to a pool).
 #[derive(Clone, Debug)]
@@ -82,6 +103,8 @@ pub struct MongoDocStore {
     markers: Collection<Document>,
     /// What the server needs worked around (FerretDB 1.x; see the module docs).
     workarounds: Workarounds,
+    /// Transactions and change streams, from `hello` at connect.
+    capabilities: Capabilities,
     log_retention: Arc<RwLock<Duration>>,
 }
 
@@ -116,6 +139,7 @@ impl MongoDocStore {
     /// Uses an existing driver database handle (asks the server what it is).
     pub async fn from_database(db: Database) -> Result<Self> {
         let workarounds = Workarounds::detect(&db).await?;
+        let capabilities = detect_capabilities(&db).await?;
         Ok(MongoDocStore {
             events: db.collection(names::EVENTS),
             profiles: db.collection(names::PROFILES),
@@ -125,6 +149,7 @@ impl MongoDocStore {
             markers: db.collection(names::MARKERS),
             db,
             workarounds,
+            capabilities,
             log_retention: Arc::new(RwLock::new(SetupOptions::default().log_retention)),
         })
     }
@@ -148,6 +173,102 @@ impl MongoDocStore {
         match self.log_retention.read() {
             Ok(r) => *r,
             Err(poisoned) => *poisoned.into_inner(),
+        }
+    }
+
+    /// Inserts `event` and counts it: in one transaction where the server has them (see the
+    /// module docs), else the insert and then the count. A failure says whether the event
+    /// stayed in the log ([`LogFailure`]); a duplicate `_id` is [`Error::Conflict`].
+    async fn insert_counted(
+        &self,
+        event: &Event,
+        operation: &str,
+    ) -> std::result::Result<(), LogFailure> {
+        if !self.capabilities.transactions {
+            self.events
+                .insert_one(event)
+                .await
+                .map_err(|e| LogFailure::NotLogged(map(e, operation)))?;
+            return self
+                .count_activity(std::slice::from_ref(event))
+                .await
+                .map_err(LogFailure::LoggedNotCounted);
+        }
+        // Every failure below aborts the transaction: nothing stays in the log.
+        let updates = activity::bucket_updates(std::slice::from_ref(event));
+        let mut session = self
+            .db
+            .client()
+            .start_session()
+            .await
+            .map_err(|e| LogFailure::NotLogged(map(e, operation)))?;
+        let started = std::time::Instant::now();
+        let mut attempt: u64 = 0;
+        loop {
+            match self
+                .insert_counted_once(&mut session, event, &updates, operation)
+                .await
+            {
+                Ok(()) => return Ok(()),
+                Err(Failed::Driver(e))
+                    if e.contains_label(mongodb::error::TRANSIENT_TRANSACTION_ERROR)
+                        && started.elapsed() < TRANSACTION_RETRY_LIMIT =>
+                {
+                    // A short, growing pause, so that writers conflicting on one bucket do
+                    // not all retry at once.
+                    attempt += 1;
+                    tokio::time::sleep(Duration::from_millis(attempt.min(20) * 5)).await;
+                }
+                Err(Failed::Driver(e)) => return Err(LogFailure::NotLogged(map(e, operation))),
+                Err(Failed::Mapped(e)) => return Err(LogFailure::NotLogged(e)),
+            }
+        }
+    }
+
+    /// One run of [`MongoDocStore::insert_counted`]'s transaction; aborted on any failure.
+    async fn insert_counted_once(
+        &self,
+        session: &mut mongodb::ClientSession,
+        event: &Event,
+        updates: &[Document],
+        operation: &str,
+    ) -> std::result::Result<(), Failed> {
+        session.start_transaction().await.map_err(Failed::Driver)?;
+        let written: std::result::Result<Option<Error>, mongodb::error::Error> = async {
+            self.events.insert_one(event).session(&mut *session).await?;
+            let reply = self
+                .db
+                .run_command(
+                    doc! { "update": activity::ACTIVITY, "updates": updates, "ordered": false },
+                )
+                .session(&mut *session)
+                .await?;
+            Ok(bucket_write_error(&reply, operation))
+        }
+        .await;
+        let failure = match written {
+            Ok(None) => None,
+            Ok(Some(error)) => Some(Failed::Mapped(error)),
+            Err(e) => Some(Failed::Driver(e)),
+        };
+        if let Some(failure) = failure {
+            let _ = session.abort_transaction().await;
+            return Err(failure);
+        }
+        // A commit whose outcome is unknown may be retried as it is (the server applies it
+        // once); a transient error means it did not apply, and the caller runs it all again.
+        let mut commits = 1;
+        loop {
+            match session.commit_transaction().await {
+                Ok(()) => return Ok(()),
+                Err(e)
+                    if e.contains_label(mongodb::error::UNKNOWN_TRANSACTION_COMMIT_RESULT)
+                        && commits < COMMIT_ATTEMPTS =>
+                {
+                    commits += 1;
+                }
+                Err(e) => return Err(Failed::Driver(e)),
+            }
         }
     }
 
@@ -183,15 +304,10 @@ impl MongoDocStore {
                 OPERATION,
             )
             .await?;
-        if let Ok(errors) = reply.get_array("writeErrors") {
-            if let Some(Bson::Document(first)) = errors.first() {
-                let code = first.get_i32("code").unwrap_or_default();
-                let message = first.get_str("errmsg").unwrap_or("write error");
-                let info = first.get_document("errInfo").ok();
-                return Err(error_map::classify_write(code, message, info, OPERATION));
-            }
+        match bucket_write_error(&reply, OPERATION) {
+            Some(error) => Err(error),
+            None => Ok(()),
         }
-        Ok(())
     }
 
     async fn command(&self, cmd: Document, operation: &str) -> Result<Document> {
@@ -217,6 +333,53 @@ impl MongoDocStore {
             .await
             .map_err(|e| map(e, &operation))
     }
+}
+
+/// Why logging an event failed, and whether the event is in the log all the same.
+enum LogFailure {
+    /// Nothing was written (or the transaction was aborted).
+    NotLogged(Error),
+    /// The event is in the log but its counting failed (no transactions).
+    LoggedNotCounted(Error),
+}
+
+impl From<LogFailure> for Error {
+    fn from(failure: LogFailure) -> Self {
+        match failure {
+            LogFailure::NotLogged(e) | LogFailure::LoggedNotCounted(e) => e,
+        }
+    }
+}
+
+/// Why a run of a transaction failed: a driver error (whose labels say whether to run it
+/// again) or a write error already mapped.
+enum Failed {
+    Driver(mongodb::error::Error),
+    Mapped(Error),
+}
+
+/// The first write error in the reply to an `update` command of activity buckets, mapped.
+fn bucket_write_error(reply: &Document, operation: &str) -> Option<Error> {
+    let errors = reply.get_array("writeErrors").ok()?;
+    let Some(Bson::Document(first)) = errors.first() else {
+        return None;
+    };
+    let code = first.get_i32("code").unwrap_or_default();
+    let message = first.get_str("errmsg").unwrap_or("write error");
+    let info = first.get_document("errInfo").ok();
+    Some(error_map::classify_write(code, message, info, operation))
+}
+
+/// Asks the server `hello` (`isMaster` on servers older than MongoDB 4.4.2) what it can do.
+async fn detect_capabilities(db: &Database) -> Result<Capabilities> {
+    let reply = match db.run_command(doc! { "hello": 1 }).await {
+        Ok(reply) => reply,
+        Err(_) => db
+            .run_command(doc! { "isMaster": 1 })
+            .await
+            .map_err(|e| map(e, "hello"))?,
+    };
+    Ok(Capabilities::from_hello(&reply))
 }
 
 #[async_trait]
@@ -453,11 +616,7 @@ impl EventStore for MongoDocStore {
     async fn log_event(&self, event: Event) -> Result<ObjectId> {
         let mut event = validate::event(event)?;
         let id = *event.id.get_or_insert_with(ObjectId::new);
-        self.events
-            .insert_one(&event)
-            .await
-            .map_err(|e| map(e, "log event"))?;
-        self.count_activity(std::slice::from_ref(&event)).await?;
+        self.insert_counted(&event, "log event").await?;
         Ok(id)
     }
 
@@ -467,13 +626,11 @@ impl EventStore for MongoDocStore {
         let id = event_id_for_message(message_id);
         event.id = Some(id);
         event.message_id = Some(message_id.to_owned());
-        match self.events.insert_one(&event).await {
-            Ok(_) => {
-                self.count_activity(std::slice::from_ref(&event)).await?;
-                Ok(EventLogged { id, inserted: true })
-            }
-            Err(e) => {
-                let error = map(e, "log event");
+        match self.insert_counted(&event, "log event").await {
+            Ok(()) => Ok(EventLogged { id, inserted: true }),
+            // Logged by this call: a conflict from counting is no repeat of the message.
+            Err(LogFailure::LoggedNotCounted(error)) => Err(error),
+            Err(LogFailure::NotLogged(error)) => {
                 if !matches!(error, Error::Conflict { .. }) {
                     return Err(error);
                 }
@@ -745,6 +902,31 @@ impl DataProcessing for MongoDocStore {
 impl DocStore for MongoDocStore {
     fn backend(&self) -> &'static str {
         BACKEND
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        self.capabilities
+    }
+
+    async fn watch_events(&self) -> Result<BoxStream<'static, Result<Event>>> {
+        const OPERATION: &str = "watch_events (change streams)";
+        if !self.capabilities.change_streams {
+            return Err(Error::unsupported(OPERATION, BACKEND));
+        }
+        let changes = self
+            .events
+            .watch()
+            .pipeline([doc! { "$match": { "operationType": "insert" } }])
+            .await
+            .map_err(|e| map(e, OPERATION))?;
+        Ok(changes
+            .filter_map(|change| async move {
+                match change {
+                    Ok(change) => change.full_document.map(Ok),
+                    Err(e) => Some(Err(map(e, OPERATION))),
+                }
+            })
+            .boxed())
     }
 
     async fn setup(&self, options: &SetupOptions) -> Result<SetupReport> {
