@@ -20,7 +20,7 @@ use crate::flows::personalisation::ModelState;
 use crate::live::{LiveDashboard, LiveDashboardHandler};
 use crate::metrics::{Metrics, Snapshot};
 use crate::outbox::{run_relay, Outbox};
-use crate::sinks::{DocEventSink, DocProfileSink};
+use crate::sinks::{DocEventSink, DocProfileSink, DocSentLedger};
 use crate::worker::{run_worker, InsightsWorker};
 
 /// The running system: stores, cache, broker, engines state and metrics.
@@ -47,7 +47,8 @@ pub struct App {
     /// The outbox relay's handle: its counters, and the wake-up a committed registration
     /// sends it.
     pub outbox: Outbox,
-    /// The notifier the notification consumer sends through (logs and counts).
+    /// The notifier the notification consumer sends through (logs and counts); each
+    /// notification message reaches it once ([`App::notification_consumer`]).
     pub notifier: LoggingNotifier,
     pub(crate) model: RwLock<Option<ModelState>>,
     /// Wakes the insights worker (report over every user, recommendation model).
@@ -140,9 +141,9 @@ impl App {
         }))
     }
 
-    /// Starts the consumers (user data → profile document + welcome notification; notifications;
-    /// analytics → event log; live dashboard), the outbox relay and the insights worker
-    /// ([`crate::worker`]). A second call is a no-op.
+    /// Starts the consumers (user data → profile document + welcome notification; notifications,
+    /// each sent once per message id; analytics → event log; live dashboard), the outbox relay
+    /// and the insights worker ([`crate::worker`]). A second call is a no-op.
     ///
     /// # Errors
     ///
@@ -154,32 +155,24 @@ impl App {
         }
         let broker = self.broker.clone();
         let topology = &self.config.topology;
-        let profile_sink = DocProfileSink {
-            sql: self.sql.clone(),
-            docs: self.docs.clone(),
-            pipeline: self.pipeline.clone(),
-        };
         let consumers = vec![
             (
                 ConsumerCounts::USER_DATA,
-                UserDataConsumer::new(profile_sink)
+                self.user_data_consumer()
                     .start(broker.clone(), topology)
                     .await?,
             ),
             (
                 ConsumerCounts::NOTIFICATIONS,
-                NotificationConsumer::new(self.notifier.clone())
+                self.notification_consumer()
                     .start(broker.clone(), topology)
                     .await?,
             ),
             (
                 ConsumerCounts::ANALYTICS,
-                AnalyticsConsumer::new(DocEventSink {
-                    docs: self.docs.clone(),
-                    cache: self.cache.clone(),
-                })
-                .start(broker.clone(), topology)
-                .await?,
+                self.analytics_consumer()
+                    .start(broker.clone(), topology)
+                    .await?,
             ),
             (
                 ConsumerCounts::LIVE_DASHBOARD,
@@ -211,6 +204,36 @@ impl App {
             shutdown,
         });
         Ok(())
+    }
+
+    /// The handler [`App::start`] runs on the user-data queue: stores the profile document
+    /// (once per user) and publishes the welcome (once per user, [`DocProfileSink`]). Public
+    /// so the same handler can run under other supervision (a dedicated worker, a test).
+    pub fn user_data_consumer(&self) -> UserDataConsumer<DocProfileSink> {
+        UserDataConsumer::new(DocProfileSink {
+            sql: self.sql.clone(),
+            docs: self.docs.clone(),
+            pipeline: self.pipeline.clone(),
+        })
+    }
+
+    /// The handler [`App::start`] runs on the notification queue: sends through
+    /// [`App::notifier`], once per message id by the durable ledger on the document store's
+    /// markers ([`DocSentLedger`]), so neither a redelivery, a restart nor another instance
+    /// sends a notification twice (at most once, see [`mod8_mq::domain::SentLedger`]).
+    pub fn notification_consumer(&self) -> NotificationConsumer<LoggingNotifier, DocSentLedger> {
+        NotificationConsumer::new(self.notifier.clone()).with_ledger(DocSentLedger {
+            docs: self.docs.clone(),
+        })
+    }
+
+    /// The handler [`App::start`] runs on the analytics queue: stores the event, counts it and
+    /// applies it to the profile, each once per message id ([`DocEventSink`]).
+    pub fn analytics_consumer(&self) -> AnalyticsConsumer<DocEventSink> {
+        AnalyticsConsumer::new(DocEventSink {
+            docs: self.docs.clone(),
+            cache: self.cache.clone(),
+        })
     }
 
     /// Stops the background work: the relay makes a last pass, each consumer finishes and

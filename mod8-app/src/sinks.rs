@@ -1,5 +1,5 @@
-//! Where the message consumers put their results: the document store, and the welcome
-//! notification that follows a stored profile.
+//! Where the message consumers put their results: the document store, the welcome
+//! notification that follows a stored profile, and the ledger of notifications sent.
 
 use std::sync::Arc;
 
@@ -9,7 +9,7 @@ use mod8_cache::Cache;
 use mod8_docstore::{ActivityUpdate, DocStore, Event, EventMetadata};
 use mod8_mq::domain::{
     Analytics, EnrichedUser, EventSink, Notification, NotificationChannel, Pipeline, ProfileSink,
-    PublishOptions,
+    PublishOptions, SentLedger,
 };
 use mod8_orm::DynDatabase;
 use uuid::Uuid;
@@ -112,6 +112,56 @@ impl ProfileSink for DocProfileSink {
 /// `welcome:{user id}`.
 pub fn welcome_marker(user_id: &str) -> String {
     format!("welcome:{user_id}")
+}
+
+/// The notification consumer's [`SentLedger`] on the document store's markers: the id of a
+/// notification message is claimed as the marker `notification:{message id}`
+/// ([`notification_marker`], [`DocStore::claim_marker`]) before it is sent, and released if
+/// the send fails.
+///
+/// On MongoDB (FerretDB) the markers are durable and shared, so a notification redelivered
+/// after a restart, or to another instance, is not sent again. On the in-memory document store
+/// they are as durable as the process: a restart forgets them (as it forgets everything else
+/// that backend holds). At most once, like the welcome: a process stopping between the claim
+/// and the send leaves the marker and the notification unsent (see [`SentLedger`]); the
+/// marker's `at` time dates the claim. A document store that is down is transient (the
+/// message retries without sending).
+#[derive(Clone)]
+pub struct DocSentLedger {
+    /// Where the markers are.
+    pub docs: Arc<dyn DocStore>,
+}
+
+fn ledger_error(e: mod8_docstore::Error) -> mod8_mq::Error {
+    if e.is_transient() {
+        mod8_mq::Error::unavailable("docs", e)
+    } else {
+        mod8_mq::Error::validation("sent_ledger", e.to_string())
+    }
+}
+
+#[async_trait]
+impl SentLedger for DocSentLedger {
+    async fn claim(&self, message_id: Uuid) -> mod8_mq::Result<bool> {
+        self.docs
+            .claim_marker(&notification_marker(message_id))
+            .await
+            .map_err(ledger_error)
+    }
+
+    async fn release(&self, message_id: Uuid) -> mod8_mq::Result<()> {
+        self.docs
+            .release_marker(&notification_marker(message_id))
+            .await
+            .map(|_| ())
+            .map_err(ledger_error)
+    }
+}
+
+/// The document-store marker claimed before a notification message is sent:
+/// `notification:{message id}`.
+pub fn notification_marker(message_id: Uuid) -> String {
+    format!("notification:{message_id}")
 }
 
 /// Stores each analytics event in the document store's event log, counts it in the user's

@@ -1,6 +1,9 @@
 //! Effects exactly once: engagement counters exact under concurrency and counted once per
 //! message, events stored once per message id, one welcome per registration, profile metrics
-//! counted once — each on the embedded backends and on the real services.
+//! counted once, a notification sent once per message id — each on the embedded backends and
+//! on the real services. On the real services also: a message whose AMQP connection is closed
+//! by the broker between its handling and its acknowledgement (redelivered by the broker),
+//! and messages redelivered to a restarted app on the same stores, each of every type.
 #![allow(clippy::unwrap_used)]
 
 mod support;
@@ -101,12 +104,17 @@ async fn a_message_handled_twice_counts_once(s: &Server) {
 
 /// Events of `user` in the event log.
 async fn logged_events(s: &Server, user: Uuid) -> Vec<mod8_docstore::Event> {
+    logged_events_of(&s.app, user).await
+}
+
+/// Events of `user` in `app`'s event log.
+async fn logged_events_of(app: &mod8_app::App, user: Uuid) -> Vec<mod8_docstore::Event> {
     use futures::TryStreamExt;
     let filter = mod8_docstore::EventFilter {
         user_id: Some(user.to_string()),
         ..Default::default()
     };
-    let stream = s.app.docs.export_events(filter, 100).await.unwrap();
+    let stream = app.docs.export_events(filter, 100).await.unwrap();
     let batches: Vec<Vec<_>> = stream.try_collect().await.unwrap();
     batches.into_iter().flatten().collect()
 }
@@ -275,6 +283,60 @@ async fn profile_metrics_follow_events_once(s: &Server) {
     assert_eq!(interests, ["books", "games", "garden"]);
 }
 
+async fn a_redelivered_notification_is_sent_once(s: &Server) {
+    use mod8_mq::domain::{Notification, NotificationChannel, PublishOptions};
+    let before = finished(s, ConsumerCounts::NOTIFICATIONS).await;
+    let envelope = Envelope::new(Notification {
+        recipient: "ada@example.com".into(),
+        subject: "your order".into(),
+        content: "is on its way".into(),
+        channel: NotificationChannel::Push,
+    });
+    let route = s
+        .app
+        .pipeline
+        .topology()
+        .notification_route(&envelope.payload);
+    // The message and two redeliveries of it (same envelope, same id).
+    for _ in 0..3 {
+        s.app
+            .pipeline
+            .producer()
+            .send(&envelope, &route)
+            .await
+            .unwrap();
+    }
+    // A later notification: once it is handled, so are the three copies before it.
+    s.app
+        .pipeline
+        .publish_notification(
+            Notification {
+                recipient: "ops@example.com".into(),
+                subject: "sentinel".into(),
+                content: "after the copies".into(),
+                channel: NotificationChannel::Sms,
+            },
+            PublishOptions::new(),
+        )
+        .await
+        .unwrap();
+    eventually("the copies and the sentinel handled", || async {
+        finished(s, ConsumerCounts::NOTIFICATIONS).await >= before + 4
+    })
+    .await;
+    assert_eq!(s.app.notifier.sent(NotificationChannel::Sms), 1);
+    assert_eq!(
+        s.app.notifier.sent(NotificationChannel::Push),
+        1,
+        "sent once"
+    );
+    assert_eq!(
+        finished(s, ConsumerCounts::NOTIFICATIONS).await,
+        before + 4,
+        "every copy acknowledged"
+    );
+}
+
 macro_rules! both_backends {
     ($($case:ident),* $(,)?) => {
         mod embedded {
@@ -310,4 +372,10 @@ both_backends!(
     a_redelivered_event_is_stored_once,
     a_redelivered_registration_sends_one_welcome,
     profile_metrics_follow_events_once,
+    a_redelivered_notification_is_sent_once,
 );
+
+#[path = "exactly_once/killed_before_ack.rs"]
+mod killed_before_ack;
+#[path = "exactly_once/restarted.rs"]
+mod restarted;

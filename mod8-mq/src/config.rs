@@ -49,6 +49,12 @@ pub struct MqConfig {
     /// (`MOD8_TLS_CA_FILE`).
     #[serde(default)]
     pub tls_ca_file: Option<std::path::PathBuf>,
+    /// The name RabbitMQ shows for the connection (its client-provided `connection_name`, in
+    /// `rabbitmqctl list_connections client_properties` and the management UI), to tell one
+    /// process's connection from another's; `None` keeps the default (`mod8-mq`). Ignored by
+    /// the in-process broker.
+    #[serde(default)]
+    pub connection_name: Option<String>,
 }
 
 impl std::fmt::Debug for MqConfig {
@@ -59,6 +65,7 @@ impl std::fmt::Debug for MqConfig {
             .field("publish_timeout", &self.publish_timeout)
             .field("memory_limits", &self.memory_limits)
             .field("tls_ca_file", &self.tls_ca_file)
+            .field("connection_name", &self.connection_name)
             .finish()
     }
 }
@@ -90,6 +97,7 @@ impl MqConfig {
             publish_timeout: None,
             memory_limits: MemoryQueueLimits::default(),
             tls_ca_file: None,
+            connection_name: None,
         }
     }
 
@@ -163,6 +171,12 @@ impl MqConfig {
         self
     }
 
+    /// Sets the name RabbitMQ shows for the connection ([`MqConfig::connection_name`]).
+    pub fn with_connection_name(mut self, name: impl Into<String>) -> Self {
+        self.connection_name = Some(name.into());
+        self
+    }
+
     /// Sets the publish timeout.
     pub fn with_publish_timeout(mut self, timeout: Duration) -> Self {
         self.publish_timeout = Some(timeout);
@@ -225,6 +239,9 @@ async fn connect_amqp(config: &MqConfig) -> Result<DynBroker> {
         options.publish_timeout = t;
     }
     options.tls_ca_file = config.tls_ca_file.clone();
+    if let Some(name) = &config.connection_name {
+        options.connection_name = name.clone();
+    }
     Ok(Arc::new(
         crate::amqp::AmqpBroker::connect_with(&config.url, config.declarations.clone(), options)
             .await?,

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::broker::DynBroker;
+use crate::domain::ledger::{MemorySentLedger, SentLedger};
 use crate::domain::messages::{Analytics, Notification, NotificationChannel, UserData};
 use crate::domain::topology::Topology;
 use crate::envelope::Envelope;
@@ -45,6 +46,13 @@ pub trait ProfileSink: Send + Sync + 'static {
 pub trait Notifier: Send + Sync + 'static {
     /// Sends one notification. A transient error makes the message retry.
     async fn send(&self, notification: &Notification) -> Result<()>;
+}
+
+#[async_trait]
+impl<N: Notifier + ?Sized> Notifier for Arc<N> {
+    async fn send(&self, notification: &Notification) -> Result<()> {
+        (**self).send(notification).await
+    }
 }
 
 /// Where [`AnalyticsConsumer`] stores events.
@@ -221,16 +229,50 @@ impl<S: ProfileSink> Handler<UserData> for UserDataConsumer<S> {
     }
 }
 
-/// Sends notifications through a [`Notifier`] ([`LoggingNotifier`] by default).
+/// Sends notifications through a [`Notifier`] ([`LoggingNotifier`] by default), each once per
+/// message id: a [`SentLedger`] ([`MemorySentLedger`] by default) remembers the ids sent.
+///
+/// For each delivery: a notification without a recipient is rejected (dead-lettered); then
+/// the message id is [claimed](SentLedger::claim) in the ledger — an id claimed before
+/// (sent already, or by a copy being handled now) is acknowledged without sending; then the
+/// notifier sends. If it fails, the claim is [released](SentLedger::release) so the retry
+/// sends it, and the error decides retry (transient) or dead-letter (permanent). So a
+/// notifier error must mean "not sent". A crash or a panic between the claim and the send
+/// loses that notification rather than sending it twice: at most once, see [`SentLedger`].
+///
+/// The default ledger lives in memory, so the de-duplication holds for redeliveries within
+/// this process only; give a durable one with [`NotificationConsumer::with_ledger`] to have it
+/// hold across restarts and instances.
 #[derive(Debug, Clone, Default)]
-pub struct NotificationConsumer<N = LoggingNotifier> {
+pub struct NotificationConsumer<N = LoggingNotifier, L = MemorySentLedger> {
     notifier: N,
+    ledger: L,
 }
 
 impl<N: Notifier> NotificationConsumer<N> {
-    /// A consumer sending through `notifier`.
+    /// A consumer sending through `notifier`, remembering sent ids in a new
+    /// [`MemorySentLedger`] (as durable as the process).
     pub fn new(notifier: N) -> Self {
-        NotificationConsumer { notifier }
+        NotificationConsumer {
+            notifier,
+            ledger: MemorySentLedger::default(),
+        }
+    }
+}
+
+impl<N: Notifier, L: SentLedger> NotificationConsumer<N, L> {
+    /// The same consumer remembering sent ids in `ledger` instead (a durable one makes a
+    /// notification redelivered after a restart, or to another instance, not sent again).
+    pub fn with_ledger<M: SentLedger>(self, ledger: M) -> NotificationConsumer<N, M> {
+        NotificationConsumer {
+            notifier: self.notifier,
+            ledger,
+        }
+    }
+
+    /// The ledger of sent ids.
+    pub fn ledger(&self) -> &L {
+        &self.ledger
     }
 
     /// Starts consuming `topology`'s notification queue on `broker` (with the topology's retry
@@ -244,14 +286,28 @@ impl<N: Notifier> NotificationConsumer<N> {
 }
 
 #[async_trait]
-impl<N: Notifier> Handler<Notification> for NotificationConsumer<N> {
+impl<N: Notifier, L: SentLedger> Handler<Notification> for NotificationConsumer<N, L> {
     async fn handle(&self, message: &Envelope<Notification>) -> Outcome {
         if message.payload.recipient.trim().is_empty() {
             return Outcome::reject("notification without a recipient");
         }
+        match self.ledger.claim(message.id).await {
+            Ok(true) => {}
+            Ok(false) => {
+                tracing::debug!(message_id = %message.id, "notification already sent (redelivery)");
+                return Outcome::Ack;
+            }
+            Err(e) => return Outcome::from_error(&e),
+        }
         match self.notifier.send(&message.payload).await {
             Ok(()) => Outcome::Ack,
-            Err(e) => Outcome::from_error(&e),
+            Err(e) => {
+                // Not sent: free the id so the retry of this message sends it.
+                if let Err(release) = self.ledger.release(message.id).await {
+                    tracing::warn!(message_id = %message.id, error = %release, "could not release the sent-ledger claim; this notification will not be sent");
+                }
+                Outcome::from_error(&e)
+            }
         }
     }
 }
@@ -324,6 +380,135 @@ mod tests {
         let other = Envelope::new(envelope.payload.clone());
         assert!(matches!(consumer.handle(&other).await, Outcome::Ack));
         assert_eq!(sink.events().len(), 2);
+    }
+
+    fn note(recipient: &str) -> Notification {
+        Notification {
+            recipient: recipient.into(),
+            subject: "hello".into(),
+            content: "there".into(),
+            channel: NotificationChannel::Email,
+        }
+    }
+
+    #[tokio::test]
+    async fn notification_redelivery_is_sent_once() {
+        let notifier = LoggingNotifier::default();
+        let consumer = NotificationConsumer::new(notifier.clone());
+        let envelope = Envelope::new(note("ada@example.com"));
+        for _ in 0..3 {
+            assert_eq!(consumer.handle(&envelope).await, Outcome::Ack);
+        }
+        assert_eq!(notifier.sent(NotificationChannel::Email), 1);
+        // Another message with the same content is another notification.
+        let other = Envelope::new(envelope.payload.clone());
+        assert_eq!(consumer.handle(&other).await, Outcome::Ack);
+        assert_eq!(notifier.sent(NotificationChannel::Email), 2);
+    }
+
+    /// A notifier whose first `failures` sends fail transiently (a provider outage); counts
+    /// the sends that went through.
+    #[derive(Default)]
+    struct Flaky {
+        failures: Mutex<u32>,
+        sent: Mutex<u32>,
+    }
+
+    #[async_trait]
+    impl Notifier for Flaky {
+        async fn send(&self, _: &Notification) -> Result<()> {
+            let mut failures = self.failures.lock().unwrap();
+            if *failures > 0 {
+                *failures -= 1;
+                return Err(Error::unavailable("provider", "down"));
+            }
+            *self.sent.lock().unwrap() += 1;
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn a_failed_send_is_sent_by_its_retry_once() {
+        let notifier = Arc::new(Flaky {
+            failures: Mutex::new(2),
+            ..Flaky::default()
+        });
+        let consumer = NotificationConsumer::new(notifier.clone());
+        let envelope = Envelope::new(note("ada@example.com"));
+        for _ in 0..2 {
+            assert!(matches!(
+                consumer.handle(&envelope).await,
+                Outcome::Retry { .. }
+            ));
+            assert!(!consumer.ledger().contains(envelope.id), "released");
+        }
+        assert_eq!(consumer.handle(&envelope).await, Outcome::Ack);
+        assert_eq!(consumer.handle(&envelope).await, Outcome::Ack);
+        assert_eq!(*notifier.sent.lock().unwrap(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_new_consumer_on_the_same_ledger_does_not_send_again() {
+        let ledger = MemorySentLedger::default();
+        let envelope = Envelope::new(note("ada@example.com"));
+        let first = LoggingNotifier::default();
+        let consumer = NotificationConsumer::new(first.clone()).with_ledger(ledger.clone());
+        assert_eq!(consumer.handle(&envelope).await, Outcome::Ack);
+        drop(consumer);
+        // The "restarted" consumer: a new notifier, the same ledger.
+        let second = LoggingNotifier::default();
+        let restarted = NotificationConsumer::new(second.clone()).with_ledger(ledger);
+        assert_eq!(restarted.handle(&envelope).await, Outcome::Ack);
+        assert_eq!(first.sent(NotificationChannel::Email), 1);
+        assert_eq!(second.sent(NotificationChannel::Email), 0);
+    }
+
+    #[tokio::test]
+    async fn concurrent_copies_send_once() {
+        let notifier = LoggingNotifier::default();
+        let consumer = Arc::new(NotificationConsumer::new(notifier.clone()));
+        let envelope = Envelope::new(note("ada@example.com"));
+        let copies: Vec<_> = (0..8)
+            .map(|_| {
+                let (consumer, envelope) = (consumer.clone(), envelope.clone());
+                tokio::spawn(async move { consumer.handle(&envelope).await })
+            })
+            .collect();
+        for copy in copies {
+            assert_eq!(copy.await.unwrap(), Outcome::Ack);
+        }
+        assert_eq!(notifier.sent(NotificationChannel::Email), 1);
+    }
+
+    /// A ledger whose database is down.
+    struct Down;
+
+    #[async_trait]
+    impl SentLedger for Down {
+        async fn claim(&self, _: Uuid) -> Result<bool> {
+            Err(Error::unavailable("ledger", "down"))
+        }
+        async fn release(&self, _: Uuid) -> Result<()> {
+            Err(Error::unavailable("ledger", "down"))
+        }
+    }
+
+    #[tokio::test]
+    async fn a_ledger_that_is_down_retries_without_sending() {
+        let notifier = LoggingNotifier::default();
+        let consumer = NotificationConsumer::new(notifier.clone()).with_ledger(Down);
+        let envelope = Envelope::new(note("ada@example.com"));
+        assert!(matches!(
+            consumer.handle(&envelope).await,
+            Outcome::Retry { .. }
+        ));
+        assert_eq!(notifier.sent(NotificationChannel::Email), 0);
+        // Without a recipient it is rejected before the ledger is asked.
+        let nobody = Envelope::new(note(" "));
+        assert!(matches!(
+            consumer.handle(&nobody).await,
+            Outcome::Reject { .. }
+        ));
     }
 
     #[test]

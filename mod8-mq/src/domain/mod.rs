@@ -2,7 +2,8 @@
 //! [`Topology`] (exchange and queue names, and the [`Declarations`](crate::Declarations) a
 //! broker makes for them), the three message payloads ([`UserData`], [`Notification`],
 //! [`Analytics`]), their handlers ([`UserDataConsumer`], [`NotificationConsumer`],
-//! [`AnalyticsConsumer`]) with the sinks they write to, and [`Pipeline`], which publishes
+//! [`AnalyticsConsumer`]) with the sinks they write to, the [`SentLedger`] that makes a
+//! notification sent once per message id, and [`Pipeline`], which publishes
 //! them.
 //!
 //! ```
@@ -40,6 +41,7 @@
 //! ```
 
 mod handlers;
+mod ledger;
 mod messages;
 mod pipeline;
 mod topology;
@@ -49,6 +51,7 @@ pub use handlers::{
     MemoryEventSink, MemoryProfileSink, NotificationConsumer, Notifier, ProfileSink, TimedEvent,
     UserDataConsumer,
 };
+pub use ledger::{MemorySentLedger, SentLedger};
 pub use messages::{Analytics, Notification, NotificationChannel, UserData};
 pub use pipeline::{Pipeline, PublishOptions, Published, Urgency, URGENT};
 pub use topology::Topology;
