@@ -6,8 +6,10 @@
 //! counters are exact, nothing is left in a queue or the outbox and nothing was dead-lettered;
 //! and an answer cached by API B is not served stale after a write beyond the L1 bound.
 //!
-//! Scale: `MOD8_MP_USERS` (default 1,000) registrations and `MOD8_MP_EVENTS` (default
-//! 10,000) events.
+//! Scale: `MOD8_MP_USERS` registrations and `MOD8_MP_EVENTS` events (defaults 300 and 3,000,
+//! which keep the test near a minute on a 2-core machine where the document store is the
+//! bottleneck: FerretDB stores a few dozen to a hundred events a second there; 1,000 and 10,000
+//! take several minutes).
 #![allow(clippy::unwrap_used)]
 #![cfg(unix)]
 
@@ -127,8 +129,8 @@ async fn two_apis_and_two_workers_lose_nothing_and_count_everything_once() {
 
 async fn run(mut config: AppConfig) {
     let started = Instant::now();
-    let users_n = scale("MOD8_MP_USERS", 1_000);
-    let events_n = scale("MOD8_MP_EVENTS", 10_000);
+    let users_n = scale("MOD8_MP_USERS", 300);
+    let events_n = scale("MOD8_MP_EVENTS", 3_000);
     let keys = format!("mp:{}{}", Uuid::new_v4().simple(), Uuid::new_v4().simple());
     config.auth.keys = mod8_app::config::AuthConfig::parse_keys(&keys).unwrap();
     // The test's own view of the backends (nothing started): seeds the catalogue, issues
@@ -251,7 +253,8 @@ async fn run(mut config: AppConfig) {
     let sent_at = started.elapsed();
 
     // Everything reaches its store: the queues and the outbox empty, every event logged.
-    let drain = Duration::from_secs(120).max(Duration::from_millis(12 * events_n as u64));
+    // A bound for a stuck pipeline, not a speed requirement: 50 ms per event at the least.
+    let drain = Duration::from_secs(120).max(Duration::from_millis(50 * events_n as u64));
     let deadline = Instant::now() + drain;
     loop {
         let (depths, _, outbox) = backlog(&inspector).await;

@@ -288,6 +288,30 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_worker_serves_health_and_metrics_only_and_health_names_the_role() {
+        let app = App::build(crate::AppConfig::embedded()).await.unwrap();
+        let (_, health) = call(router_for(app.clone(), Role::Worker), "/healthz").await;
+        assert_eq!(health["role"], serde_json::Value::Null, "not started");
+        app.start_with(Role::Worker).await.unwrap();
+        let (status, health) = call(router_for(app.clone(), Role::Worker), "/healthz").await;
+        assert_eq!(status, StatusCode::OK, "{health}");
+        assert_eq!(health["role"], "worker", "{health}");
+        let (status, body) = call(router_for(app.clone(), Role::Worker), "/metrics").await;
+        assert_eq!(
+            status,
+            StatusCode::UNAUTHORIZED,
+            "admin only, as on the API: {body}"
+        );
+        for path in ["/api/insights", "/openapi.json", "/api/users/x/profile"] {
+            let (status, body) = call(router_for(app.clone(), Role::Worker), path).await;
+            assert_eq!(status, StatusCode::NOT_FOUND, "{path}: {body}");
+        }
+        let (status, _) = call(router_for(app.clone(), Role::Api), "/openapi.json").await;
+        assert_eq!(status, StatusCode::OK);
+        app.shutdown().await;
+    }
+
+    #[tokio::test]
     async fn a_panicking_handler_answers_500_with_only_the_request_id() {
         let app = App::build(crate::AppConfig::embedded()).await.unwrap();
         let routes = Router::new().route(
