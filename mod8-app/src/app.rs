@@ -240,11 +240,11 @@ impl App {
 
     /// Starts the background work of `role`:
     ///
-    /// - [`Role::Api`]: the outbox relay (what registrations wrote goes out).
-    /// - [`Role::Worker`]: the consumers (user data → profile document + welcome notification;
-    ///   notifications; analytics → event log; live dashboard) and the insights worker
-    ///   ([`crate::worker`]).
-    /// - [`Role::All`]: both.
+    /// - [`Role::Api`] runs the outbox relay (what registrations wrote goes out).
+    /// - [`Role::Worker`] runs the consumers (user data → profile document + welcome
+    ///   notification; notifications; analytics → event log; live dashboard) and the insights
+    ///   worker ([`crate::worker`]).
+    /// - [`Role::All`] runs both.
     ///
     /// A second call while started is a no-op (whatever its role).
     ///
