@@ -1,6 +1,7 @@
 //! [`App`]: the five libraries wired together once, shared by the HTTP handlers, the demo and
 //! the benchmark harness. No globals: everything hangs off one `Arc<App>`.
 
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 
 use anyhow::Context;
@@ -54,6 +55,8 @@ pub struct App {
     /// Wakes the insights worker (report over every user, recommendation model).
     pub worker: Arc<InsightsWorker>,
     background: Mutex<Option<Background>>,
+    /// What [`App::start_with`] started, as [`Role::code`] (0: nothing runs).
+    role: AtomicU8,
 }
 
 impl std::fmt::Debug for App {
@@ -69,9 +72,94 @@ impl std::fmt::Debug for App {
 
 struct Background {
     consumers: Vec<(&'static str, ConsumerHandle)>,
-    relay: JoinHandle<()>,
-    worker: JoinHandle<()>,
+    relay: Option<JoinHandle<()>>,
+    worker: Option<JoinHandle<()>>,
     shutdown: watch::Sender<bool>,
+}
+
+/// What one `mod8` process runs ([`App::start_with`], `mod8 serve --role`). Any number of
+/// processes of each role may run against the same backends.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Serialize,
+    serde::Deserialize,
+    utoipa::ToSchema,
+    clap::ValueEnum,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// The HTTP API and the outbox relay (the relay claims rows under a lease with
+    /// `FOR UPDATE SKIP LOCKED`, so relays on many processes share the rows without
+    /// publishing one twice, except after a lease ran out, when consumers de-duplicate by the
+    /// message id).
+    Api,
+    /// The message consumers (user data, notifications, analytics, live dashboard) and the
+    /// insights worker; over HTTP only `/healthz` and `/metrics`.
+    Worker,
+    /// Both: one process runs everything (the default).
+    All,
+}
+
+impl Role {
+    /// Whether this role serves the API and runs the outbox relay.
+    pub fn runs_api(self) -> bool {
+        matches!(self, Role::Api | Role::All)
+    }
+
+    /// Whether this role runs the consumers and the insights worker.
+    pub fn runs_workers(self) -> bool {
+        matches!(self, Role::Worker | Role::All)
+    }
+
+    /// The role's name: `api`, `worker` or `all`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Api => "api",
+            Role::Worker => "worker",
+            Role::All => "all",
+        }
+    }
+
+    fn code(self) -> u8 {
+        match self {
+            Role::Api => 1,
+            Role::Worker => 2,
+            Role::All => 3,
+        }
+    }
+
+    fn from_code(code: u8) -> Option<Self> {
+        match code {
+            1 => Some(Role::Api),
+            2 => Some(Role::Worker),
+            3 => Some(Role::All),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for Role {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for Role {
+    type Err = anyhow::Error;
+
+    /// `api`, `worker` or `all` (case-insensitive, surrounding blanks ignored).
+    fn from_str(s: &str) -> anyhow::Result<Self> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "api" => Ok(Role::Api),
+            "worker" => Ok(Role::Worker),
+            "all" => Ok(Role::All),
+            _ => anyhow::bail!("role {s:?}: expected `api`, `worker` or `all`"),
+        }
+    }
 }
 
 impl App {
@@ -138,21 +226,81 @@ impl App {
             model: RwLock::new(None),
             worker: Arc::new(InsightsWorker::new()),
             background: Mutex::new(None),
+            role: AtomicU8::new(0),
         }))
     }
 
-    /// Starts the consumers (user data → profile document + welcome notification; notifications,
-    /// each sent once per message id; analytics → event log; live dashboard), the outbox relay
-    /// and the insights worker ([`crate::worker`]). A second call is a no-op.
+    /// Starts everything in the background ([`Role::All`], see [`App::start_with`]).
     ///
     /// # Errors
     ///
     /// A consumer that cannot subscribe to its queue.
     pub async fn start(self: &Arc<Self>) -> anyhow::Result<()> {
+        self.start_with(Role::All).await
+    }
+
+    /// Starts the background work of `role`:
+    ///
+    /// - [`Role::Api`] runs the outbox relay (what registrations wrote goes out).
+    /// - [`Role::Worker`] runs the consumers (user data → profile document + welcome
+    ///   notification; notifications; analytics → event log; live dashboard) and the insights
+    ///   worker ([`crate::worker`]).
+    /// - [`Role::All`] runs both.
+    ///
+    /// A second call while started is a no-op (whatever its role).
+    ///
+    /// # Errors
+    ///
+    /// A consumer that cannot subscribe to its queue.
+    pub async fn start_with(self: &Arc<Self>, role: Role) -> anyhow::Result<()> {
         let mut background = self.background.lock().await;
         if background.is_some() {
             return Ok(());
         }
+        let consumers = if role.runs_workers() {
+            self.start_consumers().await?
+        } else {
+            Vec::new()
+        };
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        let relay = role.runs_api().then(|| {
+            tokio::spawn(run_relay(
+                self.outbox.relay(
+                    self.sql.clone(),
+                    self.pipeline.clone(),
+                    self.config.outbox_poll,
+                    self.config.outbox_lease,
+                    self.config.outbox_retention,
+                ),
+                shutdown_rx.clone(),
+            ))
+        });
+        let worker = role.runs_workers().then(|| {
+            tokio::spawn(run_worker(
+                Arc::downgrade(self),
+                self.config.insights_refresh,
+                shutdown_rx,
+            ))
+        });
+        *background = Some(Background {
+            consumers,
+            relay,
+            worker,
+            shutdown,
+        });
+        self.role.store(role.code(), Ordering::Release);
+        tracing::info!(%role, "background work started");
+        Ok(())
+    }
+
+    /// What this app runs: the role [`App::start_with`] started, `None` before that and after
+    /// [`App::shutdown`].
+    pub fn role(&self) -> Option<Role> {
+        Role::from_code(self.role.load(Ordering::Acquire))
+    }
+
+    /// Subscribes the four consumers, in [`ConsumerCounts`] order.
+    async fn start_consumers(&self) -> anyhow::Result<Vec<(&'static str, ConsumerHandle)>> {
         let broker = self.broker.clone();
         let topology = &self.config.topology;
         let consumers = vec![
@@ -181,29 +329,7 @@ impl App {
                     .await?,
             ),
         ];
-        let (shutdown, shutdown_rx) = watch::channel(false);
-        let relay = tokio::spawn(run_relay(
-            self.outbox.relay(
-                self.sql.clone(),
-                self.pipeline.clone(),
-                self.config.outbox_poll,
-                self.config.outbox_lease,
-                self.config.outbox_retention,
-            ),
-            shutdown_rx.clone(),
-        ));
-        let worker = tokio::spawn(run_worker(
-            Arc::downgrade(self),
-            self.config.insights_refresh,
-            shutdown_rx,
-        ));
-        *background = Some(Background {
-            consumers,
-            relay,
-            worker,
-            shutdown,
-        });
-        Ok(())
+        Ok(consumers)
     }
 
     /// The handler [`App::start`] runs on the user-data queue: stores the profile document
@@ -241,10 +367,10 @@ impl App {
     pub async fn shutdown(&self) {
         if let Some(background) = self.background.lock().await.take() {
             let _ = background.shutdown.send(true);
-            if let Err(e) = background.relay.await {
+            if let Some(Err(e)) = option_await(background.relay).await {
                 tracing::warn!(error = %e, "outbox relay ended abnormally");
             }
-            if let Err(e) = background.worker.await {
+            if let Some(Err(e)) = option_await(background.worker).await {
                 tracing::warn!(error = %e, "insights worker ended abnormally");
             }
             for (name, consumer) in background.consumers {
@@ -253,6 +379,7 @@ impl App {
                 }
             }
         }
+        self.role.store(0, Ordering::Release);
         if let Err(e) = self.broker.close().await {
             tracing::warn!(error = %e, "closing the broker failed");
         }
@@ -339,6 +466,14 @@ impl App {
     }
 }
 
+/// Awaits the task if there is one.
+async fn option_await(task: Option<JoinHandle<()>>) -> Option<Result<(), tokio::task::JoinError>> {
+    match task {
+        Some(task) => Some(task.await),
+        None => None,
+    }
+}
+
 /// Processed-message counters of one of the app's consumers ([`App::consumer_stats`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct ConsumerCounts {
@@ -400,5 +535,38 @@ mod tests {
             app.consumer_stats().await.is_empty(),
             "nothing runs after shutdown"
         );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn each_role_starts_only_its_own_work() {
+        for (role, consumers) in [(Role::Api, 0), (Role::Worker, 4), (Role::All, 4)] {
+            let app = App::build(AppConfig::embedded()).await.unwrap();
+            assert_eq!(app.role(), None);
+            app.start_with(role).await.unwrap();
+            assert_eq!(app.role(), Some(role));
+            assert_eq!(app.consumer_stats().await.len(), consumers, "{role}");
+            {
+                let background = app.background.lock().await;
+                let b = background.as_ref().unwrap();
+                assert_eq!(b.relay.is_some(), role.runs_api(), "{role}: relay");
+                assert_eq!(b.worker.is_some(), role.runs_workers(), "{role}: worker");
+            }
+            // A second start, of another role, changes nothing.
+            app.start_with(Role::All).await.unwrap();
+            assert_eq!(app.role(), Some(role));
+            app.shutdown().await;
+            assert_eq!(app.role(), None);
+        }
+    }
+
+    #[test]
+    fn roles_parse_by_name() {
+        for role in [Role::Api, Role::Worker, Role::All] {
+            assert_eq!(role.as_str().parse::<Role>().unwrap(), role);
+            assert_eq!(role.to_string(), role.as_str());
+        }
+        assert_eq!(" Worker ".parse::<Role>().unwrap(), Role::Worker);
+        let err = "both".parse::<Role>().unwrap_err().to_string();
+        assert!(err.contains("\"both\"") && err.contains("`api`"), "{err}");
     }
 }

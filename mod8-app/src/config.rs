@@ -247,6 +247,7 @@ impl AppConfig {
             std::env::var("MOD8_ALERT_WINDOW_SECS").ok().as_deref(),
         )?
         .with_insights_refresh(std::env::var("MOD8_INSIGHTS_REFRESH_SECS").ok().as_deref())?
+        .with_queue_prefix(std::env::var("MOD8_QUEUE_PREFIX").ok().as_deref())?
         .with_security(|name| std::env::var(name).ok())
     }
 
@@ -294,6 +295,28 @@ impl AppConfig {
         if let Some(n) = number::<u64>(&var, "MOD8_IDLE_TIMEOUT_SECS", "seconds")? {
             limits.idle_timeout = Duration::from_secs(n);
         }
+        Ok(self)
+    }
+
+    /// Applies a `MOD8_QUEUE_PREFIX` value (unset or blank keeps the default names): every
+    /// exchange and queue of [`AppConfig::topology`] and the live-dashboard queue are named
+    /// `<prefix>.<name>`, so several deployments (or test runs) can share one broker. Every
+    /// process of one deployment must use the same prefix.
+    fn with_queue_prefix(mut self, prefix: Option<&str>) -> anyhow::Result<Self> {
+        let Some(prefix) = prefix.map(str::trim).filter(|p| !p.is_empty()) else {
+            return Ok(self);
+        };
+        let valid = prefix.len() <= 64
+            && prefix
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+        if !valid {
+            anyhow::bail!(
+                "MOD8_QUEUE_PREFIX={prefix:?}: expected 1-64 characters a-z, A-Z, 0-9, `_`, `-`, `.`"
+            );
+        }
+        self.topology = Topology::with_prefix(prefix);
+        self.live_queue = format!("{prefix}.{LIVE_QUEUE}");
         Ok(self)
     }
 
@@ -511,6 +534,25 @@ mod tests {
         assert_eq!(lines.matches(", TLS)").count(), 4, "{lines}");
         let debug = format!("{config:?}");
         assert!(!debug.contains(secret), "{debug}");
+    }
+
+    #[test]
+    fn the_queue_prefix_names_every_queue_and_exchange() {
+        let config = AppConfig::embedded()
+            .with_queue_prefix(Some(" run_1 "))
+            .unwrap();
+        assert_eq!(config.topology, Topology::with_prefix("run_1"));
+        assert_eq!(config.live_queue, "run_1.live_dashboard_queue");
+        for unset in [None, Some(""), Some("  ")] {
+            let config = AppConfig::embedded().with_queue_prefix(unset).unwrap();
+            assert_eq!(config.topology, Topology::default());
+            assert_eq!(config.live_queue, LIVE_QUEUE);
+        }
+        let err = AppConfig::embedded()
+            .with_queue_prefix(Some("a b"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("MOD8_QUEUE_PREFIX"), "{err}");
     }
 
     #[test]

@@ -16,6 +16,6 @@ pub mod sinks;
 pub mod telemetry;
 pub mod worker;
 
-pub use app::{App, ConsumerCounts};
+pub use app::{App, ConsumerCounts, Role};
 pub use config::AppConfig;
 pub use error::{AppError, AppResult};

@@ -29,6 +29,11 @@ enum Command {
         /// Address to listen on.
         #[arg(long, default_value = "127.0.0.1:8080")]
         addr: SocketAddr,
+        /// What this process runs: `api` (the HTTP API and the outbox relay), `worker` (the
+        /// message consumers and the insights worker; serves only /healthz and /metrics) or
+        /// `all` (both). Any number of each may run against the same backends.
+        #[arg(long, env = "MOD8_ROLE", value_enum, default_value_t = mod8_app::Role::All)]
+        role: mod8_app::Role,
     },
     /// Generate a realistic data set.
     Seed {
@@ -283,7 +288,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
     use mod8_app::commands;
     match command {
         Command::Demo => commands::demo::run().await,
-        Command::Serve { addr } => commands::serve(addr).await,
+        Command::Serve { addr, role } => commands::serve_as(addr, role).await,
         Command::Seed {
             users,
             planted: false,

@@ -1,6 +1,10 @@
 //! `mod8 bench`: drives the flows at scale on the configured backends and prints throughput
 //! and latency percentiles (registrations/s, events/s, personalisation cold and warm, cache
 //! hit ratio); `--json FILE` writes the same figures as JSON.
+//!
+//! `--instances N` benchmarks the deployment instead: N `mod8 serve --role api` processes and
+//! `--workers` worker processes on the environment's shared backends, driven over HTTP
+//! ([`run_instances`]).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -29,6 +33,15 @@ pub struct BenchArgs {
     /// Also write the results as JSON to this file.
     #[arg(long)]
     pub json: Option<PathBuf>,
+    /// Instead of running the flows in this process: spawn this many `mod8 serve --role api`
+    /// processes (plus `--workers` workers) on the environment's shared backends and drive
+    /// them over HTTP; with 2 or more, a round with one API instance runs first and the
+    /// scaling factor is printed (see [`run_instances`]).
+    #[arg(long)]
+    pub instances: Option<usize>,
+    /// `mod8 serve --role worker` processes beside the API instances (with `--instances`).
+    #[arg(long, default_value_t = 1, requires = "instances")]
+    pub workers: usize,
 }
 
 /// Latency percentiles in milliseconds.
@@ -118,7 +131,7 @@ async fn analytics_done(app: &App) -> u64 {
         .sum()
 }
 
-async fn measure<I, F, Fut, T>(
+async fn measure<I, F, Fut, T, E>(
     name: &'static str,
     concurrency: usize,
     inputs: Vec<I>,
@@ -126,10 +139,11 @@ async fn measure<I, F, Fut, T>(
 ) -> (Phase, Vec<T>)
 where
     F: Fn(I) -> Fut,
-    Fut: std::future::Future<Output = Result<T, crate::AppError>>,
+    Fut: std::future::Future<Output = Result<T, E>>,
+    E: std::fmt::Display,
 {
     let started = Instant::now();
-    let results: Vec<(Duration, Result<T, crate::AppError>)> = stream::iter(inputs)
+    let results: Vec<(Duration, Result<T, E>)> = stream::iter(inputs)
         .map(|input| {
             let fut = op(input);
             async move {
@@ -296,6 +310,18 @@ impl std::fmt::Display for BenchReport {
 ///
 /// A backend that cannot be reached, or the JSON file cannot be written.
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
+    if let Some(instances) = args.instances {
+        let report = run_instances(&args, instances).await?;
+        print!("{report}");
+        if let Some(path) = &args.json {
+            std::fs::write(path, serde_json::to_string_pretty(&report)?)?;
+            println!("wrote {}", path.display());
+        }
+        if report.rounds.iter().any(|r| !r.counters_exact) {
+            anyhow::bail!("engagement counters were not exact");
+        }
+        return Ok(());
+    }
     let app = App::build(AppConfig::from_env()?).await?;
     app.start().await?;
     let result = bench(&app, &args).await;
@@ -307,6 +333,363 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         println!("wrote {}", path.display());
     }
     Ok(())
+}
+
+// ---- `--instances`: API and worker processes driven over HTTP ----------------------------
+
+/// One round of [`run_instances`]: the figures with `api_instances` API processes.
+#[derive(Debug, Clone, Serialize)]
+pub struct InstancesRound {
+    /// `mod8 serve --role api` processes the requests were spread over (round robin).
+    pub api_instances: usize,
+    /// `mod8 serve --role worker` processes beside them.
+    pub workers: usize,
+    /// `POST /api/users`.
+    pub registrations: Phase,
+    /// `POST /api/events`.
+    pub events: Phase,
+    /// Whether every user's engagement counters equal, type by type, the events accepted for
+    /// that user.
+    pub counters_exact: bool,
+    /// Users whose counters differ (at most the first 5, as `user: counted vs sent`).
+    pub counter_mismatches: Vec<String>,
+    /// Seconds from the last event accepted until the work queues were empty (the workers
+    /// had stored everything).
+    pub drain_secs: f64,
+}
+
+/// How much faster the last round was than the first.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq)]
+pub struct Scaling {
+    /// API instances of the first round.
+    pub from: usize,
+    /// API instances of the last round.
+    pub to: usize,
+    /// Registrations/s of the last round over the first's.
+    pub registrations: f64,
+    /// Events/s of the last round over the first's.
+    pub events: f64,
+}
+
+/// What `mod8 bench --instances` measured.
+#[derive(Debug, Clone, Serialize)]
+pub struct InstancesReport {
+    /// Which backend each part used.
+    pub backends: Vec<String>,
+    /// Users registered per round.
+    pub users: usize,
+    /// Events per user per round.
+    pub events_per_user: usize,
+    /// Requests in flight at once (over all instances).
+    pub concurrency: usize,
+    /// One API instance, then `--instances` (one round when that is 1).
+    pub rounds: Vec<InstancesRound>,
+    /// Last round over first, when there are two.
+    pub scaling: Option<Scaling>,
+    /// Where the processes' logs are.
+    pub logs: PathBuf,
+}
+
+impl std::fmt::Display for InstancesReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(
+            f,
+            "mod8 bench --instances: {} users x {} events per round, concurrency {}, over HTTP",
+            self.users, self.events_per_user, self.concurrency
+        )?;
+        for b in &self.backends {
+            writeln!(f, "  {b}")?;
+        }
+        writeln!(
+            f,
+            "\n{:>9} {:>8} {:>16} {:>10} {:>9} {:>8} {:>10}",
+            "api inst", "workers", "registrations/s", "events/s", "errors", "drain s", "counters"
+        )?;
+        for r in &self.rounds {
+            writeln!(
+                f,
+                "{:>9} {:>8} {:>16.0} {:>10.0} {:>9} {:>8.1} {:>10}",
+                r.api_instances,
+                r.workers,
+                r.registrations.ops_per_sec,
+                r.events.ops_per_sec,
+                r.registrations.errors + r.events.errors,
+                r.drain_secs,
+                if r.counters_exact { "exact" } else { "WRONG" }
+            )?;
+            for m in &r.counter_mismatches {
+                writeln!(f, "    counter mismatch {m}")?;
+            }
+        }
+        if let Some(s) = &self.scaling {
+            writeln!(
+                f,
+                "\nscaling {} -> {} API instances: registrations/s x{:.2}, events/s x{:.2}",
+                s.from, s.to, s.registrations, s.events
+            )?;
+        }
+        writeln!(f, "process logs in {}", self.logs.display())
+    }
+}
+
+/// The variables every spawned process gets on top of the environment: the API's rate
+/// limits out of the way (all requests come from one address).
+const UNLIMITED: [(&str, &str); 4] = [
+    ("MOD8_RATE_LIMIT_PER_SEC", "1000000"),
+    ("MOD8_RATE_LIMIT_BURST", "1000000"),
+    ("MOD8_REGISTRATIONS_PER_MIN", "1000000"),
+    ("MOD8_REGISTRATION_BURST", "1000000"),
+];
+
+/// `mod8 bench --instances N`: for one API instance, then N (one round when N is 1), spawns
+/// that many `mod8 serve --role api` processes of this binary plus `args.workers` workers,
+/// registers `args.users` users and sends `args.events_per_user` events each over HTTP
+/// (round robin over the instances, `args.concurrency` in flight), checks every user's
+/// engagement counters are exact, waits for the workers to empty the work queues and stops
+/// the processes. Needs shared backends (PostgreSQL, Redis, RabbitMQ, MongoDB wire): with an
+/// embedded one each process would have its own.
+///
+/// Tokens: `MOD8_AUTH_KEYS` when set, else a random key for this run, given to every process.
+///
+/// # Errors
+///
+/// A backend that is embedded or unreachable, a process that does not start, or N = 0.
+pub async fn run_instances(args: &BenchArgs, instances: usize) -> anyhow::Result<InstancesReport> {
+    use anyhow::Context;
+    if instances == 0 {
+        anyhow::bail!("--instances must be at least 1");
+    }
+    let mut config = AppConfig::from_env()?;
+    let shared = config.sql.url.starts_with("postgres")
+        && config.docs.url.starts_with("mongodb")
+        && config.cache.redis_url.is_some()
+        && config.mq.url.starts_with("amqp");
+    if !shared {
+        anyhow::bail!(
+            "--instances needs shared backends: set MOD8_POSTGRES_URL, MOD8_MONGODB_URL, \
+             MOD8_REDIS_URL and MOD8_AMQP_URL (embedded ones would be one per process)"
+        );
+    }
+    let mut env: Vec<(String, String)> = UNLIMITED
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    if config.auth.keys.is_empty() {
+        let secret = format!(
+            "{}{}",
+            uuid::Uuid::new_v4().simple(),
+            uuid::Uuid::new_v4().simple()
+        );
+        let keys = format!("bench:{secret}");
+        config.auth.keys = crate::config::AuthConfig::parse_keys(&keys)?;
+        env.push(("MOD8_AUTH_KEYS".to_owned(), keys));
+    }
+    let run = uuid::Uuid::new_v4().simple().to_string()[..6].to_owned();
+    let logs = std::env::temp_dir().join(format!("mod8-bench-{run}"));
+    std::fs::create_dir_all(&logs)
+        .with_context(|| format!("creating the log directory {}", logs.display()))?;
+    let exe = std::env::current_exe().context("locating the mod8 binary")?;
+    let inspector = App::build(config).await?;
+    let mut counts = vec![1];
+    if instances > 1 {
+        counts.push(instances);
+    }
+    let mut rounds = Vec::new();
+    for n in counts {
+        let cluster = crate::commands::cluster::Cluster::new(&exe, env.clone(), false, &logs);
+        let result = instances_round(args, &inspector, cluster, n, &format!("{run}_{n}")).await;
+        match result {
+            Ok(round) => rounds.push(round),
+            Err(e) => {
+                inspector.shutdown().await;
+                return Err(e);
+            }
+        }
+    }
+    let scaling = match (rounds.first(), rounds.last()) {
+        (Some(a), Some(b)) if rounds.len() > 1 => Some(Scaling {
+            from: a.api_instances,
+            to: b.api_instances,
+            registrations: b.registrations.ops_per_sec / a.registrations.ops_per_sec.max(1e-9),
+            events: b.events.ops_per_sec / a.events.ops_per_sec.max(1e-9),
+        }),
+        _ => None,
+    };
+    let backends = inspector.config.describe();
+    inspector.shutdown().await;
+    Ok(InstancesReport {
+        backends,
+        users: args.users,
+        events_per_user: args.events_per_user,
+        concurrency: args.concurrency,
+        rounds,
+        scaling,
+        logs,
+    })
+}
+
+/// The HTTP answer's body when it has the expected status, else an error naming both.
+async fn expect_status(
+    response: reqwest::Result<reqwest::Response>,
+    expected: u16,
+) -> anyhow::Result<serde_json::Value> {
+    let response = response?;
+    let status = response.status();
+    let body: serde_json::Value = response.json().await.unwrap_or(serde_json::Value::Null);
+    if status.as_u16() != expected {
+        anyhow::bail!("HTTP {status} (expected {expected}): {body}");
+    }
+    Ok(body)
+}
+
+async fn instances_round(
+    args: &BenchArgs,
+    inspector: &App,
+    mut cluster: crate::commands::cluster::Cluster,
+    n: usize,
+    run: &str,
+) -> anyhow::Result<InstancesRound> {
+    use crate::Role;
+    for _ in 0..n {
+        cluster.spawn(Role::Api).await?;
+    }
+    for _ in 0..args.workers {
+        cluster.spawn(Role::Worker).await?;
+    }
+    let apis = cluster.urls(Role::Api);
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()?;
+    let admin = inspector
+        .auth
+        .issue(crate::http::auth::Scope::Admin, "bench")?
+        .token;
+
+    let (registrations, users) = measure(
+        "registration",
+        args.concurrency,
+        (0..args.users).collect(),
+        |i: usize| {
+            let url = format!("{}/api/users", apis[i % apis.len()]);
+            let request = http.post(url).json(&serde_json::json!({
+                "username": format!("bench_{run}_{i}"),
+                "email": format!("bench.{run}.{i}@example.com"),
+            }));
+            async move {
+                let body = expect_status(request.send().await, 201).await?;
+                body["user"]["id"]
+                    .as_str()
+                    .and_then(|id| id.parse::<uuid::Uuid>().ok())
+                    .ok_or_else(|| anyhow::anyhow!("no user id in {body}"))
+            }
+        },
+    )
+    .await;
+
+    let mut rng = rand::rng();
+    let mut events = Vec::with_capacity(users.len() * args.events_per_user);
+    for (u, id) in users.iter().enumerate() {
+        for _ in 0..args.events_per_user {
+            events.push((u, *id, super::seed::random_event_type(&mut rng).to_owned()));
+        }
+    }
+    let (events_phase, accepted) = measure(
+        "event",
+        args.concurrency,
+        events.into_iter().enumerate().collect(),
+        |(i, (u, id, event_type)): (usize, (usize, uuid::Uuid, String))| {
+            let url = format!("{}/api/events", apis[i % apis.len()]);
+            let request = http.post(url).bearer_auth(&admin).json(&serde_json::json!({
+                "user_id": id,
+                "event_type": event_type,
+            }));
+            async move {
+                expect_status(request.send().await, 202).await?;
+                Ok::<_, anyhow::Error>((u, event_type))
+            }
+        },
+    )
+    .await;
+    let accepted_at = Instant::now();
+
+    // What each user's counters must say: the events accepted for it, type by type.
+    let mut expected = vec![crate::activity::counts_from_fields([]); users.len()];
+    for (u, event_type) in &accepted {
+        let deltas = crate::activity::counter_deltas(event_type);
+        let mut fields: Vec<(&str, i64)> = Vec::new();
+        let current = &expected[*u];
+        for (field, delta) in deltas {
+            fields.push((field, i64::from(field_value(current, field)) + delta));
+        }
+        expected[*u] = crate::activity::counts_from_fields(fields);
+    }
+    let checked: Vec<(usize, Result<mod8_datasci::ActivityCounts, crate::AppError>)> =
+        stream::iter(users.iter().enumerate())
+            .map(|(u, id)| async move { (u, inspector.engagement_counters(*id).await) })
+            .buffer_unordered(args.concurrency.max(1))
+            .collect()
+            .await;
+    let mut counter_mismatches = Vec::new();
+    let mut wrong = 0;
+    for (u, counted) in checked {
+        let ok = matches!(&counted, Ok(c) if *c == expected[u]);
+        if !ok {
+            wrong += 1;
+            if counter_mismatches.len() < 5 {
+                counter_mismatches.push(format!("{}: {counted:?} vs {:?}", users[u], expected[u]));
+            }
+        }
+    }
+
+    // Let the workers finish before the processes stop.
+    let topology = &inspector.config.topology;
+    let queues = [
+        topology.user_data_queue.clone(),
+        topology.notification_queue.clone(),
+        topology.analytics_queue.clone(),
+        inspector.config.live_queue.clone(),
+    ];
+    loop {
+        let mut pending = 0;
+        for q in &queues {
+            pending += inspector
+                .broker
+                .queue_depth(q)
+                .await
+                .unwrap_or(u64::MAX / 8);
+        }
+        if pending == 0 || accepted_at.elapsed() > DRAIN_TIMEOUT {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let drain_secs = accepted_at.elapsed().as_secs_f64();
+    let killed = cluster.stop_all().await;
+    if !killed.is_empty() {
+        tracing::warn!(?killed, "instances had to be killed after SIGTERM");
+    }
+    Ok(InstancesRound {
+        api_instances: n,
+        workers: args.workers,
+        registrations,
+        events: events_phase,
+        counters_exact: wrong == 0,
+        counter_mismatches,
+        drain_secs,
+    })
+}
+
+/// The value of counter `field` in `counts` (0 for a field it does not have).
+fn field_value(counts: &mod8_datasci::ActivityCounts, field: &str) -> u32 {
+    match field {
+        "sessions" => counts.sessions,
+        "page_views" => counts.page_views,
+        "clicks" => counts.clicks,
+        "searches" => counts.searches,
+        "cart_adds" => counts.cart_adds,
+        "reviews" => counts.reviews,
+        _ => 0,
+    }
 }
 
 #[cfg(test)]
@@ -335,6 +718,8 @@ mod tests {
             events_per_user: 3,
             concurrency: 4,
             json: None,
+            instances: None,
+            workers: 1,
         };
         let report = bench(&app, &args).await;
         app.shutdown().await;

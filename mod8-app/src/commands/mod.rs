@@ -1,6 +1,7 @@
 //! The `mod8` subcommands, callable from code too.
 
 pub mod bench;
+pub mod cluster;
 pub mod clv;
 pub mod demo;
 pub mod recs;
@@ -8,7 +9,7 @@ pub mod seed;
 
 use std::net::SocketAddr;
 
-use crate::{App, AppConfig};
+use crate::{App, AppConfig, Role};
 
 /// `mod8 serve`: build the app from the environment, start its consumers and relay, serve
 /// until SIGINT/SIGTERM, then drain requests and consumers.
@@ -20,8 +21,20 @@ use crate::{App, AppConfig};
 ///
 /// A backend that cannot be reached, or the address cannot be bound.
 pub async fn serve(addr: SocketAddr) -> anyhow::Result<()> {
+    serve_as(addr, Role::All).await
+}
+
+/// `mod8 serve --role ROLE`: like [`serve`], running only `role`'s work
+/// ([`App::start_with`]): [`Role::Api`] serves the API and runs the outbox relay,
+/// [`Role::Worker`] runs the consumers and the insights worker and serves only `/healthz` and
+/// `/metrics` on `addr`, [`Role::All`] does both.
+///
+/// # Errors
+///
+/// A backend that cannot be reached, or the address cannot be bound.
+pub async fn serve_as(addr: SocketAddr, role: Role) -> anyhow::Result<()> {
     let app = App::build(AppConfig::from_env()?).await?;
-    app.start().await?;
+    app.start_with(role).await?;
     let served = async {
         let listener = tokio::net::TcpListener::bind(addr).await?;
         if app.auth.is_development() {

@@ -276,6 +276,9 @@ pub(super) async fn issue_token(
 pub struct HealthReport {
     /// `ok` when every required dependency is up (200), else `unavailable` (503).
     pub status: Health,
+    /// What this process runs (`api`, `worker` or `all`); null when its background work is
+    /// not started.
+    pub role: Option<crate::Role>,
     /// Each dependency's state.
     pub dependencies: Dependencies,
 }
@@ -398,6 +401,7 @@ pub(super) async fn healthz(State(app): State<Arc<App>>) -> Response {
     };
     let body = HealthReport {
         status: health,
+        role: app.role(),
         dependencies: Dependencies {
             sql,
             docs,

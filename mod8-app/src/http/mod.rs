@@ -13,6 +13,8 @@
 //! | `GET /healthz` | anyone | each dependency's state; 503 when a required one is down |
 //! | `GET /openapi.json` | anyone | the OpenAPI 3.1 document of all of the above ([`openapi`]) |
 //!
+//! A process of [`Role::Worker`] serves only `/healthz` and `/metrics` ([`router_for`]).
+//!
 //! Authentication and scopes: see [`auth`]. Every route counts against the caller's rate limit
 //! ([`rate_limit`]). Error answers carry `{"error": {"code", "message", "field"?,
 //! "request_id"?}}`: 401 `unauthorized` (with `WWW-Authenticate: Bearer`), 403 `forbidden`,
@@ -55,7 +57,7 @@ use tower_http::timeout::TimeoutLayer;
 use tracing::Instrument;
 
 use crate::error::{AppError, InternalErrorCause};
-use crate::App;
+use crate::{App, Role};
 
 /// Largest request body accepted (bytes); larger ones get 413.
 pub const BODY_LIMIT: usize = 64 * 1024;
@@ -80,6 +82,25 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/metrics", get(handlers::metrics))
         .route("/healthz", get(handlers::healthz))
         .route("/openapi.json", get(handlers::openapi))
+        .fallback(|| async { AppError::NotFound("route".into()) })
+        .layer(middleware::from_fn_with_state(
+            (app.clone(), limits),
+            rate_limit::limit,
+        ));
+    with_edges(routes, app, REQUEST_TIMEOUT)
+}
+
+/// The router of a process of `role`: the whole API for [`Role::Api`] and [`Role::All`]
+/// ([`router`]); for [`Role::Worker`] only `GET /healthz` and `GET /metrics` (admin), with the
+/// same rate limits, error body and layers, every other path answered 404.
+pub fn router_for(app: Arc<App>, role: Role) -> Router {
+    if role.runs_api() {
+        return router(app);
+    }
+    let limits = Arc::new(rate_limit::RateLimits::new(&app.config.http));
+    let routes = Router::new()
+        .route("/metrics", get(handlers::metrics))
+        .route("/healthz", get(handlers::healthz))
         .fallback(|| async { AppError::NotFound("route".into()) })
         .layer(middleware::from_fn_with_state(
             (app.clone(), limits),
@@ -264,6 +285,30 @@ mod tests {
             .await
             .unwrap();
         (status, serde_json::from_slice(&bytes).unwrap())
+    }
+
+    #[tokio::test]
+    async fn a_worker_serves_health_and_metrics_only_and_health_names_the_role() {
+        let app = App::build(crate::AppConfig::embedded()).await.unwrap();
+        let (_, health) = call(router_for(app.clone(), Role::Worker), "/healthz").await;
+        assert_eq!(health["role"], serde_json::Value::Null, "not started");
+        app.start_with(Role::Worker).await.unwrap();
+        let (status, health) = call(router_for(app.clone(), Role::Worker), "/healthz").await;
+        assert_eq!(status, StatusCode::OK, "{health}");
+        assert_eq!(health["role"], "worker", "{health}");
+        let (status, body) = call(router_for(app.clone(), Role::Worker), "/metrics").await;
+        assert_eq!(
+            status,
+            StatusCode::UNAUTHORIZED,
+            "admin only, as on the API: {body}"
+        );
+        for path in ["/api/insights", "/openapi.json", "/api/users/x/profile"] {
+            let (status, body) = call(router_for(app.clone(), Role::Worker), path).await;
+            assert_eq!(status, StatusCode::NOT_FOUND, "{path}: {body}");
+        }
+        let (status, _) = call(router_for(app.clone(), Role::Api), "/openapi.json").await;
+        assert_eq!(status, StatusCode::OK);
+        app.shutdown().await;
     }
 
     #[tokio::test]

@@ -37,8 +37,10 @@ use crate::App;
 pub const TOO_MANY_CONNECTIONS: &str =
     r#"{"error":{"code":"unavailable","message":"too many connections; retry shortly"}}"#;
 
-/// Serves [`super::router`] over `app` on `listener` until `shutdown` resolves, then drains
-/// (see the module docs).
+/// Serves the router of `app`'s role ([`super::router_for`]: the whole API, or for a
+/// [`Role::Worker`](crate::Role::Worker) only `/healthz` and `/metrics`; an app not started
+/// serves the whole API) over `app` on `listener` until `shutdown` resolves, then drains (see
+/// the module docs).
 ///
 /// # Errors
 ///
@@ -49,7 +51,8 @@ pub async fn serve_listener(
     shutdown: impl Future<Output = ()> + Send,
 ) -> anyhow::Result<()> {
     let limits = app.config.http.clone();
-    let router = super::router(app.clone());
+    let role = app.role().unwrap_or(crate::Role::All);
+    let router = super::router_for(app.clone(), role);
     let max = limits
         .max_connections
         .clamp(1, Semaphore::MAX_PERMITS.min(u32::MAX as usize));
@@ -62,7 +65,7 @@ pub async fn serve_listener(
     builder.http2().timer(TokioTimer::new());
     let builder = Arc::new(builder);
     let (stop, stopping) = watch::channel(false);
-    tracing::info!(addr = %listener.local_addr()?, "serving the mod8 API");
+    tracing::info!(addr = %listener.local_addr()?, %role, "serving the mod8 API");
     tokio::pin!(shutdown);
     loop {
         let (stream, remote) = tokio::select! {
