@@ -2,6 +2,7 @@
 
 pub mod bench;
 pub mod clv;
+pub mod counters;
 pub mod demo;
 pub mod recs;
 pub mod seed;
