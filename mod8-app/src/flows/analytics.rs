@@ -301,6 +301,27 @@ impl App {
         })
     }
 
+    /// Starts the engagement counter of a user who has just registered at zero, unless it exists:
+    /// the rebuild of a user whose log is empty, without reading the log. So the first events of a
+    /// new user are counted as increments from zero, each answered with its own count, instead of
+    /// the first count rebuilding from a log the consumer may have filled meanwhile.
+    ///
+    /// Only for a user who cannot have logged events before (just created): for any other user a
+    /// counter of zeros would hide the events of the log, and [`rebuild_counters`] is the call.
+    /// Exact with concurrent counts like any rebuild (set only if absent; every count increments
+    /// an existing counter only).
+    ///
+    /// # Errors
+    ///
+    /// The cache's.
+    pub async fn start_engagement_counters(&self, user_id: Uuid) -> AppResult<()> {
+        let zeros = counter_fields_from_type_counts(std::iter::empty());
+        let (key, init) = (keys::counters(user_id), CounterInit::ttl(COUNTERS_TTL));
+        let started = self.cache.init_counter(&key, &zeros, &init);
+        self.call("cache.init_counter", "cache", started).await?;
+        Ok(())
+    }
+
     /// A user's engagement counters (zero for a user without recorded events).
     ///
     /// A counter missing from the cache (a restart, a flush, an expiry) is rebuilt from the
