@@ -82,7 +82,7 @@ pub async fn rebuild_user(app: &App, user: Uuid) -> anyhow::Result<RebuildSummar
     Ok(summary)
 }
 
-/// Rebuilds the missing counters of every user of the SQL store, page by page ([`PAGE`]
+/// Rebuilds the missing counters of every user of the SQL store, page by page (500
 /// users held at a time, a few rebuilt at once), with a progress bar on stderr when
 /// `progress` is set (hidden when stderr is not a terminal). Idempotent: counters in the
 /// cache are left alone, so a second run rebuilds nothing. Users only in the event log (not
