@@ -43,6 +43,26 @@ pub fn counter_deltas(event_type: &str) -> Vec<(&'static str, i64)> {
         .collect()
 }
 
+/// A user's engagement counter fields from the user's events per type (as the event log
+/// counts them): each event counted with [`counter_deltas`], so the result is what counting
+/// every one of them live gives. Every field of [`counter_deltas`] is present, in its order.
+pub fn counter_fields_from_type_counts<'a>(
+    counts: impl IntoIterator<Item = (&'a str, u64)>,
+) -> Vec<(&'static str, i64)> {
+    let mut fields: Vec<(&'static str, i64)> = COUNTER_FIELDS
+        .iter()
+        .map(|&f| (f, 0))
+        .chain(std::iter::once((TOTAL_FIELD, 0)))
+        .collect();
+    for (event_type, n) in counts {
+        let n = i64::try_from(n).unwrap_or(i64::MAX);
+        for ((_, value), (_, delta)) in fields.iter_mut().zip(counter_deltas(event_type)) {
+            *value = value.saturating_add(delta.saturating_mul(n));
+        }
+    }
+    fields
+}
+
 /// [`ActivityCounts`] from a counter's fields (missing fields are 0, values clamped to `u32`).
 pub fn counts_from_fields<'a>(fields: impl IntoIterator<Item = (&'a str, i64)>) -> ActivityCounts {
     let mut counts = ActivityCounts::default();
@@ -159,6 +179,23 @@ mod tests {
             assert_eq!(counts_from_fields(deltas.iter().copied()), expected, "{t}");
             assert!(deltas.contains(&(TOTAL_FIELD, 1)));
         }
+        // Per-type totals give what counting each event does.
+        let events = ["click", "page_view", "click", "purchase", "odd", "login"];
+        let mut live = vec![0i64; 7];
+        for t in events {
+            for (v, (_, d)) in live.iter_mut().zip(counter_deltas(t)) {
+                *v += d;
+            }
+        }
+        let rebuilt = counter_fields_from_type_counts([
+            ("click", 2),
+            ("page_view", 1),
+            ("purchase", 1),
+            ("odd", 1),
+            ("login", 1),
+        ]);
+        assert_eq!(rebuilt.iter().map(|(_, v)| *v).collect::<Vec<_>>(), live);
+        assert_eq!(rebuilt.last(), Some(&(TOTAL_FIELD, 6)));
         let purchase = counter_deltas("purchase");
         assert_eq!(purchase.iter().map(|(_, d)| d).sum::<i64>(), 1);
         assert_eq!(counter_field("purchase"), None);

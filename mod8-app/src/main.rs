@@ -61,6 +61,14 @@ enum Command {
         #[command(subcommand)]
         command: ClvCommand,
     },
+    /// Rebuild missing engagement counters in the cache from the event log (after a Redis
+    /// restart or flush): every user's, or one user's. Counters still in the cache are left as
+    /// they are, so running it again changes nothing.
+    RebuildCounters {
+        /// Only this user (its id).
+        #[arg(long)]
+        user: Option<uuid::Uuid>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -328,6 +336,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::Bench(args) => commands::bench::run(args).await,
         // The fits run in `spawn_blocking`; `--from-db` streams the summary from the database.
         Command::Clv { command } => run_clv(command).await,
+        Command::RebuildCounters { user } => commands::counters::run(user).await,
     }
 }
 

@@ -237,9 +237,20 @@ impl EventSink for DocEventSink {
         }
         // Events of users that are not UUIDs (not from the API) have no engagement counter.
         if let Ok(user_id) = event.user_id.parse::<Uuid>() {
-            count_once(&self.cache, user_id, &event.event_type, message_id)
-                .await
-                .map_err(|e| mod8_mq::Error::unavailable("cache", e))?;
+            count_once(
+                &self.cache,
+                self.docs.as_ref(),
+                user_id,
+                &event.event_type,
+                message_id,
+            )
+            .await
+            .map_err(|e| match e {
+                crate::AppError::Validation { field, message } => {
+                    mod8_mq::Error::validation(field, message)
+                }
+                e => mod8_mq::Error::unavailable("cache", e),
+            })?;
         }
         let interest = event
             .properties

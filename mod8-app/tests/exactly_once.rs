@@ -95,10 +95,15 @@ async fn a_message_handled_twice_counts_once(s: &Server) {
     let counters = s.app.engagement_counters(user).await.unwrap();
     assert_eq!(counters.searches, 1, "{counters:?}");
     // Counting the same message again by hand is a no-op as well.
-    let again =
-        mod8_app::flows::analytics::count_once(&s.app.cache, user, "search", accepted.message_id)
-            .await
-            .unwrap();
+    let again = mod8_app::flows::analytics::count_once(
+        &s.app.cache,
+        s.app.docs.as_ref(),
+        user,
+        "search",
+        accepted.message_id,
+    )
+    .await
+    .unwrap();
     assert_eq!(again.searches, 1);
 }
 

@@ -13,8 +13,8 @@ use crate::flight::{Flights, Role};
 use crate::memory::Found;
 use crate::stats::{Counter, Counters};
 use crate::{
-    glob_match, validate_key, Bytes, CacheStats, CacheStore, Codec, CounterOptions, CounterUpdate,
-    DynCacheStore, EntryOptions, Error, MemoryStore, Result, TieredStore,
+    glob_match, validate_key, Bytes, CacheStats, CacheStore, Codec, CounterInit, CounterOptions,
+    CounterUpdate, DynCacheStore, EntryOptions, Error, MemoryStore, Result, TieredStore,
 };
 
 /// How often a failing backend may log a warning.
@@ -534,12 +534,50 @@ impl Cache {
             self.inner.store.increment(key, deltas, options).await,
             "increment",
         )?;
-        self.inner.counters.bump(if update.applied {
-            Counter::Increments
-        } else {
-            Counter::DuplicateIncrements
-        });
+        if !update.missing {
+            self.inner.counters.bump(if update.applied {
+                Counter::Increments
+            } else {
+                Counter::DuplicateIncrements
+            });
+        }
         Ok(update)
+    }
+
+    /// Creates the counter `key` with the values of `fields` unless it exists, marking
+    /// [`CounterInit::applied`]'s ids as applied to it, atomically (see
+    /// [`CacheStore::init_counter`]); [`CounterUpdate::applied`] says whether this call created
+    /// it. Reports backend errors, like [`increment`](Cache::increment).
+    ///
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// use mod8_cache::{Cache, CounterInit, CounterOptions};
+    /// use std::time::Duration;
+    ///
+    /// let cache = Cache::in_process(100);
+    /// let once = |id: &str| CounterOptions::default()
+    ///     .with_idempotency(id, Duration::from_secs(600))
+    ///     .existing_only();
+    /// // No counter yet: an existing-only increment changes nothing and says so.
+    /// assert!(cache.increment("post:7", &[("likes", 1)], &once("m-3")).await?.missing);
+    /// // Rebuilt from the source of truth, which holds messages m-1 and m-2.
+    /// let init = CounterInit::default().with_applied(["m-1", "m-2"], Duration::from_secs(600));
+    /// assert!(cache.init_counter("post:7", &[("likes", 2)], &init).await?.applied);
+    /// // m-2 is in the rebuilt value; m-3 is new.
+    /// assert!(!cache.increment("post:7", &[("likes", 1)], &once("m-2")).await?.applied);
+    /// assert_eq!(cache.increment("post:7", &[("likes", 1)], &once("m-3")).await?.values, vec![3]);
+    /// # Ok::<(), mod8_cache::Error>(()) }).unwrap();
+    /// ```
+    pub async fn init_counter(
+        &self,
+        key: &str,
+        fields: &[(&str, i64)],
+        init: &CounterInit,
+    ) -> Result<CounterUpdate> {
+        self.invalidation(
+            self.inner.store.init_counter(key, fields, init).await,
+            "init_counter",
+        )
     }
 
     /// Every field of the counter `key` (empty when there is none); reports backend errors.

@@ -28,6 +28,13 @@ pub struct CounterOptions {
     pub ttl: Option<Duration>,
     /// Applies the increment at most once per id (see [`Idempotency`]).
     pub idempotency: Option<Idempotency>,
+    /// Adds the deltas only to a counter that exists: when there is none (never created,
+    /// deleted, expired, lost with its server), nothing changes — no counter is created and
+    /// no idempotency marker set — and the answer says [`CounterUpdate::missing`]. Made for
+    /// counters that are rebuilt from a source of truth when they are missing
+    /// ([`CacheStore::init_counter`](crate::CacheStore::init_counter)): an increment that
+    /// created the counter would start it from zero instead.
+    pub existing_only: bool,
 }
 
 /// An increment's identity: the same id applied again to the same counter within `window`
@@ -47,7 +54,16 @@ impl CounterOptions {
         CounterOptions {
             ttl: Some(ttl),
             idempotency: None,
+            existing_only: false,
         }
+    }
+
+    /// Applies the increment only to a counter that exists (see
+    /// [`CounterOptions::existing_only`]).
+    #[must_use]
+    pub fn existing_only(mut self) -> Self {
+        self.existing_only = true;
+        self
     }
 
     /// Sets or replaces the time to live.
@@ -78,13 +94,111 @@ pub struct CounterUpdate {
     /// The value of each field of the call after it, in the order the deltas were given
     /// (0 for a field that does not exist).
     pub values: Vec<i64>,
+    /// Whether the call changed nothing because the counter does not exist and the call
+    /// asked for [`CounterOptions::existing_only`] (then `applied` is `false` and every
+    /// value 0). Always `false` otherwise.
+    pub missing: bool,
 }
 
 impl CounterUpdate {
     /// An update (for backends outside this crate).
     pub fn new(applied: bool, values: Vec<i64>) -> Self {
-        CounterUpdate { applied, values }
+        CounterUpdate {
+            applied,
+            values,
+            missing: false,
+        }
     }
+
+    /// The answer of an [`CounterOptions::existing_only`] increment of `fields` fields on a
+    /// counter that does not exist (for backends outside this crate).
+    pub fn missing(fields: usize) -> Self {
+        CounterUpdate {
+            applied: false,
+            values: vec![0; fields],
+            missing: true,
+        }
+    }
+}
+
+/// How [`CacheStore::init_counter`](crate::CacheStore::init_counter) creates a counter: its
+/// time to live, and the idempotency ids to mark as already applied to it.
+///
+/// ```
+/// use mod8_cache::CounterInit;
+/// use std::time::Duration;
+///
+/// // A counter rebuilt from a log: live a week; messages m-1 and m-2 are in the values given,
+/// // so increments under their ids within the next hour change nothing.
+/// let init = CounterInit::ttl(Duration::from_secs(7 * 86_400))
+///     .with_applied(["m-1", "m-2"], Duration::from_secs(3_600));
+/// assert_eq!(init.applied.len(), 2);
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CounterInit {
+    /// The new counter's time to live; `None`: no expiry.
+    pub ttl: Option<Duration>,
+    /// Idempotency ids (non-empty) marked as applied to the new counter, as an increment
+    /// with [`CounterOptions::with_idempotency`] under each would have: an increment under
+    /// one of them within `window` changes nothing.
+    pub applied: Vec<String>,
+    /// How long the `applied` ids are remembered (non-zero when there are any).
+    pub window: Duration,
+}
+
+impl CounterInit {
+    /// A counter that lives `ttl`.
+    pub fn ttl(ttl: Duration) -> Self {
+        CounterInit {
+            ttl: Some(ttl),
+            ..CounterInit::default()
+        }
+    }
+
+    /// Marks `ids` as applied to the new counter, remembered for `window`.
+    #[must_use]
+    pub fn with_applied<I, S>(mut self, ids: I, window: Duration) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.applied.extend(ids.into_iter().map(Into::into));
+        self.window = window;
+        self
+    }
+}
+
+/// Rejects bad counter initialisations the same way on every backend.
+pub(crate) fn validate_init(key: &str, fields: &[(&str, i64)], init: &CounterInit) -> Result<()> {
+    validate_key(key)?;
+    if fields.is_empty() {
+        return Err(Error::validation("fields", "must not be empty"));
+    }
+    for (i, (field, _)) in fields.iter().enumerate() {
+        if field.is_empty() {
+            return Err(Error::validation("field", "must not be empty"));
+        }
+        if fields[..i].iter().any(|(f, _)| f == field) {
+            return Err(Error::validation(
+                "field",
+                format!("`{field}` is given twice"),
+            ));
+        }
+    }
+    if init.ttl == Some(Duration::ZERO) {
+        return Err(Error::validation("ttl", "must be greater than zero"));
+    }
+    if init.applied.iter().any(String::is_empty) {
+        return Err(Error::validation("idempotency id", "must not be empty"));
+    }
+    if !init.applied.is_empty() && init.window.is_zero() {
+        return Err(Error::validation(
+            "idempotency window",
+            "must be greater than zero",
+        ));
+    }
+    Ok(())
 }
 
 /// Rejects bad increments the same way on every backend (overflow is checked where the
@@ -216,6 +330,42 @@ impl CounterTable {
             self.remember(marker, clock::deadline_nanos(window), now);
         }
         Ok((true, values))
+    }
+
+    /// Whether `key` is a live counter.
+    pub(crate) fn exists(&self, key: &str) -> bool {
+        let now = clock::coarse_nanos();
+        self.counters.get(key).is_some_and(|c| c.live(now))
+    }
+
+    /// [`CacheStore::init_counter`](crate::CacheStore::init_counter), validated by the
+    /// caller: whether it created the counter, and the values of `fields` after.
+    pub(crate) fn init(
+        &mut self,
+        key: &str,
+        fields: &[(&str, i64)],
+        init: &CounterInit,
+    ) -> (bool, Vec<i64>) {
+        let now = clock::coarse_nanos();
+        if self.exists(key) {
+            return (false, self.values(key, fields, now));
+        }
+        if self.counters.len() >= self.sweep_at {
+            self.counters.retain(|_, c| c.live(now));
+            self.sweep_at = (self.counters.len() * 2).max(1_024);
+        }
+        self.counters.insert(
+            key.to_owned(),
+            Counter {
+                fields: fields.iter().map(|(f, v)| ((*f).to_owned(), *v)).collect(),
+                expires_at: init.ttl.map_or(0, clock::deadline_nanos),
+            },
+        );
+        let deadline = clock::deadline_nanos(init.window);
+        for id in &init.applied {
+            self.remember(marker(key, id), deadline, now);
+        }
+        (true, fields.iter().map(|(_, v)| *v).collect())
     }
 
     /// The live fields of `key`.

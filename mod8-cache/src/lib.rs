@@ -33,7 +33,7 @@ pub use async_trait::async_trait;
 pub use cache::{Cache, CacheBuilder, NegativeCaching};
 pub use codec::Codec;
 pub use config::{connect, CacheConfig};
-pub use counter::{CounterOptions, CounterUpdate, Idempotency};
+pub use counter::{CounterInit, CounterOptions, CounterUpdate, Idempotency};
 pub use error::{BoxError, Error, Result};
 pub use layer::{CacheLayer, Cached, WritePolicy};
 pub use memory::MemoryStore;
@@ -174,6 +174,33 @@ pub trait CacheStore: Send + Sync + 'static {
         Err(Error::unsupported("counters", self.backend()))
     }
 
+    /// Creates the counter `key` with the values of `fields` if it does not exist, and marks
+    /// [`CounterInit::applied`]'s ids as applied to it, in one atomic step; a counter that
+    /// exists is left as it is, and no id is marked then. Returns
+    /// [`CounterUpdate::applied`] `true` when this call created the counter, and the values
+    /// of `fields` after the call (the given ones, or the existing counter's).
+    ///
+    /// Made to rebuild a counter from a source of truth (an event log) when it is missing:
+    /// compute the values and the ids of the events they include, then initialise. Increments
+    /// that race with the rebuild are exact when they use [`CounterOptions::existing_only`]
+    /// (on a missing counter, rebuild, then increment again): none lands before the counter
+    /// exists, so whichever initialisation wins is the base every increment adds to, and an
+    /// increment under an id the winner included is a repeat. On Redis, one script over the
+    /// counter and its markers, which share the counter's hash tag (one cluster slot).
+    ///
+    /// [`Error::Validation`] before anything changes for an empty key, no fields, an empty or
+    /// repeated field, a zero TTL, an empty id, or ids with a zero window. Backends that keep
+    /// no counters answer [`Error::Unsupported`] (the default).
+    async fn init_counter(
+        &self,
+        key: &str,
+        fields: &[(&str, i64)],
+        init: &CounterInit,
+    ) -> Result<CounterUpdate> {
+        let _ = (key, fields, init);
+        Err(Error::unsupported("counters", self.backend()))
+    }
+
     /// Every field of the counter `key` and its value; empty when there is no such counter
     /// (never created, deleted or expired).
     async fn counter(&self, key: &str) -> Result<BTreeMap<String, i64>> {
@@ -230,6 +257,14 @@ macro_rules! forward_store {
                 options: &CounterOptions,
             ) -> Result<CounterUpdate> {
                 (**self).increment(key, deltas, options).await
+            }
+            async fn init_counter(
+                &self,
+                key: &str,
+                fields: &[(&str, i64)],
+                init: &CounterInit,
+            ) -> Result<CounterUpdate> {
+                (**self).init_counter(key, fields, init).await
             }
             async fn counter(&self, key: &str) -> Result<BTreeMap<String, i64>> {
                 (**self).counter(key).await

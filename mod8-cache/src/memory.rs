@@ -25,9 +25,9 @@ use hashbrown::HashTable;
 use parking_lot::{Mutex, RwLock};
 
 use crate::clock;
-use crate::counter::{validate_increment, CounterTable};
+use crate::counter::{validate_increment, validate_init, CounterTable};
 use crate::{
-    glob_match, validate_key, Bytes, CacheStore, Codec, CounterOptions, CounterUpdate,
+    glob_match, validate_key, Bytes, CacheStore, Codec, CounterInit, CounterOptions, CounterUpdate,
     EntryOptions, Error, Result,
 };
 
@@ -750,8 +750,24 @@ impl CacheStore for MemoryStore {
         options: &CounterOptions,
     ) -> Result<CounterUpdate> {
         validate_increment(key, deltas, options)?;
-        let (applied, values) = self.inner.counters.lock().increment(key, deltas, options)?;
+        // One lock over the existence check and the increment: atomic together.
+        let mut counters = self.inner.counters.lock();
+        if options.existing_only && !counters.exists(key) {
+            return Ok(CounterUpdate::missing(deltas.len()));
+        }
+        let (applied, values) = counters.increment(key, deltas, options)?;
         Ok(CounterUpdate::new(applied, values))
+    }
+
+    async fn init_counter(
+        &self,
+        key: &str,
+        fields: &[(&str, i64)],
+        init: &CounterInit,
+    ) -> Result<CounterUpdate> {
+        validate_init(key, fields, init)?;
+        let (created, values) = self.inner.counters.lock().init(key, fields, init);
+        Ok(CounterUpdate::new(created, values))
     }
 
     async fn counter(&self, key: &str) -> Result<std::collections::BTreeMap<String, i64>> {

@@ -19,7 +19,8 @@ use std::time::Duration;
 use std::collections::BTreeMap;
 
 use crate::{
-    Bytes, Cache, CacheStore, CounterOptions, DynCacheStore, EntryOptions, Error, NegativeCaching,
+    Bytes, Cache, CacheStore, CounterInit, CounterOptions, DynCacheStore, EntryOptions, Error,
+    NegativeCaching,
 };
 
 /// A backend under test: the raw store, a [`Cache`] over it, and what it supports.
@@ -1138,6 +1139,192 @@ pub async fn case_counter_rejects_bad_input(store: DynCacheStore) {
     assert!(s.delete_counter("big").await.expect("delete"));
 }
 
+/// `init_counter` creates a missing counter with its values and marks its ids, atomically,
+/// and leaves an existing one (and every id) alone; an existing-only increment of a missing
+/// counter changes nothing (no counter, no marker) and says so. On counters spread over
+/// slots, with many ids (one script over the counter and its markers).
+pub async fn case_counter_init_if_absent(store: DynCacheStore) {
+    let window = Duration::from_secs(300);
+    let once = |id: &str| {
+        CounterOptions::ttl(Duration::from_secs(300))
+            .with_idempotency(id, window)
+            .existing_only()
+    };
+    let ids: Vec<String> = (0..200).map(|i| format!("log-{i}")).collect();
+    for key in SPREAD {
+        let missing = store
+            .increment(key, &[("n", 1), ("m", 2)], &once("early"))
+            .await
+            .expect("incr");
+        assert!(missing.missing, "{key}: {missing:?}");
+        assert!(!missing.applied);
+        assert_eq!(missing.values, vec![0, 0]);
+        assert!(
+            store.counter(key).await.expect("counter").is_empty(),
+            "{key}: an existing-only increment created the counter"
+        );
+
+        let init = CounterInit::ttl(Duration::from_secs(300)).with_applied(ids.clone(), window);
+        let created = store
+            .init_counter(key, &[("n", 200), ("m", 400), ("zero", 0)], &init)
+            .await
+            .expect("init");
+        assert!(created.applied, "{key}: {created:?}");
+        assert_eq!(created.values, vec![200, 400, 0]);
+        assert_eq!(
+            store.counter(key).await.expect("counter"),
+            counts(&[("m", 400), ("n", 200), ("zero", 0)])
+        );
+        // A second initialisation finds it: nothing changes, its ids are not marked.
+        let second = CounterInit::ttl(Duration::from_secs(300)).with_applied(["late"], window);
+        let again = store
+            .init_counter(key, &[("n", 7), ("other", 1)], &second)
+            .await
+            .expect("init");
+        assert!(!again.applied);
+        assert_eq!(again.values, vec![200, 0]);
+        // The marked ids are repeats; the id of the refused increment and the second
+        // initialisation's id were never marked.
+        for id in ["log-0", "log-199"] {
+            let repeat = store
+                .increment(key, &[("n", 1), ("m", 2)], &once(id))
+                .await
+                .expect("incr");
+            assert!(!repeat.applied && !repeat.missing, "{key} {id}: {repeat:?}");
+        }
+        for id in ["early", "late"] {
+            let new = store
+                .increment(key, &[("n", 1), ("m", 2)], &once(id))
+                .await
+                .expect("incr");
+            assert!(new.applied, "{key} {id}: {new:?}");
+        }
+        assert_eq!(
+            store.counter(key).await.expect("counter"),
+            counts(&[("m", 404), ("n", 202), ("zero", 0)])
+        );
+        assert!(store.delete_counter(key).await.expect("delete"));
+    }
+    // Without ids, and without a TTL.
+    let plain = store
+        .init_counter("plain-init", &[("n", 5)], &CounterInit::default())
+        .await
+        .expect("init");
+    assert!(plain.applied);
+    assert_eq!(
+        store
+            .increment(
+                "plain-init",
+                &[("n", 1)],
+                &CounterOptions::default().existing_only()
+            )
+            .await
+            .expect("incr")
+            .values,
+        vec![6]
+    );
+    assert!(store.delete_counter("plain-init").await.expect("delete"));
+
+    fn field_of<T: std::fmt::Debug>(r: Result<T, Error>) -> String {
+        match r {
+            Err(Error::Validation { field, .. }) => field,
+            other => panic!("expected a validation error, got {other:?}"),
+        }
+    }
+    let ok = CounterInit::default();
+    let s = &*store;
+    assert_eq!(field_of(s.init_counter("", &[("n", 1)], &ok).await), "key");
+    assert_eq!(field_of(s.init_counter("k", &[], &ok).await), "fields");
+    assert_eq!(
+        field_of(s.init_counter("k", &[("", 1)], &ok).await),
+        "field"
+    );
+    assert_eq!(
+        field_of(s.init_counter("k", &[("n", 1), ("n", 2)], &ok).await),
+        "field"
+    );
+    assert_eq!(
+        field_of(
+            s.init_counter("k", &[("n", 1)], &CounterInit::ttl(Duration::ZERO))
+                .await
+        ),
+        "ttl"
+    );
+    assert_eq!(
+        field_of(
+            s.init_counter("k", &[("n", 1)], &ok.clone().with_applied([""], window))
+                .await
+        ),
+        "idempotency id"
+    );
+    assert_eq!(
+        field_of(
+            s.init_counter(
+                "k",
+                &[("n", 1)],
+                &ok.clone().with_applied(["a"], Duration::ZERO)
+            )
+            .await
+        ),
+        "idempotency window"
+    );
+    assert!(
+        s.counter("k").await.expect("counter").is_empty(),
+        "bad input changed something"
+    );
+}
+
+/// Rebuilding races counting: 24 tasks count events, each an existing-only increment under
+/// its id that, on a missing counter, initialises it from the source of truth (40 events
+/// already there, all marked) and counts again. Half of the tasks count events of the source
+/// again (a late count of an event the rebuild included), half count new ones: the counter
+/// ends exact, whichever initialisation won.
+pub async fn case_counter_init_races_increments(store: DynCacheStore) {
+    let window = Duration::from_secs(300);
+    let key = "raced-init";
+    let source: Vec<String> = (0..40).map(|i| format!("src-{i}")).collect();
+    let tasks: Vec<_> = (0..24)
+        .map(|t| {
+            let (store, source) = (store.clone(), source.clone());
+            tokio::spawn(async move {
+                let id = if t % 2 == 0 {
+                    format!("src-{t}")
+                } else {
+                    format!("new-{t}")
+                };
+                let once = CounterOptions::ttl(Duration::from_secs(300))
+                    .with_idempotency(id, window)
+                    .existing_only();
+                loop {
+                    let update = store
+                        .increment(key, &[("n", 1)], &once)
+                        .await
+                        .expect("incr");
+                    if !update.missing {
+                        return update.applied;
+                    }
+                    let init = CounterInit::ttl(Duration::from_secs(300))
+                        .with_applied(source.clone(), window);
+                    store
+                        .init_counter(key, &[("n", 40)], &init)
+                        .await
+                        .expect("init");
+                }
+            })
+        })
+        .collect();
+    let mut applied = 0;
+    for task in tasks {
+        applied += usize::from(task.await.expect("join"));
+    }
+    assert_eq!(applied, 12, "only the new events count");
+    assert_eq!(
+        store.counter(key).await.expect("counter"),
+        counts(&[("n", 52)])
+    );
+    assert!(store.delete_counter(key).await.expect("delete"));
+}
+
 /// The typed front passes counters through (no in-process copy) and counts them.
 pub async fn case_cache_counters(cache: &Cache) {
     let before = cache.stats();
@@ -1196,7 +1383,8 @@ macro_rules! conformance_tests {
         $crate::conformance_tests!(@shared $setup;
             case_counter_concurrent_increments, case_counter_multi_field_atomic,
             case_counter_ttl_read_and_delete, case_counter_idempotent,
-            case_counter_rejects_bad_input, case_counter_idempotent_across_slots);
+            case_counter_rejects_bad_input, case_counter_idempotent_across_slots,
+            case_counter_init_if_absent, case_counter_init_races_increments);
         #[::tokio::test(flavor = "multi_thread", worker_threads = 2)]
         async fn case_lru_eviction_order() {
             if let Some(fixture) = $setup.await {

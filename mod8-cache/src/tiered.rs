@@ -463,6 +463,15 @@ impl CacheStore for TieredStore {
     }
 
     /// Read from the shared tier (never cached in L1).
+    async fn init_counter(
+        &self,
+        key: &str,
+        fields: &[(&str, i64)],
+        init: &crate::CounterInit,
+    ) -> Result<CounterUpdate> {
+        self.inner.l2.init_counter(key, fields, init).await
+    }
+
     async fn counter(&self, key: &str) -> Result<std::collections::BTreeMap<String, i64>> {
         self.inner.l2.counter(key).await
     }

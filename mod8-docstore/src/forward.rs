@@ -10,7 +10,7 @@ use futures::stream::BoxStream;
 use crate::model::{
     ActivitySummary, ActivityWindow, AnalyticsSnapshot, BulkInsertResult, CategoryPurchases,
     CohortMetrics, DayRange, Event, EventFilter, EventLogged, EventTypeCount, GeoPoint,
-    MetricsUpdate, NearbyEvent, ProfileDocument, Subscription, TimeWindow,
+    MetricsUpdate, NearbyEvent, ProfileDocument, Subscription, TimeWindow, UserEventCounts,
 };
 use crate::setup::{LogEntry, SetupOptions, SetupReport};
 use crate::{DataProcessing, DocStore, EventStore, ProfileStore, Result};
@@ -70,6 +70,13 @@ macro_rules! forward {
             }
             async fn event_distribution(&self, window: TimeWindow) -> Result<Vec<EventTypeCount>> {
                 (**self).event_distribution(window).await
+            }
+            async fn user_event_counts(
+                &self,
+                user_id: &str,
+                recent_since: chrono::DateTime<chrono::Utc>,
+            ) -> Result<UserEventCounts> {
+                (**self).user_event_counts(user_id, recent_since).await
             }
             async fn user_activity(
                 &self,

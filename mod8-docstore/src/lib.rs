@@ -38,8 +38,8 @@ pub use crate::model::{
     AnalyticsSnapshot, BulkFailure, BulkInsertResult, CategoryPurchases, CohortMetrics, DayRange,
     Event, EventFilter, EventLogged, EventMetadata, EventTypeCount, ExpertiseLevel, Geo, GeoPoint,
     MetricsUpdate, NearbyEvent, ProfileDetails, ProfileDocument, ProfileMetrics, SessionInfo,
-    Subscription, SubscriptionStatus, TimeWindow, MAX_ACTIVITY_DAYS, MAX_APPLIED_EVENTS,
-    MAX_EVENT_TYPES, MAX_PROFILE_INTERESTS, OTHER_EVENT_TYPE, PURCHASE,
+    Subscription, SubscriptionStatus, TimeWindow, UserEventCounts, MAX_ACTIVITY_DAYS,
+    MAX_APPLIED_EVENTS, MAX_EVENT_TYPES, MAX_PROFILE_INTERESTS, OTHER_EVENT_TYPE, PURCHASE,
 };
 #[cfg(feature = "mongodb")]
 #[cfg_attr(docsrs, doc(cfg(feature = "mongodb")))]
@@ -145,6 +145,24 @@ pub trait EventStore: Send + Sync {
     /// the log. [`Error::Validation`] for an empty `user_id`, `days.first > days.last`, or a
     /// range longer than [`MAX_ACTIVITY_DAYS`].
     async fn activity_summary(&self, user_id: &str, days: DayRange) -> Result<ActivitySummary>;
+
+    /// Every event `user_id` logged, counted per type, with the message ids of the counted
+    /// events timestamped at or after `recent_since` (see [`UserEventCounts`]): what a
+    /// counter kept elsewhere is rebuilt from.
+    ///
+    /// Consistent by construction: the ids are those of exactly the counted events at or after
+    /// `recent_since`, also while events are logged concurrently (an event's timestamp never
+    /// changes, so each event falls on one side of `recent_since`; events older than it are
+    /// counted by one aggregation, the recent ones are read one by one with their ids). An
+    /// event logged during the call may or may not be included; if it is recent it is in both
+    /// the counts and the ids or in neither. On the in-memory backend the answer covers the
+    /// events its bounds kept. [`Error::Validation`] naming `user_id` for an empty id or one
+    /// that starts with `$`.
+    async fn user_event_counts(
+        &self,
+        user_id: &str,
+        recent_since: chrono::DateTime<chrono::Utc>,
+    ) -> Result<UserEventCounts>;
 
     /// Events with a location within `max_distance_m` metres of `point`, nearest first, at most
     /// `limit`.

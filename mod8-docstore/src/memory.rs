@@ -29,7 +29,7 @@ use crate::model::{
     event_id_for_message, ActivitySummary, ActivityWindow, AnalyticsSnapshot, BulkFailure,
     BulkInsertResult, CategoryPurchases, CohortMetrics, DayRange, Event, EventFilter, EventLogged,
     EventTypeCount, GeoPoint, MetricsUpdate, NearbyEvent, ProfileDocument, Subscription,
-    TimeWindow, PURCHASE,
+    TimeWindow, UserEventCounts, PURCHASE,
 };
 use crate::setup::{self, LogEntry, SetupOptions, SetupOutcome, SetupReport};
 use crate::{
@@ -670,6 +670,30 @@ impl EventStore for MemoryDocStore {
                 .then_with(|| a.event_type.cmp(&b.event_type))
         });
         Ok(out)
+    }
+
+    async fn user_event_counts(
+        &self,
+        user_id: &str,
+        recent_since: chrono::DateTime<Utc>,
+    ) -> Result<UserEventCounts> {
+        validate::check_name("user_id", user_id)?;
+        // One pass under one read lock: the counts and the ids see the same events.
+        let inner = self.inner.read().await;
+        let mut counts: HashMap<&str, u64> = HashMap::new();
+        let mut recent = Vec::new();
+        for e in inner.all_events().filter(|e| e.user_id == user_id) {
+            *counts.entry(e.event_type.as_str()).or_default() += 1;
+            if e.timestamp >= recent_since {
+                if let Some(id) = &e.message_id {
+                    recent.push(id.clone());
+                }
+            }
+        }
+        Ok(UserEventCounts::sorted(
+            counts.into_iter().map(|(t, n)| (t.to_owned(), n)),
+            recent,
+        ))
     }
 
     async fn user_activity(&self, window: TimeWindow, top: usize) -> Result<Vec<ActivityWindow>> {

@@ -487,6 +487,59 @@ pub struct EventTypeCount {
     pub count: u64,
 }
 
+/// Every event one user logged, counted per type, and the message ids of the recent ones:
+/// what [`crate::EventStore::user_event_counts`] answers, made to rebuild counters kept
+/// elsewhere (a cache) from the log.
+///
+/// The ids are those of exactly the counted events timestamped at or after the call's
+/// `recent_since` that were logged with
+/// [`EventStore::log_event_once`](crate::EventStore::log_event_once): a rebuild can mark them
+/// as counted, so a late count of the same message does not count it again.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserEventCounts {
+    /// Events per type, most frequent first (ties by type name); types with no event absent.
+    pub counts: Vec<EventTypeCount>,
+    /// The message ids of the counted events timestamped at or after `recent_since`, sorted.
+    pub recent_message_ids: Vec<String>,
+}
+
+impl UserEventCounts {
+    /// Events of `event_type` (0 when none).
+    pub fn count(&self, event_type: &str) -> u64 {
+        self.counts
+            .iter()
+            .find(|c| c.event_type == event_type)
+            .map_or(0, |c| c.count)
+    }
+
+    /// Events of every type.
+    pub fn total(&self) -> u64 {
+        self.counts.iter().map(|c| c.count).sum()
+    }
+
+    /// Builds the answer from per-type counts and ids in any order: sorts both as documented.
+    pub(crate) fn sorted(
+        counts: impl IntoIterator<Item = (String, u64)>,
+        mut recent_message_ids: Vec<String>,
+    ) -> Self {
+        let mut counts: Vec<EventTypeCount> = counts
+            .into_iter()
+            .filter(|(_, count)| *count > 0)
+            .map(|(event_type, count)| EventTypeCount { event_type, count })
+            .collect();
+        counts.sort_by(|a, b| {
+            b.count
+                .cmp(&a.count)
+                .then_with(|| a.event_type.cmp(&b.event_type))
+        });
+        recent_message_ids.sort();
+        UserEventCounts {
+            counts,
+            recent_message_ids,
+        }
+    }
+}
+
 /// One user's activity in a window, in [`crate::EventStore::user_activity`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ActivityWindow {

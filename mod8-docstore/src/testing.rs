@@ -144,6 +144,8 @@ macro_rules! conformance_tests {
             case_bulk_events_partial_failure,
             case_duplicate_event_id_is_conflict,
             case_event_logged_once_per_message,
+            case_user_event_counts,
+            case_user_event_counts_concurrent,
             case_markers_claim_once,
             case_apply_activity_once,
             case_profile_growth_is_bounded,
@@ -612,6 +614,105 @@ pub async fn case_event_logged_once_per_message(
         matches!(&err, Error::Validation { field, .. } if field == "message_id"),
         "{err:?}"
     );
+}
+
+/// One user's events per type over the whole log, and the message ids of exactly the counted
+/// events at or after the cut-off (logged once, by message); other users' events apart.
+pub async fn case_user_event_counts(store: &dyn DocStore, _caps: &DocStoreCapabilities) {
+    let cut = day(10, 12);
+    // Before the cut-off: counted, ids not listed.
+    store
+        .log_event_once("old-1", Event::new("uc", "view").at(day(10, 1)))
+        .await
+        .unwrap();
+    store
+        .log_event(Event::new("uc", "click").at(day(9, 1)))
+        .await
+        .unwrap();
+    // At and after the cut-off: counted, ids listed when logged by message.
+    for (id, t, at) in [
+        ("new-2", "view", cut),
+        ("new-1", "view", day(11, 0)),
+        ("new-3", "purchase", day(12, 0)),
+    ] {
+        store
+            .log_event_once(id, Event::new("uc", t).at(at))
+            .await
+            .unwrap();
+    }
+    store
+        .log_event(Event::new("uc", "search").at(day(11, 3)))
+        .await
+        .unwrap();
+    // A redelivery is one event.
+    store
+        .log_event_once("new-1", Event::new("uc", "view").at(day(11, 0)))
+        .await
+        .unwrap();
+    // Another user's events are not counted.
+    store
+        .log_event_once("other-1", Event::new("uc2", "view").at(day(11, 0)))
+        .await
+        .unwrap();
+
+    let got = store.user_event_counts("uc", cut).await.unwrap();
+    let counts: Vec<(&str, u64)> = got
+        .counts
+        .iter()
+        .map(|c| (c.event_type.as_str(), c.count))
+        .collect();
+    assert_eq!(
+        counts,
+        vec![("view", 3), ("click", 1), ("purchase", 1), ("search", 1)]
+    );
+    assert_eq!(got.total(), 6);
+    assert_eq!((got.count("view"), got.count("review")), (3, 0));
+    assert_eq!(got.recent_message_ids, vec!["new-1", "new-2", "new-3"]);
+    // Everything recent: every id.
+    let all = store.user_event_counts("uc", day(1, 0)).await.unwrap();
+    assert_eq!(all.total(), 6);
+    assert_eq!(
+        all.recent_message_ids,
+        vec!["new-1", "new-2", "new-3", "old-1"]
+    );
+    // A user without events.
+    let none = store.user_event_counts("nobody", cut).await.unwrap();
+    assert_eq!(none, crate::UserEventCounts::default());
+    for bad in ["", "$where"] {
+        let err = store.user_event_counts(bad, cut).await.unwrap_err();
+        assert!(
+            matches!(&err, Error::Validation { field, .. } if field == "user_id"),
+            "{bad:?}: {err:?}"
+        );
+    }
+}
+
+/// While events are logged concurrently, every answer lists the ids of exactly the events it
+/// counted (here all recent and logged by message: as many ids as events).
+pub async fn case_user_event_counts_concurrent(store: &dyn DocStore, _caps: &DocStoreCapabilities) {
+    let since = day(1, 0);
+    let writer = async {
+        for i in 0..40 {
+            store
+                .log_event_once(&format!("c-{i}"), Event::new("ucc", "view").at(day(2, 0)))
+                .await
+                .unwrap();
+        }
+    };
+    let reader = async {
+        let mut answers = Vec::new();
+        for _ in 0..20 {
+            answers.push(store.user_event_counts("ucc", since).await.unwrap());
+        }
+        answers
+    };
+    let ((), answers) = futures::join!(writer, reader);
+    for got in answers {
+        assert_eq!(got.total(), got.recent_message_ids.len() as u64, "{got:?}");
+    }
+    let last = store.user_event_counts("ucc", since).await.unwrap();
+    assert_eq!(last.count("view"), 40);
+    assert_eq!(last.recent_message_ids.len(), 40);
 }
 
 /// A marker is claimed once, also by concurrent claims; released, it can be claimed again.

@@ -3,6 +3,7 @@
 pub mod bench;
 pub mod cluster;
 pub mod clv;
+pub mod counters;
 pub mod demo;
 pub mod recs;
 pub mod seed;

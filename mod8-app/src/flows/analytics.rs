@@ -7,13 +7,16 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use mod8_cache::{Cache, CounterOptions};
+use mod8_cache::{Cache, CounterInit, CounterOptions};
 use mod8_datasci::ActivityCounts;
+use mod8_docstore::DocStore;
 use mod8_mq::domain::{Analytics, PublishOptions};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::activity::{counter_deltas, counts_from_counter, counts_from_fields};
+use crate::activity::{
+    counter_deltas, counter_fields_from_type_counts, counts_from_counter, counts_from_fields,
+};
 use crate::error::{AppError, AppResult};
 use crate::sinks::to_document_event;
 use crate::{keys, App};
@@ -96,30 +99,147 @@ fn property_field(field: &str) -> String {
 /// minutes, not days).
 pub const COUNTED_ONCE_WINDOW: Duration = Duration::from_secs(24 * 3600);
 
+/// How far back a rebuild marks the message ids of the events it counted as counted: the
+/// idempotency window, plus an hour for clocks apart (an event's timestamp is its
+/// publisher's; marking more of the included events than needed is harmless).
+const REBUILD_MARKS_SINCE: Duration = Duration::from_secs(COUNTED_ONCE_WINDOW.as_secs() + 3_600);
+
+/// Rebuilds tried in a row by [`count_once`] before it gives up (a counter that vanishes again
+/// right after each rebuild: only a cache dropping keys under memory pressure would).
+const MAX_REBUILDS: usize = 3;
+
+/// What [`rebuild_counters`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CountersRebuild {
+    /// The counter was missing and was rebuilt from `events` events of the log.
+    Rebuilt {
+        /// The counters now.
+        counts: ActivityCounts,
+        /// Events of the log they count.
+        events: u64,
+    },
+    /// The counter existed (or another rebuild or count created it meanwhile): unchanged.
+    Present {
+        /// The counters now.
+        counts: ActivityCounts,
+    },
+    /// The counter was missing and the log holds no event of the user: nothing was created
+    /// (the counters are zero).
+    NoEvents,
+}
+
+impl CountersRebuild {
+    /// The user's counters after the rebuild.
+    pub fn counts(&self) -> ActivityCounts {
+        match self {
+            CountersRebuild::Rebuilt { counts, .. } | CountersRebuild::Present { counts } => {
+                *counts
+            }
+            CountersRebuild::NoEvents => ActivityCounts::default(),
+        }
+    }
+}
+
+/// Rebuilds the engagement counter of `user_id` from the event log, if it is missing.
+///
+/// Counts the user's logged events per type ([`mod8_docstore::EventStore::user_event_counts`]),
+/// turns them into counter fields with the live mapping
+/// ([`counter_fields_from_type_counts`]), and initialises the counter only if it is still
+/// absent, marking the message ids of the recent events it included as counted, in one atomic
+/// step ([`Cache::init_counter`]). So:
+///
+/// - an event logged before the rebuild and counted after it (its first count's marker lost
+///   with the cache) is a repeat: not counted twice;
+/// - an event counted before it is logged is not lost: every count is an existing-only
+///   increment ([`count_once`]), so none lands while the counter is missing, and one that finds
+///   it missing rebuilds first and counts after — the event is then either in the log (and
+///   marked) or counted on top;
+/// - of concurrent rebuilds the first to initialise wins and the others change nothing.
+///
+/// With `create_empty` a user without logged events gets a counter of zeros (what a count
+/// needs to land on); without, nothing is created and [`CountersRebuild::NoEvents`] comes back.
+///
+/// The result is exact as long as the cache keeps a counter and its markers together or loses
+/// them together (a restart, a flush, an expiry: the counter outlives every marker). If the
+/// counter alone is removed (deleted by hand, or evicted for memory on its own) while the
+/// marker of an event counted but not yet logged survives, that event is not counted again
+/// when it is logged.
+///
+/// # Errors
+///
+/// The document store's or the cache's.
+pub async fn rebuild_counters(
+    cache: &Cache,
+    docs: &dyn DocStore,
+    user_id: Uuid,
+    create_empty: bool,
+) -> AppResult<CountersRebuild> {
+    let since = chrono::Utc::now()
+        - chrono::Duration::from_std(REBUILD_MARKS_SINCE).unwrap_or(chrono::Duration::days(2));
+    let log = docs.user_event_counts(&user_id.to_string(), since).await?;
+    let events = log.total();
+    if events == 0 && !create_empty {
+        return Ok(CountersRebuild::NoEvents);
+    }
+    let fields = counter_fields_from_type_counts(
+        log.counts.iter().map(|c| (c.event_type.as_str(), c.count)),
+    );
+    let init =
+        CounterInit::ttl(COUNTERS_TTL).with_applied(log.recent_message_ids, COUNTED_ONCE_WINDOW);
+    let update = cache
+        .init_counter(&keys::counters(user_id), &fields, &init)
+        .await?;
+    let counts = counts_from_fields(fields.iter().map(|(f, _)| *f).zip(update.values));
+    Ok(if update.applied {
+        tracing::info!(%user_id, events, "engagement counters rebuilt from the event log");
+        CountersRebuild::Rebuilt { counts, events }
+    } else {
+        CountersRebuild::Present { counts }
+    })
+}
+
 /// Counts the event of `message_id` (of `event_type`, by `user_id`) into the user's engagement
 /// counter, once: one atomic, idempotent increment keyed by the message id, so concurrent
 /// events never lose an increment and a second count of the same message (the consumer after
 /// the API, a redelivery) changes nothing. Returns the counters after it.
 ///
+/// The increment applies only to a counter that exists. When the counter is missing (the
+/// cache restarted, was flushed, or the counter expired), it is first rebuilt from the event
+/// log ([`rebuild_counters`]) and the increment is tried again: a counter never restarts
+/// from zero, and the event is counted exactly once whether or not the rebuild found it in
+/// the log.
+///
 /// # Errors
 ///
-/// The cache's error: the count is then missing until another count of the same message
-/// id succeeds.
+/// The cache's or the document store's error: the count is then missing until another count
+/// of the same message id succeeds.
 pub async fn count_once(
     cache: &Cache,
+    docs: &dyn DocStore,
     user_id: Uuid,
     event_type: &str,
     message_id: Uuid,
-) -> mod8_cache::Result<ActivityCounts> {
+) -> AppResult<ActivityCounts> {
     let deltas = counter_deltas(event_type);
     let options = CounterOptions::ttl(COUNTERS_TTL)
-        .with_idempotency(message_id.to_string(), COUNTED_ONCE_WINDOW);
-    let update = cache
-        .increment(&keys::counters(user_id), &deltas, &options)
-        .await?;
-    Ok(counts_from_fields(
-        deltas.iter().map(|(f, _)| *f).zip(update.values),
-    ))
+        .with_idempotency(message_id.to_string(), COUNTED_ONCE_WINDOW)
+        .existing_only();
+    let key = keys::counters(user_id);
+    for _ in 0..MAX_REBUILDS {
+        let update = cache.increment(&key, &deltas, &options).await?;
+        if !update.missing {
+            return Ok(counts_from_fields(
+                deltas.iter().map(|(f, _)| *f).zip(update.values),
+            ));
+        }
+        rebuild_counters(cache, docs, user_id, true).await?;
+    }
+    Err(AppError::Unavailable {
+        dependency: "cache",
+        message: format!(
+            "the engagement counter of {user_id} was missing again after {MAX_REBUILDS} rebuilds"
+        ),
+    })
 }
 
 impl App {
@@ -160,7 +280,13 @@ impl App {
         let counted = self.call(
             "cache.count_event",
             "cache",
-            count_once(&self.cache, user_id, &event_type, message_id),
+            count_once(
+                &self.cache,
+                self.docs.as_ref(),
+                user_id,
+                &event_type,
+                message_id,
+            ),
         );
         let counters = match counted.await {
             Ok(counters) => counters,
@@ -175,12 +301,37 @@ impl App {
         })
     }
 
-    /// A user's engagement counters (zero for a user without recorded events or whose counter
-    /// expired).
+    /// Starts the engagement counter of a user who has just registered at zero, unless it exists:
+    /// the rebuild of a user whose log is empty, without reading the log. So the first events of a
+    /// new user are counted as increments from zero, each answered with its own count, instead of
+    /// the first count rebuilding from a log the consumer may have filled meanwhile.
+    ///
+    /// Only for a user who cannot have logged events before (just created): for any other user a
+    /// counter of zeros would hide the events of the log, and [`rebuild_counters`] is the call.
+    /// Exact with concurrent counts like any rebuild (set only if absent; every count increments
+    /// an existing counter only).
     ///
     /// # Errors
     ///
-    /// [`AppError::Unavailable`] when the cache does not answer.
+    /// The cache's.
+    pub async fn start_engagement_counters(&self, user_id: Uuid) -> AppResult<()> {
+        let zeros = counter_fields_from_type_counts(std::iter::empty());
+        let (key, init) = (keys::counters(user_id), CounterInit::ttl(COUNTERS_TTL));
+        let started = self.cache.init_counter(&key, &zeros, &init);
+        self.call("cache.init_counter", "cache", started).await?;
+        Ok(())
+    }
+
+    /// A user's engagement counters (zero for a user without recorded events).
+    ///
+    /// A counter missing from the cache (a restart, a flush, an expiry) is rebuilt from the
+    /// event log first ([`rebuild_counters`], nothing created for a user without logged
+    /// events), so the answer counts every logged event after a loss too.
+    ///
+    /// # Errors
+    ///
+    /// [`AppError::Unavailable`] when the cache, or for a missing counter the document store,
+    /// does not answer.
     pub async fn engagement_counters(&self, user_id: Uuid) -> AppResult<ActivityCounts> {
         let counter = self
             .call(
@@ -189,7 +340,17 @@ impl App {
                 self.cache.counter(&keys::counters(user_id)),
             )
             .await?;
-        Ok(counts_from_counter(&counter))
+        if !counter.is_empty() {
+            return Ok(counts_from_counter(&counter));
+        }
+        let rebuilt = self
+            .call(
+                "counters.rebuild",
+                "docs",
+                rebuild_counters(&self.cache, self.docs.as_ref(), user_id, false),
+            )
+            .await?;
+        Ok(rebuilt.counts())
     }
 }
 

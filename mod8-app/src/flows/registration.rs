@@ -98,6 +98,10 @@ impl App {
         if let Err(e) = self.cache.set(&keys::user(user.id), &user, &options).await {
             tracing::warn!(user_id = %user.id, error = %e, "could not cache the new user");
         }
+        // A new user's engagement counters start at zero (not rebuilt by the first count).
+        if let Err(e) = self.start_engagement_counters(user.id).await {
+            tracing::warn!(user_id = %user.id, error = %e, "could not start the engagement counters; the first count rebuilds them");
+        }
         let recommendations = match self.recommendations(user.id).await {
             Ok(r) => r,
             Err(e) => {

@@ -41,12 +41,14 @@ use fred::prelude::{
 };
 use fred::types::config::Options;
 
-use crate::counter::{overflow, validate_increment};
+use crate::counter::{overflow, validate_increment, validate_init};
 use crate::{
-    glob_match, validate_key, Bytes, CacheStore, CounterOptions, CounterUpdate, EntryOptions,
-    Error, Result,
+    glob_match, validate_key, Bytes, CacheStore, CounterInit, CounterOptions, CounterUpdate,
+    EntryOptions, Error, Result,
 };
-use scripts::{eval_command, COUNTER_INCREMENT_SCRIPT, TAG_ADD_SCRIPT, TAG_TAKE_SCRIPT};
+use scripts::{
+    eval_command, COUNTER_INCREMENT_SCRIPT, COUNTER_INIT_SCRIPT, TAG_ADD_SCRIPT, TAG_TAKE_SCRIPT,
+};
 
 pub use config::RedisConfig;
 
@@ -643,7 +645,7 @@ impl CacheStore for RedisStore {
             .idempotency
             .as_ref()
             .map(|i| (format!("{counter}:applied:{}", i.id), millis(i.window)));
-        let mut args: Vec<Value> = Vec::with_capacity(5 + 2 * deltas.len());
+        let mut args: Vec<Value> = Vec::with_capacity(6 + 2 * deltas.len());
         args.push(COUNTER_INCREMENT_SCRIPT.into());
         args.push(Value::from(if marker.is_some() { 2 } else { 1 }));
         args.push(counter.as_str().into());
@@ -652,6 +654,7 @@ impl CacheStore for RedisStore {
         }
         args.push(options.ttl.map_or(0, millis).into());
         args.push(marker.as_ref().map_or(0, |(_, w)| *w).into());
+        args.push(i64::from(options.existing_only).into());
         for (field, delta) in deltas {
             args.push((*field).into());
             // As text: the script hands it to HINCRBY untouched (no Lua double on the way).
@@ -672,6 +675,7 @@ impl CacheStore for RedisStore {
                     .collect::<Result<Vec<i64>>>()?;
                 Ok(CounterUpdate::new(status == Some(1), values))
             }
+            Some(2) => Ok(CounterUpdate::missing(deltas.len())),
             Some(-1) => {
                 let field = reply.get(1).and_then(Value::as_string).unwrap_or_default();
                 let message = reply.get(2).and_then(Value::as_string).unwrap_or_default();
@@ -687,6 +691,51 @@ impl CacheStore for RedisStore {
             _ => Err(Error::backend(
                 BACKEND,
                 format!("unexpected counter script reply: {reply:?}"),
+            )),
+        }
+    }
+
+    /// One `EVAL` over the counter and the markers of the ids (all under the counter's hash
+    /// tag, so one slot on a cluster): create-if-absent and mark, atomically.
+    async fn init_counter(
+        &self,
+        key: &str,
+        fields: &[(&str, i64)],
+        init: &CounterInit,
+    ) -> Result<CounterUpdate> {
+        validate_init(key, fields, init)?;
+        let counter = self.counter_key(key);
+        let millis = |d: Duration| d.as_millis().clamp(1, i64::MAX as u128) as i64;
+        let mut args: Vec<Value> = Vec::with_capacity(5 + init.applied.len() + 2 * fields.len());
+        args.push(COUNTER_INIT_SCRIPT.into());
+        args.push(Value::from(1 + init.applied.len() as i64));
+        args.push(counter.as_str().into());
+        for id in &init.applied {
+            args.push(format!("{counter}:applied:{id}").into());
+        }
+        args.push(init.ttl.map_or(0, millis).into());
+        args.push(millis(init.window).into());
+        for (field, value) in fields {
+            args.push((*field).into());
+            args.push(value.to_string().into());
+        }
+        let reply: Vec<Value> = self
+            .inner
+            .fast
+            .custom(eval_command(&counter), args)
+            .await
+            .map_err(map_err)?;
+        match reply.first().and_then(Value::as_i64) {
+            Some(status @ (0 | 1)) => {
+                let values = reply[1..]
+                    .iter()
+                    .map(counter_value)
+                    .collect::<Result<Vec<i64>>>()?;
+                Ok(CounterUpdate::new(status == 1, values))
+            }
+            _ => Err(Error::backend(
+                BACKEND,
+                format!("unexpected counter init script reply: {reply:?}"),
             )),
         }
     }

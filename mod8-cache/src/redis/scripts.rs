@@ -1,7 +1,8 @@
-//! The Lua scripts the Redis backend runs for tag sets, and how it sends them.
+//! The Lua scripts the Redis backend runs for tag sets and counters, and how it sends them.
 //!
-//! Each script touches one key, so it runs on one hash slot of a cluster, and uses only plain
-//! commands that Redis 2.6 and later run in scripts.
+//! Each script touches one key, or a counter and its idempotency markers, which share the
+//! counter's hash tag: so it runs on one hash slot of a cluster. Only plain commands that
+//! Redis 2.6 and later run in scripts.
 
 /// Adds a member to a tag set and sets the set's lifetime, atomically: the set lives as long
 /// as its longest-lived member, and for ever once any member has no TTL (a tag set that
@@ -62,25 +63,32 @@ pub(super) fn eval_command(key: &str) -> fred::types::CustomCommand {
 /// window) after the increments, in the same atomic step. Both keys share the counter's hash
 /// tag, so they are in one slot on a cluster.
 ///
+/// With ARGV[3] = 1 (existing only), a counter that does not exist is left alone (no
+/// counter, no marker) and `{2, 0...}` comes back, checked before the marker.
+///
 /// KEYS[1] the counter hash, KEYS[2] (optional) the marker; ARGV[1] the counter's TTL in
-/// milliseconds (0: leave as is), ARGV[2] the marker's window in milliseconds, ARGV[3..]
-/// field, delta pairs. Returns `{1, values...}` when applied.
+/// milliseconds (0: leave as is), ARGV[2] the marker's window in milliseconds, ARGV[3] 1 for
+/// existing only (else 0), ARGV[4..] field, delta pairs. Returns `{1, values...}` when
+/// applied.
 pub(super) const COUNTER_INCREMENT_SCRIPT: &str = r"
 local counter, marker = KEYS[1], KEYS[2]
-local n = (#ARGV - 2) / 2
+local n = (#ARGV - 3) / 2
 local function values(status)
   local out = {status}
   for i = 1, n do
-    out[i + 1] = redis.call('HGET', counter, ARGV[1 + 2 * i]) or '0'
+    out[i + 1] = redis.call('HGET', counter, ARGV[2 + 2 * i]) or '0'
   end
   return out
+end
+if ARGV[3] == '1' and redis.call('EXISTS', counter) == 0 then
+  return values(2)
 end
 if marker and redis.call('EXISTS', marker) == 1 then
   return values(0)
 end
 local done = {}
 for i = 1, n do
-  local field, delta = ARGV[1 + 2 * i], ARGV[2 + 2 * i]
+  local field, delta = ARGV[2 + 2 * i], ARGV[3 + 2 * i]
   local before = redis.call('HGET', counter, field)
   local result = redis.pcall('HINCRBY', counter, field, delta)
   if type(result) == 'table' and result.err then
@@ -102,6 +110,41 @@ if ttl > 0 then
 end
 if marker then
   redis.call('SET', marker, '1', 'PX', ARGV[2])
+end
+return values(1)
+";
+
+/// Creates a counter hash with the given field values unless it exists, and sets the markers
+/// of the ids its values already include, in one atomic step (`CacheStore::init_counter`):
+/// an existing counter is left as it is and no marker is set. Every key shares the counter's
+/// hash tag, so one cluster slot. Values are passed as decimal text and stored as such (what
+/// HINCRBY reads).
+///
+/// KEYS[1] the counter hash, KEYS[2..] the markers; ARGV[1] the counter's TTL in milliseconds
+/// (0: none), ARGV[2] the markers' window in milliseconds, ARGV[3..] field, value pairs.
+/// Returns `{1, values...}` when created, `{0, values...}` (the existing ones) otherwise.
+pub(super) const COUNTER_INIT_SCRIPT: &str = r"
+local counter = KEYS[1]
+local n = (#ARGV - 2) / 2
+local function values(status)
+  local out = {status}
+  for i = 1, n do
+    out[i + 1] = redis.call('HGET', counter, ARGV[1 + 2 * i]) or '0'
+  end
+  return out
+end
+if redis.call('EXISTS', counter) == 1 then
+  return values(0)
+end
+for i = 1, n do
+  redis.call('HSET', counter, ARGV[1 + 2 * i], ARGV[2 + 2 * i])
+end
+local ttl = tonumber(ARGV[1])
+if ttl > 0 then
+  redis.call('PEXPIRE', counter, ttl)
+end
+for k = 2, #KEYS do
+  redis.call('SET', KEYS[k], '1', 'PX', ARGV[2])
 end
 return values(1)
 ";

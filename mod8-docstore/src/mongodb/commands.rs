@@ -92,6 +92,28 @@ pub(crate) fn event_distribution(window: TimeWindow) -> Grouped {
     }
 }
 
+/// The find filter of one user's events timestamped at or after `since` (read one by one,
+/// with their message ids, by `user_event_counts`).
+pub(crate) fn user_recent_events(user_id: &str, since: chrono::DateTime<chrono::Utc>) -> Document {
+    doc! { "user_id": user_id, "timestamp": { "$gte": BsonDateTime::from_chrono(since) } }
+}
+
+/// One user's events timestamped before `until`, counted per type (the older part of
+/// `user_event_counts`).
+pub(crate) fn user_older_event_counts(
+    user_id: &str,
+    until: chrono::DateTime<chrono::Utc>,
+) -> Grouped {
+    Grouped {
+        prefix: match_stage(
+            doc! { "user_id": user_id, "timestamp": { "$lt": BsonDateTime::from_chrono(until) } },
+        ),
+        id: Bson::String("$event_type".into()),
+        accumulators: vec![("count", doc! { "$sum": 1 })],
+        suffix: Vec::new(),
+    }
+}
+
 /// The most active users in a window.
 pub(crate) fn user_activity(window: TimeWindow, top: usize) -> Grouped {
     Grouped {

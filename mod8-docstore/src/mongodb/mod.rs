@@ -76,7 +76,7 @@ use crate::model::{
     event_id_for_message, purchases_from_sums, ActivitySummary, ActivityWindow, AnalyticsSnapshot,
     BulkFailure, BulkInsertResult, CategoryPurchases, CohortMetrics, DayRange, Event, EventFilter,
     EventLogged, EventTypeCount, GeoPoint, MetricsUpdate, NearbyEvent, ProfileDocument,
-    Subscription, TimeWindow, PROFILE_ENTITY,
+    Subscription, TimeWindow, UserEventCounts, PROFILE_ENTITY,
 };
 use crate::setup::{self as names, LogEntry, SetupOptions, SetupReport};
 use crate::{
@@ -729,6 +729,53 @@ impl EventStore for MongoDocStore {
                 .then_with(|| a.event_type.cmp(&b.event_type))
         });
         Ok(out)
+    }
+
+    async fn user_event_counts(
+        &self,
+        user_id: &str,
+        recent_since: chrono::DateTime<Utc>,
+    ) -> Result<UserEventCounts> {
+        validate::check_name("user_id", user_id)?;
+        // Two disjoint parts split by the (immutable) timestamp, so the ids always match the
+        // counted recent events: the older events counted on the server, the recent ones
+        // streamed (type and message id only) and counted here.
+        let older = grouped(
+            self,
+            names::EVENTS,
+            commands::user_older_event_counts(user_id, recent_since),
+            "user event counts ($group)",
+        )
+        .await?;
+        let mut counts: HashMap<String, u64> = older
+            .iter()
+            .map(|d| {
+                (
+                    d.get_str("_id").unwrap_or_default().to_owned(),
+                    as_u64(d.get("count")),
+                )
+            })
+            .collect();
+        let mut recent_ids = Vec::new();
+        let mut cursor = self
+            .db
+            .collection::<Document>(names::EVENTS)
+            .find(commands::user_recent_events(user_id, recent_since))
+            .projection(doc! { "_id": 0, "event_type": 1, "message_id": 1 })
+            .await
+            .map_err(|e| map(e, "user event counts (recent events)"))?;
+        while let Some(d) = cursor
+            .try_next()
+            .await
+            .map_err(|e| map(e, "user event counts (recent events)"))?
+        {
+            let event_type = d.get_str("event_type").unwrap_or_default();
+            *counts.entry(event_type.to_owned()).or_default() += 1;
+            if let Ok(id) = d.get_str("message_id") {
+                recent_ids.push(id.to_owned());
+            }
+        }
+        Ok(UserEventCounts::sorted(counts, recent_ids))
     }
 
     async fn user_activity(&self, window: TimeWindow, top: usize) -> Result<Vec<ActivityWindow>> {
