@@ -362,6 +362,26 @@ impl App {
         })
     }
 
+    /// Deletes the notification markers ([`crate::sinks::notification_marker`]) claimed more
+    /// than `older_than` ago; returns how many. The insights worker calls it on every full
+    /// pass with [`crate::sinks::NOTIFICATION_MARKER_RETENTION`].
+    ///
+    /// # Errors
+    ///
+    /// The document store's error.
+    pub async fn purge_notification_markers(
+        &self,
+        older_than: std::time::Duration,
+    ) -> anyhow::Result<u64> {
+        let older_than = chrono::Duration::from_std(older_than)
+            .unwrap_or_else(|_| chrono::Duration::days(365 * 100));
+        let cutoff = chrono::Utc::now() - older_than;
+        Ok(self
+            .docs
+            .purge_markers(crate::sinks::NOTIFICATION_MARKER_PREFIX, cutoff)
+            .await?)
+    }
+
     /// Stops the background work: the relay makes a last pass, each consumer finishes and
     /// acknowledges its in-flight messages, then the broker connection closes.
     pub async fn shutdown(&self) {
@@ -509,6 +529,25 @@ impl ConsumerCounts {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn notification_markers_are_purged_past_their_retention() {
+        let app = App::build(AppConfig::embedded()).await.unwrap();
+        let id = uuid::Uuid::new_v4();
+        let marker = crate::sinks::notification_marker(id);
+        assert!(app.docs.claim_marker(&marker).await.unwrap());
+        assert!(app.docs.claim_marker("welcome:someone").await.unwrap());
+        let week = crate::sinks::NOTIFICATION_MARKER_RETENTION;
+        assert_eq!(app.purge_notification_markers(week).await.unwrap(), 0);
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        let now = std::time::Duration::ZERO;
+        assert_eq!(app.purge_notification_markers(now).await.unwrap(), 1);
+        assert!(app.docs.claim_marker(&marker).await.unwrap(), "gone");
+        assert!(
+            !app.docs.claim_marker("welcome:someone").await.unwrap(),
+            "other markers stay"
+        );
+    }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn consumer_stats_name_every_running_consumer() {

@@ -158,10 +158,20 @@ impl SentLedger for DocSentLedger {
     }
 }
 
+/// How long a notification's marker is kept: far longer than any redelivery of its message
+/// (retries back off for minutes; a broker redelivers unacknowledged messages when a
+/// consumer's connection drops), after which the insights worker purges it, so the markers
+/// stay bounded by the notifications of one week.
+pub const NOTIFICATION_MARKER_RETENTION: std::time::Duration =
+    std::time::Duration::from_secs(7 * 24 * 3600);
+
+/// The prefix of [`notification_marker`]s.
+pub const NOTIFICATION_MARKER_PREFIX: &str = "notification:";
+
 /// The document-store marker claimed before a notification message is sent:
 /// `notification:{message id}`.
 pub fn notification_marker(message_id: Uuid) -> String {
-    format!("notification:{message_id}")
+    format!("{NOTIFICATION_MARKER_PREFIX}{message_id}")
 }
 
 /// Stores each analytics event in the document store's event log, counts it in the user's

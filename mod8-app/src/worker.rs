@@ -7,6 +7,10 @@
 //! - After orders ([`App::place_order`] wakes it) it rebuilds only the model: one aggregate in
 //!   the database. Orders arriving while it works coalesce into one more rebuild.
 //!
+//! - Every full pass also purges the notification markers older than
+//!   [`crate::sinks::NOTIFICATION_MARKER_RETENTION`] (the markers that keep each notification
+//!   sent once), so they stay bounded.
+//!
 //! A failed pass is logged and the previous report and model are kept; the next pass tries
 //! again. Orders placed by other processes are picked up by the periodic pass.
 
@@ -73,6 +77,19 @@ pub(crate) async fn run_worker(
 
 async fn one_pass(app: &App, pass: Pass) {
     if pass == Pass::Full {
+        match app
+            .purge_notification_markers(crate::sinks::NOTIFICATION_MARKER_RETENTION)
+            .await
+        {
+            Ok(0) => {}
+            Ok(n) => tracing::debug!(
+                purged = n,
+                "notification markers past their retention purged"
+            ),
+            Err(e) => {
+                tracing::warn!(error = %e, "notification markers not purged; next pass retries")
+            }
+        }
         if let Err(e) = app.refresh_insights().await {
             tracing::warn!(error = %e, "insights report not refreshed; keeping the previous one");
         }

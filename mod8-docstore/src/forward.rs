@@ -152,6 +152,13 @@ macro_rules! forward {
             async fn release_marker(&self, key: &str) -> Result<bool> {
                 (**self).release_marker(key).await
             }
+            async fn purge_markers(
+                &self,
+                prefix: &str,
+                claimed_before: chrono::DateTime<chrono::Utc>,
+            ) -> Result<u64> {
+                (**self).purge_markers(prefix, claimed_before).await
+            }
             fn capabilities(&self) -> crate::Capabilities {
                 (**self).capabilities()
             }

@@ -241,6 +241,17 @@ pub trait DocStore: ProfileStore + EventStore + DataProcessing {
     /// Removes the marker `key`; `true` when it was set.
     async fn release_marker(&self, key: &str) -> Result<bool>;
 
+    /// Removes the markers whose key starts with `prefix` and that were claimed before
+    /// `claimed_before`; returns how many. This is what bounds the markers of effects whose
+    /// redelivery window has passed (a notification's marker need not outlive the last
+    /// possible redelivery of its message). An empty prefix is an [`Error::Validation`]
+    /// naming `prefix`: purging every kind of marker at once must not happen by accident.
+    async fn purge_markers(
+        &self,
+        prefix: &str,
+        claimed_before: chrono::DateTime<chrono::Utc>,
+    ) -> Result<u64>;
+
     /// What the server behind this store can do beyond single-document writes
     /// ([`Capabilities`]), as detected at connect. The default, for a backend that does not
     /// say, is [`Capabilities::none`].

@@ -135,7 +135,8 @@ struct Inner {
     /// The log retention applied by the last setup (`None` before the first setup).
     applied_retention: Option<Duration>,
     /// [`DocStore::claim_marker`]'s markers.
-    markers: HashSet<String>,
+    /// Each with when it was claimed.
+    markers: HashMap<String, chrono::DateTime<Utc>>,
 }
 
 impl Inner {
@@ -960,7 +961,13 @@ impl DocStore for MemoryDocStore {
     async fn claim_marker(&self, key: &str) -> Result<bool> {
         validate::check_name("key", key)?;
         let mut inner = self.inner.write().await;
-        let claimed = inner.markers.insert(key.to_owned());
+        let claimed = match inner.markers.entry(key.to_owned()) {
+            std::collections::hash_map::Entry::Occupied(_) => false,
+            std::collections::hash_map::Entry::Vacant(slot) => {
+                slot.insert(Utc::now());
+                true
+            }
+        };
         inner
             .counters
             .markers
@@ -971,12 +978,31 @@ impl DocStore for MemoryDocStore {
     async fn release_marker(&self, key: &str) -> Result<bool> {
         validate::check_name("key", key)?;
         let mut inner = self.inner.write().await;
-        let released = inner.markers.remove(key);
+        let released = inner.markers.remove(key).is_some();
         inner
             .counters
             .markers
             .store(inner.markers.len() as u64, Relaxed);
         Ok(released)
+    }
+
+    async fn purge_markers(
+        &self,
+        prefix: &str,
+        claimed_before: chrono::DateTime<Utc>,
+    ) -> Result<u64> {
+        crate::validate::check_marker_prefix(prefix)?;
+        let mut inner = self.inner.write().await;
+        let before = inner.markers.len();
+        inner
+            .markers
+            .retain(|key, at| !(key.starts_with(prefix) && *at < claimed_before));
+        let purged = before - inner.markers.len();
+        inner
+            .counters
+            .markers
+            .store(inner.markers.len() as u64, Relaxed);
+        Ok(purged as u64)
     }
 
     async fn recent_logs(&self, limit: usize) -> Result<Vec<LogEntry>> {

@@ -147,6 +147,7 @@ macro_rules! conformance_tests {
             case_user_event_counts,
             case_user_event_counts_concurrent,
             case_markers_claim_once,
+            case_markers_purge,
             case_apply_activity_once,
             case_profile_growth_is_bounded,
             case_user_activity,
@@ -731,6 +732,38 @@ pub async fn case_markers_claim_once(store: &dyn DocStore, _caps: &DocStoreCapab
         let err = store.claim_marker(bad).await.unwrap_err();
         assert!(
             matches!(&err, Error::Validation { field, .. } if field == "key"),
+            "{bad:?}: {err:?}"
+        );
+    }
+}
+
+/// Markers of one kind claimed before a time are purged, others stay; a purged marker can be
+/// claimed again.
+pub async fn case_markers_purge(store: &dyn DocStore, _caps: &DocStoreCapabilities) {
+    for key in ["note:1", "note:2", "note:3", "keep:1"] {
+        assert!(store.claim_marker(key).await.unwrap());
+    }
+    let past = chrono::Utc::now() - chrono::Duration::hours(1);
+    assert_eq!(store.purge_markers("note:", past).await.unwrap(), 0);
+    let later = chrono::Utc::now() + chrono::Duration::seconds(1);
+    assert_eq!(store.purge_markers("note:", later).await.unwrap(), 3);
+    assert!(
+        store.claim_marker("note:1").await.unwrap(),
+        "purged: claimable again"
+    );
+    assert!(
+        !store.claim_marker("keep:1").await.unwrap(),
+        "another prefix stays"
+    );
+    // Regular-expression metacharacters in a prefix are literal.
+    assert!(store.claim_marker("a.b:1").await.unwrap());
+    assert!(store.claim_marker("axb:1").await.unwrap());
+    assert_eq!(store.purge_markers("a.b:", later).await.unwrap(), 1);
+    assert!(!store.claim_marker("axb:1").await.unwrap());
+    for bad in ["", "$where"] {
+        let err = store.purge_markers(bad, later).await.unwrap_err();
+        assert!(
+            matches!(&err, Error::Validation { field, .. } if field == "prefix"),
             "{bad:?}: {err:?}"
         );
     }

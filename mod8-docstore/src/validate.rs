@@ -277,6 +277,17 @@ pub(crate) fn distance(max_distance_m: f64) -> Result<()> {
     Ok(())
 }
 
+/// A marker prefix for [`crate::DocStore::purge_markers`]: not empty, not starting with `$`.
+pub(crate) fn check_marker_prefix(prefix: &str) -> Result<()> {
+    if prefix.is_empty() || prefix.starts_with('$') {
+        return Err(Error::Validation {
+            field: "prefix".into(),
+            message: "a marker prefix must not be empty or start with '$'".into(),
+        });
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1019,6 +1019,25 @@ impl DocStore for MongoDocStore {
         Ok(r.deleted_count > 0)
     }
 
+    async fn purge_markers(
+        &self,
+        prefix: &str,
+        claimed_before: chrono::DateTime<chrono::Utc>,
+    ) -> Result<u64> {
+        validate::check_marker_prefix(prefix)?;
+        // An anchored regular expression of the literal prefix (metacharacters escaped).
+        let pattern = format!("^{}", regex_escape(prefix));
+        let r = self
+            .markers
+            .delete_many(doc! {
+                "_id": { "$regex": pattern },
+                "at": { "$lt": bson::DateTime::from_chrono(claimed_before) },
+            })
+            .await
+            .map_err(|e| map(e, "purge markers"))?;
+        Ok(r.deleted_count)
+    }
+
     async fn recent_logs(&self, limit: usize) -> Result<Vec<LogEntry>> {
         if limit == 0 {
             return Ok(Vec::new());
@@ -1036,4 +1055,16 @@ impl DocStore for MongoDocStore {
             .await
             .map_err(|e| map(e, "recent logs"))
     }
+}
+
+/// `text` with every regular-expression metacharacter escaped.
+fn regex_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() * 2);
+    for c in text.chars() {
+        if "\\^$.|?*+()[]{}/-".contains(c) {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
 }
