@@ -5,11 +5,14 @@
 #   scripts/services.sh up     install (apt, go) what is missing, start, wait, print exports
 #   scripts/services.sh down   stop what `up` started
 #   scripts/services.sh env    print the MOD8_* export lines only
+#   scripts/services.sh pg-standby start|stop|pause|resume|recreate|status
+#                              drive the PostgreSQL read replica alone (see its section)
 #
 # PostgreSQL, Redis and RabbitMQ come from Debian's packages. Beside the standalone Redis on
 # 6379, a 3-primary Redis Cluster (no replicas, no persistence) listens on 7000-7002. MongoDB is not in Debian's
 # archive, so the MongoDB-wire-compatible server is FerretDB v1.24 (built from its Go
-# module, PostgreSQL backend), listening on 127.0.0.1:27017.
+# module, PostgreSQL backend), listening on 127.0.0.1:27017. A streaming hot standby of the
+# PostgreSQL primary (a read replica) listens on 127.0.0.1:5433.
 #
 # Every server also accepts TLS, beside its plain listener, with a certificate from a test CA
 # generated here once (openssl, into $STATE_DIR/tls; SAN 127.0.0.1, ::1 and localhost):
@@ -76,6 +79,8 @@ export MOD8_MONGODB_URL=${MONGODB_URL}
 export MOD8_REDIS_URL=${REDIS_URL}
 export MOD8_AMQP_URL=${AMQP_URL}
 ENV
+    # The read replica, only when the standby answers (as for the cluster below).
+    if pg_standby_ok; then echo "export MOD8_POSTGRES_READ_URL=${POSTGRES_READ_URL}"; fi
     # Only when it answers: `docker compose` (see README) starts no cluster, and a set but
     # unreachable URL fails the suites.
     if redis_cluster_ok; then
@@ -228,6 +233,159 @@ stop_postgres() {
         log "stopping PostgreSQL $1/$2"
         as_root pg_ctlcluster "$1" "$2" stop || true
     fi
+}
+
+# --- PostgreSQL read replica (streaming standby) -------------------------------------
+# A hot standby of the primary above, on its own port (5433, loopback), for mod8-orm's
+# read-replica routing (`MOD8_POSTGRES_READ_URL`). It is a copy of the primary's data
+# directory (`pg_basebackup -R`, streaming through the physical replication slot
+# `mod8_standby`), kept in $STATE_DIR/pg-standby and run by `pg_ctl` as the postgres user: the
+# primary is never restarted, only reloaded when its pg_hba.conf gains the replication entry.
+# `scripts/services.sh pg-standby status|start|stop|pause|resume|recreate` drive it alone
+# (the replica tests stop it, and pause replay to make it lag).
+PG_STANDBY_PORT=5433
+PG_STANDBY_DIR="$STATE_DIR/pg-standby"
+PG_STANDBY_DATA="$PG_STANDBY_DIR/data"
+PG_STANDBY_SLOT="mod8_standby"
+PG_REPLICATION_USER="mod8_replicator"
+PG_REPLICATION_PASSWORD="mod8_replicator"
+POSTGRES_READ_URL="postgres://${PG_USER}:${PG_PASSWORD}@127.0.0.1:${PG_STANDBY_PORT}/${PG_DB}"
+
+pg_standby_version() {
+    local cluster; cluster=$(pg_cluster)
+    [ -n "$cluster" ] || die "no PostgreSQL cluster found (pg_lsclusters is empty)"
+    echo "${cluster%% *}"
+}
+pg_standby_bin() { echo "/usr/lib/postgresql/$(pg_standby_version)/bin/$1"; }
+pg_as_postgres() { as_root su postgres -s /bin/bash -c "$1"; }
+primary_psql() { as_root su postgres -c "psql -tAq -v ON_ERROR_STOP=1 -d ${2:-postgres} -c \"$1\""; }
+standby_psql() {
+    as_root su postgres -c "psql -h '$PG_STANDBY_DIR/run' -p $PG_STANDBY_PORT -tAq -v ON_ERROR_STOP=1 -d postgres -c \"$1\""
+}
+pg_standby_ok() {
+    PGPASSWORD=$PG_PASSWORD psql -h 127.0.0.1 -p "$PG_STANDBY_PORT" -U "$PG_USER" -d "$PG_DB" \
+        -tAc 'SELECT pg_is_in_recovery()' 2>/dev/null | grep -q '^t$'
+}
+pg_standby_running() {
+    [ -f "$PG_STANDBY_DATA/postmaster.pid" ] \
+        && pg_as_postgres "$(pg_standby_bin pg_ctl) -D '$PG_STANDBY_DATA' status" >/dev/null 2>&1
+}
+
+# The replication role, its pg_hba.conf entry for 127.0.0.1 (reload, never restart) and the
+# grants the replica tests need on the standby (pause and resume replay as mod8).
+prepare_pg_primary_for_standby() {
+    as_root su postgres -c "psql -q -v ON_ERROR_STOP=1 -d postgres" <<SQL
+DO \$\$ BEGIN
+  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '${PG_REPLICATION_USER}') THEN
+    CREATE ROLE ${PG_REPLICATION_USER} LOGIN REPLICATION PASSWORD '${PG_REPLICATION_PASSWORD}';
+  END IF;
+END \$\$;
+SQL
+    primary_psql "GRANT EXECUTE ON FUNCTION pg_wal_replay_pause(), pg_wal_replay_resume() TO ${PG_USER}" "$PG_DB"
+    local hba; hba=$(primary_psql "SHOW hba_file")
+    if ! as_root grep -Eq "^[[:space:]]*host[[:space:]]+replication[[:space:]]+(all|${PG_REPLICATION_USER})[[:space:]]+127\.0\.0\.1/32" "$hba"; then
+        log "PostgreSQL: adding a replication entry for 127.0.0.1 to $hba; reloading"
+        printf '%s\n' "# Written by mod8's scripts/services.sh: the read replica's streaming connection." \
+            "host replication ${PG_REPLICATION_USER} 127.0.0.1/32 scram-sha-256" | as_root tee -a "$hba" >/dev/null
+        primary_psql "SELECT pg_reload_conf()" >/dev/null
+    fi
+}
+
+# Whether the standby's data directory is a copy of this primary (a re-initialised primary
+# leaves an unusable one behind).
+pg_standby_data_matches() {
+    [ -f "$PG_STANDBY_DATA/standby.signal" ] && [ -f "$PG_STANDBY_DATA/postgresql.conf" ] || return 1
+    local ours theirs
+    theirs=$(primary_psql "SELECT system_identifier FROM pg_control_system()")
+    ours=$(as_root "$(pg_standby_bin pg_controldata)" "$PG_STANDBY_DATA" 2>/dev/null \
+        | awk -F: '/Database system identifier/ {gsub(/ /, "", $2); print $2}')
+    [ -n "$ours" ] && [ "$ours" = "$theirs" ]
+}
+
+# A fresh copy of the primary: drops the old slot and directory first.
+create_pg_standby() {
+    log "PostgreSQL standby: copying the primary with pg_basebackup into $PG_STANDBY_DATA"
+    as_root rm -rf "$PG_STANDBY_DATA"
+    as_root mkdir -p "$PG_STANDBY_DIR/run"
+    as_root chown postgres: "$PG_STANDBY_DIR" "$PG_STANDBY_DIR/run"
+    primary_psql "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = '${PG_STANDBY_SLOT}' AND NOT active" >/dev/null
+    pg_as_postgres "$(pg_standby_bin pg_basebackup) -d 'host=127.0.0.1 port=5432 user=${PG_REPLICATION_USER} password=${PG_REPLICATION_PASSWORD}' -D '$PG_STANDBY_DATA' -R -X stream -C -S ${PG_STANDBY_SLOT} -c fast"
+    local settings
+    settings=$(primary_psql "SELECT string_agg(name || ' = ' || setting, E'\n') FROM pg_settings WHERE name IN ('max_connections', 'max_worker_processes', 'max_prepared_transactions', 'max_locks_per_transaction', 'max_wal_senders')")
+    # Debian keeps postgresql.conf in /etc, so the copy has none: the standby gets its own.
+    # The settings above must be at least the primary's for a hot standby.
+    printf '%s\n' "# Written by mod8's scripts/services.sh: the read replica (hot standby)." \
+        "listen_addresses = '127.0.0.1'" "port = ${PG_STANDBY_PORT}" \
+        "unix_socket_directories = '$PG_STANDBY_DIR/run'" \
+        "hot_standby = on" "hot_standby_feedback = on" "shared_buffers = 32MB" \
+        "$settings" | as_root tee "$PG_STANDBY_DATA/postgresql.conf" >/dev/null
+    printf '%s\n' "local all all peer" "host all all 127.0.0.1/32 scram-sha-256" \
+        | as_root tee "$PG_STANDBY_DATA/pg_hba.conf" >/dev/null
+    as_root chown postgres: "$PG_STANDBY_DATA/postgresql.conf" "$PG_STANDBY_DATA/pg_hba.conf"
+}
+
+pg_standby_pg_ctl_start() {
+    pg_as_postgres "$(pg_standby_bin pg_ctl) -D '$PG_STANDBY_DATA' -l '$PG_STANDBY_DIR/standby.log' -w -t 60 start" >/dev/null
+}
+
+# Idempotent: a running standby is left alone; a stopped one is started; a missing, foreign
+# or unstartable data directory is made again.
+start_pg_standby() {
+    if pg_standby_running && pg_standby_ok; then
+        log "PostgreSQL standby answers on $PG_STANDBY_PORT"
+        return 0
+    fi
+    prepare_pg_primary_for_standby
+    if pg_standby_running; then
+        wait_for "PostgreSQL standby" 60 pg_standby_ok
+        return 0
+    fi
+    if ! pg_standby_data_matches; then
+        create_pg_standby
+    fi
+    log "starting the PostgreSQL standby on $PG_STANDBY_PORT"
+    if ! pg_standby_pg_ctl_start; then
+        log "the standby did not start (see $PG_STANDBY_DIR/standby.log); copying the primary again"
+        pg_as_postgres "$(pg_standby_bin pg_ctl) -D '$PG_STANDBY_DATA' -m immediate stop" >/dev/null 2>&1 || true
+        create_pg_standby
+        pg_standby_pg_ctl_start || die "the PostgreSQL standby does not start; see $PG_STANDBY_DIR/standby.log"
+    fi
+    wait_for "PostgreSQL standby" 60 pg_standby_ok
+}
+
+stop_pg_standby() {
+    if pg_standby_running; then
+        log "stopping the PostgreSQL standby"
+        pg_as_postgres "$(pg_standby_bin pg_ctl) -D '$PG_STANDBY_DATA' -m fast -w stop" >/dev/null || true
+    fi
+}
+
+# `down`: stop it and drop its slot, so the primary does not keep WAL for a standby that is
+# gone (the data directory stays; the next `up` resumes from it or copies the primary again).
+down_pg_standby() {
+    stop_pg_standby
+    if [ -n "$(pg_cluster)" ] && pg_isready -h 127.0.0.1 -p 5432 -q 2>/dev/null; then
+        primary_psql "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = '${PG_STANDBY_SLOT}' AND NOT active" >/dev/null || true
+        as_root rm -f "$PG_STANDBY_DATA/standby.signal"
+    fi
+}
+
+pg_standby_command() {
+    case "${1:-}" in
+        start) start_pg_standby ;;
+        stop) stop_pg_standby ;;
+        pause) standby_psql "SELECT pg_wal_replay_pause()" >/dev/null ;;
+        resume) standby_psql "SELECT pg_wal_replay_resume()" >/dev/null ;;
+        recreate) stop_pg_standby; create_pg_standby; start_pg_standby ;;
+        status)
+            if pg_standby_running && pg_standby_ok; then
+                echo "running on 127.0.0.1:$PG_STANDBY_PORT, replay $(standby_psql "SELECT pg_get_wal_replay_pause_state()")"
+            else
+                echo "stopped"; return 1
+            fi
+            ;;
+        *) echo "usage: $0 pg-standby start|stop|pause|resume|recreate|status" >&2; exit 2 ;;
+    esac
 }
 
 # --- Redis --------------------------------------------------------------------------
@@ -522,6 +680,7 @@ case "${1:-}" in
             install_packages
             generate_certs
             start_postgres
+            start_pg_standby
             start_redis
             start_redis_cluster
             start_rabbitmq
@@ -534,13 +693,17 @@ case "${1:-}" in
         stop_rabbitmq
         stop_redis_cluster
         stop_redis
+        down_pg_standby
         stop_postgres
         ;;
     env)
         print_env
         ;;
+    pg-standby)
+        pg_standby_command "${2:-}"
+        ;;
     *)
-        echo "usage: $0 up|down|env" >&2
+        echo "usage: $0 up|down|env|pg-standby start|stop|pause|resume|recreate|status" >&2
         exit 2
         ;;
 esac

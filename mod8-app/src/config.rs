@@ -171,7 +171,11 @@ impl HttpLimits {
 /// Everything [`crate::App::build`] needs.
 #[derive(Debug, Clone)]
 pub struct AppConfig {
-    /// Relational store (`MOD8_POSTGRES_URL`; SQLite in memory when unset).
+    /// Relational store (`MOD8_POSTGRES_URL`; SQLite in memory when unset). With
+    /// `MOD8_POSTGRES_READ_URL` (a streaming replica of that PostgreSQL database) reads go to
+    /// the replica and writes to the primary: [`OrmConfig::connect`] then returns a
+    /// [`mod8_orm::replica::ReplicaRouter`], the app's one handle (its reads follow its own
+    /// writes from the primary for `read_your_writes`, see [`mod8_orm::ReplicaSettings`]).
     pub sql: OrmConfig,
     /// Document store (`MOD8_MONGODB_URL`; in memory when unset). In memory its event log is
     /// bounded, evicting the oldest events: `MOD8_DOCSTORE_MAX_EVENTS` (default 100,000),
@@ -431,12 +435,24 @@ impl AppConfig {
         } else {
             "in-process broker (embedded; set MOD8_AMQP_URL for RabbitMQ)".to_owned()
         };
-        vec![
+        let mut lines = vec![
             format!("sql:      {sql}"),
             format!("docs:     {docs}"),
             format!("cache:    {cache}"),
             format!("messages: {mq}"),
-        ]
+        ];
+        lines.extend(self.describe_read_replica());
+        lines
+    }
+
+    /// The startup line for the SQL read replica, when `MOD8_POSTGRES_READ_URL` set one.
+    fn describe_read_replica(&self) -> Option<String> {
+        let url = self.sql.redacted_read_url()?;
+        Some(format!(
+            "sql read: PostgreSQL replica `{url}` (MOD8_POSTGRES_READ_URL; reads within {} ms of \
+             the primary, writes and a handle's reads after its own writes on the primary)",
+            self.sql.replica.max_lag.as_millis()
+        ))
     }
 }
 
@@ -553,6 +569,23 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("MOD8_QUEUE_PREFIX"), "{err}");
+    }
+
+    #[test]
+    fn a_read_replica_gets_its_own_startup_line_with_the_password_masked() {
+        let mut config = AppConfig::embedded();
+        assert_eq!(config.describe().len(), 4);
+        config.sql = OrmConfig::new("postgres://mod8:pw1@db:5432/mod8")
+            .with_read_url("postgres://mod8:pw2@replica:5433/mod8");
+        let lines = config.describe();
+        assert_eq!(lines.len(), 5);
+        assert!(
+            lines[4].starts_with(
+                "sql read: PostgreSQL replica `postgres://mod8:***@replica:5433/mod8`"
+            ),
+            "{lines:?}"
+        );
+        assert!(!lines.join("\n").contains("pw2"), "{lines:?}");
     }
 
     #[test]

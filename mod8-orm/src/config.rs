@@ -50,6 +50,49 @@ pub struct OrmConfig {
     /// without it a connection the server dropped fails its next call with
     /// [`Error::Unavailable`] (transient, so a retry gets a fresh connection).
     pub test_before_acquire: bool,
+    /// A read replica of the PostgreSQL database at `url` (a streaming hot standby), or
+    /// `None` (the default). When set, [`OrmConfig::connect`] returns a
+    /// [`ReplicaRouter`](crate::replica::ReplicaRouter): writes and units of work go to `url`,
+    /// read-only calls to this server, within the bounds of [`OrmConfig::replica`].
+    /// `MOD8_POSTGRES_READ_URL` in [`OrmConfig::from_env`].
+    pub read_url: Option<String>,
+    /// When reads go to the replica and when they stay on the primary (used only with
+    /// [`OrmConfig::read_url`]).
+    pub replica: ReplicaSettings,
+}
+
+/// How a [`ReplicaRouter`](crate::replica::ReplicaRouter) decides between the replica and the
+/// primary for a read (see the `replica` module for the rules).
+///
+/// A handle's reads see its own writes when `read_your_writes` is at least
+/// `max_lag + lag_check_interval` (the defaults are): a write older than that window is on any
+/// replica the router still reads from.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ReplicaSettings {
+    /// The most the replica may be behind the primary and still answer reads (default 1 s);
+    /// a replica further behind (or whose lag is unknown) leaves every read to the primary.
+    pub max_lag: Duration,
+    /// How long one measurement of the lag is used before the next read measures it again
+    /// (default 250 ms): the lag is measured on demand, by one caller at a time, not per call.
+    pub lag_check_interval: Duration,
+    /// After a handle writes (or commits a unit of work), its reads go to the primary for
+    /// this long (default 2 s): read-your-writes.
+    pub read_your_writes: Duration,
+    /// How long a read waits for a replica connection, and a lag measurement for its
+    /// answer, before the read goes to the primary (default 2 s).
+    pub timeout: Duration,
+}
+
+impl Default for ReplicaSettings {
+    fn default() -> Self {
+        ReplicaSettings {
+            max_lag: Duration::from_secs(1),
+            lag_check_interval: Duration::from_millis(250),
+            read_your_writes: Duration::from_secs(2),
+            timeout: Duration::from_secs(2),
+        }
+    }
 }
 
 impl std::fmt::Debug for OrmConfig {
@@ -63,6 +106,8 @@ impl std::fmt::Debug for OrmConfig {
             .field("sqlite_busy_timeout", &self.sqlite_busy_timeout)
             .field("migrate", &self.migrate)
             .field("test_before_acquire", &self.test_before_acquire)
+            .field("read_url", &self.redacted_read_url())
+            .field("replica", &self.replica)
             .finish()
     }
 }
@@ -78,6 +123,8 @@ impl Default for OrmConfig {
             sqlite_busy_timeout: Duration::from_secs(5),
             migrate: true,
             test_before_acquire: false,
+            read_url: None,
+            replica: ReplicaSettings::default(),
         }
     }
 }
@@ -92,9 +139,10 @@ impl OrmConfig {
     }
 
     /// `MOD8_POSTGRES_URL` when set (else in-memory SQLite, [`DEFAULT_URL`]), with the pool
-    /// size from `MOD8_ORM_MAX_CONNECTIONS` when set. A value that is not a URL this crate
-    /// can connect to, or a pool size below 1, is an [`Error::Validation`] naming the
-    /// variable.
+    /// size from `MOD8_ORM_MAX_CONNECTIONS` and the read replica from
+    /// `MOD8_POSTGRES_READ_URL` when set. A value that is not a URL this crate can connect to
+    /// (a read URL that is not `postgres://`), or a pool size below 1, is an
+    /// [`Error::Validation`] naming the variable.
     pub fn from_env() -> Result<Self> {
         let url = match std::env::var("MOD8_POSTGRES_URL") {
             Ok(url) if !url.trim().is_empty() => url_var(&url)?,
@@ -104,7 +152,29 @@ impl OrmConfig {
         if let Ok(n) = std::env::var("MOD8_ORM_MAX_CONNECTIONS") {
             config.max_connections = max_connections_var(&n)?;
         }
+        if let Ok(url) = std::env::var(READ_URL_VAR) {
+            if !url.trim().is_empty() {
+                config.read_url = Some(read_url_var(&url)?);
+            }
+        }
         Ok(config)
+    }
+
+    /// Reads go to the PostgreSQL replica at `url` (see [`OrmConfig::read_url`]).
+    pub fn with_read_url(mut self, url: impl Into<String>) -> Self {
+        self.read_url = Some(url.into());
+        self
+    }
+
+    /// Sets the replica routing bounds (see [`ReplicaSettings`]).
+    pub fn with_replica_settings(mut self, settings: ReplicaSettings) -> Self {
+        self.replica = settings;
+        self
+    }
+
+    /// The read URL with its password masked, if one is set.
+    pub fn redacted_read_url(&self) -> Option<String> {
+        self.read_url.as_deref().map(mod8_rules::redact::redact_url)
     }
 
     /// The URL with its password masked (`postgres://mod8:***@host/db`), for logs and
@@ -128,6 +198,21 @@ impl OrmConfig {
                 "max_connections",
                 "the pool needs at least 1 connection",
             ));
+        }
+        if let Some(read_url) = &self.read_url {
+            if !is_postgres(read_url.trim()) {
+                return Err(Error::validation(
+                    "read_url",
+                    "a read replica is a PostgreSQL server: expected a postgres:// or \
+                     postgresql:// URL",
+                ));
+            }
+            if !is_postgres(self.url.trim()) {
+                return Err(Error::validation(
+                    "read_url",
+                    "a read replica needs a PostgreSQL primary (url is not postgres://)",
+                ));
+            }
         }
         Ok(())
     }
@@ -175,6 +260,11 @@ impl OrmConfig {
         if is_postgres(url) {
             #[cfg(feature = "postgres")]
             {
+                if self.read_url.is_some() {
+                    return Ok(Arc::new(
+                        crate::replica::ReplicaRouter::connect(self).await?,
+                    ));
+                }
                 return Ok(Arc::new(
                     crate::postgres::PostgresStore::connect(self).await?,
                 ));
@@ -212,6 +302,22 @@ fn url_var(value: &str) -> Result<String> {
         Ok(url.to_owned())
     } else {
         Err(Error::validation("MOD8_POSTGRES_URL", EXPECTED_SCHEMES))
+    }
+}
+
+/// The variable [`OrmConfig::from_env`] reads the replica's URL from.
+const READ_URL_VAR: &str = "MOD8_POSTGRES_READ_URL";
+
+/// `MOD8_POSTGRES_READ_URL`: a PostgreSQL URL, trimmed.
+fn read_url_var(value: &str) -> Result<String> {
+    let url = value.trim();
+    if is_postgres(url) {
+        Ok(url.to_owned())
+    } else {
+        Err(Error::validation(
+            READ_URL_VAR,
+            "expected a postgres:// or postgresql:// URL (the read replica)",
+        ))
     }
 }
 
@@ -276,6 +382,45 @@ mod tests {
                 "{bad:?}"
             );
         }
+    }
+
+    #[test]
+    fn read_url_from_the_environment() {
+        assert_eq!(
+            read_url_var(" postgres://u:p@replica/db ").unwrap(),
+            "postgres://u:p@replica/db"
+        );
+        for bad in ["sqlite::memory:", "mysql://nope", "replica:5433"] {
+            assert!(
+                matches!(
+                    read_url_var(bad),
+                    Err(Error::Validation { field, .. }) if field == "MOD8_POSTGRES_READ_URL"
+                ),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_read_replica_needs_postgres_on_both_sides() {
+        for config in [
+            OrmConfig::new("sqlite::memory:").with_read_url("postgres://u:p@replica/db"),
+            OrmConfig::new("postgres://u:p@primary/db").with_read_url("sqlite::memory:"),
+        ] {
+            assert!(matches!(
+                config.connect().await,
+                Err(Error::Validation { field, .. }) if field == "read_url"
+            ));
+        }
+    }
+
+    #[test]
+    fn the_read_url_password_is_masked() {
+        let config = OrmConfig::new("postgres://u:pw1@primary/db")
+            .with_read_url("postgres://u:pw2@replica/db");
+        let debug = format!("{config:?}");
+        assert!(!debug.contains("pw1") && !debug.contains("pw2"), "{debug}");
+        assert!(debug.contains("replica/db"), "{debug}");
     }
 
     #[tokio::test]

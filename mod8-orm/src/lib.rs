@@ -19,6 +19,9 @@ mod store;
 #[cfg(feature = "postgres")]
 #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
 pub mod postgres;
+#[cfg(feature = "postgres")]
+#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
+pub mod replica;
 pub mod sqlite;
 #[cfg(feature = "testing")]
 #[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
@@ -26,7 +29,7 @@ pub mod testing;
 pub mod validate;
 
 pub use catalog::*;
-pub use config::{connect, OrmConfig, DEFAULT_URL};
+pub use config::{connect, OrmConfig, ReplicaSettings, DEFAULT_URL};
 pub use customer_summary::CustomerRfm;
 pub use error::{BoxError, Error, Result};
 pub use model::*;

@@ -20,6 +20,8 @@
 //! ```
 #![allow(clippy::unwrap_used, clippy::float_cmp)]
 
+use std::sync::Arc;
+
 use futures::future::BoxFuture;
 use futures::FutureExt;
 use uuid::Uuid;
@@ -179,6 +181,107 @@ impl TestDb {
         }
     }
 
+    /// A fresh database on the PostgreSQL primary at `admin_url` (as [`TestDb::postgres`]),
+    /// reached through a [`ReplicaRouter`](crate::replica::ReplicaRouter) whose replica is the
+    /// same database on the standby at `read_admin_url` (only its database name is replaced).
+    /// Waits until the standby has replayed the new database and its migrations (the router
+    /// reports it current, zero behind), so reads go to it from the first call. [`TestDb::db`] is a clone
+    /// of the returned router (same write history and counters).
+    ///
+    /// # Panics
+    ///
+    /// When either server cannot be reached, or the standby does not catch up within a
+    /// minute.
+    #[cfg(feature = "postgres")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
+    pub async fn postgres_replica(
+        admin_url: &str,
+        read_admin_url: &str,
+        settings: ReplicaSettings,
+    ) -> Option<(TestDb, crate::replica::ReplicaRouter)> {
+        let primary = TestDb::postgres(admin_url).await?;
+        let name = primary
+            .url
+            .rsplit_once('/')
+            .map(|(_, db)| db.split('?').next().unwrap_or(db).to_owned())
+            .expect("the test database's URL names it");
+        let read_url = replace_database(read_admin_url, &name);
+        let config = OrmConfig::new(primary.url.clone())
+            .with_max_connections(4)
+            .with_read_url(read_url)
+            .with_replica_settings(settings);
+        let router = crate::replica::ReplicaRouter::connect(&config)
+            .await
+            .expect("connect the replica router to the test database");
+        use std::time::Duration;
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            // Replayed everything (not merely within the lag bound): the migrations are there.
+            let state = router.check_replica().await;
+            if state
+                == (crate::replica::ReplicaState::Current {
+                    lag: Duration::ZERO,
+                })
+            {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the standby at {} did not catch up with the test database within a minute \
+                 (last state {state:?})",
+                crate::config::OrmConfig::new(read_admin_url).redacted_url()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let TestDb {
+            db: plain,
+            url,
+            cleanup,
+        } = primary;
+        // The router's own primary store replaces the one `TestDb::postgres` connected.
+        plain.close().await;
+        let closing = router.clone();
+        Some((
+            TestDb {
+                db: Arc::new(router.clone()),
+                url,
+                cleanup: Some(Box::new(move || {
+                    async move {
+                        closing.close().await;
+                        if let Some(cleanup) = cleanup {
+                            cleanup().await;
+                        }
+                    }
+                    .boxed()
+                })),
+            },
+            router,
+        ))
+    }
+
+    /// Like [`TestDb::postgres_replica`] with `MOD8_POSTGRES_URL` and `MOD8_POSTGRES_READ_URL`
+    /// and the default [`ReplicaSettings`], or `None` (after one skip line) when either is
+    /// unset; panics when one is unset and `MOD8_REQUIRE_SERVICES=1`.
+    #[cfg(feature = "postgres")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
+    pub async fn postgres_replica_from_env(suite: &str) -> Option<TestDb> {
+        Self::postgres_replica_from_env_with(suite, ReplicaSettings::default())
+            .await
+            .map(|(db, _)| db)
+    }
+
+    /// [`TestDb::postgres_replica_from_env`] with these settings, returning the router too.
+    #[cfg(feature = "postgres")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
+    pub async fn postgres_replica_from_env_with(
+        suite: &str,
+        settings: ReplicaSettings,
+    ) -> Option<(TestDb, crate::replica::ReplicaRouter)> {
+        let admin = service_var("MOD8_POSTGRES_URL", suite)?;
+        let read = service_var("MOD8_POSTGRES_READ_URL", suite)?;
+        TestDb::postgres_replica(&admin, &read, settings).await
+    }
+
     /// The URL of the database under test.
     pub fn url(&self) -> &str {
         &self.url
@@ -203,6 +306,35 @@ impl TestDb {
         match self.cleanup {
             Some(cleanup) => cleanup().await,
             None => self.db.close().await,
+        }
+    }
+}
+
+/// The URL in `var`, or `None` after one skip line; panics when unset and
+/// `MOD8_REQUIRE_SERVICES=1`.
+#[cfg(feature = "postgres")]
+fn service_var(var: &str, suite: &str) -> Option<String> {
+    use std::io::Write;
+    match std::env::var(var) {
+        Ok(url) if !url.trim().is_empty() => {
+            let _ = writeln!(
+                std::io::stderr(),
+                "{suite}: using the real service at {var}"
+            );
+            Some(url.trim().to_owned())
+        }
+        _ if matches!(
+            std::env::var("MOD8_REQUIRE_SERVICES")
+                .as_deref()
+                .map(str::trim),
+            Ok("1" | "true" | "yes")
+        ) =>
+        {
+            panic!("{suite}: {var} is not set but MOD8_REQUIRE_SERVICES=1 requires it")
+        }
+        _ => {
+            let _ = writeln!(std::io::stderr(), "skipping {suite}: {var} not set");
+            None
         }
     }
 }
