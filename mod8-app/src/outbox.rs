@@ -672,4 +672,83 @@ mod tests {
         assert_eq!(counters.unpublishable(), 2, "each row counted once");
         app.shutdown().await;
     }
+
+    #[tokio::test]
+    async fn an_order_placed_row_is_published_under_its_event_id_along_the_order_route() {
+        let app = App::build(AppConfig::embedded()).await.unwrap();
+        let topology = &app.config.topology;
+        let queue = "order_events";
+        app.broker
+            .declare_queue(&mod8_mq::QueueSpec::named(queue))
+            .await
+            .unwrap();
+        app.broker
+            .bind(&mod8_mq::BindingSpec::new(
+                queue,
+                &topology.data_exchange,
+                mod8_mq::domain::Topology::ORDER_PLACED_KEY,
+            ))
+            .await
+            .unwrap();
+        let event = OutboxEvent::new(
+            "order-1",
+            OrderPlaced {
+                order_id: Uuid::new_v4(),
+                user_id: Uuid::new_v4(),
+                total_cents: 500,
+                lines: Vec::new(),
+            },
+        );
+        let payload = event.to_payload().unwrap();
+        app.sql
+            .enqueue(ORDER_PLACED_TOPIC, payload.clone())
+            .await
+            .unwrap();
+        // Not an OrderPlaced event: never publishable under this topic.
+        app.sql
+            .enqueue(ORDER_PLACED_TOPIC, user_data(1))
+            .await
+            .unwrap();
+        app.sql
+            .enqueue(USER_DATA_TOPIC, user_data(2))
+            .await
+            .unwrap();
+        let rows = app
+            .sql
+            .claim_pending(10, Duration::from_millis(1))
+            .await
+            .unwrap();
+        let row = rows.iter().find(|r| r.payload == payload).unwrap();
+        let envelope = event_envelope::<OrderPlaced>(row).unwrap();
+        assert_eq!(
+            envelope.id, event.event_id,
+            "the message id is the event id"
+        );
+        assert_eq!(envelope.payload, event.event);
+        tokio::time::sleep(Duration::from_millis(5)).await; // the 1 ms lease is over
+        let counters = OutboxCounters::default();
+        let pass = relay_once(
+            app.sql.as_ref(),
+            &app.pipeline,
+            &counters,
+            Duration::from_secs(10),
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            pass,
+            Pass {
+                claimed: 3,
+                sent: 2,
+                failed: 0,
+                unpublishable: 1
+            }
+        );
+        assert_eq!(
+            app.broker.queue_depth(queue).await.unwrap(),
+            1,
+            "the order event, not the user data"
+        );
+        app.shutdown().await;
+    }
 }
