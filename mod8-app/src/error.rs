@@ -50,6 +50,16 @@ pub enum AppError {
         /// The field whose value is taken (`email`, `username`, ...).
         field: String,
     },
+    /// The request conflicts with the current state of what it acts on — too little stock,
+    /// an order status that cannot make this move, a review already written; `field` names
+    /// what (`stock`, `status`, `user_id`) and `message` says why: 409 `conflict`.
+    #[error("{message}")]
+    StateConflict {
+        /// What conflicts.
+        field: String,
+        /// Why, for a person (which variant, how many are available, ...).
+        message: String,
+    },
     /// The backend behind the operation cannot do it (a server lacking a feature): 501.
     #[error("{0}")]
     Unsupported(String),
@@ -85,6 +95,7 @@ impl AppError {
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Conflict { .. } => StatusCode::CONFLICT,
+            Self::StateConflict { .. } => StatusCode::CONFLICT,
             Self::Unsupported(_) => StatusCode::NOT_IMPLEMENTED,
             Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -101,6 +112,7 @@ impl AppError {
             Self::RateLimited { .. } => "rate_limited",
             Self::NotFound(_) => "not_found",
             Self::Conflict { .. } => "conflict",
+            Self::StateConflict { .. } => "conflict",
             Self::Unsupported(_) => "unsupported",
             Self::Unavailable { .. } => "unavailable",
             Self::Internal(_) => "internal",
@@ -276,7 +288,9 @@ impl IntoResponse for AppError {
         };
         let mut error = json!({ "code": code, "message": message });
         match &self {
-            Self::Validation { field, .. } | Self::Conflict { field } => {
+            Self::Validation { field, .. }
+            | Self::Conflict { field }
+            | Self::StateConflict { field, .. } => {
                 error["field"] = json!(field);
             }
             Self::Internal(_) => error["message"] = json!("internal error"),
@@ -378,6 +392,10 @@ impl From<Arc<AppError>> for AppError {
                 AppError::NotFound(m) => AppError::NotFound(m.clone()),
                 AppError::Conflict { field } => AppError::Conflict {
                     field: field.clone(),
+                },
+                AppError::StateConflict { field, message } => AppError::StateConflict {
+                    field: field.clone(),
+                    message: message.clone(),
                 },
                 AppError::Unsupported(m) => AppError::Unsupported(m.clone()),
                 AppError::Unavailable {

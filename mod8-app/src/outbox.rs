@@ -1,4 +1,5 @@
-//! The outbox relay: publishes the rows that registration wrote in its SQL transaction, and
+//! The outbox relay: publishes the rows that registration and checkout wrote in their SQL
+//! transactions (topics [`USER_DATA_TOPIC`] and [`ORDER_PLACED_TOPIC`]), and
 //! marks them sent only after the broker confirmed them. A broker outage delays events (rows
 //! stay pending and are claimed again when their lease runs out) but never loses them.
 
@@ -7,8 +8,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use mod8_mq::domain::{Pipeline, UserData};
-use mod8_mq::Envelope;
+use mod8_mq::domain::{OrderPlaced, Pipeline, UserData};
+use mod8_mq::{Envelope, Payload, Route};
 use mod8_orm::{Database, OutboxMessage};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{watch, Notify};
@@ -16,6 +17,10 @@ use uuid::Uuid;
 
 /// Outbox topic of the `UserData` event written at registration.
 pub const USER_DATA_TOPIC: &str = "user_data";
+
+/// Outbox topic of the [`OrderPlaced`] event written by checkout (an [`OutboxEvent`] whose
+/// aggregate is the order), published along [`mod8_mq::domain::Topology::order_placed_route`].
+pub const ORDER_PLACED_TOPIC: &str = "order.placed";
 
 /// How many rows one pass claims.
 const BATCH: u32 = 100;
@@ -168,6 +173,77 @@ fn envelope(row: &OutboxMessage) -> Result<Envelope<UserData>, serde_json::Error
     Ok(envelope)
 }
 
+/// The envelope of a row of a topic whose payload is always an [`OutboxEvent`]: published
+/// under the event's id, so every publish of the row carries the same message id.
+fn event_envelope<T: Payload + serde::de::DeserializeOwned>(
+    row: &OutboxMessage,
+) -> Result<Envelope<T>, serde_json::Error> {
+    let event = serde_json::from_value::<OutboxEvent<T>>(row.payload.clone())?;
+    let mut envelope = Envelope::new(event.event);
+    envelope.id = event.event_id;
+    envelope.timestamp = row.created_at;
+    Ok(envelope)
+}
+
+/// The envelopes of one topic claimed in a pass, each with its row's id (an envelope's id is
+/// its event's id, not the row's).
+struct Group<T> {
+    envelopes: Vec<Envelope<T>>,
+    row_ids: Vec<Uuid>,
+}
+
+impl<T> Default for Group<T> {
+    fn default() -> Self {
+        Group {
+            envelopes: Vec::new(),
+            row_ids: Vec::new(),
+        }
+    }
+}
+
+impl<T: Payload> Group<T> {
+    fn push(&mut self, envelope: Envelope<T>, row_id: Uuid) {
+        self.envelopes.push(envelope);
+        self.row_ids.push(row_id);
+    }
+
+    /// Publishes the group along `route` with confirms; the rows of confirmed envelopes go to
+    /// `confirmed`, failures are counted in `pass` (those rows stay pending).
+    async fn publish(
+        &self,
+        pipeline: &Pipeline,
+        counters: &OutboxCounters,
+        route: &Route,
+        pass: &mut Pass,
+        confirmed: &mut Vec<Uuid>,
+    ) {
+        if self.envelopes.is_empty() {
+            return;
+        }
+        let results = match pipeline.producer().send_batch(&self.envelopes, route).await {
+            Ok(results) => results,
+            Err(e) => {
+                counters
+                    .failures
+                    .fetch_add(self.envelopes.len() as u64, Ordering::Relaxed);
+                tracing::warn!(error = %e, rows = self.envelopes.len(), kind = T::KIND, "outbox publish failed; rows stay pending");
+                pass.failed += self.envelopes.len();
+                return;
+            }
+        };
+        for ((envelope, row_id), result) in self.envelopes.iter().zip(&self.row_ids).zip(results) {
+            match result {
+                Ok(()) => confirmed.push(*row_id),
+                Err(e) => {
+                    counters.failures.fetch_add(1, Ordering::Relaxed);
+                    pass.failed += 1;
+                    tracing::warn!(id = %envelope.id, error = %e, "outbox publish not confirmed; row stays pending");
+                }
+            }
+        }
+    }
+}
+
 /// What one [`relay_once`] pass did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Pass {
@@ -208,60 +284,51 @@ pub async fn relay_once(
     if rows.is_empty() {
         return Ok(pass);
     }
-    let mut envelopes = Vec::with_capacity(rows.len());
-    // The row of each envelope (an envelope's id is its event's id, not the row's).
-    let mut row_ids = Vec::with_capacity(rows.len());
+    let mut user_data = Group::<UserData>::default();
+    let mut orders_placed = Group::<OrderPlaced>::default();
     for row in &rows {
         if counters.is_unpublishable(row.id) {
             // Logged and counted when first found; the claim returns it again each lease.
             pass.unpublishable += 1;
             continue;
         }
-        let parsed = if row.topic == USER_DATA_TOPIC {
-            envelope(row).map_err(|e| format!("payload is not UserData: {e}"))
-        } else {
-            Err(format!("unknown topic {:?}", row.topic))
+        let parsed = match row.topic.as_str() {
+            USER_DATA_TOPIC => envelope(row)
+                .map(|e| user_data.push(e, row.id))
+                .map_err(|e| format!("payload is not UserData: {e}")),
+            ORDER_PLACED_TOPIC => event_envelope::<OrderPlaced>(row)
+                .map(|e| orders_placed.push(e, row.id))
+                .map_err(|e| format!("payload is not an OrderPlaced event: {e}")),
+            other => Err(format!("unknown topic {other:?}")),
         };
-        match parsed {
-            Ok(e) => {
-                envelopes.push(e);
-                row_ids.push(row.id);
-            }
-            Err(reason) => {
-                pass.unpublishable += 1;
-                if counters.newly_unpublishable(row.id) {
-                    tracing::error!(id = %row.id, topic = %row.topic, payload = %row.payload, %reason,
-                        "outbox row can never be published; skipped from now on (it stays unsent in the table)");
-                }
+        if let Err(reason) = parsed {
+            pass.unpublishable += 1;
+            if counters.newly_unpublishable(row.id) {
+                tracing::error!(id = %row.id, topic = %row.topic, payload = %row.payload, %reason,
+                    "outbox row can never be published; skipped from now on (it stays unsent in the table)");
             }
         }
     }
-    if envelopes.is_empty() {
-        return Ok(pass);
-    }
-    let route = pipeline.topology().user_data_route();
-    let results = match pipeline.producer().send_batch(&envelopes, &route).await {
-        Ok(results) => results,
-        Err(e) => {
-            counters
-                .failures
-                .fetch_add(envelopes.len() as u64, Ordering::Relaxed);
-            tracing::warn!(error = %e, rows = envelopes.len(), "outbox publish failed; rows stay pending");
-            pass.failed = envelopes.len();
-            return Ok(pass);
-        }
-    };
-    let mut confirmed = Vec::with_capacity(envelopes.len());
-    for ((envelope, row_id), result) in envelopes.iter().zip(&row_ids).zip(results) {
-        match result {
-            Ok(()) => confirmed.push(*row_id),
-            Err(e) => {
-                counters.failures.fetch_add(1, Ordering::Relaxed);
-                pass.failed += 1;
-                tracing::warn!(id = %envelope.id, error = %e, "outbox publish not confirmed; row stays pending");
-            }
-        }
-    }
+    let topology = pipeline.topology();
+    let mut confirmed = Vec::with_capacity(rows.len());
+    user_data
+        .publish(
+            pipeline,
+            counters,
+            &topology.user_data_route(),
+            &mut pass,
+            &mut confirmed,
+        )
+        .await;
+    orders_placed
+        .publish(
+            pipeline,
+            counters,
+            &topology.order_placed_route(),
+            &mut pass,
+            &mut confirmed,
+        )
+        .await;
     if !confirmed.is_empty() {
         let marked = sql.mark_sent(&confirmed).await?;
         counters.sent.fetch_add(marked, Ordering::Relaxed);
@@ -603,6 +670,85 @@ mod tests {
         assert_eq!(second.failed + second.sent as usize, 0);
         assert!(!second.all_failed());
         assert_eq!(counters.unpublishable(), 2, "each row counted once");
+        app.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn an_order_placed_row_is_published_under_its_event_id_along_the_order_route() {
+        let app = App::build(AppConfig::embedded()).await.unwrap();
+        let topology = &app.config.topology;
+        let queue = "order_events";
+        app.broker
+            .declare_queue(&mod8_mq::QueueSpec::named(queue))
+            .await
+            .unwrap();
+        app.broker
+            .bind(&mod8_mq::BindingSpec::new(
+                queue,
+                &topology.data_exchange,
+                mod8_mq::domain::Topology::ORDER_PLACED_KEY,
+            ))
+            .await
+            .unwrap();
+        let event = OutboxEvent::new(
+            "order-1",
+            OrderPlaced {
+                order_id: Uuid::new_v4(),
+                user_id: Uuid::new_v4(),
+                total_cents: 500,
+                lines: Vec::new(),
+            },
+        );
+        let payload = event.to_payload().unwrap();
+        app.sql
+            .enqueue(ORDER_PLACED_TOPIC, payload.clone())
+            .await
+            .unwrap();
+        // Not an OrderPlaced event: never publishable under this topic.
+        app.sql
+            .enqueue(ORDER_PLACED_TOPIC, user_data(1))
+            .await
+            .unwrap();
+        app.sql
+            .enqueue(USER_DATA_TOPIC, user_data(2))
+            .await
+            .unwrap();
+        let rows = app
+            .sql
+            .claim_pending(10, Duration::from_millis(1))
+            .await
+            .unwrap();
+        let row = rows.iter().find(|r| r.payload == payload).unwrap();
+        let envelope = event_envelope::<OrderPlaced>(row).unwrap();
+        assert_eq!(
+            envelope.id, event.event_id,
+            "the message id is the event id"
+        );
+        assert_eq!(envelope.payload, event.event);
+        tokio::time::sleep(Duration::from_millis(5)).await; // the 1 ms lease is over
+        let counters = OutboxCounters::default();
+        let pass = relay_once(
+            app.sql.as_ref(),
+            &app.pipeline,
+            &counters,
+            Duration::from_secs(10),
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            pass,
+            Pass {
+                claimed: 3,
+                sent: 2,
+                failed: 0,
+                unpublishable: 1
+            }
+        );
+        assert_eq!(
+            app.broker.queue_depth(queue).await.unwrap(),
+            1,
+            "the order event, not the user data"
+        );
         app.shutdown().await;
     }
 }

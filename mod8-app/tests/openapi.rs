@@ -303,6 +303,7 @@ async fn the_document_is_openapi_3_1_with_the_bearer_scheme_on_protected_operati
         ("GET", "/healthz"),
         ("GET", "/openapi.json"),
         ("POST", "/api/users"),
+        ("GET", "/api/products/{id}/reviews"),
     ]
     .into_iter()
     .map(|(m, p)| (m.to_owned(), p.to_owned()))

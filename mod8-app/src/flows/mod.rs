@@ -8,6 +8,8 @@
 //! - [`personalisation`]: cache hit, or SQL + documents → profile → predictions (cached) →
 //!   recommendations → cache for an hour.
 //! - [`orders`]: place an order, then drop what is cached about its user.
+//! - [`shop`]: carts, checkout with its `order.placed` outbox row, the order life cycle and
+//!   reviews.
 //!
 //! The flow modules do not import each other: a flow calls another one through its method on
 //! [`App`], and what several of them share lives outside them — cache keys and tags in
@@ -20,6 +22,7 @@ pub mod analytics;
 pub mod orders;
 pub mod personalisation;
 pub mod registration;
+pub mod shop;
 
 use std::future::Future;
 use std::time::Instant;

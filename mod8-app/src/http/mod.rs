@@ -10,6 +10,7 @@
 //! | `GET /api/insights` | `admin` | segment report over every user, as last computed by the insights worker, with `computed_at` (see [`crate::flows::personalisation::InsightsReport`]) |
 //! | `POST /api/tokens` | `admin` | issue a token: `{"scope": "user", "user_id": ...}`, `{"scope": "service", "subject": ...}` or `{"scope": "admin"}`; 201 |
 //! | `GET /metrics` | `admin` | Prometheus text |
+//! | carts, orders, reviews | see [`shop`] | the shop: cart lines, checkout, pay / ship / cancel, product reviews |
 //! | `GET /healthz` | anyone | each dependency's state; 503 when a required one is down |
 //! | `GET /openapi.json` | anyone | the OpenAPI 3.1 document of all of the above ([`openapi`]) |
 //!
@@ -36,6 +37,7 @@ pub mod auth;
 mod handlers;
 pub mod rate_limit;
 mod server;
+pub mod shop;
 
 pub use server::{serve_listener, TOO_MANY_CONNECTIONS};
 pub mod openapi;
@@ -49,7 +51,7 @@ use axum::extract::{DefaultBodyLimit, FromRequest, MatchedPath, Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use serde_json::json;
 use tower_http::catch_panic::CatchPanicLayer;
@@ -79,6 +81,27 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/api/users/{id}/profile", get(handlers::profile))
         .route("/api/insights", get(handlers::insights))
         .route("/api/tokens", post(handlers::issue_token))
+        // The shop (see `shop`): carts, checkout and orders, the order life cycle, reviews.
+        .route(
+            "/api/users/{id}/cart",
+            get(shop::get_cart).delete(shop::clear_cart),
+        )
+        .route("/api/users/{id}/cart/items", post(shop::add_cart_item))
+        .route(
+            "/api/users/{id}/cart/items/{variant_id}",
+            put(shop::set_cart_item).delete(shop::remove_cart_item),
+        )
+        .route(
+            "/api/users/{id}/orders",
+            get(shop::list_orders).post(shop::place_order),
+        )
+        .route("/api/orders/{id}/pay", post(shop::pay_order))
+        .route("/api/orders/{id}/ship", post(shop::ship_order))
+        .route("/api/orders/{id}/cancel", post(shop::cancel_order))
+        .route(
+            "/api/products/{id}/reviews",
+            get(shop::list_reviews).post(shop::create_review),
+        )
         .route("/metrics", get(handlers::metrics))
         .route("/healthz", get(handlers::healthz))
         .route("/openapi.json", get(handlers::openapi))

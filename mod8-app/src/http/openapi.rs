@@ -17,6 +17,7 @@ use utoipa::openapi::{ContentBuilder, ObjectBuilder, Ref, RefOr, Type};
 use utoipa::{Modify, OpenApi, ToSchema};
 
 use super::handlers;
+use super::shop;
 
 /// The body of every error response: `{"error": {"code", "message", "field"?, "request_id"?}}`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -113,7 +114,7 @@ error_responses! {
     /// 408 `timeout`.
     Timeout => "The request took too long and was abandoned (code `timeout`).";
     /// 409 `conflict`.
-    Conflict => "A unique value is already taken; `field` names which (code `conflict`).";
+    Conflict => "A unique value is already taken, or the request conflicts with the current state (too little `stock`, an order `status` that does not allow the move); `field` names which (code `conflict`).";
     /// 413 `payload_too_large`.
     PayloadTooLarge => "The body is larger than 64 KiB (code `payload_too_large`).";
     /// 422 `validation`.
@@ -186,6 +187,19 @@ impl Modify for BearerScheme {
         handlers::metrics,
         handlers::healthz,
         handlers::openapi,
+        // The shop.
+        shop::get_cart,
+        shop::clear_cart,
+        shop::add_cart_item,
+        shop::set_cart_item,
+        shop::remove_cart_item,
+        shop::list_orders,
+        shop::place_order,
+        shop::pay_order,
+        shop::ship_order,
+        shop::cancel_order,
+        shop::create_review,
+        shop::list_reviews,
     ),
     components(
         schemas(ErrorBody, ErrorDetail, ErrorCode),
@@ -209,6 +223,7 @@ impl Modify for BearerScheme {
         (name = "events", description = "Recording what users do"),
         (name = "insights", description = "The segment report"),
         (name = "operations", description = "Health, metrics and this document"),
+        (name = "shop", description = "Carts, checkout, the order life cycle and product reviews"),
     ),
 )]
 pub struct ApiDoc;

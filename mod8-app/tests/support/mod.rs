@@ -97,6 +97,26 @@ impl Server {
         (status, r.json().await.unwrap_or(Value::Null))
     }
 
+    /// Any method with `token` (none: no Authorization header) and an optional JSON body.
+    pub async fn send_as(
+        &self,
+        method: reqwest::Method,
+        token: Option<&str>,
+        path: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut request = self.http.request(method, format!("{}{path}", self.base));
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let r = request.send().await.unwrap();
+        let status = r.status();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
     /// Registers `name` (without a token, as any client would); the body carries its token.
     pub async fn register(&self, name: &str) -> Value {
         let (status, body) = self

@@ -1,4 +1,4 @@
-//! mod8's three message payloads: user data, notifications and analytics events.
+//! mod8's message payloads: user data, notifications, analytics events and order events.
 
 use std::collections::HashMap;
 
@@ -79,6 +79,37 @@ impl Payload for Analytics {
     const KIND: &'static str = "analytics";
 }
 
+/// An order was placed (checkout committed): published by the outbox relay to the data
+/// exchange under [`Topology::order_placed_route`](crate::domain::Topology::order_placed_route).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderPlaced {
+    /// The order.
+    pub order_id: uuid::Uuid,
+    /// The buyer.
+    pub user_id: uuid::Uuid,
+    /// The order's total, in cents.
+    pub total_cents: i64,
+    /// What was bought.
+    pub lines: Vec<OrderPlacedLine>,
+}
+
+/// One line of an [`OrderPlaced`] event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderPlacedLine {
+    /// The product.
+    pub product_id: uuid::Uuid,
+    /// The variant of the product bought.
+    pub variant_id: uuid::Uuid,
+    /// Units.
+    pub quantity: i64,
+    /// Unit price when the order was placed, in cents.
+    pub unit_price_cents: i64,
+}
+
+impl Payload for OrderPlaced {
+    const KIND: &'static str = "order_placed";
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -101,5 +132,24 @@ mod tests {
             .to_string()
             .contains("expected message type 'user_data'"));
         assert!(Envelope::<UserData>::from_bytes(b"not json").is_err());
+    }
+
+    #[test]
+    fn an_order_placed_envelope_round_trips_under_its_own_kind() {
+        let line = OrderPlacedLine {
+            product_id: uuid::Uuid::new_v4(),
+            variant_id: uuid::Uuid::new_v4(),
+            quantity: 2,
+            unit_price_cents: 150,
+        };
+        let env = Envelope::new(OrderPlaced {
+            order_id: uuid::Uuid::new_v4(),
+            user_id: uuid::Uuid::new_v4(),
+            total_cents: 300,
+            lines: vec![line],
+        });
+        let bytes = env.to_bytes().unwrap();
+        assert_eq!(Envelope::<OrderPlaced>::from_bytes(&bytes).unwrap(), env);
+        assert!(Envelope::<UserData>::from_bytes(&bytes).is_err());
     }
 }

@@ -53,5 +53,6 @@ pub use handlers::{
 };
 pub use ledger::{MemorySentLedger, SentLedger};
 pub use messages::{Analytics, Notification, NotificationChannel, UserData};
+pub use messages::{OrderPlaced, OrderPlacedLine};
 pub use pipeline::{Pipeline, PublishOptions, Published, Urgency, URGENT};
 pub use topology::Topology;

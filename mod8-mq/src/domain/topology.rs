@@ -73,6 +73,9 @@ impl Default for Topology {
 }
 
 impl Topology {
+    /// Routing key of order-placed events on the data exchange.
+    pub const ORDER_PLACED_KEY: &'static str = "order.placed";
+
     /// The default topology with every name prefixed by `prefix` and `.` (for tests and for
     /// several applications sharing one virtual host).
     pub fn with_prefix(prefix: &str) -> Self {
@@ -237,6 +240,15 @@ impl Topology {
         Route::new(self.analytics_exchange.clone(), "")
     }
 
+    /// The route of [`OrderPlaced`](crate::domain::OrderPlaced) events: the data exchange
+    /// with the key [`Topology::ORDER_PLACED_KEY`]. A service that wants them binds its own
+    /// queue to the data exchange with that key. The route does not make the publish fail
+    /// when no queue is bound (the event is then dropped by the broker): the order is
+    /// committed either way, and nothing in this topology consumes order events itself.
+    pub fn order_placed_route(&self) -> Route {
+        Route::new(self.data_exchange.clone(), Self::ORDER_PLACED_KEY).with_unroutable_dropped()
+    }
+
     /// Declares another subscriber queue on the analytics fanout exchange: every analytics
     /// event is copied to it.
     pub async fn declare_analytics_subscriber(
@@ -326,5 +338,15 @@ mod tests {
             t.dead_letter_route(),
             crate::declarations::DeadLetterRoute::default()
         );
+    }
+
+    #[test]
+    fn order_placed_events_go_to_the_data_exchange_under_their_own_key() {
+        let t = Topology::with_prefix("shop");
+        let route = t.order_placed_route();
+        assert_eq!(route.exchange, "shop.data_processing");
+        assert_eq!(route.routing_key, "order.placed");
+        assert_ne!(route.routing_key, t.user_data_key, "not user data's queue");
+        assert!(!route.mandatory, "no subscriber is not a failure");
     }
 }
