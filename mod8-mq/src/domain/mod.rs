@@ -51,4 +51,4 @@ pub use handlers::{
 };
 pub use messages::{Analytics, Notification, NotificationChannel, UserData};
 pub use pipeline::{Pipeline, PublishOptions, Published, Urgency, URGENT};
-pub use topology::Topology;
+pub use topology::{Topology, DEFAULT_DELIVERY_LIMIT};
