@@ -467,20 +467,31 @@ rmq_node_launch() {
     as_root chown -R rabbitmq: "$dir"
     log "starting RabbitMQ cluster node $(rmq_node_name "$n") on port $(rmq_node_port "$n")"
     # runuser keeps the variables; HOME points the VM at the shared cookie.
-    as_root runuser -u rabbitmq -- env HOME=/var/lib/rabbitmq \
-        RABBITMQ_NODENAME="$(rmq_node_name "$n")" \
-        RABBITMQ_NODE_IP_ADDRESS=127.0.0.1 \
-        RABBITMQ_NODE_PORT="$(rmq_node_port "$n")" \
-        RABBITMQ_DIST_PORT="$(rmq_node_dist_port "$n")" \
-        RABBITMQ_CONFIG_FILE="$dir/rabbitmq.conf" \
-        RABBITMQ_CONFIG_FILES="$dir/conf.d" \
-        RABBITMQ_ADVANCED_CONFIG_FILE="$dir/advanced.config" \
-        RABBITMQ_ENABLED_PLUGINS_FILE="$dir/enabled_plugins" \
-        RABBITMQ_MNESIA_BASE="$dir/mnesia" \
-        RABBITMQ_LOG_BASE="$dir/log" \
-        RABBITMQ_PID_FILE="$dir/pid" \
-        sh -c "cd '$dir' && exec /usr/lib/rabbitmq/bin/rabbitmq-server" \
-        </dev/null >>"$dir/log/console.log" 2>&1 &
+    local cmd=(runuser -u rabbitmq -- env HOME=/var/lib/rabbitmq
+        RABBITMQ_NODENAME="$(rmq_node_name "$n")"
+        RABBITMQ_NODE_IP_ADDRESS=127.0.0.1
+        RABBITMQ_NODE_PORT="$(rmq_node_port "$n")"
+        RABBITMQ_DIST_PORT="$(rmq_node_dist_port "$n")"
+        RABBITMQ_CONFIG_FILE="$dir/rabbitmq.conf"
+        RABBITMQ_CONFIG_FILES="$dir/conf.d"
+        RABBITMQ_ADVANCED_CONFIG_FILE="$dir/advanced.config"
+        RABBITMQ_ENABLED_PLUGINS_FILE="$dir/enabled_plugins"
+        RABBITMQ_MNESIA_BASE="$dir/mnesia"
+        RABBITMQ_LOG_BASE="$dir/log"
+        RABBITMQ_PID_FILE="$dir/pid"
+        sh -c "cd '$dir' && exec /usr/lib/rabbitmq/bin/rabbitmq-server")
+    [ "$(id -u)" -eq 0 ] || cmd=(sudo "${cmd[@]}")
+    # The node must hold none of the caller's descriptors: bash keeps copies of a redirected
+    # stdout (`{ ...; } >&2`) in high descriptors, and a node holding the pipe of a caller
+    # reading it (`$(services.sh up)`, `| grep`, a test harness) would keep that caller waiting
+    # for as long as the node runs. So every descriptor above 2 is closed before the exec.
+    (
+        for fd in /proc/$BASHPID/fd/*; do
+            fd=${fd##*/}
+            if [[ "$fd" =~ ^[0-9]+$ ]] && ((fd > 2)); then eval "exec $fd>&-"; fi
+        done
+        exec "${cmd[@]}"
+    ) </dev/null >>"$dir/log/console.log" 2>&1 &
     # Our own record of the launch (the node writes its pid file only once the VM runs), so
     # a second `up` meanwhile does not launch it twice.
     echo $! > "$dir/launcher.pid"
