@@ -86,6 +86,10 @@ ENV
     if redis_cluster_ok; then
         echo "export MOD8_REDIS_CLUSTER_URL='${REDIS_CLUSTER_URL}'"
     fi
+    # Likewise the RabbitMQ cluster (ports only: a CLI call costs an Erlang VM start).
+    if rmq_node_port_open 1 && rmq_node_port_open 2 && rmq_node_port_open 3; then
+        echo "export MOD8_AMQP_CLUSTER_URLS='$(rmq_cluster_urls)'"
+    fi
     # The TLS exports, each only when its listener answers (same reason).
     [ -f "$TLS_CA_FILE" ] || return 0
     echo "export MOD8_TLS_CA_FILE='${TLS_CA_FILE}'"
@@ -567,6 +571,190 @@ stop_rabbitmq() {
     fi
 }
 
+# --- RabbitMQ cluster ----------------------------------------------------------------
+# Three more RabbitMQ nodes on loopback, beside (not instead of) the single broker on
+# 5672/5671, joined into one cluster for quorum queues and failover tests: nodes
+# rabbit-c1/c2/c3@localhost, AMQP on 5681-5683, Erlang distribution on 25681-25683 (the single
+# broker keeps 25672), no management plugin, no TLS listener. Each node has its own
+# configuration (so it does not read /etc/rabbitmq/conf.d, whose TLS listener on 5671 belongs
+# to the single broker, nor its enabled_plugins), data and log directories under
+# $STATE_DIR/rabbitmq-cluster/<node>, and runs as the rabbitmq user with that user's Erlang
+# cookie (/var/lib/rabbitmq/.erlang.cookie), shared with the single broker and the CLI tools.
+RMQ_CLUSTER_NODES=(1 2 3)
+RMQ_CLUSTER_DIR="$STATE_DIR/rabbitmq-cluster"
+rmq_node_name() { echo "rabbit-c$1@localhost"; }
+rmq_node_port() { echo $((5680 + $1)); }
+rmq_node_dist_port() { echo $((25680 + $1)); }
+rmq_node_dir() { echo "$RMQ_CLUSTER_DIR/c$1"; }
+rmq_cluster_urls() {
+    local n urls=()
+    for n in "${RMQ_CLUSTER_NODES[@]}"; do
+        urls+=("amqp://guest:guest@127.0.0.1:$(rmq_node_port "$n")/%2f")
+    done
+    (IFS=,; echo "${urls[*]}")
+}
+# The CLI tools on one cluster node (the wrapper runs them as the rabbitmq user, whose home
+# holds the cookie).
+rmq_node_ctl() { local n=$1; shift; as_root rabbitmqctl -n "$(rmq_node_name "$n")" "$@"; }
+rmq_node_port_open() { tcp_open "$(rmq_node_port "$1")"; }
+
+# The nodes' running cluster members, from node $1 (one CLI call).
+rmq_cluster_running_nodes() {
+    rmq_node_ctl "$1" -q cluster_status --formatter json 2>/dev/null \
+        | tr -d ' \n' | sed -n 's/.*"running_nodes":\[\([^]]*\)\].*/\1/p' | tr -d '"' | tr ',' ' '
+}
+rmq_cluster_ok() {
+    local n running
+    for n in "${RMQ_CLUSTER_NODES[@]}"; do rmq_node_port_open "$n" || return 1; done
+    running=$(rmq_cluster_running_nodes 1)
+    for n in "${RMQ_CLUSTER_NODES[@]}"; do
+        [[ " $running " == *" $(rmq_node_name "$n") "* ]] || return 1
+    done
+}
+
+# Starts node $1's Erlang VM in the background (returns at once); a no-op when it runs.
+rmq_node_launch() {
+    local n=$1 dir; dir=$(rmq_node_dir "$1")
+    rmq_node_alive "$n" && return 0
+    as_root mkdir -p "$RMQ_CLUSTER_DIR" "$dir/mnesia" "$dir/log"
+    printf '%s\n' "# Written by mod8's scripts/services.sh: cluster node $(rmq_node_name "$n")." \
+        "listeners.tcp.default = 127.0.0.1:$(rmq_node_port "$n")" \
+        "loopback_users.guest = true" \
+        | as_root tee "$dir/rabbitmq.conf" >/dev/null
+    echo '[].' | as_root tee "$dir/enabled_plugins" >/dev/null
+    as_root chown -R rabbitmq: "$dir"
+    log "starting RabbitMQ cluster node $(rmq_node_name "$n") on port $(rmq_node_port "$n")"
+    # runuser keeps the variables; HOME points the VM at the shared cookie.
+    local cmd=(runuser -u rabbitmq -- env HOME=/var/lib/rabbitmq
+        RABBITMQ_NODENAME="$(rmq_node_name "$n")"
+        RABBITMQ_NODE_IP_ADDRESS=127.0.0.1
+        RABBITMQ_NODE_PORT="$(rmq_node_port "$n")"
+        RABBITMQ_DIST_PORT="$(rmq_node_dist_port "$n")"
+        RABBITMQ_CONFIG_FILE="$dir/rabbitmq.conf"
+        RABBITMQ_CONFIG_FILES="$dir/conf.d"
+        RABBITMQ_ADVANCED_CONFIG_FILE="$dir/advanced.config"
+        RABBITMQ_ENABLED_PLUGINS_FILE="$dir/enabled_plugins"
+        RABBITMQ_MNESIA_BASE="$dir/mnesia"
+        RABBITMQ_LOG_BASE="$dir/log"
+        RABBITMQ_PID_FILE="$dir/pid"
+        sh -c "cd '$dir' && exec /usr/lib/rabbitmq/bin/rabbitmq-server")
+    [ "$(id -u)" -eq 0 ] || cmd=(sudo "${cmd[@]}")
+    # The node must hold none of the caller's descriptors: bash keeps copies of a redirected
+    # stdout (`{ ...; } >&2`) in high descriptors, and a node holding the pipe of a caller
+    # reading it (`$(services.sh up)`, `| grep`, a test harness) would keep that caller waiting
+    # for as long as the node runs. So every descriptor above 2 is closed before the exec.
+    (
+        for fd in /proc/$BASHPID/fd/*; do
+            fd=${fd##*/}
+            if [[ "$fd" =~ ^[0-9]+$ ]] && ((fd > 2)); then eval "exec $fd>&-"; fi
+        done
+        exec "${cmd[@]}"
+    ) </dev/null >>"$dir/log/console.log" 2>&1 &
+    # Our own record of the launch (the node writes its pid file only once the VM runs), so
+    # a second `up` meanwhile does not launch it twice.
+    echo $! > "$dir/launcher.pid"
+}
+
+# Whether node $1's VM runs or is booting (launched by us and not exited).
+rmq_node_alive() {
+    local dir f; dir=$(rmq_node_dir "$1")
+    for f in "$dir/launcher.pid" "$dir/pid"; do
+        [ -f "$f" ] && kill -0 "$(cat "$f" 2>/dev/null)" 2>/dev/null && return 0
+    done
+    return 1
+}
+
+rmq_node_wait() {
+    wait_for "RabbitMQ cluster node $(rmq_node_name "$1")" 120 rmq_node_port_open "$1"
+}
+
+# The CLI on node $1 with the remaining arguments, its output shown only when it fails (the
+# CLI logs feature-flag warnings on every cluster change).
+rmq_node_ctl_quiet() {
+    local out
+    if ! out=$(rmq_node_ctl "$@" 2>&1); then
+        printf '%s\n' "$out" >&2
+        die "rabbitmqctl -n $(rmq_node_name "$1") ${*:2} failed"
+    fi
+}
+
+# Nodes $@ (not members yet) join node 1's cluster: stopping and resetting them, and starting
+# them again, in parallel (each CLI call starts an Erlang VM, ~1-2 s); the joins themselves
+# one after the other (each changes the cluster's schema).
+rmq_nodes_join() {
+    local n first pids=(); first=$(rmq_node_name 1)
+    for n in "$@"; do
+        log "RabbitMQ cluster node $(rmq_node_name "$n") joins $first"
+        { rmq_node_ctl_quiet "$n" -q stop_app && rmq_node_ctl_quiet "$n" -q reset; } & pids+=($!)
+    done
+    for n in "${pids[@]}"; do wait "$n" || die "a cluster node could not be reset"; done
+    for n in "$@"; do rmq_node_ctl_quiet "$n" -q join_cluster "$first"; done
+    pids=()
+    for n in "$@"; do rmq_node_ctl_quiet "$n" -q start_app & pids+=($!); done
+    for n in "${pids[@]}"; do wait "$n" || die "a cluster node did not start after joining"; done
+}
+
+# Launches every node that is not running, all at once (after a full stop each node waits
+# for the others' tables anyway); returns without waiting.
+launch_rabbitmq_cluster() {
+    command -v rabbitmq-server >/dev/null || die "rabbitmq-server is not installed"
+    local n
+    for n in "${RMQ_CLUSTER_NODES[@]}"; do rmq_node_port_open "$n" || rmq_node_launch "$n"; done
+}
+
+start_rabbitmq_cluster() {
+    # One CLI call when all is well (idempotent `up`: running nodes are left alone).
+    if rmq_cluster_ok; then log "RabbitMQ cluster answers"; return 0; fi
+    launch_rabbitmq_cluster
+    local n
+    for n in "${RMQ_CLUSTER_NODES[@]}"; do rmq_node_wait "$n"; done
+    # Nodes restarted after `down` are members already and rejoin by themselves; fresh ones
+    # join node 1 (one after the other: each join changes the cluster's schema).
+    local running joining=(); running=$(rmq_cluster_running_nodes 1)
+    for n in "${RMQ_CLUSTER_NODES[@]:1}"; do
+        [[ " $running " == *" $(rmq_node_name "$n") "* ]] || joining+=("$n")
+    done
+    if ((${#joining[@]})); then rmq_nodes_join "${joining[@]}"; fi
+    wait_for "RabbitMQ cluster (3 running nodes)" 60 rmq_cluster_ok
+}
+
+# Stops node $1's VM (`rabbitmqctl shutdown` waits until it has exited).
+rmq_node_stop() {
+    local n=$1 dir; dir=$(rmq_node_dir "$1")
+    if rmq_node_alive "$n" || rmq_node_port_open "$n"; then
+        log "stopping RabbitMQ cluster node $(rmq_node_name "$n")"
+        if ! rmq_node_ctl "$n" -q shutdown >/dev/null 2>&1 && [ -f "$dir/pid" ]; then
+            kill "$(cat "$dir/pid")" 2>/dev/null || true
+        fi
+        # The launcher (runuser, sh) exits with the VM.
+        local i
+        for i in $(seq 1 40); do rmq_node_alive "$n" || break; sleep 0.25; done
+    fi
+}
+
+stop_rabbitmq_cluster() {
+    local n pids=()
+    for n in "${RMQ_CLUSTER_NODES[@]}"; do rmq_node_stop "$n" & pids+=($!); done
+    for n in "${pids[@]}"; do wait "$n" || true; done
+}
+
+# `rabbitmq-cluster-node stop|start|status N`: one node, for fault tests. `start` waits until
+# the node serves AMQP again and is back in the cluster.
+rabbitmq_cluster_node() {
+    local action=${1:-} n=${2:-}
+    [[ "$n" =~ ^[1-3]$ ]] || die "usage: $0 rabbitmq-cluster-node stop|start|status 1|2|3"
+    case "$action" in
+        stop) rmq_node_stop "$n" ;;
+        start)
+            rmq_node_port_open "$n" || rmq_node_launch "$n"
+            rmq_node_wait "$n"
+            as_root rabbitmqctl -n "$(rmq_node_name "$n")" -q await_startup --timeout 60 >/dev/null
+            ;;
+        status) rmq_node_port_open "$n" && echo running || echo stopped ;;
+        *) die "usage: $0 rabbitmq-cluster-node stop|start|status 1|2|3" ;;
+    esac
+}
+
 # --- FerretDB (MongoDB wire protocol) -----------------------------------------------
 ferretdb_bin() { echo "$STATE_DIR/bin/ferretdb-$FERRETDB_VERSION"; }
 
@@ -679,17 +867,21 @@ case "${1:-}" in
         {
             install_packages
             generate_certs
+            # The cluster nodes boot (several seconds) while the other servers start.
+            launch_rabbitmq_cluster
             start_postgres
             start_pg_standby
             start_redis
             start_redis_cluster
             start_rabbitmq
+            start_rabbitmq_cluster
             start_ferretdb
         } >&2
         print_env
         ;;
     down)
         stop_ferretdb
+        stop_rabbitmq_cluster
         stop_rabbitmq
         stop_redis_cluster
         stop_redis
@@ -702,8 +894,20 @@ case "${1:-}" in
     pg-standby)
         pg_standby_command "${2:-}"
         ;;
+    rabbitmq-cluster)
+        # The RabbitMQ cluster alone: `rabbitmq-cluster up|down`.
+        case "${2:-}" in
+            up) { launch_rabbitmq_cluster; start_rabbitmq_cluster; } >&2
+                echo "export MOD8_AMQP_CLUSTER_URLS='$(rmq_cluster_urls)'" ;;
+            down) stop_rabbitmq_cluster ;;
+            *) die "usage: $0 rabbitmq-cluster up|down" ;;
+        esac
+        ;;
+    rabbitmq-cluster-node)
+        rabbitmq_cluster_node "${2:-}" "${3:-}" >&2
+        ;;
     *)
-        echo "usage: $0 up|down|env|pg-standby start|stop|pause|resume|recreate|status" >&2
+        echo "usage: $0 up|down|env|pg-standby start|stop|pause|resume|recreate|status|rabbitmq-cluster up|down|rabbitmq-cluster-node stop|start|status N" >&2
         exit 2
         ;;
 esac

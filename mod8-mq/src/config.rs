@@ -13,6 +13,11 @@ use crate::memory::{MemoryBroker, MemoryQueueLimits};
 /// The environment variable naming the RabbitMQ URL.
 pub const AMQP_URL_VAR: &str = "MOD8_AMQP_URL";
 
+/// The environment variable naming the nodes of a RabbitMQ cluster: a comma-separated list
+/// of `amqp://` (or `amqps://`) URLs, one per node. [`MqConfig::from_env`] reads it when
+/// [`AMQP_URL_VAR`] is unset; `scripts/services.sh up` exports it for its three-node cluster.
+pub const AMQP_CLUSTER_URLS_VAR: &str = "MOD8_AMQP_CLUSTER_URLS";
+
 /// The URL of the embedded default: the in-process broker.
 pub const DEFAULT_URL: &str = "memory://";
 
@@ -31,7 +36,9 @@ pub const MAX_QUEUE_BYTES_VAR: &str = "MOD8_MQ_MAX_QUEUE_BYTES";
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MqConfig {
     /// `amqp://…` / `amqps://…` for RabbitMQ; `memory://` (the default) for the in-process
-    /// broker.
+    /// broker. For a RabbitMQ cluster, one URL per node separated by commas
+    /// (`amqp://h1:5672/%2f,amqp://h2:5672/%2f`): the broker connects to the first node that
+    /// answers and moves to another when its node goes away (see [`MqConfig::cluster`]).
     #[serde(default = "default_url")]
     pub url: String,
     /// Exchanges, queues and bindings the broker declares (for mod8:
@@ -81,10 +88,29 @@ impl Default for MqConfig {
     }
 }
 
-/// The scheme of `url` if this crate knows it.
+/// The scheme of `url` if this crate knows it. A comma-separated list of URLs (the nodes of
+/// a RabbitMQ cluster) has a scheme only when every entry is `amqp://` or `amqps://`.
 fn known_scheme(url: &str) -> Option<&str> {
-    let scheme = url.split_once("://").map(|(s, _)| s)?;
+    let urls = split_urls(url);
+    if urls.len() > 1 {
+        let all_amqp = urls
+            .iter()
+            .all(|u| matches!(u.split_once("://").map(|(s, _)| s), Some("amqp" | "amqps")));
+        return all_amqp.then_some("amqp");
+    }
+    let scheme = url.trim().split_once("://").map(|(s, _)| s)?;
     matches!(scheme, "memory" | "amqp" | "amqps").then_some(scheme)
+}
+
+/// The URLs in `urls`, a comma-separated list (one URL is a list of one): each entry
+/// trimmed, empty entries skipped. A comma inside one URL (in a password, say) must be
+/// percent-encoded (`%2C`).
+pub(crate) fn split_urls(urls: &str) -> Vec<String> {
+    urls.split(',')
+        .map(str::trim)
+        .filter(|u| !u.is_empty())
+        .map(str::to_owned)
+        .collect()
 }
 
 impl MqConfig {
@@ -101,8 +127,28 @@ impl MqConfig {
         }
     }
 
-    /// From the environment: `MOD8_AMQP_URL` when set (and not blank), the in-process broker
-    /// otherwise; the in-process queues' bounds from `MOD8_MQ_MAX_QUEUE_LENGTH` and
+    /// The nodes of a RabbitMQ cluster, one `amqp://` / `amqps://` URL each: the URL becomes
+    /// their comma-separated list.
+    pub fn cluster<I, S>(urls: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        let urls: Vec<String> = urls
+            .into_iter()
+            .map(|u| u.as_ref().trim().to_owned())
+            .collect();
+        MqConfig::new(urls.join(","))
+    }
+
+    /// The URLs of [`MqConfig::url`]: one, or the nodes of a cluster.
+    pub fn urls(&self) -> Vec<String> {
+        split_urls(&self.url)
+    }
+
+    /// From the environment: `MOD8_AMQP_URL` when set (and not blank; one URL or a
+    /// comma-separated list of cluster nodes), else `MOD8_AMQP_CLUSTER_URLS` (a cluster's
+    /// nodes), else the in-process broker; the in-process queues' bounds from `MOD8_MQ_MAX_QUEUE_LENGTH` and
     /// `MOD8_MQ_MAX_QUEUE_BYTES` (unset or blank: the defaults). A URL whose scheme is not
     /// `amqp://`, `amqps://` or `memory://`, or a bound that is not a whole number above 0,
     /// is an [`Error::Validation`] naming the variable.
@@ -113,20 +159,38 @@ impl MqConfig {
     }
 
     fn url_from_env() -> Result<Self> {
-        match std::env::var(AMQP_URL_VAR) {
+        Self::url_from(|name| std::env::var(name))
+    }
+
+    /// [`MqConfig::url_from_env`] reading the variables through `var`.
+    fn url_from(
+        var: impl Fn(&str) -> std::result::Result<String, std::env::VarError>,
+    ) -> Result<Self> {
+        // The single URL wins: a cluster configured beside it is for the suites that ask for
+        // one (CI exports both).
+        let (name, value) = match var(AMQP_URL_VAR) {
+            Ok(url) if !url.trim().is_empty() => (AMQP_URL_VAR, Ok(url)),
+            Ok(_) | Err(std::env::VarError::NotPresent) => {
+                (AMQP_CLUSTER_URLS_VAR, var(AMQP_CLUSTER_URLS_VAR))
+            }
+            Err(e) => (AMQP_URL_VAR, Err(e)),
+        };
+        match value {
             Ok(url) if !url.trim().is_empty() => {
-                let url = url.trim().to_owned();
+                // A list is kept as its entries joined by bare commas.
+                let url = split_urls(&url).join(",");
                 if known_scheme(&url).is_none() {
                     return Err(Error::validation(
-                        AMQP_URL_VAR,
+                        name,
                         format!(
-                            "'{}' is not an amqp://, amqps:// or memory:// URL",
-                            mod8_rules::redact::redact_url(&url)
+                            "'{}' is not an amqp://, amqps:// or memory:// URL, nor a \
+                             comma-separated list of amqp:// / amqps:// URLs",
+                            redact_urls(&url)
                         ),
                     ));
                 }
                 let mut config = MqConfig::new(url);
-                config.tls_ca_file = std::env::var("MOD8_TLS_CA_FILE")
+                config.tls_ca_file = var("MOD8_TLS_CA_FILE")
                     .ok()
                     .map(|v| v.trim().to_owned())
                     .filter(|v| !v.is_empty())
@@ -134,10 +198,9 @@ impl MqConfig {
                 Ok(config)
             }
             Ok(_) | Err(std::env::VarError::NotPresent) => Ok(MqConfig::default()),
-            Err(std::env::VarError::NotUnicode(_)) => Err(Error::validation(
-                AMQP_URL_VAR,
-                "the value is not valid UTF-8",
-            )),
+            Err(std::env::VarError::NotUnicode(_)) => {
+                Err(Error::validation(name, "the value is not valid UTF-8"))
+            }
         }
     }
 
@@ -150,7 +213,7 @@ impl MqConfig {
     /// The URL with its password masked (`amqp://guest:***@host/`), for logs and startup
     /// lines.
     pub fn redacted_url(&self) -> String {
-        mod8_rules::redact::redact_url(&self.url)
+        redact_urls(&self.url)
     }
 
     /// Sets the CA file an `amqps://` server's certificate must chain to.
@@ -201,6 +264,19 @@ impl MqConfig {
                 ),
             )),
         }
+    }
+}
+
+/// `url` with every password masked, also in a comma-separated list of URLs.
+fn redact_urls(url: &str) -> String {
+    let urls = split_urls(url);
+    if urls.len() > 1 {
+        urls.iter()
+            .map(|u| mod8_rules::redact::redact_url(u))
+            .collect::<Vec<_>>()
+            .join(",")
+    } else {
+        mod8_rules::redact::redact_url(url)
     }
 }
 
@@ -265,6 +341,74 @@ pub async fn connect(url: &str) -> Result<DynBroker> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn vars<'a>(
+        pairs: &'a [(&'a str, &'a str)],
+    ) -> impl Fn(&str) -> std::result::Result<String, std::env::VarError> + 'a {
+        move |name| {
+            pairs
+                .iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| (*v).to_owned())
+                .ok_or(std::env::VarError::NotPresent)
+        }
+    }
+
+    #[test]
+    fn cluster_urls_are_read_when_no_single_url_is_set() {
+        let c1 = "amqp://guest:guest@127.0.0.1:5681/%2f";
+        let c2 = "amqp://guest:guest@127.0.0.1:5682/%2f";
+        let list = "amqp://guest:guest@127.0.0.1:5681/%2f, amqp://guest:guest@127.0.0.1:5682/%2f";
+        let config = MqConfig::url_from(vars(&[(AMQP_CLUSTER_URLS_VAR, list)])).unwrap();
+        assert_eq!(config.urls(), [c1, c2]);
+        assert_eq!(config, MqConfig::cluster([c1, c2]));
+        assert_eq!(
+            config.redacted_url(),
+            "amqp://guest:***@127.0.0.1:5681/%2f,amqp://guest:***@127.0.0.1:5682/%2f"
+        );
+        assert_eq!(known_scheme(&config.url), Some("amqp"));
+        // The single URL wins when both are set; a blank one does not count.
+        let single = "amqp://guest:guest@127.0.0.1:5672/%2f";
+        let config = MqConfig::url_from(vars(&[
+            (AMQP_URL_VAR, "amqp://guest:guest@127.0.0.1:5672/%2f"),
+            (AMQP_CLUSTER_URLS_VAR, list),
+        ]))
+        .unwrap();
+        assert_eq!(config.urls(), [single]);
+        let config =
+            MqConfig::url_from(vars(&[(AMQP_URL_VAR, " "), (AMQP_CLUSTER_URLS_VAR, list)]))
+                .unwrap();
+        assert_eq!(config.urls().len(), 2);
+        // A list in MOD8_AMQP_URL is a cluster too.
+        let config = MqConfig::url_from(vars(&[(AMQP_URL_VAR, list)])).unwrap();
+        assert_eq!(config.urls().len(), 2);
+        assert_eq!(MqConfig::url_from(vars(&[])).unwrap(), MqConfig::default());
+    }
+
+    #[test]
+    fn a_cluster_list_takes_only_amqp_urls() {
+        for bad in [
+            "amqp://h1/%2f,memory://",
+            "amqp://h1/%2f,redis://h2/",
+            "amqp://h1/%2f,h2:5672",
+        ] {
+            assert_eq!(known_scheme(bad), None, "{bad}");
+            let err = MqConfig::url_from(|name| {
+                if name == AMQP_CLUSTER_URLS_VAR {
+                    Ok(bad.to_owned())
+                } else {
+                    Err(std::env::VarError::NotPresent)
+                }
+            })
+            .unwrap_err();
+            assert!(
+                matches!(&err, Error::Validation { field, .. } if field == AMQP_CLUSTER_URLS_VAR),
+                "{bad}: {err:?}"
+            );
+        }
+        assert_eq!(known_scheme("amqps://h1/%2f,amqp://h2/%2f"), Some("amqp"));
+        assert_eq!(known_scheme("memory://"), Some("memory"));
+    }
 
     #[test]
     fn memory_limits_come_from_their_variables() {

@@ -28,10 +28,12 @@ pub use broker::{
     Acknowledge, Broker, BrokerExt, Delivery, DeliveryStream, DynBroker, Headers, Publication,
 };
 pub use config::{
-    connect, MqConfig, AMQP_URL_VAR, DEFAULT_URL, MAX_QUEUE_BYTES_VAR, MAX_QUEUE_LENGTH_VAR,
+    connect, MqConfig, AMQP_CLUSTER_URLS_VAR, AMQP_URL_VAR, DEFAULT_URL, MAX_QUEUE_BYTES_VAR,
+    MAX_QUEUE_LENGTH_VAR,
 };
 pub use declarations::{
-    BindingSpec, DeadLetterRoute, Declarations, ExchangeKind, ExchangeSpec, QueueSpec, RetryPolicy,
+    BindingSpec, DeadLetterRoute, DeadLetterStrategy, Declarations, ExchangeKind, ExchangeSpec,
+    QueueSpec, QueueType, RetryPolicy,
 };
 pub use envelope::{Envelope, Payload, CONTENT_TYPE, DEFAULT_MAX_RETRIES};
 pub use error::{BoxError, Error, Result};

@@ -29,7 +29,9 @@ use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use serde::{Deserialize, Serialize};
 
 use crate::broker::{Acknowledge, Broker, Delivery, DeliveryStream, Headers, Publication};
-use crate::declarations::{BindingSpec, Declarations, ExchangeKind, ExchangeSpec, QueueSpec};
+use crate::declarations::{
+    BindingSpec, Declarations, ExchangeKind, ExchangeSpec, QueueSpec, QueueType,
+};
 use crate::error::{Error, Result};
 
 const BACKEND: &str = "memory";
@@ -156,6 +158,9 @@ struct Stored {
     priority: Option<u8>,
     headers: Headers,
     redelivered: bool,
+    /// Times the message was handed back (requeued, or unsettled when its subscription
+    /// ended): a quorum queue's delivery count.
+    returns: u32,
 }
 
 impl Queue {
@@ -237,6 +242,12 @@ fn first_difference(old: &QueueSpec, new: &QueueSpec) -> Option<&'static str> {
         Some("x-dead-letter-routing-key")
     } else if old.max_length != new.max_length {
         Some("x-max-length")
+    } else if old.queue_type != new.queue_type {
+        Some("x-queue-type")
+    } else if old.delivery_limit != new.delivery_limit {
+        Some("x-delivery-limit")
+    } else if old.dead_letter_strategy != new.dead_letter_strategy {
+        Some("x-dead-letter-strategy")
     } else {
         None
     }
@@ -360,6 +371,7 @@ impl State {
         if spec.name.is_empty() {
             return Err(Error::validation("queue", "a queue needs a name"));
         }
+        spec.validate()?;
         match self.queues.get(&spec.name) {
             Some(existing) => match first_difference(&existing.spec, spec) {
                 Some(argument) => Err(Error::conflict(
@@ -494,11 +506,26 @@ fn expire(inner: &Arc<Inner>, queue: &str, seq: u64) {
     let Some(q) = state.queues.get_mut(queue) else {
         return;
     };
-    let dlx = q.spec.dead_letter_exchange.clone();
-    let dlrk = q.spec.dead_letter_routing_key.clone();
-    let Some(mut message) = q.remove(seq) else {
+    let Some(message) = q.remove(seq) else {
         return;
     };
+    dead_letter(&mut state, inner, queue, message, "an expired message");
+}
+
+/// Sends `message`, taken off `queue`, to the queue's dead-letter exchange; without one it
+/// is dropped, like RabbitMQ does. `what` names it in the log.
+fn dead_letter(
+    state: &mut State,
+    inner: &Arc<Inner>,
+    queue: &str,
+    mut message: Stored,
+    what: &str,
+) {
+    let Some(q) = state.queues.get(queue) else {
+        return;
+    };
+    let dlx = q.spec.dead_letter_exchange.clone();
+    let dlrk = q.spec.dead_letter_routing_key.clone();
     if let Some(dlx) = dlx {
         if let Some(key) = dlrk {
             message.routing_key = key;
@@ -517,7 +544,7 @@ fn expire(inner: &Arc<Inner>, queue: &str, seq: u64) {
                 queue,
                 dead_letter_exchange = %exchange,
                 routing_key = %key,
-                "dropped an expired message: its dead-letter queue is full or missing"
+                "dropped {what}: its dead-letter queue is full or missing"
             );
         }
     }
@@ -537,6 +564,28 @@ impl MemoryAcker {
         };
         let mut state = inner.lock();
         if let Some(q) = state.queues.get_mut(&self.queue) {
+            message.returns = message.returns.saturating_add(1);
+            if q.spec.queue_type == QueueType::Quorum {
+                // A quorum queue counts deliveries, says so in a header, and past its
+                // `x-delivery-limit` dead-letters the message instead of delivering it again.
+                message
+                    .headers
+                    .insert("x-delivery-count".into(), message.returns.to_string());
+                if q.spec
+                    .delivery_limit
+                    .is_some_and(|limit| message.returns > limit)
+                {
+                    message.redelivered = false;
+                    dead_letter(
+                        &mut state,
+                        &inner,
+                        &self.queue,
+                        message,
+                        "a message past its delivery limit",
+                    );
+                    return;
+                }
+            }
             message.redelivered = true;
             let level = q.level_of(message.priority);
             // Back where it was: it was counted in the bound when it was queued, so a
@@ -634,6 +683,7 @@ impl Broker for MemoryBroker {
             priority: publication.priority,
             headers: publication.headers,
             redelivered: false,
+            returns: 0,
         };
         let (exchange, key) = (message.exchange.clone(), message.routing_key.clone());
         let routed = state.deliver(&self.inner, message)?;

@@ -19,7 +19,7 @@ use tokio::task::JoinSet;
 
 use self::dedup::{Claim, Dedup};
 use crate::broker::{Delivery, DeliveryStream, DynBroker, Publication};
-use crate::declarations::{DeadLetterRoute, QueueSpec, RetryPolicy};
+use crate::declarations::{DeadLetterRoute, QueueSpec, QueueType, RetryPolicy};
 use crate::envelope::{Envelope, Payload, CONTENT_TYPE};
 use crate::error::{Error, Result};
 use crate::producer::envelope_properties;
@@ -190,6 +190,8 @@ pub struct Consumer<T: Payload> {
     handler: Arc<dyn Handler<T>>,
     options: ConsumerOptions,
     retry: RetryPolicy,
+    /// The kind of the delay queues it declares on first use.
+    retry_queue_type: QueueType,
     dead_letter: DeadLetterRoute,
 }
 
@@ -216,8 +218,18 @@ impl<T: Payload> Consumer<T> {
             handler: Arc::new(handler),
             options: ConsumerOptions::default(),
             retry: RetryPolicy::default(),
+            retry_queue_type: QueueType::Classic,
             dead_letter: DeadLetterRoute::default(),
         }
+    }
+
+    /// Sets the kind of the delay queues the consumer declares on first use (see
+    /// [`RetryPolicy::retry_queue_as`]; classic by default). It must match how the topology
+    /// declared the same queues: [`Topology::consumer`](crate::domain::Topology::consumer)
+    /// sets it from the topology.
+    pub fn with_retry_queue_type(mut self, queue_type: QueueType) -> Self {
+        self.retry_queue_type = queue_type;
+        self
     }
 
     /// Sets the delays between retries: a retried message waits in the delay queue
@@ -274,6 +286,7 @@ impl<T: Payload> Consumer<T> {
             queue: self.queue,
             handler: self.handler,
             retry: self.retry,
+            retry_queue_type: self.retry_queue_type,
             dead_letter: self.dead_letter,
             stats: stats.clone(),
             dedup: self.options.dedup_capacity.map(Dedup::new),
@@ -327,6 +340,7 @@ struct Context<T: Payload> {
     queue: String,
     handler: Arc<dyn Handler<T>>,
     retry: RetryPolicy,
+    retry_queue_type: QueueType,
     dead_letter: DeadLetterRoute,
     stats: Arc<ConsumerStats>,
     dedup: Option<Dedup>,
@@ -495,7 +509,9 @@ async fn process<T: Payload>(ctx: &Context<T>, delivery: Delivery) {
             }
         }
         Outcome::Retry { reason } if envelope.retry_count < envelope.max_retries => {
-            let spec = ctx.retry.retry_queue(&ctx.queue, envelope.retry_count);
+            let spec =
+                ctx.retry
+                    .retry_queue_as(&ctx.queue, envelope.retry_count, ctx.retry_queue_type);
             envelope.retry_count += 1;
             let body = match envelope.to_bytes() {
                 Ok(body) => body,

@@ -147,7 +147,8 @@ macro_rules! conformance_tests {
             case_dead_letter_failure_stops_the_consumer,
             case_dedup_copies_in_flight_at_once,
             case_retry_queues_declared_on_connect,
-            case_exchange_type_conflict_is_typed
+            case_exchange_type_conflict_is_typed,
+            case_delivery_limit_dead_letters
         );
     };
     (@cases $setup:expr; $($case:ident),*) => {
@@ -618,10 +619,19 @@ pub async fn case_unacked_is_redelivered(fx: &MqFixture) {
 /// the argument, and the broker keeps working.
 pub async fn case_declare_conflict_is_typed(fx: &MqFixture) {
     let (broker, t) = (&fx.broker, fx.topology.clone());
-    let err = broker
-        .declare_queue(&QueueSpec::named(t.user_data_queue.clone()).with_max_priority(3))
-        .await
-        .unwrap_err();
+    // A quorum queue has no priorities to disagree about: its delivery limit, then.
+    let (conflicting, argument) = match t.queue_type {
+        crate::declarations::QueueType::Classic => (
+            QueueSpec::named(t.user_data_queue.clone()).with_max_priority(3),
+            "x-max-priority",
+        ),
+        crate::declarations::QueueType::Quorum => (
+            t.work_queue(&t.user_data_queue)
+                .with_delivery_limit(t.delivery_limit + 1),
+            "x-delivery-limit",
+        ),
+    };
+    let err = broker.declare_queue(&conflicting).await.unwrap_err();
     match &err {
         Error::Conflict {
             entity,
@@ -630,7 +640,7 @@ pub async fn case_declare_conflict_is_typed(fx: &MqFixture) {
         } => {
             assert_eq!(*entity, "queue");
             assert!(message.contains(&t.user_data_queue), "{message}");
-            assert_eq!(field, "x-max-priority");
+            assert_eq!(field, argument);
         }
         other => panic!("expected a conflict, got {other:?}"),
     }
@@ -1015,4 +1025,47 @@ pub async fn case_unroutable_in_batch_is_per_message(fx: &MqFixture) {
         broker.queue_depth(&t.user_data_queue).await.unwrap(),
         routed
     );
+}
+
+/// With quorum queues ([`Topology::with_quorum_queues`]), the broker counts deliveries: a
+/// message handed back (requeued) more than [`Topology::delivery_limit`] times is
+/// dead-lettered to the dead-letter queue by the broker itself, after `limit + 1` deliveries,
+/// each redelivery saying its count in the `x-delivery-count` header. With classic queues
+/// there is nothing to check (classic queues count no deliveries) and the case passes.
+pub async fn case_delivery_limit_dead_letters(fx: &MqFixture) {
+    let (broker, t) = (&fx.broker, fx.topology.clone());
+    if t.queue_type != crate::declarations::QueueType::Quorum {
+        return;
+    }
+    let limit = t.delivery_limit;
+    let id = fx
+        .pipeline()
+        .publish_user_data(user(1), PublishOptions::new())
+        .await
+        .unwrap();
+    let mut stream = broker.subscribe(&t.user_data_queue, 1).await.unwrap();
+    let mut counts = Vec::new();
+    for n in 0..=limit {
+        let delivery = tokio::time::timeout(Duration::from_secs(20), stream.next())
+            .await
+            .unwrap_or_else(|_| panic!("delivery {} of {} did not come", n + 1, limit + 1))
+            .expect("the stream is open")
+            .expect("a delivery");
+        assert_eq!(
+            delivery.message_id.as_deref(),
+            Some(id.to_string().as_str())
+        );
+        counts.push(delivery.headers.get("x-delivery-count").cloned());
+        delivery.requeue().await.unwrap();
+    }
+    // The last hand-back went past the limit: the broker dead-letters instead of delivering.
+    wait_depth(broker, &t.dead_letter_queue, 1).await;
+    drop(stream);
+    assert_eq!(broker.queue_depth(&t.user_data_queue).await.unwrap(), 0);
+    let expected: Vec<Option<String>> = (0..=limit)
+        .map(|n| (n > 0).then(|| n.to_string()))
+        .collect();
+    assert_eq!(counts, expected, "x-delivery-count of each delivery");
+    let (_, body) = take_one(broker, &t.dead_letter_queue).await;
+    assert_eq!(Envelope::<UserData>::from_bytes(&body).unwrap().id, id);
 }

@@ -1,7 +1,7 @@
 //! Backend selection by URL, and the configuration from the environment.
 
 use mod8_mq::domain::Topology;
-use mod8_mq::{Broker, BrokerExt, Error, MqConfig, AMQP_URL_VAR};
+use mod8_mq::{Broker, BrokerExt, Error, MqConfig, AMQP_CLUSTER_URLS_VAR, AMQP_URL_VAR};
 
 #[tokio::test]
 async fn memory_url_selects_the_in_process_broker() {
@@ -29,13 +29,19 @@ async fn unknown_scheme_is_a_validation_error() {
 }
 
 /// `from_env` reads `MOD8_AMQP_URL` (read here, never changed: other tests of this binary
-/// use it), and without it is the embedded in-process broker.
+/// use it), without it `MOD8_AMQP_CLUSTER_URLS`, and without either is the embedded
+/// in-process broker.
 #[test]
 fn from_env_reads_the_amqp_url() {
     let config = MqConfig::from_env().unwrap();
-    match std::env::var(AMQP_URL_VAR) {
-        Ok(url) if !url.trim().is_empty() => assert_eq!(config.url, url.trim()),
-        _ => assert_eq!(config, MqConfig::default()),
+    let set = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+    match (set(AMQP_URL_VAR), set(AMQP_CLUSTER_URLS_VAR)) {
+        (Some(url), _) => assert_eq!(config.url, url.trim()),
+        (None, Some(urls)) => {
+            let nodes: Vec<String> = urls.split(',').map(|u| u.trim().to_owned()).collect();
+            assert_eq!(config.urls(), nodes);
+        }
+        (None, None) => assert_eq!(config, MqConfig::default()),
     }
     assert!(config.declarations.is_empty());
     assert_eq!(MqConfig::default().url, "memory://");

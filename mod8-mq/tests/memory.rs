@@ -2,6 +2,25 @@
 
 mod8_mq::conformance_tests!(async { Some(mod8_mq::testing::memory_fixture()) });
 
+/// The same suite on a quorum-queue topology: the in-process broker keeps quorum queues'
+/// rules (delivery limit, no priorities) so an application configured for a cluster behaves
+/// the same embedded.
+mod quorum {
+    use std::sync::Arc;
+
+    use mod8_mq::testing::{test_topology, MqFixture};
+    use mod8_mq::MemoryBroker;
+
+    fn fixture() -> MqFixture {
+        let topology = test_topology().with_quorum_queues().with_delivery_limit(3);
+        let broker = MemoryBroker::new(topology.declarations())
+            .expect("a quorum test topology declares on a fresh in-process broker");
+        MqFixture::new(Arc::new(broker), topology)
+    }
+
+    mod8_mq::conformance_tests!(async { Some(fixture()) });
+}
+
 /// Closing the broker ends a running consumer with `Error::Closed` (the in-process broker
 /// has one shared state, so the handle closed is the broker itself; its teardown still
 /// works when closed).

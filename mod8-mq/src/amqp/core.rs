@@ -6,7 +6,9 @@ use lapin::protocol::{AMQPErrorKind, AMQPSoftError};
 use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
 use lapin::Channel;
 
-use crate::declarations::{BindingSpec, Declarations, ExchangeKind, ExchangeSpec, QueueSpec};
+use crate::declarations::{
+    BindingSpec, DeadLetterStrategy, Declarations, ExchangeKind, ExchangeSpec, QueueSpec, QueueType,
+};
 use crate::error::{Error, Result};
 
 use super::BACKEND;
@@ -163,11 +165,32 @@ pub(super) fn queue_arguments(spec: &QueueSpec) -> FieldTable {
             "x-max-length".into(),
             AMQPValue::LongLongInt(i64::from(max)),
         );
+    }
+    let at_least_once = spec.dead_letter_strategy == DeadLetterStrategy::AtLeastOnce;
+    if spec.max_length.is_some() || at_least_once {
         // Never `drop-head`: a full queue refuses (nacks) new messages instead of silently
-        // discarding old ones.
+        // discarding old ones. At-least-once dead-lettering requires it too.
         args.insert(
             "x-overflow".into(),
             AMQPValue::LongString(LongString::from("reject-publish")),
+        );
+    }
+    if spec.queue_type == QueueType::Quorum {
+        args.insert(
+            "x-queue-type".into(),
+            AMQPValue::LongString(LongString::from(spec.queue_type.as_str())),
+        );
+    }
+    if let Some(limit) = spec.delivery_limit {
+        args.insert(
+            "x-delivery-limit".into(),
+            AMQPValue::LongLongInt(i64::from(limit)),
+        );
+    }
+    if at_least_once {
+        args.insert(
+            "x-dead-letter-strategy".into(),
+            AMQPValue::LongString(LongString::from("at-least-once")),
         );
     }
     args
@@ -205,18 +228,21 @@ pub(super) async fn declare_on(channel: &Channel, declaration: &Declaration) -> 
                 .await
                 .map_err(|e| map_err(e, Target::Exchange(&spec.name)))
         }
-        Declaration::Queue(spec) => channel
-            .queue_declare(
-                short("queue", &spec.name)?,
-                QueueDeclareOptions {
-                    durable: true,
-                    ..Default::default()
-                },
-                queue_arguments(spec),
-            )
-            .await
-            .map(|_| ())
-            .map_err(|e| map_err(e, Target::Queue(&spec.name))),
+        Declaration::Queue(spec) => {
+            spec.validate()?;
+            channel
+                .queue_declare(
+                    short("queue", &spec.name)?,
+                    QueueDeclareOptions {
+                        durable: true,
+                        ..Default::default()
+                    },
+                    queue_arguments(spec),
+                )
+                .await
+                .map(|_| ())
+                .map_err(|e| map_err(e, Target::Queue(&spec.name)))
+        }
         Declaration::Binding(b) => channel
             .queue_bind(
                 short("queue", &b.queue)?,

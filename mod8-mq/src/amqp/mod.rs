@@ -10,7 +10,16 @@
 //! Recovery is ours, not lapin's opt-in auto-recovery: when the connection or the publish
 //! channel is found dead, the next operation reconnects with growing pauses (bounded by
 //! [`AmqpOptions::reconnect_timeout`]), re-declares its [`Declarations`] and everything declared
-//! since, and carries on. A publish interrupted by a connection loss is sent again on the
+//! since, and carries on.
+//!
+//! A cluster is several URLs, one per node ([`AmqpBroker::connect_cluster`], or a
+//! comma-separated list wherever one URL is taken). The first connection goes to the first
+//! node that answers, in the given order; a reconnect starts with the node after the one whose
+//! connection was lost and goes round the list, so publishers and consumers move to a surviving
+//! node through the same reconnect path (each node's attempt bounded by
+//! [`AmqpOptions::node_connect_timeout`] while other nodes are left to try). Queues that must
+//! survive a node should be quorum queues ([`QueueType::Quorum`](crate::QueueType::Quorum)):
+//! a classic queue lives on one node and is unavailable while that node is down. A publish interrupted by a connection loss is sent again on the
 //! new connection until its confirm arrives or [`AmqpOptions::publish_timeout`] passes, so a
 //! publish either succeeds (perhaps delivering a duplicate, which consumers' de-duplication
 //! absorbs) or returns an error — it never silently drops. Subscriptions end with the
@@ -68,6 +77,11 @@ pub struct AmqpOptions {
     /// (required by `amqps://`; for a server with a public certificate, the system bundle such
     /// as `/etc/ssl/certs/ca-certificates.crt`). Ignored by a plain `amqp://` URL.
     pub tls_ca_file: Option<std::path::PathBuf>,
+    /// With several node URLs (a cluster): how long connecting to one node may take before
+    /// the next one is tried (a node that takes the TCP connection but never speaks AMQP would
+    /// otherwise hold the whole reconnect). The last node left to try gets whatever remains of
+    /// the operation's deadline. Default 10 s.
+    pub node_connect_timeout: Duration,
 }
 
 impl Default for AmqpOptions {
@@ -77,8 +91,15 @@ impl Default for AmqpOptions {
             publish_timeout: Duration::from_secs(30),
             reconnect_timeout: Duration::from_secs(30),
             tls_ca_file: None,
+            node_connect_timeout: Duration::from_secs(10),
         }
     }
+}
+
+/// One node of the broker: its URL and, for `amqps://`, its TLS settings.
+struct Endpoint {
+    url: String,
+    tls: Option<lapin::tcp::OwnedTLSConfig>,
 }
 
 /// How long opening a channel, or setting up a subscription on it, may take on a connection
@@ -140,9 +161,10 @@ impl std::fmt::Debug for AmqpBroker {
 }
 
 struct Inner {
-    url: String,
-    /// For `amqps://`: the CA certificates (PEM) the server's certificate must chain to.
-    tls: Option<lapin::tcp::OwnedTLSConfig>,
+    /// The nodes, in the order given (at least one).
+    endpoints: Vec<Endpoint>,
+    /// The index in `endpoints` of the node of the current (or last) connection.
+    endpoint: std::sync::atomic::AtomicUsize,
     /// Declared on connect and again after every reconnect.
     declarations: Declarations,
     options: AmqpOptions,
@@ -176,17 +198,42 @@ impl AmqpBroker {
         AmqpBroker::connect_with(url, declarations, AmqpOptions::default()).await
     }
 
-    /// Like [`AmqpBroker::connect`], with explicit timeouts.
+    /// Like [`AmqpBroker::connect`], with explicit timeouts. `url` may also be a
+    /// comma-separated list of node URLs (see [`AmqpBroker::connect_cluster`]).
     pub async fn connect_with(
         url: &str,
         declarations: Declarations,
         options: AmqpOptions,
     ) -> Result<Self> {
-        let tls = tls_config(url, options.tls_ca_file.as_deref())?;
+        AmqpBroker::connect_cluster(&crate::config::split_urls(url), declarations, options).await
+    }
+
+    /// Connects to the first node of a cluster that answers, trying `urls` (one per node,
+    /// `amqp://` or `amqps://`) in order, and declares `declarations`. When the connection is
+    /// lost, the next operation reconnects to the next node that answers (see the module
+    /// documentation). No URL at all is an [`Error::Validation`] of `url`; when no node
+    /// answers, the error of the last one tried.
+    pub async fn connect_cluster(
+        urls: &[String],
+        declarations: Declarations,
+        options: AmqpOptions,
+    ) -> Result<Self> {
+        if urls.is_empty() {
+            return Err(Error::validation("url", "no RabbitMQ URL given"));
+        }
+        let endpoints = urls
+            .iter()
+            .map(|url| {
+                Ok(Endpoint {
+                    url: url.clone(),
+                    tls: tls_config(url, options.tls_ca_file.as_deref())?,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
         let broker = AmqpBroker {
             inner: Arc::new(Inner {
-                url: url.to_owned(),
-                tls,
+                endpoints,
+                endpoint: std::sync::atomic::AtomicUsize::new(0),
                 declarations,
                 options,
                 live: Mutex::new(None),
@@ -199,9 +246,21 @@ impl AmqpBroker {
         // all the same, since a host that takes the TCP connection but never speaks AMQP
         // would otherwise hold the caller forever.
         let deadline = broker.reconnect_deadline();
-        let live = broker.open_before(deadline).await?;
+        let live = broker.open_before(deadline, 0).await?;
         broker.store(Some(live));
         Ok(broker)
+    }
+
+    /// The URL (password masked) of the node the broker is connected to; `None` while it is
+    /// not connected.
+    pub fn connected_url(&self) -> Option<String> {
+        self.current().filter(Live::healthy)?;
+        let i = self
+            .inner
+            .endpoint
+            .load(std::sync::atomic::Ordering::SeqCst);
+        let endpoint = self.inner.endpoints.get(i)?;
+        Some(mod8_rules::redact::redact_url(&endpoint.url))
     }
 
     fn current(&self) -> Option<Live> {
@@ -219,16 +278,17 @@ impl AmqpBroker {
         }
     }
 
-    /// Opens a connection, declares everything, and opens the publish channel.
-    async fn open(&self) -> Result<Live> {
+    /// Opens a connection to node `endpoint`, declares everything, and opens the publish
+    /// channel.
+    async fn open(&self, endpoint: &Endpoint) -> Result<Live> {
         let properties = ConnectionProperties::default()
             .with_connection_name(self.inner.options.connection_name.as_str().into());
-        let connected = match &self.inner.tls {
-            None => Connection::connect(&self.inner.url, properties).await,
+        let connected = match &endpoint.tls {
+            None => Connection::connect(&endpoint.url, properties).await,
             Some(tls) => match lapin::runtime::default_runtime() {
                 Ok(runtime) => {
                     lapin::Connect::connect_with_config(
-                        self.inner.url.as_str(),
+                        endpoint.url.as_str(),
                         properties,
                         tls.clone(),
                         runtime,
@@ -279,17 +339,65 @@ impl AmqpBroker {
         })
     }
 
-    /// [`AmqpBroker::open`], given up at `deadline`: connecting and declaring have no timeout
-    /// of their own (a peer that accepts TCP but never answers would hold them forever).
-    /// Dropping a half-open connection closes it.
-    async fn open_before(&self, deadline: Instant) -> Result<Live> {
-        tokio::time::timeout_at(deadline, self.open())
-            .await
-            .unwrap_or_else(|_| {
-                Err(unavailable(
-                    "RabbitMQ did not complete the connection in time",
-                ))
-            })
+    /// [`AmqpBroker::open`] on the nodes in turn, starting with node `first` (modulo their
+    /// number), until one connects; given up at `deadline`: connecting and declaring have no
+    /// timeout of their own (a peer that accepts TCP but never answers would hold them
+    /// forever). A node that does not answer (a transient error, or no connection within
+    /// [`AmqpOptions::node_connect_timeout`] while other nodes are left) gives way to the next;
+    /// any other error (a conflicting declaration, say) is the same on every node and ends the
+    /// attempt. Dropping a half-open connection closes it.
+    async fn open_before(&self, deadline: Instant, first: usize) -> Result<Live> {
+        let endpoints = &self.inner.endpoints;
+        let count = endpoints.len();
+        let mut last = unavailable("no RabbitMQ node to connect to");
+        for k in 0..count {
+            let i = (first + k) % count;
+            let Some(endpoint) = endpoints.get(i) else {
+                break;
+            };
+            let node_deadline = if k + 1 == count {
+                deadline
+            } else {
+                deadline.min(Instant::now() + self.inner.options.node_connect_timeout)
+            };
+            let attempt = tokio::time::timeout_at(node_deadline, self.open(endpoint))
+                .await
+                .unwrap_or_else(|_| {
+                    Err(unavailable(format!(
+                        "RabbitMQ at {} did not complete the connection in time",
+                        mod8_rules::redact::redact_url(&endpoint.url)
+                    )))
+                });
+            match attempt {
+                Ok(live) => {
+                    self.inner
+                        .endpoint
+                        .store(i, std::sync::atomic::Ordering::SeqCst);
+                    if count > 1 {
+                        tracing::info!(
+                            node = %mod8_rules::redact::redact_url(&endpoint.url),
+                            "connected to RabbitMQ cluster node"
+                        );
+                    }
+                    return Ok(live);
+                }
+                Err(e) if e.is_transient() => {
+                    if count > 1 {
+                        tracing::warn!(
+                            node = %mod8_rules::redact::redact_url(&endpoint.url),
+                            error = %e,
+                            "RabbitMQ cluster node does not answer; trying the next"
+                        );
+                    }
+                    last = e;
+                }
+                Err(e) => return Err(e),
+            }
+            if Instant::now() >= deadline {
+                break;
+            }
+        }
+        Err(last)
     }
 
     /// A healthy connection, reconnecting with growing pauses until `deadline` (every step,
@@ -340,7 +448,14 @@ impl AmqpBroker {
                     }
                 }
             }
-            match self.open_before(deadline).await {
+            // After a lost connection, the next node first: the one just lost is likely
+            // down (it is tried again last).
+            let next = self
+                .inner
+                .endpoint
+                .load(std::sync::atomic::Ordering::SeqCst)
+                + 1;
+            match self.open_before(deadline, next).await {
                 Ok(live) => {
                     tracing::info!("reconnected to RabbitMQ");
                     self.store(Some(live.clone()));

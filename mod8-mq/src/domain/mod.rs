@@ -55,4 +55,4 @@ pub use ledger::{MemorySentLedger, SentLedger};
 pub use messages::{Analytics, Notification, NotificationChannel, UserData};
 pub use messages::{OrderPlaced, OrderPlacedLine};
 pub use pipeline::{Pipeline, PublishOptions, Published, Urgency, URGENT};
-pub use topology::Topology;
+pub use topology::{Topology, DEFAULT_DELIVERY_LIMIT};

@@ -5,7 +5,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::broker::Broker;
 use crate::declarations::{
-    BindingSpec, DeadLetterRoute, Declarations, ExchangeKind, ExchangeSpec, QueueSpec, RetryPolicy,
+    BindingSpec, DeadLetterRoute, DeadLetterStrategy, Declarations, ExchangeKind, ExchangeSpec,
+    QueueSpec, QueueType, RetryPolicy,
 };
 use crate::domain::messages::{Notification, NotificationChannel};
 use crate::envelope::{Payload, DEFAULT_MAX_RETRIES};
@@ -17,6 +18,25 @@ use crate::DynBroker;
 /// mod8's topology: names of every exchange and queue, the priority ceiling and the retry
 /// policy. [`Topology::default`] gives the production names; [`Topology::declarations`] is
 /// what a broker declares for it.
+///
+/// # Quorum queues
+///
+/// [`Topology::with_quorum_queues`] (for a RabbitMQ cluster) declares the user data and
+/// analytics queues, the dead-letter queue and the retry delay queues as quorum queues,
+/// replicated over the cluster's nodes:
+///
+/// - the work queues count deliveries: a message handed back more than
+///   [`Topology::delivery_limit`] times (requeued, or unsettled when its consumer died) is
+///   dead-lettered by the broker to the dead-letter exchange (`dlq`), at least once
+///   ([`DeadLetterStrategy::AtLeastOnce`], which RabbitMQ 3.10 added and which needs
+///   `x-overflow: reject-publish`, so such a queue refuses publishes when bounded and full
+///   rather than dropping its oldest message). Such dead letters carry RabbitMQ's `x-death`
+///   header, not the consumer's `x-mod8-reason`;
+/// - the delay queues expire messages back to their work queue at least once too;
+/// - **the notification queue stays a classic priority queue**: quorum queues have no
+///   priorities in RabbitMQ 3.10, and urgent notifications must jump the queue. It lives on
+///   the node that declared it and is unavailable while that node is down. Urgency on user
+///   data and analytics has no effect with quorum queues (they are handled in turn).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Topology {
     /// Direct exchange for user data (`data_processing`).
@@ -46,10 +66,26 @@ pub struct Topology {
     /// allowed more retries gets its further delay queues declared on first use.
     #[serde(default = "default_max_retries")]
     pub max_retries: u32,
+    /// Classic queues (the default) or quorum queues for a cluster (see
+    /// [Quorum queues](#quorum-queues)).
+    #[serde(default)]
+    pub queue_type: QueueType,
+    /// With quorum queues, the work queues' `x-delivery-limit` (default
+    /// [`DEFAULT_DELIVERY_LIMIT`]); ignored with classic queues.
+    #[serde(default = "default_delivery_limit")]
+    pub delivery_limit: u32,
 }
+
+/// The work queues' `x-delivery-limit` with quorum queues: a message handed back more often is
+/// dead-lettered.
+pub const DEFAULT_DELIVERY_LIMIT: u32 = 10;
 
 fn default_max_retries() -> u32 {
     DEFAULT_MAX_RETRIES
+}
+
+fn default_delivery_limit() -> u32 {
+    DEFAULT_DELIVERY_LIMIT
 }
 
 impl Default for Topology {
@@ -68,6 +104,8 @@ impl Default for Topology {
             max_priority: 10,
             retry: RetryPolicy::default(),
             max_retries: DEFAULT_MAX_RETRIES,
+            queue_type: QueueType::Classic,
+            delivery_limit: DEFAULT_DELIVERY_LIMIT,
         }
     }
 }
@@ -94,7 +132,21 @@ impl Topology {
             max_priority: d.max_priority,
             retry: d.retry,
             max_retries: d.max_retries,
+            queue_type: d.queue_type,
+            delivery_limit: d.delivery_limit,
         }
+    }
+
+    /// Declares quorum queues, for a RabbitMQ cluster (see [Quorum queues](#quorum-queues)).
+    pub fn with_quorum_queues(mut self) -> Self {
+        self.queue_type = QueueType::Quorum;
+        self
+    }
+
+    /// Sets the work queues' delivery limit (with quorum queues).
+    pub fn with_delivery_limit(mut self, limit: u32) -> Self {
+        self.delivery_limit = limit;
+        self
     }
 
     /// Sets how many retries get their delay queues declared with the topology (see
@@ -125,18 +177,38 @@ impl Topology {
         ]
     }
 
-    /// A work queue of this topology (priority enabled).
+    /// A work queue of this topology: with classic queues, priorities enabled (as
+    /// [`Topology::priority_queue`]); with quorum queues, a quorum queue whose deliveries are
+    /// limited to [`Topology::delivery_limit`], then dead-lettered at least once to the
+    /// dead-letter queue.
     pub fn work_queue(&self, name: &str) -> QueueSpec {
+        match self.queue_type {
+            QueueType::Classic => self.priority_queue(name),
+            QueueType::Quorum => QueueSpec::named(name)
+                .quorum()
+                .with_delivery_limit(self.delivery_limit)
+                .with_dead_letter(&self.dead_letter_exchange, &self.dead_letter_queue)
+                .with_dead_letter_strategy(DeadLetterStrategy::AtLeastOnce),
+        }
+    }
+
+    /// A classic queue with priorities up to [`Topology::max_priority`] (the notification
+    /// queue, whatever [`Topology::queue_type`]).
+    pub fn priority_queue(&self, name: &str) -> QueueSpec {
         QueueSpec::named(name).with_max_priority(self.max_priority)
     }
 
     /// The queues, in declaration order (without the retry delay queues).
     pub fn queues(&self) -> Vec<QueueSpec> {
+        let dead_letter = QueueSpec::named(&self.dead_letter_queue);
         vec![
             self.work_queue(&self.user_data_queue),
-            self.work_queue(&self.notification_queue),
+            self.priority_queue(&self.notification_queue),
             self.work_queue(&self.analytics_queue),
-            QueueSpec::named(&self.dead_letter_queue),
+            match self.queue_type {
+                QueueType::Classic => dead_letter,
+                QueueType::Quorum => dead_letter.quorum(),
+            },
         ]
     }
 
@@ -172,7 +244,10 @@ impl Topology {
             &self.notification_queue,
             &self.analytics_queue,
         ] {
-            specs.extend(self.retry.retry_queues(queue, self.max_retries));
+            specs.extend(
+                self.retry
+                    .retry_queues_as(queue, self.max_retries, self.queue_type),
+            );
         }
         specs
     }
@@ -219,6 +294,7 @@ impl Topology {
     ) -> Consumer<T> {
         Consumer::new(broker, queue, handler)
             .with_retry(self.retry)
+            .with_retry_queue_type(self.queue_type)
             .with_dead_letter(self.dead_letter_route())
     }
 
@@ -304,6 +380,54 @@ mod tests {
         json.as_object_mut().unwrap().remove("max_retries");
         let back: Topology = serde_json::from_value(json).unwrap();
         assert_eq!(back.max_retries, DEFAULT_MAX_RETRIES);
+    }
+
+    #[test]
+    fn quorum_topology_keeps_the_notification_queue_classic() {
+        let t = Topology::default()
+            .with_max_retries(2)
+            .with_quorum_queues()
+            .with_delivery_limit(4);
+        let d = t.declarations();
+        for spec in &d.queues {
+            assert!(spec.validate().is_ok(), "{spec:?}");
+            let classic = spec.name == "notification_queue";
+            assert_eq!(
+                spec.queue_type,
+                if classic {
+                    QueueType::Classic
+                } else {
+                    QueueType::Quorum
+                },
+                "{spec:?}"
+            );
+            assert_eq!(spec.max_priority.is_some(), classic, "{spec:?}");
+        }
+        let work = t.work_queue("user_data_queue");
+        assert_eq!(work.delivery_limit, Some(4));
+        assert_eq!(work.dead_letter_exchange.as_deref(), Some("dead_letter"));
+        assert_eq!(work.dead_letter_routing_key.as_deref(), Some("dlq"));
+        assert_eq!(work.dead_letter_strategy, DeadLetterStrategy::AtLeastOnce);
+        let delay = d
+            .queues
+            .iter()
+            .find(|q| q.name == "user_data_queue.retry.1000ms")
+            .unwrap();
+        assert_eq!(delay.dead_letter_strategy, DeadLetterStrategy::AtLeastOnce);
+        // The same delay queue a consumer declares on first use.
+        assert_eq!(
+            delay,
+            &t.retry
+                .retry_queue_as("user_data_queue", 0, QueueType::Quorum)
+        );
+        // Classic by default, and configurations without the fields load as classic.
+        let mut json = serde_json::to_value(Topology::default()).unwrap();
+        let obj = json.as_object_mut().unwrap();
+        obj.remove("queue_type");
+        obj.remove("delivery_limit");
+        let back: Topology = serde_json::from_value(json).unwrap();
+        assert_eq!(back, Topology::default());
+        assert_eq!(back.queue_type, QueueType::Classic);
     }
 
     #[test]
