@@ -50,6 +50,13 @@ pub enum AppError {
         /// The field whose value is taken (`email`, `username`, ...).
         field: String,
     },
+    /// A conditional write named a version that is no longer current (a stale `If-Match`, or
+    /// a concurrent write won): 412. Read the resource again and retry with its new tag.
+    #[error("{0}")]
+    PreconditionFailed(String),
+    /// A write that must be conditional came without its condition (no `If-Match`): 428.
+    #[error("{0}")]
+    PreconditionRequired(String),
     /// The backend behind the operation cannot do it (a server lacking a feature): 501.
     #[error("{0}")]
     Unsupported(String),
@@ -85,6 +92,8 @@ impl AppError {
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Conflict { .. } => StatusCode::CONFLICT,
+            Self::PreconditionFailed(_) => StatusCode::PRECONDITION_FAILED,
+            Self::PreconditionRequired(_) => StatusCode::PRECONDITION_REQUIRED,
             Self::Unsupported(_) => StatusCode::NOT_IMPLEMENTED,
             Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -101,6 +110,8 @@ impl AppError {
             Self::RateLimited { .. } => "rate_limited",
             Self::NotFound(_) => "not_found",
             Self::Conflict { .. } => "conflict",
+            Self::PreconditionFailed(_) => "precondition_failed",
+            Self::PreconditionRequired(_) => "precondition_required",
             Self::Unsupported(_) => "unsupported",
             Self::Unavailable { .. } => "unavailable",
             Self::Internal(_) => "internal",
@@ -379,6 +390,8 @@ impl From<Arc<AppError>> for AppError {
                 AppError::Conflict { field } => AppError::Conflict {
                     field: field.clone(),
                 },
+                AppError::PreconditionFailed(m) => AppError::PreconditionFailed(m.clone()),
+                AppError::PreconditionRequired(m) => AppError::PreconditionRequired(m.clone()),
                 AppError::Unsupported(m) => AppError::Unsupported(m.clone()),
                 AppError::Unavailable {
                     dependency,

@@ -1,5 +1,6 @@
-//! The outbox relay: publishes the rows that registration wrote in its SQL transaction, and
-//! marks them sent only after the broker confirmed them. A broker outage delays events (rows
+//! The outbox relay: publishes the rows that registration and catalog writes wrote in their
+//! SQL transactions ([`USER_DATA_TOPIC`] along the user-data route, [`PRODUCT_UPDATED_TOPIC`]
+//! along the product-events route), and marks them sent only after the broker confirmed them. A broker outage delays events (rows
 //! stay pending and are claimed again when their lease runs out) but never loses them.
 
 use std::collections::HashSet;
@@ -7,7 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use mod8_mq::domain::{Pipeline, UserData};
+use mod8_mq::domain::{Pipeline, ProductEvent, UserData};
 use mod8_mq::Envelope;
 use mod8_orm::{Database, OutboxMessage};
 use serde::{Deserialize, Serialize};
@@ -16,6 +17,10 @@ use uuid::Uuid;
 
 /// Outbox topic of the `UserData` event written at registration.
 pub const USER_DATA_TOPIC: &str = "user_data";
+
+/// Outbox topic of a catalog product change (created, updated, archived): an
+/// [`OutboxEvent`] of a [`ProductEvent`], published along the topology's product-events route.
+pub const PRODUCT_UPDATED_TOPIC: &str = "product.updated";
 
 /// How many rows one pass claims.
 const BATCH: u32 = 100;
@@ -29,7 +34,7 @@ pub struct OutboxCounters {
     pub sent: AtomicU64,
     /// Publish attempts that failed (the rows stay pending).
     pub failures: AtomicU64,
-    /// Rows that can never be published (unknown topic, payload that is not `UserData`),
+    /// Rows that can never be published (unknown topic, payload that is not its topic's event),
     /// logged once at error level and then skipped whenever a claim returns them again.
     unpublishable: Mutex<HashSet<Uuid>>,
 }
@@ -168,6 +173,52 @@ fn envelope(row: &OutboxMessage) -> Result<Envelope<UserData>, serde_json::Error
     Ok(envelope)
 }
 
+/// The envelope of a [`PRODUCT_UPDATED_TOPIC`] row, published under its event id.
+fn product_envelope(row: &OutboxMessage) -> Result<Envelope<ProductEvent>, serde_json::Error> {
+    let event = serde_json::from_value::<OutboxEvent<ProductEvent>>(row.payload.clone())?;
+    let mut envelope = Envelope::new(event.event);
+    envelope.id = event.event_id;
+    envelope.timestamp = row.created_at;
+    Ok(envelope)
+}
+
+/// Publishes one topic's envelopes along `route` with confirms; the rows of the confirmed
+/// ones go to `confirmed`, failures are counted (their rows stay pending).
+async fn publish<T: mod8_mq::Payload>(
+    pipeline: &Pipeline,
+    envelopes: &[Envelope<T>],
+    row_ids: &[Uuid],
+    route: &mod8_mq::Route,
+    counters: &OutboxCounters,
+    pass: &mut Pass,
+    confirmed: &mut Vec<Uuid>,
+) {
+    if envelopes.is_empty() {
+        return;
+    }
+    let results = match pipeline.producer().send_batch(envelopes, route).await {
+        Ok(results) => results,
+        Err(e) => {
+            counters
+                .failures
+                .fetch_add(envelopes.len() as u64, Ordering::Relaxed);
+            tracing::warn!(error = %e, rows = envelopes.len(), "outbox publish failed; rows stay pending");
+            pass.failed += envelopes.len();
+            return;
+        }
+    };
+    for ((envelope, row_id), result) in envelopes.iter().zip(row_ids).zip(results) {
+        match result {
+            Ok(()) => confirmed.push(*row_id),
+            Err(e) => {
+                counters.failures.fetch_add(1, Ordering::Relaxed);
+                pass.failed += 1;
+                tracing::warn!(id = %envelope.id, error = %e, "outbox publish not confirmed; row stays pending");
+            }
+        }
+    }
+}
+
 /// What one [`relay_once`] pass did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Pass {
@@ -208,60 +259,61 @@ pub async fn relay_once(
     if rows.is_empty() {
         return Ok(pass);
     }
-    let mut envelopes = Vec::with_capacity(rows.len());
-    // The row of each envelope (an envelope's id is its event's id, not the row's).
-    let mut row_ids = Vec::with_capacity(rows.len());
+    // Per topic: the envelopes, and the row of each (an envelope's id is its event's id, not
+    // the row's).
+    let mut users: (Vec<Envelope<UserData>>, Vec<Uuid>) = (Vec::new(), Vec::new());
+    let mut products: (Vec<Envelope<ProductEvent>>, Vec<Uuid>) = (Vec::new(), Vec::new());
     for row in &rows {
         if counters.is_unpublishable(row.id) {
             // Logged and counted when first found; the claim returns it again each lease.
             pass.unpublishable += 1;
             continue;
         }
-        let parsed = if row.topic == USER_DATA_TOPIC {
-            envelope(row).map_err(|e| format!("payload is not UserData: {e}"))
-        } else {
-            Err(format!("unknown topic {:?}", row.topic))
+        let parsed = match row.topic.as_str() {
+            USER_DATA_TOPIC => envelope(row)
+                .map(|e| {
+                    users.0.push(e);
+                    users.1.push(row.id);
+                })
+                .map_err(|e| format!("payload is not UserData: {e}")),
+            PRODUCT_UPDATED_TOPIC => product_envelope(row)
+                .map(|e| {
+                    products.0.push(e);
+                    products.1.push(row.id);
+                })
+                .map_err(|e| format!("payload is not a product event: {e}")),
+            other => Err(format!("unknown topic {other:?}")),
         };
-        match parsed {
-            Ok(e) => {
-                envelopes.push(e);
-                row_ids.push(row.id);
-            }
-            Err(reason) => {
-                pass.unpublishable += 1;
-                if counters.newly_unpublishable(row.id) {
-                    tracing::error!(id = %row.id, topic = %row.topic, payload = %row.payload, %reason,
-                        "outbox row can never be published; skipped from now on (it stays unsent in the table)");
-                }
+        if let Err(reason) = parsed {
+            pass.unpublishable += 1;
+            if counters.newly_unpublishable(row.id) {
+                tracing::error!(id = %row.id, topic = %row.topic, payload = %row.payload, %reason,
+                    "outbox row can never be published; skipped from now on (it stays unsent in the table)");
             }
         }
     }
-    if envelopes.is_empty() {
-        return Ok(pass);
-    }
-    let route = pipeline.topology().user_data_route();
-    let results = match pipeline.producer().send_batch(&envelopes, &route).await {
-        Ok(results) => results,
-        Err(e) => {
-            counters
-                .failures
-                .fetch_add(envelopes.len() as u64, Ordering::Relaxed);
-            tracing::warn!(error = %e, rows = envelopes.len(), "outbox publish failed; rows stay pending");
-            pass.failed = envelopes.len();
-            return Ok(pass);
-        }
-    };
-    let mut confirmed = Vec::with_capacity(envelopes.len());
-    for ((envelope, row_id), result) in envelopes.iter().zip(&row_ids).zip(results) {
-        match result {
-            Ok(()) => confirmed.push(*row_id),
-            Err(e) => {
-                counters.failures.fetch_add(1, Ordering::Relaxed);
-                pass.failed += 1;
-                tracing::warn!(id = %envelope.id, error = %e, "outbox publish not confirmed; row stays pending");
-            }
-        }
-    }
+    let topology = pipeline.topology();
+    let mut confirmed = Vec::with_capacity(rows.len());
+    publish(
+        pipeline,
+        &users.0,
+        &users.1,
+        &topology.user_data_route(),
+        counters,
+        &mut pass,
+        &mut confirmed,
+    )
+    .await;
+    publish(
+        pipeline,
+        &products.0,
+        &products.1,
+        &topology.product_events_route(),
+        counters,
+        &mut pass,
+        &mut confirmed,
+    )
+    .await;
     if !confirmed.is_empty() {
         let marked = sql.mark_sent(&confirmed).await?;
         counters.sent.fetch_add(marked, Ordering::Relaxed);
