@@ -692,3 +692,121 @@ impl Handler<ProductEvent> for ProductEventConsumer {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::AppConfig;
+
+    #[test]
+    fn entity_tags_parse_strong_weak_and_lists() {
+        assert_eq!(parse_tags("\"3\""), [3]);
+        assert_eq!(parse_tags("W/\"3\", \"4\",junk, \"x\""), [3, 4]);
+        assert!(IfMatch::parse("*").matches(9));
+        assert!(IfMatch::parse("\"1\", \"2\"").matches(2));
+        assert!(!IfMatch::parse("\"1\"").matches(2));
+        assert!(!IfMatch::parse("garbage").matches(1));
+    }
+
+    #[test]
+    fn listing_queries_name_the_bad_parameter() {
+        let params = |pairs: &[(&str, &str)]| -> HashMap<String, String> {
+            pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect()
+        };
+        let q = listing_query(&params(&[
+            ("sort", "price_desc"),
+            ("limit", "100"),
+            ("in_stock", "true"),
+            ("brand", "Acme"),
+        ]))
+        .unwrap();
+        assert_eq!(q.sort, ListingSort::PriceDesc);
+        assert_eq!(
+            (q.limit, q.in_stock, q.brand.as_deref()),
+            (100, true, Some("Acme"))
+        );
+        for (pairs, field) in [
+            (vec![("limit", "101")], "limit"),
+            (vec![("sort", "best")], "sort"),
+            (vec![("cursor", "")], "cursor"),
+            (vec![("max_price_cents", "-3")], "max_price_cents"),
+            (vec![("page", "2")], "page"),
+        ] {
+            match listing_query(&params(&pairs)) {
+                Err(AppError::Validation { field: f, .. }) => assert_eq!(f, field, "{pairs:?}"),
+                other => panic!("{pairs:?}: {other:?}"),
+            }
+        }
+    }
+
+    /// The update's outbox row: the event id, the product, its new version and exactly the
+    /// variants whose price changed.
+    #[tokio::test]
+    async fn an_update_enqueues_which_prices_changed() {
+        let app = App::build(AppConfig::embedded()).await.unwrap();
+        let category = app
+            .create_category(NewCategory {
+                parent_id: None,
+                slug: "outbox-test".into(),
+                name: "Outbox".into(),
+            })
+            .await
+            .unwrap();
+        let variant = |sku: &str| mod8_orm::NewVariant {
+            sku: sku.into(),
+            options: Default::default(),
+            price_cents: 100,
+            currency: "EUR".into(),
+            initial_stock: 0,
+        };
+        let created = app
+            .create_product(NewCatalogProduct {
+                sku: "P-1".into(),
+                name: "P".into(),
+                category_id: category.id,
+                brand: None,
+                description: String::new(),
+                attributes: serde_json::json!({}),
+                variants: vec![variant("P-1-a"), variant("P-1-b")],
+                images: Vec::new(),
+            })
+            .await
+            .unwrap();
+        let (a, b) = (
+            created.page.variants[0].variant.id,
+            created.page.variants[1].variant.id,
+        );
+        let changes = ProductChanges {
+            prices: [(a, 150), (b, 100)].into_iter().collect(),
+            ..ProductChanges::default()
+        };
+        let updated = app
+            .update_product(created.page.product.id, &IfMatch::parse("\"1\""), changes)
+            .await
+            .unwrap();
+        assert_eq!(updated.etag(), "\"2\"");
+        let rows = app
+            .sql
+            .claim_pending(10, Duration::from_secs(60))
+            .await
+            .unwrap();
+        let events: Vec<OutboxEvent<ProductEvent>> = rows
+            .iter()
+            .filter(|r| r.topic == PRODUCT_UPDATED_TOPIC)
+            .map(|r| serde_json::from_value(r.payload.clone()).unwrap())
+            .collect();
+        assert_eq!(events.len(), 2, "the creation's and the update's");
+        let update = events.iter().find(|e| e.event.version == 2).unwrap();
+        assert_eq!(update.event.product_id, created.page.product.id);
+        assert_eq!(update.aggregate_id, created.page.product.id.to_string());
+        assert_eq!(update.event.prices_changed, [a], "b's price did not change");
+        assert_ne!(
+            events[0].event_id, events[1].event_id,
+            "each event its own id"
+        );
+        app.shutdown().await;
+    }
+}
