@@ -243,7 +243,8 @@ impl App {
     ///
     /// - [`Role::Api`] runs the outbox relay (what registrations wrote goes out).
     /// - [`Role::Worker`] runs the consumers (user data → profile document + welcome
-    ///   notification; notifications; analytics → event log; live dashboard) and the insights
+    ///   notification; notifications; analytics → event log; live dashboard; product events →
+    ///   cache invalidation) and the insights
     ///   worker ([`crate::worker`]).
     /// - [`Role::All`] runs both.
     ///
@@ -299,7 +300,7 @@ impl App {
         Role::from_code(self.role.load(Ordering::Acquire))
     }
 
-    /// Subscribes the four consumers, in [`ConsumerCounts`] order.
+    /// Subscribes the five consumers, in [`ConsumerCounts`] order.
     async fn start_consumers(&self) -> anyhow::Result<Vec<(&'static str, ConsumerHandle)>> {
         let broker = self.broker.clone();
         let topology = &self.config.topology;
@@ -325,7 +326,13 @@ impl App {
             (
                 ConsumerCounts::LIVE_DASHBOARD,
                 LiveDashboardHandler::new(self.live.clone(), self.pipeline.clone())
-                    .start(broker, self.config.live_queue.clone())
+                    .start(broker.clone(), self.config.live_queue.clone())
+                    .await?,
+            ),
+            (
+                ConsumerCounts::PRODUCT_EVENTS,
+                self.product_event_consumer()
+                    .start(broker, topology)
                     .await?,
             ),
         ];
@@ -415,6 +422,7 @@ impl App {
             topology.notification_queue.clone(),
             topology.analytics_queue.clone(),
             self.config.live_queue.clone(),
+            topology.product_events_queue.clone(),
         ];
         // Every read at once, each bounded by the call timeout: a broker that hangs costs one
         // timeout, not one per queue, and cannot push the scrape past the request timeout.
@@ -498,7 +506,8 @@ async fn option_await(task: Option<JoinHandle<()>>) -> Option<Result<(), tokio::
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct ConsumerCounts {
     /// Which consumer: [`ConsumerCounts::USER_DATA`], [`ConsumerCounts::NOTIFICATIONS`],
-    /// [`ConsumerCounts::ANALYTICS`] or [`ConsumerCounts::LIVE_DASHBOARD`].
+    /// [`ConsumerCounts::ANALYTICS`], [`ConsumerCounts::LIVE_DASHBOARD`] or
+    /// [`ConsumerCounts::PRODUCT_EVENTS`].
     pub name: &'static str,
     /// Messages handled and acknowledged.
     pub acked: u64,
@@ -518,6 +527,9 @@ impl ConsumerCounts {
     pub const ANALYTICS: &'static str = "analytics";
     /// The live-dashboard consumer: feeds [`App::live`] and publishes activity alerts.
     pub const LIVE_DASHBOARD: &'static str = "live_dashboard";
+    /// The product-events consumer: drops what is cached about a changed product
+    /// ([`crate::flows::catalog::ProductEventConsumer`]).
+    pub const PRODUCT_EVENTS: &'static str = "product_events";
 
     /// Messages this consumer is done with: acknowledged or dead-lettered (a retried one is
     /// still to come back).
@@ -566,6 +578,7 @@ mod tests {
                 ConsumerCounts::NOTIFICATIONS,
                 ConsumerCounts::ANALYTICS,
                 ConsumerCounts::LIVE_DASHBOARD,
+                ConsumerCounts::PRODUCT_EVENTS,
             ]
         );
         assert!(stats.iter().all(|c| c.finished() == 0 && c.retried == 0));
@@ -578,7 +591,7 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn each_role_starts_only_its_own_work() {
-        for (role, consumers) in [(Role::Api, 0), (Role::Worker, 4), (Role::All, 4)] {
+        for (role, consumers) in [(Role::Api, 0), (Role::Worker, 5), (Role::All, 5)] {
             let app = App::build(AppConfig::embedded()).await.unwrap();
             assert_eq!(app.role(), None);
             app.start_with(role).await.unwrap();

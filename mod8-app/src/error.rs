@@ -60,6 +60,13 @@ pub enum AppError {
         /// Why, for a person (which variant, how many are available, ...).
         message: String,
     },
+    /// A conditional write named a version that is no longer current (a stale `If-Match`, or
+    /// a concurrent write won): 412. Read the resource again and retry with its new tag.
+    #[error("{0}")]
+    PreconditionFailed(String),
+    /// A write that must be conditional came without its condition (no `If-Match`): 428.
+    #[error("{0}")]
+    PreconditionRequired(String),
     /// The backend behind the operation cannot do it (a server lacking a feature): 501.
     #[error("{0}")]
     Unsupported(String),
@@ -96,6 +103,8 @@ impl AppError {
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Conflict { .. } => StatusCode::CONFLICT,
             Self::StateConflict { .. } => StatusCode::CONFLICT,
+            Self::PreconditionFailed(_) => StatusCode::PRECONDITION_FAILED,
+            Self::PreconditionRequired(_) => StatusCode::PRECONDITION_REQUIRED,
             Self::Unsupported(_) => StatusCode::NOT_IMPLEMENTED,
             Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -113,6 +122,8 @@ impl AppError {
             Self::NotFound(_) => "not_found",
             Self::Conflict { .. } => "conflict",
             Self::StateConflict { .. } => "conflict",
+            Self::PreconditionFailed(_) => "precondition_failed",
+            Self::PreconditionRequired(_) => "precondition_required",
             Self::Unsupported(_) => "unsupported",
             Self::Unavailable { .. } => "unavailable",
             Self::Internal(_) => "internal",
@@ -397,6 +408,8 @@ impl From<Arc<AppError>> for AppError {
                     field: field.clone(),
                     message: message.clone(),
                 },
+                AppError::PreconditionFailed(m) => AppError::PreconditionFailed(m.clone()),
+                AppError::PreconditionRequired(m) => AppError::PreconditionRequired(m.clone()),
                 AppError::Unsupported(m) => AppError::Unsupported(m.clone()),
                 AppError::Unavailable {
                     dependency,

@@ -44,6 +44,30 @@ pub fn insights() -> &'static str {
     "insights"
 }
 
+/// Cache key of a product page ([`mod8_orm::ProductPage`]): `product:{id}`.
+pub fn product(product_id: Uuid) -> String {
+    format!("product:{product_id}")
+}
+
+/// Cache tag of every cached category listing: `category-listing`. Any product change
+/// invalidates it (a change of price, brand, stock or category can move a product in or out
+/// of any listing, or change its place in one).
+pub fn category_listing_tag() -> &'static str {
+    "category-listing"
+}
+
+/// Cache key of one page of a category listing: `category-listing:{id}:{query}`, `query`
+/// being the canonical form of the listing query (every parameter, defaults filled in).
+pub fn category_listing(category_id: Uuid, query: &str) -> String {
+    format!("category-listing:{category_id}:{query}")
+}
+
+/// Cache tag of every cached recommendation list: `recommendations`. A product change
+/// invalidates it, since any list may name the product.
+pub fn recommendations_tag() -> &'static str {
+    "recommendations"
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -60,5 +84,12 @@ mod tests {
         assert_eq!(recommendations(id), format!("recommendations:{id}"));
         assert_eq!(profile(id), format!("profile:{id}"));
         assert_eq!(insights(), "insights");
+        assert_eq!(product(id), format!("product:{id}"));
+        assert_eq!(category_listing_tag(), "category-listing");
+        assert_eq!(
+            category_listing(id, "q"),
+            format!("category-listing:{id}:q")
+        );
+        assert_eq!(recommendations_tag(), "recommendations");
     }
 }

@@ -1,5 +1,6 @@
 //! The outbox relay: publishes the rows that registration and checkout wrote in their SQL
-//! transactions (topics [`USER_DATA_TOPIC`] and [`ORDER_PLACED_TOPIC`]), and
+//! transactions (topics [`USER_DATA_TOPIC`], [`ORDER_PLACED_TOPIC`] and
+//! [`PRODUCT_UPDATED_TOPIC`], each along its own route), and
 //! marks them sent only after the broker confirmed them. A broker outage delays events (rows
 //! stay pending and are claimed again when their lease runs out) but never loses them.
 
@@ -8,7 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use mod8_mq::domain::{OrderPlaced, Pipeline, UserData};
+use mod8_mq::domain::{OrderPlaced, Pipeline, ProductEvent, UserData};
 use mod8_mq::{Envelope, Payload, Route};
 use mod8_orm::{Database, OutboxMessage};
 use serde::{Deserialize, Serialize};
@@ -21,6 +22,10 @@ pub const USER_DATA_TOPIC: &str = "user_data";
 /// Outbox topic of the [`OrderPlaced`] event written by checkout (an [`OutboxEvent`] whose
 /// aggregate is the order), published along [`mod8_mq::domain::Topology::order_placed_route`].
 pub const ORDER_PLACED_TOPIC: &str = "order.placed";
+
+/// Outbox topic of a catalog product change (created, updated, archived): an
+/// [`OutboxEvent`] of a [`ProductEvent`], published along the topology's product-events route.
+pub const PRODUCT_UPDATED_TOPIC: &str = "product.updated";
 
 /// How many rows one pass claims.
 const BATCH: u32 = 100;
@@ -286,6 +291,7 @@ pub async fn relay_once(
     }
     let mut user_data = Group::<UserData>::default();
     let mut orders_placed = Group::<OrderPlaced>::default();
+    let mut products = Group::<ProductEvent>::default();
     for row in &rows {
         if counters.is_unpublishable(row.id) {
             // Logged and counted when first found; the claim returns it again each lease.
@@ -299,6 +305,9 @@ pub async fn relay_once(
             ORDER_PLACED_TOPIC => event_envelope::<OrderPlaced>(row)
                 .map(|e| orders_placed.push(e, row.id))
                 .map_err(|e| format!("payload is not an OrderPlaced event: {e}")),
+            PRODUCT_UPDATED_TOPIC => event_envelope::<ProductEvent>(row)
+                .map(|e| products.push(e, row.id))
+                .map_err(|e| format!("payload is not a product event: {e}")),
             other => Err(format!("unknown topic {other:?}")),
         };
         if let Err(reason) = parsed {
@@ -325,6 +334,15 @@ pub async fn relay_once(
             pipeline,
             counters,
             &topology.order_placed_route(),
+            &mut pass,
+            &mut confirmed,
+        )
+        .await;
+    products
+        .publish(
+            pipeline,
+            counters,
+            &topology.product_events_route(),
             &mut pass,
             &mut confirmed,
         )

@@ -304,6 +304,10 @@ async fn the_document_is_openapi_3_1_with_the_bearer_scheme_on_protected_operati
         ("GET", "/openapi.json"),
         ("POST", "/api/users"),
         ("GET", "/api/products/{id}/reviews"),
+        // The catalog reads (a CDN caches them).
+        ("GET", "/api/products/{id}"),
+        ("GET", "/api/categories"),
+        ("GET", "/api/categories/{id}/products"),
     ]
     .into_iter()
     .map(|(m, p)| (m.to_owned(), p.to_owned()))
@@ -538,6 +542,116 @@ async fn real_responses_match_the_documented_schemas() {
 }
 
 #[tokio::test]
+async fn catalog_responses_match_the_documented_schemas() {
+    let server = Server::start(mod8_app::AppConfig::embedded()).await;
+    let router = with_token(mod8_app::http::router(server.app.clone()), &server.admin);
+    let doc = served_document(&router).await;
+    let request = |method: Method, uri: &str, if_match: Option<&str>, body: Option<Value>| {
+        let mut builder = Request::builder().method(method).uri(uri);
+        if let Some(tag) = if_match {
+            builder = builder.header(header::IF_MATCH, tag);
+        }
+        match body {
+            Some(body) => builder
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(Body::from(body.to_string()))
+                .unwrap(),
+            None => builder.body(Body::empty()).unwrap(),
+        }
+    };
+
+    let answer = send(
+        &router,
+        request(
+            Method::POST,
+            "/api/categories",
+            None,
+            Some(json!({"slug": name("doc").replace('_', "-"), "name": "Doc"})),
+        ),
+    )
+    .await;
+    assert_eq!(answer.0, StatusCode::CREATED);
+    let category = assert_conforms(&doc, Method::POST, "/api/categories", &answer);
+    let category_id = category["id"].as_str().unwrap().to_owned();
+    let answer = send(
+        &router,
+        request(
+            Method::POST,
+            "/api/products",
+            None,
+            Some(
+                json!({"sku": name("doc"), "name": "Doc", "category_id": category_id,
+                "attributes": {"a": 1},
+                "variants": [{"sku": name("docv"), "options": {"size": "S"}, "price_cents": 100,
+                              "currency": "EUR", "initial_stock": 2}],
+                "images": [{"url": "https://example.com/a.png"}]}),
+            ),
+        ),
+    )
+    .await;
+    assert_eq!(answer.0, StatusCode::CREATED);
+    let page = assert_conforms(&doc, Method::POST, "/api/products", &answer);
+    let _: mod8_app::flows::catalog::ProductView = serde_json::from_value(page.clone()).unwrap();
+    let id = page["product"]["id"].as_str().unwrap().to_owned();
+    let product = format!("/api/products/{id}");
+
+    for _ in 0..2 {
+        let answer = send(&router, request(Method::GET, &product, None, None)).await;
+        assert_eq!(answer.0, StatusCode::OK);
+        assert_conforms(&doc, Method::GET, "/api/products/{id}", &answer);
+    }
+    let listing = format!("/api/categories/{category_id}/products?limit=1");
+    let answer = send(&router, request(Method::GET, &listing, None, None)).await;
+    assert_eq!(answer.0, StatusCode::OK);
+    assert_conforms(&doc, Method::GET, "/api/categories/{id}/products", &answer);
+    let answer = send(
+        &router,
+        request(Method::GET, "/api/categories?counts=true", None, None),
+    )
+    .await;
+    assert_eq!(answer.0, StatusCode::OK);
+    assert_conforms(&doc, Method::GET, "/api/categories", &answer);
+
+    for (method, tag, body, status) in [
+        (
+            Method::PATCH,
+            None,
+            json!({"name": "x"}),
+            StatusCode::PRECONDITION_REQUIRED,
+        ),
+        (
+            Method::PATCH,
+            Some("\"9\""),
+            json!({"name": "x"}),
+            StatusCode::PRECONDITION_FAILED,
+        ),
+        (
+            Method::PATCH,
+            Some("\"1\""),
+            json!({"prices": {}, "name": ""}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            Method::PATCH,
+            Some("\"1\""),
+            json!({"name": "Patched"}),
+            StatusCode::OK,
+        ),
+        (
+            Method::PUT,
+            Some("\"2\""),
+            json!({"name": "Put", "category_id": category_id}),
+            StatusCode::OK,
+        ),
+    ] {
+        let answer = send(&router, request(method.clone(), &product, tag, Some(body))).await;
+        assert_eq!(answer.0, status, "{}", String::from_utf8_lossy(&answer.2));
+        assert_conforms(&doc, method, "/api/products/{id}", &answer);
+    }
+    server.app.shutdown().await;
+}
+
+#[tokio::test]
 async fn every_error_the_app_answers_is_the_documented_error_body() {
     let server = Server::start(mod8_app::AppConfig::embedded()).await;
     let router = with_token(mod8_app::http::router(server.app.clone()), &server.admin);
@@ -551,6 +665,8 @@ async fn every_error_the_app_answers_is_the_documented_error_body() {
         AppError::Conflict {
             field: "email".into(),
         },
+        AppError::PreconditionFailed("stale".into()),
+        AppError::PreconditionRequired("no If-Match".into()),
         AppError::Unsupported("$geoNear".into()),
         AppError::Unavailable {
             dependency: "sql",

@@ -11,6 +11,7 @@ use crate::error::{Error, Result};
 
 /// A node of the category tree.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, sqlx::FromRow)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Category {
     /// Primary key.
     pub id: Uuid,
@@ -26,6 +27,7 @@ pub struct Category {
 
 /// Input for [`crate::CatalogRepository::create_category`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct NewCategory {
     /// The parent; `None` makes a root.
     pub parent_id: Option<Uuid>,
@@ -48,6 +50,7 @@ pub struct CategoryCount {
 
 /// A catalog product (its variants, images, stock and rating are in [`ProductPage`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, sqlx::FromRow)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CatalogProduct {
     /// Primary key.
     pub id: Uuid,
@@ -76,6 +79,7 @@ pub struct CatalogProduct {
 
 /// One purchasable variant of a product (a size, a colour, ...).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, sqlx::FromRow)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Variant {
     /// Primary key.
     pub id: Uuid,
@@ -96,6 +100,7 @@ pub struct Variant {
 
 /// A variant with its stock, as a product page shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, sqlx::FromRow)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct VariantStock {
     /// The variant.
     #[sqlx(flatten)]
@@ -115,6 +120,7 @@ impl VariantStock {
 
 /// Input for one variant of [`NewCatalogProduct`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct NewVariant {
     /// 1–64 characters, unique among variants.
     pub sku: String,
@@ -132,6 +138,7 @@ pub struct NewVariant {
 
 /// A product image.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, sqlx::FromRow)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Image {
     /// Primary key.
     pub id: Uuid,
@@ -147,6 +154,7 @@ pub struct Image {
 
 /// Input for one image of [`NewCatalogProduct`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct NewImage {
     /// An `http` or `https` URL of at most 2,048 characters.
     pub url: String,
@@ -157,6 +165,7 @@ pub struct NewImage {
 
 /// Input for [`crate::CatalogRepository::create_catalog_product`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct NewCatalogProduct {
     /// 1–64 characters, unique among products.
     pub sku: String,
@@ -186,6 +195,7 @@ fn empty_object() -> serde_json::Value {
 
 /// A product's rating aggregate.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Rating {
     /// Reviews counted.
     pub review_count: u64,
@@ -195,6 +205,7 @@ pub struct Rating {
 
 /// Everything a product page shows, loaded in a fixed number of statements.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ProductPage {
     /// The product.
     pub product: CatalogProduct,
@@ -263,6 +274,7 @@ mod double_option {
 /// How a category listing is sorted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum ListingSort {
     /// Newest first.
     #[default]
@@ -335,6 +347,7 @@ impl ListingQuery {
 
 /// A product as a listing shows it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, sqlx::FromRow)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ProductSummary {
     /// The product.
     pub id: Uuid,

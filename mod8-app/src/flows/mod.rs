@@ -10,6 +10,9 @@
 //! - [`orders`]: place an order, then drop what is cached about its user.
 //! - [`shop`]: carts, checkout with its `order.placed` outbox row, the order life cycle and
 //!   reviews.
+//! - [`catalog`]: product pages and category listings from the cache; product writes under
+//!   `If-Match` with an outbox row, then the stale entries dropped (and again by the
+//!   product-events consumer).
 //!
 //! The flow modules do not import each other: a flow calls another one through its method on
 //! [`App`], and what several of them share lives outside them — cache keys and tags in
@@ -19,6 +22,7 @@
 //! dependency that every flow makes).
 
 pub mod analytics;
+pub mod catalog;
 pub mod orders;
 pub mod personalisation;
 pub mod registration;

@@ -342,8 +342,11 @@ impl App {
             hit.cached = true;
             return Ok(hit);
         }
-        let options =
-            EntryOptions::ttl(self.config.recommendations_ttl).with_tag(keys::user_tag(user_id));
+        // Also tagged as recommendations: a catalog change drops every list (any may name the
+        // changed product), see `flows::catalog`.
+        let options = EntryOptions::ttl(self.config.recommendations_ttl)
+            .with_tag(keys::user_tag(user_id))
+            .with_tag(keys::recommendations_tag());
         self.cache
             .get_or_load(&key, &options, || async {
                 let record = self.customer_record(user_id).await?;

@@ -8,6 +8,12 @@
 //! | `GET /api/users/{id}/recommendations` | the user itself, `admin` | personalised recommendations, `cached` says whether they came from cache |
 //! | `GET /api/users/{id}/profile` | the user itself, `admin` | segment, engagement, churn risk, lifetime value |
 //! | `GET /api/insights` | `admin` | segment report over every user, as last computed by the insights worker, with `computed_at` (see [`crate::flows::personalisation::InsightsReport`]) |
+//! | `GET /api/products/{id}` | anyone | a product page with `ETag`; 304 on a matching `If-None-Match`; `cached` / `X-Cache` say whether the cache answered ([`catalog`]) |
+//! | `PUT`, `PATCH /api/products/{id}` | `admin`, with `If-Match` | replace / change a product (428 without `If-Match`, 412 when stale) |
+//! | `POST /api/products` | `admin` | create a product with its variants and images; 201 |
+//! | `GET /api/categories` | anyone | the category tree (`?counts=true`: with product counts) |
+//! | `POST /api/categories` | `admin` | create a category; 201 |
+//! | `GET /api/categories/{id}/products` | anyone | one cursor page of a category's products, filtered and sorted |
 //! | `POST /api/tokens` | `admin` | issue a token: `{"scope": "user", "user_id": ...}`, `{"scope": "service", "subject": ...}` or `{"scope": "admin"}`; 201 |
 //! | `GET /metrics` | `admin` | Prometheus text |
 //! | carts, orders, reviews | see [`shop`] | the shop: cart lines, checkout, pay / ship / cancel, product reviews |
@@ -34,6 +40,7 @@
 //! with the error body.
 
 pub mod auth;
+pub mod catalog;
 mod handlers;
 pub mod rate_limit;
 mod server;
@@ -101,6 +108,22 @@ pub fn router(app: Arc<App>) -> Router {
         .route(
             "/api/products/{id}/reviews",
             get(shop::list_reviews).post(shop::create_review),
+        )
+        // The catalog (`catalog`): public reads, admin writes.
+        .route(
+            "/api/categories",
+            get(catalog::list_categories).post(catalog::create_category),
+        )
+        .route(
+            "/api/categories/{id}/products",
+            get(catalog::list_category_products),
+        )
+        .route("/api/products", post(catalog::create_product))
+        .route(
+            "/api/products/{id}",
+            get(catalog::get_product)
+                .put(catalog::replace_product)
+                .patch(catalog::patch_product),
         )
         .route("/metrics", get(handlers::metrics))
         .route("/healthz", get(handlers::healthz))

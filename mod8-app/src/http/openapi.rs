@@ -5,7 +5,8 @@
 //! Every error response is documented with [`ErrorBody`], the body every error of the API
 //! carries; the reusable responses ([`BadRequest`], [`Unauthorized`], ...) name the status
 //! and say when it happens. Operations that need a token name the security scheme `bearer`
-//! (HTTP bearer, JWT); `/healthz`, `/openapi.json` and registration are public.
+//! (HTTP bearer, JWT); `/healthz`, `/openapi.json`, registration and the catalog reads are
+//! public.
 
 use std::sync::OnceLock;
 
@@ -16,8 +17,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, ObjectBuilder, Ref, RefOr, Type};
 use utoipa::{Modify, OpenApi, ToSchema};
 
-use super::handlers;
-use super::shop;
+use super::{catalog, handlers, shop};
 
 /// The body of every error response: `{"error": {"code", "message", "field"?, "request_id"?}}`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -63,6 +63,10 @@ pub enum ErrorCode {
     Timeout,
     /// 409: a unique value (`field`) is already taken.
     Conflict,
+    /// 412: `If-Match` names a version that is no longer current.
+    PreconditionFailed,
+    /// 428: the write needs `If-Match` and came without it.
+    PreconditionRequired,
     /// 413: the body is larger than the limit.
     PayloadTooLarge,
     /// 422: the input was readable but not valid; `field` names what.
@@ -119,6 +123,10 @@ error_responses! {
     PayloadTooLarge => "The body is larger than 64 KiB (code `payload_too_large`).";
     /// 422 `validation`.
     Unprocessable => "The input was readable but not valid; `field` names what (code `validation`).";
+    /// 412 `precondition_failed`.
+    PreconditionFailed => "`If-Match` names a version that is no longer current: read the resource again and retry with its `ETag` (code `precondition_failed`).";
+    /// 428 `precondition_required`.
+    PreconditionRequired => "The write needs `If-Match` with the resource's `ETag` (code `precondition_required`).";
     /// 500 `internal`.
     Internal => "An internal error; the cause is logged under `request_id`, never sent (code `internal`).";
     /// 503 `unavailable`.
@@ -200,6 +208,14 @@ impl Modify for BearerScheme {
         shop::cancel_order,
         shop::create_review,
         shop::list_reviews,
+        // The catalog.
+        catalog::get_product,
+        catalog::replace_product,
+        catalog::patch_product,
+        catalog::create_product,
+        catalog::list_categories,
+        catalog::create_category,
+        catalog::list_category_products,
     ),
     components(
         schemas(ErrorBody, ErrorDetail, ErrorCode),
@@ -215,6 +231,8 @@ impl Modify for BearerScheme {
             RateLimited,
             Internal,
             Unavailable,
+            PreconditionFailed,
+            PreconditionRequired,
         ),
     ),
     modifiers(&BearerScheme),
@@ -224,6 +242,7 @@ impl Modify for BearerScheme {
         (name = "insights", description = "The segment report"),
         (name = "operations", description = "Health, metrics and this document"),
         (name = "shop", description = "Carts, checkout, the order life cycle and product reviews"),
+        (name = "catalog", description = "Products and categories: public reads, admin writes"),
     ),
 )]
 pub struct ApiDoc;

@@ -1,4 +1,5 @@
-//! mod8's message payloads: user data, notifications, analytics events and order events.
+//! mod8's message payloads: user data, notifications, analytics events, order events and
+//! catalog product events.
 
 use std::collections::HashMap;
 
@@ -108,6 +109,26 @@ pub struct OrderPlacedLine {
 
 impl Payload for OrderPlaced {
     const KIND: &'static str = "order_placed";
+}
+
+/// A catalog product changed (published by the app's outbox relay after the change
+/// committed): whatever is derived from the product is stale.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProductEvent {
+    /// The product.
+    pub product_id: uuid::Uuid,
+    /// Its version after the change.
+    pub version: i64,
+    /// Its category after the change.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub category_id: Option<uuid::Uuid>,
+    /// The variants whose price changed (empty when no price did).
+    #[serde(default)]
+    pub prices_changed: Vec<uuid::Uuid>,
+}
+
+impl Payload for ProductEvent {
+    const KIND: &'static str = "product_event";
 }
 
 #[cfg(test)]

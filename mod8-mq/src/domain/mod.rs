@@ -1,7 +1,7 @@
 //! mod8's own messaging, built on the generic broker, producer and consumer runner: the
 //! [`Topology`] (exchange and queue names, and the [`Declarations`](crate::Declarations) a
-//! broker makes for them), the three message payloads ([`UserData`], [`Notification`],
-//! [`Analytics`]), their handlers ([`UserDataConsumer`], [`NotificationConsumer`],
+//! broker makes for them), the message payloads ([`UserData`], [`Notification`],
+//! [`Analytics`], [`ProductEvent`]), their handlers ([`UserDataConsumer`], [`NotificationConsumer`],
 //! [`AnalyticsConsumer`]) with the sinks they write to, the [`SentLedger`] that makes a
 //! notification sent once per message id, and [`Pipeline`], which publishes
 //! them.
@@ -52,7 +52,7 @@ pub use handlers::{
     UserDataConsumer,
 };
 pub use ledger::{MemorySentLedger, SentLedger};
-pub use messages::{Analytics, Notification, NotificationChannel, UserData};
+pub use messages::{Analytics, Notification, NotificationChannel, ProductEvent, UserData};
 pub use messages::{OrderPlaced, OrderPlacedLine};
 pub use pipeline::{Pipeline, PublishOptions, Published, Urgency, URGENT};
 pub use topology::{Topology, DEFAULT_DELIVERY_LIMIT};

@@ -45,6 +45,13 @@ pub struct Topology {
     pub user_data_queue: String,
     /// Routing key of user data (`user_data`).
     pub user_data_key: String,
+    /// Queue for catalog product events (`product_events_queue`), bound to the data exchange
+    /// with [`Topology::product_events_key`].
+    #[serde(default = "default_product_events_queue")]
+    pub product_events_queue: String,
+    /// Routing key of product events on the data exchange (`product.updated`).
+    #[serde(default = "default_product_events_key")]
+    pub product_events_key: String,
     /// Topic exchange for notifications (`notifications`).
     pub notifications_exchange: String,
     /// Queue for notifications (`notification_queue`), bound with `notification.#`.
@@ -88,6 +95,14 @@ fn default_delivery_limit() -> u32 {
     DEFAULT_DELIVERY_LIMIT
 }
 
+fn default_product_events_queue() -> String {
+    "product_events_queue".into()
+}
+
+fn default_product_events_key() -> String {
+    "product.updated".into()
+}
+
 impl Default for Topology {
     fn default() -> Self {
         let dead_letter = DeadLetterRoute::default();
@@ -95,6 +110,8 @@ impl Default for Topology {
             data_exchange: "data_processing".into(),
             user_data_queue: "user_data_queue".into(),
             user_data_key: "user_data".into(),
+            product_events_queue: default_product_events_queue(),
+            product_events_key: default_product_events_key(),
             notifications_exchange: "notifications".into(),
             notification_queue: "notification_queue".into(),
             analytics_exchange: "analytics".into(),
@@ -123,6 +140,8 @@ impl Topology {
             data_exchange: p(d.data_exchange),
             user_data_queue: p(d.user_data_queue),
             user_data_key: d.user_data_key,
+            product_events_queue: p(d.product_events_queue),
+            product_events_key: d.product_events_key,
             notifications_exchange: p(d.notifications_exchange),
             notification_queue: p(d.notification_queue),
             analytics_exchange: p(d.analytics_exchange),
@@ -209,6 +228,7 @@ impl Topology {
                 QueueType::Classic => dead_letter,
                 QueueType::Quorum => dead_letter.quorum(),
             },
+            self.work_queue(&self.product_events_queue),
         ]
     }
 
@@ -231,6 +251,11 @@ impl Topology {
                 &self.dead_letter_exchange,
                 &self.dead_letter_queue,
             ),
+            BindingSpec::new(
+                &self.product_events_queue,
+                &self.data_exchange,
+                &self.product_events_key,
+            ),
         ]
     }
 
@@ -243,6 +268,7 @@ impl Topology {
             &self.user_data_queue,
             &self.notification_queue,
             &self.analytics_queue,
+            &self.product_events_queue,
         ] {
             specs.extend(
                 self.retry
@@ -301,6 +327,11 @@ impl Topology {
     /// The route of user data events.
     pub fn user_data_route(&self) -> Route {
         Route::new(self.data_exchange.clone(), self.user_data_key.clone())
+    }
+
+    /// The route of catalog product events ([`crate::domain::ProductEvent`]).
+    pub fn product_events_route(&self) -> Route {
+        Route::new(self.data_exchange.clone(), self.product_events_key.clone())
     }
 
     /// The route of a notification (`notification.<channel>`, normal priority).
@@ -369,6 +400,8 @@ mod tests {
                 "notification_queue.retry.2000ms",
                 "analytics_queue.retry.1000ms",
                 "analytics_queue.retry.2000ms",
+                "product_events_queue.retry.1000ms",
+                "product_events_queue.retry.2000ms",
             ]
         );
         assert!(Topology::default()
@@ -378,8 +411,12 @@ mod tests {
         // Configurations written before the field existed still load, with the default.
         let mut json = serde_json::to_value(Topology::default()).unwrap();
         json.as_object_mut().unwrap().remove("max_retries");
+        json.as_object_mut().unwrap().remove("product_events_queue");
+        json.as_object_mut().unwrap().remove("product_events_key");
         let back: Topology = serde_json::from_value(json).unwrap();
         assert_eq!(back.max_retries, DEFAULT_MAX_RETRIES);
+        assert_eq!(back.product_events_queue, "product_events_queue");
+        assert_eq!(back.product_events_route().routing_key, "product.updated");
     }
 
     #[test]
@@ -444,12 +481,15 @@ mod tests {
                 "notification_queue",
                 "analytics_queue",
                 "dlq",
+                "product_events_queue",
                 "user_data_queue.retry.1000ms",
                 "user_data_queue.retry.2000ms",
                 "notification_queue.retry.1000ms",
                 "notification_queue.retry.2000ms",
                 "analytics_queue.retry.1000ms",
                 "analytics_queue.retry.2000ms",
+                "product_events_queue.retry.1000ms",
+                "product_events_queue.retry.2000ms",
             ]
         );
         // Teardown also covers delay queues declared on first use for more retries.
