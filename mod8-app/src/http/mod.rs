@@ -377,6 +377,9 @@ mod tests {
             .finish();
         // This thread's default: the current-thread runtime runs the server on it too.
         let _guard = tracing::subscriber::set_default(subscriber);
+        // Callsites other tests' threads hit first (with no subscriber) may have cached "not
+        // interested"; ask again now that this thread has one.
+        tracing::callsite::rebuild_interest_cache();
 
         let app = App::build(crate::AppConfig::embedded()).await.unwrap();
         let token = app.auth.issue(auth::Scope::Admin, "admin").unwrap().token;
