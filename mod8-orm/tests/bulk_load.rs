@@ -14,7 +14,7 @@ fn product(sku: &str, category_id: uuid::Uuid, variants: usize) -> NewCatalogPro
         // Quotes and commas: the CSV of COPY must carry them.
         name: format!("27\" monitor, \"{sku}\""),
         category_id,
-        brand: (variants % 2 == 0).then(|| "Viewtek".to_owned()),
+        brand: variants.is_multiple_of(2).then(|| "Viewtek".to_owned()),
         description: "line one\nline two".to_owned(),
         attributes: serde_json::json!({"panel": "IPS, matte"}),
         variants: (0..variants)

@@ -391,7 +391,7 @@ impl App {
             return Ok(());
         }
         let mut recent: Vec<&ItemPurchase> = history.iter().collect();
-        recent.sort_by(|a, b| b.date.cmp(&a.date));
+        recent.sort_by_key(|p| std::cmp::Reverse(p.date));
         let mut sources: Vec<&str> = Vec::new();
         for p in recent {
             if !sources.contains(&p.product_id.as_str()) {
