@@ -179,6 +179,13 @@ impl App {
             .connect()
             .await
             .context("connecting the SQL store")?;
+        // The embedded database starts empty: give it the reference data (countries, cities,
+        // a starter catalog) the README's examples rely on. Idempotent.
+        if sql.backend() == mod8_orm::Backend::Sqlite {
+            crate::reference::ensure(&sql)
+                .await
+                .context("writing the reference data")?;
+        }
         let docs = config
             .docs
             .connect()

@@ -12,6 +12,7 @@ pub mod keys;
 pub mod live;
 pub mod metrics;
 pub mod outbox;
+pub mod reference;
 pub mod sinks;
 pub mod telemetry;
 pub mod worker;

@@ -40,6 +40,10 @@ enum Command {
         /// How many users to create.
         #[arg(long, default_value_t = 1000)]
         users: usize,
+        /// How many catalog products to create (1–5 variants each, written with COPY on
+        /// PostgreSQL).
+        #[arg(long, default_value_t = 10_000)]
+        products: usize,
         /// Instead: users with planted taste groups (products, users and paid orders in the
         /// SQL store only), on which `mod8 recs eval` shows what collaborative filtering finds.
         #[arg(long)]
@@ -299,13 +303,15 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::Serve { addr, role } => commands::serve_as(addr, role).await,
         Command::Seed {
             users,
+            products,
             planted: false,
             ..
-        } => commands::seed::run(users).await,
+        } => commands::seed::run(users, products).await,
         Command::Seed {
             users,
             planted: true,
             seed,
+            ..
         } => commands::seed::run_planted(users, seed).await,
         Command::Recs {
             command:

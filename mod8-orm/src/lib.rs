@@ -4,6 +4,7 @@
 #![warn(missing_debug_implementations, unreachable_pub)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod bulk;
 mod catalog;
 mod config;
 mod customer_summary;
@@ -28,6 +29,7 @@ pub mod sqlite;
 pub mod testing;
 pub mod validate;
 
+pub use bulk::{CatalogBulkLoad, LoadedProduct};
 pub use catalog::*;
 pub use config::{connect, OrmConfig, ReplicaSettings, DEFAULT_URL};
 pub use customer_summary::CustomerRfm;

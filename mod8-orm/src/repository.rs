@@ -491,6 +491,12 @@ pub trait Database: Repositories + 'static {
     fn statements_executed(&self) -> u64;
     /// Waits until all connections are closed.
     async fn close(&self);
+    /// The bulk loader of catalog products ([`crate::CatalogBulkLoad`]: `COPY` on
+    /// PostgreSQL, multi-row `INSERT`s on SQLite); `None` for a database without one, where
+    /// callers fall back to [`CatalogRepository::create_catalog_product`].
+    fn catalog_bulk_load(&self) -> Option<&dyn crate::bulk::CatalogBulkLoad> {
+        None
+    }
 }
 
 /// A shared, type-erased database handle, as returned by [`crate::OrmConfig::connect`].

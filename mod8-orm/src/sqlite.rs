@@ -183,3 +183,145 @@ impl SqliteStore {
         Ok(store)
     }
 }
+
+/// Bulk loading on SQLite: multi-row `INSERT`s, each as many rows as the parameter limit
+/// allows, all in one transaction.
+#[async_trait::async_trait]
+impl crate::bulk::CatalogBulkLoad for SqlStore<Sqlite> {
+    async fn load_catalog(
+        &self,
+        products: Vec<crate::catalog::NewCatalogProduct>,
+    ) -> Result<Vec<crate::bulk::LoadedProduct>> {
+        use sqlx::types::Json;
+        let prepared = crate::bulk::prepare(products)?;
+        if prepared.products.is_empty() {
+            return Ok(Vec::new());
+        }
+        let backend = self.backend_name();
+        let dialect = <Sqlite as SqlDriver>::DIALECT;
+        let now = crate::sql::now();
+        let pairs: Vec<_> = prepared.products.iter().zip(&prepared.ids).collect();
+        let mut conn = self.conn().await?;
+        let mut tx = conn.transaction(backend).await?;
+        for chunk in pairs.chunks(rows_per_statement(9, dialect.max_bind_params)) {
+            let statement = format!(
+                "INSERT INTO products (id, sku, name, category_id, brand, description, \
+                   attributes, created_at, updated_at, version, archived_at) VALUES {}",
+                repeat_row(chunk.len(), "(?, ?, ?, ?, ?, ?, ?, ?, ?, 1, NULL)")
+            );
+            let mut q = sqlx::query::<Sqlite>(&statement);
+            for (p, ids) in chunk {
+                q = q
+                    .bind(ids.product_id)
+                    .bind(&p.sku)
+                    .bind(&p.name)
+                    .bind(p.category_id)
+                    .bind(&p.brand)
+                    .bind(&p.description)
+                    .bind(Json(&p.attributes))
+                    .bind(now)
+                    .bind(now);
+            }
+            q.execute(tx.exec()).await.map_err(|e| self.err(e))?;
+        }
+        let variants: Vec<_> = pairs
+            .iter()
+            .flat_map(|(p, ids)| {
+                p.variants
+                    .iter()
+                    .zip(&ids.variant_ids)
+                    .enumerate()
+                    .map(move |(position, (v, vid))| (ids.product_id, position, v, *vid))
+            })
+            .collect();
+        for chunk in variants.chunks(rows_per_statement(8, dialect.max_bind_params)) {
+            let statement = format!(
+                "INSERT INTO product_variants (id, product_id, sku, options, price_cents, \
+                   currency, position, created_at) VALUES {}",
+                repeat_row(chunk.len(), "(?, ?, ?, ?, ?, ?, ?, ?)")
+            );
+            let mut q = sqlx::query::<Sqlite>(&statement);
+            for (product_id, position, v, vid) in chunk {
+                q = q
+                    .bind(*vid)
+                    .bind(*product_id)
+                    .bind(&v.sku)
+                    .bind(Json(&v.options))
+                    .bind(v.price_cents)
+                    .bind(&v.currency)
+                    .bind(i32::try_from(*position).unwrap_or(i32::MAX))
+                    .bind(now);
+            }
+            q.execute(tx.exec()).await.map_err(|e| self.err(e))?;
+        }
+        for chunk in variants.chunks(rows_per_statement(3, dialect.max_bind_params)) {
+            let statement = format!(
+                "INSERT INTO inventory (variant_id, on_hand, reserved, updated_at) VALUES {}",
+                repeat_row(chunk.len(), "(?, ?, 0, ?)")
+            );
+            let mut q = sqlx::query::<Sqlite>(&statement);
+            for (_, _, v, vid) in chunk {
+                q = q.bind(*vid).bind(v.initial_stock).bind(now);
+            }
+            q.execute(tx.exec()).await.map_err(|e| self.err(e))?;
+        }
+        let receipts: Vec<_> = variants
+            .iter()
+            .filter(|(_, _, v, _)| v.initial_stock > 0)
+            .collect();
+        for chunk in receipts.chunks(rows_per_statement(4, dialect.max_bind_params)) {
+            let statement = format!(
+                "INSERT INTO stock_movements (id, variant_id, kind, on_hand_delta, \
+                   reserved_delta, reason, order_id, created_at) VALUES {}",
+                repeat_row(
+                    chunk.len(),
+                    &format!(
+                        "(?, ?, 'receipt', ?, 0, '{}', NULL, ?)",
+                        crate::bulk::OPENING_REASON
+                    )
+                )
+            );
+            let mut q = sqlx::query::<Sqlite>(&statement);
+            for (_, _, v, vid) in chunk {
+                q = q
+                    .bind(Uuid::new_v4())
+                    .bind(*vid)
+                    .bind(v.initial_stock)
+                    .bind(now);
+            }
+            q.execute(tx.exec()).await.map_err(|e| self.err(e))?;
+        }
+        let images: Vec<_> = pairs
+            .iter()
+            .flat_map(|(p, ids)| {
+                p.images
+                    .iter()
+                    .enumerate()
+                    .map(move |(position, image)| (ids.product_id, position, image))
+            })
+            .collect();
+        for chunk in images.chunks(rows_per_statement(5, dialect.max_bind_params)) {
+            let statement = format!(
+                "INSERT INTO product_images (id, product_id, position, url, alt_text) VALUES {}",
+                repeat_row(chunk.len(), "(?, ?, ?, ?, ?)")
+            );
+            let mut q = sqlx::query::<Sqlite>(&statement);
+            for (product_id, position, image) in chunk {
+                q = q
+                    .bind(Uuid::new_v4())
+                    .bind(*product_id)
+                    .bind(i32::try_from(*position).unwrap_or(i32::MAX))
+                    .bind(&image.url)
+                    .bind(&image.alt_text);
+            }
+            q.execute(tx.exec()).await.map_err(|e| self.err(e))?;
+        }
+        tx.commit(backend).await?;
+        Ok(prepared.ids)
+    }
+}
+
+/// `row` (a parenthesised list of anonymous parameters and literals) `rows` times.
+fn repeat_row(rows: usize, row: &str) -> String {
+    vec![row; rows].join(", ")
+}

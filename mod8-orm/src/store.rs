@@ -544,6 +544,10 @@ macro_rules! impl_store {
             async fn close(&self) {
                 self.close_pool().await
             }
+
+            fn catalog_bulk_load(&self) -> Option<&dyn $crate::bulk::CatalogBulkLoad> {
+                Some(self)
+            }
         }
 
         #[::async_trait::async_trait]

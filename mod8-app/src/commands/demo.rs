@@ -296,6 +296,13 @@ pub async fn run_on(app: &Arc<App>) -> Report {
     app.invalidate_model().await;
 
     report.section(
+        "catalog (category listing, product page cold/warm through the cache, price update in a unit of work, checkout, payment, verified review)",
+    );
+    if let Some(buyer) = users.iter().find(|u| u.username.starts_with("ada")) {
+        catalog_step(app, &mut report, buyer).await;
+    }
+
+    report.section(
         "2. real-time analytics (confirmed publish to the analytics fanout → counters once per message id → event log, profile + live dashboard)",
     );
     let t = Instant::now();
@@ -523,6 +530,287 @@ pub async fn run_on(app: &Arc<App>) -> Report {
         ));
     }
     report
+}
+
+/// Cache key of a product page (the catalog's cache contract: `product:{id}`).
+fn product_key(id: uuid::Uuid) -> String {
+    format!("product:{id}")
+}
+
+/// Cache tag of every category listing page (invalidated on any product change).
+const CATEGORY_LISTING_TAG: &str = "category-listing";
+
+/// The category the demo browses: the reference catalog's first root.
+const DEMO_CATEGORY: &str = crate::reference::CATALOG_MARKER;
+
+/// The first listing page of `category` (cheapest first), through the cache under its tag.
+async fn listing_page(
+    app: &App,
+    category: uuid::Uuid,
+) -> Result<(mod8_orm::CursorPage<mod8_orm::ProductSummary>, bool), String> {
+    let key = format!("category:{category}:price_asc:first");
+    let cached = matches!(
+        app.cache
+            .get::<mod8_orm::CursorPage<mod8_orm::ProductSummary>>(&key)
+            .await,
+        Ok(Some(_))
+    );
+    let options =
+        mod8_cache::EntryOptions::ttl(Duration::from_secs(60)).with_tag(CATEGORY_LISTING_TAG);
+    let page = app
+        .cache
+        .get_or_load(&key, &options, || async {
+            app.sql
+                .list_category_products(
+                    category,
+                    mod8_orm::ListingQuery {
+                        sort: mod8_orm::ListingSort::PriceAsc,
+                        limit: 5,
+                        ..Default::default()
+                    },
+                )
+                .await
+        })
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok((page, cached))
+}
+
+/// A product page through the cache (`product:{id}`); whether it came from the cache.
+async fn product_page(app: &App, id: uuid::Uuid) -> Result<(mod8_orm::ProductPage, bool), String> {
+    let key = product_key(id);
+    let cached = matches!(
+        app.cache.get::<mod8_orm::ProductPage>(&key).await,
+        Ok(Some(_))
+    );
+    let options = mod8_cache::EntryOptions::ttl(Duration::from_secs(60));
+    let page = app
+        .cache
+        .get_or_load(&key, &options, || async { app.sql.product_page(id).await })
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok((page, cached))
+}
+
+/// The catalog through the library: browse, view cold and warm, reprice (and invalidate),
+/// check out as `buyer`, pay, and review as a verified buyer.
+async fn catalog_step(app: &App, report: &mut Report, buyer: &mod8_orm::User) {
+    let t = Instant::now();
+    let category = match app.sql.categories().await {
+        Ok(all) => all.into_iter().find(|c| c.slug == DEMO_CATEGORY),
+        Err(e) => {
+            report.step("categories", t, Err(e.to_string()));
+            return;
+        }
+    };
+    let Some(category) = category else {
+        report.step(
+            "categories",
+            t,
+            Err(format!("no {DEMO_CATEGORY:?} category")),
+        );
+        return;
+    };
+    let first = match listing_page(app, category.id).await {
+        Ok((page, _)) => match page.items.first().cloned() {
+            Some(first) => {
+                let names: Vec<String> = page
+                    .items
+                    .iter()
+                    .map(|p| format!("{} {:.2}", p.name, p.price_cents as f64 / 100.0))
+                    .collect();
+                report.step(
+                    &format!("browse {} (first page)", category.name),
+                    t,
+                    Ok(names.join(", ")),
+                );
+                first
+            }
+            None => {
+                report.step("browse", t, Err(format!("{} is empty", category.name)));
+                return;
+            }
+        },
+        Err(e) => {
+            report.step("browse", t, Err(e));
+            return;
+        }
+    };
+    let mut page = None;
+    for attempt in ["cold", "warm"] {
+        let t = Instant::now();
+        let outcome = match product_page(app, first.id).await {
+            Ok((p, cached)) if cached == (attempt == "warm") => {
+                let detail = format!(
+                    "{} v{}: {} variants, {} available, {}",
+                    p.product.name,
+                    p.product.version,
+                    p.variants.len(),
+                    p.variants.iter().map(|v| v.available()).sum::<i64>(),
+                    if cached {
+                        "from the cache"
+                    } else {
+                        "from SQL (cached now)"
+                    }
+                );
+                page = Some(p);
+                Ok(detail)
+            }
+            Ok((_, cached)) => Err(format!("the {attempt} view was cached={cached}")),
+            Err(e) => Err(e),
+        };
+        report.step(&format!("view product ({attempt})"), t, outcome);
+    }
+    let Some(page) = page else { return };
+    let Some(variant) = page.variants.first().map(|v| v.variant.clone()) else {
+        return;
+    };
+
+    // Reprice the default variant in a unit of work, then drop what the cache derived from
+    // it: the product page and every listing page.
+    let t = Instant::now();
+    let new_price = variant.price_cents + 100;
+    let changes = mod8_orm::ProductChanges {
+        prices: std::collections::BTreeMap::from([(variant.id, new_price)]),
+        ..Default::default()
+    };
+    let updated = async {
+        let uow = app.sql.begin().await?;
+        let product = uow
+            .update_product(page.product.id, page.product.version, changes)
+            .await?;
+        uow.commit().await?;
+        Ok::<_, mod8_orm::Error>(product)
+    }
+    .await;
+    let outcome = match updated {
+        Ok(product) => {
+            let dropped = app
+                .cache
+                .delete(&product_key(product.id))
+                .await
+                .unwrap_or(false);
+            let listings = app
+                .cache
+                .invalidate_tag(CATEGORY_LISTING_TAG)
+                .await
+                .unwrap_or(0);
+            Ok(format!(
+                "{:.2} → {:.2}, version {} → {}; cache: product page dropped={dropped}, {listings} listing page(s) dropped",
+                variant.price_cents as f64 / 100.0,
+                new_price as f64 / 100.0,
+                page.product.version,
+                product.version
+            ))
+        }
+        Err(e) => Err(e.to_string()),
+    };
+    report.step("update the price (unit of work)", t, outcome);
+    let t = Instant::now();
+    let outcome = match (
+        listing_page(app, category.id).await,
+        product_page(app, first.id).await,
+    ) {
+        (Ok((listing, false)), Ok((p, false))) => {
+            let listed = listing
+                .items
+                .iter()
+                .find(|s| s.id == first.id)
+                .map(|s| s.price_cents);
+            let shown = p.variants.first().map(|v| v.variant.price_cents);
+            if shown == Some(new_price) && listed.is_some_and(|c| c <= new_price) {
+                Ok(format!(
+                    "listing and page read again from SQL: {} at {:.2}",
+                    p.product.name,
+                    new_price as f64 / 100.0
+                ))
+            } else {
+                Err(format!(
+                    "stale after the update: page {shown:?}, listing {listed:?}"
+                ))
+            }
+        }
+        (Ok((_, true)), _) | (_, Ok((_, true))) => {
+            Err("a cached entry survived the price update".to_owned())
+        }
+        (Err(e), _) | (_, Err(e)) => Err(e),
+    };
+    report.step("listing refreshed with the new price", t, outcome);
+
+    // Buy it from the cart, pay, and review it as a verified buyer.
+    let t = Instant::now();
+    let order = async {
+        app.sql.add_to_cart(buyer.id, variant.id, 1).await?;
+        let order = app
+            .sql
+            .checkout(mod8_orm::Checkout {
+                user_id: buyer.id,
+                lines: None,
+                shipping_address_id: buyer.address_id,
+                billing_address_id: buyer.address_id,
+            })
+            .await?;
+        app.sql
+            .set_order_status(order.order.id, OrderStatus::Paid)
+            .await?;
+        Ok::<_, mod8_orm::Error>(order)
+    }
+    .await;
+    // What the cache derived from the buyer and the catalog's sales is stale now.
+    let _ = app
+        .cache
+        .invalidate_tag(&crate::keys::user_tag(buyer.id))
+        .await;
+    let _ = app.cache.delete(&product_key(first.id)).await;
+    app.invalidate_model().await;
+    let outcome = order
+        .map(|o| {
+            format!(
+                "order {} of {} line(s), {:.2}, paid",
+                o.order.id,
+                o.items.len(),
+                o.order.total_cents as f64 / 100.0
+            )
+        })
+        .map_err(|e| e.to_string());
+    let paid = outcome.is_ok();
+    report.step(
+        &format!("check out the cart of {} and pay", buyer.username),
+        t,
+        outcome,
+    );
+    if !paid {
+        return;
+    }
+    let t = Instant::now();
+    let review = app
+        .sql
+        .create_review(mod8_orm::NewReview {
+            product_id: first.id,
+            user_id: buyer.id,
+            rating: 5,
+            title: "Does what it says".to_owned(),
+            body: "Bought it in the demo.".to_owned(),
+        })
+        .await;
+    let outcome = match review {
+        Ok(r) if r.verified_purchase => app
+            .sql
+            .product_rating(first.id)
+            .await
+            .map(|rating| {
+                format!(
+                    "{} stars, verified purchase; {} review(s), average {:.2}",
+                    r.rating,
+                    rating.review_count,
+                    rating.average.unwrap_or_default()
+                )
+            })
+            .map_err(|e| e.to_string()),
+        Ok(_) => Err("the buyer's review was not marked as a verified purchase".to_owned()),
+        Err(e) => Err(e.to_string()),
+    };
+    report.step("review as a verified buyer", t, outcome);
 }
 
 /// Username prefix of the demo's dormant user.

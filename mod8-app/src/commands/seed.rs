@@ -10,75 +10,16 @@ use futures::{stream, StreamExt};
 use indicatif::{ProgressBar, ProgressStyle};
 use mod8_docstore::{Event, EventMetadata};
 use mod8_orm::{
-    Address, City, NewAddress, NewCity, NewCountry, NewOrder, NewProduct, NewUser, OrderLine,
-    PageRequest, Product,
+    Address, City, NewAddress, NewOrder, NewProduct, NewUser, OrderLine, PageRequest, Product,
 };
 use rand::prelude::*;
 
 use crate::{App, AppConfig};
 
-/// A country of the seed data: name, ISO code, population, GDP per capita in dollars, and its
-/// cities as (name, region).
-pub type SeedCountry = (
-    &'static str,
-    &'static str,
-    i64,
-    i64,
-    &'static [(&'static str, &'static str)],
-);
-
-/// The seed countries and cities.
-pub const COUNTRIES: &[SeedCountry] = &[
-    (
-        "Germany",
-        "DE",
-        83_200_000,
-        52_700,
-        &[
-            ("Berlin", "Berlin"),
-            ("Munich", "Bavaria"),
-            ("Hamburg", "Hamburg"),
-        ],
-    ),
-    (
-        "France",
-        "FR",
-        68_000_000,
-        44_400,
-        &[("Paris", "Île-de-France"), ("Lyon", "Auvergne-Rhône-Alpes")],
-    ),
-    (
-        "Spain",
-        "ES",
-        48_300_000,
-        32_700,
-        &[("Madrid", "Madrid"), ("Barcelona", "Catalonia")],
-    ),
-    (
-        "Japan",
-        "JP",
-        124_500_000,
-        33_800,
-        &[("Tokyo", "Kantō"), ("Osaka", "Kansai")],
-    ),
-    (
-        "Brazil",
-        "BR",
-        203_100_000,
-        10_000,
-        &[
-            ("São Paulo", "São Paulo"),
-            ("Rio de Janeiro", "Rio de Janeiro"),
-        ],
-    ),
-    (
-        "Canada",
-        "CA",
-        40_100_000,
-        53_400,
-        &[("Toronto", "Ontario"), ("Vancouver", "British Columbia")],
-    ),
-];
+/// A country of the seed data (the reference countries, [`crate::reference::COUNTRIES`]).
+pub use crate::reference::ReferenceCountry as SeedCountry;
+/// The seed countries and cities: the reference ones.
+pub use crate::reference::COUNTRIES;
 
 /// Product categories with (name, price in cents) per product.
 pub const PRODUCTS: &[(&str, &[(&str, i64)])] = &[
@@ -158,35 +99,9 @@ pub struct Catalogue {
 /// The SQL store failing.
 pub async fn catalogue(app: &App) -> anyhow::Result<Catalogue> {
     let sql = &app.sql;
-    let mut cities = Vec::new();
-    for (name, code, population, gdp, city_list) in COUNTRIES {
-        match sql
-            .create_country(NewCountry {
-                name: (*name).to_owned(),
-                iso_code: (*code).to_owned(),
-                population: *population,
-                gdp_per_capita_cents: gdp * 100,
-            })
-            .await
-        {
-            Ok(_) | Err(mod8_orm::Error::Conflict { .. }) => {}
-            Err(e) => return Err(e.into()),
-        }
-        for (city, region) in *city_list {
-            let found = match sql.find_city(city, code).await? {
-                Some(c) => c,
-                None => {
-                    sql.create_city(NewCity {
-                        name: (*city).to_owned(),
-                        region: (*region).to_owned(),
-                        country_code: (*code).to_owned(),
-                    })
-                    .await?
-                }
-            };
-            cities.push((found, (*code).to_owned()));
-        }
-    }
+    // The reference data first: countries, cities and the starter catalog.
+    crate::reference::ensure(sql).await?;
+    let cities = crate::reference::countries(sql).await?;
     let mut created_products = false;
     for (category, items) in PRODUCTS {
         for (i, (name, price)) in items.iter().enumerate() {
@@ -238,26 +153,28 @@ pub fn random_event_type(rng: &mut impl Rng) -> &'static str {
     "page_view"
 }
 
-/// Seeds `users` users (and their addresses, orders and events) on the configured backends.
+/// Seeds `users` users (and their addresses, orders and events) and a catalog of `products`
+/// products ([`seed_catalog`]) on the configured backends.
 ///
 /// # Errors
 ///
 /// A backend failing.
-pub async fn run(users: usize) -> anyhow::Result<()> {
+pub async fn run(users: usize, products: usize) -> anyhow::Result<()> {
     let app = App::build(AppConfig::from_env()?).await?;
-    let result = seed(&app, users).await;
+    let result = seed(&app, users, products).await;
     app.shutdown().await;
     let summary = result?;
     println!("{summary}");
     Ok(())
 }
 
-/// Seeds into an existing app; returns a one-line summary.
+/// Seeds into an existing app (`products` catalog products, see [`seed_catalog`]); returns a
+/// summary.
 ///
 /// # Errors
 ///
 /// A backend failing.
-pub async fn seed(app: &Arc<App>, users: usize) -> anyhow::Result<String> {
+pub async fn seed(app: &Arc<App>, users: usize, products: usize) -> anyhow::Result<String> {
     let catalogue = catalogue(app).await?;
     let mut rng = StdRng::from_os_rng();
     let run_tag: String = (0..6)
@@ -406,8 +323,11 @@ pub async fn seed(app: &Arc<App>, users: usize) -> anyhow::Result<String> {
         app.docs.log_events(batch).await?;
     }
     progress.finish();
+    let buyer_ids: Vec<uuid::Uuid> = buyers.iter().map(|(id, _)| *id).collect();
+    let catalog = seed_catalog(app, products, &buyer_ids, &run_tag).await?;
+    app.invalidate_model().await;
     Ok(format!(
-        "seeded {} users ({} countries, {} cities, {} products), {} orders ({} refused), {} events (run tag {run_tag})",
+        "{catalog}\nseeded {} users ({} countries, {} cities, {} products), {} orders ({} refused), {} events (run tag {run_tag})",
         ids.len(),
         COUNTRIES.len(),
         catalogue.cities.len(),
@@ -512,4 +432,262 @@ pub async fn seed_planted(
         data.item_groups.iter().max().map_or(0, |g| g + 1),
         data.catalog.len()
     ))
+}
+
+/// Product variants' sizes, in order (a product with n variants has the first n).
+const SIZES: &[&str] = &["XS", "S", "M", "L", "XL"];
+/// Root departments of the seeded category tree.
+const DEPARTMENTS: &[&str] = &["Electronics", "Home", "Garden", "Sports", "Toys"];
+/// Second-level categories under each department.
+const AISLES: &[&str] = &["Essentials", "Premium", "Accessories", "Outlet"];
+/// Third-level categories under each aisle.
+const SHELVES: &[&str] = &["New", "Classic", "Bundles"];
+/// Products written per bulk-load call (one transaction each).
+const LOAD_BATCH: usize = 2_000;
+
+/// What [`seed_catalog`] wrote.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CatalogSeed {
+    /// Categories created (three levels).
+    pub categories: usize,
+    /// Products created.
+    pub products: usize,
+    /// Variants created (1–5 per product).
+    pub variants: usize,
+    /// Images created.
+    pub images: usize,
+    /// Checkouts placed and paid (some then shipped).
+    pub orders: usize,
+    /// Checkouts refused (stock short).
+    pub refused: usize,
+    /// Reviews written, every one by a buyer of the product (verified).
+    pub reviews: usize,
+}
+
+impl std::fmt::Display for CatalogSeed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "catalog: {} categories, {} products, {} variants, {} images; {} paid orders ({} refused), {} verified reviews",
+            self.categories,
+            self.products,
+            self.variants,
+            self.images,
+            self.orders,
+            self.refused,
+            self.reviews
+        )
+    }
+}
+
+/// Seeds a catalog: a three-level category tree (5 departments × 4 aisles × 3 shelves, slugs
+/// tagged with `run_tag`), `products` products on the shelves with 1–5 variants each, 1–3
+/// images and opening stock (a `receipt` movement each), written through the database's bulk
+/// loader ([`mod8_orm::CatalogBulkLoad`]: `COPY` on PostgreSQL, multi-row `INSERT`s on
+/// SQLite) in batches of 2,000 products. Then each of `buyers` checks out 1–3 variants once
+/// or twice (paid, a third of the orders then shipped), and reviews about half of what they
+/// bought: reviews follow purchase history, so each is a verified purchase.
+///
+/// # Errors
+///
+/// A backend failing.
+pub async fn seed_catalog(
+    app: &App,
+    products: usize,
+    buyers: &[uuid::Uuid],
+    run_tag: &str,
+) -> anyhow::Result<CatalogSeed> {
+    use mod8_orm::{NewCatalogProduct, NewCategory, NewImage, NewVariant};
+    let mut rng = StdRng::from_os_rng();
+    let mut out = CatalogSeed::default();
+    if products == 0 {
+        return Ok(out);
+    }
+    let total = DEPARTMENTS.len() * (1 + AISLES.len() * (1 + SHELVES.len()));
+    let progress = bar(total as u64, "categories");
+    let mut shelves = Vec::new();
+    for (d, department) in DEPARTMENTS.iter().enumerate() {
+        let root = app
+            .sql
+            .create_category(NewCategory {
+                parent_id: None,
+                slug: format!("{run_tag}-d{d}"),
+                name: (*department).to_owned(),
+            })
+            .await?;
+        for (a, aisle) in AISLES.iter().enumerate() {
+            let middle = app
+                .sql
+                .create_category(NewCategory {
+                    parent_id: Some(root.id),
+                    slug: format!("{run_tag}-d{d}-a{a}"),
+                    name: format!("{department} {aisle}"),
+                })
+                .await?;
+            for (s, shelf) in SHELVES.iter().enumerate() {
+                shelves.push(
+                    app.sql
+                        .create_category(NewCategory {
+                            parent_id: Some(middle.id),
+                            slug: format!("{run_tag}-d{d}-a{a}-s{s}"),
+                            name: format!("{department} {aisle} {shelf}"),
+                        })
+                        .await?,
+                );
+                progress.inc(1);
+            }
+            progress.inc(1);
+        }
+        progress.inc(1);
+    }
+    progress.finish();
+    out.categories = total;
+
+    let progress = bar(products as u64, "products");
+    let mut variants: Vec<(uuid::Uuid, uuid::Uuid, i64)> = Vec::new();
+    for start in (0..products).step_by(LOAD_BATCH) {
+        let end = (start + LOAD_BATCH).min(products);
+        let batch: Vec<NewCatalogProduct> = (start..end)
+            .map(|i| {
+                let shelf = &shelves[rng.random_range(0..shelves.len())];
+                let base = rng.random_range(199..50_000i64);
+                let sku = format!("{run_tag}-{i:07}");
+                NewCatalogProduct {
+                    sku: sku.clone(),
+                    name: format!("{} item {i}", shelf.name),
+                    category_id: shelf.id,
+                    brand: Some(format!("Brand {}", rng.random_range(1..=50))),
+                    description: format!("Seeded product {i} of run {run_tag}."),
+                    attributes: serde_json::json!({ "seeded": true }),
+                    variants: SIZES[..rng.random_range(1..=SIZES.len())]
+                        .iter()
+                        .enumerate()
+                        .map(|(n, size)| NewVariant {
+                            sku: format!("{sku}-{size}"),
+                            options: std::collections::BTreeMap::from([(
+                                "size".to_owned(),
+                                (*size).to_owned(),
+                            )]),
+                            price_cents: base + 100 * n as i64,
+                            currency: "EUR".to_owned(),
+                            initial_stock: rng.random_range(0..=200),
+                        })
+                        .collect(),
+                    images: (0..rng.random_range(1..=3))
+                        .map(|n| NewImage {
+                            url: format!("https://images.example.com/{sku}/{n}.jpg"),
+                            alt_text: format!("Seeded product {i}, view {}", n + 1),
+                        })
+                        .collect(),
+                }
+            })
+            .collect();
+        out.images += batch.iter().map(|p| p.images.len()).sum::<usize>();
+        let stock: Vec<Vec<i64>> = batch
+            .iter()
+            .map(|p| p.variants.iter().map(|v| v.initial_stock).collect())
+            .collect();
+        let loaded = match app.sql.catalog_bulk_load() {
+            Some(loader) => loader.load_catalog(batch).await?,
+            None => {
+                let mut loaded = Vec::with_capacity(batch.len());
+                for p in batch {
+                    let page = app.sql.create_catalog_product(p).await?;
+                    loaded.push(mod8_orm::LoadedProduct {
+                        product_id: page.product.id,
+                        variant_ids: page.variants.iter().map(|v| v.variant.id).collect(),
+                    });
+                }
+                loaded
+            }
+        };
+        for (product, stock) in loaded.iter().zip(stock) {
+            for (variant, units) in product.variant_ids.iter().zip(stock) {
+                variants.push((product.product_id, *variant, units));
+            }
+        }
+        out.products += loaded.len();
+        progress.inc((end - start) as u64);
+    }
+    progress.finish();
+    out.variants = variants.len();
+
+    // Purchases of stocked variants, then reviews of what was bought.
+    let stocked: Vec<(uuid::Uuid, uuid::Uuid)> = variants
+        .iter()
+        .filter(|(_, _, units)| *units > 0)
+        .map(|(p, v, _)| (*p, *v))
+        .collect();
+    if stocked.is_empty() {
+        return Ok(out);
+    }
+    let progress = bar(buyers.len() as u64, "checkouts");
+    let mut bought: Vec<(uuid::Uuid, uuid::Uuid)> = Vec::new();
+    for buyer in buyers {
+        for _ in 0..rng.random_range(1..=2) {
+            let mut lines: Vec<(uuid::Uuid, uuid::Uuid)> = (0..rng.random_range(1..=3))
+                .map(|_| stocked[rng.random_range(0..stocked.len())])
+                .collect();
+            lines.sort_by_key(|(_, v)| *v);
+            lines.dedup_by_key(|(_, v)| *v);
+            let checkout = mod8_orm::Checkout {
+                user_id: *buyer,
+                lines: Some(
+                    lines
+                        .iter()
+                        .map(|(_, v)| mod8_orm::VariantLine {
+                            variant_id: *v,
+                            quantity: 1,
+                        })
+                        .collect(),
+                ),
+                shipping_address_id: None,
+                billing_address_id: None,
+            };
+            match app.sql.checkout(checkout).await {
+                Ok(order) => {
+                    app.sql
+                        .set_order_status(order.order.id, mod8_orm::OrderStatus::Paid)
+                        .await?;
+                    if rng.random_bool(1.0 / 3.0) {
+                        app.sql
+                            .set_order_status(order.order.id, mod8_orm::OrderStatus::Shipped)
+                            .await?;
+                    }
+                    out.orders += 1;
+                    bought.extend(lines.iter().map(|(p, _)| (*buyer, *p)));
+                }
+                Err(mod8_orm::Error::Conflict { .. }) => out.refused += 1,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        progress.inc(1);
+    }
+    progress.finish();
+    bought.sort();
+    bought.dedup();
+    let progress = bar(bought.len() as u64, "reviews");
+    for (user_id, product_id) in bought {
+        progress.inc(1);
+        if !rng.random_bool(0.5) {
+            continue;
+        }
+        let rating = rng.random_range(1..=5i16);
+        let review = app
+            .sql
+            .create_review(mod8_orm::NewReview {
+                product_id,
+                user_id,
+                rating,
+                title: format!("{rating} stars"),
+                body: "Seeded review of a purchase.".to_owned(),
+            })
+            .await?;
+        if !review.verified_purchase {
+            anyhow::bail!("a review of a paid purchase was not verified: {review:?}");
+        }
+        out.reviews += 1;
+    }
+    progress.finish();
+    Ok(out)
 }

@@ -35,7 +35,8 @@ use mod8_cache::EntryOptions;
 use mod8_datasci::{
     ActivityCounts, AnalyticsEngine, CatalogItem, CustomerProfile, CustomerRecord,
     InsightsGenerator, ItemPurchase, Prediction, PredictionKind, PredictionValue, Predictor,
-    PurchaseCounts, RecommendationConfig, RecommendationEngine, SegmentReport,
+    PurchaseCounts, Recommendation, RecommendationConfig, RecommendationEngine,
+    RecommendationReason, SegmentReport,
 };
 use mod8_docstore::DayRange;
 use serde::{Deserialize, Serialize};
@@ -107,11 +108,27 @@ impl From<Prediction> for PredictionView {
     }
 }
 
-/// The co-occurrence model and when it was built.
+/// The co-occurrence model, the catalog's popular products, and when they were built.
 pub(crate) struct ModelState {
     built_at: Instant,
-    engine: Option<Arc<RecommendationEngine>>,
+    model: Arc<Model>,
 }
+
+/// What recommendations are computed from: the co-occurrence engine over every order line
+/// (`None` while the catalogue is empty) and the catalog's popular products, which fill a list
+/// the engine leaves short (a new user when nothing has sold recently).
+#[derive(Default)]
+pub(crate) struct Model {
+    engine: Option<RecommendationEngine>,
+    /// Product ids: best sellers of each root category over [`POPULAR_DAYS`] (most units
+    /// first), then the newest products of each root category, without repeats.
+    popular: Vec<String>,
+}
+
+/// Days of sales the catalog's best sellers count.
+const POPULAR_DAYS: u32 = 90;
+/// Purchases (the most recent) whose "also bought" products fill a returning user's list.
+const ALSO_BOUGHT_OF: usize = 3;
 
 fn today() -> NaiveDate {
     Utc::now().date_naive()
@@ -208,26 +225,26 @@ impl App {
     }
 
     /// The recommendation model, rebuilt when older than the configured refresh interval or
-    /// after [`App::invalidate_model`]. `None` while the catalogue is empty.
-    async fn recommendation_model(&self) -> AppResult<Option<Arc<RecommendationEngine>>> {
+    /// after [`App::invalidate_model`].
+    async fn recommendation_model(&self) -> AppResult<Arc<Model>> {
         if let Some(state) = self.model.read().await.as_ref() {
             if state.built_at.elapsed() < self.config.model_refresh {
-                return Ok(state.engine.clone());
+                return Ok(state.model.clone());
             }
         }
         let mut slot = self.model.write().await;
         if let Some(state) = slot.as_ref() {
             // Another request rebuilt it while this one waited for the lock.
             if state.built_at.elapsed() < self.config.model_refresh {
-                return Ok(state.engine.clone());
+                return Ok(state.model.clone());
             }
         }
-        let engine = self.build_model().await?;
+        let model = self.build_model().await?;
         *slot = Some(ModelState {
             built_at: Instant::now(),
-            engine: engine.clone(),
+            model: model.clone(),
         });
-        Ok(engine)
+        Ok(model)
     }
 
     /// Rebuilds the recommendation model now, from every order line (what the worker does
@@ -237,23 +254,24 @@ impl App {
     ///
     /// A store failing (the previous model is kept).
     pub async fn refresh_model(&self) -> AppResult<()> {
-        let engine = self.build_model().await?;
+        let model = self.build_model().await?;
         *self.model.write().await = Some(ModelState {
             built_at: Instant::now(),
-            engine,
+            model,
         });
         Ok(())
     }
 
     /// The catalogue and the co-purchase counts over every order line (one aggregate in the
-    /// database), as a model; `None` while the catalogue is empty.
-    async fn build_model(&self) -> AppResult<Option<Arc<RecommendationEngine>>> {
+    /// database), as a model, with the catalog's popular products.
+    async fn build_model(&self) -> AppResult<Arc<Model>> {
         let products = self
             .call("sql.products", "sql", self.sql.products(None))
             .await?;
         if products.is_empty() {
-            return Ok(None);
+            return Ok(Arc::new(Model::default()));
         }
+        let popular = self.popular_products().await?;
         let catalog: Vec<CatalogItem> = products
             .iter()
             .map(|p| CatalogItem {
@@ -292,7 +310,139 @@ impl App {
             today(),
             RecommendationConfig::default(),
         )?;
-        Ok(Some(Arc::new(engine)))
+        Ok(Arc::new(Model {
+            engine: Some(engine),
+            popular,
+        }))
+    }
+
+    /// The catalog's popular products ([`Model::popular`]): per root category its best
+    /// sellers ([`mod8_orm::CatalogRepository::best_sellers`] over the subtree), merged by
+    /// units sold, then the newest products of each root (first listing page), so that a
+    /// non-empty catalog always has some.
+    async fn popular_products(&self) -> AppResult<Vec<String>> {
+        let want = RECOMMENDATIONS as u32 * 2;
+        let roots: Vec<_> = self
+            .call("sql.categories", "sql", self.sql.categories())
+            .await?
+            .into_iter()
+            .filter(|c| c.parent_id.is_none())
+            .collect();
+        let mut sellers = Vec::new();
+        for root in &roots {
+            sellers.extend(
+                self.call(
+                    "sql.best_sellers",
+                    "sql",
+                    self.sql.best_sellers(root.id, POPULAR_DAYS, want),
+                )
+                .await?,
+            );
+        }
+        sellers.sort_by(|a, b| b.units.cmp(&a.units).then_with(|| a.sku.cmp(&b.sku)));
+        let mut popular: Vec<String> = Vec::new();
+        let push = |id: Uuid, popular: &mut Vec<String>| {
+            let id = id.to_string();
+            if !popular.contains(&id) {
+                popular.push(id);
+            }
+        };
+        for s in sellers {
+            push(s.product_id, &mut popular);
+        }
+        if popular.len() < want as usize {
+            let query = mod8_orm::ListingQuery {
+                limit: want,
+                in_stock: true,
+                ..Default::default()
+            };
+            let mut newest = Vec::new();
+            for root in &roots {
+                newest.extend(
+                    self.call(
+                        "sql.list_category_products",
+                        "sql",
+                        self.sql.list_category_products(root.id, query.clone()),
+                    )
+                    .await?
+                    .items,
+                );
+            }
+            newest.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(a.id.cmp(&b.id)));
+            for p in newest {
+                push(p.id, &mut popular);
+            }
+        }
+        Ok(popular)
+    }
+
+    /// Fills `picks` up to `limit` for a user who bought `history`: first products bought by
+    /// buyers of their most recent purchases ([`mod8_orm::CatalogRepository::also_bought`]),
+    /// then the catalog's popular products; never a product already picked or bought. Filled
+    /// picks score below every engine pick.
+    async fn fill_from_catalog(
+        &self,
+        model: &Model,
+        history: &[ItemPurchase],
+        picks: &mut Vec<Recommendation>,
+        limit: usize,
+    ) -> AppResult<()> {
+        if picks.len() >= limit {
+            return Ok(());
+        }
+        let mut recent: Vec<&ItemPurchase> = history.iter().collect();
+        recent.sort_by_key(|p| std::cmp::Reverse(p.date));
+        let mut sources: Vec<&str> = Vec::new();
+        for p in recent {
+            if !sources.contains(&p.product_id.as_str()) {
+                sources.push(&p.product_id);
+            }
+            if sources.len() == ALSO_BOUGHT_OF {
+                break;
+            }
+        }
+        let mut candidates: Vec<(String, RecommendationReason)> = Vec::new();
+        for source in sources {
+            let Ok(id) = source.parse::<Uuid>() else {
+                continue;
+            };
+            let also = self
+                .call(
+                    "sql.also_bought",
+                    "sql",
+                    self.sql.also_bought(id, limit as u32),
+                )
+                .await?;
+            candidates.extend(
+                also.into_iter()
+                    .map(|a| (a.product_id.to_string(), RecommendationReason::SimilarItems)),
+            );
+        }
+        candidates.extend(
+            model
+                .popular
+                .iter()
+                .map(|id| (id.clone(), RecommendationReason::Trending)),
+        );
+        let floor = picks.last().map_or(1.0, |p| p.score);
+        let mut n = 0usize;
+        for (product_id, reason) in candidates {
+            if picks.len() >= limit {
+                break;
+            }
+            if picks.iter().any(|p| p.product_id == product_id)
+                || history.iter().any(|p| p.product_id == product_id)
+            {
+                continue;
+            }
+            n += 1;
+            picks.push(Recommendation {
+                product_id,
+                score: floor * (1.0 - n as f64 / (limit as f64 + 1.0)),
+                reason,
+            });
+        }
+        Ok(())
     }
 
     /// Forget the recommendation model (new products or many new orders); the next request
@@ -352,12 +502,20 @@ impl App {
                 let record = self.customer_record(user_id).await?;
                 let predictions = self.predictions(user_id, &record).await?;
                 let profile = predictor().analytics().profile_customer(&record, today())?;
-                let recommendations = match self.recommendation_model().await? {
+                let model = self.recommendation_model().await?;
+                let mut recommendations = match &model.engine {
                     Some(engine) => {
                         engine.recommend(&record.purchases, profile.segment, RECOMMENDATIONS)
                     }
                     None => Vec::new(),
                 };
+                self.fill_from_catalog(
+                    &model,
+                    &record.purchases,
+                    &mut recommendations,
+                    RECOMMENDATIONS,
+                )
+                .await?;
                 tracing::debug!(%user_id, predictions = predictions.len(), "recommendations computed");
                 Ok::<_, AppError>(Recommendations {
                     user_id,

@@ -426,6 +426,9 @@ mod tests {
 
         let app = App::build(crate::AppConfig::embedded()).await.unwrap();
         let token = app.auth.issue(auth::Scope::Admin, "admin").unwrap().token;
+        // Callsites that other tests' threads (without a subscriber) registered meanwhile may
+        // have cached "not interested"; ask every subscriber again, this thread's included.
+        tracing::callsite::rebuild_interest_cache();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
