@@ -797,6 +797,13 @@ impl Database for ReplicaRouter {
         self.shared.primary.statements_executed() + self.shared.replica.statements_executed()
     }
 
+    /// The primary's bulk loader: bulk loads are writes. They do not mark this handle's
+    /// read-your-writes window (the loader is reached by reference); read what was loaded
+    /// through a handle that wrote since, or after the replica caught up.
+    fn catalog_bulk_load(&self) -> Option<&dyn crate::bulk::CatalogBulkLoad> {
+        self.shared.primary.catalog_bulk_load()
+    }
+
     async fn close(&self) {
         futures::join!(self.shared.primary.close(), self.shared.replica.close());
     }
