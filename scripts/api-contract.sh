@@ -52,7 +52,7 @@ BASE="http://127.0.0.1:$PORT"
 # sends: it checks the contract, not the limiters (they have their own tests); with the
 # defaults most generated registrations would meet a 429.
 env -u MOD8_POSTGRES_URL -u MOD8_MONGODB_URL -u MOD8_REDIS_URL -u MOD8_AMQP_URL \
-    -u MOD8_REDIS_CLUSTER_URL RUST_LOG="${RUST_LOG:-warn}" \
+    -u MOD8_REDIS_CLUSTER_URL -u MOD8_POSTGRES_READ_URL -u MOD8_AMQP_CLUSTER_URLS RUST_LOG="${RUST_LOG:-warn}" \
     MOD8_RATE_LIMIT_PER_SEC=10000 MOD8_RATE_LIMIT_BURST=10000 \
     MOD8_REGISTRATIONS_PER_MIN=600000 MOD8_REGISTRATION_BURST=10000 \
     "$MOD8" serve --addr "127.0.0.1:$PORT" >"$WORK/server.log" 2>&1 &

@@ -23,9 +23,13 @@ fn mod8_env(args: &[&str], env: &[(&str, &str)]) -> Output {
     // Only the SQL store matters here: keep the others on their embedded defaults.
     for var in [
         "MOD8_POSTGRES_URL",
+        // A replica of the CI primary: meaningless for the database this test names.
+        "MOD8_POSTGRES_READ_URL",
         "MOD8_MONGODB_URL",
         "MOD8_REDIS_URL",
         "MOD8_AMQP_URL",
+        // Read only when MOD8_AMQP_URL is unset: would pick the RabbitMQ cluster instead.
+        "MOD8_AMQP_CLUSTER_URLS",
     ] {
         command.env_remove(var);
     }

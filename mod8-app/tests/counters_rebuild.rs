@@ -334,8 +334,17 @@ both_backends!(
 
 fn mod8(args: &[&str], sqlite: &str) -> Output {
     let mut command = Command::new(env!("CARGO_BIN_EXE_mod8"));
-    command.args(args).env("MOD8_POSTGRES_URL", sqlite);
-    for var in ["MOD8_MONGODB_URL", "MOD8_REDIS_URL", "MOD8_AMQP_URL"] {
+    command
+        .args(args)
+        .env("MOD8_POSTGRES_URL", sqlite)
+        // The CI primary's replica does not replicate the database named here.
+        .env_remove("MOD8_POSTGRES_READ_URL");
+    for var in [
+        "MOD8_MONGODB_URL",
+        "MOD8_REDIS_URL",
+        "MOD8_AMQP_URL",
+        "MOD8_AMQP_CLUSTER_URLS",
+    ] {
         command.env_remove(var);
     }
     command.output().expect("the mod8 binary runs")
