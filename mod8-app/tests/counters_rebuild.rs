@@ -295,36 +295,8 @@ async fn the_command_rebuilds_a_seeded_store(s: &Server) {
     );
 }
 
-macro_rules! both_backends {
-    ($($case:ident),* $(,)?) => {
-        mod embedded {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $case() {
-                    let server = super::Server::start(mod8_app::AppConfig::embedded()).await;
-                    super::$case(&server).await;
-                    server.app.shutdown().await;
-                }
-            )*
-        }
-        mod real_services {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $case() {
-                    let Some(config) = super::real_config("app counters rebuild on real services").await else { return };
-                    super::with_real(config, |config| async move {
-                        let server = super::Server::start(config).await;
-                        super::$case(&server).await;
-                        server.app.shutdown().await;
-                    })
-                    .await;
-                }
-            )*
-        }
-    };
-}
-
 both_backends!(
+    "app counters rebuild on real services";
     counters_come_back_after_a_flush,
     a_redelivery_after_a_rebuild_counts_once,
     an_event_counted_before_it_is_logged_is_not_lost,

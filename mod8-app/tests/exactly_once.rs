@@ -342,36 +342,8 @@ async fn a_redelivered_notification_is_sent_once(s: &Server) {
     );
 }
 
-macro_rules! both_backends {
-    ($($case:ident),* $(,)?) => {
-        mod embedded {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $case() {
-                    let server = super::Server::start(mod8_app::AppConfig::embedded()).await;
-                    super::$case(&server).await;
-                    server.app.shutdown().await;
-                }
-            )*
-        }
-        mod real_services {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $case() {
-                    let Some(config) = super::real_config("app exactly once on real services").await else { return };
-                    super::with_real(config, |config| async move {
-                        let server = super::Server::start(config).await;
-                        super::$case(&server).await;
-                        server.app.shutdown().await;
-                    })
-                    .await;
-                }
-            )*
-        }
-    };
-}
-
 both_backends!(
+    "app exactly once on real services";
     concurrent_events_count_exactly,
     a_message_handled_twice_counts_once,
     a_redelivered_event_is_stored_once,

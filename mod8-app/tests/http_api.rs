@@ -567,36 +567,8 @@ fn parse_openmetrics(text: &str) -> std::collections::HashMap<String, Family> {
     families
 }
 
-macro_rules! both_backends {
-    ($($case:ident),* $(,)?) => {
-        mod embedded {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $case() {
-                    let server = super::Server::start(mod8_app::AppConfig::embedded()).await;
-                    super::$case(&server).await;
-                    server.app.shutdown().await;
-                }
-            )*
-        }
-        mod real_services {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $case() {
-                    let Some(config) = super::real_config("app http api on real services").await else { return };
-                    super::with_real(config, |config| async move {
-                        let server = super::Server::start(config).await;
-                        super::$case(&server).await;
-                        server.app.shutdown().await;
-                    })
-                    .await;
-                }
-            )*
-        }
-    };
-}
-
 both_backends!(
+    "app http api on real services";
     registration_and_its_errors,
     registration_reaches_the_document_store,
     events_flow_to_the_log_and_dashboard,

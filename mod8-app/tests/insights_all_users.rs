@@ -171,36 +171,8 @@ async fn the_worker_rebuilds_the_model_after_orders(s: &Server) {
     .await;
 }
 
-macro_rules! both_backends {
-    ($($case:ident),* $(,)?) => {
-        mod embedded {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $case() {
-                    let server = super::Server::start(mod8_app::AppConfig::embedded()).await;
-                    super::$case(&server).await;
-                    server.app.shutdown().await;
-                }
-            )*
-        }
-        mod real_services {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $case() {
-                    let Some(config) = super::real_config("app insights over every user").await else { return };
-                    super::with_real(config, |config| async move {
-                        let server = super::Server::start(config).await;
-                        super::$case(&server).await;
-                        server.app.shutdown().await;
-                    })
-                    .await;
-                }
-            )*
-        }
-    };
-}
-
 both_backends!(
+    "app insights over every user";
     every_customer_counts,
     the_worker_rebuilds_the_model_after_orders
 );

@@ -776,36 +776,8 @@ async fn fifty_checkouts_of_the_last_ten_units(s: &Server) {
     assert_ledger_balanced(s).await;
 }
 
-macro_rules! both_backends {
-    ($($case:ident),* $(,)?) => {
-        mod embedded {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $case() {
-                    let server = super::Server::start(mod8_app::AppConfig::embedded()).await;
-                    super::$case(&server).await;
-                    server.app.shutdown().await;
-                }
-            )*
-        }
-        mod real_services {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $case() {
-                    let Some(config) = super::real_config("app shop http on real services").await else { return };
-                    super::with_real(config, |config| async move {
-                        let server = super::Server::start(config).await;
-                        super::$case(&server).await;
-                        server.app.shutdown().await;
-                    })
-                    .await;
-                }
-            )*
-        }
-    };
-}
-
 both_backends!(
+    "app shop http on real services";
     cart_routes_and_who_may_use_them,
     checkout_and_the_order_life_cycle,
     a_failed_checkout_leaves_nothing,

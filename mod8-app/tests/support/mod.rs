@@ -306,3 +306,38 @@ pub async fn remove_real(config: &AppConfig) {
         }
     }
 }
+
+/// Emits each named case `async fn case(&Server)` twice, as `embedded::case` (on the embedded
+/// defaults) and `real_services::case` (on the real services, isolated per run by
+/// [`with_real`]; `$suite` names the suite in the skip or failure line of [`real_config`]).
+#[allow(unused_macros)]
+macro_rules! both_backends {
+    ($suite:literal; $($case:ident),* $(,)?) => {
+        mod embedded {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    let server = super::Server::start(mod8_app::AppConfig::embedded()).await;
+                    super::$case(&server).await;
+                    server.app.shutdown().await;
+                }
+            )*
+        }
+        mod real_services {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    let Some(config) = super::real_config($suite).await else { return };
+                    super::with_real(config, |config| async move {
+                        let server = super::Server::start(config).await;
+                        super::$case(&server).await;
+                        server.app.shutdown().await;
+                    })
+                    .await;
+                }
+            )*
+        }
+    };
+}
+#[allow(unused_imports)]
+pub(crate) use both_backends;
