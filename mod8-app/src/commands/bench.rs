@@ -42,6 +42,16 @@ pub struct BenchArgs {
     /// `mod8 serve --role worker` processes beside the API instances (with `--instances`).
     #[arg(long, default_value_t = 1, requires = "instances")]
     pub workers: usize,
+    /// Requests per catalog read phase (product page and category page, each cold and
+    /// warm, one at a time so the figures are latencies, not queueing).
+    #[arg(long, default_value_t = 2_000)]
+    pub page_requests: usize,
+    /// Orders placed in the checkout phase.
+    #[arg(long, default_value_t = 400)]
+    pub checkouts: usize,
+    /// Clients placing orders at once in the checkout phase.
+    #[arg(long, default_value_t = 8)]
+    pub checkout_clients: usize,
 }
 
 /// Latency percentiles in milliseconds.
@@ -116,7 +126,13 @@ pub struct BenchReport {
     pub events_stored: u64,
     /// See [`BenchReport::events_stored`].
     pub events_stored_secs: f64,
+    /// SQL statements one cold category page of [`LISTING_PAGE`] products took (the listing
+    /// is one statement by design; this checks it).
+    pub listing_statements: u64,
 }
+
+/// Products on the category page the catalog phases read.
+pub const LISTING_PAGE: u32 = 50;
 
 /// Most the benchmark waits for the analytics consumer to store the recorded events.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(600);
@@ -252,16 +268,210 @@ pub async fn bench(app: &Arc<App>, args: &BenchArgs) -> anyhow::Result<BenchRepo
         personalise,
     )
     .await;
-    let (warm, _) = measure("personalisation warm", args.concurrency, users, personalise).await;
+    let (warm, _) = measure(
+        "personalisation warm",
+        args.concurrency,
+        users.clone(),
+        personalise,
+    )
+    .await;
+    let mut phases = vec![registered, recorded, cold, warm];
+    let catalog = catalog_phases(app, args, &run, &users).await?;
+    phases.extend(catalog.phases);
     Ok(BenchReport {
         backends: app.config.describe(),
         users: args.users,
         concurrency: args.concurrency,
-        phases: vec![registered, recorded, cold, warm],
+        phases,
         cache_hit_ratio: app.cache.stats().hit_ratio(),
         events_stored,
         events_stored_secs,
+        listing_statements: catalog.listing_statements,
     })
+}
+
+/// What [`catalog_phases`] measured.
+struct CatalogPhases {
+    phases: Vec<Phase>,
+    listing_statements: u64,
+}
+
+/// Times `n` calls of `op` one after another; `before` runs untimed ahead of each (to make
+/// the call cold).
+async fn sequential<B, BF, F, Fut, T, E>(name: &'static str, n: usize, before: B, op: F) -> Phase
+where
+    B: Fn(usize) -> BF,
+    BF: std::future::Future<Output = ()>,
+    F: Fn(usize) -> Fut,
+    Fut: std::future::Future<Output = Result<T, E>>,
+    E: std::fmt::Display,
+{
+    let mut samples = Vec::with_capacity(n);
+    let mut errors = 0;
+    let mut first_error = None;
+    let mut busy = Duration::ZERO;
+    for i in 0..n {
+        before(i).await;
+        let t = Instant::now();
+        let r = op(i).await;
+        let elapsed = t.elapsed();
+        busy += elapsed;
+        match r {
+            Ok(_) => samples.push(elapsed),
+            Err(e) => {
+                errors += 1;
+                first_error.get_or_insert(e.to_string());
+            }
+        }
+    }
+    if let Some(e) = first_error {
+        tracing::warn!(phase = name, errors, first = %e, "operations failed");
+    }
+    Phase {
+        name,
+        ops: samples.len(),
+        errors,
+        ops_per_sec: if busy.is_zero() {
+            0.0
+        } else {
+            samples.len() as f64 / busy.as_secs_f64()
+        },
+        latency: Latency::of(&mut samples),
+    }
+}
+
+/// The catalog and shop phases: a product page and a category page of [`LISTING_PAGE`]
+/// products, each cold (its cache entry dropped first) and warm, then orders placed by
+/// `--checkout-clients` clients at once. They run on a category of their own, made for
+/// this run with [`LISTING_PAGE`] + 10 products of ample stock.
+async fn catalog_phases(
+    app: &Arc<App>,
+    args: &BenchArgs,
+    run: &str,
+    users: &[uuid::Uuid],
+) -> anyhow::Result<CatalogPhases> {
+    use mod8_orm::{ListingQuery, NewCatalogProduct, NewCategory, NewVariant};
+
+    let category = app
+        .create_category(NewCategory {
+            parent_id: None,
+            slug: format!("bench-{run}"),
+            name: format!("Bench {run}"),
+        })
+        .await?;
+    let mut products = Vec::new();
+    let mut variants = Vec::new();
+    for i in 0..(LISTING_PAGE as usize + 10) {
+        let view = app
+            .create_product(NewCatalogProduct {
+                sku: format!("BENCH-{run}-{i}"),
+                name: format!("Bench product {i}"),
+                category_id: category.id,
+                brand: Some("mod8".to_owned()),
+                description: "A product the benchmark reads and orders.".to_owned(),
+                attributes: serde_json::json!({}),
+                variants: vec![NewVariant {
+                    sku: format!("BENCH-{run}-{i}-V"),
+                    options: Default::default(),
+                    price_cents: 1_000 + i as i64,
+                    currency: "EUR".to_owned(),
+                    initial_stock: 1_000_000,
+                }],
+                images: Vec::new(),
+            })
+            .await?;
+        products.push(view.page.product.id);
+        variants.extend(view.page.variants.first().map(|v| v.variant.id));
+    }
+    let n = args.page_requests;
+    let product_of = |i: usize| products[i % products.len()];
+    let page = |i: usize| {
+        let app = app.clone();
+        let id = product_of(i);
+        async move { app.product_view(id).await }
+    };
+    let drop_page = |i: usize| {
+        let app = app.clone();
+        let id = product_of(i);
+        async move {
+            let _ = app.cache.delete(&crate::keys::product(id)).await;
+        }
+    };
+    let product_cold = sequential("product page cold", n, drop_page, page).await;
+    let product_warm = sequential("product page warm", n, |_| async {}, page).await;
+
+    let listing = |_| {
+        let app = app.clone();
+        let query = ListingQuery {
+            limit: LISTING_PAGE,
+            ..ListingQuery::default()
+        };
+        async move { app.category_listing(category.id, query).await }
+    };
+    let drop_listings = |_| {
+        let app = app.clone();
+        async move {
+            let _ = app
+                .cache
+                .invalidate_tag(crate::keys::category_listing_tag())
+                .await;
+        }
+    };
+    drop_listings(0).await;
+    let before = app.sql.statements_executed();
+    let first = listing(0).await?;
+    let listing_statements = app.sql.statements_executed() - before;
+    anyhow::ensure!(
+        first.items.len() == LISTING_PAGE as usize,
+        "the category page held {} products, not {LISTING_PAGE}",
+        first.items.len()
+    );
+    let listing_cold = sequential("category page cold", n, drop_listings, listing).await;
+    let listing_warm = sequential("category page warm", n, |_| async {}, listing).await;
+
+    let orders: Vec<(uuid::Uuid, uuid::Uuid)> = (0..args.checkouts)
+        .filter(|_| !users.is_empty())
+        .map(|i| (users[i % users.len()], variants[i % variants.len()]))
+        .collect();
+    let (checkout, _) = measure(
+        "checkout",
+        args.checkout_clients,
+        orders,
+        |(user, variant)| {
+            let app = app.clone();
+            async move { app.checkout(user, checkout_input(variant)).await }
+        },
+    )
+    .await;
+    Ok(CatalogPhases {
+        phases: vec![
+            product_cold,
+            product_warm,
+            listing_cold,
+            listing_warm,
+            checkout,
+        ],
+        listing_statements,
+    })
+}
+
+/// One unit of `variant`, shipped to a Berlin address made with the order.
+fn checkout_input(variant: uuid::Uuid) -> crate::flows::shop::CheckoutInput {
+    use crate::flows::registration::AddressInput;
+    use crate::flows::shop::{AddressRef, CartItemInput, CheckoutInput};
+    CheckoutInput {
+        lines: Some(vec![CartItemInput {
+            variant_id: variant,
+            quantity: 1,
+        }]),
+        shipping_address: Some(AddressRef::New(AddressInput {
+            street: "Benchstrasse 1".to_owned(),
+            postal_code: "10115".to_owned(),
+            city: "Berlin".to_owned(),
+            country_code: "DE".to_owned(),
+        })),
+        billing_address: None,
+    }
 }
 
 impl std::fmt::Display for BenchReport {
@@ -299,6 +509,11 @@ impl std::fmt::Display for BenchReport {
             self.events_stored,
             self.events_stored_secs,
             self.events_stored as f64 / self.events_stored_secs.max(1e-9)
+        )?;
+        writeln!(
+            f,
+            "a cold category page of {LISTING_PAGE} took {} SQL statement(s)",
+            self.listing_statements
         )?;
         writeln!(f, "cache hit ratio {:.3}", self.cache_hit_ratio)
     }
@@ -720,6 +935,9 @@ mod tests {
             json: None,
             instances: None,
             workers: 1,
+            page_requests: 30,
+            checkouts: 20,
+            checkout_clients: 8,
         };
         let report = bench(&app, &args).await;
         app.shutdown().await;
@@ -736,7 +954,16 @@ mod tests {
                 ("event", 36, 0),
                 ("personalisation cold", 12, 0),
                 ("personalisation warm", 12, 0),
+                ("product page cold", 30, 0),
+                ("product page warm", 30, 0),
+                ("category page cold", 30, 0),
+                ("category page warm", 30, 0),
+                ("checkout", 20, 0),
             ]
+        );
+        assert_eq!(
+            report.listing_statements, 1,
+            "one statement per listing page"
         );
         assert_eq!(report.events_stored, 36);
         assert!(report.cache_hit_ratio > 0.0);

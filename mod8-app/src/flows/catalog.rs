@@ -403,12 +403,8 @@ impl App {
         let page: Page = self
             .cache
             .get_or_load(&key, &options, || async {
-                self.call(
-                    "sql.get_category",
-                    "sql",
-                    self.sql.get_category(category_id),
-                )
-                .await?;
+                // One statement: the repository itself tells an unknown category (not
+                // found) from an empty page of a known one.
                 self.call(
                     "sql.list_category_products",
                     "sql",
