@@ -345,6 +345,8 @@ impl LiveFeed {
         // receiver and is skipped by its number, rather than lost.
         let receiver = self.sender.subscribe();
         self.ensure_ticking();
+        // The round-trip figures come in a later frame, read from now on.
+        self.start_round_trip();
         let first = self.refresh();
         Ok(LiveSubscription {
             feed: self.clone(),

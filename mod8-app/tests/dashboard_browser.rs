@@ -286,6 +286,40 @@ async fn dashboard_in_a_browser(s: &Server, backend: &str) {
         "{SUITE}: screenshot saved to {}",
         path.display()
     );
+
+    // "Forget token" disconnects and asks again; a token in the URL fragment (which browsers
+    // never send to the server) connects, and the page takes it out of the address bar.
+    browser
+        .find(Locator::Id("forget"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_text(&browser, "status", "the page to disconnect", |t| {
+        t == "disconnected"
+    })
+    .await;
+    assert!(browser
+        .find(Locator::Id("token"))
+        .await
+        .unwrap()
+        .is_displayed()
+        .await
+        .unwrap());
+    browser.goto("about:blank").await.unwrap();
+    browser
+        .goto(&format!("{}/dashboard#token={}", s.base, s.admin))
+        .await
+        .unwrap();
+    wait_text(&browser, "status", "the stream to connect", |t| t == "live").await;
+    wait_text(&browser, "total-events", "the same figures", |t| t == "6").await;
+    let url = browser.current_url().await.unwrap();
+    assert_eq!(
+        url.fragment(),
+        None,
+        "the token left the address bar: {url}"
+    );
     browser.close().await.unwrap();
     drop(driver);
 }
