@@ -30,6 +30,116 @@ impl SseEvent {
     }
 }
 
+/// The first whole block of `buffer` (taken out of it), parsed.
+fn take_block(buffer: &mut String) -> Option<SseEvent> {
+    let end = buffer.find("\n\n")?;
+    let block: String = buffer.drain(..end + 2).collect();
+    let mut event = SseEvent::default();
+    let mut data = Vec::new();
+    for line in block.lines() {
+        if let Some(comment) = line.strip_prefix(':') {
+            event.comments.push(comment.trim().to_owned());
+            continue;
+        }
+        let (field, value) = line.split_once(':').unwrap_or((line, ""));
+        let value = value.strip_prefix(' ').unwrap_or(value);
+        match field {
+            "event" => event.event = Some(value.to_owned()),
+            "id" => event.id = Some(value.to_owned()),
+            "data" => data.push(value),
+            _ => {}
+        }
+    }
+    event.data = data.join("\n");
+    Some(event)
+}
+
+/// `GET /api/live` over a plain socket with a small receive buffer, so that a client that
+/// stops reading stops the server's writes soon (rather than after megabytes of kernel
+/// buffers); the chunked body is decoded by hand.
+struct SlowReader {
+    tcp: tokio::net::TcpStream,
+    raw: Vec<u8>,
+    body: String,
+    in_body: bool,
+}
+
+impl SlowReader {
+    async fn open(s: &Server) -> Self {
+        use tokio::io::AsyncWriteExt;
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.set_recv_buffer_size(4096).unwrap();
+        let mut tcp = socket.connect(s.addr).await.unwrap();
+        let request = format!(
+            "GET /api/live HTTP/1.1\r\nHost: mod8\r\nAuthorization: Bearer {}\r\n\
+             Accept: text/event-stream\r\n\r\n",
+            s.admin
+        );
+        tcp.write_all(request.as_bytes()).await.unwrap();
+        Self {
+            tcp,
+            raw: Vec::new(),
+            body: String::new(),
+            in_body: false,
+        }
+    }
+
+    /// Moves what can be decoded from `raw` (the head, whole chunks) into `body`.
+    fn decode(&mut self) {
+        if !self.in_body {
+            let Some(end) = self.raw.windows(4).position(|w| w == b"\r\n\r\n") else {
+                return;
+            };
+            let head = String::from_utf8_lossy(&self.raw[..end]).to_string();
+            assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+            assert!(
+                head.to_ascii_lowercase()
+                    .contains("transfer-encoding: chunked"),
+                "{head}"
+            );
+            self.raw.drain(..end + 4);
+            self.in_body = true;
+        }
+        loop {
+            let Some(line_end) = self.raw.windows(2).position(|w| w == b"\r\n") else {
+                return;
+            };
+            let size_line = String::from_utf8_lossy(&self.raw[..line_end]).to_string();
+            let size = usize::from_str_radix(size_line.split(';').next().unwrap().trim(), 16)
+                .unwrap_or_else(|_| panic!("chunk size {size_line:?}"));
+            let start = line_end + 2;
+            if self.raw.len() < start + size + 2 {
+                return;
+            }
+            let chunk = self.raw[start..start + size].to_vec();
+            self.body.push_str(std::str::from_utf8(&chunk).unwrap());
+            self.raw.drain(..start + size + 2);
+        }
+    }
+
+    /// The next event that is not a comment; fails the test after 30 s without one.
+    async fn next_event(&mut self) -> SseEvent {
+        use tokio::io::AsyncReadExt;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let mut buf = [0u8; 8192];
+        loop {
+            self.decode();
+            while let Some(block) = take_block(&mut self.body) {
+                if block.event.is_some() {
+                    return block;
+                }
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            assert!(!left.is_zero(), "no event within 30 s");
+            match tokio::time::timeout(left, self.tcp.read(&mut buf)).await {
+                Ok(Ok(n)) if n > 0 => self.raw.extend_from_slice(&buf[..n]),
+                Ok(_) => panic!("the stream ended"),
+                Err(_) => panic!("no event within 30 s"),
+            }
+        }
+    }
+}
+
 /// An open `GET /api/live` response, read block by block.
 struct Stream {
     response: reqwest::Response,
@@ -70,25 +180,7 @@ impl Stream {
     async fn next(&mut self) -> Option<SseEvent> {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            if let Some(end) = self.buffer.find("\n\n") {
-                let block: String = self.buffer.drain(..end + 2).collect();
-                let mut event = SseEvent::default();
-                let mut data = Vec::new();
-                for line in block.lines() {
-                    if let Some(comment) = line.strip_prefix(':') {
-                        event.comments.push(comment.trim().to_owned());
-                        continue;
-                    }
-                    let (field, value) = line.split_once(':').unwrap_or((line, ""));
-                    let value = value.strip_prefix(' ').unwrap_or(value);
-                    match field {
-                        "event" => event.event = Some(value.to_owned()),
-                        "id" => event.id = Some(value.to_owned()),
-                        "data" => data.push(value),
-                        _ => {}
-                    }
-                }
-                event.data = data.join("\n");
+            if let Some(event) = take_block(&mut self.buffer) {
                 return Some(event);
             }
             let left = deadline.saturating_duration_since(Instant::now());
@@ -210,33 +302,51 @@ async fn a_client_that_falls_behind_gets_a_fresh_snapshot() {
             live.record(uuid::Uuid::new_v4(), "busy", "page_view", Instant::now());
         }
     });
-    let mut stream = Stream::open(&s, &s.admin).await.unwrap();
+    // A second subscriber that keeps reading tells how far the feed has got.
+    let mut watcher = Stream::open(&s, &s.admin).await.unwrap();
+    let newest = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let newest2 = newest.clone();
+    let watching = tokio::spawn(async move {
+        while let Some(block) = watcher.next().await {
+            if block.event.is_some() {
+                let seq = block.json()["seq"].as_u64().unwrap();
+                newest2.store(seq, std::sync::atomic::Ordering::SeqCst);
+            }
+        }
+    });
+    let mut stream = SlowReader::open(&s).await;
     let first = stream.next_event().await;
     assert_eq!(first.event.as_deref(), Some("snapshot"));
     let mut last_seq = first.json()["seq"].as_u64().unwrap();
-    // Stop reading until the socket buffers are full and the feed's buffer overflows; then
-    // read on. The buffers fill at frames' pace, so pause again while no lag shows.
-    let deadline = Instant::now() + Duration::from_secs(90);
-    let lagged = 'outer: loop {
-        assert!(Instant::now() < deadline, "no lagged snapshot in 90 s");
-        tokio::time::sleep(Duration::from_secs(3)).await;
-        for _ in 0..300 {
-            let event = stream.next_event().await;
-            let frame = event.json();
-            let seq = frame["seq"].as_u64().unwrap();
-            assert!(seq > last_seq, "no stale frame: {seq} after {last_seq}");
-            if event.event.as_deref() == Some("snapshot") {
-                assert_eq!(frame["reason"], "lagged", "{frame}");
-                break 'outer (frame, last_seq);
-            }
-            assert_eq!(
-                seq,
-                last_seq + 1,
-                "updates are consecutive until a snapshot"
-            );
-            last_seq = seq;
+    // Stop reading while the feed makes 3,000 frames (about 2 MB, more than the socket and
+    // server buffers hold, so the feed's own buffer of 4 overflows); then read on.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while newest.load(std::sync::atomic::Ordering::SeqCst) < last_seq + 3000 {
+        assert!(
+            Instant::now() < deadline,
+            "the feed made no 3,000 frames in 120 s"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut lagged = None;
+    for _ in 0..5000 {
+        let event = stream.next_event().await;
+        let frame = event.json();
+        let seq = frame["seq"].as_u64().unwrap();
+        assert!(seq > last_seq, "no stale frame: {seq} after {last_seq}");
+        if event.event.as_deref() == Some("snapshot") {
+            assert_eq!(frame["reason"], "lagged", "{frame}");
+            lagged = Some((frame, last_seq));
+            break;
         }
-    };
+        assert_eq!(
+            seq,
+            last_seq + 1,
+            "updates are consecutive until a snapshot"
+        );
+        last_seq = seq;
+    }
+    let lagged = lagged.expect("no lagged snapshot after the buffered frames");
     let (frame, before) = lagged;
     let missed = frame["missed"].as_u64().unwrap();
     assert!(missed > 0, "{frame}");
@@ -245,6 +355,7 @@ async fn a_client_that_falls_behind_gets_a_fresh_snapshot() {
     let next = stream.next_event().await;
     assert!(next.json()["seq"].as_u64().unwrap() > frame["seq"].as_u64().unwrap());
     busy.abort();
+    watching.abort();
     drop(stream);
     s.app.shutdown().await;
 }
@@ -419,4 +530,153 @@ async fn the_dashboard_page_is_served_self_contained() {
     }
     assert!(page.contains("fetch(\"/api/live\""), "reads the stream");
     s.app.shutdown().await;
+}
+
+/// A TCP proxy to one server that can be frozen: connections stay open but no byte moves, the
+/// way a hung server looks to its clients.
+struct FreezingProxy {
+    port: u16,
+    frozen: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl FreezingProxy {
+    async fn start(target: std::net::SocketAddr) -> Self {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        use std::sync::Arc;
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+        async fn pump(
+            mut from: tokio::net::tcp::OwnedReadHalf,
+            mut to: tokio::net::tcp::OwnedWriteHalf,
+            frozen: Arc<AtomicBool>,
+        ) {
+            let mut buf = vec![0u8; 16 * 1024];
+            loop {
+                while frozen.load(Ordering::SeqCst) {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                let n = match from.read(&mut buf).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => n,
+                };
+                // Bytes read just as it froze are held until it thaws.
+                while frozen.load(Ordering::SeqCst) {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                if to.write_all(&buf[..n]).await.is_err() {
+                    return;
+                }
+            }
+        }
+
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let frozen = Arc::new(AtomicBool::new(false));
+        let frozen2 = frozen.clone();
+        tokio::spawn(async move {
+            while let Ok((inbound, _)) = listener.accept().await {
+                let Ok(outbound) = tokio::net::TcpStream::connect(target).await else {
+                    continue;
+                };
+                let (in_read, in_write) = inbound.into_split();
+                let (out_read, out_write) = outbound.into_split();
+                tokio::spawn(pump(in_read, out_write, frozen2.clone()));
+                tokio::spawn(pump(out_read, in_write, frozen2.clone()));
+            }
+        });
+        Self { port, frozen }
+    }
+
+    fn freeze(&self, frozen: bool) {
+        self.frozen
+            .store(frozen, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// `url` with its host:port replaced by this proxy's.
+    fn url(&self, url: &str) -> String {
+        let (scheme, rest) = url.split_once("://").unwrap();
+        let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
+        let userinfo = authority.rsplit_once('@').map_or("", |(u, _)| u);
+        let at = if userinfo.is_empty() { "" } else { "@" };
+        format!("{scheme}://{userinfo}{at}127.0.0.1:{}/{path}", self.port)
+    }
+}
+
+impl Drop for FreezingProxy {
+    fn drop(&mut self) {
+        self.freeze(false);
+    }
+}
+
+/// The broker hangs (connections open, nothing answers): the queue depths stop being read and
+/// turn `stale`, while the stream keeps sending the figures that need no round trip.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hung_broker_leaves_queue_depths_stale_and_the_stream_moving() {
+    let Some(config) = real_config("live dashboard with a hung broker").await else {
+        return;
+    };
+    with_real(config, |config| async move {
+        let amqp = config.mq.url.clone();
+        let target = {
+            let rest = amqp.split_once("://").unwrap().1;
+            let authority = rest.split('/').next().unwrap();
+            let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+            host_port.replace("localhost", "127.0.0.1").parse().unwrap()
+        };
+        let proxy = FreezingProxy::start(target).await;
+        let config = live_config(
+            AppConfig {
+                mq: mod8_mq::MqConfig::new(proxy.url(&amqp)),
+                ..config
+            },
+            LiveFeedConfig {
+                interval: Duration::from_millis(100),
+                round_trip_timeout: Duration::from_millis(500),
+                ..LiveFeedConfig::default()
+            },
+        );
+        let s = Server::start(config).await;
+        let mut stream = Stream::open(&s, &s.admin).await.unwrap();
+        let mut frame = stream.next_event().await.json();
+        while frame["dependencies"]["status"] != "fresh" {
+            frame = stream.next_event().await.json();
+        }
+        proxy.freeze(true);
+        // Events counted while the broker hangs (straight on the dashboard: publishing would
+        // hang too) still reach the stream, every one, until the depths are reported stale.
+        let mut counted = frame["events"]["total"].as_u64().unwrap();
+        let mut seen_stale = false;
+        for _ in 0..200 {
+            s.app
+                .live
+                .record(uuid::Uuid::new_v4(), "hung", "page_view", Instant::now());
+            counted += 1;
+            loop {
+                let frame = stream.next_event().await.json();
+                if frame["dependencies"]["status"] == "stale" {
+                    seen_stale = true;
+                }
+                if frame["events"]["total"] == counted {
+                    break;
+                }
+            }
+            if seen_stale {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(seen_stale, "the depths were never reported stale");
+        proxy.freeze(false);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let frame = stream.next_event().await.json();
+            if frame["dependencies"]["status"] == "fresh" {
+                break;
+            }
+            assert!(Instant::now() < deadline, "the depths never came back");
+        }
+        drop(stream);
+        s.app.shutdown().await;
+    })
+    .await;
 }
