@@ -223,6 +223,9 @@ pub struct AppConfig {
     pub auth: AuthConfig,
     /// Rate and connection limits of the HTTP server.
     pub http: HttpLimits,
+    /// The live dashboard feed behind `GET /api/live` (`MOD8_LIVE_MAX_SUBSCRIBERS`; see
+    /// [`crate::live_feed`]).
+    pub live_feed: crate::live_feed::LiveFeedConfig,
 }
 
 impl AppConfig {
@@ -252,7 +255,21 @@ impl AppConfig {
         )?
         .with_insights_refresh(std::env::var("MOD8_INSIGHTS_REFRESH_SECS").ok().as_deref())?
         .with_queue_prefix(std::env::var("MOD8_QUEUE_PREFIX").ok().as_deref())?
-        .with_security(|name| std::env::var(name).ok())
+        .with_security(|name| std::env::var(name).ok())?
+        .with_live_feed(std::env::var("MOD8_LIVE_MAX_SUBSCRIBERS").ok().as_deref())
+    }
+
+    /// Applies a `MOD8_LIVE_MAX_SUBSCRIBERS` value (unset keeps the default).
+    fn with_live_feed(mut self, max_subscribers: Option<&str>) -> anyhow::Result<Self> {
+        if let Some(raw) = max_subscribers {
+            self.live_feed.max_subscribers = match raw.trim().parse::<usize>() {
+                Ok(n) if n > 0 => n,
+                _ => anyhow::bail!(
+                    "MOD8_LIVE_MAX_SUBSCRIBERS={raw:?}: expected a whole number of subscribers above 0"
+                ),
+            };
+        }
+        Ok(self)
     }
 
     /// Applies the auth and HTTP-limit variables, read through `var` (unset keeps the default);
@@ -387,6 +404,7 @@ impl AppConfig {
             insights_refresh: Duration::from_secs(300),
             auth: AuthConfig::default(),
             http: HttpLimits::default(),
+            live_feed: crate::live_feed::LiveFeedConfig::default(),
         }
     }
 
@@ -606,6 +624,21 @@ mod tests {
                 .unwrap_err()
                 .to_string();
             assert!(err.contains("MOD8_ALERT_"), "{err}");
+        }
+    }
+
+    #[test]
+    fn the_live_subscriber_bound_comes_from_its_variable() {
+        let config = AppConfig::embedded().with_live_feed(Some(" 3 ")).unwrap();
+        assert_eq!(config.live_feed.max_subscribers, 3);
+        let defaults = AppConfig::embedded().with_live_feed(None).unwrap();
+        assert_eq!(defaults.live_feed.max_subscribers, 64);
+        for bad in ["0", "lots", "-2"] {
+            let err = AppConfig::embedded()
+                .with_live_feed(Some(bad))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("MOD8_LIVE_MAX_SUBSCRIBERS"), "{err}");
         }
     }
 }

@@ -10,6 +10,7 @@ pub mod flows;
 pub mod http;
 pub mod keys;
 pub mod live;
+pub mod live_feed;
 pub mod metrics;
 pub mod outbox;
 pub mod reference;

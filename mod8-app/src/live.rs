@@ -32,6 +32,20 @@ pub struct DashboardSnapshot {
     pub alerts: u64,
 }
 
+/// One alert the live dashboard raised and published ([`LiveDashboard::recent_alerts`]).
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
+pub struct AlertRecord {
+    /// The user who crossed the threshold.
+    pub user_id: String,
+    /// When the alert was published.
+    pub at: chrono::DateTime<chrono::Utc>,
+    /// The user's events within the window when it was raised.
+    pub events_in_window: u64,
+}
+
+/// How many published alerts [`LiveDashboard::recent_alerts`] keeps (the newest).
+pub const RECENT_ALERTS: usize = 20;
+
 /// Live counters. Cheap to update; one lock, held for a few map operations.
 #[derive(Debug)]
 pub struct LiveDashboard {
@@ -47,6 +61,8 @@ struct State {
     alerts: u64,
     users: HashMap<String, UserWindow>,
     records_since_sweep: u32,
+    /// The newest published alerts, oldest first, at most [`RECENT_ALERTS`].
+    recent_alerts: VecDeque<AlertRecord>,
 }
 
 /// Where a user's alert for the current crossing stands.
@@ -137,11 +153,29 @@ impl LiveDashboard {
             return;
         };
         s.alerts += 1;
+        let mut events_in_window = 0;
         if let Some(user) = s.users.get_mut(user_id) {
+            events_in_window = user.recent.len() as u64;
             if user.alert == Alert::Publishing {
                 user.alert = Alert::Sent;
             }
         }
+        if s.recent_alerts.len() >= RECENT_ALERTS {
+            s.recent_alerts.pop_front();
+        }
+        s.recent_alerts.push_back(AlertRecord {
+            user_id: user_id.to_owned(),
+            at: chrono::Utc::now(),
+            events_in_window,
+        });
+    }
+
+    /// The newest published alerts (at most [`RECENT_ALERTS`]), newest first.
+    pub fn recent_alerts(&self) -> Vec<AlertRecord> {
+        let Ok(s) = self.state.lock() else {
+            return Vec::new();
+        };
+        s.recent_alerts.iter().rev().cloned().collect()
     }
 
     /// The alert [`LiveDashboard::record`] asked for could not be published; the message will
@@ -286,6 +320,28 @@ mod tests {
         assert_eq!(snap.total_events, 8);
         assert_eq!(snap.alerts, 2);
         assert_eq!(snap.events_by_type[0], ("view".to_owned(), 7));
+        let recent = live.recent_alerts();
+        assert_eq!(recent.len(), 2);
+        assert!(recent
+            .iter()
+            .all(|a| a.user_id == "u1" && a.events_in_window == 3));
+        assert!(recent[0].at >= recent[1].at, "newest first");
+    }
+
+    #[test]
+    fn recent_alerts_keep_only_the_newest() {
+        let live = LiveDashboard::new(1, Duration::from_secs(10));
+        let t0 = Instant::now();
+        for i in 0..RECENT_ALERTS + 5 {
+            let user = format!("u{i}");
+            assert!(record(&live, &user, "view", t0));
+            live.alert_published(&user);
+        }
+        let recent = live.recent_alerts();
+        assert_eq!(recent.len(), RECENT_ALERTS);
+        assert_eq!(recent[0].user_id, format!("u{}", RECENT_ALERTS + 4));
+        assert_eq!(recent[RECENT_ALERTS - 1].user_id, "u5");
+        assert_eq!(live.snapshot().alerts, (RECENT_ALERTS + 5) as u64);
     }
 
     #[test]

@@ -65,6 +65,28 @@ async fn tokens_are_never_logged() {
         stream.read_to_string(&mut response).await.unwrap();
         assert!(response.starts_with("HTTP/1.1 "), "{response}");
     }
+    // The live dashboard stream with the token in its header: an endless answer, so read up to
+    // its first event and hang up.
+    {
+        let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let request = format!(
+            "GET /api/live HTTP/1.1\r\nHost: mod8\r\nAuthorization: Bearer {token}\r\n\
+             Accept: text/event-stream\r\nx-request-id: req-logged-live\r\n\r\n"
+        );
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let mut seen = Vec::new();
+        let mut buf = [0u8; 4096];
+        while !String::from_utf8_lossy(&seen).contains("event: snapshot") {
+            let n = stream.read(&mut buf).await.unwrap();
+            assert!(n > 0, "{}", String::from_utf8_lossy(&seen));
+            seen.extend_from_slice(&buf[..n]);
+        }
+        assert!(
+            seen.starts_with(b"HTTP/1.1 200"),
+            "{}",
+            String::from_utf8_lossy(&seen)
+        );
+    }
     let _ = stop.send(());
     server.await.unwrap().unwrap();
     app.shutdown().await;
@@ -73,6 +95,10 @@ async fn tokens_are_never_logged() {
     assert!(
         logged.contains("req-logged"),
         "the capture saw the requests: {logged}"
+    );
+    assert!(
+        logged.contains("req-logged-live"),
+        "the capture saw the live stream's request: {logged}"
     );
     assert!(!logged.contains(&token), "the token was logged:\n{logged}");
     assert!(!logged.contains("forged.not.valid"), "{logged}");

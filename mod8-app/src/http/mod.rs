@@ -16,11 +16,14 @@
 //! | `GET /api/categories/{id}/products` | anyone | one cursor page of a category's products, filtered and sorted |
 //! | `POST /api/tokens` | `admin` | issue a token: `{"scope": "user", "user_id": ...}`, `{"scope": "service", "subject": ...}` or `{"scope": "admin"}`; 201 |
 //! | `GET /metrics` | `admin` | Prometheus text |
+//! | `GET /api/live` | `admin` | the live dashboard as Server-Sent Events ([`live`]) |
+//! | `GET /dashboard` | anyone | the live dashboard page (it asks for an admin token to read `/api/live`) |
 //! | carts, orders, reviews | see [`shop`] | the shop: cart lines, checkout, pay / ship / cancel, product reviews |
 //! | `GET /healthz` | anyone | each dependency's state; 503 when a required one is down |
 //! | `GET /openapi.json` | anyone | the OpenAPI 3.1 document of all of the above ([`openapi`]) |
 //!
-//! A process of [`Role::Worker`] serves only `/healthz` and `/metrics` ([`router_for`]).
+//! A process of [`Role::Worker`] serves only `/healthz`, `/metrics` and the live dashboard
+//! (`/api/live`, `/dashboard`: its consumers are what feed it) ([`router_for`]).
 //!
 //! Authentication and scopes: see [`auth`]. Every route counts against the caller's rate limit
 //! ([`rate_limit`]). Error answers carry `{"error": {"code", "message", "field"?,
@@ -42,6 +45,7 @@
 pub mod auth;
 pub mod catalog;
 mod handlers;
+pub mod live;
 pub mod rate_limit;
 mod server;
 pub mod shop;
@@ -59,7 +63,7 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use serde_json::json;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::timeout::TimeoutLayer;
@@ -78,6 +82,7 @@ const REQUEST_ID: &str = "x-request-id";
 /// ([`crate::AppConfig::http`]'s quotas).
 pub fn router(app: Arc<App>) -> Router {
     let limits = Arc::new(rate_limit::RateLimits::new(&app.config.http));
+    let live_feed = crate::live_feed::LiveFeed::new(app.clone());
     let routes = Router::new()
         .route("/api/users", post(handlers::register))
         .route("/api/events", post(handlers::record_event))
@@ -128,7 +133,11 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/metrics", get(handlers::metrics))
         .route("/healthz", get(handlers::healthz))
         .route("/openapi.json", get(handlers::openapi))
+        // The live dashboard (`live`): the stream and its page.
+        .route("/api/live", get(live::live))
+        .route("/dashboard", get(live::dashboard))
         .fallback(|| async { AppError::NotFound("route".into()) })
+        .layer(Extension(live_feed))
         .layer(middleware::from_fn_with_state(
             (app.clone(), limits),
             rate_limit::limit,
@@ -137,17 +146,22 @@ pub fn router(app: Arc<App>) -> Router {
 }
 
 /// The router of a process of `role`: the whole API for [`Role::Api`] and [`Role::All`]
-/// ([`router`]); for [`Role::Worker`] only `GET /healthz` and `GET /metrics` (admin), with the
-/// same rate limits, error body and layers, every other path answered 404.
+/// ([`router`]); for [`Role::Worker`] only `GET /healthz`, `GET /metrics` (admin) and the live
+/// dashboard (`GET /api/live`, admin, and `GET /dashboard`), with the same rate limits, error
+/// body and layers, every other path answered 404.
 pub fn router_for(app: Arc<App>, role: Role) -> Router {
     if role.runs_api() {
         return router(app);
     }
     let limits = Arc::new(rate_limit::RateLimits::new(&app.config.http));
+    let live_feed = crate::live_feed::LiveFeed::new(app.clone());
     let routes = Router::new()
         .route("/metrics", get(handlers::metrics))
         .route("/healthz", get(handlers::healthz))
+        .route("/api/live", get(live::live))
+        .route("/dashboard", get(live::dashboard))
         .fallback(|| async { AppError::NotFound("route".into()) })
+        .layer(Extension(live_feed))
         .layer(middleware::from_fn_with_state(
             (app.clone(), limits),
             rate_limit::limit,

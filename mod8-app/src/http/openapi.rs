@@ -17,7 +17,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, ObjectBuilder, Ref, RefOr, Type};
 use utoipa::{Modify, OpenApi, ToSchema};
 
-use super::{catalog, handlers, shop};
+use super::{catalog, handlers, live, shop};
 
 /// The body of every error response: `{"error": {"code", "message", "field"?, "request_id"?}}`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -216,9 +216,18 @@ impl Modify for BearerScheme {
         catalog::list_categories,
         catalog::create_category,
         catalog::list_category_products,
+        // The live dashboard.
+        live::live,
+        live::dashboard,
     ),
     components(
-        schemas(ErrorBody, ErrorDetail, ErrorCode),
+        schemas(
+            ErrorBody,
+            ErrorDetail,
+            ErrorCode,
+            // The `data` of every `GET /api/live` event.
+            crate::live_feed::LiveFrame,
+        ),
         responses(
             BadRequest,
             Unauthorized,
@@ -233,6 +242,7 @@ impl Modify for BearerScheme {
             Unavailable,
             PreconditionFailed,
             PreconditionRequired,
+            live::LiveSubscribersFull,
         ),
     ),
     modifiers(&BearerScheme),

@@ -12,7 +12,8 @@
 //!   `503` with the JSON error body (`unavailable`, `Retry-After: 1`) and closed.
 //! - Graceful shutdown: when the shutdown future resolves the listener is closed, every
 //!   connection is told to finish its request in flight and close, and this returns once all
-//!   have.
+//!   have. Endless responses (`GET /api/live`) end at that moment too
+//!   ([`StreamsEnd`](super::live::StreamsEnd)).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -86,9 +87,12 @@ pub async fn serve_listener(
             continue;
         };
         let _ = stream.set_nodelay(true);
+        let streams_end = super::live::StreamsEnd(stopping.clone());
         let service = TowerToHyperService::new(router.clone().map_request(
             move |mut request: axum::http::Request<Incoming>| {
                 request.extensions_mut().insert(ConnectInfo(remote));
+                // Endless responses (the live stream) end when the server stops.
+                request.extensions_mut().insert(streams_end.clone());
                 request
             },
         ));
