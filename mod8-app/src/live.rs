@@ -86,6 +86,13 @@ struct UserWindow {
     alert: Alert,
 }
 
+/// Distinct event types counted by name; events of any further type are counted under
+/// [`OTHER_EVENT_TYPES`], so a client inventing types cannot grow the dashboard.
+pub const MAX_EVENT_TYPES: usize = 256;
+
+/// The name events beyond [`MAX_EVENT_TYPES`] distinct types are counted under.
+pub const OTHER_EVENT_TYPES: &str = "other";
+
 /// Records between sweeps of users whose window has emptied (so the map does not keep every
 /// user ever seen).
 const SWEEP_EVERY: u32 = 4096;
@@ -120,7 +127,13 @@ impl LiveDashboard {
         }
         if user.ids.insert(message_id) {
             user.recent.push_back((now, message_id));
-            *s.by_type.entry(event_type.to_owned()).or_default() += 1;
+            let known = s.by_type.contains_key(event_type);
+            let name = if known || s.by_type.len() < MAX_EVENT_TYPES {
+                event_type
+            } else {
+                OTHER_EVENT_TYPES
+            };
+            *s.by_type.entry(name.to_owned()).or_default() += 1;
             s.total += 1;
         }
         let due = if (user.recent.len() as u64) < self.threshold {
@@ -326,6 +339,23 @@ mod tests {
             .iter()
             .all(|a| a.user_id == "u1" && a.events_in_window == 3));
         assert!(recent[0].at >= recent[1].at, "newest first");
+    }
+
+    #[test]
+    fn event_types_beyond_the_bound_are_counted_as_other() {
+        let live = LiveDashboard::new(u64::MAX, Duration::from_secs(10));
+        let t0 = Instant::now();
+        for i in 0..MAX_EVENT_TYPES + 500 {
+            record(&live, &format!("u{i}"), &format!("type_{i}"), t0);
+        }
+        record(&live, "u0", "type_0", t0);
+        let snap = live.snapshot();
+        assert_eq!(snap.total_events, MAX_EVENT_TYPES as u64 + 501);
+        assert_eq!(snap.events_by_type.len(), MAX_EVENT_TYPES + 1);
+        assert_eq!(snap.events_by_type[0], ("other".to_owned(), 500));
+        let counted: u64 = snap.events_by_type.iter().map(|(_, n)| n).sum();
+        assert_eq!(counted, snap.total_events, "nothing dropped");
+        assert!(snap.events_by_type.contains(&("type_0".to_owned(), 2)));
     }
 
     #[test]
