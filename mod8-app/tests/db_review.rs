@@ -2,11 +2,13 @@
 //! `orders_of_user`'s statement, flags its scan, proposes the index and (PostgreSQL, through
 //! hypopg) shows the cost fall; with the index back it reports nothing for that statement.
 
+#![allow(clippy::unwrap_used)]
+
 use mod8_app::commands::review::{
     review, FindingKind, ProposalKind, Review, ReviewOptions, ReviewedStatement,
 };
 use mod8_orm::sqlx;
-use mod8_orm::{Database, OrderRepository, OrmConfig};
+use mod8_orm::{OrderRepository, OrmConfig};
 
 /// The statement of `OrderRepository::orders_of_user`.
 const ORDERS_OF_USER: &str = "FROM orders WHERE user_id = $1";

@@ -4,6 +4,8 @@
 //!
 //! One test in its own binary: it installs a process-wide subscriber that keeps those events.
 
+#![allow(clippy::unwrap_used)]
+
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 

@@ -179,6 +179,21 @@ impl Proposal {
     }
 }
 
+/// Proposes, for a full scan no index would narrow, to read fewer rows.
+fn propose_fewer_rows(s: &mut ReviewedStatement, table: &str) {
+    let sql = format!(
+        "read fewer rows of {table}: a selective WHERE, a page (LIMIT), or a maintained \
+         aggregate instead of recomputing it"
+    );
+    if !s.proposals.iter().any(|p| p.sql == sql) {
+        s.proposals.push(Proposal::untried(
+            ProposalKind::Rewrite,
+            sql,
+            format!("the statement reads every row of {table}"),
+        ));
+    }
+}
+
 /// Reviews the database at `url` (`postgres://...` or `sqlite:...`).
 ///
 /// # Errors

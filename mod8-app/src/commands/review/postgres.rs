@@ -5,8 +5,8 @@ use mod8_orm::sqlx::{self, Connection, PgConnection};
 use serde_json::Value;
 
 use super::{
-    compared_columns, Finding, FindingKind, Proposal, ProposalKind, Review, ReviewOptions,
-    ReviewedStatement,
+    compared_columns, propose_fewer_rows, Finding, FindingKind, Proposal, ProposalKind, Review,
+    ReviewOptions, ReviewedStatement,
 };
 
 /// The top statements of this database by total time; the review's own statements, catalog
@@ -40,27 +40,39 @@ pub(super) async fn review(url: &str, options: ReviewOptions) -> anyhow::Result<
                 .to_owned(),
         );
     }
-    let limit = i64::try_from(options.limit).unwrap_or(i64::MAX);
+    // pg_stat_statements keeps one row per text: the texts of one statement name (value
+    // lists of different lengths) are added up under the first, the slowest in total.
+    let limit = i64::try_from(options.limit.saturating_mul(4)).unwrap_or(i64::MAX);
     let top: Vec<(String, i64, f64, f64)> = sqlx::query_as(TOP_STATEMENTS)
         .bind(limit)
         .persistent(false)
         .fetch_all(&mut conn)
         .await?;
-    let mut statements = Vec::with_capacity(top.len());
-    for (sql, calls, total_ms, mean_ms) in top {
+    let mut statements: Vec<ReviewedStatement> = Vec::new();
+    for (sql, calls, total_ms, _) in top {
         let name = mod8_orm::statement_name(&sql);
-        let mut reviewed = ReviewedStatement {
+        let calls = u64::try_from(calls).unwrap_or(0);
+        if let Some(same) = statements.iter_mut().find(|s| s.name == name) {
+            same.calls += calls;
+            same.total_ms += total_ms;
+            continue;
+        }
+        statements.push(ReviewedStatement {
             name,
             sql,
-            calls: u64::try_from(calls).unwrap_or(0),
+            calls,
             total_ms,
-            mean_ms,
+            mean_ms: 0.0,
             plan_cost: None,
             findings: Vec::new(),
             proposals: Vec::new(),
-        };
-        review_statement(&mut conn, &mut reviewed, hypopg, options).await;
-        statements.push(reviewed);
+        });
+    }
+    statements.sort_by(|a, b| b.total_ms.total_cmp(&a.total_ms));
+    statements.truncate(options.limit);
+    for reviewed in statements.iter_mut() {
+        reviewed.mean_ms = reviewed.total_ms / reviewed.calls.max(1) as f64;
+        review_statement(&mut conn, reviewed, hypopg, options).await;
     }
     conn.close().await?;
     Ok(Review {
@@ -279,6 +291,14 @@ async fn seq_scan(
         .filter(|(c, _)| !facts.leading.contains(c))
         .map(|(c, _)| c.clone())
         .collect();
+    let joined = node.context.join_conditions.iter().any(|cond| {
+        compared_columns(cond)
+            .iter()
+            .any(|(q, c, _)| q.as_deref() == Some(alias.as_str()) && facts.columns.contains(c))
+    });
+    if filtered.is_empty() && !joined {
+        propose_fewer_rows(s, &table);
+    }
     if !filtered.is_empty() && unindexed.len() == filtered.len() {
         s.findings.push(Finding {
             kind: FindingKind::UnindexedFilter,

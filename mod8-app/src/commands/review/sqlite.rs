@@ -14,8 +14,8 @@ use mod8_orm::{
 };
 
 use super::{
-    compared_columns, Finding, FindingKind, Proposal, ProposalKind, Review, ReviewOptions,
-    ReviewedStatement,
+    compared_columns, propose_fewer_rows, Finding, FindingKind, Proposal, ProposalKind, Review,
+    ReviewOptions, ReviewedStatement,
 };
 
 /// How many times the probe workload runs each call.
@@ -161,7 +161,11 @@ async fn review_statement(
             .map(|(_, c, eq)| (c.clone(), *eq))
             .collect();
         filtered.sort_by_key(|(_, eq)| !eq);
-        if filtered.is_empty() || filtered.iter().any(|(c, _)| facts.leading.contains(c)) {
+        if filtered.is_empty() {
+            propose_fewer_rows(s, &table);
+            continue;
+        }
+        if filtered.iter().any(|(c, _)| facts.leading.contains(c)) {
             continue;
         }
         let mut columns: Vec<String> = filtered.iter().map(|(c, _)| c.clone()).collect();
