@@ -194,6 +194,22 @@ fn propose_fewer_rows(s: &mut ReviewedStatement, table: &str) {
     }
 }
 
+/// Proposes fresh statistics for a table scanned although an index starts with a column the
+/// statement filters or joins on.
+fn propose_statistics(s: &mut ReviewedStatement, table: &str) {
+    let sql = format!("ANALYZE {table}");
+    if !s.proposals.iter().any(|p| p.sql == sql) {
+        s.proposals.push(Proposal::untried(
+            ProposalKind::Statistics,
+            sql,
+            format!(
+                "an index of {table} starts with a column the statement filters or joins on, \
+                 yet the planner scans the table: fresh statistics let it weigh the index"
+            ),
+        ));
+    }
+}
+
 /// Reviews the database at `url` (`postgres://...` or `sqlite:...`).
 ///
 /// # Errors

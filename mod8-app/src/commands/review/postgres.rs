@@ -5,8 +5,8 @@ use mod8_orm::sqlx::{self, Connection, PgConnection};
 use serde_json::Value;
 
 use super::{
-    compared_columns, propose_fewer_rows, Finding, FindingKind, Proposal, ProposalKind, Review,
-    ReviewOptions, ReviewedStatement,
+    compared_columns, propose_fewer_rows, propose_statistics, Finding, FindingKind, Proposal,
+    ProposalKind, Review, ReviewOptions, ReviewedStatement,
 };
 
 /// The top statements of this database by total time; the review's own statements, catalog
@@ -298,6 +298,9 @@ async fn seq_scan(
     });
     if filtered.is_empty() && !joined {
         propose_fewer_rows(s, &table);
+    }
+    if !filtered.is_empty() && unindexed.len() < filtered.len() {
+        propose_statistics(s, &table);
     }
     if !filtered.is_empty() && unindexed.len() == filtered.len() {
         s.findings.push(Finding {

@@ -14,8 +14,8 @@ use mod8_orm::{
 };
 
 use super::{
-    compared_columns, propose_fewer_rows, Finding, FindingKind, Proposal, ProposalKind, Review,
-    ReviewOptions, ReviewedStatement,
+    compared_columns, propose_fewer_rows, propose_statistics, Finding, FindingKind, Proposal,
+    ProposalKind, Review, ReviewOptions, ReviewedStatement,
 };
 
 /// How many times the probe workload runs each call.
@@ -166,6 +166,7 @@ async fn review_statement(
             continue;
         }
         if filtered.iter().any(|(c, _)| facts.leading.contains(c)) {
+            propose_statistics(s, &table);
             continue;
         }
         let mut columns: Vec<String> = filtered.iter().map(|(c, _)| c.clone()).collect();
