@@ -239,6 +239,48 @@ stop_postgres() {
     fi
 }
 
+# --- PostgreSQL slow-query review (pg_stat_statements, hypopg) ------------------------
+# `mod8 db review` reads pg_stat_statements (loaded through shared_preload_libraries, which
+# only a restart applies: the primary is restarted once, when the running server lacks it)
+# and tries its proposed indexes as hypothetical ones with hypopg. Both extensions live in the
+# mod8 database and in the template database `mod8_review_template` (IS_TEMPLATE, so the mod8
+# role, which may not create these untrusted extensions itself, can clone a fresh database
+# that has them: `CREATE DATABASE x TEMPLATE mod8_review_template`). pg_read_all_stats lets
+# mod8 read every role's statement texts.
+PG_REVIEW_TEMPLATE="mod8_review_template"
+configure_pg_review() {
+    local version cluster
+    read -r version cluster <<<"$(pg_cluster)"
+    [ -n "$cluster" ] || die "no PostgreSQL cluster found (pg_lsclusters is empty)"
+    local conf="/etc/postgresql/$version/$cluster/conf.d/mod8-review.conf"
+    if [ ! -f "/usr/share/postgresql/$version/extension/hypopg.control" ]; then
+        log "installing with apt: postgresql-$version-hypopg"
+        as_root apt-get update -qq
+        as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "postgresql-$version-hypopg" >/dev/null
+    fi
+    local want
+    want=$(printf '%s\n' "# Written by mod8's scripts/services.sh: statement statistics for mod8 db review." \
+        "shared_preload_libraries = 'pg_stat_statements'" "pg_stat_statements.track = top")
+    if [ "$(as_root cat "$conf" 2>/dev/null)" != "$want" ]; then
+        as_root mkdir -p "$(dirname "$conf")"
+        printf '%s\n' "$want" | as_root tee "$conf" >/dev/null
+    fi
+    if ! primary_psql "SHOW shared_preload_libraries" | grep -q pg_stat_statements; then
+        log "PostgreSQL: loading pg_stat_statements; restarting $version/$cluster"
+        as_root pg_ctlcluster "$version" "$cluster" restart
+        wait_for "PostgreSQL" 60 pg_isready -h 127.0.0.1 -p 5432 -q
+    fi
+    if ! primary_psql "SELECT 1 FROM pg_database WHERE datname = '${PG_REVIEW_TEMPLATE}'" | grep -q 1; then
+        as_root su postgres -c "createdb -O ${PG_USER} ${PG_REVIEW_TEMPLATE}"
+    fi
+    local db
+    for db in "$PG_DB" "$PG_REVIEW_TEMPLATE"; do
+        primary_psql "CREATE EXTENSION IF NOT EXISTS pg_stat_statements; CREATE EXTENSION IF NOT EXISTS hypopg" "$db" >/dev/null
+    done
+    primary_psql "ALTER DATABASE ${PG_REVIEW_TEMPLATE} IS_TEMPLATE true" >/dev/null
+    primary_psql "GRANT pg_read_all_stats TO ${PG_USER}" >/dev/null
+}
+
 # --- PostgreSQL read replica (streaming standby) -------------------------------------
 # A hot standby of the primary above, on its own port (5433, loopback), for mod8-orm's
 # read-replica routing (`MOD8_POSTGRES_READ_URL`). It is a copy of the primary's data
@@ -870,6 +912,7 @@ case "${1:-}" in
             # The cluster nodes boot (several seconds) while the other servers start.
             launch_rabbitmq_cluster
             start_postgres
+            configure_pg_review
             start_pg_standby
             start_redis
             start_redis_cluster

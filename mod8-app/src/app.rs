@@ -474,6 +474,11 @@ impl App {
             outbox_unpublishable: self.outbox.unpublishable(),
             docstore: self.docs.memory_stats(),
             broker: self.broker.memory_stats(),
+            slow_statements: self
+                .sql
+                .statement_log()
+                .map(|log| log.slow_counts())
+                .unwrap_or_default(),
         }
     }
 

@@ -73,6 +73,29 @@ enum Command {
         #[arg(long)]
         user: Option<uuid::Uuid>,
     },
+    /// The SQL database: `db review`.
+    Db {
+        #[command(subcommand)]
+        command: DbCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum DbCommand {
+    /// Slow-query review: the top statements by total time (PostgreSQL: pg_stat_statements;
+    /// SQLite: a probe workload timed by mod8), each plan's red flags and a proposed index or
+    /// rewrite, indexes tried with hypopg (PostgreSQL) for the cost before and after.
+    Review {
+        /// Print the review as JSON.
+        #[arg(long)]
+        json: bool,
+        /// How many statements, the most total time first.
+        #[arg(long, default_value_t = 10)]
+        limit: usize,
+        /// A table with at least this many rows counts as large.
+        #[arg(long, default_value_t = 1000)]
+        large_rows: u64,
+    },
 }
 
 #[derive(Subcommand)]
@@ -343,6 +366,17 @@ async fn run(command: Command) -> anyhow::Result<()> {
         // The fits run in `spawn_blocking`; `--from-db` streams the summary from the database.
         Command::Clv { command } => run_clv(command).await,
         Command::RebuildCounters { user } => commands::counters::run(user).await,
+        Command::Db {
+            command:
+                DbCommand::Review {
+                    json,
+                    limit,
+                    large_rows,
+                },
+        } => {
+            let options = commands::review::ReviewOptions { limit, large_rows };
+            commands::review::run(json, options).await
+        }
     }
 }
 

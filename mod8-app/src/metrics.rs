@@ -81,6 +81,15 @@ pub struct Snapshot {
     /// The in-process broker's queues (occupancy, bounds, refused publishes); `None` on
     /// RabbitMQ.
     pub broker: Option<MemoryBrokerStats>,
+    /// SQL statements that ran at or above the slow threshold, by statement name (bounded by
+    /// the statement log); statements never slow are left out.
+    pub slow_statements: Vec<(String, u64)>,
+}
+
+/// Label of the slow-statement counter: the statement's name.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StatementLabel {
+    statement: String,
 }
 
 /// The app's metrics: what it records itself (latencies, counts of its own decisions); the
@@ -373,8 +382,29 @@ impl Collector for ScrapeCollector {
         if let Some(broker) = &s.broker {
             encode_broker(&mut encoder, broker)?;
         }
+        encode_slow_statements(&mut encoder, &s.slow_statements)?;
         Ok(())
     }
+}
+
+/// `mod8_sql_slow_statements_total{statement}`: slow runs per SQL statement name.
+fn encode_slow_statements(
+    encoder: &mut DescriptorEncoder,
+    counts: &[(String, u64)],
+) -> std::fmt::Result {
+    let mut family = encoder.encode_descriptor(
+        "sql_slow_statements",
+        "SQL statement runs at or above the slow threshold, by statement name",
+        None,
+        MetricType::Counter,
+    )?;
+    for (statement, n) in counts {
+        let labels = StatementLabel {
+            statement: statement.clone(),
+        };
+        ConstCounter::new(*n).encode(family.encode_family(&labels)?)?;
+    }
+    Ok(())
 }
 
 /// A counter without labels.
@@ -512,7 +542,14 @@ mod tests {
             outbox_unpublishable: 1,
             docstore: None,
             broker: None,
+            slow_statements: vec![("select_orders_0badcafe".into(), 4)],
         });
+        assert!(
+            text.contains(
+                "mod8_sql_slow_statements_total{statement=\"select_orders_0badcafe\"} 4\n"
+            ),
+            "{text}"
+        );
         assert!(text.contains(
             "mod8_http_request_duration_seconds_count{route=\"/api/users\",method=\"POST\",status=\"201\"} 1\n"
         ), "{text}");

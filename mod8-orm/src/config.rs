@@ -59,6 +59,9 @@ pub struct OrmConfig {
     /// When reads go to the replica and when they stay on the primary (used only with
     /// [`OrmConfig::read_url`]).
     pub replica: ReplicaSettings,
+    /// When a statement counts as slow (default 100 ms) and how often each one is logged with
+    /// its plan (see [`crate::StatementLog`]).
+    pub slow_statements: crate::SlowStatementSettings,
 }
 
 /// How a [`ReplicaRouter`](crate::replica::ReplicaRouter) decides between the replica and the
@@ -108,6 +111,7 @@ impl std::fmt::Debug for OrmConfig {
             .field("test_before_acquire", &self.test_before_acquire)
             .field("read_url", &self.redacted_read_url())
             .field("replica", &self.replica)
+            .field("slow_statements", &self.slow_statements)
             .finish()
     }
 }
@@ -125,6 +129,7 @@ impl Default for OrmConfig {
             test_before_acquire: false,
             read_url: None,
             replica: ReplicaSettings::default(),
+            slow_statements: crate::SlowStatementSettings::default(),
         }
     }
 }
@@ -157,6 +162,9 @@ impl OrmConfig {
                 config.read_url = Some(read_url_var(&url)?);
             }
         }
+        if let Ok(ms) = std::env::var(SLOW_THRESHOLD_VAR) {
+            config.slow_statements.threshold = slow_threshold_var(&ms)?;
+        }
         Ok(config)
     }
 
@@ -169,6 +177,13 @@ impl OrmConfig {
     /// Sets the replica routing bounds (see [`ReplicaSettings`]).
     pub fn with_replica_settings(mut self, settings: ReplicaSettings) -> Self {
         self.replica = settings;
+        self
+    }
+
+    /// Sets when a statement counts as slow and how often it is logged (see
+    /// [`crate::SlowStatementSettings`]).
+    pub fn with_slow_statements(mut self, settings: crate::SlowStatementSettings) -> Self {
+        self.slow_statements = settings;
         self
     }
 
@@ -319,6 +334,23 @@ fn read_url_var(value: &str) -> Result<String> {
             "expected a postgres:// or postgresql:// URL (the read replica)",
         ))
     }
+}
+
+/// The slow-statement threshold in milliseconds.
+const SLOW_THRESHOLD_VAR: &str = "MOD8_SQL_SLOW_THRESHOLD_MS";
+
+/// `MOD8_SQL_SLOW_THRESHOLD_MS`: a whole number of milliseconds.
+fn slow_threshold_var(value: &str) -> Result<Duration> {
+    value
+        .trim()
+        .parse::<u64>()
+        .map(Duration::from_millis)
+        .map_err(|_| {
+            Error::validation(
+                SLOW_THRESHOLD_VAR,
+                format!("{value:?} is not a whole number of milliseconds"),
+            )
+        })
 }
 
 /// `MOD8_ORM_MAX_CONNECTIONS`: a number of at least 1.

@@ -9,13 +9,16 @@ mod catalog;
 mod config;
 mod customer_summary;
 mod error;
+pub mod explain;
 mod forward;
 mod model;
 mod pinned;
 mod purchases;
 mod repository;
+mod slow;
 mod sql;
 mod store;
+mod timed;
 
 #[cfg(feature = "postgres")]
 #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
@@ -42,6 +45,9 @@ pub use repository::{
     AnalyticsRepository, Backend, CartRepository, CatalogRepository, Database, DynDatabase,
     InventoryRepository, LocationRepository, OrderRepository, OutboxRepository, ProductRepository,
     Repositories, ReviewRepository, UnitOfWork, UserRepository,
+};
+pub use slow::{
+    statement_name, SlowStatementSettings, StatementLog, StatementTiming, MAX_STATEMENTS, OTHER,
 };
 pub use sql::migrate::{migrations, HISTORY_TABLE};
 pub use store::{SqlBackend, SqlStore};

@@ -165,7 +165,9 @@ impl PostgresStore {
         // One connection stays checked out between calls on the pool: sqlx pings every
         // connection it takes back, a second round trip to the server for each call; the kept
         // connection saves it (see `SqlStore::pool`). A call that finds it busy uses the pool.
-        let store = SqlStore::from_pool(pool).with_pinned_connection(config.max_connections == 1);
+        let store = SqlStore::from_pool(pool)
+            .with_pinned_connection(config.max_connections == 1)
+            .with_slow_statements(config.slow_statements);
         if config.migrate {
             store.migrate().await?;
         }
@@ -325,7 +327,8 @@ async fn copy_rows(
         return Ok(0);
     }
     let mut copy = tx
-        .exec()
+        .exec_untimed()
+        .0
         .copy_in_raw(statement)
         .await
         .map_err(|e| store.err(e))?;

@@ -386,7 +386,11 @@ impl ReplicaRouter {
             .idle_timeout(config.idle_timeout)
             .test_before_acquire(config.test_before_acquire)
             .connect_lazy_with(options);
-        let replica = SqlStore::from_pool(pool).with_pinned_connection(config.max_connections == 1);
+        let replica = SqlStore::from_pool(pool)
+            .with_pinned_connection(config.max_connections == 1)
+            // One log for the router: the replica's statements are timed beside the
+            // primary's, and their plans taken on the primary (same schema).
+            .with_statement_log(primary.statement_log().clone());
         let router = ReplicaRouter::new(primary, replica, config.replica);
         if config.migrate {
             // Migrations just committed may not be on the replica yet: this handle's reads
@@ -790,6 +794,12 @@ impl Database for ReplicaRouter {
             last_write: self.last_write.clone(),
             epoch: self.shared.epoch,
         }))
+    }
+
+    /// The primary's log, which the replica of a router from [`ReplicaRouter::connect`]
+    /// shares.
+    fn statement_log(&self) -> Option<&std::sync::Arc<crate::StatementLog>> {
+        Some(self.shared.primary.statement_log())
     }
 
     /// Statements issued on the primary and on the replica.

@@ -497,6 +497,12 @@ pub trait Database: Repositories + 'static {
     fn catalog_bulk_load(&self) -> Option<&dyn crate::bulk::CatalogBulkLoad> {
         None
     }
+    /// Every statement's timings and the slow-statement log ([`crate::StatementLog`]: slow
+    /// runs counted per statement name, each logged with its plan once per interval);
+    /// `None` for a database that does not time its statements.
+    fn statement_log(&self) -> Option<&std::sync::Arc<crate::StatementLog>> {
+        None
+    }
 }
 
 /// A shared, type-erased database handle, as returned by [`crate::OrmConfig::connect`].

@@ -11,7 +11,9 @@ use tokio::sync::{MappedMutexGuard, Mutex, MutexGuard};
 
 use crate::error::{Error, Result};
 use crate::pinned::{Pinned, PinnedConn};
+use crate::slow::{SlowStatementSettings, StatementLog};
 use crate::sql::dialect::Dialect;
+use crate::timed::Timed;
 
 /// What this crate needs from a sqlx database beyond sqlx itself: its dialect and the
 /// statements that differ in more than placeholders. Crate-internal: it cannot be named
@@ -141,6 +143,8 @@ pub struct SqlStore<DB: SqlBackend> {
     pub(crate) pool: Pool<DB>,
     scope: Scope<DB>,
     counter: Arc<AtomicU64>,
+    /// Every statement's timings and the slow-statement log (see `slow`).
+    statements: Arc<StatementLog>,
     /// SQLite: the connection kept checked out for calls on the pool (see `pinned`).
     pinned: Option<Arc<Pinned<DB>>>,
 }
@@ -162,6 +166,7 @@ impl<DB: SqlBackend> Clone for SqlStore<DB> {
             pool: self.pool.clone(),
             scope: Scope::Pool,
             counter: self.counter.clone(),
+            statements: self.statements.clone(),
             pinned: self.pinned.clone(),
         }
     }
@@ -169,29 +174,38 @@ impl<DB: SqlBackend> Clone for SqlStore<DB> {
 
 /// A connection for one repository call: pooled, or the transaction's.
 pub(crate) enum Conn<'a, DB: sqlx::Database> {
-    Pool(PoolConnection<DB>, &'a AtomicU64),
-    Pinned(PinnedConn<DB>, &'a AtomicU64),
+    Pool(PoolConnection<DB>, &'a AtomicU64, &'a Arc<StatementLog>),
+    Pinned(PinnedConn<DB>, &'a AtomicU64, &'a Arc<StatementLog>),
     Tx(
         MappedMutexGuard<'a, Transaction<'static, DB>>,
         &'a AtomicU64,
+        &'a Arc<StatementLog>,
     ),
 }
 
 impl<DB: SqlBackend> Conn<'_, DB> {
-    /// The connection for the next statement; every call counts one statement.
-    pub(crate) fn exec(&mut self) -> &mut DB::Connection {
+    /// The connection for the next statement, timed (see `slow`); every call counts one
+    /// statement.
+    pub(crate) fn exec(&mut self) -> Timed<'_, DB> {
+        let (conn, log) = self.exec_untimed();
+        Timed::new(conn, log)
+    }
+
+    /// The connection for the next statement and the log to time it in, for the few callers
+    /// that hand the connection to a function; every call counts one statement.
+    pub(crate) fn exec_untimed(&mut self) -> (&mut DB::Connection, &Arc<StatementLog>) {
         match self {
-            Conn::Pool(c, n) => {
+            Conn::Pool(c, n, log) => {
                 n.fetch_add(1, Ordering::Relaxed);
-                c
+                (c, log)
             }
-            Conn::Pinned(c, n) => {
+            Conn::Pinned(c, n, log) => {
                 n.fetch_add(1, Ordering::Relaxed);
-                c.connection()
+                (c.connection(), log)
             }
-            Conn::Tx(t, n) => {
+            Conn::Tx(t, n, log) => {
                 n.fetch_add(1, Ordering::Relaxed);
-                t
+                (t, log)
             }
         }
     }
@@ -199,12 +213,13 @@ impl<DB: SqlBackend> Conn<'_, DB> {
     /// A transaction (or, inside a unit of work, a savepoint) for a multi-statement call.
     pub(crate) async fn transaction(&mut self, backend: &'static str) -> Result<Tx<'_, DB>> {
         let mut pinned = None;
-        let (tx, counter) = match self {
-            Conn::Pool(c, n) => (
+        let (tx, counter, log) = match self {
+            Conn::Pool(c, n, log) => (
                 sqlx::Connection::begin_with(&mut **c, DB::DIALECT.begin).await,
                 *n,
+                *log,
             ),
-            Conn::Pinned(c, n) => {
+            Conn::Pinned(c, n, log) => {
                 let pin = c.pin();
                 // Until the commit succeeds, the kept connection goes back to the pool after
                 // the call: a transaction dropped uncommitted (an early return, an error, a
@@ -218,15 +233,16 @@ impl<DB: SqlBackend> Conn<'_, DB> {
                     pin.note(e);
                 }
                 pinned = Some(pin);
-                (tx, *n)
+                (tx, *n, *log)
             }
             // Inside a unit of work: a savepoint.
-            Conn::Tx(t, n) => (sqlx::Connection::begin(&mut ***t).await, *n),
+            Conn::Tx(t, n, log) => (sqlx::Connection::begin(&mut ***t).await, *n, *log),
         };
         let tx = tx.map_err(|e| Error::from_sqlx(backend, e))?;
         Ok(Tx {
             tx,
             counter,
+            log,
             pinned,
         })
     }
@@ -236,15 +252,24 @@ impl<DB: SqlBackend> Conn<'_, DB> {
 pub(crate) struct Tx<'c, DB: sqlx::Database> {
     tx: Transaction<'c, DB>,
     counter: &'c AtomicU64,
+    log: &'c Arc<StatementLog>,
     /// The pin whose kept connection this transaction runs on, if it does.
     pinned: Option<Arc<Pinned<DB>>>,
 }
 
 impl<DB: sqlx::Database> Tx<'_, DB> {
-    /// The connection for the next statement; every call counts one statement.
-    pub(crate) fn exec(&mut self) -> &mut DB::Connection {
+    /// The connection for the next statement, timed (see `slow`); every call counts one
+    /// statement.
+    pub(crate) fn exec(&mut self) -> Timed<'_, DB> {
         self.counter.fetch_add(1, Ordering::Relaxed);
-        &mut self.tx
+        Timed::new(&mut *self.tx, self.log)
+    }
+
+    /// The connection for the next statement and the log to time it in, for the few callers
+    /// that hand the connection to a function; every call counts one statement.
+    pub(crate) fn exec_untimed(&mut self) -> (&mut DB::Connection, &Arc<StatementLog>) {
+        self.counter.fetch_add(1, Ordering::Relaxed);
+        (&mut *self.tx, self.log)
     }
 
     /// Counts statements issued on a connection taken with one [`Tx::exec`] call.
@@ -273,6 +298,7 @@ impl<DB: SqlBackend> SqlStore<DB> {
             pool,
             scope: Scope::Pool,
             counter: Arc::new(AtomicU64::new(0)),
+            statements: Arc::new(StatementLog::new(SlowStatementSettings::default())),
             pinned: None,
         }
     }
@@ -339,17 +365,56 @@ impl<DB: SqlBackend> SqlStore<DB> {
         self.counter.load(Ordering::Relaxed)
     }
 
+    /// Every statement's timings and the slow-statement log (shared with its clones and
+    /// units of work).
+    pub fn statement_log(&self) -> &Arc<StatementLog> {
+        &self.statements
+    }
+
+    /// Times this store's statements into `log` (another store's).
+    pub(crate) fn with_statement_log(mut self, log: Arc<StatementLog>) -> Self {
+        self.statements = log;
+        self
+    }
+
+    /// A fresh statement log with `settings`, whose slow statements are logged with the plan
+    /// taken on a connection of this store's pool (call after the pin is set up).
+    pub(crate) fn with_slow_statements(mut self, settings: SlowStatementSettings) -> Self
+    where
+        DB: crate::explain::Explain,
+    {
+        self.statements = Arc::new(StatementLog::new(settings));
+        // The store that takes plans has a log of its own that records nothing, so the log
+        // does not own a handle back to itself.
+        let planner = SqlStore {
+            pool: self.pool.clone(),
+            scope: Scope::Pool,
+            counter: Arc::new(AtomicU64::new(0)),
+            statements: Arc::new(StatementLog::disabled()),
+            pinned: self.pinned.clone(),
+        };
+        self.statements.arm(Arc::new(move |sql: String| {
+            let planner = planner.clone();
+            Box::pin(async move {
+                let mut conn = planner.conn().await.map_err(|e| e.to_string())?;
+                let (conn, _) = conn.exec_untimed();
+                DB::plan_text(conn, &sql).await
+            })
+        }));
+        self
+    }
+
     /// A connection for one repository call.
     pub(crate) async fn conn(&self) -> Result<Conn<'_, DB>> {
         match &self.scope {
             Scope::Pool => {
                 if let Some(pinned) = &self.pinned {
                     if let Some(c) = pinned.checkout(&self.pool).await.map_err(|e| self.err(e))? {
-                        return Ok(Conn::Pinned(c, &self.counter));
+                        return Ok(Conn::Pinned(c, &self.counter, &self.statements));
                     }
                 }
                 let c = self.pool.acquire().await.map_err(|e| self.err(e))?;
-                Ok(Conn::Pool(c, &self.counter))
+                Ok(Conn::Pool(c, &self.counter, &self.statements))
             }
             Scope::Tx {
                 shared, savepoint, ..
@@ -365,7 +430,7 @@ impl<DB: SqlBackend> SqlStore<DB> {
                     }
                 }
                 match MutexGuard::try_map(guard, |t| t.as_mut()) {
-                    Ok(tx) => Ok(Conn::Tx(tx, &self.counter)),
+                    Ok(tx) => Ok(Conn::Tx(tx, &self.counter, &self.statements)),
                     Err(_) => Err(ended("unit of work")),
                 }
             }
@@ -387,6 +452,7 @@ impl<DB: SqlBackend> SqlStore<DB> {
                 finished: false,
             },
             counter: self.counter.clone(),
+            statements: self.statements.clone(),
             pinned: self.pinned.clone(),
         })
     }
@@ -402,7 +468,7 @@ impl<DB: SqlBackend> SqlStore<DB> {
         );
         {
             let mut conn = self.conn().await?;
-            let Conn::Tx(tx, _) = &mut conn else {
+            let Conn::Tx(tx, _, _) = &mut conn else {
                 // `conn()` on a transaction scope always yields the transaction.
                 return Err(Error::validation("unit_of_work", "not in a transaction"));
             };
@@ -423,6 +489,7 @@ impl<DB: SqlBackend> SqlStore<DB> {
                 finished: false,
             },
             counter: self.counter.clone(),
+            statements: self.statements.clone(),
             pinned: self.pinned.clone(),
         })
     }
@@ -547,6 +614,10 @@ macro_rules! impl_store {
 
             fn catalog_bulk_load(&self) -> Option<&dyn $crate::bulk::CatalogBulkLoad> {
                 Some(self)
+            }
+
+            fn statement_log(&self) -> Option<&std::sync::Arc<$crate::StatementLog>> {
+                Some($crate::store::SqlStore::<$db>::statement_log(self))
             }
         }
 

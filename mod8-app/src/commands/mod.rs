@@ -6,6 +6,7 @@ pub mod clv;
 pub mod counters;
 pub mod demo;
 pub mod recs;
+pub mod review;
 pub mod seed;
 
 use std::net::SocketAddr;

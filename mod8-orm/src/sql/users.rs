@@ -13,7 +13,7 @@ macro_rules! impl_user_repository {
 
             /// Inserts one validated user.
             async fn insert_user(
-                conn: &mut <$db as ::sqlx::Database>::Connection,
+                conn: $crate::timed::Timed<'_, $db>,
                 user: &NewUser,
                 address_id: Option<Uuid>,
             ) -> std::result::Result<User, ::sqlx::Error> {
@@ -116,7 +116,7 @@ macro_rules! impl_user_repository {
                     let mut conn = self.conn().await?;
                     let mut tx = conn.transaction(backend).await?;
                     let (inserted, statements) =
-                        <$db as SqlDriver>::insert_users(tx.exec(), &users)
+                        <$db as SqlDriver>::insert_users(tx.exec_untimed().0, &users)
                             .await
                             .map_err(|e| sql::name_missing(self.err(e), "address", "(bulk insert)"))?;
                     tx.count_more(statements.saturating_sub(1));
@@ -208,7 +208,7 @@ macro_rules! impl_user_repository {
                 ) -> Result<Vec<UserWithLocation>> {
                     let (limit, offset) = sql::page_bounds(page)?;
                     let mut conn = self.conn().await?;
-                    <$db as SqlDriver>::users_with_location(conn.exec(), limit, offset)
+                    <$db as SqlDriver>::users_with_location(conn.exec_untimed().0, limit, offset)
                         .await
                         .map_err(|e| self.err(e))
                 }
