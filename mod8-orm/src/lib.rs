@@ -14,6 +14,7 @@ mod model;
 mod pinned;
 mod purchases;
 mod repository;
+mod search;
 mod sql;
 mod store;
 
@@ -42,6 +43,10 @@ pub use repository::{
     AnalyticsRepository, Backend, CartRepository, CatalogRepository, Database, DynDatabase,
     InventoryRepository, LocationRepository, OrderRepository, OutboxRepository, ProductRepository,
     Repositories, ReviewRepository, UnitOfWork, UserRepository,
+};
+pub use search::{
+    CategoryFilter, MatchKind, ProductSearch, SearchHit, SearchPage, SearchQuery, FUZZY_THRESHOLD,
+    MAX_QUERY_CHARS, MAX_QUERY_ITEMS,
 };
 pub use sql::migrate::{migrations, HISTORY_TABLE};
 pub use store::{SqlBackend, SqlStore};

@@ -548,6 +548,10 @@ macro_rules! impl_store {
             fn catalog_bulk_load(&self) -> Option<&dyn $crate::bulk::CatalogBulkLoad> {
                 Some(self)
             }
+
+            fn product_search(&self) -> Option<&dyn $crate::search::ProductSearch> {
+                Some(self)
+            }
         }
 
         #[::async_trait::async_trait]
@@ -584,6 +588,7 @@ macro_rules! impl_backend {
         $crate::sql::orders::impl_order_repository!($db);
         $crate::sql::analytics::impl_analytics_repository!($db);
         $crate::sql::outbox::impl_outbox_repository!($db);
+        $crate::sql::search::impl_product_search!($db);
         $crate::sql::migrate::impl_migrate!($db, $migrator, $lock);
         $crate::store::impl_store!($db);
     };
