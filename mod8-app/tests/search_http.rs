@@ -296,7 +296,34 @@ async fn a_product_write_drops_cached_search_pages(s: &Server) {
     assert_eq!(skus(&body), [sku_of(&shelf.kettle)]);
 }
 
+async fn selling_the_last_unit_drops_cached_in_stock_searches(s: &Server) {
+    let shelf = shelf(s).await;
+    let w = &shelf.word;
+    let q = format!("q=kettle+{w}&in_stock=true");
+    let (_, _, before) = search(s, &q).await;
+    assert_eq!(skus(&before).len(), 2, "{before}");
+    let (_, cache, _) = search(s, &q).await;
+    assert_eq!(cache.as_deref(), Some("hit"));
+    // The kettle's last three units.
+    let ada = s.register(&name("ada")).await;
+    let home = ada["user"]["address_id"].as_str().unwrap().to_owned();
+    let variant = shelf.kettle["variants"][0]["variant"]["id"].as_str().unwrap();
+    let (status, body) = s
+        .post_as(
+            Some(&token_of(&ada)),
+            &format!("/api/users/{}/orders", id_of(&ada)),
+            json!({"lines": [{"variant_id": variant, "quantity": 3}], "shipping_address": home}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let (_, cache, after) = search(s, &q).await;
+    assert_eq!(cache.as_deref(), Some("miss"), "the sale dropped the page");
+    assert!(!skus(&after).contains(&sku_of(&shelf.kettle)), "{after}");
+    assert_eq!(skus(&after).len(), 1, "{after}");
+}
+
 both_backends!("app search";
+    selling_the_last_unit_drops_cached_in_stock_searches,
     search_ranks_filters_and_pages,
     search_rejects_bad_queries_and_takes_any_text,
     a_product_write_drops_cached_search_pages,

@@ -2,8 +2,9 @@
 //! [`mod8_orm::ProductSearch::search`], cached per normalised query, filters, page size and
 //! cursor for [`SEARCH_TTL`] under the [`keys::product_search_tag`] tag, which every product
 //! change drops (in the writing process at once, and wherever the product-events consumer
-//! runs when the change's event arrives). Stock changes that go through orders rather than
-//! product writes are bounded by the short TTL, as for category listings.
+//! runs when the change's event arrives), and a checkout that leaves a variant with nothing
+//! to sell drops it too. Other stock changes (a cancelled order releasing units) are bounded
+//! by the short TTL, as for category listings.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -171,14 +172,36 @@ fn results(page: SearchPage, cached: bool) -> SearchResults {
     }
 }
 
+impl App {
+    /// After a committed checkout reserved units of `variants`: when one of them has none left
+    /// to sell, drop every cached search page (an `in_stock` search may answer differently
+    /// now). One inventory read per variant until one is out of stock; a failed read drops
+    /// the pages too.
+    pub(crate) async fn search_stock_changed(&self, variants: &[Uuid]) {
+        for variant in variants {
+            let sold_out = match self.sql.inventory(*variant).await {
+                Ok(level) => level.available() <= 0,
+                Err(e) => {
+                    tracing::debug!(variant_id = %variant, error = %e, "stock read after a checkout failed; dropping search pages");
+                    true
+                }
+            };
+            if sold_out {
+                invalidate_search_logged(&self.cache, *variant).await;
+                return;
+            }
+        }
+    }
+}
+
 /// Drops every cached search page.
 pub(crate) async fn invalidate_search(cache: &Cache) -> mod8_cache::Result<()> {
     cache.invalidate_tag(keys::product_search_tag()).await?;
     Ok(())
 }
 
-/// [`invalidate_search`] after a change of product `id` in this process; a failure is logged
-/// (the pages expire by their TTL).
+/// [`invalidate_search`] after a change of product (or variant) `id` in this process; a
+/// failure is logged (the pages expire by their TTL).
 pub(crate) async fn invalidate_search_logged(cache: &Cache, id: Uuid) {
     if let Err(e) = invalidate_search(cache).await {
         tracing::warn!(product_id = %id, error = %e, "could not drop cached search pages");
