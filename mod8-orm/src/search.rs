@@ -213,7 +213,8 @@ pub struct SearchPage {
 /// is matched with the most similar word of a product's name, brand and category path, and
 /// products whose mean similarity is at least [`FUZZY_THRESHOLD`] are returned, most similar
 /// first ([`SearchPage::matched`] says [`MatchKind::Fuzzy`]). `headphnes` finds
-/// `headphones`.
+/// `headphones`. The candidates scored are bounded: the 200 products whose words resemble
+/// the query most (pg_trgm's word similarity on PostgreSQL, shared trigrams on SQLite).
 ///
 /// # Pagination
 ///

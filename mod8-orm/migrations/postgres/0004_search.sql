@@ -27,8 +27,8 @@ $$;
 -- The category path lives in another table, and a generated column may only read its own
 -- row: so the path is copied into `category_path` by a trigger (on the product's insert or
 -- update, and on a category's rename or move for every product below it), and the weighted
--- vector is a generated column over the product's own columns. `search_words` (unaccented,
--- lower-cased name, brand and category path) is what the typo fallback compares with
+-- vector is a generated column over the product's own columns. `search_words` (the words of
+-- the name, brand and category path, unaccented and lower-cased) is what the typo fallback compares with
 -- pg_trgm; `unaccent()` is not immutable, so it is trigger-maintained too.
 ALTER TABLE products
     ADD COLUMN category_path TEXT NOT NULL DEFAULT '',
@@ -38,8 +38,10 @@ CREATE FUNCTION mod8_products_search_fields() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
     NEW.category_path := mod8_category_path(NEW.category_id);
-    NEW.search_words := lower(unaccent(
-        NEW.name || ' ' || COALESCE(NEW.brand, '') || ' ' || NEW.category_path));
+    -- Words only, one space apart, so a search splits them without a regular expression.
+    NEW.search_words := btrim(regexp_replace(lower(unaccent(
+        NEW.name || ' ' || COALESCE(NEW.brand, '') || ' ' || NEW.category_path)),
+        '[^[:alnum:]]+', ' ', 'g'));
     RETURN NEW;
 END
 $$;

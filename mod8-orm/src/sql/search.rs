@@ -51,39 +51,50 @@ pub(crate) fn postgres_full_text() -> String {
     )
 }
 
-/// SQLite's full-text statement: `$1` the FTS5 `MATCH` expression (`$2` unused).
+/// SQLite's full-text statement: `$1` the FTS5 `MATCH` expression (`$2` is unused: every
+/// statement takes the same seven parameters). Every match is ranked, but `snippet()` runs
+/// for the page's rows only (a second `MATCH` by rowid), as `ts_headline` does on PostgreSQL.
 pub(crate) fn sqlite_full_text() -> String {
     format!(
         "{SUBTREE}, \
          hits AS MATERIALIZED ( \
-           SELECT d.product_id, p.sku, p.name, p.brand, p.category_id, \
-             -bm25(product_fts, 10.0, 4.0, 2.0, 1.0) AS score, \
-             snippet(product_fts, 3, char(1), char(2), '…', 16) AS snippet \
+           SELECT product_fts.rowid AS doc, d.product_id, p.sku, p.name, p.brand, \
+             p.category_id, -bm25(product_fts, 10.0, 4.0, 2.0, 1.0) AS score \
            FROM product_fts \
            JOIN product_search_docs d ON d.rowid = product_fts.rowid \
            JOIN products p ON p.id = d.product_id \
-           WHERE product_fts MATCH $1 AND ($2 IS NULL OR $2 IS NOT NULL) AND {FILTERS}) \
-         SELECT product_id, sku, name, brand, category_id, score, snippet \
-         FROM hits WHERE {PAGE}"
+           WHERE product_fts MATCH $1 AND ($2 IS NULL OR $2 IS NOT NULL) AND {FILTERS}), \
+         page AS MATERIALIZED (SELECT * FROM hits WHERE {PAGE}) \
+         SELECT page.product_id, page.sku, page.name, page.brand, page.category_id, page.score, \
+           snippet(product_fts, 3, char(1), char(2), '…', 16) AS snippet \
+         FROM page JOIN product_fts ON product_fts.rowid = page.doc \
+         WHERE product_fts MATCH $1 \
+         ORDER BY page.score DESC, page.product_id"
     )
 }
 
 /// PostgreSQL's typo fallback: `$1` the query words (space-separated), `$2` the threshold.
 /// Candidates are the products whose words are similar to the query's (`<%`, pg_trgm's word
-/// similarity, through the trigram index); each is scored like [`fuzzy_score`].
+/// similarity, through the trigram index), the [`FUZZY_CANDIDATES`] most similar of them;
+/// each is scored like [`fuzzy_score`] (the bound keeps a query that resembles half the
+/// catalog from scoring all of it).
 pub(crate) fn postgres_fuzzy() -> String {
     format!(
         "{SUBTREE}, \
-         cand AS ( \
+         gated AS MATERIALIZED ( \
            SELECT p.id AS product_id, p.sku, p.name, p.brand, p.category_id, \
-             p.description AS snippet, \
+             p.description AS snippet, p.search_words \
+           FROM products p \
+           WHERE $1 <% p.search_words AND {FILTERS} \
+           ORDER BY $1 <<-> p.search_words, p.id LIMIT {FUZZY_CANDIDATES}), \
+         cand AS MATERIALIZED ( \
+           SELECT product_id, sku, name, brand, category_id, snippet, \
              CAST((SELECT avg(best) FROM ( \
                  SELECT max(similarity(w, v)) AS best \
-                 FROM regexp_split_to_table($1, ' ') w \
-                 CROSS JOIN regexp_split_to_table(p.search_words, '[^[:alnum:]]+') v \
-                 WHERE v <> '' GROUP BY w) b) AS DOUBLE PRECISION) AS score \
-           FROM products p \
-           WHERE $1 <% p.search_words AND {FILTERS}) \
+                 FROM string_to_table($1, ' ') w \
+                 CROSS JOIN string_to_table(g.search_words, ' ') v \
+                 GROUP BY w) b) AS DOUBLE PRECISION) AS score \
+           FROM gated g) \
          SELECT product_id, sku, name, brand, category_id, score, snippet \
          FROM cand WHERE score >= $2 AND {PAGE}"
     )
@@ -106,8 +117,8 @@ pub(crate) fn sqlite_fuzzy_candidates() -> String {
     )
 }
 
-/// The most typo-fallback candidates SQLite scores.
-pub(crate) const FUZZY_CANDIDATES: i64 = 1_000;
+/// The most typo-fallback candidates either backend scores.
+pub(crate) const FUZZY_CANDIDATES: i64 = 200;
 
 /// A fallback candidate on SQLite.
 #[derive(Debug, sqlx::FromRow)]
