@@ -307,7 +307,9 @@ async fn selling_the_last_unit_drops_cached_in_stock_searches(s: &Server) {
     // The kettle's last three units.
     let ada = s.register(&name("ada")).await;
     let home = ada["user"]["address_id"].as_str().unwrap().to_owned();
-    let variant = shelf.kettle["variants"][0]["variant"]["id"].as_str().unwrap();
+    let variant = shelf.kettle["variants"][0]["variant"]["id"]
+        .as_str()
+        .unwrap();
     let (status, body) = s
         .post_as(
             Some(&token_of(&ada)),
