@@ -68,6 +68,19 @@ pub fn recommendations_tag() -> &'static str {
     "recommendations"
 }
 
+/// Cache tag of every cached product-search page: `product-search`. Any product change
+/// invalidates it (a change of name, brand, description, category, stock or an archive can
+/// move a product in or out of any result, or change its place in one).
+pub fn product_search_tag() -> &'static str {
+    "product-search"
+}
+
+/// Cache key of one page of a product search: `product-search:{query}`, `query` being the
+/// normalised query, its filters, the page size and the cursor.
+pub fn product_search(query: &str) -> String {
+    format!("product-search:{query}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

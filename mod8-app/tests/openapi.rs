@@ -319,6 +319,7 @@ async fn the_document_is_openapi_3_1_with_the_bearer_scheme_on_protected_operati
         ("GET", "/api/categories/{id}/products"),
         // The live dashboard page (it holds no data; it asks for a token to read the stream).
         ("GET", "/dashboard"),
+        ("GET", "/api/products/search"),
     ]
     .into_iter()
     .map(|(m, p)| (m.to_owned(), p.to_owned()))
@@ -625,6 +626,22 @@ async fn catalog_responses_match_the_documented_schemas() {
     .await;
     assert_eq!(answer.0, StatusCode::OK);
     assert_conforms(&doc, Method::GET, "/api/categories", &answer);
+    // Search: a page, any text, a bad query and an unknown category, each as documented.
+    for (query, status) in [
+        ("q=doc&limit=5", StatusCode::OK),
+        ("q=%22%28%28%28+-", StatusCode::OK),
+        ("q=", StatusCode::UNPROCESSABLE_ENTITY),
+        ("q=doc&mode=hybrid", StatusCode::UNPROCESSABLE_ENTITY),
+        ("q=doc&category=no-such-category", StatusCode::NOT_FOUND),
+    ] {
+        let path = format!("/api/products/search?{query}");
+        let answer = send(&router, request(Method::GET, &path, None, None)).await;
+        assert_eq!(answer.0, status, "{query}");
+        let body = assert_conforms(&doc, Method::GET, "/api/products/search", &answer);
+        if status == StatusCode::OK {
+            let _: mod8_app::flows::search::SearchResults = serde_json::from_value(body).unwrap();
+        }
+    }
 
     for (method, tag, body, status) in [
         (

@@ -15,6 +15,7 @@ mod model;
 mod pinned;
 mod purchases;
 mod repository;
+mod search;
 mod slow;
 mod sql;
 mod store;
@@ -45,6 +46,10 @@ pub use repository::{
     AnalyticsRepository, Backend, CartRepository, CatalogRepository, Database, DynDatabase,
     InventoryRepository, LocationRepository, OrderRepository, OutboxRepository, ProductRepository,
     Repositories, ReviewRepository, UnitOfWork, UserRepository,
+};
+pub use search::{
+    CategoryFilter, MatchKind, ProductSearch, SearchHit, SearchPage, SearchQuery, FUZZY_THRESHOLD,
+    MAX_QUERY_CHARS, MAX_QUERY_ITEMS,
 };
 pub use slow::{
     statement_name, SlowStatementSettings, StatementLog, StatementTiming, MAX_STATEMENTS, OTHER,

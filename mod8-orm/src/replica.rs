@@ -814,6 +814,11 @@ impl Database for ReplicaRouter {
         self.shared.primary.catalog_bulk_load()
     }
 
+    /// Searches are reads: routed like every other read (see [`ReplicaRouter`]).
+    fn product_search(&self) -> Option<&dyn crate::search::ProductSearch> {
+        Some(self)
+    }
+
     async fn close(&self) {
         futures::join!(self.shared.primary.close(), self.shared.replica.close());
     }
@@ -842,6 +847,18 @@ impl UnitOfWork for RoutedUnit {
 
     async fn rollback(self: Box<Self>) -> Result<()> {
         self.inner.rollback().await
+    }
+}
+
+/// A search is a read: it goes where the route says, and a replica failure is retried on the
+/// primary.
+#[async_trait]
+impl crate::search::ProductSearch for ReplicaRouter {
+    async fn search(
+        &self,
+        query: &crate::search::SearchQuery,
+    ) -> Result<crate::search::SearchPage> {
+        read_call!(self, search(query))
     }
 }
 

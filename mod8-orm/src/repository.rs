@@ -503,6 +503,11 @@ pub trait Database: Repositories + 'static {
     fn statement_log(&self) -> Option<&std::sync::Arc<crate::StatementLog>> {
         None
     }
+    /// Full-text product search ([`crate::ProductSearch`]: a weighted `tsvector` on
+    /// PostgreSQL, FTS5 on SQLite); `None` for a database without one.
+    fn product_search(&self) -> Option<&dyn crate::search::ProductSearch> {
+        None
+    }
 }
 
 /// A shared, type-erased database handle, as returned by [`crate::OrmConfig::connect`].

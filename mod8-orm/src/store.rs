@@ -619,6 +619,10 @@ macro_rules! impl_store {
             fn statement_log(&self) -> Option<&std::sync::Arc<$crate::StatementLog>> {
                 Some($crate::store::SqlStore::<$db>::statement_log(self))
             }
+
+            fn product_search(&self) -> Option<&dyn $crate::search::ProductSearch> {
+                Some(self)
+            }
         }
 
         #[::async_trait::async_trait]
@@ -655,6 +659,7 @@ macro_rules! impl_backend {
         $crate::sql::orders::impl_order_repository!($db);
         $crate::sql::analytics::impl_analytics_repository!($db);
         $crate::sql::outbox::impl_outbox_repository!($db);
+        $crate::sql::search::impl_product_search!($db);
         $crate::sql::migrate::impl_migrate!($db, $migrator, $lock);
         $crate::store::impl_store!($db);
     };

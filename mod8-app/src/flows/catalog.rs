@@ -553,6 +553,7 @@ impl App {
         if let Err(e) = invalidate_product(&self.cache, id, false).await {
             tracing::warn!(product_id = %id, error = %e, "could not drop cached entries of a changed product");
         }
+        crate::flows::search::invalidate_search_logged(&self.cache, id).await;
     }
 
     /// The handler [`App::start`] runs on the product-events queue ([`ProductEventConsumer`]).
@@ -679,6 +680,9 @@ impl ProductEventConsumer {
 impl Handler<ProductEvent> for ProductEventConsumer {
     async fn handle(&self, message: &Envelope<ProductEvent>) -> Outcome {
         let event = &message.payload;
+        if let Err(e) = crate::flows::search::invalidate_search(&self.cache).await {
+            return Outcome::retry(format!("dropping cached search pages failed: {e}"));
+        }
         match invalidate_product(&self.cache, event.product_id, true).await {
             Ok(()) => {
                 tracing::debug!(product_id = %event.product_id, version = event.version, "product event: caches dropped");

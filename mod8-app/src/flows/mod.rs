@@ -26,6 +26,7 @@ pub mod catalog;
 pub mod orders;
 pub mod personalisation;
 pub mod registration;
+pub mod search;
 pub mod shop;
 
 use std::future::Future;

@@ -477,6 +477,8 @@ impl App {
         self.call("sql.commit", "sql", uow.commit()).await?;
         self.outbox.notify();
         self.orders_changed(user_id).await;
+        let reserved: Vec<Uuid> = placed.items.iter().map(|i| i.variant_id).collect();
+        self.search_stock_changed(&reserved).await;
         Ok(placed.into())
     }
 

@@ -14,6 +14,7 @@
 //! | `GET /api/categories` | anyone | the category tree (`?counts=true`: with product counts) |
 //! | `POST /api/categories` | `admin` | create a category; 201 |
 //! | `GET /api/categories/{id}/products` | anyone | one cursor page of a category's products, filtered and sorted |
+//! | `GET /api/products/search` | anyone | one cursor page of a full-text product search, with a typo fallback ([`search`]) |
 //! | `POST /api/tokens` | `admin` | issue a token: `{"scope": "user", "user_id": ...}`, `{"scope": "service", "subject": ...}` or `{"scope": "admin"}`; 201 |
 //! | `GET /metrics` | `admin` | Prometheus text |
 //! | `GET /api/live` | `admin` | the live dashboard as Server-Sent Events ([`live`]) |
@@ -47,6 +48,7 @@ pub mod catalog;
 mod handlers;
 pub mod live;
 pub mod rate_limit;
+pub mod search;
 mod server;
 pub mod shop;
 
@@ -124,6 +126,7 @@ pub fn router(app: Arc<App>) -> Router {
             get(catalog::list_category_products),
         )
         .route("/api/products", post(catalog::create_product))
+        .route("/api/products/search", get(search::search_products))
         .route(
             "/api/products/{id}",
             get(catalog::get_product)

@@ -17,7 +17,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, ObjectBuilder, Ref, RefOr, Type};
 use utoipa::{Modify, OpenApi, ToSchema};
 
-use super::{catalog, handlers, live, shop};
+use super::{catalog, handlers, live, search, shop};
 
 /// The body of every error response: `{"error": {"code", "message", "field"?, "request_id"?}}`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -219,6 +219,8 @@ impl Modify for BearerScheme {
         // The live dashboard.
         live::live,
         live::dashboard,
+        // Search.
+        search::search_products,
     ),
     components(
         schemas(

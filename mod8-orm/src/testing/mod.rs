@@ -34,6 +34,7 @@ mod customer_rfm;
 mod fixtures;
 mod migration;
 mod purchases;
+mod search;
 mod users;
 
 pub use cases::*;
@@ -48,6 +49,7 @@ pub use customer_rfm::{
 pub use fixtures::{seed_world, user_in, World};
 pub use migration::{case_catalog_migration_carries_data_forward, RawStore};
 pub use purchases::{case_co_purchase_counts, case_customer_histories};
+pub use search::*;
 pub use users::{
     case_activity_ranking, case_bulk_insert, case_look_alike_identities_conflict,
     case_missing_users_are_not_found, case_pagination, case_user_conflicts_name_the_field,
