@@ -773,6 +773,7 @@ routed!(OutboxRepository {
     read fn count_pending(&self) -> Result<u64>;
     write fn purge_sent(&self, retention: Duration) -> Result<u64>;
     read fn count_outbox_rows(&self) -> Result<u64>;
+    read fn oldest_pending(&self) -> Result<Option<OutboxMessage>>;
 } router {} unit {});
 
 #[async_trait]
@@ -802,6 +803,21 @@ impl Database for ReplicaRouter {
     /// through a handle that wrote since, or after the replica caught up.
     fn catalog_bulk_load(&self) -> Option<&dyn crate::bulk::CatalogBulkLoad> {
         self.shared.primary.catalog_bulk_load()
+    }
+
+    /// The primary's pool, then the replica's, named so.
+    fn pool_usage(&self) -> Vec<crate::PoolUsage> {
+        let named = |store: &PostgresStore, name: &'static str| {
+            Database::pool_usage(store)
+                .into_iter()
+                .map(move |usage| crate::PoolUsage {
+                    pool: name,
+                    ..usage
+                })
+        };
+        named(&self.shared.primary, "primary")
+            .chain(named(&self.shared.replica, "replica"))
+            .collect()
     }
 
     async fn close(&self) {

@@ -548,6 +548,10 @@ macro_rules! impl_store {
             fn catalog_bulk_load(&self) -> Option<&dyn $crate::bulk::CatalogBulkLoad> {
                 Some(self)
             }
+
+            fn pool_usage(&self) -> Vec<$crate::PoolUsage> {
+                vec![$crate::PoolUsage::of(&self.pool, "primary")]
+            }
         }
 
         #[::async_trait::async_trait]
