@@ -223,6 +223,9 @@ pub struct AppConfig {
     pub auth: AuthConfig,
     /// Rate and connection limits of the HTTP server.
     pub http: HttpLimits,
+    /// How often and how patiently `/metrics`' dependency figures are collected in the
+    /// background (`MOD8_METRICS_INTERVAL_SECS`).
+    pub metrics: crate::dependency_figures::MetricsSettings,
 }
 
 impl AppConfig {
@@ -252,6 +255,7 @@ impl AppConfig {
         )?
         .with_insights_refresh(std::env::var("MOD8_INSIGHTS_REFRESH_SECS").ok().as_deref())?
         .with_queue_prefix(std::env::var("MOD8_QUEUE_PREFIX").ok().as_deref())?
+        .with_metrics_interval(std::env::var("MOD8_METRICS_INTERVAL_SECS").ok().as_deref())?
         .with_security(|name| std::env::var(name).ok())
     }
 
@@ -324,6 +328,12 @@ impl AppConfig {
         Ok(self)
     }
 
+    /// Applies a `MOD8_METRICS_INTERVAL_SECS` value (unset keeps the default).
+    fn with_metrics_interval(mut self, secs: Option<&str>) -> anyhow::Result<Self> {
+        self.metrics = self.metrics.with_interval_secs(secs)?;
+        Ok(self)
+    }
+
     /// Applies a `MOD8_INSIGHTS_REFRESH_SECS` value (unset keeps the default).
     fn with_insights_refresh(mut self, secs: Option<&str>) -> anyhow::Result<Self> {
         if let Some(raw) = secs {
@@ -387,6 +397,7 @@ impl AppConfig {
             insights_refresh: Duration::from_secs(300),
             auth: AuthConfig::default(),
             http: HttpLimits::default(),
+            metrics: crate::dependency_figures::MetricsSettings::default(),
         }
     }
 
