@@ -945,7 +945,10 @@ pub async fn case_outbox(db: &dyn OutboxRepository) {
     }
     assert_eq!(db.count_pending().await.unwrap(), 3);
     let oldest = db.oldest_pending().await.unwrap().unwrap();
-    assert_eq!(oldest.id, ids[0], "the first enqueued is the oldest pending");
+    assert_eq!(
+        oldest.id, ids[0],
+        "the first enqueued is the oldest pending"
+    );
     let lease = Duration::from_secs(300);
     let first = db.claim_pending(2, lease).await.unwrap();
     assert_eq!(first.iter().map(|m| m.id).collect::<Vec<_>>(), ids[..2]);
