@@ -116,6 +116,27 @@ install_packages() {
     fi
 }
 
+# --- promtool -------------------------------------------------------------------------
+# CI checks /metrics, the alert rules and their unit tests with promtool, from Debian's
+# `prometheus` package. The package's own Prometheus server is not one of mod8's services
+# (docker-compose.yml runs one configured from deploy/): if the package started it, it is
+# stopped and kept from starting again, so nothing is left bound to 9090.
+install_promtool() {
+    if ! command -v promtool >/dev/null; then
+        log "installing with apt: prometheus (for promtool)"
+        as_root apt-get update -qq
+        as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+    fi
+    if command -v systemctl >/dev/null && systemctl is-active --quiet prometheus 2>/dev/null; then
+        log "stopping the packaged Prometheus server"
+        as_root systemctl disable --now prometheus >/dev/null 2>&1 || true
+    elif [ -x /etc/init.d/prometheus ] && as_root /etc/init.d/prometheus status >/dev/null 2>&1; then
+        log "stopping the packaged Prometheus server"
+        as_root /etc/init.d/prometheus stop >/dev/null 2>&1 || true
+        as_root update-rc.d prometheus disable >/dev/null 2>&1 || true
+    fi
+}
+
 # --- TLS certificates ----------------------------------------------------------------
 # A self-signed CA and one server certificate for every listener (SAN 127.0.0.1, ::1,
 # localhost), generated once and reused; plus an unrelated CA for the negative tests.
@@ -908,6 +929,7 @@ case "${1:-}" in
         # service tools print (pg_ctlcluster's "Removed stale pid file.", apt) goes to stderr.
         {
             install_packages
+            install_promtool
             generate_certs
             # The cluster nodes boot (several seconds) while the other servers start.
             launch_rabbitmq_cluster

@@ -17,6 +17,7 @@ use tokio::sync::{watch, Mutex, RwLock};
 use tokio::task::JoinHandle;
 
 use crate::config::AppConfig;
+use crate::dependency_figures::{DependencyFigures, LatestFigures};
 use crate::flows::personalisation::ModelState;
 use crate::live::{LiveDashboard, LiveDashboardHandler};
 use crate::metrics::{Metrics, Snapshot};
@@ -40,6 +41,10 @@ pub struct App {
     pub pipeline: Pipeline,
     /// Prometheus metrics.
     pub metrics: Metrics,
+    /// The dependencies' figures for `/metrics`, as last collected in the background
+    /// ([`crate::dependency_figures`]; collecting from [`App::start_with`] to
+    /// [`App::shutdown`]).
+    pub figures: LatestFigures,
     /// Signs and verifies the API's bearer tokens ([`AppConfig::auth`]'s keys, or a generated
     /// development key when none are configured).
     pub auth: crate::http::auth::Authenticator,
@@ -227,6 +232,7 @@ impl App {
             broker,
             pipeline,
             metrics: Metrics::new(),
+            figures: LatestFigures::default(),
             auth,
             outbox: Outbox::new(),
             notifier: LoggingNotifier::default(),
@@ -297,6 +303,8 @@ impl App {
             shutdown,
         });
         self.role.store(role.code(), Ordering::Release);
+        self.figures
+            .start(Arc::downgrade(self), self.config.metrics);
         tracing::info!(%role, "background work started");
         Ok(())
     }
@@ -399,6 +407,7 @@ impl App {
     /// Stops the background work: the relay makes a last pass, each consumer finishes and
     /// acknowledges its in-flight messages, then the broker connection closes.
     pub async fn shutdown(&self) {
+        self.figures.stop().await;
         if let Some(background) = self.background.lock().await.take() {
             let _ = background.shutdown.send(true);
             if let Some(Err(e)) = option_await(background.relay).await {
@@ -420,57 +429,26 @@ impl App {
         self.sql.close().await;
     }
 
-    /// What `/metrics` reads from the dependencies now.
+    /// The metrics snapshot with the dependencies' figures read now (each dependency's
+    /// reads bounded by [`AppConfig::call_timeout`]), for callers that want them current (the
+    /// demo, tests). `/metrics` uses [`App::latest_metrics_snapshot`], which never waits.
     pub async fn metrics_snapshot(&self) -> Snapshot {
-        let stats = self.cache.stats();
-        let topology = &self.config.topology;
-        let queues = [
-            topology.user_data_queue.clone(),
-            topology.notification_queue.clone(),
-            topology.analytics_queue.clone(),
-            self.config.live_queue.clone(),
-            topology.product_events_queue.clone(),
-        ];
-        // Every read at once, each bounded by the call timeout: a broker that hangs costs one
-        // timeout, not one per queue, and cannot push the scrape past the request timeout.
-        let timeout = self.config.call_timeout;
-        let depths = futures::future::join_all(queues.into_iter().map(|queue| async move {
-            match tokio::time::timeout(timeout, self.broker.queue_depth(&queue)).await {
-                Ok(Ok(depth)) => Some((queue, depth)),
-                _ => None,
-            }
-        }));
-        let dead_letters = async {
-            let count = topology.dead_letter_count(self.broker.as_ref());
-            match tokio::time::timeout(self.config.call_timeout, count).await {
-                Ok(Ok(n)) => Some(n),
-                _ => None,
-            }
-        };
-        // Every process's unsent rows, not just this one's: the table is the truth.
-        let outbox_backlog = async {
-            match tokio::time::timeout(self.config.call_timeout, self.sql.count_pending()).await {
-                Ok(Ok(n)) => Some(n),
-                _ => None,
-            }
-        };
-        let outbox_rows = async {
-            let count = self.sql.count_outbox_rows();
-            match tokio::time::timeout(self.config.call_timeout, count).await {
-                Ok(Ok(n)) => Some(n),
-                _ => None,
-            }
-        };
-        let (depths, dead_letters, outbox_backlog, outbox_rows) =
-            tokio::join!(depths, dead_letters, outbox_backlog, outbox_rows);
-        let queue_depths = depths.into_iter().flatten().collect();
-        Snapshot {
+        let figures = DependencyFigures::collect(self, self.config.call_timeout).await;
+        self.snapshot_with(Some(&figures))
+    }
+
+    /// The metrics snapshot with the dependencies' figures of the last background collection
+    /// (none before the first one): no round trip, so it answers at once whatever the
+    /// dependencies do.
+    pub fn latest_metrics_snapshot(&self) -> Snapshot {
+        self.snapshot_with(self.figures.get().as_deref())
+    }
+
+    /// In-process figures read now, with `figures` for the dependencies'.
+    fn snapshot_with(&self, figures: Option<&DependencyFigures>) -> Snapshot {
+        let mut snapshot = Snapshot {
             cache_name: self.cache.name().to_owned(),
-            cache: stats,
-            queue_depths,
-            dead_letters,
-            outbox_backlog,
-            outbox_rows,
+            cache: self.cache.stats(),
             outbox_unpublishable: self.outbox.unpublishable(),
             docstore: self.docs.memory_stats(),
             broker: self.broker.memory_stats(),
@@ -479,7 +457,63 @@ impl App {
                 .statement_log()
                 .map(|log| log.slow_counts())
                 .unwrap_or_default(),
+            pools: self.sql.pool_usage(),
+            consumers: self.consumer_figures(),
+            published: self.pipeline.producer().published(),
+            process: crate::process_stats::ProcessStats::read(),
+            ..Snapshot::default()
+        };
+        if let Some(f) = figures {
+            snapshot.queue_depths = f.queue_depths.clone();
+            snapshot.dead_letters = f.dead_letters;
+            snapshot.outbox_backlog = f.outbox_backlog;
+            snapshot.outbox_rows = f.outbox_rows;
+            snapshot.outbox_oldest_pending_age = f.outbox_oldest_pending.map(|oldest| {
+                oldest
+                    .and_then(|at| (chrono::Utc::now() - at).to_std().ok())
+                    .unwrap_or_default()
+            });
+            snapshot.cache_memory = f.cache_memory.flatten();
+            snapshot.dependencies = f.dependencies.clone();
+            snapshot.collection_duration = Some(f.took);
         }
+        snapshot
+    }
+
+    /// Each running consumer's counters under its queue; empty when none runs, or while
+    /// the consumers are being started or stopped (never waits for that).
+    fn consumer_figures(&self) -> Vec<crate::metrics::QueueConsumerFigures> {
+        let Ok(background) = self.background.try_lock() else {
+            return Vec::new();
+        };
+        let topology = &self.config.topology;
+        background
+            .as_ref()
+            .map(|b| {
+                b.consumers
+                    .iter()
+                    .map(|&(name, ref c)| {
+                        let queue = match name {
+                            ConsumerCounts::USER_DATA => &topology.user_data_queue,
+                            ConsumerCounts::NOTIFICATIONS => &topology.notification_queue,
+                            ConsumerCounts::ANALYTICS => &topology.analytics_queue,
+                            ConsumerCounts::LIVE_DASHBOARD => &self.config.live_queue,
+                            _ => &topology.product_events_queue,
+                        };
+                        let s = c.stats();
+                        crate::metrics::QueueConsumerFigures {
+                            queue: queue.clone(),
+                            received: s.received(),
+                            acked: s.acked(),
+                            retried: s.retried(),
+                            dead_lettered: s.dead_lettered(),
+                            failed: s.failed(),
+                            unacked: s.in_flight(),
+                        }
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 
     /// Processed-message counters of each running consumer, in start order (empty before

@@ -226,6 +226,9 @@ pub struct AppConfig {
     /// The live dashboard feed behind `GET /api/live` (`MOD8_LIVE_MAX_SUBSCRIBERS`; see
     /// [`crate::live_feed`]).
     pub live_feed: crate::live_feed::LiveFeedConfig,
+    /// How often and how patiently `/metrics`' dependency figures are collected in the
+    /// background (`MOD8_METRICS_INTERVAL_SECS`).
+    pub metrics: crate::dependency_figures::MetricsSettings,
 }
 
 impl AppConfig {
@@ -255,6 +258,7 @@ impl AppConfig {
         )?
         .with_insights_refresh(std::env::var("MOD8_INSIGHTS_REFRESH_SECS").ok().as_deref())?
         .with_queue_prefix(std::env::var("MOD8_QUEUE_PREFIX").ok().as_deref())?
+        .with_metrics_interval(std::env::var("MOD8_METRICS_INTERVAL_SECS").ok().as_deref())?
         .with_security(|name| std::env::var(name).ok())?
         .with_live_feed(std::env::var("MOD8_LIVE_MAX_SUBSCRIBERS").ok().as_deref())
     }
@@ -341,6 +345,12 @@ impl AppConfig {
         Ok(self)
     }
 
+    /// Applies a `MOD8_METRICS_INTERVAL_SECS` value (unset keeps the default).
+    fn with_metrics_interval(mut self, secs: Option<&str>) -> anyhow::Result<Self> {
+        self.metrics = self.metrics.with_interval_secs(secs)?;
+        Ok(self)
+    }
+
     /// Applies a `MOD8_INSIGHTS_REFRESH_SECS` value (unset keeps the default).
     fn with_insights_refresh(mut self, secs: Option<&str>) -> anyhow::Result<Self> {
         if let Some(raw) = secs {
@@ -405,6 +415,7 @@ impl AppConfig {
             auth: AuthConfig::default(),
             http: HttpLimits::default(),
             live_feed: crate::live_feed::LiveFeedConfig::default(),
+            metrics: crate::dependency_figures::MetricsSettings::default(),
         }
     }
 

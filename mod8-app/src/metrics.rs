@@ -1,17 +1,30 @@
 //! Prometheus metrics for `GET /metrics`, rendered as one OpenMetrics text exposition.
 //!
-//! Latencies are histograms recorded as requests and queries happen; everything owned by a
-//! dependency (cache statistics, queue depths, dead letters, outbox backlog) is read from that
-//! dependency when the endpoint is scraped, so the numbers are never stale copies. Both go
-//! through one registry and one encoder, so the text has each family once and ends with a
-//! single `# EOF`.
+//! Latencies are histograms recorded as requests and queries happen; what only a dependency
+//! knows (queue depths, dead letters, the outbox's backlog and oldest row, the cache server's
+//! memory) is collected in the background on an interval, each dependency's reads bounded by a
+//! timeout ([`crate::dependency_figures`]), so a scrape never waits on a dependency: one that
+//! does not answer shows `mod8_dependency_up 0`, its figures are left without samples, and
+//! every family is still declared. In-process figures (cache counters, pools, consumers,
+//! process resources) are read at scrape time. Everything goes through one registry and one
+//! encoder, so the text has each family once and ends with a single `# EOF`; the classic text
+//! format is served on request ([`crate::metrics_text`]).
+//!
+//! Label values are bounded: routes are the route table's templates (`unmatched` otherwise),
+//! methods outside the standard set are `other`, queues and pools come from the
+//! configuration, and published routes are capped by the producer.
 
 use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
-use mod8_cache::CacheStats;
+use mod8_cache::{CacheStats, ServerMemory};
 use mod8_docstore::MemoryStats;
 use mod8_mq::memory::MemoryBrokerStats;
+use mod8_mq::published::PublishedCount;
+use mod8_orm::PoolUsage;
+
+use crate::dependency_figures::DependencyState;
+use crate::process_stats::ProcessStats;
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{
     DescriptorEncoder, EncodeGaugeValue, EncodeLabelSet, EncodeMetric,
@@ -84,12 +97,49 @@ pub struct Snapshot {
     /// SQL statements that ran at or above the slow threshold, by statement name (bounded by
     /// the statement log); statements never slow are left out.
     pub slow_statements: Vec<(String, u64)>,
+    /// Whether each dependency answered the last collection; empty before the first one.
+    pub dependencies: Vec<DependencyState>,
+    /// How long the last collection of the dependencies' figures took; `None` before the
+    /// first one.
+    pub collection_duration: Option<Duration>,
+    /// How long the oldest unsent outbox row has waited (zero when none waits); `None` when
+    /// SQL did not answer.
+    pub outbox_oldest_pending_age: Option<Duration>,
+    /// The cache server's memory; `None` for an in-process cache or when it did not answer.
+    pub cache_memory: Option<ServerMemory>,
+    /// The SQL connection pools.
+    pub pools: Vec<PoolUsage>,
+    /// This process's consumers, per queue.
+    pub consumers: Vec<QueueConsumerFigures>,
+    /// Confirmed publishes per route.
+    pub published: Vec<PublishedCount>,
+    /// This process's resources.
+    pub process: ProcessStats,
 }
 
 /// Label of the slow-statement counter: the statement's name.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct StatementLabel {
     statement: String,
+}
+
+/// One consumer's counters, under the queue it consumes.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct QueueConsumerFigures {
+    /// The queue.
+    pub queue: String,
+    /// Deliveries taken (redeliveries count again).
+    pub received: u64,
+    /// Messages handled and acknowledged.
+    pub acked: u64,
+    /// Messages sent to a retry queue.
+    pub retried: u64,
+    /// Messages sent to the dead-letter queue.
+    pub dead_lettered: u64,
+    /// Deliveries given back or left unsettled ([`mod8_mq::ConsumerStats::failed`]).
+    pub failed: u64,
+    /// Deliveries taken and not settled yet: unacknowledged.
+    pub unacked: u64,
 }
 
 /// The app's metrics: what it records itself (latencies, counts of its own decisions); the
@@ -100,6 +150,21 @@ pub struct Metrics {
     invalidation_failures: Counter<u64, AtomicU64>,
     rate_limited: Family<RouteLabel, Counter<u64, AtomicU64>>,
     connections_refused: Counter<u64, AtomicU64>,
+}
+
+/// The HTTP methods counted under their own name; any other is counted as `other`, so a
+/// client inventing methods cannot grow `/metrics`.
+pub const STANDARD_METHODS: [&str; 9] = [
+    "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH",
+];
+
+/// The `method` label of `method`: itself when standard ([`STANDARD_METHODS`]), else `other`.
+pub fn method_label(method: &str) -> &'static str {
+    STANDARD_METHODS
+        .iter()
+        .find(|m| **m == method)
+        .copied()
+        .unwrap_or("other")
 }
 
 impl std::fmt::Debug for Metrics {
@@ -135,12 +200,13 @@ impl Metrics {
         }
     }
 
-    /// Record one HTTP request.
+    /// Record one HTTP request. `route` must be a route template (or `unmatched`); a method
+    /// outside [`STANDARD_METHODS`] is recorded as `other`.
     pub fn observe_request(&self, route: &str, method: &str, status: u16, elapsed: Duration) {
         self.requests
             .get_or_create(&RequestLabels {
                 route: route.to_owned(),
-                method: method.to_owned(),
+                method: method_label(method).to_owned(),
                 status,
             })
             .observe(elapsed.as_secs_f64());
@@ -201,25 +267,49 @@ impl Metrics {
         // A registry per scrape: the families are shared handles (cheap clones), and the
         // snapshot is this scrape's alone, so concurrent scrapes never see each other's.
         let mut registry = Registry::with_prefix("mod8");
-        registry.register(
-            "http_request_duration_seconds",
-            "HTTP request latency by route, method and status",
-            self.requests.clone(),
-        );
-        registry.register(
-            "query_duration_seconds",
-            "Data-layer operation latency by operation",
-            self.queries.clone(),
-        );
+        // The registry leaves out a family without label sets yet; declare those here, so
+        // every family is on every scrape. (Decided once: a family filling up meanwhile is
+        // encoded by the next scrape.)
+        let mut empty = Vec::new();
+        let requests_help = "HTTP request latency by route, method and status";
+        if EncodeMetric::is_empty(&self.requests) {
+            empty.push((
+                "http_request_duration_seconds",
+                requests_help,
+                MetricType::Histogram,
+            ));
+        } else {
+            registry.register(
+                "http_request_duration_seconds",
+                requests_help,
+                self.requests.clone(),
+            );
+        }
+        let queries_help = "Data-layer operation latency by operation";
+        if EncodeMetric::is_empty(&self.queries) {
+            empty.push((
+                "query_duration_seconds",
+                queries_help,
+                MetricType::Histogram,
+            ));
+        } else {
+            registry.register("query_duration_seconds", queries_help, self.queries.clone());
+        }
+        let rate_limited_help = "Requests answered 429 (over the caller's rate limit) by route";
+        if EncodeMetric::is_empty(&self.rate_limited) {
+            empty.push(("http_rate_limited", rate_limited_help, MetricType::Counter));
+        } else {
+            registry.register(
+                "http_rate_limited",
+                rate_limited_help,
+                self.rate_limited.clone(),
+            );
+        }
+        registry.register_collector(Box::new(EmptyFamilies(empty)));
         registry.register(
             "cache_invalidation_failures",
             "Cache invalidations that failed after a committed write (served anyway)",
             self.invalidation_failures.clone(),
-        );
-        registry.register(
-            "http_rate_limited",
-            "Requests answered 429 (over the caller's rate limit) by route",
-            self.rate_limited.clone(),
         );
         registry.register(
             "http_connections_refused",
@@ -235,11 +325,24 @@ impl Metrics {
     }
 }
 
+/// Declares families that have no samples yet.
+#[derive(Debug)]
+struct EmptyFamilies(Vec<(&'static str, &'static str, MetricType)>);
+
+impl Collector for EmptyFamilies {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> std::fmt::Result {
+        for (name, help, kind) in &self.0 {
+            encoder.encode_descriptor(name, help, None, *kind)?;
+        }
+        Ok(())
+    }
+}
+
 /// Encodes one scrape's [`Snapshot`].
 #[derive(Debug)]
 struct ScrapeCollector(Snapshot);
 
-fn counter<L: EncodeLabelSet>(
+pub(crate) fn counter<L: EncodeLabelSet>(
     encoder: &mut DescriptorEncoder,
     name: &str,
     help: &str,
@@ -252,7 +355,7 @@ fn counter<L: EncodeLabelSet>(
 }
 
 /// A gauge family with one sample per label set.
-fn gauge<L: EncodeLabelSet, V: EncodeGaugeValue + Copy + std::fmt::Debug>(
+pub(crate) fn gauge<L: EncodeLabelSet, V: EncodeGaugeValue + Copy + std::fmt::Debug>(
     encoder: &mut DescriptorEncoder,
     name: &str,
     help: &str,
@@ -266,7 +369,7 @@ fn gauge<L: EncodeLabelSet, V: EncodeGaugeValue + Copy + std::fmt::Debug>(
 }
 
 /// A gauge without labels.
-fn plain_gauge(
+pub(crate) fn plain_gauge(
     encoder: &mut DescriptorEncoder,
     name: &str,
     help: &str,
@@ -346,30 +449,26 @@ impl Collector for ScrapeCollector {
             "Messages waiting per queue",
             &depths,
         )?;
-        if let Some(dead) = s.dead_letters {
-            plain_gauge(
-                &mut encoder,
-                "dead_letters",
-                "Messages in the dead-letter queue",
-                dead,
-            )?;
-        }
-        if let Some(backlog) = s.outbox_backlog {
-            plain_gauge(
-                &mut encoder,
-                "outbox_backlog",
-                "Unsent outbox rows (waiting for the relay or the broker)",
-                backlog,
-            )?;
-        }
-        if let Some(rows) = s.outbox_rows {
-            plain_gauge(
-                &mut encoder,
-                "outbox_rows",
-                "Rows in the outbox table, sent or not (sent rows are purged after the retention)",
-                rows,
-            )?;
-        }
+        // Declared always; a figure the dependency did not give is left without a sample
+        // rather than reported as zero.
+        optional_gauge(
+            &mut encoder,
+            "dead_letters",
+            "Messages in the dead-letter queue",
+            s.dead_letters,
+        )?;
+        optional_gauge(
+            &mut encoder,
+            "outbox_backlog",
+            "Unsent outbox rows (waiting for the relay or the broker)",
+            s.outbox_backlog,
+        )?;
+        optional_gauge(
+            &mut encoder,
+            "outbox_rows",
+            "Rows in the outbox table, sent or not (sent rows are purged after the retention)",
+            s.outbox_rows,
+        )?;
         plain_gauge(
             &mut encoder,
             "outbox_unpublishable",
@@ -383,7 +482,21 @@ impl Collector for ScrapeCollector {
             encode_broker(&mut encoder, broker)?;
         }
         encode_slow_statements(&mut encoder, &s.slow_statements)?;
-        Ok(())
+        crate::ops_metrics::encode(&mut encoder, s)
+    }
+}
+
+/// A gauge without labels, declared always, with a sample only when there is a value.
+pub(crate) fn optional_gauge(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    value: Option<u64>,
+) -> std::fmt::Result {
+    let family = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
+    match value {
+        Some(value) => ConstGauge::new(value).encode(family),
+        None => Ok(()),
     }
 }
 
@@ -543,6 +656,7 @@ mod tests {
             docstore: None,
             broker: None,
             slow_statements: vec![("select_orders_0badcafe".into(), 4)],
+            ..Snapshot::default()
         });
         assert!(
             text.contains(
@@ -644,10 +758,125 @@ mod tests {
     }
 
     #[test]
+    fn invented_methods_share_one_label() {
+        let metrics = Metrics::new();
+        metrics.observe_request("/api/users", "GET", 200, Duration::from_millis(1));
+        let before = metrics.render(&Snapshot::default()).len();
+        for i in 0..500 {
+            let method = format!("MADEUP{i}");
+            metrics.observe_request("/api/users", &method, 405, Duration::from_millis(1));
+        }
+        let once = metrics.render(&Snapshot::default());
+        metrics.observe_request("/api/users", "BREW", 405, Duration::from_millis(1));
+        let text = metrics.render(&Snapshot::default());
+        assert_eq!(
+            once.len(),
+            text.len(),
+            "a further invented method grew /metrics"
+        );
+        assert!(!text.contains("MADEUP"), "{text}");
+        assert!(
+            text.contains("mod8_http_request_duration_seconds_count{route=\"/api/users\",method=\"other\",status=\"405\"} 501\n"),
+            "{text}"
+        );
+        // One more label set (the `other` one) than before, not 500.
+        assert!(text.len() < before * 2, "{} -> {}", before, text.len());
+    }
+
+    #[test]
+    fn the_operations_families_are_rendered() {
+        use crate::dependency_figures::{DependencyRole, DependencyState};
+        let metrics = Metrics::new();
+        let text = metrics.render(&Snapshot {
+            slow_statements: vec![("select_users_12345678".into(), 2)],
+            dependencies: vec![
+                DependencyState {
+                    role: DependencyRole::Sql,
+                    backend: "postgres",
+                    up: true,
+                },
+                DependencyState {
+                    role: DependencyRole::Broker,
+                    backend: "amqp",
+                    up: false,
+                },
+            ],
+            outbox_oldest_pending_age: Some(Duration::from_secs(90)),
+            cache_memory: Some(ServerMemory {
+                used_bytes: 100,
+                max_bytes: 400,
+            }),
+            pools: vec![PoolUsage {
+                pool: "primary",
+                size: 4,
+                idle: 1,
+                max: 10,
+            }],
+            consumers: vec![QueueConsumerFigures {
+                queue: "q".into(),
+                received: 5,
+                acked: 3,
+                retried: 1,
+                dead_lettered: 1,
+                failed: 0,
+                unacked: 2,
+            }],
+            published: vec![PublishedCount {
+                exchange: "x".into(),
+                routing_key: "k".into(),
+                messages: 7,
+            }],
+            process: ProcessStats {
+                resident_memory_bytes: Some(1 << 20),
+                cpu_seconds: Some(1.5),
+                ..ProcessStats::default()
+            },
+            ..Snapshot::default()
+        });
+        for line in [
+            "mod8_dependency_up{dependency=\"postgres\",role=\"sql\"} 1\n",
+            "mod8_dependency_up{dependency=\"amqp\",role=\"broker\"} 0\n",
+            "mod8_outbox_oldest_pending_age_seconds 90.0\n",
+            "mod8_redis_memory_used_bytes 100\n",
+            "mod8_redis_memory_max_bytes 400\n",
+            "mod8_sql_pool_connections{pool=\"primary\"} 4\n",
+            "mod8_sql_pool_idle_connections{pool=\"primary\"} 1\n",
+            "mod8_sql_pool_max_connections{pool=\"primary\"} 10\n",
+            "mod8_queue_unacked_messages{queue=\"q\"} 2\n",
+            "mod8_queue_acked_total{queue=\"q\"} 3\n",
+            "mod8_queue_dead_lettered_total{queue=\"q\"} 1\n",
+            "mod8_queue_failed_total{queue=\"q\"} 0\n",
+            "mod8_messages_published_total{exchange=\"x\",routing_key=\"k\"} 7\n",
+            "mod8_process_resident_memory_bytes 1048576\n",
+            "mod8_process_cpu_seconds_total 1.5\n",
+            "mod8_sql_slow_statements_total{statement=\"select_users_12345678\"} 2\n",
+            "mod8_build_info{version=\"",
+        ] {
+            assert!(text.contains(line), "{line} missing from:\n{text}");
+        }
+        assert!(text.ends_with("# EOF\n"), "{text}");
+    }
+
+    #[test]
     fn unread_figures_are_left_out_not_reported_as_zero() {
         let text = Metrics::new().render(&Snapshot::default());
-        assert!(!text.contains("mod8_dead_letters"), "{text}");
-        assert!(!text.contains("mod8_outbox_backlog"), "{text}");
+        // No sample (a figure nobody read is not a zero); the family is still declared, so
+        // a scrape while a dependency is down has every family.
+        let sample = |family: &str| text.lines().any(|l| l.starts_with(family));
+        for family in [
+            "mod8_dead_letters",
+            "mod8_outbox_backlog",
+            "mod8_outbox_rows",
+            "mod8_outbox_oldest_pending_age_seconds",
+            "mod8_redis_memory_used_bytes",
+            "mod8_dependency_up",
+        ] {
+            assert!(!sample(family), "{family}: {text}");
+            assert!(
+                text.contains(&format!("# TYPE {family} gauge\n")),
+                "{family}: {text}"
+            );
+        }
         // MongoDB and RabbitMQ keep their own figures: no in-memory families then.
         assert!(!text.contains("mod8_docstore_"), "{text}");
         assert!(!text.contains("mod8_queue_rejected"), "{text}");

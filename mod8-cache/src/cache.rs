@@ -218,6 +218,16 @@ impl Cache {
         self.inner.store.backend()
     }
 
+    /// The memory the backing server uses and may use (one round trip; see
+    /// [`CacheStore::server_memory`](crate::CacheStore::server_memory)); `None` in process.
+    ///
+    /// # Errors
+    ///
+    /// The server's error, or no answer.
+    pub async fn server_memory(&self) -> Result<Option<crate::ServerMemory>> {
+        self.inner.store.server_memory().await
+    }
+
     /// A snapshot of the counters.
     pub fn stats(&self) -> CacheStats {
         self.inner.counters.snapshot(self.inner.store.evictions())

@@ -21,6 +21,7 @@ pub mod memory;
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub mod redis;
+mod server_memory;
 mod stats;
 #[cfg(feature = "testing")]
 #[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
@@ -40,6 +41,7 @@ pub use memory::MemoryStore;
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub use redis::{RedisConfig, RedisStore};
+pub use server_memory::ServerMemory;
 pub use stats::CacheStats;
 pub use tiered::{TierOptions, TieredStore};
 
@@ -214,6 +216,13 @@ pub trait CacheStore: Send + Sync + 'static {
         let _ = key;
         Err(Error::unsupported("counters", self.backend()))
     }
+
+    /// The memory the server behind this store uses and may use ([`ServerMemory`]), one
+    /// round trip; `None` for a store without a server of its own (in process, the default).
+    /// A [`TieredStore`] answers for its shared tier (L2).
+    async fn server_memory(&self) -> Result<Option<ServerMemory>> {
+        Ok(None)
+    }
 }
 
 macro_rules! forward_store {
@@ -271,6 +280,9 @@ macro_rules! forward_store {
             }
             async fn delete_counter(&self, key: &str) -> Result<bool> {
                 (**self).delete_counter(key).await
+            }
+            async fn server_memory(&self) -> Result<Option<ServerMemory>> {
+                (**self).server_memory().await
             }
         }
     )*};

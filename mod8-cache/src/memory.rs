@@ -779,6 +779,11 @@ impl CacheStore for MemoryStore {
         validate_key(key)?;
         Ok(self.inner.counters.lock().delete(key))
     }
+
+    /// No server: the in-process store is bounded by its capacity.
+    async fn server_memory(&self) -> Result<Option<crate::ServerMemory>> {
+        Ok(None)
+    }
 }
 
 #[cfg(test)]

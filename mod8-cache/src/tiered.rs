@@ -479,4 +479,9 @@ impl CacheStore for TieredStore {
     async fn delete_counter(&self, key: &str) -> Result<bool> {
         self.inner.l2.delete_counter(key).await
     }
+
+    /// The shared tier's server: the in-process tier is bounded by its capacity already.
+    async fn server_memory(&self) -> Result<Option<crate::ServerMemory>> {
+        self.inner.l2.server_memory().await
+    }
 }

@@ -17,6 +17,7 @@ mod runner;
 pub mod amqp;
 pub mod domain;
 pub mod memory;
+pub mod published;
 #[cfg(feature = "testing")]
 #[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
 pub mod testing;

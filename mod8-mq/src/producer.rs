@@ -4,11 +4,13 @@
 use crate::broker::{DynBroker, Publication};
 use crate::envelope::{Envelope, Payload, CONTENT_TYPE};
 use crate::error::Result;
+use crate::published::{PublishedCount, PublishedCounts};
 
 /// Publishes typed messages with confirmation. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Producer {
     broker: DynBroker,
+    published: std::sync::Arc<PublishedCounts>,
 }
 
 /// Where and how to publish one envelope.
@@ -72,7 +74,17 @@ impl Publication {
 impl Producer {
     /// A producer on `broker`.
     pub fn new(broker: DynBroker) -> Self {
-        Producer { broker }
+        Producer {
+            broker,
+            published: Default::default(),
+        }
+    }
+
+    /// Confirmed publishes through this producer (and its clones) so far, per route, in
+    /// route order; at most [`crate::published::MAX_COUNTED_ROUTES`] routes apart, the rest
+    /// together under [`PublishedCount::OTHER`].
+    pub fn published(&self) -> Vec<PublishedCount> {
+        self.published.snapshot()
     }
 
     /// The broker underneath.
@@ -84,7 +96,9 @@ impl Producer {
     pub async fn send<T: Payload>(&self, envelope: &Envelope<T>, route: &Route) -> Result<()> {
         self.broker
             .publish(Publication::from_envelope(envelope, route)?)
-            .await
+            .await?;
+        self.published.add(&route.exchange, &route.routing_key, 1);
+        Ok(())
     }
 
     /// Publishes many envelopes along one route with every confirm in flight at once.
@@ -97,7 +111,14 @@ impl Producer {
             .iter()
             .map(|e| Publication::from_envelope(e, route))
             .collect::<Result<Vec<_>>>()?;
-        Ok(self.broker.publish_batch(publications).await)
+        let results = self.broker.publish_batch(publications).await;
+        let confirmed = results.iter().filter(|r| r.is_ok()).count();
+        self.published.add(
+            &route.exchange,
+            &route.routing_key,
+            u64::try_from(confirmed).unwrap_or(u64::MAX),
+        );
+        Ok(results)
     }
 }
 

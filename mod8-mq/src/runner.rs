@@ -135,6 +135,9 @@ pub struct ConsumerStats {
     dead_lettered: AtomicU64,
     duplicates: AtomicU64,
     resubscribed: AtomicU64,
+    received: AtomicU64,
+    in_flight: AtomicU64,
+    failed: AtomicU64,
 }
 
 impl ConsumerStats {
@@ -157,6 +160,21 @@ impl ConsumerStats {
     /// Times the subscription was lost and made again.
     pub fn resubscribed(&self) -> u64 {
         self.resubscribed.load(Ordering::Relaxed)
+    }
+    /// Deliveries taken from the queue (each redelivery counts again).
+    pub fn received(&self) -> u64 {
+        self.received.load(Ordering::Relaxed)
+    }
+    /// Deliveries taken and not settled yet (being handled, or waiting to be given back):
+    /// the consumer's unacknowledged messages.
+    pub fn in_flight(&self) -> u64 {
+        self.in_flight.load(Ordering::Relaxed)
+    }
+    /// Deliveries that failed: given back to their queue because they could not be passed on
+    /// (retry or dead-letter queue unreachable), or left unsettled for the broker to
+    /// redeliver because the ack did not reach it.
+    pub fn failed(&self) -> u64 {
+        self.failed.load(Ordering::Relaxed)
     }
 }
 
@@ -442,7 +460,11 @@ async fn run<T: Payload>(
             item = current.next() => match item {
                 Some(Ok(delivery)) => {
                     let ctx = ctx.clone();
+                    ctx.stats.received.fetch_add(1, Ordering::Relaxed);
+                    ctx.stats.in_flight.fetch_add(1, Ordering::Relaxed);
                     tasks.spawn(async move {
+                        // Settled (or handed back) when `process` returns, panics included.
+                        let _in_flight = InFlight(ctx.stats.clone());
                         process(&ctx, delivery).await;
                         drop(permit);
                     });
@@ -467,6 +489,15 @@ async fn run<T: Payload>(
     match fatal.try_recv() {
         Ok(e) if outcome.is_ok() => Err(e),
         _ => outcome,
+    }
+}
+
+/// One delivery being handled: counted in [`ConsumerStats::in_flight`] until dropped.
+struct InFlight(Arc<ConsumerStats>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -630,6 +661,7 @@ async fn dead_letter<T: Payload>(
 /// conflicting declaration) will not go away by itself, so the consumer stops with it for
 /// its supervisor to act on.
 async fn give_back<T: Payload>(ctx: &Context<T>, delivery: Delivery, error: Error, step: &str) {
+    ctx.stats.failed.fetch_add(1, Ordering::Relaxed);
     if error.is_transient() {
         let pause = ctx.setback_pause();
         tracing::warn!(queue = %ctx.queue, error = %error, ?pause, "{step} failed; requeueing after a pause");
@@ -656,6 +688,7 @@ fn settle<T: Payload>(ctx: &Context<T>, result: Result<()>) -> bool {
         Ok(()) => true,
         Err(e) => {
             tracing::warn!(queue = %ctx.queue, error = %e, "could not settle a delivery; the broker will redeliver it");
+            ctx.stats.failed.fetch_add(1, Ordering::Relaxed);
             false
         }
     }

@@ -197,6 +197,9 @@ forward!(OutboxRepository {
     async fn count_outbox_rows(&self) -> Result<u64> {
         (**self).count_outbox_rows().await
     }
+    async fn oldest_pending(&self) -> Result<Option<OutboxMessage>> {
+        (**self).oldest_pending().await
+    }
 });
 
 forward!(CatalogRepository {

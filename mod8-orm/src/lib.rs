@@ -13,6 +13,7 @@ pub mod explain;
 mod forward;
 mod model;
 mod pinned;
+mod pool_usage;
 mod purchases;
 mod repository;
 mod search;
@@ -39,6 +40,7 @@ pub use config::{connect, OrmConfig, ReplicaSettings, DEFAULT_URL};
 pub use customer_summary::CustomerRfm;
 pub use error::{BoxError, Error, Result};
 pub use model::*;
+pub use pool_usage::PoolUsage;
 pub use purchases::{
     CoPurchase, CoPurchaseCounts, CustomerHistory, ProductBuyers, ProductDayLines,
 };

@@ -777,6 +777,7 @@ routed!(OutboxRepository {
     read fn count_pending(&self) -> Result<u64>;
     write fn purge_sent(&self, retention: Duration) -> Result<u64>;
     read fn count_outbox_rows(&self) -> Result<u64>;
+    read fn oldest_pending(&self) -> Result<Option<OutboxMessage>>;
 } router {} unit {});
 
 #[async_trait]
@@ -817,6 +818,21 @@ impl Database for ReplicaRouter {
     /// Searches are reads: routed like every other read (see [`ReplicaRouter`]).
     fn product_search(&self) -> Option<&dyn crate::search::ProductSearch> {
         Some(self)
+    }
+
+    /// The primary's pool, then the replica's, named so.
+    fn pool_usage(&self) -> Vec<crate::PoolUsage> {
+        let named = |store: &PostgresStore, name: &'static str| {
+            Database::pool_usage(store)
+                .into_iter()
+                .map(move |usage| crate::PoolUsage {
+                    pool: name,
+                    ..usage
+                })
+        };
+        named(&self.shared.primary, "primary")
+            .chain(named(&self.shared.replica, "replica"))
+            .collect()
     }
 
     async fn close(&self) {

@@ -406,6 +406,10 @@ pub trait OutboxRepository: Send + Sync {
     async fn purge_sent(&self, retention: std::time::Duration) -> Result<u64>;
     /// How many messages the outbox holds, sent or not (its size, for metrics).
     async fn count_outbox_rows(&self) -> Result<u64>;
+    /// The oldest unsent message (claimed under a lease or not), `None` when every message
+    /// is sent: its `created_at` says how long the relay has been behind, for metrics and
+    /// alerts.
+    async fn oldest_pending(&self) -> Result<Option<OutboxMessage>>;
 }
 
 /// All repositories of one backend.
@@ -491,6 +495,13 @@ pub trait Database: Repositories + 'static {
     fn statements_executed(&self) -> u64;
     /// Waits until all connections are closed.
     async fn close(&self);
+    /// The connection pools underneath and how full they are ([`crate::PoolUsage`], read
+    /// without a round trip): one for a single database, the primary's and the replica's
+    /// behind a [`crate::replica::ReplicaRouter`]; empty for a database without a pool of
+    /// its own (the default).
+    fn pool_usage(&self) -> Vec<crate::PoolUsage> {
+        Vec::new()
+    }
     /// The bulk loader of catalog products ([`crate::CatalogBulkLoad`]: `COPY` on
     /// PostgreSQL, multi-row `INSERT`s on SQLite); `None` for a database without one, where
     /// callers fall back to [`CatalogRepository::create_catalog_product`].

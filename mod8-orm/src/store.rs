@@ -623,6 +623,10 @@ macro_rules! impl_store {
             fn product_search(&self) -> Option<&dyn $crate::search::ProductSearch> {
                 Some(self)
             }
+
+            fn pool_usage(&self) -> Vec<$crate::PoolUsage> {
+                vec![$crate::PoolUsage::of(&self.pool, "primary")]
+            }
         }
 
         #[::async_trait::async_trait]

@@ -219,17 +219,30 @@ pub(super) async fn insights(State(app): State<Arc<App>>, caller: Caller) -> App
     operation_id = "metrics",
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "OpenMetrics text exposition", body = String, content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8"),
+        (status = 200, description = "OpenMetrics text exposition (the classic Prometheus text format when `Accept` names `text/plain` and not `application/openmetrics-text`)", content(
+            (String = "application/openmetrics-text; version=1.0.0; charset=utf-8"),
+            (String = "text/plain; version=0.0.4; charset=utf-8"),
+        )),
         (status = 401, response = Unauthorized),
         (status = 403, response = Forbidden),
         (status = 408, response = Timeout),
         (status = 429, response = RateLimited),
     )
 )]
-pub(super) async fn metrics(State(app): State<Arc<App>>, caller: Caller) -> AppResult<Response> {
+pub(super) async fn metrics(
+    State(app): State<Arc<App>>,
+    caller: Caller,
+    headers: axum::http::HeaderMap,
+) -> AppResult<Response> {
     caller.require_admin()?;
-    let snapshot = app.metrics_snapshot().await;
-    let text = app.metrics.render(&snapshot);
+    // The last background collection: a scrape never waits on a dependency.
+    let text = app.metrics.render(&app.latest_metrics_snapshot());
+    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
+    if crate::metrics_text::wants_classic(accept) {
+        let text = crate::metrics_text::to_classic(&text);
+        let content_type = crate::metrics_text::CLASSIC_CONTENT_TYPE;
+        return Ok(([(header::CONTENT_TYPE, content_type)], text).into_response());
+    }
     Ok(([(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)], text).into_response())
 }
 

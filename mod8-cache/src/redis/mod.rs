@@ -764,6 +764,21 @@ impl CacheStore for RedisStore {
             .map_err(map_err)?;
         Ok(n > 0)
     }
+
+    /// `INFO memory` of the server this client talks to (on a cluster, the node fred routes
+    /// the command to: one node's figures, each node having its own `maxmemory`).
+    async fn server_memory(&self) -> Result<Option<crate::ServerMemory>> {
+        let command = fred::types::CustomCommand::new_static("INFO", None, false);
+        let info: String = self
+            .inner
+            .fast
+            .custom(command, vec!["memory"])
+            .await
+            .map_err(map_err)?;
+        crate::ServerMemory::from_redis_info(&info)
+            .map(Some)
+            .ok_or_else(|| Error::backend(BACKEND, "INFO memory without used_memory"))
+    }
 }
 
 /// A counter field's value as Redis sends it (a decimal string, or an integer).

@@ -119,6 +119,18 @@ macro_rules! impl_outbox_repository {
                     Ok(purged)
                 }
 
+                async fn oldest_pending(&self) -> Result<Option<OutboxMessage>> {
+                    let mut conn = self.conn().await?;
+                    // The first row of the partial index `outbox_pending_idx`.
+                    ::sqlx::query_as::<$db, OutboxMessage>(&format!(
+                        "SELECT {OUTBOX_COLS} FROM outbox WHERE sent_at IS NULL \
+                         ORDER BY created_at, id LIMIT 1"
+                    ))
+                    .fetch_optional(conn.exec())
+                    .await
+                    .map_err(|e| self.err(e))
+                }
+
                 async fn count_outbox_rows(&self) -> Result<u64> {
                     let mut conn = self.conn().await?;
                     let rows: i64 = ::sqlx::query_scalar::<$db, i64>("SELECT COUNT(*) FROM outbox")

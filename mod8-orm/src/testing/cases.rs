@@ -933,6 +933,7 @@ pub async fn case_bulk_insert_splits_statements(db: &dyn Database) {
 /// Outbox: claim with a lease, retry after it expires, mark sent, count the backlog.
 pub async fn case_outbox(db: &dyn OutboxRepository) {
     assert_eq!(db.count_pending().await.unwrap(), 0);
+    assert!(db.oldest_pending().await.unwrap().is_none());
     let mut ids = Vec::new();
     for i in 0..3 {
         let m = db
@@ -943,6 +944,11 @@ pub async fn case_outbox(db: &dyn OutboxRepository) {
         ids.push(m.id);
     }
     assert_eq!(db.count_pending().await.unwrap(), 3);
+    let oldest = db.oldest_pending().await.unwrap().unwrap();
+    assert_eq!(
+        oldest.id, ids[0],
+        "the first enqueued is the oldest pending"
+    );
     let lease = Duration::from_secs(300);
     let first = db.claim_pending(2, lease).await.unwrap();
     assert_eq!(first.iter().map(|m| m.id).collect::<Vec<_>>(), ids[..2]);
@@ -959,6 +965,11 @@ pub async fn case_outbox(db: &dyn OutboxRepository) {
     assert_eq!(db.mark_sent(&ids[..2]).await.unwrap(), 2);
     assert_eq!(db.mark_sent(&ids[..2]).await.unwrap(), 0, "already sent");
     assert_eq!(db.count_pending().await.unwrap(), 1);
+    assert_eq!(
+        db.oldest_pending().await.unwrap().map(|m| m.id),
+        Some(ids[2]),
+        "claimed but unsent still counts; sent ones do not"
+    );
 
     // A zero lease expires at once, so an unsent message is claimed again.
     let third = db.enqueue("order.placed", json!([1, 2, 3])).await.unwrap();
