@@ -20,7 +20,6 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use mod8_orm::{Category, NewCatalogProduct, NewCategory, ProductChanges};
-use uuid::Uuid;
 
 use super::auth::Caller;
 use super::openapi::{
@@ -53,22 +52,6 @@ impl FromRequestParts<Arc<App>> for Admin {
             .require_admin()?;
         Ok(Admin)
     }
-}
-
-/// The id of a `/api/.../{id}` path: not a UUID is a 422 naming `id`.
-fn path_id(path: Result<Path<String>, PathRejection>, what: &str) -> AppResult<Uuid> {
-    let Path(raw) = path.map_err(|rejection| {
-        AppError::validation(
-            "id",
-            format!("not a {what} id (UUID): {}", rejection.body_text()),
-        )
-    })?;
-    raw.parse().map_err(|_| {
-        AppError::validation(
-            "id",
-            format!("\"{}\" is not a {what} id (UUID)", mod8_rules::echo(&raw)),
-        )
-    })
 }
 
 /// The query string's parameters: one that cannot be decoded is a 422 naming `query`.
@@ -164,7 +147,7 @@ pub(super) async fn get_product(
     id: Result<Path<String>, PathRejection>,
     headers: HeaderMap,
 ) -> AppResult<Response> {
-    let id = path_id(id, "product")?;
+    let id = super::path::id(id, "product")?;
     let view = app.product_view(id).await?;
     if none_match(&headers, view.page.product.version) {
         let mut response = StatusCode::NOT_MODIFIED.into_response();
@@ -264,7 +247,7 @@ pub(super) async fn list_category_products(
     id: Result<Path<String>, PathRejection>,
     params: Result<Query<HashMap<String, String>>, QueryRejection>,
 ) -> AppResult<Response> {
-    let id = path_id(id, "category")?;
+    let id = super::path::id(id, "category")?;
     let params = query_params(params)?;
     let query = listing_query(&params)?;
     let listing = app.category_listing(id, query).await?;
@@ -382,7 +365,7 @@ pub(super) async fn replace_product(
     headers: HeaderMap,
     ApiJson(document): ApiJson<ProductDocument>,
 ) -> AppResult<Response> {
-    let id = path_id(id, "product")?;
+    let id = super::path::id(id, "product")?;
     let if_match = if_match(&headers)?;
     let view = app
         .update_product(id, &if_match, ProductChanges::from(document))
@@ -429,7 +412,7 @@ pub(super) async fn patch_product(
     headers: HeaderMap,
     ApiJson(patch): ApiJson<ProductPatch>,
 ) -> AppResult<Response> {
-    let id = path_id(id, "product")?;
+    let id = super::path::id(id, "product")?;
     let if_match = if_match(&headers)?;
     let view = app
         .update_product(id, &if_match, ProductChanges::from(patch))

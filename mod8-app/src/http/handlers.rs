@@ -18,26 +18,12 @@ use super::openapi::{
     Unauthorized, Unavailable, Unprocessable,
 };
 use super::ApiJson;
-use crate::error::{AppError, AppResult};
+use crate::error::AppResult;
 use crate::flows::analytics::{EventAccepted, EventInput};
 use crate::flows::personalisation::{InsightsReport, ProfileView};
 use crate::flows::registration::{Registered, Registration};
 use crate::flows::Recommendations;
 use crate::App;
-
-/// The user id of a `/api/users/{id}/...` path. An id that is not a UUID — including one
-/// whose percent-encoding is not UTF-8, which axum's `Path` rejects with a plain-text 400 — is
-/// a 422 naming `id`, with the error body.
-fn user_id(path: Result<Path<String>, PathRejection>) -> AppResult<Uuid> {
-    let Path(raw) = path.map_err(|rejection| {
-        AppError::validation(
-            "id",
-            format!("not a user id (UUID): {}", rejection.body_text()),
-        )
-    })?;
-    raw.parse()
-        .map_err(|_| AppError::validation("id", format!("{raw:?} is not a user id (UUID)")))
-}
 
 /// The 201 body of a registration: the registration and the new user's token.
 #[derive(Debug, Serialize, ToSchema)]
@@ -150,7 +136,7 @@ pub(super) async fn recommendations(
     caller: Caller,
     id: Result<Path<String>, PathRejection>,
 ) -> AppResult<Response> {
-    let id = user_id(id)?;
+    let id = super::path::id(id, "user")?;
     caller.may_read_user(id)?;
     Ok(Json(app.recommendations(id).await?).into_response())
 }
@@ -182,7 +168,7 @@ pub(super) async fn profile(
     caller: Caller,
     id: Result<Path<String>, PathRejection>,
 ) -> AppResult<Response> {
-    let id = user_id(id)?;
+    let id = super::path::id(id, "user")?;
     caller.may_read_user(id)?;
     Ok(Json(app.profile(id).await?).into_response())
 }

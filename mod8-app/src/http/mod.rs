@@ -47,6 +47,7 @@ pub mod auth;
 pub mod catalog;
 mod handlers;
 pub mod live;
+mod path;
 pub mod rate_limit;
 pub mod search;
 mod server;

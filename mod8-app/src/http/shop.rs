@@ -28,36 +28,13 @@ use super::openapi::{
     BadRequest, Conflict, Forbidden, Internal, NotFound, PayloadTooLarge, RateLimited, Timeout,
     Unauthorized, Unavailable, Unprocessable,
 };
-use super::ApiJson;
+use super::{path, ApiJson};
 use crate::error::{AppError, AppResult};
 use crate::flows::shop::{
     CartItemInput, CartView, CheckoutInput, OrderAction, OrderList, OrderView, QuantityInput,
     ReviewInput, ReviewPage, ReviewView,
 };
 use crate::App;
-
-/// A UUID of a path segment named `field`, or a 422 naming it.
-fn parse_id(field: &str, raw: &str) -> AppResult<Uuid> {
-    raw.parse().map_err(|_| {
-        AppError::validation(field, format!("{} is not a UUID", mod8_rules::echo(raw)))
-    })
-}
-
-/// The one id of a path, or a 422 naming `id`.
-fn path_id(path: Result<Path<String>, PathRejection>) -> AppResult<Uuid> {
-    let Path(raw) = path.map_err(|rejection| {
-        AppError::validation("id", format!("not a UUID: {}", rejection.body_text()))
-    })?;
-    parse_id("id", &raw)
-}
-
-/// The user id and variant id of `/api/users/{id}/cart/items/{variant_id}`.
-fn item_path(path: Result<Path<(String, String)>, PathRejection>) -> AppResult<(Uuid, Uuid)> {
-    let Path((user, variant)) = path.map_err(|rejection| {
-        AppError::validation("id", format!("not a UUID: {}", rejection.body_text()))
-    })?;
-    Ok((parse_id("id", &user)?, parse_id("variant_id", &variant)?))
-}
 
 /// The user a `user` token speaks for (a review's author), or 403 for any other scope.
 fn author(caller: &Caller) -> Result<Uuid, AuthError> {
@@ -114,7 +91,7 @@ pub(super) async fn get_cart(
     caller: Caller,
     id: Result<Path<String>, PathRejection>,
 ) -> AppResult<Response> {
-    let id = path_id(id)?;
+    let id = path::id(id, "user")?;
     caller.may_read_user(id)?;
     Ok(Json(app.cart(id).await?).into_response())
 }
@@ -144,7 +121,7 @@ pub(super) async fn clear_cart(
     caller: Caller,
     id: Result<Path<String>, PathRejection>,
 ) -> AppResult<Response> {
-    let id = path_id(id)?;
+    let id = path::id(id, "user")?;
     caller.may_read_user(id)?;
     Ok(Json(app.clear_cart(id).await?).into_response())
 }
@@ -180,7 +157,7 @@ pub(super) async fn add_cart_item(
     id: Result<Path<String>, PathRejection>,
     ApiJson(item): ApiJson<CartItemInput>,
 ) -> AppResult<Response> {
-    let id = path_id(id)?;
+    let id = path::id(id, "user")?;
     caller.may_read_user(id)?;
     Ok(Json(app.add_to_cart(id, item).await?).into_response())
 }
@@ -217,7 +194,7 @@ pub(super) async fn set_cart_item(
     path: Result<Path<(String, String)>, PathRejection>,
     ApiJson(input): ApiJson<QuantityInput>,
 ) -> AppResult<Response> {
-    let (id, variant_id) = item_path(path)?;
+    let (id, variant_id) = path::two_ids(path, ("user", "variant_id", "variant"))?;
     caller.may_read_user(id)?;
     Ok(Json(
         app.set_cart_quantity(id, variant_id, input.quantity)
@@ -254,7 +231,7 @@ pub(super) async fn remove_cart_item(
     caller: Caller,
     path: Result<Path<(String, String)>, PathRejection>,
 ) -> AppResult<Response> {
-    let (id, variant_id) = item_path(path)?;
+    let (id, variant_id) = path::two_ids(path, ("user", "variant_id", "variant"))?;
     caller.may_read_user(id)?;
     app.remove_from_cart(id, variant_id).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
@@ -287,7 +264,7 @@ pub(super) async fn list_orders(
     caller: Caller,
     id: Result<Path<String>, PathRejection>,
 ) -> AppResult<Response> {
-    let id = path_id(id)?;
+    let id = path::id(id, "user")?;
     caller.may_read_user(id)?;
     Ok(Json(app.orders_of(id).await?).into_response())
 }
@@ -327,7 +304,7 @@ pub(super) async fn place_order(
     id: Result<Path<String>, PathRejection>,
     ApiJson(input): ApiJson<CheckoutInput>,
 ) -> AppResult<Response> {
-    let id = path_id(id)?;
+    let id = path::id(id, "user")?;
     caller.may_read_user(id)?;
     let order = app.checkout(id, input).await?;
     Ok((StatusCode::CREATED, Json(order)).into_response())
@@ -339,7 +316,7 @@ async fn change_order(
     id: Result<Path<String>, PathRejection>,
     action: OrderAction,
 ) -> AppResult<Response> {
-    let id = path_id(id)?;
+    let id = path::id(id, "order")?;
     if action == OrderAction::Ship {
         caller.require_admin()?;
     } else {
@@ -478,7 +455,7 @@ pub(super) async fn create_review(
     id: Result<Path<String>, PathRejection>,
     ApiJson(input): ApiJson<ReviewInput>,
 ) -> AppResult<Response> {
-    let product_id = path_id(id)?;
+    let product_id = path::id(id, "product")?;
     let user_id = author(&caller)?;
     let review = app.create_review(product_id, user_id, input).await?;
     Ok((StatusCode::CREATED, Json(review)).into_response())
@@ -526,7 +503,7 @@ pub(super) async fn list_reviews(
     id: Result<Path<String>, PathRejection>,
     query: Result<Query<ReviewsQuery>, QueryRejection>,
 ) -> AppResult<Response> {
-    let product_id = path_id(id)?;
+    let product_id = path::id(id, "product")?;
     let Query(query) =
         query.map_err(|rejection| AppError::validation("query", rejection.body_text()))?;
     let page = PageRequest {
