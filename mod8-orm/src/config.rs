@@ -59,6 +59,9 @@ pub struct OrmConfig {
     /// When reads go to the replica and when they stay on the primary (used only with
     /// [`OrmConfig::read_url`]).
     pub replica: ReplicaSettings,
+    /// Vector similarity: embedding dimension, whether PostgreSQL may use pgvector, search
+    /// breadth (see [`crate::similarity`]).
+    pub similarity: crate::similarity::SimilaritySettings,
 }
 
 /// How a [`ReplicaRouter`](crate::replica::ReplicaRouter) decides between the replica and the
@@ -108,6 +111,7 @@ impl std::fmt::Debug for OrmConfig {
             .field("test_before_acquire", &self.test_before_acquire)
             .field("read_url", &self.redacted_read_url())
             .field("replica", &self.replica)
+            .field("similarity", &self.similarity)
             .finish()
     }
 }
@@ -125,6 +129,7 @@ impl Default for OrmConfig {
             test_before_acquire: false,
             read_url: None,
             replica: ReplicaSettings::default(),
+            similarity: crate::similarity::SimilaritySettings::default(),
         }
     }
 }
@@ -226,6 +231,12 @@ impl OrmConfig {
     /// Sets how long a call waits for a free connection.
     pub fn with_acquire_timeout(mut self, timeout: Duration) -> Self {
         self.acquire_timeout = timeout;
+        self
+    }
+
+    /// Sets the vector-similarity settings (see [`crate::similarity`]).
+    pub fn with_similarity_settings(mut self, settings: crate::SimilaritySettings) -> Self {
+        self.similarity = settings;
         self
     }
 

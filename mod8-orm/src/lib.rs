@@ -4,16 +4,19 @@
 #![warn(missing_debug_implementations, unreachable_pub)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod ann_index;
 mod bulk;
 mod catalog;
 mod config;
 mod customer_summary;
+pub mod embedding;
 mod error;
 mod forward;
 mod model;
 mod pinned;
 mod purchases;
 mod repository;
+pub mod similarity;
 mod sql;
 mod store;
 
@@ -42,6 +45,9 @@ pub use repository::{
     AnalyticsRepository, Backend, CartRepository, CatalogRepository, Database, DynDatabase,
     InventoryRepository, LocationRepository, OrderRepository, OutboxRepository, ProductRepository,
     Repositories, ReviewRepository, UnitOfWork, UserRepository,
+};
+pub use similarity::{
+    ProductSimilarity, SimilarHit, SimilarQuery, SimilarTo, SimilarityPath, SimilaritySettings,
 };
 pub use sql::migrate::{migrations, HISTORY_TABLE};
 pub use store::{SqlBackend, SqlStore};

@@ -165,7 +165,9 @@ impl PostgresStore {
         // One connection stays checked out between calls on the pool: sqlx pings every
         // connection it takes back, a second round trip to the server for each call; the kept
         // connection saves it (see `SqlStore::pool`). A call that finds it busy uses the pool.
-        let store = SqlStore::from_pool(pool).with_pinned_connection(config.max_connections == 1);
+        let store = SqlStore::from_pool(pool)
+            .with_pinned_connection(config.max_connections == 1)
+            .with_similarity_settings(config.similarity.clone());
         if config.migrate {
             store.migrate().await?;
         }

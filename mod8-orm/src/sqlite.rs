@@ -176,7 +176,9 @@ impl SqliteStore {
         .connect_with(options)
         .await
         .map_err(|e| Error::from_sqlx(backend, e))?;
-        let store = SqlStore::from_pool(pool).with_pinned_connection(max_connections == 1);
+        let store = SqlStore::from_pool(pool)
+            .with_pinned_connection(max_connections == 1)
+            .with_similarity_settings(config.similarity.clone());
         if config.migrate {
             store.migrate().await?;
         }

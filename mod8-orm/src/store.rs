@@ -143,6 +143,8 @@ pub struct SqlStore<DB: SqlBackend> {
     counter: Arc<AtomicU64>,
     /// SQLite: the connection kept checked out for calls on the pool (see `pinned`).
     pinned: Option<Arc<Pinned<DB>>>,
+    /// Vector similarity: settings, chosen path, in-process index (see `similarity`).
+    pub(crate) similarity: Arc<crate::similarity::SimilarityState>,
 }
 
 impl<DB: SqlBackend> std::fmt::Debug for SqlStore<DB> {
@@ -163,6 +165,7 @@ impl<DB: SqlBackend> Clone for SqlStore<DB> {
             scope: Scope::Pool,
             counter: self.counter.clone(),
             pinned: self.pinned.clone(),
+            similarity: self.similarity.clone(),
         }
     }
 }
@@ -274,6 +277,7 @@ impl<DB: SqlBackend> SqlStore<DB> {
             scope: Scope::Pool,
             counter: Arc::new(AtomicU64::new(0)),
             pinned: None,
+            similarity: Arc::default(),
         }
     }
 
@@ -285,6 +289,14 @@ impl<DB: SqlBackend> SqlStore<DB> {
     }
 
     /// The backend's name, for errors.
+    /// The same store with other vector-similarity settings (embedding dimension, whether
+    /// PostgreSQL may use pgvector, search breadth); set them before the first similarity
+    /// call. Clones made before keep the old settings.
+    pub fn with_similarity_settings(mut self, settings: crate::SimilaritySettings) -> Self {
+        self.similarity = Arc::new(crate::similarity::SimilarityState::new(settings));
+        self
+    }
+
     pub(crate) fn backend_name(&self) -> &'static str {
         DB::DIALECT.backend.name()
     }
@@ -388,6 +400,7 @@ impl<DB: SqlBackend> SqlStore<DB> {
             },
             counter: self.counter.clone(),
             pinned: self.pinned.clone(),
+            similarity: self.similarity.clone(),
         })
     }
 
@@ -424,6 +437,7 @@ impl<DB: SqlBackend> SqlStore<DB> {
             },
             counter: self.counter.clone(),
             pinned: self.pinned.clone(),
+            similarity: self.similarity.clone(),
         })
     }
 
@@ -546,6 +560,10 @@ macro_rules! impl_store {
             }
 
             fn catalog_bulk_load(&self) -> Option<&dyn $crate::bulk::CatalogBulkLoad> {
+                Some(self)
+            }
+
+            fn product_similarity(&self) -> Option<&dyn $crate::similarity::ProductSimilarity> {
                 Some(self)
             }
         }

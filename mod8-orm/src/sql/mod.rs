@@ -23,6 +23,7 @@ pub(crate) mod orders;
 pub(crate) mod outbox;
 pub(crate) mod products;
 pub(crate) mod purchases;
+pub(crate) mod similarity;
 pub(crate) mod users;
 
 /// Most lines one order may have (keeps every statement far below the bind limits).
