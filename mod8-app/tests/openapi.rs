@@ -308,6 +308,7 @@ async fn the_document_is_openapi_3_1_with_the_bearer_scheme_on_protected_operati
         ("GET", "/api/products/{id}"),
         ("GET", "/api/categories"),
         ("GET", "/api/categories/{id}/products"),
+        ("GET", "/api/products/{id}/similar"),
     ]
     .into_iter()
     .map(|(m, p)| (m.to_owned(), p.to_owned()))

@@ -7,13 +7,16 @@
 //! - **`hnsw_rs`**: pure Rust, released regularly, inserts into a built graph (`&self`, so
 //!   products can be added one at a time as events arrive) and searches with a caller's
 //!   filter (`search_filter`), which category / stock filters need. No deletion: an updated or
-//!   archived product's old node is left in the graph as a tombstone the filter skips, and the
-//!   graph is rebuilt once tombstones outnumber live nodes.
+//!   archived product's old node is left in the graph as a tombstone the filter skips.
 //! - **`instant-distance`**: pure Rust and small, but builds an immutable index in one go (no
 //!   insertion, no filter), and its last release is from 2023.
 //! - **`usearch`**: fast, with deletion and filters, but a C++ library built through `cxx`: a
 //!   C++ toolchain on every build machine, the kind of surprise this workspace avoids.
 //! - `hora`, `hnsw` (rust-cv): unmaintained for years.
+//!
+//! The graph is only ever built in one go (`parallel_insert`): products added or changed
+//! afterwards wait in a small pending set that every search ranks exactly beside the graph's
+//! answer, and the owner rebuilds the graph once that set (or the tombstones) grow.
 //!
 //! `hnsw_rs`'s own cosine and dot distances assert on rounding (`1 - dot >= 0`), which two
 //! identical unit vectors can violate by an ulp; [`UnitCosine`] clamps instead.
@@ -53,8 +56,11 @@ pub(crate) struct AnnIndex {
     dimension: usize,
     /// Slot (the graph's data id) → product, `None` once superseded or removed.
     slots: Vec<Option<Uuid>>,
-    /// Product → (its live slot, its vector).
-    live: HashMap<Uuid, (usize, Vec<f32>)>,
+    /// Product → (its node in the graph, if any, and its vector).
+    live: HashMap<Uuid, (Option<usize>, Vec<f32>)>,
+    /// Products added or changed since the graph was built: ranked exactly beside the graph's
+    /// answer until the next rebuild (the graph is only ever built in one go).
+    pending: HashSet<Uuid>,
 }
 
 impl std::fmt::Debug for AnnIndex {
@@ -124,23 +130,29 @@ impl AnnIndex {
             dimension,
             slots: Vec::with_capacity(items.len()),
             live: HashMap::with_capacity(items.len()),
+            pending: HashSet::new(),
         };
         let mut batch: Vec<(Uuid, Vec<f32>)> = Vec::with_capacity(items.len());
         for (id, v) in items {
             if v.len() != dimension {
                 continue;
             }
-            if let Some((slot, _)) = index.live.remove(&id) {
+            if let Some((Some(slot), _)) = index.live.remove(&id) {
                 index.slots[slot] = None;
             }
             let slot = index.slots.len();
             index.slots.push(Some(id));
-            index.live.insert(id, (slot, Vec::new()));
+            index.live.insert(id, (Some(slot), Vec::new()));
             batch.push((id, v));
         }
         let with_slots: Vec<(&Vec<f32>, usize)> = batch
             .iter()
-            .filter_map(|(id, v)| index.live.get(id).map(|(slot, _)| (v, *slot)))
+            .filter_map(|(id, v)| {
+                index
+                    .live
+                    .get(id)
+                    .and_then(|(slot, _)| slot.map(|slot| (v, slot)))
+            })
             .collect();
         index.graph.parallel_insert(&with_slots);
         for (id, v) in batch {
@@ -156,13 +168,16 @@ impl AnnIndex {
         self.live.len()
     }
 
-    /// Whether superseded nodes outnumber live ones (time to rebuild).
+    /// Whether it is time to rebuild: superseded nodes outnumber live ones, or many products
+    /// wait outside the graph.
     pub(crate) fn needs_rebuild(&self) -> bool {
-        let dead = self.slots.len() - self.live.len();
-        dead > 1024 && dead > self.live.len()
+        let dead = self.slots.len() - (self.live.len() - self.pending.len());
+        (dead > 1024 && dead > self.live.len())
+            || (self.pending.len() > 256 && self.pending.len() * 10 > self.live.len())
     }
 
-    /// Adds or replaces a product's vector (the old node becomes a tombstone).
+    /// Adds or replaces a product's vector (its old node becomes a tombstone; the new vector
+    /// is ranked exactly until the next rebuild).
     pub(crate) fn upsert(&mut self, id: Uuid, vector: Vec<f32>) {
         if vector.len() != self.dimension {
             return;
@@ -171,20 +186,20 @@ impl AnnIndex {
             if *old == vector {
                 return;
             }
-            let slot = *slot;
-            self.slots[slot] = None;
+            if let Some(slot) = *slot {
+                self.slots[slot] = None;
+            }
         }
-        let slot = self.slots.len();
-        self.graph.insert((&vector, slot));
-        self.slots.push(Some(id));
-        self.live.insert(id, (slot, vector));
+        self.live.insert(id, (None, vector));
+        self.pending.insert(id);
     }
 
     /// Takes a product out of the index.
     pub(crate) fn remove(&mut self, id: Uuid) {
-        if let Some((slot, _)) = self.live.remove(&id) {
+        if let Some((Some(slot), _)) = self.live.remove(&id) {
             self.slots[slot] = None;
         }
+        self.pending.remove(&id);
     }
 
     /// Approximate search: up to `k` live products nearest to `query`, skipping `exclude`
@@ -217,9 +232,15 @@ impl AnnIndex {
                     .map(|id| (id, n.distance))
             })
             .collect();
-        out.sort_by(|a, b| a.1.total_cmp(&b.1).then_with(|| a.0.cmp(&b.0)));
-        out.truncate(k);
-        out
+        // Products not in the graph yet, ranked exactly, merged in.
+        out.extend(self.pending.iter().filter_map(|id| {
+            let wanted = Some(*id) != exclude && allowed.is_none_or(|a| a.contains(id));
+            wanted
+                .then(|| self.live.get(id))
+                .flatten()
+                .map(|(_, v)| (*id, cosine_distance(query, v)))
+        }));
+        top_k(out.into_iter(), k)
     }
 
     /// Exact search over the live products (or those of `allowed`).

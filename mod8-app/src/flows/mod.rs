@@ -27,6 +27,7 @@ pub mod orders;
 pub mod personalisation;
 pub mod registration;
 pub mod shop;
+pub mod similar;
 
 use std::future::Future;
 use std::time::Instant;

@@ -56,7 +56,7 @@ impl FromRequestParts<Arc<App>> for Admin {
 }
 
 /// The id of a `/api/.../{id}` path: not a UUID is a 422 naming `id`.
-fn path_id(path: Result<Path<String>, PathRejection>, what: &str) -> AppResult<Uuid> {
+pub(super) fn path_id(path: Result<Path<String>, PathRejection>, what: &str) -> AppResult<Uuid> {
     let Path(raw) = path.map_err(|rejection| {
         AppError::validation(
             "id",
@@ -72,7 +72,7 @@ fn path_id(path: Result<Path<String>, PathRejection>, what: &str) -> AppResult<U
 }
 
 /// The query string's parameters: one that cannot be decoded is a 422 naming `query`.
-fn query_params(
+pub(super) fn query_params(
     params: Result<Query<HashMap<String, String>>, QueryRejection>,
 ) -> AppResult<HashMap<String, String>> {
     params
@@ -80,7 +80,7 @@ fn query_params(
         .map_err(|rejection| AppError::validation("query", rejection.body_text()))
 }
 
-fn public(mut response: Response, cached: Option<bool>) -> Response {
+pub(super) fn public(mut response: Response, cached: Option<bool>) -> Response {
     let headers = response.headers_mut();
     headers.insert(
         header::CACHE_CONTROL,

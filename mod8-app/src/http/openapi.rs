@@ -17,7 +17,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, ObjectBuilder, Ref, RefOr, Type};
 use utoipa::{Modify, OpenApi, ToSchema};
 
-use super::{catalog, handlers, shop};
+use super::{catalog, handlers, shop, similar};
 
 /// The body of every error response: `{"error": {"code", "message", "field"?, "request_id"?}}`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -216,6 +216,8 @@ impl Modify for BearerScheme {
         catalog::list_categories,
         catalog::create_category,
         catalog::list_category_products,
+        // Similarity.
+        similar::similar_products,
     ),
     components(
         schemas(ErrorBody, ErrorDetail, ErrorCode),
