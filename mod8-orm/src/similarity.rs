@@ -5,7 +5,7 @@
 //! path, attributes and description), or one the caller stored with
 //! [`ProductSimilarity::set_embedding`] (its own model; the dimension is the deployment's,
 //! [`SimilaritySettings::dimension`], and any other length is refused with
-//! [`Error::Validation`] on `embedding`). Embeddings live in the `product_embeddings` table
+//! [`crate::Error::Validation`] on `embedding`). Embeddings live in the `product_embeddings` table
 //! (migration 0005, portable: `REAL[]` on PostgreSQL, a blob on SQLite).
 //!
 //! [`crate::Database::product_similarity`] reaches it. Which search path answers
