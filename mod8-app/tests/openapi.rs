@@ -320,6 +320,7 @@ async fn the_document_is_openapi_3_1_with_the_bearer_scheme_on_protected_operati
         // The live dashboard page (it holds no data; it asks for a token to read the stream).
         ("GET", "/dashboard"),
         ("GET", "/api/products/search"),
+        ("GET", "/api/products/{id}/similar"),
     ]
     .into_iter()
     .map(|(m, p)| (m.to_owned(), p.to_owned()))

@@ -62,6 +62,9 @@ pub struct OrmConfig {
     /// When a statement counts as slow (default 100 ms) and how often each one is logged with
     /// its plan (see [`crate::StatementLog`]).
     pub slow_statements: crate::SlowStatementSettings,
+    /// Vector similarity: embedding dimension, whether PostgreSQL may use pgvector, search
+    /// breadth (see [`crate::similarity`]).
+    pub similarity: crate::similarity::SimilaritySettings,
 }
 
 /// How a [`ReplicaRouter`](crate::replica::ReplicaRouter) decides between the replica and the
@@ -112,6 +115,7 @@ impl std::fmt::Debug for OrmConfig {
             .field("read_url", &self.redacted_read_url())
             .field("replica", &self.replica)
             .field("slow_statements", &self.slow_statements)
+            .field("similarity", &self.similarity)
             .finish()
     }
 }
@@ -130,6 +134,7 @@ impl Default for OrmConfig {
             read_url: None,
             replica: ReplicaSettings::default(),
             slow_statements: crate::SlowStatementSettings::default(),
+            similarity: crate::similarity::SimilaritySettings::default(),
         }
     }
 }
@@ -241,6 +246,12 @@ impl OrmConfig {
     /// Sets how long a call waits for a free connection.
     pub fn with_acquire_timeout(mut self, timeout: Duration) -> Self {
         self.acquire_timeout = timeout;
+        self
+    }
+
+    /// Sets the vector-similarity settings (see [`crate::similarity`]).
+    pub fn with_similarity_settings(mut self, settings: crate::SimilaritySettings) -> Self {
+        self.similarity = settings;
         self
     }
 

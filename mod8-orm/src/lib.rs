@@ -4,10 +4,12 @@
 #![warn(missing_debug_implementations, unreachable_pub)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod ann_index;
 mod bulk;
 mod catalog;
 mod config;
 mod customer_summary;
+pub mod embedding;
 mod error;
 pub mod explain;
 mod forward;
@@ -17,6 +19,7 @@ mod pool_usage;
 mod purchases;
 mod repository;
 mod search;
+pub mod similarity;
 mod slow;
 mod sql;
 mod store;
@@ -52,6 +55,9 @@ pub use repository::{
 pub use search::{
     CategoryFilter, MatchKind, ProductSearch, SearchHit, SearchPage, SearchQuery, FUZZY_THRESHOLD,
     MAX_QUERY_CHARS, MAX_QUERY_ITEMS,
+};
+pub use similarity::{
+    ProductSimilarity, SimilarHit, SimilarQuery, SimilarTo, SimilarityPath, SimilaritySettings,
 };
 pub use slow::{
     statement_name, SlowStatementSettings, StatementLog, StatementTiming, MAX_STATEMENTS, OTHER,

@@ -167,7 +167,8 @@ impl PostgresStore {
         // connection saves it (see `SqlStore::pool`). A call that finds it busy uses the pool.
         let store = SqlStore::from_pool(pool)
             .with_pinned_connection(config.max_connections == 1)
-            .with_slow_statements(config.slow_statements);
+            .with_slow_statements(config.slow_statements)
+            .with_similarity_settings(config.similarity.clone());
         if config.migrate {
             store.migrate().await?;
         }

@@ -835,6 +835,12 @@ impl Database for ReplicaRouter {
             .collect()
     }
 
+    // Similarity stays on the primary: a query may write (it computes a missing embedding),
+    // and the path (pgvector or not) is the primary's.
+    fn product_similarity(&self) -> Option<&dyn crate::similarity::ProductSimilarity> {
+        self.shared.primary.product_similarity()
+    }
+
     async fn close(&self) {
         futures::join!(self.shared.primary.close(), self.shared.replica.close());
     }

@@ -519,6 +519,12 @@ pub trait Database: Repositories + 'static {
     fn product_search(&self) -> Option<&dyn crate::search::ProductSearch> {
         None
     }
+    /// Vector similarity of products ([`crate::ProductSimilarity`]: pgvector or an exact
+    /// scan on PostgreSQL, an in-process HNSW index on SQLite); `None` for a database
+    /// without it.
+    fn product_similarity(&self) -> Option<&dyn crate::similarity::ProductSimilarity> {
+        None
+    }
 }
 
 /// A shared, type-erased database handle, as returned by [`crate::OrmConfig::connect`].

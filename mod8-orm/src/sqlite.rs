@@ -178,7 +178,8 @@ impl SqliteStore {
         .map_err(|e| Error::from_sqlx(backend, e))?;
         let store = SqlStore::from_pool(pool)
             .with_pinned_connection(max_connections == 1)
-            .with_slow_statements(config.slow_statements);
+            .with_slow_statements(config.slow_statements)
+            .with_similarity_settings(config.similarity.clone());
         if config.migrate {
             store.migrate().await?;
         }

@@ -147,6 +147,8 @@ pub struct SqlStore<DB: SqlBackend> {
     statements: Arc<StatementLog>,
     /// SQLite: the connection kept checked out for calls on the pool (see `pinned`).
     pinned: Option<Arc<Pinned<DB>>>,
+    /// Vector similarity: settings, chosen path, in-process index (see `similarity`).
+    pub(crate) similarity: Arc<crate::similarity::SimilarityState>,
 }
 
 impl<DB: SqlBackend> std::fmt::Debug for SqlStore<DB> {
@@ -168,6 +170,7 @@ impl<DB: SqlBackend> Clone for SqlStore<DB> {
             counter: self.counter.clone(),
             statements: self.statements.clone(),
             pinned: self.pinned.clone(),
+            similarity: self.similarity.clone(),
         }
     }
 }
@@ -300,6 +303,7 @@ impl<DB: SqlBackend> SqlStore<DB> {
             counter: Arc::new(AtomicU64::new(0)),
             statements: Arc::new(StatementLog::new(SlowStatementSettings::default())),
             pinned: None,
+            similarity: Arc::default(),
         }
     }
 
@@ -311,6 +315,14 @@ impl<DB: SqlBackend> SqlStore<DB> {
     }
 
     /// The backend's name, for errors.
+    /// The same store with other vector-similarity settings (embedding dimension, whether
+    /// PostgreSQL may use pgvector, search breadth); set them before the first similarity
+    /// call. Clones made before keep the old settings.
+    pub fn with_similarity_settings(mut self, settings: crate::SimilaritySettings) -> Self {
+        self.similarity = Arc::new(crate::similarity::SimilarityState::new(settings));
+        self
+    }
+
     pub(crate) fn backend_name(&self) -> &'static str {
         DB::DIALECT.backend.name()
     }
@@ -392,6 +404,7 @@ impl<DB: SqlBackend> SqlStore<DB> {
             counter: Arc::new(AtomicU64::new(0)),
             statements: Arc::new(StatementLog::disabled()),
             pinned: self.pinned.clone(),
+            similarity: self.similarity.clone(),
         };
         self.statements.arm(Arc::new(move |sql: String| {
             let planner = planner.clone();
@@ -454,6 +467,7 @@ impl<DB: SqlBackend> SqlStore<DB> {
             counter: self.counter.clone(),
             statements: self.statements.clone(),
             pinned: self.pinned.clone(),
+            similarity: self.similarity.clone(),
         })
     }
 
@@ -491,6 +505,7 @@ impl<DB: SqlBackend> SqlStore<DB> {
             counter: self.counter.clone(),
             statements: self.statements.clone(),
             pinned: self.pinned.clone(),
+            similarity: self.similarity.clone(),
         })
     }
 
@@ -626,6 +641,10 @@ macro_rules! impl_store {
 
             fn pool_usage(&self) -> Vec<$crate::PoolUsage> {
                 vec![$crate::PoolUsage::of(&self.pool, "primary")]
+            }
+
+            fn product_similarity(&self) -> Option<&dyn $crate::similarity::ProductSimilarity> {
+                Some(self)
             }
         }
 

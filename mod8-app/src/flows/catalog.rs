@@ -554,12 +554,18 @@ impl App {
             tracing::warn!(product_id = %id, error = %e, "could not drop cached entries of a changed product");
         }
         crate::flows::search::invalidate_search_logged(&self.cache, id).await;
+        // This process's similarity index and answers too (the consumer does it everywhere).
+        if let Err(e) = super::similar::product_similarity_changed(&self.sql, &self.cache, id).await
+        {
+            tracing::warn!(product_id = %id, error = %e, "could not update the similarity index of a changed product");
+        }
     }
 
     /// The handler [`App::start`] runs on the product-events queue ([`ProductEventConsumer`]).
     pub fn product_event_consumer(&self) -> ProductEventConsumer {
         ProductEventConsumer {
             cache: self.cache.clone(),
+            sql: self.sql.clone(),
         }
     }
 }
@@ -654,9 +660,20 @@ async fn invalidate_product(
 /// dropping it once does, so a redelivery (or the same event published twice by the relay
 /// under its message id) changes nothing. It never drops more than a fresh read would
 /// recompute.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ProductEventConsumer {
     cache: Cache,
+    /// The SQL store, whose similarity index each event updates.
+    sql: mod8_orm::DynDatabase,
+}
+
+impl std::fmt::Debug for ProductEventConsumer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProductEventConsumer")
+            .field("cache", &self.cache)
+            .field("sql", &self.sql.backend())
+            .finish()
+    }
 }
 
 impl ProductEventConsumer {
@@ -682,6 +699,12 @@ impl Handler<ProductEvent> for ProductEventConsumer {
         let event = &message.payload;
         if let Err(e) = crate::flows::search::invalidate_search(&self.cache).await {
             return Outcome::retry(format!("dropping cached search pages failed: {e}"));
+        }
+        if let Err(e) =
+            super::similar::product_similarity_changed(&self.sql, &self.cache, event.product_id)
+                .await
+        {
+            return Outcome::retry(format!("updating the similarity index failed: {e}"));
         }
         match invalidate_product(&self.cache, event.product_id, true).await {
             Ok(()) => {

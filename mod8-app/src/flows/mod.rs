@@ -28,6 +28,7 @@ pub mod personalisation;
 pub mod registration;
 pub mod search;
 pub mod shop;
+pub mod similar;
 
 use std::future::Future;
 use std::time::Instant;

@@ -378,7 +378,8 @@ impl App {
 
     /// Fills `picks` up to `limit` for a user who bought `history`: first products bought by
     /// buyers of their most recent purchases ([`mod8_orm::CatalogRepository::also_bought`]),
-    /// then the catalog's popular products; never a product already picked or bought. Filled
+    /// then in-stock products most like those purchases
+    /// ([`mod8_orm::ProductSimilarity`]), then the catalog's popular products; never a product already picked or bought. Filled
     /// picks score below every engine pick.
     async fn fill_from_catalog(
         &self,
@@ -402,7 +403,7 @@ impl App {
             }
         }
         let mut candidates: Vec<(String, RecommendationReason)> = Vec::new();
-        for source in sources {
+        for source in sources.iter() {
             let Ok(id) = source.parse::<Uuid>() else {
                 continue;
             };
@@ -418,6 +419,15 @@ impl App {
                     .map(|a| (a.product_id.to_string(), RecommendationReason::SimilarItems)),
             );
         }
+        // "More like what you bought": the in-stock nearest neighbours (by embedding) of the
+        // same recent purchases.
+        let parsed: Vec<Uuid> = sources.iter().filter_map(|s| s.parse().ok()).collect();
+        candidates.extend(
+            self.similar_candidates(&parsed, limit as u32)
+                .await
+                .into_iter()
+                .map(|id| (id.to_string(), RecommendationReason::SimilarItems)),
+        );
         candidates.extend(
             model
                 .popular

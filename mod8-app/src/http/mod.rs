@@ -52,6 +52,7 @@ pub mod rate_limit;
 pub mod search;
 mod server;
 pub mod shop;
+pub mod similar;
 
 pub use server::{serve_listener, TOO_MANY_CONNECTIONS};
 pub mod openapi;
@@ -134,6 +135,8 @@ pub fn router(app: Arc<App>) -> Router {
                 .put(catalog::replace_product)
                 .patch(catalog::patch_product),
         )
+        // Similarity (`similar`): public like the other product reads.
+        .route("/api/products/{id}/similar", get(similar::similar_products))
         .route("/metrics", get(handlers::metrics))
         .route("/healthz", get(handlers::healthz))
         .route("/openapi.json", get(handlers::openapi))

@@ -17,7 +17,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, ObjectBuilder, Ref, RefOr, Type};
 use utoipa::{Modify, OpenApi, ToSchema};
 
-use super::{catalog, handlers, live, search, shop};
+use super::{catalog, handlers, live, search, shop, similar};
 
 /// The body of every error response: `{"error": {"code", "message", "field"?, "request_id"?}}`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -221,6 +221,8 @@ impl Modify for BearerScheme {
         live::dashboard,
         // Search.
         search::search_products,
+        // Similarity.
+        similar::similar_products,
     ),
     components(
         schemas(

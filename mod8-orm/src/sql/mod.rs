@@ -24,6 +24,7 @@ pub(crate) mod outbox;
 pub(crate) mod products;
 pub(crate) mod purchases;
 pub(crate) mod search;
+pub(crate) mod similarity;
 pub(crate) mod users;
 
 /// Most lines one order may have (keeps every statement far below the bind limits).

@@ -35,6 +35,7 @@ mod fixtures;
 mod migration;
 mod purchases;
 mod search;
+mod similarity;
 mod users;
 
 pub use cases::*;
@@ -50,6 +51,13 @@ pub use fixtures::{seed_world, user_in, World};
 pub use migration::{case_catalog_migration_carries_data_forward, RawStore};
 pub use purchases::{case_co_purchase_counts, case_customer_histories};
 pub use search::*;
+#[cfg(feature = "postgres")]
+pub use similarity::similarity_postgres;
+pub use similarity::{
+    case_archived_never_returned, case_filtered_similarity_fills_k, case_own_embeddings,
+    case_similar_honours_k, case_similar_products_are_sensible, case_similarity_path,
+    case_updates_refresh_embeddings, load_similarity_corpus, LoadedCorpus,
+};
 pub use users::{
     case_activity_ranking, case_bulk_insert, case_look_alike_identities_conflict,
     case_missing_users_are_not_found, case_pagination, case_user_conflicts_name_the_field,
@@ -105,6 +113,17 @@ impl TestDb {
     #[cfg(feature = "postgres")]
     #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
     pub async fn postgres(admin_url: &str) -> Option<TestDb> {
+        Self::postgres_configured(admin_url, |config| config).await
+    }
+
+    /// [`TestDb::postgres`] with the connection settings adjusted by `configure` (the URL
+    /// and pool size are set already).
+    #[cfg(feature = "postgres")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
+    pub async fn postgres_configured(
+        admin_url: &str,
+        configure: impl FnOnce(OrmConfig) -> OrmConfig,
+    ) -> Option<TestDb> {
         use sqlx::Connection;
         let name = format!("mod8_orm_{}", &Uuid::new_v4().simple().to_string()[..12]);
         let mut admin = sqlx::PgConnection::connect(admin_url)
@@ -115,8 +134,7 @@ impl TestDb {
             .expect("CREATE DATABASE (the role needs CREATEDB)");
         admin.close().await.ok();
         let url = replace_database(admin_url, &name);
-        let db = OrmConfig::new(&url)
-            .with_max_connections(4)
+        let db = configure(OrmConfig::new(&url).with_max_connections(4))
             .connect()
             .await
             .expect("connect to the test database");
