@@ -135,11 +135,13 @@ async fn document_server_killed_registration_succeeds_and_profile_catches_up() {
     let url = config.docs.url.clone();
     let sep = if url.contains('?') { '&' } else { '?' };
     config.docs.url = format!("{url}{sep}serverSelectionTimeoutMS=1000&connectTimeoutMS=1000");
-    // Retries 1 s, 2 s and 4 s apart (plus a 1 s server selection each): about 11 s for the
-    // document server to come back, which `services.sh up` needs ~4 s of after the 2 s pause.
+    // Retries 4 s, 8 s and 16 s apart (plus a 1 s server selection each): about 31 s for the
+    // document server to come back, which `services.sh up` needs ~4 s of after the 2 s pause
+    // on a quiet machine — and several times that on a loaded CI machine, where a window of
+    // 11 s (1, 2, 4 s) ran out and the message was dead-lettered.
     config.topology = config.topology.with_retry(mod8_mq::RetryPolicy {
-        base: Duration::from_secs(1),
-        cap: Duration::from_secs(4),
+        base: Duration::from_secs(4),
+        cap: Duration::from_secs(16),
     });
     let state = std::env::var("MOD8_STATE_DIR").unwrap_or_else(|_| "/var/tmp/mod8-services".into());
     let pid = std::fs::read_to_string(format!("{state}/ferretdb/ferretdb.pid"))

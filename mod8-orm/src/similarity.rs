@@ -210,6 +210,10 @@ pub(crate) struct SimilarityState {
     pub(crate) settings: SimilaritySettings,
     pub(crate) path: tokio::sync::OnceCell<SimilarityPath>,
     pub(crate) index: std::sync::RwLock<Option<crate::ann_index::AnnIndex>>,
+    /// Held while one product's stored embedding is brought up to date and copied into the
+    /// in-process index, so two refreshes of a product (this process's write and a product
+    /// event) cannot leave the index with the older vector.
+    pub(crate) refresh: tokio::sync::Mutex<()>,
 }
 
 impl SimilarityState {
@@ -218,6 +222,7 @@ impl SimilarityState {
             settings,
             path: tokio::sync::OnceCell::new(),
             index: std::sync::RwLock::new(None),
+            refresh: tokio::sync::Mutex::new(()),
         }
     }
 }

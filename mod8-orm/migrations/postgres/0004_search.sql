@@ -2,15 +2,33 @@
 --
 -- pg_trgm and unaccent are "trusted" extensions: the database owner (the role mod8 connects
 -- as, which created its database) may create them without being a superuser. Both ship
--- with PostgreSQL's contrib package.
-CREATE EXTENSION IF NOT EXISTS unaccent;
+-- with PostgreSQL's contrib package. A server built without unaccent (some bundled
+-- distributions carry only pg_trgm and pgvector) gets a `unaccent(text)` of its own that
+-- folds the common Latin accents, and a configuration without the unaccent dictionary:
+-- search works there, with accents folded only in the typo fallback.
+DO $mod8$
+BEGIN
+    CREATE EXTENSION IF NOT EXISTS unaccent;
+EXCEPTION WHEN OTHERS THEN
+    CREATE FUNCTION unaccent(t TEXT) RETURNS TEXT LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    AS $fold$ SELECT translate(t,
+        'áàâäãåāéèêëēíìîïīóòôöõøōúùûüūçñýÿÁÀÂÄÃÅĀÉÈÊËĒÍÌÎÏĪÓÒÔÖÕØŌÚÙÛÜŪÇÑÝ',
+        'aaaaaaaeeeeeiiiiiooooooouuuuucnyyAAAAAAAEEEEEIIIIIOOOOOOOUUUUUCNY') $fold$;
+END
+$mod8$;
 CREATE EXTENSION IF NOT EXISTS pg_trgm;
 
 -- English stemming and stop words, with accents removed first: `cafe` finds `café`, and
 -- `ts_headline` with this configuration highlights the accented original.
 CREATE TEXT SEARCH CONFIGURATION mod8_search (COPY = english);
-ALTER TEXT SEARCH CONFIGURATION mod8_search
-    ALTER MAPPING FOR hword, hword_part, word WITH unaccent, english_stem;
+DO $mod8$
+BEGIN
+    IF EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'unaccent') THEN
+        ALTER TEXT SEARCH CONFIGURATION mod8_search
+            ALTER MAPPING FOR hword, hword_part, word WITH unaccent, english_stem;
+    END IF;
+END
+$mod8$;
 
 -- The names of a category and its ancestors, root first, space-separated.
 CREATE FUNCTION mod8_category_path(category UUID) RETURNS TEXT

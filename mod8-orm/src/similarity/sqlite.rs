@@ -200,11 +200,14 @@ impl ProductSimilarity for SqlStore<Sqlite> {
 
     async fn refresh(&self, product_id: Uuid) -> Result<()> {
         self.ensure_prepared().await?;
-        let listed = self.similarity_refresh_row(product_id).await?;
-        self.with_index(|index| match listed {
-            Some(v) => index.upsert(product_id, v),
-            None => index.remove(product_id),
-        })?;
+        {
+            let _one_at_a_time = self.similarity.refresh.lock().await;
+            let listed = self.similarity_refresh_row(product_id).await?;
+            self.with_index(|index| match listed {
+                Some(v) => index.upsert(product_id, v),
+                None => index.remove(product_id),
+            })?;
+        }
         let rebuild = self
             .similarity
             .index

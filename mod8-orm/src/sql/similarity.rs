@@ -227,7 +227,9 @@ macro_rules! impl_embedding_storage {
                          ON CONFLICT (product_id) DO UPDATE SET dimension = excluded.dimension, \
                            embedding = excluded.embedding, custom = excluded.custom, \
                            product_version = excluded.product_version, \
-                           updated_at = excluded.updated_at"
+                           updated_at = excluded.updated_at \
+                         WHERE excluded.custom \
+                           OR product_embeddings.product_version <= excluded.product_version"
                     );
                     let mut q = sqlx::query::<$db>(&sql);
                     for (id, v, custom, version) in chunk {
@@ -337,8 +339,13 @@ macro_rules! impl_embedding_storage {
                 let embedder = $crate::embedding::DefaultEmbedder::new(dimension);
                 let categories = self.similarity_categories().await?;
                 let v = $crate::sql::similarity::embed_row(&embedder, &categories, &row);
+                // A refresh that read an older version of the product loses to one that
+                // read a newer (the upsert keeps the newer); answer with what is stored.
                 self.similarity_write(&[(id, v.clone(), false, row.version)]).await?;
-                Ok(Some(v))
+                match self.similarity_stored(id).await? {
+                    Some((stored, _, _)) if stored.len() == dimension => Ok(Some(stored)),
+                    _ => Ok(Some(v)),
+                }
             }
 
             /// Stores a caller's embedding (checked, normalised).
