@@ -1,7 +1,8 @@
 //! Product search over HTTP (`GET /api/products/search`): ranking, filters, the typo
 //! fallback, cursor pages, the cache and its invalidation by a product write, and bad
 //! queries — empty or too long is a 422 naming `q` with the JSON error body, anything else
-//! (unbalanced quotes, lone operators) a 200. Every case runs on the embedded defaults, and
+//! (unbalanced quotes, lone operators) a 200; and `mode=hybrid`, the full-text and similarity
+//! rankings fused. Every case runs on the embedded defaults, and
 //! again on the real services when all four `MOD8_*_URL` variables are set.
 // Test helpers outside #[test] functions may unwrap too.
 #![allow(clippy::unwrap_used)]
@@ -225,7 +226,6 @@ async fn search_rejects_bad_queries_and_takes_any_text(s: &Server) {
         (&*format!("q={long}"), "q"),
         ("q=usb&limit=0", "limit"),
         ("q=usb&limit=1000", "limit"),
-        ("q=usb&mode=hybrid", "mode"),
         ("q=usb&mode=vector", "mode"),
         ("q=usb&in_stock=maybe", "in_stock"),
         ("q=usb&cursor=zz", "cursor"),
@@ -296,7 +296,7 @@ async fn a_product_write_drops_cached_search_pages(s: &Server) {
     assert_eq!(skus(&body), [sku_of(&shelf.kettle)]);
 }
 
-async fn selling_the_last_unit_drops_cached_in_stock_searches(s: &Server) {
+async fn selling_out_and_cancelling_drop_cached_in_stock_searches(s: &Server) {
     let shelf = shelf(s).await;
     let w = &shelf.word;
     let q = format!("q=kettle+{w}&in_stock=true");
@@ -318,14 +318,104 @@ async fn selling_the_last_unit_drops_cached_in_stock_searches(s: &Server) {
         )
         .await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
+    let order = body["id"].as_str().unwrap().to_owned();
     let (_, cache, after) = search(s, &q).await;
     assert_eq!(cache.as_deref(), Some("miss"), "the sale dropped the page");
     assert!(!skus(&after).contains(&sku_of(&shelf.kettle)), "{after}");
     assert_eq!(skus(&after).len(), 1, "{after}");
+    let (_, cache, _) = search(s, &q).await;
+    assert_eq!(cache.as_deref(), Some("hit"));
+    // Cancelling gives the kettle its units back: the cached page goes again.
+    let (status, body) = s
+        .post_as(
+            Some(&token_of(&ada)),
+            &format!("/api/orders/{order}/cancel"),
+            json!(null),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (_, cache, back) = search(s, &q).await;
+    assert_eq!(
+        cache.as_deref(),
+        Some("miss"),
+        "the cancellation dropped the page"
+    );
+    assert!(skus(&back).contains(&sku_of(&shelf.kettle)), "{back}");
+}
+
+async fn hybrid_search_fuses_text_and_similarity(s: &Server) {
+    let shelf = shelf(s).await;
+    let w = &shelf.word;
+    // A text page is cached first: the hybrid page is a different entry.
+    let (_, _, text) = search(s, &format!("q=kettle+{w}&limit=100")).await;
+    let text_hits = skus(&text);
+    assert_eq!(text_hits.len(), 3, "{text}");
+    let q = format!("q=kettle+{w}&mode=hybrid&limit=100");
+    let (status, cache, body) = search(s, &q).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(cache.as_deref(), Some("miss"));
+    assert_eq!(body["matched"], "hybrid");
+    let found = skus(&body);
+    assert_eq!(found[0], sku_of(&shelf.kettle), "{body}");
+    for hit in &text_hits {
+        assert!(found.contains(hit), "{hit} missing from {found:?}");
+    }
+    let scores: Vec<f64> = body["hits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["score"].as_f64().unwrap())
+        .collect();
+    assert!(scores.windows(2).all(|p| p[0] >= p[1]), "{scores:?}");
+    let (_, cache, again) = search(s, &q).await;
+    assert_eq!(cache.as_deref(), Some("hit"));
+    assert_eq!(skus(&again), found);
+    // A word no product has: full text finds nothing, similarity still ranks the shelf.
+    let (_, _, body) = search(s, &format!("q=samovar+{w}&mode=hybrid")).await;
+    assert_eq!(body["matched"], "hybrid");
+    assert!(!skus(&body).is_empty(), "{body}");
+    // Negations and filters hold for products found by similarity alone.
+    let (_, _, body) = search(s, &format!("q=kettle+{w}+-espresso&mode=hybrid&limit=100")).await;
+    let found = skus(&body);
+    assert!(found.contains(&sku_of(&shelf.kettle)), "{found:?}");
+    assert!(
+        body["hits"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|h| !h["name"].as_str().unwrap().contains("Espresso")),
+        "{body}"
+    );
+    let garden_id = {
+        let (_, _, body) = search(s, &format!("q=watering+{w}")).await;
+        body["hits"][0]["category_id"].as_str().unwrap().to_owned()
+    };
+    let (_, _, body) = search(
+        s,
+        &format!("q=kettle+{w}&mode=hybrid&category={garden_id}&limit=100"),
+    )
+    .await;
+    let hits = body["hits"].as_array().unwrap();
+    assert!(!hits.is_empty(), "{body}");
+    assert!(
+        hits.iter().all(|h| h["category_id"] == garden_id.as_str()),
+        "{body}"
+    );
+    // A cursor of one mode is refused by the other.
+    let (_, _, first) = search(s, &format!("q=kettle+{w}&limit=1")).await;
+    let cursor = first["next_cursor"].as_str().unwrap();
+    let (status, _, body) = search(
+        s,
+        &format!("q=kettle+{w}&limit=1&mode=hybrid&cursor={cursor}"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(error_of(&body), ("validation", Some("cursor")));
 }
 
 both_backends!("app search";
-    selling_the_last_unit_drops_cached_in_stock_searches,
+    hybrid_search_fuses_text_and_similarity,
+    selling_out_and_cancelling_drop_cached_in_stock_searches,
     search_ranks_filters_and_pages,
     search_rejects_bad_queries_and_takes_any_text,
     a_product_write_drops_cached_search_pages,

@@ -53,8 +53,9 @@ pub use repository::{
     Repositories, ReviewRepository, UnitOfWork, UserRepository,
 };
 pub use search::{
-    CategoryFilter, MatchKind, ProductSearch, SearchHit, SearchPage, SearchQuery, FUZZY_THRESHOLD,
-    MAX_QUERY_CHARS, MAX_QUERY_ITEMS,
+    reciprocal_rank_fusion, CategoryFilter, MatchKind, ProductSearch, SearchHit, SearchMode,
+    SearchPage, SearchQuery, FUZZY_THRESHOLD, HYBRID_DEPTH, MAX_QUERY_CHARS, MAX_QUERY_ITEMS,
+    RRF_K,
 };
 pub use similarity::{
     ProductSimilarity, SimilarHit, SimilarQuery, SimilarTo, SimilarityPath, SimilaritySettings,

@@ -880,6 +880,11 @@ impl crate::search::ProductSearch for ReplicaRouter {
         &self,
         query: &crate::search::SearchQuery,
     ) -> Result<crate::search::SearchPage> {
+        // Hybrid ranking asks the similarity search, which stays on the primary (see
+        // `product_similarity`), so the whole search runs there.
+        if query.mode == crate::search::SearchMode::Hybrid {
+            return crate::search::ProductSearch::search(&self.shared.primary, query).await;
+        }
         read_call!(self, search(query))
     }
 }

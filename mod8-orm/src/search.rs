@@ -18,6 +18,65 @@ pub const MAX_QUERY_CHARS: usize = 256;
 pub const MAX_QUERY_ITEMS: usize = 32;
 /// The lowest mean trigram similarity of a typo-fallback hit.
 pub const FUZZY_THRESHOLD: f64 = 0.4;
+/// Reciprocal rank fusion's constant: a product ranked `r`-th (from 1) in one ranking adds
+/// `1 / (RRF_K + r)` to its fused score. 60 is the value of the method's paper (Cormack,
+/// Clarke and Büttcher, 2009) and of most search engines that offer it: large enough that the
+/// first few ranks of one list do not drown the other list.
+pub const RRF_K: f64 = 60.0;
+/// How many products of each ranking hybrid search fuses (so at most twice this many
+/// products can be found by one hybrid search).
+pub const HYBRID_DEPTH: u32 = 100;
+
+/// How a search ranks products.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub enum SearchMode {
+    /// Full-text ranking, with the typo fallback.
+    #[default]
+    Text,
+    /// The full-text ranking and the vector-similarity ranking of the query's words, fused
+    /// by reciprocal rank fusion (see [`ProductSearch`]).
+    Hybrid,
+}
+
+impl std::str::FromStr for SearchMode {
+    type Err = Error;
+
+    /// `text` or `hybrid`.
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "text" => Ok(SearchMode::Text),
+            "hybrid" => Ok(SearchMode::Hybrid),
+            _ => Err(Error::validation("mode", "must be text or hybrid")),
+        }
+    }
+}
+
+/// Fuses rankings by reciprocal rank fusion: each item's score is the sum, over the rankings
+/// that contain it, of `1 / (k + rank)` (rank counted from 1). Returns every item once, best
+/// first; ties are broken by the item's order (`Ord`), so the result is deterministic.
+/// [`RRF_K`] is the usual `k`.
+///
+/// ```
+/// use mod8_orm::{reciprocal_rank_fusion, RRF_K};
+/// let text = ["a", "b", "c"];
+/// let vector = ["c", "a", "d"];
+/// let fused = reciprocal_rank_fusion(&[&text[..], &vector[..]], RRF_K);
+/// let order: Vec<&str> = fused.iter().map(|(item, _)| *item).collect();
+/// assert_eq!(order, ["a", "c", "b", "d"]);
+/// ```
+pub fn reciprocal_rank_fusion<T: Clone + Ord>(rankings: &[&[T]], k: f64) -> Vec<(T, f64)> {
+    let mut scores: std::collections::BTreeMap<T, f64> = std::collections::BTreeMap::new();
+    for ranking in rankings {
+        for (rank, item) in ranking.iter().enumerate() {
+            *scores.entry(item.clone()).or_insert(0.0) += 1.0 / (k + rank as f64 + 1.0);
+        }
+    }
+    let mut fused: Vec<(T, f64)> = scores.into_iter().collect();
+    fused.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    fused
+}
 
 /// A category filter: by id or by slug. Either way the category's whole subtree matches.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -66,6 +125,9 @@ pub struct SearchQuery {
     /// Page size, 1–[`SearchQuery::MAX_LIMIT`] (0 means [`SearchQuery::DEFAULT_LIMIT`]).
     #[serde(default)]
     pub limit: u32,
+    /// How the products are ranked (full text by default).
+    #[serde(default)]
+    pub mode: SearchMode,
 }
 
 impl SearchQuery {
@@ -85,6 +147,12 @@ impl SearchQuery {
     /// The same search, only in this category's subtree.
     pub fn in_category(mut self, category: CategoryFilter) -> Self {
         self.category = Some(category);
+        self
+    }
+
+    /// The same search ranked by `mode`.
+    pub fn with_mode(mut self, mode: SearchMode) -> Self {
+        self.mode = mode;
         self
     }
 
@@ -112,8 +180,8 @@ impl SearchQuery {
         }
     }
 
-    /// What identifies the search a cursor belongs to: the normalised query and the filters
-    /// (not the page size or the cursor).
+    /// What identifies the search a cursor belongs to: the normalised query, the filters and
+    /// the mode (not the page size or the cursor).
     pub fn normalised_key(&self) -> String {
         let category = match &self.category {
             None => String::new(),
@@ -125,8 +193,12 @@ impl SearchQuery {
             Some(true) => "1",
             Some(false) => "0",
         };
+        let mode = match self.mode {
+            SearchMode::Text => "",
+            SearchMode::Hybrid => "\u{1f}hybrid",
+        };
         format!(
-            "{}\u{1f}{category}\u{1f}{in_stock}",
+            "{}\u{1f}{category}\u{1f}{in_stock}{mode}",
             ParsedQuery::parse(&self.text)
                 .map(|p| p.canonical())
                 .unwrap_or_default()
@@ -144,6 +216,9 @@ pub enum MatchKind {
     FullText,
     /// Nothing matched the words: these are the products most similar by trigrams (typos).
     Fuzzy,
+    /// The full-text (or typo-fallback) ranking fused with the vector-similarity ranking
+    /// ([`SearchMode::Hybrid`]).
+    Hybrid,
 }
 
 /// One product found.
@@ -160,7 +235,9 @@ pub struct SearchHit {
     pub brand: Option<String>,
     /// Its category.
     pub category_id: Uuid,
-    /// Relevance, higher first (comparable within one page sequence, not across backends).
+    /// Relevance, higher first (comparable within one page sequence, not across backends;
+    /// a hybrid search's is the fused score, the same on every backend for the same
+    /// rankings).
     pub score: f64,
     /// A piece of the description, HTML-escaped, with the matched words in `<mark>` ...
     /// `</mark>` (the beginning of the description for a fuzzy hit).
@@ -219,6 +296,22 @@ pub struct SearchPage {
 /// first ([`SearchPage::matched`] says [`MatchKind::Fuzzy`]). `headphnes` finds
 /// `headphones`. The candidates scored are bounded: the 200 products whose words resemble
 /// the query most (pg_trgm's word similarity on PostgreSQL, shared trigrams on SQLite).
+///
+/// # Hybrid ranking
+///
+/// With [`SearchMode::Hybrid`] two rankings are fused by reciprocal rank fusion
+/// ([`reciprocal_rank_fusion`] with `k` = [`RRF_K`]): the full-text ranking above (or its
+/// typo fallback), and the vector-similarity ranking ([`crate::ProductSimilarity`]) of the
+/// query's words embedded by [`crate::embedding::DefaultEmbedder`]. Each contributes its
+/// first [`HYBRID_DEPTH`] products. A product found only by similarity must still pass the
+/// filters and match none of the query's negations (`-word`); phrases, `or` and prefixes
+/// shape the full-text half only. So products matching the words come first, and products
+/// that match only some of them (`trail running shoes` finds road shoes too) or none (a
+/// word no product uses) still rank by how close they are. [`SearchPage::matched`] says
+/// [`MatchKind::Hybrid`]. Hybrid search needs the database's similarity
+/// ([`crate::Database::product_similarity`]). The query's vector is the default
+/// embedder's: a deployment that stores embeddings of its own model should fuse its own
+/// rankings with [`reciprocal_rank_fusion`].
 ///
 /// # Pagination
 ///

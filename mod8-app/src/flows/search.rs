@@ -10,7 +10,9 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use mod8_cache::{Cache, EntryOptions};
-use mod8_orm::{CategoryFilter, MatchKind, SearchHit, SearchPage, SearchQuery, MAX_QUERY_CHARS};
+use mod8_orm::{
+    CategoryFilter, MatchKind, SearchHit, SearchMode, SearchPage, SearchQuery, MAX_QUERY_CHARS,
+};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -22,15 +24,6 @@ use crate::{keys, App};
 /// at once).
 pub const SEARCH_TTL: Duration = Duration::from_secs(30);
 
-/// How results are ranked (`mode`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum SearchMode {
-    /// Full-text ranking (with the typo fallback).
-    #[default]
-    Text,
-}
-
 /// One page of search results (`GET /api/products/search`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SearchResults {
@@ -38,8 +31,8 @@ pub struct SearchResults {
     pub hits: Vec<SearchHit>,
     /// Pass as `cursor` for the next page; absent on the last.
     pub next_cursor: Option<String>,
-    /// `full_text`, or `fuzzy` when nothing matched the words and these are the products
-    /// most similar by trigrams (typos).
+    /// `full_text`; `fuzzy` when nothing matched the words and these are the products most
+    /// similar by trigrams (typos); `hybrid` for `mode=hybrid`.
     pub matched: MatchKind,
     /// Whether this answer came from the cache.
     pub cached: bool,
@@ -48,16 +41,15 @@ pub struct SearchResults {
 /// The search of a query string: `q` (required, 1–256 characters, not blank; any
 /// characters — see [`mod8_orm::ProductSearch`] for what quotes, `-`, `or` and `*` do),
 /// `category` (an id or a slug; its whole subtree), `in_stock` (`true|false`), `cursor`,
-/// `limit` (1–100, default 20) and `mode` (`text`, the default; `hybrid` is not supported
-/// yet). Anything else, or a value that does not parse, is a validation error naming the
-/// parameter.
+/// `limit` (1–100, default 20) and `mode` (`text`, the default, or `hybrid`: the full-text
+/// and similarity rankings fused, see [`mod8_orm::ProductSearch`]). Anything else, or a value
+/// that does not parse, is a validation error naming the parameter.
 ///
 /// # Errors
 ///
 /// [`AppError::Validation`] naming the parameter.
-pub fn search_query(params: &HashMap<String, String>) -> AppResult<(SearchQuery, SearchMode)> {
+pub fn search_query(params: &HashMap<String, String>) -> AppResult<SearchQuery> {
     let mut query = SearchQuery::default();
-    let mut mode = SearchMode::Text;
     let mut text = None;
     for (name, raw) in params {
         match name.as_str() {
@@ -91,18 +83,7 @@ pub fn search_query(params: &HashMap<String, String>) -> AppResult<(SearchQuery,
                 }
                 query.cursor = Some(raw.clone());
             }
-            "mode" => {
-                mode = match raw.as_str() {
-                    "text" => SearchMode::Text,
-                    "hybrid" => {
-                        return Err(AppError::validation(
-                            "mode",
-                            "hybrid ranking is not supported yet: use mode=text",
-                        ))
-                    }
-                    _ => return Err(AppError::validation("mode", "must be text")),
-                }
-            }
+            "mode" => query.mode = raw.parse::<SearchMode>()?,
             other => {
                 return Err(AppError::validation(
                     other,
@@ -122,7 +103,7 @@ pub fn search_query(params: &HashMap<String, String>) -> AppResult<(SearchQuery,
         ));
     }
     query.text = text;
-    Ok((query, mode))
+    Ok(query)
 }
 
 impl App {
@@ -174,8 +155,8 @@ fn results(page: SearchPage, cached: bool) -> SearchResults {
 
 impl App {
     /// After a committed checkout reserved units of `variants`: when one of them has none left
-    /// to sell, drop every cached search page (an `in_stock` search may answer differently
-    /// now). One inventory read per variant until one is out of stock; a failed read drops
+    /// to sell, drop every cached search page and similarity answer (an `in_stock` filter may
+    /// answer differently now). One inventory read per variant until one is out of stock; a failed read drops
     /// the pages too.
     pub(crate) async fn search_stock_changed(&self, variants: &[Uuid]) {
         for variant in variants {
@@ -187,9 +168,45 @@ impl App {
                 }
             };
             if sold_out {
-                invalidate_search_logged(&self.cache, *variant).await;
+                drop_stock_filtered_pages(&self.cache, *variant).await;
                 return;
             }
+        }
+    }
+}
+
+impl App {
+    /// After a committed cancellation released `released` units (variant, quantity): when a
+    /// variant had nothing to sell before (all it has available now is what came back),
+    /// drop every cached search page and similarity answer. No
+    /// lines known, or a failed read, drops the pages too.
+    pub(crate) async fn search_stock_released(&self, released: &[(Uuid, i64)]) {
+        if released.is_empty() {
+            drop_stock_filtered_pages(&self.cache, Uuid::nil()).await;
+            return;
+        }
+        for (variant, quantity) in released {
+            let back_in_stock = match self.sql.inventory(*variant).await {
+                Ok(level) => level.available() <= *quantity,
+                Err(e) => {
+                    tracing::debug!(variant_id = %variant, error = %e, "stock read after a cancellation failed; dropping search pages");
+                    true
+                }
+            };
+            if back_in_stock {
+                drop_stock_filtered_pages(&self.cache, *variant).await;
+                return;
+            }
+        }
+    }
+}
+
+/// A variant went from available to sold out or back: drops every cached search page and
+/// similarity answer (their `in_stock` filters may answer differently now).
+async fn drop_stock_filtered_pages(cache: &Cache, variant: Uuid) {
+    for tag in [keys::product_search_tag(), keys::similar_products_tag()] {
+        if let Err(e) = cache.invalidate_tag(tag).await {
+            tracing::warn!(variant_id = %variant, tag, error = %e, "could not drop cached pages after a stock change");
         }
     }
 }
@@ -219,7 +236,7 @@ mod tests {
             .collect()
     }
 
-    fn field(r: AppResult<(SearchQuery, SearchMode)>) -> String {
+    fn field(r: AppResult<SearchQuery>) -> String {
         match r {
             Err(AppError::Validation { field, .. }) => field,
             other => panic!("expected a validation error, got {other:?}"),
@@ -239,7 +256,7 @@ mod tests {
             "limit"
         );
         assert_eq!(
-            field(search_query(&params(&[("q", "a"), ("mode", "hybrid")]))),
+            field(search_query(&params(&[("q", "a"), ("mode", "vector")]))),
             "mode"
         );
         assert_eq!(
@@ -250,10 +267,11 @@ mod tests {
             field(search_query(&params(&[("q", "a"), ("sort", "x")]))),
             "sort"
         );
-        let (q, mode) =
-            search_query(&params(&[("q", "\"usb -"), ("category", "kitchen")])).unwrap();
+        let q = search_query(&params(&[("q", "\"usb -"), ("category", "kitchen")])).unwrap();
         assert_eq!(q.text, "\"usb -");
         assert_eq!(q.category, Some(CategoryFilter::Slug("kitchen".into())));
-        assert_eq!(mode, SearchMode::Text);
+        assert_eq!(q.mode, SearchMode::Text);
+        let q = search_query(&params(&[("q", "usb"), ("mode", "hybrid")])).unwrap();
+        assert_eq!(q.mode, SearchMode::Hybrid);
     }
 }

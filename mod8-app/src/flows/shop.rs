@@ -537,6 +537,14 @@ impl App {
             OrderView::of(order, Vec::new())
         });
         self.orders_changed(user_id).await;
+        if action == OrderAction::Cancel {
+            let released: Vec<(Uuid, i64)> = view
+                .items
+                .iter()
+                .map(|i| (i.variant_id, i.quantity))
+                .collect();
+            self.search_stock_released(&released).await;
+        }
         Ok(view)
     }
 

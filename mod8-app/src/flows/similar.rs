@@ -23,8 +23,8 @@ use uuid::Uuid;
 use crate::error::{AppError, AppResult};
 use crate::{keys, App};
 
-/// How long one similarity answer stays cached (a product event drops them all at once;
-/// the TTL bounds what stock changes, which raise no product event, leave stale).
+/// How long one similarity answer stays cached (a product event drops them all at once, and
+/// so does a checkout or cancellation that sells a variant out or brings it back).
 pub const SIMILAR_TTL: Duration = Duration::from_secs(60);
 /// Neighbours returned when `k` is not given.
 pub const DEFAULT_K: u32 = 10;

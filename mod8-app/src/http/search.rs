@@ -13,6 +13,7 @@ use super::openapi::{Internal, NotFound, RateLimited, Timeout, Unavailable, Unpr
 use crate::error::AppResult;
 use crate::flows::search::{search_query, SearchResults};
 use crate::App;
+use mod8_orm::SearchMode;
 
 /// Search the catalog's products.
 ///
@@ -23,8 +24,11 @@ use crate::App;
 /// is text (no query is a syntax error). When nothing matches the words, the products most
 /// similar by trigrams answer (`matched: fuzzy`), so one wrong letter still finds the
 /// product. Archived products are never found. Cursor-paginated: pass `next_cursor` as
-/// `cursor` for the next page (same `q` and filters). Answers are cached (`cached`,
-/// `X-Cache`) until a product changes.
+/// `cursor` for the next page (same `q`, filters and mode). With `mode=hybrid` the full-text
+/// ranking and the vector-similarity ranking of the query's words are fused (reciprocal rank
+/// fusion, k = 60; `matched: hybrid`): products with every word come first, and products
+/// with some or none of them still rank by similarity, within the filters and the query's
+/// `-negations`. Answers are cached (`cached`, `X-Cache`) until a product changes.
 #[utoipa::path(
     get,
     path = "/api/products/search",
@@ -36,7 +40,7 @@ use crate::App;
         ("in_stock" = Option<bool>, Query, description = "true: only products with a variant in stock; false: only products without"),
         ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
         ("limit" = Option<u32>, Query, description = "Page size, 1–100 (default 20)"),
-        ("mode" = Option<String>, Query, description = "`text` (the default); `hybrid` answers 422 (not supported yet)"),
+        ("mode" = Option<SearchMode>, Query, description = "`text` (the default): full-text ranking with a typo fallback; `hybrid`: the full-text and vector-similarity rankings fused by reciprocal rank fusion (k = 60)"),
     ),
     responses(
         (status = 200, description = "One page of results", body = SearchResults, content_type = "application/json",
@@ -57,7 +61,7 @@ pub(super) async fn search_products(
     params: Result<Query<HashMap<String, String>>, QueryRejection>,
 ) -> AppResult<Response> {
     let params = query_params(params)?;
-    let (query, _mode) = search_query(&params)?;
+    let query = search_query(&params)?;
     let results = app.search_products(query).await?;
     let cached = results.cached;
     Ok(public(Json(results).into_response(), Some(cached)))

@@ -218,6 +218,31 @@ impl ParsedQuery {
         format!("({positive}) NOT ({negative})")
     }
 
+    /// The words of every item that is not excluded, as typed (accents kept), each once:
+    /// what hybrid search embeds.
+    pub(crate) fn positive_words(&self) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for word in self.groups.iter().flatten().flat_map(Item::words) {
+            let w = word.to_lowercase();
+            if !out.contains(&w) {
+                out.push(w);
+            }
+        }
+        out
+    }
+
+    /// The excluded items as a query of their own (any of them matches); `None` when the
+    /// query excludes nothing.
+    pub(crate) fn negations(&self) -> Option<ParsedQuery> {
+        if self.excluded.is_empty() {
+            return None;
+        }
+        Some(ParsedQuery {
+            groups: vec![self.excluded.clone()],
+            excluded: Vec::new(),
+        })
+    }
+
     /// The words the typo fallback compares: of every item that is not excluded,
     /// lower-cased and without diacritics, each once.
     pub(crate) fn fuzzy_words(&self) -> Vec<String> {

@@ -167,12 +167,49 @@ pub(crate) fn fuzzy_page(
     hits
 }
 
+/// The products `ids` (their number is `n`) as hits, archived ones left out, and with
+/// `negated` those matching the negation query left out too. Parameters: with a negation,
+/// PostgreSQL's `$1` (websearch text) and `$2` (prefix tsquery), or SQLite's `$1` (FTS5
+/// match), then the ids. The snippet column holds the raw description.
+pub(crate) fn hits_of(postgres: bool, n: usize, negated: bool) -> String {
+    let first = match (negated, postgres) {
+        (false, _) => 1,
+        (true, true) => 3,
+        (true, false) => 2,
+    };
+    let ids = (first..first + n.max(1))
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let ids = if n == 0 { "NULL".to_owned() } else { ids };
+    let negation = match (negated, postgres) {
+        (false, _) => String::new(),
+        (true, true) => "AND NOT (p.search_vector @@ CASE \
+               WHEN $2 = '' THEN websearch_to_tsquery('mod8_search', $1) \
+               WHEN $1 = '' THEN to_tsquery('mod8_search', $2) \
+               ELSE websearch_to_tsquery('mod8_search', $1) || to_tsquery('mod8_search', $2) \
+             END)"
+            .to_owned(),
+        (true, false) => "AND p.id NOT IN (SELECT d.product_id FROM product_fts \
+               JOIN product_search_docs d ON d.rowid = product_fts.rowid \
+               WHERE product_fts MATCH $1)"
+            .to_owned(),
+    };
+    format!(
+        "SELECT p.id AS product_id, p.sku, p.name, p.brand, p.category_id, \
+           CAST(0 AS DOUBLE PRECISION) AS score, p.description AS snippet \
+         FROM products p \
+         WHERE p.id IN ({ids}) AND p.archived_at IS NULL {negation}"
+    )
+}
+
 /// Finishes hits read by SQL: snippets escaped (and cut for fuzzy hits).
 pub(crate) fn finish_hits(kind: MatchKind, hits: Vec<SearchHit>) -> Vec<SearchHit> {
     hits.into_iter()
         .map(|mut h| {
             h.snippet = match kind {
                 MatchKind::FullText => snippet_html(&h.snippet),
+                MatchKind::Hybrid => h.snippet,
                 MatchKind::Fuzzy => leading_words(&h.snippet),
             };
             h
@@ -193,9 +230,11 @@ macro_rules! impl_product_search {
             use $crate::error::{Error, Result};
             use $crate::repository::Backend;
             use $crate::search::{
-                CategoryFilter, MatchKind, ParsedQuery, SearchCursor, SearchHit, SearchPage,
-                SearchQuery, FUZZY_THRESHOLD,
+                reciprocal_rank_fusion, CategoryFilter, MatchKind, ParsedQuery, SearchCursor,
+                SearchHit, SearchMode, SearchPage, SearchQuery, FUZZY_THRESHOLD, HYBRID_DEPTH,
+                RRF_K,
             };
+            use $crate::similarity::{ProductSimilarity, SimilarQuery, SimilarTo};
             use $crate::sql::search::*;
             use $crate::store::{SqlDriver, SqlStore};
 
@@ -258,6 +297,9 @@ macro_rules! impl_product_search {
                                 .map_err(|e| self.err(e))?;
                             Ok(finish_hits(kind, hits))
                         }
+                        MatchKind::Hybrid => {
+                            Err(Error::validation("cursor", "not a cursor of this search"))
+                        }
                         MatchKind::Fuzzy => {
                             let words = parsed.fuzzy_words();
                             if postgres {
@@ -300,6 +342,123 @@ macro_rules! impl_product_search {
                 }
             }
 
+            impl SqlStore<$db> {
+                /// `ids` as hits (raw descriptions for snippets), without archived products
+                /// and without those matching `negations`.
+                async fn hits_of(
+                    &self,
+                    ids: &[Uuid],
+                    negations: Option<&ParsedQuery>,
+                ) -> Result<Vec<SearchHit>> {
+                    if ids.is_empty() {
+                        return Ok(Vec::new());
+                    }
+                    let postgres = <$db as SqlDriver>::DIALECT.backend == Backend::Postgres;
+                    let statement = hits_of(postgres, ids.len(), negations.is_some());
+                    let mut select = ::sqlx::query_as::<$db, SearchHit>(&statement);
+                    if let Some(negations) = negations {
+                        if postgres {
+                            select = select
+                                .bind(negations.websearch_text())
+                                .bind(negations.prefix_tsquery());
+                        } else {
+                            select = select.bind(negations.fts5_match());
+                        }
+                    }
+                    for id in ids {
+                        select = select.bind(*id);
+                    }
+                    let mut conn = self.conn().await?;
+                    select.fetch_all(conn.exec()).await.map_err(|e| self.err(e))
+                }
+
+                /// One page of a hybrid search: the first [`HYBRID_DEPTH`] products of the
+                /// full-text ranking (or its typo fallback) and of the similarity ranking of
+                /// the query's words, fused by reciprocal rank fusion.
+                async fn hybrid_page(
+                    &self,
+                    parsed: &ParsedQuery,
+                    category: Option<Uuid>,
+                    query: &SearchQuery,
+                    after: Option<&SearchCursor>,
+                    limit: i64,
+                ) -> Result<SearchPage> {
+                    let depth = i64::from(HYBRID_DEPTH);
+                    let mut text = self
+                        .search_page(parsed, MatchKind::FullText, category, query, None, depth)
+                        .await?;
+                    if text.is_empty() {
+                        text = self
+                            .search_page(parsed, MatchKind::Fuzzy, category, query, None, depth)
+                            .await?;
+                    }
+                    let embedder =
+                        $crate::embedding::DefaultEmbedder::new(ProductSimilarity::dimension(self));
+                    let target = embedder.embed(&$crate::embedding::ProductText {
+                        name: parsed.positive_words().join(" "),
+                        ..Default::default()
+                    });
+                    let nearest = ProductSimilarity::similar(
+                        self,
+                        &SimilarQuery {
+                            target: SimilarTo::Vector(target),
+                            k: HYBRID_DEPTH,
+                            category,
+                            in_stock: query.in_stock,
+                        },
+                    )
+                    .await?;
+                    let text_ranking: Vec<Uuid> = text.iter().map(|h| h.product_id).collect();
+                    let only_near: Vec<Uuid> = nearest
+                        .iter()
+                        .map(|h| h.product_id)
+                        .filter(|id| !text_ranking.contains(id))
+                        .collect();
+                    let extra = finish_hits(
+                        MatchKind::Fuzzy,
+                        self.hits_of(&only_near, parsed.negations().as_ref())
+                            .await?,
+                    );
+                    let mut found: ::std::collections::HashMap<Uuid, SearchHit> = text
+                        .into_iter()
+                        .chain(extra)
+                        .map(|h| (h.product_id, h))
+                        .collect();
+                    let vector_ranking: Vec<Uuid> = nearest
+                        .iter()
+                        .map(|h| h.product_id)
+                        .filter(|id| found.contains_key(id))
+                        .collect();
+                    let mut hits: Vec<SearchHit> =
+                        reciprocal_rank_fusion(&[&text_ranking, &vector_ranking], RRF_K)
+                            .into_iter()
+                            .filter(|(id, score)| match after {
+                                None => true,
+                                Some(a) => *score < a.s || (*score == a.s && *id > a.id),
+                            })
+                            .filter_map(|(id, score)| {
+                                found.remove(&id).map(|mut hit| {
+                                    hit.score = score;
+                                    hit
+                                })
+                            })
+                            .collect();
+                    let page = usize::try_from(limit).unwrap_or(usize::MAX);
+                    let next_cursor = if hits.len() > page {
+                        hits.truncate(page);
+                        hits.last()
+                            .map(|last| SearchCursor::encode(MatchKind::Hybrid, last, query))
+                    } else {
+                        None
+                    };
+                    Ok(SearchPage {
+                        hits,
+                        next_cursor,
+                        matched: MatchKind::Hybrid,
+                    })
+                }
+            }
+
             #[::async_trait::async_trait]
             impl $crate::search::ProductSearch for SqlStore<$db> {
                 async fn search(&self, query: &SearchQuery) -> Result<SearchPage> {
@@ -311,12 +470,20 @@ macro_rules! impl_product_search {
                         None => None,
                     };
                     let mut kind = after.as_ref().map(|a| a.m).unwrap_or_default();
+                    if query.mode == SearchMode::Hybrid {
+                        kind = MatchKind::Hybrid;
+                    }
                     if !parsed.is_searchable() {
                         return Ok(SearchPage {
                             hits: Vec::new(),
                             next_cursor: None,
                             matched: kind,
                         });
+                    }
+                    if query.mode == SearchMode::Hybrid {
+                        return self
+                            .hybrid_page(&parsed, category, query, after.as_ref(), limit)
+                            .await;
                     }
                     let mut hits = self
                         .search_page(&parsed, kind, category, query, after.as_ref(), limit)

@@ -32,6 +32,7 @@ mod cases;
 mod catalog;
 mod customer_rfm;
 mod fixtures;
+mod hybrid;
 mod migration;
 mod purchases;
 mod search;
@@ -48,6 +49,7 @@ pub use customer_rfm::{
     case_customer_rfm, case_customer_rfm_in_a_unit_of_work, case_customer_rfm_matches_the_reference,
 };
 pub use fixtures::{seed_world, user_in, World};
+pub use hybrid::*;
 pub use migration::{case_catalog_migration_carries_data_forward, RawStore};
 pub use purchases::{case_co_purchase_counts, case_customer_histories};
 pub use search::*;

@@ -51,7 +51,13 @@ pub struct LoadedCorpus {
 /// Loads the corpus into `db` (its categories, then its products in one bulk load when the
 /// database has a bulk loader; the archived ones archived).
 pub async fn load_search_corpus(db: &dyn Database) -> LoadedCorpus {
-    let corpus: Corpus = serde_json::from_str(SEARCH_CORPUS).expect("the corpus parses");
+    load_corpus(db, SEARCH_CORPUS).await
+}
+
+/// Loads a corpus of the search corpus's shape (JSON with `categories` and `products`) into
+/// `db`, as [`load_search_corpus`] does.
+pub async fn load_corpus(db: &dyn Database, json: &str) -> LoadedCorpus {
+    let corpus: Corpus = serde_json::from_str(json).expect("the corpus parses");
     let mut categories = BTreeMap::new();
     for c in &corpus.categories {
         let parent_id = c.parent.as_ref().map(|p| categories[p]);
@@ -477,7 +483,9 @@ macro_rules! search_conformance_tests {
             case_search_ranking,
             case_search_pagination,
             case_search_input,
-            case_search_follows_changes
+            case_search_follows_changes,
+            case_hybrid_beats_either_ranking,
+            case_hybrid_search_semantics
         );
     };
     (@cases $setup:expr; $($case:ident),* $(,)?) => {
