@@ -28,6 +28,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::error::{AppError, AppResult};
+use crate::flows::params::{self, echo};
 use crate::outbox::{OutboxEvent, PRODUCT_UPDATED_TOPIC};
 use crate::{keys, App};
 
@@ -37,8 +38,7 @@ pub const PRODUCT_TTL: Duration = Duration::from_secs(300);
 /// listing at once; the short TTL bounds what stock changes, which do not go through
 /// product updates, leave stale).
 pub const LISTING_TTL: Duration = Duration::from_secs(30);
-/// Longest cursor accepted (a longer one cannot be one this API handed out).
-pub const MAX_CURSOR_CHARS: usize = 512;
+pub use super::params::MAX_CURSOR_CHARS;
 
 /// A product page (`GET /api/products/{id}`, and the answer of every product write).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -234,18 +234,7 @@ pub fn listing_query(params: &HashMap<String, String>) -> AppResult<ListingQuery
             "sort" => query.sort = raw.parse::<ListingSort>()?,
             "min_price_cents" => query.min_price_cents = Some(cents(name, raw)?),
             "max_price_cents" => query.max_price_cents = Some(cents(name, raw)?),
-            "in_stock" => {
-                query.in_stock = match raw.as_str() {
-                    "true" | "1" => true,
-                    "false" | "0" => false,
-                    _ => {
-                        return Err(AppError::validation(
-                            "in_stock",
-                            format!("{} is not true or false", echo(raw)),
-                        ))
-                    }
-                }
-            }
+            "in_stock" => query.in_stock = params::flag(name, raw)?,
             "brand" => {
                 if raw.is_empty() || raw.chars().count() > 100 {
                     return Err(AppError::validation("brand", "must be 1–100 characters"));
@@ -253,35 +242,13 @@ pub fn listing_query(params: &HashMap<String, String>) -> AppResult<ListingQuery
                 query.brand = Some(raw.clone());
             }
             "limit" => {
-                query.limit = raw
-                    .parse::<u32>()
-                    .ok()
-                    .filter(|l| (1..=ListingQuery::MAX_LIMIT).contains(l))
-                    .ok_or_else(|| {
-                        AppError::validation(
-                            "limit",
-                            format!(
-                                "{} is not a page size from 1 to {}",
-                                echo(raw),
-                                ListingQuery::MAX_LIMIT
-                            ),
-                        )
-                    })?;
+                query.limit = params::count(name, raw, ListingQuery::MAX_LIMIT, "page size")?
             }
-            "cursor" => {
-                if raw.is_empty() || raw.len() > MAX_CURSOR_CHARS {
-                    return Err(AppError::validation(
-                        "cursor",
-                        "not a cursor this API handed out",
-                    ));
-                }
-                query.cursor = Some(raw.clone());
-            }
+            "cursor" => query.cursor = Some(params::cursor(raw)?),
             other => {
-                return Err(AppError::validation(
+                return Err(params::unknown(
                     other,
-                    "unknown parameter: expected sort, min_price_cents, max_price_cents, \
-                     in_stock, brand, limit or cursor",
+                    "sort, min_price_cents, max_price_cents, in_stock, brand, limit or cursor",
                 ))
             }
         }
@@ -295,10 +262,6 @@ pub fn listing_query(params: &HashMap<String, String>) -> AppResult<ListingQuery
         }
     }
     Ok(query)
-}
-
-fn echo(raw: &str) -> String {
-    format!("\"{}\"", mod8_rules::echo(raw))
 }
 
 /// A failure of a write under `If-Match`: a stale version is 412, not a 409.

@@ -24,6 +24,7 @@
 pub mod analytics;
 pub mod catalog;
 pub mod orders;
+pub(crate) mod params;
 pub mod personalisation;
 pub mod registration;
 pub mod search;

@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::error::{AppError, AppResult};
-use crate::flows::catalog::MAX_CURSOR_CHARS;
+use crate::flows::params;
 use crate::{keys, App};
 
 /// How long one page of search results stays cached (any product change drops every page
@@ -55,39 +55,14 @@ pub fn search_query(params: &HashMap<String, String>) -> AppResult<SearchQuery> 
         match name.as_str() {
             "q" => text = Some(raw.clone()),
             "category" => query.category = Some(raw.parse::<CategoryFilter>()?),
-            "in_stock" => {
-                query.in_stock = Some(match raw.as_str() {
-                    "true" | "1" => true,
-                    "false" | "0" => false,
-                    _ => return Err(AppError::validation("in_stock", "must be true or false")),
-                })
-            }
-            "limit" => {
-                query.limit = raw
-                    .parse::<u32>()
-                    .ok()
-                    .filter(|l| (1..=SearchQuery::MAX_LIMIT).contains(l))
-                    .ok_or_else(|| {
-                        AppError::validation(
-                            "limit",
-                            format!("not a page size from 1 to {}", SearchQuery::MAX_LIMIT),
-                        )
-                    })?;
-            }
-            "cursor" => {
-                if raw.is_empty() || raw.len() > MAX_CURSOR_CHARS {
-                    return Err(AppError::validation(
-                        "cursor",
-                        "not a cursor this API handed out",
-                    ));
-                }
-                query.cursor = Some(raw.clone());
-            }
+            "in_stock" => query.in_stock = Some(params::flag(name, raw)?),
+            "limit" => query.limit = params::count(name, raw, SearchQuery::MAX_LIMIT, "page size")?,
+            "cursor" => query.cursor = Some(params::cursor(raw)?),
             "mode" => query.mode = raw.parse::<SearchMode>()?,
             other => {
-                return Err(AppError::validation(
+                return Err(params::unknown(
                     other,
-                    "unknown parameter: expected q, category, in_stock, cursor, limit or mode",
+                    "q, category, in_stock, cursor, limit or mode",
                 ))
             }
         }

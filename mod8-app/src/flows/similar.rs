@@ -21,6 +21,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::error::{AppError, AppResult};
+use crate::flows::params;
 use crate::{keys, App};
 
 /// How long one similarity answer stays cached (a product event drops them all at once, and
@@ -48,10 +49,6 @@ struct CanonicalQuery {
     in_stock: Option<bool>,
 }
 
-fn echo(raw: &str) -> String {
-    format!("\"{}\"", mod8_rules::echo(raw))
-}
-
 /// Parses `k`, `category` and `in_stock`; a bad or unknown parameter is a 422 naming it.
 ///
 /// # Errors
@@ -64,44 +61,17 @@ pub fn similar_query(
     let mut query = SimilarQuery::product(product_id, DEFAULT_K);
     for (name, raw) in params {
         match name.as_str() {
-            "k" => {
-                query.k = raw
-                    .parse::<u32>()
-                    .ok()
-                    .filter(|k| (1..=MAX_K).contains(k))
-                    .ok_or_else(|| {
-                        AppError::validation(
-                            "k",
-                            format!("{} is not a number from 1 to {MAX_K}", echo(raw)),
-                        )
-                    })?;
-            }
+            "k" => query.k = params::count(name, raw, MAX_K, "number")?,
             "category" => {
                 query.category = Some(raw.parse().map_err(|_| {
                     AppError::validation(
                         "category",
-                        format!("{} is not a category id (UUID)", echo(raw)),
+                        format!("{} is not a category id (UUID)", params::echo(raw)),
                     )
                 })?);
             }
-            "in_stock" => {
-                query.in_stock = Some(match raw.as_str() {
-                    "true" | "1" => true,
-                    "false" | "0" => false,
-                    _ => {
-                        return Err(AppError::validation(
-                            "in_stock",
-                            format!("{} is not true or false", echo(raw)),
-                        ))
-                    }
-                });
-            }
-            other => {
-                return Err(AppError::validation(
-                    other,
-                    "unknown parameter: expected k, category or in_stock",
-                ))
-            }
+            "in_stock" => query.in_stock = Some(params::flag(name, raw)?),
+            other => return Err(params::unknown(other, "k, category or in_stock")),
         }
     }
     Ok(query)
