@@ -20,10 +20,13 @@ crate::sql::similarity::impl_embedding_storage!(
     |b: Vec<u8>| from_blob(&b)
 );
 
-/// A filter matching at most this share of the index (or this many products) is ranked
-/// exactly over its matches instead of searching the graph.
+/// A filter matching at most this many products (or this share of the index) is ranked
+/// exactly over its matches instead of searching the graph: a filtered graph search visits
+/// about `1 / selectivity` times the nodes of an unfiltered one, while the exact ranking
+/// costs one distance per match. Measured at 100,000 products (release build): a 10 %
+/// filter took p50 79 ms through the graph and 45 ms exactly.
+const EXACT_MAX: usize = 25_000;
 const EXACT_SHARE: usize = 20;
-const EXACT_MAX: usize = 2000;
 
 impl SqlStore<Sqlite> {
     /// Every listed product's stored embedding of the deployment's dimension.
