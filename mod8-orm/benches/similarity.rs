@@ -14,9 +14,10 @@
 //!   queries (default 200), unfiltered and with the 10 % category filter;
 //! - latency p50 / p99 of the approximate and exact queries, each query timed alone;
 //!
-//! then criterion's own measurement of one approximate query per backend. Run it with
-//! `cargo bench -p mod8-orm --bench similarity`; a quick check with
-//! `MOD8_BENCH_SIMILARITY_PRODUCTS=2000`.
+//! then criterion's own measurement of one approximate query on the embedded backend. Run it
+//! with `cargo bench -p mod8-orm --bench similarity`; a quick check with
+//! `MOD8_BENCH_SIMILARITY_PRODUCTS=2000`; one backend with
+//! `MOD8_BENCH_SIMILARITY_BACKENDS=embedded` (or `pgvector`).
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use std::collections::{BTreeMap, HashSet};
@@ -287,20 +288,27 @@ async fn bench_pgvector(
 fn similarity(c: &mut Criterion) {
     let n = env_usize("MOD8_BENCH_SIMILARITY_PRODUCTS", 100_000);
     let queries = env_usize("MOD8_BENCH_SIMILARITY_QUERIES", 200);
+    let backends = std::env::var("MOD8_BENCH_SIMILARITY_BACKENDS")
+        .unwrap_or_else(|_| "embedded,pgvector".to_owned());
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let (sqlite, qs) = rt.block_on(bench_sqlite(n, queries));
-    let mut group = c.benchmark_group("similarity");
-    group.sample_size(20);
-    let mut i = 0usize;
-    group.bench_function("embedded_hnsw_k10", |b| {
-        b.to_async(&rt).iter(|| {
-            i = (i + 1) % qs.len();
-            let q = SimilarQuery::product(qs[i], 10);
-            let store = &sqlite;
-            async move { store.similar(&q).await.unwrap() }
-        })
-    });
-    group.finish();
+    if backends.contains("embedded") {
+        let (sqlite, qs) = rt.block_on(bench_sqlite(n, queries));
+        let mut group = c.benchmark_group("similarity");
+        group.sample_size(20);
+        let mut i = 0usize;
+        group.bench_function("embedded_hnsw_k10", |b| {
+            b.to_async(&rt).iter(|| {
+                i = (i + 1) % qs.len();
+                let q = SimilarQuery::product(qs[i], 10);
+                let store = &sqlite;
+                async move { store.similar(&q).await.unwrap() }
+            })
+        });
+        group.finish();
+    }
+    if !backends.contains("pgvector") {
+        return;
+    }
     if let Ok(url) = std::env::var("MOD8_PGVECTOR_URL") {
         if let Some((test_db, _)) = rt.block_on(bench_pgvector(url.trim(), n, queries)) {
             rt.block_on(test_db.teardown());

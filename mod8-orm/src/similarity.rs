@@ -16,7 +16,9 @@
 //!   trigger) with an HNSW index (`vector_cosine_ops`). Filtered queries run with pgvector
 //!   0.8's iterative index scan (`hnsw.iterative_scan = strict_order`), so a selective filter
 //!   still yields `k` rows; should the scan stop short (`hnsw.max_scan_tuples`) while more
-//!   rows match, the query is answered by the exact scan instead.
+//!   rows match, the query is answered by the exact scan instead. The exact scan runs in
+//!   the server there: the same statement with index scans off, pgvector comparing every
+//!   matching vector.
 //! - **PostgreSQL without the extension** ([`SimilarityPath::ExactScan`]): the matching
 //!   embeddings are streamed and ranked exactly in process (a bounded top-k heap).
 //! - **SQLite** ([`SimilarityPath::InProcessHnsw`]): an in-process HNSW index (see

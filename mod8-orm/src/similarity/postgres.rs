@@ -17,6 +17,17 @@ crate::sql::similarity::impl_embedding_storage!(
     |v: Vec<f32>| v
 );
 
+/// Hits from pgvector's rows (its float distance can come back a hair below 0).
+fn pgvector_hits(rows: Vec<(Uuid, String, f32)>) -> Vec<SimilarHit> {
+    rows.into_iter()
+        .map(|(product_id, name, distance)| SimilarHit {
+            product_id,
+            name,
+            distance: distance.max(0.0),
+        })
+        .collect()
+}
+
 /// Serialises the connect-time DDL of processes starting together (an arbitrary key of
 /// this crate's, next to the migration lock's).
 const DDL_LOCK: i64 = 0x6d6f_6438_7665_6331;
@@ -143,16 +154,17 @@ impl SqlStore<Postgres> {
             .copied()
     }
 
-    /// pgvector's HNSW index with iterative scans; `None` when it returned fewer than `k`
-    /// rows while more match (the caller ranks exactly then).
-    async fn similarity_hnsw(
+    /// The `k` nearest by pgvector's `<=>` in one statement, after `settings` (`SET LOCAL`s
+    /// choosing how the server scans), in `tx`.
+    async fn similarity_pgvector_rows(
         &self,
+        tx: &mut crate::store::Tx<'_, Postgres>,
         query: &SimilarQuery,
         target: &[f32],
-    ) -> Result<Option<Vec<SimilarHit>>> {
+        settings: &str,
+    ) -> Result<Vec<(Uuid, String, f32)>> {
         let (cte, conditions) = crate::sql::similarity::filter_sql(query, 4);
         let k = query.k;
-        let ef = self.similarity.settings.ef_search.clamp(1, 1000);
         let exclude = target_product(query).unwrap_or_else(Uuid::nil);
         let dimension = self.similarity.settings.dimension;
         let sql = format!(
@@ -162,17 +174,7 @@ impl SqlStore<Postgres> {
              WHERE {conditions} AND e.product_id <> $2 AND e.dimension = $3 \
              ORDER BY e.embedding_vec <=> CAST($1 AS vector({dimension})) LIMIT {k}"
         );
-        let mut conn = self.conn().await?;
-        let mut tx = conn.transaction(self.backend_name()).await?;
-        // strict_order: iterative scans keep going until `k` rows pass the filter (up to
-        // hnsw.max_scan_tuples), in exact distance order. No sequential scans: the ordered
-        // index scan is what this query is for (on small tables the planner would rather
-        // sort everything, which is correct but not the path this store reports).
-        let settings = format!(
-            "SET LOCAL hnsw.ef_search = {ef}; SET LOCAL hnsw.iterative_scan = strict_order; \
-             SET LOCAL enable_seqscan = off"
-        );
-        <Postgres as SqlDriver>::run_script(tx.exec_untimed().0, &settings)
+        <Postgres as SqlDriver>::run_script(tx.exec_untimed().0, settings)
             .await
             .map_err(|e| self.err(e))?;
         let mut q = sqlx::query_as::<Postgres, (Uuid, String, f32)>(&sql)
@@ -182,7 +184,50 @@ impl SqlStore<Postgres> {
         if let Some(category) = query.category {
             q = q.bind(category);
         }
-        let rows = q.fetch_all(tx.exec()).await.map_err(|e| self.err(e))?;
+        q.fetch_all(tx.exec()).await.map_err(|e| self.err(e))
+    }
+
+    /// The exact ranking computed by the server: the same statement with index scans off,
+    /// so every matching vector is compared (pgvector's `<=>` in C, a top-k sort), instead
+    /// of streaming every vector to this process.
+    async fn similarity_exact_in_server(
+        &self,
+        query: &SimilarQuery,
+        target: &[f32],
+    ) -> Result<Vec<SimilarHit>> {
+        let mut conn = self.conn().await?;
+        let mut tx = conn.transaction(self.backend_name()).await?;
+        let rows = self
+            .similarity_pgvector_rows(&mut tx, query, target, "SET LOCAL enable_indexscan = off")
+            .await?;
+        tx.commit(self.backend_name()).await?;
+        Ok(pgvector_hits(rows))
+    }
+
+    /// pgvector's HNSW index with iterative scans; `None` when it returned fewer than `k`
+    /// rows while more match (the caller ranks exactly then).
+    async fn similarity_hnsw(
+        &self,
+        query: &SimilarQuery,
+        target: &[f32],
+    ) -> Result<Option<Vec<SimilarHit>>> {
+        let ef = self.similarity.settings.ef_search.clamp(1, 1000);
+        // strict_order: iterative scans keep going until `k` rows pass the filter (up to
+        // hnsw.max_scan_tuples), in exact distance order. No sequential scans: the ordered
+        // index scan is what this query is for (on small tables the planner would rather
+        // sort everything, which is correct but not the path this store reports).
+        let settings = format!(
+            "SET LOCAL hnsw.ef_search = {ef}; SET LOCAL hnsw.iterative_scan = strict_order; \
+             SET LOCAL enable_seqscan = off"
+        );
+        let mut conn = self.conn().await?;
+        let mut tx = conn.transaction(self.backend_name()).await?;
+        let rows = self
+            .similarity_pgvector_rows(&mut tx, query, target, &settings)
+            .await?;
+        let k = query.k;
+        let exclude = target_product(query).unwrap_or_else(Uuid::nil);
+        let dimension = self.similarity.settings.dimension;
         if rows.len() < k as usize {
             let (cte, conditions) = crate::sql::similarity::filter_sql(query, 3);
             let count_sql = format!(
@@ -207,15 +252,7 @@ impl SqlStore<Postgres> {
             }
         }
         tx.commit(self.backend_name()).await?;
-        Ok(Some(
-            rows.into_iter()
-                .map(|(product_id, name, distance)| SimilarHit {
-                    product_id,
-                    name,
-                    distance: distance.max(0.0),
-                })
-                .collect(),
-        ))
+        Ok(Some(pgvector_hits(rows)))
     }
 
     async fn similarity_rank(&self, query: &SimilarQuery, exact: bool) -> Result<Vec<SimilarHit>> {
@@ -223,10 +260,13 @@ impl SqlStore<Postgres> {
         let path = self.ensure_prepared().await?;
         self.similarity_check_category(query).await?;
         let target = self.similarity_target(query).await?;
-        if path == SimilarityPath::Pgvector && !exact {
-            if let Some(hits) = self.similarity_hnsw(query, &target).await? {
-                return Ok(hits);
+        if path == SimilarityPath::Pgvector {
+            if !exact {
+                if let Some(hits) = self.similarity_hnsw(query, &target).await? {
+                    return Ok(hits);
+                }
             }
+            return self.similarity_exact_in_server(query, &target).await;
         }
         self.similarity_exact_scan(query, &target).await
     }
