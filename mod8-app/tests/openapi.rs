@@ -632,7 +632,8 @@ async fn catalog_responses_match_the_documented_schemas() {
         ("q=doc&limit=5", StatusCode::OK),
         ("q=%22%28%28%28+-", StatusCode::OK),
         ("q=", StatusCode::UNPROCESSABLE_ENTITY),
-        ("q=doc&mode=hybrid", StatusCode::UNPROCESSABLE_ENTITY),
+        ("q=doc&mode=hybrid", StatusCode::OK),
+        ("q=doc&mode=vector", StatusCode::UNPROCESSABLE_ENTITY),
         ("q=doc&category=no-such-category", StatusCode::NOT_FOUND),
     ] {
         let path = format!("/api/products/search?{query}");

@@ -231,6 +231,8 @@ impl Modify for BearerScheme {
             ErrorCode,
             // The `data` of every `GET /api/live` event.
             crate::live_feed::LiveFrame,
+            // The search route's `mode` parameter.
+            mod8_orm::SearchMode,
         ),
         responses(
             BadRequest,
