@@ -23,8 +23,8 @@ use mod8_orm::{Category, NewCatalogProduct, NewCategory, ProductChanges};
 
 use super::auth::Caller;
 use super::openapi::{
-    BadRequest, Conflict, Forbidden, Internal, NotFound, PayloadTooLarge, PreconditionFailed,
-    PreconditionRequired, RateLimited, Timeout, Unauthorized, Unavailable, Unprocessable,
+    ConditionalWriteErrors, Internal, ProtectedCreateErrors, PublicReadErrors, RateLimited,
+    Timeout, Unavailable, Unprocessable,
 };
 use super::ApiJson;
 use crate::error::{AppError, AppResult};
@@ -134,12 +134,7 @@ fn if_match(headers: &HeaderMap) -> AppResult<IfMatch> {
             )),
         (status = 304, description = "Not modified: the product is still at the version `If-None-Match` names",
             headers(("ETag" = String, description = "The product's version, quoted"))),
-        (status = 404, response = NotFound),
-        (status = 408, response = Timeout),
-        (status = 422, response = Unprocessable),
-        (status = 429, response = RateLimited),
-        (status = 500, response = Internal),
-        (status = 503, response = Unavailable),
+        PublicReadErrors,
     )
 )]
 pub(super) async fn get_product(
@@ -234,12 +229,7 @@ pub(super) async fn list_categories(
                 ("Cache-Control" = String, description = "`public, max-age=60`"),
                 ("X-Cache" = String, description = "`hit` when the app's cache answered, else `miss`"),
             )),
-        (status = 404, response = NotFound),
-        (status = 408, response = Timeout),
-        (status = 422, response = Unprocessable),
-        (status = 429, response = RateLimited),
-        (status = 500, response = Internal),
-        (status = 503, response = Unavailable),
+        PublicReadErrors,
     )
 )]
 pub(super) async fn list_category_products(
@@ -267,17 +257,7 @@ pub(super) async fn list_category_products(
     security(("bearer" = [])),
     responses(
         (status = 201, description = "The category", body = Category, content_type = "application/json"),
-        (status = 400, response = BadRequest),
-        (status = 401, response = Unauthorized),
-        (status = 403, response = Forbidden),
-        (status = 404, response = NotFound),
-        (status = 408, response = Timeout),
-        (status = 409, response = Conflict),
-        (status = 413, response = PayloadTooLarge),
-        (status = 422, response = Unprocessable),
-        (status = 429, response = RateLimited),
-        (status = 500, response = Internal),
-        (status = 503, response = Unavailable),
+        ProtectedCreateErrors,
     )
 )]
 pub(super) async fn create_category(
@@ -303,17 +283,7 @@ pub(super) async fn create_category(
     responses(
         (status = 201, description = "The product page", body = ProductView, content_type = "application/json",
             headers(("ETag" = String, description = "The product's version, quoted"))),
-        (status = 400, response = BadRequest),
-        (status = 401, response = Unauthorized),
-        (status = 403, response = Forbidden),
-        (status = 404, response = NotFound),
-        (status = 408, response = Timeout),
-        (status = 409, response = Conflict),
-        (status = 413, response = PayloadTooLarge),
-        (status = 422, response = Unprocessable),
-        (status = 429, response = RateLimited),
-        (status = 500, response = Internal),
-        (status = 503, response = Unavailable),
+        ProtectedCreateErrors,
     )
 )]
 pub(super) async fn create_product(
@@ -344,18 +314,7 @@ pub(super) async fn create_product(
     responses(
         (status = 200, description = "The new product page", body = ProductView, content_type = "application/json",
             headers(("ETag" = String, description = "The product's new version, quoted"))),
-        (status = 400, response = BadRequest),
-        (status = 401, response = Unauthorized),
-        (status = 403, response = Forbidden),
-        (status = 404, response = NotFound),
-        (status = 408, response = Timeout),
-        (status = 412, response = PreconditionFailed),
-        (status = 413, response = PayloadTooLarge),
-        (status = 422, response = Unprocessable),
-        (status = 428, response = PreconditionRequired),
-        (status = 429, response = RateLimited),
-        (status = 500, response = Internal),
-        (status = 503, response = Unavailable),
+        ConditionalWriteErrors,
     )
 )]
 pub(super) async fn replace_product(
@@ -391,18 +350,7 @@ pub(super) async fn replace_product(
     responses(
         (status = 200, description = "The new product page", body = ProductView, content_type = "application/json",
             headers(("ETag" = String, description = "The product's new version, quoted"))),
-        (status = 400, response = BadRequest),
-        (status = 401, response = Unauthorized),
-        (status = 403, response = Forbidden),
-        (status = 404, response = NotFound),
-        (status = 408, response = Timeout),
-        (status = 412, response = PreconditionFailed),
-        (status = 413, response = PayloadTooLarge),
-        (status = 422, response = Unprocessable),
-        (status = 428, response = PreconditionRequired),
-        (status = 429, response = RateLimited),
-        (status = 500, response = Internal),
-        (status = 503, response = Unavailable),
+        ConditionalWriteErrors,
     )
 )]
 pub(super) async fn patch_product(

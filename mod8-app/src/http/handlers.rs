@@ -14,8 +14,8 @@ use uuid::Uuid;
 
 use super::auth::{Caller, IssuedToken, Scope, TokenRequest};
 use super::openapi::{
-    BadRequest, Conflict, Forbidden, Internal, NotFound, PayloadTooLarge, RateLimited, Timeout,
-    Unauthorized, Unavailable, Unprocessable,
+    BadRequest, Conflict, Forbidden, Internal, PayloadTooLarge, ProtectedReadErrors,
+    ProtectedWriteErrors, RateLimited, Timeout, Unauthorized, Unavailable, Unprocessable,
 };
 use super::ApiJson;
 use crate::error::AppResult;
@@ -87,16 +87,7 @@ pub(super) async fn register(
     security(("bearer" = [])),
     responses(
         (status = 202, description = "Accepted", body = EventAccepted, content_type = "application/json"),
-        (status = 400, response = BadRequest),
-        (status = 401, response = Unauthorized),
-        (status = 403, response = Forbidden),
-        (status = 404, response = NotFound),
-        (status = 408, response = Timeout),
-        (status = 429, response = RateLimited),
-        (status = 413, response = PayloadTooLarge),
-        (status = 422, response = Unprocessable),
-        (status = 500, response = Internal),
-        (status = 503, response = Unavailable),
+        ProtectedWriteErrors,
     )
 )]
 pub(super) async fn record_event(
@@ -121,14 +112,7 @@ pub(super) async fn record_event(
     security(("bearer" = [])),
     responses(
         (status = 200, description = "Recommendations, best first", body = Recommendations, content_type = "application/json"),
-        (status = 401, response = Unauthorized),
-        (status = 403, response = Forbidden),
-        (status = 404, response = NotFound),
-        (status = 408, response = Timeout),
-        (status = 429, response = RateLimited),
-        (status = 422, response = Unprocessable),
-        (status = 500, response = Internal),
-        (status = 503, response = Unavailable),
+        ProtectedReadErrors,
     )
 )]
 pub(super) async fn recommendations(
@@ -153,14 +137,7 @@ pub(super) async fn recommendations(
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The profile", body = ProfileView, content_type = "application/json"),
-        (status = 401, response = Unauthorized),
-        (status = 403, response = Forbidden),
-        (status = 404, response = NotFound),
-        (status = 408, response = Timeout),
-        (status = 429, response = RateLimited),
-        (status = 422, response = Unprocessable),
-        (status = 500, response = Internal),
-        (status = 503, response = Unavailable),
+        ProtectedReadErrors,
     )
 )]
 pub(super) async fn profile(
@@ -244,16 +221,7 @@ pub(super) async fn metrics(
     security(("bearer" = [])),
     responses(
         (status = 201, description = "The token, its scope, subject and expiry", body = IssuedToken, content_type = "application/json"),
-        (status = 400, response = BadRequest),
-        (status = 401, response = Unauthorized),
-        (status = 403, response = Forbidden),
-        (status = 404, response = NotFound),
-        (status = 408, response = Timeout),
-        (status = 413, response = PayloadTooLarge),
-        (status = 422, response = Unprocessable),
-        (status = 429, response = RateLimited),
-        (status = 500, response = Internal),
-        (status = 503, response = Unavailable),
+        ProtectedWriteErrors,
     )
 )]
 pub(super) async fn issue_token(

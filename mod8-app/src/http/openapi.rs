@@ -133,6 +133,55 @@ error_responses! {
     Unavailable => "A dependency is down or failed in a way that retrying may fix (code `unavailable`).";
 }
 
+/// Sets of error responses that operations of one kind share, listed in an operation's
+/// `responses(...)` after its success responses; each status refers to the reusable
+/// response above (`#/components/responses/<name>`).
+macro_rules! error_sets {
+    ($($(#[$doc:meta])* $name:ident => [$($status:literal $response:ident),* $(,)?];)*) => {$(
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy)]
+        pub struct $name;
+
+        impl utoipa::IntoResponses for $name {
+            fn responses() -> std::collections::BTreeMap<String, RefOr<Response>> {
+                [$(($status, stringify!($response))),*]
+                    .into_iter()
+                    .map(|(status, name)| {
+                        (status.to_owned(), RefOr::Ref(Ref::from_response_name(name)))
+                    })
+                    .collect()
+            }
+        }
+    )*};
+}
+
+error_sets! {
+    /// A public read: 404, 408, 422, 429, 500, 503.
+    PublicReadErrors => ["404" NotFound, "408" Timeout, "422" Unprocessable,
+        "429" RateLimited, "500" Internal, "503" Unavailable];
+    /// A read that needs a token: a public read's, and 401, 403.
+    ProtectedReadErrors => ["401" Unauthorized, "403" Forbidden, "404" NotFound,
+        "408" Timeout, "422" Unprocessable, "429" RateLimited, "500" Internal,
+        "503" Unavailable];
+    /// A move of an order's status: a protected read's, and 409.
+    TransitionErrors => ["401" Unauthorized, "403" Forbidden, "404" NotFound,
+        "408" Timeout, "409" Conflict, "422" Unprocessable, "429" RateLimited,
+        "500" Internal, "503" Unavailable];
+    /// A write with a JSON body that needs a token: a protected read's, and 400, 413.
+    ProtectedWriteErrors => ["400" BadRequest, "401" Unauthorized, "403" Forbidden,
+        "404" NotFound, "408" Timeout, "413" PayloadTooLarge, "422" Unprocessable,
+        "429" RateLimited, "500" Internal, "503" Unavailable];
+    /// A protected write that creates something unique: a protected write's, and 409.
+    ProtectedCreateErrors => ["400" BadRequest, "401" Unauthorized, "403" Forbidden,
+        "404" NotFound, "408" Timeout, "409" Conflict, "413" PayloadTooLarge,
+        "422" Unprocessable, "429" RateLimited, "500" Internal, "503" Unavailable];
+    /// A protected write that needs `If-Match`: a protected write's, and 412, 428.
+    ConditionalWriteErrors => ["400" BadRequest, "401" Unauthorized, "403" Forbidden,
+        "404" NotFound, "408" Timeout, "412" PreconditionFailed, "413" PayloadTooLarge,
+        "422" Unprocessable, "428" PreconditionRequired, "429" RateLimited,
+        "500" Internal, "503" Unavailable];
+}
+
 /// 429 `rate_limited`, with the `Retry-After` header.
 #[derive(Debug, Clone, Copy)]
 pub struct RateLimited;

@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 
 use super::catalog::{public, query_params};
-use super::openapi::{Internal, NotFound, RateLimited, Timeout, Unavailable, Unprocessable};
+use super::openapi::PublicReadErrors;
 use crate::error::AppResult;
 use crate::flows::search::{search_query, SearchResults};
 use crate::App;
@@ -48,12 +48,7 @@ use mod8_orm::SearchMode;
                 ("Cache-Control" = String, description = "`public, max-age=60`"),
                 ("X-Cache" = String, description = "`hit` when the app's cache answered, else `miss`"),
             )),
-        (status = 404, response = NotFound),
-        (status = 408, response = Timeout),
-        (status = 422, response = Unprocessable),
-        (status = 429, response = RateLimited),
-        (status = 500, response = Internal),
-        (status = 503, response = Unavailable),
+        PublicReadErrors,
     )
 )]
 pub(super) async fn search_products(

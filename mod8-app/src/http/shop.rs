@@ -25,8 +25,8 @@ use uuid::Uuid;
 
 use super::auth::{AuthError, Caller, Scope};
 use super::openapi::{
-    BadRequest, Conflict, Forbidden, Internal, NotFound, PayloadTooLarge, RateLimited, Timeout,
-    Unauthorized, Unavailable, Unprocessable,
+    ProtectedCreateErrors, ProtectedReadErrors, ProtectedWriteErrors, PublicReadErrors,
+    TransitionErrors,
 };
 use super::{path, ApiJson};
 use crate::error::{AppError, AppResult};
@@ -76,14 +76,7 @@ async fn may_change_order(app: &App, caller: &Caller, id: Uuid) -> AppResult<()>
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The cart", body = CartView, content_type = "application/json"),
-        (status = 401, response = Unauthorized),
-        (status = 403, response = Forbidden),
-        (status = 404, response = NotFound),
-        (status = 408, response = Timeout),
-        (status = 422, response = Unprocessable),
-        (status = 429, response = RateLimited),
-        (status = 500, response = Internal),
-        (status = 503, response = Unavailable),
+        ProtectedReadErrors,
     )
 )]
 pub(super) async fn get_cart(
@@ -106,14 +99,7 @@ pub(super) async fn get_cart(
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The (empty) cart", body = CartView, content_type = "application/json"),
-        (status = 401, response = Unauthorized),
-        (status = 403, response = Forbidden),
-        (status = 404, response = NotFound),
-        (status = 408, response = Timeout),
-        (status = 422, response = Unprocessable),
-        (status = 429, response = RateLimited),
-        (status = 500, response = Internal),
-        (status = 503, response = Unavailable),
+        ProtectedReadErrors,
     )
 )]
 pub(super) async fn clear_cart(
@@ -139,16 +125,7 @@ pub(super) async fn clear_cart(
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The cart", body = CartView, content_type = "application/json"),
-        (status = 400, response = BadRequest),
-        (status = 401, response = Unauthorized),
-        (status = 403, response = Forbidden),
-        (status = 404, response = NotFound),
-        (status = 408, response = Timeout),
-        (status = 413, response = PayloadTooLarge),
-        (status = 422, response = Unprocessable),
-        (status = 429, response = RateLimited),
-        (status = 500, response = Internal),
-        (status = 503, response = Unavailable),
+        ProtectedWriteErrors,
     )
 )]
 pub(super) async fn add_cart_item(
@@ -176,16 +153,7 @@ pub(super) async fn add_cart_item(
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The cart", body = CartView, content_type = "application/json"),
-        (status = 400, response = BadRequest),
-        (status = 401, response = Unauthorized),
-        (status = 403, response = Forbidden),
-        (status = 404, response = NotFound),
-        (status = 408, response = Timeout),
-        (status = 413, response = PayloadTooLarge),
-        (status = 422, response = Unprocessable),
-        (status = 429, response = RateLimited),
-        (status = 500, response = Internal),
-        (status = 503, response = Unavailable),
+        ProtectedWriteErrors,
     )
 )]
 pub(super) async fn set_cart_item(
@@ -216,14 +184,7 @@ pub(super) async fn set_cart_item(
     security(("bearer" = [])),
     responses(
         (status = 204, description = "Removed"),
-        (status = 401, response = Unauthorized),
-        (status = 403, response = Forbidden),
-        (status = 404, response = NotFound),
-        (status = 408, response = Timeout),
-        (status = 422, response = Unprocessable),
-        (status = 429, response = RateLimited),
-        (status = 500, response = Internal),
-        (status = 503, response = Unavailable),
+        ProtectedReadErrors,
     )
 )]
 pub(super) async fn remove_cart_item(
@@ -249,14 +210,7 @@ pub(super) async fn remove_cart_item(
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The orders", body = OrderList, content_type = "application/json"),
-        (status = 401, response = Unauthorized),
-        (status = 403, response = Forbidden),
-        (status = 404, response = NotFound),
-        (status = 408, response = Timeout),
-        (status = 422, response = Unprocessable),
-        (status = 429, response = RateLimited),
-        (status = 500, response = Internal),
-        (status = 503, response = Unavailable),
+        ProtectedReadErrors,
     )
 )]
 pub(super) async fn list_orders(
@@ -285,17 +239,7 @@ pub(super) async fn list_orders(
     security(("bearer" = [])),
     responses(
         (status = 201, description = "The order", body = OrderView, content_type = "application/json"),
-        (status = 400, response = BadRequest),
-        (status = 401, response = Unauthorized),
-        (status = 403, response = Forbidden),
-        (status = 404, response = NotFound),
-        (status = 408, response = Timeout),
-        (status = 409, response = Conflict),
-        (status = 413, response = PayloadTooLarge),
-        (status = 422, response = Unprocessable),
-        (status = 429, response = RateLimited),
-        (status = 500, response = Internal),
-        (status = 503, response = Unavailable),
+        ProtectedCreateErrors,
     )
 )]
 pub(super) async fn place_order(
@@ -338,15 +282,7 @@ async fn change_order(
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The order", body = OrderView, content_type = "application/json"),
-        (status = 401, response = Unauthorized),
-        (status = 403, response = Forbidden),
-        (status = 404, response = NotFound),
-        (status = 408, response = Timeout),
-        (status = 409, response = Conflict),
-        (status = 422, response = Unprocessable),
-        (status = 429, response = RateLimited),
-        (status = 500, response = Internal),
-        (status = 503, response = Unavailable),
+        TransitionErrors,
     )
 )]
 pub(super) async fn pay_order(
@@ -370,15 +306,7 @@ pub(super) async fn pay_order(
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The order", body = OrderView, content_type = "application/json"),
-        (status = 401, response = Unauthorized),
-        (status = 403, response = Forbidden),
-        (status = 404, response = NotFound),
-        (status = 408, response = Timeout),
-        (status = 409, response = Conflict),
-        (status = 422, response = Unprocessable),
-        (status = 429, response = RateLimited),
-        (status = 500, response = Internal),
-        (status = 503, response = Unavailable),
+        TransitionErrors,
     )
 )]
 pub(super) async fn ship_order(
@@ -402,15 +330,7 @@ pub(super) async fn ship_order(
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The order", body = OrderView, content_type = "application/json"),
-        (status = 401, response = Unauthorized),
-        (status = 403, response = Forbidden),
-        (status = 404, response = NotFound),
-        (status = 408, response = Timeout),
-        (status = 409, response = Conflict),
-        (status = 422, response = Unprocessable),
-        (status = 429, response = RateLimited),
-        (status = 500, response = Internal),
-        (status = 503, response = Unavailable),
+        TransitionErrors,
     )
 )]
 pub(super) async fn cancel_order(
@@ -436,17 +356,7 @@ pub(super) async fn cancel_order(
     security(("bearer" = [])),
     responses(
         (status = 201, description = "The review", body = ReviewView, content_type = "application/json"),
-        (status = 400, response = BadRequest),
-        (status = 401, response = Unauthorized),
-        (status = 403, response = Forbidden),
-        (status = 404, response = NotFound),
-        (status = 408, response = Timeout),
-        (status = 409, response = Conflict),
-        (status = 413, response = PayloadTooLarge),
-        (status = 422, response = Unprocessable),
-        (status = 429, response = RateLimited),
-        (status = 500, response = Internal),
-        (status = 503, response = Unavailable),
+        ProtectedCreateErrors,
     )
 )]
 pub(super) async fn create_review(
@@ -490,12 +400,7 @@ fn default_review_limit() -> u32 {
     params(("id" = Uuid, Path, description = "The product's id"), ReviewsQuery),
     responses(
         (status = 200, description = "One page of reviews", body = ReviewPage, content_type = "application/json"),
-        (status = 404, response = NotFound),
-        (status = 408, response = Timeout),
-        (status = 422, response = Unprocessable),
-        (status = 429, response = RateLimited),
-        (status = 500, response = Internal),
-        (status = 503, response = Unavailable),
+        PublicReadErrors,
     )
 )]
 pub(super) async fn list_reviews(
