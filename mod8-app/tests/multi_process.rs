@@ -4,7 +4,8 @@
 //! Registrations and events go through both APIs; one worker is killed (SIGKILL) mid-run and
 //! started again. Then every profile is stored once, every event stored once, the engagement
 //! counters are exact, nothing is left in a queue or the outbox and nothing was dead-lettered;
-//! and an answer cached by API B is not served stale after a write beyond the L1 bound.
+//! and answers cached by API B (a profile, a product page) are not served stale beyond the
+//! L1 bound after a write through API A (an order, a price change).
 //!
 //! Scale: `MOD8_MP_USERS` registrations and `MOD8_MP_EVENTS` events (defaults 300 and 3,000,
 //! which keep the test near a minute on a 2-core machine where the document store is the
@@ -357,10 +358,10 @@ async fn run(mut config: AppConfig) {
     assert_eq!(sums, sent, "counters summed per type");
     assert_eq!(sums.iter().sum::<u32>() as usize, events_n);
 
-    // An answer API B caches (the profile) is not served stale after a write: B and A read it
-    // (B twice, the second from its cache), an order changes it, and B answers the new
-    // profile within the L1 TTL (the tag invalidation reaches B over Redis pub/sub; had it
-    // been missed, B's L1 copy would expire within the TTL).
+    // An answer API B caches (the profile) is not served stale after a write through API A:
+    // B and A read it (B twice, the second from its cache), the user places an order through
+    // A, and B answers the new profile within the L1 TTL (A's tag invalidation reaches B over
+    // Redis pub/sub; had it been missed, B's L1 copy would expire within the TTL).
     let (user, _) = registered[0];
     let user_token = inspector
         .auth
@@ -376,17 +377,21 @@ async fn run(mut config: AppConfig) {
     let (_, on_a) = get(&http, &profile_at(&apis[0]), &user_token).await;
     assert_eq!(on_a["profile"]["purchase_count"], 0, "{on_a}");
     let books = inspector.sql.products(Some("books")).await.unwrap();
-    inspector
-        .place_order(mod8_orm::NewOrder {
-            user_id: user,
-            lines: vec![mod8_orm::OrderLine {
-                product_id: books[0].id,
-                quantity: 1,
-            }],
-            created_at: None,
-        })
+    // A simple product's one variant has the product's id.
+    let r = http
+        .post(format!("{}/api/users/{user}/orders", apis[0]))
+        .bearer_auth(&user_token)
+        .json(&json!({
+            "lines": [{"variant_id": books[0].id, "quantity": 1}],
+            "shipping_address": {"street": "2 Shop St", "postal_code": "10115",
+                                 "city": "Berlin", "country_code": "DE"},
+        }))
+        .send()
         .await
         .unwrap();
+    let status = r.status().as_u16();
+    let order: Value = r.json().await.unwrap_or(Value::Null);
+    assert_eq!(status, 201, "the order through API A: {order}");
     let written = Instant::now();
     // A bounded wait: the L1 TTL plus time for one request, polled.
     let bound = L1_TTL + Duration::from_secs(5);
@@ -406,6 +411,42 @@ async fn run(mut config: AppConfig) {
     }
     let fresh_after = written.elapsed();
 
+    // The same for a product page: B caches it, an admin changes the price through A (with
+    // the page's ETag), and B answers the new price within the bound.
+    let product_at = |base: &str| format!("{base}/api/products/{}", books[0].id);
+    let (status, page) = get(&http, &product_at(&apis[1]), &admin).await;
+    assert_eq!(status, 200, "{page}");
+    let (_, page) = get(&http, &product_at(&apis[1]), &admin).await;
+    assert_eq!(page["cached"], true, "{page}");
+    let version = page["product"]["version"].as_i64().unwrap();
+    let variant = &page["variants"][0]["variant"];
+    let new_price = variant["price_cents"].as_i64().unwrap() + 100;
+    let r = http
+        .patch(product_at(&apis[0]))
+        .bearer_auth(&admin)
+        .header("if-match", format!("\"{version}\""))
+        .json(&json!({"prices": {variant["id"].as_str().unwrap(): new_price}}))
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    let body: Value = r.json().await.unwrap_or(Value::Null);
+    assert_eq!(status, 200, "the price change through API A: {body}");
+    let written = Instant::now();
+    loop {
+        let (status, now) = get(&http, &product_at(&apis[1]), &admin).await;
+        assert_eq!(status, 200, "{now}");
+        if now["variants"][0]["variant"]["price_cents"] == new_price {
+            break;
+        }
+        assert!(
+            written.elapsed() < bound,
+            "API B still serves the old price after {bound:?}: {now}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let price_fresh_after = written.elapsed();
+
     let killed = cluster.stop_all().await;
     assert!(
         killed.is_empty(),
@@ -415,11 +456,13 @@ async fn run(mut config: AppConfig) {
     eprintln!(
         "multi_process: {users_n} registrations in {:.1} s, {events_n} events sent by {:.1} s \
          (worker killed and restarted at half), all stored by {:.1} s; profile fresh on both \
-         APIs {:.0} ms after the order; total {:.1} s",
+         APIs {:.0} ms after the order through A; B's product page fresh {:.0} ms after the \
+         price change through A; total {:.1} s",
         registered_at.as_secs_f64(),
         sent_at.as_secs_f64(),
         drained_at.as_secs_f64(),
         fresh_after.as_secs_f64() * 1e3,
+        price_fresh_after.as_secs_f64() * 1e3,
         started.elapsed().as_secs_f64()
     );
 }
