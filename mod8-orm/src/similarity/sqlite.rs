@@ -76,6 +76,31 @@ impl SqlStore<Sqlite> {
         Ok(guard.as_mut().map(f))
     }
 
+    /// Copies one product's stored state into the index: its vector when it is listed, out
+    /// of the index when it is not (archived, deleted).
+    fn index_listed(&self, product_id: Uuid, listed: Option<Vec<f32>>) -> Result<()> {
+        self.with_index(|index| match listed {
+            Some(v) => index.upsert(product_id, v),
+            None => index.remove(product_id),
+        })?;
+        Ok(())
+    }
+
+    /// Rebuilds the graph when the index says enough has changed since it was built.
+    async fn rebuild_index_if_due(&self) -> Result<()> {
+        let due = self
+            .similarity
+            .index
+            .read()
+            .map_err(|_| poisoned())?
+            .as_ref()
+            .is_some_and(AnnIndex::needs_rebuild);
+        if due {
+            self.similarity_build_index().await?;
+        }
+        Ok(())
+    }
+
     async fn ensure_prepared(&self) -> Result<SimilarityPath> {
         self.similarity
             .path
@@ -188,11 +213,7 @@ impl ProductSimilarity for SqlStore<Sqlite> {
     async fn set_embedding(&self, product_id: Uuid, embedding: Vec<f32>) -> Result<()> {
         self.ensure_prepared().await?;
         let listed = self.similarity_set_custom(product_id, embedding).await?;
-        self.with_index(|index| match listed {
-            Some(v) => index.upsert(product_id, v),
-            None => index.remove(product_id),
-        })?;
-        Ok(())
+        self.index_listed(product_id, listed)
     }
 
     async fn reset_embedding(&self, product_id: Uuid) -> Result<()> {
@@ -206,22 +227,9 @@ impl ProductSimilarity for SqlStore<Sqlite> {
         {
             let _one_at_a_time = self.similarity.refresh.lock().await;
             let listed = self.similarity_refresh_row(product_id).await?;
-            self.with_index(|index| match listed {
-                Some(v) => index.upsert(product_id, v),
-                None => index.remove(product_id),
-            })?;
+            self.index_listed(product_id, listed)?;
         }
-        let rebuild = self
-            .similarity
-            .index
-            .read()
-            .map_err(|_| poisoned())?
-            .as_ref()
-            .is_some_and(AnnIndex::needs_rebuild);
-        if rebuild {
-            self.similarity_build_index().await?;
-        }
-        Ok(())
+        self.rebuild_index_if_due().await
     }
 
     async fn sync(&self) -> Result<u64> {
@@ -242,16 +250,7 @@ impl ProductSimilarity for SqlStore<Sqlite> {
                 index.remove(id);
             }
         })?;
-        let rebuild = self
-            .similarity
-            .index
-            .read()
-            .map_err(|_| poisoned())?
-            .as_ref()
-            .is_some_and(AnnIndex::needs_rebuild);
-        if rebuild {
-            self.similarity_build_index().await?;
-        }
+        self.rebuild_index_if_due().await?;
         Ok(count)
     }
 }
