@@ -514,27 +514,49 @@ impl ProfileStore for MongoDocStore {
         let counted = format!("metrics.event_counts.{}", a.event_type);
         // The common case, a type the profile already counts: one update, matched only then.
         let known = doc! { "user_id": user_id, counted.as_str(): { "$exists": true } };
-        let applied = match self.apply_counted(known, &counted, &a).await? {
-            Some(applied) => applied,
-            None => {
-                // A type new to this profile: counted by name while there is room, else under
-                // `other`. (Two writers adding new types at once on MongoDB may both see room:
-                // the bound is then exceeded by at most the number of such writers.)
-                let profile = self
-                    .profiles
-                    .find_one(doc! { "user_id": user_id })
-                    .await
-                    .map_err(|e| map(e, "apply activity"))?
-                    .ok_or_else(|| Error::not_found(PROFILE_ENTITY, user_id))?;
-                let types = profile.metrics.event_counts.len();
-                let key = if types < crate::MAX_EVENT_TYPES {
+        let applied = if self.apply_counted(known, &counted, &a).await? {
+            true
+        } else {
+            // Not applied: the type is new to this profile, the event was applied before, or
+            // there is no profile. One read tells which (every filtered read and update is a
+            // scan of the collection on FerretDB 1.x, so each one saved counts).
+            let profile = self
+                .profiles
+                .find_one(doc! { "user_id": user_id })
+                .await
+                .map_err(|e| map(e, "apply activity"))?
+                .ok_or_else(|| Error::not_found(PROFILE_ENTITY, user_id))?;
+            if profile.metrics.applied_events.contains(&a.event_id) {
+                false
+            } else {
+                // Counted by name while there is room, else under `other`. (Two writers
+                // adding new types at once on MongoDB may both see room: the bound is then
+                // exceeded by at most the number of such writers.)
+                let key = if profile.metrics.event_counts.len() < crate::MAX_EVENT_TYPES
+                    || profile.metrics.event_counts.contains_key(&a.event_type)
+                {
                     counted
                 } else {
                     format!("metrics.event_counts.{}", crate::OTHER_EVENT_TYPE)
                 };
-                self.apply_counted(doc! { "user_id": user_id }, &key, &a)
+                if self
+                    .apply_counted(doc! { "user_id": user_id }, &key, &a)
                     .await?
-                    .unwrap_or(false)
+                {
+                    true
+                } else {
+                    // Between the read and the update another writer applied it, or the
+                    // profile went away.
+                    let exists = self
+                        .profiles
+                        .count_documents(doc! { "user_id": user_id })
+                        .await
+                        .map_err(|e| map(e, "apply activity"))?;
+                    if exists == 0 {
+                        return Err(Error::not_found(PROFILE_ENTITY, user_id));
+                    }
+                    false
+                }
             }
         };
         if applied && a.interest.is_some() {
@@ -555,18 +577,15 @@ impl ProfileStore for MongoDocStore {
 }
 
 impl MongoDocStore {
-    /// Applies `a` counting it under the field `counted`, to the profile matching `filter`
-    /// whose applied ids do not include `a`'s: `Some(true)` when applied, `Some(false)` when
-    /// the profile had applied it before, `None` when no profile matches `filter` (the
-    /// profile of `a`'s user exists but `filter` excluded it) — [`Error::NotFound`] when the
-    /// user has no profile.
+    /// Applies `a` counting it under the field `counted` to the profile matching `filter`
+    /// whose applied ids do not include `a`'s, in one update: whether one matched (and so was
+    /// applied).
     async fn apply_counted(
         &self,
         filter: Document,
         counted: &str,
         a: &crate::ActivityUpdate,
-    ) -> Result<Option<bool>> {
-        let user_id = filter.get_str("user_id").unwrap_or_default().to_owned();
+    ) -> Result<bool> {
         let slice = -i32::try_from(crate::MAX_APPLIED_EVENTS).unwrap_or(i32::MAX);
         let mut change = doc! {
             "$inc": {
@@ -579,35 +598,14 @@ impl MongoDocStore {
         if let Some(interest) = &a.interest {
             change.insert("$addToSet", doc! { "profile.interests": interest });
         }
-        let mut guarded = filter.clone();
+        let mut guarded = filter;
         guarded.insert("metrics.applied_events", doc! { "$ne": &a.event_id });
         let r = self
             .profiles
             .update_one(guarded, change)
             .await
             .map_err(|e| map(e, "apply activity"))?;
-        if r.matched_count == 1 {
-            return Ok(Some(true));
-        }
-        let seen = doc! { "user_id": &user_id, "metrics.applied_events": &a.event_id };
-        if self
-            .profiles
-            .count_documents(seen)
-            .await
-            .map_err(|e| map(e, "apply activity"))?
-            > 0
-        {
-            return Ok(Some(false));
-        }
-        let exists = self
-            .profiles
-            .count_documents(doc! { "user_id": &user_id })
-            .await
-            .map_err(|e| map(e, "apply activity"))?;
-        if exists == 0 {
-            return Err(Error::not_found(PROFILE_ENTITY, user_id));
-        }
-        Ok(None)
+        Ok(r.matched_count == 1)
     }
 }
 
