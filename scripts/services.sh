@@ -304,6 +304,26 @@ configure_pg_review() {
     primary_psql "GRANT pg_read_all_stats TO ${PG_USER}" >/dev/null
 }
 
+# --- PostgreSQL vacuum cadence ----------------------------------------------------------
+# FerretDB 1.x rewrites a whole document on every update, and none of these updates is HOT
+# (its `_id` index covers the rewritten column), while every filtered query scans the table.
+# A small, busy collection (profiles updated per event) then grows dead rows faster than the
+# default one-minute autovacuum round removes them, and each scan reads them all: checking for
+# work every 5 s keeps such tables near their live size. Applied with a reload.
+configure_pg_vacuum() {
+    local version cluster
+    read -r version cluster <<<"$(pg_cluster)"
+    local conf="/etc/postgresql/$version/$cluster/conf.d/mod8-vacuum.conf"
+    local want
+    want=$(printf '%s\n' "# Written by mod8's scripts/services.sh: frequent autovacuum rounds (FerretDB's busy tables)." \
+        "autovacuum_naptime = 5s")
+    if [ "$(as_root cat "$conf" 2>/dev/null)" != "$want" ]; then
+        as_root mkdir -p "$(dirname "$conf")"
+        printf '%s\n' "$want" | as_root tee "$conf" >/dev/null
+        primary_psql "SELECT pg_reload_conf()" >/dev/null
+    fi
+}
+
 # --- PostgreSQL read replica (streaming standby) -------------------------------------
 # A hot standby of the primary above, on its own port (5433, loopback), for mod8-orm's
 # read-replica routing (`MOD8_POSTGRES_READ_URL`). It is a copy of the primary's data
@@ -1010,6 +1030,7 @@ case "${1:-}" in
             launch_rabbitmq_cluster
             start_postgres
             configure_pg_review
+            configure_pg_vacuum
             start_pg_standby
             start_redis
             start_redis_cluster
