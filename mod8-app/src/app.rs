@@ -460,6 +460,7 @@ impl App {
                 .map(|log| log.slow_counts())
                 .unwrap_or_default(),
             pools: self.sql.pool_usage(),
+            read_routing: self.sql.read_routing(),
             consumers: self.consumer_figures(),
             published: self.pipeline.producer().published(),
             process: crate::process_stats::ProcessStats::read(),

@@ -109,6 +109,9 @@ pub struct Snapshot {
     pub cache_memory: Option<ServerMemory>,
     /// The SQL connection pools.
     pub pools: Vec<PoolUsage>,
+    /// Which server answered the SQL reads, when they are routed to a replica; `None`
+    /// otherwise.
+    pub read_routing: Option<mod8_orm::replica::RouteStats>,
     /// This process's consumers, per queue.
     pub consumers: Vec<QueueConsumerFigures>,
     /// Confirmed publishes per route.
@@ -632,6 +635,19 @@ fn encode_broker(encoder: &mut DescriptorEncoder, broker: &MemoryBrokerStats) ->
 mod tests {
     use super::*;
 
+    /// A router's figures: 40 replica reads, 11 on the primary for each reason in turn.
+    fn route_stats() -> mod8_orm::replica::RouteStats {
+        let mut r = mod8_orm::replica::RouteStats::default();
+        r.writes = 9;
+        r.replica_reads = 40;
+        r.read_your_writes = 5;
+        r.lagging = 3;
+        r.replica_down = 2;
+        r.fallbacks = 1;
+        r.primary_reads = 11;
+        r
+    }
+
     #[test]
     fn renders_every_family_once_with_scrape_values() {
         let metrics = Metrics::new();
@@ -812,6 +828,7 @@ mod tests {
                 idle: 1,
                 max: 10,
             }],
+            read_routing: Some(route_stats()),
             consumers: vec![QueueConsumerFigures {
                 queue: "q".into(),
                 received: 5,
@@ -842,6 +859,12 @@ mod tests {
             "mod8_sql_pool_connections{pool=\"primary\"} 4\n",
             "mod8_sql_pool_idle_connections{pool=\"primary\"} 1\n",
             "mod8_sql_pool_max_connections{pool=\"primary\"} 10\n",
+            "mod8_sql_reads_total{server=\"replica\",reason=\"replica_current\"} 40\n",
+            "mod8_sql_reads_total{server=\"primary\",reason=\"read_your_writes\"} 5\n",
+            "mod8_sql_reads_total{server=\"primary\",reason=\"replica_lagging\"} 3\n",
+            "mod8_sql_reads_total{server=\"primary\",reason=\"replica_down\"} 2\n",
+            "mod8_sql_reads_total{server=\"primary\",reason=\"replica_failed\"} 1\n",
+            "mod8_sql_routed_writes_total 9\n",
             "mod8_queue_unacked_messages{queue=\"q\"} 2\n",
             "mod8_queue_acked_total{queue=\"q\"} 3\n",
             "mod8_queue_dead_lettered_total{queue=\"q\"} 1\n",
@@ -859,6 +882,19 @@ mod tests {
 
     #[test]
     fn unread_figures_are_left_out_not_reported_as_zero() {
+        // Without a replica router, no read routing samples, but the families are declared.
+        let text = Metrics::new().render(&Snapshot::default());
+        for family in ["mod8_sql_reads", "mod8_sql_routed_writes"] {
+            assert!(
+                text.contains(&format!("# TYPE {family} counter\n")),
+                "{family}: {text}"
+            );
+            assert!(
+                !text.contains(&format!("{family}_total")),
+                "{family}: {text}"
+            );
+        }
+
         let text = Metrics::new().render(&Snapshot::default());
         // No sample (a figure nobody read is not a zero); the family is still declared, so
         // a scrape while a dependency is down has every family.

@@ -22,6 +22,12 @@ struct PoolLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReadRouteLabels {
+    server: &'static str,
+    reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct QueueLabel {
     queue: String,
 }
@@ -142,6 +148,39 @@ pub(crate) fn encode(encoder: &mut DescriptorEncoder, s: &Snapshot) -> std::fmt:
         "The most connections the SQL pool opens",
         &pools(|p| p.max),
     )?;
+
+    // Read routing (a replica router only): one sample per server and reason.
+    let reads: Vec<(ReadRouteLabels, u64)> = s
+        .read_routing
+        .iter()
+        .flat_map(|r| {
+            [
+                ("replica", "replica_current", r.replica_reads),
+                ("primary", "read_your_writes", r.read_your_writes),
+                ("primary", "replica_lagging", r.lagging),
+                ("primary", "replica_down", r.replica_down),
+                ("primary", "replica_failed", r.fallbacks),
+            ]
+        })
+        .map(|(server, reason, n)| (ReadRouteLabels { server, reason }, n))
+        .collect();
+    counters(
+        encoder,
+        "sql_reads",
+        "SQL read calls by the server that answered and why it was that one (replica routing only)",
+        &reads,
+    )?;
+    {
+        let family = encoder.encode_descriptor(
+            "sql_routed_writes",
+            "SQL write calls and units of work through the replica router (all on the primary)",
+            None,
+            MetricType::Counter,
+        )?;
+        if let Some(r) = &s.read_routing {
+            ConstCounter::new(r.writes).encode(family)?;
+        }
+    }
 
     let per_queue =
         |value: fn(&crate::metrics::QueueConsumerFigures) -> u64| -> Vec<(QueueLabel, u64)> {

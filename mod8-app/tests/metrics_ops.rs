@@ -45,6 +45,8 @@ const FAMILIES: &[&str] = &[
     "mod8_sql_pool_idle_connections",
     "mod8_sql_pool_max_connections",
     "mod8_sql_slow_statements_total",
+    "mod8_sql_reads_total",
+    "mod8_sql_routed_writes_total",
     "mod8_queue_unacked_messages",
     "mod8_queue_received_total",
     "mod8_queue_acked_total",

@@ -820,6 +820,11 @@ impl Database for ReplicaRouter {
         Some(self)
     }
 
+    /// [`ReplicaRouter::stats`].
+    fn read_routing(&self) -> Option<RouteStats> {
+        Some(self.stats())
+    }
+
     /// The primary's pool, then the replica's, named so.
     fn pool_usage(&self) -> Vec<crate::PoolUsage> {
         let named = |store: &PostgresStore, name: &'static str| {

@@ -502,6 +502,12 @@ pub trait Database: Repositories + 'static {
     fn pool_usage(&self) -> Vec<crate::PoolUsage> {
         Vec::new()
     }
+    /// Which server answered the reads so far, for a database that routes reads to a replica
+    /// ([`crate::replica::ReplicaRouter`], counted over all its handles); `None` for one that
+    /// reads where it writes (the default).
+    fn read_routing(&self) -> Option<crate::replica::RouteStats> {
+        None
+    }
     /// The bulk loader of catalog products ([`crate::CatalogBulkLoad`]: `COPY` on
     /// PostgreSQL, multi-row `INSERT`s on SQLite); `None` for a database without one, where
     /// callers fall back to [`CatalogRepository::create_catalog_product`].

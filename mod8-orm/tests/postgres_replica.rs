@@ -227,6 +227,12 @@ async fn reads_land_on_the_replica_and_writes_on_the_primary() {
                         .await
                         .unwrap();
                 assert!(on_primary);
+
+                // The same figures through the database trait, as metrics read them.
+                let routing = mod8_orm::Database::read_routing(&router);
+                assert_eq!(routing, Some(router.stats()));
+                assert!(routing.is_some_and(|r| r.replica_reads >= 4 && r.writes >= 2));
+                assert_eq!(mod8_orm::Database::read_routing(router.primary()), None);
             })
         })
         .await;
