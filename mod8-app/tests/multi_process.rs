@@ -473,3 +473,71 @@ async fn run(mut config: AppConfig) {
         started.elapsed().as_secs_f64()
     );
 }
+
+/// `mod8 bench --instances 2`: a round with one API instance and one with two, each with a
+/// worker and a document database of its own (dropped afterwards), counters checked exact.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bench_instances_compares_one_and_two_apis_and_leaves_no_round_database() {
+    let Some(config) = real_config("bench_instances").await else {
+        return;
+    };
+    with_real(config, |config| async move {
+        let keys = format!(
+            "bench:{}{}",
+            Uuid::new_v4().simple(),
+            Uuid::new_v4().simple()
+        );
+        let base = config.docs.database.clone().unwrap();
+        let output = tokio::time::timeout(
+            Duration::from_secs(600),
+            tokio::process::Command::new(env!("CARGO_BIN_EXE_mod8"))
+                .args([
+                    "bench",
+                    "--instances",
+                    "2",
+                    "--workers",
+                    "1",
+                    "--users",
+                    "30",
+                    "--events-per-user",
+                    "3",
+                    "--concurrency",
+                    "4",
+                ])
+                .envs(process_env(&config, &keys))
+                .kill_on_drop(true)
+                .output(),
+        )
+        .await
+        .expect("mod8 bench --instances finished within 10 minutes")
+        .unwrap();
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(output.status.success(), "{stdout}\n{stderr}");
+        // One row per round: API instances, workers, then the figures; no errors, counters
+        // exact.
+        let rows: Vec<Vec<&str>> = stdout
+            .lines()
+            .map(|l| l.split_whitespace().collect::<Vec<_>>())
+            .filter(|w| w.len() == 7 && w[6] == "exact")
+            .collect();
+        assert_eq!(rows.len(), 2, "{stdout}");
+        assert_eq!((rows[0][0], rows[1][0]), ("1", "2"), "{stdout}");
+        assert!(rows.iter().all(|r| r[1] == "1" && r[4] == "0"), "{stdout}");
+        assert!(stdout.contains("scaling 1 -> 2 API instances"), "{stdout}");
+        let docs = mod8_docstore::MongoDocStore::connect(&config.docs)
+            .await
+            .unwrap();
+        let left: Vec<String> = docs
+            .database()
+            .client()
+            .list_database_names()
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|name| name.starts_with(&format!("{base}_bench_")))
+            .collect();
+        assert!(left.is_empty(), "round databases left behind: {left:?}");
+    })
+    .await;
+}

@@ -710,9 +710,33 @@ pub async fn run_instances(args: &BenchArgs, instances: usize) -> anyhow::Result
         counts.push(instances);
     }
     let mut rounds = Vec::new();
+    // Each round's processes get a document database of their own, dropped afterwards: the
+    // workers' profile updates cost more the more profiles the store holds (a scan each on
+    // FerretDB 1.x), so a round on the previous round's profiles would not compare.
+    let base_db = inspector
+        .config
+        .docs
+        .database
+        .clone()
+        .unwrap_or_else(|| "mod8".to_owned());
     for n in counts {
-        let cluster = crate::commands::cluster::Cluster::new(&exe, env.clone(), false, &logs);
+        let db = format!("{base_db}_bench_{run}_{n}");
+        let mut round_env = env.clone();
+        round_env.push(("MOD8_MONGODB_DATABASE".to_owned(), db.clone()));
+        let cluster = crate::commands::cluster::Cluster::new(&exe, round_env, false, &logs);
         let result = instances_round(args, &inspector, cluster, n, &format!("{run}_{n}")).await;
+        let mut docs = inspector.config.docs.clone();
+        docs.database = Some(db.clone());
+        match mod8_docstore::MongoDocStore::connect(&docs).await {
+            Ok(store) => {
+                if let Err(e) = store.database().drop().await {
+                    tracing::warn!(database = %db, error = %e, "could not drop the round's document database");
+                }
+            }
+            Err(e) => {
+                tracing::warn!(database = %db, error = %e, "could not drop the round's document database")
+            }
+        }
         match result {
             Ok(round) => rounds.push(round),
             Err(e) => {
