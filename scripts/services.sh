@@ -803,17 +803,24 @@ start_rabbitmq_cluster() {
     wait_for "RabbitMQ cluster (3 running nodes)" 60 rmq_cluster_ok
 }
 
-# Stops node $1's VM (`rabbitmqctl shutdown` waits until it has exited).
+# Stops node $1's VM (`rabbitmqctl shutdown` waits until it has exited; bounded at 60 s, then
+# the VM is killed, so a stop never hangs a caller such as a fault test).
 rmq_node_stop() {
     local n=$1 dir; dir=$(rmq_node_dir "$1")
     if rmq_node_alive "$n" || rmq_node_port_open "$n"; then
         log "stopping RabbitMQ cluster node $(rmq_node_name "$n")"
-        if ! rmq_node_ctl "$n" -q shutdown >/dev/null 2>&1 && [ -f "$dir/pid" ]; then
+        if ! as_root timeout 60 rabbitmqctl -n "$(rmq_node_name "$n")" -q shutdown >/dev/null 2>&1 \
+            && [ -f "$dir/pid" ]; then
             kill "$(cat "$dir/pid")" 2>/dev/null || true
         fi
         # The launcher (runuser, sh) exits with the VM.
         local i
         for i in $(seq 1 40); do rmq_node_alive "$n" || break; sleep 0.25; done
+        if rmq_node_alive "$n" && [ -f "$dir/pid" ]; then
+            log "RabbitMQ cluster node $(rmq_node_name "$n") did not stop; killing it"
+            kill -9 "$(cat "$dir/pid")" 2>/dev/null || true
+            for i in $(seq 1 40); do rmq_node_alive "$n" || break; sleep 0.25; done
+        fi
     fi
 }
 
@@ -833,7 +840,7 @@ rabbitmq_cluster_node() {
         start)
             rmq_node_port_open "$n" || rmq_node_launch "$n"
             rmq_node_wait "$n"
-            as_root rabbitmqctl -n "$(rmq_node_name "$n")" -q await_startup --timeout 60 >/dev/null
+            as_root timeout 90 rabbitmqctl -n "$(rmq_node_name "$n")" -q await_startup --timeout 60 >/dev/null
             ;;
         status) rmq_node_port_open "$n" && echo running || echo stopped ;;
         *) die "usage: $0 rabbitmq-cluster-node stop|start|status 1|2|3" ;;

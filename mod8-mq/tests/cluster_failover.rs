@@ -33,6 +33,10 @@ const MESSAGES: usize = 10_000;
 const CONSUMED_BEFORE_STOP: usize = 2_000;
 /// Publish batch size (their confirms are in flight together).
 const BATCH: usize = 50;
+/// The bound on the whole scenario (its waits are bounded one by one within it).
+const SCENARIO_LIMIT: Duration = Duration::from_secs(720);
+/// The bound on each cleanup step.
+const CLEANUP_LIMIT: Duration = Duration::from_secs(60);
 
 fn services_script() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scripts/services.sh")
@@ -153,7 +157,13 @@ async fn node_stopped_mid_stream_loses_no_confirmed_message() {
             (amqp.clone(), broker.clone(), queue.clone(), guard.clone());
         tokio::spawn(async move { scenario(amqp, broker, queue, guard).await })
     };
-    let result = body.await;
+    // Every wait inside has its own bound; this one covers any await without one, so a
+    // stalled client fails the test instead of holding the run.
+    let abort = body.abort_handle();
+    let result = tokio::time::timeout(SCENARIO_LIMIT, body).await;
+    if result.is_err() {
+        abort.abort();
+    }
     // The node again, then the queue gone, whatever happened.
     let restarted = tokio::task::spawn_blocking({
         let guard = guard.clone();
@@ -161,13 +171,17 @@ async fn node_stopped_mid_stream_loses_no_confirmed_message() {
     })
     .await
     .unwrap();
-    let deleted = broker.delete_queue(&queue).await;
-    let _ = broker.close().await;
-    if let Err(e) = result {
-        std::panic::resume_unwind(e.into_panic());
+    let deleted = tokio::time::timeout(CLEANUP_LIMIT, broker.delete_queue(&queue)).await;
+    let _ = tokio::time::timeout(CLEANUP_LIMIT, broker.close()).await;
+    match result {
+        Err(_) => panic!("the scenario did not finish within {SCENARIO_LIMIT:?}"),
+        Ok(Err(e)) => std::panic::resume_unwind(e.into_panic()),
+        Ok(Ok(())) => {}
     }
     assert!(restarted, "cluster node {} did not start again", guard.node);
-    deleted.unwrap();
+    deleted
+        .unwrap_or_else(|_| panic!("deleting the queue took over {CLEANUP_LIMIT:?}"))
+        .unwrap();
     eprintln!("cluster failover test: {:?} in all", started.elapsed());
 }
 
