@@ -408,7 +408,14 @@ async fn run<T: Payload>(
     'outer: loop {
         let Some(current) = stream.as_mut() else {
             // The subscription was lost: subscribe again, with growing pauses, until it works,
-            // the error is permanent, or we are told to stop.
+            // the error is permanent, or we are told to stop. The first pause comes before
+            // the first attempt too, so a resubscription does not race what ended the last one
+            // (a queue being deleted, a node going away) and a broker that keeps cancelling is
+            // not asked again in a tight loop.
+            tokio::select! {
+                _ = stop.changed() => break 'outer,
+                _ = tokio::time::sleep(backoff) => {}
+            }
             tokio::select! {
                 _ = stop.changed() => break 'outer,
                 Some(e) = fatal.recv() => {
@@ -423,10 +430,6 @@ async fn run<T: Payload>(
                     }
                     Err(e) if e.is_transient() => {
                         tracing::warn!(queue = %ctx.queue, error = %e, "resubscribe failed; backing off");
-                        tokio::select! {
-                            _ = stop.changed() => break 'outer,
-                            _ = tokio::time::sleep(backoff) => {}
-                        }
                         backoff = (backoff * 2).min(Duration::from_secs(5));
                     }
                     Err(e) => {
