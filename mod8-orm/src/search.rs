@@ -37,6 +37,11 @@ pub enum SearchMode {
     Text,
     /// The full-text ranking and the vector-similarity ranking of the query's words, fused
     /// by reciprocal rank fusion (see [`ProductSearch`]).
+    ///
+    /// Its cost follows the similarity search underneath: an index lookup on the embedded
+    /// database and on PostgreSQL with pgvector, but on PostgreSQL without pgvector an exact
+    /// scan of every embedding per uncached page (on the order of a second at 100,000
+    /// products). Keep large catalogues on such a server to [`SearchMode::Text`].
     Hybrid,
 }
 
