@@ -111,6 +111,28 @@ pub struct Finding {
     pub detail: String,
 }
 
+impl Finding {
+    /// [`FindingKind::UnindexedFilter`]: `table` is `how` ("filtered", "filtered or joined")
+    /// on `columns` and no index starts with any of them.
+    pub(crate) fn unindexed_filter(table: &str, columns: Vec<String>, how: &str) -> Finding {
+        let detail = format!(
+            "{table} is {how} on {} and no index starts with {}",
+            columns.join(", "),
+            if columns.len() == 1 {
+                "it"
+            } else {
+                "any of them"
+            }
+        );
+        Finding {
+            kind: FindingKind::UnindexedFilter,
+            table: Some(table.to_owned()),
+            columns,
+            detail,
+        }
+    }
+}
+
 /// The kinds of [`Finding`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

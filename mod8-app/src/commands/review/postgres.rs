@@ -303,20 +303,11 @@ async fn seq_scan(
         propose_statistics(s, &table);
     }
     if !filtered.is_empty() && unindexed.len() == filtered.len() {
-        s.findings.push(Finding {
-            kind: FindingKind::UnindexedFilter,
-            table: Some(table.clone()),
-            columns: unindexed.clone(),
-            detail: format!(
-                "{table} is filtered on {} and no index starts with {}",
-                unindexed.join(", "),
-                if unindexed.len() == 1 {
-                    "it"
-                } else {
-                    "any of them"
-                }
-            ),
-        });
+        s.findings.push(Finding::unindexed_filter(
+            &table,
+            unindexed.clone(),
+            "filtered",
+        ));
         let mut columns = unindexed.clone();
         // Only equalities: the sort above can come from the index too.
         if filtered.iter().all(|(_, eq)| *eq) {

@@ -170,20 +170,11 @@ async fn review_statement(
             continue;
         }
         let mut columns: Vec<String> = filtered.iter().map(|(c, _)| c.clone()).collect();
-        s.findings.push(Finding {
-            kind: FindingKind::UnindexedFilter,
-            table: Some(table.clone()),
-            columns: columns.clone(),
-            detail: format!(
-                "{table} is filtered or joined on {} and no index starts with {}",
-                columns.join(", "),
-                if columns.len() == 1 {
-                    "it"
-                } else {
-                    "any of them"
-                }
-            ),
-        });
+        s.findings.push(Finding::unindexed_filter(
+            &table,
+            columns.clone(),
+            "filtered or joined",
+        ));
         if temp_sort {
             s.findings.push(Finding {
                 kind: FindingKind::TempSort,
