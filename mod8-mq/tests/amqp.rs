@@ -15,7 +15,7 @@ use mod8_mq::domain::{PublishOptions, UserData};
 use mod8_mq::testing::{run_case, test_topology_with_prefix, wait_until, MqFixture};
 use mod8_mq::{
     handler_fn, AmqpBroker, AmqpOptions, Broker, BrokerExt, DynBroker, Envelope, Error, Outcome,
-    Producer,
+    Producer, QueueSpec, Route,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -756,6 +756,129 @@ async fn correlation_id_and_timestamp_are_amqp_properties() {
                 Some(envelope.id.to_string().as_str())
             );
             connection.close(200, "done".into()).await.unwrap();
+        })
+    })
+    .await;
+}
+
+/// The confirm-mode channels (their numbers) of the connection named `name`, as RabbitMQ
+/// lists them.
+fn confirm_channels(name: &str) -> Vec<u16> {
+    let rabbitmqctl = |args: &[&str]| {
+        let out = Command::new("rabbitmqctl")
+            .args(args)
+            .output()
+            .expect("rabbitmqctl runs (this test needs it, as root, next to the broker)");
+        assert!(out.status.success(), "rabbitmqctl failed: {out:?}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let connections = rabbitmqctl(&[
+        "list_connections",
+        "pid",
+        "client_properties",
+        "--quiet",
+        "--no-table-headers",
+    ]);
+    let pids: Vec<String> = connections
+        .lines()
+        .filter(|l| l.contains(name))
+        .filter_map(|l| l.split('\t').next().map(str::to_owned))
+        .collect();
+    let channels = rabbitmqctl(&[
+        "list_channels",
+        "connection",
+        "number",
+        "confirm",
+        "--quiet",
+        "--no-table-headers",
+    ]);
+    let mut numbers: Vec<u16> = channels
+        .lines()
+        .filter_map(|l| {
+            let cols: Vec<&str> = l.split('\t').collect();
+            let [connection, number, confirm] = cols[..] else {
+                return None;
+            };
+            (pids.iter().any(|p| p == connection) && confirm == "true")
+                .then(|| number.trim().parse().expect("a channel number"))
+        })
+        .collect();
+    numbers.sort_unstable();
+    numbers
+}
+
+/// A nacked publish moves later publishes to a new channel, and the nacked one is closed
+/// once the confirms in flight on it had time to arrive: the broker's state for a channel can
+/// keep refusing (a quorum queue's publisher session after its leader moved), while a new
+/// channel costs one round trip.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_nacked_publish_moves_publishing_to_a_new_channel() {
+    let Some(url) = mod8_testkit::service_url(mod8_testkit::AMQP, "mq nack test on RabbitMQ")
+    else {
+        return;
+    };
+    let name = mod8_testkit::unique_name("mod8mq_nack");
+    let topology = test_topology_with_prefix(&name);
+    let options = AmqpOptions {
+        connection_name: name.clone(),
+        ..Default::default()
+    };
+    let broker: DynBroker = Arc::new(
+        AmqpBroker::connect_with(&url, topology.declarations(), options)
+            .await
+            .expect("RabbitMQ is set but not reachable"),
+    );
+    run_case(MqFixture::new(broker, topology), move |fx| {
+        Box::pin(async move {
+            let broker = fx.broker.clone();
+            let (full, open) = (format!("{name}.full"), format!("{name}.open"));
+            broker
+                .declare_queue(&QueueSpec::named(full.as_str()).with_max_length(1))
+                .await
+                .unwrap();
+            broker
+                .declare_queue(&QueueSpec::named(open.as_str()))
+                .await
+                .unwrap();
+            let producer = Producer::new(broker.clone());
+            let (to_full, to_open) = (Route::new("", full.clone()), Route::new("", open.clone()));
+
+            producer
+                .send(&Envelope::new(user(1)), &to_full)
+                .await
+                .unwrap();
+            let before = confirm_channels(&name);
+            assert_eq!(before.len(), 1, "one publish channel: {before:?}");
+            let err = producer
+                .send(&Envelope::new(user(2)), &to_full)
+                .await
+                .unwrap_err();
+            assert!(matches!(err, Error::Nacked { .. }), "{err:?}");
+
+            // The next publish is confirmed, on a new channel; the old one closes.
+            producer
+                .send(&Envelope::new(user(3)), &to_open)
+                .await
+                .unwrap();
+            let now = confirm_channels(&name);
+            assert!(
+                now.iter().any(|n| !before.contains(n)),
+                "no new publish channel after the nack: {before:?} then {now:?}"
+            );
+            let deadline = std::time::Instant::now() + Duration::from_secs(30);
+            loop {
+                let now = confirm_channels(&name);
+                if now.len() == 1 && now != before {
+                    break;
+                }
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "the nacked channel {before:?} stayed open: {now:?}"
+                );
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            broker.delete_queue(&full).await.unwrap();
+            broker.delete_queue(&open).await.unwrap();
         })
     })
     .await;

@@ -35,6 +35,7 @@
 //! one explicit reconnect path with a deadline keeps every operation's outcome (success or a
 //! typed error) easy to state.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -183,11 +184,45 @@ struct Live {
     publisher: Channel,
     /// Routes the publish channel's confirms (and returned messages) to their publishes.
     confirms: Confirms,
+    /// Set once the broker nacked a publish on `publisher`: the next publish opens a new
+    /// channel (see [`Live::retire_publisher`]).
+    retired: Arc<AtomicBool>,
 }
 
+/// How long a retired publish channel stays open for the confirms still in flight on it.
+const RETIRED_CHANNEL_GRACE: Duration = Duration::from_secs(5);
+
 impl Live {
+    fn new(connection: Arc<Connection>, publisher: Channel) -> Self {
+        Live {
+            connection,
+            publisher,
+            confirms: Confirms::start(),
+            retired: Arc::default(),
+        }
+    }
+
     fn healthy(&self) -> bool {
-        self.connection.status().connected() && self.publisher.status().connected()
+        self.connection.status().connected()
+            && self.publisher.status().connected()
+            && !self.retired.load(Ordering::Acquire)
+    }
+
+    /// After a nack: later publishes go on a new channel, and this one closes once the
+    /// confirms in flight on it had time to arrive. A nack says the broker took the message
+    /// and refused it; the broker's state for a channel can stay that way (a quorum queue's
+    /// publisher session on the channel after its leader moved was seen nacking every later
+    /// publish for minutes while a new channel's publishes were confirmed), and a channel
+    /// costs one round trip to open.
+    fn retire_publisher(&self) {
+        if self.retired.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let channel = self.publisher.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(RETIRED_CHANNEL_GRACE).await;
+            let _ = channel.close(200, "replaced after a nack".into()).await;
+        });
     }
 }
 
@@ -254,7 +289,8 @@ impl AmqpBroker {
     /// The URL (password masked) of the node the broker is connected to; `None` while it is
     /// not connected.
     pub fn connected_url(&self) -> Option<String> {
-        self.current().filter(Live::healthy)?;
+        self.current()
+            .filter(|live| live.connection.status().connected())?;
         let i = self
             .inner
             .endpoint
@@ -332,11 +368,7 @@ impl AmqpBroker {
             .confirm_select(ConfirmSelectOptions::default())
             .await
             .map_err(|e| map_err(e, Target::Other("channel")))?;
-        Ok(Live {
-            connection: Arc::new(connection),
-            publisher,
-            confirms: Confirms::start(),
-        })
+        Ok(Live::new(Arc::new(connection), publisher))
     }
 
     /// [`AmqpBroker::open`] on the nodes in turn, starting with node `first` (modulo their
@@ -437,11 +469,7 @@ impl AmqpBroker {
                         Err(_) => return Err(unavailable("no new publish channel in time")),
                         Ok(Err(_)) => {}
                         Ok(Ok(publisher)) => {
-                            let live = Live {
-                                connection: old.connection.clone(),
-                                publisher,
-                                confirms: Confirms::start(),
-                            };
+                            let live = Live::new(old.connection.clone(), publisher);
                             self.store(Some(live.clone()));
                             return Ok(live);
                         }
@@ -696,6 +724,10 @@ impl Broker for AmqpBroker {
                     if Instant::now() >= deadline {
                         return Err(Error::ConfirmTimeout { timeout });
                     }
+                }
+                Ok(Err(e @ Error::Nacked { .. })) => {
+                    live.retire_publisher();
+                    return Err(e);
                 }
                 Ok(result) => return result,
             }
