@@ -12,7 +12,9 @@
 //!   sync code (`now_or_never`) and awaited in async code, with and without a TTL on the
 //!   entries, `Cache::get_shared`, `MemoryStore::get_now` (bytes), moka; with
 //!   `MOD8_PEERS_JSON` (the Python peers' JSON output) also CPython's `functools.lru_cache`
-//!   hit. p50 from per-call means of batches of 100 calls; p99 also from single calls.
+//!   hit. p50 from per-call means of batches of 100 calls; p99 also from single calls. Two
+//!   rows hit one key over and over instead, the shape of the CPython figure (`timeit` of
+//!   `f(1)`): every other row walks all 1,000 keys.
 //! - **Redis GET**, sequential on one connection, 100-byte values: this crate and a plain fred
 //!   client on a current-thread runtime, on a multi-thread runtime from a task on it (as a
 //!   request handler calls it), and from a thread outside it (every GET then crosses threads
@@ -215,7 +217,7 @@ fn l1_hit(c: &mut Criterion) {
     // Each lookup runs over a run of key indices: the `.await` row runs its run inside one
     // async block, as an async caller does (a hit's future is ready, so `.await` costs next to
     // nothing); the others call once per key, `get` through `now_or_never` as sync code would.
-    let lookups: [(&str, &Lookup<'_>); 6] = [
+    let lookups: [(&str, &Lookup<'_>); 8] = [
         (
             "mod8_cache Cache::get::<u64> (stats on), now_or_never",
             &|run| {
@@ -232,6 +234,26 @@ fn l1_hit(c: &mut Criterion) {
             }
             .now_or_never()
             .unwrap()
+        }),
+        // The peer's shape: CPython's `timeit` calls `f(1)`, one key hit over and over.
+        (
+            "mod8_cache Cache::get::<u64> (stats on), .await, 1 key",
+            &|run| {
+                let key = &keys[0];
+                async {
+                    for _ in run {
+                        black_box(cache.get::<u64>(key).await.ok());
+                    }
+                }
+                .now_or_never()
+                .unwrap()
+            },
+        ),
+        ("moka::sync::Cache::get, 1 key", &|run| {
+            let key = &keys[0];
+            for _ in run {
+                black_box(moka.get(key));
+            }
         }),
         ("mod8_cache Cache::get::<u64>, entries with a TTL", &|run| {
             for &i in run {
