@@ -269,7 +269,7 @@ impl Cache {
     fn get_with<'a, T, R>(
         &'a self,
         key: &'a str,
-        view: impl FnOnce(&Arc<dyn Any + Send + Sync>) -> Option<R>,
+        view: impl Fn(&Arc<dyn Any + Send + Sync>) -> Option<R>,
         own: impl FnOnce(Arc<T>) -> R + Send + 'a,
     ) -> GetFuture<'a, R>
     where
@@ -662,7 +662,7 @@ impl Cache {
         &self,
         key: &str,
         count: bool,
-        view: impl FnOnce(&Arc<dyn Any + Send + Sync>) -> Option<R>,
+        view: impl Fn(&Arc<dyn Any + Send + Sync>) -> Option<R>,
         own: impl FnOnce(Arc<T>) -> R,
     ) -> Option<R>
     where
@@ -682,7 +682,7 @@ impl Cache {
         &self,
         key: &str,
         count: bool,
-        view: impl FnOnce(&Arc<dyn Any + Send + Sync>) -> Option<R>,
+        view: impl Fn(&Arc<dyn Any + Send + Sync>) -> Option<R>,
         own: O,
     ) -> Early<'_, R, O>
     where

@@ -15,6 +15,7 @@ mod config;
 mod counter;
 mod error;
 mod flight;
+mod front;
 mod layer;
 pub mod memo;
 pub mod memory;

@@ -7,6 +7,9 @@
 //! clock (see the `clock` module) and sets the entry's "referenced" bit if it is not set yet.
 //! Nothing on that path writes memory another lookup reads, except the bit once per sweep.
 //!
+//! Typed hits that repeat on one thread are answered from that thread's front (the `front`
+//! module) without the lock, for as long as the shard's write epoch stays where it was.
+//!
 //! Eviction is CLOCK: each shard keeps its entries in a dense array and a hand; when the full
 //! store takes a new key, the hand of the key's shard walks its array, clearing referenced
 //! bits and taking the first entry that was not referenced since the hand last passed it (or
@@ -16,16 +19,17 @@
 use std::any::Any;
 use std::collections::{HashMap, HashSet};
 use std::hash::BuildHasher;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed, Ordering::Release};
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use hashbrown::HashTable;
-use parking_lot::{Mutex, RwLock};
+use parking_lot::{Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use crate::clock;
 use crate::counter::{validate_increment, validate_init, CounterTable};
+use crate::front::{self, Origin};
 use crate::{
     glob_match, validate_key, Bytes, CacheStore, Codec, CounterInit, CounterOptions, CounterUpdate,
     EntryOptions, Error, Result,
@@ -57,6 +61,13 @@ const MAX_SHARDS: usize = 64;
 /// - [`Cache`](crate::Cache) keeps the value it decoded from an entry's bytes beside them
 ///   (type-checked, per codec), so a typed hit is not decoded again; every write or
 ///   invalidation of the entry replaces or drops it with the bytes.
+/// - A thread that hits the same key twice keeps the decoded value in a small table of its
+///   own (256 entries per thread, shared by every store), valid while the key's shard is not
+///   written: its later typed hits take no lock and write no shared memory, so a hot key read
+///   from many threads does not bounce a lock between their cores. Any write to the shard
+///   (from any thread) moves the shard's epoch on and sends the next read to the shared
+///   table. Each such table keeps up to 256 values alive until they are replaced, even after
+///   the store dropped them.
 ///
 /// Every lock is held for O(1) work (pattern and tag invalidation walk the keys once), never
 /// across an `.await`, so it is safe to use from async code. Cloning is cheap and shares the
@@ -83,7 +94,9 @@ pub struct MemoryStore {
 }
 
 struct Inner {
-    shards: Box<[Padded<RwLock<Shard>>]>,
+    /// This store in the per-thread fronts (see the `front` module).
+    id: u64,
+    shards: Box<[Padded<ShardLock>]>,
     /// `shards.len() - 1` (a power of two minus one).
     shard_mask: usize,
     hasher: foldhash::fast::RandomState,
@@ -99,6 +112,34 @@ struct Inner {
     /// The counters ([`CacheStore::increment`]) and their idempotency markers: apart from the
     /// entries, never evicted for room; each call is atomic under this lock.
     counters: Mutex<CounterTable>,
+}
+
+/// A shard and its write epoch: bumped by every write lock taken, so a per-thread front
+/// entry copied out at one epoch is known stale once the shard was written since.
+struct ShardLock {
+    lock: RwLock<Shard>,
+    epoch: AtomicU64,
+}
+
+impl ShardLock {
+    fn new(shard: Shard) -> Self {
+        ShardLock {
+            lock: RwLock::new(shard),
+            epoch: AtomicU64::new(0),
+        }
+    }
+
+    #[inline]
+    fn read(&self) -> RwLockReadGuard<'_, Shard> {
+        self.lock.read()
+    }
+
+    /// The write lock; the epoch moves on before anything under it can change.
+    fn write(&self) -> RwLockWriteGuard<'_, Shard> {
+        let guard = self.lock.write();
+        self.epoch.fetch_add(1, Release);
+        guard
+    }
 }
 
 /// Keeps a shard's lock alone on its cache lines (128 bytes: x86 prefetches lines in pairs),
@@ -351,11 +392,12 @@ impl MemoryStore {
         let shards = (0..count)
             .map(|i| {
                 let share = capacity / count + usize::from(i < capacity % count);
-                Padded(RwLock::new(Shard::new(share)))
+                Padded(ShardLock::new(Shard::new(share)))
             })
             .collect();
         MemoryStore {
             inner: Arc::new(Inner {
+                id: front::next_store_id(),
                 shards,
                 shard_mask: count - 1,
                 hasher: foldhash::fast::RandomState::default(),
@@ -405,16 +447,29 @@ impl MemoryStore {
         &self,
         key: &str,
         codec: Codec,
-        view: impl FnOnce(&Arc<dyn Any + Send + Sync>) -> Option<R>,
+        view: impl Fn(&Arc<dyn Any + Send + Sync>) -> Option<R>,
     ) -> Found<R> {
         let hash = self.hash(key);
-        let shard = self.shard(hash).read();
+        let origin = Origin {
+            store: self.inner.id,
+            hash,
+            key,
+            codec,
+        };
+        let lock = self.shard(hash);
+        if let Some(found) = front::get(&origin, &lock.epoch, &view) {
+            return Found::Decoded(found);
+        }
+        let shard = lock.read();
         let Some(slot) = shard.live(hash, key) else {
             return Found::Missing;
         };
         let decoded = slot.extra.as_deref().and_then(|e| e.decoded.as_ref());
         if let Some(decoded) = decoded.filter(|d| d.codec == codec) {
             if let Some(found) = view(&decoded.value) {
+                // Under the read lock: no write can move the epoch meanwhile.
+                let epoch = lock.epoch.load(Relaxed);
+                front::offer(&origin, epoch, slot.expires_at, &decoded.value);
                 return Found::Decoded(found);
             }
         }
@@ -503,7 +558,7 @@ impl MemoryStore {
     /// The shard of a hash: bits 32 and up, apart from the low bits a shard's index buckets by
     /// and the top 7 it tags its buckets with.
     #[inline]
-    fn shard(&self, hash: u64) -> &RwLock<Shard> {
+    fn shard(&self, hash: u64) -> &ShardLock {
         &self.inner.shards[(hash >> 32) as usize & self.inner.shard_mask].0
     }
 

@@ -12,10 +12,17 @@ fn opts() -> EntryOptions {
     EntryOptions::ttl(Duration::from_secs(60)).with_tag("t")
 }
 
-/// Reads `key` typed twice (the second read is served by the kept value) and checks both.
+/// Reads `key` typed three times (the second read is served by the kept value, the third
+/// by this thread's front once the key was hit twice) and checks each.
 async fn read_twice(cache: &Cache, key: &str, want: Option<u64>) {
     assert_eq!(cache.get::<u64>(key).await.unwrap(), want, "{key}");
     assert_eq!(cache.get::<u64>(key).await.unwrap(), want, "{key}, kept");
+    assert_eq!(cache.get::<u64>(key).await.unwrap(), want, "{key}, front");
+    assert_eq!(
+        cache.get::<u64>(key).await.unwrap(),
+        want,
+        "{key}, front again"
+    );
     assert_eq!(
         cache.get_shared::<u64>(key).await.unwrap().as_deref(),
         want.as_ref(),
@@ -184,4 +191,85 @@ async fn redis_pubsub_invalidation_drops_kept_values_in_another_process() {
         read_twice(&cache_b, &key, None).await;
     }
     a.clear().await.unwrap();
+}
+
+fn now<F: std::future::Future>(f: F) -> F::Output {
+    futures::executor::block_on(f)
+}
+
+/// A value this thread keeps in its front is not served once another thread wrote the key:
+/// the write moved its shard's epoch on, and the join makes the write visible here.
+#[test]
+fn a_write_on_another_thread_is_seen_by_the_next_read() {
+    let cache = Cache::in_process(1_000);
+    for round in 0..50u64 {
+        now(cache.set("k", &round, &EntryOptions::default())).unwrap();
+        for _ in 0..4 {
+            assert_eq!(now(cache.get::<u64>("k")).unwrap(), Some(round));
+        }
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                assert_eq!(now(cache.get::<u64>("k")).unwrap(), Some(round));
+                now(cache.set("k", &(round + 1000), &EntryOptions::default())).unwrap();
+            });
+        });
+        assert_eq!(now(cache.get::<u64>("k")).unwrap(), Some(round + 1000));
+        std::thread::scope(|s| {
+            s.spawn(|| assert!(now(cache.delete("k")).unwrap()));
+        });
+        assert_eq!(now(cache.get::<u64>("k")).unwrap(), None);
+    }
+}
+
+/// A key read over and over (from this thread's front) is still seen as read by the
+/// store's eviction: other keys go first. (Every insert moves the shard's epoch on, so the
+/// next read of the hot key marks it in the shared table.)
+#[test]
+fn a_hot_key_served_by_the_front_is_not_evicted_first() {
+    let store = MemoryStore::lru(8);
+    let cache = Cache::new(store.clone());
+    now(cache.set("hot", &1u64, &EntryOptions::default())).unwrap();
+    for i in 0..200u64 {
+        for _ in 0..100 {
+            assert_eq!(
+                now(cache.get::<u64>("hot")).unwrap(),
+                Some(1),
+                "after {i} others"
+            );
+        }
+        now(cache.set(&format!("cold:{i}"), &i, &EntryOptions::default())).unwrap();
+    }
+    assert!(store.len() <= 8);
+}
+
+/// A type whose `Clone` reads the cache (the front hands values out while this thread's
+/// table is borrowed) neither panics nor sees a wrong value.
+#[test]
+fn a_clone_that_reads_the_cache_again_is_served() {
+    use serde::{Deserialize, Serialize};
+    use std::cell::RefCell;
+
+    thread_local! {
+        static INNER: RefCell<Option<Cache>> = const { RefCell::new(None) };
+    }
+
+    #[derive(Debug, PartialEq, Serialize, Deserialize)]
+    struct Nested(u64);
+    impl Clone for Nested {
+        fn clone(&self) -> Self {
+            let cache = INNER.with(|c| c.borrow().clone()).unwrap();
+            let inner = now(cache.get::<u64>("inner")).unwrap();
+            assert_eq!(inner, Some(7));
+            Nested(self.0)
+        }
+    }
+
+    let cache = Cache::in_process(100);
+    INNER.with(|c| *c.borrow_mut() = Some(cache.clone()));
+    now(cache.set("inner", &7u64, &EntryOptions::default())).unwrap();
+    now(cache.set("outer", &Nested(3), &EntryOptions::default())).unwrap();
+    for _ in 0..10 {
+        assert_eq!(now(cache.get::<u64>("inner")).unwrap(), Some(7));
+        assert_eq!(now(cache.get::<Nested>("outer")).unwrap(), Some(Nested(3)));
+    }
 }
