@@ -54,23 +54,55 @@ async fn case_consumer_ends_when_its_broker_is_closed() {
     .await;
 }
 
+/// What `rabbitmqctl` prints for `args` (the tests that use it run as root next to the
+/// broker).
+fn rabbitmqctl(args: &[&str]) -> String {
+    let out = Command::new("rabbitmqctl")
+        .args(args)
+        .output()
+        .expect("rabbitmqctl runs (this test needs it, as root, next to the broker)");
+    assert!(out.status.success(), "rabbitmqctl failed: {out:?}");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The pids of the RabbitMQ connections whose client name is `name`.
+fn connections_named(name: &str) -> Vec<String> {
+    rabbitmqctl(&[
+        "list_connections",
+        "pid",
+        "client_properties",
+        "--quiet",
+        "--no-table-headers",
+    ])
+    .lines()
+    .filter(|l| l.contains(name))
+    .filter_map(|l| l.split('\t').next().map(str::to_owned))
+    .collect()
+}
+
+/// A broker whose connection is named `name` (so `rabbitmqctl` can find it), with `topology`.
+async fn named_broker(
+    url: &str,
+    name: &str,
+    topology: &mod8_mq::domain::Topology,
+    options: AmqpOptions,
+) -> DynBroker {
+    let options = AmqpOptions {
+        connection_name: name.to_owned(),
+        ..options
+    };
+    Arc::new(
+        AmqpBroker::connect_with(url, topology.declarations(), options)
+            .await
+            .expect("RabbitMQ is set but not reachable"),
+    )
+}
+
 /// Force-closes every RabbitMQ connection whose client name is `name`; returns how many.
 fn close_connections_named(name: &str) -> usize {
-    let out = Command::new("rabbitmqctl")
-        .args([
-            "list_connections",
-            "pid",
-            "client_properties",
-            "--quiet",
-            "--no-table-headers",
-        ])
-        .output()
-        .expect("rabbitmqctl runs (the fault test needs it, as root, next to the broker)");
-    assert!(out.status.success(), "rabbitmqctl failed: {out:?}");
-    let listing = String::from_utf8_lossy(&out.stdout);
     let mut closed = 0;
-    for line in listing.lines().filter(|l| l.contains(name)) {
-        let pid = line.split('\t').next().expect("a pid column");
+    for pid in connections_named(name) {
+        let pid = pid.as_str();
         let status = Command::new("rabbitmqctl")
             .args(["close_connection", pid, "mod8 fault test"])
             .status()
@@ -101,15 +133,10 @@ async fn fault_connections_closed_mid_stream_lose_nothing() {
     let name = mod8_testkit::unique_name("mod8mq_fault");
     let topology = test_topology_with_prefix(&name);
     let options = AmqpOptions {
-        connection_name: name.clone(),
         publish_timeout: Duration::from_secs(60),
         ..Default::default()
     };
-    let broker: DynBroker = Arc::new(
-        AmqpBroker::connect_with(&url, topology.declarations(), options)
-            .await
-            .expect("RabbitMQ is set but not reachable"),
-    );
+    let broker = named_broker(&url, &name, &topology, options).await;
     run_case(MqFixture::new(broker, topology), move |fx| {
         Box::pin(async move {
             let (broker, topology) = (fx.broker.clone(), fx.topology.clone());
@@ -764,26 +791,7 @@ async fn correlation_id_and_timestamp_are_amqp_properties() {
 /// The confirm-mode channels (their numbers) of the connection named `name`, as RabbitMQ
 /// lists them.
 fn confirm_channels(name: &str) -> Vec<u16> {
-    let rabbitmqctl = |args: &[&str]| {
-        let out = Command::new("rabbitmqctl")
-            .args(args)
-            .output()
-            .expect("rabbitmqctl runs (this test needs it, as root, next to the broker)");
-        assert!(out.status.success(), "rabbitmqctl failed: {out:?}");
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    };
-    let connections = rabbitmqctl(&[
-        "list_connections",
-        "pid",
-        "client_properties",
-        "--quiet",
-        "--no-table-headers",
-    ]);
-    let pids: Vec<String> = connections
-        .lines()
-        .filter(|l| l.contains(name))
-        .filter_map(|l| l.split('\t').next().map(str::to_owned))
-        .collect();
+    let pids = connections_named(name);
     let channels = rabbitmqctl(&[
         "list_channels",
         "connection",
@@ -819,15 +827,7 @@ async fn a_nacked_publish_moves_publishing_to_a_new_channel() {
     };
     let name = mod8_testkit::unique_name("mod8mq_nack");
     let topology = test_topology_with_prefix(&name);
-    let options = AmqpOptions {
-        connection_name: name.clone(),
-        ..Default::default()
-    };
-    let broker: DynBroker = Arc::new(
-        AmqpBroker::connect_with(&url, topology.declarations(), options)
-            .await
-            .expect("RabbitMQ is set but not reachable"),
-    );
+    let broker = named_broker(&url, &name, &topology, AmqpOptions::default()).await;
     run_case(MqFixture::new(broker, topology), move |fx| {
         Box::pin(async move {
             let broker = fx.broker.clone();
