@@ -180,6 +180,7 @@ impl ConsumerStats {
 
 /// Consumer settings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ConsumerOptions {
     /// Unacknowledged deliveries the broker may hand over at once (QoS). Default 32.
     pub prefetch: u16,
@@ -188,6 +189,12 @@ pub struct ConsumerOptions {
     /// Remember this many processed message ids and skip repeats (for idempotency).
     /// Default `None` (off).
     pub dedup_capacity: Option<usize>,
+    /// How long a subscription may go without a delivery before the consumer checks that its
+    /// queue still exists. A broker is meant to cancel the consumers of a deleted queue, but
+    /// not every one always does (RabbitMQ 3.10 was seen not to when a quorum queue was
+    /// deleted while the consumer's registration was still in flight); the check ends such a
+    /// subscription, so a consumer never waits on a queue that is gone. Default 5 s.
+    pub idle_queue_check: Duration,
 }
 
 impl Default for ConsumerOptions {
@@ -196,6 +203,7 @@ impl Default for ConsumerOptions {
             prefetch: 32,
             concurrency: 8,
             dedup_capacity: None,
+            idle_queue_check: Duration::from_secs(5),
         }
     }
 }
@@ -272,6 +280,13 @@ impl<T: Payload> Consumer<T> {
     /// Sets the prefetch (QoS).
     pub fn with_prefetch(mut self, prefetch: u16) -> Self {
         self.options.prefetch = prefetch.max(1);
+        self
+    }
+
+    /// Sets how long an idle subscription waits before checking that its queue still exists
+    /// (see [`ConsumerOptions::idle_queue_check`]; at least 100 ms).
+    pub fn with_idle_queue_check(mut self, after: Duration) -> Self {
+        self.options.idle_queue_check = after.max(Duration::from_millis(100));
         self
     }
 
@@ -405,6 +420,8 @@ async fn run<T: Payload>(
     let mut stream = Some(first);
     let mut backoff = Duration::from_millis(50);
     let mut outcome = Ok(());
+    // When the subscription last showed its queue exists (a delivery, or a check).
+    let mut seen_alive = tokio::time::Instant::now();
     'outer: loop {
         let Some(current) = stream.as_mut() else {
             // The subscription was lost: subscribe again, with growing pauses, until it works,
@@ -427,6 +444,7 @@ async fn run<T: Payload>(
                         ctx.stats.resubscribed.fetch_add(1, Ordering::Relaxed);
                         backoff = Duration::from_millis(50);
                         stream = Some(s);
+                        seen_alive = tokio::time::Instant::now();
                     }
                     Err(e) if e.is_transient() => {
                         tracing::warn!(queue = %ctx.queue, error = %e, "resubscribe failed; backing off");
@@ -460,8 +478,23 @@ async fn run<T: Payload>(
                 outcome = Err(e);
                 break 'outer;
             }
+            _ = tokio::time::sleep_until(seen_alive + options.idle_queue_check) => {
+                drop(permit);
+                match ctx.broker.queue_depth(&ctx.queue).await {
+                    Err(Error::NotFound { .. }) => {
+                        tracing::warn!(queue = %ctx.queue, "queue gone without the broker cancelling the subscription; resubscribing");
+                        stream = None;
+                    }
+                    Err(e) => {
+                        tracing::debug!(queue = %ctx.queue, error = %e, "idle queue check failed");
+                    }
+                    Ok(_) => {}
+                }
+                seen_alive = tokio::time::Instant::now();
+            }
             item = current.next() => match item {
                 Some(Ok(delivery)) => {
+                    seen_alive = tokio::time::Instant::now();
                     let ctx = ctx.clone();
                     ctx.stats.received.fetch_add(1, Ordering::Relaxed);
                     ctx.stats.in_flight.fetch_add(1, Ordering::Relaxed);

@@ -114,12 +114,14 @@ async fn invalid_user_data_is_rejected_to_the_dead_letter_queue() {
 }
 
 /// The in-process broker, except that the first `failures` publishes to the dead-letter
-/// exchange fail as if the broker were briefly unreachable.
+/// exchange fail as if the broker were briefly unreachable, and with `never_cancel` a
+/// subscription does not end when its queue is deleted (the broker forgets to cancel it).
 #[derive(Debug)]
 struct FlakyDeadLetters {
     inner: mod8_mq::DynBroker,
     dead_letter_exchange: String,
     failures: std::sync::atomic::AtomicU32,
+    never_cancel: bool,
 }
 
 #[async_trait::async_trait]
@@ -164,7 +166,12 @@ impl mod8_mq::Broker for FlakyDeadLetters {
         results
     }
     async fn subscribe(&self, queue: &str, prefetch: u16) -> mod8_mq::Result<DeliveryStream> {
-        self.inner.subscribe(queue, prefetch).await
+        use futures::StreamExt;
+        let stream = self.inner.subscribe(queue, prefetch).await?;
+        if self.never_cancel {
+            return Ok(stream.chain(futures::stream::pending()).boxed());
+        }
+        Ok(stream)
     }
     async fn queue_depth(&self, queue: &str) -> mod8_mq::Result<u64> {
         self.inner.queue_depth(queue).await
@@ -190,6 +197,7 @@ async fn transient_dead_letter_failures_back_off() {
         inner,
         dead_letter_exchange: topology.dead_letter_exchange.clone(),
         failures: std::sync::atomic::AtomicU32::new(3),
+        never_cancel: false,
     });
     let calls: std::sync::Arc<std::sync::Mutex<Vec<Instant>>> = Default::default();
     let c = calls.clone();
@@ -244,4 +252,84 @@ async fn transient_dead_letter_failures_back_off() {
             "handled again after {gap:?}, before its pause {pause:?}"
         );
     }
+}
+
+/// A consumer whose broker never cancels its subscription when the queue is deleted still
+/// stops, with the broker's `NotFound`, once the idle check finds the queue gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deleted_queue_ends_the_consumer_even_when_the_broker_does_not_cancel() {
+    let MqFixture {
+        broker: inner,
+        topology,
+    } = memory_fixture();
+    let broker: mod8_mq::DynBroker = std::sync::Arc::new(FlakyDeadLetters {
+        inner,
+        dead_letter_exchange: topology.dead_letter_exchange.clone(),
+        failures: std::sync::atomic::AtomicU32::new(0),
+        never_cancel: true,
+    });
+    let queue = format!("{}.doomed", topology.user_data_queue);
+    broker
+        .declare_queue(&topology.work_queue(&queue))
+        .await
+        .unwrap();
+    let consumer = topology
+        .consumer(
+            broker.clone(),
+            queue.clone(),
+            handler_fn(|_env: Envelope<UserData>| async { Outcome::Ack }),
+        )
+        .with_idle_queue_check(Duration::from_millis(200))
+        .start()
+        .await
+        .unwrap();
+    broker.delete_queue(&queue).await.unwrap();
+    wait_until("the consumer stops", || async { consumer.is_finished() }).await;
+    let err = consumer.shutdown().await.unwrap_err();
+    assert!(matches!(err, mod8_mq::Error::NotFound { .. }), "{err:?}");
+}
+
+/// The idle check leaves a live queue's consumer alone: it keeps consuming after several
+/// checks found its queue.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_idle_queue_check_leaves_a_live_subscription_alone() {
+    let MqFixture { broker, topology } = memory_fixture();
+    let seen = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let s = seen.clone();
+    let consumer = topology
+        .consumer(
+            broker.clone(),
+            topology.user_data_queue.clone(),
+            handler_fn(move |_env: Envelope<UserData>| {
+                let s = s.clone();
+                async move {
+                    s.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    Outcome::Ack
+                }
+            }),
+        )
+        .with_idle_queue_check(Duration::from_millis(100))
+        .start()
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(!consumer.is_finished());
+    let before = consumer.stats().resubscribed();
+    Pipeline::new(Producer::new(broker.clone()), topology.clone())
+        .publish_user_data(
+            UserData {
+                username: "ada".into(),
+                email: "ada@example.com".into(),
+                registration_date: chrono::NaiveDate::from_ymd_opt(2026, 11, 22).unwrap(),
+            },
+            PublishOptions::default(),
+        )
+        .await
+        .unwrap();
+    wait_until("the message is handled", || async {
+        seen.load(std::sync::atomic::Ordering::SeqCst) == 1
+    })
+    .await;
+    assert_eq!(consumer.stats().resubscribed(), before);
+    consumer.shutdown().await.unwrap();
 }
