@@ -41,7 +41,7 @@ pub(crate) fn next_store_id() -> u64 {
     NEXT.fetch_add(1, Ordering::Relaxed)
 }
 
-/// Where a value was found: which store, key and shard epoch it belongs to.
+/// What a looked-up value belongs to: its store, key (and the key's hash) and codec.
 pub(crate) struct Origin<'a> {
     pub(crate) store: u64,
     pub(crate) hash: u64,

@@ -255,7 +255,8 @@ async fn transient_dead_letter_failures_back_off() {
 }
 
 /// A consumer whose broker never cancels its subscription when the queue is deleted still
-/// stops, with the broker's `NotFound`, once the idle check finds the queue gone.
+/// stops, with the broker's `NotFound`, once the idle check (at its default interval) finds
+/// the queue gone: the conformance case, on a broker that forgets to cancel.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_deleted_queue_ends_the_consumer_even_when_the_broker_does_not_cancel() {
     let MqFixture {
@@ -268,25 +269,8 @@ async fn a_deleted_queue_ends_the_consumer_even_when_the_broker_does_not_cancel(
         failures: std::sync::atomic::AtomicU32::new(0),
         never_cancel: true,
     });
-    let queue = format!("{}.doomed", topology.user_data_queue);
-    broker
-        .declare_queue(&topology.work_queue(&queue))
-        .await
-        .unwrap();
-    let consumer = topology
-        .consumer(
-            broker.clone(),
-            queue.clone(),
-            handler_fn(|_env: Envelope<UserData>| async { Outcome::Ack }),
-        )
-        .with_idle_queue_check(Duration::from_millis(200))
-        .start()
-        .await
-        .unwrap();
-    broker.delete_queue(&queue).await.unwrap();
-    wait_until("the consumer stops", || async { consumer.is_finished() }).await;
-    let err = consumer.shutdown().await.unwrap_err();
-    assert!(matches!(err, mod8_mq::Error::NotFound { .. }), "{err:?}");
+    mod8_mq::testing::case_consumer_ends_when_its_queue_is_deleted(&MqFixture { broker, topology })
+        .await;
 }
 
 /// The idle check leaves a live queue's consumer alone: it keeps consuming after several
