@@ -2,8 +2,8 @@
 //! file) always, PostgreSQL when `MOD8_POSTGRES_URL` is set (in a database created for the run
 //! and dropped afterwards), each beside its reference measured in the same run.
 //!
-//! - `lookup/<target>`: `get_user` by primary key on `sqlite-memory`, `sqlite-file` and
-//!   `postgres`; the floor `rusqlite-memory` / `rusqlite-file` (the same row through SQLite's
+//! - `lookup/<target>`: `get_user` by primary key on `sqlite-memory`, `sqlite-file` (answered
+//!   on the calling thread, the default) and `postgres`; the floor `rusqlite-memory` / `rusqlite-file` (the same row through SQLite's
 //!   C API on the calling thread, decoded into the same `User`); `sqlx-file-connection` (the
 //!   same statement through sqlx alone on one SQLite connection: the worker-thread hop);
 //!   and, for PostgreSQL, `sqlx-pg-pool` / `sqlx-pg-connection`. The pgbench reference

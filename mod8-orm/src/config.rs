@@ -43,6 +43,11 @@ pub struct OrmConfig {
     pub idle_timeout: Option<Duration>,
     /// How long SQLite waits on a locked database before failing (default 5 s).
     pub sqlite_busy_timeout: Duration,
+    /// SQLite: answer point lookups (a user by id or by e-mail) on the calling thread
+    /// through SQLite's C API instead of sqlx's worker thread (default true; see
+    /// [`crate::sqlite`]). Any lookup that would wait for a lock, or that reads a value the
+    /// direct path does not decode, still goes through sqlx.
+    pub sqlite_direct_reads: bool,
     /// Apply the crate's migrations on connect (default true).
     pub migrate: bool,
     /// Ping a pooled PostgreSQL connection before handing it out (default false). The ping
@@ -110,6 +115,7 @@ impl std::fmt::Debug for OrmConfig {
             .field("acquire_timeout", &self.acquire_timeout)
             .field("idle_timeout", &self.idle_timeout)
             .field("sqlite_busy_timeout", &self.sqlite_busy_timeout)
+            .field("sqlite_direct_reads", &self.sqlite_direct_reads)
             .field("migrate", &self.migrate)
             .field("test_before_acquire", &self.test_before_acquire)
             .field("read_url", &self.redacted_read_url())
@@ -129,6 +135,7 @@ impl Default for OrmConfig {
             acquire_timeout: Duration::from_secs(10),
             idle_timeout: Some(Duration::from_secs(600)),
             sqlite_busy_timeout: Duration::from_secs(5),
+            sqlite_direct_reads: true,
             migrate: true,
             test_before_acquire: false,
             read_url: None,
@@ -264,6 +271,13 @@ impl OrmConfig {
     /// Sets how long SQLite waits on a locked database.
     pub fn with_sqlite_busy_timeout(mut self, timeout: Duration) -> Self {
         self.sqlite_busy_timeout = timeout;
+        self
+    }
+
+    /// Whether SQLite answers point lookups on the calling thread (see
+    /// [`OrmConfig::sqlite_direct_reads`]).
+    pub fn with_sqlite_direct_reads(mut self, direct: bool) -> Self {
+        self.sqlite_direct_reads = direct;
         self
     }
 

@@ -4,7 +4,8 @@
 /// One connection pool's figures, read from the pool itself (no round trip).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PoolUsage {
-    /// Which pool: `primary`, or `replica` behind a [`crate::replica::ReplicaRouter`].
+    /// Which pool: `primary`; `replica` behind a [`crate::replica::ReplicaRouter`]; `direct`
+    /// for the connections a SQLite store answers point lookups on (see [`crate::sqlite`]).
     pub pool: &'static str,
     /// Connections open now, idle or in use.
     pub size: u32,

@@ -19,13 +19,28 @@
 //! sqlx runs every SQLite connection on a worker thread of its own: each command (a statement,
 //! `BEGIN`, a ping) is a round trip between the caller's thread and that worker, and each row
 //! of a result is handed over separately. Those hand-overs, not SQLite, are where a call's
-//! time goes, so the store keeps them few:
+//! time goes: two wake-ups across threads cost more than a lookup by primary key does. So
+//! the store keeps them few, and avoids them where it can:
 //!
+//! - **Point lookups on the calling thread.** [`get_user`](crate::UserRepository::get_user)
+//!   and [`find_user_by_email`](crate::UserRepository::find_user_by_email) on the pool are answered through SQLite's C API
+//!   (`rusqlite`, on the SQLite sqlx links) on connections of the store's own to the same
+//!   database — the same file, or the shared-cache in-memory database sqlx opened — with no
+//!   hand-over at all. Such a lookup never waits: one that would wait for a lock, meets a
+//!   value stored in a form sqlx did not write, or fails in any way is run through sqlx
+//!   instead, which then waits, decodes or fails as it always did. Inside a unit of work
+//!   every read goes through the transaction. The connections are bounded by
+//!   [`OrmConfig::max_connections`](crate::OrmConfig::max_connections) and reported as the
+//!   `direct` pool in [`Database::pool_usage`](crate::Database::pool_usage);
+//!   [`OrmConfig::sqlite_direct_reads`](crate::OrmConfig::sqlite_direct_reads) turns them off.
+//!   A direct lookup reads the last committed state, as one on another pooled connection
+//!   would; on an in-memory database it no longer queues behind an open unit of work unless
+//!   that unit wrote the table it reads.
 //! - **One round trip per statement.** A call through a sqlx pool pays for more than its
 //!   statement: sqlx pings the worker before the pool takes the connection back (and, by
 //!   default, before handing it out). The store keeps one pooled connection checked out
 //!   between its calls on the pool and never pings a SQLite connection (no server can drop
-//!   it), so `get_user` is one round trip. With the single connection of an in-memory
+//!   it), so every other call is one round trip. With the single connection of an in-memory
 //!   database, calls queue for it as they queued for the pool, and units of work and
 //!   migrations take it back from the pool in turn; on a file, a call that finds it busy
 //!   takes another connection from the pool, so concurrent readers still run in parallel.
@@ -39,14 +54,11 @@
 //!   the last, and the two threads no longer wake each other for every row; the per-column
 //!   copies and lookups by name are gone too. It reads through indexes only: the page's
 //!   rowids from the registration-order index, then each user by rowid and each link by
-//!   primary key (every join column is indexed by the first migration).
-//!
-//! What is left is the worker hop itself: a lookup through sqlx on one connection costs
-//! several times the same lookup through SQLite's C API on the calling thread (the
-//! `rusqlite` floor in `benches/orm.rs`). Going below it would mean calling SQLite directly,
-//! which this crate leaves to sqlx (it has no `unsafe` code).
+//!   primary key (every join column is indexed by the first migration). A page stays on
+//!   sqlx's worker: hundreds of rows would hold the caller's thread too long.
 
 mod batched;
+pub(crate) mod direct;
 
 use std::str::FromStr;
 
@@ -156,6 +168,7 @@ impl SqliteStore {
                 .synchronous(SqliteSynchronous::Normal);
         }
         let max_connections = if memory { 1 } else { config.max_connections };
+        let direct_options = config.sqlite_direct_reads.then(|| options.clone());
         let pool = if memory {
             SqlitePoolOptions::new()
                 .max_connections(1)
@@ -176,7 +189,14 @@ impl SqliteStore {
         .connect_with(options)
         .await
         .map_err(|e| Error::from_sqlx(backend, e))?;
-        let store = SqlStore::from_pool(pool)
+        let mut store = SqlStore::from_pool(pool);
+        // After the pool: a database file exists once sqlx has opened it.
+        if let Some(direct) = direct_options
+            .and_then(|o| direct::DirectReads::new(&o, &config.url, config.max_connections))
+        {
+            store = store.with_direct_reads(direct);
+        }
+        let store = store
             .with_pinned_connection(max_connections == 1)
             .with_slow_statements(config.slow_statements)
             .with_similarity_settings(config.similarity.clone());

@@ -149,6 +149,8 @@ pub struct SqlStore<DB: SqlBackend> {
     pinned: Option<Arc<Pinned<DB>>>,
     /// Vector similarity: settings, chosen path, in-process index (see `similarity`).
     pub(crate) similarity: Arc<crate::similarity::SimilarityState>,
+    /// SQLite: point lookups on the calling thread (see `sqlite::direct`).
+    direct: Option<Arc<crate::sqlite::direct::DirectReads>>,
 }
 
 impl<DB: SqlBackend> std::fmt::Debug for SqlStore<DB> {
@@ -171,6 +173,7 @@ impl<DB: SqlBackend> Clone for SqlStore<DB> {
             statements: self.statements.clone(),
             pinned: self.pinned.clone(),
             similarity: self.similarity.clone(),
+            direct: self.direct.clone(),
         }
     }
 }
@@ -304,6 +307,7 @@ impl<DB: SqlBackend> SqlStore<DB> {
             statements: Arc::new(StatementLog::new(SlowStatementSettings::default())),
             pinned: None,
             similarity: Arc::default(),
+            direct: None,
         }
     }
 
@@ -314,7 +318,36 @@ impl<DB: SqlBackend> SqlStore<DB> {
         self
     }
 
-    /// The backend's name, for errors.
+    /// Point lookups on the calling thread through `direct` (SQLite).
+    pub(crate) fn with_direct_reads(mut self, direct: crate::sqlite::direct::DirectReads) -> Self {
+        self.direct = Some(Arc::new(direct));
+        self
+    }
+
+    /// Answers the lookup `sql` with `read` on the calling thread, when this store has direct
+    /// reads, is not a unit of work and its pool is open; `None` to run it through sqlx. An
+    /// answer counts and is timed as one statement.
+    pub(crate) fn read_directly<T>(
+        &self,
+        sql: &str,
+        read: impl FnOnce(&crate::sqlite::direct::DirectReads) -> Option<T>,
+    ) -> Option<T> {
+        let direct = match (&self.scope, &self.direct) {
+            (Scope::Pool, Some(direct)) if !self.pool.is_closed() => direct,
+            _ => return None,
+        };
+        let started = std::time::Instant::now();
+        let answer = read(direct)?;
+        self.counter.fetch_add(1, Ordering::Relaxed);
+        self.statements.observe(sql, started.elapsed());
+        Some(answer)
+    }
+
+    /// The connections direct reads hold, as a pool's figures (SQLite with direct reads).
+    pub(crate) fn direct_usage(&self) -> Option<crate::PoolUsage> {
+        self.direct.as_ref().map(|d| d.usage())
+    }
+
     /// The same store with other vector-similarity settings (embedding dimension, whether
     /// PostgreSQL may use pgvector, search breadth); set them before the first similarity
     /// call. Clones made before keep the old settings.
@@ -323,6 +356,7 @@ impl<DB: SqlBackend> SqlStore<DB> {
         self
     }
 
+    /// The backend's name, for errors.
     pub(crate) fn backend_name(&self) -> &'static str {
         DB::DIALECT.backend.name()
     }
@@ -366,6 +400,9 @@ impl<DB: SqlBackend> SqlStore<DB> {
 
     /// Hands the pinned connection back and closes the pool.
     pub(crate) async fn close_pool(&self) {
+        if let Some(direct) = &self.direct {
+            direct.close();
+        }
         if let Some(pinned) = &self.pinned {
             pinned.retire_and_wait().await;
         }
@@ -405,6 +442,7 @@ impl<DB: SqlBackend> SqlStore<DB> {
             statements: Arc::new(StatementLog::disabled()),
             pinned: self.pinned.clone(),
             similarity: self.similarity.clone(),
+            direct: self.direct.clone(),
         };
         self.statements.arm(Arc::new(move |sql: String| {
             let planner = planner.clone();
@@ -468,6 +506,7 @@ impl<DB: SqlBackend> SqlStore<DB> {
             statements: self.statements.clone(),
             pinned: self.pinned.clone(),
             similarity: self.similarity.clone(),
+            direct: self.direct.clone(),
         })
     }
 
@@ -506,6 +545,7 @@ impl<DB: SqlBackend> SqlStore<DB> {
             statements: self.statements.clone(),
             pinned: self.pinned.clone(),
             similarity: self.similarity.clone(),
+            direct: self.direct.clone(),
         })
     }
 
@@ -640,7 +680,9 @@ macro_rules! impl_store {
             }
 
             fn pool_usage(&self) -> Vec<$crate::PoolUsage> {
-                vec![$crate::PoolUsage::of(&self.pool, "primary")]
+                let mut usage = vec![$crate::PoolUsage::of(&self.pool, "primary")];
+                usage.extend(self.direct_usage());
+                usage
             }
 
             fn product_similarity(&self) -> Option<&dyn $crate::similarity::ProductSimilarity> {

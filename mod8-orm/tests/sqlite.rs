@@ -1,7 +1,14 @@
-//! The conformance suite on SQLite: in memory (the embedded default) and in a WAL file.
+//! The conformance suite on SQLite: in memory (the embedded default), in memory with every
+//! lookup through sqlx's worker (direct reads off), and in a WAL file.
 
 mod memory {
     mod8_orm::conformance_tests!(mod8_orm::testing::TestDb::sqlite_memory());
+}
+
+mod memory_through_sqlx {
+    mod8_orm::conformance_tests!(mod8_orm::testing::TestDb::sqlite_memory_configured(
+        |config| config.with_sqlite_direct_reads(false)
+    ));
 }
 
 mod file {

@@ -414,3 +414,171 @@ async fn large_pages_match_the_plain_rows() {
         assert!(page == expected, "offset {offset} limit {limit}");
     }
 }
+
+/// Users with every kind of value a user row holds: with and without an address, scores
+/// that need all 17 digits, whole scores, both flags, microseconds, non-ASCII names.
+async fn varied_users(store: &SqliteStore) -> Vec<mod8_orm::User> {
+    let world = seed_world(store).await;
+    let mut users = vec![
+        user_in(store, world.city("Berlin"), "ada", 1.0 / 3.0).await,
+        user_in(store, world.city("Berlin"), "bob", 100.0).await,
+    ];
+    let mut plain = NewUser::new("Zoë@Example.org", "zoë_ü");
+    plain.profile_score = 0.0;
+    plain.is_verified = true;
+    plain.created_at = Some(Utc.with_ymd_and_hms(2021, 2, 3, 4, 5, 6).unwrap());
+    plain.last_active_at =
+        Some(Utc.with_ymd_and_hms(2024, 12, 31, 23, 59, 59).unwrap() + chrono_micros(123_456));
+    users.push(store.create_user(plain).await.unwrap());
+    users
+}
+
+fn chrono_micros(n: i64) -> mod8_orm::chrono::Duration {
+    mod8_orm::chrono::Duration::microseconds(n)
+}
+
+/// Lookups answered on the calling thread (the default) give exactly what the same lookups
+/// through sqlx give: inside a unit of work (always sqlx), and on a store with direct reads
+/// off over the same file. Each counts as one statement, and the connections they hold show
+/// as the `direct` pool.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn direct_lookups_match_sqlx() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = format!("sqlite://{}", dir.path().join("direct.db").display());
+    for url in [MEMORY, &file] {
+        let store = SqliteStore::connect(&OrmConfig::new(url)).await.unwrap();
+        let users = varied_users(&store).await;
+        let through_sqlx = if url == MEMORY {
+            None
+        } else {
+            Some(
+                SqliteStore::connect(&OrmConfig::new(url).with_sqlite_direct_reads(false))
+                    .await
+                    .unwrap(),
+            )
+        };
+        for user in &users {
+            let before = store.statements_executed();
+            assert_eq!(&store.get_user(user.id).await.unwrap(), user, "{url}");
+            assert_eq!(
+                store
+                    .find_user_by_email(&user.email)
+                    .await
+                    .unwrap()
+                    .as_ref(),
+                Some(user),
+                "{url}"
+            );
+            assert_eq!(store.statements_executed(), before + 2, "{url}");
+            let uow = store.begin().await.unwrap();
+            assert_eq!(&uow.get_user(user.id).await.unwrap(), user, "{url}");
+            uow.commit().await.unwrap();
+            if let Some(other) = &through_sqlx {
+                assert_eq!(&other.get_user(user.id).await.unwrap(), user, "{url}");
+            }
+        }
+        let missing = mod8_orm::uuid::Uuid::new_v4();
+        assert!(
+            matches!(store.get_user(missing).await, Err(Error::NotFound { .. })),
+            "{url}"
+        );
+        assert_eq!(
+            store
+                .find_user_by_email("nobody@example.org")
+                .await
+                .unwrap(),
+            None
+        );
+        // An update is seen by the next lookup.
+        let update = mod8_orm::UserUpdate {
+            profile_score: Some(42.5),
+            ..Default::default()
+        };
+        let updated = store.update_user(users[0].id, update).await.unwrap();
+        assert_eq!(store.get_user(users[0].id).await.unwrap(), updated);
+        let usage = store.pool_usage();
+        let direct = usage
+            .iter()
+            .find(|u| u.pool == "direct")
+            .expect("direct pool");
+        assert!(direct.size >= 1 && direct.size <= direct.max, "{direct:?}");
+    }
+}
+
+/// A lookup on the calling thread does not wait for a unit of work that wrote other tables:
+/// the in-memory database's one sqlx connection is the unit's, and a lookup through sqlx
+/// waits for it (and fails after the acquire timeout), while the direct lookup reads the
+/// committed users at once. A unit that wrote `users` makes the direct lookup fall back,
+/// and it then waits as before.
+#[tokio::test]
+async fn direct_lookups_do_not_wait_for_a_unit_of_work_on_other_tables() {
+    for direct in [true, false] {
+        let store = SqliteStore::connect(
+            &OrmConfig::new(MEMORY)
+                .with_acquire_timeout(Duration::from_millis(300))
+                .with_sqlite_direct_reads(direct),
+        )
+        .await
+        .unwrap();
+        let ada = store
+            .create_user(NewUser::new("ada@example.org", "ada"))
+            .await
+            .unwrap();
+        let uow = store.begin().await.unwrap();
+        uow.create_country(mod8_orm::NewCountry {
+            name: "Norway".into(),
+            iso_code: "NO".into(),
+            population: 5_500_000,
+            gdp_per_capita_cents: 8_900_000,
+        })
+        .await
+        .unwrap();
+        let looked_up = store.get_user(ada.id).await;
+        if direct {
+            assert_eq!(looked_up.unwrap(), ada);
+        } else {
+            assert!(
+                matches!(looked_up, Err(Error::Unavailable { .. })),
+                "{looked_up:?}"
+            );
+        }
+        uow.create_user(NewUser::new("bo@example.org", "bob"))
+            .await
+            .unwrap();
+        let waiting = store.get_user(ada.id).await;
+        assert!(
+            matches!(waiting, Err(Error::Unavailable { .. })),
+            "direct {direct}: {waiting:?}"
+        );
+        uow.commit().await.unwrap();
+        assert_eq!(store.get_user(ada.id).await.unwrap(), ada);
+    }
+}
+
+/// A row in a form sqlx reads but the direct path does not decode (a time written as
+/// `YYYY-MM-DD HH:MM:SS`, a flag stored as 2) is answered by sqlx, as it always was.
+#[tokio::test]
+async fn values_the_direct_path_does_not_decode_fall_back_to_sqlx() {
+    let store = memory_store(Duration::from_secs(2)).await;
+    let id = mod8_orm::uuid::Uuid::new_v4();
+    mod8_orm::sqlx::query(
+        "INSERT INTO users (id, email, username, address_id, profile_score, is_verified, \
+         created_at, last_active_at, username_key) \
+         VALUES (?, 'raw@example.org', 'raw', NULL, 7, 2, '2024-01-02 03:04:05', \
+         '2024-01-02T03:04:05Z', 'raw')",
+    )
+    .bind(id)
+    .execute(store.pool())
+    .await
+    .unwrap();
+    let user = store.get_user(id).await.unwrap();
+    assert_eq!(
+        user.created_at,
+        Utc.with_ymd_and_hms(2024, 1, 2, 3, 4, 5).unwrap()
+    );
+    assert!(user.is_verified);
+    assert_eq!(user.profile_score, 7.0);
+    let uow = store.begin().await.unwrap();
+    assert_eq!(uow.get_user(id).await.unwrap(), user);
+    uow.commit().await.unwrap();
+}

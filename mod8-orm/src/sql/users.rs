@@ -57,10 +57,15 @@ macro_rules! impl_user_repository {
             #[::async_trait::async_trait]
             impl $crate::repository::UserRepository for SqlStore<$db> {
                 async fn get_user(&self, id: Uuid) -> Result<User> {
+                    let sql = format!("SELECT {USER_COLS} FROM users WHERE id = $1");
+                    let direct = self.read_directly(&sql, |d| {
+                        d.user(&sql, $crate::sqlite::direct::Key::Id(id))
+                    });
+                    if let Some(found) = direct {
+                        return found.ok_or_else(|| Error::not_found("user", id));
+                    }
                     let mut conn = self.conn().await?;
-                    ::sqlx::query_as::<$db, User>(&format!(
-                        "SELECT {USER_COLS} FROM users WHERE id = $1"
-                    ))
+                    ::sqlx::query_as::<$db, User>(&sql)
                     .bind(id)
                     .fetch_optional(conn.exec())
                     .await
@@ -70,10 +75,15 @@ macro_rules! impl_user_repository {
 
                 async fn find_user_by_email(&self, email: &str) -> Result<Option<User>> {
                     let email = validate::email(email)?;
+                    let sql = format!("SELECT {USER_COLS} FROM users WHERE email = $1");
+                    let direct = self.read_directly(&sql, |d| {
+                        d.user(&sql, $crate::sqlite::direct::Key::Text(&email))
+                    });
+                    if let Some(found) = direct {
+                        return Ok(found);
+                    }
                     let mut conn = self.conn().await?;
-                    ::sqlx::query_as::<$db, User>(&format!(
-                        "SELECT {USER_COLS} FROM users WHERE email = $1"
-                    ))
+                    ::sqlx::query_as::<$db, User>(&sql)
                     .bind(email)
                     .fetch_optional(conn.exec())
                     .await

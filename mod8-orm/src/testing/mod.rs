@@ -89,8 +89,19 @@ impl std::fmt::Debug for TestDb {
 impl TestDb {
     /// A fresh in-memory SQLite database.
     pub async fn sqlite_memory() -> Option<TestDb> {
+        Self::sqlite_memory_configured(|config| config).await
+    }
+
+    /// [`TestDb::sqlite_memory`] with the connection settings adjusted by `configure` (the
+    /// URL is set already).
+    pub async fn sqlite_memory_configured(
+        configure: impl FnOnce(OrmConfig) -> OrmConfig,
+    ) -> Option<TestDb> {
         let url = String::from("sqlite::memory:");
-        let db = connect(&url).await.expect("in-memory SQLite");
+        let db = configure(OrmConfig::new(&url))
+            .connect()
+            .await
+            .expect("in-memory SQLite");
         Some(TestDb {
             db,
             url,
