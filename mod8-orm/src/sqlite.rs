@@ -22,20 +22,26 @@
 //! time goes: two wake-ups across threads cost more than a lookup by primary key does. So
 //! the store keeps them few, and avoids them where it can:
 //!
-//! - **Point lookups on the calling thread.** [`get_user`](crate::UserRepository::get_user)
-//!   and [`find_user_by_email`](crate::UserRepository::find_user_by_email) on the pool are answered through SQLite's C API
-//!   (`rusqlite`, on the SQLite sqlx links) on connections of the store's own to the same
-//!   database — the same file, or the shared-cache in-memory database sqlx opened — with no
-//!   hand-over at all. Such a lookup never waits: one that would wait for a lock, meets a
-//!   value stored in a form sqlx did not write, or fails in any way is run through sqlx
-//!   instead, which then waits, decodes or fails as it always did. Inside a unit of work
-//!   every read goes through the transaction. The connections are bounded by
+//! - **Reads beside sqlx.** [`get_user`](crate::UserRepository::get_user) and
+//!   [`find_user_by_email`](crate::UserRepository::find_user_by_email) on the pool are
+//!   answered through SQLite's C API (`rusqlite`, on the SQLite sqlx links) on the calling
+//!   thread, with no hand-over at all; a page of
+//!   [`users_with_location`](crate::UserRepository::users_with_location) is read the same
+//!   way on Tokio's blocking pool (one hand-over there and back for the whole page, since
+//!   hundreds of rows would hold the caller's thread too long). They use connections of the
+//!   store's own to the same database — the same file, or the shared-cache in-memory database
+//!   sqlx opened. Such a read never waits: one that would wait for a lock, meets a value
+//!   stored in a form sqlx did not write, or fails in any way is run through sqlx instead,
+//!   which then waits, decodes or fails as it always did. Inside a unit of work every read
+//!   goes through the transaction. The connections are bounded by
 //!   [`OrmConfig::max_connections`](crate::OrmConfig::max_connections) and reported as the
 //!   `direct` pool in [`Database::pool_usage`](crate::Database::pool_usage);
-//!   [`OrmConfig::sqlite_direct_reads`](crate::OrmConfig::sqlite_direct_reads) turns them off.
-//!   A direct lookup reads the last committed state, as one on another pooled connection
+//!   [`SqliteStore::direct_read_stats`] counts the reads answered and left to sqlx, SQLite's
+//!   report of each statement is a DEBUG event of `mod8_orm::sqlite::direct`, and
+//!   [`OrmConfig::sqlite_direct_reads`](crate::OrmConfig::sqlite_direct_reads) turns it all
+//!   off. A direct read sees the last committed state, as one on another pooled connection
 //!   would; on an in-memory database it no longer queues behind an open unit of work unless
-//!   that unit wrote the table it reads.
+//!   that unit wrote a table it reads.
 //! - **One round trip per statement.** A call through a sqlx pool pays for more than its
 //!   statement: sqlx pings the worker before the pool takes the connection back (and, by
 //!   default, before handing it out). The store keeps one pooled connection checked out
@@ -54,8 +60,8 @@
 //!   the last, and the two threads no longer wake each other for every row; the per-column
 //!   copies and lookups by name are gone too. It reads through indexes only: the page's
 //!   rowids from the registration-order index, then each user by rowid and each link by
-//!   primary key (every join column is indexed by the first migration). A page stays on
-//!   sqlx's worker: hundreds of rows would hold the caller's thread too long.
+//!   primary key (every join column is indexed by the first migration). This is the path of
+//!   a page that is not read directly.
 
 mod batched;
 pub(crate) mod direct;
@@ -151,7 +157,26 @@ fn is_memory(url: &str) -> bool {
 
 crate::store::impl_backend!(Sqlite, &crate::sql::migrate::SQLITE_MIGRATIONS, None);
 
+/// How a SQLite store's point lookups went (see the module docs): answered on the calling
+/// side through SQLite's C API, or left to sqlx.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct DirectReadStats {
+    /// Lookups answered directly.
+    pub answered: u64,
+    /// Lookups left to sqlx: every direct connection busy, a lock to wait for, a stored value
+    /// in a form sqlx did not write, or an error.
+    pub fell_back: u64,
+}
+
 impl SqliteStore {
+    /// How this store's direct lookups went so far (shared with its clones); `None` when it
+    /// has none ([`OrmConfig::sqlite_direct_reads`] off, or a database another connection
+    /// cannot share, such as a private in-memory one).
+    pub fn direct_read_stats(&self) -> Option<DirectReadStats> {
+        self.direct_reads().map(direct::DirectReads::stats)
+    }
+
     /// Connects as `config` says (and migrates unless that was turned off).
     pub async fn connect(config: &OrmConfig) -> Result<Self> {
         config.validate()?;

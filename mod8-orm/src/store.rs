@@ -343,6 +343,33 @@ impl<DB: SqlBackend> SqlStore<DB> {
         Some(answer)
     }
 
+    /// [`SqlStore::read_directly`] for a read too long to hold the caller's thread (a page of
+    /// rows): run on Tokio's blocking pool, one hand-over there and back instead of one per
+    /// batch of rows.
+    pub(crate) async fn read_directly_off_thread<T: Send + 'static>(
+        &self,
+        sql: &'static str,
+        read: impl FnOnce(&crate::sqlite::direct::DirectReads) -> Option<T> + Send + 'static,
+    ) -> Option<T> {
+        let direct = match (&self.scope, &self.direct) {
+            (Scope::Pool, Some(direct)) if !self.pool.is_closed() => direct.clone(),
+            _ => return None,
+        };
+        let runtime = tokio::runtime::Handle::try_current().ok()?;
+        let started = std::time::Instant::now();
+        // A failed task (a panic, a runtime shutting down) falls back to sqlx like any other
+        // failure of a direct read.
+        let answer = runtime.spawn_blocking(move || read(&direct)).await.ok()??;
+        self.counter.fetch_add(1, Ordering::Relaxed);
+        self.statements.observe(sql, started.elapsed());
+        Some(answer)
+    }
+
+    /// Direct reads (SQLite), if this store has them.
+    pub(crate) fn direct_reads(&self) -> Option<&crate::sqlite::direct::DirectReads> {
+        self.direct.as_deref()
+    }
+
     /// The connections direct reads hold, as a pool's figures (SQLite with direct reads).
     pub(crate) fn direct_usage(&self) -> Option<crate::PoolUsage> {
         self.direct.as_ref().map(|d| d.usage())

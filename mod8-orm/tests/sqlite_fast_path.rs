@@ -266,12 +266,21 @@ fn a_store_dropped_outside_a_runtime() {
     drop(store);
 }
 
-/// The page read as one row of JSON carries every value exactly: text with quotes, escapes,
+/// The page of users with their locations carries every value exactly, read on the calling
+/// thread's side (direct reads) and as rows of JSON through sqlx: text with quotes, escapes,
 /// control characters and non-ASCII; doubles that need all 17 digits; microseconds; booleans;
 /// users without an address; ties on the registration time broken by id; offsets.
 #[tokio::test]
 async fn the_location_page_round_trips_every_value() {
-    let store = memory_store(Duration::from_secs(2)).await;
+    for direct in [true, false] {
+        the_location_page_round_trips_every_value_with(direct).await;
+    }
+}
+
+async fn the_location_page_round_trips_every_value_with(direct: bool) {
+    let store = SqliteStore::connect(&OrmConfig::new(MEMORY).with_sqlite_direct_reads(direct))
+        .await
+        .unwrap();
     let world = seed_world(&store).await;
     let odd = "Quote \" back\\slash\ttab\nline \u{1} é 日本 🦀 '; --";
     let tied = Utc.with_ymd_and_hms(2024, 2, 29, 12, 0, 0).unwrap()
@@ -358,13 +367,22 @@ async fn the_location_page_round_trips_every_value() {
         .collect();
     assert_eq!(tied_ids.len(), 3);
     assert!(tied_ids.windows(2).all(|w| w[0] < w[1]));
+    assert_direct(&store, direct);
 }
 
-/// Pages of more than 256 users come as several JSON arrays of one statement; put together
-/// they are exactly the plain-row page, at any offset.
+/// Pages of more than 256 users (through sqlx, several JSON arrays of one statement; read
+/// directly, one statement too) are exactly the plain-row page, at any offset.
 #[tokio::test]
 async fn large_pages_match_the_plain_rows() {
-    let store = memory_store(Duration::from_secs(2)).await;
+    for direct in [true, false] {
+        large_pages_match_the_plain_rows_with(direct).await;
+    }
+}
+
+async fn large_pages_match_the_plain_rows_with(direct: bool) {
+    let store = SqliteStore::connect(&OrmConfig::new(MEMORY).with_sqlite_direct_reads(direct))
+        .await
+        .unwrap();
     let world = seed_world(&store).await;
     let start = Utc.with_ymd_and_hms(2024, 1, 1, 0, 0, 0).unwrap();
     for i in 0..700_i64 {
@@ -412,6 +430,19 @@ async fn large_pages_match_the_plain_rows() {
         }
         assert_eq!(page.len(), expected.len(), "offset {offset} limit {limit}");
         assert!(page == expected, "offset {offset} limit {limit}");
+    }
+    assert_direct(&store, direct);
+}
+
+/// With direct reads on, every lookup was answered directly (none fell back); off, there are
+/// none.
+fn assert_direct(store: &SqliteStore, direct: bool) {
+    let stats = store.direct_read_stats();
+    if direct {
+        let stats = stats.expect("direct reads");
+        assert!(stats.answered > 0 && stats.fell_back == 0, "{stats:?}");
+    } else {
+        assert_eq!(stats, None);
     }
 }
 
@@ -502,6 +533,11 @@ async fn direct_lookups_match_sqlx() {
             .find(|u| u.pool == "direct")
             .expect("direct pool");
         assert!(direct.size >= 1 && direct.size <= direct.max, "{direct:?}");
+        assert_direct(&store, true);
+        if let Some(other) = &through_sqlx {
+            assert_direct(other, false);
+            assert!(other.pool_usage().iter().all(|u| u.pool != "direct"));
+        }
     }
 }
 
@@ -550,6 +586,10 @@ async fn direct_lookups_do_not_wait_for_a_unit_of_work_on_other_tables() {
             matches!(waiting, Err(Error::Unavailable { .. })),
             "direct {direct}: {waiting:?}"
         );
+        if direct {
+            let stats = store.direct_read_stats().unwrap();
+            assert_eq!(stats.fell_back, 1, "{stats:?}");
+        }
         uow.commit().await.unwrap();
         assert_eq!(store.get_user(ada.id).await.unwrap(), ada);
     }
@@ -578,6 +618,7 @@ async fn values_the_direct_path_does_not_decode_fall_back_to_sqlx() {
     );
     assert!(user.is_verified);
     assert_eq!(user.profile_score, 7.0);
+    assert_eq!(store.direct_read_stats().unwrap().fell_back, 1);
     let uow = store.begin().await.unwrap();
     assert_eq!(uow.get_user(id).await.unwrap(), user);
     uow.commit().await.unwrap();

@@ -1,5 +1,6 @@
-//! Counts statements two independent ways — the crate's own counter and sqlx's statement
-//! log (`sqlx::query` tracing events, one per statement sent) — and shows that listing N users
+//! Counts statements two independent ways — the crate's own counter and the drivers'
+//! statement logs (sqlx's `sqlx::query` tracing events, one per statement sent, and SQLite's
+//! own report of each statement run on the SQLite store's direct connections) — and shows that listing N users
 //! with their Address → City → Country chain is one statement for any N, while the naive loop
 //! is N + 1, on SQLite and (when `MOD8_POSTGRES_URL` is set) on PostgreSQL.
 //!
@@ -23,7 +24,12 @@ impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for StatementLog {
         event: &tracing::Event<'_>,
         _ctx: tracing_subscriber::layer::Context<'_, S>,
     ) {
-        if event.metadata().target() == "sqlx::query" {
+        let metadata = event.metadata();
+        // sqlx's statements, and those SQLite reports running on the SQLite store's direct
+        // connections (point lookups and pages read beside sqlx).
+        let direct = metadata.target() == "mod8_orm::sqlite::direct"
+            && metadata.fields().field("statement").is_some();
+        if metadata.target() == "sqlx::query" || direct {
             SQLX_STATEMENTS.fetch_add(1, Ordering::SeqCst);
         }
     }

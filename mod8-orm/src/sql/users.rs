@@ -217,6 +217,15 @@ macro_rules! impl_user_repository {
                     page: PageRequest,
                 ) -> Result<Vec<UserWithLocation>> {
                     let (limit, offset) = sql::page_bounds(page)?;
+                    let direct = self
+                        .read_directly_off_thread(
+                            $crate::sqlite::direct::USERS_WITH_LOCATION,
+                            move |d| d.users_with_location(limit, offset),
+                        )
+                        .await;
+                    if let Some(page) = direct {
+                        return Ok(page);
+                    }
                     let mut conn = self.conn().await?;
                     <$db as SqlDriver>::users_with_location(conn.exec_untimed().0, limit, offset)
                         .await

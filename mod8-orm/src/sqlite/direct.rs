@@ -1,12 +1,13 @@
-//! Point lookups on the calling thread, through SQLite's C API (`rusqlite`), beside sqlx.
+//! Reads through SQLite's C API (`rusqlite`), beside sqlx: point lookups on the calling
+//! thread, pages of users with their locations on Tokio's blocking pool.
 //!
 //! sqlx runs each SQLite connection on a worker thread of its own, and every statement is a
-//! hand-over to that thread and back: two wake-ups across threads, which cost more than the
+//! hand-over to that thread and back: two wake-ups across threads, which cost more than a
 //! lookup itself (see the module docs of [`crate::sqlite`]). A lookup by primary key or by a
 //! unique index touches a few B-tree pages; run on the caller's thread it takes a few µs.
 //!
 //! [`DirectReads`] keeps a few connections of its own to the same database — the same file,
-//! or the same shared-cache in-memory database sqlx opened — and answers such lookups on
+//! or the same shared-cache in-memory database sqlx opened — and answers such reads on
 //! them. It answers only when it can answer exactly as sqlx would; everything else goes
 //! through sqlx as before ("falls back"):
 //!
@@ -26,7 +27,7 @@
 //! A lookup here reads the last committed state, as a call on another pooled connection
 //! would.
 
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
@@ -36,7 +37,7 @@ use rusqlite::{Connection, OpenFlags, ToSql};
 use sqlx::sqlite::SqliteConnectOptions;
 use uuid::Uuid;
 
-use crate::model::User;
+use crate::model::{Address, City, Country, Location, User, UserWithLocation};
 use crate::PoolUsage;
 
 /// Connections for lookups on the calling thread, to the database a SQLite store's pool
@@ -51,6 +52,10 @@ pub(crate) struct DirectReads {
     open: AtomicU32,
     /// The most connections it opens.
     max: u32,
+    /// Lookups answered here.
+    answered: AtomicU64,
+    /// Lookups left to sqlx (all connections busy, a lock, an undecoded value, an error).
+    fell_back: AtomicU64,
     /// Set when the store's pool closes: from then on every lookup falls back (and fails as
     /// the closed pool does).
     closed: AtomicBool,
@@ -105,6 +110,8 @@ impl DirectReads {
             idle: Mutex::new(Vec::new()),
             open: AtomicU32::new(0),
             max: max.max(1),
+            answered: AtomicU64::new(0),
+            fell_back: AtomicU64::new(0),
             closed: AtomicBool::new(false),
         };
         // Open one now: a database this cannot open is left to sqlx from the start.
@@ -115,10 +122,13 @@ impl DirectReads {
     }
 
     fn connect(&self) -> rusqlite::Result<Connection> {
-        let conn = Connection::open_with_flags(&self.filename, self.flags)?;
+        let mut conn = Connection::open_with_flags(&self.filename, self.flags)?;
         // Never wait for a lock: a lookup that would wait falls back to sqlx, which does.
         conn.busy_timeout(Duration::ZERO)?;
         conn.pragma_update(None, "query_only", true)?;
+        // From here on, every statement SQLite runs on it, as a DEBUG event of this module
+        // (as sqlx logs its statements under `sqlx::query`).
+        conn.profile(Some(log_statement));
         Ok(conn)
     }
 
@@ -130,6 +140,20 @@ impl DirectReads {
     /// Runs `read` on a connection of its own; `None` to fall back to sqlx (see the module
     /// docs).
     fn with_connection<T>(
+        &self,
+        read: impl FnOnce(&Connection) -> rusqlite::Result<Option<T>>,
+    ) -> Option<T> {
+        let answer = self.try_connection(read);
+        let counter = if answer.is_some() {
+            &self.answered
+        } else {
+            &self.fell_back
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        answer
+    }
+
+    fn try_connection<T>(
         &self,
         read: impl FnOnce(&Connection) -> rusqlite::Result<Option<T>>,
     ) -> Option<T> {
@@ -197,12 +221,41 @@ impl DirectReads {
         })
     }
 
+    /// A page of users with their location chains, in registration order (the page
+    /// `users_with_location` reads): `None` to fall back.
+    pub(crate) fn users_with_location(
+        &self,
+        limit: i64,
+        offset: i64,
+    ) -> Option<Vec<UserWithLocation>> {
+        self.with_connection(|conn| {
+            let mut statement = conn.prepare_cached(USERS_WITH_LOCATION)?;
+            let mut rows = statement.query([limit, offset])?;
+            let mut page = Vec::with_capacity(usize::try_from(limit).unwrap_or(0).min(1024));
+            while let Some(row) = rows.next()? {
+                match user_with_location(row) {
+                    Some(user) => page.push(user),
+                    None => return Ok(None),
+                }
+            }
+            Ok(Some(page))
+        })
+    }
+
     /// Closes the idle connections; every later lookup falls back.
     pub(crate) fn close(&self) {
         self.closed.store(true, Ordering::Release);
         let closed = std::mem::take(&mut *self.idle_connections());
         let n = u32::try_from(closed.len()).unwrap_or(u32::MAX);
         self.open.fetch_sub(n, Ordering::AcqRel);
+    }
+
+    /// Lookups answered here and lookups left to sqlx so far.
+    pub(crate) fn stats(&self) -> crate::sqlite::DirectReadStats {
+        crate::sqlite::DirectReadStats {
+            answered: self.answered.load(Ordering::Relaxed),
+            fell_back: self.fell_back.load(Ordering::Relaxed),
+        }
     }
 
     /// How many connections are open and idle, as a pool's figures (`pool="direct"`).
@@ -215,6 +268,11 @@ impl DirectReads {
             max: self.max,
         }
     }
+}
+
+/// SQLite's report of a statement it ran on a direct connection.
+fn log_statement(sql: &str, elapsed: Duration) {
+    tracing::debug!(statement = sql, ?elapsed, "direct read");
 }
 
 /// The one parameter of a direct lookup, bound as sqlx binds it.
@@ -241,6 +299,68 @@ fn would_wait(e: &rusqlite::Error) -> bool {
         e.sqlite_error_code(),
         Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
     )
+}
+
+/// A page of users with their chains: [`crate::sql::USER_COLS`], then the address, city and
+/// country columns, each joined by primary key; the page through `users_created_idx`.
+pub(crate) const USERS_WITH_LOCATION: &str = "SELECT u.id, u.email, u.username, u.address_id, \
+     u.profile_score, u.is_verified, u.created_at, u.last_active_at, \
+     a.id, a.street, a.postal_code, ci.id, ci.name, ci.region, \
+     co.id, co.name, co.iso_code, co.population, co.gdp_per_capita_cents \
+     FROM users u \
+     LEFT JOIN addresses a ON a.id = u.address_id \
+     LEFT JOIN cities ci ON ci.id = a.city_id \
+     LEFT JOIN countries co ON co.id = ci.country_id \
+     ORDER BY u.created_at, u.id LIMIT ?1 OFFSET ?2";
+
+/// A user and its chain from a row of [`USERS_WITH_LOCATION`]: the whole chain or none, as
+/// the joined columns decode through sqlx; `None` when a value is not in a form sqlx writes.
+fn user_with_location(row: &rusqlite::Row<'_>) -> Option<UserWithLocation> {
+    let user = user_from_row(row)?;
+    let value = |i: usize| row.get_ref(i).ok();
+    let chain: Option<Vec<ValueRef<'_>>> = (8..19).map(value).collect();
+    let chain = chain?;
+    if chain.iter().any(|v| matches!(v, ValueRef::Null)) {
+        // A column of the chain missing (no address, or a dangling link): no location.
+        return Some(UserWithLocation {
+            user,
+            location: None,
+        });
+    }
+    let country = Country {
+        id: uuid(chain[6])?,
+        name: text(chain[7])?.to_owned(),
+        iso_code: text(chain[8])?.to_owned(),
+        population: integer(chain[9])?,
+        gdp_per_capita_cents: integer(chain[10])?,
+    };
+    let city = City {
+        id: uuid(chain[3])?,
+        name: text(chain[4])?.to_owned(),
+        region: text(chain[5])?.to_owned(),
+        country_id: country.id,
+    };
+    let address = Address {
+        id: uuid(chain[0])?,
+        street: text(chain[1])?.to_owned(),
+        postal_code: text(chain[2])?.to_owned(),
+        city_id: city.id,
+    };
+    Some(UserWithLocation {
+        user,
+        location: Some(Location {
+            address,
+            city,
+            country,
+        }),
+    })
+}
+
+fn integer(v: ValueRef<'_>) -> Option<i64> {
+    match v {
+        ValueRef::Integer(n) => Some(n),
+        _ => None,
+    }
 }
 
 /// A user from a row of [`crate::sql::USER_COLS`]; `None` when a value is not in a form sqlx
