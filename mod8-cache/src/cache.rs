@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures::future::{ready, BoxFuture, Either, Ready};
+use futures::future::BoxFuture;
 use serde::{de::DeserializeOwned, Serialize};
 
 use crate::flight::{Flights, Role};
@@ -277,11 +277,11 @@ impl Cache {
         R: Send + 'a,
     {
         if let Err(e) = validate_key(key) {
-            return Either::Left(ready(Err(e)));
+            return GetFuture::Later(Box::pin(async move { Err(e) }));
         }
         match self.local_first(key, true, view, own) {
-            Early::Done(found) => Either::Left(ready(Ok(found))),
-            Early::Store(local, own) => Either::Right(Box::pin(async move {
+            Early::Done(found) => GetFuture::Now(Some(found)),
+            Early::Store(local, own) => GetFuture::Later(Box::pin(async move {
                 Ok(self.ask_store(key, local, true, own).await)
             })),
         }
@@ -814,8 +814,37 @@ impl Cache {
 }
 
 /// The future of [`Cache::get`]: ready at once for what the in-process tier answers, boxed for
-/// a round trip to the store.
-type GetFuture<'a, R> = Either<Ready<Result<Option<R>>>, BoxFuture<'a, Result<Option<R>>>>;
+/// a round trip to the store (and for a key refused before any lookup, a rare path).
+///
+/// The ready variant holds only the answer, not a `Result` with the crate's error beside it:
+/// a hit's future stays two words and a tag, which the caller moves around at every `.await`
+/// (a larger one measurably slowed the hit).
+enum GetFuture<'a, R> {
+    /// The in-process tier's answer; taken by the first poll.
+    Now(Option<Option<R>>),
+    /// The store's answer, or an error.
+    Later(BoxFuture<'a, Result<Option<R>>>),
+}
+
+// The answer is moved out, never pinned in place; the boxed future is pinned on the heap.
+impl<R> Unpin for GetFuture<'_, R> {}
+
+impl<R> std::future::Future for GetFuture<'_, R> {
+    type Output = Result<Option<R>>;
+
+    #[inline]
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        match self.get_mut() {
+            // Polled again after it completed (which the `Future` contract leaves open): a
+            // miss rather than a panic.
+            GetFuture::Now(answer) => std::task::Poll::Ready(Ok(answer.take().flatten())),
+            GetFuture::Later(future) => future.as_mut().poll(cx),
+        }
+    }
+}
 
 /// What [`Cache::local_first`] leaves to do.
 enum Early<'a, R, O> {

@@ -273,3 +273,30 @@ fn a_clone_that_reads_the_cache_again_is_served() {
         assert_eq!(now(cache.get::<Nested>("outer")).unwrap(), Some(Nested(3)));
     }
 }
+
+/// A hit's future is answered at once (ready on its first poll, with no waker needed); polled
+/// again after it completed it answers a miss instead of panicking; a refused key still fails
+/// with its validation error.
+#[test]
+fn a_hit_is_ready_at_once_and_a_bad_key_still_fails() {
+    use std::future::Future;
+    use std::task::{Context, Poll, Waker};
+    let cache = Cache::new(MemoryStore::lru(16));
+    let mut cx = Context::from_waker(Waker::noop());
+    let options = EntryOptions::default();
+    let mut set = Box::pin(cache.set("k", &7_u64, &options));
+    assert!(matches!(set.as_mut().poll(&mut cx), Poll::Ready(Ok(()))));
+    for _ in 0..3 {
+        let mut get = std::pin::pin!(cache.get::<u64>("k"));
+        assert!(matches!(
+            get.as_mut().poll(&mut cx),
+            Poll::Ready(Ok(Some(7)))
+        ));
+        assert!(matches!(get.as_mut().poll(&mut cx), Poll::Ready(Ok(None))));
+    }
+    let mut bad = std::pin::pin!(cache.get::<u64>(""));
+    assert!(matches!(
+        bad.as_mut().poll(&mut cx),
+        Poll::Ready(Err(mod8_cache::Error::Validation { .. }))
+    ));
+}
