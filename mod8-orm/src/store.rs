@@ -332,14 +332,10 @@ impl<DB: SqlBackend> SqlStore<DB> {
         sql: &str,
         read: impl FnOnce(&crate::sqlite::direct::DirectReads) -> Option<T>,
     ) -> Option<T> {
-        let direct = match (&self.scope, &self.direct) {
-            (Scope::Pool, Some(direct)) if !self.pool.is_closed() => direct,
-            _ => return None,
-        };
+        let direct = self.direct_for_this_call()?;
         let started = std::time::Instant::now();
         let answer = read(direct)?;
-        self.counter.fetch_add(1, Ordering::Relaxed);
-        self.statements.observe(sql, started.elapsed());
+        self.count_direct_read(sql, started);
         Some(answer)
     }
 
@@ -351,18 +347,29 @@ impl<DB: SqlBackend> SqlStore<DB> {
         sql: &'static str,
         read: impl FnOnce(&crate::sqlite::direct::DirectReads) -> Option<T> + Send + 'static,
     ) -> Option<T> {
-        let direct = match (&self.scope, &self.direct) {
-            (Scope::Pool, Some(direct)) if !self.pool.is_closed() => direct.clone(),
-            _ => return None,
-        };
+        let direct = self.direct_for_this_call()?.clone();
         let runtime = tokio::runtime::Handle::try_current().ok()?;
         let started = std::time::Instant::now();
         // A failed task (a panic, a runtime shutting down) falls back to sqlx like any other
         // failure of a direct read.
         let answer = runtime.spawn_blocking(move || read(&direct)).await.ok()??;
+        self.count_direct_read(sql, started);
+        Some(answer)
+    }
+
+    /// The direct reads a call may use: this store has them, is not a unit of work (whose
+    /// reads go through its transaction) and its pool is open.
+    fn direct_for_this_call(&self) -> Option<&Arc<crate::sqlite::direct::DirectReads>> {
+        match (&self.scope, &self.direct) {
+            (Scope::Pool, Some(direct)) if !self.pool.is_closed() => Some(direct),
+            _ => None,
+        }
+    }
+
+    /// Counts and times a direct read that answered, as one statement.
+    fn count_direct_read(&self, sql: &str, started: std::time::Instant) {
         self.counter.fetch_add(1, Ordering::Relaxed);
         self.statements.observe(sql, started.elapsed());
-        Some(answer)
     }
 
     /// Direct reads (SQLite), if this store has them.
