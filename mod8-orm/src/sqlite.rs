@@ -217,7 +217,7 @@ impl SqliteStore {
         let mut store = SqlStore::from_pool(pool);
         // After the pool: a database file exists once sqlx has opened it.
         if let Some(direct) = direct_options
-            .and_then(|o| direct::DirectReads::new(&o, &config.url, config.max_connections))
+            .and_then(|o| direct::DirectReads::new(&o, &config.url, memory, config.max_connections))
         {
             store = store.with_direct_reads(direct);
         }

@@ -72,11 +72,16 @@ impl std::fmt::Debug for DirectReads {
 }
 
 impl DirectReads {
-    /// Direct reads on the database `options` (parsed from `url`) name, at most `max`
-    /// connections; `None` when another connection could not be sure to see the same
-    /// database: a private in-memory database (each connection has its own), a VFS or
-    /// `immutable` given in the URL, or a first connection that does not open.
-    pub(crate) fn new(options: &SqliteConnectOptions, url: &str, max: u32) -> Option<Self> {
+    /// Direct reads on the database `options` (parsed from `url`, in memory if `memory`)
+    /// name, at most `max` connections; `None` when another connection could not be sure to
+    /// see the same database: a private in-memory database (each connection has its own), a
+    /// VFS or `immutable` given in the URL, or a first connection that does not open.
+    pub(crate) fn new(
+        options: &SqliteConnectOptions,
+        url: &str,
+        memory: bool,
+        max: u32,
+    ) -> Option<Self> {
         let query = url.split_once('?').map(|(_, q)| q).unwrap_or("");
         let param = |name: &str| {
             query
@@ -85,7 +90,6 @@ impl DirectReads {
                 .find(|(k, _)| *k == name)
                 .map(|(_, v)| v)
         };
-        let memory = url.contains(":memory:") || param("mode") == Some("memory");
         if (memory && param("cache") == Some("private"))
             || param("vfs").is_some()
             || param("immutable").is_some()
