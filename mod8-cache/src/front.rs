@@ -65,6 +65,16 @@ struct Entry {
     candidate: (u64, u64),
 }
 
+impl Entry {
+    /// Whether this entry is `origin`'s key in `origin`'s store (whatever its codec).
+    #[inline]
+    fn holds(&self, origin: &Origin<'_>) -> bool {
+        self.store == origin.store
+            && self.hash == origin.hash
+            && same_key(self.key.as_bytes(), origin.key.as_bytes())
+    }
+}
+
 thread_local! {
     static FRONT: RefCell<Option<Box<[Entry]>>> = const { RefCell::new(None) };
 }
@@ -89,10 +99,8 @@ pub(crate) fn get<R>(
             // borrowed for reading only, which nests.
             let front = front.try_borrow().ok()?;
             let entry = front.as_ref()?.get(slot_of(origin.hash))?;
-            if entry.store != origin.store
-                || entry.hash != origin.hash
+            if !entry.holds(origin)
                 || entry.codec != Some(origin.codec)
-                || !same_key(entry.key.as_bytes(), origin.key.as_bytes())
                 || entry.epoch != epoch.load(Ordering::Acquire)
                 || (entry.expires_at != 0 && entry.expires_at <= clock::coarse_nanos())
             {
@@ -155,9 +163,7 @@ pub(crate) fn offer(
         let Some(entry) = front.get_mut(slot_of(origin.hash)) else {
             return;
         };
-        let same_key =
-            entry.store == origin.store && entry.hash == origin.hash && *entry.key == *origin.key;
-        if !same_key {
+        if !entry.holds(origin) {
             let candidate = (origin.store, origin.hash);
             if entry.candidate != candidate {
                 entry.candidate = candidate;
