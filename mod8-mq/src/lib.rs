@@ -42,5 +42,5 @@ pub use memory::MemoryBroker;
 pub use producer::{Producer, Route};
 pub use runner::{
     handler_fn, Consumer, ConsumerHandle, ConsumerOptions, ConsumerStats, FnHandler, Handler,
-    Outcome, HEADER_ATTEMPTS, HEADER_ORIGINAL_QUEUE, HEADER_REASON,
+    Outcome, HEADER_ATTEMPTS, HEADER_ORIGINAL_QUEUE, HEADER_REASON, MIN_IDLE_QUEUE_CHECK,
 };

@@ -193,9 +193,14 @@ pub struct ConsumerOptions {
     /// queue still exists. A broker is meant to cancel the consumers of a deleted queue, but
     /// not every one always does (RabbitMQ 3.10 was seen not to when a quorum queue was
     /// deleted while the consumer's registration was still in flight); the check ends such a
-    /// subscription, so a consumer never waits on a queue that is gone. Default 5 s.
+    /// subscription, so a consumer never waits on a queue that is gone. Default 5 s; at
+    /// least [`MIN_IDLE_QUEUE_CHECK`].
     pub idle_queue_check: Duration,
 }
+
+/// The shortest [`ConsumerOptions::idle_queue_check`] a consumer uses (a shorter one is
+/// raised to it), so an idle consumer never polls its broker in a tight loop.
+pub const MIN_IDLE_QUEUE_CHECK: Duration = Duration::from_millis(100);
 
 impl Default for ConsumerOptions {
     fn default() -> Self {
@@ -284,9 +289,9 @@ impl<T: Payload> Consumer<T> {
     }
 
     /// Sets how long an idle subscription waits before checking that its queue still exists
-    /// (see [`ConsumerOptions::idle_queue_check`]; at least 100 ms).
+    /// (see [`ConsumerOptions::idle_queue_check`]; at least [`MIN_IDLE_QUEUE_CHECK`]).
     pub fn with_idle_queue_check(mut self, after: Duration) -> Self {
-        self.options.idle_queue_check = after.max(Duration::from_millis(100));
+        self.options.idle_queue_check = after.max(MIN_IDLE_QUEUE_CHECK);
         self
     }
 
@@ -416,6 +421,8 @@ async fn run<T: Payload>(
     mut fatal: mpsc::UnboundedReceiver<Error>,
 ) -> Result<()> {
     let slots = Arc::new(Semaphore::new(options.concurrency.max(1)));
+    // Options set whole (`with_options`) are bounded here as the setters bound them.
+    let idle_queue_check = options.idle_queue_check.max(MIN_IDLE_QUEUE_CHECK);
     let mut tasks = JoinSet::new();
     let mut stream = Some(first);
     let mut backoff = Duration::from_millis(50);
@@ -478,7 +485,7 @@ async fn run<T: Payload>(
                 outcome = Err(e);
                 break 'outer;
             }
-            _ = tokio::time::sleep_until(seen_alive + options.idle_queue_check) => {
+            _ = tokio::time::sleep_until(seen_alive + idle_queue_check) => {
                 drop(permit);
                 match ctx.broker.queue_depth(&ctx.queue).await {
                     Err(Error::NotFound { .. }) => {
