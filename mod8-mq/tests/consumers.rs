@@ -2,17 +2,34 @@
 
 use mod8_mq::domain::{
     AnalyticsConsumer, LoggingNotifier, MemoryEventSink, MemoryProfileSink, NotificationChannel,
-    NotificationConsumer, Pipeline, PublishOptions, UserData, UserDataConsumer,
+    NotificationConsumer, Pipeline, PublishOptions, Topology, UserData, UserDataConsumer,
 };
 use mod8_mq::testing::{memory_fixture, take_one, wait_until, MqFixture};
 use mod8_mq::HEADER_REASON;
 use std::time::Duration;
 
 use mod8_mq::{
-    handler_fn, BindingSpec, DeliveryStream, Envelope, ExchangeSpec, Outcome, Producer,
+    handler_fn, BindingSpec, DeliveryStream, DynBroker, Envelope, ExchangeSpec, Outcome, Producer,
     Publication, QueueSpec,
 };
 use tokio::time::Instant;
+
+/// Publishes one user's data (registered 2026-11-22) through the pipeline, with the default
+/// publish options.
+async fn publish_user(broker: &DynBroker, topology: &Topology, username: &str, email: &str) {
+    Pipeline::new(Producer::new(broker.clone()), topology.clone())
+        .publish_user_data(
+            UserData {
+                username: username.into(),
+                email: email.into(),
+                registration_date: chrono::NaiveDate::from_ymd_opt(2026, 11, 22)
+                    .expect("a valid date"),
+            },
+            PublishOptions::new(),
+        )
+        .await
+        .expect("published");
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn signup_and_purchase_flow_through_the_three_consumers() {
@@ -75,17 +92,7 @@ async fn invalid_user_data_is_rejected_to_the_dead_letter_queue() {
         .start(broker.clone(), &topology)
         .await
         .unwrap();
-    Pipeline::new(Producer::new(broker.clone()), topology.clone())
-        .publish_user_data(
-            UserData {
-                username: "x".into(),
-                email: "not-an-email".into(),
-                registration_date: chrono::NaiveDate::from_ymd_opt(2026, 11, 22).unwrap(),
-            },
-            PublishOptions::new(),
-        )
-        .await
-        .unwrap();
+    publish_user(&broker, &topology, "x", "not-an-email").await;
     wait_until("dead-lettered", || async {
         topology.dead_letter_count(broker.as_ref()).await.unwrap() == 1
     })
@@ -216,17 +223,7 @@ async fn transient_dead_letter_failures_back_off() {
         .start()
         .await
         .unwrap();
-    Pipeline::new(Producer::new(broker.clone()), topology.clone())
-        .publish_user_data(
-            UserData {
-                username: "ada".into(),
-                email: "ada@example.com".into(),
-                registration_date: chrono::NaiveDate::from_ymd_opt(2026, 11, 22).unwrap(),
-            },
-            PublishOptions::new(),
-        )
-        .await
-        .unwrap();
+    publish_user(&broker, &topology, "ada", "ada@example.com").await;
     wait_until("dead-lettered", || async {
         topology.dead_letter_count(broker.as_ref()).await.unwrap() == 1
     })
@@ -299,17 +296,7 @@ async fn the_idle_queue_check_leaves_a_live_subscription_alone() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert!(!consumer.is_finished());
     let before = consumer.stats().resubscribed();
-    Pipeline::new(Producer::new(broker.clone()), topology.clone())
-        .publish_user_data(
-            UserData {
-                username: "ada".into(),
-                email: "ada@example.com".into(),
-                registration_date: chrono::NaiveDate::from_ymd_opt(2026, 11, 22).unwrap(),
-            },
-            PublishOptions::default(),
-        )
-        .await
-        .unwrap();
+    publish_user(&broker, &topology, "ada", "ada@example.com").await;
     wait_until("the message is handled", || async {
         seen.load(std::sync::atomic::Ordering::SeqCst) == 1
     })
