@@ -12,9 +12,9 @@ fn opts() -> EntryOptions {
     EntryOptions::ttl(Duration::from_secs(60)).with_tag("t")
 }
 
-/// Reads `key` typed three times (the second read is served by the kept value, the third
-/// by this thread's front once the key was hit twice) and checks each.
-async fn read_twice(cache: &Cache, key: &str, want: Option<u64>) {
+/// Reads `key` typed four times (the second read is served by the kept value, the third and
+/// fourth by this thread's front once the key was hit twice), then shared, and checks each.
+async fn read_repeatedly(cache: &Cache, key: &str, want: Option<u64>) {
     assert_eq!(cache.get::<u64>(key).await.unwrap(), want, "{key}");
     assert_eq!(cache.get::<u64>(key).await.unwrap(), want, "{key}, kept");
     assert_eq!(cache.get::<u64>(key).await.unwrap(), want, "{key}, front");
@@ -43,7 +43,7 @@ async fn no_stale_value_after_writes_and_invalidations(cache: &Cache, store: &dy
     for (i, how) in cases.into_iter().enumerate() {
         let key = format!("decoded:{i}");
         cache.set(&key, &1u64, &opts()).await.unwrap();
-        read_twice(cache, &key, Some(1)).await;
+        read_repeatedly(cache, &key, Some(1)).await;
         let after = match how {
             "set" => {
                 cache.set(&key, &2u64, &opts()).await.unwrap();
@@ -77,7 +77,7 @@ async fn no_stale_value_after_writes_and_invalidations(cache: &Cache, store: &dy
                 None
             }
         };
-        read_twice(cache, &key, after).await;
+        read_repeatedly(cache, &key, after).await;
         cache.clear().await.unwrap();
     }
 }
@@ -108,18 +108,18 @@ async fn an_evicted_or_expired_entry_takes_its_decoded_value_along() {
         .set("a", &1u64, &EntryOptions::default())
         .await
         .unwrap();
-    read_twice(&cache, "a", Some(1)).await;
+    read_repeatedly(&cache, "a", Some(1)).await;
     cache
         .set("b", &2u64, &EntryOptions::default())
         .await
         .unwrap();
-    read_twice(&cache, "a", None).await;
+    read_repeatedly(&cache, "a", None).await;
 
     let brief = EntryOptions::ttl(Duration::from_millis(100));
     cache.set("c", &3u64, &brief).await.unwrap();
-    read_twice(&cache, "c", Some(3)).await;
+    read_repeatedly(&cache, "c", Some(3)).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
-    read_twice(&cache, "c", None).await;
+    read_repeatedly(&cache, "c", None).await;
 }
 
 #[tokio::test]
@@ -171,7 +171,7 @@ async fn redis_pubsub_invalidation_drops_kept_values_in_another_process() {
     for how in ["delete", "pattern", "tag", "clear"] {
         let key = format!("decoded:{how}");
         cache_a.set(&key, &1u64, &opts()).await.unwrap();
-        read_twice(&cache_b, &key, Some(1)).await;
+        read_repeatedly(&cache_b, &key, Some(1)).await;
         assert!(l1_b.get_now(&key).is_some(), "B's L1 was not filled");
         match how {
             "delete" => assert!(cache_a.delete(&key).await.unwrap()),
@@ -188,7 +188,7 @@ async fn redis_pubsub_invalidation_drops_kept_values_in_another_process() {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         assert!(dropped, "B kept {key} after a {how} invalidation in A");
-        read_twice(&cache_b, &key, None).await;
+        read_repeatedly(&cache_b, &key, None).await;
     }
     a.clear().await.unwrap();
 }

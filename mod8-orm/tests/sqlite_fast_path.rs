@@ -458,14 +458,12 @@ async fn varied_users(store: &SqliteStore) -> Vec<mod8_orm::User> {
     plain.profile_score = 0.0;
     plain.is_verified = true;
     plain.created_at = Some(Utc.with_ymd_and_hms(2021, 2, 3, 4, 5, 6).unwrap());
-    plain.last_active_at =
-        Some(Utc.with_ymd_and_hms(2024, 12, 31, 23, 59, 59).unwrap() + chrono_micros(123_456));
+    plain.last_active_at = Some(
+        Utc.with_ymd_and_hms(2024, 12, 31, 23, 59, 59).unwrap()
+            + mod8_orm::chrono::Duration::microseconds(123_456),
+    );
     users.push(store.create_user(plain).await.unwrap());
     users
-}
-
-fn chrono_micros(n: i64) -> mod8_orm::chrono::Duration {
-    mod8_orm::chrono::Duration::microseconds(n)
 }
 
 /// Lookups answered on the calling thread (the default) give exactly what the same lookups
